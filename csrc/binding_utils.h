@@ -1,0 +1,100 @@
+// Helpers for the binding layer (csrc/bind_*.cpp). The binding is where memory
+// safety is enforced: every array handed to a kernel is checked here for dtype,
+// rank, shape, contiguity and writability, and any failure becomes a Python
+// exception that names the op and the shapes. Kernels then trust their inputs.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace py = pybind11;
+
+namespace pe {
+
+inline std::string shape_str(const py::array& a) {
+  std::ostringstream s;
+  s << "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+  s << (a.ndim() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// The kernel dtype of a floating array: 'f' (float32) or 'd' (float64).
+inline char float_kind(const py::array& a, const char* op, const char* name) {
+  if (a.dtype().is(py::dtype::of<float>())) return 'f';
+  if (a.dtype().is(py::dtype::of<double>())) return 'd';
+  throw py::type_error(std::string(op) + ": " + name + " must be float32 or float64, got " + dtype_str(a));
+}
+
+template <class T>
+inline void check_dtype(const py::array& a, const char* op, const char* name) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(op) + ": " + name + " must have dtype " +
+                         py::str(py::dtype::of<T>()).cast<std::string>() + ", got " + dtype_str(a));
+}
+
+inline void check_same_dtype(const py::array& a, const py::array& b, const char* op, const char* na,
+                             const char* nb) {
+  if (!a.dtype().is(b.dtype()))
+    throw py::type_error(std::string(op) + ": " + na + " (" + dtype_str(a) + ") and " + nb + " (" +
+                         dtype_str(b) + ") must have the same dtype");
+}
+
+inline void check_ndim(const py::array& a, int ndim, const char* op, const char* name) {
+  if (a.ndim() != ndim)
+    throw py::value_error(std::string(op) + ": " + name + " must be " + std::to_string(ndim) +
+                          "-D, got shape " + shape_str(a));
+}
+
+inline void check_contiguous(const py::array& a, const char* op, const char* name) {
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(op) + ": " + name + " must be C-contiguous (shape " + shape_str(a) +
+                          ")");
+}
+
+inline void check_writeable(const py::array& a, const char* op, const char* name) {
+  if (!a.writeable()) throw py::value_error(std::string(op) + ": " + name + " must be writeable");
+}
+
+// Checks a.shape == expected (use -1 in `expected` for "any").
+inline void check_shape(const py::array& a, const std::vector<py::ssize_t>& expected, const char* op,
+                        const char* name) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(expected.size());
+  for (size_t i = 0; ok && i < expected.size(); ++i) ok = expected[i] < 0 || a.shape(i) == expected[i];
+  if (!ok) {
+    std::ostringstream s;
+    s << op << ": " << name << " has shape " << shape_str(a) << ", expected (";
+    for (size_t i = 0; i < expected.size(); ++i) {
+      s << (i ? ", " : "");
+      if (expected[i] < 0) s << "*"; else s << expected[i];
+    }
+    s << (expected.size() == 1 ? ",)" : ")");
+    throw py::value_error(s.str());
+  }
+}
+
+// Contiguous, correct dtype: the usual check for an input of a row-wise kernel.
+template <class T>
+inline const T* in_ptr(const py::array& a, const char* op, const char* name) {
+  check_dtype<T>(a, op, name);
+  check_contiguous(a, op, name);
+  return static_cast<const T*>(a.data());
+}
+
+// Same, plus writeable: an output the caller allocated.
+template <class T>
+inline T* out_ptr(py::array& a, const char* op, const char* name) {
+  check_dtype<T>(a, op, name);
+  check_contiguous(a, op, name);
+  check_writeable(a, op, name);
+  return static_cast<T*>(a.mutable_data());
+}
+
+}  // namespace pe

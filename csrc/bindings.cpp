@@ -1,0 +1,44 @@
+// pybind11 entry point of pyengine._C. Only pyengine/backend/cpu/ imports _C.
+#include "bindings.h"
+
+#include <pybind11/pybind11.h>
+
+#include "common.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pyengine compiled CPU kernels (use through pyengine.backend, not directly)";
+
+  m.def("num_threads", &pe::num_threads, "Threads the kernels use.");
+  m.def("set_num_threads", [](int n) {
+      if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+      pe::set_num_threads(n);
+    }, py::arg("n"), "Set the number of threads the kernels use.");
+  m.def("isa", [] { return std::string(pe::isa_name(pe::isa())); }, "SIMD level in use: generic|avx2|avx512.");
+  m.def("isa_supported", [] { return std::string(pe::isa_name(pe::isa_supported())); },
+        "Best SIMD level this CPU supports.");
+  m.def("set_isa", [](const std::string& name) {
+      if (name == "generic") pe::set_isa(pe::Isa::generic);
+      else if (name == "avx2") pe::set_isa(pe::Isa::avx2);
+      else if (name == "avx512") pe::set_isa(pe::Isa::avx512);
+      else throw py::value_error("set_isa: expected 'generic', 'avx2' or 'avx512', got '" + name + "'");
+      return std::string(pe::isa_name(pe::isa()));
+    }, py::arg("name"), "Force a SIMD level (clamped to what the CPU supports); returns the level in use.");
+  m.def("has_openmp", [] {
+#if defined(PYENGINE_OPENMP)
+    return true;
+#else
+    return false;
+#endif
+  });
+
+  pe::register_gemm(m);
+  pe::register_attention(m);
+  pe::register_activation(m);
+  pe::register_loss(m);
+  pe::register_norm(m);
+  pe::register_embedding(m);
+  pe::register_optim(m);
+  pe::register_lstm(m);
+}

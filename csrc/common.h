@@ -1,0 +1,62 @@
+// Shared pieces of the compiled core: thread count, CPU feature detection, and
+// the small helpers every kernel family uses. Kernels (csrc/cpu/*.cpp) know
+// nothing of Python: they take raw pointers, sizes and strides.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#if defined(PYENGINE_OPENMP)
+#include <omp.h>
+#endif
+
+namespace pe {
+
+using index_t = std::int64_t;
+
+// ---------------------------------------------------------------- threads
+// One process-wide thread count, used as `num_threads(...)` on every OpenMP
+// region (not omp_set_num_threads, which only sets the calling thread's value).
+int num_threads();
+void set_num_threads(int n);
+
+// Threads worth using for `work` units of roughly `grain` each: small problems
+// run on one thread, where fork/join costs more than it saves (~2-5 us).
+inline int threads_for(index_t work, index_t grain = 32768) {
+  if (work <= grain) return 1;
+  index_t t = work / grain;
+  int n = num_threads();
+  return t < n ? static_cast<int>(t) : n;
+}
+
+// ---------------------------------------------------------------- SIMD levels
+// Chosen once at run time from the CPU's features; PYENGINE_ISA=generic|avx2|avx512
+// (or set_isa() from Python) forces a lower level, so tests cover every path.
+enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
+Isa isa();             // the level kernels should use now
+Isa isa_supported();   // the best level this CPU supports
+void set_isa(Isa level);  // clamps to isa_supported()
+const char* isa_name(Isa level);
+
+}  // namespace pe
+
+// Function-level target attributes keep the default build portable: only the
+// functions marked below may use AVX2/FMA or AVX-512 instructions, and they are
+// called only after isa() says the CPU has them. (Per-file -mavx512f flags would
+// risk the linker keeping an AVX-512 copy of an inline template for everyone.)
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define PE_X86 1
+#define PE_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define PE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#else
+#define PE_X86 0
+#define PE_TARGET_AVX2
+#define PE_TARGET_AVX512
+#endif
+
+// Simple loops: GCC compiles one clone per ISA and picks one at load time
+// (ifunc). Used for elementwise kernels where auto-vectorisation is enough.
+#if PE_X86 && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define PE_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PE_TARGET_CLONES
+#endif

@@ -1,0 +1,73 @@
+"""Scaled dot-product attention, forward and backward.
+
+The reference materialises the (Tq, Tk) score matrix; the compiled kernel computes the
+same thing block by block with an online softmax (Milakov & Gimelshein 2018; flash
+attention, Dao et al. 2022) so that its extra memory is O(T), not O(T^2).
+"""
+import numpy as np
+
+__all__ = ["attention_forward", "attention_backward"]
+
+
+def _scores(q, k, mask, causal_offset, scale):
+    """s = scale * q @ k^T with masked entries at -inf.  q: (BH, Tq, D), k: (BH, Tk, D)."""
+    s = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
+    tq, tk = s.shape[-2], s.shape[-1]
+    if causal_offset is not None:
+        # key j is visible to query i iff j <= i + causal_offset
+        allowed = np.arange(tk)[None, :] <= np.arange(tq)[:, None] + causal_offset
+        s = np.where(allowed, s, -np.inf)
+    if mask is not None:
+        if mask.dtype == np.bool_:
+            s = np.where(mask, s, -np.inf)  # True = may attend (PyTorch's convention)
+        else:
+            s = s + mask  # additive float mask
+    return s
+
+
+def attention_forward(q, k, v, mask=None, causal_offset=None, scale=None):
+    """out = softmax(scale * q k^T + mask) v, and the row log-sum-exp of the scores.
+
+    q: (BH, Tq, D)   k: (BH, Tk, D)   v: (BH, Tk, Dv)
+    mask: None, or bool (True = attend) / float (added to scores), broadcastable to (BH, Tq, Tk)
+    causal_offset: None, or int: query i sees keys j <= i + causal_offset
+        (0 = PyTorch's is_causal; Tk - Tq = the last query sees every key, as with a KV cache)
+    scale: default 1 / sqrt(D)
+    Returns out: (BH, Tq, Dv) and lse: (BH, Tq). A row that sees no key gets out = 0, lse = -inf.
+    """
+    if scale is None:
+        scale = 1.0 / np.sqrt(q.shape[-1])
+    s = _scores(q.astype(np.float64), k.astype(np.float64), mask, causal_offset, scale)
+    m = np.max(s, axis=-1, keepdims=True)
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(s - m_safe)
+    denom = np.sum(e, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(denom > 0, e / np.where(denom > 0, denom, 1), 0.0)
+        lse = np.where(denom[..., 0] > 0, m_safe[..., 0] + np.log(np.where(denom[..., 0] > 0, denom[..., 0], 1)), -np.inf)
+    out = np.matmul(p, v.astype(np.float64))
+    return out.astype(q.dtype), lse.astype(q.dtype)
+
+
+def attention_backward(q, k, v, out, lse, dout, mask=None, causal_offset=None, scale=None):
+    """Gradients of attention_forward, recomputing P = exp(s - lse) from the saved lse.
+
+    dV = P^T dO;  dP = dO V^T;  D_i = sum_d dO_{i,d} O_{i,d};  dS = P * (dP - D);
+    dQ = scale dS K;  dK = scale dS^T Q.
+    Shapes as in attention_forward; dout: (BH, Tq, Dv). Returns dq, dk, dv.
+    """
+    if scale is None:
+        scale = 1.0 / np.sqrt(q.shape[-1])
+    qd, kd, vd = (a.astype(np.float64) for a in (q, k, v))
+    do, od = dout.astype(np.float64), out.astype(np.float64)
+    s = _scores(qd, kd, mask, causal_offset, scale)
+    lse_d = lse.astype(np.float64)[..., None]
+    with np.errstate(invalid="ignore"):
+        p = np.where(np.isfinite(lse_d), np.exp(s - np.where(np.isfinite(lse_d), lse_d, 0.0)), 0.0)
+    dv = np.matmul(np.swapaxes(p, -1, -2), do)
+    dp = np.matmul(do, np.swapaxes(vd, -1, -2))
+    d = np.sum(do * od, axis=-1, keepdims=True)
+    ds = p * (dp - d)
+    dq = scale * np.matmul(ds, kd)
+    dk = scale * np.matmul(np.swapaxes(ds, -1, -2), qd)
+    return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)

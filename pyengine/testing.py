@@ -1,0 +1,31 @@
+"""Helpers for comparing arrays and tensors in tests (like torch.testing)."""
+import numpy as np
+
+# Sizes that catch edge cases in kernels: 1, primes, and values just below/at/above
+# the SIMD widths (8 floats = AVX2, 16 = AVX-512) and the kernels' block sizes.
+ODD_SIZES = (1, 2, 3, 5, 7, 8, 9, 13, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 97, 127, 129)
+
+# Default tolerances by dtype, scaled to the precision of the type.
+_TOL = {np.dtype(np.float32): (2e-5, 1e-5), np.dtype(np.float64): (1e-9, 1e-11),
+        np.dtype(np.float16): (1e-3, 1e-3)}
+
+
+def tolerances(dtype):
+    """(rtol, atol) for comparing results computed in ``dtype``."""
+    return _TOL.get(np.dtype(dtype), (0.0, 0.0))
+
+
+def assert_close(actual, expected, rtol=None, atol=None, dtype=None, msg=""):
+    """Assert |actual - expected| <= atol + rtol * |expected| elementwise (NaNs must match).
+
+    Accepts NumPy arrays, Tensors (anything np.asarray takes), numbers. Tolerances default to
+    the dtype's (``dtype`` or that of ``actual``); shapes must be equal.
+    """
+    a = np.asarray(actual)
+    e = np.asarray(expected)
+    if a.shape != e.shape:
+        raise AssertionError(f"{msg}shape mismatch: actual {a.shape} vs expected {e.shape}")
+    d_rtol, d_atol = tolerances(dtype if dtype is not None else a.dtype)
+    rtol = d_rtol if rtol is None else rtol
+    atol = d_atol if atol is None else atol
+    np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, equal_nan=True, err_msg=msg)
