@@ -76,6 +76,7 @@ def bce_forward(probs, targets):
 
 def bce_backward(probs, targets, dloss):
     """dprobs = dloss * (p - y) / max(p (1 - p), 1e-12).   dloss: same shape, or size 1."""
+    dloss = dloss if dloss.shape == probs.shape else dloss.reshape(())
     return (dloss * (probs - targets) / np.maximum(probs * (1 - probs), 1e-12)).astype(probs.dtype)
 
 
@@ -90,5 +91,6 @@ def bce_with_logits_forward(logits, targets):
 
 def bce_with_logits_backward(logits, targets, dloss):
     """dlogits = dloss * (sigmoid(x) - y).   dloss: same shape, or size 1."""
+    dloss = dloss if dloss.shape == logits.shape else dloss.reshape(())
     s = 1.0 / (1.0 + np.exp(-logits))
     return (dloss * (s - targets)).astype(logits.dtype)

@@ -1,0 +1,362 @@
+"""Reverse-mode automatic differentiation.
+
+A ``Function`` is one node of the graph: its ``forward`` computes output arrays from input
+arrays (saving what ``backward`` will need), its ``backward`` maps the gradient of the output
+to the gradients of the inputs. ``Tensor.backward()`` walks the graph from the output in
+reverse topological order (iteratively: a 100k-node chain needs no recursion), summing the
+gradients that reach each node, and accumulates into ``.grad`` of the leaf tensors.
+
+No node is built when grad mode is off or no input requires grad: then ``apply`` is just the
+forward computation.
+"""
+import threading
+
+import numpy as np
+
+# --------------------------------------------------------------------------- grad mode
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    return getattr(_state, "enabled", True)
+
+
+def set_grad_enabled(mode):
+    """Set grad mode; usable as a function or as a context manager (like PyTorch's)."""
+    return _GradMode(bool(mode))
+
+
+class _GradMode:
+    __slots__ = ("mode", "prev")
+
+    def __init__(self, mode):
+        self.prev = is_grad_enabled()
+        self.mode = mode
+        _state.enabled = mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _state.enabled = self.prev
+        return False
+
+
+class _GradModeContext:
+    """Base of no_grad/enable_grad: a context manager and a decorator."""
+
+    mode = True
+
+    def __enter__(self):
+        self.prev = is_grad_enabled()
+        _state.enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        _state.enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    """Context manager / decorator: ops inside build no graph."""
+
+    mode = False
+
+
+class enable_grad(_GradModeContext):
+    """Context manager / decorator: turn grad mode back on inside no_grad."""
+
+    mode = True
+
+
+# --------------------------------------------------------------------------- Function
+
+
+class Function:
+    """A differentiable operation and, once applied, a node of the graph.
+
+    Subclasses implement ``forward(self, *args)`` on raw arrays (Tensors arrive as their
+    arrays, other arguments as they are) returning one array or a tuple of arrays, and
+    ``backward(self, *grads)`` returning one gradient (or None) per forward argument (None
+    for non-tensor arguments and for inputs in ``needs_input_grad`` that are False).
+    ``self.needs_input_grad`` is a tuple of bools, one per forward argument.
+    Save what backward needs as attributes of ``self``; they are released after backward
+    unless ``retain_graph=True``.
+    """
+
+    # Instances are graph nodes; subclasses add their own saved attributes freely.
+    differentiable_outputs = None  # None = all outputs; else a tuple of output indices
+
+    def forward(self, *args):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, *grads):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args):
+        from .tensor import Tensor, _wrap
+
+        fn = cls()
+        needs = False
+        if is_grad_enabled():
+            for a in args:
+                if isinstance(a, Tensor) and a.requires_grad:
+                    needs = True
+                    break
+        if not needs:
+            out = fn.forward(*[a.data if isinstance(a, Tensor) else a for a in args])
+            if type(out) is tuple:
+                return tuple(_wrap(o) for o in out)
+            return _wrap(out)
+
+        arrays = []
+        needs_input_grad = []
+        edges = []
+        for a in args:
+            if isinstance(a, Tensor):
+                arrays.append(a.data)
+                rg = a.requires_grad
+                needs_input_grad.append(rg)
+                edges.append(a._edge() if rg else None)
+            else:
+                arrays.append(a)
+                needs_input_grad.append(False)
+                edges.append(None)
+        fn.needs_input_grad = tuple(needs_input_grad)
+        out = fn.forward(*arrays)
+        node = Node(fn, edges)
+        if type(out) is tuple:
+            node.n_outputs = len(out)
+            diff = cls.differentiable_outputs
+            res = []
+            for i, o in enumerate(out):
+                if diff is None or i in diff:
+                    res.append(_wrap(o, node, i))
+                else:
+                    res.append(_wrap(o))
+            return tuple(res)
+        return _wrap(out, node, 0)
+
+
+class Node:
+    """The graph record of one applied Function: the function (holding its saved values)
+    and, per input, where that input's gradient goes: None, a leaf Tensor, or (node, index)."""
+
+    __slots__ = ("fn", "edges", "n_outputs", "freed", "retained", "__weakref__")
+
+    def __init__(self, fn, edges):
+        self.fn = fn
+        self.edges = edges
+        self.n_outputs = 1
+        self.freed = False
+        self.retained = None  # {output index: Tensor} for retain_grad()
+
+    @property
+    def name(self):
+        fn = self.fn
+        return (fn.name if isinstance(fn, _FreedFunction) else type(fn).__name__) + "Backward"
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def _accumulate(store, key, g):
+    prev = store.get(key)
+    store[key] = g if prev is None else prev + g
+
+
+def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=True):
+    """Backpropagate ``root_grads`` (arrays) from the tensors ``roots``.
+
+    With ``accumulate`` the leaf gradients are added to ``.grad``; otherwise (autograd.grad)
+    the gradients of ``inputs`` are returned instead.
+    """
+    from .tensor import Tensor, _wrap
+
+    leaf_grads = {}  # id(tensor) -> (tensor, grad array)
+    node_grads = {}  # node -> list of output grads
+
+    # 1. seed
+    start_nodes = []
+    for t, g in zip(roots, root_grads):
+        if t.grad_fn is None:
+            if t.requires_grad:
+                _add_leaf(leaf_grads, t, g)
+            continue
+        node = t.grad_fn
+        grads = node_grads.get(node)
+        if grads is None:
+            grads = node_grads[node] = [None] * node.n_outputs
+            start_nodes.append(node)
+        i = t._out_index
+        grads[i] = g if grads[i] is None else grads[i] + g
+
+    # 2. topological order of the nodes reachable from the roots (iterative DFS)
+    order = []
+    visited = set()
+    for s in start_nodes:
+        if s in visited:
+            continue
+        visited.add(s)
+        stack = [(s, iter(s.edges))]
+        while stack:
+            node, it = stack[-1]
+            advanced = False
+            for e in it:
+                if e is None or isinstance(e, Tensor):
+                    continue
+                child = e[0]
+                if child not in visited:
+                    visited.add(child)
+                    stack.append((child, iter(child.edges)))
+                    advanced = True
+                    break
+            if not advanced:
+                stack.pop()
+                order.append(node)
+    # `order` lists children before parents; process parents (outputs) first.
+
+    wanted = None if inputs is None else {id(t) for t in inputs}
+    for node in reversed(order):
+        grads = node_grads.pop(node, None)
+        if grads is None:
+            continue
+        if node.freed:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time ({node.name}): its saved "
+                "values were freed after the first backward. Pass retain_graph=True to the "
+                "first backward() if you need to backward twice.")
+        fn = node.fn
+        if node.retained:
+            for i, t in node.retained.items():
+                if grads[i] is not None:
+                    g = grads[i]
+                    t.grad = _wrap(g.copy()) if t.grad is None else _wrap(t.grad.data + g)
+        if node.n_outputs == 1:
+            in_grads = fn.backward(grads[0])
+        else:
+            for i, g in enumerate(grads):
+                if g is None:
+                    grads[i] = None  # functions with several outputs accept None
+            in_grads = fn.backward(*grads)
+        if type(in_grads) is not tuple:
+            in_grads = (in_grads,)
+        if not retain_graph:
+            node.freed = True
+            node.fn = _FreedFunction(type(fn).__name__)
+        for e, g in zip(node.edges, in_grads):
+            if e is None or g is None:
+                continue
+            if isinstance(e, Tensor):
+                _add_leaf(leaf_grads, e, g)
+            else:
+                child, idx = e
+                cg = node_grads.get(child)
+                if cg is None:
+                    cg = node_grads[child] = [None] * child.n_outputs
+                cg[idx] = g if cg[idx] is None else cg[idx] + g
+
+    # 3. deliver leaf gradients
+    if not accumulate:
+        return {k: v for k, v in leaf_grads.items() if wanted is None or k in wanted}
+    for t, g in leaf_grads.values():
+        _deliver_leaf_grad(t, g)
+    return None
+
+
+def _add_leaf(leaf_grads, t, g):
+    prev = leaf_grads.get(id(t))
+    if prev is None:
+        leaf_grads[id(t)] = (t, g)
+    else:
+        leaf_grads[id(t)] = (t, prev[1] + g)
+
+
+def _deliver_leaf_grad(t, g):
+    from .tensor import _wrap
+
+    if g.dtype != t.data.dtype:
+        g = g.astype(t.data.dtype)
+    if g.shape != t.data.shape:
+        g = np.broadcast_to(g, t.data.shape)
+    hooks = t._hooks
+    if hooks:
+        for h in hooks.values():
+            r = h(_wrap(g))
+            if r is not None:
+                g = r.data
+    if t.grad is None:
+        # own the memory: g may alias an array elsewhere in the graph
+        t.grad = _wrap(np.array(g, copy=True))
+    else:
+        t.grad.data += g
+    post = t._post_hooks
+    if post:
+        for h in post.values():
+            h(t)
+
+
+class _FreedFunction:
+    """Stands in for a Function whose saved values were released after backward."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=False):
+    """Gradients of ``outputs`` w.r.t. ``inputs`` (leaf tensors), without touching ``.grad``."""
+    from .tensor import Tensor, _wrap
+
+    if isinstance(outputs, Tensor):
+        outputs = [outputs]
+    if isinstance(inputs, Tensor):
+        inputs = [inputs]
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    seeds = [_seed_grad(o, g, "grad") for o, g in zip(outputs, grad_outputs)]
+    for t in inputs:
+        if t.grad_fn is not None:
+            raise RuntimeError("grad: only leaf tensors are supported as inputs")
+    res = run_backward(outputs, seeds, retain_graph=retain_graph, inputs=inputs, accumulate=False)
+    out = []
+    for t in inputs:
+        e = res.get(id(t))
+        out.append(None if e is None else _wrap(np.array(np.broadcast_to(e[1], t.shape), dtype=t.data.dtype)))
+    return tuple(out)
+
+
+def _seed_grad(t, gradient, op="backward"):
+    """The array that starts backward from ``t``: ones for a scalar, else ``gradient``."""
+    from .tensor import Tensor
+
+    if not t.requires_grad:
+        raise RuntimeError(f"{op}: element 0 of tensors does not require grad and does not have a grad_fn")
+    if gradient is None:
+        if t.data.size != 1:
+            raise RuntimeError(
+                f"{op}: grad can be implicitly created only for scalar outputs; got shape "
+                f"{tuple(t.shape)}. Pass gradient= with that shape.")
+        return np.ones_like(t.data)
+    g = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient, dtype=t.data.dtype)
+    if g.shape != t.data.shape:
+        raise RuntimeError(f"{op}: gradient has shape {tuple(g.shape)} but the tensor has shape "
+                           f"{tuple(t.shape)}")
+    return g.astype(t.data.dtype, copy=False)

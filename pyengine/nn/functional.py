@@ -1,0 +1,545 @@
+"""pyengine.nn.functional: layers as functions (PyTorch's names and semantics).
+
+The heavy ones (linear, cross_entropy, mse_loss, binary_cross_entropy(_with_logits), layer_norm,
+embedding, scaled_dot_product_attention) are Functions over the compiled kernels of
+``pyengine.backend``; each kernel's NumPy twin in ``backend/reference`` states what it computes.
+"""
+import math
+
+import numpy as np
+
+from ..autograd import Function
+from ..backend import _active
+from ..ops import (gelu, log_softmax, matmul, one_hot, relu, sigmoid, silu, softmax, tanh,  # noqa: F401
+                   unbroadcast, where)
+from ..random import _rng
+from ..tensor import Tensor, _wrap
+
+__all__ = ["linear", "relu", "gelu", "silu", "tanh", "sigmoid", "softmax", "log_softmax", "leaky_relu",
+           "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "layer_norm", "embedding", "dropout",
+           "scaled_dot_product_attention", "one_hot"]
+
+
+def _shape_str(t):
+    return str(tuple(t.shape))
+
+
+def _check_float(op, *ts):
+    for t in ts:
+        if t is not None and t.data.dtype.kind != "f":
+            raise TypeError(f"{op}: expected floating point tensors, got {t.dtype}")
+    dts = {t.data.dtype for t in ts if t is not None}
+    if len(dts) > 1:
+        raise TypeError(f"{op}: expected all tensors to have the same dtype, got {sorted(str(d) for d in dts)}")
+
+
+def _reduce(op, reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+# ---------------------------------------------------------------------- linear
+
+
+class Linear(Function):
+    """y = x W^T + b  (backend ``linear``: one GEMM, bias in its epilogue).
+
+    x: (N, IN)  W: (OUT, IN)  b: (OUT,)  ->  y: (N, OUT)
+    dx = g W,  dW = g^T x,  db = sum_N g.
+    """
+
+    def forward(self, x, weight, bias):
+        self.x, self.weight = x, weight
+        return _active["cpu"].linear(x, weight, bias)
+
+    def backward(self, g):
+        K = _active["cpu"]
+        n = self.needs_input_grad
+        dx = K.matmul(g, self.weight) if n[0] else None
+        dw = K.matmul(g, self.x, trans_a=True) if n[1] else None
+        db = g.sum(axis=0) if n[2] else None
+        return dx, dw, db
+
+
+def linear(input, weight, bias=None):
+    """y = input @ weight.T + bias.   input: (*, IN), weight: (OUT, IN), bias: (OUT,) -> (*, OUT)"""
+    _check_float("linear", input, weight, bias)
+    if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise RuntimeError(f"linear: input {_shape_str(input)} and weight {_shape_str(weight)} do not match "
+                           f"(expected input (*, {weight.shape[-1] if weight.ndim else '?'}))")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise RuntimeError(f"linear: bias {_shape_str(bias)} does not match weight {_shape_str(weight)}")
+    if input.ndim == 2:
+        return Linear.apply(input, weight, bias)
+    lead = tuple(input.shape[:-1])
+    y = Linear.apply(input.reshape(-1, input.shape[-1]), weight, bias)
+    return y.reshape(*lead, weight.shape[0])
+
+
+def leaky_relu(input, negative_slope=0.01):
+    return where(input > 0, input, input * negative_slope)
+
+
+# ---------------------------------------------------------------------- cross-entropy
+
+
+class CrossEntropy(Function):
+    """Fused log-softmax + NLL (backend ``cross_entropy_forward/backward``).
+
+    logits: (N, C)  targets: (N,) int64  ->  per-row loss (N,), reduced as asked.
+    The backward recomputes softmax row by row from the saved lse (never stores the (N, C) softmax).
+    """
+
+    def forward(self, logits, targets, ignore_index, label_smoothing, reduction, weight):
+        K = _active["cpu"]
+        loss, lse = K.cross_entropy_forward(logits, targets, ignore_index, label_smoothing)
+        self.logits, self.targets, self.lse = logits, targets, lse
+        self.ignore_index, self.label_smoothing, self.reduction = ignore_index, label_smoothing, reduction
+        valid = targets != ignore_index
+        self.w = None
+        if weight is not None:
+            self.w = np.where(valid, weight[np.where(valid, targets, 0)], 0).astype(logits.dtype)
+            loss = loss * self.w
+        if reduction == "none":
+            return loss
+        if reduction == "sum":
+            return np.asarray(loss.sum(dtype=np.float64), dtype=logits.dtype)
+        self.denom = float(self.w.sum(dtype=np.float64)) if self.w is not None else float(np.count_nonzero(valid))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(loss.sum(dtype=np.float64) / self.denom, dtype=logits.dtype)
+
+    def backward(self, g):
+        n = self.logits.shape[0]
+        if self.reduction == "none":
+            dloss = g.astype(self.logits.dtype, copy=False)
+        elif self.reduction == "sum":
+            dloss = np.full(n, g, dtype=self.logits.dtype)
+        else:
+            dloss = np.full(n, g / self.denom if self.denom else np.nan, dtype=self.logits.dtype)
+        if self.w is not None:
+            dloss = dloss * self.w
+        d = _active["cpu"].cross_entropy_backward(self.logits, self.targets, self.lse, np.ascontiguousarray(dloss),
+                                                  self.ignore_index, self.label_smoothing)
+        return d, None, None, None, None, None
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy between softmax(input) and class-index targets.
+
+    input: (N, C), (N, C, d1, ...) or (C,)   target: int64 (N,), (N, d1, ...) or ()
+    ignore_index: targets equal to it add nothing (and do not count in the mean)
+    label_smoothing: eps in [0, 1]: the target distribution is (1 - eps) one_hot + eps / C
+    """
+    _reduce("cross_entropy", reduction)
+    _check_float("cross_entropy", input)
+    tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if tgt.dtype.kind == "f":
+        raise TypeError(f"cross_entropy: target must hold int64 class indices, got {tgt.dtype} "
+                        f"(input {_shape_str(input)}, target {tuple(tgt.shape)}); class-probability targets are "
+                        "not supported")
+    if tgt.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold int64 class indices, got {tgt.dtype}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    x = input
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+        tgt = tgt.reshape(1)
+    if x.ndim < 2:
+        raise ValueError(f"cross_entropy: input must be (N, C) or (N, C, d1, ...), got {_shape_str(input)}")
+    C = x.shape[1]
+    expected = (x.shape[0],) + tuple(x.shape[2:])
+    if tuple(tgt.shape) != expected:
+        raise ValueError(f"cross_entropy: target shape {tuple(tgt.shape)} does not match input "
+                         f"{_shape_str(input)} (expected {expected})")
+    spatial = tuple(x.shape[2:])
+    if spatial:
+        perm = (0,) + tuple(range(2, x.ndim)) + (1,)
+        x = x.permute(*perm).reshape(-1, C)
+    w = None
+    if weight is not None:
+        if label_smoothing:
+            raise NotImplementedError("cross_entropy: class weights with label smoothing are not supported yet")
+        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        if w.shape != (C,):
+            raise ValueError(f"cross_entropy: weight must have shape ({C},), got {tuple(w.shape)}")
+    t1 = np.ascontiguousarray(tgt.reshape(-1), dtype=np.int64)
+    loss = CrossEntropy.apply(x.contiguous(), t1, int(ignore_index), float(label_smoothing), reduction, w)
+    if reduction == "none":
+        loss = loss.reshape(*expected) if input.ndim > 1 else loss.reshape(())
+    return loss
+
+
+class NllLoss(Function):
+    """loss_i = -logp[i, t_i];  dlogp[i, t_i] = -dloss_i."""
+
+    def forward(self, logp, t, ignore_index, reduction):
+        n, c = logp.shape
+        valid = t != ignore_index
+        bad = valid & ((t < 0) | (t >= c))
+        if np.any(bad):
+            raise IndexError(f"nll_loss: target {int(t[bad][0])} is out of range for {c} classes")
+        self.t, self.valid, self.shape, self.reduction = np.where(valid, t, 0), valid, logp.shape, reduction
+        loss = np.where(valid, -logp[np.arange(n), self.t], 0).astype(logp.dtype)
+        self.count = max(int(valid.sum()), 0)
+        if reduction == "none":
+            return loss
+        s = loss.sum(dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(s if reduction == "sum" else s / self.count, dtype=logp.dtype)
+
+    def backward(self, g):
+        n = self.shape[0]
+        if self.reduction == "none":
+            dl = g
+        else:
+            dl = np.full(n, g if self.reduction == "sum" else g / self.count if self.count else np.nan, g.dtype)
+        d = np.zeros(self.shape, g.dtype)
+        d[np.arange(n), self.t] = np.where(self.valid, -dl, 0)
+        return d, None, None, None
+
+
+def nll_loss(input, target, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of class-index targets given log-probabilities input (N, C)."""
+    _reduce("nll_loss", reduction)
+    tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if tgt.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold int64 class indices, got {tgt.dtype}")
+    if input.ndim != 2 or tgt.shape != (input.shape[0],):
+        raise ValueError(f"nll_loss: expected input (N, C) and target (N,), got {_shape_str(input)} and "
+                         f"{tuple(tgt.shape)}")
+    return NllLoss.apply(input, tgt.astype(np.int64), int(ignore_index), reduction)
+
+
+# ---------------------------------------------------------------------- regression / binary losses
+
+
+def _broadcast_pair(op, input, target):
+    if tuple(input.shape) != tuple(target.shape):
+        try:
+            np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+        except ValueError:
+            raise ValueError(f"{op}: input {_shape_str(input)} and target {_shape_str(target)} cannot be "
+                             "broadcast together") from None
+
+
+class MSELoss(Function):
+    """sum or mean of (x - y)^2 (backend ``mse_forward/backward``);  dx = 2 scale g (x - y), dy = -dx."""
+
+    def forward(self, x, y, reduction):
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        self.sx, self.sy = x.shape, y.shape
+        self.x = np.ascontiguousarray(np.broadcast_to(x, shape))
+        self.y = np.ascontiguousarray(np.broadcast_to(y, shape), dtype=x.dtype)
+        s = _active["cpu"].mse_forward(self.x, self.y)
+        self.scale = 1.0 / max(self.x.size, 1) if reduction == "mean" else 1.0
+        if reduction == "mean":
+            return np.asarray(s / self.x.size if self.x.size else np.nan, dtype=x.dtype)
+        return s
+
+    def backward(self, g):
+        d = _active["cpu"].mse_backward(self.x, self.y, float(g) * self.scale)
+        n = self.needs_input_grad
+        return (unbroadcast(d, self.sx) if n[0] else None, unbroadcast(-d, self.sy) if n[1] else None, None)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean (or sum) squared error; ``reduction="none"`` keeps the elementwise (x - y)^2."""
+    _reduce("mse_loss", reduction)
+    target = target if isinstance(target, Tensor) else _wrap(np.asarray(target, input.data.dtype))
+    _check_float("mse_loss", input, target)
+    _broadcast_pair("mse_loss", input, target)
+    if reduction == "none":
+        d = input - target
+        return d * d
+    return MSELoss.apply(input, target, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    _reduce("l1_loss", reduction)
+    _broadcast_pair("l1_loss", input, target)
+    d = (input - target).abs()
+    return d if reduction == "none" else d.sum() if reduction == "sum" else d.mean()
+
+
+def _reduce_elementwise(loss, reduction):
+    if reduction == "none":
+        return loss
+    s = loss.sum(dtype=np.float64)
+    if reduction == "sum":
+        return np.asarray(s, loss.dtype)
+    return np.asarray(s / loss.size if loss.size else np.nan, loss.dtype)
+
+
+def _dloss(g, reduction, shape, dtype):
+    """The elementwise upstream gradient of a reduced elementwise loss (size-1 when uniform)."""
+    if reduction == "none":
+        return np.ascontiguousarray(g, dtype=dtype)
+    n = int(np.prod(shape))
+    v = float(g) / n if reduction == "mean" and n else float(g)
+    return np.full((), v, dtype)
+
+
+class BCE(Function):
+    """-(y log p + (1 - y) log(1 - p)), logs clamped at -100 (backend ``bce_forward/backward``)."""
+
+    def forward(self, p, y, weight, reduction):
+        self.p = np.ascontiguousarray(p)
+        self.y = np.ascontiguousarray(np.broadcast_to(y, p.shape), dtype=p.dtype)
+        self.w, self.reduction = weight, reduction
+        loss = _active["cpu"].bce_forward(self.p, self.y)
+        if weight is not None:
+            loss = loss * weight
+        return _reduce_elementwise(loss, reduction)
+
+    def backward(self, g):
+        dl = _dloss(g, self.reduction, self.p.shape, self.p.dtype)
+        if self.w is not None:
+            dl = np.ascontiguousarray(np.broadcast_to(dl, self.p.shape) * self.w, dtype=self.p.dtype)
+        return _active["cpu"].bce_backward(self.p, self.y, dl), None, None, None
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """BCE between probabilities ``input`` (in [0, 1]) and ``target``, same shape."""
+    _reduce("binary_cross_entropy", reduction)
+    target = target if isinstance(target, Tensor) else _wrap(np.asarray(target, input.data.dtype))
+    _check_float("binary_cross_entropy", input, target)
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"binary_cross_entropy: target {_shape_str(target)} must have the same shape as input "
+                         f"{_shape_str(input)}")
+    w = None if weight is None else np.broadcast_to(weight.data if isinstance(weight, Tensor) else weight,
+                                                    input.shape).astype(input.data.dtype)
+    return BCE.apply(input, target.data, w, reduction)
+
+
+class BCEWithLogits(Function):
+    """max(x, 0) - x y + log(1 + e^-|x|)  (backend ``bce_with_logits_forward/backward``)."""
+
+    def forward(self, x, y, weight, pos_weight, reduction):
+        self.x = np.ascontiguousarray(x)
+        self.y = np.ascontiguousarray(np.broadcast_to(y, x.shape), dtype=x.dtype)
+        self.w, self.pw, self.reduction = weight, pos_weight, reduction
+        if pos_weight is None:
+            loss = _active["cpu"].bce_with_logits_forward(self.x, self.y)
+        else:
+            # (1 - y) x + (1 + (pw - 1) y) (log(1 + e^-|x|) + max(-x, 0))
+            lw = 1 + (pos_weight - 1) * self.y
+            loss = ((1 - self.y) * self.x + lw * (np.log1p(np.exp(-np.abs(self.x))) + np.maximum(-self.x, 0)))
+            loss = loss.astype(x.dtype)
+        if weight is not None:
+            loss = loss * weight
+        return _reduce_elementwise(loss, reduction)
+
+    def backward(self, g):
+        dl = _dloss(g, self.reduction, self.x.shape, self.x.dtype)
+        if self.w is not None:
+            dl = np.ascontiguousarray(np.broadcast_to(dl, self.x.shape) * self.w, dtype=self.x.dtype)
+        if self.pw is None:
+            return _active["cpu"].bce_with_logits_backward(self.x, self.y, dl), None, None, None, None
+        s = 1 / (1 + np.exp(-self.x))
+        # d/dx = (1 + (pw - 1) y) s - pw y ... written as: lw (s - 1) + (1 - y)
+        lw = 1 + (self.pw - 1) * self.y
+        d = (lw * (s - 1) + (1 - self.y)) * dl
+        return d.astype(self.x.dtype), None, None, None, None
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """BCE on logits, computed stably (no sigmoid overflow)."""
+    _reduce("binary_cross_entropy_with_logits", reduction)
+    target = target if isinstance(target, Tensor) else _wrap(np.asarray(target, input.data.dtype))
+    _check_float("binary_cross_entropy_with_logits", input, target)
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"binary_cross_entropy_with_logits: target {_shape_str(target)} must have the same "
+                         f"shape as input {_shape_str(input)}")
+    dt = input.data.dtype
+    w = None if weight is None else np.broadcast_to(weight.data if isinstance(weight, Tensor) else weight,
+                                                    input.shape).astype(dt)
+    pw = None if pos_weight is None else np.asarray(pos_weight.data if isinstance(pos_weight, Tensor)
+                                                    else pos_weight, dt)
+    return BCEWithLogits.apply(input, target.data, w, pw, reduction)
+
+
+# ---------------------------------------------------------------------- layer norm
+
+
+class LayerNorm(Function):
+    """(x - mean) rstd weight + bias over rows (backend ``layer_norm_forward/backward``).
+
+    x: (N, C)  weight, bias: (C,) or None; mean and rstd (N,) are saved for backward.
+    """
+
+    def forward(self, x, weight, bias, eps):
+        y, self.mean, self.rstd = _active["cpu"].layer_norm_forward(x, weight, bias, eps)
+        self.x, self.weight, self.has_bias = x, weight, bias is not None
+        return y
+
+    def backward(self, g):
+        dx, dw, db = _active["cpu"].layer_norm_backward(np.ascontiguousarray(g), self.x, self.weight,
+                                                        self.mean, self.rstd)
+        n = self.needs_input_grad
+        return (dx if n[0] else None, dw if n[1] else None, db if (n[2] and self.has_bias) else None, None)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the last len(normalized_shape) dims, then scale and shift."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(normalized_shape)
+    k = len(normalized_shape)
+    if tuple(input.shape[input.ndim - k:]) != normalized_shape or input.ndim < k:
+        raise RuntimeError(f"layer_norm: input {_shape_str(input)} does not end in normalized_shape "
+                           f"{normalized_shape}")
+    _check_float("layer_norm", input, weight, bias)
+    C = int(np.prod(normalized_shape))
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != normalized_shape:
+            raise RuntimeError(f"layer_norm: {name} {_shape_str(p)} must have shape {normalized_shape}")
+    x2 = input.reshape(-1, C).contiguous()
+    w = weight.reshape(C) if weight is not None and k > 1 else weight
+    b = bias.reshape(C) if bias is not None and k > 1 else bias
+    y = LayerNorm.apply(x2, w, b, float(eps))
+    return y.reshape(*input.shape)
+
+
+# ---------------------------------------------------------------------- embedding
+
+
+class Embedding(Function):
+    """out[n] = weight[idx[n]];  dweight = scatter-add of g (backend ``embedding_forward/backward``)."""
+
+    def forward(self, weight, idx, padding_idx):
+        self.idx, self.V, self.padding_idx = idx, weight.shape[0], padding_idx
+        return _active["cpu"].embedding_forward(weight, idx)
+
+    def backward(self, g):
+        return (_active["cpu"].embedding_backward(np.ascontiguousarray(g), self.idx, self.V, self.padding_idx),
+                None, None)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq=False, sparse=False):
+    """Look up rows of ``weight`` (V, C) for integer ``input`` of any shape -> (*input.shape, C)."""
+    idx = input.data if isinstance(input, Tensor) else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got {_shape_str(weight)}")
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    V = weight.shape[0]
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += V
+    flat = np.ascontiguousarray(idx.reshape(-1), dtype=np.int64)
+    out = Embedding.apply(weight, flat, padding_idx)
+    return out.reshape(*idx.shape, weight.shape[1])
+
+
+# ---------------------------------------------------------------------- dropout
+
+
+class Dropout(Function):
+    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p)."""
+
+    def forward(self, x, p, generator):
+        keep = _rng(generator).random(x.shape) >= p
+        self.scale_mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), x.dtype)
+        return x * self.scale_mask
+
+    def backward(self, g):
+        return g * self.scale_mask, None, None
+
+
+def dropout(input, p=0.5, training=True, inplace=False, generator=None):
+    """Zero each element with probability p during training, scaling the rest by 1/(1-p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    return Dropout.apply(input, float(p), generator)
+
+
+# ---------------------------------------------------------------------- attention
+
+
+class Attention(Function):
+    """softmax(scale q k^T + mask) v, flash-style (backend ``attention_forward/backward``).
+
+    q: (BH, Tq, D)  k: (BH, Tk, D)  v: (BH, Tk, Dv). Saves only out and the row lse.
+    """
+
+    def forward(self, q, k, v, mask, causal_offset, scale):
+        out, lse = _active["cpu"].attention_forward(q, k, v, mask, causal_offset, scale)
+        self.q, self.k, self.v, self.out, self.lse = q, k, v, out, lse
+        self.mask, self.causal_offset, self.scale = mask, causal_offset, scale
+        return out
+
+    def backward(self, g):
+        dq, dk, dv = _active["cpu"].attention_backward(self.q, self.k, self.v, self.out, self.lse,
+                                                       np.ascontiguousarray(g), self.mask, self.causal_offset,
+                                                       self.scale)
+        return dq, dk, dv, None, None, None
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 causal_offset=None, generator=None):
+    """Attention(Q, K, V) = softmax(Q K^T * scale + mask) V.
+
+    query: (..., L, E)  key: (..., S, E)  value: (..., S, Ev)  ->  (..., L, Ev)
+    attn_mask: bool (True = attend) or float (added to the scores), broadcastable to (..., L, S)
+    is_causal: query i attends keys j <= i (top-left aligned, as PyTorch); ``causal_offset=S - L``
+        aligns bottom-right instead (the last query sees every key: decoding with a KV cache).
+    scale: default 1 / sqrt(E). With dropout_p > 0 the probabilities are materialised (O(L S)).
+    """
+    _check_float("scaled_dot_product_attention", query, key, value)
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
+        raise ValueError("scaled_dot_product_attention: query, key and value need at least 2 dims")
+    L, E = query.shape[-2:]
+    S, Ek = key.shape[-2:]
+    if Ek != E or value.shape[-2] != S:
+        raise ValueError(f"scaled_dot_product_attention: shapes do not match: query {_shape_str(query)}, key "
+                         f"{_shape_str(key)}, value {_shape_str(value)}")
+    if attn_mask is not None and is_causal:
+        raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
+    if scale is None:
+        scale = 1.0 / math.sqrt(E)
+    offset = causal_offset if causal_offset is not None else (0 if is_causal else None)
+    mask = None
+    if attn_mask is not None:
+        mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        if mask.dtype != np.bool_:
+            mask = mask.astype(query.data.dtype, copy=False)
+    try:
+        lead = np.broadcast_shapes(tuple(query.shape[:-2]), tuple(key.shape[:-2]), tuple(value.shape[:-2]))
+        if mask is not None:
+            np.broadcast_shapes(mask.shape, lead + (L, S))
+    except ValueError:
+        raise ValueError(f"scaled_dot_product_attention: batch dims do not broadcast: query {_shape_str(query)}, "
+                         f"key {_shape_str(key)}, value {_shape_str(value)}"
+                         + (f", attn_mask {tuple(mask.shape)}" if mask is not None else "")) from None
+    if dropout_p > 0.0:
+        return _attention_composite(query, key, value, mask, offset, scale, dropout_p, generator)
+    BH = int(np.prod(lead)) if lead else 1
+    q = query.expand(*lead, L, E).reshape(BH, L, E).contiguous()
+    k = key.expand(*lead, S, E).reshape(BH, S, E).contiguous()
+    v = value.expand(*lead, S, value.shape[-1]).reshape(BH, S, value.shape[-1]).contiguous()
+    m3 = None
+    if mask is not None:
+        m3 = np.broadcast_to(mask, lead + (L, S)).reshape(BH, L, S)
+    out = Attention.apply(q, k, v, m3, offset, float(scale))
+    return out.reshape(*lead, L, value.shape[-1])
+
+
+def _attention_composite(q, k, v, mask, offset, scale, dropout_p, generator):
+    """Attention with dropout on the probabilities, from differentiable ops (O(L S) memory)."""
+    s = matmul(q, k.transpose(-2, -1)) * scale
+    L, S = s.shape[-2:]
+    if offset is not None:
+        allowed = np.arange(S)[None, :] <= np.arange(L)[:, None] + offset
+        s = s.masked_fill(_wrap(~allowed), -np.inf)
+    if mask is not None:
+        s = s.masked_fill(_wrap(~mask), -np.inf) if mask.dtype == np.bool_ else s + _wrap(mask)
+    p = softmax(s, dim=-1)
+    p = dropout(p, dropout_p, True, generator=generator)
+    return matmul(p, v)

@@ -1,0 +1,313 @@
+"""Reductions (sum, mean, max, min, var, std, logsumexp), softmax, argmax, topk."""
+import builtins
+import collections
+
+import numpy as np
+
+from ..autograd import Function
+from ..backend import _active
+from ..tensor import _norm_dim, _wrap
+
+values_indices = collections.namedtuple("values_indices", ["values", "indices"])
+
+
+def _dims(dim, ndim, op):
+    """dim (None, int or tuple) -> a sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, int):
+        dim = (dim,)
+    axes = tuple(sorted({_norm_dim(d, ndim, op) for d in dim}))
+    return axes
+
+
+def _expand_grad(g, shape, axes, keepdim):
+    """Broadcast a reduced gradient back to the input's shape."""
+    if not keepdim and axes:
+        g = np.expand_dims(g, axes)
+    return np.broadcast_to(g, shape)
+
+
+class Sum(Function):
+    """y = sum over axes;  dx = g broadcast back."""
+
+    def forward(self, x, axes, keepdim):
+        self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        out = np.sum(x, axis=axes, keepdims=keepdim)
+        if x.dtype == np.bool_ or x.dtype.kind in "iu":
+            out = out.astype(np.int64)
+        return np.asarray(out)
+
+    def backward(self, g):
+        return _expand_grad(g, self.shape, self.axes, self.keepdim), None, None
+
+
+class Mean(Function):
+    """y = mean over axes;  dx = g / n broadcast back."""
+
+    def forward(self, x, axes, keepdim):
+        self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        self.n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        return np.asarray(np.mean(x, axis=axes, keepdims=keepdim))
+
+    def backward(self, g):
+        return _expand_grad(g / self.n, self.shape, self.axes, self.keepdim), None, None
+
+
+class Var(Function):
+    """y = sum((x - mean)^2) / (n - correction);  dx = g * 2 (x - mean) / (n - correction)."""
+
+    def forward(self, x, axes, correction, keepdim):
+        self.x, self.axes, self.keepdim = x, axes, keepdim
+        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        self.denom = builtins.max(n - correction, 0)
+        self.mean = np.mean(x, axis=axes, keepdims=True)
+        d = x - self.mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(np.sum(d * d, axis=axes, keepdims=keepdim) / self.denom).astype(x.dtype)
+
+    def backward(self, g):
+        g = _expand_grad(g, self.x.shape, self.axes, self.keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * (2.0 / self.denom) * (self.x - self.mean), None, None, None
+
+
+class MaxMin(Function):
+    """Full max/min (no dim): the gradient is split evenly among tied extrema (as PyTorch's amax)."""
+
+    def forward(self, x, axes, keepdim, is_max):
+        self.x, self.axes, self.keepdim = x, axes, keepdim
+        if x.size == 0:
+            raise RuntimeError(f"{'max' if is_max else 'min'}: cannot reduce an empty tensor")
+        self.y = np.asarray((np.max if is_max else np.min)(x, axis=axes, keepdims=True))
+        return self.y if keepdim else np.asarray(self.y.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
+
+    def backward(self, g):
+        mask = (self.x == self.y)
+        count = np.sum(mask, axis=self.axes, keepdims=True)
+        g = _expand_grad(g, self.x.shape, self.axes, self.keepdim)
+        return (g * mask / count).astype(g.dtype), None, None, None
+
+
+class MaxMinDim(Function):
+    """max/min along one dim returning (values, indices); the gradient goes to the chosen index."""
+
+    differentiable_outputs = (0,)
+
+    def forward(self, x, dim, keepdim, is_max):
+        if x.shape[dim] == 0:
+            raise IndexError(f"{'max' if is_max else 'min'}(): cannot reduce over a zero-size dimension {dim}")
+        self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
+        idx = (np.argmax if is_max else np.argmin)(x, axis=dim)
+        idx_k = np.expand_dims(idx, dim)
+        vals = np.take_along_axis(x, idx_k, axis=dim)
+        self.idx_k = idx_k
+        if keepdim:
+            return vals, idx_k.astype(np.int64)
+        return np.squeeze(vals, dim), idx.astype(np.int64)
+
+    def backward(self, g, g_idx=None):
+        if not self.keepdim:
+            g = np.expand_dims(g, self.dim)
+        dx = np.zeros(self.shape, g.dtype)
+        np.put_along_axis(dx, self.idx_k, g, axis=self.dim)
+        return dx, None, None, None
+
+
+class LogSumExp(Function):
+    """y = log sum exp(x) over axes (max-subtracted);  dx = g exp(x - y)."""
+
+    def forward(self, x, axes, keepdim):
+        self.x, self.axes, self.keepdim = x, axes, keepdim
+        m = np.max(x, axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        self.y = m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+        out = self.y if keepdim else np.squeeze(self.y, axis=axes)
+        return np.asarray(out).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        g = _expand_grad(g, self.x.shape, self.axes, self.keepdim)
+        return g * np.exp(self.x - self.y), None, None
+
+
+class Softmax(Function):
+    """softmax / log-softmax along ``dim`` (kernels: activation.softmax_forward/backward).
+
+    The kernel works on rows of a 2-D (N, C) array, so ``dim`` is moved last first.
+    """
+
+    def forward(self, x, dim, log):
+        self.dim, self.log = dim, log
+        last = dim == x.ndim - 1
+        xt = x if last else np.moveaxis(x, dim, -1)
+        shape = xt.shape
+        c = shape[-1] if shape else 1
+        y2 = _active["cpu"].softmax_forward(np.ascontiguousarray(xt).reshape(-1, c), log)
+        y = y2.reshape(shape)
+        self.y2 = y2
+        return y if last else np.moveaxis(y, -1, dim)
+
+    def backward(self, g):
+        last = self.dim == g.ndim - 1
+        gt = g if last else np.moveaxis(g, self.dim, -1)
+        shape = gt.shape
+        dx = _active["cpu"].softmax_backward(self.y2, np.ascontiguousarray(gt).reshape(self.y2.shape), self.log)
+        dx = dx.reshape(shape)
+        return (dx if last else np.moveaxis(dx, -1, self.dim)), None, None
+
+
+class TopK(Function):
+    """The k largest (or smallest) values along ``dim`` and their indices; grad scatters back."""
+
+    differentiable_outputs = (0,)
+
+    def forward(self, x, k, dim, largest, sorted_):
+        n = x.shape[dim] if x.ndim else 1
+        if not 0 <= k <= n:
+            raise RuntimeError(f"topk: k ({k}) is out of range for dimension {dim} of size {n}")
+        self.shape, self.dim = x.shape, dim
+        key = -x if largest else x
+        idx = np.argsort(key, axis=dim, kind="stable")
+        idx = np.take(idx, np.arange(k), axis=dim)
+        self.idx = idx
+        return np.take_along_axis(x, idx, axis=dim), idx.astype(np.int64)
+
+    def backward(self, g, g_idx=None):
+        dx = np.zeros(self.shape, g.dtype)
+        np.put_along_axis(dx, self.idx, g, axis=self.dim)
+        return dx, None, None, None, None
+
+
+# ------------------------------------------------------------------ user-facing functions
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):  # noqa: A001
+    out = Sum.apply(x, _dims(dim, x.ndim, "sum"), keepdim)
+    return out if dtype is None else out.to(dtype)
+
+
+def mean(x, dim=None, keepdim=False, dtype=None):
+    if x.data.dtype.kind not in "f" and dtype is None:
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating point, got {x.dtype}")
+    if dtype is not None:
+        x = x.to(dtype)
+    return Mean.apply(x, _dims(dim, x.ndim, "mean"), keepdim)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    return Var.apply(x, _dims(dim, x.ndim, "var"), correction, keepdim)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    from .elementwise import sqrt
+    return sqrt(var(x, dim, unbiased, keepdim, correction))
+
+
+def _max_min(x, dim, keepdim, is_max):
+    if dim is None:
+        return MaxMin.apply(x, tuple(range(x.ndim)), False, is_max)
+    if isinstance(dim, int) and x.ndim:
+        values, indices = MaxMinDim.apply(x, _norm_dim(dim, x.ndim, "max" if is_max else "min"), keepdim, is_max)
+        return values_indices(values, indices)
+    if x.ndim == 0:
+        return values_indices(x, _wrap(np.zeros((), np.int64)))
+    raise TypeError("max/min: dim must be an int (use amax/amin for several dims)")
+
+
+def max(x, dim=None, keepdim=False):  # noqa: A001
+    """max(x) -> the largest element;  max(x, dim) -> (values, indices)."""
+    from ..tensor import Tensor
+    if isinstance(dim, Tensor):
+        from .elementwise import maximum
+        return maximum(x, dim)
+    return _max_min(x, dim, keepdim, True)
+
+
+def min(x, dim=None, keepdim=False):  # noqa: A001
+    from ..tensor import Tensor
+    if isinstance(dim, Tensor):
+        from .elementwise import minimum
+        return minimum(x, dim)
+    return _max_min(x, dim, keepdim, False)
+
+
+def amax(x, dim=None, keepdim=False):
+    return MaxMin.apply(x, _dims(dim, x.ndim, "amax"), keepdim, True)
+
+
+def amin(x, dim=None, keepdim=False):
+    return MaxMin.apply(x, _dims(dim, x.ndim, "amin"), keepdim, False)
+
+
+def logsumexp(x, dim, keepdim=False):
+    return LogSumExp.apply(x, _dims(dim, x.ndim, "logsumexp"), keepdim)
+
+
+def argmax(x, dim=None, keepdim=False):
+    a = x.data
+    if dim is None:
+        return _wrap(np.asarray(np.argmax(a), dtype=np.int64))
+    d = _norm_dim(dim, a.ndim, "argmax")
+    return _wrap(np.argmax(a, axis=d, keepdims=keepdim).astype(np.int64))
+
+
+def argmin(x, dim=None, keepdim=False):
+    a = x.data
+    if dim is None:
+        return _wrap(np.asarray(np.argmin(a), dtype=np.int64))
+    d = _norm_dim(dim, a.ndim, "argmin")
+    return _wrap(np.argmin(a, axis=d, keepdims=keepdim).astype(np.int64))
+
+
+def softmax(x, dim=-1, dtype=None):
+    if dtype is not None:
+        x = x.to(dtype)
+    if x.data.dtype.kind != "f":
+        raise TypeError(f"softmax: expected a floating point tensor, got {x.dtype}")
+    return Softmax.apply(x, _norm_dim(dim, x.ndim, "softmax") if x.ndim else 0, False) if x.ndim else \
+        _wrap(np.ones_like(x.data))
+
+
+def log_softmax(x, dim=-1, dtype=None):
+    if dtype is not None:
+        x = x.to(dtype)
+    if x.data.dtype.kind != "f":
+        raise TypeError(f"log_softmax: expected a floating point tensor, got {x.dtype}")
+    return Softmax.apply(x, _norm_dim(dim, x.ndim, "log_softmax") if x.ndim else 0, True) if x.ndim else \
+        _wrap(np.zeros_like(x.data))
+
+
+def topk(x, k, dim=-1, largest=True, sorted=True):  # noqa: A002
+    values, indices = TopK.apply(x, int(k), _norm_dim(dim, x.ndim, "topk"), largest, sorted)
+    return values_indices(values, indices)
+
+
+def sort(x, dim=-1, descending=False, stable=False):
+    d = _norm_dim(dim, x.ndim, "sort")
+    return topk(x, x.shape[d], d, largest=descending)
+
+
+def argsort(x, dim=-1, descending=False, stable=False):
+    return sort(x, dim, descending).indices
+
+
+def cumsum(x, dim):
+    return _wrap(np.cumsum(x.data, axis=_norm_dim(dim, x.ndim, "cumsum")))
+
+
+def prod(x, dim=None, keepdim=False):
+    return _wrap(np.asarray(np.prod(x.data, axis=dim, keepdims=keepdim)))
+
+
+def all(x, dim=None):  # noqa: A001
+    return _wrap(np.asarray(np.all(x.data, axis=dim)))
+
+
+def any(x, dim=None):  # noqa: A001
+    return _wrap(np.asarray(np.any(x.data, axis=dim)))
+
+
+def count_nonzero(x, dim=None):
+    return _wrap(np.asarray(np.count_nonzero(x.data, axis=dim), dtype=np.int64))

@@ -1,0 +1,467 @@
+"""Shape and indexing ops: views, concatenation, indexing with scatter-add backward, gather."""
+import builtins
+import numbers
+
+import numpy as np
+
+from ..autograd import Function
+from ..tensor import Tensor, _norm_dim, _wrap
+from .elementwise import _operand
+
+
+class Reshape(Function):
+    """y = x viewed with another shape (a copy only if x's strides need it);  dx = g reshaped."""
+
+    def forward(self, x, shape):
+        self.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise RuntimeError(f"reshape: shape {list(shape)} is invalid for input of size {x.size} "
+                               f"(shape {tuple(x.shape)})") from None
+
+    def backward(self, g):
+        return g.reshape(self.shape), None
+
+
+class Permute(Function):
+    """y = x with its dims reordered (a view);  dx = g with the inverse permutation."""
+
+    def forward(self, x, dims):
+        self.inv = tuple(np.argsort(dims))
+        return x.transpose(dims)
+
+    def backward(self, g):
+        return g.transpose(self.inv), None
+
+
+class Expand(Function):
+    """y = x broadcast to ``shape`` (a view);  dx = g summed over the expanded dims."""
+
+    def forward(self, x, shape):
+        self.shape = x.shape
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError:
+            raise RuntimeError(f"expand: the expanded size {list(shape)} must match the existing size "
+                               f"{list(x.shape)} at non-singleton dimensions") from None
+
+    def backward(self, g):
+        from .elementwise import unbroadcast
+        return unbroadcast(g, self.shape), None
+
+
+class Contiguous(Function):
+    """y = a C-contiguous copy of x;  dx = g."""
+
+    def forward(self, x):
+        return np.ascontiguousarray(x)
+
+    def backward(self, g):
+        return g
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return g
+
+
+class Cat(Function):
+    """y = concatenation along ``dim``;  each input's grad is its slice of g."""
+
+    def forward(self, dim, *xs):
+        self.dim = dim
+        self.bounds = np.cumsum([0] + [x.shape[dim] for x in xs])
+        return np.concatenate(xs, axis=dim)
+
+    def backward(self, g):
+        grads = [None]
+        for i, need in enumerate(self.needs_input_grad[1:]):
+            if need:
+                sl = [builtins.slice(None)] * g.ndim
+                sl[self.dim] = builtins.slice(self.bounds[i], self.bounds[i + 1])
+                grads.append(g[tuple(sl)])
+            else:
+                grads.append(None)
+        return tuple(grads)
+
+
+class Stack(Function):
+    """y = inputs stacked along a new dim;  each input's grad is its index of g."""
+
+    def forward(self, dim, *xs):
+        self.dim = dim
+        return np.stack(xs, axis=dim)
+
+    def backward(self, g):
+        return (None,) + tuple(np.take(g, i, axis=self.dim) if need else None
+                               for i, need in enumerate(self.needs_input_grad[1:]))
+
+
+def _is_basic_index(idx):
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return builtins.all(i is None or i is Ellipsis or isinstance(i, (builtins.slice, numbers.Integral))
+                        and not isinstance(i, builtins.bool) for i in items)
+
+
+class GetItem(Function):
+    """y = x[index] (NumPy semantics);  dx = zeros with g scattered back, accumulating repeats."""
+
+    def forward(self, x, index):
+        self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        self.basic = _is_basic_index(index)
+        try:
+            return np.asarray(x[index])
+        except IndexError as e:
+            raise IndexError(f"index: {e} (tensor of shape {tuple(x.shape)})") from None
+
+    def backward(self, g):
+        dx = np.zeros(self.shape, g.dtype)
+        if self.basic:
+            dx[self.index] = g  # a view: no index repeats, plain assignment
+        else:
+            np.add.at(dx, self.index, g)  # repeated indices accumulate
+        return dx, None
+
+
+class MaskedFill(Function):
+    """y = x with value where mask;  dx = g where not mask."""
+
+    def forward(self, x, mask, value):
+        self.mask, self.shape = mask, x.shape
+        out = np.where(mask, np.asarray(value, dtype=x.dtype), x)
+        if out.shape != x.shape:
+            raise RuntimeError(f"masked_fill: mask of shape {tuple(mask.shape)} does not broadcast to "
+                               f"the input's shape {tuple(x.shape)}")
+        return out
+
+    def backward(self, g):
+        return np.where(self.mask, np.zeros((), g.dtype), g), None, None
+
+
+class Tri(Function):
+    """tril / triu: keep the lower / upper triangle of the last two dims;  dx = g masked the same way."""
+
+    def forward(self, x, diagonal, upper):
+        n, m = x.shape[-2:]
+        keep = np.tri(n, m, diagonal - 1, dtype=bool) if upper else np.tri(n, m, diagonal, dtype=bool)
+        self.keep = ~keep if upper else keep
+        return np.where(self.keep, x, np.zeros((), x.dtype))
+
+    def backward(self, g):
+        return np.where(self.keep, g, np.zeros((), g.dtype)), None, None
+
+
+class Gather(Function):
+    """y[i][j] = x[i][index[i][j]] along ``dim``;  dx = scatter-add of g at index."""
+
+    def forward(self, x, dim, index):
+        self.shape, self.dim, self.index = x.shape, dim, index
+        n = x.shape[dim]
+        if index.size and (index.min() < -n or index.max() >= n):
+            raise IndexError(f"gather: index out of range for dimension {dim} of size {n}")
+        for d in range(x.ndim):
+            if d != dim and index.shape[d] > x.shape[d]:
+                raise RuntimeError(f"gather: index {tuple(index.shape)} is larger than input "
+                                   f"{tuple(x.shape)} at dimension {d}")
+        sl = tuple(builtins.slice(0, index.shape[d]) if d != dim else builtins.slice(None) for d in range(x.ndim))
+        return np.take_along_axis(x[sl], index, axis=dim)
+
+    def backward(self, g):
+        dx = np.zeros(self.shape, g.dtype)
+        idx = np.indices(self.index.shape, sparse=True)
+        full = tuple(self.index if d == self.dim else idx[d] for d in range(g.ndim))
+        np.add.at(dx, full, g)
+        return dx, None, None
+
+
+# ------------------------------------------------------------------ user-facing functions
+
+
+def _size_args(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def reshape(x, *shape):
+    shape = _size_args(shape)
+    if shape == x.data.shape:
+        return x
+    return Reshape.apply(x, shape)
+
+
+def view(x, *shape):
+    """Like reshape, but never copies: non-viewable strides raise, as in PyTorch."""
+    shape = _size_args(shape)
+    try:
+        v = x.data.view()
+        v.shape = shape  # raises if a copy would be needed
+    except (AttributeError, ValueError):
+        if np.prod(shape if -1 not in shape else [1]) and -1 not in shape and np.prod(shape) != x.data.size:
+            raise RuntimeError(f"view: shape {list(shape)} is invalid for input of size {x.data.size}") from None
+        raise RuntimeError(f"view: size {list(shape)} is not compatible with input tensor's size and stride "
+                           f"(shape {tuple(x.shape)}); use .reshape(...) instead") from None
+    return Reshape.apply(x, shape)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s = _norm_dim(start_dim, x.ndim, "flatten")
+    e = _norm_dim(end_dim, x.ndim, "flatten")
+    shape = x.shape
+    return reshape(x, tuple(shape[:s]) + (-1 if x.numel() else int(np.prod(shape[s:e + 1])),) + tuple(shape[e + 1:]))
+
+
+def unflatten(x, dim, sizes):
+    d = _norm_dim(dim, x.ndim, "unflatten")
+    return reshape(x, tuple(x.shape[:d]) + tuple(sizes) + tuple(x.shape[d + 1:]))
+
+
+def permute(x, *dims):
+    dims = _size_args(dims)
+    if len(dims) != x.ndim:
+        raise RuntimeError(f"permute: number of dims ({len(dims)}) doesn't match the tensor's ({x.ndim})")
+    dims = tuple(_norm_dim(d, x.ndim, "permute") for d in dims)
+    if len(set(dims)) != len(dims):
+        raise RuntimeError(f"permute: repeated dim in {dims}")
+    return Permute.apply(x, dims)
+
+
+def transpose(x, dim0, dim1):
+    if x.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+        return x
+    d0, d1 = _norm_dim(dim0, x.ndim, "transpose"), _norm_dim(dim1, x.ndim, "transpose")
+    dims = list(range(x.ndim))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return Permute.apply(x, tuple(dims))
+
+
+def t(x):
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
+def unsqueeze(x, dim):
+    d = _norm_dim(dim, x.ndim + 1, "unsqueeze")
+    shape = list(x.shape)
+    shape.insert(d, 1)
+    return Reshape.apply(x, tuple(shape))
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        shape = tuple(s for s in x.shape if s != 1)
+    else:
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        dims = {_norm_dim(d, x.ndim, "squeeze") for d in dims} if x.ndim else set()
+        shape = tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1))
+    if shape == tuple(x.shape):
+        return x
+    return Reshape.apply(x, shape)
+
+
+def expand(x, *sizes):
+    sizes = _size_args(sizes)
+    if len(sizes) < x.ndim:
+        raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
+                           f"to the number of dimensions in the tensor ({x.ndim})")
+    lead = len(sizes) - x.ndim
+    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+    return Expand.apply(x, shape)
+
+
+def expand_as(x, other):
+    return expand(x, *other.shape)
+
+
+def broadcast_to(x, shape):
+    return expand(x, *shape)
+
+
+def contiguous(x):
+    return x if x.data.flags.c_contiguous else Contiguous.apply(x)
+
+
+def clone(x):
+    return Clone.apply(x)
+
+
+def cat(tensors, dim=0):
+    """Concatenate along an existing dim (all shapes equal except at ``dim``)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("cat: expected a non-empty list of Tensors")
+    nd = tensors[0].ndim
+    d = _norm_dim(dim, nd, "cat")
+    for tt in tensors[1:]:
+        if tt.ndim != nd or builtins.any(a != b for i, (a, b) in enumerate(zip(tt.shape, tensors[0].shape))
+                                         if i != d):
+            raise RuntimeError(f"cat: sizes of tensors must match except in dimension {d}; got "
+                               f"{[tuple(x.shape) for x in tensors]}")
+    return Cat.apply(d, *tensors)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Stack equal-shaped tensors along a new dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack: expected a non-empty list of Tensors")
+    shapes = {tuple(x.shape) for x in tensors}
+    if len(shapes) != 1:
+        raise RuntimeError(f"stack: expects each tensor to be equal size, got {sorted(shapes)}")
+    return Stack.apply(_norm_dim(dim, tensors[0].ndim + 1, "stack"), *tensors)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """Split into chunks of ``split_size`` (the last may be smaller) or of the given sizes."""
+    d = _norm_dim(dim, x.ndim, "split")
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        s = split_size_or_sections
+        if s <= 0:
+            raise ValueError(f"split: split_size must be positive, got {s}")
+        sizes = [builtins.min(s, n - i) for i in range(0, n, s)] or [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != n:
+            raise RuntimeError(f"split: sizes {sizes} do not sum to the dimension's size {n}")
+    out, start = [], 0
+    for s in sizes:
+        idx = (builtins.slice(None),) * d + (builtins.slice(start, start + s),)
+        out.append(getitem(x, idx))
+        start += s
+    return tuple(out)
+
+
+def chunk(x, chunks, dim=0):
+    d = _norm_dim(dim, x.ndim, "chunk")
+    n = x.shape[d]
+    size = -(-n // chunks) if n else 1
+    return split(x, size, d)
+
+
+def unbind(x, dim=0):
+    d = _norm_dim(dim, x.ndim, "unbind")
+    return tuple(getitem(x, (builtins.slice(None),) * d + (i,)) for i in range(x.shape[d]))
+
+
+def _convert_index(index):
+    """Tensors inside an index become arrays; lists of ints become int arrays."""
+    if isinstance(index, tuple):
+        return tuple(_convert_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray([i.item() if isinstance(i, Tensor) else i for i in index])
+    return index
+
+
+def getitem(x, index):
+    return GetItem.apply(x, _convert_index(index))
+
+
+def setitem(x, index, value):
+    """x[index] = value, in place; not allowed on tensors that take part in autograd."""
+    if x.requires_grad or x.grad_fn is not None:
+        raise RuntimeError("a leaf Variable that requires grad (or a tensor in the graph) is being used in an "
+                           "in-place operation (x[...] = value); use torch-style no_grad() or clone first")
+    v = value.data if isinstance(value, Tensor) else value
+    x.data[_convert_index(index)] = v
+
+
+def masked_fill(x, mask, value):
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
+    if isinstance(value, Tensor):
+        value = value.item()
+    return MaskedFill.apply(x, m, value)
+
+
+def tril(x, diagonal=0):
+    if x.ndim < 2:
+        raise RuntimeError("tril: input tensor must have at least 2 dimensions")
+    return Tri.apply(x, int(diagonal), False)
+
+
+def triu(x, diagonal=0):
+    if x.ndim < 2:
+        raise RuntimeError("triu: input tensor must have at least 2 dimensions")
+    return Tri.apply(x, int(diagonal), True)
+
+
+def gather(x, dim, index):
+    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"gather: index must be an integer tensor, got {idx.dtype}")
+    if idx.ndim != x.ndim:
+        raise RuntimeError(f"gather: index {tuple(idx.shape)} and input {tuple(x.shape)} must have the same "
+                           "number of dimensions")
+    return Gather.apply(x, _norm_dim(dim, x.ndim, "gather"), idx)
+
+
+def one_hot(x, num_classes=-1):
+    """Integer class indices (any shape) -> int64 one-hot with a new last dim."""
+    a = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected an integer tensor of class indices, got {a.dtype}")
+    if num_classes < 0:
+        num_classes = int(a.max()) + 1 if a.size else 0
+    if a.size and (a.min() < 0 or a.max() >= num_classes):
+        raise RuntimeError(f"one_hot: class values must be in [0, {num_classes}); got min {a.min()}, max {a.max()}")
+    out = np.zeros(a.shape + (num_classes,), np.int64)
+    np.put_along_axis(out, a[..., None].astype(np.int64), 1, axis=-1)
+    return _wrap(out)
+
+
+def multinomial(probs, num_samples, replacement=False, generator=None):
+    """Draw class indices with probability proportional to each row of ``probs`` (no grad)."""
+    from ..random import _rng
+    p = probs.data.astype(np.float64)
+    if p.ndim not in (1, 2):
+        raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {p.ndim}")
+    if np.any(p < 0) or not np.all(np.isfinite(p)):
+        raise RuntimeError("multinomial: probability tensor contains either inf, nan or element < 0")
+    rows = p.reshape(-1, p.shape[-1])
+    sums = rows.sum(axis=1)
+    if np.any(sums <= 0):
+        raise RuntimeError("multinomial: invalid multinomial distribution (sum of probabilities <= 0)")
+    if not replacement and num_samples > rows.shape[1]:
+        raise RuntimeError("multinomial: cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    rng = _rng(generator)
+    out = np.empty((rows.shape[0], num_samples), np.int64)
+    for i, r in enumerate(rows):
+        q = r / sums[i]
+        if replacement:
+            # inverse-CDF sampling: one uniform per draw
+            cdf = np.cumsum(q)
+            u = rng.random(num_samples) * cdf[-1]
+            out[i] = np.minimum(np.searchsorted(cdf, u, side="right"), len(q) - 1)
+        else:
+            out[i] = rng.choice(len(q), size=num_samples, replace=False, p=q)
+    return _wrap(out.reshape(p.shape[:-1] + (num_samples,)))
+
+
+def flip(x, dims):
+    return getitem(x, tuple(builtins.slice(None, None, -1) if i in
+                            {_norm_dim(d, x.ndim, "flip") for d in (dims if isinstance(dims, (list, tuple)) else [dims])}
+                            else builtins.slice(None) for i in range(x.ndim)))
+
+
+def repeat_interleave(x, repeats, dim=None):
+    return _wrap(np.repeat(x.data, repeats, axis=dim))
+
+
+__all__ = ["reshape", "view", "flatten", "unflatten", "permute", "transpose", "t", "unsqueeze", "squeeze",
+           "expand", "expand_as", "broadcast_to", "contiguous", "clone", "cat", "concat", "concatenate",
+           "stack", "split", "chunk", "unbind", "getitem", "setitem", "masked_fill", "tril", "triu", "gather",
+           "one_hot", "multinomial", "flip", "repeat_interleave", "_operand"]
