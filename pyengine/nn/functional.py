@@ -21,6 +21,11 @@ __all__ = ["linear", "relu", "gelu", "silu", "tanh", "sigmoid", "softmax", "log_
            "scaled_dot_product_attention", "one_hot"]
 
 
+def _contig(a, dtype=None):
+    """C-contiguous array (np.ascontiguousarray, but keeping 0-d arrays 0-d)."""
+    return np.require(a, dtype=dtype, requirements="C")
+
+
 def _shape_str(t):
     return str(tuple(t.shape))
 
@@ -119,7 +124,7 @@ class CrossEntropy(Function):
             dloss = np.full(n, g / self.denom if self.denom else np.nan, dtype=self.logits.dtype)
         if self.w is not None:
             dloss = dloss * self.w
-        d = _active["cpu"].cross_entropy_backward(self.logits, self.targets, self.lse, np.ascontiguousarray(dloss),
+        d = _active["cpu"].cross_entropy_backward(self.logits, self.targets, self.lse, _contig(dloss),
                                                   self.ignore_index, self.label_smoothing)
         return d, None, None, None, None, None
 
@@ -164,7 +169,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
         if w.shape != (C,):
             raise ValueError(f"cross_entropy: weight must have shape ({C},), got {tuple(w.shape)}")
-    t1 = np.ascontiguousarray(tgt.reshape(-1), dtype=np.int64)
+    t1 = _contig(tgt.reshape(-1), dtype=np.int64)
     loss = CrossEntropy.apply(x.contiguous(), t1, int(ignore_index), float(label_smoothing), reduction, w)
     if reduction == "none":
         loss = loss.reshape(*expected) if input.ndim > 1 else loss.reshape(())
@@ -230,8 +235,8 @@ class MSELoss(Function):
     def forward(self, x, y, reduction):
         shape = np.broadcast_shapes(x.shape, y.shape)
         self.sx, self.sy = x.shape, y.shape
-        self.x = np.ascontiguousarray(np.broadcast_to(x, shape))
-        self.y = np.ascontiguousarray(np.broadcast_to(y, shape), dtype=x.dtype)
+        self.x = _contig(np.broadcast_to(x, shape))
+        self.y = _contig(np.broadcast_to(y, shape), dtype=x.dtype)
         s = _active["cpu"].mse_forward(self.x, self.y)
         self.scale = 1.0 / max(self.x.size, 1) if reduction == "mean" else 1.0
         if reduction == "mean":
@@ -275,7 +280,7 @@ def _reduce_elementwise(loss, reduction):
 def _dloss(g, reduction, shape, dtype):
     """The elementwise upstream gradient of a reduced elementwise loss (size-1 when uniform)."""
     if reduction == "none":
-        return np.ascontiguousarray(g, dtype=dtype)
+        return _contig(g, dtype=dtype)
     n = int(np.prod(shape))
     v = float(g) / n if reduction == "mean" and n else float(g)
     return np.full((), v, dtype)
@@ -285,8 +290,8 @@ class BCE(Function):
     """-(y log p + (1 - y) log(1 - p)), logs clamped at -100 (backend ``bce_forward/backward``)."""
 
     def forward(self, p, y, weight, reduction):
-        self.p = np.ascontiguousarray(p)
-        self.y = np.ascontiguousarray(np.broadcast_to(y, p.shape), dtype=p.dtype)
+        self.p = _contig(p)
+        self.y = _contig(np.broadcast_to(y, p.shape), dtype=p.dtype)
         self.w, self.reduction = weight, reduction
         loss = _active["cpu"].bce_forward(self.p, self.y)
         if weight is not None:
@@ -296,7 +301,7 @@ class BCE(Function):
     def backward(self, g):
         dl = _dloss(g, self.reduction, self.p.shape, self.p.dtype)
         if self.w is not None:
-            dl = np.ascontiguousarray(np.broadcast_to(dl, self.p.shape) * self.w, dtype=self.p.dtype)
+            dl = _contig(np.broadcast_to(dl, self.p.shape) * self.w, dtype=self.p.dtype)
         return _active["cpu"].bce_backward(self.p, self.y, dl), None, None, None
 
 
@@ -317,8 +322,8 @@ class BCEWithLogits(Function):
     """max(x, 0) - x y + log(1 + e^-|x|)  (backend ``bce_with_logits_forward/backward``)."""
 
     def forward(self, x, y, weight, pos_weight, reduction):
-        self.x = np.ascontiguousarray(x)
-        self.y = np.ascontiguousarray(np.broadcast_to(y, x.shape), dtype=x.dtype)
+        self.x = _contig(x)
+        self.y = _contig(np.broadcast_to(y, x.shape), dtype=x.dtype)
         self.w, self.pw, self.reduction = weight, pos_weight, reduction
         if pos_weight is None:
             loss = _active["cpu"].bce_with_logits_forward(self.x, self.y)
@@ -334,7 +339,7 @@ class BCEWithLogits(Function):
     def backward(self, g):
         dl = _dloss(g, self.reduction, self.x.shape, self.x.dtype)
         if self.w is not None:
-            dl = np.ascontiguousarray(np.broadcast_to(dl, self.x.shape) * self.w, dtype=self.x.dtype)
+            dl = _contig(np.broadcast_to(dl, self.x.shape) * self.w, dtype=self.x.dtype)
         if self.pw is None:
             return _active["cpu"].bce_with_logits_backward(self.x, self.y, dl), None, None, None, None
         s = 1 / (1 + np.exp(-self.x))
@@ -375,7 +380,7 @@ class LayerNorm(Function):
         return y
 
     def backward(self, g):
-        dx, dw, db = _active["cpu"].layer_norm_backward(np.ascontiguousarray(g), self.x, self.weight,
+        dx, dw, db = _active["cpu"].layer_norm_backward(_contig(g), self.x, self.weight,
                                                         self.mean, self.rstd)
         n = self.needs_input_grad
         return (dx if n[0] else None, dw if n[1] else None, db if (n[2] and self.has_bias) else None, None)
@@ -413,7 +418,7 @@ class Embedding(Function):
         return _active["cpu"].embedding_forward(weight, idx)
 
     def backward(self, g):
-        return (_active["cpu"].embedding_backward(np.ascontiguousarray(g), self.idx, self.V, self.padding_idx),
+        return (_active["cpu"].embedding_backward(_contig(g), self.idx, self.V, self.padding_idx),
                 None, None)
 
 
@@ -429,7 +434,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq
     V = weight.shape[0]
     if padding_idx is not None and padding_idx < 0:
         padding_idx += V
-    flat = np.ascontiguousarray(idx.reshape(-1), dtype=np.int64)
+    flat = _contig(idx.reshape(-1), dtype=np.int64)
     out = Embedding.apply(weight, flat, padding_idx)
     return out.reshape(*idx.shape, weight.shape[1])
 
@@ -477,7 +482,7 @@ class Attention(Function):
 
     def backward(self, g):
         dq, dk, dv = _active["cpu"].attention_backward(self.q, self.k, self.v, self.out, self.lse,
-                                                       np.ascontiguousarray(g), self.mask, self.causal_offset,
+                                                       _contig(g), self.mask, self.causal_offset,
                                                        self.scale)
         return dq, dk, dv, None, None, None
 
