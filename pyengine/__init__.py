@@ -30,7 +30,8 @@ __version__ = "0.1.0"
 
 def set_num_threads(n):
     """Threads used by the compiled kernels (OpenMP); 1 runs everything on the calling thread."""
-    n = int(n)
+    import builtins
+    n = builtins.int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
     from .backend import _load_cpu
@@ -38,8 +39,6 @@ def set_num_threads(n):
         _load_cpu().set_num_threads(n)
     except ImportError:
         pass
-    global _num_threads
-    _num_threads = n
 
 
 def get_num_threads():
@@ -50,5 +49,3 @@ def get_num_threads():
     except ImportError:
         return 1
 
-
-_num_threads = None

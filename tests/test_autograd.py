@@ -1,0 +1,184 @@
+"""The autograd engine: accumulation, retain_graph, deep graphs, no_grad, hooks, errors."""
+import numpy as np
+import pytest
+
+import pyengine as pe
+from pyengine.testing import assert_close
+
+
+def test_backward_twice_accumulates():
+    x = pe.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    assert_close(x.grad.numpy(), [2.0, 4.0, 6.0])
+    y.backward()
+    assert_close(x.grad.numpy(), [4.0, 8.0, 12.0])
+
+
+def test_second_backward_without_retain_graph_raises():
+    x = pe.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_new_graph_accumulates_into_grad():
+    x = pe.randn(4, requires_grad=True)
+    (x * 3).sum().backward()
+    (x * 2).sum().backward()
+    assert_close(x.grad.numpy(), np.full(4, 5.0))
+
+
+def test_diamond_graph_sums_paths():
+    x = pe.tensor(2.0, requires_grad=True)
+    a = x * 3
+    b = x * x
+    (a + b + a * b).backward()  # d/dx (3x + x^2 + 3x^3) = 3 + 2x + 9x^2
+    assert x.grad.item() == pytest.approx(3 + 4 + 36)
+
+
+def test_deep_chain_no_recursion_limit():
+    x = pe.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y + 0.0
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_no_grad_builds_no_graph():
+    x = pe.randn(3, requires_grad=True)
+    with pe.no_grad():
+        y = x * 2
+    assert y.grad_fn is None and not y.requires_grad
+    with pe.no_grad():
+        with pe.enable_grad():
+            z = x * 2
+    assert z.requires_grad and z.grad_fn is not None
+
+    @pe.no_grad()
+    def f(t):
+        return t * 2
+    assert f(x).grad_fn is None
+    assert pe.is_grad_enabled()
+
+
+def test_no_graph_when_no_input_requires_grad():
+    y = pe.randn(3) * pe.randn(3)
+    assert y.grad_fn is None and y.is_leaf
+
+
+def test_backward_non_scalar_needs_gradient():
+    x = pe.randn(2, 3, requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match=r"scalar outputs.*\(2, 3\)"):
+        y.backward()
+    g = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    y.backward(pe.tensor(g))
+    assert_close(x.grad.numpy(), 2 * g)
+    with pytest.raises(RuntimeError, match="shape"):
+        (x * 2).backward(pe.ones(3))
+
+
+def test_backward_on_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        pe.tensor([1.0]).sum().backward()
+
+
+def test_detach_and_requires_grad_rules():
+    x = pe.randn(3, requires_grad=True)
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.grad_fn is None
+    with pytest.raises(RuntimeError, match="floating point"):
+        pe.tensor([1, 2]).requires_grad_()
+    with pytest.raises(RuntimeError, match="requires grad"):
+        x.numpy()
+    assert x.detach().numpy().shape == (3,)
+
+
+def test_retain_grad_and_hooks():
+    x = pe.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    h.retain_grad()
+    seen = []
+    handle = x.register_hook(lambda g: seen.append(g.numpy().copy()) or g * 10)
+    (h * h).sum().backward()
+    assert_close(h.grad.numpy(), 2 * np.array([3.0, 6.0]))
+    assert_close(seen[0], [18.0, 36.0])
+    assert_close(x.grad.numpy(), [180.0, 360.0])
+    handle.remove()
+    x.grad = None
+    (x * 1).sum().backward()
+    assert_close(x.grad.numpy(), [1.0, 1.0])
+
+
+def test_post_accumulate_hook_sees_final_grad():
+    w = pe.randn(3, requires_grad=True)
+    calls = []
+    w.register_post_accumulate_grad_hook(lambda p: calls.append(p.grad.numpy().copy()))
+    (w * 2).sum().backward()
+    assert len(calls) == 1 and np.allclose(calls[0], 2)
+
+
+def test_autograd_grad_does_not_touch_dot_grad():
+    x = pe.tensor([1.0, 2.0], requires_grad=True)
+    (g,) = pe.autograd.grad((x ** 3).sum(), x)
+    assert_close(g.numpy(), [3.0, 12.0])
+    assert x.grad is None
+
+
+def test_inplace_on_leaf_requiring_grad_raises_but_allowed_in_no_grad():
+    w = pe.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="in-place"):
+        w += 1
+    with pe.no_grad():
+        w -= 0.5
+    assert_close(w.detach().numpy(), np.full(3, 0.5))
+    with pytest.raises(RuntimeError):
+        w[0] = 2.0
+
+
+def test_custom_function():
+    class Cube(pe.Function):
+        def forward(self, x):
+            self.x = x
+            return x ** 3
+
+        def backward(self, g):
+            return 3 * self.x ** 2 * g
+
+    x = pe.tensor([1.0, -2.0], requires_grad=True)
+    Cube.apply(x).sum().backward()
+    assert_close(x.grad.numpy(), [3.0, 12.0])
+
+
+def test_graph_released_after_backward():
+    import gc
+    import weakref
+    x = pe.randn(1000, requires_grad=True)
+    y = x.exp()
+    node = y.grad_fn
+    saved = weakref.ref(node.fn)
+    y.sum().backward()
+    gc.collect()
+    assert saved() is None  # the function and its saved arrays are gone
+
+
+def test_grad_dtype_matches_tensor():
+    x = pe.randn(3, requires_grad=True)
+    (x * 2.0).sum().backward()
+    assert x.grad.dtype == pe.float32
+    x64 = pe.randn(3, dtype=pe.float64, requires_grad=True)
+    (x64 * x64).sum().backward()
+    assert x64.grad.dtype == pe.float64
+
+
+def test_max_dim_and_topk_return_indices():
+    x = pe.tensor([[1.0, 5.0, 3.0], [7.0, 2.0, 0.0]], requires_grad=True)
+    v, i = x.max(dim=1)
+    assert i.tolist() == [1, 0] and v.tolist() == [5.0, 7.0]
+    v.sum().backward()
+    assert_close(x.grad.numpy(), [[0, 1, 0], [1, 0, 0]])
+    vals, idx = pe.randn(4, 10).topk(3)
+    assert tuple(vals.shape) == (4, 3) and idx.dtype == pe.int64
