@@ -15,11 +15,17 @@ import numpy as np
 
 # --------------------------------------------------------------------------- grad mode
 
-_state = threading.local()
+class _GradState(threading.local):
+    enabled = True  # the default for every thread; no_grad() sets it per thread
+
+
+_state = _GradState()
+_Tensor = None  # bound by pyengine.tensor (which imports this module) once Tensor exists
+_wrap = None
 
 
 def is_grad_enabled():
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled(mode):
@@ -105,11 +111,10 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        from .tensor import Tensor, _wrap
-
-        fn = cls()
+        Tensor, _wrap_ = _Tensor, _wrap
+        fn = cls.__new__(cls)
         needs = False
-        if is_grad_enabled():
+        if _state.enabled:
             for a in args:
                 if isinstance(a, Tensor) and a.requires_grad:
                     needs = True
@@ -117,8 +122,8 @@ class Function:
         if not needs:
             out = fn.forward(*[a.data if isinstance(a, Tensor) else a for a in args])
             if type(out) is tuple:
-                return tuple(_wrap(o) for o in out)
-            return _wrap(out)
+                return tuple(_wrap_(o) for o in out)
+            return _wrap_(out)
 
         arrays = []
         needs_input_grad = []
@@ -142,11 +147,11 @@ class Function:
             res = []
             for i, o in enumerate(out):
                 if diff is None or i in diff:
-                    res.append(_wrap(o, node, i))
+                    res.append(_wrap_(o, node, i))
                 else:
-                    res.append(_wrap(o))
+                    res.append(_wrap_(o))
             return tuple(res)
-        return _wrap(out, node, 0)
+        return _wrap_(out, node, 0)
 
 
 class Node:

@@ -308,6 +308,12 @@ def _wrap(arr, node=None, index=0):
     return t
 
 
+from . import autograd as _autograd  # noqa: E402
+
+_autograd._Tensor = Tensor
+_autograd._wrap = _wrap
+
+
 def _norm_dim(dim, ndim, op="op"):
     """Normalise a possibly negative dim; IndexError naming the op if out of range."""
     n = builtins.max(ndim, 1)

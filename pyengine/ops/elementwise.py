@@ -33,6 +33,21 @@ def _promote(out, a, b):
     return out
 
 
+_F64 = np.dtype(np.float64)
+
+
+def _binary(ufunc, a, b, op):
+    """ufunc(a, b) with the op named in broadcast errors and PyTorch's int/float promotion."""
+    try:
+        out = ufunc(a, b)
+    except ValueError:
+        _check_broadcast(op, a, b)
+        raise
+    if out.dtype is _F64 and not (_is_f64(a) or _is_f64(b)):
+        return out.astype(np.float32)
+    return out
+
+
 def _is_f64(x):
     return isinstance(x, np.ndarray) and x.dtype == np.float64
 
@@ -49,9 +64,7 @@ class Add(Function):
 
     def forward(self, a, b):
         self.sa, self.sb = _shape(a), _shape(b)
-        if self.sa != self.sb:
-            _check_broadcast("add", a, b)
-        return _promote(np.add(a, b), a, b)
+        return _binary(np.add, a, b, "add")
 
     def backward(self, g):
         n = self.needs_input_grad
@@ -63,9 +76,7 @@ class Sub(Function):
 
     def forward(self, a, b):
         self.sa, self.sb = _shape(a), _shape(b)
-        if self.sa != self.sb:
-            _check_broadcast("sub", a, b)
-        return _promote(np.subtract(a, b), a, b)
+        return _binary(np.subtract, a, b, "sub")
 
     def backward(self, g):
         n = self.needs_input_grad
@@ -76,10 +87,8 @@ class Mul(Function):
     """y = a * b;  da = g b, db = g a."""
 
     def forward(self, a, b):
-        if _shape(a) != _shape(b):
-            _check_broadcast("mul", a, b)
         self.a, self.b = a, b
-        return _promote(np.multiply(a, b), a, b)
+        return _binary(np.multiply, a, b, "mul")
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -92,13 +101,8 @@ class Div(Function):
     """y = a / b;  da = g / b, db = -g a / b^2."""
 
     def forward(self, a, b):
-        if _shape(a) != _shape(b):
-            _check_broadcast("div", a, b)
         self.a, self.b = a, b
-        out = np.true_divide(a, b)
-        if out.dtype == np.float64 and not (_is_f64(a) or _is_f64(b)):
-            out = out.astype(np.float32)
-        return out
+        return _binary(np.true_divide, a, b, "div")
 
     def backward(self, g):
         a, b = self.a, self.b

@@ -107,6 +107,31 @@ def _is_basic_index(idx):
                         and not isinstance(i, builtins.bool) for i in items)
 
 
+class Split(Function):
+    """Views of consecutive pieces along ``dim``;  dx = the pieces' grads concatenated (zeros where none)."""
+
+    def forward(self, x, dim, sizes):
+        self.dim, self.shape = dim, x.shape
+        self.bounds = np.cumsum([0] + list(sizes))
+        sl = [builtins.slice(None)] * x.ndim
+        out = []
+        for i in range(len(sizes)):
+            sl[dim] = builtins.slice(self.bounds[i], self.bounds[i + 1])
+            out.append(x[tuple(sl)])
+        return tuple(out)
+
+    def backward(self, *grads):
+        dtype = next(g.dtype for g in grads if g is not None)
+        parts = []
+        for i, g in enumerate(grads):
+            if g is None:
+                shp = list(self.shape)
+                shp[self.dim] = self.bounds[i + 1] - self.bounds[i]
+                g = np.zeros(shp, dtype)
+            parts.append(g)
+        return np.concatenate(parts, axis=self.dim), None, None
+
+
 class GetItem(Function):
     """y = x[index] (NumPy semantics);  dx = zeros with g scattered back, accumulating repeats."""
 
@@ -334,12 +359,7 @@ def split(x, split_size_or_sections, dim=0):
         sizes = list(split_size_or_sections)
         if builtins.sum(sizes) != n:
             raise RuntimeError(f"split: sizes {sizes} do not sum to the dimension's size {n}")
-    out, start = [], 0
-    for s in sizes:
-        idx = (builtins.slice(None),) * d + (builtins.slice(start, start + s),)
-        out.append(getitem(x, idx))
-        start += s
-    return tuple(out)
+    return Split.apply(x, d, tuple(sizes))
 
 
 def chunk(x, chunks, dim=0):

@@ -1,6 +1,39 @@
-"""Compiled optim kernels (csrc/cpu/optim*.cpp); the specification is reference/optim.py."""
-import numpy as np  # noqa: F401
+"""Compiled optim kernels (csrc/cpu/optim*.cpp); the specification is reference/optim.py.
 
-from ._lib import _C  # noqa: F401
+Same signatures as the reference twins: in place over lists of arrays, one call per param group. The
+binding checks every list item (dtype, shape, contiguity, writability); params and state are updated in
+place, so they must already be C-contiguous; a non-contiguous gradient is copied.
+"""
+from ._lib import _C
 
-__all__ = []
+__all__ = ["adam_update", "sgd_update"]
+
+
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
+                weight_decay=0.0, decoupled=False, maximize=False):
+    """Adam (Kingma & Ba 2015) / AdamW (Loshchilov & Hutter 2019), as PyTorch computes them, in place.
+
+    params, grads, exp_avgs, exp_avg_sqs: lists of same-shape float arrays (one param group).
+    ``step`` is the 1-based step count after this update. One fused pass per parameter:
+        g = -g if maximize;  AdamW: p *= 1 - lr wd;  Adam: g += wd p
+        m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+        p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+    """
+    _C.adam_update(params, grads, exp_avgs, exp_avg_sqs, int(step), float(lr), float(beta1), float(beta2),
+                   float(eps), float(weight_decay), bool(decoupled), bool(maximize))
+
+
+def sgd_update(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, nesterov=False,
+               weight_decay=0.0, maximize=False, first_step=False):
+    """SGD with momentum (Sutskever et al. 2013), as PyTorch computes it, in place.
+
+        g = g + weight_decay * p
+        if momentum:  b = g if first_step else momentum * b + (1 - dampening) * g
+                      g = g + momentum * b if nesterov else b
+        p = p - lr * g   (p + lr * g if maximize)
+    momentum_buffers: list of arrays (ignored when momentum == 0; may then be None).
+    Like the reference, ``maximize`` flips the sign of the final step, after weight decay (PyTorch < 1.13);
+    torch.optim.SGD now negates the gradient first, which differs when weight_decay != 0.
+    """
+    _C.sgd_update(params, grads, momentum_buffers, float(lr), float(momentum), float(dampening), bool(nesterov),
+                  float(weight_decay), bool(maximize), bool(first_step))

@@ -37,13 +37,16 @@ def sgd_update(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0,
                weight_decay=0.0, maximize=False, first_step=False):
     """SGD with momentum (Sutskever et al. 2013), as PyTorch computes it, in place.
 
+        g = -g if maximize
         g = g + weight_decay * p
         if momentum:  b = g if first_step else momentum * b + (1 - dampening) * g
                       g = g + momentum * b if nesterov else b
-        p = p - lr * g   (p + lr * g if maximize)
+        p = p - lr * g
     momentum_buffers: list of arrays (ignored when momentum == 0).
     """
     for i, (p, g) in enumerate(zip(params, grads)):
+        if maximize:
+            g = -g
         if weight_decay != 0.0:
             g = g + weight_decay * p
         if momentum != 0.0:
@@ -54,7 +57,4 @@ def sgd_update(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0,
                 b *= momentum
                 b += (1.0 - dampening) * g
             g = g + momentum * b if nesterov else b
-        if maximize:
-            p += lr * g
-        else:
-            p -= lr * g
+        p -= lr * g

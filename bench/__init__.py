@@ -1,0 +1,1 @@
+"""pyengine's benchmarks: pyengine side by side with NumPy and PyTorch (when installed), same process."""

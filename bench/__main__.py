@@ -1,0 +1,41 @@
+"""python -m bench [suite ...] [--quick]: run benchmark suites and write bench/RESULTS.md + results.json.
+
+Suites: peak, gemm, attention, kernels, overhead (default: all). PyTorch's column appears when torch is
+installed. Numbers are only comparable within one run: the machine's ceilings are measured at its start.
+"""
+import argparse
+import importlib
+import os
+import sys
+
+SUITES = ["gemm", "attention", "kernels", "overhead"]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("suites", nargs="*", help=f"any of: peak {' '.join(SUITES)} (default: all)")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)), help="where RESULTS.md goes")
+    args = ap.parse_args(argv)
+    wanted = args.suites or ["peak"] + SUITES
+    unknown = [s for s in wanted if s not in SUITES + ["peak"]]
+    if unknown:
+        ap.error(f"unknown suite(s): {', '.join(unknown)}; choose from peak {' '.join(SUITES)}")
+
+    from .common import Machine, Results
+    machine = Machine()
+    print("Machine:", machine.describe(), flush=True)
+    res = Results(machine)
+    print("| suite | case | threads | pyengine | NumPy | vs NumPy | PyTorch | vs PyTorch | pyengine achieved | notes |")
+    for s in wanted:
+        if s == "peak":
+            continue
+        importlib.import_module(f"bench.suites.{s}").run(res, quick=args.quick)
+    path = res.write(args.out, wanted)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Shared benchmark machinery: timing, machine description, ceilings, the results table and files.
+
+Each case: a correctness check of pyengine's result against the reference first, then a warm-up, then
+repeated timings with fresh inputs drawn before the clock starts; we report the median and the min.
+All libraries run with the same thread count.
+"""
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+try:  # PyTorch is optional: its column appears only when it is installed
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Threads:
+    """Set the same thread count for pyengine, NumPy's BLAS and PyTorch inside a ``with`` block."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        import pyengine as pe
+        self.prev = pe.get_num_threads()
+        pe.set_num_threads(self.n)
+        self.blas = threadpool_limits(self.n) if threadpool_limits else None
+        if torch is not None:
+            self.prev_torch = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        import pyengine as pe
+        pe.set_num_threads(self.prev)
+        if self.blas is not None:
+            self.blas.unregister() if hasattr(self.blas, "unregister") else self.blas.__exit__(None, None, None)
+        if torch is not None:
+            torch.set_num_threads(self.prev_torch)
+
+
+def timeit(fn, setup=None, repeat=7, min_time=0.05, warmup=1):
+    """Median and min seconds of ``fn(*setup())``; ``setup`` (untimed) makes fresh inputs."""
+    args = setup() if setup else ()
+    for _ in range(warmup):
+        fn(*args)
+    # find an inner loop count so that one sample takes >= min_time
+    n = 1
+    while True:
+        args = setup() if setup else ()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn(*args)
+        dt = time.perf_counter() - t0
+        if dt >= min_time or n >= 1 << 16:
+            break
+        n *= 2 if dt == 0 else max(2, int(min_time / max(dt, 1e-9)))
+    samples = []
+    for _ in range(repeat):
+        args = setup() if setup else ()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn(*args)
+        samples.append((time.perf_counter() - t0) / n)
+    return statistics.median(samples), min(samples)
+
+
+class Machine:
+    """This machine's ceilings, measured once per run: peak FMA GFLOP/s and triad GB/s."""
+
+    def __init__(self):
+        from pyengine import _C
+        self.cpu = cpu_model()
+        self.isa = _C.isa()
+        self.peak_gflops = {t: _C.probe_peak_gflops(t) for t in (1, 2)}
+        self.bandwidth_gbs = {t: _C.probe_bandwidth_gbs(t) for t in (1, 2)}
+
+    def describe(self):
+        return (f"{self.cpu}, {os.cpu_count()} logical CPUs, SIMD {self.isa}; measured peak "
+                f"{self.peak_gflops[1]:.0f} GFLOP/s (1 thread) / {self.peak_gflops[2]:.0f} (2 threads) float32 FMA; "
+                f"memory {self.bandwidth_gbs[1]:.1f} GB/s (1 thread) / {self.bandwidth_gbs[2]:.1f} (2) STREAM triad")
+
+
+class Results:
+    """Collects rows from every suite, prints them, writes bench/RESULTS.md and bench/results.json."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.rows = []  # dicts
+        self.notes = []
+
+    def add(self, suite, case, threads, ours, numpy=None, torch_=None, unit="ms", ceiling=None, work=None,
+            kind="compute", extra=""):
+        """ours/numpy/torch_: seconds (median). ceiling: fraction-of-peak basis, 'flops' or 'bytes' with work."""
+        row = dict(suite=suite, case=case, threads=threads, ours_s=ours, numpy_s=numpy, torch_s=torch_,
+                   kind=kind, work=work, extra=extra)
+        if work is not None and ours:
+            if kind == "compute":
+                row["achieved"] = work / ours / 1e9
+                row["fraction"] = row["achieved"] / self.machine.peak_gflops.get(threads, self.machine.peak_gflops[2])
+            else:
+                row["achieved"] = work / ours / 1e9
+                row["fraction"] = row["achieved"] / self.machine.bandwidth_gbs.get(threads,
+                                                                                  self.machine.bandwidth_gbs[2])
+        self.rows.append(row)
+        print(self._fmt(row), flush=True)
+
+    @staticmethod
+    def _ms(s):
+        return "-" if s is None else (f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms")
+
+    def _fmt(self, r):
+        ratio = lambda ref: "-" if (ref is None or not r["ours_s"]) else f"{ref / r['ours_s']:.2f}x"  # noqa: E731
+        ach = ""
+        if "achieved" in r:
+            unit = "GFLOP/s" if r["kind"] == "compute" else "GB/s"
+            ach = f"{r['achieved']:.1f} {unit} ({100 * r['fraction']:.0f}% of peak)"
+        return (f"| {r['suite']} | {r['case']} | {r['threads']} | {self._ms(r['ours_s'])} | {self._ms(r['numpy_s'])} "
+                f"| {ratio(r['numpy_s'])} | {self._ms(r['torch_s'])} | {ratio(r['torch_s'])} | {ach} | {r['extra']} |")
+
+    def write(self, directory, suites):
+        import pyengine
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        versions = f"pyengine {pyengine.__version__}, NumPy {np.__version__}" + (
+            f", PyTorch {torch.__version__}" if torch is not None else ", PyTorch not installed")
+        lines = [
+            "# pyengine benchmark results", "",
+            f"Run: {now}. Suites: {', '.join(suites)}.", "",
+            f"Machine: {self.machine.describe()}.", "",
+            f"Versions: {versions}.", "",
+            "Times are medians of repeated runs (fresh inputs, warm-up first, correctness checked before "
+            "timing); `x` columns are speed-ups of pyengine over the reference (>1 = pyengine faster), "
+            "measured in the same process with the same thread count.", "",
+            "| suite | case | threads | pyengine | NumPy | vs NumPy | PyTorch | vs PyTorch | pyengine achieved | notes |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [self._fmt(r) for r in self.rows]
+        if self.notes:
+            lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        path = os.path.join(directory, "RESULTS.md")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        with open(os.path.join(directory, "results.json"), "w") as f:
+            json.dump({"date": now, "machine": self.machine.describe(), "versions": versions,
+                       "rows": self.rows, "notes": self.notes}, f, indent=1)
+        return path
+
+
+def check_close(name, ours, ref, rtol, atol):
+    """Correctness gate before timing: a benchmark of a wrong result is worthless."""
+    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if not np.allclose(ours, ref, rtol=rtol, atol=atol):
+        err = np.max(np.abs(ours - ref))
+        raise AssertionError(f"{name}: pyengine's result differs from the reference (max abs err {err:.3g})")

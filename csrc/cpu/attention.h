@@ -1,0 +1,96 @@
+// Attention kernel family: the kernels' interface (raw pointers, sizes, strides).
+// The algorithm is described at the top of attention.cpp; the binding is
+// csrc/bind_attention.cpp and the specification pyengine/backend/reference/attention.py.
+#pragma once
+#include <algorithm>
+
+#include "common.h"
+
+namespace pe {
+namespace attn {
+
+// ------------------------------------------------------------------ blocking
+// Default block sizes (rows of Q per block, Br; keys per block, Bc). A query
+// block keeps Q_i (Br x D), the output accumulator O_i (Br x Dv), the scores
+// S (Br x Bc), K_j^T (D x Bc) and V_j (Bc x Dv) hot: at D = Dv = 64 in float
+// that is 5 x 16 KiB = 80 KiB, inside L2 with the streamed panels (K_j^T, one
+// row of S) inside L1. Bigger Br amortises the K_j^T packing and the per-block
+// row bookkeeping over more rows; bigger Bc amortises the per-row softmax
+// rescale of O. Both are runtime parameters (AttnArgs::br/bc) so a tuning run
+// (or a test that wants many small blocks) can change them without recompiling.
+constexpr index_t kBlockQ = 64;  // Br
+constexpr index_t kBlockK = 64;  // Bc
+
+// The optional mask, read in place from a (possibly broadcast) NumPy view of
+// shape (BH, Tq, Tk): element (b, i, j) is at data[b*sb + i*sq + j*sk] (strides
+// in elements, 0 for a broadcast axis, negative allowed).
+struct AttnMask {
+  enum Kind { none = 0, boolean = 1, additive = 2 };
+  Kind kind = none;
+  const void* data = nullptr;  // bool (1 byte, nonzero = attend) or T (added to the scores)
+  index_t sb = 0, sq = 0, sk = 0;
+};
+
+// How the backward pass splits its work over threads (see attention.cpp).
+enum class BwdStrategy : int { automatic = 0, per_bh = 1, split = 2 };
+
+// Everything a kernel needs. Layouts are C-contiguous:
+//   q: (BH, Tq, D)   k: (BH, Tk, D)   v: (BH, Tk, Dv)   out: (BH, Tq, Dv)   lse: (BH, Tq)
+//   dout, dq, dk, dv: shaped as out, q, k, v (backward only).
+template <class T>
+struct AttnArgs {
+  const T* q = nullptr;
+  const T* k = nullptr;
+  const T* v = nullptr;
+  T* out = nullptr;  // forward: written; backward: read
+  T* lse = nullptr;  // forward: written; backward: read
+  const T* dout = nullptr;
+  T* dq = nullptr;
+  T* dk = nullptr;
+  T* dv = nullptr;
+  const T* delta = nullptr;  // backward scratch: D_i = rowsum(dO_i * O_i), (BH, Tq)
+
+  index_t BH = 0, Tq = 0, Tk = 0, D = 0, Dv = 0;
+  AttnMask mask;
+  bool causal = false;
+  index_t causal_offset = 0;  // key j visible to query i iff j <= i + causal_offset
+  T scale = T(1);
+  index_t br = kBlockQ, bc = kBlockK;
+
+  // Keys [0, key_end(i)) may be visible to query row i (the causal limit; the mask
+  // may hide more of them).
+  index_t key_end(index_t i) const {
+    if (!causal) return Tk;
+    return std::min(Tk, std::max<index_t>(0, i + causal_offset + 1));
+  }
+  // The first query row that can see key j.
+  index_t first_query(index_t j) const {
+    if (!causal) return 0;
+    return std::min(Tq, std::max<index_t>(0, j - causal_offset));
+  }
+};
+
+// One thread's scratch (attention.cpp allocates it; the kernels only use it).
+// lds / ldo: row strides of the Bc-wide and Dv-wide buffers.
+template <class T>
+struct Workspace {
+  T* kt = nullptr;  // K_j^T: D x Bc (row stride lds)
+  T* vt = nullptr;  // V_j^T: Dv x Bc (backward)
+  T* s = nullptr;   // S, then P: Br x Bc
+  T* dp = nullptr;  // dP, then dS: Br x Bc (backward)
+  T* o = nullptr;   // unnormalised output accumulator O_i: Br x Dv (row stride ldo; forward)
+  T* m = nullptr;   // running row max: Br (forward)
+  T* l = nullptr;   // running row sum: Br (forward)
+  index_t lds = 0, ldo = 0;
+};
+
+// out, lse = attention(q, k, v).
+template <class T>
+void attention_forward(const AttnArgs<T>& args);
+
+// dq, dk, dv from q, k, v, out, lse, dout (args.delta is allocated inside).
+template <class T>
+void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy = BwdStrategy::automatic);
+
+}  // namespace attn
+}  // namespace pe

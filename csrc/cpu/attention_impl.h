@@ -1,0 +1,372 @@
+// Attention kernels for one SIMD level; the algorithm and its notation are
+// described at the top of attention.cpp. No include guard: attention.cpp
+// includes this file once per level, after defining
+//   PE_ATTN_NS      the namespace to fill (attn_generic, attn_avx2, attn_avx512)
+//   PE_ATTN_ISA     0, 1 or 2: selects simd::Vec<T, ISA>
+//   PE_ATTN_TARGET  that level's function attribute (empty, PE_TARGET_AVX2, PE_TARGET_AVX512)
+// so each function below exists once per level, in its own namespace, marked
+// with its level's target attribute (and so able to inline the matching Vec
+// members). Only functions run inside an OpenMP region's tasks live here; the
+// OpenMP regions themselves are in attention.cpp, compiled for the baseline ISA.
+
+namespace pe {
+namespace attn {
+namespace PE_ATTN_NS {
+
+template <class T>
+using V = simd::Vec<T, PE_ATTN_ISA>;
+
+// ====================================================================== block GEMM
+// C (M x N, row stride ldc) = [C +] A B, where A(i, k) = A[i*ars + k*acs] (so A
+// may be read transposed for free: P^T is A = P with ars = 1, acs = lds) and B is
+// K x N with row stride ldb. The micro-kernel keeps an MR x (NV vectors) block
+// of C in registers and, per k, broadcasts MR values of A against NV vectors of
+// B (an outer-product update). The last vector of a row is masked, so N need
+// not be a multiple of the vector width and nothing past column N is touched.
+
+template <class T, int MR, int NV>
+PE_ATTN_TARGET void micro_kernel(index_t K, const T* A, index_t ars, index_t acs, const T* B, index_t ldb, T* C,
+                                 index_t ldc, typename V<T>::mask last, bool accumulate) {
+  using VT = V<T>;
+  using reg = typename VT::reg;
+  constexpr int W = VT::W;
+  reg c[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int u = 0; u < NV; ++u)
+      c[i][u] = !accumulate ? VT::zero()
+                : (u + 1 < NV) ? VT::load(C + i * ldc + u * W)
+                               : VT::load_part(C + i * ldc + u * W, last);
+  for (index_t kk = 0; kk < K; ++kk) {
+    const T* b = B + kk * ldb;
+    reg bv[NV];
+#pragma GCC unroll 8
+    for (int u = 0; u < NV; ++u) bv[u] = (u + 1 < NV) ? VT::load(b + u * W) : VT::load_part(b + u * W, last);
+    const T* a = A + kk * acs;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const reg ai = VT::set1(a[i * ars]);
+#pragma GCC unroll 8
+      for (int u = 0; u < NV; ++u) c[i][u] = VT::fmadd(ai, bv[u], c[i][u]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int u = 0; u < NV; ++u) {
+      if (u + 1 < NV) VT::store(C + i * ldc + u * W, c[i][u]);
+      else VT::store_part(C + i * ldc + u * W, last, c[i][u]);
+    }
+}
+
+template <class T>
+using MicroFn = void (*)(index_t, const T*, index_t, index_t, const T*, index_t, T*, index_t,
+                         typename V<T>::mask, bool);
+
+// table[(mr - 1) * NV + (nv - 1)] = micro_kernel<T, mr, nv>: every edge-tile shape.
+template <class T, std::size_t... I>
+constexpr std::array<MicroFn<T>, sizeof...(I)> make_micro_table(std::index_sequence<I...>) {
+  return {{&micro_kernel<T, int(I / V<T>::NV) + 1, int(I % V<T>::NV) + 1>...}};
+}
+
+template <class T>
+PE_ATTN_TARGET void gemm(index_t M, index_t N, index_t K, const T* A, index_t ars, index_t acs, const T* B,
+                         index_t ldb, T* C, index_t ldc, bool accumulate) {
+  using VT = V<T>;
+  constexpr int W = VT::W, MR = VT::MR, NV = VT::NV;
+  static constexpr auto table = make_micro_table<T>(std::make_index_sequence<MR * NV>{});
+  for (index_t j = 0; j < N; j += NV * W) {  // one panel of B (K x NV*W) stays in L1 ...
+    const index_t n = std::min<index_t>(N - j, NV * W);
+    const int nv = static_cast<int>((n + W - 1) / W);
+    const auto last = VT::mask_for(static_cast<int>(n - (nv - 1) * W));
+    for (index_t i = 0; i < M; i += MR) {  // ... while the rows of A stream past it
+      const int mr = static_cast<int>(std::min<index_t>(M - i, MR));
+      table[(mr - 1) * NV + (nv - 1)](K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc, last, accumulate);
+    }
+  }
+}
+
+// dst[d*ld + c] = src[c*D + d]: K_j (nc x D) -> K_j^T (D x nc), likewise V_j^T.
+template <class T>
+PE_ATTN_TARGET void pack_transposed(const T* src, index_t nc, index_t D, T* dst, index_t ld) {
+  for (index_t d = 0; d < D; ++d)
+    for (index_t c = 0; c < nc; ++c) dst[d * ld + c] = src[c * D + d];
+}
+
+// ====================================================================== row helpers
+// s[0:n) = scale * s[0:n), then the mask of query row (bh, i) over keys [j0, j0+n):
+// bool: -inf where False; float: added.
+template <class T>
+PE_ATTN_TARGET void scale_mask_row(T* s, index_t n, T scale, const AttnMask& mk, index_t bh, index_t i, index_t j0) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  if (n <= 0) return;
+  const auto vs = VT::set1(scale);
+  index_t c = 0;
+  for (; c + W <= n; c += W) VT::store(s + c, VT::mul(VT::load(s + c), vs));
+  if (c < n) {
+    const auto m = VT::mask_for(static_cast<int>(n - c));
+    VT::store_part(s + c, m, VT::mul(VT::load_part(s + c, m), vs));
+  }
+  if (mk.kind == AttnMask::none) return;
+  const index_t base = bh * mk.sb + i * mk.sq + j0 * mk.sk, sk = mk.sk;
+  if (mk.kind == AttnMask::boolean) {
+    const unsigned char* mb = static_cast<const unsigned char*>(mk.data) + base;
+    const T ninf = -std::numeric_limits<T>::infinity();
+    if (sk == 1) {
+      for (c = 0; c < n; ++c) s[c] = mb[c] ? s[c] : ninf;
+    } else {
+      for (c = 0; c < n; ++c) s[c] = mb[c * sk] ? s[c] : ninf;
+    }
+  } else {
+    const T* mf = static_cast<const T*>(mk.data) + base;
+    if (sk == 1) {
+      for (c = 0; c < n; ++c) s[c] += mf[c];
+    } else {
+      for (c = 0; c < n; ++c) s[c] += mf[c * sk];
+    }
+  }
+}
+
+// max(s[0:n)), -inf for n = 0.
+template <class T>
+PE_ATTN_TARGET T row_max(const T* s, index_t n) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  const auto ninf = VT::set1(-std::numeric_limits<T>::infinity());
+  auto acc = ninf;
+  index_t c = 0;
+  for (; c + W <= n; c += W) acc = VT::max(acc, VT::load(s + c));
+  if (c < n) acc = VT::max(acc, VT::load_part_or(s + c, VT::mask_for(static_cast<int>(n - c)), ninf));
+  return VT::hmax(acc);
+}
+
+// s[0:n) = exp(s[0:n) - m) for a finite m; returns the sum of the new values.
+template <class T>
+PE_ATTN_TARGET T exp_row(T* s, index_t n, T m) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  const auto vm = VT::set1(m);
+  auto sum = VT::zero();
+  index_t c = 0;
+  for (; c + W <= n; c += W) {
+    const auto e = VT::exp(VT::sub(VT::load(s + c), vm));
+    VT::store(s + c, e);
+    sum = VT::add(sum, e);
+  }
+  if (c < n) {  // lanes past n read as -inf, so they add exp(-inf) = 0
+    const auto mk = VT::mask_for(static_cast<int>(n - c));
+    const auto e = VT::exp(VT::sub(VT::load_part_or(s + c, mk, VT::set1(-std::numeric_limits<T>::infinity())), vm));
+    VT::store_part(s + c, mk, e);
+    sum = VT::add(sum, e);
+  }
+  return VT::hsum(sum);
+}
+
+// x[0:n) *= alpha
+template <class T>
+PE_ATTN_TARGET void scale_row(T* x, index_t n, T alpha) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  const auto va = VT::set1(alpha);
+  index_t c = 0;
+  for (; c + W <= n; c += W) VT::store(x + c, VT::mul(VT::load(x + c), va));
+  if (c < n) {
+    const auto mk = VT::mask_for(static_cast<int>(n - c));
+    VT::store_part(x + c, mk, VT::mul(VT::load_part(x + c, mk), va));
+  }
+}
+
+// sum(x[0:n) * y[0:n))
+template <class T>
+PE_ATTN_TARGET T dot_row(const T* x, const T* y, index_t n) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  auto acc = VT::zero();
+  index_t c = 0;
+  for (; c + W <= n; c += W) acc = VT::fmadd(VT::load(x + c), VT::load(y + c), acc);
+  if (c < n) {
+    const auto mk = VT::mask_for(static_cast<int>(n - c));
+    acc = VT::fmadd(VT::load_part(x + c, mk), VT::load_part(y + c, mk), acc);
+  }
+  return VT::hsum(acc);
+}
+
+// ds[0:n) = scale * p * (dp - delta), in place in dp: dS = P o (dP - D_i) (scale folded in).
+template <class T>
+PE_ATTN_TARGET void ds_row(const T* p, T* dp, index_t n, T delta, T scale) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  const auto vd = VT::set1(delta), vs = VT::set1(scale);
+  index_t c = 0;
+  for (; c + W <= n; c += W)
+    VT::store(dp + c, VT::mul(VT::mul(VT::load(p + c), VT::sub(VT::load(dp + c), vd)), vs));
+  if (c < n) {
+    const auto mk = VT::mask_for(static_cast<int>(n - c));
+    VT::store_part(dp + c, mk, VT::mul(VT::mul(VT::load_part(p + c, mk), VT::sub(VT::load_part(dp + c, mk), vd)), vs));
+  }
+}
+
+// ====================================================================== forward
+// One query block: rows [i0, i0 + mr) of head bh. Dao et al. 2022, Algorithm 1
+// (inner loop over key blocks j), with the online softmax of Milakov &
+// Gimelshein 2018:
+//   S = scale Q_i K_j^T (+ mask)          m' = max(m, rowmax(S))
+//   P = exp(S - m')                       l' = e^(m - m') l + rowsum(P)
+//   O = e^(m - m') O + P V_j
+// and at the end out_i = O / l, lse_i = m + log l.
+template <class T>
+PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, index_t bh, index_t i0) {
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const index_t D = a.D, Dv = a.Dv, lds = ws.lds, ldo = ws.ldo;
+  const index_t mr = std::min(a.br, a.Tq - i0);
+  const T* q_i = a.q + (bh * a.Tq + i0) * D;
+  const T* k_bh = a.k + bh * a.Tk * D;
+  const T* v_bh = a.v + bh * a.Tk * Dv;
+  T* S = ws.s;
+  T* O = ws.o;
+  T* m = ws.m;
+  T* l = ws.l;
+  for (index_t r = 0; r < mr; ++r) {
+    m[r] = ninf;
+    l[r] = T(0);
+    std::fill_n(O + r * ldo, Dv, T(0));
+  }
+
+  // Key blocks wholly above the causal diagonal are never visited: the last row
+  // of the block sees keys [0, kend), the others fewer.
+  const index_t kend = a.key_end(i0 + mr - 1);
+  for (index_t j0 = 0; j0 < kend; j0 += a.bc) {
+    const index_t nc = std::min(a.bc, kend - j0);
+    pack_transposed(k_bh + j0 * D, nc, D, ws.kt, lds);
+    gemm<T>(mr, nc, D, q_i, D, 1, ws.kt, lds, S, lds, false);  // S = Q_i K_j^T
+    for (index_t r = 0; r < mr; ++r) {
+      T* s = S + r * lds;
+      const index_t i = i0 + r;
+      // Keys [j0, j0 + n) of this block are causally visible to row i.
+      const index_t n = std::max<index_t>(0, std::min(nc, a.key_end(i) - j0));
+      scale_mask_row(s, n, a.scale, a.mask, bh, i, j0);
+      const T m_new = std::max(m[r], row_max(s, n));
+      if (m_new == ninf) {  // nothing visible yet: P = 0, O and l stay 0
+        std::fill_n(s, nc, T(0));
+        continue;
+      }
+      const T rowsum = exp_row(s, n, m_new);  // P = exp(S - m')
+      std::fill_n(s + n, nc - n, T(0));
+      const T alpha = std::exp(m[r] - m_new);  // e^(m - m'); 0 when m = -inf
+      if (alpha != T(1)) scale_row(O + r * ldo, Dv, alpha);
+      l[r] = alpha * l[r] + rowsum;
+      m[r] = m_new;
+    }
+    gemm<T>(mr, Dv, nc, S, lds, 1, v_bh + j0 * Dv, Dv, O, ldo, true);  // O += P V_j
+  }
+
+  for (index_t r = 0; r < mr; ++r) {
+    const index_t i = i0 + r;
+    T* out_i = a.out + (bh * a.Tq + i) * Dv;
+    if (l[r] > T(0)) {
+      std::copy_n(O + r * ldo, Dv, out_i);
+      scale_row(out_i, Dv, T(1) / l[r]);
+      a.lse[bh * a.Tq + i] = m[r] + std::log(l[r]);
+    } else {  // the row sees no key
+      std::fill_n(out_i, Dv, T(0));
+      a.lse[bh * a.Tq + i] = ninf;
+    }
+  }
+}
+
+// ====================================================================== backward
+// Dao et al. 2022, Algorithm 2 / appendix B.2, with P recomputed from the saved
+// lse instead of (m, l): P = exp(S - lse).
+
+// delta[bh, i] = D_i = rowsum(dO_i o O_i)  (so that dS = P o (dP - D_i)).
+template <class T>
+PE_ATTN_TARGET void backward_delta(const AttnArgs<T>& a, index_t bh, T* delta) {
+  for (index_t i = 0; i < a.Tq; ++i) {
+    const index_t row = bh * a.Tq + i;
+    delta[row] = dot_row(a.dout + row * a.Dv, a.out + row * a.Dv, a.Dv);
+  }
+}
+
+// For query rows [i0, i0+mr) and keys [j0, j0+nc) of head bh, with K_j^T and
+// V_j^T packed in ws.kt / ws.vt: leaves P in ws.s and scale * dS in ws.dp.
+//   S = scale Q_i K_j^T (+ mask)   P = exp(S - lse)   dP = dO_i V_j^T
+//   dS = P o (dP - D_i)
+// A row with lse = -inf (it saw no key) gets P = dS = 0.
+template <class T>
+PE_ATTN_TARGET void backward_scores(const AttnArgs<T>& a, const Workspace<T>& ws, index_t bh, index_t i0,
+                                    index_t mr, index_t j0, index_t nc) {
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const index_t lds = ws.lds;
+  const index_t row0 = bh * a.Tq + i0;
+  T* P = ws.s;
+  T* dS = ws.dp;
+  gemm<T>(mr, nc, a.D, a.q + row0 * a.D, a.D, 1, ws.kt, lds, P, lds, false);       // S = Q_i K_j^T
+  gemm<T>(mr, nc, a.Dv, a.dout + row0 * a.Dv, a.Dv, 1, ws.vt, lds, dS, lds, false);  // dP = dO_i V_j^T
+  for (index_t r = 0; r < mr; ++r) {
+    const index_t i = i0 + r;
+    T* p = P + r * lds;
+    T* ds = dS + r * lds;
+    const T lse = a.lse[row0 + r];
+    // Keys [j0, j0 + n) are causally visible to row i; the rest of the row is 0.
+    const index_t n = lse == ninf ? 0 : std::max<index_t>(0, std::min(nc, a.key_end(i) - j0));
+    scale_mask_row(p, n, a.scale, a.mask, bh, i, j0);
+    if (n > 0) exp_row(p, n, lse);
+    ds_row(p, ds, n, a.delta[row0 + r], a.scale);
+    std::fill_n(p + n, nc - n, T(0));
+    std::fill_n(ds + n, nc - n, T(0));
+  }
+}
+
+// One key block j = keys [j0, j0 + nc) of head bh: writes dK_j and dV_j (only this
+// call touches those rows), looping over the query blocks that can see the block:
+//   dV_j += P^T dO_i      dK_j += dS^T Q_i      (and dQ_i += dS K_j if with_dq)
+// The dq rows must be zeroed by the caller when with_dq is set.
+template <class T>
+PE_ATTN_TARGET void backward_key_block(const AttnArgs<T>& a, const Workspace<T>& ws, index_t bh, index_t j0,
+                                       bool with_dq) {
+  const index_t D = a.D, Dv = a.Dv, lds = ws.lds;
+  const index_t nc = std::min(a.bc, a.Tk - j0);
+  const T* k_j = a.k + (bh * a.Tk + j0) * D;
+  T* dk_j = a.dk + (bh * a.Tk + j0) * D;
+  T* dv_j = a.dv + (bh * a.Tk + j0) * Dv;
+  std::fill_n(dk_j, nc * D, T(0));
+  std::fill_n(dv_j, nc * Dv, T(0));
+  pack_transposed(k_j, nc, D, ws.kt, lds);
+  pack_transposed(a.v + (bh * a.Tk + j0) * Dv, nc, Dv, ws.vt, lds);
+  // Query blocks wholly above the causal diagonal see none of these keys.
+  const index_t first = a.first_query(j0) / a.br * a.br;
+  for (index_t i0 = first; i0 < a.Tq; i0 += a.br) {
+    const index_t mr = std::min(a.br, a.Tq - i0);
+    const index_t row0 = bh * a.Tq + i0;
+    backward_scores(a, ws, bh, i0, mr, j0, nc);
+    gemm<T>(nc, Dv, mr, ws.s, 1, lds, a.dout + row0 * Dv, Dv, dv_j, Dv, true);  // dV_j += P^T dO_i
+    gemm<T>(nc, D, mr, ws.dp, 1, lds, a.q + row0 * D, D, dk_j, D, true);        // dK_j += dS^T Q_i
+    if (with_dq) gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, D, a.dq + row0 * D, D, true);  // dQ_i += dS K_j
+  }
+}
+
+// One query block i = rows [i0, i0 + mr) of head bh: writes dQ_i (only this call
+// touches those rows), looping over the key blocks the rows can see:
+//   dQ_i += dS K_j
+template <class T>
+PE_ATTN_TARGET void backward_query_block(const AttnArgs<T>& a, const Workspace<T>& ws, index_t bh, index_t i0) {
+  const index_t D = a.D, lds = ws.lds;
+  const index_t mr = std::min(a.br, a.Tq - i0);
+  T* dq_i = a.dq + (bh * a.Tq + i0) * D;
+  std::fill_n(dq_i, mr * D, T(0));
+  const index_t kend = a.key_end(i0 + mr - 1);
+  for (index_t j0 = 0; j0 < kend; j0 += a.bc) {
+    const index_t nc = std::min(a.bc, kend - j0);
+    const T* k_j = a.k + (bh * a.Tk + j0) * D;
+    pack_transposed(k_j, nc, D, ws.kt, lds);
+    pack_transposed(a.v + (bh * a.Tk + j0) * a.Dv, nc, a.Dv, ws.vt, lds);
+    backward_scores(a, ws, bh, i0, mr, j0, nc);
+    gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, D, dq_i, D, true);  // dQ_i += dS K_j
+  }
+}
+
+}  // namespace PE_ATTN_NS
+}  // namespace attn
+}  // namespace pe

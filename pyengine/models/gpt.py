@@ -1,0 +1,242 @@
+"""A GPT language model (Radford et al. 2018/2019) from pyengine.nn, with a KV cache for generation.
+
+Pre-LayerNorm transformer blocks; causal self-attention on the fused flash-style attention kernel; GELU MLP;
+input and output embeddings tied; GPT-2 initialisation (N(0, 0.02), residual projections scaled by
+1/sqrt(2 n_layer)). Shapes: B batch, T time, C = n_embd, H = n_head, hd = C / H, V = vocab_size.
+"""
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .. import nn
+from ..autograd import no_grad
+from ..nn import functional as F
+from ..random import Generator
+from ..tensor import Tensor, tensor
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"GPTConfig: {name} must be >= 1")
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, per layer: k, v of shape (B, H, T_past, hd)."""
+
+    def __init__(self, n_layer):
+        self.k = [None] * n_layer
+        self.v = [None] * n_layer
+
+    @property
+    def length(self):
+        return 0 if self.k[0] is None else self.k[0].shape[2]
+
+    def append(self, layer, k, v):
+        """Add this step's k, v (B, H, T_new, hd) and return the full keys and values."""
+        if self.k[layer] is None:
+            self.k[layer], self.v[layer] = k.data, v.data
+        else:
+            self.k[layer] = np.concatenate([self.k[layer], k.data], axis=2)
+            self.v[layer] = np.concatenate([self.v[layer], v.data], axis=2)
+        return tensor(self.k[layer]), tensor(self.v[layer])
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        C = config.n_embd
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(C, 3 * C, bias=config.bias)  # q, k, v projections in one GEMM
+        self.c_proj = nn.Linear(C, C, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout
+
+    def forward(self, x, cache=None, layer=0):
+        # x: (B, T, C)
+        B, T, C = x.shape
+        H = self.n_head
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.reshape(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hd)
+        k = k.reshape(B, T, H, C // H).transpose(1, 2)
+        v = v.reshape(B, T, H, C // H).transpose(1, 2)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)  # (B, H, T_past + T, hd)
+        # query t (absolute position T_past + t) sees keys j <= T_past + t
+        offset = k.shape[2] - T
+        y = F.scaled_dot_product_attention(q, k, v, causal_offset=offset,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        C = config.n_embd
+        self.c_fc = nn.Linear(C, 4 * C, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * C, C, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """x + attn(ln_1(x)), then + mlp(ln_2(x)): pre-LayerNorm (GPT-2)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cache=None, layer=0):
+        x = x + self.attn(self.ln_1(x), cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """GPT language model.
+
+    >>> model = GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32))
+    >>> logits, loss = model(idx, targets)          # idx, targets: (B, T) int64
+    >>> out = model.generate(idx[:1, :4], max_new_tokens=20, temperature=0.8, top_k=10, seed=0)
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        if isinstance(config, dict):
+            config = GPTConfig(**config)
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied input/output embeddings (Press & Wolf 2017)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # GPT-2: scale residual projections by 1/sqrt(2 n_layer)
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self, non_embedding=True):
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wpe.weight.numel() if non_embedding else n
+
+    def forward(self, idx, targets=None, cache=None):
+        """idx: (B, T) int64 -> logits (B, T, V), and the mean cross-entropy when targets (B, T) are given
+        (targets of -1 are ignored). With a KVCache, idx holds only the new positions."""
+        idx = idx if isinstance(idx, Tensor) else tensor(np.asarray(idx, dtype=np.int64))
+        if idx.ndim != 2:
+            raise ValueError(f"GPT: idx must be (B, T) token ids, got shape {tuple(idx.shape)}")
+        B, T = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"GPT: sequence length {start + T} exceeds block_size {self.config.block_size}")
+        pos = tensor(np.arange(start, start + T, dtype=np.int64))
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        for i, block in enumerate(self.h):
+            x = block(x, cache, i)
+        x = self.ln_f(x)
+        logits = self.lm_head(x)
+        if targets is None:
+            return logits, None
+        targets = targets if isinstance(targets, Tensor) else tensor(np.asarray(targets, dtype=np.int64))
+        loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-1)
+        return logits, loss
+
+    @no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None, use_cache=True,
+                 generator=None):
+        """Sample ``max_new_tokens`` tokens after ``idx`` (B, T); returns (B, T + max_new_tokens) int64.
+
+        temperature: logits are divided by it (0 = greedy); top_k: keep the k most likely tokens;
+        top_p: keep the smallest set whose probability reaches p (nucleus sampling, Holtzman et al. 2020).
+        With ``use_cache`` each new token costs one position (keys/values of the past are kept) while the
+        context fits in block_size; past that the window slides and the whole window is recomputed.
+        """
+        if generator is None:
+            generator = Generator().manual_seed(seed) if seed is not None else None
+        was_training = self.training
+        self.eval()
+        try:
+            ids = np.asarray(idx.data if isinstance(idx, Tensor) else idx, dtype=np.int64)
+            if ids.ndim == 1:
+                ids = ids[None]
+            if ids.shape[1] == 0:
+                raise ValueError("generate: the prompt must hold at least one token")
+            bs = self.config.block_size
+            cache = None
+            for _ in range(max_new_tokens):
+                if use_cache and ids.shape[1] <= bs:
+                    if cache is None:
+                        cache = KVCache(len(self.h))
+                        logits, _ = self(tensor(ids), cache=cache)  # prefill
+                    else:
+                        logits, _ = self(tensor(ids[:, -1:]), cache=cache)
+                else:
+                    logits, _ = self(tensor(ids[:, -bs:]))
+                nxt = sample_next(logits.data[:, -1, :], temperature, top_k, top_p, generator)
+                ids = np.concatenate([ids, nxt[:, None]], axis=1)
+                if cache is not None and ids.shape[1] > bs:
+                    cache = None
+            return tensor(ids)
+        finally:
+            self.train(was_training)
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """One token per row from logits (B, V): temperature, then top-k, then top-p, then a draw."""
+    from ..random import _rng
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature is None or temperature <= 0:
+        return np.argmax(logits, axis=-1).astype(np.int64)
+    logits = logits / temperature
+    V = logits.shape[-1]
+    if top_k is not None and 0 < top_k < V:
+        kth = np.partition(logits, V - top_k, axis=-1)[:, V - top_k][:, None]
+        logits = np.where(logits < kth, -np.inf, logits)
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    if top_p is not None and 0 < top_p < 1:
+        order = np.argsort(-p, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(p, order, axis=-1)
+        cum = np.cumsum(sorted_p, axis=-1)
+        drop_sorted = cum - sorted_p >= top_p  # keep tokens until the mass before them reaches top_p
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        p = np.where(drop, 0.0, p)
+        p /= p.sum(axis=-1, keepdims=True)
+    rng = _rng(generator)
+    u = rng.random(p.shape[0])
+    cdf = np.cumsum(p, axis=-1)
+    return np.minimum((cdf < (u * cdf[:, -1])[:, None]).sum(axis=-1), V - 1).astype(np.int64)
