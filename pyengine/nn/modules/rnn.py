@@ -62,9 +62,11 @@ class LSTMLayer(Function):
         Cs = np.empty((T + 1, B, H), x.dtype)
         Hs[0] = h0
         Cs[0] = c0
+        gemm, cell = K.matmul, K.lstm_cell_forward
+        Gt, Ht, Ct = list(G), list(Hs), list(Cs)  # per-step views, made once
         for t in range(T):
-            K.matmul(Hs[t], w_hh, trans_b=True, beta=1.0, out=G[t])  # a_t = x_t W_ih^T + b + h_{t-1} W_hh^T
-            K.lstm_cell_forward(G[t], Cs[t], Hs[t + 1], Cs[t + 1])  # G[t] <- activations; h_t, c_t
+            gemm(Ht[t], w_hh, trans_b=True, beta=1.0, out=Gt[t])  # a_t = x_t W_ih^T + b + h_{t-1} W_hh^T
+            cell(Gt[t], Ct[t], Ht[t + 1], Ct[t + 1])  # G[t] <- activations [i, f, g, o]; writes h_t, c_t
         self.x2, self.G, self.Hs, self.Cs, self.w_ih, self.w_hh = x2, G, Hs, Cs, w_ih, w_hh
         return Hs[1:], Hs[T].copy(), Cs[T].copy()
 
@@ -80,10 +82,12 @@ class LSTMLayer(Function):
             dH[T - 1] += d_hn
         dc = np.zeros((B, H), dt) if d_cn is None else np.array(d_cn, dtype=dt, order="C")
         dG = np.empty((T, B, H4), dt)
+        gemm, cell = K.matmul, K.lstm_cell_backward
+        Gt, Ct, dHt, dGt = list(G), list(Cs), list(dH), list(dG)
         for t in range(T - 1, -1, -1):
-            K.lstm_cell_backward(G[t], Cs[t], Cs[t + 1], dH[t], dc, dG[t])  # dc <- dL/dc_{t-1}
+            cell(Gt[t], Ct[t], Ct[t + 1], dHt[t], dc, dGt[t])  # writes da_t; dc <- dL/dc_{t-1}
             if t > 0:
-                K.matmul(dG[t], w_hh, beta=1.0, out=dH[t - 1])  # dh_{t-1} += da_t W_hh
+                gemm(dGt[t], w_hh, beta=1.0, out=dHt[t - 1])  # dh_{t-1} += da_t W_hh
         dG2 = dG.reshape(T * B, H4)
         dx = K.matmul(dG2, w_ih).reshape(T, B, -1) if n[0] else None  # (T B, 4H) (4H, I)
         dh0 = K.matmul(dG[0], w_hh) if n[1] else None
@@ -146,6 +150,9 @@ class LSTM(Module):
         stdv = 1.0 / math.sqrt(self.hidden_size)
         for w in self.parameters():
             init.uniform_(w, -stdv, stdv)
+
+    def flatten_parameters(self):
+        """No-op (PyTorch compacts cuDNN weights here); kept so PyTorch code runs unchanged."""
 
     @property
     def all_weights(self):
