@@ -810,6 +810,8 @@ def test_lstm_errors():
         lstm(pe.randn(2, 3, 4, dtype=pe.float64))
     with pytest.raises(ValueError, match="2D or 3D"):
         lstm(pe.randn(4))
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        lstm(pe.randn(0, 3, 4))
     with pytest.raises(ValueError, match="dropout should be a number in range"):
         nn.LSTM(2, 2, dropout=2)
     with pytest.raises(NotImplementedError, match="proj_size"):

@@ -185,6 +185,9 @@ class LSTM(Module):
         elif self.batch_first:
             input = input.transpose(0, 1)  # (T, B, I): a view; LSTMLayer makes it contiguous once
         T, B, I = input.shape
+        if T == 0 or B == 0:
+            raise ValueError(f"LSTM: expected a non-empty sequence and batch, got input of shape {tuple(input.shape)} "
+                             "(as (T, B, I))")
         if I != self.input_size:
             raise RuntimeError(f"LSTM: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {I}")
