@@ -798,6 +798,28 @@ def test_lstm_dropout_between_layers(rng):
         nn.LSTM(2, 2, dropout=0.2)
 
 
+def _graph_nodes(t):
+    seen, stack = set(), [t.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(e[0] for e in node.edges if isinstance(e, tuple))
+    return seen
+
+
+def test_lstm_is_one_graph_node_per_layer():
+    """The speed design: a layer over the whole sequence is one Function, not T steps of ops."""
+    lstm = nn.LSTM(3, 4, num_layers=2)
+    for T in (2, 50):
+        _, (h, _) = lstm(pe.randn(T, 2, 3))
+        assert h.grad_fn.name == "StackBackward"
+        assert len(_graph_nodes(h)) == 3  # stack + one LSTMLayer per layer
+    out, _ = lstm(pe.randn(50, 2, 3))
+    assert out.grad_fn.name == "LSTMLayerBackward"
+
+
 def test_lstm_errors():
     lstm = nn.LSTM(4, 3, num_layers=2)
     with pytest.raises(RuntimeError, match="input.size\\(-1\\) must be equal to input_size. Expected 4, got 5"):
