@@ -14,7 +14,6 @@ import pytest
 
 import pyengine as pe
 import pyengine.nn as nn
-import pyengine.nn.functional as F
 from pyengine.testing import assert_close
 
 

@@ -203,8 +203,9 @@ class LSTM(Module):
             h0, c0 = hx
             want = 2 if not batched else 3
             if h0.ndim != want or c0.ndim != want:
-                raise RuntimeError(f"LSTM: for {'un' if not batched else ''}batched {input.ndim if batched else 2}-D "
-                                   f"input, hx and cx should also be {want}-D but got ({h0.ndim}-D, {c0.ndim}-D) tensors")
+                kind = "batched 3-D" if batched else "unbatched 2-D"
+                raise RuntimeError(f"LSTM: for {kind} input, hx and cx should also be {want}-D but got "
+                                   f"({h0.ndim}-D, {c0.ndim}-D) tensors")
             if not batched:
                 h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
             for name, s in (("hidden[0]", h0), ("hidden[1]", c0)):
