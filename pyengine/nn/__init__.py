@@ -1,2 +1,17 @@
-"""pyengine.nn: modules, parameters and layers (PyTorch's names and semantics)."""
+"""pyengine.nn: modules, parameters and layers (PyTorch's names and semantics).
+
+    Module, Parameter                      the building blocks (parameter registration, state_dict, train/eval)
+    Sequential, ModuleList, ModuleDict     containers
+    Linear, Embedding, LayerNorm, Dropout, LSTM, LSTMCell, MultiheadAttention, Flatten, Identity
+    ReLU, GELU, Tanh, Sigmoid, SiLU, LeakyReLU, Softmax, LogSoftmax
+    CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss, BCEWithLogitsLoss
+    nn.functional, nn.init, nn.utils (clip_grad_norm_, clip_grad_value_, parameters_to_vector)
+"""
 from . import functional  # noqa: F401
+from . import init  # noqa: F401
+from .modules import *  # noqa: F401,F403
+from .modules import __all__ as _modules_all
+from .parameter import Parameter  # noqa: F401
+from . import utils  # noqa: F401,E402
+
+__all__ = ["Parameter", "functional", "init", "utils"] + list(_modules_all)

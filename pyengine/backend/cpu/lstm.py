@@ -1,6 +1,23 @@
-"""Compiled lstm kernels (csrc/cpu/lstm*.cpp); the specification is reference/lstm.py."""
-import numpy as np  # noqa: F401
+"""Compiled lstm kernels (csrc/cpu/lstm.cpp); the specification is reference/lstm.py.
 
-from ._lib import _C  # noqa: F401
+Same signatures as the reference twins: arrays are written in place and returned. The binding
+checks dtypes (float32/float64, all equal), shapes (B, 4H) / (B, H) and contiguity.
+"""
+from ._lib import _C
 
-__all__ = []
+__all__ = ["lstm_cell_forward", "lstm_cell_backward"]
+
+_forward = _C.lstm_cell_forward
+_backward = _C.lstm_cell_backward
+
+
+def lstm_cell_forward(gates, c_prev, h, c):
+    """gates (B, 4H): pre-activations -> activations in place; writes h, c (B, H). Returns (h, c)."""
+    _forward(gates, c_prev, h, c)
+    return h, c
+
+
+def lstm_cell_backward(gates, c_prev, c, dh, dc, dgates):
+    """Writes dgates (B, 4H) and replaces dc (B, H) by dL/dc_prev. Returns (dgates, dc)."""
+    _backward(gates, c_prev, c, dh, dc, dgates)
+    return dgates, dc

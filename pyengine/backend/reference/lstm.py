@@ -1,2 +1,68 @@
-"""LSTM cell pointwise kernels (the GEMMs around them are matmul/linear)."""
-__all__ = []
+"""LSTM cell pointwise kernels: everything between two GEMMs of one time step.
+
+Gate equations as PyTorch documents them for ``nn.LSTM`` (Hochreiter & Schmidhuber 1997),
+gate order i, f, g, o along the 4H axis:
+
+    a = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh        (the GEMMs; not done here)
+    i = sigmoid(a_i)  f = sigmoid(a_f)  g = tanh(a_g)  o = sigmoid(a_o)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(c_t)
+
+Both kernels write into arrays the caller allocated (so a whole sequence lives in a few
+preallocated (T, B, .) arrays and the steps write into slices of them). No argument may alias
+another. All arrays C-contiguous, one float dtype.
+"""
+import numpy as np
+
+__all__ = ["lstm_cell_forward", "lstm_cell_backward"]
+
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def lstm_cell_forward(gates, c_prev, h, c):
+    """One LSTM step after its GEMMs.
+
+    gates:  (B, 4H) in: pre-activations a; out (in place): activations [i, f, g, o], saved for backward
+    c_prev: (B, H)
+    h, c:   (B, H) out: h_t and c_t
+    Returns (h, c).
+    """
+    H = c_prev.shape[1]
+    i = _sigmoid(gates[:, :H])
+    f = _sigmoid(gates[:, H:2 * H])
+    g = np.tanh(gates[:, 2 * H:3 * H])
+    o = _sigmoid(gates[:, 3 * H:])
+    gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:] = i, f, g, o
+    c[...] = f * c_prev + i * g
+    h[...] = o * np.tanh(c)
+    return h, c
+
+
+def lstm_cell_backward(gates, c_prev, c, dh, dc, dgates):
+    """Gradients of one LSTM step (the forward above).
+
+    gates:  (B, 4H) activations [i, f, g, o] from lstm_cell_forward
+    c_prev, c: (B, H) cell state before and after the step
+    dh:     (B, H) dL/dh_t (from the output at t plus from step t + 1)
+    dc:     (B, H) in: dL/dc_t arriving from step t + 1;  out (in place): dL/dc_{t-1}
+    dgates: (B, 4H) out: dL/da (pre-activation gradients, gate order i, f, g, o)
+    Returns (dgates, dc).
+
+        tc = tanh(c_t);  dc_t = dc + dh o (1 - tc^2)
+        da_i = dc_t g i (1 - i)     da_f = dc_t c_{t-1} f (1 - f)
+        da_g = dc_t i (1 - g^2)     da_o = dh tc o (1 - o)
+        dc_{t-1} = dc_t f
+    """
+    H = c_prev.shape[1]
+    i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    tc = np.tanh(c)
+    dct = dc + dh * o * (1 - tc * tc)
+    dgates[:, :H] = dct * g * i * (1 - i)
+    dgates[:, H:2 * H] = dct * c_prev * f * (1 - f)
+    dgates[:, 2 * H:3 * H] = dct * i * (1 - g * g)
+    dgates[:, 3 * H:] = dh * tc * o * (1 - o)
+    dc[...] = dct * f
+    return dgates, dc

@@ -1,0 +1,30 @@
+// LSTM cell pointwise kernels (Hochreiter & Schmidhuber 1997; gate equations as
+// PyTorch documents them for nn.LSTM, gate order i, f, g, o). The GEMMs around
+// them (x W_ih^T, h W_hh^T and the weight gradients) are the gemm family's; these
+// kernels fuse everything between two GEMMs into one pass over memory.
+// NumPy twins: pyengine/backend/reference/lstm.py.
+#pragma once
+#include "common.h"
+
+namespace pe {
+
+// Forward of one time step for B rows.
+//   gates:  (B, 4H) in: pre-activations  x W_ih^T + b_ih + h_prev W_hh^T + b_hh
+//                   out: activations [sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)]
+//   c_prev: (B, H)  in
+//   h, c:   (B, H)  out:  c = f * c_prev + i * g,   h = o * tanh(c)
+// No argument may overlap another.
+template <class T>
+void lstm_cell_forward(T* gates, const T* c_prev, T* h, T* c, index_t B, index_t H);
+
+// Backward of one time step (gradients of the forward above).
+//   gates:  (B, 4H) activations saved by the forward
+//   c_prev, c: (B, H) the cell states before and after the step
+//   dh:     (B, H) in: dL/dh_t (from the output at t and from step t + 1)
+//   dc:     (B, H) in: dL/dc_t arriving from step t + 1;  out: dL/dc_{t-1}
+//   dgates: (B, 4H) out: dL/d(pre-activations), gate order i, f, g, o
+template <class T>
+void lstm_cell_backward(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dgates,
+                        index_t B, index_t H);
+
+}  // namespace pe

@@ -1,0 +1,41 @@
+"""Parameter: a Tensor that a Module registers as one of its learnable weights."""
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A leaf Tensor that ``Module.__setattr__`` registers in ``module._parameters``.
+
+    ``requires_grad`` is True by default. Built from a Tensor it shares that tensor's memory.
+
+    >>> w = nn.Parameter(pyengine.randn(3, 4))
+    >>> w.requires_grad, w.is_leaf
+    (True, True)
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = np.empty((0,), np.float32)
+        elif isinstance(data, Tensor):
+            data = data.data  # share memory, drop any graph
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+    __str__ = __repr__
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        p = Parameter(self.data.copy(), self.requires_grad)
+        if self.grad is not None:
+            p.grad = Tensor(self.grad.data.copy())
+        memo[id(self)] = p
+        return p
+
+    def __reduce_ex__(self, protocol):
+        return (Parameter, (self.data, self.requires_grad))
