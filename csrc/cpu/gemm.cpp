@@ -5,9 +5,9 @@
 //
 //   for each work unit (batch b, row block [i0, i0+mc), column range [j0, j1))  <- OpenMP
 //     for pc in [0, K) step KC:                                  depth block
-//       pack A[i0:i0+mc, pc:pc+kc] -> Ap   (MR-row micro-panels)  ~ L2
+//       pack A[i0:i0+mc, pc:pc+kc] -> Ap   (MR-row micro-panels)  L2 / L3
 //       for jc in [j0, j1) step NC:                               column block
-//         pack B[pc:pc+kc, jc:jc+nc] -> Bp (NR-column micro-panels) ~ L2
+//         pack B[pc:pc+kc, jc:jc+nc] -> Bp (NR-column micro-panels) L2
 //         for ir in [0, mc) step MR:          A micro-panel (MR x kc) stays in L1
 //           for jr in [0, nc) step NR:        B micro-panels stream from L2
 //             micro-kernel: C[ir:ir+MR, jr:jr+NR] (+)= Ap_ir @ Bp_jr   (registers)
@@ -16,9 +16,18 @@
 // it: Ap holds, per micro-panel, kc steps of MR consecutive values (one column
 // of the panel), Bp kc steps of NR consecutive values (one row of the panel).
 // The micro-kernel then reads both with unit stride, whatever the transposes
-// and leading dimensions of A and B were, and edge tiles are zero-padded to a
-// full MR x NR so the kernel never branches on the shape in its hot loop;
-// only its store is bounded (masked) to the m x n valid part of C.
+// and leading dimensions of A and B were (a transposed operand only changes
+// which packer runs: a row copy or a transpose), and edge tiles are
+// zero-padded to a full MR x NR so the hot loop never branches on the shape;
+// only the store is bounded (masked) to the m x n valid part of C. (The
+// AVX-512 kernel also has narrower instances for edge tiles, so a last panel
+// of a few rows does not cost a full tile.)
+//
+// The register-blocked micro-kernel is the only part written per ISA
+// (gemm_avx512.cpp, gemm_avx2.cpp, micro_generic below), with the packers
+// (AVX-512 moves 16x16 / 8x8 blocks through in-register transposes; the others
+// use the plain C++ ones in gemm_kernel.h). They reach the driver as a
+// Kernels<T> table picked by pe::isa() on every call.
 //
 // Blocking parameters (per ISA and dtype, table `g_blocking` below):
 //   MR x NR  the register tile (gemm_kernel.h).
@@ -28,20 +37,30 @@
 //            half of L1 (14*384*4 = 21 KiB of a 48 KiB L1d). Larger KC also means
 //            fewer passes over C (each pass loads and stores the C tile once).
 //   NC       width of the packed B block (KC x NC), re-read from L2 by every A
-//            micro-panel of the row block: KC*NC*sizeof(T) about half of L2
+//            micro-panel of the row block: KC*NC*sizeof(T) under half of L2
 //            (384*512*4 = 768 KiB of 2 MiB).
 //   MC       height of the packed A block (MC x KC), reused for every column
-//            block of the unit; a multiple of MR. Larger MC amortises the
-//            packing of B over more rows; it is also the unit of parallel work,
-//            so it is cut down (see plan_units) until every thread has work.
+//            block of the unit; a multiple of MR. B is packed once per row
+//            block, so a larger MC amortises that packing over more rows (896
+//            measured ~3% faster than 448 for float on this core); MC is also
+//            the unit of parallel work, cut down (see plan_units) until every
+//            thread has work.
 // The first depth pass applies beta and the bias; later passes accumulate
 // (beta = 1, no bias). With beta == 0 C is written, never read.
+// The values were picked by short 1-thread sweeps on the development machine
+// (Sapphire Rapids, AVX-512); _C.set_gemm_blocking() changes them at run time
+// for tuning. See dev/gemm_notes.md.
+//
+// M == 1 or N == 1 is a matrix-vector product, bound by memory bandwidth: it
+// skips packing and streams the matrix once (run_gemv, gemm_gemv.h).
 //
 // Threads: work units are (batch, row block, column range) triples, each with
 // its own C tile and thread-private packing buffers, so threads never share
 // writes or synchronise inside the GEMM. Small problems run on one thread
 // (pe::threads_for), and the row/column split is refined until each thread
-// has a unit (and the unit count divides evenly when there are few).
+// has a unit (and the unit count divides evenly when there are few). Each C
+// element is summed in the same order whatever the thread count, so results
+// do not depend on it.
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -49,6 +68,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
 
 namespace pe {
@@ -67,8 +87,8 @@ static GemmBlocking g_blocking[3][2] = {
     {{TileAvx2<float>::MR, TileAvx2<float>::NR, 144, 256, 256},
      {TileAvx2<double>::MR, TileAvx2<double>::NR, 72, 256, 128}},
     // avx512: 14x32 / 14x16 tiles
-    {{TileAvx512<float>::MR, TileAvx512<float>::NR, 448, 384, 512},
-     {TileAvx512<double>::MR, TileAvx512<double>::NR, 224, 256, 256}},
+    {{TileAvx512<float>::MR, TileAvx512<float>::NR, 896, 384, 512},
+     {TileAvx512<double>::MR, TileAvx512<double>::NR, 448, 256, 256}},
 };
 
 static GemmBlocking& blocking_ref(Isa level, char dtype) {
@@ -103,67 +123,31 @@ thread_local Scratch tl_pack_a, tl_pack_b;
 
 // ------------------------------------------------------------------ packing
 
-// dst[p*W + r] = src[r*ld + p] for r < rows; 0 for rows <= r < W; p < kc.
-// Gathers `rows` source rows, each contiguous along p, into a panel
-// interleaved by p (A without transpose, B with). Blocked by 8 steps of p so
-// that the 8 destination rows being written stay in L1.
-template <class T, int W>
-static void pack_interleave(T* dst, const T* src, index_t ld, int rows, index_t kc) {
-  for (index_t p0 = 0; p0 < kc; p0 += 8) {
-    const int pb = static_cast<int>(std::min<index_t>(8, kc - p0));
-    T* d = dst + p0 * W;
-    for (int r = 0; r < rows; ++r) {
-      const T* s = src + r * ld + p0;
-      for (int pp = 0; pp < pb; ++pp) d[pp * W + r] = s[pp];
-    }
-    for (int pp = 0; pp < pb; ++pp)
-      for (int r = rows; r < W; ++r) d[pp * W + r] = T(0);
-  }
-}
-
-// dst[p*W + r] = src[p*ld + r] for r < cols; 0 for cols <= r < W; p < kc.
-// Source rows already run along r (B without transpose, A with): row copies.
-template <class T, int W>
-static void pack_copy(T* dst, const T* src, index_t ld, int cols, index_t kc) {
-  if (cols == W) {
-    for (index_t p = 0; p < kc; ++p) {
-      const T* s = src + p * ld;
-      T* d = dst + p * W;
-      for (int r = 0; r < W; ++r) d[r] = s[r];
-    }
-    return;
-  }
-  for (index_t p = 0; p < kc; ++p) {
-    const T* s = src + p * ld;
-    T* d = dst + p * W;
-    for (int r = 0; r < cols; ++r) d[r] = s[r];
-    for (int r = cols; r < W; ++r) d[r] = T(0);
-  }
-}
-
 // Ap: rows [i0, i0+mc) x depth [p0, p0+kc) of op(A), as ceil(mc/MR) micro-panels.
 template <class T, int MR>
-static void pack_a(T* ap, const GemmArgs<T>& g, const T* a, index_t i0, index_t mc, index_t p0, index_t kc) {
+static void pack_a(const Kernels<T>& ks, T* ap, const GemmArgs<T>& g, const T* a, index_t i0, index_t mc,
+                   index_t p0, index_t kc) {
   for (index_t ir = 0; ir < mc; ir += MR) {
     const int rows = static_cast<int>(std::min<index_t>(MR, mc - ir));
     T* dst = ap + ir * kc;
     if (!g.trans_a)  // A stored (M, K): op(A)(i, p) = a[i*lda + p]
-      pack_interleave<T, MR>(dst, a + (i0 + ir) * g.lda + p0, g.lda, rows, kc);
+      ks.a_interleave(dst, a + (i0 + ir) * g.lda + p0, g.lda, rows, kc);
     else  // A stored (K, M): op(A)(i, p) = a[p*lda + i]
-      pack_copy<T, MR>(dst, a + p0 * g.lda + (i0 + ir), g.lda, rows, kc);
+      ks.a_copy(dst, a + p0 * g.lda + (i0 + ir), g.lda, rows, kc);
   }
 }
 
 // Bp: depth [p0, p0+kc) x columns [j0, j0+nc) of op(B), as ceil(nc/NR) micro-panels.
 template <class T, int NR>
-static void pack_b(T* bp, const GemmArgs<T>& g, const T* b, index_t j0, index_t nc, index_t p0, index_t kc) {
+static void pack_b(const Kernels<T>& ks, T* bp, const GemmArgs<T>& g, const T* b, index_t j0, index_t nc,
+                   index_t p0, index_t kc) {
   for (index_t jr = 0; jr < nc; jr += NR) {
     const int cols = static_cast<int>(std::min<index_t>(NR, nc - jr));
     T* dst = bp + jr * kc;
     if (!g.trans_b)  // B stored (K, N): op(B)(p, j) = b[p*ldb + j]
-      pack_copy<T, NR>(dst, b + p0 * g.ldb + (j0 + jr), g.ldb, cols, kc);
+      ks.b_copy(dst, b + p0 * g.ldb + (j0 + jr), g.ldb, cols, kc);
     else  // B stored (N, K): op(B)(p, j) = b[j*ldb + p]
-      pack_interleave<T, NR>(dst, b + (j0 + jr) * g.ldb + p0, g.ldb, cols, kc);
+      ks.b_interleave(dst, b + (j0 + jr) * g.ldb + p0, g.ldb, cols, kc);
   }
 }
 
@@ -195,10 +179,21 @@ void micro_generic(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, 
   }
 }
 
-template void micro_generic<float>(index_t, const float*, const float*, float*, index_t, int, int, float, float,
-                                   const float*);
-template void micro_generic<double>(index_t, const double*, const double*, double*, index_t, int, int, double,
-                                    double, const double*);
+template <class T>
+static void dots_generic(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y) {
+  gemv_dots(x, ldx, n, v, k, y);
+}
+template <class T>
+static void axpys_generic(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y) {
+  gemv_axpys(x, ldx, n, v, k, y);
+}
+
+template <class T>
+Kernels<T> kernels_generic() {
+  constexpr int MR = TileGeneric<T>::MR, NR = TileGeneric<T>::NR;
+  return {micro_generic<T>,         pack_interleave<T, MR>, pack_copy<T, MR>, pack_copy<T, NR>,
+          pack_interleave<T, NR>,  dots_generic<T>,        axpys_generic<T>};
+}
 
 // ------------------------------------------------------------------ driver
 
@@ -241,10 +236,91 @@ static Plan plan_units(index_t batch, index_t M, index_t N, index_t K, int MR, i
   return pl;
 }
 
+// Runs `units` calls of do_unit(u), on threads when there are several.
+template <class F>
+static void for_units(index_t units, int threads, const F& do_unit) {
+  if (threads <= 1) {
+    for (index_t u = 0; u < units; ++u) do_unit(u);
+    return;
+  }
+#if defined(PYENGINE_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (index_t u = 0; u < units; ++u) do_unit(u);
+#else
+  for (index_t u = 0; u < units; ++u) do_unit(u);
+#endif
+}
+
+// M == 1 or N == 1: a matrix-vector product y = op(X) @ v of R = max(M, N)
+// outputs, streamed once through the ISA's dots/axpys loops (gemm_gemv.h)
+// instead of packed. Units are (batch, chunk of outputs).
+template <class T>
+static void run_gemv(const GemmArgs<T>& g, const Kernels<T>& ks) {
+  const index_t K = g.K;
+  // N == 1: y = op(A) @ op(B)[:, 0]; C column 0, stride ldc; the bias has one element.
+  // M == 1: y = op(B)^T @ op(A)[0, :]; C row 0, stride 1; the bias has N elements.
+  const bool col = g.N == 1;
+  const index_t R = col ? g.M : g.N;
+  const T* xbase = col ? g.a : g.b;
+  const index_t ldx = col ? g.lda : g.ldb, xstride = col ? g.stride_a : g.stride_b;
+  // The rows of op(X) (R x K) run along p exactly when the stored matrix is not
+  // transposed for A (col) / transposed for B (row): then dots, else axpys.
+  const bool use_dots = col ? !g.trans_a : g.trans_b;
+  const T* vbase = col ? g.b : g.a;
+  const index_t vstride = col ? g.stride_b : g.stride_a;
+  const index_t vinc = col ? (g.trans_b ? 1 : g.ldb) : (g.trans_a ? g.lda : 1);  // between v[p] and v[p+1]
+  const index_t cinc = col ? g.ldc : 1;
+  const index_t binc = col ? 0 : 1;
+
+  // Chunks of outputs: dots read `chunk` whole rows; axpys keep a y chunk in L1.
+  const index_t chunk = use_dots ? 64 : 1024;
+  const index_t nchunks = ceil_div(R, chunk);
+  const index_t units = g.batch * nchunks;
+  const int nt = static_cast<int>(
+      std::min<index_t>(threads_for(g.batch * R * std::max<index_t>(K, 1), kGrainFma), units));
+  std::atomic<bool> out_of_memory{false};
+
+  for_units(units, nt, [&](index_t u) {
+    const index_t bi = u / nchunks, r0 = (u % nchunks) * chunk, rn = std::min(chunk, R - r0);
+    T* y = static_cast<T*>(tl_pack_b.get(static_cast<size_t>(chunk) * sizeof(T)));
+    if (!y) {
+      out_of_memory = true;
+      return;
+    }
+    // v contiguous: use it in place, else gather it once per unit.
+    const T* v = vbase + bi * vstride;
+    if (vinc != 1 && K > 1) {
+      T* vb = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(K) * sizeof(T)));
+      if (!vb) {
+        out_of_memory = true;
+        return;
+      }
+      for (index_t p = 0; p < K; ++p) vb[p] = v[p * vinc];
+      v = vb;
+    }
+    const T* x = xbase + bi * xstride;
+    if (use_dots) ks.dots(x + r0 * ldx, ldx, rn, v, K, y);  // op(X) row r at x + r*ldx
+    else ks.axpys(x + r0, ldx, rn, v, K, y);                // op(X)(r, p) at x[p*ldx + r]
+    T* c = g.c + bi * g.stride_c + r0 * cinc;
+    const T* bias = g.bias ? g.bias + r0 * binc : nullptr;
+    for (index_t r = 0; r < rn; ++r) {
+      T val = g.alpha * y[r];
+      if (bias) val += bias[r * binc];
+      if (g.beta != T(0)) val += g.beta * c[r * cinc];
+      c[r * cinc] = val;
+    }
+  });
+  if (out_of_memory) throw std::bad_alloc();
+}
+
 template <class T, int MR, int NR>
-static void run(const GemmArgs<T>& g, MicroKernel<T> micro, const GemmBlocking& blk) {
+static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& blk) {
   const index_t M = g.M, N = g.N, K = g.K;
   if (g.batch <= 0 || M <= 0 || N <= 0) return;
+  if (M == 1 || N == 1) {
+    run_gemv(g, ks);
+    return;
+  }
   const index_t KC = std::max<index_t>(blk.kc, 1);
   const index_t MC = std::max<index_t>(round_up(blk.mc, MR), MR);
   const index_t NC = std::max<index_t>(round_up(blk.nc, NR), NR);
@@ -276,17 +352,17 @@ static void run(const GemmArgs<T>& g, MicroKernel<T> micro, const GemmBlocking& 
       const index_t kc = std::min(KC, K - pc);
       const bool first = pc == 0;
       const T beta = first ? g.beta : T(1);
-      pack_a<T, MR>(ap, g, a, i0, mc, pc, kc);
+      pack_a<T, MR>(ks, ap, g, a, i0, mc, pc, kc);
       for (index_t jc = j0; jc < j1; jc += NC) {
         const index_t nc = std::min(NC, j1 - jc);
-        pack_b<T, NR>(bp, g, b, jc, nc, pc, kc);
+        pack_b<T, NR>(ks, bp, g, b, jc, nc, pc, kc);
         for (index_t ir = 0; ir < mc; ir += MR) {
           const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
           T* crow = c + (i0 + ir) * g.ldc;
           for (index_t jr = 0; jr < nc; jr += NR) {
             const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
             const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
-            micro(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias);
+            ks.micro(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias);
           }
         }
       }
@@ -294,16 +370,7 @@ static void run(const GemmArgs<T>& g, MicroKernel<T> micro, const GemmBlocking& 
     }
   };
 
-  if (pl.threads <= 1) {
-    for (index_t u = 0; u < pl.units; ++u) do_unit(u);
-  } else {
-#if defined(PYENGINE_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(pl.threads)
-    for (index_t u = 0; u < pl.units; ++u) do_unit(u);
-#else
-    for (index_t u = 0; u < pl.units; ++u) do_unit(u);
-#endif
-  }
+  for_units(pl.units, pl.threads, do_unit);
   if (out_of_memory) throw std::bad_alloc();
 }
 
@@ -317,16 +384,22 @@ void gemm(const GemmArgs<T>& g) {
   const char dt = sizeof(T) == 4 ? 'f' : 'd';
   switch (isa()) {
 #if PE_X86
-    case Isa::avx512:
-      run<T, TileAvx512<T>::MR, TileAvx512<T>::NR>(g, micro_avx512<T>, blocking_ref(Isa::avx512, dt));
+    case Isa::avx512: {
+      static const Kernels<T> ks = kernels_avx512<T>();
+      run<T, TileAvx512<T>::MR, TileAvx512<T>::NR>(g, ks, blocking_ref(Isa::avx512, dt));
       return;
-    case Isa::avx2:
-      run<T, TileAvx2<T>::MR, TileAvx2<T>::NR>(g, micro_avx2<T>, blocking_ref(Isa::avx2, dt));
+    }
+    case Isa::avx2: {
+      static const Kernels<T> ks = kernels_avx2<T>();
+      run<T, TileAvx2<T>::MR, TileAvx2<T>::NR>(g, ks, blocking_ref(Isa::avx2, dt));
       return;
+    }
 #endif
-    default:
-      run<T, TileGeneric<T>::MR, TileGeneric<T>::NR>(g, micro_generic<T>, blocking_ref(Isa::generic, dt));
+    default: {
+      static const Kernels<T> ks = kernels_generic<T>();
+      run<T, TileGeneric<T>::MR, TileGeneric<T>::NR>(g, ks, blocking_ref(Isa::generic, dt));
       return;
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 // Register tile MR x NR = 6 x 16 floats / 6 x 8 doubles: 12 ymm accumulators,
 // 2 ymm for the row of B at step p and 1 for the broadcast of A (15 of the 16
 // ymm registers). Per k step: 2 vector loads, 6 broadcasts, 12 FMAs.
+#include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
 
 #if PE_X86
@@ -135,10 +136,25 @@ PE_TARGET_AVX2 void micro_avx2(index_t k, const T* a, const T* b, T* c, index_t 
   }
 }
 
-template void micro_avx2<float>(index_t, const float*, const float*, float*, index_t, int, int, float, float,
-                                const float*);
-template void micro_avx2<double>(index_t, const double*, const double*, double*, index_t, int, int, double,
-                                 double, const double*);
+// Packing stays plain C++ here (pack_interleave / pack_copy in gemm_kernel.h);
+// the matrix-vector loops are gemm_gemv.h's, compiled for AVX2 + FMA.
+template <class T>
+PE_TARGET_AVX2 static void dots_avx2(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y) {
+  gemv_dots(x, ldx, n, v, k, y);
+}
+template <class T>
+PE_TARGET_AVX2 static void axpys_avx2(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y) {
+  gemv_axpys(x, ldx, n, v, k, y);
+}
+
+template <class T>
+Kernels<T> kernels_avx2() {
+  constexpr int MR = TileAvx2<T>::MR, NR = TileAvx2<T>::NR;
+  return {micro_avx2<T>,          pack_interleave<T, MR>, pack_copy<T, MR>, pack_copy<T, NR>,
+          pack_interleave<T, NR>, dots_avx2<T>,           axpys_avx2<T>};
+}
+template Kernels<float> kernels_avx2<float>();
+template Kernels<double> kernels_avx2<double>();
 
 }  // namespace gemm_detail
 }  // namespace pe

@@ -47,7 +47,7 @@ def _batched(x, batch_shape, nbatch):
         # The common 3-D case; the binding broadcasts a batch of 1 itself.
         if x.strides[0] < 0:
             return np.ascontiguousarray(x)
-        return _matrix3(x)
+        return _matrix(x)
     mat = x.shape[-2:]
     size = 1
     for d in xb:
@@ -69,11 +69,7 @@ def _batched(x, batch_shape, nbatch):
         y = np.ascontiguousarray(np.broadcast_to(x, tuple(batch_shape) + mat)).reshape((nbatch,) + mat)
     if y.ndim == 3 and y.shape[0] > 1 and y.strides[0] < 0:
         y = np.ascontiguousarray(y)
-    return _matrix3(y)
-
-
-def _matrix3(x):
-    return x if _passable(x) else np.ascontiguousarray(x)
+    return _matrix(y)
 
 
 def _out_ok(out, nbatch):
@@ -227,7 +223,10 @@ def linear(x, weight, bias=None):
         bias = np.ascontiguousarray(bias)
     weight = _matrix(weight)
     lead = x.shape[:-1]
-    x2 = _matrix(x.reshape((-1, x.shape[-1])))
+    rows = 1
+    for d in lead:
+        rows *= d
+    x2 = _matrix(x.reshape((rows, x.shape[-1])))
     y = np.empty((x2.shape[0], out_features), dtype=x.dtype)
     _linear(x2, weight, bias, y)
     return y.reshape(lead + (out_features,))
