@@ -119,7 +119,7 @@ class Scratch {
   size_t cap_ = 0;
 };
 
-thread_local Scratch tl_pack_a, tl_pack_b;
+static thread_local Scratch tl_pack_a, tl_pack_b;
 
 // ------------------------------------------------------------------ packing
 

@@ -28,7 +28,11 @@ struct GemmArgs {
   T* c = nullptr;  // (M, N); batches must not overlap
   index_t ldc = 0, stride_c = 0;
 
-  const T* bias = nullptr;  // (N,) contiguous, added to every row of every C[b]; or null
+  // (N,) contiguous, added to every row of every C[b]; or null. It is added in
+  // the micro-kernel's epilogue, with alpha and beta, while the C tile is in
+  // registers: initialising C with the bias and running with beta = 1 would
+  // cost one more write and read of all of C.
+  const T* bias = nullptr;
 };
 
 // Runs on pe::isa()'s micro-kernel, on up to pe::num_threads() threads.
