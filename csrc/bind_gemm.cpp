@@ -316,8 +316,8 @@ Isa isa_from_name(const std::string& name) {
 
 char dtype_char(const py::object& dtype) {
   py::dtype dt = py::dtype::from_args(dtype);
-  if (dt.is(py::dtype::of<float>())) return 'f';
-  if (dt.is(py::dtype::of<double>())) return 'd';
+  if (pe::dtype_eq(dt, py::dtype::of<float>())) return 'f';
+  if (pe::dtype_eq(dt, py::dtype::of<double>())) return 'd';
   throw py::type_error("gemm blocking: dtype must be float32 or float64");
 }
 
