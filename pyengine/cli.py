@@ -14,7 +14,8 @@ import sys
 def _add_train(sub):
     p = sub.add_parser("train", help="train a GPT on text (default: an embedded corpus every machine has)")
     p.add_argument("--data", help="text file or folder of text files (default: Python standard library sources)")
-    p.add_argument("--preset", default="tiny", help="model/schedule preset: tiny (default), small, medium")
+    p.add_argument("--preset", default="small", help="model/schedule preset: tiny, small (default: nanoGPT's CPU "
+                   "shakespeare-char configuration, 4 layers x 128, 2000 steps), medium")
     p.add_argument("--steps", type=int, dest="max_steps", help="training steps (default: the preset's)")
     p.add_argument("--out", default="runs/lm", help="run directory for checkpoints and metrics (default runs/lm)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.safetensors")
