@@ -8,18 +8,21 @@ import importlib
 import os
 import sys
 
-SUITES = ["gemm", "attention", "kernels", "overhead"]
+SUITES = ["gemm", "attention", "kernels", "overhead", "train"]
+EXTRA = ["shakespeare_char"]  # long: run only when named
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("suites", nargs="*", help=f"any of: peak {' '.join(SUITES)} (default: all)")
+    ap.add_argument("suites", nargs="*", help=f"any of: peak {' '.join(SUITES + EXTRA)} (default: all but shakespeare_char)")
     ap.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)), help="where RESULTS.md goes")
+    ap.add_argument("--data", help="shakespeare_char: path to tinyshakespeare.txt (default ../shared/data/)")
+    ap.add_argument("--steps", type=int, default=2000, help="shakespeare_char: iterations (default 2000)")
     args = ap.parse_args(argv)
     wanted = args.suites or ["peak"] + SUITES
-    unknown = [s for s in wanted if s not in SUITES + ["peak"]]
+    unknown = [s for s in wanted if s not in SUITES + EXTRA + ["peak"]]
     if unknown:
         ap.error(f"unknown suite(s): {', '.join(unknown)}; choose from peak {' '.join(SUITES)}")
 
@@ -30,6 +33,10 @@ def main(argv=None):
     print("| suite | case | threads | pyengine | NumPy | vs NumPy | PyTorch | vs PyTorch | pyengine achieved | notes |")
     for s in wanted:
         if s == "peak":
+            continue
+        if s == "shakespeare_char":
+            from .suites.train import shakespeare_char
+            shakespeare_char(res, data=args.data, steps=args.steps)
             continue
         importlib.import_module(f"bench.suites.{s}").run(res, quick=args.quick)
     path = res.write(args.out, wanted)

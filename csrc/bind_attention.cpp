@@ -63,9 +63,9 @@ attn::AttnMask make_mask(const py::object& obj, const py::array& q, const Shapes
     throw py::type_error(std::string(kOp) + ": mask must be None or a NumPy array, got " +
                          py::str(py::type::of(obj)).cast<std::string>());
   py::array m = py::reinterpret_borrow<py::array>(obj);
-  if (m.dtype().is(py::dtype::of<bool>())) {
+  if (pe::dtype_eq(m.dtype(), py::dtype::of<bool>())) {
     mk.kind = attn::AttnMask::boolean;
-  } else if (m.dtype().is(q.dtype())) {
+  } else if (pe::dtype_eq(m.dtype(), q.dtype())) {
     mk.kind = attn::AttnMask::additive;
   } else {
     throw py::type_error(std::string(kOp) + ": mask must be bool or have q's dtype (" + dtype_str(q) + "), got " +

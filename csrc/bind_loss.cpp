@@ -38,7 +38,7 @@ void check_ce_inputs(const py::array& logits, const py::array& targets, std::int
   check_contiguous(logits, kCE, "logits");
   if (logits.shape(1) < 1) throw py::value_error(std::string(kCE) + ": logits " + shape_str(logits) +
                                                  " must have at least one class");
-  if (!targets.dtype().is(py::dtype::of<std::int64_t>()))
+  if (!pe::dtype_eq(targets.dtype(), py::dtype::of<std::int64_t>()))
     throw py::type_error(std::string(kCE) + ": targets must be int64 class indices, got " + dtype_str(targets));
   check_shape(targets, {logits.shape(0)}, kCE, "targets");
   check_contiguous(targets, kCE, "targets");

@@ -26,23 +26,29 @@ inline std::string shape_str(const py::array& a) {
 
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
+// dtype equality by value (PyArray_EquivTypes), not object identity: unpickled or deep-copied
+// arrays carry their own, equal, dtype objects. A byte-swapped dtype is not equal.
+inline bool dtype_eq(const py::dtype& a, const py::dtype& b) {
+  return a.is(b) || py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
+}
+
 // The kernel dtype of a floating array: 'f' (float32) or 'd' (float64).
 inline char float_kind(const py::array& a, const char* op, const char* name) {
-  if (a.dtype().is(py::dtype::of<float>())) return 'f';
-  if (a.dtype().is(py::dtype::of<double>())) return 'd';
+  if (dtype_eq(a.dtype(), py::dtype::of<float>())) return 'f';
+  if (dtype_eq(a.dtype(), py::dtype::of<double>())) return 'd';
   throw py::type_error(std::string(op) + ": " + name + " must be float32 or float64, got " + dtype_str(a));
 }
 
 template <class T>
 inline void check_dtype(const py::array& a, const char* op, const char* name) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!dtype_eq(a.dtype(), py::dtype::of<T>()))
     throw py::type_error(std::string(op) + ": " + name + " must have dtype " +
                          py::str(py::dtype::of<T>()).cast<std::string>() + ", got " + dtype_str(a));
 }
 
 inline void check_same_dtype(const py::array& a, const py::array& b, const char* op, const char* na,
                              const char* nb) {
-  if (!a.dtype().is(b.dtype()))
+  if (!dtype_eq(a.dtype(), b.dtype()))
     throw py::type_error(std::string(op) + ": " + na + " (" + dtype_str(a) + ") and " + nb + " (" +
                          dtype_str(b) + ") must have the same dtype");
 }

@@ -55,3 +55,19 @@ def test_set_backend_reference_matches_cpu():
         assert_close(g, r, rtol=1e-8, atol=1e-10)
     with pytest.raises(ValueError, match="unknown backend"):
         pe.set_backend("tpu")
+
+
+def test_kernels_accept_unpickled_arrays():
+    """Unpickled arrays carry their own (equal) dtype objects: the bindings compare dtypes by value."""
+    import pickle
+    rng = np.random.default_rng(0)
+    a, b = (pickle.loads(pickle.dumps(rng.standard_normal((5, 7)).astype(np.float32))) for _ in range(2))
+    t = pickle.loads(pickle.dumps(rng.integers(0, 7, 5)))
+    assert_close(cpu.matmul(a, b.T), a @ b.T, rtol=1e-5, atol=1e-5)
+    loss, _ = cpu.cross_entropy_forward(a, t, -100, 0.0)
+    assert_close(loss, reference.cross_entropy_forward(a, t)[0], rtol=1e-5, atol=1e-5)
+    y, _, _ = cpu.layer_norm_forward(a, None, None, 1e-5)
+    assert y.shape == (5, 7)
+    big = np.dtype(">f4")
+    with pytest.raises(TypeError):
+        cpu.matmul(a.astype(big), b.T.astype(big))

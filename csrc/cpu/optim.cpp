@@ -115,12 +115,13 @@ AdamArgs<T> adam_scalars(const AdamHyper& h) {
 
 // ============================================================ SGD with momentum (Sutskever et al. 2013)
 // p, g, b: (n,) each
+//   g = -g if maximize   (first, as PyTorch >= 1.13: weight decay and momentum see the negated gradient)
 //   g = g + wd p
 //   momentum: b = g (first step) or momentum b + (1 - dampening) g;   g = g + momentum b (Nesterov) or b
-//   p = p - lr g    (p + lr g if maximize: the sign is folded into lr, which is exact)
+//   p = p - lr g
 template <class T>
 struct SgdArgs {
-  T lr, wd, momentum, one_minus_dampening;
+  T lr, wd, momentum, one_minus_dampening, gsign;
   T* p;
   const T* g;
   T* b;
@@ -134,7 +135,7 @@ struct SgdBody {
     const T* __restrict g = a.g;
     T* __restrict b = a.b;
     for (index_t i = lo; i < hi; ++i) {
-      T gi = g[i];
+      T gi = a.gsign * g[i];  // exact: a sign flip
       if (kWD) gi = gi + a.wd * p[i];
       if (kMomentum) {
         const T bi = kFirst ? gi : b[i] * a.momentum + a.one_minus_dampening * gi;
@@ -168,7 +169,8 @@ SgdFn<T> select_sgd(const SgdHyper& h) {
 template <class T>
 SgdArgs<T> sgd_scalars(const SgdHyper& h) {
   SgdArgs<T> a{};
-  a.lr = static_cast<T>(h.maximize ? -h.lr : h.lr);
+  a.lr = static_cast<T>(h.lr);
+  a.gsign = h.maximize ? T(-1) : T(1);
   a.wd = static_cast<T>(h.weight_decay);
   a.momentum = static_cast<T>(h.momentum);
   a.one_minus_dampening = static_cast<T>(1.0 - h.dampening);

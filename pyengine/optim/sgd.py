@@ -73,12 +73,7 @@ class SGD(Optimizer):
             dampening = float(group["dampening"])
             weight_decay = float(group["weight_decay"])
             nesterov = bool(group["nesterov"])
-            maximize = bool(group["maximize"])
-            # PyTorch negates the gradient BEFORE adding weight decay; the kernel's ``maximize`` flips
-            # the sign of the final update instead, which is the same thing only when weight_decay == 0.
-            # So with weight decay we negate the gradients here and call the kernel with maximize=False.
-            negate_here = maximize and weight_decay != 0.0
-            kernel_maximize = maximize and not negate_here
+            maximize = bool(group["maximize"])  # the kernel negates the gradient first, as PyTorch
 
             # (dtype, first momentum step) -> [params, grads, momentum_buffers]; usually one batch
             batches = {}
@@ -87,8 +82,6 @@ class SGD(Optimizer):
                 if p.grad is None:
                     continue
                 g = self._grad_array(p)
-                if negate_here:
-                    g = np.negative(g)
                 first_step = False
                 buf = None
                 if momentum != 0.0:
@@ -109,6 +102,6 @@ class SGD(Optimizer):
 
             for (_, first_step), (params, grads, momentum_buffers) in batches.items():
                 kernels.sgd_update(params, grads, momentum_buffers, lr, momentum, dampening, nesterov,
-                                   weight_decay, kernel_maximize, first_step)
+                                   weight_decay, maximize, first_step)
             self._write_back(write_back)
         return loss

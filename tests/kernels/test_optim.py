@@ -159,18 +159,11 @@ def _sgd_vs_torch(torch, combo):
         assert_close(a, t.detach().numpy(), rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.parametrize("combo", [c for c in SGD_COMBOS if not (c["maximize"] and c["weight_decay"])],
+@pytest.mark.parametrize("combo", SGD_COMBOS,
                          ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_sgd_matches_torch(combo):
     torch = pytest.importorskip("torch")
     _sgd_vs_torch(torch, combo)
-
-
-@pytest.mark.xfail(strict=True, reason="reference/optim.py applies maximize after weight decay (PyTorch < 1.13); "
-                                       "torch.optim.SGD now negates the gradient first")
-def test_sgd_maximize_with_weight_decay_differs_from_torch():
-    torch = pytest.importorskip("torch")
-    _sgd_vs_torch(torch, dict(momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.01, maximize=True))
 
 
 # ------------------------------------------------------------------ bad inputs

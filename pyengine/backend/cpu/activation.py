@@ -1,6 +1,97 @@
-"""Compiled activation kernels (csrc/cpu/activation*.cpp); the specification is reference/activation.py."""
-import numpy as np  # noqa: F401
+"""Compiled activation kernels (csrc/cpu/activation*.cpp); the specification is reference/activation.py.
 
-from ._lib import _C  # noqa: F401
+Same signatures and return conventions as the reference. Inputs are made C-contiguous here;
+outputs are allocated here and filled by the kernels. float32 / float64 only (other dtypes
+raise TypeError from the binding).
+"""
+import numpy as np
 
-__all__ = []
+from ._lib import _C
+
+__all__ = ["relu_forward", "relu_backward", "gelu_forward", "gelu_backward",
+           "softmax_forward", "softmax_backward"]
+
+_relu_fwd = _C.relu_forward
+_relu_bwd = _C.relu_backward
+_gelu_fwd = _C.gelu_forward
+_gelu_bwd = _C.gelu_backward
+_softmax_fwd = _C.softmax_forward
+_softmax_bwd = _C.softmax_backward
+_contig = np.ascontiguousarray
+_empty_like = np.empty_like
+
+
+# ReLU / GELU take any shape (the kernels see a flat array). np.asarray(order="C") rather than
+# ascontiguousarray: it keeps a 0-d input 0-d (ascontiguousarray would make it (1,)).
+
+def relu_forward(x):
+    """y = max(x, 0).   x: any shape."""
+    x = np.asarray(x, order="C")
+    y = _empty_like(x)
+    _relu_fwd(x, y)
+    return y
+
+
+def relu_backward(x, dy):
+    """dx = dy * (x > 0).   x, dy: same shape."""
+    x = np.asarray(x, order="C")
+    dy = np.asarray(dy, order="C")
+    dx = _empty_like(dy)
+    _relu_bwd(x, dy, dx)
+    return dx
+
+
+def _is_tanh(approximate):
+    if approximate == "tanh":
+        return True
+    if approximate == "none":
+        return False
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def gelu_forward(x, approximate="none"):
+    """GELU: 'none' y = x Phi(x);  'tanh' y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    tanh = _is_tanh(approximate)
+    x = np.asarray(x, order="C")
+    y = _empty_like(x)
+    _gelu_fwd(x, y, tanh)
+    return y
+
+
+def gelu_backward(x, dy, approximate="none"):
+    """dx = dy * GELU'(x)."""
+    tanh = _is_tanh(approximate)
+    x = np.asarray(x, order="C")
+    dy = np.asarray(dy, order="C")
+    dx = _empty_like(dy)
+    _gelu_bwd(x, dy, dx, tanh)
+    return dx
+
+
+# Softmax works on the last dim. The kernels take (N, C); other ranks (e.g. attention scores
+# (B, H, T, T)) are viewed as (-1, C) and the result viewed back.
+
+def softmax_forward(x, log=False):
+    """Softmax (or log-softmax) over the last dim, max-subtracted.   x: (N, C) -> y: (N, C)."""
+    x = _contig(x)
+    y = _empty_like(x)
+    if x.ndim == 2:
+        _softmax_fwd(x, y, bool(log))
+    else:
+        _softmax_fwd(x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1]), bool(log))
+    return y
+
+
+def softmax_backward(y, dy, log=False):
+    """softmax: dx = y * (dy - sum(dy * y));  log-softmax: dx = dy - exp(y) * sum(dy).   (N, C)."""
+    y = _contig(y)
+    dy = _contig(dy)
+    dx = _empty_like(dy)
+    if y.ndim == 2:
+        _softmax_bwd(y, dy, dx, bool(log))
+    else:
+        c = y.shape[-1]
+        if dy.shape != y.shape:  # the binding would only see the flattened shapes
+            raise ValueError(f"softmax_backward: y {y.shape} and dy {dy.shape} must have the same shape")
+        _softmax_bwd(y.reshape(-1, c), dy.reshape(-1, c), dx.reshape(-1, c), bool(log))
+    return dx

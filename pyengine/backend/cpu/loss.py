@@ -11,7 +11,11 @@ from ._lib import _C
 __all__ = ["cross_entropy_forward", "cross_entropy_backward", "mse_forward", "mse_backward",
            "bce_forward", "bce_backward", "bce_with_logits_forward", "bce_with_logits_backward"]
 
-_asc = np.ascontiguousarray
+def _asc(a):
+    """C-contiguous view or copy; unlike np.ascontiguousarray it keeps 0-d arrays 0-d."""
+    a = np.asarray(a)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
 _empty = np.empty
 
 

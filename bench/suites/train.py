@@ -1,0 +1,146 @@
+"""End to end: GPT training steps (forward, backward, AdamW) in pyengine vs its PyTorch twin, and the
+published nanoGPT shakespeare-char result (``python -m bench shakespeare_char``)."""
+import time
+
+import numpy as np
+
+import pyengine as pe
+from pyengine import lm
+from pyengine.models.gpt import GPT, GPTConfig
+from pyengine.nn.utils import clip_grad_norm_
+
+from ..common import Threads, torch
+
+
+def _pe_step(model, opt, x, y, timings=None):
+    t0 = time.perf_counter()
+    _, loss = model(pe.tensor(x), pe.tensor(y))
+    t1 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    t2 = time.perf_counter()
+    opt.step()
+    t3 = time.perf_counter()
+    if timings is not None:
+        timings["forward"] += t1 - t0
+        timings["backward"] += t2 - t1
+        timings["optimizer"] += t3 - t2
+    return loss
+
+
+def gpt_step(res, threads=2, steps=20, quick=False):
+    """The issue's GPT step: 4 layers, 4 heads, 128 wide, T=128, B=16, AdamW, tokens/s."""
+    cfg = GPTConfig(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
+    B, T = 16, 128
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, 65, (B, T)), rng.integers(0, 65, (B, T))) for _ in range(4)]
+    steps = 8 if quick else steps
+    with Threads(threads):
+        pe.manual_seed(0)
+        model = GPT(cfg)
+        opt = lm.make_optimizer(model, 1e-3, 0.1)
+        tmodel = topt = None
+        if torch is not None:
+            from ..torch_gpt import TorchGPT, load_pyengine_state, make_optimizer
+            tmodel = TorchGPT(cfg)
+            load_pyengine_state(tmodel, model.state_dict())
+            topt = make_optimizer(tmodel, 1e-3, 0.1)
+            x, y = batches[0]
+            _, l1 = model(pe.tensor(x), pe.tensor(y))
+            _, l2 = tmodel(torch.from_numpy(x), torch.from_numpy(y))
+            if abs(l1.item() - l2.item()) > 1e-4:
+                raise AssertionError(f"GPT twin mismatch: pyengine loss {l1.item()} vs torch {l2.item()}")
+        for i in range(3):
+            _pe_step(model, opt, *batches[i % 4])
+        timings = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+        t0 = time.perf_counter()
+        for i in range(steps):
+            _pe_step(model, opt, *batches[i % 4], timings)
+        t_ours = (time.perf_counter() - t0) / steps
+        t_torch = None
+        if tmodel is not None:
+            tb = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+
+            def tstep(x, y):
+                _, loss = tmodel(x, y)
+                topt.zero_grad(set_to_none=True)
+                loss.backward()
+                topt.step()
+            for i in range(3):
+                tstep(*tb[i % 4])
+            t0 = time.perf_counter()
+            for i in range(steps):
+                tstep(*tb[i % 4])
+            t_torch = (time.perf_counter() - t0) / steps
+    tok = B * T
+    split = ", ".join(f"{k} {100 * v / sum(timings.values()):.0f}%" for k, v in timings.items())
+    extra = f"pyengine {tok / t_ours:,.0f} tok/s" + (f" vs PyTorch {tok / t_torch:,.0f} tok/s" if t_torch else "")
+    res.add("train", f"GPT step L4 H4 C128 T128 B16 AdamW", threads, t_ours, None, t_torch,
+            extra=extra + f"; time: {split}")
+
+
+def shakespeare_char(res, data=None, steps=2000, threads=2, with_torch=True):
+    """nanoGPT's CPU shakespeare-char recipe: 4 layers, 4 heads, 128 wide, block 64, batch 12, AdamW,
+    lr 1e-3 cosine-decayed over 2000 iterations to 1e-4, dropout 0; val loss = mean over 200 random batches."""
+    import os
+    path = data or os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "tinyshakespeare.txt")
+    if not os.path.exists(path):
+        res.notes.append(f"shakespeare_char skipped: no data at {path} (pass --data PATH)")
+        return None
+    cfg = lm.TrainConfig(data=path, preset="small", out="runs/shakespeare_char", max_steps=steps, batch_size=12,
+                         block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, lr=1e-3, warmup=100,
+                         min_lr_ratio=0.1, eval_interval=steps, eval_iters=200, weight_decay=0.1, grad_clip=1.0,
+                         max_corpus_bytes=None, log_interval=100)
+    with Threads(threads):
+        t0 = time.perf_counter()
+        r = lm.train(cfg)
+        t_ours = time.perf_counter() - t0
+        t_torch, torch_val = None, None
+        if torch is not None and with_torch:
+            t_torch, torch_val = _torch_shakespeare(cfg)
+    tok_s = steps * 12 * 64 / r["elapsed_s"]
+    extra = f"val loss {r['best_val_loss']:.3f} (target <= 1.88), {tok_s:,.0f} tok/s"
+    if t_torch is not None:
+        extra += f"; PyTorch val loss {torch_val:.3f}, {steps * 12 * 64 / t_torch:,.0f} tok/s"
+    res.add("train", f"shakespeare_char {steps} iters (wall time)", threads, t_ours, None, t_torch, unit="s",
+            extra=extra)
+    return r
+
+
+def _torch_shakespeare(cfg):
+    from pyengine.text import CharTokenizer, get_batch, load_corpus, train_val_split
+    from ..torch_gpt import TorchGPT, make_optimizer
+    text = load_corpus(cfg.data)
+    tok = CharTokenizer.fit(text)
+    ids = tok.encode(text)
+    tr, va = train_val_split(ids, 0.1)
+    torch.manual_seed(cfg.seed)
+    mcfg = GPTConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                     n_embd=cfg.n_embd, dropout=0.0)
+    model = TorchGPT(mcfg)
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    g = pe.Generator().manual_seed(cfg.seed + 1)
+    t0 = time.perf_counter()
+    for step in range(cfg.max_steps):
+        for group in opt.param_groups:
+            group["lr"] = lm.lr_at(step, cfg)
+        x, y = get_batch(tr, cfg.block_size, cfg.batch_size, g)
+        _, loss = model(torch.from_numpy(x), torch.from_numpy(y))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+    elapsed = time.perf_counter() - t0
+    model.eval()
+    ge = pe.Generator().manual_seed(cfg.seed + 7)
+    losses = []
+    with torch.no_grad():
+        for _ in range(cfg.eval_iters):
+            x, y = get_batch(va, cfg.block_size, cfg.batch_size, ge)
+            losses.append(model(torch.from_numpy(x), torch.from_numpy(y))[1].item())
+    return elapsed, float(np.mean(losses))
+
+
+def run(res, quick=False):
+    gpt_step(res, threads=2, quick=quick)
+    gpt_step(res, threads=1, quick=quick)

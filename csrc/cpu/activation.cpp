@@ -1,0 +1,279 @@
+// Activation kernels: ReLU, GELU, softmax / log-softmax (see activation.h).
+//
+// Layout of this file: for each op, an always-inline body over one span (or one
+// row), compiled per ISA by PE_ISA_VARIANTS (activation_simd.h), and a driver
+// that picks the variant for pe::isa() and spreads spans / rows over threads.
+// Forward and backward sit side by side.
+//
+// Float math uses the vectorisable exp / normal-CDF in activation_simd.h; double
+// uses libm (std::exp, std::erfc), exact but scalar.
+#include "cpu/activation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "cpu/activation_simd.h"
+
+namespace pe {
+namespace cpu {
+namespace {
+
+// ====================================================================== helpers
+
+// Elementwise ops run over spans of kSpan elements: enough work per call to hide
+// the indirect call, small enough to split evenly over threads. `cost` weights
+// threads_for's grain by how heavy one element is (1 = a load, an op, a store).
+constexpr index_t kSpan = 8192;
+
+template <class F>
+void for_spans(index_t n, index_t cost, F&& f) {
+  const int nt = threads_for(n * cost);
+  if (nt <= 1) {  // no OpenMP region at all for small inputs (saves the fork/join)
+    f(index_t(0), n);
+    return;
+  }
+  const index_t spans = (n + kSpan - 1) / kSpan;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (index_t s = 0; s < spans; ++s) {
+    const index_t i0 = s * kSpan;
+    f(i0, std::min(kSpan, n - i0));
+  }
+}
+
+// Row-wise ops: rows over threads (static: equal-length rows, equal work).
+// `work` is N * C weighted like for_spans' cost.
+template <class F>
+void for_rows(index_t N, index_t work, F&& f) {
+  const int nt = threads_for(work);
+  if (nt <= 1) {
+    for (index_t r = 0; r < N; ++r) f(r);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (index_t r = 0; r < N; ++r) f(r);
+}
+
+// ====================================================================== ReLU
+// x, y: (n,)   forward  y = max(x, 0)         (NaN stays NaN, as np.maximum)
+//              backward dx = dy * (x > 0)     (written as a select: 0 * inf would be NaN)
+
+template <class T>
+PE_INLINE void relu_fwd_span_body(const T* x, T* y, index_t n) {
+  for (index_t i = 0; i < n; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
+}
+template <class T>
+PE_INLINE void relu_bwd_span_body(const T* x, const T* dy, T* dx, index_t n) {
+  for (index_t i = 0; i < n; ++i) {
+    const T d = dy[i];  // loaded unconditionally, so the select vectorises without masked loads
+    dx[i] = x[i] > T(0) ? d : T(0);
+  }
+}
+PE_ISA_VARIANTS(relu_fwd_span, (const T* x, T* y, index_t n), (x, y, n))
+PE_ISA_VARIANTS(relu_bwd_span, (const T* x, const T* dy, T* dx, index_t n), (x, dy, dx, n))
+
+// ====================================================================== GELU
+// x, y, dy, dx: (n,)
+// 'none':  y = x Phi(x),                       GELU'(x) = Phi(x) + x phi(x)
+//          phi(x) = e^{-x^2/2} / sqrt(2 pi)
+// 'tanh':  y = 0.5 x (1 + tanh u),  u = sqrt(2/pi) (x + 0.044715 x^3)
+//          GELU'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) u'(x),  t = tanh u
+// The tanh form is evaluated through s = sigma(2u) = 0.5 (1 + tanh u):
+//          y = x s,   1 - t^2 = 4 s (1 - s),
+//          GELU'(x) = s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+// which never forms 1 + tanh u (it cancels to nothing for u << 0, losing all
+// relative precision exactly where y is small).
+
+constexpr double kSqrt2OverPi = 0.797884560802865355879892119869;
+constexpr double kInvSqrt2 = 0.707106781186547524400844362105;
+constexpr double kInvSqrt2Pi = 0.398942280401432677939946059934;
+constexpr double kGeluC = 0.044715;
+
+// The tanh form needs s = sigma(2u) and 1 - s = sigma(-2u). Both come from
+// ea = e^{-|2u|} in (0, 1], which never overflows:
+//     u >= 0:  s = 1 / (1 + ea),   1 - s = ea / (1 + ea)
+//     u <  0:  s = ea / (1 + ea),  1 - s = 1 / (1 + ea)
+// (with e^{-2u} itself, u << 0 would overflow to inf and lose y ~ 1e-38, and
+// 1 - s would cancel for u >> 0).
+// For float the exponent 2u = x (c0 + c1 x^2) is formed in float, so it carries
+// a relative rounding error of a few 2^-24, which exp turns into an error of
+// |2u| times that in e^{-|2u|}: y is within ~3 ulp for x >= -1, 1e-6 relative
+// at x = -4 and 1.3e-5 at x = -10 (where |y| < 1e-35). Forming 2u in double
+// fixes that but made this op 4x slower (compute bound, not memory bound); the
+// usual 0.5 x (1 + tanh u) in float is far worse still (2e-4 at x = -4).
+template <class T>
+struct Sigmoid {
+  T s, one_minus_s;
+};
+PE_INLINE Sigmoid<float> gelu_tanh_sigmoid(float x) {
+  float v = -std::fabs(x * (float(2.0 * kSqrt2OverPi) + float(2.0 * kSqrt2OverPi * kGeluC) * (x * x)));
+  const float ea = vm::exp_f(v);
+  const float r = 1.0f / (1.0f + ea);
+  const float re = ea * r;
+  return x >= 0.0f ? Sigmoid<float>{r, re} : Sigmoid<float>{re, r};
+}
+PE_INLINE Sigmoid<double> gelu_tanh_sigmoid(double x) {
+  const double ea = std::exp(-std::fabs(x * (2.0 * kSqrt2OverPi + (2.0 * kSqrt2OverPi * kGeluC) * (x * x))));
+  const double r = 1.0 / (1.0 + ea);
+  const double re = ea * r;
+  return x >= 0.0 ? Sigmoid<double>{r, re} : Sigmoid<double>{re, r};
+}
+
+template <class T>
+PE_INLINE T gelu_tanh(T x) {
+  return x * gelu_tanh_sigmoid(x).s;
+}
+template <class T>
+PE_INLINE T gelu_tanh_grad(T x) {
+  const Sigmoid<T> sg = gelu_tanh_sigmoid(x);
+  // s (1 - s) is exactly 0 once |x| is past ~11 (float) / ~16 (double), so the
+  // polynomial may use |x| clamped to 1e4: x^2 then cannot overflow into
+  // 0 * inf = NaN. x = +-inf still gives NaN through x s (1 - s), as the reference.
+  const T xc = std::min(std::fabs(x), T(1e4));
+  const T poly = T(kSqrt2OverPi) + T(3 * kGeluC * kSqrt2OverPi) * (xc * xc);
+  return sg.s + x * (T(2) * sg.s * sg.one_minus_s * poly);  // not 2 x: it overflows for x near max
+}
+
+// 'none' form: vm::normal_f for float (Phi = h g or 1 - h g, g = e^{-x^2/2},
+// multiplied by g last so tiny results stay exact), libm for double.
+//   y = x Phi = (x h) g                           (x < 0)
+//   GELU' = Phi + x g / sqrt(2 pi) = g (h + x / sqrt(2 pi))     (x < 0)
+PE_INLINE float gelu_erf(float x) {
+  const vm::NormalF nf = vm::normal_f(x);
+  return x < 0.0f ? (x * nf.h) * nf.g : x * (1.0f - nf.h * nf.g);
+}
+PE_INLINE double gelu_erf(double x) { return x * (0.5 * std::erfc(-x * kInvSqrt2)); }
+PE_INLINE float gelu_erf_grad(float x) {
+  const vm::NormalF nf = vm::normal_f(x);
+  const float xc = x * float(kInvSqrt2Pi);
+  return x < 0.0f ? nf.g * (nf.h + xc) : (1.0f - nf.h * nf.g) + xc * nf.g;
+}
+PE_INLINE double gelu_erf_grad(double x) {
+  return 0.5 * std::erfc(-x * kInvSqrt2) + x * (std::exp(-0.5 * x * x) * kInvSqrt2Pi);
+}
+
+template <class T>
+PE_INLINE void gelu_fwd_span_body(const T* x, T* y, index_t n, bool tanh_approx) {
+  if (tanh_approx) {
+    for (index_t i = 0; i < n; ++i) y[i] = gelu_tanh(x[i]);
+  } else {
+    for (index_t i = 0; i < n; ++i) y[i] = gelu_erf(x[i]);
+  }
+}
+template <class T>
+PE_INLINE void gelu_bwd_span_body(const T* x, const T* dy, T* dx, index_t n, bool tanh_approx) {
+  if (tanh_approx) {
+    for (index_t i = 0; i < n; ++i) dx[i] = dy[i] * gelu_tanh_grad(x[i]);
+  } else {
+    for (index_t i = 0; i < n; ++i) dx[i] = dy[i] * gelu_erf_grad(x[i]);
+  }
+}
+PE_ISA_VARIANTS(gelu_fwd_span, (const T* x, T* y, index_t n, bool t), (x, y, n, t))
+PE_ISA_VARIANTS(gelu_bwd_span, (const T* x, const T* dy, T* dx, index_t n, bool t), (x, dy, dx, n, t))
+
+// ====================================================================== softmax
+// x, y, dy, dx: (N, C), one row at a time (a row stays in L1/L2 between passes).
+// forward:   m = max(x) (0 if not finite, as the reference), z = x - m,
+//            softmax y = e^z / sum(e^z),   log-softmax y = z - log(sum(e^z))
+// backward:  softmax dx = y (dy - sum(dy y)),   log-softmax dx = dy - e^y sum(dy)
+// Sums accumulate in double (for float: sum of C positive terms, no cancellation,
+// but C * 2^-24 could reach 1e-3 on long rows).
+// Masked entries: -inf gives e^z = 0 exactly. A fully masked row gives sum = 0
+// and y = 0 * (1/0) = NaN (softmax) or -inf - (-inf) = NaN (log), which is what
+// the reference gives (its lse is log 0 = -inf too). +inf entries give NaN there
+// and 0 elsewhere, also as the reference.
+
+template <class T>
+PE_INLINE void softmax_fwd_row_body(const T* x, T* y, index_t C, bool log) {
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (index_t j = 0; j < C; ++j) m = x[j] > m ? x[j] : m;
+  if (!std::isfinite(m)) m = T(0);
+  double s = 0.0;
+  if (log) {
+#pragma omp simd reduction(+ : s)
+    for (index_t j = 0; j < C; ++j) s += vm::vexp(x[j] - m);
+    const T lse = static_cast<T>(std::log(s));
+    for (index_t j = 0; j < C; ++j) y[j] = (x[j] - m) - lse;
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (index_t j = 0; j < C; ++j) {
+      const T e = vm::vexp(x[j] - m);
+      y[j] = e;
+      s += e;
+    }
+    const T inv = static_cast<T>(1.0 / s);
+    for (index_t j = 0; j < C; ++j) y[j] *= inv;
+  }
+}
+template <class T>
+PE_INLINE void softmax_bwd_row_body(const T* y, const T* dy, T* dx, index_t C, bool log) {
+  double s = 0.0;
+  if (log) {
+#pragma omp simd reduction(+ : s)
+    for (index_t j = 0; j < C; ++j) s += dy[j];
+    const T st = static_cast<T>(s);
+    for (index_t j = 0; j < C; ++j) dx[j] = dy[j] - vm::vexp(y[j]) * st;
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (index_t j = 0; j < C; ++j) s += static_cast<double>(dy[j]) * y[j];
+    const T st = static_cast<T>(s);
+    for (index_t j = 0; j < C; ++j) dx[j] = y[j] * (dy[j] - st);
+  }
+}
+PE_ISA_VARIANTS(softmax_fwd_row, (const T* x, T* y, index_t C, bool log), (x, y, C, log))
+PE_ISA_VARIANTS(softmax_bwd_row, (const T* y, const T* dy, T* dx, index_t C, bool log), (y, dy, dx, C, log))
+
+}  // namespace
+
+// ====================================================================== drivers
+
+template <class T>
+void relu_forward(const T* x, T* y, index_t n) {
+  auto k = relu_fwd_span_for_isa<T>();
+  for_spans(n, 1, [&](index_t i, index_t len) { k(x + i, y + i, len); });
+}
+template <class T>
+void relu_backward(const T* x, const T* dy, T* dx, index_t n) {
+  auto k = relu_bwd_span_for_isa<T>();
+  for_spans(n, 1, [&](index_t i, index_t len) { k(x + i, dy + i, dx + i, len); });
+}
+
+// GELU is ~40 flops an element (float) and far more in double (libm calls):
+// weight the work so that mid-sized inputs already use all threads.
+template <class T>
+void gelu_forward(const T* x, T* y, index_t n, bool tanh_approx) {
+  auto k = gelu_fwd_span_for_isa<T>();
+  for_spans(n, sizeof(T) == 4 ? 4 : 32, [&](index_t i, index_t len) { k(x + i, y + i, len, tanh_approx); });
+}
+template <class T>
+void gelu_backward(const T* x, const T* dy, T* dx, index_t n, bool tanh_approx) {
+  auto k = gelu_bwd_span_for_isa<T>();
+  for_spans(n, sizeof(T) == 4 ? 4 : 32,
+            [&](index_t i, index_t len) { k(x + i, dy + i, dx + i, len, tanh_approx); });
+}
+
+template <class T>
+void softmax_forward(const T* x, T* y, index_t N, index_t C, bool log) {
+  auto k = softmax_fwd_row_for_isa<T>();
+  for_rows(N, N * C * 4, [&](index_t r) { k(x + r * C, y + r * C, C, log); });
+}
+template <class T>
+void softmax_backward(const T* y, const T* dy, T* dx, index_t N, index_t C, bool log) {
+  auto k = softmax_bwd_row_for_isa<T>();
+  for_rows(N, N * C * 2, [&](index_t r) { k(y + r * C, dy + r * C, dx + r * C, C, log); });
+}
+
+#define PE_INSTANTIATE(T)                                                                  \
+  template void relu_forward<T>(const T*, T*, index_t);                                    \
+  template void relu_backward<T>(const T*, const T*, T*, index_t);                         \
+  template void gelu_forward<T>(const T*, T*, index_t, bool);                              \
+  template void gelu_backward<T>(const T*, const T*, T*, index_t, bool);                   \
+  template void softmax_forward<T>(const T*, T*, index_t, index_t, bool);                  \
+  template void softmax_backward<T>(const T*, const T*, T*, index_t, index_t, bool);
+PE_INSTANTIATE(float)
+PE_INSTANTIATE(double)
+#undef PE_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace pe

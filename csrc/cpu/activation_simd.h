@@ -1,0 +1,186 @@
+// Vectorisable building blocks of the row-wise kernel families (activation, norm,
+// embedding): per-ISA compilation of one kernel body, thread helpers, and float
+// exp / normal-CDF approximations written as plain arithmetic so that GCC can
+// auto-vectorise the loops that call them (std::exp / std::erf are opaque libm
+// calls that never vectorise without -ffast-math).
+//
+// How a kernel is compiled per ISA: its inner body (one row, or one span of an
+// elementwise op) is an always-inline template `name##_body<T>`. PE_ISA_VARIANTS
+// wraps it in three thin functions, one plain and two marked PE_TARGET_AVX2 /
+// PE_TARGET_AVX512; GCC inlines the body into each and vectorises it for that
+// target. `name##_for_isa<T>()` returns the variant for pe::isa() (chosen at call
+// time, so PYENGINE_ISA / set_isa select the path, and the tests' `isa` fixture
+// covers all three). OpenMP regions stay outside the variants: callers pick the
+// variant once, then call it per row / chunk from their parallel loop.
+// (Not PE_TARGET_CLONES: the loader picks a clone once from the CPU's features,
+// so set_isa could not switch it and the generic / AVX2 code would go untested
+// on an AVX-512 machine.)
+// Requires no -ffast-math (see round_int); reductions use `omp simd reduction`,
+// which needs the OpenMP build flag (without it they run scalar, still correct).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "common.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PE_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define PE_INLINE __forceinline
+#else
+#define PE_INLINE inline
+#endif
+
+#define PE_ISA_VARIANTS(name, params, args)                                                   \
+  template <class T>                                                                          \
+  void name##_generic params { name##_body<T> args; }                                         \
+  template <class T>                                                                          \
+  PE_TARGET_AVX2 void name##_avx2 params { name##_body<T> args; }                             \
+  template <class T>                                                                          \
+  PE_TARGET_AVX512 void name##_avx512 params { name##_body<T> args; }                         \
+  template <class T>                                                                          \
+  auto name##_for_isa() {                                                                     \
+    switch (pe::isa()) {                                                                      \
+      case pe::Isa::avx512: return &name##_avx512<T>;                                         \
+      case pe::Isa::avx2: return &name##_avx2<T>;                                             \
+      default: return &name##_generic<T>;                                                     \
+    }                                                                                         \
+  }
+
+namespace pe {
+namespace vm {
+
+// ------------------------------------------------------------------ threads
+// Thread id / team size inside an OpenMP parallel region (0 / 1 without OpenMP).
+inline int thread_id() {
+#if defined(PYENGINE_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+inline int team_size() {
+#if defined(PYENGINE_OPENMP)
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+// ------------------------------------------------------------------ bit casts
+// memcpy casts: well defined, and GCC turns them into plain register moves that
+// vectorise (a vector of floats reinterpreted as a vector of ints).
+PE_INLINE std::uint32_t bits(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+PE_INLINE float from_bits(std::uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// Round to the nearest integer (ties to even), as a float, for |v| < 2^22: adding
+// 1.5 * 2^23 pushes the fraction bits out of the mantissa. One add and one
+// subtract, vectorises on plain SSE2 (rintf needs SSE4.1). Valid because the
+// build has no -ffast-math, so the compiler may not fold (v + M) - M to v.
+constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23
+PE_INLINE float round_int(float v) { return (v + kRoundMagic) - kRoundMagic; }
+
+// 2^k for an integer-valued float k in [-126, 127]: write k + 127 into the
+// exponent field. k + kRoundMagic has k in its low mantissa bits; all integer
+// arithmetic is unsigned (wraps, never undefined).
+PE_INLINE float pow2_int(float k) {
+  std::uint32_t e = bits(k + kRoundMagic) - bits(kRoundMagic) + 127u;
+  return from_bits(e << 23);
+}
+
+// ------------------------------------------------------------------ exp (float)
+// exp(a + b) for |b| small (<= ~0.5), keeping the bits of a that a plain
+// exp(a + b) would lose when a is large (used for exp(-x^2/2), see below).
+//   n = round((a + b) / ln2), r = (a - n ln2_hi) + b - n ln2_lo,  exp = 2^n e^r
+// ln2 is split so that n * ln2_hi is exact (ln2_hi has 15 significant bits,
+// |n| < 256) and a - n ln2_hi is exact too (Sterbenz: the two are within a
+// factor of 2 of each other once n != 0). |r| <= ln2/2 + rounding.
+// e^r = 1 + r + r^2 P(r), P a degree-4 polynomial fitted (relative-weighted
+// least squares, iterated towards minimax) for relative error 3e-9 on
+// [-ln2/2, ln2/2]; 2^n is written straight into the exponent field.
+// Range: results are exact to ~1 ulp while they are normal floats. Below
+// FLT_MIN (a + b < -87.33) the result is flushed to 0 rather than computed as
+// a denormal (a second scaling step for that costs ~15% of softmax / GELU);
+// above 88.3 it is +inf (the true overflow is at 88.72; every caller here
+// passes arguments <= 0). -inf -> 0, +inf -> inf, NaN -> NaN (comparisons with
+// NaN are false, and NaN flows through the polynomial).
+PE_INLINE float exp_ab(float a, float b) {
+  constexpr float kMax = 88.3f, kMin = -87.33f;
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693145751953125f;     // 0x3F317200
+  constexpr float kLn2Lo = 1.42860682030941723e-6f;  // ln2 - kLn2Hi
+  const float s = a + b;
+  const float n = round_int(s * kLog2e);  // in [-126, 127] where the result is used
+  const float r = ((a - n * kLn2Hi) + b) - n * kLn2Lo;
+  float p = 1.381417115e-3f;
+  p = p * r + 8.368915527e-3f;
+  p = p * r + 4.166840760e-2f;
+  p = p * r + 1.666651899e-1f;
+  p = p * r + 4.999999334e-1f;
+  p = 1.0f + r + (r * r) * p;
+  const float e = p * pow2_int(n);
+  return s < kMin ? 0.0f : (s > kMax ? std::numeric_limits<float>::infinity() : e);
+}
+PE_INLINE float exp_f(float x) { return exp_ab(x, 0.0f); }
+
+// exp for either dtype: the float approximation above, libm for double (double
+// kernels stay on exact libm functions; they are not the hot path).
+PE_INLINE float vexp(float x) { return exp_f(x); }
+PE_INLINE double vexp(double x) { return std::exp(x); }
+
+// ------------------------------------------------------------------ normal CDF (float)
+// GELU needs Phi(x) = 0.5 erfc(-x / sqrt 2) and the density's g = e^{-x^2/2}.
+// With a = |x| / sqrt 2 and t = 1 / (1 + a / 2):
+//     erfc(a) = t e^{-a^2} Q(t) = t Q(t) g,   so   Phi(x) = h g        (x < 0)
+//                                                  Phi(x) = 1 - h g    (x >= 0)
+// with h = 0.5 t Q(t). Q(t) = erfc(a) e^{a^2} / t is smooth on t in [0.16, 1]
+// (a in [0, 10.5]); a degree-10 polynomial fitted (relative-weighted least
+// squares, iterated towards minimax) for relative error 3.6e-9 there. Working
+// with erfc rather than 1 + erf keeps full relative precision in the left tail,
+// where Phi is tiny and 1 + erf would cancel; keeping h and g apart lets callers
+// multiply by g last, so x Phi(x) is exact to a few ulp for as long as g is a
+// normal float (x >= -13.2, |x Phi(x)| >= 1.6e-38), not only while Phi is.
+// g is computed without losing the low bits of x^2: x = xh + xl with xh keeping
+// 12 mantissa bits, so xh^2 / 2 is exact and
+//     x^2 / 2 = xh^2 / 2 + xl (xh + xl / 2)       (second part small)
+// goes to exp_ab as (big, small); a rounded x^2 would cost |x^2/2| 2^-24
+// relative error in g (5e-6 at x = -13).
+// |x| >= 14.5: g is 0 in float; set it explicitly (x^2 may overflow to NaN).
+// NaN gives g = 0 but t = NaN, so h and everything built on it stay NaN.
+struct NormalF {
+  float h;  // 0.5 erfc(|x| / sqrt 2) / g
+  float g;  // e^{-x^2/2}
+};
+PE_INLINE NormalF normal_f(float x) {
+  float ax = std::fabs(x);
+  float xh = from_bits(bits(x) & 0xFFFFF000u);
+  float xl = x - xh;
+  float g = exp_ab(-0.5f * (xh * xh), -(xl * (xh + 0.5f * xl)));
+  g = ax < 14.5f ? g : 0.0f;
+  float t = 1.0f / (1.0f + ax * 0.353553390593273762f);  // 1 / (1 + a/2), a = |x|/sqrt2
+  float q = 3.631831132e-02f;
+  q = q * t - 1.943003362e-01f;
+  q = q * t + 3.899050483e-01f;
+  q = q * t - 3.022820399e-01f;
+  q = q * t - 9.888440507e-03f;
+  q = q * t + 2.779300149e-02f;
+  q = q * t + 5.809254818e-02f;
+  q = q * t + 1.846998890e-01f;
+  q = q * t + 2.453360294e-01f;
+  q = q * t + 2.822368053e-01f;
+  q = q * t + 2.820891872e-01f;
+  return {0.5f * (t * q), g};
+}
+
+}  // namespace vm
+}  // namespace pe

@@ -1,0 +1,418 @@
+// GEMM: C = alpha * op(A) @ op(B) + beta * C (+ bias), float and double, batched.
+//
+// Algorithm (Goto / BLIS style; shapes are those of op(A): (M, K), op(B): (K, N),
+// C: (M, N), all row-major):
+//
+//   for each work unit (batch b, row block [i0, i0+mc), column range [j0, j1))  <- OpenMP
+//     for pc in [0, K) step KC:                                  depth block
+//       pack A[i0:i0+mc, pc:pc+kc] -> Ap   (MR-row micro-panels)  L2 / L3
+//       for jc in [j0, j1) step NC:                               column block
+//         pack B[pc:pc+kc, jc:jc+nc] -> Bp (NR-column micro-panels) L2
+//         for ir in [0, mc) step MR:          A micro-panel (MR x kc) stays in L1
+//           for jr in [0, nc) step NR:        B micro-panels stream from L2
+//             micro-kernel: C[ir:ir+MR, jr:jr+NR] (+)= Ap_ir @ Bp_jr   (registers)
+//
+// Packing copies each block once into the exact order the micro-kernel reads
+// it: Ap holds, per micro-panel, kc steps of MR consecutive values (one column
+// of the panel), Bp kc steps of NR consecutive values (one row of the panel).
+// The micro-kernel then reads both with unit stride, whatever the transposes
+// and leading dimensions of A and B were (a transposed operand only changes
+// which packer runs: a row copy or a transpose), and edge tiles are
+// zero-padded to a full MR x NR so the hot loop never branches on the shape;
+// only the store is bounded (masked) to the m x n valid part of C. (The
+// AVX-512 kernel also has narrower instances for edge tiles, so a last panel
+// of a few rows does not cost a full tile.)
+//
+// The register-blocked micro-kernel is the only part written per ISA
+// (gemm_avx512.cpp, gemm_avx2.cpp, micro_generic below), with the packers
+// (AVX-512 moves 16x16 / 8x8 blocks through in-register transposes; the others
+// use the plain C++ ones in gemm_kernel.h). They reach the driver as a
+// Kernels<T> table picked by pe::isa() on every call.
+//
+// Blocking parameters (per ISA and dtype, table `g_blocking` below):
+//   MR x NR  the register tile (gemm_kernel.h).
+//   KC       depth of one pass. The A micro-panel (MR x KC) is reused for every
+//            B micro-panel of the column block, so it should sit in L1 with room
+//            to spare for the B data streaming through: MR*KC*sizeof(T) about
+//            half of L1 (14*384*4 = 21 KiB of a 48 KiB L1d). Larger KC also means
+//            fewer passes over C (each pass loads and stores the C tile once).
+//   NC       width of the packed B block (KC x NC), re-read from L2 by every A
+//            micro-panel of the row block: KC*NC*sizeof(T) under half of L2
+//            (384*512*4 = 768 KiB of 2 MiB).
+//   MC       height of the packed A block (MC x KC), reused for every column
+//            block of the unit; a multiple of MR. B is packed once per row
+//            block, so a larger MC amortises that packing over more rows (896
+//            measured ~3% faster than 448 for float on this core); MC is also
+//            the unit of parallel work, cut down (see plan_units) until every
+//            thread has work.
+// The first depth pass applies beta and the bias; later passes accumulate
+// (beta = 1, no bias). With beta == 0 C is written, never read.
+// The values were picked by short 1-thread sweeps on the development machine
+// (Sapphire Rapids, AVX-512); _C.set_gemm_blocking() changes them at run time
+// for tuning. See dev/gemm_notes.md.
+//
+// M == 1 or N == 1 is a matrix-vector product, bound by memory bandwidth: it
+// skips packing and streams the matrix once (run_gemv, gemm_gemv.h).
+//
+// Threads: work units are (batch, row block, column range) triples, each with
+// its own C tile and thread-private packing buffers, so threads never share
+// writes or synchronise inside the GEMM. Small problems run on one thread
+// (pe::threads_for), and the row/column split is refined until each thread
+// has a unit (and the unit count divides evenly when there are few). Each C
+// element is summed in the same order whatever the thread count, so results
+// do not depend on it.
+#include "cpu/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "cpu/gemm_gemv.h"
+#include "cpu/gemm_kernel.h"
+
+namespace pe {
+namespace gemm_detail {
+
+// ------------------------------------------------------------------ blocking
+
+// Indexed [isa][dtype]: dtype 0 = float, 1 = double. See the header comment
+// for what each parameter is for; values are for a Sapphire Rapids class core
+// (48 KiB L1d, 2 MiB L2) on AVX-512, and a 32 KiB / 256 KiB+ core on AVX2.
+static GemmBlocking g_blocking[3][2] = {
+    // generic: 4x8 / 4x4 tiles
+    {{TileGeneric<float>::MR, TileGeneric<float>::NR, 64, 256, 256},
+     {TileGeneric<double>::MR, TileGeneric<double>::NR, 64, 256, 128}},
+    // avx2: 6x16 / 6x8 tiles
+    {{TileAvx2<float>::MR, TileAvx2<float>::NR, 144, 256, 256},
+     {TileAvx2<double>::MR, TileAvx2<double>::NR, 72, 256, 128}},
+    // avx512: 14x32 / 14x16 tiles
+    {{TileAvx512<float>::MR, TileAvx512<float>::NR, 896, 384, 512},
+     {TileAvx512<double>::MR, TileAvx512<double>::NR, 448, 256, 256}},
+};
+
+static GemmBlocking& blocking_ref(Isa level, char dtype) {
+  return g_blocking[static_cast<int>(level)][dtype == 'd' ? 1 : 0];
+}
+
+// ------------------------------------------------------------------ scratch
+
+// Thread-private, 64-byte aligned, grow-only packing buffers: no allocation per
+// call once warm, and OpenMP's worker threads keep theirs between calls.
+class Scratch {
+ public:
+  ~Scratch() { std::free(p_); }
+  // Returns null on allocation failure (the caller is inside an OpenMP region
+  // and must not throw).
+  void* get(size_t bytes) {
+    if (bytes > cap_) {
+      std::free(p_);
+      size_t rounded = (bytes + 63) / 64 * 64;
+      p_ = std::aligned_alloc(64, rounded);
+      cap_ = p_ ? rounded : 0;
+    }
+    return p_;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
+static thread_local Scratch tl_pack_a, tl_pack_b;
+
+// ------------------------------------------------------------------ packing
+
+// Ap: rows [i0, i0+mc) x depth [p0, p0+kc) of op(A), as ceil(mc/MR) micro-panels.
+template <class T, int MR>
+static void pack_a(const Kernels<T>& ks, T* ap, const GemmArgs<T>& g, const T* a, index_t i0, index_t mc,
+                   index_t p0, index_t kc) {
+  for (index_t ir = 0; ir < mc; ir += MR) {
+    const int rows = static_cast<int>(std::min<index_t>(MR, mc - ir));
+    T* dst = ap + ir * kc;
+    if (!g.trans_a)  // A stored (M, K): op(A)(i, p) = a[i*lda + p]
+      ks.a_interleave(dst, a + (i0 + ir) * g.lda + p0, g.lda, rows, kc);
+    else  // A stored (K, M): op(A)(i, p) = a[p*lda + i]
+      ks.a_copy(dst, a + p0 * g.lda + (i0 + ir), g.lda, rows, kc);
+  }
+}
+
+// Bp: depth [p0, p0+kc) x columns [j0, j0+nc) of op(B), as ceil(nc/NR) micro-panels.
+template <class T, int NR>
+static void pack_b(const Kernels<T>& ks, T* bp, const GemmArgs<T>& g, const T* b, index_t j0, index_t nc,
+                   index_t p0, index_t kc) {
+  for (index_t jr = 0; jr < nc; jr += NR) {
+    const int cols = static_cast<int>(std::min<index_t>(NR, nc - jr));
+    T* dst = bp + jr * kc;
+    if (!g.trans_b)  // B stored (K, N): op(B)(p, j) = b[p*ldb + j]
+      ks.b_copy(dst, b + p0 * g.ldb + (j0 + jr), g.ldb, cols, kc);
+    else  // B stored (N, K): op(B)(p, j) = b[j*ldb + p]
+      ks.b_interleave(dst, b + (j0 + jr) * g.ldb + p0, g.ldb, cols, kc);
+  }
+}
+
+// ------------------------------------------------------------------ generic micro-kernel
+
+// Plain C++ (any CPU). The compiler vectorises the j loops (NR = 2 SSE/NEON
+// vectors); the tile is small enough to stay in registers.
+template <class T>
+void micro_generic(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha, T beta,
+                   const T* bias) {
+  constexpr int MR = TileGeneric<T>::MR, NR = TileGeneric<T>::NR;
+  T acc[MR][NR] = {};
+  for (index_t p = 0; p < k; ++p) {
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    for (int j = 0; j < n; ++j) {
+      T r = alpha * acc[i][j];
+      if (bias) r += bias[j];
+      if (beta != T(0)) r += beta * ci[j];
+      ci[j] = r;
+    }
+  }
+}
+
+template <class T>
+static void dots_generic(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y) {
+  gemv_dots(x, ldx, n, v, k, y);
+}
+template <class T>
+static void axpys_generic(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y) {
+  gemv_axpys(x, ldx, n, v, k, y);
+}
+
+template <class T>
+Kernels<T> kernels_generic() {
+  constexpr int MR = TileGeneric<T>::MR, NR = TileGeneric<T>::NR;
+  return {micro_generic<T>,         pack_interleave<T, MR>, pack_copy<T, MR>, pack_copy<T, NR>,
+          pack_interleave<T, NR>,  dots_generic<T>,        axpys_generic<T>};
+}
+
+// ------------------------------------------------------------------ driver
+
+// Problems below this many multiply-adds per thread are not worth a fork/join
+// (~2-5 us): 2^20 FMAs is ~10 us on one core at a realistic fraction of peak.
+constexpr index_t kGrainFma = index_t(1) << 20;
+
+static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
+
+struct Plan {
+  index_t mc;       // rows per unit (multiple of MR, <= MC)
+  index_t ncols;    // columns per unit (multiple of NR, or all of N)
+  index_t mb, nb;   // units per matrix along M and N
+  index_t units;    // batch * mb * nb
+  int threads;
+};
+
+// Splits the problem into units: rows in blocks of at most MC, all columns in
+// one range; then, while there are fewer units than threads (or few units that
+// do not divide evenly), cuts the rows finer (down to MR), then the columns.
+static Plan plan_units(index_t batch, index_t M, index_t N, index_t K, int MR, int NR, index_t MC) {
+  Plan pl{};
+  const index_t work = batch * M * N * std::max<index_t>(K, 1);
+  int nt = threads_for(work, kGrainFma);
+  index_t mb = ceil_div(M, MC), nb = 1;
+  const index_t max_mb = ceil_div(M, MR), max_nb = ceil_div(N, NR);
+  auto balanced = [&](index_t units) { return units >= nt && (units % nt == 0 || units >= 4 * nt); };
+  while (nt > 1 && !balanced(batch * mb * nb)) {
+    if (mb < max_mb) ++mb;
+    else if (nb < max_nb) ++nb;
+    else break;
+  }
+  pl.mc = round_up(ceil_div(M, mb), MR);
+  pl.ncols = nb == 1 ? N : round_up(ceil_div(N, nb), NR);
+  pl.mb = ceil_div(M, pl.mc);
+  pl.nb = ceil_div(N, pl.ncols);
+  pl.units = batch * pl.mb * pl.nb;
+  pl.threads = static_cast<int>(std::min<index_t>(nt, pl.units));
+  return pl;
+}
+
+// Runs `units` calls of do_unit(u), on threads when there are several.
+template <class F>
+static void for_units(index_t units, int threads, const F& do_unit) {
+  if (threads <= 1) {
+    for (index_t u = 0; u < units; ++u) do_unit(u);
+    return;
+  }
+#if defined(PYENGINE_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (index_t u = 0; u < units; ++u) do_unit(u);
+#else
+  for (index_t u = 0; u < units; ++u) do_unit(u);
+#endif
+}
+
+// M == 1 or N == 1: a matrix-vector product y = op(X) @ v of R = max(M, N)
+// outputs, streamed once through the ISA's dots/axpys loops (gemm_gemv.h)
+// instead of packed. Units are (batch, chunk of outputs).
+template <class T>
+static void run_gemv(const GemmArgs<T>& g, const Kernels<T>& ks) {
+  const index_t K = g.K;
+  // N == 1: y = op(A) @ op(B)[:, 0]; C column 0, stride ldc; the bias has one element.
+  // M == 1: y = op(B)^T @ op(A)[0, :]; C row 0, stride 1; the bias has N elements.
+  const bool col = g.N == 1;
+  const index_t R = col ? g.M : g.N;
+  const T* xbase = col ? g.a : g.b;
+  const index_t ldx = col ? g.lda : g.ldb, xstride = col ? g.stride_a : g.stride_b;
+  // The rows of op(X) (R x K) run along p exactly when the stored matrix is not
+  // transposed for A (col) / transposed for B (row): then dots, else axpys.
+  const bool use_dots = col ? !g.trans_a : g.trans_b;
+  const T* vbase = col ? g.b : g.a;
+  const index_t vstride = col ? g.stride_b : g.stride_a;
+  const index_t vinc = col ? (g.trans_b ? 1 : g.ldb) : (g.trans_a ? g.lda : 1);  // between v[p] and v[p+1]
+  const index_t cinc = col ? g.ldc : 1;
+  const index_t binc = col ? 0 : 1;
+
+  // Chunks of outputs: dots read `chunk` whole rows; axpys keep a y chunk in L1.
+  const index_t chunk = use_dots ? 64 : 1024;
+  const index_t nchunks = ceil_div(R, chunk);
+  const index_t units = g.batch * nchunks;
+  const int nt = static_cast<int>(
+      std::min<index_t>(threads_for(g.batch * R * std::max<index_t>(K, 1), kGrainFma), units));
+  std::atomic<bool> out_of_memory{false};
+
+  for_units(units, nt, [&](index_t u) {
+    const index_t bi = u / nchunks, r0 = (u % nchunks) * chunk, rn = std::min(chunk, R - r0);
+    T* y = static_cast<T*>(tl_pack_b.get(static_cast<size_t>(chunk) * sizeof(T)));
+    if (!y) {
+      out_of_memory = true;
+      return;
+    }
+    // v contiguous: use it in place, else gather it once per unit.
+    const T* v = vbase + bi * vstride;
+    if (vinc != 1 && K > 1) {
+      T* vb = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(K) * sizeof(T)));
+      if (!vb) {
+        out_of_memory = true;
+        return;
+      }
+      for (index_t p = 0; p < K; ++p) vb[p] = v[p * vinc];
+      v = vb;
+    }
+    const T* x = xbase + bi * xstride;
+    if (use_dots) ks.dots(x + r0 * ldx, ldx, rn, v, K, y);  // op(X) row r at x + r*ldx
+    else ks.axpys(x + r0, ldx, rn, v, K, y);                // op(X)(r, p) at x[p*ldx + r]
+    T* c = g.c + bi * g.stride_c + r0 * cinc;
+    const T* bias = g.bias ? g.bias + r0 * binc : nullptr;
+    for (index_t r = 0; r < rn; ++r) {
+      T val = g.alpha * y[r];
+      if (bias) val += bias[r * binc];
+      if (g.beta != T(0)) val += g.beta * c[r * cinc];
+      c[r * cinc] = val;
+    }
+  });
+  if (out_of_memory) throw std::bad_alloc();
+}
+
+template <class T, int MR, int NR>
+static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& blk) {
+  const index_t M = g.M, N = g.N, K = g.K;
+  if (g.batch <= 0 || M <= 0 || N <= 0) return;
+  if (M == 1 || N == 1) {
+    run_gemv(g, ks);
+    return;
+  }
+  const index_t KC = std::max<index_t>(blk.kc, 1);
+  const index_t MC = std::max<index_t>(round_up(blk.mc, MR), MR);
+  const index_t NC = std::max<index_t>(round_up(blk.nc, NR), NR);
+  const Plan pl = plan_units(g.batch, M, N, K, MR, NR, MC);
+
+  // Packing buffer sizes (elements); kc <= KC, the B block is at most NC wide.
+  const index_t kc_max = std::max<index_t>(std::min(K, KC), 1);
+  const size_t a_elems = static_cast<size_t>(pl.mc * kc_max);
+  const size_t b_elems = static_cast<size_t>(std::min(NC, round_up(pl.ncols, NR)) * kc_max);
+  std::atomic<bool> out_of_memory{false};
+
+  auto do_unit = [&](index_t u) {
+    T* ap = static_cast<T*>(tl_pack_a.get(a_elems * sizeof(T)));
+    T* bp = static_cast<T*>(tl_pack_b.get(b_elems * sizeof(T)));
+    if (!ap || !bp) {
+      out_of_memory = true;
+      return;
+    }
+    const index_t bi = u / (pl.mb * pl.nb);
+    const index_t rest = u % (pl.mb * pl.nb);
+    const index_t i0 = (rest / pl.nb) * pl.mc, j0 = (rest % pl.nb) * pl.ncols;
+    const index_t mc = std::min(pl.mc, M - i0), j1 = std::min(j0 + pl.ncols, N);
+    const T* a = g.a + bi * g.stride_a;
+    const T* b = g.b + bi * g.stride_b;
+    T* c = g.c + bi * g.stride_c;
+
+    // K == 0 still makes one (empty) pass, which applies beta and the bias.
+    for (index_t pc = 0; pc < K || pc == 0; pc += KC) {
+      const index_t kc = std::min(KC, K - pc);
+      const bool first = pc == 0;
+      const T beta = first ? g.beta : T(1);
+      pack_a<T, MR>(ks, ap, g, a, i0, mc, pc, kc);
+      for (index_t jc = j0; jc < j1; jc += NC) {
+        const index_t nc = std::min(NC, j1 - jc);
+        pack_b<T, NR>(ks, bp, g, b, jc, nc, pc, kc);
+        for (index_t ir = 0; ir < mc; ir += MR) {
+          const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
+          T* crow = c + (i0 + ir) * g.ldc;
+          for (index_t jr = 0; jr < nc; jr += NR) {
+            const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
+            const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
+            ks.micro(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias);
+          }
+        }
+      }
+      if (K == 0) break;
+    }
+  };
+
+  for_units(pl.units, pl.threads, do_unit);
+  if (out_of_memory) throw std::bad_alloc();
+}
+
+}  // namespace gemm_detail
+
+// ------------------------------------------------------------------ public entry points
+
+template <class T>
+void gemm(const GemmArgs<T>& g) {
+  using namespace gemm_detail;
+  const char dt = sizeof(T) == 4 ? 'f' : 'd';
+  switch (isa()) {
+#if PE_X86
+    case Isa::avx512: {
+      static const Kernels<T> ks = kernels_avx512<T>();
+      run<T, TileAvx512<T>::MR, TileAvx512<T>::NR>(g, ks, blocking_ref(Isa::avx512, dt));
+      return;
+    }
+    case Isa::avx2: {
+      static const Kernels<T> ks = kernels_avx2<T>();
+      run<T, TileAvx2<T>::MR, TileAvx2<T>::NR>(g, ks, blocking_ref(Isa::avx2, dt));
+      return;
+    }
+#endif
+    default: {
+      static const Kernels<T> ks = kernels_generic<T>();
+      run<T, TileGeneric<T>::MR, TileGeneric<T>::NR>(g, ks, blocking_ref(Isa::generic, dt));
+      return;
+    }
+  }
+}
+
+template void gemm<float>(const GemmArgs<float>&);
+template void gemm<double>(const GemmArgs<double>&);
+
+GemmBlocking gemm_blocking(Isa level, char dtype) { return gemm_detail::blocking_ref(level, dtype); }
+
+void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc) {
+  GemmBlocking& b = gemm_detail::blocking_ref(level, dtype);
+  b.mc = std::max<index_t>(gemm_detail::round_up(std::max<index_t>(mc, 1), b.mr), b.mr);
+  b.kc = std::max<index_t>(kc, 1);
+  b.nc = std::max<index_t>(gemm_detail::round_up(std::max<index_t>(nc, 1), b.nr), b.nr);
+}
+
+}  // namespace pe

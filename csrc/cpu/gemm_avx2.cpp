@@ -1,0 +1,162 @@
+// AVX2 + FMA micro-kernels of the GEMM family (the algorithm is described in gemm.cpp).
+//
+// Register tile MR x NR = 6 x 16 floats / 6 x 8 doubles: 12 ymm accumulators,
+// 2 ymm for the row of B at step p and 1 for the broadcast of A (15 of the 16
+// ymm registers). Per k step: 2 vector loads, 6 broadcasts, 12 FMAs.
+#include "cpu/gemm_gemv.h"
+#include "cpu/gemm_kernel.h"
+
+#if PE_X86
+#include <immintrin.h>
+
+#define PE_AVX2_INLINE PE_TARGET_AVX2 __attribute__((always_inline)) static inline
+
+namespace pe {
+namespace gemm_detail {
+namespace {
+
+template <class T> struct V256;
+
+template <> struct V256<float> {
+  using V = __m256;
+  static constexpr int W = 8;
+  PE_AVX2_INLINE V zero() { return _mm256_setzero_ps(); }
+  PE_AVX2_INLINE V set1(float x) { return _mm256_set1_ps(x); }
+  PE_AVX2_INLINE V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  PE_AVX2_INLINE V load(const float* p) { return _mm256_loadu_ps(p); }
+  PE_AVX2_INLINE void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  PE_AVX2_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  PE_AVX2_INLINE V add(V a, V b) { return _mm256_add_ps(a, b); }
+  // Lanes [0, n) as an all-ones/zero integer mask; vmaskmov never faults on
+  // masked-off lanes, so edge tiles touch exactly their n valid columns.
+  PE_AVX2_INLINE __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  PE_AVX2_INLINE V load(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+  PE_AVX2_INLINE void store(float* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
+};
+
+template <> struct V256<double> {
+  using V = __m256d;
+  static constexpr int W = 4;
+  PE_AVX2_INLINE V zero() { return _mm256_setzero_pd(); }
+  PE_AVX2_INLINE V set1(double x) { return _mm256_set1_pd(x); }
+  PE_AVX2_INLINE V bcast(const double* p) { return _mm256_broadcast_sd(p); }
+  PE_AVX2_INLINE V load(const double* p) { return _mm256_loadu_pd(p); }
+  PE_AVX2_INLINE void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  PE_AVX2_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  PE_AVX2_INLINE V add(V a, V b) { return _mm256_add_pd(a, b); }
+  PE_AVX2_INLINE __m256i mask(int n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  PE_AVX2_INLINE V load(const double* p, __m256i m) { return _mm256_maskload_pd(p, m); }
+  PE_AVX2_INLINE void store(double* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
+};
+
+}  // namespace
+
+template <class T>
+PE_TARGET_AVX2 void micro_avx2(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha,
+                               T beta, const T* bias) {
+  using S = V256<T>;
+  using V = typename S::V;
+  constexpr int MR = TileAvx2<T>::MR, NR = TileAvx2<T>::NR, W = S::W, NV = NR / W;
+  static_assert(NR % W == 0, "NR must be a whole number of vectors");
+
+  if (beta != T(0))
+    for (int i = 0; i < m; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+
+#pragma GCC unroll 2
+  for (index_t p = 0; p < k; ++p) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V ai = S::bcast(a + i);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+
+  const V va = S::set1(alpha), vbeta = S::set1(beta);
+  const bool read_c = beta != T(0), beta_one = beta == T(1);
+  if (n == NR) {
+    // Full-width rows: plain loads and stores (vmaskmov is slower on some CPUs).
+    V vbias[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) vbias[v] = bias ? S::load(bias + v * W) : S::zero();
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      if (i < m) {
+        T* ci = c + i * ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          V r = S::fma(va, acc[i][v], vbias[v]);
+          if (read_c) {
+            const V old = S::load(ci + v * W);
+            r = beta_one ? S::add(r, old) : S::fma(vbeta, old, r);
+          }
+          S::store(ci + v * W, r);
+        }
+      }
+    }
+    return;
+  }
+  __m256i mask[NV];
+  V vbias[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    int left = n - v * W;
+    mask[v] = S::mask(left < 0 ? 0 : left);
+    vbias[v] = bias ? S::load(bias + v * W, mask[v]) : S::zero();
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    if (i < m) {
+      T* ci = c + i * ldc;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        V r = S::fma(va, acc[i][v], vbias[v]);
+        if (read_c) {
+          const V old = S::load(ci + v * W, mask[v]);
+          r = beta_one ? S::add(r, old) : S::fma(vbeta, old, r);
+        }
+        S::store(ci + v * W, mask[v], r);
+      }
+    }
+  }
+}
+
+// Packing stays plain C++ here (pack_interleave / pack_copy in gemm_kernel.h);
+// the matrix-vector loops are gemm_gemv.h's, compiled for AVX2 + FMA.
+template <class T>
+PE_TARGET_AVX2 static void dots_avx2(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y) {
+  gemv_dots(x, ldx, n, v, k, y);
+}
+template <class T>
+PE_TARGET_AVX2 static void axpys_avx2(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y) {
+  gemv_axpys(x, ldx, n, v, k, y);
+}
+
+template <class T>
+Kernels<T> kernels_avx2() {
+  constexpr int MR = TileAvx2<T>::MR, NR = TileAvx2<T>::NR;
+  return {micro_avx2<T>,          pack_interleave<T, MR>, pack_copy<T, MR>, pack_copy<T, NR>,
+          pack_interleave<T, NR>, dots_avx2<T>,           axpys_avx2<T>};
+}
+template Kernels<float> kernels_avx2<float>();
+template Kernels<double> kernels_avx2<double>();
+
+}  // namespace gemm_detail
+}  // namespace pe
+
+#endif  // PE_X86

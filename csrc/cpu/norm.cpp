@@ -1,0 +1,180 @@
+// LayerNorm forward and backward (see norm.h).
+//
+// One row at a time; rows are spread over threads. Each row-body is compiled per
+// ISA by PE_ISA_VARIANTS (activation_simd.h) and vectorised by GCC; the
+// reductions over a row use `omp simd reduction`, which lets GCC keep several
+// partial sums in vector lanes (plain C++ forbids reassociating a float sum).
+// Statistics and row sums accumulate in double, also for float input.
+#include "cpu/norm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cpu/activation_simd.h"
+
+namespace pe {
+namespace cpu {
+namespace {
+
+// ====================================================================== forward
+// x, y: (C,) one row   w, b: (C,) or null   -> *mean, *rstd
+// mean = sum(x) / C,  var = sum((x - mean)^2) / C  (two passes: the row is in
+// L1/L2 after the first, so the second costs no memory traffic, and unlike
+// E[x^2] - mean^2 it does not cancel when |mean| >> std),
+// rstd = 1 / sqrt(var + eps),  y = (x - mean) rstd w + b.
+// y is computed in T. mean is split as mean_hi + mean_lo (both T): for float,
+// x - float(mean) would lose |mean| 2^-24 before being scaled by rstd (an
+// absolute error of 2^-24 |mean| / std in y); (x - mean_hi) is exact when
+// x ~ mean, where it matters, and mean_lo restores the rest.
+
+template <class T, bool HasW, bool HasB>
+PE_INLINE void ln_fwd_write(const T* x, const T* w, const T* b, T* y, index_t C, T mh, T ml, T r) {
+  for (index_t j = 0; j < C; ++j) {
+    T v = ((x[j] - mh) - ml) * r;
+    if (HasW) v = v * w[j];
+    if (HasB) v = v + b[j];
+    y[j] = v;
+  }
+}
+
+template <class T>
+PE_INLINE void ln_fwd_row_body(const T* x, const T* w, const T* b, T* y, T* mean_out, T* rstd_out, index_t C,
+                               double eps) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (index_t j = 0; j < C; ++j) s += x[j];
+  const double mean = s / static_cast<double>(C);
+  double v = 0.0;
+#pragma omp simd reduction(+ : v)
+  for (index_t j = 0; j < C; ++j) {
+    const double d = static_cast<double>(x[j]) - mean;
+    v += d * d;
+  }
+  const double rstd = 1.0 / std::sqrt(v / static_cast<double>(C) + eps);
+  *mean_out = static_cast<T>(mean);
+  *rstd_out = static_cast<T>(rstd);
+
+  const T mh = static_cast<T>(mean);
+  const T ml = static_cast<T>(mean - static_cast<double>(mh));
+  const T r = static_cast<T>(rstd);
+  if (w && b) ln_fwd_write<T, true, true>(x, w, b, y, C, mh, ml, r);
+  else if (w) ln_fwd_write<T, true, false>(x, w, b, y, C, mh, ml, r);
+  else if (b) ln_fwd_write<T, false, true>(x, w, b, y, C, mh, ml, r);
+  else ln_fwd_write<T, false, false>(x, w, b, y, C, mh, ml, r);
+}
+PE_ISA_VARIANTS(ln_fwd_row, (const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, index_t C, double eps),
+                (x, w, b, y, mean, rstd, C, eps))
+
+// ====================================================================== backward
+// dy, x, dx: (C,) one row   w: (C,) or null   mean, rstd: this row's saved stats
+// xhat = (x - mean) rstd,  g = dy w  (g = dy without weight)
+//   dx = rstd (g - mean_C(g) - xhat mean_C(g xhat))          (per row)
+//   dweight += dy xhat,  dbias += dy                          (into this thread's
+//                                                              partial sums dw, db)
+// Everything is computed in double (for float: the three terms of dx are of
+// similar size and may cancel; in float that would cost ~2^-24 rstd |g| absolute,
+// i.e. noticeable error for small-variance rows). Two passes over the row: the
+// row sums first, then dx and the weight/bias partials.
+
+template <class T, bool HasW>
+PE_INLINE void ln_bwd_row_impl(const T* dy, const T* x, const T* w, double m, double r, T* dx, double* dw,
+                               double* db, index_t C) {
+  double s1 = 0.0, s2 = 0.0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (index_t j = 0; j < C; ++j) {
+    const double xh = (static_cast<double>(x[j]) - m) * r;
+    const double g = HasW ? static_cast<double>(dy[j]) * w[j] : static_cast<double>(dy[j]);
+    s1 += g;
+    s2 += g * xh;
+  }
+  const double a = s1 / static_cast<double>(C);
+  const double c = s2 / static_cast<double>(C);
+  for (index_t j = 0; j < C; ++j) {
+    const double d = dy[j];  // read before dx[j] is written (dx may alias dy)
+    const double xh = (static_cast<double>(x[j]) - m) * r;
+    const double g = HasW ? d * w[j] : d;
+    dx[j] = static_cast<T>(r * (g - a - xh * c));
+    if (HasW) dw[j] += d * xh;
+    db[j] += d;
+  }
+}
+
+template <class T>
+PE_INLINE void ln_bwd_row_body(const T* dy, const T* x, const T* w, double m, double r, T* dx, double* dw,
+                               double* db, index_t C) {
+  if (w) ln_bwd_row_impl<T, true>(dy, x, w, m, r, dx, dw, db, C);
+  else ln_bwd_row_impl<T, false>(dy, x, w, m, r, dx, dw, db, C);
+}
+PE_ISA_VARIANTS(ln_bwd_row,
+                (const T* dy, const T* x, const T* w, double m, double r, T* dx, double* dw, double* db, index_t C),
+                (dy, x, w, m, r, dx, dw, db, C))
+
+}  // namespace
+
+// ====================================================================== drivers
+
+template <class T>
+void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd, index_t N,
+                        index_t C, double eps) {
+  auto k = ln_fwd_row_for_isa<T>();
+  const int nt = threads_for(N * C * 2);
+  if (nt <= 1) {
+    for (index_t r = 0; r < N; ++r) k(x + r * C, weight, bias, y + r * C, mean + r, rstd + r, C, eps);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (index_t r = 0; r < N; ++r) k(x + r * C, weight, bias, y + r * C, mean + r, rstd + r, C, eps);
+}
+
+// dweight / dbias without races: each thread takes one contiguous block of rows
+// and adds its rows' dy xhat and dy into its own pair of C-long double buffers
+// (fused into the dx pass, so dy and x are read from memory once). After the
+// parallel region the buffers are summed in thread order, column by column.
+// No atomics, no locks, and for a given thread count the result is
+// deterministic. (Splitting over columns instead would need a second sweep over
+// dy and x, which for large N no longer fit in cache.)
+template <class T>
+void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd, T* dx,
+                         T* dweight, T* dbias, index_t N, index_t C) {
+  auto k = ln_bwd_row_for_isa<T>();
+  const int nt = threads_for(N * C * 3);
+  const size_t Cs = static_cast<size_t>(C);
+  std::vector<double> part(static_cast<size_t>(nt) * 2 * Cs, 0.0);  // [thread][dw | db][C]
+
+  auto run_block = [&](int t, int team) {
+    const index_t r0 = N * t / team, r1 = N * (t + 1) / team;
+    double* dw = part.data() + static_cast<size_t>(t) * 2 * Cs;
+    double* db = dw + Cs;
+    for (index_t r = r0; r < r1; ++r)
+      k(dy + r * C, x + r * C, weight, static_cast<double>(mean[r]), static_cast<double>(rstd[r]), dx + r * C, dw,
+        db, C);
+  };
+  if (nt <= 1) {
+    run_block(0, 1);
+  } else {
+#pragma omp parallel num_threads(nt)
+    run_block(vm::thread_id(), vm::team_size());  // team may be smaller than nt; its buffers stay 0
+  }
+
+  for (index_t j = 0; j < C; ++j) {
+    double sw = 0.0, sb = 0.0;
+    for (int t = 0; t < nt; ++t) {
+      sw += part[static_cast<size_t>(t) * 2 * Cs + j];
+      sb += part[static_cast<size_t>(t) * 2 * Cs + Cs + j];
+    }
+    if (dweight) dweight[j] = static_cast<T>(sw);
+    dbias[j] = static_cast<T>(sb);
+  }
+}
+
+#define PE_INSTANTIATE(T)                                                                              \
+  template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, index_t, index_t, double); \
+  template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, index_t, \
+                                       index_t);
+PE_INSTANTIATE(float)
+PE_INSTANTIATE(double)
+#undef PE_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace pe

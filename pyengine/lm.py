@@ -1,0 +1,466 @@
+"""The language-model workflow: train -> evaluate -> sample -> (serve) -> feedback -> finetune.
+
+Everything the command line (``pyengine train|eval|sample|serve|finetune``) does lives here as plain
+functions, so it is usable from Python too. A run directory holds:
+
+    ckpt.safetensors    the last checkpoint (model, optimizer, step, RNG states, config, tokenizer)
+    best.safetensors    the checkpoint with the lowest validation loss so far
+    metrics.jsonl       one JSON object per evaluation (step, train/val loss, lr, tokens/s, time)
+    loss.png            the loss curves, when matplotlib is installed
+
+Resuming (``resume=True``) restores the model, the optimizer, the step and the generators of the batch
+order and of dropout, so a resumed run continues exactly as an uninterrupted one would.
+"""
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import io as pio
+from .autograd import no_grad
+from .models.gpt import GPT, GPTConfig
+from .nn.utils import clip_grad_norm_
+from .optim import AdamW
+from .random import Generator, default_generator
+from .tensor import tensor
+from .text import default_corpus, get_batch, load_corpus, make_tokenizer, tokenizer_from_dict, train_val_split
+
+# Model and schedule presets. "small" is nanoGPT's CPU shakespeare-char configuration.
+PRESETS = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, block_size=64, batch_size=16, max_steps=500, lr=2e-3,
+                 eval_interval=100, eval_iters=20, warmup=50),
+    "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, max_steps=2000, lr=1e-3,
+                  eval_interval=250, eval_iters=200, warmup=100),
+    "medium": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=32, max_steps=5000, lr=1e-3,
+                   eval_interval=500, eval_iters=100, warmup=200),
+}
+
+
+@dataclass
+class TrainConfig:
+    data: str = None            # text file or folder; None = the embedded default corpus
+    preset: str = "tiny"
+    out: str = "runs/lm"
+    max_steps: int = None       # defaults from the preset
+    batch_size: int = None
+    block_size: int = None
+    n_layer: int = None
+    n_head: int = None
+    n_embd: int = None
+    dropout: float = 0.0
+    lr: float = None
+    min_lr_ratio: float = 0.1   # cosine decay to lr * min_lr_ratio
+    warmup: int = None
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_interval: int = None
+    eval_iters: int = None
+    tokenizer: str = "char"
+    val_fraction: float = 0.1
+    seed: int = 1337
+    resume: bool = False
+    log_interval: int = 10
+    stop_at: int = None         # stop early after this step (as if interrupted); the schedule still ends at max_steps
+    max_corpus_bytes: int = 1_000_000
+    extra: dict = field(default_factory=dict)
+
+    def resolved(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        p = PRESETS[self.preset]
+        for k, v in p.items():
+            if getattr(self, k, None) is None:
+                setattr(self, k, v)
+        return self
+
+
+# ---------------------------------------------------------------------- data
+
+
+def load_text(data, max_bytes=None):
+    """The training text: a file or folder, or the default corpus (stdlib sources) when data is None."""
+    if data is None:
+        return default_corpus(max_bytes or 1_000_000)
+    return load_corpus(data, max_bytes=max_bytes)
+
+
+def lr_at(step, cfg):
+    """Linear warmup, then cosine decay from lr to lr * min_lr_ratio at max_steps (Loshchilov & Hutter 2017)."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.max_steps - cfg.warmup))
+    min_lr = cfg.lr * cfg.min_lr_ratio
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
+
+
+def make_optimizer(model, lr, weight_decay):
+    """AdamW with decay on matrices only (not on biases, LayerNorm weights or position embeddings)."""
+    decay, no_decay = [], []
+    seen = set()
+    for name, p in model.named_parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        (decay if p.ndim >= 2 and "wpe" not in name else no_decay).append(p)
+    return AdamW([{"params": decay, "weight_decay": weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.99))
+
+
+@no_grad()
+def estimate_loss(model, ids, block_size, batch_size, iters, seed):
+    """Mean loss over ``iters`` random batches drawn with a fixed seed (does not touch training RNG)."""
+    if len(ids) <= block_size + 1:
+        raise ValueError(f"estimate_loss: {len(ids)} tokens are too few for block_size {block_size}")
+    was = model.training
+    model.eval()
+    g = Generator().manual_seed(seed)
+    losses = []
+    for _ in range(iters):
+        x, y = get_batch(ids, block_size, batch_size, g)
+        _, loss = model(tensor(x), tensor(y))
+        losses.append(loss.item())
+    model.train(was)
+    return float(np.mean(losses))
+
+
+# ---------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A live line in a terminal (rewritten with \\r), plain lines every ``log_interval`` steps otherwise."""
+
+    def __init__(self, total, log_interval=10, stream=None, quiet=False):
+        self.total, self.log_interval = total, log_interval
+        self.stream = stream or sys.stdout
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+
+    def update(self, step, loss, tok_s, lr, start_step=0):
+        if self.quiet:
+            return
+        done = step + 1 - start_step
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / max(done, 1) * (self.total - step - 1)
+        line = (f"step {step + 1}/{self.total}  loss {loss:.4f}  lr {lr:.2e}  {tok_s:,.0f} tok/s  "
+                f"ETA {_fmt_time(eta)}")
+        if self.tty:
+            self.stream.write("\r" + line + "\033[K")
+            self.stream.flush()
+        elif (step + 1) % self.log_interval == 0 or step + 1 == self.total:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def message(self, text):
+        if self.quiet:
+            return
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _fmt_time(s):
+    s = int(s)
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path, model, optimizer, step, cfg, tokenizer, batch_gen, best_val, data_fingerprint):
+    pio.save({
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": step,
+        "config": model.config.to_dict(),
+        "tokenizer": tokenizer.to_dict(),
+        "train": {k: v for k, v in vars(cfg).items() if k != "extra"},
+        "rng": {"batches": batch_gen.get_state() if batch_gen is not None else None,
+                "default": default_generator.get_state()},
+        "best_val": best_val,
+        "data_fingerprint": data_fingerprint,
+        "format": "pyengine-lm-1",
+    }, path)
+
+
+def load_checkpoint(path):
+    """(model, tokenizer, checkpoint dict) from a checkpoint written by ``train``/``finetune``."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ck = pio.load(path)
+    if not isinstance(ck, dict) or ck.get("format") != "pyengine-lm-1":
+        raise ValueError(f"{path} is not a pyengine language-model checkpoint")
+    model = GPT(GPTConfig(**ck["config"]))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, tokenizer_from_dict(ck["tokenizer"]), ck
+
+
+def _fingerprint(ids):
+    return f"{len(ids)}:{int(np.sum(ids[:10000] * np.arange(1, min(len(ids), 10000) + 1)))}"
+
+
+def _plot(metrics_path, png_path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = [json.loads(line) for line in open(metrics_path)]
+    if not rows:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["step"] for r in rows], [r["train_loss"] for r in rows], label="train")
+    ax.plot([r["step"] for r in rows], [r["val_loss"] for r in rows], label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------------- train
+
+
+def train(cfg=None, stream=None, quiet=False, **overrides):
+    """Train a GPT on text; returns a dict of results (best/final validation loss, tokens/s, paths).
+
+    >>> train(TrainConfig(preset="tiny", max_steps=200, out="runs/demo"))
+    """
+    cfg = cfg or TrainConfig()
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    cfg.resolved()
+    os.makedirs(cfg.out, exist_ok=True)
+    ckpt_path = os.path.join(cfg.out, "ckpt.safetensors")
+    best_path = os.path.join(cfg.out, "best.safetensors")
+    metrics_path = os.path.join(cfg.out, "metrics.jsonl")
+
+    text = load_text(cfg.data, cfg.max_corpus_bytes)
+    resume_ck = None
+    if cfg.resume:
+        if not os.path.exists(ckpt_path):
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        resume_ck = pio.load(ckpt_path)
+        tokenizer = tokenizer_from_dict(resume_ck["tokenizer"])
+    else:
+        tokenizer = make_tokenizer(cfg.tokenizer, text)
+    ids = tokenizer.encode(text, errors="ignore")
+    train_ids, val_ids = train_val_split(ids, cfg.val_fraction)
+    if len(val_ids) <= cfg.block_size + 1 or len(train_ids) <= cfg.block_size + 1:
+        raise ValueError(f"the text ({len(ids)} tokens) is too short for block_size {cfg.block_size} "
+                         f"with a {cfg.val_fraction:.0%} validation split")
+    fingerprint = _fingerprint(ids)
+
+    default_generator.manual_seed(cfg.seed)  # parameter init and dropout
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
+                       n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
+    model = GPT(config)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    batch_gen = Generator().manual_seed(cfg.seed + 1)
+    start_step, best_val = 0, float("inf")
+    if resume_ck is not None:
+        if resume_ck.get("data_fingerprint") != fingerprint:
+            raise ValueError("--resume: the training text differs from the checkpoint's")
+        model = GPT(GPTConfig(**resume_ck["config"]))
+        model.load_state_dict(resume_ck["model"])
+        optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+        optimizer.load_state_dict(resume_ck["optimizer"])
+        start_step = int(resume_ck["step"])
+        best_val = float(resume_ck["best_val"])
+        batch_gen.set_state(resume_ck["rng"]["batches"])
+        default_generator.set_state(resume_ck["rng"]["default"])
+    elif os.path.exists(metrics_path):
+        os.remove(metrics_path)
+
+    prog = Progress(cfg.max_steps, cfg.log_interval, stream, quiet)
+    prog.message(f"pyengine train: {model.num_parameters():,} parameters, vocab {tokenizer.vocab_size}, "
+                 f"{len(train_ids):,} train / {len(val_ids):,} val tokens, preset {cfg.preset}, "
+                 f"steps {start_step}..{cfg.max_steps}, batch {cfg.batch_size} x {cfg.block_size}")
+    model.train()
+    tokens_per_step = cfg.batch_size * cfg.block_size
+    t_start = time.perf_counter()
+    t_window, tok_window = time.perf_counter(), 0
+    tok_s = 0.0
+    train_loss_ema = None
+    last = {}
+    end_step = cfg.max_steps if cfg.stop_at is None else min(cfg.stop_at, cfg.max_steps)
+    for step in range(start_step, end_step):
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = get_batch(train_ids, cfg.block_size, cfg.batch_size, batch_gen)
+        _, loss = model(tensor(x), tensor(y))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        lv = loss.item()
+        if not math.isfinite(lv):
+            raise FloatingPointError(f"training diverged at step {step + 1}: loss is {lv}")
+        train_loss_ema = lv if train_loss_ema is None else 0.9 * train_loss_ema + 0.1 * lv
+        tok_window += tokens_per_step
+        now = time.perf_counter()
+        if now - t_window >= 1.0 or step + 1 == cfg.max_steps:
+            tok_s = tok_window / (now - t_window)
+            t_window, tok_window = now, 0
+        prog.update(step, train_loss_ema, tok_s, lr, start_step)
+        done = step + 1
+        if done % cfg.eval_interval == 0 or done == cfg.max_steps:
+            val = estimate_loss(model, val_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 7)
+            trn = estimate_loss(model, train_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 8)
+            improved = val < best_val
+            best_val = min(best_val, val)
+            last = {"step": done, "train_loss": trn, "val_loss": val, "lr": lr, "tokens_per_s": tok_s,
+                    "elapsed_s": time.perf_counter() - t_start}
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(last) + "\n")
+            # the last checkpoint first, then the best: a crash between the two loses nothing
+            save_checkpoint(ckpt_path, model, optimizer, done, cfg, tokenizer, batch_gen, best_val, fingerprint)
+            if improved:
+                save_checkpoint(best_path, model, optimizer, done, cfg, tokenizer, batch_gen, best_val, fingerprint)
+            prog.message(f"step {done}: train loss {trn:.4f}, val loss {val:.4f}"
+                         + (" (best, saved)" if improved else ""))
+    elapsed = time.perf_counter() - t_start
+    steps_run = end_step - start_step
+    plotted = _plot(metrics_path, os.path.join(cfg.out, "loss.png")) if os.path.exists(metrics_path) else False
+    result = {"best_val_loss": best_val, "final": last, "steps": steps_run, "elapsed_s": elapsed,
+              "tokens_per_s": steps_run * tokens_per_step / elapsed if elapsed > 0 else 0.0,
+              "checkpoint": ckpt_path, "best_checkpoint": best_path, "metrics": metrics_path,
+              "plot": os.path.join(cfg.out, "loss.png") if plotted else None}
+    prog.message(f"done: {steps_run} steps in {_fmt_time(elapsed)}, {result['tokens_per_s']:,.0f} tok/s; "
+                 f"best val loss {best_val:.4f}; checkpoints in {cfg.out}")
+    return result
+
+
+# ---------------------------------------------------------------------- evaluate / sample
+
+
+@no_grad()
+def evaluate(checkpoint, data=None, max_windows=200, batch_size=16):
+    """Loss (nats/token) and perplexity on held-out text: ``data`` if given, else the checkpoint's
+    validation split. Non-overlapping windows of block_size, in order (deterministic)."""
+    model, tok, ck = load_checkpoint(checkpoint)
+    train_args = ck.get("train", {})
+    if data is not None:
+        ids = tok.encode(load_text(data), errors="ignore")
+    else:
+        text = load_text(train_args.get("data"), train_args.get("max_corpus_bytes"))
+        ids = train_val_split(tok.encode(text, errors="ignore"), train_args.get("val_fraction", 0.1))[1]
+    T = model.config.block_size
+    n = (len(ids) - 1) // T
+    if n < 1:
+        raise ValueError(f"evaluate: the held-out text ({len(ids)} tokens) is shorter than one window ({T + 1})")
+    n = min(n, max_windows)
+    starts = np.arange(n) * T
+    total, count = 0.0, 0
+    for i in range(0, n, batch_size):
+        s = starts[i:i + batch_size]
+        x = ids[s[:, None] + np.arange(T)]
+        y = ids[s[:, None] + np.arange(T) + 1]
+        _, loss = model(tensor(x), tensor(y))
+        total += loss.item() * x.size
+        count += x.size
+    loss = total / count
+    return {"loss": loss, "perplexity": math.exp(loss), "tokens": int(count)}
+
+
+def sample(checkpoint, prompt="", max_new_tokens=200, temperature=0.8, top_k=None, top_p=None, seed=None,
+           use_cache=True, model=None, tokenizer=None):
+    """Generate text after ``prompt``; returns (completion text, tokens/s)."""
+    if model is None:
+        model, tokenizer, _ = load_checkpoint(checkpoint)
+    ids = tokenizer.encode(prompt, errors="ignore") if prompt else np.zeros(0, np.int64)
+    if ids.size == 0:
+        ids = np.zeros(1, np.int64)  # start from token 0 (the first character of the vocabulary)
+    t0 = time.perf_counter()
+    out = model.generate(ids[None, :], max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                         seed=seed, use_cache=use_cache)
+    dt = time.perf_counter() - t0
+    new = out.numpy()[0, ids.size:]
+    return tokenizer.decode(new), (max_new_tokens / dt if dt > 0 else 0.0)
+
+
+# ---------------------------------------------------------------------- feedback -> finetune
+
+
+def read_feedback(path, min_rating=4):
+    """Texts to learn from: prompt + corrected text when a correction was given, else prompt + completion
+    for records rated >= min_rating. Returns (texts, counts)."""
+    texts, used, skipped = [], 0, 0
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                skipped += 1
+                continue
+            prompt = r.get("prompt", "")
+            if r.get("corrected"):
+                texts.append(prompt + r["corrected"])
+                used += 1
+            elif isinstance(r.get("rating"), (int, float)) and r["rating"] >= min_rating:
+                texts.append(prompt + r.get("completion", ""))
+                used += 1
+            else:
+                skipped += 1
+    return texts, {"used": used, "skipped": skipped}
+
+
+def finetune(checkpoint, feedback, out=None, steps=100, lr=3e-4, batch_size=8, min_rating=4, seed=0,
+             stream=None, quiet=False):
+    """Continue training on well-rated and corrected samples; report validation loss before and after.
+
+    Validation: the original validation split (to see nothing was forgotten) and the feedback texts.
+    """
+    model, tok, ck = load_checkpoint(checkpoint)
+    texts, counts = read_feedback(feedback, min_rating)
+    if not texts:
+        raise ValueError(f"finetune: no usable feedback in {feedback} (need rating >= {min_rating} or a correction)")
+    fb_ids = tok.encode("\n".join(texts) + "\n", errors="ignore")
+    T = model.config.block_size
+    if len(fb_ids) <= T + 1:  # short feedback: repeat it so that windows fit
+        fb_ids = np.tile(fb_ids, (T + 2) // max(len(fb_ids), 1) + 1)
+    train_args = ck.get("train", {})
+    text = load_text(train_args.get("data"), train_args.get("max_corpus_bytes"))
+    val_ids = train_val_split(tok.encode(text, errors="ignore"), train_args.get("val_fraction", 0.1))[1]
+    bs = batch_size
+    before = {"val_loss": estimate_loss(model, val_ids, T, bs, 20, seed + 7),
+              "feedback_loss": estimate_loss(model, fb_ids, T, bs, 10, seed + 9)}
+    default_generator.manual_seed(seed)
+    optimizer = make_optimizer(model, lr, 0.0)
+    g = Generator().manual_seed(seed + 1)
+    model.train()
+    prog = Progress(steps, max(1, steps // 10), stream, quiet)
+    for step in range(steps):
+        x, y = get_batch(fb_ids, T, bs, g)
+        _, loss = model(tensor(x), tensor(y))
+        optimizer.zero_grad()
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        prog.update(step, loss.item(), 0.0, lr)
+    model.eval()
+    after = {"val_loss": estimate_loss(model, val_ids, T, bs, 20, seed + 7),
+             "feedback_loss": estimate_loss(model, fb_ids, T, bs, 10, seed + 9)}
+    out = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "finetuned.safetensors")
+    cfg = TrainConfig(**{k: v for k, v in train_args.items() if k in TrainConfig.__dataclass_fields__})
+    save_checkpoint(out, model, optimizer, int(ck.get("step", 0)) + steps, cfg, tok, None,
+                    after["val_loss"], ck.get("data_fingerprint"))
+    result = {"before": before, "after": after, "feedback": counts, "checkpoint": out, "steps": steps}
+    prog.message(f"finetune on {counts['used']} feedback samples ({counts['skipped']} skipped), {steps} steps: "
+                 f"feedback loss {before['feedback_loss']:.4f} -> {after['feedback_loss']:.4f}, "
+                 f"validation loss {before['val_loss']:.4f} -> {after['val_loss']:.4f}; wrote {out}")
+    return result

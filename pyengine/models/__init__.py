@@ -1,0 +1,2 @@
+"""Reference models built from pyengine.nn."""
+from .gpt import GPT, GPTConfig  # noqa: F401

@@ -1,0 +1,528 @@
+"""GEMM kernels (csrc/cpu/gemm*.cpp, backend/cpu/gemm.py) against the NumPy reference.
+
+Run as a script (python tests/kernels/test_gemm.py) to print a 1-thread GFLOP/s
+comparison with NumPy/OpenBLAS instead.
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyengine import _C
+from pyengine.backend import cpu, reference
+from pyengine.testing import ODD_SIZES, assert_close
+
+DTYPES = (np.float32, np.float64)
+sizes = st.sampled_from(ODD_SIZES)
+dtypes = st.sampled_from(DTYPES)
+seeds = st.integers(0, 2**32 - 1)
+scalars = st.sampled_from([1.0, -0.5, 2.0, 0.0])
+betas = st.sampled_from([0.0, 1.0, 0.5, -2.0])
+
+
+def rand(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def op(x, trans):
+    return np.swapaxes(x, -1, -2) if trans else x
+
+
+def check_gemm(actual, a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out0=None, msg=""):
+    """actual vs the reference computed in float64, within the float32/float64 error bound.
+
+    Rounding error of a length-K dot product is bounded by ~eps * K * sum|a_i b_i|; random
+    data gives ~eps * sqrt(K) * that, so the bound below scales with sqrt(K) and with
+    |alpha| |op(a)| @ |op(b)| + |beta * out| elementwise.
+    """
+    dtype = np.asarray(actual).dtype
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    o64 = None if out0 is None else out0.astype(np.float64)
+    expected = reference.matmul(a64, b64, trans_a, trans_b, alpha, beta, None if o64 is None else o64.copy())
+    K = op(a, trans_a).shape[-1] if a.ndim > 1 else a.shape[0]
+    bound = abs(alpha) * np.matmul(np.abs(op(a64, trans_a)), np.abs(op(b64, trans_b)))
+    if beta != 0.0:
+        bound = bound + abs(beta) * np.abs(o64)
+    eps = np.finfo(dtype).eps
+    tol = eps * (4.0 * math.sqrt(max(K, 1)) + 8.0)
+    err = np.abs(np.asarray(actual, np.float64) - expected)
+    ok = err <= tol * bound + np.finfo(dtype).tiny
+    assert np.shape(actual) == np.shape(expected), f"{msg}shape {np.shape(actual)} vs {np.shape(expected)}"
+    assert np.all(ok), (f"{msg}max error {err.max():.3g}, worst err/bound "
+                        f"{(err / np.maximum(bound, 1e-300)).max():.3g} > tol {tol:.3g}")
+
+
+# ------------------------------------------------------------------ 2-D, all transposes, alpha/beta
+
+@settings(deadline=None)
+@given(m=sizes, k=sizes, n=sizes, ta=st.booleans(), tb=st.booleans(), dtype=dtypes, alpha=scalars, beta=betas,
+       seed=seeds)
+def test_matmul_2d(isa, m, k, n, ta, tb, dtype, alpha, beta, seed):
+    rng = np.random.default_rng(seed)
+    a = rand(rng, (k, m) if ta else (m, k), dtype)
+    b = rand(rng, (n, k) if tb else (k, n), dtype)
+    a0, b0 = a.copy(), b.copy()
+    out0 = rand(rng, (m, n), dtype) if beta != 0.0 else None
+    out = None if out0 is None else out0.copy()
+    res = cpu.matmul(a, b, ta, tb, alpha, beta, out)
+    assert res.dtype == dtype and res.shape == (m, n)
+    if out is not None:
+        assert res is out
+    check_gemm(res, a, b, ta, tb, alpha, beta, out0)
+    np.testing.assert_array_equal(a, a0)  # inputs untouched
+    np.testing.assert_array_equal(b, b0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (1, 37, 1), (1, 300, 257), (257, 300, 1), (5, 1, 7), (64, 1, 33),
+                                   (31, 0, 9), (0, 5, 3), (3, 5, 0)])
+def test_matmul_edge_sizes(isa, m, k, n, dtype):
+    rng = np.random.default_rng(m * 1000 + k * 10 + n)
+    for ta in (False, True):
+        for tb in (False, True):
+            a = rand(rng, (k, m) if ta else (m, k), dtype)
+            b = rand(rng, (n, k) if tb else (k, n), dtype)
+            check_gemm(cpu.matmul(a, b, ta, tb), a, b, ta, tb, msg=f"ta={ta} tb={tb}: ")
+            out0 = rand(rng, (m, n), dtype)
+            out = out0.copy()
+            cpu.matmul(a, b, ta, tb, 0.5, 1.5, out=out)
+            check_gemm(out, a, b, ta, tb, 0.5, 1.5, out0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n,ta,tb", [(211, 263, 241, False, False), (300, 200, 257, True, False),
+                                         (255, 290, 229, False, True), (233, 251, 300, True, True),
+                                         (67, 777, 45, False, False), (470, 130, 530, True, True)])
+def test_matmul_larger(isa, m, k, n, ta, tb, dtype):
+    """Sizes over the micro-tiles and (K = 777, M = 470, N = 530) over the cache blocks."""
+    rng = np.random.default_rng(k)
+    a = rand(rng, (k, m) if ta else (m, k), dtype)
+    b = rand(rng, (n, k) if tb else (k, n), dtype)
+    out0 = rand(rng, (m, n), dtype)
+    out = out0.copy()
+    cpu.matmul(a, b, ta, tb, -1.5, 0.5, out)
+    check_gemm(out, a, b, ta, tb, -1.5, 0.5, out0)
+
+
+@pytest.fixture
+def tiny_blocks(isa):
+    """Cache blocks of a few micro-tiles (and KC = 7), so that small matrices cross every
+    block boundary: several depth passes, row blocks and column blocks."""
+    saved = {dt: _C.gemm_blocking(isa, dt) for dt in DTYPES}
+    for dt in DTYPES:
+        t = saved[dt]
+        _C.set_gemm_blocking(isa, dt, 2 * t["mr"], 7, 2 * t["nr"])
+    yield isa
+    for dt in DTYPES:
+        t = saved[dt]
+        _C.set_gemm_blocking(isa, dt, t["mc"], t["kc"], t["nc"])
+
+
+@settings(deadline=None)
+@given(m=sizes, k=sizes, n=sizes, ta=st.booleans(), tb=st.booleans(), dtype=dtypes, beta=betas, seed=seeds)
+def test_matmul_across_blocks(tiny_blocks, m, k, n, ta, tb, dtype, beta, seed):
+    rng = np.random.default_rng(seed)
+    a = rand(rng, (k, m) if ta else (m, k), dtype)
+    b = rand(rng, (n, k) if tb else (k, n), dtype)
+    out0 = rand(rng, (m, n), dtype)
+    out = out0.copy()
+    cpu.matmul(a, b, ta, tb, 1.25, beta, out)
+    check_gemm(out, a, b, ta, tb, 1.25, beta, out0)
+    # and the bias epilogue, which only the first depth pass applies
+    bias = rand(rng, (n,), dtype)
+    w = rand(rng, (n, k), dtype)
+    x = rand(rng, (m, k), dtype)
+    assert_close(cpu.linear(x, w, bias), reference.linear(x.astype(np.float64), w, bias),
+                 rtol=10 * np.finfo(dtype).eps * math.sqrt(k), atol=10 * np.finfo(dtype).eps * math.sqrt(k) * 4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch,m,k,n", [(1, 1, 1000, 3), (1, 3, 1000, 1), (1, 1, 77, 1100), (1, 1100, 77, 1),
+                                         (3, 1, 70, 40), (3, 40, 70, 1), (2, 1, 0, 5), (2, 5, 0, 1)])
+def test_matvec(isa, batch, m, k, n, dtype):
+    """M == 1 or N == 1 take the matrix-vector path: every transpose, strided vectors,
+    broadcast batches, alpha/beta and the bias."""
+    rng = np.random.default_rng(m + 7 * k + 13 * n)
+    for ta in (False, True):
+        for tb in (False, True):
+            a = rand(rng, (batch,) + ((k, m) if ta else (m, k)), dtype)
+            b = rand(rng, (1,) + ((n, k) if tb else (k, n)), dtype)    # b broadcast over the batch
+            out0 = rand(rng, (batch, m, n), dtype)
+            out = out0.copy()
+            cpu.matmul(a, b, ta, tb, -0.5, 0.75, out)
+            check_gemm(out, a, b, ta, tb, -0.5, 0.75, out0, msg=f"ta={ta} tb={tb}: ")
+            check_gemm(cpu.matmul(a, b, ta, tb), a, b, ta, tb, msg=f"ta={ta} tb={tb}: ")
+    x, w, bias = rand(rng, (m, k), dtype), rand(rng, (n, k), dtype), rand(rng, (n,), dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    assert_close(cpu.linear(x, w, bias), reference.linear(x.astype(np.float64), w, bias), rtol=tol, atol=tol * 10)
+    assert_close(cpu.linear(x, w.T.copy().T, bias), reference.linear(x.astype(np.float64), w, bias),
+                 rtol=tol, atol=tol * 10)
+
+
+def test_beta_zero_ignores_out(isa):
+    rng = np.random.default_rng(0)
+    for dtype in DTYPES:
+        a, b = rand(rng, (33, 17), dtype), rand(rng, (17, 40), dtype)
+        out = np.full((33, 40), np.nan, dtype)
+        cpu.matmul(a, b, out=out)
+        assert np.isfinite(out).all()
+        check_gemm(out, a, b)
+        out[:] = np.inf
+        cpu.matmul(a, b, alpha=2.0, beta=0.0, out=out)
+        check_gemm(out, a, b, alpha=2.0)
+
+
+def test_nan_propagates(isa):
+    a = np.ones((20, 20), np.float32)
+    a[3, 4] = np.nan
+    b = np.ones((20, 20), np.float32)
+    res = cpu.matmul(a, b)
+    assert np.isnan(res[3]).all() and np.isfinite(np.delete(res, 3, axis=0)).all()
+
+
+# ------------------------------------------------------------------ batches and broadcasting
+
+BATCH_CASES = [
+    ((4,), (4,)), ((4,), ()), ((), (4,)), ((1,), (5,)), ((5,), (1,)),
+    ((2, 3), (2, 3)), ((2, 1), (3,)), ((1, 3), (2, 1)), ((2, 3), ()), ((3,), (2, 1)), ((0,), (0,)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ba,bb", BATCH_CASES)
+def test_matmul_batched(isa, ba, bb, dtype):
+    rng = np.random.default_rng(len(ba) * 10 + len(bb))
+    m, k, n = 13, 9, 17
+    for ta, tb in ((False, False), (True, True), (False, True)):
+        a = rand(rng, ba + ((k, m) if ta else (m, k)), dtype)
+        b = rand(rng, bb + ((n, k) if tb else (k, n)), dtype)
+        res = cpu.matmul(a, b, ta, tb, 0.5)
+        check_gemm(res, a, b, ta, tb, 0.5)
+        out0 = rand(rng, res.shape, dtype)
+        out = out0.copy()
+        assert cpu.matmul(a, b, ta, tb, 1.0, 2.0, out=out) is out
+        check_gemm(out, a, b, ta, tb, 1.0, 2.0, out0)
+
+
+@settings(deadline=None)
+@given(batch=st.sampled_from([1, 2, 3, 7, 16]), m=sizes, k=sizes, n=sizes, ta=st.booleans(), tb=st.booleans(),
+       bcast=st.sampled_from(["none", "a", "b"]), dtype=dtypes, seed=seeds)
+def test_matmul_batched_random(isa, batch, m, k, n, ta, tb, bcast, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a = rand(rng, ((1,) if bcast == "a" else (batch,)) + ((k, m) if ta else (m, k)), dtype)
+    b = rand(rng, ((1,) if bcast == "b" else (batch,)) + ((n, k) if tb else (k, n)), dtype)
+    check_gemm(cpu.matmul(a, b, ta, tb), a, b, ta, tb)
+
+
+def test_out_batch_broadcast(isa):
+    """out with more batch dims than the inputs: every out[i] = op(a) @ op(b) + beta * out[i]."""
+    rng = np.random.default_rng(1)
+    a, b = rand(rng, (6, 5), np.float64), rand(rng, (5, 4), np.float64)
+    out0 = rand(rng, (3, 6, 4), np.float64)
+    out = out0.copy()
+    cpu.matmul(a, b, beta=1.0, out=out)
+    assert_close(out, reference.matmul(a, b, beta=1.0, out=out0.copy()))
+    out1 = rand(rng, (6, 4), np.float64)
+    cpu.matmul(a[None], b[None], out=out1)  # (1, 6, 4) result into a (6, 4) out
+    assert_close(out1, a @ b)
+
+
+def test_small_batched_threads(isa):
+    """A batch large enough to go multi-threaded gives bitwise the 1-thread result."""
+    rng = np.random.default_rng(2)
+    a, b = rand(rng, (64, 128, 64), np.float32), rand(rng, (64, 64, 128), np.float32)
+    big_a, big_b = rand(rng, (250, 300), np.float64), rand(rng, (300, 270), np.float64)
+    before = _C.num_threads()
+    try:
+        _C.set_num_threads(1)
+        r1, q1 = cpu.matmul(a, b), cpu.matmul(big_a, big_b)
+        _C.set_num_threads(2)
+        r2, q2 = cpu.matmul(a, b), cpu.matmul(big_a, big_b)
+    finally:
+        _C.set_num_threads(before)
+    np.testing.assert_array_equal(r1, r2)
+    np.testing.assert_array_equal(q1, q2)
+    check_gemm(r2, a, b)
+    check_gemm(q2, big_a, big_b)
+
+
+# ------------------------------------------------------------------ layouts: views, 1-D, out, aliasing
+
+def _views(x):
+    """Views of a 2-D array with the same values in other memory layouts."""
+    r, c = x.shape
+    t = np.ascontiguousarray(x.T).T                       # column-major: row stride 1
+    big = np.zeros((2 * r + 1, 3 * c + 2), x.dtype)
+    big[::2, ::3][:r, :c] = x
+    stepped = big[::2, ::3][:r, :c]                       # both strides non-unit: needs a copy
+    wide = np.zeros((r, c + 5), x.dtype)
+    wide[:, 2:c + 2] = x
+    padded = wide[:, 2:c + 2]                             # row stride > cols
+    rev = np.ascontiguousarray(x[::-1])[::-1]             # negative row stride
+    return {"contig": x, "colmajor": t, "stepped": stepped, "padded": padded, "reversed": rev}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_views(isa, dtype):
+    rng = np.random.default_rng(3)
+    m, k, n = 23, 19, 35
+    for ta in (False, True):
+        for tb in (False, True):
+            a = rand(rng, (k, m) if ta else (m, k), dtype)
+            b = rand(rng, (n, k) if tb else (k, n), dtype)
+            for na, va in _views(a).items():
+                for nb, vb in _views(b).items():
+                    snap_a, snap_b = va.copy(), vb.copy()
+                    check_gemm(cpu.matmul(va, vb, ta, tb, -1.0), a, b, ta, tb, -1.0,
+                               msg=f"{na} @ {nb}, ta={ta}, tb={tb}: ")
+                    np.testing.assert_array_equal(va, snap_a)
+                    np.testing.assert_array_equal(vb, snap_b)
+
+
+def test_matmul_transposed_views_no_copy(isa):
+    """x.T and a sliced row block go to the kernel as they are (flip of the transpose flag)."""
+    rng = np.random.default_rng(4)
+    a, b = rand(rng, (40, 30), np.float32), rand(rng, (50, 30), np.float32)
+    check_gemm(cpu.matmul(a, b.T), a, b, False, True)          # b.T: row stride 1
+    check_gemm(cpu.matmul(a.T, b.T, True, False), a.T, b.T, True, False)
+    check_gemm(cpu.matmul(a[5:25, 3:20], b.T[3:20, ::1]), a[5:25, 3:20], b.T[3:20])
+    # the one-call fast path takes them (it returns None for what needs a copy first)
+    assert _C._matmul(a, b.T, False, False, 1.0, 0.0, None) is not None
+    assert _C._matmul(a.T, b.T, True, False, 1.0, 0.0, None) is not None
+    assert _C._matmul(a[::2, ::2], b.T[::2], False, False, 1.0, 0.0, None) is None
+    assert _C._linear(a, b, None) is not None and _C._linear(a, b.T.copy().T, None) is not None
+
+
+def test_matmul_batched_views(isa):
+    rng = np.random.default_rng(5)
+    a = rand(rng, (6, 11, 7), np.float32)
+    b = rand(rng, (6, 7, 9), np.float32)
+    check_gemm(cpu.matmul(a[::2], b[::2]), a[::2], b[::2])            # batch stride x2
+    check_gemm(cpu.matmul(a[::-1], b), a[::-1], b)                    # negative batch stride
+    at = np.swapaxes(a, 1, 2)                                         # (6, 7, 11) view, row stride 1
+    check_gemm(cpu.matmul(at, b, True, False), at, b, True, False)
+    check_gemm(cpu.matmul(a[:, ::2, :], b), a[:, ::2, :], b)          # stepped rows
+    bb = np.broadcast_to(b[0], (6, 7, 9))                             # batch stride 0
+    check_gemm(cpu.matmul(a, bb), a, bb)
+    c4 = rand(rng, (2, 3, 11, 7), np.float64)
+    d4 = rand(rng, (2, 3, 7, 5), np.float64)
+    check_gemm(cpu.matmul(c4[:, ::-1], d4[::-1]), c4[:, ::-1], d4[::-1])   # 4-D, reversed batch dims
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_out_layouts(isa, dtype):
+    rng = np.random.default_rng(6)
+    a, b = rand(rng, (21, 13), dtype), rand(rng, (13, 18), dtype)
+    out0 = rand(rng, (21, 18), dtype)
+    for name, out in _views(out0).items():
+        out = out.copy() if name == "contig" else out
+        snap = out.copy()
+        assert cpu.matmul(a, b, alpha=2.0, beta=-1.0, out=out) is out, name
+        check_gemm(out, a, b, alpha=2.0, beta=-1.0, out0=snap, msg=f"out {name}: ")
+    # a transposed out (row stride 1) and a batched one
+    base = rand(rng, (18, 21), dtype)
+    out = base.T
+    snap = out.copy()
+    cpu.matmul(a, b, beta=0.5, out=out)
+    check_gemm(base.T, a, b, beta=0.5, out0=snap)
+    a3, b3 = rand(rng, (4, 21, 13), dtype), rand(rng, (4, 13, 18), dtype)
+    out3 = np.zeros((4, 21, 40), dtype)[:, :, 3:21]
+    snap = out3.copy()
+    cpu.matmul(a3, b3, beta=1.0, out=out3)
+    check_gemm(out3, a3, b3, beta=1.0, out0=snap)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(13, 5, 33), (29, 40, 17), (1, 9, 40), (40, 9, 1), (15, 1, 65)])
+def test_no_write_outside_out(isa, m, k, n, dtype):
+    """The kernel writes exactly the m x n elements of out: a sentinel frame around the
+    view (and between its rows) is left as it was, for every edge-tile shape."""
+    rng = np.random.default_rng(m * n)
+    a, b = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype)
+    for beta in (0.0, 1.0):
+        buf = np.full((m + 6, n + 40), 7.0, dtype)
+        out = buf[3:3 + m, 19:19 + n]
+        out[...] = 1.0
+        cpu.matmul(a, b, beta=beta, out=out)
+        check_gemm(out, a, b, beta=beta, out0=np.ones((m, n), dtype))
+        frame = buf.copy()
+        frame[3:3 + m, 19:19 + n] = 7.0
+        assert (frame == 7.0).all()
+        # and the bias epilogue into a fresh output
+        bias = rand(rng, (n,), dtype)
+        y = np.empty((2, m, n), dtype)[1]
+        assert _C._linear(a, b.T, bias) is not None
+        _C.linear(a, b.T, bias, y)
+        assert_close(y, a.astype(np.float64) @ b + bias, rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_out_aliases_input(isa):
+    rng = np.random.default_rng(7)
+    for dtype in DTYPES:
+        a, b = rand(rng, (16, 16), dtype), rand(rng, (16, 16), dtype)
+        a0, b0 = a.copy(), b.copy()
+        assert cpu.matmul(a, b, beta=1.0, out=a) is a        # a <- a @ b + a
+        check_gemm(a, a0, b0, beta=1.0, out0=a0)
+        c = a0.copy()
+        cpu.matmul(c, c, out=c)                               # c <- c @ c
+        check_gemm(c, a0, a0)
+        d = a0.copy()
+        cpu.matmul(d.T, b0, out=d)                            # d <- d.T @ b, through a view
+        check_gemm(d, a0.T, b0)
+
+
+def test_matmul_1d(isa):
+    rng = np.random.default_rng(8)
+    for dtype in DTYPES:
+        a, b, v, w = (rand(rng, (5, 7), dtype), rand(rng, (7, 3), dtype), rand(rng, (7,), dtype),
+                      rand(rng, (5,), dtype))
+        for x, y, ta, tb in ((v, b, False, False), (a, v, False, False), (w, a, False, False), (a, w, True, False),
+                             (v, b.T, False, True), (v, v, False, False)):
+            res = cpu.matmul(x, y, ta, tb, 0.5)
+            exp = reference.matmul(x, y, ta, tb, 0.5)
+            assert np.shape(res) == np.shape(exp)
+            assert_close(res, exp, rtol=1e-5, atol=1e-5)
+        a3 = rand(rng, (2, 5, 7), dtype)
+        assert_close(cpu.matmul(a3, v), reference.matmul(a3, v), rtol=1e-5, atol=1e-5)
+        out0 = rand(rng, (5,), dtype)
+        out = out0.copy()
+        cpu.matmul(a, v, beta=1.0, out=out)
+        assert_close(out, reference.matmul(a, v, beta=1.0, out=out0.copy()), rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ linear
+
+@settings(deadline=None)
+@given(n=sizes, fin=sizes, fout=sizes, dtype=dtypes, use_bias=st.booleans(), seed=seeds)
+def test_linear(isa, n, fin, fout, dtype, use_bias, seed):
+    rng = np.random.default_rng(seed)
+    x, w = rand(rng, (n, fin), dtype), rand(rng, (fout, fin), dtype)
+    bias = rand(rng, (fout,), dtype) if use_bias else None
+    snap = (x.copy(), w.copy())
+    y = cpu.linear(x, w, bias)
+    assert y.dtype == dtype and y.shape == (n, fout)
+    exp = reference.linear(x.astype(np.float64), w.astype(np.float64), bias)
+    eps = np.finfo(dtype).eps
+    bound = np.abs(x).astype(np.float64) @ np.abs(w.T) + (0 if bias is None else np.abs(bias))
+    assert np.all(np.abs(y - exp) <= eps * (4 * math.sqrt(fin) + 8) * bound)
+    np.testing.assert_array_equal(x, snap[0])
+    np.testing.assert_array_equal(w, snap[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_layouts(isa, dtype):
+    rng = np.random.default_rng(9)
+    x, w, bias = rand(rng, (37, 29), dtype), rand(rng, (45, 29), dtype), rand(rng, (45,), dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else {}
+    exp = reference.linear(x, w, bias)
+    for nx, vx in _views(x).items():
+        for nw, vw in _views(w).items():
+            assert_close(cpu.linear(vx, vw, bias), exp, msg=f"x {nx}, w {nw}: ", **tol)
+    assert_close(cpu.linear(x, w, _views(np.tile(bias, (2, 1)))["stepped"][0]), exp, **tol)  # strided bias
+    assert_close(cpu.linear(x[3], w, bias), reference.linear(x[3], w, bias), **tol)         # 1-D x
+    x3 = rand(rng, (2, 5, 29), dtype)
+    assert_close(cpu.linear(x3, w, bias), reference.linear(x3, w, bias), **tol)             # batched x
+    assert_close(cpu.linear(x, w, bias[None]), reference.linear(x, w, bias[None]), **tol)   # (1, OUT) bias
+    assert_close(cpu.linear(x, w), reference.linear(x, w), **tol)
+
+
+# ------------------------------------------------------------------ bad inputs
+
+def test_bad_inputs():
+    f32, f64 = np.ones((3, 4), np.float32), np.ones((4, 5), np.float64)
+    a, b = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
+    with pytest.raises(ValueError, match="matmul"):
+        cpu.matmul(a, np.ones((5, 4), np.float32))                     # K mismatch
+    with pytest.raises(ValueError, match="matmul"):
+        cpu.matmul(a, b, trans_a=True)
+    with pytest.raises(TypeError, match="matmul"):
+        cpu.matmul(f32, f64)                                           # dtype mismatch
+    with pytest.raises(TypeError, match="matmul"):
+        cpu.matmul(np.ones((3, 4), np.int64), np.ones((4, 5), np.int64))
+    with pytest.raises(TypeError, match="matmul"):
+        cpu.matmul(np.ones((3, 4), np.float16), np.ones((4, 5), np.float16))
+    with pytest.raises(ValueError, match="beta"):
+        cpu.matmul(a, b, beta=1.0)                                     # beta needs out
+    with pytest.raises(ValueError, match="matmul"):
+        cpu.matmul(np.ones((2, 3, 4), np.float32), np.ones((3, 4, 5), np.float32))  # batch mismatch
+    with pytest.raises(ValueError, match="matmul"):
+        cpu.matmul(a, b, out=np.empty((3, 4), np.float32))             # out shape
+    with pytest.raises(TypeError, match="matmul"):
+        cpu.matmul(a, b, out=np.empty((3, 5), np.float64))             # out dtype
+    with pytest.raises(ValueError):
+        cpu.matmul(np.ones(4, np.float32), b, trans_a=True)            # 1-D cannot transpose
+    with pytest.raises(ValueError, match="linear"):
+        cpu.linear(a, np.ones((5, 3), np.float32))                     # IN mismatch
+    with pytest.raises(TypeError, match="linear"):
+        cpu.linear(a, np.ones((5, 4), np.float64))
+    with pytest.raises(TypeError, match="linear"):
+        cpu.linear(a, np.ones((5, 4), np.float32), np.ones(5, np.float64))
+    with pytest.raises(ValueError, match="linear"):
+        cpu.linear(a, np.ones(4, np.float32))                          # 1-D weight
+
+
+def test_binding_checks():
+    """The public _C functions check everything before touching memory."""
+    a, b, c = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32), np.zeros((3, 5), np.float32)
+    with pytest.raises(ValueError, match="matmul"):
+        _C.gemm(np.ones((2, 6, 8), np.float32)[:, ::2, ::2], b, c)    # no unit stride
+    with pytest.raises(ValueError, match="matmul"):
+        _C.gemm(np.ones((3, 4, 1, 1), np.float32), b, c)              # 4-D
+    with pytest.raises(ValueError, match="writeable"):
+        c.flags.writeable = False
+        _C.gemm(a, b, c)
+    c = np.zeros((3, 5), np.float32)
+    with pytest.raises(ValueError, match="overlapping"):
+        _C.gemm(np.ones((2, 3, 4), np.float32), b, np.lib.stride_tricks.as_strided(c, (2, 3, 5), (0, 20, 4)))
+    with pytest.raises(ValueError, match="batch"):
+        _C.gemm(np.ones((2, 3, 4), np.float32), np.ones((3, 4, 5), np.float32), np.zeros((2, 3, 5), np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        _C.gemm(a, b, c, bias=np.ones(4, np.float32))
+    with pytest.raises(TypeError):
+        _C.gemm(a.tolist(), b, c)
+    # strided batch, broadcast operand (batch stride 0) and the bias epilogue of the raw binding
+    rng = np.random.default_rng(10)
+    a3, b2, bias = rand(rng, (5, 6, 7), np.float64), rand(rng, (9, 7), np.float64), rand(rng, (9,), np.float64)
+    out = np.empty((5, 6, 9))
+    _C.gemm(a3, np.broadcast_to(b2, (5, 9, 7)), out, False, True, 2.0, 0.0, bias)
+    assert_close(out, 2.0 * a3 @ b2.T + bias)
+
+
+if __name__ == "__main__":
+    # A quick 1-thread GFLOP/s comparison with NumPy/OpenBLAS. It runs in a subprocess with
+    # OpenBLAS pinned to 1 thread (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed for a fair
+    # timing), alternates the two libraries and keeps the best CPU time (time.thread_time) of
+    # many runs, which is robust to other processes sharing the machine.
+    import os
+    import subprocess
+    import sys
+
+    code = r"""
+import time, numpy as np
+from pyengine import _C
+_C.set_num_threads(1)
+print(f"1 thread, isa={_C.isa()}: GFLOP/s of C = A @ B (square), best of 15")
+for dt in (np.float32, np.float64):
+    for s in (256, 512, 1024):
+        a = np.random.rand(s, s).astype(dt); b = np.random.rand(s, s).astype(dt); c = np.empty((s, s), dt)
+        fs = {"pyengine": lambda: _C.gemm(a, b, c), "numpy": lambda: np.matmul(a, b, out=c)}
+        best = dict.fromkeys(fs, 1e9)
+        inner = max(1, int(2e8 / s**3))
+        for _ in range(15):
+            for k, f in fs.items():
+                f()
+                t = time.thread_time()
+                for _ in range(inner):
+                    f()
+                best[k] = min(best[k], (time.thread_time() - t) / inner)
+        g = {k: 2 * s**3 / v / 1e9 for k, v in best.items()}
+        print(f"  {np.dtype(dt).name:8s} {s:5d}: pyengine {g['pyengine']:6.1f}   numpy {g['numpy']:6.1f}   "
+              f"ratio {g['pyengine'] / g['numpy']:.2f}", flush=True)
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)

@@ -1,0 +1,125 @@
+"""`pyengine serve`: real HTTP requests to a real uvicorn on loopback, started and stopped by the test."""
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from pyengine import lm  # noqa: E402
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url, body=None, method=None, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    corpus = tmp / "c.txt"
+    corpus.write_text("hello world. " * 200)
+    r = lm.train(lm.TrainConfig(data=str(corpus), out=str(tmp / "run"), max_steps=10, batch_size=4, block_size=16,
+                                n_layer=1, n_head=2, n_embd=16, eval_interval=10, eval_iters=2), quiet=True)
+    port = _free_port()
+    fb = tmp / "feedback.jsonl"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "pyengine", "serve", "--checkpoint", r["best_checkpoint"],
+                             "--port", str(port), "--feedback-file", str(fb)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if _request(base + "/health")[0] == 200:
+                break
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError("server did not start: " + proc.stdout.read().decode(errors="replace"))
+        time.sleep(0.2)
+    yield base, fb
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_health_and_generate(server):
+    base, _ = server
+    status, body = _request(base + "/health")
+    assert status == 200 and body["status"] == "ok" and body["model"]["vocab_size"] > 0
+    status, body = _request(base + "/v1/generate", {"prompt": "hello", "max_new_tokens": 12, "seed": 1})
+    assert status == 200 and len(body["completion"]) == 12 and body["tokens_per_s"] > 0
+    again = _request(base + "/v1/generate", {"prompt": "hello", "max_new_tokens": 12, "seed": 1})[1]
+    assert again["completion"] == body["completion"]  # seeded: reproducible
+
+
+@pytest.mark.parametrize("payload,code", [
+    ({"prompt": "hi", "max_new_tokens": 0}, 422),
+    ({"prompt": "hi", "max_new_tokens": 100000}, 422),
+    ({"prompt": "x" * 5000}, 422),
+    ({"prompt": "hi", "temperature": -1}, 422),
+    ({"prompt": 5}, 422),
+    ({"prompt": "hi", "unknown_field": 1}, 422),
+    ({"prompt": "QQQ\u2603"}, 422),  # characters outside the vocabulary
+])
+def test_bad_requests_are_4xx_and_server_keeps_serving(server, payload, code):
+    base, _ = server
+    status, body = _request(base + "/v1/generate", payload)
+    assert status == code and "error" in body
+    assert _request(base + "/health")[0] == 200
+
+
+def test_malformed_and_oversized_bodies(server):
+    base, _ = server
+    assert _request(base + "/v1/generate", raw=b"{not json")[0] == 422
+    assert _request(base + "/v1/generate", raw=b"x" * (70 * 1024))[0] == 413
+    assert _request(base + "/v1/nothing", {"a": 1})[0] == 404
+
+
+def test_feedback_recorded_durably_and_concurrently(server):
+    base, fb = server
+    def send(i):
+        return _request(base + "/v1/feedback", {"prompt": f"p{i}", "completion": "c", "rating": 1 + i % 5,
+                                                "corrected": "fixed" if i % 2 else None})
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        results = list(ex.map(send, range(24)))
+    assert all(s == 200 and b["status"] == "recorded" for s, b in results)
+    lines = [json.loads(line) for line in open(fb)]
+    assert sorted(r["prompt"] for r in lines) == sorted(f"p{i}" for i in range(24))
+    assert _request(base + "/v1/feedback", {"prompt": "p", "completion": "c", "rating": 9})[0] == 422
+
+
+def test_concurrent_generate(server):
+    base, _ = server
+    def gen(i):
+        return _request(base + "/v1/generate", {"prompt": "hello", "max_new_tokens": 8, "seed": i})
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        results = list(ex.map(gen, range(12)))
+    assert all(s == 200 and len(b["completion"]) == 8 for s, b in results)
+    seq = [_request(base + "/v1/generate", {"prompt": "hello", "max_new_tokens": 8, "seed": i})[1]["completion"]
+           for i in range(3)]
+    assert seq == [b["completion"] for _, b in results[:3]]
