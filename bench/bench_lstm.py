@@ -9,15 +9,17 @@ PyTorch is optional (skipped when not installed). ``--phases`` also prints where
 spends its time (forward / backward / optimizer). Uses ``pyengine.optim.Adam`` when it exists,
 otherwise a small local Adam (Kingma & Ba 2015) on the parameters' arrays.
 
-Measured (2026-11-28, 2-CPU Xeon shared with other jobs, load average 2-7; medians of 5 rounds):
-  --threads 1, GEMM = NumPy/OpenBLAS reference fallback, embedding backward = np.add.at:
-      pyengine 13.4 steps/s, PyTorch 15.2 steps/s: 0.89x
-  --threads 1, the same with torch.matmul / index_add_ standing in for the compiled GEMM and embedding
-      kernels not merged yet (a one-off experiment, not shipped): 22.1 vs 16.3 steps/s: 1.35x;
-      ms/step forward 13.7, backward 26.3, Adam 5.3; the step is then GEMM-bound (3.8 GFLOP per step).
-  --threads 2: not reproducible on that machine (rounds varied 5x for both libraries); OpenBLAS's two
-      threads on the 32x128 @ 128x512 per-step GEMMs collapse under oversubscription.
-  The fused gate kernels cost ~13 us (forward) and ~8 us (backward) per step at B=32, H=128, about 2 ms of a step.
+Measured (2026-11-28, 2-CPU Xeon shared with other jobs, load average 2-4 during the runs; medians of 5
+interleaved rounds of 10 steps; round-to-round spread is up to 2x for both libraries):
+  all kernels compiled (after merging k-gemm):
+      --threads 2: pyengine 22.5 / 18.6 steps/s vs PyTorch 15.5 / 13.5 (two runs): 1.45x / 1.38x
+                   (best rounds 35.5 vs 23.3: 1.52x); ms/step forward 14-17, backward 27-32, Adam 3.5-6.5
+      --threads 1: 17.3 vs 13.6 steps/s: 1.27x
+  before the compiled GEMM (NumPy/OpenBLAS fallback, np.add.at embedding backward), --threads 1: 0.89x.
+  The step is GEMM-bound (3.8 GFLOP). The fused gate kernels cost ~13 us (forward) and ~8 us (backward)
+  per step at B=32, H=128: about 2 ms of a step. Running the per-step GEMMs (32x128 @ 128x512) on one
+  thread while the rest uses two made no measurable difference (1.39x vs 1.38x in back-to-back runs),
+  although alone that GEMM takes 36 us on one thread and 90-120 us split over two on a busy machine.
 """
 import argparse
 import os
