@@ -167,6 +167,129 @@ def test_run_main_aborts_in_world_of_one():
     assert "not reached" not in p.stdout
 
 
+class TwinGroup(dist.ProcessGroup):
+    """A pretend world of 2 whose other rank always holds the same values as this one: a sum doubles
+    the buffer, so averaged gradients must equal the local ones exactly. Records every call."""
+
+    name = "twin"
+
+    def __init__(self):
+        self.rank, self.world_size, self.timeout, self.calls = 0, 2, None, []
+
+    def allreduce(self, buf, op="sum"):
+        self.calls.append(("allreduce", buf.size))
+        if op in ("sum", "mean"):
+            buf *= 2
+        if op == "mean":
+            buf /= 2
+
+    def iallreduce(self, buf, op="sum"):
+        self.allreduce(buf, op)
+        self.calls[-1] = ("iallreduce", buf.size)
+        return dist.backend._DoneWork()
+
+    def broadcast(self, buf, src=0):
+        self.calls.append(("broadcast", buf.size))
+
+    def allgather(self, buf):
+        return np.stack([buf, buf])
+
+    def barrier(self):
+        pass
+
+
+def test_ddp_buckets_in_reverse_order_and_average_exactly():
+    rng = np.random.default_rng(0)
+    x, y = pe.tensor(rng.standard_normal((8, 5))), pe.tensor(rng.standard_normal((8, 2)))
+    g = TwinGroup()
+    plain, wrapped = _mlp(0), dist.DistributedDataParallel(_mlp(0), bucket_cap_mb=1e-4, process_group=g)
+    # a bucket closes once it holds >= 104 bytes, walking the float64 parameters backwards
+    assert wrapped.bucket_sizes == [(2, (2 + 2 * 16) * 8), (1, 16 * 8), (1, 16 * 5 * 8)]
+    assert wrapped._buckets[0].names == ["2.bias", "2.weight"]
+    opts = [pe.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (plain, wrapped)]
+    for _ in range(3):
+        g.calls.clear()
+        for m, opt in zip((plain, wrapped), opts):
+            opt.zero_grad()
+            F.mse_loss(m(x), y).backward()
+            opt.step()
+        # one non-blocking allreduce per bucket, in bucket order; each carries one used-count per param
+        assert g.calls == [("iallreduce", 34 + 2), ("iallreduce", 16 + 1), ("iallreduce", 80 + 1)]
+    for p, q in zip(plain.parameters(), wrapped.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    # no_sync: no communication; the next synced backward averages the sum of both
+    g.calls.clear()
+    wrapped.zero_grad()
+    with wrapped.no_sync():
+        F.mse_loss(wrapped(x), y).backward()
+    assert g.calls == []
+    F.mse_loss(wrapped(x), y).backward()
+    assert [c[0] for c in g.calls] == ["iallreduce"] * 3
+
+
+def test_ddp_misuse_is_reported():
+    x = pe.tensor(np.ones((3, 5)))
+    g = TwinGroup()
+    model = dist.DistributedDataParallel(_mlp(0), bucket_cap_mb=1e-4, process_group=g)
+    loss = model(x).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="after this iteration's gradients were already averaged"):
+        loss.backward()
+
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(5, 1), nn.Linear(5, 1)
+
+        def forward(self, v):
+            return self.a(v), self.b(v)
+
+    heads = dist.DistributedDataParallel(TwoHeads(), bucket_cap_mb=1e-6, process_group=TwinGroup())
+    out_a, _ = heads(pe.ones(2, 5))
+    out_a.sum().backward()  # b is reachable from the output but gets no gradient: never finishes
+    with pytest.raises(RuntimeError, match=r"did not finish: 2 parameter\(s\) .*b.weight, b.bias"):
+        heads(pe.ones(2, 5))
+    heads_ok = dist.DistributedDataParallel(TwoHeads(), process_group=TwinGroup())
+    out_a, out_b = heads_ok(pe.ones(2, 5))
+    with pe.no_grad():
+        heads_ok(pe.ones(2, 5))  # an evaluation forward in between is fine
+    out_a, out_b = heads_ok(pe.ones(2, 5))
+    (out_a.sum() + out_b.sum()).backward()
+    assert all(p.grad is not None for p in heads_ok.parameters())
+    ha, hb = heads_ok(pe.ones(2, 5))
+    loss = ha.sum() + heads_ok.module.a.weight.pow(2).sum()  # fine: a.weight is reachable anyway
+    loss.backward()
+    class FirstHead(TwoHeads):
+        def forward(self, v):
+            return self.a(v)
+
+    only_a = dist.DistributedDataParallel(FirstHead(), process_group=TwinGroup())
+    ha = only_a(pe.ones(2, 5))
+    with pytest.raises(RuntimeError, match="'b.weight' got a gradient along a path that does not go through"):
+        (ha.sum() + only_a.module.b.weight.sum()).backward()
+    with pytest.raises(ValueError, match="assign=True"):
+        heads_ok.load_state_dict(heads_ok.state_dict(), assign=True)
+
+
+def test_ddp_wrap_time_model_check_names_the_parameter():
+    class Skewed(TwinGroup):  # the "other rank" built a wider first layer
+        def allgather_object(self, obj):
+            other = [list(e) for e in obj]
+            other[0][2] = [17, 5]
+            return [obj, other]
+
+    with pytest.raises(RuntimeError, match=r"parameter '0.weight' is \(16, 5\) float64 on rank 0 but "
+                                           r"\(17, 5\) float64 on rank 1"):
+        dist.DistributedDataParallel(_mlp(0), process_group=Skewed())
+
+    class Shorter(TwinGroup):
+        def allgather_object(self, obj):
+            return [obj, obj[:-1]]
+
+    with pytest.raises(RuntimeError, match=r"rank 0 has 4 parameters and buffers, rank 1 has 3.*'2.bias'"):
+        dist.DistributedDataParallel(_mlp(0), process_group=Shorter())
+
+
 # --------------------------------------------------------------------------- real processes, mpiexec
 
 def _mpiexec():

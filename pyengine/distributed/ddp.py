@@ -288,23 +288,22 @@ class DistributedDataParallel(Module):
     def _on_grad_ready(self, p):
         pid = id(p)
         state = self._state
-        if state != _ARMED:
-            if state == _DONE and pid in self._expected:
-                raise RuntimeError(
-                    f"DistributedDataParallel: parameter '{self._names[pid]}' got a gradient after this "
-                    "iteration's gradients were already averaged (backward called twice for one forward?). "
-                    "Run all but the last backward of a forward inside no_sync().")
+        if state == _IDLE:
             return
-        bucket = self._where[pid]
         if pid not in self._expected:
-            # reached by a path outside the forward output (e.g. a term of the loss that uses the
-            # parameter directly): fine while its bucket has not been sent yet, since packing reads p.grad
-            if bucket.index < self._next:
-                raise RuntimeError(
-                    f"DistributedDataParallel: parameter '{self._names[pid]}' got a gradient that does not "
-                    "come through the wrapped module's output, after its bucket was already sent. Use the "
-                    "parameter inside the module's forward, or wrap a module that does.")
-            return
+            # PyTorch raises here too: the walk from the outputs decided this parameter gets no gradient,
+            # so its (zero) contribution may already be on the wire
+            raise RuntimeError(
+                f"DistributedDataParallel: parameter '{self._names[pid]}' got a gradient along a path that does "
+                "not go through the wrapped module's output (e.g. a loss term that uses the parameter "
+                "directly). The parameters to wait for are found by walking the graph back from the forward's "
+                "outputs: compute that term inside the module's forward and return it.")
+        if state == _DONE:
+            raise RuntimeError(
+                f"DistributedDataParallel: parameter '{self._names[pid]}' got a gradient after this "
+                "iteration's gradients were already averaged (backward called twice for one forward?). "
+                "Run all but the last backward of a forward inside no_sync().")
+        bucket = self._where[pid]
         if pid in self._ready:
             return
         self._ready.add(pid)

@@ -1,0 +1,193 @@
+"""Data-parallel training on this machine: allreduce latency/bandwidth between 2 ranks, and GPT training
+throughput with 1 process x 2 threads vs 2 processes x 1 thread at the same global batch.
+
+The suite launches its own workers (this file, run as ``python -m bench.suites.distributed WORKER ...``)
+under mpiexec and parses the JSON line each prints. docs/distributed.md fits its scaling model to these
+numbers. Skipped (with a note) when mpi4py or mpiexec is missing: ``pip install .[distributed]``.
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SIZES = [1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24, 1 << 26]  # 1 KB .. 64 MB
+QUICK_SIZES = [1 << 10, 1 << 16, 1 << 20, 1 << 24]
+GPT_SMALL = dict(n_layer=2, n_head=4, n_embd=128, block_size=64, vocab_size=65)
+
+
+# --------------------------------------------------------------------------- workers (run under mpiexec)
+
+def _emit(obj):
+    print("BENCH " + json.dumps(obj), flush=True)
+
+
+def _time_allreduce(g, buf, reps, samples=7):
+    """Seconds per allreduce over `samples` runs of `reps` calls (each the slowest rank's): (median, min).
+    The min is the transport's capability; the median includes the noise of a shared machine."""
+    out = []
+    for _ in range(samples):
+        g.barrier()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            g.allreduce(buf)
+        dt = np.array([(time.perf_counter() - t0) / reps])
+        g.allreduce(dt, "max")
+        out.append(float(dt[0]))
+    return statistics.median(out), min(out)
+
+
+def worker_allreduce(sizes):
+    import pyengine.distributed as dist
+    g = dist.init(timeout=None)
+    rows = []
+    for nbytes in sizes:
+        buf = np.ones(nbytes // 4, dtype=np.float32)
+        reps = int(min(2000, max(3, 2e7 / max(nbytes, 1 << 12))))
+        for _ in range(3):
+            g.allreduce(buf)
+        g.timeout = None
+        blocking, blocking_min = _time_allreduce(g, buf, reps)
+        g.timeout = 1800.0  # the default path: a non-blocking allreduce polled with MPI_Test (as DDP waits)
+        polled, polled_min = _time_allreduce(g, buf, reps)
+        g.timeout = None
+        rows.append(dict(bytes=nbytes, blocking_s=blocking, blocking_min_s=blocking_min, polled_s=polled,
+                         polled_min_s=polled_min, reps=reps))
+    if g.rank == 0:
+        _emit(dict(world=g.world_size, rows=rows))
+
+
+def worker_train(n_layer, n_head, n_embd, block_size, vocab_size, global_batch, threads, steps, bucket_cap_mb):
+    import pyengine as pe
+    import pyengine.distributed as dist
+    from pyengine.models.gpt import GPT, GPTConfig
+    g = dist.init()
+    pe.set_num_threads(threads)
+    rank, world = g.rank, g.world_size
+    if global_batch % world:
+        raise ValueError(f"global batch {global_batch} is not divisible by {world} ranks")
+    local = global_batch // world
+    cfg = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+    pe.manual_seed(0)
+    model = dist.DistributedDataParallel(GPT(cfg), bucket_cap_mb=bucket_cap_mb)
+    opt = pe.optim.AdamW(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(rank)
+    warm = 2
+    tokens = rng.integers(0, vocab_size, size=(warm + steps, local, block_size + 1), dtype=np.int64)
+
+    def step(i):
+        opt.zero_grad()
+        _, loss = model(pe.tensor(tokens[i, :, :-1]), pe.tensor(tokens[i, :, 1:]))
+        loss.backward()
+        opt.step()
+        return model.last_sync_s
+
+    for i in range(warm):
+        step(i)
+    g.barrier()
+    t0 = time.perf_counter()
+    sync = [step(warm + i) for i in range(steps)]
+    dt = np.array([(time.perf_counter() - t0) / steps])
+    g.allreduce(dt, "max")
+    if rank == 0:
+        n_params = sum(p.numel() for p in model.parameters())
+        _emit(dict(world=world, threads=threads, step_s=float(dt[0]), sync_s=float(np.mean(sync)),
+                   tokens_per_s=global_batch * block_size / float(dt[0]), params=int(n_params),
+                   grad_bytes=int(sum(p.data.nbytes for p in model.parameters())),
+                   buckets=len(model.bucket_sizes)))
+
+
+# --------------------------------------------------------------------------- launching
+
+def _mpiexec():
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.access(here, os.X_OK) else shutil.which("mpiexec")
+
+
+def _launch(args, n, threads, timeout=600):
+    """Run a worker on n ranks (n == 1: a plain process, no launcher) and return its BENCH JSON."""
+    cmd = [sys.executable, "-m", "bench.suites.distributed"] + [str(a) for a in args]
+    if n > 1:
+        mpi = [_mpiexec(), "-n", str(n), "--oversubscribe"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            mpi.append("--allow-run-as-root")
+        cmd = mpi + cmd
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    for line in p.stdout.splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    raise RuntimeError(f"{' '.join(cmd)} failed (exit {p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+
+
+def fit_alpha_beta(rows, world=2):
+    """Fit t = 2(N-1) alpha + 2(N-1)/N bytes / beta to the fastest measured allreduce times, minimising the
+    relative error.
+
+    Returns (alpha seconds, beta bytes/s)."""
+    b = np.array([r["bytes"] for r in rows], dtype=np.float64)
+    t = np.array([r["blocking_min_s"] for r in rows], dtype=np.float64)
+    A = np.stack([np.full_like(b, 2 * (world - 1)), 2 * (world - 1) / world * b], axis=1) / t[:, None]
+    (alpha, inv_beta), *_ = np.linalg.lstsq(A, np.ones_like(t), rcond=None)
+    return float(alpha), float(1.0 / inv_beta)
+
+
+def _fmt_bytes(n):
+    return f"{n >> 20} MB" if n >= 1 << 20 else f"{n >> 10} KB"
+
+
+def run(res, quick=False):
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        res.notes.append("distributed: skipped, mpi4py is not installed (pip install .[distributed])")
+        return
+    if _mpiexec() is None:
+        res.notes.append("distributed: skipped, no mpiexec next to the interpreter or on PATH")
+        return
+
+    # (a) allreduce between 2 ranks on this machine
+    out = _launch(["allreduce"] + (QUICK_SIZES if quick else SIZES), n=2, threads=1)
+    for r in out["rows"]:
+        res.add("distributed", f"allreduce {_fmt_bytes(r['bytes'])} float32, 2 ranks", 1, r["blocking_s"],
+                kind="memory", work=r["bytes"],  # bus bytes 2(N-1)/N * size = size for N = 2
+                extra=f"blocking MPI_Allreduce (median; min {r['blocking_min_s'] * 1e6:.1f} us); "
+                      f"polled (timeout) path {r['polled_s'] * 1e6:.1f} us")
+    alpha, beta = fit_alpha_beta(out["rows"])
+    res.notes.append(f"distributed: ring-allreduce fit on 2 local ranks: latency alpha = {alpha * 1e6:.2f} us per "
+                     f"step, bandwidth beta = {beta / 1e9:.2f} GB/s (t = 2(N-1) alpha + 2(N-1)/N bytes / beta)")
+
+    # (b) GPT training throughput: 1 process x 2 threads vs 2 processes x 1 thread, same global batch
+    c = GPT_SMALL
+    gb, steps = 16, 5 if quick else 15
+    common = [c["n_layer"], c["n_head"], c["n_embd"], c["block_size"], c["vocab_size"], gb]
+    one = _launch(["train"] + common + [2, steps, 4], n=1, threads=2)
+    two = _launch(["train"] + common + [1, steps, 4], n=2, threads=1)
+    name = f"GPT {c['n_layer']}x{c['n_embd']} ({one['params'] / 1e6:.2f}M params) train step, batch {gb}x{c['block_size']}"
+    res.add("distributed", name + ", 1 proc x 2 threads", 2, one["step_s"],
+            extra=f"{one['tokens_per_s']:.0f} tokens/s")
+    res.add("distributed", name + ", 2 procs x 1 thread (DDP)", 2, two["step_s"],
+            extra=f"{two['tokens_per_s']:.0f} tokens/s ({two['tokens_per_s'] / one['tokens_per_s']:.2f}x of 1x2); "
+                  f"gradient sync {two['sync_s'] * 1e3:.2f} ms/step in {two['buckets']} bucket(s)")
+
+
+def _main(argv):
+    kind = argv[0]
+    if kind == "allreduce":
+        worker_allreduce([int(a) for a in argv[1:]])
+    elif kind == "train":
+        a = argv[1:]
+        worker_train(*(int(x) for x in a[:8]), bucket_cap_mb=float(a[8]))
+    else:
+        raise SystemExit(f"unknown worker {kind}")
+
+
+if __name__ == "__main__":
+    import pyengine.distributed as _dist
+    _dist.run_main(_main, sys.argv[1:])
