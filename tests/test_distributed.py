@@ -297,7 +297,7 @@ def _mpiexec():
     return here if os.access(here, os.X_OK) else shutil.which("mpiexec")
 
 
-def mpirun(script, *args, n=2, timeout=90):
+def mpirun(script, *args, n=2, timeout=90, env=None):
     """Run ``script`` on n ranks over loopback; kill the whole process group if it outlives timeout."""
     pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install .[distributed])")
     exe = _mpiexec()
@@ -307,7 +307,7 @@ def mpirun(script, *args, n=2, timeout=90):
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-run-as-root")
     cmd += [sys.executable, os.path.join(SCRIPTS, script), *args]
-    env = dict(os.environ, OMP_NUM_THREADS="1",
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}),
                PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -321,12 +321,13 @@ def mpirun(script, *args, n=2, timeout=90):
     return proc.returncode, out, time.monotonic() - t0
 
 
-def test_two_ranks_match_one_process_with_twice_the_batch():
-    rc, out, _ = mpirun("equivalence.py")
+@pytest.mark.parametrize("progress", ["thread", "mpi"])
+def test_two_ranks_match_one_process_with_twice_the_batch(progress):
+    rc, out, _ = mpirun("equivalence.py", env={"PYENGINE_DIST_PROGRESS": progress})
     assert rc == 0, out[-4000:]
     line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
     res = json.loads(line[len("RESULT "):])
-    assert res["world"] == 2
+    assert res["world"] == 2 and res["progress"] == progress
     cases = res["cases"]
     assert max(c["buckets"] for c in cases) >= 3  # some cases really split the model into buckets
     for c in cases:
@@ -337,14 +338,15 @@ def test_two_ranks_match_one_process_with_twice_the_batch():
         assert c["max_err_vs_1proc"] < 1e-12, c      # and equal to 1 process x the global batch
 
 
-@pytest.mark.parametrize("mode, expect", [
-    ("raise", ["boom from rank 1", "rank 1 of 2 raised an uncaught exception"]),
-    ("run_main", ["boom from rank 1", "rank 1 of 2 raised an uncaught exception"]),
-    ("timeout", ["DistTimeoutError", "did not complete within 2 s"]),
-    ("mismatch", ["parameter '0.weight' is (8, 4) float32 on rank 0 but (9, 4) float32 on rank 1"]),
+@pytest.mark.parametrize("mode, progress, expect", [
+    ("raise", "thread", ["boom from rank 1", "rank 1 of 2 raised an uncaught exception"]),
+    ("run_main", "thread", ["boom from rank 1", "rank 1 of 2 raised an uncaught exception"]),
+    ("timeout", "thread", ["DistTimeoutError", "allreduce of 32 bytes on rank 0 did not complete within 2 s"]),
+    ("timeout", "mpi", ["DistTimeoutError", "allreduce of 32 bytes on rank 0 did not complete within 2 s"]),
+    ("mismatch", "thread", ["parameter '0.weight' is (8, 4) float32 on rank 0 but (9, 4) float32 on rank 1"]),
 ])
-def test_failures_end_the_job(mode, expect):
-    rc, out, seconds = mpirun("failures.py", mode, timeout=60)
+def test_failures_end_the_job(mode, progress, expect):
+    rc, out, seconds = mpirun("failures.py", mode, timeout=60, env={"PYENGINE_DIST_PROGRESS": progress})
     assert rc != 0, out[-4000:]
     for text in expect:
         assert text in out, out[-4000:]

@@ -30,6 +30,9 @@ Failures: ``init()`` installs an excepthook so that a rank that raises prints it
 whole job (``MPI_Abort``) instead of leaving the other ranks waiting in a collective forever;
 ``run_main(fn)`` does the same for a main function. Waits time out after ``timeout`` seconds
 (``PYENGINE_DIST_TIMEOUT``, default 1800; ``timeout=None`` waits forever).
+
+Collectives run on a communication thread as blocking MPI calls (fast algorithms, progress in the
+background while the main thread computes); see ``MPIBackend`` for why not MPI's own non-blocking calls.
 """
 import os
 import sys
@@ -76,6 +79,8 @@ def init(backend=None, timeout=_UNSET, install_hook=True):
             process was started by an MPI launcher (mpiexec, mpirun, srun), else local.
         timeout: seconds a collective may wait before ``DistTimeoutError`` (None: forever). Default:
             ``PYENGINE_DIST_TIMEOUT`` from the environment, else 1800.
+        ``PYENGINE_DIST_PROGRESS`` (environment, every rank the same): "thread" (default) or "mpi", how
+        ``MPIBackend`` moves collectives forward (see its docstring).
         install_hook: in a world of more than one process, install ``install_excepthook()`` so that an
             uncaught exception on one rank aborts every rank.
 
@@ -93,7 +98,7 @@ def init(backend=None, timeout=_UNSET, install_hook=True):
             backend = "mpi" if launched_by_mpi() else "local"
         if backend == "mpi":
             try:
-                group = MPIBackend(timeout=timeout)
+                group = MPIBackend(timeout=timeout, progress=os.environ.get("PYENGINE_DIST_PROGRESS", "thread"))
             except ImportError as e:
                 raise ImportError(
                     "pyengine.distributed: this process was started by an MPI launcher but mpi4py is not "

@@ -119,7 +119,9 @@ def main():
                run_case("adamw", 5e-4, 3), run_case("sgd", 4, 2)]
     results.append(run_partial())
     if dist.is_main_process():
-        print("RESULT " + json.dumps({"world": dist.get_world_size(), "cases": results}), flush=True)
+        progress = getattr(dist.init(), "progress", None)
+        print("RESULT " + json.dumps({"world": dist.get_world_size(), "progress": progress, "cases": results}),
+              flush=True)
 
 
 if __name__ == "__main__":
