@@ -176,7 +176,7 @@ def _fmt_bytes(n):
 
 def run(res, quick=False):
     try:
-        import mpi4py  # noqa: F401
+        import mpi4py  # noqa: F401 - only whether it imports
     except ImportError:
         res.notes.append("distributed: skipped, mpi4py is not installed (pip install .[distributed])")
         return
@@ -246,7 +246,8 @@ def _main(argv):
         print("|---|---|---|---|---|---|")
         for r in scaling_table(tc * 1e-3, int(gb * 2**20), alpha * 1e-6, beta * 1e9):
             print(f"| {r['n']} | {r['allreduce_s'] * 1e3:.2f} ms | {r['step_serial_s'] * 1e3:.1f} ms | "
-                  f"{100 * r['eff_serial']:.0f}% | {r['step_overlap_s'] * 1e3:.1f} ms | {100 * r['eff_overlap']:.0f}% |")
+                  f"{100 * r['eff_serial']:.0f}% | {r['step_overlap_s'] * 1e3:.1f} ms | "
+                  f"{100 * r['eff_overlap']:.0f}% |")
     else:
         raise SystemExit(f"unknown worker {kind}")
 

@@ -89,7 +89,7 @@ class Partial(nn.Module):
 
 
 def run_partial():
-    rank, world = dist.get_rank(), dist.get_world_size()
+    rank = dist.get_rank()
     pe.manual_seed(7 + rank)
     net = Partial().to(pe.float64)
     # tiny buckets: `unused` sits in a bucket of its own that no rank ever marks ready
