@@ -1,6 +1,7 @@
 """python -m bench [suite ...] [--quick]: run benchmark suites and write bench/RESULTS.md + results.json.
 
-Suites: peak, gemm, attention, kernels, overhead (default: all). PyTorch's column appears when torch is
+Suites: peak, gemm, attention, kernels, overhead, train, distributed (default: all);
+shakespeare_char runs only when named. PyTorch's column appears when torch is
 installed. Numbers are only comparable within one run: the machine's ceilings are measured at its start.
 """
 import argparse
@@ -8,7 +9,7 @@ import importlib
 import os
 import sys
 
-SUITES = ["gemm", "attention", "kernels", "overhead", "train"]
+SUITES = ["gemm", "attention", "kernels", "overhead", "train", "distributed"]
 EXTRA = ["shakespeare_char"]  # long: run only when named
 
 

@@ -236,6 +236,15 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
     # `order` lists children before parents; process parents (outputs) first.
 
     wanted = None if inputs is None else {id(t) for t in inputs}
+    # A leaf's gradient is final once every node that feeds it has run: count those edges, and deliver
+    # the gradient (running its hooks) at that moment, not after the whole graph. Data-parallel training
+    # uses this to start a bucket's allreduce while the rest of the backward pass is still running.
+    pending = {}
+    if accumulate:
+        for node in order:
+            for e in node.edges:
+                if isinstance(e, Tensor):
+                    pending[id(e)] = pending.get(id(e), 0) + 1
     for node in reversed(order):
         grads = node_grads.pop(node, None)
         if grads is None:
@@ -254,9 +263,6 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
         if node.n_outputs == 1:
             in_grads = fn.backward(grads[0])
         else:
-            for i, g in enumerate(grads):
-                if g is None:
-                    grads[i] = None  # functions with several outputs accept None
             in_grads = fn.backward(*grads)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
@@ -264,18 +270,24 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
             node.freed = True
             node.fn = _FreedFunction(type(fn).__name__)
         for e, g in zip(node.edges, in_grads):
-            if e is None or g is None:
+            if e is None:
                 continue
             if isinstance(e, Tensor):
-                _add_leaf(leaf_grads, e, g)
-            else:
+                if g is not None:
+                    _add_leaf(leaf_grads, e, g)
+                if accumulate:
+                    key = id(e)
+                    pending[key] -= 1
+                    if pending[key] == 0 and key in leaf_grads:
+                        _deliver_leaf_grad(e, leaf_grads.pop(key)[1])
+            elif g is not None:
                 child, idx = e
                 cg = node_grads.get(child)
                 if cg is None:
                     cg = node_grads[child] = [None] * child.n_outputs
                 cg[idx] = g if cg[idx] is None else cg[idx] + g
 
-    # 3. deliver leaf gradients
+    # 3. deliver what is left: leaves that were roots, or fed by nodes that received no gradient
     if not accumulate:
         return {k: v for k, v in leaf_grads.items() if wanted is None or k in wanted}
     for t, g in leaf_grads.values():

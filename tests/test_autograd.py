@@ -182,3 +182,33 @@ def test_max_dim_and_topk_return_indices():
     assert_close(x.grad.numpy(), [[0, 1, 0], [1, 0, 0]])
     vals, idx = pe.randn(4, 10).topk(3)
     assert tuple(vals.shape) == (4, 3) and idx.dtype == pe.int64
+
+
+def test_leaf_gradient_delivered_as_soon_as_final():
+    """A leaf's hooks run once its last producer has run, before the rest of the backward pass."""
+    events = []
+
+    class Probe(pe.Function):
+        def forward(self, x):
+            return x.copy()
+
+        def backward(self, g):
+            events.append("probe backward")
+            return g
+
+    x = pe.randn(3, 4, requires_grad=True)
+    w1 = pe.randn(4, 4, requires_grad=True)
+    w2 = pe.randn(4, 2, requires_grad=True)
+    w2.register_post_accumulate_grad_hook(lambda p: events.append("w2 ready"))
+    w1.register_post_accumulate_grad_hook(lambda p: events.append("w1 ready"))
+    h = Probe.apply(x) @ w1
+    (h.tanh() @ w2).sum().backward()
+    assert events.index("w2 ready") < events.index("probe backward")
+    assert "w1 ready" in events
+    # a leaf used twice is delivered once, with both contributions
+    a = pe.tensor([1.0, 2.0], requires_grad=True)
+    calls = []
+    a.register_post_accumulate_grad_hook(lambda p: calls.append(p.grad.tolist()))
+    (a * a + a.exp()).sum().backward()
+    assert len(calls) == 1
+    np.testing.assert_allclose(calls[0], 2 * np.array([1.0, 2.0]) + np.exp([1.0, 2.0]), rtol=1e-6)

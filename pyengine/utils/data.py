@@ -41,7 +41,7 @@ from ..ops.shape import stack as _stack
 from ..random import Generator
 from ..tensor import Tensor, _wrap, as_tensor, tensor
 
-__all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "ChainDataset",
+__all__ = ["DistributedSampler", "Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "ChainDataset",
            "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler", "DataLoader", "default_collate", "default_convert"]
 
@@ -615,3 +615,5 @@ class DataLoader:
             if s is not None and id(s) not in seen and hasattr(s, "set_epoch"):
                 seen.add(id(s))
                 s.set_epoch(epoch)
+
+from .distributed_sampler import DistributedSampler  # noqa: E402  (subclasses Sampler, defined above)
