@@ -25,7 +25,8 @@ def _add_train(sub):
     p.add_argument("--n-head", type=int)
     p.add_argument("--n-embd", type=int)
     p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--lr", type=float, help="peak learning rate (cosine-decayed after warmup)")
+    p.add_argument("--warmup", type=int, help="linear warmup steps")
     p.add_argument("--eval-interval", type=int)
     p.add_argument("--eval-iters", type=int)
     p.add_argument("--tokenizer", choices=["char", "byte"], default="char")
@@ -74,7 +75,7 @@ def main(argv=None):
             cfg = lm.TrainConfig(data=args.data, preset=args.preset, out=args.out, resume=args.resume,
                                  max_steps=args.max_steps, batch_size=args.batch_size, block_size=args.block_size,
                                  n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
-                                 lr=args.lr, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
+                                 lr=args.lr, warmup=args.warmup, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
                                  tokenizer=args.tokenizer, seed=args.seed)
             lm.train(cfg)
         elif args.command == "eval":

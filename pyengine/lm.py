@@ -10,6 +10,12 @@ functions, so it is usable from Python too. A run directory holds:
 
 Resuming (``resume=True``) restores the model, the optimizer, the step and the generators of the batch
 order and of dropout, so a resumed run continues exactly as an uninterrupted one would.
+
+Under an MPI launcher (``mpiexec -n N pyengine train ...``, with ``pip install pyengine[distributed]``)
+training is data-parallel: every rank holds the model (broadcast from rank 0), draws its own random
+windows (its own generator, seeded by rank), and gradients are averaged across ranks after each backward
+(``DistributedDataParallel``), so the global batch is N x batch_size. Evaluation is split over the ranks
+and averaged; only rank 0 prints and writes checkpoints, which load at any world size.
 """
 import json
 import math
@@ -111,20 +117,28 @@ def make_optimizer(model, lr, weight_decay):
 
 
 @no_grad()
-def estimate_loss(model, ids, block_size, batch_size, iters, seed):
-    """Mean loss over ``iters`` random batches drawn with a fixed seed (does not touch training RNG)."""
+def estimate_loss(model, ids, block_size, batch_size, iters, seed, rank=0, world=1):
+    """Mean loss over ``iters`` random batches drawn with a fixed seed (does not touch training RNG).
+
+    With several ranks, rank r evaluates batches r, r + world, ... of the same sequence and the mean is
+    reduced across ranks: the same number as one process computes, in 1/world of the time.
+    """
     if len(ids) <= block_size + 1:
         raise ValueError(f"estimate_loss: {len(ids)} tokens are too few for block_size {block_size}")
     was = model.training
     model.eval()
     g = Generator().manual_seed(seed)
-    losses = []
-    for _ in range(iters):
+    total = 0.0
+    for i in range(iters):
         x, y = get_batch(ids, block_size, batch_size, g)
-        _, loss = model(tensor(x), tensor(y))
-        losses.append(loss.item())
+        if i % world == rank:
+            _, loss = model(tensor(x), tensor(y))
+            total += loss.item()
     model.train(was)
-    return float(np.mean(losses))
+    if world > 1:
+        from . import distributed as dist
+        total = dist.all_reduce_scalar(total, op="sum")
+    return float(total / iters)
 
 
 # ---------------------------------------------------------------------- progress
@@ -172,7 +186,8 @@ def _fmt_time(s):
 # ---------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(path, model, optimizer, step, cfg, tokenizer, batch_gen, best_val, data_fingerprint):
+def save_checkpoint(path, model, optimizer, step, cfg, tokenizer, batch_gen, best_val, data_fingerprint,
+                    batch_states=None):
     pio.save({
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -181,6 +196,7 @@ def save_checkpoint(path, model, optimizer, step, cfg, tokenizer, batch_gen, bes
         "tokenizer": tokenizer.to_dict(),
         "train": {k: v for k, v in vars(cfg).items() if k != "extra"},
         "rng": {"batches": batch_gen.get_state() if batch_gen is not None else None,
+                "batches_by_rank": batch_states,
                 "default": default_generator.get_state()},
         "best_val": best_val,
         "data_fingerprint": data_fingerprint,
@@ -239,6 +255,8 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
     for k, v in overrides.items():
         setattr(cfg, k, v)
     cfg.resolved()
+    rank, world = _join_job()
+    quiet = quiet or rank != 0
     os.makedirs(cfg.out, exist_ok=True)
     ckpt_path = os.path.join(cfg.out, "ckpt.safetensors")
     best_path = os.path.join(cfg.out, "best.safetensors")
@@ -265,7 +283,7 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
                        n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
     model = GPT(config)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-    batch_gen = Generator().manual_seed(cfg.seed + 1)
+    batch_gen = Generator().manual_seed(cfg.seed + 1 + 1000003 * rank)
     start_step, best_val = 0, float("inf")
     if resume_ck is not None:
         if resume_ck.get("data_fingerprint") != fingerprint:
@@ -276,17 +294,28 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
         optimizer.load_state_dict(resume_ck["optimizer"])
         start_step = int(resume_ck["step"])
         best_val = float(resume_ck["best_val"])
-        batch_gen.set_state(resume_ck["rng"]["batches"])
+        by_rank = resume_ck["rng"].get("batches_by_rank")
+        if by_rank and len(by_rank) == world:
+            batch_gen.set_state(by_rank[rank])
+        elif world == 1:
+            batch_gen.set_state(resume_ck["rng"]["batches"])
+        else:  # another world size: fresh per-rank streams, deterministic in (seed, step, rank)
+            batch_gen.manual_seed(cfg.seed + 1 + 1000003 * rank + 7919 * start_step)
         default_generator.set_state(resume_ck["rng"]["default"])
-    elif os.path.exists(metrics_path):
+    elif rank == 0 and os.path.exists(metrics_path):
         os.remove(metrics_path)
+    net = model
+    if world > 1:
+        from .distributed import DistributedDataParallel
+        net = DistributedDataParallel(model)  # broadcasts rank 0's weights; averages gradients
 
     prog = Progress(cfg.max_steps, cfg.log_interval, stream, quiet)
     prog.message(f"pyengine train: {model.num_parameters():,} parameters, vocab {tokenizer.vocab_size}, "
                  f"{len(train_ids):,} train / {len(val_ids):,} val tokens, preset {cfg.preset}, "
-                 f"steps {start_step}..{cfg.max_steps}, batch {cfg.batch_size} x {cfg.block_size}")
+                 f"steps {start_step}..{cfg.max_steps}, batch {cfg.batch_size} x {cfg.block_size}"
+                 + (f" on each of {world} ranks" if world > 1 else ""))
     model.train()
-    tokens_per_step = cfg.batch_size * cfg.block_size
+    tokens_per_step = cfg.batch_size * cfg.block_size * world
     t_start = time.perf_counter()
     t_window, tok_window = time.perf_counter(), 0
     tok_s = 0.0
@@ -298,9 +327,9 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = get_batch(train_ids, cfg.block_size, cfg.batch_size, batch_gen)
-        _, loss = model(tensor(x), tensor(y))
+        _, loss = net(tensor(x), tensor(y))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP, gradients arrive averaged over the ranks
         if cfg.grad_clip:
             clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -316,23 +345,33 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
         prog.update(step, train_loss_ema, tok_s, lr, start_step)
         done = step + 1
         if done % cfg.eval_interval == 0 or done == cfg.max_steps:
-            val = estimate_loss(model, val_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 7)
-            trn = estimate_loss(model, train_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 8)
+            val = estimate_loss(model, val_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 7,
+                                rank, world)
+            trn = estimate_loss(model, train_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 8,
+                                rank, world)
             improved = val < best_val
             best_val = min(best_val, val)
             last = {"step": done, "train_loss": trn, "val_loss": val, "lr": lr, "tokens_per_s": tok_s,
                     "elapsed_s": time.perf_counter() - t_start}
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(last) + "\n")
-            # the last checkpoint first, then the best: a crash between the two loses nothing
-            save_checkpoint(ckpt_path, model, optimizer, done, cfg, tokenizer, batch_gen, best_val, fingerprint)
-            if improved:
-                save_checkpoint(best_path, model, optimizer, done, cfg, tokenizer, batch_gen, best_val, fingerprint)
+            states = None
+            if world > 1:
+                from . import distributed as dist
+                states = dist.all_gather_object(batch_gen.get_state())
+            if rank == 0:
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(last) + "\n")
+                # the last checkpoint first, then the best: a crash between the two loses nothing
+                save_checkpoint(ckpt_path, model, optimizer, done, cfg, tokenizer, batch_gen, best_val, fingerprint,
+                                states)
+                if improved:
+                    save_checkpoint(best_path, model, optimizer, done, cfg, tokenizer, batch_gen, best_val,
+                                    fingerprint, states)
             prog.message(f"step {done}: train loss {trn:.4f}, val loss {val:.4f}"
                          + (" (best, saved)" if improved else ""))
     elapsed = time.perf_counter() - t_start
     steps_run = end_step - start_step
-    plotted = _plot(metrics_path, os.path.join(cfg.out, "loss.png")) if os.path.exists(metrics_path) else False
+    plotted = (_plot(metrics_path, os.path.join(cfg.out, "loss.png"))
+               if rank == 0 and os.path.exists(metrics_path) else False)
     result = {"best_val_loss": best_val, "final": last, "steps": steps_run, "elapsed_s": elapsed,
               "tokens_per_s": steps_run * tokens_per_step / elapsed if elapsed > 0 else 0.0,
               "checkpoint": ckpt_path, "best_checkpoint": best_path, "metrics": metrics_path,
@@ -340,6 +379,16 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
     prog.message(f"done: {steps_run} steps in {_fmt_time(elapsed)}, {result['tokens_per_s']:,.0f} tok/s; "
                  f"best val loss {best_val:.4f}; checkpoints in {cfg.out}")
     return result
+
+
+def _join_job():
+    """(rank, world size): join the MPI job when started by a launcher, else (0, 1)."""
+    from .distributed.backend import launched_by_mpi
+    if not launched_by_mpi():
+        return 0, 1
+    from . import distributed as dist
+    dist.init()
+    return dist.get_rank(), dist.get_world_size()
 
 
 # ---------------------------------------------------------------------- evaluate / sample

@@ -352,3 +352,23 @@ def test_failures_end_the_job(mode, progress, expect):
         assert text in out, out[-4000:]
     assert "should not happen" not in out
     assert seconds < 30, f"the job took {seconds:.1f} s to end"
+
+
+def test_pyengine_train_under_mpiexec(tmp_path):
+    """`mpiexec -n 2 pyengine train`: rank 0 writes the run; the checkpoint loads at world size 1; resume works."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 120)
+    out = tmp_path / "run"
+    args = ["--data", str(corpus), "--preset", "tiny", "--steps", "20", "--eval-interval", "10", "--eval-iters",
+            "4", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "4",
+            "--lr", "0.01", "--warmup", "2", "--out", str(out)]
+    rc, text, _ = mpirun("lm_train.py", *args)
+    assert rc == 0, text[-4000:]
+    assert "on each of 2 ranks" in text and text.count("pyengine train:") == 1  # only rank 0 prints
+    from pyengine import lm
+    ck = pe.load(str(out / "ckpt.safetensors"))
+    assert ck["step"] == 20 and len(ck["rng"]["batches_by_rank"]) == 2
+    assert lm.evaluate(str(out / "best.safetensors"))["loss"] < 3.0
+    rc, text, _ = mpirun("lm_train.py", *(args[:5] + ["30"] + args[6:]), "--resume")
+    assert rc == 0, text[-4000:]
+    assert pe.load(str(out / "ckpt.safetensors"))["step"] == 30
