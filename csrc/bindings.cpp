@@ -5,10 +5,34 @@
 
 #include "common.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+
+#include <cstdlib>
+#include <cstring>
+#endif
+
 namespace py = pybind11;
+
+// Keep freed memory in the heap instead of handing it back to the OS. A training step allocates and
+// frees the same activation-sized arrays (0.1-30 MB) every step; glibc serves those with fresh mmap
+// pages, and first-touch page faults then cost ~20% of a small GPT step on this VM (measured: 15.8k
+// faults per step -> 0 with this tuning; 177 -> 141 ms CPU per step). Opt out: PYENGINE_MALLOC_TUNING=0.
+static bool tune_malloc() {
+#if defined(__GLIBC__)
+  const char* env = std::getenv("PYENGINE_MALLOC_TUNING");
+  if (env && std::strcmp(env, "0") == 0) return false;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  return true;
+#else
+  return false;
+#endif
+}
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pyengine compiled CPU kernels (use through pyengine.backend, not directly)";
+  m.attr("malloc_tuned") = tune_malloc();
 
   m.def("num_threads", &pe::num_threads, "Threads the kernels use.");
   m.def("set_num_threads", [](int n) {

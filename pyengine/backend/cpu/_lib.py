@@ -4,6 +4,9 @@ Before the extension (and with it libgomp) loads, OMP_WAIT_POLICY defaults to PA
 workers sleep instead of spinning between kernels. On a machine shared with other work, spinning workers
 fight the Python thread for cores; measured here on 2 busy cores, a small GPT step took 16 ms with PASSIVE
 against 404 ms with libgomp's default spin. Set OMP_WAIT_POLICY yourself to override.
+
+Loading _C also raises glibc's mmap/trim thresholds (see csrc/bindings.cpp) so that the arrays a training
+step frees are reused instead of returned to the OS and faulted in again; PYENGINE_MALLOC_TUNING=0 opts out.
 """
 import os
 
