@@ -33,7 +33,7 @@ class MLP(tnn.Module):
     def __init__(self, c):
         super().__init__()
         self.c_fc = tnn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias)
-        self.gelu = tnn.GELU()
+        self.gelu = tnn.GELU(approximate=getattr(c, "gelu", "none"))
         self.c_proj = tnn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias)
         self.dropout = tnn.Dropout(c.dropout)
 

@@ -1,6 +1,7 @@
 """A GPT language model (Radford et al. 2018/2019) from pyengine.nn, with a KV cache for generation.
 
-Pre-LayerNorm transformer blocks; causal self-attention on the fused flash-style attention kernel; GELU MLP;
+Pre-LayerNorm transformer blocks; causal self-attention on the fused flash-style attention kernel; GELU MLP
+(GPT-2's tanh approximation by default, ``GPTConfig(gelu="none")`` for the exact form);
 input and output embeddings tied; GPT-2 initialisation (N(0, 0.02), residual projections scaled by
 1/sqrt(2 n_layer)). Shapes: B batch, T time, C = n_embd, H = n_head, hd = C / H, V = vocab_size.
 """
@@ -25,6 +26,7 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True
+    gelu: str = "tanh"  # GPT-2's tanh approximation of GELU (Hendrycks & Gimpel 2016); "none" = exact erf form
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -91,7 +93,7 @@ class MLP(nn.Module):
         super().__init__()
         C = config.n_embd
         self.c_fc = nn.Linear(C, 4 * C, bias=config.bias)
-        self.gelu = nn.GELU()
+        self.gelu = nn.GELU(approximate=config.gelu)
         self.c_proj = nn.Linear(4 * C, C, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
