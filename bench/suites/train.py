@@ -141,6 +141,64 @@ def _torch_shakespeare(cfg):
     return elapsed, float(np.mean(losses))
 
 
+def lstm_step(res, threads=2, steps=10, quick=False):
+    """The brief's text classifier: Embedding(10000, 256) -> LSTM(128) -> Linear(128, 1), BCE with logits,
+    batch 32, length 100, Adam; steps/s (PyTorch quoted at about 19.7 steps/s on 2 threads)."""
+    import pyengine.nn as nn
+    from pyengine import optim
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, 10000, (32, 100)), rng.integers(0, 2, (32, 1)).astype(np.float32))
+               for _ in range(4)]
+    steps = 5 if quick else steps
+    with Threads(threads):
+        pe.manual_seed(0)
+        emb, lstm, head = nn.Embedding(10000, 256), nn.LSTM(256, 128, batch_first=True), nn.Linear(128, 1)
+        params = list(emb.parameters()) + list(lstm.parameters()) + list(head.parameters())
+        opt, crit = optim.Adam(params, lr=1e-3), nn.BCEWithLogitsLoss()
+        data = [(pe.tensor(x), pe.tensor(y)) for x, y in batches]
+
+        def step(i):
+            x, y = data[i % 4]
+            _, (h, _) = lstm(emb(x))
+            loss = crit(head(h[-1]), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        for i in range(2):
+            step(i)
+        t0 = time.perf_counter()
+        for i in range(steps):
+            step(i)
+        t_ours = (time.perf_counter() - t0) / steps
+        t_torch = None
+        if torch is not None:
+            torch.manual_seed(0)
+            temb, tlstm = torch.nn.Embedding(10000, 256), torch.nn.LSTM(256, 128, batch_first=True)
+            thead = torch.nn.Linear(128, 1)
+            tparams = list(temb.parameters()) + list(tlstm.parameters()) + list(thead.parameters())
+            topt, tcrit = torch.optim.Adam(tparams, lr=1e-3), torch.nn.BCEWithLogitsLoss()
+            tdata = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+
+            def tstep(i):
+                x, y = tdata[i % 4]
+                _, (h, _) = tlstm(temb(x))
+                loss = tcrit(thead(h[-1]), y)
+                topt.zero_grad()
+                loss.backward()
+                topt.step()
+            for i in range(2):
+                tstep(i)
+            t0 = time.perf_counter()
+            for i in range(steps):
+                tstep(i)
+            t_torch = (time.perf_counter() - t0) / steps
+    extra = f"pyengine {1 / t_ours:.1f} steps/s" + (f" vs PyTorch {1 / t_torch:.1f} steps/s" if t_torch else "")
+    res.add("train", "LSTM classifier step (Emb 10000x256, LSTM 128, B32 T100, Adam)", threads, t_ours, None,
+            t_torch, extra=extra + "; target >= 1.5x PyTorch")
+
+
 def run(res, quick=False):
     gpt_step(res, threads=2, quick=quick)
     gpt_step(res, threads=1, quick=quick)
+    lstm_step(res, threads=2, quick=quick)
