@@ -27,8 +27,8 @@ keeps pyengine's and converts at the edges: a Dense kernel is stored as ``weight
 fused GEMM and read as ``layer.kernel`` (in, units); ``get_weights``/``set_weights`` always speak Keras's
 layout, so weights move between pyengine and Keras unchanged.
 """
+import functools
 import inspect
-import math
 import numbers
 
 import numpy as np
@@ -138,6 +138,21 @@ class Layer(nn.Module):
 
     _float_inputs = True  # cast inputs to float32 (Embedding turns this off)
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_marks_built", False):
+            @functools.wraps(build)
+            def build_and_mark(self, input_shape=None, *args, **kw):
+                out = build(self, input_shape, *args, **kw)
+                self.built = True  # calling build() directly builds the layer too, as in Keras
+                if self._build_input_shape is None and input_shape is not None:
+                    self._build_input_shape = _with_batch_none(
+                        list(input_shape) if isinstance(input_shape, list) else tuple(input_shape))
+                return out
+            build_and_mark._marks_built = True
+            cls.build = build_and_mark
+
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, batch_input_shape=None,
                  input_dim=None, batch_size=None, **kwargs):
         super().__init__()
@@ -171,6 +186,8 @@ class Layer(nn.Module):
             inputs = _as_tensor(inputs, self._float_inputs)
         if not self.built:
             self._maybe_build(_shape_of(inputs))
+        elif self._batch_input_shape is not None:
+            self._check_input_shape(_shape_of(inputs))
         training = kwargs.pop("training", None)
         if self._accepts_training:
             kwargs["training"] = bool(training)
@@ -198,14 +215,18 @@ class Layer(nn.Module):
         self._inbound_nodes.append(node)
         return result
 
+    def _check_input_shape(self, shape):
+        want = self._batch_input_shape
+        if want is None or isinstance(shape, list):
+            return
+        if len(want) != len(shape) or any(w is not None and g is not None and w != g
+                                          for w, g in zip(want[1:], shape[1:])):
+            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: expected shape "
+                             f"{want}, found shape {tuple(shape)}")
+
     def _maybe_build(self, input_shape):
         input_shape = _with_batch_none(input_shape)
-        if self._batch_input_shape is not None and not isinstance(input_shape, list):
-            want = self._batch_input_shape
-            if len(want) != len(input_shape) or any(w is not None and g is not None and w != g
-                                                    for w, g in zip(want[1:], input_shape[1:])):
-                raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: expected shape "
-                                 f"{want}, found shape {input_shape}")
+        self._check_input_shape(input_shape)
         self.build(input_shape)
         self._build_input_shape = input_shape
         self.built = True
@@ -293,16 +314,44 @@ class Layer(nn.Module):
             if isinstance(m, Layer):
                 m.trainable = value
 
+    def _weight_owners(self):
+        """Where the weights live, in Keras's order: this layer's own Parameters, then each sublayer (which
+        converts its own layouts), then the Parameters of plain pyengine modules."""
+        out, seen = [], set()
+        for p in self._own_weights:
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        for m in self._modules.values():
+            if isinstance(m, Layer):
+                out.append(m)
+            elif m is not None:
+                for p in m.parameters():
+                    if id(p) not in seen:
+                        seen.add(id(p))
+                        out.append(p)
+        return out
+
     def get_weights(self):
-        """The weights as NumPy arrays, in Keras's order and layout."""
-        return [w.data.copy() for w in self.weights]
+        """The weights as NumPy arrays, in Keras's order and layout (a Dense kernel is (in, units))."""
+        out = []
+        for owner in self._weight_owners():
+            out.extend(owner.get_weights() if isinstance(owner, Layer) else [owner.data.copy()])
+        return out
 
     def set_weights(self, weights):
         """Set the weights from NumPy arrays in Keras's order and layout (as ``get_weights`` returns)."""
-        own = self.weights
+        weights = list(weights)
         self._check_weights(weights, [w.shape for w in self.get_weights()])
-        for p, value in zip(own, weights):
-            p.data[...] = np.asarray(value)
+        i = 0
+        for owner in self._weight_owners():
+            if isinstance(owner, Layer):
+                n = len(owner.get_weights())
+                owner.set_weights(weights[i:i + n])
+                i += n
+            else:
+                owner.data[...] = np.asarray(weights[i])
+                i += 1
 
     def _check_weights(self, weights, expected):
         if not self.built:

@@ -658,22 +658,26 @@ class Model(Layer):
         _io.save(checkpoint, path)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the weights only (a pyengine checkpoint of the state dict); reload with ``load_weights``."""
+        """Save the weights only, as the ``get_weights()`` list (a pyengine checkpoint); ``load_weights`` puts
+        them back into any model of the same architecture, layer names aside (matched by order, as Keras)."""
         path = os.fspath(filepath)
         if not overwrite and os.path.exists(path):
             raise FileExistsError(f"save_weights: {path!r} exists and overwrite=False")
         if not self.built:
             raise ValueError(f"save_weights: model '{self.name}' is not built yet")
-        _io.save({"format": _FORMAT + ".weights", "weights": dict(self.state_dict())}, path)
+        _io.save({"format": _FORMAT + ".weights", "weights": self.get_weights()}, path)
 
     def load_weights(self, filepath, skip_mismatch=False):
-        """Load weights saved by ``save_weights`` (or ``save``) into this (built) model."""
+        """Load weights saved by ``save_weights`` (or by ``save``) into this built model of the same architecture."""
         ckpt = _io.load(os.fspath(filepath))
-        if not isinstance(ckpt, dict) or "weights" not in ckpt:
-            raise ValueError(f"load_weights: {filepath!r} holds no model weights")
+        if not isinstance(ckpt, dict) or ckpt.get("format") not in (_FORMAT, _FORMAT + ".weights"):
+            raise ValueError(f"load_weights: {os.fspath(filepath)!r} holds no keras model weights")
         if not self.built:
             raise ValueError(f"load_weights: build model '{self.name}' first (call it on data or build())")
-        self.load_state_dict(ckpt["weights"], strict=not skip_mismatch)
+        if ckpt["format"] == _FORMAT:  # a whole-model file: its state dict, matched by name
+            self.load_state_dict(ckpt["weights"], strict=not skip_mismatch)
+        else:
+            self.set_weights(ckpt["weights"])
 
     def get_config(self):
         return {}
