@@ -117,11 +117,7 @@ class _ArrayData:
         return None if a is None else _to_batch_tensor(a[idx])
 
     def __iter__(self):
-        order = _rng().permutation(self.n) if self.shuffle and self.shuffle != "batch" else None
-        if self.shuffle == "batch":
-            order = np.concatenate([np.arange(s, min(s + self.batch_size, self.n))
-                                    for s in _rng().permutation(np.arange(0, self.n, self.batch_size))]) \
-                if self.n else None
+        order = _rng().permutation(self.n) if self.shuffle else None
         for i in range(self.steps):
             idx = slice(i * self.batch_size, (i + 1) * self.batch_size)
             if order is not None:
@@ -172,14 +168,18 @@ class _IterableData:
         self.steps = steps
         self.shuffle = False
 
+    @staticmethod
+    def _tensor(v):
+        if v is None or isinstance(v, Tensor):
+            return v
+        return _to_batch_tensor(_as_array(v, "batch"))
+
     def __iter__(self):
         it = self._it if self.one_shot else iter(self.source)
         for i, batch in enumerate(it):
             x, y, sw = unpack_x_y_sample_weight(batch)
-            conv = lambda v: None if v is None else (v if isinstance(v, Tensor) else  # noqa: E731
-                                                     _to_batch_tensor(_as_array(v, "batch")))
-            x = [conv(v) for v in x] if isinstance(x, (list, tuple)) else conv(x)
-            yield x, conv(y), conv(sw)
+            x = [self._tensor(v) for v in x] if isinstance(x, (list, tuple)) else self._tensor(x)
+            yield x, self._tensor(y), self._tensor(sw)
             if self.steps is not None and i + 1 >= self.steps:
                 break
 
@@ -202,6 +202,17 @@ def _class_weights(y, class_weight):
     for cls, weight in class_weight.items():
         w[ids == int(cls)] = weight
     return w
+
+
+def _dtype_name(x):
+    """The dtype of an input batch (the first input's, for several), as a NumPy dtype name."""
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], (Tensor, np.ndarray)):
+        x = x[0]
+    if isinstance(x, Tensor):
+        return str(x.data.dtype)
+    if isinstance(x, np.ndarray):
+        return str(x.dtype)
+    return None
 
 
 def _verbosity(verbose):
@@ -280,11 +291,8 @@ class Model(Layer):
         self.built = True
 
     def __call__(self, inputs, *args, **kwargs):
-        if not self.built and not layers_module._is_symbolic(inputs):
-            first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs and hasattr(inputs[0], "shape") \
-                else inputs
-            self._build_input_dtype = str(np.asarray(first.data if isinstance(first, Tensor) else first).dtype) \
-                if not isinstance(first, (list, tuple)) else None
+        if not self.built and self._build_input_dtype is None:
+            self._build_input_dtype = _dtype_name(inputs)  # so that load_model can rebuild it the same way
         return super().__call__(inputs, *args, **kwargs)
 
     def build(self, input_shape):
@@ -552,22 +560,24 @@ class Model(Layer):
             return [np.concatenate(parts) for parts in zip(*outputs)]
         return np.concatenate(outputs)
 
+    def _one_batch(self, x, y, sample_weight, what):
+        data = _ArrayData(x, y, sample_weight, 1, False, self._n_inputs(), what)
+        data.batch_size, data.steps = max(data.n, 1), 1
+        return next(iter(data))
+
     def train_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """One ``train_step`` on one batch; returns the loss (and metrics) of that batch."""
         self._assert_compiled("training")
         self.reset_metrics()
-        data = _ArrayData(x, y, sample_weight, max(len(np.asarray(x)) if not isinstance(x, Tensor) else
-                                                   x.shape[0], 1), False, self._n_inputs(), "train_on_batch")
-        logs = _logs(self.train_step(next(iter(data))))
+        logs = _logs(self.train_step(self._one_batch(x, y, sample_weight, "train_on_batch")))
         return logs if return_dict else (list(logs.values()) if len(logs) > 1 else logs["loss"])
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """``test_step`` on one batch; returns its loss (and metrics)."""
         self._assert_compiled("evaluating")
         self.reset_metrics()
-        data = _ArrayData(x, y, sample_weight, max(len(np.asarray(x)) if not isinstance(x, Tensor) else
-                                                   x.shape[0], 1), False, self._n_inputs(), "test_on_batch")
         with pe.no_grad():
-            logs = _logs(self.test_step(next(iter(data))))
+            logs = _logs(self.test_step(self._one_batch(x, y, sample_weight, "test_on_batch")))
         return logs if return_dict else (list(logs.values()) if len(logs) > 1 else logs["loss"])
 
     def predict_on_batch(self, x):
