@@ -661,3 +661,33 @@ def test_keras_import_paths():
     assert x.shape == (2, 3) and x[1, 0] == 0
     assert to_categorical([1, 0], 2).tolist() == [[0, 1], [1, 0]]
     assert keras.Sequential is Sequential and keras.layers.Dense is Dense
+
+
+def test_multi_input_functional_model_with_generator_and_batch_methods():
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((96, 3)).astype(np.float32)
+    ids = rng.integers(0, 20, (96, 5))
+    y = (a[:, 0] > 0).astype(np.float32)
+    in_a, in_ids = Input(shape=(3,)), Input(shape=(5,), dtype="int32")
+    pooled = layers.GlobalAveragePooling1D()(Embedding(20, 4)(in_ids))
+    model = Model([in_a, in_ids], Dense(1, activation="sigmoid")(layers.Concatenate()([in_a, pooled])))
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.05), loss="binary_crossentropy", metrics=["accuracy"])
+    assert model.fit([a, ids], y, epochs=5, batch_size=16, verbose=0).history["accuracy"][-1] > 0.9
+    loss, acc = model.train_on_batch([a, ids], y)
+    assert model.test_on_batch([a, ids], y, return_dict=True).keys() == {"loss", "accuracy"}
+    assert model.predict([a, ids], verbose=0).shape == (96, 1)
+
+    def batches():  # a generator never ends: steps_per_epoch says where an epoch does
+        while True:
+            i = rng.integers(0, 96, 16)
+            yield [a[i], ids[i]], y[i]
+    steps = []
+    model.fit(batches(), steps_per_epoch=3, epochs=2, verbose=0,
+              callbacks=[callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: steps.append(b))])
+    assert steps == [0, 1, 2, 0, 1, 2]
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        model.fit(batches(), epochs=1, verbose=0)
+    assert model.training  # fit, evaluate and predict put the train/eval flag back as they found it
+    model.eval()
+    model.fit([a, ids], y, epochs=1, verbose=0)
+    assert not model.training

@@ -215,6 +215,22 @@ def _dtype_name(x):
     return None
 
 
+class _Mode:
+    """``with _Mode(model, training):`` sets the pyengine train/eval flag of every module for a loop and puts
+    the previous one back (for plain pyengine modules inside Keras layers; Keras layers follow the
+    ``training`` argument)."""
+
+    def __init__(self, model, training):
+        self.model, self.training = model, training
+
+    def __enter__(self):
+        self.previous = self.model.training
+        self.model.train(self.training)
+
+    def __exit__(self, *exc):
+        self.model.train(self.previous)
+
+
 def _verbosity(verbose):
     if verbose == "auto":
         return 1
@@ -494,12 +510,13 @@ class Model(Layer):
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             cbs.on_epoch_begin(epoch)
-            for step, batch in enumerate(train):
-                cbs.on_train_batch_begin(step)
-                logs = _logs(self.train_step(batch))
-                cbs.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
+            with _Mode(self, True):
+                for step, batch in enumerate(train):
+                    cbs.on_train_batch_begin(step)
+                    logs = _logs(self.train_step(batch))
+                    cbs.on_train_batch_end(step, logs)
+                    if self.stop_training:
+                        break
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._test_loop(val, cbs)
@@ -515,7 +532,7 @@ class Model(Layer):
         self.reset_metrics()
         cbs.on_test_begin()
         logs = {}
-        with pe.no_grad():
+        with pe.no_grad(), _Mode(self, False):
             for step, batch in enumerate(data):
                 cbs.on_test_batch_begin(step)
                 logs = _logs(self.test_step(batch))
@@ -546,7 +563,7 @@ class Model(Layer):
                            steps=data.steps)
         outputs = []
         cbs.on_predict_begin()
-        with pe.no_grad():
+        with pe.no_grad(), _Mode(self, False):
             for step, batch in enumerate(data):
                 cbs.on_predict_batch_begin(step)
                 out = self.predict_step(batch)
