@@ -691,3 +691,38 @@ def test_multi_input_functional_model_with_generator_and_batch_methods():
     model.eval()
     model.fit([a, ids], y, epochs=1, verbose=0)
     assert not model.training
+
+
+class _Scale(layers.Layer):
+    """A custom layer written the Keras way: add_weight in build, math in call, get_config for saving."""
+
+    def __init__(self, init=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.init = init
+
+    def build(self, input_shape):
+        self.w = self.add_weight(name="w", shape=(input_shape[-1],), initializer=keras.initializers.Constant(self.init))
+
+    def call(self, inputs):
+        return inputs * self.w
+
+    def get_config(self):
+        return {**super().get_config(), "init": self.init}
+
+
+def test_custom_layer_trains_saves_and_loads(tmp_path):
+    x, y = _binary_data(n=64)
+    scale = _Scale(2.0)
+    model = Sequential([Input(shape=(4,)), scale, Dense(1, activation="sigmoid")])
+    assert scale.built and [w.shape for w in scale.get_weights()] == [(4,)]
+    assert list(scale.state_dict()) == ["w"] and len(model.trainable_weights) == 3
+    np.testing.assert_array_equal(scale.get_weights()[0], [2.0] * 4)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0)
+    assert not np.allclose(scale.get_weights()[0], 2.0)  # it learned
+    path = str(tmp_path / "custom.keras")
+    model.save(path)
+    with pytest.raises(ValueError, match="Unknown layer: '_Scale'"):
+        keras.models.load_model(path)
+    again = keras.models.load_model(path, custom_objects={"_Scale": _Scale})
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
