@@ -726,3 +726,16 @@ def test_custom_layer_trains_saves_and_loads(tmp_path):
         keras.models.load_model(path)
     again = keras.models.load_model(path, custom_objects={"_Scale": _Scale})
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("loss, y, out", [
+    (losses.BinaryCrossentropy(), [[1.0], [0.0], [1.0]], [[0.9], [0.3], [1.0]]),
+    (losses.BinaryCrossentropy(from_logits=True), [1.0, 0.0, 1.0], [[2.0], [-30.0], [0.1]]),
+    (losses.SparseCategoricalCrossentropy(), [0, 2, 1], [[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.0, 1.0, 0.0]]),
+    (losses.SparseCategoricalCrossentropy(from_logits=True), [[0], [2], [1]], [[3.0, 0.0, -1.0]] * 3),
+    (losses.MeanSquaredError(), [1.0, 2.0, 3.0], [[1.5], [2.0], [0.0]]),
+])
+def test_fused_batch_mean_equals_per_sample_path(loss, y, out):
+    fused = float(loss(np.array(y), pe.tensor(out)))
+    per_sample = float(loss(np.array(y), pe.tensor(out), sample_weight=np.ones(3)))
+    assert fused == pytest.approx(per_sample, rel=1e-6)

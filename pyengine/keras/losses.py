@@ -240,7 +240,17 @@ class Loss:
         self.name = name or _snake(type(self).__name__)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        return _reduce(self.call(y_true, y_pred), sample_weight, self.reduction)
+        return self._compute(y_true, y_pred, sample_weight)
+
+    def _compute(self, y_true, y_pred, sample_weight=None, logits=None):
+        """The reduced loss, from ``logits`` (of ``_logits_kind``'s activation) when given. The default
+        reduction without sample weights goes through one fused kernel where there is one."""
+        if sample_weight is None and self.reduction == "sum_over_batch_size":
+            loss = self._batch_mean(y_true, y_pred, logits)
+            if loss is not None:
+                return loss
+        per_sample = self.call(y_true, y_pred) if logits is None else self._call_logits(y_true, logits)
+        return _reduce(per_sample, sample_weight, self.reduction)
 
     def call(self, y_true, y_pred):
         raise NotImplementedError
@@ -248,6 +258,11 @@ class Loss:
     def _call_logits(self, y_true, logits):
         """The per-sample loss computed from the logits of ``_logits_kind``'s activation."""
         raise NotImplementedError
+
+    def _batch_mean(self, y_true, y_pred, logits=None):
+        """The mean loss over the batch in one fused kernel, or None where this loss has none. (The mean of
+        per-sample means over equal-sized last axes is the mean over all elements.)"""
+        return None
 
     def _can_use_logits(self, kind):
         return kind is not None and kind == self._logits_kind and not getattr(self, "from_logits", False)
@@ -295,6 +310,16 @@ class BinaryCrossentropy(LossFunctionWrapper):
         return binary_crossentropy(y_true, logits, from_logits=True,
                                    label_smoothing=self._fn_kwargs["label_smoothing"])
 
+    def _batch_mean(self, y_true, y_pred, logits=None):
+        if self._fn_kwargs["label_smoothing"]:
+            return None
+        x = logits if logits is not None else _tensor(y_pred)
+        y = _align(_tensor(y_true), x)
+        _check_same_shape("binary_crossentropy", y, x)
+        if logits is not None or self.from_logits:
+            return F.binary_cross_entropy_with_logits(x, y)
+        return F.binary_cross_entropy(_clip(x), y)
+
 
 class CategoricalCrossentropy(LossFunctionWrapper):
     """Crossentropy of one-hot labels (B, C) against class probabilities (or logits) (B, C)."""
@@ -329,10 +354,23 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
     def _call_logits(self, y_true, logits):
         return sparse_categorical_crossentropy(y_true, logits, from_logits=True)
 
+    def _batch_mean(self, y_true, y_pred, logits=None):
+        x = logits if logits is not None else _tensor(y_pred)
+        ids = _sparse_targets(y_true, x)
+        if logits is None and not self.from_logits:
+            x = pe.log(_clip(x))
+        return F.cross_entropy(x.reshape(-1, x.shape[-1]), ids.reshape(-1))
+
 
 class MeanSquaredError(LossFunctionWrapper):
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
         super().__init__(mean_squared_error, reduction, name)
+
+    def _batch_mean(self, y_true, y_pred, logits=None):
+        y_pred = _tensor(y_pred)
+        y_true = _align(_tensor(y_true), y_pred)
+        _check_same_shape("mean_squared_error", y_true, y_pred)
+        return F.mse_loss(y_pred, y_true)
 
 
 class MeanAbsoluteError(LossFunctionWrapper):

@@ -387,12 +387,10 @@ class Model(Layer):
         if y is None:
             raise ValueError("compute_loss: the labels y are missing: fit/evaluate need (x, y)")
         cache, self._last_logits = self._last_logits, None
-        loss_obj = self._loss_obj
-        if cache is not None and cache[0] is y_pred and loss_obj._can_use_logits(cache[2]):
-            per_sample = loss_obj._call_logits(y, cache[1])
-        else:
-            per_sample = loss_obj.call(y, y_pred)
-        loss = losses_module._reduce(per_sample, sample_weight, loss_obj.reduction)
+        logits = None
+        if cache is not None and cache[0] is y_pred and self._loss_obj._can_use_logits(cache[2]):
+            logits = cache[1]
+        loss = self._loss_obj._compute(y, y_pred, sample_weight, logits)
         for penalty in self.losses:
             loss = loss + penalty
         batch = y_pred.shape[0] if y_pred is not None and getattr(y_pred, "ndim", 0) else 1
