@@ -739,3 +739,27 @@ def test_fused_batch_mean_equals_per_sample_path(loss, y, out):
     fused = float(loss(np.array(y), pe.tensor(out)))
     per_sample = float(loss(np.array(y), pe.tensor(out), sample_weight=np.ones(3)))
     assert fused == pytest.approx(per_sample, rel=1e-6)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum"])
+def test_bidirectional_lstm_matches_both_directions(merge_mode, tmp_path):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    bi = layers.Bidirectional(LSTM(4, return_sequences=True), merge_mode=merge_mode)
+    out = bi(x)
+    weights = bi.get_weights()
+    assert [w.shape for w in weights] == [(3, 16), (4, 16), (16,)] * 2 and bi.count_params() == 2 * 4 * 4 * 8
+    fwd, _, _ = _numpy_lstm(x.astype(np.float64), *weights[:3])
+    bwd, _, _ = _numpy_lstm(x[:, ::-1].astype(np.float64), *weights[3:])
+    bwd = bwd[:, ::-1]  # back in time order
+    expected = np.concatenate([fwd, bwd], -1) if merge_mode == "concat" else fwd + bwd
+    np.testing.assert_allclose(out.detach().numpy(), expected, atol=1e-5)
+    model = Sequential([Input(shape=(5,), dtype="int32"), Embedding(10, 3),
+                        layers.Bidirectional(LSTM(4), merge_mode=merge_mode), Dense(1, activation="sigmoid")])
+    assert model.layers[1].output_shape == (None, 8 if merge_mode == "concat" else 4)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    ids = rng.integers(0, 10, (16, 5))
+    model.fit(ids, rng.integers(0, 2, 16), epochs=1, verbose=0)
+    model.save(str(tmp_path / "bi.keras"))
+    again = keras.models.load_model(str(tmp_path / "bi.keras"))
+    np.testing.assert_array_equal(again.predict(ids, verbose=0), model.predict(ids, verbose=0))

@@ -3,7 +3,7 @@
     Input, InputLayer             where a model starts (a symbolic tensor of a given shape)
     Dense                         activation(x @ kernel + bias)
     Embedding                     integer ids -> vectors
-    LSTM                          a recurrent layer (batch first) on pyengine's fused nn.LSTM
+    LSTM, Bidirectional           a recurrent layer (batch first) on pyengine's fused nn.LSTM, and both ways
     Dropout, Flatten, Reshape, Activation, Lambda
     LayerNormalization, GlobalAveragePooling1D, GlobalMaxPooling1D, Concatenate, Add
 
@@ -42,8 +42,8 @@ from ..tensor import Tensor
 from . import activations, initializers, regularizers
 from .backend import snake_case, unique_object_name
 
-__all__ = ["KerasTensor", "Layer", "InputLayer", "Input", "Dense", "Embedding", "LSTM", "Dropout", "Flatten",
-           "Reshape", "Activation", "Lambda", "LayerNormalization", "GlobalAveragePooling1D",
+__all__ = ["KerasTensor", "Layer", "InputLayer", "Input", "Dense", "Embedding", "LSTM", "Bidirectional", "Dropout",
+           "Flatten", "Reshape", "Activation", "Lambda", "LayerNormalization", "GlobalAveragePooling1D",
            "GlobalMaxPooling1D", "Concatenate", "Add", "serialize", "deserialize", "get_layer_class"]
 
 
@@ -671,29 +671,37 @@ class LSTM(Layer):
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
+    # set by Bidirectional before the build: one nn.LSTM runs both directions, outputs merged by _merge_mode
+    _bidirectional = False
+    _merge_mode = "concat"
+
+    def _directions(self):
+        return ["_l0", "_l0_reverse"] if self._bidirectional else ["_l0"]
+
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(f"LSTM '{self.name}': expected inputs of shape (batch, timesteps, features) with "
                              f"known features, got {input_shape}")
         features, H = input_shape[-1], self.units
-        self.cell = nn.LSTM(features, H, bias=self.use_bias, batch_first=True)
-        cell = self.cell
-        kernel = initializers.get(self._init_names[0])((features, 4 * H))
-        recurrent = initializers.get(self._init_names[1])((H, 4 * H))
-        cell.weight_ih_l0.data[...] = kernel.T
-        cell.weight_hh_l0.data[...] = recurrent.T
-        self._own_weights = [cell.weight_ih_l0, cell.weight_hh_l0]
-        regs = [(cell.weight_ih_l0, self.kernel_regularizer), (cell.weight_hh_l0, self.recurrent_regularizer)]
-        if self.use_bias:
-            bias = initializers.get(self._init_names[2])((4 * H,))
-            if self.unit_forget_bias:
-                bias[H:2 * H] = 1.0
-            cell.bias_ih_l0.data[...] = bias
-            # Keras has one bias; pyengine's LSTM two (b_ih + b_hh). b_hh stays a frozen zero.
-            cell.bias_hh_l0.data[...] = 0.0
-            cell.bias_hh_l0.requires_grad_(False)
-            self._own_weights.append(cell.bias_ih_l0)
-            regs.append((cell.bias_ih_l0, self.bias_regularizer))
+        self.cell = nn.LSTM(features, H, bias=self.use_bias, batch_first=True, bidirectional=self._bidirectional)
+        self._own_weights, regs = [], []
+        for sfx in self._directions():
+            w_ih, w_hh = getattr(self.cell, "weight_ih" + sfx), getattr(self.cell, "weight_hh" + sfx)
+            w_ih.data[...] = initializers.get(self._init_names[0])((features, 4 * H)).T
+            w_hh.data[...] = initializers.get(self._init_names[1])((H, 4 * H)).T
+            self._own_weights += [w_ih, w_hh]
+            regs += [(w_ih, self.kernel_regularizer), (w_hh, self.recurrent_regularizer)]
+            if self.use_bias:
+                b_ih, b_hh = getattr(self.cell, "bias_ih" + sfx), getattr(self.cell, "bias_hh" + sfx)
+                bias = initializers.get(self._init_names[2])((4 * H,))
+                if self.unit_forget_bias:
+                    bias[H:2 * H] = 1.0
+                b_ih.data[...] = bias
+                # Keras has one bias; pyengine's LSTM two (b_ih + b_hh). b_hh stays a frozen zero.
+                b_hh.data[...] = 0.0
+                b_hh.requires_grad_(False)
+                self._own_weights.append(b_ih)
+                regs.append((b_ih, self.bias_regularizer))
         self._regularizers = [(p, r) for p, r in regs if r is not None]
         if not self._trainable:
             for p in self._own_weights:
@@ -702,6 +710,15 @@ class LSTM(Layer):
     @property
     def weights(self):
         return list(self._own_weights)
+
+    def _merge(self, forward, backward):
+        if self._merge_mode == "concat":
+            return pe.cat([forward, backward], dim=-1)
+        if self._merge_mode == "sum":
+            return forward + backward
+        if self._merge_mode == "ave":
+            return (forward + backward) * 0.5
+        return forward * backward  # "mul"
 
     def call(self, inputs, training=False):
         x = inputs
@@ -715,6 +732,12 @@ class LSTM(Layer):
             keep = _rng().random((B, 1, I)) >= self.dropout
             x = x * pe.from_numpy((keep / (1.0 - self.dropout)).astype(np.float32))
         out, (h, c) = self.cell(x)
+        if self._bidirectional:
+            H = self.units
+            last = self._merge(h[0], h[1])
+            if self.return_sequences and self._merge_mode != "concat":
+                out = self._merge(out[:, :, :H], out[:, :, H:])
+            return out if self.return_sequences else last
         last = h[0]
         result = out if self.return_sequences else last
         if self.return_state:
@@ -723,27 +746,33 @@ class LSTM(Layer):
 
     def compute_output_shape(self, input_shape):
         B, T = input_shape[0], input_shape[1]
-        out = (B, T, self.units) if self.return_sequences else (B, self.units)
+        units = self.units * (2 if self._bidirectional and self._merge_mode == "concat" else 1)
+        out = (B, T, units) if self.return_sequences else (B, units)
         if self.return_state:
             return [out, (B, self.units), (B, self.units)]
         return out
 
     def get_weights(self):
-        cell = self.cell
-        out = [cell.weight_ih_l0.data.T.copy(), cell.weight_hh_l0.data.T.copy()]
-        if self.use_bias:
-            out.append(cell.bias_ih_l0.data + cell.bias_hh_l0.data)
+        """[kernel (features, 4 units), recurrent_kernel (units, 4 units), bias (4 units)] per direction."""
+        out = []
+        for sfx in self._directions():
+            out += [getattr(self.cell, "weight_ih" + sfx).data.T.copy(),
+                    getattr(self.cell, "weight_hh" + sfx).data.T.copy()]
+            if self.use_bias:
+                out.append(getattr(self.cell, "bias_ih" + sfx).data + getattr(self.cell, "bias_hh" + sfx).data)
         return out
 
     def set_weights(self, weights):
         weights = list(weights)
         self._check_weights(weights, [w.shape for w in self.get_weights()])
-        cell = self.cell
-        cell.weight_ih_l0.data[...] = np.asarray(weights[0]).T
-        cell.weight_hh_l0.data[...] = np.asarray(weights[1]).T
-        if self.use_bias:
-            cell.bias_ih_l0.data[...] = weights[2]
-            cell.bias_hh_l0.data[...] = 0.0
+        per = 3 if self.use_bias else 2
+        for d, sfx in enumerate(self._directions()):
+            w = weights[d * per:(d + 1) * per]
+            getattr(self.cell, "weight_ih" + sfx).data[...] = np.asarray(w[0]).T
+            getattr(self.cell, "weight_hh" + sfx).data[...] = np.asarray(w[1]).T
+            if self.use_bias:
+                getattr(self.cell, "bias_ih" + sfx).data[...] = w[2]
+                getattr(self.cell, "bias_hh" + sfx).data[...] = 0.0
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
@@ -758,6 +787,50 @@ class LSTM(Layer):
 
     def extra_repr(self):
         return f"name={self.name!r}, units={self.units}, return_sequences={self.return_sequences}"
+
+
+class Bidirectional(Layer):
+    """Run an LSTM over the sequence both ways and merge the two results (Schuster & Paliwal 1997).
+
+    ``merge_mode``: "concat" (default: 2 units features), "sum", "ave" or "mul". Both directions run in one
+    pyengine ``nn.LSTM(bidirectional=True)``. ``get_weights``: the forward LSTM's three arrays, then the
+    backward one's, as Keras.
+
+    >>> Bidirectional(LSTM(16))(np.zeros((2, 5, 3), np.float32)).shape
+    pyengine.Size([2, 32])
+    """
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, LSTM):
+            raise NotImplementedError(f"Bidirectional: only LSTM layers are supported, got {type(layer).__name__}")
+        if merge_mode not in ("concat", "sum", "ave", "mul"):
+            raise ValueError(f"Bidirectional: merge_mode must be 'concat', 'sum', 'ave' or 'mul', got {merge_mode!r}")
+        if backward_layer is not None or weights is not None:
+            raise NotImplementedError("Bidirectional: backward_layer and weights are not supported")
+        if layer.return_state or layer.go_backwards or layer.built:
+            raise NotImplementedError("Bidirectional: the LSTM must be unbuilt, without return_state or go_backwards")
+        layer._bidirectional, layer._merge_mode = True, merge_mode
+        self.merge_mode = merge_mode
+        self.layer = layer
+
+    def build(self, input_shape):
+        self.layer._maybe_build(input_shape)
+
+    def call(self, inputs, training=False):
+        return self.layer(inputs, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "layer": serialize(self.layer), "merge_mode": self.merge_mode}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = deserialize(config["layer"])
+        return cls(**config)
 
 
 # ---------------------------------------------------------------------- shape-preserving and reshaping layers
