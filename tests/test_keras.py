@@ -100,8 +100,9 @@ def test_embedding_shapes_init_and_bad_ids():
     assert tuple(emb(np.array([[1.0, 2.0]])).shape) == (1, 2, 8)  # float ids are cast
     with pytest.raises(ValueError, match=r"id 100 is outside \[0, 100\)"):
         emb(np.array([[1, 100]]))
-    with pytest.raises(NotImplementedError, match="mask_zero"):
-        Embedding(10, 4, mask_zero=True)
+    assert Embedding(10, 4).compute_mask(np.array([[0, 1]])) is None
+    np.testing.assert_array_equal(Embedding(10, 4, mask_zero=True).compute_mask(np.array([[0, 3, 0]])),
+                                  [[False, True, False]])
 
 
 def _numpy_lstm(x, kernel, recurrent, bias):
@@ -763,3 +764,59 @@ def test_bidirectional_lstm_matches_both_directions(merge_mode, tmp_path):
     model.save(str(tmp_path / "bi.keras"))
     again = keras.models.load_model(str(tmp_path / "bi.keras"))
     np.testing.assert_array_equal(again.predict(ids, verbose=0), model.predict(ids, verbose=0))
+
+
+def test_masked_lstm_reads_only_the_real_steps():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 6, 3)).astype(np.float32)
+    mask = np.array([[0, 0, 1, 1, 1, 1],     # pre-padded
+                     [1, 1, 1, 1, 1, 1],     # full
+                     [1, 1, 1, 0, 0, 0],     # post-padded
+                     [0, 0, 0, 0, 0, 0]], bool)  # empty
+    lstm = LSTM(5, return_sequences=True)
+    lstm.build((None, 6, 3))
+    w = [rng.standard_normal(v.shape).astype(np.float32) * 0.5 for v in lstm.get_weights()]
+    lstm.set_weights(w)
+    seq = lstm(x, mask=mask).detach().numpy()
+    last_layer = LSTM(5)
+    last_layer.build((None, 6, 3))
+    last_layer.set_weights(w)
+    last = last_layer(x, mask=mask).detach().numpy()
+    for b in range(4):
+        steps = np.flatnonzero(mask[b])
+        if len(steps) == 0:
+            np.testing.assert_array_equal(last[b], 0)
+            continue
+        ref_seq, ref_h, _ = _numpy_lstm(x[b:b + 1, steps].astype(np.float64), *w)
+        np.testing.assert_allclose(last[b], ref_h[0], atol=1e-5)
+        np.testing.assert_allclose(seq[b, steps], ref_seq[0], atol=1e-5)
+        np.testing.assert_array_equal(seq[b, ~mask[b]], 0)
+    bi = layers.Bidirectional(LSTM(5))
+    bi.build((None, 6, 3))
+    bi.set_weights(w + w)  # the same weights both ways
+    out = bi(x, mask=mask).detach().numpy()
+    steps = np.flatnonzero(mask[0])
+    _, fwd, _ = _numpy_lstm(x[:1, steps].astype(np.float64), *w)
+    _, bwd, _ = _numpy_lstm(x[:1, steps[::-1]].astype(np.float64), *w)
+    np.testing.assert_allclose(out[0], np.concatenate([fwd[0], bwd[0]]), atol=1e-5)
+    with pytest.raises(NotImplementedError, match="gaps"):
+        last_layer(x, mask=np.array([[1, 0, 1, 1, 1, 1]] * 4, bool))
+
+
+def test_mask_zero_makes_predictions_independent_of_padding():
+    from pyengine.keras.preprocessing.sequence import pad_sequences
+    x, y = _token_data(n=96, T=6, vocab=20)
+    x[::2, :2] = 0  # padding in half the rows
+    model = Sequential([Embedding(20, 8, mask_zero=True), LSTM(6), Dense(1, activation="sigmoid")])
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.01), loss="binary_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # trains through the masked path
+    seqs = [[3, 7, 1], [5], [2, 2, 9, 4]]
+    short = model.predict(pad_sequences(seqs, maxlen=4), verbose=0)
+    np.testing.assert_allclose(model.predict(pad_sequences(seqs, maxlen=9), verbose=0), short, atol=1e-6)
+    np.testing.assert_allclose(model.predict(pad_sequences(seqs, maxlen=7, padding="post"), verbose=0), short,
+                               atol=1e-6)
+    pooled = Sequential([Embedding(20, 4, mask_zero=True), layers.GlobalAveragePooling1D()])
+    ids = np.array([[0, 0, 3, 5]])
+    mean = pooled.predict(ids, verbose=0)[0]
+    table = pooled.layers[0].get_weights()[0]
+    np.testing.assert_allclose(mean, (table[3] + table[5]) / 2, rtol=1e-6)

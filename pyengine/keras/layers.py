@@ -36,6 +36,7 @@ import numpy as np
 import pyengine as pe
 from .. import nn
 from ..nn import functional as F
+from ..nn.modules.rnn import LSTMLayer
 from ..nn.parameter import Parameter
 from ..random import _rng
 from ..tensor import Tensor
@@ -136,7 +137,8 @@ class Layer(nn.Module):
     outside ``fit`` runs in inference mode, dropout off).
     """
 
-    _float_inputs = True  # cast inputs to float32 (Embedding turns this off)
+    _float_inputs = True     # cast inputs to float32 (Embedding turns this off)
+    supports_masking = False  # True: a padding mask coming in goes on, unchanged, to the next layer
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -173,7 +175,8 @@ class Layer(nn.Module):
         self._build_input_shape = None
         self._own_weights = []      # Parameters created by add_weight, in creation order
         self._regularizers = []     # (Parameter, regularizer)
-        self._accepts_training = "training" in inspect.signature(self.call).parameters
+        params = inspect.signature(self.call).parameters
+        self._accepts_training, self._accepts_mask = "training" in params, "mask" in params
         self._inbound_nodes = []
 
     # -------------------------------------------------------------- calling
@@ -191,6 +194,9 @@ class Layer(nn.Module):
         training = kwargs.pop("training", None)
         if self._accepts_training:
             kwargs["training"] = bool(training)
+        mask = kwargs.pop("mask", None)
+        if self._accepts_mask:
+            kwargs["mask"] = mask
         return super().__call__(inputs, *args, **kwargs)
 
     def forward(self, *args, **kwargs):
@@ -238,6 +244,12 @@ class Layer(nn.Module):
     def compute_output_shape(self, input_shape):
         """The output shape for ``input_shape`` (None = unknown); the identity unless overridden."""
         return input_shape
+
+    def compute_mask(self, inputs, mask=None):
+        """The padding mask of this layer's output, (batch, timesteps) bool, or None. Models pass it along:
+        ``Embedding(mask_zero=True)`` makes it, LSTM and GlobalAveragePooling1D use it, and layers with
+        ``supports_masking`` hand it on."""
+        return mask if self.supports_masking else None
 
     # -------------------------------------------------------------- weights
     def _add_param(self, attr, array, trainable=True, regularizer=None):
@@ -476,6 +488,8 @@ class Dense(Layer):
     (pyengine.Size([2, 4]), pyengine.Size([3, 4]))
     """
 
+    supports_masking = True
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
@@ -564,8 +578,8 @@ class Embedding(Layer):
     >>> emb(np.array([[1, 2, 3]])).shape
     pyengine.Size([1, 3, 8])
 
-    ``mask_zero=True`` (Keras masks id 0 as padding for the layers that follow) is not supported: with
-    ``pad_sequences``'s default pre-padding an LSTM reads the padding first and learns to ignore it.
+    ``mask_zero=True``: id 0 is padding; a model passes the mask (ids != 0) on to the layers that follow, and
+    an LSTM then reads each sequence's real steps only (as Keras).
     """
 
     _float_inputs = False
@@ -579,9 +593,6 @@ class Embedding(Layer):
         for arg, v in (("input_dim", input_dim), ("output_dim", output_dim)):
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"Embedding: {arg} must be a positive integer, got {v!r}")
-        if mask_zero:
-            raise NotImplementedError("Embedding(mask_zero=True) is not supported yet: leave it False (with "
-                                      "pad_sequences' default padding='pre' the LSTM sees the padding first)")
         if activity_regularizer is not None or embeddings_constraint is not None:
             raise NotImplementedError("Embedding: activity_regularizer and constraints are not supported")
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
@@ -609,11 +620,17 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        ids = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+        return ids != 0
+
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": _init_config(self._init_name),
                 "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
-                "input_length": self.input_length}
+                "mask_zero": self.mask_zero, "input_length": self.input_length}
 
     def extra_repr(self):
         return f"name={self.name!r}, input_dim={self.input_dim}, output_dim={self.output_dim}"
@@ -720,17 +737,21 @@ class LSTM(Layer):
             return (forward + backward) * 0.5
         return forward * backward  # "mul"
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, mask=None):
         x = inputs
         if x.ndim != 3:
             raise ValueError(f"LSTM '{self.name}': expected inputs of shape (batch, timesteps, features), got "
                              f"{tuple(x.shape)}")
-        if self.go_backwards:
-            x = pe.flip(x, [1])
         if training and self.dropout:
             B, _, I = x.shape
             keep = _rng().random((B, 1, I)) >= self.dropout
             x = x * pe.from_numpy((keep / (1.0 - self.dropout)).astype(np.float32))
+        if mask is not None:
+            m = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+            if not m.all():
+                return self._call_masked(x, m)
+        if self.go_backwards:
+            x = pe.flip(x, [1])
         out, (h, c) = self.cell(x)
         if self._bidirectional:
             H = self.units
@@ -743,6 +764,30 @@ class LSTM(Layer):
         if self.return_state:
             return [result, last, c[0]]
         return result
+
+    def _call_masked(self, x, mask):
+        """Each sequence over its unmasked steps only (one block per row, as padding makes): the final state is
+        the state after the last real step, and masked steps output zeros (Keras carries the previous output
+        there, which for padding at the start is zero too)."""
+        if self.go_backwards or self.return_state:
+            raise NotImplementedError(f"LSTM '{self.name}': a mask together with go_backwards or return_state is "
+                                      "not supported")
+        first, lengths = _padding_spans(mask, self.name)
+        results = []
+        for sfx, reverse in zip(self._directions(), (False, True)):
+            names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.use_bias else [])
+            w = [getattr(self.cell, n + sfx) for n in names] + ([] if self.use_bias else [None, None])
+            results.append(_lstm_over_spans(x, mask, first, lengths, w, reverse, self.return_sequences))
+        if not self._bidirectional:
+            seq, last = results[0]
+        else:
+            (seq_f, last_f), (seq_b, last_b) = results
+            seq = self._merge(seq_f, seq_b) if self.return_sequences else None
+            last = self._merge(last_f, last_b)
+        return seq if self.return_sequences else last
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
 
     def compute_output_shape(self, input_shape):
         B, T = input_shape[0], input_shape[1]
@@ -789,6 +834,41 @@ class LSTM(Layer):
         return f"name={self.name!r}, units={self.units}, return_sequences={self.return_sequences}"
 
 
+def _padding_spans(mask, name):
+    """(first, length) of each row's unmasked steps in a (B, T) mask, which must form one block per row
+    (what pre- or post-padding gives)."""
+    lengths = mask.sum(axis=1)
+    first = np.where(lengths > 0, mask.argmax(axis=1), 0)
+    t = np.arange(mask.shape[1])
+    if not np.array_equal(mask, (t >= first[:, None]) & (t < (first + lengths)[:, None])):
+        raise NotImplementedError(f"LSTM '{name}': masks with gaps inside a sequence are not supported, only "
+                                  "padding at its start or end (pad_sequences)")
+    return first, lengths
+
+
+def _lstm_over_spans(x, mask, first, lengths, weights, reverse, return_sequences):
+    """One LSTM direction over x[b, first[b]:first[b] + lengths[b]] for every row b, in one fused call.
+
+    The rows are gathered so that every run starts at step 0 (reversed for the backward direction); what a
+    row reads past its length comes after the state that is kept, so it changes nothing.
+    x: (B, T, I) -> (sequence (B, T, H) on x's time axis with zeros at masked steps, or None; last (B, H))
+    """
+    B, T, _ = x.shape
+    t = np.arange(T)[None, :]
+    rows = np.arange(B)[:, None]
+    start, end = first[:, None], (first + lengths)[:, None] - 1
+    src = np.clip(end - t if reverse else start + t, 0, T - 1)              # run step -> position in x
+    zeros = np.zeros((B, weights[1].shape[1]), np.float32)
+    out, _, _ = LSTMLayer.apply(x[rows, src].transpose(0, 1), zeros, zeros, *weights)
+    out = out.transpose(0, 1)                                              # (B, T, H), by run step
+    present = pe.from_numpy((lengths > 0).astype(np.float32)[:, None])
+    last = out[np.arange(B), np.maximum(lengths - 1, 0)] * present          # an empty row keeps the zero state
+    if not return_sequences:
+        return None, last
+    step = np.clip(end - t if reverse else t - start, 0, T - 1)             # position in x -> run step
+    return out[rows, step] * pe.from_numpy(mask.astype(np.float32)[..., None]), last
+
+
 class Bidirectional(Layer):
     """Run an LSTM over the sequence both ways and merge the two results (Schuster & Paliwal 1997).
 
@@ -817,11 +897,14 @@ class Bidirectional(Layer):
     def build(self, input_shape):
         self.layer._maybe_build(input_shape)
 
-    def call(self, inputs, training=False):
-        return self.layer(inputs, training=training)
+    def call(self, inputs, training=False, mask=None):
+        return self.layer(inputs, training=training, mask=mask)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
 
     def get_config(self):
         return {**super().get_config(), "layer": serialize(self.layer), "merge_mode": self.merge_mode}
@@ -843,6 +926,8 @@ class Dropout(Layer):
     >>> Dropout(0.5)(np.ones((2, 2), np.float32))      # inference: unchanged
     """
 
+    supports_masking = True
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate <= 1.0:
@@ -861,6 +946,8 @@ class Dropout(Layer):
 
 class Activation(Layer):
     """Apply an activation by name or function: ``Activation("softmax")``."""
+
+    supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -941,6 +1028,8 @@ class LayerNormalization(Layer):
     Keras's default epsilon is 1e-3.
     """
 
+    supports_masking = True
+
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)
         if axis not in (-1,) and not isinstance(axis, numbers.Integral):
@@ -964,10 +1053,14 @@ class LayerNormalization(Layer):
 
 
 class GlobalAveragePooling1D(Layer):
-    """(batch, steps, features) -> (batch, features): the mean over steps."""
+    """(batch, steps, features) -> (batch, features): the mean over steps (over unmasked steps with a mask)."""
 
-    def call(self, inputs):
-        return inputs.mean(dim=1)
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return inputs.mean(dim=1)
+        m = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=np.float32)[..., None]  # (B, T, 1)
+        weights = m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+        return (inputs * pe.from_numpy(weights)).sum(dim=1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[2])

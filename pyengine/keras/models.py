@@ -822,16 +822,16 @@ class Sequential(Model):
     def call(self, inputs, training=False):
         if not self._layers:
             raise ValueError(f"Sequential model '{self.name}' has no layers")
-        x = inputs
+        x, mask = inputs, None
         *body, last = self._layers
         for layer in body:
-            x = layer(x, training=training)
+            x, mask = layer(x, training=training, mask=mask), layer.compute_mask(x, mask)
         if last._logits_kind() is not None:
             x = _as_tensor(x, last._float_inputs)
             out, logits = last._call_with_logits(x, training)
             self._last_logits = (out, logits, last._logits_kind())
             return out
-        return last(x, training=training)
+        return last(x, training=training, mask=mask)
 
     def _summary_rows(self):
         rows, shape = [], self._build_input_shape
@@ -932,23 +932,27 @@ class Functional(Model):
         if len(xs) != len(self._inputs):
             raise ValueError(f"Model '{self.name}' expects {len(self._inputs)} inputs, got {len(xs)}")
         values = {id(t): x for t, x in zip(self._inputs, xs)}
+        masks = {}   # padding masks by tensor (from Embedding(mask_zero=True)); several inputs: none
         out_node = self._outputs[0].node
         for node in self._nodes:
             layer = node.layer
             if isinstance(layer, InputLayer):
                 continue
-            args = [values[id(t)] for t in node.inputs] if isinstance(node.inputs, (list, tuple)) \
-                else values[id(node.inputs)]
-            if node is out_node and layer._logits_kind() is not None and not isinstance(args, list):
+            several = isinstance(node.inputs, (list, tuple))
+            args = [values[id(t)] for t in node.inputs] if several else values[id(node.inputs)]
+            mask = None if several else masks.get(id(node.inputs))
+            if node is out_node and layer._logits_kind() is not None and not several:
                 if not layer.built:
                     layer._maybe_build(tuple(args.shape))
                 out, logits = layer._call_with_logits(_as_tensor(args, layer._float_inputs), training)
                 self._last_logits = (out, logits, layer._logits_kind())
             else:
-                out = layer(args, training=training, **node.kwargs)
+                out = layer(args, training=training, mask=mask, **node.kwargs)
+            out_mask = None if several else layer.compute_mask(args, mask)
             outs = out if len(node.outputs) > 1 else [out]
             for t, value in zip(node.outputs, outs):
                 values[id(t)] = value
+                masks[id(t)] = out_mask
         return values[id(self._outputs[0])]
 
     def _summary_rows(self):
