@@ -15,8 +15,8 @@ split train / validation / test.
     python examples/keras_text_classification.py --lines 6000 --epochs 2   # a quick run
 
 Measured on 2 shared cores (Python 3.11 standard library, seed 0): validation accuracy 0.969, test
-accuracy 0.972, 37 s wall time with OPENBLAS_NUM_THREADS=1, 160 s with OpenBLAS's default threads on the
-same busy machine. Until pyengine's compiled GEMM replaces NumPy's matmul on this path, OpenBLAS's
+accuracy 0.972, 31-37 s wall time with OPENBLAS_NUM_THREADS=1, 160 s with OpenBLAS's default threads on
+the same busy machine. Until pyengine's compiled GEMM replaces NumPy's matmul on this path, OpenBLAS's
 spinning threads cost more than they bring on a loaded machine: set OPENBLAS_NUM_THREADS=1 there.
 """
 import argparse
