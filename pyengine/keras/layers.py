@@ -1,0 +1,1131 @@
+"""Keras layers on pyengine: lazy input shapes, Keras names, Keras weight layouts and initialisers.
+
+    Input, InputLayer             where a model starts (a symbolic tensor of a given shape)
+    Dense                         activation(x @ kernel + bias)
+    Embedding                     integer ids -> vectors
+    LSTM, Bidirectional           a recurrent layer (batch first) on pyengine's fused nn.LSTM, and both ways
+    Dropout, Flatten, Reshape, Activation, Lambda
+    LayerNormalization, GlobalAveragePooling1D, GlobalMaxPooling1D, Concatenate, Add
+
+A layer creates its weights on its first call, from the shape of what it is called on (``build``),
+so only the output size is given: ``Dense(64)``, not ``Dense(in, 64)``. Calling a layer on a real
+array or Tensor computes; calling it on the symbolic tensor of ``Input`` records a graph (the
+functional API, see ``models.Model``).
+
+>>> from pyengine.keras import layers
+>>> dense = layers.Dense(3, activation="relu")
+>>> dense.built
+False
+>>> dense(np.ones((2, 5), np.float32)).shape      # builds a (5, 3) kernel on this first call
+pyengine.Size([2, 3])
+>>> [w.shape for w in dense.get_weights()]
+[(5, 3), (3,)]
+
+Every layer is a ``pyengine.nn.Module``: its weights are Parameters (``layer.trainable_weights``) that
+pyengine optimizers update. Where the fast pyengine kernel wants another layout than Keras, the layer
+keeps pyengine's and converts at the edges: a Dense kernel is stored as ``weight`` (units, in) for the
+fused GEMM and read as ``layer.kernel`` (in, units); ``get_weights``/``set_weights`` always speak Keras's
+layout, so weights move between pyengine and Keras unchanged.
+"""
+import functools
+import inspect
+import numbers
+
+import numpy as np
+
+import pyengine as pe
+from .. import nn
+from ..nn import functional as F
+from ..nn.modules.rnn import LSTMLayer
+from ..nn.parameter import Parameter
+from ..random import _rng
+from ..tensor import Tensor
+from . import activations, initializers, regularizers
+from .backend import snake_case, unique_object_name
+
+__all__ = ["KerasTensor", "Layer", "InputLayer", "Input", "Dense", "Embedding", "LSTM", "Bidirectional", "Dropout",
+           "Flatten", "Reshape", "Activation", "Lambda", "LayerNormalization", "GlobalAveragePooling1D",
+           "GlobalMaxPooling1D", "Concatenate", "Add", "serialize", "deserialize", "get_layer_class"]
+
+
+# ---------------------------------------------------------------------- symbolic tensors (functional API)
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (None where unknown, e.g. the batch) and the layer call that makes it.
+
+    ``Input(shape=(4,))`` returns one; calling a layer on it returns another, so
+    ``Model(inputs, outputs)`` can replay the recorded calls on real data.
+    """
+
+    def __init__(self, shape, dtype="float32", node=None, index=0):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.node = node      # the _Node (layer call) that outputs this tensor; None for an Input
+        self.index = index    # which of that call's outputs
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        layer = self.node.layer.name if self.node is not None else "?"
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, made by layer '{layer}'>"
+
+
+class _Node:
+    """One call of a layer in a functional graph: its inputs (KerasTensors) and outputs."""
+
+    def __init__(self, layer, inputs, kwargs):
+        self.layer, self.inputs, self.kwargs = layer, inputs, kwargs
+        self.outputs = []
+
+
+def _flatten(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _is_symbolic(x):
+    return any(isinstance(t, KerasTensor) for t in _flatten(x))
+
+
+def _as_tensor(x, float_layer):
+    """A Tensor for an array-like input; float layers get float32 (Keras's autocast of inputs)."""
+    if isinstance(x, Tensor):
+        if float_layer and x.data.dtype != np.float32:
+            return Tensor(x.data.astype(np.float32)) if x.grad_fn is None else x.float()
+        return x
+    arr = np.asarray(x)
+    if float_layer and arr.dtype != np.float32:
+        arr = arr.astype(np.float32)
+    elif arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    return pe.from_numpy(np.ascontiguousarray(arr))
+
+
+def _shape_of(x):
+    if isinstance(x, (list, tuple)):
+        return [_shape_of(t) for t in x]
+    return tuple(x.shape)
+
+
+def _with_batch_none(shape):
+    if isinstance(shape, list):
+        return [_with_batch_none(s) for s in shape]
+    return (None,) + tuple(shape[1:]) if shape else shape
+
+
+# ---------------------------------------------------------------------- base class
+
+
+class Layer(nn.Module):
+    """Base class of Keras layers: lazy ``build``, ``call``, names, weights in Keras's order.
+
+    Subclasses implement ``build(input_shape)`` (create weights with ``add_weight``; the shape has None
+    for the batch), ``call(inputs[, training])`` and, for model summaries and the functional API,
+    ``compute_output_shape(input_shape)``; ``get_config`` returns the constructor's arguments.
+
+    >>> class Scale(Layer):
+    ...     def build(self, input_shape):
+    ...         self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+    ...     def call(self, x):
+    ...         return x * self.w
+    >>> Scale()(np.ones((2, 3), np.float32)).shape
+    pyengine.Size([2, 3])
+
+    ``training`` is False unless ``fit``/``train_step`` passes True (Keras semantics: calling a model
+    outside ``fit`` runs in inference mode, dropout off).
+    """
+
+    _float_inputs = True     # cast inputs to float32 (Embedding turns this off)
+    supports_masking = False  # True: a padding mask coming in goes on, unchanged, to the next layer
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_marks_built", False):
+            @functools.wraps(build)
+            def build_and_mark(self, input_shape=None, *args, **kw):
+                out = build(self, input_shape, *args, **kw)
+                self.built = True  # calling build() directly builds the layer too, as in Keras
+                if self._build_input_shape is None and input_shape is not None:
+                    self._build_input_shape = _with_batch_none(
+                        list(input_shape) if isinstance(input_shape, list) else tuple(input_shape))
+                return out
+            build_and_mark._marks_built = True
+            cls.build = build_and_mark
+
+    def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, batch_input_shape=None,
+                 input_dim=None, batch_size=None, **kwargs):
+        super().__init__()
+        kwargs.pop("autocast", None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
+        if name is not None and (not isinstance(name, str) or not name or "." in name):
+            raise ValueError(f"{type(self).__name__}: name must be a non-empty string without '.', got {name!r}")
+        self.name = name or unique_object_name(snake_case(type(self).__name__))
+        self._trainable = bool(trainable)
+        self.built = False
+        self.dtype = dtype or "float32"
+        if batch_input_shape is None and input_shape is not None:
+            batch_input_shape = (batch_size,) + tuple(input_shape)
+        elif batch_input_shape is None and input_dim is not None:
+            batch_input_shape = (batch_size, input_dim)
+        self._batch_input_shape = tuple(batch_input_shape) if batch_input_shape is not None else None
+        self._build_input_shape = None
+        self._own_weights = []      # Parameters created by add_weight, in creation order
+        self._regularizers = []     # (Parameter, regularizer)
+        params = inspect.signature(self.call).parameters
+        self._accepts_training, self._accepts_mask = "training" in params, "mask" in params
+        self._inbound_nodes = []
+
+    # -------------------------------------------------------------- calling
+    def __call__(self, inputs, *args, **kwargs):
+        if _is_symbolic(inputs):
+            return self._call_symbolic(inputs, args, kwargs)
+        if isinstance(inputs, (list, tuple)) and all(isinstance(t, (Tensor, np.ndarray)) for t in inputs):
+            inputs = [_as_tensor(t, self._float_inputs) for t in inputs]
+        else:
+            inputs = _as_tensor(inputs, self._float_inputs)
+        if not self.built:
+            self._maybe_build(_shape_of(inputs))
+        elif self._batch_input_shape is not None:
+            self._check_input_shape(_shape_of(inputs))
+        training = kwargs.pop("training", None)
+        if self._accepts_training:
+            kwargs["training"] = bool(training)
+        mask = kwargs.pop("mask", None)
+        if self._accepts_mask:
+            kwargs["mask"] = mask
+        return super().__call__(inputs, *args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        return self.call(*args, **kwargs)
+
+    def call(self, inputs):
+        """The layer's computation on Tensors; override it."""
+        return inputs
+
+    def _call_symbolic(self, inputs, args, kwargs):
+        shapes = [t.shape for t in inputs] if isinstance(inputs, (list, tuple)) else inputs.shape
+        if not self.built:
+            self._maybe_build(shapes)
+        out_shape = self.compute_output_shape(shapes)
+        node = _Node(self, inputs, kwargs)
+        if isinstance(out_shape, list):
+            node.outputs = [KerasTensor(s, "float32", node, i) for i, s in enumerate(out_shape)]
+            result = list(node.outputs)
+        else:
+            node.outputs = [KerasTensor(out_shape, "float32", node, 0)]
+            result = node.outputs[0]
+        self._inbound_nodes.append(node)
+        return result
+
+    def _check_input_shape(self, shape):
+        want = self._batch_input_shape
+        if want is None or isinstance(shape, list):
+            return
+        if len(want) != len(shape) or any(w is not None and g is not None and w != g
+                                          for w, g in zip(want[1:], shape[1:])):
+            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: expected shape "
+                             f"{want}, found shape {tuple(shape)}")
+
+    def _maybe_build(self, input_shape):
+        input_shape = _with_batch_none(input_shape)
+        self._check_input_shape(input_shape)
+        self.build(input_shape)
+        self._build_input_shape = input_shape
+        self.built = True
+
+    def build(self, input_shape):
+        """Create the weights for inputs of ``input_shape`` (batch dim None); called once, on first use."""
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for ``input_shape`` (None = unknown); the identity unless overridden."""
+        return input_shape
+
+    def compute_mask(self, inputs, mask=None):
+        """The padding mask of this layer's output, (batch, timesteps) bool, or None. Models pass it along:
+        ``Embedding(mask_zero=True)`` makes it, LSTM and GlobalAveragePooling1D use it, and layers with
+        ``supports_masking`` hand it on."""
+        return mask if self.supports_masking else None
+
+    # -------------------------------------------------------------- weights
+    def _add_param(self, attr, array, trainable=True, regularizer=None):
+        p = Parameter(np.ascontiguousarray(array, dtype=np.float32), requires_grad=trainable and self._trainable)
+        setattr(self, attr, p)
+        self._own_weights.append(p)
+        if regularizer is not None:
+            self._regularizers.append((p, regularizer))
+        return p
+
+    def add_weight(self, name=None, shape=None, dtype=None, initializer="glorot_uniform", regularizer=None,
+                   trainable=True, **kwargs):
+        """Create, register and return a weight (a Parameter) of ``shape``, as Keras's ``add_weight``.
+
+        ``initializer`` is a name ("zeros", "glorot_uniform", ...) or an initializer; ``regularizer``
+        adds its penalty to the training loss.
+        """
+        if shape is None:
+            raise ValueError(f"{self.name}.add_weight: shape is required")
+        shape = tuple(int(s) for s in shape)
+        if name is None or name in self._parameters:
+            base = name or "weight"
+            name = base if base not in self._parameters else f"{base}_{len(self._own_weights)}"
+        value = initializers.get(initializer)(shape, "float32")
+        return self._add_param(name, value, trainable, regularizers.get(regularizer))
+
+    def __setattr__(self, name, value):
+        # ``self.w = self.add_weight(...)``: the Parameter is registered already (under add_weight's name);
+        # keep it as a plain attribute too, not a second registration
+        if isinstance(value, Parameter) and any(value is p for p in self.__dict__.get("_own_weights", ())):
+            object.__setattr__(self, name, value)
+            return
+        super().__setattr__(name, value)
+
+    @property
+    def weights(self):
+        """All weights (Parameters) in Keras's order: this layer's own, then its sublayers'."""
+        out, seen = [], set()
+        for p in self._own_weights:
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        for m in self._modules.values():
+            subs = m.weights if isinstance(m, Layer) else list(m.parameters()) if m is not None else []
+            for p in subs:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self.weights if w.requires_grad] if self._trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    trainable_variables = trainable_weights
+    variables = weights
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Freeze (False) or unfreeze (True) the layer's weights (``compile`` again afterwards, as in Keras)."""
+        self._trainable = bool(value)
+        for w in self.weights:
+            w.requires_grad_(self._trainable)
+        for m in self._modules.values():
+            if isinstance(m, Layer):
+                m.trainable = value
+
+    def _weight_owners(self):
+        """Where the weights live, in Keras's order: this layer's own Parameters, then each sublayer (which
+        converts its own layouts), then the Parameters of plain pyengine modules."""
+        out, seen = [], set()
+        for p in self._own_weights:
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        for m in self._modules.values():
+            if isinstance(m, Layer):
+                out.append(m)
+            elif m is not None:
+                for p in m.parameters():
+                    if id(p) not in seen:
+                        seen.add(id(p))
+                        out.append(p)
+        return out
+
+    def get_weights(self):
+        """The weights as NumPy arrays, in Keras's order and layout (a Dense kernel is (in, units))."""
+        out = []
+        for owner in self._weight_owners():
+            out.extend(owner.get_weights() if isinstance(owner, Layer) else [owner.data.copy()])
+        return out
+
+    def set_weights(self, weights):
+        """Set the weights from NumPy arrays in Keras's order and layout (as ``get_weights`` returns)."""
+        weights = list(weights)
+        self._check_weights(weights, [w.shape for w in self.get_weights()])
+        i = 0
+        for owner in self._weight_owners():
+            if isinstance(owner, Layer):
+                n = len(owner.get_weights())
+                owner.set_weights(weights[i:i + n])
+                i += n
+            else:
+                owner.data[...] = np.asarray(weights[i])
+                i += 1
+
+    def _check_weights(self, weights, expected):
+        if not self.built:
+            raise ValueError(f"Layer '{self.name}' is not built yet: call it on data (or build it) before "
+                             "set_weights")
+        weights = list(weights)
+        if len(weights) != len(expected):
+            raise ValueError(f"Layer '{self.name}' expects {len(expected)} weight arrays, but set_weights got "
+                             f"{len(weights)}")
+        for i, (w, shape) in enumerate(zip(weights, expected)):
+            if tuple(np.shape(w)) != tuple(shape):
+                raise ValueError(f"Layer '{self.name}' weight {i} has shape {tuple(shape)}, but set_weights got "
+                                 f"an array of shape {tuple(np.shape(w))}")
+
+    def count_params(self):
+        """The number of scalars in the layer's weights (Keras's count)."""
+        if not self.built:
+            raise ValueError(f"You tried to call count_params on layer '{self.name}', but the layer isn't built. "
+                             "Build it first by calling it on data or with build(input_shape).")
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    @property
+    def losses(self):
+        """The weight-penalty terms of this layer and its sublayers (scalar Tensors)."""
+        out = [reg(p) for p, reg in self._regularizers]
+        for m in self._modules.values():
+            if isinstance(m, Layer):
+                out.extend(m.losses)
+        return out
+
+    # -------------------------------------------------------------- logits (for stable losses)
+    def _logits_kind(self):
+        """"sigmoid" or "softmax" when this layer's output is that function of logits it can return."""
+        return None
+
+    def _call_with_logits(self, inputs, training=False):
+        """(output, logits) for a layer whose ``_logits_kind`` is not None."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- config
+    def get_config(self):
+        """The constructor arguments that rebuild this layer (JSON-able)."""
+        config = {"name": self.name, "trainable": self._trainable, "dtype": self.dtype}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def extra_repr(self):
+        return f"name={self.name!r}"
+
+    @property
+    def input_shape(self):
+        if self._build_input_shape is None:
+            raise AttributeError(f"Layer '{self.name}' has not been called yet, so it has no input shape")
+        return self._build_input_shape
+
+    @property
+    def output_shape(self):
+        return self.compute_output_shape(self.input_shape)
+
+
+def _activation_kind(fn):
+    if fn is activations.sigmoid:
+        return "sigmoid"
+    if fn is activations.softmax:
+        return "softmax"
+    return None
+
+
+# ---------------------------------------------------------------------- Input
+
+
+class InputLayer(Layer):
+    """The layer behind ``Input``: holds the input shape; its output is a KerasTensor."""
+
+    def __init__(self, input_shape=None, batch_size=None, dtype=None, name=None, batch_input_shape=None,
+                 shape=None, batch_shape=None, **kwargs):
+        shape = shape if shape is not None else input_shape
+        batch_input_shape = batch_shape if batch_shape is not None else batch_input_shape
+        if batch_input_shape is None:
+            if shape is None:
+                raise ValueError("Input: give the shape of one sample, e.g. Input(shape=(784,))")
+            shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+            batch_input_shape = (batch_size,) + shape
+        super().__init__(name=name or unique_object_name("input_layer"), dtype=dtype,
+                         batch_input_shape=batch_input_shape, **kwargs)
+        self.built = True
+        self._build_input_shape = self._batch_input_shape
+        self.output = KerasTensor(self._batch_input_shape, self.dtype, _Node(self, [], {}), 0)
+        self.output.node.outputs = [self.output]
+
+    def get_config(self):
+        return {"batch_input_shape": list(self._batch_input_shape), "dtype": self.dtype, "name": self.name}
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, **kwargs):
+    """A symbolic input of samples of ``shape`` (without the batch dim), for ``Sequential`` or ``Model``.
+
+    >>> inputs = Input(shape=(20,), dtype="int32")
+    >>> inputs.shape
+    (None, 20)
+    """
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, batch_shape=batch_shape,
+                      **kwargs).output
+
+
+# ---------------------------------------------------------------------- Dense
+
+
+class Dense(Layer):
+    """y = activation(x @ kernel + bias), on the last axis of x: (*, in) -> (*, units).
+
+    kernel: (in, units), glorot_uniform by default; bias: (units,), zeros. Stored as pyengine's
+    ``weight`` (units, in) so that the forward pass is one fused GEMM + bias kernel (``F.linear``).
+
+    >>> layer = Dense(4, activation="relu")
+    >>> layer(np.ones((2, 3), np.float32)).shape, layer.kernel.shape
+    (pyengine.Size([2, 4]), pyengine.Size([3, 4]))
+    """
+
+    supports_masking = True
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, numbers.Integral) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        if activity_regularizer is not None or kernel_constraint is not None or bias_constraint is not None:
+            raise NotImplementedError("Dense: activity_regularizer and constraints are not supported")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._init_names = (kernel_initializer, bias_initializer)
+
+    def build(self, input_shape):
+        in_dim = input_shape[-1]
+        if in_dim is None:
+            raise ValueError(f"Dense '{self.name}': the last dimension of the inputs must be known, got shape "
+                             f"{input_shape}")
+        kernel = self.kernel_initializer((in_dim, self.units))          # Keras layout (in, units)
+        self._add_param("weight", kernel.T, regularizer=self.kernel_regularizer)
+        if self.use_bias:
+            self._add_param("bias", self.bias_initializer((self.units,)), regularizer=self.bias_regularizer)
+        else:
+            self.bias = None
+
+    @property
+    def kernel(self):
+        """The kernel in Keras's layout (in, units): a view of ``weight`` (units, in)."""
+        return self.weight.T
+
+    def call(self, inputs):
+        return self.activation(F.linear(inputs, self.weight, self.bias))
+
+    def _logits_kind(self):
+        return _activation_kind(self.activation)
+
+    def _call_with_logits(self, inputs, training=False):
+        logits = F.linear(inputs, self.weight, self.bias)
+        return self.activation(logits), logits
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_weights(self):
+        out = [self.weight.data.T.copy()]
+        if self.use_bias:
+            out.append(self.bias.data.copy())
+        return out
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        self._check_weights(weights, [w.shape for w in self.get_weights()])
+        self.weight.data[...] = np.asarray(weights[0]).T
+        if self.use_bias:
+            self.bias.data[...] = weights[1]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias, "kernel_initializer": _init_config(self._init_names[0]),
+                "bias_initializer": _init_config(self._init_names[1]),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+
+    def extra_repr(self):
+        return f"name={self.name!r}, units={self.units}, activation={activations.serialize(self.activation)}"
+
+
+def _init_config(init):
+    return init if isinstance(init, (str, dict)) else initializers.serialize(init)
+
+
+# ---------------------------------------------------------------------- Embedding
+
+
+class Embedding(Layer):
+    """Integer ids -> vectors: (*) -> (*, output_dim), a lookup in ``embeddings`` (input_dim, output_dim).
+
+    Initialised U(-0.05, 0.05) as Keras. Ids must lie in [0, input_dim); float inputs (e.g. a padded
+    float array) are cast to integers.
+
+    >>> emb = Embedding(input_dim=100, output_dim=8)
+    >>> emb(np.array([[1, 2, 3]])).shape
+    pyengine.Size([1, 3, 8])
+
+    ``mask_zero=True``: id 0 is padding; a model passes the mask (ids != 0) on to the layers that follow, and
+    an LSTM then reads each sequence's real steps only (as Keras).
+    """
+
+    _float_inputs = False
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
+                 activity_regularizer=None, embeddings_constraint=None, mask_zero=False, input_length=None,
+                 **kwargs):
+        if input_length is not None and "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_length,)
+        super().__init__(**kwargs)
+        for arg, v in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"Embedding: {arg} must be a positive integer, got {v!r}")
+        if activity_regularizer is not None or embeddings_constraint is not None:
+            raise NotImplementedError("Embedding: activity_regularizer and constraints are not supported")
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self._init_name = embeddings_initializer
+        self.mask_zero, self.input_length = mask_zero, input_length
+
+    def build(self, input_shape):
+        self._add_param("embeddings", self.embeddings_initializer((self.input_dim, self.output_dim)),
+                        regularizer=self.embeddings_regularizer)
+
+    def call(self, inputs):
+        idx = inputs.data
+        if idx.dtype.kind not in "iu":
+            if idx.dtype.kind == "f" and not np.array_equal(idx, np.round(idx)):
+                raise ValueError(f"Embedding '{self.name}': inputs must be integer ids, got non-integral floats")
+            idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.input_dim):
+            bad = int(idx.max()) if idx.max() >= self.input_dim else int(idx.min())
+            raise ValueError(f"Embedding '{self.name}': id {bad} is outside [0, {self.input_dim}) (input_dim="
+                             f"{self.input_dim}); raise input_dim or cap the vocabulary (Tokenizer(num_words=...))")
+        return F.embedding(idx, self.embeddings)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        ids = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+        return ids != 0
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": _init_config(self._init_name),
+                "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+                "mask_zero": self.mask_zero, "input_length": self.input_length}
+
+    def extra_repr(self):
+        return f"name={self.name!r}, input_dim={self.input_dim}, output_dim={self.output_dim}"
+
+
+# ---------------------------------------------------------------------- LSTM
+
+
+class LSTM(Layer):
+    """Long short-term memory over a batch of sequences (Hochreiter & Schmidhuber 1997), batch first.
+
+    inputs: (batch, timesteps, features) -> the last hidden state (batch, units), or every step's
+    (batch, timesteps, units) with ``return_sequences``; ``return_state`` adds the final h and c.
+
+    Runs pyengine's ``nn.LSTM`` (one fused Function for the whole sequence). Initialised as Keras:
+    kernel (features, 4 units) glorot_uniform, recurrent_kernel (units, 4 units) orthogonal, bias zeros
+    with the forget gate's slice at 1 (``unit_forget_bias``). Gate order i, f, c, o, as both Keras and
+    PyTorch use, so ``get_weights``/``set_weights`` exchange [kernel, recurrent_kernel, bias] with Keras.
+    ``dropout`` drops input features with one mask per sequence (as Keras).
+
+    >>> lstm = LSTM(16, return_sequences=True)
+    >>> lstm(np.zeros((2, 5, 3), np.float32)).shape
+    pyengine.Size([2, 5, 16])
+    """
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, numbers.Integral) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"LSTM: units must be a positive integer, got {units!r}")
+        if activations.get(activation) is not activations.tanh or \
+                activations.get(recurrent_activation) is not activations.sigmoid:
+            raise NotImplementedError("LSTM: only activation='tanh' with recurrent_activation='sigmoid' is "
+                                      "supported (the fused kernel computes those)")
+        if recurrent_dropout:
+            raise NotImplementedError("LSTM: recurrent_dropout is not supported (the fused kernel has no "
+                                      "per-step mask); use dropout= or a Dropout layer")
+        if stateful:
+            raise NotImplementedError("LSTM: stateful=True is not supported")
+        if any(c is not None for c in (activity_regularizer, kernel_constraint, recurrent_constraint,
+                                       bias_constraint)):
+            raise NotImplementedError("LSTM: activity_regularizer and constraints are not supported")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"LSTM: dropout must be in [0, 1), got {dropout}")
+        self.units = int(units)
+        self.use_bias, self.unit_forget_bias = use_bias, unit_forget_bias
+        self.dropout = float(dropout)
+        self.return_sequences, self.return_state, self.go_backwards = return_sequences, return_state, go_backwards
+        self._init_names = (kernel_initializer, recurrent_initializer, bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    # set by Bidirectional before the build: one nn.LSTM runs both directions, outputs merged by _merge_mode
+    _bidirectional = False
+    _merge_mode = "concat"
+
+    def _directions(self):
+        return ["_l0", "_l0_reverse"] if self._bidirectional else ["_l0"]
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"LSTM '{self.name}': expected inputs of shape (batch, timesteps, features) with "
+                             f"known features, got {input_shape}")
+        features, H = input_shape[-1], self.units
+        self.cell = nn.LSTM(features, H, bias=self.use_bias, batch_first=True, bidirectional=self._bidirectional)
+        self._own_weights, regs = [], []
+        for sfx in self._directions():
+            w_ih, w_hh = getattr(self.cell, "weight_ih" + sfx), getattr(self.cell, "weight_hh" + sfx)
+            w_ih.data[...] = initializers.get(self._init_names[0])((features, 4 * H)).T
+            w_hh.data[...] = initializers.get(self._init_names[1])((H, 4 * H)).T
+            self._own_weights += [w_ih, w_hh]
+            regs += [(w_ih, self.kernel_regularizer), (w_hh, self.recurrent_regularizer)]
+            if self.use_bias:
+                b_ih, b_hh = getattr(self.cell, "bias_ih" + sfx), getattr(self.cell, "bias_hh" + sfx)
+                bias = initializers.get(self._init_names[2])((4 * H,))
+                if self.unit_forget_bias:
+                    bias[H:2 * H] = 1.0
+                b_ih.data[...] = bias
+                # Keras has one bias; pyengine's LSTM two (b_ih + b_hh). b_hh stays a frozen zero.
+                b_hh.data[...] = 0.0
+                b_hh.requires_grad_(False)
+                self._own_weights.append(b_ih)
+                regs.append((b_ih, self.bias_regularizer))
+        self._regularizers = [(p, r) for p, r in regs if r is not None]
+        if not self._trainable:
+            for p in self._own_weights:
+                p.requires_grad_(False)
+
+    @property
+    def weights(self):
+        return list(self._own_weights)
+
+    def _merge(self, forward, backward):
+        if self._merge_mode == "concat":
+            return pe.cat([forward, backward], dim=-1)
+        if self._merge_mode == "sum":
+            return forward + backward
+        if self._merge_mode == "ave":
+            return (forward + backward) * 0.5
+        return forward * backward  # "mul"
+
+    def call(self, inputs, training=False, mask=None):
+        x = inputs
+        if x.ndim != 3:
+            raise ValueError(f"LSTM '{self.name}': expected inputs of shape (batch, timesteps, features), got "
+                             f"{tuple(x.shape)}")
+        if training and self.dropout:
+            B, _, I = x.shape
+            keep = _rng().random((B, 1, I)) >= self.dropout
+            x = x * pe.from_numpy((keep / (1.0 - self.dropout)).astype(np.float32))
+        if mask is not None:
+            m = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+            if not m.all():
+                return self._call_masked(x, m)
+        if self.go_backwards:
+            x = pe.flip(x, [1])
+        out, (h, c) = self.cell(x)
+        if self._bidirectional:
+            H = self.units
+            last = self._merge(h[0], h[1])
+            if self.return_sequences and self._merge_mode != "concat":
+                out = self._merge(out[:, :, :H], out[:, :, H:])
+            return out if self.return_sequences else last
+        last = h[0]
+        result = out if self.return_sequences else last
+        if self.return_state:
+            return [result, last, c[0]]
+        return result
+
+    def _call_masked(self, x, mask):
+        """Each sequence over its unmasked steps only (one block per row, as padding makes): the final state is
+        the state after the last real step, and masked steps output zeros (Keras carries the previous output
+        there, which for padding at the start is zero too)."""
+        if self.go_backwards or self.return_state:
+            raise NotImplementedError(f"LSTM '{self.name}': a mask together with go_backwards or return_state is "
+                                      "not supported")
+        first, lengths = _padding_spans(mask, self.name)
+        results = []
+        for sfx, reverse in zip(self._directions(), (False, True)):
+            names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.use_bias else [])
+            w = [getattr(self.cell, n + sfx) for n in names] + ([] if self.use_bias else [None, None])
+            results.append(_lstm_over_spans(x, mask, first, lengths, w, reverse, self.return_sequences))
+        if not self._bidirectional:
+            seq, last = results[0]
+        else:
+            (seq_f, last_f), (seq_b, last_b) = results
+            seq = self._merge(seq_f, seq_b) if self.return_sequences else None
+            last = self._merge(last_f, last_b)
+        return seq if self.return_sequences else last
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def compute_output_shape(self, input_shape):
+        B, T = input_shape[0], input_shape[1]
+        units = self.units * (2 if self._bidirectional and self._merge_mode == "concat" else 1)
+        out = (B, T, units) if self.return_sequences else (B, units)
+        if self.return_state:
+            return [out, (B, self.units), (B, self.units)]
+        return out
+
+    def get_weights(self):
+        """[kernel (features, 4 units), recurrent_kernel (units, 4 units), bias (4 units)] per direction."""
+        out = []
+        for sfx in self._directions():
+            out += [getattr(self.cell, "weight_ih" + sfx).data.T.copy(),
+                    getattr(self.cell, "weight_hh" + sfx).data.T.copy()]
+            if self.use_bias:
+                out.append(getattr(self.cell, "bias_ih" + sfx).data + getattr(self.cell, "bias_hh" + sfx).data)
+        return out
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        self._check_weights(weights, [w.shape for w in self.get_weights()])
+        per = 3 if self.use_bias else 2
+        for d, sfx in enumerate(self._directions()):
+            w = weights[d * per:(d + 1) * per]
+            getattr(self.cell, "weight_ih" + sfx).data[...] = np.asarray(w[0]).T
+            getattr(self.cell, "weight_hh" + sfx).data[...] = np.asarray(w[1]).T
+            if self.use_bias:
+                getattr(self.cell, "bias_ih" + sfx).data[...] = w[2]
+                getattr(self.cell, "bias_hh" + sfx).data[...] = 0.0
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                "kernel_initializer": _init_config(self._init_names[0]),
+                "recurrent_initializer": _init_config(self._init_names[1]),
+                "bias_initializer": _init_config(self._init_names[2]), "unit_forget_bias": self.unit_forget_bias,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "dropout": self.dropout, "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards}
+
+    def extra_repr(self):
+        return f"name={self.name!r}, units={self.units}, return_sequences={self.return_sequences}"
+
+
+def _padding_spans(mask, name):
+    """(first, length) of each row's unmasked steps in a (B, T) mask, which must form one block per row
+    (what pre- or post-padding gives)."""
+    lengths = mask.sum(axis=1)
+    first = np.where(lengths > 0, mask.argmax(axis=1), 0)
+    t = np.arange(mask.shape[1])
+    if not np.array_equal(mask, (t >= first[:, None]) & (t < (first + lengths)[:, None])):
+        raise NotImplementedError(f"LSTM '{name}': masks with gaps inside a sequence are not supported, only "
+                                  "padding at its start or end (pad_sequences)")
+    return first, lengths
+
+
+def _lstm_over_spans(x, mask, first, lengths, weights, reverse, return_sequences):
+    """One LSTM direction over x[b, first[b]:first[b] + lengths[b]] for every row b, in one fused call.
+
+    The rows are gathered so that every run starts at step 0 (reversed for the backward direction); what a
+    row reads past its length comes after the state that is kept, so it changes nothing.
+    x: (B, T, I) -> (sequence (B, T, H) on x's time axis with zeros at masked steps, or None; last (B, H))
+    """
+    B, T, _ = x.shape
+    t = np.arange(T)[None, :]
+    rows = np.arange(B)[:, None]
+    start, end = first[:, None], (first + lengths)[:, None] - 1
+    src = np.clip(end - t if reverse else start + t, 0, T - 1)              # run step -> position in x
+    zeros = np.zeros((B, weights[1].shape[1]), np.float32)
+    out, _, _ = LSTMLayer.apply(x[rows, src].transpose(0, 1), zeros, zeros, *weights)
+    out = out.transpose(0, 1)                                              # (B, T, H), by run step
+    present = pe.from_numpy((lengths > 0).astype(np.float32)[:, None])
+    last = out[np.arange(B), np.maximum(lengths - 1, 0)] * present          # an empty row keeps the zero state
+    if not return_sequences:
+        return None, last
+    step = np.clip(end - t if reverse else t - start, 0, T - 1)             # position in x -> run step
+    return out[rows, step] * pe.from_numpy(mask.astype(np.float32)[..., None]), last
+
+
+class Bidirectional(Layer):
+    """Run an LSTM over the sequence both ways and merge the two results (Schuster & Paliwal 1997).
+
+    ``merge_mode``: "concat" (default: 2 units features), "sum", "ave" or "mul". Both directions run in one
+    pyengine ``nn.LSTM(bidirectional=True)``. ``get_weights``: the forward LSTM's three arrays, then the
+    backward one's, as Keras.
+
+    >>> Bidirectional(LSTM(16))(np.zeros((2, 5, 3), np.float32)).shape
+    pyengine.Size([2, 32])
+    """
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, LSTM):
+            raise NotImplementedError(f"Bidirectional: only LSTM layers are supported, got {type(layer).__name__}")
+        if merge_mode not in ("concat", "sum", "ave", "mul"):
+            raise ValueError(f"Bidirectional: merge_mode must be 'concat', 'sum', 'ave' or 'mul', got {merge_mode!r}")
+        if backward_layer is not None or weights is not None:
+            raise NotImplementedError("Bidirectional: backward_layer and weights are not supported")
+        if layer.return_state or layer.go_backwards or layer.built:
+            raise NotImplementedError("Bidirectional: the LSTM must be unbuilt, without return_state or go_backwards")
+        layer._bidirectional, layer._merge_mode = True, merge_mode
+        self.merge_mode = merge_mode
+        self.layer = layer
+
+    def build(self, input_shape):
+        self.layer._maybe_build(input_shape)
+
+    def call(self, inputs, training=False, mask=None):
+        return self.layer(inputs, training=training, mask=mask)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
+
+    def get_config(self):
+        return {**super().get_config(), "layer": serialize(self.layer), "merge_mode": self.merge_mode}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = deserialize(config["layer"])
+        return cls(**config)
+
+
+# ---------------------------------------------------------------------- shape-preserving and reshaping layers
+
+
+class Dropout(Layer):
+    """In training, zero each input with probability ``rate`` and scale the rest by 1 / (1 - rate);
+    the identity in inference (Srivastava et al. 2014).
+
+    >>> Dropout(0.5)(np.ones((2, 2), np.float32))      # inference: unchanged
+    """
+
+    supports_masking = True
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"Dropout: rate must be a number in [0, 1], got {rate!r}")
+        if noise_shape is not None:
+            raise NotImplementedError("Dropout: noise_shape is not supported")
+        self.rate = float(rate)
+        self.seed = seed
+
+    def call(self, inputs, training=False):
+        return F.dropout(inputs, self.rate, training)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class Activation(Layer):
+    """Apply an activation by name or function: ``Activation("softmax")``."""
+
+    supports_masking = True
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, inputs):
+        return self.activation(inputs)
+
+    def _logits_kind(self):
+        return _activation_kind(self.activation)
+
+    def _call_with_logits(self, inputs, training=False):
+        return self.activation(inputs), inputs
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class Flatten(Layer):
+    """(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)."""
+
+    def call(self, inputs):
+        return inputs.reshape(inputs.shape[0], -1)
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if any(d is None for d in rest) else int(np.prod(rest)))
+
+
+class Reshape(Layer):
+    """(batch, ...) -> (batch, *target_shape); one entry may be -1."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(int(d) for d in target_shape)
+
+    def call(self, inputs):
+        return inputs.reshape(inputs.shape[0], *self.target_shape)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(self.target_shape)
+        if -1 in shape:
+            rest = input_shape[1:]
+            known = int(np.prod([d for d in shape if d != -1]))
+            shape[shape.index(-1)] = None if any(d is None for d in rest) else int(np.prod(rest)) // known
+        return (input_shape[0],) + tuple(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Lambda(Layer):
+    """Wrap a function of Tensors as a layer: ``Lambda(lambda x: x * 2)`` (not saved by ``save``)."""
+
+    def __init__(self, function, output_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        self.function = function
+        self._output_shape = output_shape
+
+    def call(self, inputs):
+        return self.function(inputs)
+
+    def compute_output_shape(self, input_shape):
+        if self._output_shape is None:
+            return input_shape
+        if callable(self._output_shape):
+            return self._output_shape(input_shape)
+        return (input_shape[0],) + tuple(self._output_shape)
+
+    def get_config(self):
+        raise NotImplementedError(f"Lambda layer '{self.name}' cannot be saved (its function is Python code); "
+                                  "write a Layer subclass instead")
+
+
+class LayerNormalization(Layer):
+    """Normalise each sample over the last axis, then scale (gamma) and shift (beta) (Ba et al. 2016).
+
+    Keras's default epsilon is 1e-3.
+    """
+
+    supports_masking = True
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):
+        super().__init__(**kwargs)
+        if axis not in (-1,) and not isinstance(axis, numbers.Integral):
+            raise NotImplementedError("LayerNormalization: only one axis is supported")
+        self.axis, self.epsilon, self.center, self.scale = axis, float(epsilon), center, scale
+
+    def build(self, input_shape):
+        axis = self.axis if self.axis >= 0 else len(input_shape) + self.axis
+        if axis != len(input_shape) - 1:
+            raise NotImplementedError("LayerNormalization: only the last axis is supported")
+        C = input_shape[-1]
+        self.gamma = self._add_param("gamma", np.ones(C)) if self.scale else None
+        self.beta = self._add_param("beta", np.zeros(C)) if self.center else None
+
+    def call(self, inputs):
+        return F.layer_norm(inputs, (inputs.shape[-1],), self.gamma, self.beta, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale}
+
+
+class GlobalAveragePooling1D(Layer):
+    """(batch, steps, features) -> (batch, features): the mean over steps (over unmasked steps with a mask)."""
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return inputs.mean(dim=1)
+        m = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=np.float32)[..., None]  # (B, T, 1)
+        weights = m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+        return (inputs * pe.from_numpy(weights)).sum(dim=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
+class GlobalMaxPooling1D(Layer):
+    """(batch, steps, features) -> (batch, features): the max over steps."""
+
+    def call(self, inputs):
+        return inputs.max(dim=1)[0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
+class Concatenate(Layer):
+    """Join a list of tensors along ``axis`` (the last by default)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, inputs):
+        return pe.cat(list(inputs), dim=self.axis)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape[0])
+        dims = [s[self.axis] for s in input_shape]
+        shape[self.axis] = None if any(d is None for d in dims) else sum(dims)
+        return tuple(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+class Add(Layer):
+    """The elementwise sum of a list of tensors of one shape."""
+
+    def call(self, inputs):
+        out = inputs[0]
+        for t in inputs[1:]:
+            out = out + t
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+
+# ---------------------------------------------------------------------- (de)serialisation
+
+
+def get_layer_class(class_name, custom_objects=None):
+    """The layer class named ``class_name`` (built-in, or from ``custom_objects``)."""
+    if custom_objects and class_name in custom_objects:
+        return custom_objects[class_name]
+    cls = globals().get(class_name)
+    if isinstance(cls, type) and issubclass(cls, Layer):
+        return cls
+    raise ValueError(f"Unknown layer: '{class_name}'. Pass custom_objects={{'{class_name}': {class_name}}} "
+                     "to load_model if it is your own Layer subclass")
+
+
+def serialize(layer):
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config, custom_objects=None):
+    return get_layer_class(config["class_name"], custom_objects).from_config(dict(config["config"]))

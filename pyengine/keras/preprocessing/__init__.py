@@ -1,0 +1,2 @@
+"""keras.preprocessing: ``text.Tokenizer`` and ``sequence.pad_sequences`` (pyengine.preprocessing's)."""
+from . import sequence, text  # noqa: F401
