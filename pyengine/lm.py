@@ -255,7 +255,8 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
     for k, v in overrides.items():
         setattr(cfg, k, v)
     cfg.resolved()
-    rank, world = _join_job()
+    from .distributed import init_if_launched
+    rank, world = init_if_launched()
     quiet = quiet or rank != 0
     os.makedirs(cfg.out, exist_ok=True)
     ckpt_path = os.path.join(cfg.out, "ckpt.safetensors")
@@ -379,16 +380,6 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
     prog.message(f"done: {steps_run} steps in {_fmt_time(elapsed)}, {result['tokens_per_s']:,.0f} tok/s; "
                  f"best val loss {best_val:.4f}; checkpoints in {cfg.out}")
     return result
-
-
-def _join_job():
-    """(rank, world size): join the MPI job when started by a launcher, else (0, 1)."""
-    from .distributed.backend import launched_by_mpi
-    if not launched_by_mpi():
-        return 0, 1
-    from . import distributed as dist
-    dist.init()
-    return dist.get_rank(), dist.get_world_size()
 
 
 # ---------------------------------------------------------------------- evaluate / sample

@@ -372,3 +372,24 @@ def test_pyengine_train_under_mpiexec(tmp_path):
     rc, text, _ = mpirun("lm_train.py", *(args[:5] + ["30"] + args[6:]), "--resume")
     assert rc == 0, text[-4000:]
     assert pe.load(str(out / "ckpt.safetensors"))["step"] == 30
+
+
+def test_keras_fit_under_mpiexec_equals_one_process_with_twice_the_batch(tmp_path):
+    """keras fit, unchanged, on 2 ranks x batch 8 gives the weights of 1 process x batch 16; one rank prints."""
+    out = tmp_path / "dp.json"
+    rc, text, _ = mpirun(os.path.join("keras_fit.py"), str(out), "8")
+    assert rc == 0, text[-4000:]
+    assert text.count("Epoch 3/3") == 1  # only rank 0 prints
+    dp = json.loads(out.read_text())
+    assert dp["world"] == 2
+    single = tmp_path / "single.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    for k in [k for k in env if k.startswith(("OMPI_", "PMI", "PMIX"))]:
+        env.pop(k)
+    subprocess.run([sys.executable, os.path.join(SCRIPTS, "keras_fit.py"), str(single), "16"], check=True,
+                   env=env, cwd=ROOT, timeout=120, capture_output=True)
+    one = json.loads(single.read_text())
+    assert one["world"] == 1
+    for a, b in zip(dp["weights"], one["weights"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dp["history"]["loss"], one["history"]["loss"], rtol=1e-4)

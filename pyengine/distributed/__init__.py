@@ -42,7 +42,7 @@ import numpy as np
 
 from .backend import DistTimeoutError, LocalBackend, MPIBackend, ProcessGroup, Work, launched_by_mpi
 
-__all__ = ["init", "init_process_group", "is_initialized", "is_available", "destroy_process_group",
+__all__ = ["init", "init_if_launched", "init_process_group", "is_initialized", "is_available", "destroy_process_group",
            "get_rank", "get_world_size", "is_main_process", "get_backend", "barrier", "all_reduce",
            "broadcast", "all_gather", "all_gather_object", "all_reduce_scalar", "run_main",
            "install_excepthook", "abort", "DistributedDataParallel", "DistributedSampler",
@@ -115,6 +115,16 @@ def init(backend=None, timeout=_UNSET, install_hook=True):
 
 
 init_process_group = init  # PyTorch's name
+
+
+def init_if_launched():
+    """(rank, world size): join the job when this process was started by an MPI launcher, else (0, 1)
+    without initialising anything. What ``pyengine train`` and keras ``fit`` call to run unchanged
+    under mpiexec."""
+    if _group is None and not launched_by_mpi():
+        return 0, 1
+    init()
+    return get_rank(), get_world_size()
 
 
 def is_initialized():

@@ -313,6 +313,9 @@ class ModelCheckpoint(Callback):
             self._save(epoch, logs)
 
     def _save(self, epoch, logs, batch=None):
+        from .. import distributed as dist
+        if dist.is_initialized() and not dist.is_main_process():
+            return  # data-parallel fit: rank 0 writes the checkpoints
         logs = dict(logs or {})
         try:
             path = self.filepath.format(epoch=epoch + 1, batch=(batch or 0) + 1, **logs)

@@ -87,6 +87,8 @@ class _ArrayData:
     time when ``shuffle`` (pyengine's generator: ``pyengine.manual_seed`` makes it repeatable).
     """
 
+    rank, world = 0, 1  # data-parallel fit: this rank takes every world-th sample of each epoch's order
+
     def __init__(self, x, y, sample_weight, batch_size, shuffle, n_inputs, what):
         if x is None:
             raise ValueError(f"{what}: x is required")
@@ -116,8 +118,22 @@ class _ArrayData:
     def _take(self, a, idx):
         return None if a is None else _to_batch_tensor(a[idx])
 
+    def shard(self, rank, world):
+        """Data-parallel: each epoch every rank draws the same order (seeded from rank 0) and takes samples
+        rank, rank + world, ... of it; the order is padded from its start so all ranks take equal steps."""
+        self.rank, self.world = rank, world
+        self.steps = math.ceil(math.ceil(self.n / world) / self.batch_size)
+        return self
+
     def __iter__(self):
         order = _rng().permutation(self.n) if self.shuffle else None
+        if self.world > 1:
+            from .. import distributed as dist
+            seed = np.array([int(_rng().integers(0, 2 ** 62))], dtype=np.int64)
+            dist.broadcast(seed, 0)  # every rank shuffles alike
+            order = np.random.default_rng(int(seed[0])).permutation(self.n) if self.shuffle else np.arange(self.n)
+            per_rank = math.ceil(self.n / self.world)
+            order = np.resize(order, per_rank * self.world)[self.rank::self.world]
         for i in range(self.steps):
             idx = slice(i * self.batch_size, (i + 1) * self.batch_size)
             if order is not None:
@@ -423,8 +439,44 @@ class Model(Layer):
             self.optimizer.build(self.trainable_weights)
         self.optimizer.zero_grad()
         loss.backward()
+        if self._world > 1:
+            self._average_gradients()
         self.optimizer.step()
         return self.compute_metrics(x, y, y_pred.detach(), sample_weight)
+
+    _world = 1
+
+    def _average_gradients(self):
+        """Data-parallel fit: average every gradient across ranks, in one allreduce of a flat buffer."""
+        from .. import distributed as dist
+        params = [p for p in self.trainable_weights if p.grad is not None]
+        if not params:
+            return
+        flat = np.concatenate([p.grad.data.reshape(-1).astype(np.float64) for p in params])
+        dist.all_reduce(flat, op="mean")
+        at = 0
+        for p in params:
+            n = p.grad.data.size
+            p.grad.data[...] = flat[at:at + n].reshape(p.grad.data.shape)
+            at += n
+
+    def _join_data_parallel(self, train):
+        """Under mpiexec: same weights on every rank (rank 0's), a shard of the data each."""
+        from .. import distributed as dist
+        rank, world = dist.init_if_launched()
+        self._world = world
+        if world == 1 or not isinstance(train, _ArrayData):
+            if world > 1:
+                raise NotImplementedError("fit under mpiexec needs array data (x, y), not a DataLoader/generator")
+            return rank, world
+        if not self.built:  # build the layers on one batch so that there are weights to broadcast
+            x0, _, _ = next(iter(train))
+            with pe.no_grad(), _Mode(self, False):
+                self(x0, training=False)
+        for w in self.weights:
+            dist.broadcast(w, 0)
+        train.shard(rank, world)
+        return rank, world
 
     def test_step(self, data):
         """Loss and metrics of a batch, in inference mode (no weight update)."""
@@ -499,6 +551,9 @@ class Model(Layer):
             val.shuffle = False
         if train.steps == 0:
             raise ValueError("fit: there are no training samples")
+        rank, world = self._join_data_parallel(train)
+        if rank != 0:
+            verbose = 0  # only rank 0 prints
 
         cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose,
                            epochs=epochs, steps=train.steps)
@@ -516,6 +571,11 @@ class Model(Layer):
                     if self.stop_training:
                         break
             epoch_logs = dict(logs)
+            if world > 1:  # metrics reduced across ranks: every rank sees (and decides on) the same logs
+                from .. import distributed as dist
+                keys = sorted(k for k, v in epoch_logs.items() if isinstance(v, (int, float)))
+                for k, v in zip(keys, dist.all_reduce_scalar([epoch_logs[k] for k in keys], op="mean")):
+                    epoch_logs[k] = v
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._test_loop(val, cbs)
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
