@@ -58,6 +58,7 @@ class TrainConfig:
     n_head: int = None
     n_embd: int = None
     dropout: float = 0.0
+    bias: bool = True           # biases in Linear and LayerNorm (nanoGPT's shakespeare-char recipe: False)
     lr: float = None
     min_lr_ratio: float = 0.1   # cosine decay to lr * min_lr_ratio
     warmup: int = None
@@ -104,14 +105,15 @@ def lr_at(step, cfg):
 
 
 def make_optimizer(model, lr, weight_decay):
-    """AdamW with decay on matrices only (not on biases, LayerNorm weights or position embeddings)."""
+    """AdamW with decay on every matrix (weights and embeddings), none on biases and LayerNorm gains
+    (GPT-2 / nanoGPT); betas (0.9, 0.99) as nanoGPT's small-data recipe."""
     decay, no_decay = [], []
     seen = set()
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if id(p) in seen:
             continue
         seen.add(id(p))
-        (decay if p.ndim >= 2 and "wpe" not in name else no_decay).append(p)
+        (decay if p.ndim >= 2 else no_decay).append(p)
     return AdamW([{"params": decay, "weight_decay": weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.99))
 
@@ -281,7 +283,7 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
 
     default_generator.manual_seed(cfg.seed)  # parameter init and dropout
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                       n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
+                       n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
     model = GPT(config)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     batch_gen = Generator().manual_seed(cfg.seed + 1 + 1000003 * rank)
