@@ -59,6 +59,7 @@ class TrainConfig:
     n_embd: int = None
     dropout: float = 0.0
     bias: bool = True           # biases in Linear and LayerNorm (nanoGPT's shakespeare-char recipe: False)
+    gelu: str = "tanh"          # GELU form in the MLP: "tanh" (GPT-2) or "none" (exact, as nanoGPT)
     lr: float = None
     min_lr_ratio: float = 0.1   # cosine decay to lr * min_lr_ratio
     warmup: int = None
@@ -283,7 +284,8 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
 
     default_generator.manual_seed(cfg.seed)  # parameter init and dropout
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                       n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
+                       n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
+                       gelu=cfg.gelu)
     model = GPT(config)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     batch_gen = Generator().manual_seed(cfg.seed + 1 + 1000003 * rank)

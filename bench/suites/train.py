@@ -80,7 +80,7 @@ def gpt_step(res, threads=2, steps=20, quick=False):
 
 
 def shakespeare_char(res, data=None, steps=2000, threads=2, with_torch=True):
-    """nanoGPT's CPU shakespeare-char recipe: 4 layers, 4 heads, 128 wide, block 64, batch 12, no biases,
+    """nanoGPT's CPU shakespeare-char recipe: 4 layers, 4 heads, 128 wide, block 64, batch 12, no biases, exact GELU,
     AdamW (betas 0.9/0.99, decay 0.1 on matrices), lr 1e-3 with 100 warmup steps, cosine-decayed over 2000
     iterations to 1e-4, grad clip 1, dropout 0; val loss = mean over 200 random batches."""
     import os
@@ -89,7 +89,7 @@ def shakespeare_char(res, data=None, steps=2000, threads=2, with_torch=True):
         res.notes.append(f"shakespeare_char skipped: no data at {path} (pass --data PATH)")
         return None
     cfg = lm.TrainConfig(data=path, preset="small", out="runs/shakespeare_char", max_steps=steps, batch_size=12,
-                         block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False, lr=1e-3, warmup=100,
+                         block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False, gelu="none", lr=1e-3, warmup=100,
                          min_lr_ratio=0.1, eval_interval=steps, eval_iters=200, weight_decay=0.1, grad_clip=1.0,
                          max_corpus_bytes=None, log_interval=100)
     with Threads(threads):
@@ -117,7 +117,7 @@ def _torch_shakespeare(cfg):
     tr, va = train_val_split(ids, 0.1)
     torch.manual_seed(cfg.seed)
     mcfg = GPTConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, dropout=0.0, bias=cfg.bias)
+                     n_embd=cfg.n_embd, dropout=0.0, bias=cfg.bias, gelu=cfg.gelu)
     model = TorchGPT(mcfg)
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
     g = pe.Generator().manual_seed(cfg.seed + 1)
