@@ -106,3 +106,17 @@ def test_cli_train_sample_eval(tmp_path, corpus, capsys):
     rc = cli_main(["eval", "--checkpoint", os.path.join(out, "best.safetensors")])
     assert rc == 0 and "perplexity" in json.loads(capsys.readouterr().out)
     assert cli_main(["eval", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
+
+
+@pytest.mark.parametrize("bias,gelu", [(True, "tanh"), (False, "none")])
+def test_decode_path_equals_autograd_forward(bias, gelu):
+    """GPT.decode (backend kernels, no autograd) computes the same logits as forward() in eval mode."""
+    pe.manual_seed(2)
+    m = GPT(GPTConfig(vocab_size=17, block_size=16, n_layer=2, n_head=2, n_embd=16, bias=bias, gelu=gelu)).eval()
+    ids = np.random.default_rng(1).integers(0, 17, (3, 10))
+    full, _ = m(pe.tensor(ids))
+    from pyengine.models.gpt import KVCache
+    cache = KVCache(2)
+    first = m.decode(ids[:, :6], cache)
+    rest = [m.decode(ids[:, t:t + 1], cache) for t in range(6, 10)]
+    np.testing.assert_allclose(np.concatenate([first] + rest, axis=1), full.detach().numpy(), rtol=1e-4, atol=1e-5)
