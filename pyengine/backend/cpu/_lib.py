@@ -3,14 +3,16 @@
 Before the extension (and with it libgomp) loads, OMP_WAIT_POLICY defaults to PASSIVE: idle OpenMP
 workers sleep instead of spinning between kernels. On a machine shared with other work, spinning workers
 fight the Python thread for cores; measured here on 2 busy cores, a small GPT step took 16 ms with PASSIVE
-against 404 ms with libgomp's default spin. Set OMP_WAIT_POLICY yourself to override.
+against 404 ms with libgomp's default spin (on an idle machine the difference is within 10%). Setting
+OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself, or PYENGINE_OMP_DEFAULTS=0, keeps your choice.
 
 Loading _C also raises glibc's mmap/trim thresholds (see csrc/bindings.cpp) so that the arrays a training
 step frees are reused instead of returned to the OS and faulted in again; PYENGINE_MALLOC_TUNING=0 opts out.
 """
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if os.environ.get("PYENGINE_OMP_DEFAULTS", "1") != "0" and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # opt out: PYENGINE_OMP_DEFAULTS=0
 
 try:
     from pyengine import _C  # noqa: F401,E402
