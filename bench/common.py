@@ -158,6 +158,7 @@ class Results:
         lines += [self._fmt(r) for r in self.rows]
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, "RESULTS.md")
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
