@@ -120,3 +120,36 @@ def test_decode_path_equals_autograd_forward(bias, gelu):
     first = m.decode(ids[:, :6], cache)
     rest = [m.decode(ids[:, t:t + 1], cache) for t in range(6, 10)]
     np.testing.assert_allclose(np.concatenate([first] + rest, axis=1), full.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_split_merge_heads_gradients():
+    """The fused head split/merge Functions of the GPT: forward as the reshape/transpose they replace,
+    gradients equal to central finite differences (float64), also when only some outputs are used."""
+    from pyengine.models.gpt import MergeHeads, SplitHeads
+    rng = np.random.default_rng(0)
+    qkv = pe.tensor(rng.standard_normal((2, 5, 12)), dtype=pe.float64, requires_grad=True)
+    q, k, v = SplitHeads.apply(qkv, 2)
+    ref = qkv.detach().numpy().reshape(2, 5, 3, 2, 2).transpose(2, 0, 3, 1, 4)
+    for got, want in zip((q, k, v), ref):
+        np.testing.assert_array_equal(got.detach().numpy(), want)
+    w = rng.standard_normal((2, 2, 5, 2))
+    loss = (MergeHeads.apply(q * pe.tensor(w)) * pe.tensor(rng.standard_normal((2, 5, 4)))).sum() + (v * v).sum()
+    loss.backward()
+
+    def f(a):
+        qq, kk, vv = a.reshape(2, 5, 3, 2, 2).transpose(2, 0, 3, 1, 4)
+        g = np.random.default_rng(0)
+        g.standard_normal((2, 5, 12)); g.standard_normal((2, 2, 5, 2))  # noqa: E702  (same draws as above)
+        m = (qq * w).transpose(0, 2, 1, 3).reshape(2, 5, 4)
+        return np.sum(m * g.standard_normal((2, 5, 4))) + np.sum(vv * vv)
+
+    a = qkv.detach().numpy().copy()
+    num = np.zeros_like(a)
+    for i in np.ndindex(a.shape):
+        a[i] += 1e-6
+        fp = f(a)
+        a[i] -= 2e-6
+        fm = f(a)
+        a[i] += 1e-6
+        num[i] = (fp - fm) / 2e-6
+    np.testing.assert_allclose(qkv.grad.numpy(), num, rtol=1e-6, atol=1e-7)

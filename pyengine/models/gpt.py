@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import nn
-from ..autograd import no_grad
+from ..autograd import Function, no_grad
 from ..backend import get_backend
 from ..nn import functional as F
 from ..random import Generator
@@ -66,6 +66,43 @@ class KVCache:
         return self.k[layer], self.v[layer]
 
 
+class SplitHeads(Function):
+    """qkv (B, T, 3C) -> q, k, v, each (B, H, T, hd) and contiguous: one copy instead of three strided ones.
+
+    Backward: the three gradients written back into one (B, T, 3C) array (a missing one counts as zero).
+    """
+
+    def forward(self, qkv, n_head):
+        B, T, C3 = qkv.shape
+        self.shape, hd = qkv.shape, C3 // (3 * n_head)
+        heads = np.ascontiguousarray(qkv.reshape(B, T, 3, n_head, hd).transpose(2, 0, 3, 1, 4))  # (3, B, H, T, hd)
+        return heads[0], heads[1], heads[2]
+
+    def backward(self, dq, dk, dv):
+        B, T, C3 = self.shape
+        ref = next(g for g in (dq, dk, dv) if g is not None)
+        H, hd = ref.shape[1], ref.shape[3]
+        d = np.zeros((B, T, 3, H, hd), ref.dtype)
+        for i, g in enumerate((dq, dk, dv)):
+            if g is not None:
+                d[:, :, i] = g.transpose(0, 2, 1, 3)
+        return d.reshape(B, T, C3), None
+
+
+class MergeHeads(Function):
+    """y (B, H, T, hd) -> (B, T, H * hd), contiguous;  backward: the inverse permutation."""
+
+    def forward(self, y):
+        B, H, T, hd = y.shape
+        self.heads = H
+        return np.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(B, T, H * hd)
+
+    def backward(self, g):
+        B, T, C = g.shape
+        H = self.heads
+        return np.ascontiguousarray(g.reshape(B, T, H, C // H).transpose(0, 2, 1, 3))
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -80,18 +117,14 @@ class CausalSelfAttention(nn.Module):
         # x: (B, T, C)
         B, T, C = x.shape
         H = self.n_head
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q = q.reshape(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hd)
-        k = k.reshape(B, T, H, C // H).transpose(1, 2)
-        v = v.reshape(B, T, H, C // H).transpose(1, 2)
+        q, k, v = SplitHeads.apply(self.c_attn(x), H)  # each (B, H, T, hd)
         if cache is not None:
             k, v = cache.append(layer, k, v)  # (B, H, T_past + T, hd)
         # query t (absolute position T_past + t) sees keys j <= T_past + t
         offset = k.shape[2] - T
         y = F.scaled_dot_product_attention(q, k, v, causal_offset=offset,
                                            dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(self.c_proj(y))
+        return self.resid_dropout(self.c_proj(MergeHeads.apply(y)))  # (B, T, C)
 
 
 class MLP(nn.Module):
