@@ -179,11 +179,6 @@ class Node:
 # --------------------------------------------------------------------------- the engine
 
 
-def _accumulate(store, key, g):
-    prev = store.get(key)
-    store[key] = g if prev is None else prev + g
-
-
 def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=True):
     """Backpropagate ``root_grads`` (arrays) from the tensors ``roots``.
 

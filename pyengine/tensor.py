@@ -543,16 +543,15 @@ def _inplace_check(t, op):
                            "wrap it in pyengine.no_grad() or use the out-of-place op")
 
 
-def _other_array(x, like):
-    if isinstance(x, Tensor):
-        return x.data
-    return x
+def _array_of(x):
+    """A Tensor's array; anything else (numbers, arrays) as it is."""
+    return x.data if isinstance(x, Tensor) else x
 
 
 def _make_inplace(ufunc, name):
     def method(self, other, *, alpha=None):
         _inplace_check(self, name)
-        o = _other_array(other, self)
+        o = _array_of(other)
         if alpha is not None:
             o = o * alpha
         ufunc(self.data, o, out=self.data, casting="same_kind")
@@ -575,7 +574,7 @@ def _install_methods():
     T.__truediv__ = lambda a, b: ops.div(a, b)
     T.__rtruediv__ = lambda a, b: ops.div(b, a)
     T.__floordiv__ = lambda a, b: ops.div(a, b, rounding_mode="floor")
-    T.__mod__ = lambda a, b: _wrap(np.mod(a.data, _other_array(b, a)))
+    T.__mod__ = lambda a, b: _wrap(np.mod(a.data, _array_of(b)))
     T.__pow__ = lambda a, b: ops.pow(a, b)
     T.__rpow__ = lambda a, b: ops.pow(b, a)
     T.__matmul__ = lambda a, b: ops.matmul(a, b)
@@ -589,9 +588,9 @@ def _install_methods():
     T.__le__ = lambda a, b: ops.le(a, b)
     T.__gt__ = lambda a, b: ops.gt(a, b)
     T.__ge__ = lambda a, b: ops.ge(a, b)
-    T.__and__ = lambda a, b: _wrap(np.bitwise_and(a.data, _other_array(b, a)))
-    T.__or__ = lambda a, b: _wrap(np.bitwise_or(a.data, _other_array(b, a)))
-    T.__xor__ = lambda a, b: _wrap(np.bitwise_xor(a.data, _other_array(b, a)))
+    T.__and__ = lambda a, b: _wrap(np.bitwise_and(a.data, _array_of(b)))
+    T.__or__ = lambda a, b: _wrap(np.bitwise_or(a.data, _array_of(b)))
+    T.__xor__ = lambda a, b: _wrap(np.bitwise_xor(a.data, _array_of(b)))
     T.__invert__ = lambda a: _wrap(np.invert(a.data))
     T.__getitem__ = lambda a, idx: ops.getitem(a, idx)
     T.__setitem__ = lambda a, idx, v: ops.setitem(a, idx, v)

@@ -7,6 +7,7 @@ import numpy as np
 from ..autograd import Function
 from ..backend import _active
 from ..tensor import Tensor, _wrap
+from ..tensor import _array_of as _arr
 
 
 def unbroadcast(g, shape):
@@ -371,10 +372,6 @@ class Cast(Function):
 
 
 # ------------------------------------------------------------------ user-facing functions
-
-
-def _arr(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 def _operand(x, like):

@@ -6,7 +6,6 @@ import numpy as np
 
 from ..autograd import Function
 from ..tensor import Tensor, _norm_dim, _wrap
-from .elementwise import _operand
 
 
 class Reshape(Function):
@@ -484,4 +483,4 @@ def repeat_interleave(x, repeats, dim=None):
 __all__ = ["reshape", "view", "flatten", "unflatten", "permute", "transpose", "t", "unsqueeze", "squeeze",
            "expand", "expand_as", "broadcast_to", "contiguous", "clone", "cat", "concat", "concatenate",
            "stack", "split", "chunk", "unbind", "getitem", "setitem", "masked_fill", "tril", "triu", "gather",
-           "one_hot", "multinomial", "flip", "repeat_interleave", "_operand"]
+           "one_hot", "multinomial", "flip", "repeat_interleave"]
