@@ -4,13 +4,21 @@
 //   attention_backward(q, k, v, out, lse, dout, dq, dk, dv, mask, causal_offset, scale,
 //                      block_q=0, block_k=0, strategy="auto")
 //
-// Outputs are allocated by the caller (pyengine/backend/cpu/attention.py). mask is
-// None or an array of shape (BH, Tq, Tk), bool or q's dtype, with any strides (a
-// np.broadcast_to view is read in place). causal_offset is None or an int.
+// Outputs are allocated by the caller (pyengine/backend/cpu/attention.py).
+// q, k, v, out, dout, dq, dk, dv are all rank 3, (BH, T, D), or all rank 4,
+// (B, H, T, D); each may be a strided view (non-negative strides, the last axis
+// contiguous), read or written in place. Outputs must also be writeable and not
+// overlap themselves. lse is C-contiguous, shaped as q without its last axis.
+// mask is None or an array of shape (BH, Tq, Tk) / (B, H, Tq, Tk), bool or q's
+// dtype, with any strides (a np.broadcast_to view is read in place).
+// causal_offset is None or an int.
 // block_q / block_k (0 = the kernel's default) and strategy ("auto", "per_bh",
 // "split") exist for tests and tuning.
+#include <algorithm>
 #include <climits>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "binding_utils.h"
 #include "bindings.h"
@@ -26,33 +34,109 @@ constexpr const char* kOp = "scaled_dot_product_attention";
 // Checks q, k, v (and out/lse/dout/dq/dk/dv when given) and fills the sizes.
 // Dtypes first (TypeError), then ranks and shapes (ValueError), then layout.
 struct Shapes {
+  int rank;       // 3: (BH, T, D) arrays; 4: (B, H, T, D)
+  index_t B, H;   // rank 3: B = BH, H = 1
   index_t BH, Tq, Tk, D, Dv;
+  // The expected shape of a (batch, heads, T, n) tensor at this rank.
+  std::vector<py::ssize_t> of(index_t T, index_t n) const {
+    if (rank == 3) return {BH, T, n};
+    return {B, H, T, n};
+  }
 };
+
+// Where the rows of a checked rank-3/4 array live (attn::Rows, in elements).
+attn::Rows rows_of(const py::array& a) {
+  const py::ssize_t item = a.itemsize();
+  const int r = static_cast<int>(a.ndim());
+  attn::Rows rows;
+  rows.sb = a.shape(0) > 1 ? a.strides(0) / item : 0;
+  rows.sh = r == 4 && a.shape(1) > 1 ? a.strides(1) / item : 0;
+  rows.st = a.shape(r - 2) > 1 ? a.strides(r - 2) / item : 0;
+  return rows;
+}
+
+// The strides the kernels can follow: non-negative multiples of the item size,
+// the last axis contiguous.
+void check_layout(const py::array& a, const char* name) {
+  if (a.size() == 0) return;  // nothing is read or written
+  const py::ssize_t item = a.itemsize();
+  const int r = static_cast<int>(a.ndim());
+  for (int d = 0; d < r; ++d) {
+    if (a.shape(d) <= 1) continue;  // never stepped along
+    const py::ssize_t st = a.strides(d);
+    if (st < 0 || st % item != 0 || (d == r - 1 && st != item))
+      fail(std::string(name) + " must have non-negative strides and a contiguous last axis, got shape " +
+           shape_str(a) + " with byte strides " + strides_str(a));
+  }
+}
+
+// No two elements of `a` share memory: ordered by stride, each axis steps past
+// everything the smaller-strided axes span (a sufficient condition, exact for
+// the layouts NumPy views produce).
+void check_no_self_overlap(const py::array& a, const char* name) {
+  if (a.size() == 0) return;
+  std::vector<std::pair<py::ssize_t, py::ssize_t>> axes;  // (byte stride, extent)
+  for (int d = 0; d < a.ndim(); ++d)
+    if (a.shape(d) > 1) axes.emplace_back(a.strides(d), a.shape(d));
+  std::sort(axes.begin(), axes.end());
+  py::ssize_t span = a.itemsize();  // bytes covered by the axes so far
+  for (const auto& [stride, n] : axes) {
+    if (stride < span)
+      fail(std::string(name) + " is an output and must not overlap itself, got shape " + shape_str(a) +
+           " with byte strides " + strides_str(a));
+    span += stride * (n - 1);
+  }
+}
 
 Shapes check_qkv(const py::array& q, const py::array& k, const py::array& v) {
   float_kind(q, kOp, "q");
   check_same_dtype(q, k, kOp, "q", "k");
   check_same_dtype(q, v, kOp, "q", "v");
-  check_ndim(q, 3, kOp, "q (BH, Tq, D)");
-  check_ndim(k, 3, kOp, "k (BH, Tk, D)");
-  check_ndim(v, 3, kOp, "v (BH, Tk, Dv)");
   const std::string shapes = " (q " + shape_str(q) + ", k " + shape_str(k) + ", v " + shape_str(v) + ")";
-  if (q.shape(0) != k.shape(0) || q.shape(0) != v.shape(0))
-    fail("q, k and v must have the same batch*heads size BH" + shapes);
-  if (q.shape(2) != k.shape(2)) fail("q and k must have the same head size D" + shapes);
-  if (k.shape(1) != v.shape(1)) fail("k and v must have the same number of keys Tk" + shapes);
-  check_contiguous(q, kOp, "q");
-  check_contiguous(k, kOp, "k");
-  check_contiguous(v, kOp, "v");
-  return {q.shape(0), q.shape(1), k.shape(1), q.shape(2), v.shape(2)};
+  const int r = static_cast<int>(q.ndim());
+  if ((r != 3 && r != 4) || k.ndim() != r || v.ndim() != r)
+    fail("q, k and v must all be 3-D (BH, T, D) or all 4-D (B, H, T, D)" + shapes);
+  for (int d = 0; d < r - 2; ++d)
+    if (q.shape(d) != k.shape(d) || q.shape(d) != v.shape(d))
+      fail(std::string("q, k and v must have the same ") + (r == 3 ? "batch*heads size BH" : "batch and heads") +
+           shapes);
+  if (q.shape(r - 1) != k.shape(r - 1)) fail("q and k must have the same head size D" + shapes);
+  if (k.shape(r - 2) != v.shape(r - 2)) fail("k and v must have the same number of keys Tk" + shapes);
+  check_layout(q, "q");
+  check_layout(k, "k");
+  check_layout(v, "v");
+  Shapes s;
+  s.rank = r;
+  s.B = q.shape(0);
+  s.H = r == 4 ? q.shape(1) : 1;
+  s.BH = s.B * s.H;
+  s.Tq = q.shape(r - 2);
+  s.Tk = k.shape(r - 2);
+  s.D = q.shape(r - 1);
+  s.Dv = v.shape(r - 1);
+  return s;
 }
 
-void check_array(const py::array& a, const py::array& q, const std::vector<py::ssize_t>& shape, const char* name,
-                 bool output) {
+// out / dout / dq / dk / dv: q's dtype and rank, the given shape, a followable layout.
+void check_rows_array(const py::array& a, const py::array& q, const std::vector<py::ssize_t>& shape,
+                      const char* name, bool output) {
   check_same_dtype(q, a, kOp, "q", name);
   check_shape(a, shape, kOp, name);
-  check_contiguous(a, kOp, name);
-  if (output) check_writeable(a, kOp, name);
+  check_layout(a, name);
+  if (output) {
+    check_writeable(a, kOp, name);
+    check_no_self_overlap(a, name);
+  }
+}
+
+// lse: C-contiguous, q's shape without its last axis.
+void check_lse(const py::array& lse, const py::array& q, const Shapes& s, bool output) {
+  check_same_dtype(q, lse, kOp, "q", "lse");
+  std::vector<py::ssize_t> shape = s.of(s.Tq, 0);
+  shape.pop_back();
+  check_shape(lse, shape, kOp, s.rank == 3 ? "lse (BH, Tq)" : "lse (B, H, Tq)");
+  check_contiguous(lse, kOp, "lse");
+  if (output) check_writeable(lse, kOp, "lse");
 }
 
 template <class T>
@@ -71,20 +155,22 @@ attn::AttnMask make_mask(const py::object& obj, const py::array& q, const Shapes
     throw py::type_error(std::string(kOp) + ": mask must be bool or have q's dtype (" + dtype_str(q) + "), got " +
                          dtype_str(m));
   }
-  check_shape(m, {s.BH, s.Tq, s.Tk}, kOp, "mask (broadcast to (BH, Tq, Tk))");
+  check_shape(m, s.of(s.Tq, s.Tk), kOp,
+              s.rank == 3 ? "mask (broadcast to (BH, Tq, Tk))" : "mask (broadcast to (B, H, Tq, Tk))");
   const py::ssize_t item = m.itemsize();
-  index_t st[3];
-  for (int d = 0; d < 3; ++d) {
+  index_t st[4] = {0, 0, 0, 0};  // b, h, q, k
+  const int r = s.rank;
+  for (int d = 0; d < r; ++d) {
     if (m.strides(d) % item != 0)
-      fail("mask strides must be multiples of its item size, got strides (" + std::to_string(m.strides(0)) + ", " +
-           std::to_string(m.strides(1)) + ", " + std::to_string(m.strides(2)) + ")");
+      fail("mask strides must be multiples of its item size, got byte strides " + strides_str(m));
     // A length-1 axis is never stepped along: any stride will do.
-    st[d] = m.shape(d) <= 1 ? 0 : m.strides(d) / item;
+    st[r == 3 && d > 0 ? d + 1 : d] = m.shape(d) <= 1 ? 0 : m.strides(d) / item;
   }
   mk.data = m.data();
   mk.sb = st[0];
-  mk.sq = st[1];
-  mk.sk = st[2];
+  mk.sh = st[1];
+  mk.sq = st[2];
+  mk.sk = st[3];
   return mk;
 }
 
@@ -124,7 +210,8 @@ void run_forward(const py::array& q, const py::array& k, const py::array& v, py:
   a.v = static_cast<const T*>(v.data());
   a.out = static_cast<T*>(out.mutable_data());
   a.lse = static_cast<T*>(lse.mutable_data());
-  a.BH = s.BH, a.Tq = s.Tq, a.Tk = s.Tk, a.D = s.D, a.Dv = s.Dv;
+  a.BH = s.BH, a.H = s.H, a.Tq = s.Tq, a.Tk = s.Tk, a.D = s.D, a.Dv = s.Dv;
+  a.q_rows = rows_of(q), a.k_rows = rows_of(k), a.v_rows = rows_of(v), a.out_rows = rows_of(out);
   a.mask = make_mask<T>(mask, q, s);
   a.causal = causal;
   a.causal_offset = offset;
@@ -150,7 +237,9 @@ void run_backward(const py::array& q, const py::array& k, const py::array& v, co
   a.dq = static_cast<T*>(dq.mutable_data());
   a.dk = static_cast<T*>(dk.mutable_data());
   a.dv = static_cast<T*>(dv.mutable_data());
-  a.BH = s.BH, a.Tq = s.Tq, a.Tk = s.Tk, a.D = s.D, a.Dv = s.Dv;
+  a.BH = s.BH, a.H = s.H, a.Tq = s.Tq, a.Tk = s.Tk, a.D = s.D, a.Dv = s.Dv;
+  a.q_rows = rows_of(q), a.k_rows = rows_of(k), a.v_rows = rows_of(v), a.out_rows = rows_of(out);
+  a.dout_rows = rows_of(dout), a.dq_rows = rows_of(dq), a.dk_rows = rows_of(dk), a.dv_rows = rows_of(dv);
   a.mask = make_mask<T>(mask, q, s);
   a.causal = causal;
   a.causal_offset = offset;
@@ -174,8 +263,8 @@ void register_attention(py::module_& m) {
       [](py::array q, py::array k, py::array v, py::array out, py::array lse, py::object mask,
          py::object causal_offset, double scale, index_t block_q, index_t block_k) {
         const Shapes s = check_qkv(q, k, v);
-        check_array(out, q, {s.BH, s.Tq, s.Dv}, "out (BH, Tq, Dv)", true);
-        check_array(lse, q, {s.BH, s.Tq}, "lse (BH, Tq)", true);
+        check_rows_array(out, q, s.of(s.Tq, s.Dv), "out", true);
+        check_lse(lse, q, s, true);
         check_blocks(block_q, block_k);
         bool causal;
         index_t offset;
@@ -187,7 +276,7 @@ void register_attention(py::module_& m) {
       },
       py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"), py::arg("mask"),
       py::arg("causal_offset"), py::arg("scale"), py::arg("block_q") = 0, py::arg("block_k") = 0,
-      "Flash-style attention forward: fills out (BH, Tq, Dv) and lse (BH, Tq).");
+      "Flash-style attention forward: fills out (BH, Tq, Dv) and lse (BH, Tq) (or the (B, H, ...) forms).");
 
   m.def(
       "attention_backward",
@@ -195,12 +284,12 @@ void register_attention(py::module_& m) {
          py::array dk, py::array dv, py::object mask, py::object causal_offset, double scale, index_t block_q,
          index_t block_k, const std::string& strategy) {
         const Shapes s = check_qkv(q, k, v);
-        check_array(out, q, {s.BH, s.Tq, s.Dv}, "out (BH, Tq, Dv)", false);
-        check_array(lse, q, {s.BH, s.Tq}, "lse (BH, Tq)", false);
-        check_array(dout, q, {s.BH, s.Tq, s.Dv}, "dout (BH, Tq, Dv)", false);
-        check_array(dq, q, {s.BH, s.Tq, s.D}, "dq (BH, Tq, D)", true);
-        check_array(dk, q, {s.BH, s.Tk, s.D}, "dk (BH, Tk, D)", true);
-        check_array(dv, q, {s.BH, s.Tk, s.Dv}, "dv (BH, Tk, Dv)", true);
+        check_rows_array(out, q, s.of(s.Tq, s.Dv), "out", false);
+        check_lse(lse, q, s, false);
+        check_rows_array(dout, q, s.of(s.Tq, s.Dv), "dout", false);
+        check_rows_array(dq, q, s.of(s.Tq, s.D), "dq", true);
+        check_rows_array(dk, q, s.of(s.Tk, s.D), "dk", true);
+        check_rows_array(dv, q, s.of(s.Tk, s.Dv), "dv", true);
         check_blocks(block_q, block_k);
         const attn::BwdStrategy st = parse_strategy(strategy);
         bool causal;

@@ -24,6 +24,14 @@ inline std::string shape_str(const py::array& a) {
   return s.str();
 }
 
+inline std::string strides_str(const py::array& a) {
+  std::ostringstream s;
+  s << "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.strides(i);
+  s << (a.ndim() == 1 ? ",)" : ")");
+  return s.str();
+}
+
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 // dtype equality by value (PyArray_EquivTypes), not object identity: unpickled or deep-copied

@@ -122,34 +122,65 @@ def test_decode_path_equals_autograd_forward(bias, gelu):
     np.testing.assert_allclose(np.concatenate([first] + rest, axis=1), full.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_split_merge_heads_gradients():
-    """The fused head split/merge Functions of the GPT: forward as the reshape/transpose they replace,
-    gradients equal to central finite differences (float64), also when only some outputs are used."""
-    from pyengine.models.gpt import MergeHeads, SplitHeads
+def _packed_attention_numpy(a, H):
+    """Causal self-attention on a packed (B, T, 3C) projection, written from scratch in NumPy (float64)."""
+    B, T, C3 = a.shape
+    hd = C3 // (3 * H)
+    q, k, v = a.reshape(B, T, 3, H, hd).transpose(2, 0, 3, 1, 4)
+    s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(hd)
+    s = np.where(np.tril(np.ones((T, T), bool)), s, -np.inf)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return (p @ v).transpose(0, 2, 1, 3).reshape(B, T, H * hd)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_packed_self_attention_gradients(backend):
+    """The GPT's attention on its packed qkv (heads read and written in place by the kernel): forward equal
+    to a plain NumPy attention, gradient equal to central finite differences (float64), odd sizes."""
+    from pyengine.models.gpt import PackedSelfAttention
     rng = np.random.default_rng(0)
-    qkv = pe.tensor(rng.standard_normal((2, 5, 12)), dtype=pe.float64, requires_grad=True)
-    q, k, v = SplitHeads.apply(qkv, 2)
-    ref = qkv.detach().numpy().reshape(2, 5, 3, 2, 2).transpose(2, 0, 3, 1, 4)
-    for got, want in zip((q, k, v), ref):
-        np.testing.assert_array_equal(got.detach().numpy(), want)
-    w = rng.standard_normal((2, 2, 5, 2))
-    loss = (MergeHeads.apply(q * pe.tensor(w)) * pe.tensor(rng.standard_normal((2, 5, 4)))).sum() + (v * v).sum()
-    loss.backward()
+    B, T, H, hd = 2, 7, 3, 2
+    a0 = rng.standard_normal((B, T, 3 * H * hd))
+    w = rng.standard_normal((B, T, H * hd))
+    pe.set_backend(backend)
+    try:
+        qkv = pe.tensor(a0, dtype=pe.float64, requires_grad=True)
+        y = PackedSelfAttention.apply(qkv, H)
+        np.testing.assert_allclose(y.detach().numpy(), _packed_attention_numpy(a0, H), rtol=1e-12, atol=1e-12)
+        (y * pe.tensor(w)).sum().backward()
+    finally:
+        pe.set_backend("cpu")
 
-    def f(a):
-        qq, kk, vv = a.reshape(2, 5, 3, 2, 2).transpose(2, 0, 3, 1, 4)
-        g = np.random.default_rng(0)
-        g.standard_normal((2, 5, 12)); g.standard_normal((2, 2, 5, 2))  # noqa: E702  (same draws as above)
-        m = (qq * w).transpose(0, 2, 1, 3).reshape(2, 5, 4)
-        return np.sum(m * g.standard_normal((2, 5, 4))) + np.sum(vv * vv)
-
-    a = qkv.detach().numpy().copy()
+    a = a0.copy()
     num = np.zeros_like(a)
     for i in np.ndindex(a.shape):
         a[i] += 1e-6
-        fp = f(a)
+        fp = np.sum(_packed_attention_numpy(a, H) * w)
         a[i] -= 2e-6
-        fm = f(a)
+        fm = np.sum(_packed_attention_numpy(a, H) * w)
         a[i] += 1e-6
         num[i] = (fp - fm) / 2e-6
-    np.testing.assert_allclose(qkv.grad.numpy(), num, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(qkv.grad.numpy(), num, rtol=1e-6, atol=1e-8)
+
+
+def test_gpt_attention_paths_agree():
+    """The packed in-place path (training, no dropout) and the view + scaled_dot_product_attention path
+    (taken with attention dropout or a KV cache) give the same output and gradients."""
+    from pyengine.models.gpt import CausalSelfAttention
+    rng = np.random.default_rng(1)
+    pe.manual_seed(0)
+    attn = CausalSelfAttention(GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=4, n_embd=12))
+    attn.to(pe.float64)
+    x0 = rng.standard_normal((3, 9, 12))
+    w = rng.standard_normal((3, 9, 12))
+    results = []
+    for dropout in (0.0, 1e-300):  # a positive dropout forces the other path; p ~ 0 keeps every value
+        attn.dropout = dropout
+        x = pe.tensor(x0, dtype=pe.float64, requires_grad=True)
+        attn.zero_grad()
+        y = attn(x)
+        (y * pe.tensor(w)).sum().backward()
+        results.append((y.detach().numpy(), x.grad.numpy(), attn.c_attn.weight.grad.numpy()))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -1,9 +1,12 @@
 // Scaled dot-product attention on the CPU, forward and backward, flash-style.
 //
-// Shapes (C-contiguous): q: (BH, Tq, D)   k: (BH, Tk, D)   v: (BH, Tk, Dv)
-//                        out: (BH, Tq, Dv)  lse: (BH, Tq)
+// Shapes: q: (BH, Tq, D)   k: (BH, Tk, D)   v: (BH, Tk, Dv)   out: (BH, Tq, Dv)
+//         lse: (BH, Tq)     with BH = B * H heads. q, k, v, out and the gradients
+// are read and written in place through per-tensor row strides (attn::Rows), so a
+// (B, H, T, D) view of a (B, T, H, D) or packed (B, T, 3, H, D) array needs no
+// copy; only the last axis must be contiguous.
 // mask: optional, bool (True = attend) or float (added to the scores), read in
-// place from a (BH, Tq, Tk) view with any element strides (0 for broadcast axes).
+// place from a (B, H, Tq, Tk) view with any element strides (0 for broadcast axes).
 // causal: key j is visible to query i iff j <= i + causal_offset.
 // Specification: pyengine/backend/reference/attention.py.
 //
@@ -244,9 +247,15 @@ void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
     for (index_t bh = 0; bh < a.BH; ++bh) K.backward_delta(a, bh, delta.data());
     // (implicit barrier: every D_i is ready)
     if (per_bh) {
+      // Heads in batch-major order: tasks that run at the same time then belong to different batch
+      // entries. In a (B, T, H, D) layout (attn::Rows) the rows of heads h and h + 1 of one entry are
+      // neighbours in memory, and two threads writing their gradients would share cache lines (measured:
+      // 2-thread backward 30% slower in head order).
+      const index_t nb = a.BH / a.H;
 #pragma omp for schedule(dynamic, 1)
-      for (index_t bh = 0; bh < a.BH; ++bh) {
-        std::fill_n(a.dq + bh * a.Tq * a.D, a.Tq * a.D, T(0));
+      for (index_t t = 0; t < a.BH; ++t) {
+        const index_t bh = (t % nb) * a.H + t / nb;
+        zero_rows(a.dq + a.at(a.dq_rows, bh, 0), a.Tq, a.D, a.dq_rows.st);
         for (index_t kb = 0; kb < nkb; ++kb) K.backward_key_block(a, ws, bh, kb * a.bc, true);
       }
     } else {

@@ -21,22 +21,36 @@ namespace attn {
 constexpr index_t kBlockQ = 64;  // Br
 constexpr index_t kBlockK = 64;  // Bc
 
+// Where the rows of one tensor live. The kernels see BH = B * H heads; row t of
+// head bh = b * H + h starts at
+//     base + b * sb + h * sh + t * st        (strides in elements)
+// and holds its D (or Dv) values contiguously. A C-contiguous (BH, T, D) array is
+// sb = T*D, sh = 0 with H = 1; a strided (B, H, T, D) NumPy view is read in
+// place, e.g. the query heads of a packed (B, T, 3, H, D) projection:
+// sb = T*3*H*D, sh = D, st = 3*H*D (no copy to a head-major layout).
+struct Rows {
+  index_t sb = 0, sh = 0, st = 0;
+};
+
 // The optional mask, read in place from a (possibly broadcast) NumPy view of
-// shape (BH, Tq, Tk): element (b, i, j) is at data[b*sb + i*sq + j*sk] (strides
-// in elements, 0 for a broadcast axis, negative allowed).
+// shape (B, H, Tq, Tk): element (bh, i, j) is at data[b*sb + h*sh + i*sq + j*sk]
+// (strides in elements, 0 for a broadcast axis, negative allowed).
 struct AttnMask {
   enum Kind { none = 0, boolean = 1, additive = 2 };
   Kind kind = none;
   const void* data = nullptr;  // bool (1 byte, nonzero = attend) or T (added to the scores)
-  index_t sb = 0, sq = 0, sk = 0;
+  index_t sb = 0, sh = 0, sq = 0, sk = 0;
 };
 
 // How the backward pass splits its work over threads (see attention.cpp).
 enum class BwdStrategy : int { automatic = 0, per_bh = 1, split = 2 };
 
-// Everything a kernel needs. Layouts are C-contiguous:
-//   q: (BH, Tq, D)   k: (BH, Tk, D)   v: (BH, Tk, Dv)   out: (BH, Tq, Dv)   lse: (BH, Tq)
-//   dout, dq, dk, dv: shaped as out, q, k, v (backward only).
+// Everything a kernel needs. Logical shapes (each tensor's memory layout is
+// given by its Rows, below):
+//   q: (BH, Tq, D)   k: (BH, Tk, D)   v: (BH, Tk, Dv)   out: (BH, Tq, Dv)
+//   dout, dq, dk, dv: shaped as out, q, k, v (backward only)
+//   lse, delta: (BH, Tq), C-contiguous.
+// The outputs (out, lse; dq, dk, dv) must not overlap each other or the inputs.
 template <class T>
 struct AttnArgs {
   const T* q = nullptr;
@@ -51,11 +65,16 @@ struct AttnArgs {
   const T* delta = nullptr;  // backward scratch: D_i = rowsum(dO_i * O_i), (BH, Tq)
 
   index_t BH = 0, Tq = 0, Tk = 0, D = 0, Dv = 0;
+  index_t H = 1;  // heads per batch entry: bh = b * H + h (H = 1: one flat BH axis)
+  Rows q_rows, k_rows, v_rows, out_rows, dout_rows, dq_rows, dk_rows, dv_rows;
   AttnMask mask;
   bool causal = false;
   index_t causal_offset = 0;  // key j visible to query i iff j <= i + causal_offset
   T scale = T(1);
   index_t br = kBlockQ, bc = kBlockK;
+
+  // Element offset of row t of head bh in a tensor laid out as `r`.
+  index_t at(const Rows& r, index_t bh, index_t t) const { return (bh / H) * r.sb + (bh % H) * r.sh + t * r.st; }
 
   // Keys [0, key_end(i)) may be visible to query row i (the causal limit; the mask
   // may hide more of them).
@@ -69,6 +88,12 @@ struct AttnArgs {
     return std::min(Tq, std::max<index_t>(0, j - causal_offset));
   }
 };
+
+// Zeroes `rows` rows of n values, row stride ld (a gradient block before accumulation).
+template <class T>
+inline void zero_rows(T* p, index_t rows, index_t n, index_t ld) {
+  for (index_t r = 0; r < rows; ++r) std::fill_n(p + r * ld, n, T(0));
+}
 
 // One thread's scratch (attention.cpp allocates it; the kernels only use it).
 // lds / ldo: row strides of the Bc-wide and Dv-wide buffers.

@@ -87,18 +87,20 @@ PE_ATTN_TARGET void gemm(index_t M, index_t N, index_t K, const T* A, index_t ar
   }
 }
 
-// dst[d*ld + c] = src[c*D + d]: K_j (nc x D) -> K_j^T (D x nc), likewise V_j^T.
+// dst[d*ld + c] = src[c*lds + d]: K_j (nc rows of D, row stride lds) -> K_j^T
+// (D x nc), likewise V_j^T.
 template <class T>
-PE_ATTN_TARGET void pack_transposed(const T* src, index_t nc, index_t D, T* dst, index_t ld) {
+PE_ATTN_TARGET void pack_transposed(const T* src, index_t lds, index_t nc, index_t D, T* dst, index_t ld) {
   for (index_t d = 0; d < D; ++d)
-    for (index_t c = 0; c < nc; ++c) dst[d * ld + c] = src[c * D + d];
+    for (index_t c = 0; c < nc; ++c) dst[d * ld + c] = src[c * lds + d];
 }
 
 // ====================================================================== row helpers
 // s[0:n) = scale * s[0:n), then the mask of query row (bh, i) over keys [j0, j0+n):
 // bool: -inf where False; float: added.
 template <class T>
-PE_ATTN_TARGET void scale_mask_row(T* s, index_t n, T scale, const AttnMask& mk, index_t bh, index_t i, index_t j0) {
+PE_ATTN_TARGET void scale_mask_row(T* s, index_t n, T scale, const AttnMask& mk, index_t H, index_t bh, index_t i,
+                                   index_t j0) {
   using VT = V<T>;
   constexpr int W = VT::W;
   if (n <= 0) return;
@@ -110,7 +112,7 @@ PE_ATTN_TARGET void scale_mask_row(T* s, index_t n, T scale, const AttnMask& mk,
     VT::store_part(s + c, m, VT::mul(VT::load_part(s + c, m), vs));
   }
   if (mk.kind == AttnMask::none) return;
-  const index_t base = bh * mk.sb + i * mk.sq + j0 * mk.sk, sk = mk.sk;
+  const index_t base = (bh / H) * mk.sb + (bh % H) * mk.sh + i * mk.sq + j0 * mk.sk, sk = mk.sk;
   if (mk.kind == AttnMask::boolean) {
     const unsigned char* mb = static_cast<const unsigned char*>(mk.data) + base;
     const T ninf = -std::numeric_limits<T>::infinity();
@@ -221,9 +223,10 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
   const T ninf = -std::numeric_limits<T>::infinity();
   const index_t D = a.D, Dv = a.Dv, lds = ws.lds, ldo = ws.ldo;
   const index_t mr = std::min(a.br, a.Tq - i0);
-  const T* q_i = a.q + (bh * a.Tq + i0) * D;
-  const T* k_bh = a.k + bh * a.Tk * D;
-  const T* v_bh = a.v + bh * a.Tk * Dv;
+  const index_t ldq = a.q_rows.st, ldk = a.k_rows.st, ldv = a.v_rows.st;
+  const T* q_i = a.q + a.at(a.q_rows, bh, i0);
+  const T* k_bh = a.k + a.at(a.k_rows, bh, 0);
+  const T* v_bh = a.v + a.at(a.v_rows, bh, 0);
   T* S = ws.s;
   T* O = ws.o;
   T* m = ws.m;
@@ -239,14 +242,14 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
   const index_t kend = a.key_end(i0 + mr - 1);
   for (index_t j0 = 0; j0 < kend; j0 += a.bc) {
     const index_t nc = std::min(a.bc, kend - j0);
-    pack_transposed(k_bh + j0 * D, nc, D, ws.kt, lds);
-    gemm<T>(mr, nc, D, q_i, D, 1, ws.kt, lds, S, lds, false);  // S = Q_i K_j^T
+    pack_transposed(k_bh + j0 * ldk, ldk, nc, D, ws.kt, lds);
+    gemm<T>(mr, nc, D, q_i, ldq, 1, ws.kt, lds, S, lds, false);  // S = Q_i K_j^T
     for (index_t r = 0; r < mr; ++r) {
       T* s = S + r * lds;
       const index_t i = i0 + r;
       // Keys [j0, j0 + n) of this block are causally visible to row i.
       const index_t n = std::max<index_t>(0, std::min(nc, a.key_end(i) - j0));
-      scale_mask_row(s, n, a.scale, a.mask, bh, i, j0);
+      scale_mask_row(s, n, a.scale, a.mask, a.H, bh, i, j0);
       const T m_new = std::max(m[r], row_max(s, n));
       if (m_new == ninf) {  // nothing visible yet: P = 0, O and l stay 0
         std::fill_n(s, nc, T(0));
@@ -259,12 +262,12 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
       l[r] = alpha * l[r] + rowsum;
       m[r] = m_new;
     }
-    gemm<T>(mr, Dv, nc, S, lds, 1, v_bh + j0 * Dv, Dv, O, ldo, true);  // O += P V_j
+    gemm<T>(mr, Dv, nc, S, lds, 1, v_bh + j0 * ldv, ldv, O, ldo, true);  // O += P V_j
   }
 
   for (index_t r = 0; r < mr; ++r) {
     const index_t i = i0 + r;
-    T* out_i = a.out + (bh * a.Tq + i) * Dv;
+    T* out_i = a.out + a.at(a.out_rows, bh, i);
     if (l[r] > T(0)) {
       std::copy_n(O + r * ldo, Dv, out_i);
       scale_row(out_i, Dv, T(1) / l[r]);
@@ -284,8 +287,7 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
 template <class T>
 PE_ATTN_TARGET void backward_delta(const AttnArgs<T>& a, index_t bh, T* delta) {
   for (index_t i = 0; i < a.Tq; ++i) {
-    const index_t row = bh * a.Tq + i;
-    delta[row] = dot_row(a.dout + row * a.Dv, a.out + row * a.Dv, a.Dv);
+    delta[bh * a.Tq + i] = dot_row(a.dout + a.at(a.dout_rows, bh, i), a.out + a.at(a.out_rows, bh, i), a.Dv);
   }
 }
 
@@ -299,11 +301,12 @@ PE_ATTN_TARGET void backward_scores(const AttnArgs<T>& a, const Workspace<T>& ws
                                     index_t mr, index_t j0, index_t nc) {
   const T ninf = -std::numeric_limits<T>::infinity();
   const index_t lds = ws.lds;
-  const index_t row0 = bh * a.Tq + i0;
+  const index_t row0 = bh * a.Tq + i0;  // of lse and delta
   T* P = ws.s;
   T* dS = ws.dp;
-  gemm<T>(mr, nc, a.D, a.q + row0 * a.D, a.D, 1, ws.kt, lds, P, lds, false);       // S = Q_i K_j^T
-  gemm<T>(mr, nc, a.Dv, a.dout + row0 * a.Dv, a.Dv, 1, ws.vt, lds, dS, lds, false);  // dP = dO_i V_j^T
+  gemm<T>(mr, nc, a.D, a.q + a.at(a.q_rows, bh, i0), a.q_rows.st, 1, ws.kt, lds, P, lds, false);  // S = Q_i K_j^T
+  gemm<T>(mr, nc, a.Dv, a.dout + a.at(a.dout_rows, bh, i0), a.dout_rows.st, 1, ws.vt, lds, dS, lds,
+          false);  // dP = dO_i V_j^T
   for (index_t r = 0; r < mr; ++r) {
     const index_t i = i0 + r;
     T* p = P + r * lds;
@@ -311,7 +314,7 @@ PE_ATTN_TARGET void backward_scores(const AttnArgs<T>& a, const Workspace<T>& ws
     const T lse = a.lse[row0 + r];
     // Keys [j0, j0 + n) are causally visible to row i; the rest of the row is 0.
     const index_t n = lse == ninf ? 0 : std::max<index_t>(0, std::min(nc, a.key_end(i) - j0));
-    scale_mask_row(p, n, a.scale, a.mask, bh, i, j0);
+    scale_mask_row(p, n, a.scale, a.mask, a.H, bh, i, j0);
     if (n > 0) exp_row(p, n, lse);
     ds_row(p, ds, n, a.delta[row0 + r], a.scale);
     std::fill_n(p + n, nc - n, T(0));
@@ -328,22 +331,24 @@ PE_ATTN_TARGET void backward_key_block(const AttnArgs<T>& a, const Workspace<T>&
                                        bool with_dq) {
   const index_t D = a.D, Dv = a.Dv, lds = ws.lds;
   const index_t nc = std::min(a.bc, a.Tk - j0);
-  const T* k_j = a.k + (bh * a.Tk + j0) * D;
-  T* dk_j = a.dk + (bh * a.Tk + j0) * D;
-  T* dv_j = a.dv + (bh * a.Tk + j0) * Dv;
-  std::fill_n(dk_j, nc * D, T(0));
-  std::fill_n(dv_j, nc * Dv, T(0));
-  pack_transposed(k_j, nc, D, ws.kt, lds);
-  pack_transposed(a.v + (bh * a.Tk + j0) * Dv, nc, Dv, ws.vt, lds);
+  const index_t ldk = a.k_rows.st, lddk = a.dk_rows.st, lddv = a.dv_rows.st;
+  const T* k_j = a.k + a.at(a.k_rows, bh, j0);
+  T* dk_j = a.dk + a.at(a.dk_rows, bh, j0);
+  T* dv_j = a.dv + a.at(a.dv_rows, bh, j0);
+  zero_rows(dk_j, nc, D, lddk);
+  zero_rows(dv_j, nc, Dv, lddv);
+  pack_transposed(k_j, ldk, nc, D, ws.kt, lds);
+  pack_transposed(a.v + a.at(a.v_rows, bh, j0), a.v_rows.st, nc, Dv, ws.vt, lds);
   // Query blocks wholly above the causal diagonal see none of these keys.
   const index_t first = a.first_query(j0) / a.br * a.br;
   for (index_t i0 = first; i0 < a.Tq; i0 += a.br) {
     const index_t mr = std::min(a.br, a.Tq - i0);
-    const index_t row0 = bh * a.Tq + i0;
     backward_scores(a, ws, bh, i0, mr, j0, nc);
-    gemm<T>(nc, Dv, mr, ws.s, 1, lds, a.dout + row0 * Dv, Dv, dv_j, Dv, true);  // dV_j += P^T dO_i
-    gemm<T>(nc, D, mr, ws.dp, 1, lds, a.q + row0 * D, D, dk_j, D, true);        // dK_j += dS^T Q_i
-    if (with_dq) gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, D, a.dq + row0 * D, D, true);  // dQ_i += dS K_j
+    gemm<T>(nc, Dv, mr, ws.s, 1, lds, a.dout + a.at(a.dout_rows, bh, i0), a.dout_rows.st, dv_j, lddv,
+            true);                                                                          // dV_j += P^T dO_i
+    gemm<T>(nc, D, mr, ws.dp, 1, lds, a.q + a.at(a.q_rows, bh, i0), a.q_rows.st, dk_j, lddk, true);  // dK_j += dS^T Q_i
+    if (with_dq)
+      gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, ldk, a.dq + a.at(a.dq_rows, bh, i0), a.dq_rows.st, true);  // dQ_i += dS K_j
   }
 }
 
@@ -354,16 +359,16 @@ template <class T>
 PE_ATTN_TARGET void backward_query_block(const AttnArgs<T>& a, const Workspace<T>& ws, index_t bh, index_t i0) {
   const index_t D = a.D, lds = ws.lds;
   const index_t mr = std::min(a.br, a.Tq - i0);
-  T* dq_i = a.dq + (bh * a.Tq + i0) * D;
-  std::fill_n(dq_i, mr * D, T(0));
+  T* dq_i = a.dq + a.at(a.dq_rows, bh, i0);
+  zero_rows(dq_i, mr, D, a.dq_rows.st);
   const index_t kend = a.key_end(i0 + mr - 1);
   for (index_t j0 = 0; j0 < kend; j0 += a.bc) {
     const index_t nc = std::min(a.bc, kend - j0);
-    const T* k_j = a.k + (bh * a.Tk + j0) * D;
-    pack_transposed(k_j, nc, D, ws.kt, lds);
-    pack_transposed(a.v + (bh * a.Tk + j0) * a.Dv, nc, a.Dv, ws.vt, lds);
+    const T* k_j = a.k + a.at(a.k_rows, bh, j0);
+    pack_transposed(k_j, a.k_rows.st, nc, D, ws.kt, lds);
+    pack_transposed(a.v + a.at(a.v_rows, bh, j0), a.v_rows.st, nc, a.Dv, ws.vt, lds);
     backward_scores(a, ws, bh, i0, mr, j0, nc);
-    gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, D, dq_i, D, true);  // dQ_i += dS K_j
+    gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, a.k_rows.st, dq_i, a.dq_rows.st, true);  // dQ_i += dS K_j
   }
 }
 

@@ -63,8 +63,13 @@ PE_TARGET_AVX2 void micro_avx2(index_t k, const T* a, const T* b, T* c, index_t 
   constexpr int MR = TileAvx2<T>::MR, NR = TileAvx2<T>::NR, W = S::W, NV = NR / W;
   static_assert(NR % W == 0, "NR must be a whole number of vectors");
 
+  // C is needed only after the k loop; start bringing each row in now (its
+  // first and last element: a row of the tile may straddle two 64-byte lines).
   if (beta != T(0))
-    for (int i = 0; i < m; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    for (int i = 0; i < m; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
 
   V acc[MR][NV];
 #pragma GCC unroll 16

@@ -118,9 +118,15 @@ PE_TARGET_AVX512 void micro_tile(index_t k, const T* a, const T* b, T* c, index_
   constexpr int MR = TileAvx512<T>::MR, NR = TileAvx512<T>::NR, W = S::W;
   static_assert(ROWS <= MR && NV * W <= NR, "the tile must fit the packed panels");
 
-  // C is needed only after the k loop; start bringing its rows in now.
-  if (beta != T(0))
-    for (int i = 0; i < m; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  // C is needed only after the k loop; start bringing its rows in now (every
+  // 64-byte line of each row: a full float row of the tile spans two lines).
+  if (beta != T(0)) {
+    constexpr int kLine = 64 / static_cast<int>(sizeof(T));
+    for (int i = 0; i < m; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV * W; j += kLine)
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + j), _MM_HINT_T0);
+  }
 
   V acc[ROWS][NV];
 #pragma GCC unroll 32

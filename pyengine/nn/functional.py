@@ -471,7 +471,8 @@ def dropout(input, p=0.5, training=True, inplace=False, generator=None):
 class Attention(Function):
     """softmax(scale q k^T + mask) v, flash-style (backend ``attention_forward/backward``).
 
-    q: (BH, Tq, D)  k: (BH, Tk, D)  v: (BH, Tk, Dv). Saves only out and the row lse.
+    q: (BH, Tq, D)  k: (BH, Tk, D)  v: (BH, Tk, Dv), or all with (B, H) leading axes; strided views are
+    read in place. Saves only out and the row lse.
     """
 
     def forward(self, q, k, v, mask, causal_offset, scale):
@@ -525,6 +526,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                          + (f", attn_mask {tuple(mask.shape)}" if mask is not None else "")) from None
     if dropout_p > 0.0:
         return _attention_composite(query, key, value, mask, offset, scale, dropout_p, generator)
+    if 1 <= len(lead) <= 2 and tuple(query.shape[:-2]) == tuple(key.shape[:-2]) == tuple(value.shape[:-2]) == lead:
+        # (BH, T, E) or (B, H, T, E): the kernel reads these in place, strided views included (the usual
+        # x.view(B, T, H, hd).transpose(1, 2) heads cost no copy)
+        m = None if mask is None else np.broadcast_to(mask, lead + (L, S))
+        return Attention.apply(query, key, value, m, offset, float(scale))
     BH = int(np.prod(lead)) if lead else 1
     q = query.expand(*lead, L, E).reshape(BH, L, E).contiguous()
     k = key.expand(*lead, S, E).reshape(BH, S, E).contiguous()

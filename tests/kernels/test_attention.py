@@ -305,3 +305,100 @@ def test_exports_match_reference_signatures():
     assert sorted(cpu.__all__) == ["attention_backward", "attention_forward"]
     for name in cpu.__all__:
         assert inspect.signature(getattr(cpu, name)) == inspect.signature(getattr(ref, name))
+
+
+# ---------------------------------------------------------------- strided (B, H, T, D) views, read and written in place
+
+
+def _packed(rng, dtype, b, t, h, d, slots=3):
+    """A packed projection (B, T, slots, H, D) and its per-slot (B, H, T, D) views, as a GPT's qkv."""
+    buf = rng.standard_normal((b, t, slots, h, d)).astype(dtype)
+    return buf, [buf[:, :, i].transpose(0, 2, 1, 3) for i in range(slots)]
+
+
+@settings(deadline=None)
+@given(dtype=st.sampled_from([np.float32, np.float64]), b=st.integers(1, 3), h=st.integers(1, 4),
+       t=st.sampled_from((1, 3, 17, 65)), d=st.sampled_from((1, 8, 17)),
+       kind=st.sampled_from(("none", "causal", "causal_neg", "bool", "float")), seed=st.integers(0, 2**32 - 1))
+def test_strided_heads_in_place(isa, dtype, b, h, t, d, kind, seed):
+    """q, k, v as (B, H, T, D) views of one packed (B, T, 3, H, D) buffer; out written into a (B, T, H, D)
+    buffer and dq, dk, dv into a packed one, through views: same numbers as the reference on copies, and
+    nothing outside the views is touched."""
+    rng = np.random.default_rng(seed)
+    _, (q, k, v) = _packed(rng, dtype, b, t, h, d)
+    assert not q.flags.c_contiguous or t == 1 or h == 1
+    mask, offset = None, None
+    if kind == "causal":
+        offset = 0
+    elif kind == "causal_neg":
+        offset = -2
+    elif kind == "bool":
+        mask = rng.random((b, 1, t, t)) < 0.7  # broadcast over heads
+    elif kind == "float":
+        mask = rng.standard_normal((t, t)).astype(dtype)
+    qc, kc, vc = (np.ascontiguousarray(a) for a in (q, k, v))
+    out_r, lse_r = ref.attention_forward(qc, kc, vc, mask=mask, causal_offset=offset)
+
+    out_buf = np.full((b, t, h + 1, d), np.nan, dtype)  # one spare head slot that must stay NaN
+    out_view = out_buf[:, :, :h].transpose(0, 2, 1, 3)
+    out, lse = cpu.attention_forward(q, k, v, mask=mask, causal_offset=offset, out=out_view)
+    assert out is out_view and lse.shape == (b, h, t)
+    _close(np.ascontiguousarray(out), out_r, dtype, "out")
+    _close(lse, lse_r, dtype, "lse")
+    assert np.all(np.isnan(out_buf[:, :, h]))
+
+    dout = rng.standard_normal((b, t, h, d)).astype(dtype).transpose(0, 2, 1, 3)  # a strided dout too
+    grads_r = ref.attention_backward(qc, kc, vc, out_r, lse_r, np.ascontiguousarray(dout), mask=mask,
+                                     causal_offset=offset)
+    gbuf = np.full((b, t, 4, h, d), np.nan, dtype)
+    views = [gbuf[:, :, i].transpose(0, 2, 1, 3) for i in range(3)]
+    grads = cpu.attention_backward(q, k, v, out, lse, dout, mask=mask, causal_offset=offset,
+                                   dq=views[0], dk=views[1], dv=views[2])
+    for name, g, view, g_r in zip(("dq", "dk", "dv"), grads, views, grads_r):
+        assert g is view
+        _close(np.ascontiguousarray(g), g_r, dtype, name)
+    assert np.all(np.isnan(gbuf[:, :, 3])), "a write landed outside dq, dk, dv"
+
+
+def test_strided_views_need_no_copy_and_4d_contiguous_matches_3d():
+    rng = np.random.default_rng(5)
+    b, h, t, d = 2, 3, 20, 8
+    buf, (q, k, v) = _packed(rng, np.float32, b, t, h, d)
+    out4, lse4 = cpu.attention_forward(q, k, v, causal_offset=0)
+    out3, lse3 = cpu.attention_forward(*(np.ascontiguousarray(a).reshape(b * h, t, d) for a in (q, k, v)),
+                                       causal_offset=0)
+    assert np.array_equal(out4.reshape(b * h, t, d), out3) and np.array_equal(lse4.reshape(b * h, t), lse3)
+    # the kernel saw the packed buffer itself: changing it changes the result
+    assert np.shares_memory(cpu._followable(q), buf)
+
+
+def test_unfollowable_layouts_are_copied_or_rejected():
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((2, 3, 9, 4))
+    k, v = q + 1, q - 1
+    expected, _ = cpu.attention_forward(q, k, v)
+    # negative strides and a strided last axis: the wrapper copies them
+    flipped = q[:, :, ::-1]
+    got, _ = cpu.attention_forward(flipped, k, v)
+    want, _ = cpu.attention_forward(np.ascontiguousarray(flipped), k, v)
+    assert np.array_equal(got, want)
+    wide = np.repeat(q, 2, axis=-1)[..., ::2]
+    assert np.array_equal(cpu.attention_forward(wide, k, v)[0], expected)
+    # the binding itself refuses them, naming the tensor and its strides
+    out, lse = np.empty_like(q), np.empty(q.shape[:-1])
+    with pytest.raises(ValueError, match=OP + r".*q must have non-negative strides.*byte strides"):
+        _C.attention_forward(flipped, k, v, out, lse, None, None, 0.5)
+    with pytest.raises(ValueError, match=OP + r".*contiguous last axis"):
+        _C.attention_forward(wide, k, v, out, lse, None, None, 0.5)
+    # an output whose rows overlap (stride 0 over heads) would race: refused
+    overlapping = np.lib.stride_tricks.as_strided(np.empty((2, 9, 4)), (2, 3, 9, 4), (9 * 32, 0, 32, 8),
+                                                  writeable=True)
+    with pytest.raises(ValueError, match=OP + r".*out is an output and must not overlap itself"):
+        _C.attention_forward(q, k, v, overlapping, lse, None, None, 0.5)
+    # ranks must agree; lse must have q's leading shape
+    with pytest.raises(ValueError, match=OP + r".*all be 3-D \(BH, T, D\) or all 4-D"):
+        cpu.attention_forward(q, k.reshape(6, 9, 4), v)
+    with pytest.raises(ValueError, match=OP + r".*lse \(B, H, Tq\)"):
+        _C.attention_forward(q, k, v, out, np.empty((6, 9)), None, None, 0.5)
+    with pytest.raises(ValueError, match=OP + r".*mask.*\(B, H, Tq, Tk\)"):
+        cpu.attention_forward(q, k, v, mask=np.ones((4, 9, 9), bool))

@@ -25,7 +25,7 @@ def _scores(q, k, mask, causal_offset, scale):
     return s
 
 
-def attention_forward(q, k, v, mask=None, causal_offset=None, scale=None):
+def attention_forward(q, k, v, mask=None, causal_offset=None, scale=None, out=None):
     """out = softmax(scale * q k^T + mask) v, and the row log-sum-exp of the scores.
 
     q: (BH, Tq, D)   k: (BH, Tk, D)   v: (BH, Tk, Dv)
@@ -33,6 +33,8 @@ def attention_forward(q, k, v, mask=None, causal_offset=None, scale=None):
     causal_offset: None, or int: query i sees keys j <= i + causal_offset
         (0 = PyTorch's is_causal; Tk - Tq = the last query sees every key, as with a KV cache)
     scale: default 1 / sqrt(D)
+    out: optional array to write the result into (the compiled kernel writes strided views in place).
+    Any leading axes work here: (BH, ...) or (B, H, ...).
     Returns out: (BH, Tq, Dv) and lse: (BH, Tq). A row that sees no key gets out = 0, lse = -inf.
     """
     if scale is None:
@@ -45,16 +47,26 @@ def attention_forward(q, k, v, mask=None, causal_offset=None, scale=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(denom > 0, e / np.where(denom > 0, denom, 1), 0.0)
         lse = np.where(denom[..., 0] > 0, m_safe[..., 0] + np.log(np.where(denom[..., 0] > 0, denom[..., 0], 1)), -np.inf)
-    out = np.matmul(p, v.astype(np.float64))
-    return out.astype(q.dtype), lse.astype(q.dtype)
+    res = np.matmul(p, v.astype(np.float64)).astype(q.dtype)
+    return _into(out, res), lse.astype(q.dtype)
 
 
-def attention_backward(q, k, v, out, lse, dout, mask=None, causal_offset=None, scale=None):
+def _into(dst, value):
+    """value, written into dst when one is given (the kernels' out= contract)."""
+    if dst is None:
+        return value
+    np.copyto(dst, value)
+    return dst
+
+
+def attention_backward(q, k, v, out, lse, dout, mask=None, causal_offset=None, scale=None, dq=None, dk=None,
+                       dv=None):
     """Gradients of attention_forward, recomputing P = exp(s - lse) from the saved lse.
 
     dV = P^T dO;  dP = dO V^T;  D_i = sum_d dO_{i,d} O_{i,d};  dS = P * (dP - D);
     dQ = scale dS K;  dK = scale dS^T Q.
-    Shapes as in attention_forward; dout: (BH, Tq, Dv). Returns dq, dk, dv.
+    Shapes as in attention_forward; dout: (BH, Tq, Dv); dq, dk, dv: optional arrays to write into.
+    Returns dq, dk, dv.
     """
     if scale is None:
         scale = 1.0 / np.sqrt(q.shape[-1])
@@ -64,10 +76,10 @@ def attention_backward(q, k, v, out, lse, dout, mask=None, causal_offset=None, s
     lse_d = lse.astype(np.float64)[..., None]
     with np.errstate(invalid="ignore"):
         p = np.where(np.isfinite(lse_d), np.exp(s - np.where(np.isfinite(lse_d), lse_d, 0.0)), 0.0)
-    dv = np.matmul(np.swapaxes(p, -1, -2), do)
+    dv_ = np.matmul(np.swapaxes(p, -1, -2), do)
     dp = np.matmul(do, np.swapaxes(vd, -1, -2))
     d = np.sum(do * od, axis=-1, keepdims=True)
     ds = p * (dp - d)
-    dq = scale * np.matmul(ds, kd)
-    dk = scale * np.matmul(np.swapaxes(ds, -1, -2), qd)
-    return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
+    dq_ = scale * np.matmul(ds, kd)
+    dk_ = scale * np.matmul(np.swapaxes(ds, -1, -2), qd)
+    return _into(dq, dq_.astype(q.dtype)), _into(dk, dk_.astype(k.dtype)), _into(dv, dv_.astype(v.dtype))
