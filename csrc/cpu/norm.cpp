@@ -4,7 +4,8 @@
 // ISA by PE_ISA_VARIANTS (activation_simd.h) and vectorised by GCC; the
 // reductions over a row use `omp simd reduction`, which lets GCC keep several
 // partial sums in vector lanes (plain C++ forbids reassociating a float sum).
-// Statistics and row sums accumulate in double, also for float input.
+// The forward statistics accumulate in double, also for float input; the
+// backward computes in the input's type (see there).
 #include "cpu/norm.h"
 
 #include <algorithm>
@@ -67,47 +68,49 @@ PE_ISA_VARIANTS(ln_fwd_row, (const T* x, const T* w, const T* b, T* y, T* mean, 
                 (x, w, b, y, mean, rstd, C, eps))
 
 // ====================================================================== backward
-// dy, x, dx: (C,) one row   w: (C,) or null   mean, rstd: this row's saved stats
-// xhat = (x - mean) rstd,  g = dy w  (g = dy without weight)
-//   dx = rstd (g - mean_C(g) - xhat mean_C(g xhat))          (per row)
+// dy, x, dx: (C,) one row   w: (C,) or null   m, r: this row's saved mean and rstd
+// xhat = (x - m) r,  g = dy w  (g = dy without weight)
+//   dx = r (g - mean_C(g) - xhat mean_C(g xhat))             (per row)
 //   dweight += dy xhat,  dbias += dy                          (into this thread's
-//                                                              partial sums dw, db)
-// Everything is computed in double (for float: the three terms of dx are of
-// similar size and may cancel; in float that would cost ~2^-24 rstd |g| absolute,
-// i.e. noticeable error for small-variance rows). Two passes over the row: the
-// row sums first, then dx and the weight/bias partials.
+//                                                              staging sums dw, db)
+// Computed in T, like PyTorch: in float a vector op does 16 lanes, not 8, and the
+// kernel streams dy and x at memory speed (in double it was ~25% slower on 2
+// threads). The row sums keep one partial sum per SIMD lane (`omp simd`), so a
+// 768-wide row adds ~48 terms per lane; x - m is exact when x ~ m (Sterbenz),
+// where the subtraction would otherwise lose the most. dx's three terms can
+// cancel: the error is then ~2^-24 r |g| absolute, as in any float LayerNorm.
+// Two passes over the row (the second from L1): the row sums first, then dx and
+// the weight/bias sums.
 
 template <class T, bool HasW>
-PE_INLINE void ln_bwd_row_impl(const T* dy, const T* x, const T* w, double m, double r, T* dx, double* dw,
-                               double* db, index_t C) {
-  double s1 = 0.0, s2 = 0.0;
+PE_INLINE void ln_bwd_row_impl(const T* dy, const T* x, const T* w, T m, T r, T* dx, T* __restrict dw,
+                               T* __restrict db, index_t C) {
+  T s1 = 0, s2 = 0;
 #pragma omp simd reduction(+ : s1, s2)
   for (index_t j = 0; j < C; ++j) {
-    const double xh = (static_cast<double>(x[j]) - m) * r;
-    const double g = HasW ? static_cast<double>(dy[j]) * w[j] : static_cast<double>(dy[j]);
+    const T xh = (x[j] - m) * r;
+    const T g = HasW ? dy[j] * w[j] : dy[j];
     s1 += g;
     s2 += g * xh;
   }
-  const double a = s1 / static_cast<double>(C);
-  const double c = s2 / static_cast<double>(C);
+  const T a = s1 / static_cast<T>(C);
+  const T c = s2 / static_cast<T>(C);
   for (index_t j = 0; j < C; ++j) {
-    const double d = dy[j];  // read before dx[j] is written (dx may alias dy)
-    const double xh = (static_cast<double>(x[j]) - m) * r;
-    const double g = HasW ? d * w[j] : d;
-    dx[j] = static_cast<T>(r * (g - a - xh * c));
+    const T d = dy[j];  // read before dx[j] is written (dx may alias dy)
+    const T xh = (x[j] - m) * r;
+    const T g = HasW ? d * w[j] : d;
+    dx[j] = r * (g - a - xh * c);
     if (HasW) dw[j] += d * xh;
     db[j] += d;
   }
 }
 
 template <class T>
-PE_INLINE void ln_bwd_row_body(const T* dy, const T* x, const T* w, double m, double r, T* dx, double* dw,
-                               double* db, index_t C) {
+PE_INLINE void ln_bwd_row_body(const T* dy, const T* x, const T* w, T m, T r, T* dx, T* dw, T* db, index_t C) {
   if (w) ln_bwd_row_impl<T, true>(dy, x, w, m, r, dx, dw, db, C);
   else ln_bwd_row_impl<T, false>(dy, x, w, m, r, dx, dw, db, C);
 }
-PE_ISA_VARIANTS(ln_bwd_row,
-                (const T* dy, const T* x, const T* w, double m, double r, T* dx, double* dw, double* db, index_t C),
+PE_ISA_VARIANTS(ln_bwd_row, (const T* dy, const T* x, const T* w, T m, T r, T* dx, T* dw, T* db, index_t C),
                 (dy, x, w, m, r, dx, dw, db, C))
 
 }  // namespace
@@ -128,12 +131,16 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
 }
 
 // dweight / dbias without races: each thread takes one contiguous block of rows
-// and adds its rows' dy xhat and dy into its own pair of C-long double buffers
-// (fused into the dx pass, so dy and x are read from memory once). After the
-// parallel region the buffers are summed in thread order, column by column.
-// No atomics, no locks, and for a given thread count the result is
-// deterministic. (Splitting over columns instead would need a second sweep over
-// dy and x, which for large N no longer fit in cache.)
+// and adds its rows' dy xhat and dy into its own C-long staging sums in T (fused
+// into the dx pass, so dy and x are read from memory once). Every kFlushRows rows
+// the staging sums move into the thread's double sums, so a long column never
+// accumulates in float for more than kFlushRows terms. After the parallel region
+// the double sums are added in thread order, column by column: no atomics, no
+// locks, and for a given thread count the result is deterministic. (Splitting
+// over columns instead would need a second sweep over dy and x, which for large
+// N no longer fit in cache.)
+constexpr index_t kFlushRows = 32;
+
 template <class T>
 void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd, T* dx,
                          T* dweight, T* dbias, index_t N, index_t C) {
@@ -146,9 +153,19 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
     const index_t r0 = N * t / team, r1 = N * (t + 1) / team;
     double* dw = part.data() + static_cast<size_t>(t) * 2 * Cs;
     double* db = dw + Cs;
-    for (index_t r = r0; r < r1; ++r)
-      k(dy + r * C, x + r * C, weight, static_cast<double>(mean[r]), static_cast<double>(rstd[r]), dx + r * C, dw,
-        db, C);
+    std::vector<T> stage(2 * Cs, T(0));  // [dw | db] in T, flushed every kFlushRows rows
+    T* sw = stage.data();
+    T* sb = sw + Cs;
+    for (index_t r = r0; r < r1; ++r) {
+      k(dy + r * C, x + r * C, weight, mean[r], rstd[r], dx + r * C, sw, sb, C);
+      if ((r - r0) % kFlushRows == kFlushRows - 1 || r == r1 - 1) {
+        for (size_t j = 0; j < Cs; ++j) {
+          dw[j] += sw[j];
+          db[j] += sb[j];
+        }
+        std::fill(stage.begin(), stage.end(), T(0));
+      }
+    }
   };
   if (nt <= 1) {
     run_block(0, 1);
