@@ -73,6 +73,15 @@ def _heads(qkv, n_head):
     return tuple(packed[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
 
 
+def _attend_into_tokens(K, q, k, v, causal_offset, scale):
+    """Attention of (B, H, T, hd) head views, written by the kernel straight into token order (B, T, H, hd).
+    Returns that array and the row log-sum-exp (B, H, T)."""
+    B, H, T, hd = q.shape
+    y = np.empty((B, T, H, hd), q.dtype)
+    _, lse = K.attention_forward(q, k, v, None, causal_offset, scale, out=y.transpose(0, 2, 1, 3))
+    return y, lse
+
+
 class PackedSelfAttention(Function):
     """Causal self-attention on a packed projection: qkv (B, T, 3C) -> y (B, T, C), C = H * hd.
 
@@ -87,9 +96,7 @@ class PackedSelfAttention(Function):
         B, T, C3 = qkv.shape
         H, hd = n_head, C3 // (3 * n_head)
         self.scale = 1.0 / math.sqrt(hd)
-        y = np.empty((B, T, H, hd), qkv.dtype)
-        _, self.lse = get_backend("cpu").attention_forward(*_heads(qkv, H), None, 0, self.scale,
-                                                           out=y.transpose(0, 2, 1, 3))
+        y, self.lse = _attend_into_tokens(get_backend("cpu"), *_heads(qkv, H), 0, self.scale)
         self.qkv, self.y, self.heads = qkv, y, H
         return y.reshape(B, T, H * hd)
 
@@ -248,8 +255,7 @@ class GPT(nn.Module):
             qkv = K.linear(layer_norm(x, blk.ln_1), a.c_attn.weight.data, arr(a.c_attn.bias))  # (B*T, 3C)
             q, k, v = _heads(qkv.reshape(B, T, 3 * C), H)  # (B, H, T, hd) views
             k_all, v_all = cache.append_arrays(i, k, v)
-            y = np.empty((B, T, H, hd), qkv.dtype)  # the kernel writes each head in place
-            K.attention_forward(q, k_all, v_all, None, k_all.shape[2] - T, scale, out=y.transpose(0, 2, 1, 3))
+            y, _ = _attend_into_tokens(K, q, k_all, v_all, k_all.shape[2] - T, scale)
             y = y.reshape(B * T, C)
             x = x + K.linear(y, a.c_proj.weight.data, arr(a.c_proj.bias))
             m = blk.mlp
