@@ -110,9 +110,11 @@ template <> struct V512<double> {
 // rows of M, or N <= W), so that e.g. M = 64 = 4*14 + 8 does not pay a full
 // 14-row tile for its last 8 rows. The packed panels keep their full strides
 // (MR and NR values per k step) whatever the instance.
-template <class T, int ROWS, int NV>
+// kRowsA: A is read in place from ROWS rows of the stored matrix (row stride
+// lda, op(A)(i, p) = a[i*lda + p]) instead of from a packed micro-panel.
+template <class T, int ROWS, int NV, bool kRowsA = false>
 PE_TARGET_AVX512 void micro_tile(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha,
-                                 T beta, const T* bias) {
+                                 T beta, const T* bias, index_t lda = 0) {
   using S = V512<T>;
   using V = typename S::V;
   constexpr int MR = TileAvx512<T>::MR, NR = TileAvx512<T>::NR, W = S::W;
@@ -142,11 +144,11 @@ PE_TARGET_AVX512 void micro_tile(index_t k, const T* a, const T* b, T* c, index_
     for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
 #pragma GCC unroll 32
     for (int i = 0; i < ROWS; ++i) {
-      const V ai = S::set1(a[i]);
+      const V ai = S::set1(kRowsA ? a[i * lda] : a[i]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
     }
-    a += MR;
+    a += kRowsA ? 1 : MR;
     b += NR;
   }
 
@@ -196,6 +198,15 @@ PE_TARGET_AVX512 void micro_avx512(index_t k, const T* a, const T* b, T* c, inde
     else if (m > 4) micro_tile<T, 8, 1>(k, a, b, c, ldc, m, n, alpha, beta, bias);
     else micro_tile<T, 4, 1>(k, a, b, c, ldc, m, n, alpha, beta, bias);
   }
+}
+
+// A full MR-row tile with A read in place (see Kernels::micro_rows).
+template <class T>
+PE_TARGET_AVX512 void micro_rows_avx512(index_t k, const T* a, index_t lda, const T* b, T* c, index_t ldc, int n,
+                                        T alpha, T beta, const T* bias) {
+  constexpr int MR = TileAvx512<T>::MR, W = V512<T>::W, NV = TileAvx512<T>::NR / W;
+  if (n > W) micro_tile<T, MR, NV, true>(k, a, b, c, ldc, MR, n, alpha, beta, bias, lda);
+  else micro_tile<T, MR, 1, true>(k, a, b, c, ldc, MR, n, alpha, beta, bias, lda);
 }
 
 // ------------------------------------------------------------------ packing
@@ -267,7 +278,7 @@ template <class T>
 Kernels<T> kernels_avx512() {
   constexpr int MR = TileAvx512<T>::MR, NR = TileAvx512<T>::NR;
   return {micro_avx512<T>,         pack_interleave_avx512<T, MR>, pack_copy_avx512<T, MR>, pack_copy_avx512<T, NR>,
-          pack_interleave_avx512<T, NR>, dots_avx512<T>,          axpys_avx512<T>};
+          pack_interleave_avx512<T, NR>, dots_avx512<T>,          axpys_avx512<T>, micro_rows_avx512<T>};
 }
 template Kernels<float> kernels_avx512<float>();
 template Kernels<double> kernels_avx512<double>();

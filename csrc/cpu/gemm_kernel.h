@@ -37,6 +37,13 @@ template <class T>
 using MicroKernel = void (*)(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha,
                              T beta, const T* bias);
 
+// The same product for a full MR-row tile, with A read in place from the rows
+// of the stored (not transposed) A: op(A)(i, p) = a[i*lda + p]. Used when N is
+// small, where packing A would be amortised over only a few B micro-panels.
+template <class T>
+using MicroRowsKernel = void (*)(index_t k, const T* a, index_t lda, const T* b, T* c, index_t ldc, int n,
+                                 T alpha, T beta, const T* bias);
+
 // Packing routines (see gemm.cpp): copy one micro-panel of op(A) or op(B),
 // `valid` of its W rows/columns from the source, zero padding for the rest.
 //   interleave: dst[p*W + r] = src[r*ld + p]   (source rows run along p)
@@ -60,6 +67,7 @@ struct Kernels {
   PackFn<T> b_interleave;  // B stored (N, K): W = NR
   GemvFn<T> dots;
   GemvFn<T> axpys;
+  MicroRowsKernel<T> micro_rows = nullptr;  // optional (AVX-512 only)
 };
 
 // Plain C++ packers, used by the generic and AVX2 paths.

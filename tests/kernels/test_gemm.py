@@ -138,6 +138,33 @@ def test_matmul_across_blocks(tiny_blocks, m, k, n, ta, tb, dtype, beta, seed):
                  rtol=10 * np.finfo(dtype).eps * math.sqrt(k), atol=10 * np.finfo(dtype).eps * math.sqrt(k) * 4)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m, k, n", [(29, 40, 128), (14, 512, 97), (200, 7, 33), (43, 129, 129), (3, 50, 64)])
+def test_narrow_c_reads_a_in_place(isa, threads, m, k, n):
+    """Narrow C (N <= 128) with A not transposed: the AVX-512 path reads full MR-row strips of A straight
+    from its rows and packs only the last partial strip. A is a column slice of a wider array (lda > K),
+    K crosses depth blocks, C is a view inside a NaN-filled buffer that must stay NaN outside it."""
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        for dtype in DTYPES:
+            rng = np.random.default_rng(m * k + n)
+            wide = rand(rng, (m, k + 9), dtype)
+            a, b = wide[:, 3:3 + k], rand(rng, (k, n), dtype)
+            buf = np.full((m + 2, n + 5), np.nan, dtype)
+            out = buf[1:1 + m, 2:2 + n]
+            out[...] = rand(rng, (m, n), dtype)
+            out0 = out.copy()
+            res = cpu.matmul(a, b, alpha=0.5, beta=-1.0, out=out)
+            assert res is out
+            check_gemm(res, a, b, alpha=0.5, beta=-1.0, out0=out0)
+            outside = np.ones(buf.shape, bool)
+            outside[1:1 + m, 2:2 + n] = False
+            assert np.all(np.isnan(buf[outside]))
+    finally:
+        _C.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch,m,k,n", [(1, 1, 1000, 3), (1, 3, 1000, 1), (1, 1, 77, 1100), (1, 1100, 77, 1),
                                          (3, 1, 70, 40), (3, 40, 70, 1), (2, 1, 0, 5), (2, 5, 0, 1)])
