@@ -63,7 +63,7 @@ class Linear(Function):
         n = self.needs_input_grad
         dx = K.matmul(g, self.weight) if n[0] else None
         dw = K.matmul(g, self.x, trans_a=True) if n[1] else None
-        db = g.sum(axis=0) if n[2] else None
+        db = K.sum_rows(g) if n[2] else None
         return dx, dw, db
 
 

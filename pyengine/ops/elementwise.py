@@ -9,6 +9,8 @@ from ..backend import _active
 from ..tensor import Tensor, _wrap
 from ..tensor import _array_of as _arr
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def unbroadcast(g, shape):
     """Sum ``g`` over the dims that broadcasting added or stretched, giving ``shape``."""
@@ -16,7 +18,11 @@ def unbroadcast(g, shape):
         return g
     nlead = g.ndim - len(shape)
     if nlead:
-        g = g.sum(axis=tuple(range(nlead)))
+        if g.dtype in _FLOATS and g.flags.c_contiguous:
+            # the leading axes flattened into rows: one threaded column-sum kernel instead of np.sum
+            g = _active["cpu"].sum_rows(g.reshape(-1, int(np.prod(g.shape[nlead:])))).reshape(g.shape[nlead:])
+        else:
+            g = g.sum(axis=tuple(range(nlead)))
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
     if axes:
         g = g.sum(axis=axes, keepdims=True)

@@ -94,7 +94,7 @@ class LSTMLayer(Function):
         dc0 = dc if n[2] else None
         dw_ih = K.matmul(dG2, self.x2, trans_a=True) if n[3] else None  # sum_t da_t^T x_t
         dw_hh = K.matmul(dG2, Hs[:T].reshape(T * B, H), trans_a=True) if n[4] else None  # sum_t da_t^T h_{t-1}
-        db = dG2.sum(axis=0) if (n[5] or n[6]) else None
+        db = K.sum_rows(dG2) if (n[5] or n[6]) else None
         return dx, dh0, dc0, dw_ih, dw_hh, db if n[5] else None, (db.copy() if n[6] else None)
 
 

@@ -1,0 +1,53 @@
+// Bindings of the reduce kernel family (csrc/cpu/reduce.cpp).
+//
+//   sum_rows(x, out): out[j] = sum_n x[n, j]
+//
+// x: (N, C) float32/float64 with a contiguous last axis and any non-negative row
+// stride (a row slice of a wider array is read in place); out: (C,), x's dtype,
+// C-contiguous, writeable, allocated by the caller (pyengine/backend/cpu/reduce.py).
+// The GIL is released around the kernel.
+#include "binding_utils.h"
+#include "bindings.h"
+#include "cpu/reduce.h"
+
+namespace pe {
+namespace {
+
+constexpr const char* kSumRows = "sum_rows";
+
+template <class T>
+void run_sum_rows(const py::array& x, py::array& out) {
+  const index_t N = x.shape(0), C = x.shape(1);
+  const index_t ldx = N > 1 ? static_cast<index_t>(x.strides(0) / x.itemsize()) : C;
+  const T* px = static_cast<const T*>(x.data());
+  T* po = static_cast<T*>(out.mutable_data());
+  py::gil_scoped_release release;
+  cpu::sum_rows<T>(px, N, C, ldx, po);
+}
+
+}  // namespace
+
+void register_reduce(py::module_& m) {
+  m.def(
+      "sum_rows",
+      [](py::array x, py::array out) {
+        const char kind = float_kind(x, kSumRows, "x");
+        check_ndim(x, 2, kSumRows, "x (N, C)");
+        check_same_dtype(x, out, kSumRows, "x", "out");
+        check_shape(out, {x.shape(1)}, kSumRows, "out (C,)");
+        check_contiguous(out, kSumRows, "out");
+        check_writeable(out, kSumRows, "out");
+        const py::ssize_t item = x.itemsize();
+        const bool rows_ok = x.shape(0) <= 1 || (x.strides(0) >= 0 && x.strides(0) % item == 0 &&
+                                                 x.strides(0) / item >= x.shape(1));
+        if (x.size() > 0 && ((x.shape(1) > 1 && x.strides(1) != item) || !rows_ok))  // empty: nothing read
+          throw py::value_error(std::string(kSumRows) + ": x must have a contiguous last axis and a row stride of "
+                                "at least one row, got shape " + shape_str(x) + " with byte strides " +
+                                strides_str(x));
+        if (kind == 'f') run_sum_rows<float>(x, out);
+        else run_sum_rows<double>(x, out);
+      },
+      py::arg("x"), py::arg("out"), "out[j] = sum over rows n of x[n, j] (x: (N, C), out: (C,)).");
+}
+
+}  // namespace pe
