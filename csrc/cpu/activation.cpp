@@ -1,11 +1,11 @@
 // Activation kernels: ReLU, GELU, softmax / log-softmax (see activation.h).
 //
 // Layout of this file: for each op, an always-inline body over one span (or one
-// row), compiled per ISA by PE_ISA_VARIANTS (activation_simd.h), and a driver
+// row), compiled per ISA by PE_ISA_VARIANTS (simd.h), and a driver
 // that picks the variant for pe::isa() and spreads spans / rows over threads.
 // Forward and backward sit side by side.
 //
-// Float math uses the vectorisable exp / normal-CDF in activation_simd.h; double
+// Float math uses the vectorisable exp / normal-CDF in simd.h; double
 // uses libm (std::exp, std::erfc), exact but scalar.
 #include "cpu/activation.h"
 
@@ -13,7 +13,7 @@
 #include <cmath>
 #include <limits>
 
-#include "cpu/activation_simd.h"
+#include "cpu/simd.h"
 
 namespace pe {
 namespace cpu {

@@ -15,6 +15,10 @@
 // double: r^14/14! < 5e-18), times 2^n. Inputs below `lo` (e^lo is about the
 // smallest normal number) give exactly 0, as -inf must; NaN propagates. The
 // attention kernels only call it on s - max <= 0 (up to rounding).
+// (Why not simd.h's exp_avx512 / exp_avx2, which the loss kernels use: swapped
+// in here it made the attention forward pass 30% slower at B16 H4 T128 D32,
+// although the two cost the same in a loop of their own; until that is
+// understood the attention kernels keep this one.)
 #pragma once
 #include <cmath>
 #include <cstdint>

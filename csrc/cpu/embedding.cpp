@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cpu/activation_simd.h"
+#include "cpu/simd.h"
 
 namespace pe {
 namespace cpu {

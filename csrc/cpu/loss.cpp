@@ -4,11 +4,11 @@
 // of the logits, then sum of exp(x - max)), the second time from L2 (a 50304-float row is 200 KB), and
 // stores only loss and lse; the backward recomputes exp(x - lse) from the saved lse and writes the gradient
 // in one pass, so no (N, C) softmax matrix is ever stored beside the gradient itself.
-// float rows use the vector exp of loss_simd.h on AVX2/AVX-512; double rows (and the generic level) use
+// float rows use the vector exp of simd.h on AVX2/AVX-512; double rows (and the generic level) use
 // std::exp. All row sums accumulate in double. A gradient far bigger than the caches (e.g. N=8192 x
 // V=50304 floats, 1.6 GB) is written with non-temporal stores on AVX-512: measured 88 -> 75 ms at
 // N=2048 on one thread, as the output's lines are no longer read before being overwritten.
-// Rows go to threads in tasks of ~32K logits, scheduled dynamically (see parallel_for in loss_simd.h).
+// Rows go to threads in tasks of ~32K logits, scheduled dynamically (see parallel_for in simd.h).
 #include "cpu/loss.h"
 
 #include <algorithm>
@@ -17,7 +17,7 @@
 #include <limits>
 #include <vector>
 
-#include "cpu/loss_simd.h"
+#include "cpu/simd.h"
 
 // GCC 12.2 warns "'__Y' is used uninitialized" inside its own _mm512_undefined_* (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12

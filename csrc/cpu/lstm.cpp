@@ -10,7 +10,7 @@
 //   da_f  = dc_t * c_prev * f (1 - f)     da_g = dc_t * i * (1 - g^2)
 //   dc_prev = dc_t * f
 //
-// Speed: float uses a vectorisable exp (below), so each row is one SIMD loop with
+// Speed: float uses the vectorisable exp of simd.h, so each row is one SIMD loop with
 // no libm calls; the loop body is compiled three times (generic, AVX2, AVX-512)
 // and chosen by pe::isa() at call time, so PYENGINE_ISA / set_isa reach it and the
 // tests can run every path. double calls libm (exact; it is the gradient-check
@@ -20,42 +20,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
-#include <cstring>
 
-#if defined(__GNUC__) || defined(__clang__)
-#define PE_INLINE inline __attribute__((always_inline))
-#else
-#define PE_INLINE inline
-#endif
+#include "cpu/simd.h"
 
 namespace pe {
 namespace {
 
-// exp(x) in float without libm, so that the loops calling it vectorise.
-// Cody & Waite range reduction x = n ln2 + r, |r| <= ln2 / 2 (ln2 split into a
-// high part whose product with n is exact and a low correction); exp(r) by its
-// Taylor polynomial to r^7 (truncation < 4e-9 relative, below float rounding);
-// 2^n written straight into the exponent bits. x is clamped to [-87, 88] so that
-// 2^n stays a normal float; NaN propagates through the polynomial.
-PE_INLINE float exp_f(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - n * 0.693359375f;       // ln2_hi (9 significant bits)
-  r = r + n * 2.12194440054690583e-4f;  // - n * ln2_lo,  ln2 = ln2_hi + ln2_lo
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
+using vm::exp_f;  // the vectorisable float exp of simd.h
 
 PE_INLINE float sigmoid_(float x) { return 1.0f / (1.0f + exp_f(-x)); }
 PE_INLINE double sigmoid_(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -68,7 +39,7 @@ PE_INLINE double tanh_(double x) { return std::tanh(x); }
 
 // gates: (B, 4H)  c_prev, h, c: (B, H)
 template <class T>
-PE_INLINE void forward_rows(T* gates, const T* c_prev, T* h, T* c, index_t b0, index_t b1, index_t H) {
+PE_INLINE void forward_rows_body(T* gates, const T* c_prev, T* h, T* c, index_t b0, index_t b1, index_t H) {
   for (index_t b = b0; b < b1; ++b) {
     T* __restrict gi = gates + b * 4 * H;
     T* __restrict gf = gi + H;
@@ -93,7 +64,7 @@ PE_INLINE void forward_rows(T* gates, const T* c_prev, T* h, T* c, index_t b0, i
 
 // gates: (B, 4H) activations  c_prev, c, dh, dc: (B, H)  dgates: (B, 4H)
 template <class T>
-PE_INLINE void backward_rows(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dgates,
+PE_INLINE void backward_rows_body(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dgates,
                              index_t b0, index_t b1, index_t H) {
   for (index_t b = b0; b < b1; ++b) {
     const T* __restrict gi = gates + b * 4 * H;
@@ -123,67 +94,14 @@ PE_INLINE void backward_rows(const T* gates, const T* c_prev, const T* c, const 
   }
 }
 
-// ------------------------------------------------------------------ one copy per ISA
+// ------------------------------------------------------------------ one copy per ISA (simd.h)
 
-template <class T>
-void forward_generic(T* gates, const T* c_prev, T* h, T* c, index_t b0, index_t b1, index_t H) {
-  forward_rows<T>(gates, c_prev, h, c, b0, b1, H);
-}
-template <class T>
-void backward_generic(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dgates, index_t b0,
-                      index_t b1, index_t H) {
-  backward_rows<T>(gates, c_prev, c, dh, dc, dgates, b0, b1, H);
-}
-
-#if PE_X86
-template <class T>
-PE_TARGET_AVX2 void forward_avx2(T* gates, const T* c_prev, T* h, T* c, index_t b0, index_t b1, index_t H) {
-  forward_rows<T>(gates, c_prev, h, c, b0, b1, H);
-}
-template <class T>
-PE_TARGET_AVX2 void backward_avx2(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dgates,
-                                  index_t b0, index_t b1, index_t H) {
-  backward_rows<T>(gates, c_prev, c, dh, dc, dgates, b0, b1, H);
-}
-template <class T>
-PE_TARGET_AVX512 void forward_avx512(T* gates, const T* c_prev, T* h, T* c, index_t b0, index_t b1, index_t H) {
-  forward_rows<T>(gates, c_prev, h, c, b0, b1, H);
-}
-template <class T>
-PE_TARGET_AVX512 void backward_avx512(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc,
-                                      T* dgates, index_t b0, index_t b1, index_t H) {
-  backward_rows<T>(gates, c_prev, c, dh, dc, dgates, b0, b1, H);
-}
-#endif
-
-template <class T>
-using ForwardFn = void (*)(T*, const T*, T*, T*, index_t, index_t, index_t);
-template <class T>
-using BackwardFn = void (*)(const T*, const T*, const T*, const T*, T*, T*, index_t, index_t, index_t);
-
-template <class T>
-ForwardFn<T> pick_forward() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return forward_avx512<T>;
-    case Isa::avx2: return forward_avx2<T>;
-    default: break;
-  }
-#endif
-  return forward_generic<T>;
-}
-
-template <class T>
-BackwardFn<T> pick_backward() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return backward_avx512<T>;
-    case Isa::avx2: return backward_avx2<T>;
-    default: break;
-  }
-#endif
-  return backward_generic<T>;
-}
+PE_ISA_VARIANTS(forward_rows, (T * gates, const T* c_prev, T* h, T* c, index_t b0, index_t b1, index_t H),
+                (gates, c_prev, h, c, b0, b1, H))
+PE_ISA_VARIANTS(backward_rows,
+                (const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dgates, index_t b0, index_t b1,
+                 index_t H),
+                (gates, c_prev, c, dh, dc, dgates, b0, b1, H))
 
 // One step of the bench LSTM (B=32, H=128: 4096 elements, ~5 us on one core) is
 // too small to split; threads start at a few times that.
@@ -193,7 +111,7 @@ constexpr index_t kGrain = 16384;
 
 template <class T>
 void lstm_cell_forward(T* gates, const T* c_prev, T* h, T* c, index_t B, index_t H) {
-  const ForwardFn<T> fn = pick_forward<T>();
+  const auto fn = forward_rows_for_isa<T>();
   const int nt = B > 1 ? threads_for(B * H, kGrain) : 1;
   if (nt <= 1) {
     fn(gates, c_prev, h, c, 0, B, H);
@@ -202,7 +120,7 @@ void lstm_cell_forward(T* gates, const T* c_prev, T* h, T* c, index_t B, index_t
 #if defined(PYENGINE_OPENMP)
 #pragma omp parallel num_threads(nt)
   {
-    const index_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const index_t t = vm::thread_id(), n = vm::team_size();
     fn(gates, c_prev, h, c, B * t / n, B * (t + 1) / n, H);
   }
 #endif
@@ -211,7 +129,7 @@ void lstm_cell_forward(T* gates, const T* c_prev, T* h, T* c, index_t B, index_t
 template <class T>
 void lstm_cell_backward(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dgates, index_t B,
                         index_t H) {
-  const BackwardFn<T> fn = pick_backward<T>();
+  const auto fn = backward_rows_for_isa<T>();
   const int nt = B > 1 ? threads_for(B * H, kGrain) : 1;
   if (nt <= 1) {
     fn(gates, c_prev, c, dh, dc, dgates, 0, B, H);
@@ -220,7 +138,7 @@ void lstm_cell_backward(const T* gates, const T* c_prev, const T* c, const T* dh
 #if defined(PYENGINE_OPENMP)
 #pragma omp parallel num_threads(nt)
   {
-    const index_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const index_t t = vm::thread_id(), n = vm::team_size();
     fn(gates, c_prev, c, dh, dc, dgates, B * t / n, B * (t + 1) / n, H);
   }
 #endif

@@ -1,7 +1,7 @@
 // LayerNorm forward and backward (see norm.h).
 //
 // One row at a time; rows are spread over threads. Each row-body is compiled per
-// ISA by PE_ISA_VARIANTS (activation_simd.h) and vectorised by GCC; the
+// ISA by PE_ISA_VARIANTS (simd.h) and vectorised by GCC; the
 // reductions over a row use `omp simd reduction`, which lets GCC keep several
 // partial sums in vector lanes (plain C++ forbids reassociating a float sum).
 // The forward statistics accumulate in double, also for float input; the
@@ -12,7 +12,7 @@
 #include <cmath>
 #include <vector>
 
-#include "cpu/activation_simd.h"
+#include "cpu/simd.h"
 
 namespace pe {
 namespace cpu {

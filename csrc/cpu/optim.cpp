@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cpu/loss_simd.h"  // PE_INLINE, select_isa, parallel_for
+#include "cpu/simd.h"  // PE_INLINE, select_isa, parallel_for
 
 namespace pe {
 namespace {

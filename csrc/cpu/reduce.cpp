@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "cpu/activation_simd.h"
+#include "cpu/simd.h"
 
 namespace pe {
 namespace cpu {
