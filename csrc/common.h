@@ -23,6 +23,9 @@ void set_num_threads(int n);
 // run on one thread, where fork/join costs more than it saves (~2-5 us).
 inline int threads_for(index_t work, index_t grain = 32768) {
   if (work <= grain) return 1;
+#if defined(PYENGINE_OPENMP)
+  if (omp_in_parallel()) return 1;  // called from a kernel's own parallel region: run on this thread
+#endif
   index_t t = work / grain;
   int n = num_threads();
   return t < n ? static_cast<int>(t) : n;

@@ -134,3 +134,60 @@ def test_errors_name_the_op_and_shapes():
         cpu.lstm_cell_forward(np.zeros((2, 8), f), np.zeros((2, 2), f), np.zeros((2, 2), f), ro)
     with pytest.raises(ValueError, match=r"lstm_cell_backward: dgates does not match.*dgates \(2, 12\)"):
         cpu.lstm_cell_backward(np.zeros((2, 8), f), *(np.zeros((2, 2), f) for _ in range(4)), np.zeros((2, 12), f))
+
+
+# ---------------------------------------------------------------- whole-sequence recurrence
+
+
+def _sequence(mod, rng_seed, T, B, H, dtype):
+    rng = np.random.default_rng(rng_seed)
+    G0 = rng.standard_normal((T, B, 4 * H)).astype(dtype)
+    w_hh = (rng.standard_normal((4 * H, H)) / np.sqrt(H)).astype(dtype)
+    Hs = np.zeros((T + 1, B, H), dtype)
+    Cs = np.zeros((T + 1, B, H), dtype)
+    Hs[0], Cs[0] = rng.standard_normal((2, B, H)).astype(dtype)
+    G = G0.copy()
+    mod.lstm_sequence_forward(G, w_hh, Hs, Cs)
+    dH = rng.standard_normal((T, B, H)).astype(dtype)
+    dc = rng.standard_normal((B, H)).astype(dtype)
+    dG = np.full((T, B, 4 * H), np.nan, dtype)
+    mod.lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG)
+    return G, Hs, Cs, dH, dc, dG
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T,B,H", [(1, 1, 1), (5, 3, 7), (4, 2, 17), (3, 5, 33), (6, 4, 64), (2, 7, 129),
+                                   (3, 32, 64), (4, 9, 130)])  # the last two: big enough for 2 threads
+def test_sequence_matches_reference(isa, dtype, threads, T, B, H):
+    """The one-call recurrence (units split over threads, one barrier per step) equals the step-by-step
+    NumPy loop: gates, states, the recurrent gradient terms added into dH, dc and dG."""
+    from pyengine import _C
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        got = _sequence(cpu, T * 100 + H, T, B, H, dtype)
+    finally:
+        _C.set_num_threads(before)
+    want = _sequence(reference, T * 100 + H, T, B, H, dtype)
+    tol = TOL[dtype] if dtype == np.float64 else dict(rtol=1e-4, atol=2e-5)  # errors compound over steps
+    for a, e, name in zip(got, want, ("G", "Hs", "Cs", "dH", "dc", "dG")):
+        assert a.dtype == dtype and np.all(np.isfinite(a)), name
+        assert_close(a, e, msg=f"{name} [{isa}, {threads} threads] ", **tol)
+
+
+def test_sequence_bad_inputs():
+    from pyengine import _C
+    G = np.zeros((3, 2, 8), np.float32)
+    w = np.zeros((8, 2), np.float32)
+    Hs = np.zeros((4, 2, 2), np.float32)
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward: Hs has the wrong shape.*Hs \(3, 2, 2\)"):
+        _C.lstm_sequence_forward(G, w, Hs[:3], Hs.copy())
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward: G must be \(T, B, 4H\)"):
+        _C.lstm_sequence_forward(G[..., :7], w, Hs, Hs.copy())
+    with pytest.raises(TypeError, match=r"lstm_sequence_forward.*same dtype"):
+        _C.lstm_sequence_forward(G, w.astype(np.float64), Hs, Hs.copy())
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward.*w_hh.*contiguous"):
+        _C.lstm_sequence_forward(G, np.zeros((2, 8), np.float32).T, Hs, Hs.copy())
+    with pytest.raises(ValueError, match=r"lstm_sequence_backward: dc has the wrong shape"):
+        _C.lstm_sequence_backward(G, w, Hs, np.zeros((3, 2, 2), np.float32), np.zeros((2, 3), np.float32), G.copy())

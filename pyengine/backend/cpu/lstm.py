@@ -5,7 +5,7 @@ checks dtypes (float32/float64, all equal), shapes (B, 4H) / (B, H) and contigui
 """
 from ._lib import _C
 
-__all__ = ["lstm_cell_forward", "lstm_cell_backward"]
+__all__ = ["lstm_cell_forward", "lstm_cell_backward", "lstm_sequence_forward", "lstm_sequence_backward"]
 
 _forward = _C.lstm_cell_forward
 _backward = _C.lstm_cell_backward
@@ -21,3 +21,15 @@ def lstm_cell_backward(gates, c_prev, c, dh, dc, dgates):
     """Writes dgates (B, 4H) and replaces dc (B, H) by dL/dc_prev. Returns (dgates, dc)."""
     _backward(gates, c_prev, c, dh, dc, dgates)
     return dgates, dc
+
+
+def lstm_sequence_forward(G, w_hh, Hs, Cs):
+    """One layer's recurrence over all steps in one kernel call (in place). Returns (G, Hs, Cs)."""
+    _C.lstm_sequence_forward(G, w_hh, Hs, Cs)
+    return G, Hs, Cs
+
+
+def lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG):
+    """Backward of lstm_sequence_forward (in place). Returns (dG, dc)."""
+    _C.lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG)
+    return dG, dc

@@ -14,7 +14,7 @@ another. All arrays C-contiguous, one float dtype.
 """
 import numpy as np
 
-__all__ = ["lstm_cell_forward", "lstm_cell_backward"]
+__all__ = ["lstm_cell_forward", "lstm_cell_backward", "lstm_sequence_forward", "lstm_sequence_backward"]
 
 
 def _sigmoid(x):
@@ -66,3 +66,30 @@ def lstm_cell_backward(gates, c_prev, c, dh, dc, dgates):
     dgates[:, 3 * H:] = dh * tc * o * (1 - o)
     dc[...] = dct * f
     return dgates, dc
+
+
+def lstm_sequence_forward(G, w_hh, Hs, Cs):
+    """One layer's recurrence over all T steps, in place.
+
+    G: (T, B, 4H) in: the input projections x_t W_ih^T + b of every step; out: the activated gates
+    w_hh: (4H, H)   Hs, Cs: (T + 1, B, H) in: Hs[0] = h_0, Cs[0] = c_0; out: rows 1..T = h_t, c_t
+    Returns (G, Hs, Cs).
+    """
+    for t in range(G.shape[0]):
+        G[t] += Hs[t] @ w_hh.T
+        lstm_cell_forward(G[t], Cs[t], Hs[t + 1], Cs[t + 1])
+    return G, Hs, Cs
+
+
+def lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG):
+    """Backward of lstm_sequence_forward, in place.
+
+    dH: (T, B, H) in: dL/dh_t from the layer's output (the recurrent terms are added into it)
+    dc: (B, H) in: dL/dc_{T-1}; out: dL/dc_0     dG: (T, B, 4H) out: dL/d(pre-activations)
+    Returns (dG, dc).
+    """
+    for t in range(G.shape[0] - 1, -1, -1):
+        lstm_cell_backward(G[t], Cs[t], Cs[t + 1], dH[t], dc, dG[t])
+        if t > 0:
+            dH[t - 1] += dG[t] @ w_hh
+    return dG, dc

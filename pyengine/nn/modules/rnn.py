@@ -44,7 +44,8 @@ class LSTMLayer(Function):
         out: (T, B, H) = h_1..h_T    h_n, c_n: (B, H)
     Saved for backward: the activated gates of every step G (T, B, 4H) and the states
     Hs, Cs (T + 1, B, H) with Hs[0] = h0, Cs[0] = c0 (so h_{t-1} for all t is one slice).
-    Kernels: backend ``linear``/``matmul`` (GEMM) and ``lstm_cell_forward/backward``.
+    Kernels: backend ``linear``/``matmul`` (the input projections and weight gradients, one GEMM each)
+    and ``lstm_sequence_forward/backward`` (the recurrence: every step in one kernel call).
     """
 
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
@@ -62,11 +63,9 @@ class LSTMLayer(Function):
         Cs = np.empty((T + 1, B, H), x.dtype)
         Hs[0] = h0
         Cs[0] = c0
-        gemm, cell = K.matmul, K.lstm_cell_forward
-        Gt, Ht, Ct = list(G), list(Hs), list(Cs)  # per-step views, made once
-        for t in range(T):
-            gemm(Ht[t], w_hh, trans_b=True, beta=1.0, out=Gt[t])  # a_t = x_t W_ih^T + b + h_{t-1} W_hh^T
-            cell(Gt[t], Ct[t], Ht[t + 1], Ct[t + 1])  # G[t] <- activations [i, f, g, o]; writes h_t, c_t
+        # every step in one kernel call: a_t = x_t W_ih^T + b + h_{t-1} W_hh^T, then the cell
+        # (G[t] <- activations [i, f, g, o]; writes h_t, c_t)
+        K.lstm_sequence_forward(G, np.ascontiguousarray(w_hh), Hs, Cs)
         self.x2, self.G, self.Hs, self.Cs, self.w_ih, self.w_hh = x2, G, Hs, Cs, w_ih, w_hh
         return Hs[1:], Hs[T].copy(), Cs[T].copy()
 
@@ -82,12 +81,8 @@ class LSTMLayer(Function):
             dH[T - 1] += d_hn
         dc = np.zeros((B, H), dt) if d_cn is None else np.array(d_cn, dtype=dt, order="C")
         dG = np.empty((T, B, H4), dt)
-        gemm, cell = K.matmul, K.lstm_cell_backward
-        Gt, Ct, dHt, dGt = list(G), list(Cs), list(dH), list(dG)
-        for t in range(T - 1, -1, -1):
-            cell(Gt[t], Ct[t], Ct[t + 1], dHt[t], dc, dGt[t])  # writes da_t; dc <- dL/dc_{t-1}
-            if t > 0:
-                gemm(dGt[t], w_hh, beta=1.0, out=dHt[t - 1])  # dh_{t-1} += da_t W_hh
+        # every step in one kernel call: da_t from the cell (dc <- dL/dc_{t-1}), dh_{t-1} += da_t W_hh
+        K.lstm_sequence_backward(G, np.ascontiguousarray(w_hh), Cs, dH, dc, dG)
         dG2 = dG.reshape(T * B, H4)
         dx = K.matmul(dG2, w_ih).reshape(T, B, -1) if n[0] else None  # (T B, 4H) (4H, I)
         dh0 = K.matmul(dG[0], w_hh) if n[1] else None
