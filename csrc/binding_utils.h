@@ -16,20 +16,20 @@ namespace py = pybind11;
 
 namespace pe {
 
-inline std::string shape_str(const py::array& a) {
+// "(2, 3)" / "(5,)": an array's shape, or its byte strides, as Python prints tuples.
+template <class Dim>
+inline std::string tuple_str(const py::array& a, Dim dim) {
   std::ostringstream s;
   s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << dim(i);
   s << (a.ndim() == 1 ? ",)" : ")");
   return s.str();
 }
-
+inline std::string shape_str(const py::array& a) {
+  return tuple_str(a, [&](py::ssize_t i) { return a.shape(i); });
+}
 inline std::string strides_str(const py::array& a) {
-  std::ostringstream s;
-  s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.strides(i);
-  s << (a.ndim() == 1 ? ",)" : ")");
-  return s.str();
+  return tuple_str(a, [&](py::ssize_t i) { return a.strides(i); });
 }
 
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
