@@ -1,6 +1,7 @@
 // Bindings of the reduce kernel family (csrc/cpu/reduce.cpp).
 //
 //   sum_rows(x, out): out[j] = sum_n x[n, j]
+//   add_into(dst, src): dst += src (gradient accumulation)
 //
 // x: (N, C) float32/float64 with a contiguous last axis and any non-negative row
 // stride (a row slice of a wider array is read in place); out: (C,), x's dtype,
@@ -48,6 +49,37 @@ void register_reduce(py::module_& m) {
         else run_sum_rows<double>(x, out);
       },
       py::arg("x"), py::arg("out"), "out[j] = sum over rows n of x[n, j] (x: (N, C), out: (C,)).");
+  m.def(
+      "add_into",
+      [](py::array dst, py::array src) {
+        constexpr const char* op = "add_into";
+        const char kind = float_kind(dst, op, "dst");
+        check_same_dtype(dst, src, op, "dst", "src");
+        if (dst.size() != src.size())
+          throw py::value_error(std::string(op) + ": dst " + shape_str(dst) + " and src " + shape_str(src) +
+                                " must have the same number of elements");
+        check_contiguous(dst, op, "dst");
+        check_contiguous(src, op, "src");
+        check_writeable(dst, op, "dst");
+        const auto* d0 = static_cast<const char*>(dst.data());
+        const auto* s0 = static_cast<const char*>(src.data());
+        const py::ssize_t bytes = dst.nbytes();
+        if (d0 != s0 && d0 < s0 + bytes && s0 < d0 + bytes)
+          throw py::value_error(std::string(op) + ": dst and src overlap without being the same array");
+        const index_t n = dst.size();
+        if (kind == 'f') {
+          float* d = static_cast<float*>(dst.mutable_data());
+          const float* s = static_cast<const float*>(src.data());
+          py::gil_scoped_release release;
+          cpu::add_into<float>(d, s, n);
+        } else {
+          double* d = static_cast<double*>(dst.mutable_data());
+          const double* s = static_cast<const double*>(src.data());
+          py::gil_scoped_release release;
+          cpu::add_into<double>(d, s, n);
+        }
+      },
+      py::arg("dst"), py::arg("src"), "dst += src in place (same dtype and size, both C-contiguous).");
 }
 
 }  // namespace pe

@@ -102,6 +102,10 @@ class Function:
 
     # Instances are graph nodes; subclasses add their own saved attributes freely.
     differentiable_outputs = None  # None = all outputs; else a tuple of output indices
+    # True when backward returns only arrays it allocated itself and keeps no reference to (never an
+    # input, a saved value or the incoming gradient, nor one array for two inputs): the engine may then
+    # adopt such an array as a leaf's .grad instead of copying it (a parameter's gradient, every step).
+    fresh_grads = False
 
     def forward(self, *args):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -187,7 +191,7 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
     """
     from .tensor import Tensor, _wrap
 
-    leaf_grads = {}  # id(tensor) -> (tensor, grad array)
+    leaf_grads = {}  # id(tensor) -> (tensor, grad array, owned: no one else references the array)
     node_grads = {}  # node -> list of output grads
 
     # 1. seed
@@ -250,6 +254,7 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
                 "values were freed after the first backward. Pass retain_graph=True to the "
                 "first backward() if you need to backward twice.")
         fn = node.fn
+        fresh = type(fn).fresh_grads
         if node.retained:
             for i, t in node.retained.items():
                 if grads[i] is not None:
@@ -269,12 +274,13 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
                 continue
             if isinstance(e, Tensor):
                 if g is not None:
-                    _add_leaf(leaf_grads, e, g)
+                    _add_leaf(leaf_grads, e, g, fresh and g.base is None)
                 if accumulate:
                     key = id(e)
                     pending[key] -= 1
                     if pending[key] == 0 and key in leaf_grads:
-                        _deliver_leaf_grad(e, leaf_grads.pop(key)[1])
+                        _, lg, owned = leaf_grads.pop(key)
+                        _deliver_leaf_grad(e, lg, owned)
             elif g is not None:
                 child, idx = e
                 cg = node_grads.get(child)
@@ -284,38 +290,57 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
 
     # 3. deliver what is left: leaves that were roots, or fed by nodes that received no gradient
     if not accumulate:
-        return {k: v for k, v in leaf_grads.items() if wanted is None or k in wanted}
-    for t, g in leaf_grads.values():
-        _deliver_leaf_grad(t, g)
+        return {k: (t, g) for k, (t, g, _) in leaf_grads.items() if wanted is None or k in wanted}
+    for t, g, owned in leaf_grads.values():
+        _deliver_leaf_grad(t, g, owned)
     return None
 
 
-def _add_leaf(leaf_grads, t, g):
+_ACCUMULATE_MIN = 1 << 16  # elements; below this NumPy's += costs less than a kernel call
+
+
+def _accumulate(dst, g):
+    """dst += g in place: the backend's threaded kernel for large float arrays, NumPy otherwise."""
+    if (dst.size >= _ACCUMULATE_MIN and dst.dtype == g.dtype and dst.shape == g.shape and dst.dtype.kind == "f"
+            and dst.flags.c_contiguous and dst.flags.writeable and not np.shares_memory(dst, g)):
+        from .backend import _active
+        _active["cpu"].add_into(dst, g)
+    else:
+        dst += g
+
+
+def _add_leaf(leaf_grads, t, g, owned=False):
+    """Collect a leaf's gradient; ``owned``: no one else references the array (see Function.fresh_grads)."""
     prev = leaf_grads.get(id(t))
     if prev is None:
-        leaf_grads[id(t)] = (t, g)
+        leaf_grads[id(t)] = (t, g, owned)
+    elif prev[2] and prev[1].shape == g.shape and prev[1].dtype == g.dtype and prev[1].flags.writeable:
+        _accumulate(prev[1], g)  # ours alone: accumulate in place
     else:
-        leaf_grads[id(t)] = (t, prev[1] + g)
+        leaf_grads[id(t)] = (t, prev[1] + g, True)
 
 
-def _deliver_leaf_grad(t, g):
+def _deliver_leaf_grad(t, g, owned=False):
     from .tensor import _wrap
 
     if g.dtype != t.data.dtype:
         g = g.astype(t.data.dtype)
+        owned = True
     if g.shape != t.data.shape:
         g = np.broadcast_to(g, t.data.shape)
+        owned = False
     hooks = t._hooks
     if hooks:
         for h in hooks.values():
             r = h(_wrap(g))
             if r is not None:
                 g = r.data
+                owned = False
     if t.grad is None:
-        # own the memory: g may alias an array elsewhere in the graph
-        t.grad = _wrap(np.array(g, copy=True))
+        # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph
+        t.grad = _wrap(g if owned and g.flags.writeable else np.array(g, copy=True))
     else:
-        t.grad.data += g
+        _accumulate(t.grad.data, g)
     post = t._post_hooks
     if post:
         for h in post.values():

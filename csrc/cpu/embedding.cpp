@@ -1,6 +1,7 @@
 // Embedding forward (gather) and backward (scatter-add), see embedding.h.
 #include "cpu/embedding.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -66,7 +67,11 @@ void embedding_backward(const T* dout, const std::int64_t* indices, T* dweight, 
   auto add = add_row_for_isa<T>();
   const size_t row_bytes = static_cast<size_t>(C) * sizeof(T);
   const int nt = threads_for(V * C + N * C);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 64) if (nt > 1)
+  // Chunks of ~2 MiB of output rows: a fresh (V, C) gradient is mostly page faults
+  // (the OS zeroes each page on first touch), and with transparent huge pages two
+  // threads writing rows of the same 2 MiB page wait on each other's fault.
+  const int chunk = static_cast<int>(std::max<size_t>(64, (size_t(2) << 20) / std::max<size_t>(row_bytes, 1)));
+#pragma omp parallel for num_threads(nt) schedule(dynamic, chunk) if (nt > 1)
   for (index_t v = 0; v < V; ++v) {
     T* row = dweight + v * C;
     const index_t k0 = start[v], k1 = start[v + 1];

@@ -1,4 +1,4 @@
-// Column sums (see reduce.h).
+// Column sums and in-place array sums (see reduce.h).
 //
 // Memory-bound: x is read once. Each thread adds a block of rows into its own
 // C-long double buffer, one row at a time (the row and the buffer stream
@@ -26,6 +26,13 @@ PE_INLINE void accumulate_row_body(double* acc, const T* row, index_t C) {
   for (index_t j = 0; j < C; ++j) acc[j] += static_cast<double>(row[j]);
 }
 PE_ISA_VARIANTS(accumulate_row, (double* acc, const T* row, index_t C), (acc, row, C))
+
+// dst[0:n) += src[0:n), in T.
+template <class T>
+PE_INLINE void add_span_body(T* dst, const T* src, index_t n) {
+  for (index_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+PE_ISA_VARIANTS(add_span, (T * dst, const T* src, index_t n), (dst, src, n))
 
 }  // namespace
 
@@ -68,8 +75,29 @@ void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out) {
   }
 }
 
+// Memory-bound (two reads, one write per element): on 2 threads it runs at up to
+// twice the bandwidth NumPy's single-threaded `+=` gets. Chunks of 64 KiB.
+template <class T>
+void add_into(T* dst, const T* src, index_t n) {
+  auto add = add_span_for_isa<T>();
+  const index_t chunk = (index_t(64) << 10) / static_cast<index_t>(sizeof(T));
+  const index_t nchunks = (n + chunk - 1) / chunk;
+  const int nt = static_cast<int>(std::min<index_t>(threads_for(n, index_t(1) << 17), nchunks));
+  if (nt <= 1) {
+    add(dst, src, n);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (index_t c = 0; c < nchunks; ++c) {
+    const index_t i0 = c * chunk;
+    add(dst + i0, src + i0, std::min(chunk, n - i0));
+  }
+}
+
 template void sum_rows<float>(const float*, index_t, index_t, index_t, float*);
 template void sum_rows<double>(const double*, index_t, index_t, index_t, double*);
+template void add_into<float>(float*, const float*, index_t);
+template void add_into<double>(double*, const double*, index_t);
 
 }  // namespace cpu
 }  // namespace pe

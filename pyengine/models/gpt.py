@@ -91,6 +91,8 @@ class PackedSelfAttention(Function):
     three: ~8% of a small GPT's training step).
     """
 
+    fresh_grads = True  # dqkv: allocated here
+
     def forward(self, qkv, n_head):
         qkv = np.ascontiguousarray(qkv)
         B, T, C3 = qkv.shape

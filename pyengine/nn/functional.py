@@ -54,6 +54,8 @@ class Linear(Function):
     dx = g W,  dW = g^T x,  db = sum_N g.
     """
 
+    fresh_grads = True  # dx, dW, db: new arrays from the GEMM and column-sum kernels
+
     def forward(self, x, weight, bias):
         self.x, self.weight = x, weight
         return _active["cpu"].linear(x, weight, bias)
@@ -374,6 +376,8 @@ class LayerNorm(Function):
     x: (N, C)  weight, bias: (C,) or None; mean and rstd (N,) are saved for backward.
     """
 
+    fresh_grads = True  # dx, dweight, dbias: allocated by the kernel wrapper
+
     def forward(self, x, weight, bias, eps):
         y, self.mean, self.rstd = _active["cpu"].layer_norm_forward(x, weight, bias, eps)
         self.x, self.weight, self.has_bias = x, weight, bias is not None
@@ -412,6 +416,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 class Embedding(Function):
     """out[n] = weight[idx[n]];  dweight = scatter-add of g (backend ``embedding_forward/backward``)."""
+
+    fresh_grads = True  # dweight: allocated by the kernel wrapper
 
     def forward(self, weight, idx, padding_idx):
         self.idx, self.V, self.padding_idx = idx, weight.shape[0], padding_idx

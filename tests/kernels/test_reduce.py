@@ -78,3 +78,32 @@ def test_sum_rows_bad_inputs():
         out = np.empty(3, np.float32)
         out.flags.writeable = False
         _C.sum_rows(x, out)
+
+
+@pytest.mark.parametrize("n", [0, 1, 17, 4099, 300_001])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_into_matches_reference(isa, n, dtype):
+    rng = np.random.default_rng(n)
+    dst, src = rng.standard_normal((2, n)).astype(dtype)
+    want = ref.add_into(dst.copy(), src)
+    got = cpu.add_into(dst, src)
+    assert got is dst
+    np.testing.assert_array_equal(got, want)  # one rounding per element in both
+    x = rng.standard_normal(n).astype(dtype)
+    x0 = x.copy()
+    cpu.add_into(x, x)  # the same array as both operands: doubled
+    np.testing.assert_array_equal(x, 2 * x0)
+
+
+def test_add_into_bad_inputs():
+    a = np.ones(10, np.float32)
+    with pytest.raises(TypeError, match="add_into.*same dtype"):
+        _C.add_into(a, np.ones(10))
+    with pytest.raises(ValueError, match="add_into.*same number of elements"):
+        _C.add_into(a, np.ones(9, np.float32))
+    with pytest.raises(ValueError, match="add_into.*overlap"):
+        _C.add_into(a[1:], a[:-1])
+    ro = np.ones(10, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="add_into.*(writeable|read-only)"):
+        _C.add_into(ro, a)

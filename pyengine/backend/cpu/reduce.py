@@ -1,11 +1,12 @@
-"""Compiled reductions (csrc/cpu/reduce.cpp); the specification is reference/reduce.py."""
+"""Compiled sums (csrc/cpu/reduce.cpp); the specification is reference/reduce.py."""
 import numpy as np
 
 from ._lib import _C
 
-__all__ = ["sum_rows"]
+__all__ = ["sum_rows", "add_into"]
 
 _sum_rows = _C.sum_rows
+_add_into = _C.add_into
 
 
 def _followable(x):
@@ -27,3 +28,12 @@ def sum_rows(x):
     out = np.empty(x.shape[1] if x.ndim == 2 else 0, x.dtype)
     _sum_rows(x, out)
     return out
+
+
+def add_into(dst, src):
+    """dst += src in place (gradient accumulation), threaded for large arrays. Returns dst.
+
+    dst: C-contiguous, writeable; src: same dtype and number of elements (copied to C order if needed).
+    """
+    _add_into(dst, np.ascontiguousarray(src))
+    return dst

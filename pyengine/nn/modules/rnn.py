@@ -48,6 +48,8 @@ class LSTMLayer(Function):
     and ``lstm_sequence_forward/backward`` (the recurrence: every step in one kernel call).
     """
 
+    fresh_grads = True  # every gradient is a new array (dx is a view of one, and so gets copied)
+
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         K = _active["cpu"]
         T, B, I = x.shape
