@@ -193,6 +193,7 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
 
     leaf_grads = {}  # id(tensor) -> (tensor, grad array, owned: no one else references the array)
     node_grads = {}  # node -> list of output grads
+    owned_slots = set()  # (node, output index) whose grad array no one else references (see Function.fresh_grads)
 
     # 1. seed
     start_nodes = []
@@ -286,7 +287,20 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
                 cg = node_grads.get(child)
                 if cg is None:
                     cg = node_grads[child] = [None] * child.n_outputs
-                cg[idx] = g if cg[idx] is None else cg[idx] + g
+                cur = cg[idx]
+                if cur is None:
+                    cg[idx] = g
+                    if fresh and g.base is None:
+                        owned_slots.add((child, idx))
+                elif cur.shape == g.shape and cur.dtype == g.dtype and (child, idx) in owned_slots:
+                    _accumulate(cur, g)  # an array only we hold: add in place
+                elif cur.shape == g.shape and cur.dtype == g.dtype and fresh and g.base is None:
+                    _accumulate(g, cur)  # the new one is only ours: add into it, keep it
+                    cg[idx] = g
+                    owned_slots.add((child, idx))
+                else:
+                    cg[idx] = cur + g
+                    owned_slots.add((child, idx))
 
     # 3. deliver what is left: leaves that were roots, or fed by nodes that received no gradient
     if not accumulate:
