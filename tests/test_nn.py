@@ -1005,3 +1005,25 @@ def test_clip_grad_value_and_vectors(rng):
     assert_close(ps[1].data, vec.detach().numpy()[12:] * 2)
     with pytest.raises(TypeError, match="expected pyengine.Tensor"):
         nn.utils.vector_to_parameters(np.zeros(17), ps)
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_sdpa_on_strided_head_views_equals_contiguous(is_causal):
+    """q, k, v as x.view(B, T, H, hd).transpose(1, 2) views go to the kernel in place (no copy): output and
+    gradients equal those of the same heads made contiguous first (float64)."""
+    import pyengine.nn.functional as F
+    rng = np.random.default_rng(0)
+    B, T, H, hd = 2, 9, 3, 4
+    x0 = rng.standard_normal((B, T, 3 * H * hd))
+    w = rng.standard_normal((B, H, T, hd))
+    results = []
+    for contiguous in (False, True):
+        x = pe.tensor(x0, dtype=pe.float64, requires_grad=True)
+        q, k, v = (x[..., i * H * hd:(i + 1) * H * hd].reshape(B, T, H, hd).transpose(1, 2) for i in range(3))
+        if contiguous:
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+        (y * pe.tensor(w)).sum().backward()
+        results.append((y.detach().numpy(), x.grad.numpy()))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
