@@ -55,21 +55,6 @@ attn::Rows rows_of(const py::array& a) {
   return rows;
 }
 
-// The strides the kernels can follow: non-negative multiples of the item size,
-// the last axis contiguous.
-void check_layout(const py::array& a, const char* name) {
-  if (a.size() == 0) return;  // nothing is read or written
-  const py::ssize_t item = a.itemsize();
-  const int r = static_cast<int>(a.ndim());
-  for (int d = 0; d < r; ++d) {
-    if (a.shape(d) <= 1) continue;  // never stepped along
-    const py::ssize_t st = a.strides(d);
-    if (st < 0 || st % item != 0 || (d == r - 1 && st != item))
-      fail(std::string(name) + " must have non-negative strides and a contiguous last axis, got shape " +
-           shape_str(a) + " with byte strides " + strides_str(a));
-  }
-}
-
 // No two elements of `a` share memory: ordered by stride, each axis steps past
 // everything the smaller-strided axes span (a sufficient condition, exact for
 // the layouts NumPy views produce).
@@ -102,9 +87,9 @@ Shapes check_qkv(const py::array& q, const py::array& k, const py::array& v) {
            shapes);
   if (q.shape(r - 1) != k.shape(r - 1)) fail("q and k must have the same head size D" + shapes);
   if (k.shape(r - 2) != v.shape(r - 2)) fail("k and v must have the same number of keys Tk" + shapes);
-  check_layout(q, "q");
-  check_layout(k, "k");
-  check_layout(v, "v");
+  check_followable(q, kOp, "q");
+  check_followable(k, kOp, "k");
+  check_followable(v, kOp, "v");
   Shapes s;
   s.rank = r;
   s.B = q.shape(0);
@@ -122,7 +107,7 @@ void check_rows_array(const py::array& a, const py::array& q, const std::vector<
                       const char* name, bool output) {
   check_same_dtype(q, a, kOp, "q", name);
   check_shape(a, shape, kOp, name);
-  check_layout(a, name);
+  check_followable(a, kOp, name);
   if (output) {
     check_writeable(a, kOp, name);
     check_no_self_overlap(a, name);

@@ -3,8 +3,8 @@
 //   sum_rows(x, out): out[j] = sum_n x[n, j]
 //   add_into(dst, src): dst += src (gradient accumulation)
 //
-// x: (N, C) float32/float64 with a contiguous last axis and any non-negative row
-// stride (a row slice of a wider array is read in place); out: (C,), x's dtype,
+// x: (N, C) float32/float64 with a contiguous last axis and a row stride of at
+// least one row (a row slice of a wider array is read in place); out: (C,), x's dtype,
 // C-contiguous, writeable, allocated by the caller (pyengine/backend/cpu/reduce.py).
 // The GIL is released around the kernel.
 #include "binding_utils.h"
@@ -38,13 +38,10 @@ void register_reduce(py::module_& m) {
         check_shape(out, {x.shape(1)}, kSumRows, "out (C,)");
         check_contiguous(out, kSumRows, "out");
         check_writeable(out, kSumRows, "out");
-        const py::ssize_t item = x.itemsize();
-        const bool rows_ok = x.shape(0) <= 1 || (x.strides(0) >= 0 && x.strides(0) % item == 0 &&
-                                                 x.strides(0) / item >= x.shape(1));
-        if (x.size() > 0 && ((x.shape(1) > 1 && x.strides(1) != item) || !rows_ok))  // empty: nothing read
-          throw py::value_error(std::string(kSumRows) + ": x must have a contiguous last axis and a row stride of "
-                                "at least one row, got shape " + shape_str(x) + " with byte strides " +
-                                strides_str(x));
+        check_followable(x, kSumRows, "x");
+        if (x.size() > 0 && x.shape(0) > 1 && x.strides(0) < x.shape(1) * x.itemsize())
+          throw py::value_error(std::string(kSumRows) + ": x must have a row stride of at least one row, got shape " +
+                                shape_str(x) + " with byte strides " + strides_str(x));
         if (kind == 'f') run_sum_rows<float>(x, out);
         else run_sum_rows<double>(x, out);
       },

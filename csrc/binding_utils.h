@@ -73,6 +73,23 @@ inline void check_contiguous(const py::array& a, const char* op, const char* nam
                           ")");
 }
 
+// Strides a kernel can follow in place: non-negative multiples of the item size,
+// the last axis contiguous (length-1 axes, and empty arrays, are never stepped
+// along). Raises ValueError naming the op, the array, its shape and byte strides.
+inline void check_followable(const py::array& a, const char* op, const char* name) {
+  if (a.size() == 0) return;
+  const py::ssize_t item = a.itemsize();
+  const int r = static_cast<int>(a.ndim());
+  for (int d = 0; d < r; ++d) {
+    if (a.shape(d) <= 1) continue;
+    const py::ssize_t st = a.strides(d);
+    if (st < 0 || st % item != 0 || (d == r - 1 && st != item))
+      throw py::value_error(std::string(op) + ": " + name +
+                            " must have non-negative strides and a contiguous last axis, got shape " +
+                            shape_str(a) + " with byte strides " + strides_str(a));
+  }
+}
+
 inline void check_writeable(const py::array& a, const char* op, const char* name) {
   if (!a.writeable()) throw py::value_error(std::string(op) + ": " + name + " must be writeable");
 }

@@ -316,7 +316,7 @@ _ACCUMULATE_MIN = 1 << 16  # elements; below this NumPy's += costs less than a k
 def _accumulate(dst, g):
     """dst += g in place: the backend's threaded kernel for large float arrays, NumPy otherwise."""
     if (dst.size >= _ACCUMULATE_MIN and dst.dtype == g.dtype and dst.shape == g.shape and dst.dtype.kind == "f"
-            and dst.flags.c_contiguous and dst.flags.writeable and not np.shares_memory(dst, g)):
+            and dst.flags.c_contiguous and dst.flags.writeable and not np.may_share_memory(dst, g)):
         from .backend import _active
         _active["cpu"].add_into(dst, g)
     else:

@@ -83,15 +83,10 @@ void add_into(T* dst, const T* src, index_t n) {
   const index_t chunk = (index_t(64) << 10) / static_cast<index_t>(sizeof(T));
   const index_t nchunks = (n + chunk - 1) / chunk;
   const int nt = static_cast<int>(std::min<index_t>(threads_for(n, index_t(1) << 17), nchunks));
-  if (nt <= 1) {
-    add(dst, src, n);
-    return;
-  }
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (index_t c = 0; c < nchunks; ++c) {
+  parallel_for(nchunks, nt, 1, [&](index_t c) {
     const index_t i0 = c * chunk;
     add(dst + i0, src + i0, std::min(chunk, n - i0));
-  }
+  });
 }
 
 template void sum_rows<float>(const float*, index_t, index_t, index_t, float*);

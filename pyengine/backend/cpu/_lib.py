@@ -22,3 +22,14 @@ except ImportError as e:  # pragma: no cover - exercised only on a broken instal
         "(or `pip install -e .`), or build in place with ./dev_build.sh; "
         "or run on the NumPy twins with PYENGINE_BACKEND=reference."
     ) from e
+
+
+def followable(x):
+    """True when the kernels can read ``x`` in place: non-negative strides that are multiples of the item
+    size, the last axis contiguous (length-1 axes are never stepped along). The bindings check the same
+    (check_followable in csrc/binding_utils.h); callers copy anything else once."""
+    item = x.itemsize
+    for d, (n, s) in enumerate(zip(x.shape, x.strides)):
+        if n > 1 and (s < 0 or s % item or (d == x.ndim - 1 and s != item)):
+            return False
+    return True

@@ -9,7 +9,7 @@ or packed (B, T, 3, H, D) projection need no copy; other layouts are copied once
 """
 import numpy as np
 
-from ._lib import _C
+from ._lib import _C, followable
 
 __all__ = ["attention_forward", "attention_backward"]
 
@@ -17,17 +17,8 @@ _OP = "scaled_dot_product_attention"
 
 
 def _followable(x):
-    """x as the kernels can read it in place: a view with non-negative, item-multiple strides and a
-    contiguous last axis; otherwise a C-contiguous copy."""
-    if x.ndim in (3, 4) and x.size:
-        item = x.itemsize
-        for n, s in zip(x.shape, x.strides):
-            if n > 1 and (s < 0 or s % item):
-                return np.ascontiguousarray(x)
-        if x.shape[-1] > 1 and x.strides[-1] != item:
-            return np.ascontiguousarray(x)
-        return x
-    return np.ascontiguousarray(x)
+    """x itself when the kernels can read it in place (see _lib.followable), else a C-contiguous copy."""
+    return x if x.ndim in (3, 4) and x.size and followable(x) else np.ascontiguousarray(x)
 
 
 def _inputs(q, k, v, mask, scale):

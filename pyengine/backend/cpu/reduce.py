@@ -1,7 +1,7 @@
 """Compiled sums (csrc/cpu/reduce.cpp); the specification is reference/reduce.py."""
 import numpy as np
 
-from ._lib import _C
+from ._lib import _C, followable
 
 __all__ = ["sum_rows", "add_into"]
 
@@ -9,22 +9,13 @@ _sum_rows = _C.sum_rows
 _add_into = _C.add_into
 
 
-def _followable(x):
-    """A contiguous last axis and a non-negative row stride of at least one row (what the kernel reads)."""
-    n, c = x.shape
-    item = x.itemsize
-    if c > 1 and x.strides[1] != item:
-        return False
-    return n <= 1 or (x.strides[0] >= c * item and x.strides[0] % item == 0)
-
-
 def sum_rows(x):
     """out[j] = sum_n x[n, j].   x: (N, C)   ->   (C,) in x's dtype (accumulated in double).
 
     A row slice of a wider array is read in place; other layouts are copied once.
     """
-    if x.ndim == 2 and not _followable(x):
-        x = np.ascontiguousarray(x)
+    if x.ndim == 2 and not (followable(x) and (x.shape[0] <= 1 or x.strides[0] >= x.shape[1] * x.itemsize)):
+        x = np.ascontiguousarray(x)  # the kernel also needs rows at least one row apart
     out = np.empty(x.shape[1] if x.ndim == 2 else 0, x.dtype)
     _sum_rows(x, out)
     return out
