@@ -28,6 +28,16 @@ def _pe_step(model, opt, x, y, timings=None):
     return loss
 
 
+def _seconds_per_step(step, steps, warmup):
+    """step(i) for i < warmup untimed, then mean seconds of step(i) over `steps` calls."""
+    for i in range(warmup):
+        step(i)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return (time.perf_counter() - t0) / steps
+
+
 def gpt_step(res, threads=2, steps=20, quick=False):
     """The issue's GPT step: 4 layers, 4 heads, 128 wide, T=128, B=16, AdamW, tokens/s."""
     cfg = GPTConfig(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
@@ -53,25 +63,17 @@ def gpt_step(res, threads=2, steps=20, quick=False):
         for i in range(3):
             _pe_step(model, opt, *batches[i % 4])
         timings = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
-        t0 = time.perf_counter()
-        for i in range(steps):
-            _pe_step(model, opt, *batches[i % 4], timings)
-        t_ours = (time.perf_counter() - t0) / steps
+        t_ours = _seconds_per_step(lambda i: _pe_step(model, opt, *batches[i % 4], timings), steps, 0)
         t_torch = None
         if tmodel is not None:
             tb = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
 
-            def tstep(x, y):
-                _, loss = tmodel(x, y)
+            def tstep(i):
+                _, loss = tmodel(*tb[i % 4])
                 topt.zero_grad(set_to_none=True)
                 loss.backward()
                 topt.step()
-            for i in range(3):
-                tstep(*tb[i % 4])
-            t0 = time.perf_counter()
-            for i in range(steps):
-                tstep(*tb[i % 4])
-            t_torch = (time.perf_counter() - t0) / steps
+            t_torch = _seconds_per_step(tstep, steps, 3)
     tok = B * T
     split = ", ".join(f"{k} {100 * v / sum(timings.values()):.0f}%" for k, v in timings.items())
     extra = f"pyengine {tok / t_ours:,.0f} tok/s" + (f" vs PyTorch {tok / t_torch:,.0f} tok/s" if t_torch else "")
@@ -166,12 +168,7 @@ def lstm_step(res, threads=2, steps=10, quick=False):
             loss.backward()
             opt.step()
 
-        for i in range(2):
-            step(i)
-        t0 = time.perf_counter()
-        for i in range(steps):
-            step(i)
-        t_ours = (time.perf_counter() - t0) / steps
+        t_ours = _seconds_per_step(step, steps, 2)
         t_torch = None
         if torch is not None:
             torch.manual_seed(0)
@@ -188,12 +185,7 @@ def lstm_step(res, threads=2, steps=10, quick=False):
                 topt.zero_grad()
                 loss.backward()
                 topt.step()
-            for i in range(2):
-                tstep(i)
-            t0 = time.perf_counter()
-            for i in range(steps):
-                tstep(i)
-            t_torch = (time.perf_counter() - t0) / steps
+            t_torch = _seconds_per_step(tstep, steps, 2)
     extra = f"pyengine {1 / t_ours:.1f} steps/s" + (f" vs PyTorch {1 / t_torch:.1f} steps/s" if t_torch else "")
     res.add("train", "LSTM classifier step (Emb 10000x256, LSTM 128, B32 T100, Adam)", threads, t_ours, None,
             t_torch, extra=extra + "; target >= 1.5x PyTorch")
