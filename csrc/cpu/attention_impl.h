@@ -70,29 +70,63 @@ constexpr std::array<MicroFn<T>, sizeof...(I)> make_micro_table(std::index_seque
   return {{&micro_kernel<T, int(I / V<T>::NV) + 1, int(I % V<T>::NV) + 1>...}};
 }
 
-template <class T>
+// What one MR-row tile of C (rows [i, i + mr)) needs: columns [0, n_hi) and
+// depth terms [k_lo, k_hi). On a block that straddles the causal diagonal the
+// rest is zero (keys a row cannot see, queries that cannot see a key), so the
+// tile skips it; without a limit it is {N, 0, K}. Columns at or past n_hi are
+// not written: the callers overwrite them (with 0) themselves.
+struct Reach {
+  index_t n_hi, k_lo, k_hi;
+};
+
+template <class T, class ReachFn>
 PE_ATTN_TARGET void gemm(index_t M, index_t N, index_t K, const T* A, index_t ars, index_t acs, const T* B,
-                         index_t ldb, T* C, index_t ldc, bool accumulate) {
+                         index_t ldb, T* C, index_t ldc, bool accumulate, ReachFn reach) {
   using VT = V<T>;
   constexpr int W = VT::W, MR = VT::MR, NV = VT::NV;
   static constexpr auto table = make_micro_table<T>(std::make_index_sequence<MR * NV>{});
   for (index_t j = 0; j < N; j += NV * W) {  // one panel of B (K x NV*W) stays in L1 ...
-    const index_t n = std::min<index_t>(N - j, NV * W);
-    const int nv = static_cast<int>((n + W - 1) / W);
-    const auto last = VT::mask_for(static_cast<int>(n - (nv - 1) * W));
-    for (index_t i = 0; i < M; i += MR) {  // ... while the rows of A stream past it
+    for (index_t i = 0; i < M; i += MR) {    // ... while the rows of A stream past it
       const int mr = static_cast<int>(std::min<index_t>(M - i, MR));
-      table[(mr - 1) * NV + (nv - 1)](K, A + i * ars, ars, acs, B + j, ldb, C + i * ldc + j, ldc, last, accumulate);
+      const Reach r = reach(i, mr);
+      const index_t n = std::min<index_t>(std::min(N, r.n_hi) - j, NV * W);
+      const index_t k_lo = std::max<index_t>(r.k_lo, 0), k = std::min(r.k_hi, K) - k_lo;
+      if (n <= 0 || (k <= 0 && accumulate)) continue;  // nothing to write / nothing to add
+      const int nv = static_cast<int>((n + W - 1) / W);
+      const auto last = VT::mask_for(static_cast<int>(n - (nv - 1) * W));
+      table[(mr - 1) * NV + (nv - 1)](std::max<index_t>(k, 0), A + i * ars + k_lo * acs, ars, acs,
+                                      B + k_lo * ldb + j, ldb, C + i * ldc + j, ldc, last, accumulate);
     }
   }
 }
 
+// C = [C +] A B in full (every tile reaches all of N and K).
+template <class T>
+PE_ATTN_TARGET void gemm(index_t M, index_t N, index_t K, const T* A, index_t ars, index_t acs, const T* B,
+                         index_t ldb, T* C, index_t ldc, bool accumulate) {
+  gemm<T>(M, N, K, A, ars, acs, B, ldb, C, ldc, accumulate, [N, K](index_t, int) { return Reach{N, 0, K}; });
+}
+
 // dst[d*ld + c] = src[c*lds + d]: K_j (nc rows of D, row stride lds) -> K_j^T
-// (D x nc), likewise V_j^T.
+// (D x nc), likewise V_j^T. W x W blocks go through an in-register transpose;
+// a partial block reads only its nc - c0 rows and D - d0 columns (masked) and
+// fills the rest of its W columns with zeros, so ld must be at least nc
+// rounded up to W (the workspace pads rows to 64 bytes).
 template <class T>
 PE_ATTN_TARGET void pack_transposed(const T* src, index_t lds, index_t nc, index_t D, T* dst, index_t ld) {
-  for (index_t d = 0; d < D; ++d)
-    for (index_t c = 0; c < nc; ++c) dst[d * ld + c] = src[c * lds + d];
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  typename VT::reg r[W];
+  for (index_t d0 = 0; d0 < D; d0 += W) {
+    const int dn = static_cast<int>(std::min<index_t>(W, D - d0));
+    const auto dmask = VT::mask_for(dn);
+    for (index_t c0 = 0; c0 < nc; c0 += W) {
+      const int cn = static_cast<int>(std::min<index_t>(W, nc - c0));
+      for (int i = 0; i < W; ++i) r[i] = i < cn ? VT::load_part(src + (c0 + i) * lds + d0, dmask) : VT::zero();
+      VT::transpose(r);
+      for (int i = 0; i < dn; ++i) VT::store(dst + (d0 + i) * ld + c0, r[i]);
+    }
+  }
 }
 
 // ====================================================================== row helpers
@@ -131,35 +165,41 @@ PE_ATTN_TARGET void scale_mask_row(T* s, index_t n, T scale, const AttnMask& mk,
   }
 }
 
-// max(s[0:n)), -inf for n = 0.
+// max(scale * s[0:n)), -inf for n = 0. The scale is applied here, in registers,
+// rather than by a pass that writes s back: re-reading a row's masked tail right
+// after a masked store of it stalls (no store-to-load forwarding), which cost
+// about a third of the forward pass at T = 64.
 template <class T>
-PE_ATTN_TARGET T row_max(const T* s, index_t n) {
+PE_ATTN_TARGET T row_max(const T* s, index_t n, T scale) {
   using VT = V<T>;
   constexpr int W = VT::W;
-  const auto ninf = VT::set1(-std::numeric_limits<T>::infinity());
+  const auto ninf = VT::set1(-std::numeric_limits<T>::infinity()), vs = VT::set1(scale);
   auto acc = ninf;
   index_t c = 0;
-  for (; c + W <= n; c += W) acc = VT::max(acc, VT::load(s + c));
-  if (c < n) acc = VT::max(acc, VT::load_part_or(s + c, VT::mask_for(static_cast<int>(n - c)), ninf));
+  for (; c + W <= n; c += W) acc = VT::max(acc, VT::mul(VT::load(s + c), vs));
+  if (c < n) {  // lanes past n are -inf after the scaling (a negative scale would flip a -inf fill)
+    const auto mk = VT::mask_for(static_cast<int>(n - c));
+    acc = VT::max(acc, VT::keep_part(VT::mul(VT::load_part(s + c, mk), vs), mk, ninf));
+  }
   return VT::hmax(acc);
 }
 
-// s[0:n) = exp(s[0:n) - m) for a finite m; returns the sum of the new values.
+// s[0:n) = exp(scale * s[0:n) - m) for a finite m; returns the sum of the new values.
 template <class T>
-PE_ATTN_TARGET T exp_row(T* s, index_t n, T m) {
+PE_ATTN_TARGET T exp_row(T* s, index_t n, T scale, T m) {
   using VT = V<T>;
   constexpr int W = VT::W;
-  const auto vm = VT::set1(m);
+  const auto vm = VT::set1(m), vs = VT::set1(scale);
   auto sum = VT::zero();
   index_t c = 0;
   for (; c + W <= n; c += W) {
-    const auto e = VT::exp(VT::sub(VT::load(s + c), vm));
+    const auto e = VT::exp(VT::sub(VT::mul(VT::load(s + c), vs), vm));
     VT::store(s + c, e);
     sum = VT::add(sum, e);
   }
-  if (c < n) {  // lanes past n read as -inf, so they add exp(-inf) = 0
+  if (c < n) {  // lanes past n are zeroed before the sum
     const auto mk = VT::mask_for(static_cast<int>(n - c));
-    const auto e = VT::exp(VT::sub(VT::load_part_or(s + c, mk, VT::set1(-std::numeric_limits<T>::infinity())), vm));
+    const auto e = VT::keep_part(VT::exp(VT::sub(VT::mul(VT::load_part(s + c, mk), vs), vm)), mk, VT::zero());
     VT::store_part(s + c, mk, e);
     sum = VT::add(sum, e);
   }
@@ -210,6 +250,23 @@ PE_ATTN_TARGET void ds_row(const T* p, T* dp, index_t n, T delta, T scale) {
   }
 }
 
+// ====================================================================== causal reach
+// For the block of query rows [i0, i0 + mr) and keys [j0, j0 + nc): the keys
+// [j0, j0 + n) that rows [i0 + r, i0 + r + rows) can see (n for the last row, the
+// one that sees most), and the first query row (relative to i0) that sees any of
+// the keys [j0 + c, j0 + c + cols) (the first key's, seen earliest). Feed Reach:
+// on the diagonal block the tiles skip the hidden triangle, about half its work.
+template <class T>
+PE_ATTN_TARGET auto visible_keys(const AttnArgs<T>& a, index_t i0, index_t j0, index_t nc) {
+  return [&a, i0, j0, nc](index_t r, int rows) {
+    return std::min(nc, std::max<index_t>(0, a.key_end(i0 + r + rows - 1) - j0));
+  };
+}
+template <class T>
+PE_ATTN_TARGET auto seeing_queries(const AttnArgs<T>& a, index_t i0, index_t j0, index_t mr) {
+  return [&a, i0, j0, mr](index_t c, int) { return std::min(mr, std::max<index_t>(0, a.first_query(j0 + c) - i0)); };
+}
+
 // ====================================================================== forward
 // One query block: rows [i0, i0 + mr) of head bh. Dao et al. 2022, Algorithm 1
 // (inner loop over key blocks j), with the online softmax of Milakov &
@@ -242,27 +299,34 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
   const index_t kend = a.key_end(i0 + mr - 1);
   for (index_t j0 = 0; j0 < kend; j0 += a.bc) {
     const index_t nc = std::min(a.bc, kend - j0);
+    const auto keys = visible_keys(a, i0, j0, nc);
     pack_transposed(k_bh + j0 * ldk, ldk, nc, D, ws.kt, lds);
-    gemm<T>(mr, nc, D, q_i, ldq, 1, ws.kt, lds, S, lds, false);  // S = Q_i K_j^T
+    gemm<T>(mr, nc, D, q_i, ldq, 1, ws.kt, lds, S, lds, false,
+            [&](index_t r, int rows) { return Reach{keys(r, rows), 0, D}; });  // S = Q_i K_j^T
     for (index_t r = 0; r < mr; ++r) {
       T* s = S + r * lds;
       const index_t i = i0 + r;
       // Keys [j0, j0 + n) of this block are causally visible to row i.
       const index_t n = std::max<index_t>(0, std::min(nc, a.key_end(i) - j0));
-      scale_mask_row(s, n, a.scale, a.mask, a.H, bh, i, j0);
-      const T m_new = std::max(m[r], row_max(s, n));
+      T scale = a.scale;  // applied by row_max and exp_row, unless a mask pass applies it first
+      if (a.mask.kind != AttnMask::none) {
+        scale_mask_row(s, n, a.scale, a.mask, a.H, bh, i, j0);
+        scale = T(1);
+      }
+      const T m_new = std::max(m[r], row_max(s, n, scale));
       if (m_new == ninf) {  // nothing visible yet: P = 0, O and l stay 0
         std::fill_n(s, nc, T(0));
         continue;
       }
-      const T rowsum = exp_row(s, n, m_new);  // P = exp(S - m')
+      const T rowsum = exp_row(s, n, scale, m_new);  // P = exp(S - m')
       std::fill_n(s + n, nc - n, T(0));
       const T alpha = std::exp(m[r] - m_new);  // e^(m - m'); 0 when m = -inf
       if (alpha != T(1)) scale_row(O + r * ldo, Dv, alpha);
       l[r] = alpha * l[r] + rowsum;
       m[r] = m_new;
     }
-    gemm<T>(mr, Dv, nc, S, lds, 1, v_bh + j0 * ldv, ldv, O, ldo, true);  // O += P V_j
+    gemm<T>(mr, Dv, nc, S, lds, 1, v_bh + j0 * ldv, ldv, O, ldo, true,
+            [&](index_t r, int rows) { return Reach{Dv, 0, keys(r, rows)}; });  // O += P V_j
   }
 
   for (index_t r = 0; r < mr; ++r) {
@@ -304,9 +368,11 @@ PE_ATTN_TARGET void backward_scores(const AttnArgs<T>& a, const Workspace<T>& ws
   const index_t row0 = bh * a.Tq + i0;  // of lse and delta
   T* P = ws.s;
   T* dS = ws.dp;
-  gemm<T>(mr, nc, a.D, a.q + a.at(a.q_rows, bh, i0), a.q_rows.st, 1, ws.kt, lds, P, lds, false);  // S = Q_i K_j^T
-  gemm<T>(mr, nc, a.Dv, a.dout + a.at(a.dout_rows, bh, i0), a.dout_rows.st, 1, ws.vt, lds, dS, lds,
-          false);  // dP = dO_i V_j^T
+  const auto keys = visible_keys(a, i0, j0, nc);
+  gemm<T>(mr, nc, a.D, a.q + a.at(a.q_rows, bh, i0), a.q_rows.st, 1, ws.kt, lds, P, lds, false,
+          [&](index_t r, int rows) { return Reach{keys(r, rows), 0, a.D}; });  // S = Q_i K_j^T
+  gemm<T>(mr, nc, a.Dv, a.dout + a.at(a.dout_rows, bh, i0), a.dout_rows.st, 1, ws.vt, lds, dS, lds, false,
+          [&](index_t r, int rows) { return Reach{keys(r, rows), 0, a.Dv}; });  // dP = dO_i V_j^T
   for (index_t r = 0; r < mr; ++r) {
     const index_t i = i0 + r;
     T* p = P + r * lds;
@@ -314,8 +380,12 @@ PE_ATTN_TARGET void backward_scores(const AttnArgs<T>& a, const Workspace<T>& ws
     const T lse = a.lse[row0 + r];
     // Keys [j0, j0 + n) are causally visible to row i; the rest of the row is 0.
     const index_t n = lse == ninf ? 0 : std::max<index_t>(0, std::min(nc, a.key_end(i) - j0));
-    scale_mask_row(p, n, a.scale, a.mask, a.H, bh, i, j0);
-    if (n > 0) exp_row(p, n, lse);
+    T scale = a.scale;  // applied by exp_row, unless the mask pass applies it first
+    if (a.mask.kind != AttnMask::none) {
+      scale_mask_row(p, n, a.scale, a.mask, a.H, bh, i, j0);
+      scale = T(1);
+    }
+    if (n > 0) exp_row(p, n, scale, lse);
     ds_row(p, ds, n, a.delta[row0 + r], a.scale);
     std::fill_n(p + n, nc - n, T(0));
     std::fill_n(ds + n, nc - n, T(0));
@@ -344,11 +414,16 @@ PE_ATTN_TARGET void backward_key_block(const AttnArgs<T>& a, const Workspace<T>&
   for (index_t i0 = first; i0 < a.Tq; i0 += a.br) {
     const index_t mr = std::min(a.br, a.Tq - i0);
     backward_scores(a, ws, bh, i0, mr, j0, nc);
-    gemm<T>(nc, Dv, mr, ws.s, 1, lds, a.dout + a.at(a.dout_rows, bh, i0), a.dout_rows.st, dv_j, lddv,
-            true);                                                                          // dV_j += P^T dO_i
-    gemm<T>(nc, D, mr, ws.dp, 1, lds, a.q + a.at(a.q_rows, bh, i0), a.q_rows.st, dk_j, lddk, true);  // dK_j += dS^T Q_i
-    if (with_dq)
-      gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, ldk, a.dq + a.at(a.dq_rows, bh, i0), a.dq_rows.st, true);  // dQ_i += dS K_j
+    const auto queries = seeing_queries(a, i0, j0, mr);
+    gemm<T>(nc, Dv, mr, ws.s, 1, lds, a.dout + a.at(a.dout_rows, bh, i0), a.dout_rows.st, dv_j, lddv, true,
+            [&](index_t c, int cols) { return Reach{Dv, queries(c, cols), mr}; });  // dV_j += P^T dO_i
+    gemm<T>(nc, D, mr, ws.dp, 1, lds, a.q + a.at(a.q_rows, bh, i0), a.q_rows.st, dk_j, lddk, true,
+            [&](index_t c, int cols) { return Reach{D, queries(c, cols), mr}; });  // dK_j += dS^T Q_i
+    if (with_dq) {
+      const auto keys = visible_keys(a, i0, j0, nc);
+      gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, ldk, a.dq + a.at(a.dq_rows, bh, i0), a.dq_rows.st, true,
+              [&](index_t r, int rows) { return Reach{D, 0, keys(r, rows)}; });  // dQ_i += dS K_j
+    }
   }
 }
 
@@ -368,7 +443,9 @@ PE_ATTN_TARGET void backward_query_block(const AttnArgs<T>& a, const Workspace<T
     pack_transposed(k_j, a.k_rows.st, nc, D, ws.kt, lds);
     pack_transposed(a.v + a.at(a.v_rows, bh, j0), a.v_rows.st, nc, a.Dv, ws.vt, lds);
     backward_scores(a, ws, bh, i0, mr, j0, nc);
-    gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, a.k_rows.st, dq_i, a.dq_rows.st, true);  // dQ_i += dS K_j
+    const auto keys = visible_keys(a, i0, j0, nc);
+    gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, a.k_rows.st, dq_i, a.dq_rows.st, true,
+            [&](index_t r, int rows) { return Reach{D, 0, keys(r, rows)}; });  // dQ_i += dS K_j
   }
 }
 

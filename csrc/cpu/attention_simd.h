@@ -7,8 +7,10 @@
 // Members: W (lanes), MR x NV (the micro-kernel's register block: MR rows by NV
 // vectors), reg, mask (selects the first n lanes of a vector: mask_for(n),
 // 1 <= n <= W), zero, set1, load, store, load_part (masked-out lanes read as 0
-// and are never touched in memory), load_part_or (masked-out lanes = fill),
-// store_part, add, sub, mul, fmadd(a, b, c) = a*b + c, max, hsum, hmax, exp.
+// and are never touched in memory), store_part, keep_part(x, mask, fill) (lanes
+// outside the mask = fill), add, sub, mul, fmadd(a, b, c) = a*b + c, max, hsum,
+// hmax, exp, and transpose (a W x W block held in W registers; simd.h's
+// in-register transposes).
 //
 // exp: x = n ln2 + r with |r| <= ln2/2 (Cody & Waite's two-constant ln2), e^r by
 // its Taylor polynomial (degree 7 for float: error r^8/8! < 6e-9; degree 13 for
@@ -25,6 +27,7 @@
 #include <limits>
 
 #include "common.h"
+#include "simd.h"  // pe::simd::transpose_avx512 / transpose_avx2
 
 #if PE_X86
 #include <immintrin.h>
@@ -81,8 +84,8 @@ struct Vec<T, 0> {
   static inline void store(T* p, reg x) { *p = x; }
   static inline mask mask_for(int) { return 1; }
   static inline reg load_part(const T* p, mask) { return *p; }
-  static inline reg load_part_or(const T* p, mask, reg) { return *p; }
   static inline void store_part(T* p, mask, reg x) { *p = x; }
+  static inline reg keep_part(reg x, mask, reg) { return x; }
   static inline reg add(reg a, reg b) { return a + b; }
   static inline reg sub(reg a, reg b) { return a - b; }
   static inline reg mul(reg a, reg b) { return a * b; }
@@ -90,6 +93,7 @@ struct Vec<T, 0> {
   static inline reg max(reg a, reg b) { return a < b ? b : a; }
   static inline T hsum(reg a) { return a; }
   static inline T hmax(reg a) { return a; }
+  static inline void transpose(reg*) {}  // a 1 x 1 block
   static inline reg exp(reg a) { return std::exp(a); }
 };
 
@@ -108,10 +112,8 @@ struct Vec<float, 1> {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   PE_TARGET_AVX2 static inline reg load_part(const float* p, mask m) { return _mm256_maskload_ps(p, m); }
-  PE_TARGET_AVX2 static inline reg load_part_or(const float* p, mask m, reg fill) {
-    return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
-  }
   PE_TARGET_AVX2 static inline void store_part(float* p, mask m, reg x) { _mm256_maskstore_ps(p, m, x); }
+  PE_TARGET_AVX2 static inline reg keep_part(reg x, mask m, reg fill) { return _mm256_blendv_ps(fill, x, _mm256_castsi256_ps(m)); }
   PE_TARGET_AVX2 static inline reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   PE_TARGET_AVX2 static inline reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   PE_TARGET_AVX2 static inline reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
@@ -129,6 +131,7 @@ struct Vec<float, 1> {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  PE_TARGET_AVX2 static inline void transpose(reg r[W]) { pe::simd::transpose_avx2(r); }
   PE_TARGET_AVX2 static inline reg exp(reg x) {
     using C = ExpConst<float>;
     // max/min return their second operand when one is NaN: NaN survives the clamp.
@@ -157,10 +160,8 @@ struct Vec<double, 1> {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
   }
   PE_TARGET_AVX2 static inline reg load_part(const double* p, mask m) { return _mm256_maskload_pd(p, m); }
-  PE_TARGET_AVX2 static inline reg load_part_or(const double* p, mask m, reg fill) {
-    return _mm256_blendv_pd(fill, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
-  }
   PE_TARGET_AVX2 static inline void store_part(double* p, mask m, reg x) { _mm256_maskstore_pd(p, m, x); }
+  PE_TARGET_AVX2 static inline reg keep_part(reg x, mask m, reg fill) { return _mm256_blendv_pd(fill, x, _mm256_castsi256_pd(m)); }
   PE_TARGET_AVX2 static inline reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
   PE_TARGET_AVX2 static inline reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }
   PE_TARGET_AVX2 static inline reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
@@ -174,6 +175,7 @@ struct Vec<double, 1> {
     __m128d s = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
     return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
   }
+  PE_TARGET_AVX2 static inline void transpose(reg r[W]) { pe::simd::transpose_avx2(r); }
   PE_TARGET_AVX2 static inline reg exp(reg x) {
     using C = ExpConst<double>;
     reg xc = _mm256_min_pd(_mm256_set1_pd(C::hi), _mm256_max_pd(_mm256_set1_pd(C::lo), x));
@@ -204,10 +206,8 @@ struct Vec<float, 2> {
   PE_TARGET_AVX512 static inline void store(float* p, reg x) { _mm512_storeu_ps(p, x); }
   PE_TARGET_AVX512 static inline mask mask_for(int n) { return static_cast<mask>((1u << n) - 1u); }
   PE_TARGET_AVX512 static inline reg load_part(const float* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
-  PE_TARGET_AVX512 static inline reg load_part_or(const float* p, mask m, reg fill) {
-    return _mm512_mask_loadu_ps(fill, m, p);
-  }
   PE_TARGET_AVX512 static inline void store_part(float* p, mask m, reg x) { _mm512_mask_storeu_ps(p, m, x); }
+  PE_TARGET_AVX512 static inline reg keep_part(reg x, mask m, reg fill) { return _mm512_mask_mov_ps(fill, m, x); }
   PE_TARGET_AVX512 static inline reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   PE_TARGET_AVX512 static inline reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   PE_TARGET_AVX512 static inline reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
@@ -215,6 +215,7 @@ struct Vec<float, 2> {
   PE_TARGET_AVX512 static inline reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
   PE_TARGET_AVX512 static inline float hsum(reg a) { return _mm512_reduce_add_ps(a); }
   PE_TARGET_AVX512 static inline float hmax(reg a) { return _mm512_reduce_max_ps(a); }
+  PE_TARGET_AVX512 static inline void transpose(reg r[W]) { pe::simd::transpose_avx512(r); }
   PE_TARGET_AVX512 static inline reg exp(reg x) {
     using C = ExpConst<float>;
     reg xc = _mm512_min_ps(_mm512_set1_ps(C::hi), _mm512_max_ps(_mm512_set1_ps(C::lo), x));
@@ -239,10 +240,8 @@ struct Vec<double, 2> {
   PE_TARGET_AVX512 static inline void store(double* p, reg x) { _mm512_storeu_pd(p, x); }
   PE_TARGET_AVX512 static inline mask mask_for(int n) { return static_cast<mask>((1u << n) - 1u); }
   PE_TARGET_AVX512 static inline reg load_part(const double* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
-  PE_TARGET_AVX512 static inline reg load_part_or(const double* p, mask m, reg fill) {
-    return _mm512_mask_loadu_pd(fill, m, p);
-  }
   PE_TARGET_AVX512 static inline void store_part(double* p, mask m, reg x) { _mm512_mask_storeu_pd(p, m, x); }
+  PE_TARGET_AVX512 static inline reg keep_part(reg x, mask m, reg fill) { return _mm512_mask_mov_pd(fill, m, x); }
   PE_TARGET_AVX512 static inline reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   PE_TARGET_AVX512 static inline reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
   PE_TARGET_AVX512 static inline reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
@@ -250,6 +249,7 @@ struct Vec<double, 2> {
   PE_TARGET_AVX512 static inline reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
   PE_TARGET_AVX512 static inline double hsum(reg a) { return _mm512_reduce_add_pd(a); }
   PE_TARGET_AVX512 static inline double hmax(reg a) { return _mm512_reduce_max_pd(a); }
+  PE_TARGET_AVX512 static inline void transpose(reg r[W]) { pe::simd::transpose_avx512(r); }
   PE_TARGET_AVX512 static inline reg exp(reg x) {
     using C = ExpConst<double>;
     reg xc = _mm512_min_pd(_mm512_set1_pd(C::hi), _mm512_max_pd(_mm512_set1_pd(C::lo), x));

@@ -10,6 +10,7 @@
 // attribute; they are called only when pe::isa() says the CPU has AVX-512.
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/simd.h"
 
 #if PE_X86
 #include <immintrin.h>
@@ -39,35 +40,8 @@ template <> struct V512<float> {
   PE_AVX512_INLINE V load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
   PE_AVX512_INLINE void store(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
 
-  // In-register 16x16 transpose: r[i] holds row i on entry, column i on exit.
-  PE_AVX512_INLINE void transpose(V r[16]) {
-    // 1: interleave 32-bit pairs of rows (2i, 2i+1) within each 128-bit lane.
-    V t[16];
-    for (int i = 0; i < 8; ++i) {
-      t[i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-      t[i + 8] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    // 2: interleave 64-bit pairs: u[4g + c] lane k = column 4k + c of rows 4g..4g+3.
-    V u[16];
-    for (int g = 0; g < 4; ++g) {
-      const __m512d lo0 = _mm512_castps_pd(t[2 * g]), lo1 = _mm512_castps_pd(t[2 * g + 1]);
-      const __m512d hi0 = _mm512_castps_pd(t[2 * g + 8]), hi1 = _mm512_castps_pd(t[2 * g + 9]);
-      u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
-      u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
-      u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
-      u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
-    }
-    // 3+4: 4x4 transpose of 128-bit lanes across u[c], u[4+c], u[8+c], u[12+c].
-    for (int c = 0; c < 4; ++c) {
-      const V v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
-      const V v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
-      const V v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-      r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-      r[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
-      r[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-      r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
-    }
-  }
+  // In-register 16x16 transpose (simd.h): r[i] holds row i on entry, column i on exit.
+  PE_AVX512_INLINE void transpose(V r[16]) { simd::transpose_avx512(r); }
 };
 
 template <> struct V512<double> {
@@ -84,25 +58,8 @@ template <> struct V512<double> {
   PE_AVX512_INLINE V load(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
   PE_AVX512_INLINE void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
 
-  // In-register 8x8 transpose: r[i] holds row i on entry, column i on exit.
-  PE_AVX512_INLINE void transpose(V r[8]) {
-    // 1: t[2g + c] lane k = column 2k + c of rows 2g, 2g+1.
-    V t[8];
-    for (int g = 0; g < 4; ++g) {
-      t[2 * g] = _mm512_unpacklo_pd(r[2 * g], r[2 * g + 1]);
-      t[2 * g + 1] = _mm512_unpackhi_pd(r[2 * g], r[2 * g + 1]);
-    }
-    // 2+3: 4x4 transpose of 128-bit lanes across t[c], t[2+c], t[4+c], t[6+c].
-    for (int c = 0; c < 2; ++c) {
-      const V v0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44), v1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xEE);
-      const V v2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44);
-      const V v3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xEE);
-      r[c] = _mm512_shuffle_f64x2(v0, v2, 0x88);
-      r[2 + c] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
-      r[4 + c] = _mm512_shuffle_f64x2(v1, v3, 0x88);
-      r[6 + c] = _mm512_shuffle_f64x2(v1, v3, 0xDD);
-    }
-  }
+  // In-register 8x8 transpose (simd.h): r[i] holds row i on entry, column i on exit.
+  PE_AVX512_INLINE void transpose(V r[8]) { simd::transpose_avx512(r); }
 };
 
 // The register tile: ROWS x (NV vectors) of the MR x NR micro-tile. The full

@@ -1,7 +1,7 @@
 // The SIMD vocabulary shared by the kernel families (everything but the GEMM
 // micro-kernels, which are written per ISA in gemm_avx2/avx512.cpp, and the
 // attention kernels' Vec<T, ISA> wrapper in attention_simd.h, which builds on
-// this file's vector exps).
+// this file's in-register transposes but keeps its own exp).
 //
 // Two ways to write a kernel for every SIMD level, both picked per call by
 // pe::isa() (so PYENGINE_ISA / set_isa select the path, and the tests' `isa`
@@ -265,6 +265,87 @@ PE_TARGET_AVX2 PE_INLINE __m256 exp_avx2(__m256 x) {
   __m256i k1 = _mm256_srai_epi32(k, 1);
   __m256i k2 = _mm256_sub_epi32(k, k1);
   return _mm256_mul_ps(_mm256_mul_ps(p, pow2i_avx2(k1)), pow2i_avx2(k2));
+}
+
+// In-register square transposes: r[i] holds row i on entry, column i on exit. Used by the packers of
+// the GEMM (16x16 / 8x8 on AVX-512) and of the attention kernels (K_j -> K_j^T).
+PE_TARGET_AVX512 PE_INLINE void transpose_avx512(__m512 r[16]) {
+  // 1: interleave 32-bit pairs of rows (2i, 2i+1) within each 128-bit lane.
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[i + 8] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // 2: interleave 64-bit pairs: u[4g + c] lane k = column 4k + c of rows 4g..4g+3.
+  __m512 u[16];
+  for (int g = 0; g < 4; ++g) {
+    const __m512d lo0 = _mm512_castps_pd(t[2 * g]), lo1 = _mm512_castps_pd(t[2 * g + 1]);
+    const __m512d hi0 = _mm512_castps_pd(t[2 * g + 8]), hi1 = _mm512_castps_pd(t[2 * g + 9]);
+    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
+  }
+  // 3+4: 4x4 transpose of 128-bit lanes across u[c], u[4+c], u[8+c], u[12+c].
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+    const __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    r[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+}
+
+PE_TARGET_AVX512 PE_INLINE void transpose_avx512(__m512d r[8]) {
+  // 1: t[2g + c] lane k = column 2k + c of rows 2g, 2g+1.
+  __m512d t[8];
+  for (int g = 0; g < 4; ++g) {
+    t[2 * g] = _mm512_unpacklo_pd(r[2 * g], r[2 * g + 1]);
+    t[2 * g + 1] = _mm512_unpackhi_pd(r[2 * g], r[2 * g + 1]);
+  }
+  // 2+3: 4x4 transpose of 128-bit lanes across t[c], t[2+c], t[4+c], t[6+c].
+  for (int c = 0; c < 2; ++c) {
+    const __m512d v0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44), v1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xEE);
+    const __m512d v2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44);
+    const __m512d v3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xEE);
+    r[c] = _mm512_shuffle_f64x2(v0, v2, 0x88);
+    r[2 + c] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
+    r[4 + c] = _mm512_shuffle_f64x2(v1, v3, 0x88);
+    r[6 + c] = _mm512_shuffle_f64x2(v1, v3, 0xDD);
+  }
+}
+
+PE_TARGET_AVX2 PE_INLINE void transpose_avx2(__m256 r[8]) {
+  // 1: interleave 32-bit pairs of rows (2i, 2i+1) within each 128-bit lane.
+  __m256 t[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // 2: 64-bit pairs: 128-bit half h of u[4g + c] = column 4h + c of rows 4g..4g+3.
+  __m256 u[8];
+  for (int g = 0; g < 2; ++g) {
+    u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  // 3: swap 128-bit halves between the row groups.
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+  }
+}
+
+PE_TARGET_AVX2 PE_INLINE void transpose_avx2(__m256d r[4]) {
+  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+  r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+  r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+  r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+  r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 
 // Lanes [0, rem) set, for masked loads/stores of a row's tail (0 <= rem <= 8).

@@ -86,6 +86,17 @@ def test_matches_reference(isa, dtype, bh, tq, tk, d, dv, kind, seed):
     _check_against_reference(q, k, v, mask, offset, rng=rng)
 
 
+@pytest.mark.parametrize("scale", [-0.7, 0.0, 3.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_any_scale(isa, dtype, scale):
+    """The kernels scale the scores inside the row-max and exp passes: a negative or zero scale must not
+    make the padding lanes of a row's last partial vector, or keys a row cannot see, count."""
+    rng = np.random.default_rng(11)
+    for kind in ("causal", "causal_kv", "causal_neg", "bool", "float"):
+        q, k, v, mask, offset = _problem(rng, dtype, 2, 37, 45, 19, 13, kind)
+        _check_against_reference(q, k, v, mask, offset, scale=scale, rng=rng)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("strategy", ["per_bh", "split"])
 @pytest.mark.parametrize("blocks", [(1, 1), (3, 5), (8, 3), (16, 16)])
