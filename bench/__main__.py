@@ -21,6 +21,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)), help="where RESULTS.md goes")
     ap.add_argument("--data", help="shakespeare_char: path to tinyshakespeare.txt (default ../shared/data/)")
     ap.add_argument("--steps", type=int, default=2000, help="shakespeare_char: iterations (default 2000)")
+    ap.add_argument("--seeds", default="1337", help="shakespeare_char: comma-separated seeds, one run each (default 1337)")
     args = ap.parse_args(argv)
     wanted = args.suites or ["peak"] + SUITES
     unknown = [s for s in wanted if s not in SUITES + EXTRA + ["peak"]]
@@ -37,7 +38,8 @@ def main(argv=None):
             continue
         if s == "shakespeare_char":
             from .suites.train import shakespeare_char
-            shakespeare_char(res, data=args.data, steps=args.steps)
+            shakespeare_char(res, data=args.data, steps=args.steps,
+                             seeds=[int(x) for x in args.seeds.split(",")])
             continue
         importlib.import_module(f"bench.suites.{s}").run(res, quick=args.quick)
     path = res.write(args.out, wanted)

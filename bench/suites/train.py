@@ -81,33 +81,47 @@ def gpt_step(res, threads=2, steps=20, quick=False):
             extra=extra + f"; time: {split}")
 
 
-def shakespeare_char(res, data=None, steps=2000, threads=2, with_torch=True):
+def shakespeare_char(res, data=None, steps=2000, threads=2, with_torch=True, seeds=(1337,)):
     """nanoGPT's CPU shakespeare-char recipe: 4 layers, 4 heads, 128 wide, block 64, batch 12, no biases, exact GELU,
     AdamW (betas 0.9/0.99, decay 0.1 on matrices), lr 1e-3 with 100 warmup steps, cosine-decayed over 2000
-    iterations to 1e-4, grad clip 1, dropout 0; val loss = mean over 200 random batches."""
+    iterations to 1e-4, grad clip 1, dropout 0; val loss = mean over 200 random batches.
+
+    One run per seed and engine, alternating (pyengine, then PyTorch, per seed), so that both see the same
+    moments of a noisy machine; wall time is the median over seeds, val loss the mean (each seed listed)."""
     import os
     path = data or os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "tinyshakespeare.txt")
     if not os.path.exists(path):
         res.notes.append(f"shakespeare_char skipped: no data at {path} (pass --data PATH)")
         return None
-    cfg = lm.TrainConfig(data=path, preset="small", out="runs/shakespeare_char", max_steps=steps, batch_size=12,
-                         block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False, gelu="none", lr=1e-3, warmup=100,
-                         min_lr_ratio=0.1, eval_interval=steps, eval_iters=200, weight_decay=0.1, grad_clip=1.0,
-                         max_corpus_bytes=None, log_interval=100)
-    with Threads(threads):
-        t0 = time.perf_counter()
-        r = lm.train(cfg)
-        t_ours = time.perf_counter() - t0
-        t_torch, torch_val = None, None
-        if torch is not None and with_torch:
-            t_torch, torch_val = _torch_shakespeare(cfg)
-    tok_s = steps * 12 * 64 / r["elapsed_s"]
-    extra = f"val loss {r['best_val_loss']:.3f} (target <= 1.88), {tok_s:,.0f} tok/s"
-    if t_torch is not None:
-        extra += f"; PyTorch val loss {torch_val:.3f}, {steps * 12 * 64 / t_torch:,.0f} tok/s"
+    ours, theirs = [], []  # (wall seconds, val loss) per seed
+    for seed in seeds:
+        cfg = lm.TrainConfig(data=path, preset="small", out=f"runs/shakespeare_char/seed{seed}", max_steps=steps,
+                             batch_size=12, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
+                             gelu="none", lr=1e-3, warmup=100, min_lr_ratio=0.1, eval_interval=steps, eval_iters=200,
+                             weight_decay=0.1, grad_clip=1.0, max_corpus_bytes=None, log_interval=100, seed=seed)
+        with Threads(threads):
+            t0 = time.perf_counter()
+            r = lm.train(cfg)
+            ours.append((time.perf_counter() - t0, r["best_val_loss"]))
+            if torch is not None and with_torch:
+                theirs.append(_torch_shakespeare(cfg))
+    tokens = steps * 12 * 64
+
+    def summary(runs):
+        t = float(np.median([w for w, _ in runs]))
+        vals = [v for _, v in runs]
+        each = "" if len(vals) == 1 else " (" + " / ".join(f"{v:.3f}" for v in vals) + ")"
+        return t, f"val loss {np.mean(vals):.3f}{each}, {tokens / t:,.0f} tok/s"
+
+    t_ours, extra = summary(ours)
+    extra = f"seeds {', '.join(map(str, seeds))}: {extra} (target <= 1.88)"
+    t_torch = None
+    if theirs:
+        t_torch, theirs_txt = summary(theirs)
+        extra += f"; PyTorch {theirs_txt}"
     res.add("train", f"shakespeare_char {steps} iters (wall time)", threads, t_ours, None, t_torch, unit="s",
             extra=extra)
-    return r
+    return ours, theirs
 
 
 def _torch_shakespeare(cfg):
@@ -133,15 +147,23 @@ def _torch_shakespeare(cfg):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-    elapsed = time.perf_counter() - t0
+    # The same closing evaluation as lm.train (validation and training loss, eval_iters batches each, with
+    # the same seeds), inside the timed region as it is in pyengine's wall time.
     model.eval()
-    ge = pe.Generator().manual_seed(cfg.seed + 7)
-    losses = []
     with torch.no_grad():
-        for _ in range(cfg.eval_iters):
-            x, y = get_batch(va, cfg.block_size, cfg.batch_size, ge)
-            losses.append(model(torch.from_numpy(x), torch.from_numpy(y))[1].item())
-    return elapsed, float(np.mean(losses))
+        val, _ = (_torch_estimate(model, ids, cfg, seed) for ids, seed in ((va, cfg.seed + 7), (tr, cfg.seed + 8)))
+    elapsed = time.perf_counter() - t0
+    return elapsed, val
+
+
+def _torch_estimate(model, ids, cfg, seed):
+    from pyengine.text import get_batch
+    g = pe.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(cfg.eval_iters):
+        x, y = get_batch(ids, cfg.block_size, cfg.batch_size, g)
+        losses.append(model(torch.from_numpy(x), torch.from_numpy(y))[1].item())
+    return float(np.mean(losses))
 
 
 def lstm_step(res, threads=2, steps=10, quick=False):
