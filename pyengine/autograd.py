@@ -106,6 +106,10 @@ class Function:
     # input, a saved value or the incoming gradient, nor one array for two inputs): the engine may then
     # adopt such an array as a leaf's .grad instead of copying it (a parameter's gradient, every step).
     fresh_grads = False
+    # True when backward returns, for its one tensor input, a view of its one incoming gradient (a
+    # reshape, a transpose) and keeps no reference to it: if no one else references that gradient, no
+    # one references the view either, so the engine may still add into it in place or adopt it as .grad.
+    views_grad = False
 
     def forward(self, *args):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -256,6 +260,8 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
                 "first backward() if you need to backward twice.")
         fn = node.fn
         fresh = type(fn).fresh_grads
+        # the outputs of a view-returning backward are as unshared as the gradient it received
+        passed_on = type(fn).views_grad and (node, 0) in owned_slots
         if node.retained:
             for i, t in node.retained.items():
                 if grads[i] is not None:
@@ -275,7 +281,7 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
                 continue
             if isinstance(e, Tensor):
                 if g is not None:
-                    _add_leaf(leaf_grads, e, g, fresh and g.base is None)
+                    _add_leaf(leaf_grads, e, g, passed_on or (fresh and g.base is None))
                 if accumulate:
                     key = id(e)
                     pending[key] -= 1
@@ -284,17 +290,18 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
                         _deliver_leaf_grad(e, lg, owned)
             elif g is not None:
                 child, idx = e
+                owned = passed_on or (fresh and g.base is None)
                 cg = node_grads.get(child)
                 if cg is None:
                     cg = node_grads[child] = [None] * child.n_outputs
                 cur = cg[idx]
                 if cur is None:
                     cg[idx] = g
-                    if fresh and g.base is None:
+                    if owned:
                         owned_slots.add((child, idx))
                 elif cur.shape == g.shape and cur.dtype == g.dtype and (child, idx) in owned_slots:
                     _accumulate(cur, g)  # an array only we hold: add in place
-                elif cur.shape == g.shape and cur.dtype == g.dtype and fresh and g.base is None:
+                elif cur.shape == g.shape and cur.dtype == g.dtype and owned:
                     _accumulate(g, cur)  # the new one is only ours: add into it, keep it
                     cg[idx] = g
                     owned_slots.add((child, idx))

@@ -237,3 +237,29 @@ def test_adopted_leaf_gradients_are_exact_and_unshared():
     (F.linear(x, W, b).sum()).backward()
     np.testing.assert_allclose(W.grad.numpy(), 4 * np.ones((4, 5)) @ x0 + v0, rtol=1e-12)
     np.testing.assert_allclose(b.grad.numpy(), np.full(4, 10.0), rtol=1e-12)
+
+
+def test_owned_gradients_pass_through_reshapes_and_shared_ones_do_not():
+    """A reshape / clone / contiguous backward returns a view of the gradient it received (views_grad): the
+    engine may add into it in place only if no one else holds that gradient. Sums must come out exact both
+    when a kernel's fresh gradient crosses reshapes and when one gradient array feeds two branches."""
+    import pyengine.nn.functional as F
+    rng = np.random.default_rng(1)
+    x0, w0 = rng.standard_normal((5, 3)), rng.standard_normal((4, 3))
+    x = pe.tensor(x0, dtype=pe.float64, requires_grad=True)
+    W = pe.tensor(w0, dtype=pe.float64, requires_grad=True)
+    xr = x.reshape(15).reshape(5, 3)
+    loss = F.linear(xr, W).sum() + (xr * 2).sum() + F.linear(xr.clone().contiguous(), W).sum()
+    loss.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.ones((5, 4)) @ w0 + 2, rtol=1e-12)
+    np.testing.assert_allclose(W.grad.numpy(), 2 * np.ones((4, 5)) @ x0, rtol=1e-12)
+    assert not np.shares_memory(x.grad.numpy(), W.grad.numpy())
+    # Add's backward hands the same array to both inputs: neither branch owns it
+    a = pe.tensor(rng.standard_normal(4), dtype=pe.float64, requires_grad=True)
+    s = a * 1.0
+    (s + s.reshape(2, 2).reshape(4)).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.full(4, 2.0))
+    b = pe.tensor(rng.standard_normal(4), dtype=pe.float64, requires_grad=True)
+    h = F.linear(b.reshape(1, 4), pe.tensor(np.eye(4))).reshape(4)  # fresh dx, then views
+    (h + h.reshape(2, 2).reshape(4) + h.clone()).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), np.full(4, 3.0))

@@ -11,6 +11,8 @@ from ..tensor import Tensor, _norm_dim, _wrap
 class Reshape(Function):
     """y = x viewed with another shape (a copy only if x's strides need it);  dx = g reshaped."""
 
+    views_grad = True  # backward passes g on (reshaped): see Function.views_grad
+
     def forward(self, x, shape):
         self.shape = x.shape
         try:
@@ -53,6 +55,8 @@ class Expand(Function):
 class Contiguous(Function):
     """y = a C-contiguous copy of x;  dx = g."""
 
+    views_grad = True  # backward passes g on as it is: see Function.views_grad
+
     def forward(self, x):
         return np.ascontiguousarray(x)
 
@@ -61,6 +65,8 @@ class Contiguous(Function):
 
 
 class Clone(Function):
+    views_grad = True  # backward passes g on as it is: see Function.views_grad
+
     def forward(self, x):
         return x.copy()
 
