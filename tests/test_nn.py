@@ -502,6 +502,39 @@ def test_layernorm_forward(rng):
     assert_close(ln(pe.tensor(x)).detach(), ref * ln.weight.data + ln.bias.data)
 
 
+def test_linear_and_layernorm_take_any_leading_shape(rng):
+    """The Functions view (*, C) inputs as rows themselves (no reshape nodes): non-contiguous 3-D and 1-D
+    inputs give the NumPy values and gradients, and the input gradient is a fresh array of x's shape."""
+    lin = nn.Linear(5, 3, dtype=pe.float64)
+    ln = nn.LayerNorm(5, dtype=pe.float64)
+    ln.weight.data[...] = rng.standard_normal(5)
+    ln.bias.data[...] = rng.standard_normal(5)
+    W, b, w, c = lin.weight.data, lin.bias.data, ln.weight.data, ln.bias.data
+    for shape, perm in (((7, 2, 5), (1, 0, 2)), ((5,), (0,))):
+        x0 = rng.standard_normal(shape)
+        x = pe.tensor(x0, requires_grad=True)
+        xp = x.permute(*perm)  # (2, 7, 5) non-contiguous, or the 1-D vector itself
+        xv = x0.transpose(perm)
+        mu, var = xv.mean(-1, keepdims=True), xv.var(-1, keepdims=True)
+        rstd = 1 / np.sqrt(var + 1e-5)
+        xhat = (xv - mu) * rstd
+        h = ln(xp)
+        assert_close(h.detach(), xhat * w + c)
+        y = lin(h)
+        assert_close(y.detach(), (xhat * w + c) @ W.T + b)
+        gy = rng.standard_normal(y.shape)
+        y.backward(pe.tensor(gy))
+        gh = gy @ W
+        gg = gh * w
+        gx = rstd * (gg - gg.mean(-1, keepdims=True) - xhat * (gg * xhat).mean(-1, keepdims=True))
+        assert_close(x.grad, gx.transpose(np.argsort(perm)))
+        assert_close(lin.weight.grad, gy.reshape(-1, 3).T @ (xhat * w + c).reshape(-1, 5))
+        assert_close(ln.weight.grad, (gh * xhat).reshape(-1, 5).sum(0))
+        assert x.grad.shape == x.shape and not np.shares_memory(x.grad.numpy(), lin.weight.grad.numpy())
+        for p in (lin.weight, lin.bias, ln.weight, ln.bias):
+            p.grad = None
+
+
 def _np_gelu(x, approximate):
     if approximate == "tanh":
         return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))

@@ -50,7 +50,8 @@ def _reduce(op, reduction):
 class Linear(Function):
     """y = x W^T + b  (backend ``linear``: one GEMM, bias in its epilogue).
 
-    x: (N, IN)  W: (OUT, IN)  b: (OUT,)  ->  y: (N, OUT)
+    x: (*, IN)  W: (OUT, IN)  b: (OUT,)  ->  y: (*, OUT); the leading dims are the GEMM's N rows
+    (viewed as 2-D here, not by reshape nodes in the graph: two fewer nodes per layer and call).
     dx = g W,  dW = g^T x,  db = sum_N g.
     """
 
@@ -63,9 +64,14 @@ class Linear(Function):
     def backward(self, g):
         K = _active["cpu"]
         n = self.needs_input_grad
-        dx = K.matmul(g, self.weight) if n[0] else None
-        dw = K.matmul(g, self.x, trans_a=True) if n[1] else None
-        db = K.sum_rows(g) if n[2] else None
+        x = self.x
+        g2 = g.reshape(-1, g.shape[-1])
+        dx = None
+        if n[0]:  # allocated in x's shape, so that the engine can adopt it (see Function.fresh_grads)
+            dx = np.empty(x.shape, x.dtype)
+            K.matmul(g2, self.weight, out=dx.reshape(g2.shape[0], x.shape[-1]))
+        dw = K.matmul(g2, x.reshape(-1, x.shape[-1]), trans_a=True) if n[1] else None
+        db = K.sum_rows(g2) if n[2] else None
         return dx, dw, db
 
 
@@ -77,11 +83,7 @@ def linear(input, weight, bias=None):
                            f"(expected input (*, {weight.shape[-1] if weight.ndim else '?'}))")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise RuntimeError(f"linear: bias {_shape_str(bias)} does not match weight {_shape_str(weight)}")
-    if input.ndim == 2:
-        return Linear.apply(input, weight, bias)
-    lead = tuple(input.shape[:-1])
-    y = Linear.apply(input.reshape(-1, input.shape[-1]), weight, bias)
-    return y.reshape(*lead, weight.shape[0])
+    return Linear.apply(input, weight, bias)
 
 
 def leaky_relu(input, negative_slope=0.01):
@@ -371,23 +373,27 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
 
 
 class LayerNorm(Function):
-    """(x - mean) rstd weight + bias over rows (backend ``layer_norm_forward/backward``).
+    """(x - mean) rstd weight + bias over the last axis (backend ``layer_norm_forward/backward``).
 
-    x: (N, C)  weight, bias: (C,) or None; mean and rstd (N,) are saved for backward.
+    x: (*, C)  weight, bias: (C,) or None; the kernels see x as (N, C) rows (a view for contiguous x);
+    mean and rstd (N,) are saved for backward.
     """
 
-    fresh_grads = True  # dx, dweight, dbias: allocated by the kernel wrapper
+    fresh_grads = True  # dx (allocated here in x's shape), dweight, dbias (by the kernel wrapper)
 
     def forward(self, x, weight, bias, eps):
-        y, self.mean, self.rstd = _active["cpu"].layer_norm_forward(x, weight, bias, eps)
-        self.x, self.weight, self.has_bias = x, weight, bias is not None
-        return y
+        x2 = x.reshape(-1, x.shape[-1])
+        y, self.mean, self.rstd = _active["cpu"].layer_norm_forward(x2, weight, bias, eps)
+        self.x2, self.weight, self.has_bias = x2, weight, bias is not None
+        return y.reshape(x.shape)
 
     def backward(self, g):
-        dx, dw, db = _active["cpu"].layer_norm_backward(_contig(g), self.x, self.weight,
-                                                        self.mean, self.rstd)
         n = self.needs_input_grad
-        return (dx if n[0] else None, dw if n[1] else None, db if (n[2] and self.has_bias) else None, None)
+        dx = np.empty(g.shape, self.x2.dtype) if n[0] else None
+        _, dw, db = _active["cpu"].layer_norm_backward(_contig(g).reshape(self.x2.shape), self.x2, self.weight,
+                                                       self.mean, self.rstd,
+                                                       dx=None if dx is None else dx.reshape(self.x2.shape))
+        return (dx, dw if n[1] else None, db if (n[2] and self.has_bias) else None, None)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -404,11 +410,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != normalized_shape:
             raise RuntimeError(f"layer_norm: {name} {_shape_str(p)} must have shape {normalized_shape}")
-    x2 = input.reshape(-1, C).contiguous()
+    x = input if k == 1 else input.reshape(*input.shape[:input.ndim - k], C)
     w = weight.reshape(C) if weight is not None and k > 1 else weight
     b = bias.reshape(C) if bias is not None and k > 1 else bias
-    y = LayerNorm.apply(x2, w, b, float(eps))
-    return y.reshape(*input.shape)
+    y = LayerNorm.apply(x, w, b, float(eps))
+    return y if k == 1 else y.reshape(*input.shape)
 
 
 # ---------------------------------------------------------------------- embedding

@@ -188,3 +188,21 @@ def test_bad_inputs_raise():
         _C.layer_norm_backward(x, x, w, m, m, np.empty_like(x), None, np.empty_like(w))
     with pytest.raises(ValueError, match="dweight"):
         _C.layer_norm_backward(x, x, None, m, m, np.empty_like(x), np.empty_like(w), np.empty_like(w))
+
+
+@pytest.mark.parametrize("backend", [cpu, ref])
+def test_backward_writes_into_a_given_dx(backend):
+    """dx= takes an (N, C) view of an array the caller allocated in its own shape (what the LayerNorm
+    Function does for (B, T, C) inputs): same values as a fresh dx, written in place, nothing else touched."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 7)).astype(np.float32)
+    w = rng.standard_normal(7).astype(np.float32)
+    dy = rng.standard_normal((6, 7)).astype(np.float32)
+    _, mean, rstd = backend.layer_norm_forward(x, w, None)
+    want = backend.layer_norm_backward(dy, x, w, mean, rstd)
+    big = np.full((2, 3, 7), np.nan, np.float32)
+    got = backend.layer_norm_backward(dy, x, w, mean, rstd, dx=big.reshape(6, 7))
+    assert np.shares_memory(got[0], big)
+    np.testing.assert_array_equal(big.reshape(6, 7), want[0])
+    for a, b in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(a, b)

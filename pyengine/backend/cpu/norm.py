@@ -34,13 +34,18 @@ def layer_norm_forward(x, weight, bias, eps=1e-5):
     return y, mean, rstd
 
 
-def layer_norm_backward(dy, x, weight, mean, rstd):
-    """Gradients of layer_norm_forward: (dx (N, C), dweight (C,) or None, dbias (C,))."""
+def layer_norm_backward(dy, x, weight, mean, rstd, dx=None):
+    """Gradients of layer_norm_forward: (dx (N, C), dweight (C,) or None, dbias (C,)).
+
+    dx: optional output array (N, C) of x's dtype to write into (the kernel checks it), e.g. a view of
+    an array allocated in the caller's shape; allocated here when None.
+    """
     dy = _contig(dy)
     x = _contig(x)
     mean = _contig(mean)
     rstd = _contig(rstd)
-    dx = _empty_like(x)
+    if dx is None:
+        dx = _empty_like(x)
     c = x.shape[-1] if x.ndim else 0
     if weight is not None:
         weight = _contig(weight)
