@@ -28,14 +28,25 @@ def _pe_step(model, opt, x, y, timings=None):
     return loss
 
 
-def _seconds_per_step(step, steps, warmup):
-    """step(i) for i < warmup untimed, then mean seconds of step(i) over `steps` calls."""
-    for i in range(warmup):
-        step(i)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    return (time.perf_counter() - t0) / steps
+def _seconds_per_step(ours, theirs, steps, warmup, rounds=5):
+    """Seconds per step of ours(i) and of theirs(i) (None: ours only): `warmup` untimed steps each, then
+    `rounds` rounds that alternate the engines, `steps` / `rounds` steps per engine and round; the median
+    round of each. Alternating matters on a machine whose speed drifts: back-to-back blocks of 20 steps
+    once put the two engines in different moments and moved this ratio by +-20%."""
+    engines = [f for f in (ours, theirs) if f is not None]
+    for f in engines:
+        for i in range(warmup):
+            f(i)
+    per = max(1, steps // rounds)
+    times = [[] for _ in engines]
+    for r in range(rounds):
+        for f, ts in zip(engines, times):
+            t0 = time.perf_counter()
+            for i in range(per):
+                f(r * per + i)
+            ts.append((time.perf_counter() - t0) / per)
+    meds = [float(np.median(ts)) for ts in times]
+    return meds[0], (meds[1] if theirs is not None else None)
 
 
 def gpt_step(res, threads=2, steps=20, quick=False):
@@ -63,8 +74,7 @@ def gpt_step(res, threads=2, steps=20, quick=False):
         for i in range(3):
             _pe_step(model, opt, *batches[i % 4])
         timings = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
-        t_ours = _seconds_per_step(lambda i: _pe_step(model, opt, *batches[i % 4], timings), steps, 0)
-        t_torch = None
+        tstep = None
         if tmodel is not None:
             tb = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
 
@@ -73,7 +83,8 @@ def gpt_step(res, threads=2, steps=20, quick=False):
                 topt.zero_grad(set_to_none=True)
                 loss.backward()
                 topt.step()
-            t_torch = _seconds_per_step(tstep, steps, 3)
+        t_ours, t_torch = _seconds_per_step(lambda i: _pe_step(model, opt, *batches[i % 4], timings), tstep,
+                                            steps, 3)
     tok = B * T
     split = ", ".join(f"{k} {100 * v / sum(timings.values()):.0f}%" for k, v in timings.items())
     extra = f"pyengine {tok / t_ours:,.0f} tok/s" + (f" vs PyTorch {tok / t_torch:,.0f} tok/s" if t_torch else "")
@@ -190,8 +201,7 @@ def lstm_step(res, threads=2, steps=10, quick=False):
             loss.backward()
             opt.step()
 
-        t_ours = _seconds_per_step(step, steps, 2)
-        t_torch = None
+        tstep = None
         if torch is not None:
             torch.manual_seed(0)
             temb, tlstm = torch.nn.Embedding(10000, 256), torch.nn.LSTM(256, 128, batch_first=True)
@@ -207,7 +217,7 @@ def lstm_step(res, threads=2, steps=10, quick=False):
                 topt.zero_grad()
                 loss.backward()
                 topt.step()
-            t_torch = _seconds_per_step(tstep, steps, 2)
+        t_ours, t_torch = _seconds_per_step(step, tstep, steps, 2)
     extra = f"pyengine {1 / t_ours:.1f} steps/s" + (f" vs PyTorch {1 / t_torch:.1f} steps/s" if t_torch else "")
     res.add("train", "LSTM classifier step (Emb 10000x256, LSTM 128, B32 T100, Adam)", threads, t_ours, None,
             t_torch, extra=extra + "; target >= 1.5x PyTorch")
