@@ -13,6 +13,12 @@ import time
 
 import numpy as np
 
+# The OpenMP wait policy of this process: libgomp reads it once, when the first library that needs it loads.
+# PyTorch loads first here, so pyengine's own default (OMP_WAIT_POLICY=PASSIVE, set when pyengine loads
+# first, as in `pyengine train`) does not apply; both engines share one libgomp and one policy.
+OMP_POLICY = os.environ.get("OMP_WAIT_POLICY") or (
+    f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in os.environ else None)
+
 try:  # PyTorch is optional: its column appears only when it is installed
     import torch
 except ImportError:  # pragma: no cover
@@ -99,7 +105,18 @@ class Machine:
     def describe(self):
         return (f"{self.cpu}, {os.cpu_count()} logical CPUs, SIMD {self.isa}; measured peak "
                 f"{self.peak_gflops[1]:.0f} GFLOP/s (1 thread) / {self.peak_gflops[2]:.0f} (2 threads) float32 FMA; "
-                f"memory {self.bandwidth_gbs[1]:.1f} GB/s (1 thread) / {self.bandwidth_gbs[2]:.1f} (2) STREAM triad")
+                f"memory {self.bandwidth_gbs[1]:.1f} GB/s (1 thread) / {self.bandwidth_gbs[2]:.1f} (2) STREAM triad; "
+                f"OpenMP wait policy {self.omp_policy()}")
+
+    @staticmethod
+    def omp_policy():
+        if OMP_POLICY is not None:
+            return OMP_POLICY + " (from the environment)"
+        if torch is not None:
+            return "libgomp's default, spin then sleep (PyTorch loaded first; pyengine alone defaults to PASSIVE)"
+        if os.environ.get("PYENGINE_OMP_DEFAULTS") == "0":
+            return "libgomp's default, spin then sleep (PYENGINE_OMP_DEFAULTS=0)"
+        return "PASSIVE (pyengine's default)"
 
 
 class Results:
