@@ -106,9 +106,10 @@ class Function:
     # input, a saved value or the incoming gradient, nor one array for two inputs): the engine may then
     # adopt such an array as a leaf's .grad instead of copying it (a parameter's gradient, every step).
     fresh_grads = False
-    # True when backward returns, for its one tensor input, a view of its one incoming gradient (a
-    # reshape, a transpose) and keeps no reference to it: if no one else references that gradient, no
-    # one references the view either, so the engine may still add into it in place or adopt it as .grad.
+    # True when backward returns, for its one tensor input, its one incoming gradient or a view of it
+    # (Reshape; Clone and Contiguous pass it on as it is) and keeps no reference to it: if no one else
+    # references that gradient, no one references the view either, so the engine may still add into it
+    # in place or adopt it as .grad.
     views_grad = False
 
     def forward(self, *args):  # pragma: no cover - abstract
