@@ -7,6 +7,7 @@ import numpy as np
 import pyengine as pe
 from pyengine import lm
 from pyengine.models.gpt import GPT, GPTConfig
+from pyengine.text import get_batch
 from pyengine.nn.utils import clip_grad_norm_
 
 from ..common import Threads, torch
@@ -136,7 +137,7 @@ def shakespeare_char(res, data=None, steps=2000, threads=2, with_torch=True, see
 
 
 def _torch_shakespeare(cfg):
-    from pyengine.text import CharTokenizer, get_batch, load_corpus, train_val_split
+    from pyengine.text import CharTokenizer, load_corpus, train_val_split
     from ..torch_gpt import TorchGPT, make_optimizer
     text = load_corpus(cfg.data)
     tok = CharTokenizer.fit(text)
@@ -168,7 +169,6 @@ def _torch_shakespeare(cfg):
 
 
 def _torch_estimate(model, ids, cfg, seed):
-    from pyengine.text import get_batch
     g = pe.Generator().manual_seed(seed)
     losses = []
     for _ in range(cfg.eval_iters):

@@ -100,13 +100,6 @@ PE_ATTN_TARGET void gemm(index_t M, index_t N, index_t K, const T* A, index_t ar
   }
 }
 
-// C = [C +] A B in full (every tile reaches all of N and K).
-template <class T>
-PE_ATTN_TARGET void gemm(index_t M, index_t N, index_t K, const T* A, index_t ars, index_t acs, const T* B,
-                         index_t ldb, T* C, index_t ldc, bool accumulate) {
-  gemm<T>(M, N, K, A, ars, acs, B, ldb, C, ldc, accumulate, [N, K](index_t, int) { return Reach{N, 0, K}; });
-}
-
 // dst[d*ld + c] = src[c*lds + d]: K_j (nc rows of D, row stride lds) -> K_j^T
 // (D x nc), likewise V_j^T. W x W blocks go through an in-register transpose;
 // a partial block reads only its nc - c0 rows and D - d0 columns (masked) and
