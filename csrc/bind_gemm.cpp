@@ -1,28 +1,21 @@
 // Bindings of the gemm kernel family (csrc/cpu/gemm*.cpp).
 //
-// Public (strict: anything unsupported raises):
-//   _C.gemm(a, b, c, trans_a, trans_b, alpha, beta, bias=None)
-//       c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] (+ bias), in place; returns None.
-//   _C.linear(x, weight, bias, out)
-//       out = x @ weight.T + bias (bias may be None), the bias added in the GEMM epilogue.
-// Fast paths for pyengine/backend/cpu/gemm.py (one call per op on the hot path):
-//   _C._matmul(a, b, trans_a, trans_b, alpha, beta, out)  -> result, or None
-//   _C._linear(x, weight, bias)                           -> result, or None
-//   They return None (having touched nothing) for what the Python layer must
-//   prepare first: other ranks, layouts that need a copy, batch broadcasts other
-//   than a batch of 1, an out that overlaps an input or needs a temporary.
-//   Dtype and shape errors raise as in the public functions.
+//   _C.matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None) -> out, or a new array
+//       alpha * op(a) @ op(b) + beta * out, op(x) = x or x^T (its last two axes swapped).
+//       a: (M, K) or (Ba, M, K)   b: (K, N) or (Bb, K, N)   ->   (M, N), or (B, M, N) if a or b is 3-D.
+//       Batches are equal, or 1 (a 2-D operand or a batch of 1 is broadcast over the other's batch).
+//   _C.linear(x, weight, bias=None, out=None) -> out, or a new array
+//       x @ weight^T + bias, the bias added in the GEMM epilogue. x: (N, IN), weight: (OUT, IN), bias: (OUT,).
 //
-// Arrays are 2-D (rows, cols) or 3-D (batch, rows, cols). Each matrix needs a
-// unit stride along one of its last two axes: along the last (the usual
-// row-major layout, row stride = leading dimension) or along the rows (a
-// transposed view such as x.T, passed without a copy by flipping its transpose
-// flag). A batch of 1, or a batch stride of 0, broadcasts an input over c's
-// batch. c must be writeable and its rows and batches must not overlap; in
-// _C.gemm, c must not overlap a or b (not checked; results would be wrong, but
-// no memory outside the arrays is touched).
+// This is the whole contract: 1-D operands and batch dims beyond one are the matmul op's business
+// (pyengine/ops/linalg.py), which reduces every case to these shapes. Any layout is accepted, in one
+// call: a matrix with a unit stride along one of its last two axes is read in place (a transposed view
+// such as x.T flips its transpose flag instead of being copied); anything else is copied here first.
+// `out` may have any layout and may overlap the inputs: when the kernel cannot write it directly, the
+// result goes through a temporary that is then copied into it. beta == 0 never reads out.
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "binding_utils.h"
 #include "bindings.h"
@@ -31,23 +24,17 @@
 namespace pe {
 namespace {
 
-// One matrix operand as the kernel sees it: stored row-major (rows, cols) with
-// leading dimension `ld`, batch stride `bstride` (elements), and whether the
-// stored matrix is the transpose of the array's last two axes.
+// One matrix operand as the kernel sees it: stored row-major (rows, cols) with leading dimension `ld`,
+// batch stride `bstride` (elements), and whether the stored matrix is the transpose of the array's
+// last two axes.
 struct Operand {
   char* ptr = nullptr;
   index_t batch = 1, rows = 0, cols = 0, ld = 1, bstride = 0;
   bool transposed = false;
 };
 
-std::string strides_str(const py::array& x) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < x.ndim(); ++i) s += (i ? ", " : "") + std::to_string(x.strides(i));
-  return s + (x.ndim() == 1 ? ",)" : ")");
-}
-
-// Reads shape and strides of a 2-D or 3-D array. Returns false (and touches
-// nothing) when the layout is not one the kernel takes as is.
+// Reads shape and strides of a 2-D or 3-D array. Returns false (and touches nothing) when the layout
+// is not one the kernel takes as it is.
 bool parse(const py::array& x, Operand& o) {
   const py::ssize_t isz = x.itemsize();
   const int r_ax = static_cast<int>(x.ndim()) - 2, c_ax = r_ax + 1;
@@ -56,12 +43,16 @@ bool parse(const py::array& x, Operand& o) {
   auto positive_multiple = [&](py::ssize_t s) { return s > 0 && s % isz == 0; };
 
   o.ptr = static_cast<char*>(const_cast<void*>(x.data()));
+  o.batch = x.ndim() == 3 ? x.shape(0) : 1;
+  o.bstride = 0;
   if (x.size() == 0) {  // empty: no element is addressed, any strides do
     o.transposed = false;
     o.rows = rows;
     o.cols = cols;
     o.ld = std::max<index_t>(cols, 1);
-  } else if ((cols <= 1 || sc == isz) && (rows <= 1 || positive_multiple(sr))) {
+    return true;
+  }
+  if ((cols <= 1 || sc == isz) && (rows <= 1 || positive_multiple(sr))) {
     o.transposed = false;
     o.rows = rows;
     o.cols = cols;
@@ -74,33 +65,25 @@ bool parse(const py::array& x, Operand& o) {
   } else {
     return false;
   }
-  o.batch = 1;
-  o.bstride = 0;
-  if (x.ndim() == 3 && x.size() == 0) {
-    o.batch = x.shape(0);
-  } else if (x.ndim() == 3) {
-    o.batch = x.shape(0);
-    if (o.batch > 1) {
-      const py::ssize_t sb = x.strides(0);
-      if (sb < 0 || sb % isz != 0) return false;
-      o.bstride = sb / isz;
-    }
+  if (o.batch > 1) {
+    const py::ssize_t sb = x.strides(0);
+    if (sb < 0 || sb % isz != 0) return false;  // a batch stride of 0 (broadcast) is fine
+    o.bstride = sb / isz;
   }
   return true;
 }
 
-void check_rank(const py::array& x, const char* op, const char* name) {
+// The operand of `x`, copied to C order first if the kernel cannot read it in place. `x` is replaced
+// by the copy, which the caller keeps alive while the kernel runs.
+Operand operand(py::array& x, const char* op, const char* name) {
   if (x.ndim() != 2 && x.ndim() != 3)
-    throw py::value_error(std::string(op) + ": " + name + " must be 2-D or 3-D, got shape " + shape_str(x));
-}
-
-Operand parse_or_throw(const py::array& x, const char* op, const char* name) {
-  check_rank(x, op, name);
+    throw py::value_error(std::string(op) + ": " + name + " must be 2-D or 3-D, got shape " + shape_str(x) +
+                          " (the matmul op reduces other ranks to these)");
   Operand o;
-  if (!parse(x, o))
-    throw py::value_error(std::string(op) + ": " + name +
-                          " needs a positive unit stride along one of its last two axes and a batch stride "
-                          ">= 0 (shape " + shape_str(x) + ", strides " + strides_str(x) + ")");
+  if (!parse(x, o)) {
+    x = py::array::ensure(x, py::array::c_style);
+    if (!x || !parse(x, o)) throw py::value_error(std::string(op) + ": could not copy " + name);
+  }
   return o;
 }
 
@@ -133,8 +116,7 @@ bool overlaps(const py::array& x, const py::array& y) {
   return xl < xh && yl < yh && xl < yh && yl < xh;
 }
 
-// Sizes of op(a) @ op(b), checked. `ta`/`tb` are the effective transposes of
-// the stored operands.
+// Sizes of op(a) @ op(b), checked. `ta`/`tb` are the effective transposes of the stored operands.
 struct Sizes {
   index_t M, N, K, batch;
 };
@@ -146,35 +128,29 @@ Sizes match(const char* op, const py::array& a, const py::array& b, const Operan
   s.K = ta ? A.rows : A.cols;
   const index_t K2 = tb ? B.cols : B.rows;
   s.N = tb ? B.rows : B.cols;
+  const char* na = op[0] == 'l' ? "x" : "a";
+  const char* nb = op[0] == 'l' ? "weight" : "b";
   if (s.K != K2)
-    throw py::value_error(std::string(op) + ": shapes do not match: a " + shape_str(a) + " (trans_a=" +
-                          (trans_a ? "True" : "False") + ") and b " + shape_str(b) + " (trans_b=" +
-                          (trans_b ? "True" : "False") + ") give K = " + std::to_string(s.K) + " and " +
-                          std::to_string(K2));
+    throw py::value_error(std::string(op) + ": shapes do not match: " + na + " " + shape_str(a) +
+                          (op[0] == 'l' ? "" : std::string(" (trans_a=") + (trans_a ? "True" : "False") + ")") +
+                          " and " + nb + " " + shape_str(b) +
+                          (op[0] == 'l' ? "" : std::string(" (trans_b=") + (trans_b ? "True" : "False") + ")") +
+                          " give K = " + std::to_string(s.K) + " and " + std::to_string(K2));
+  // a batch of 1 broadcasts; a batch of 0 stays 0 (an empty result), never 1
   if (A.batch != B.batch && A.batch != 1 && B.batch != 1)
-    throw py::value_error(std::string(op) + ": batch sizes do not match: a " + shape_str(a) + ", b " +
-                          shape_str(b));
-  s.batch = std::max(A.batch, B.batch);
+    throw py::value_error(std::string(op) + ": batch sizes do not match: " + na + " " + shape_str(a) + ", " + nb +
+                          " " + shape_str(b));
+  s.batch = A.batch == 1 ? B.batch : A.batch;
   return s;
 }
 
-void check_out(const char* op, const py::array& a, const py::array& b, const py::array& c, const Operand& C,
-               const Sizes& s) {
-  const index_t Mc = C.transposed ? C.cols : C.rows, Nc = C.transposed ? C.rows : C.cols;
-  if (Mc != s.M || Nc != s.N || (C.batch != s.batch && s.batch != 1) || (c.ndim() == 2 && s.batch != 1))
-    throw py::value_error(std::string(op) + ": out has shape " + shape_str(c) + ", expected " +
-                          (c.ndim() == 3 || s.batch != 1 ? "(" + std::to_string(s.batch) + ", " : "(") +
-                          std::to_string(s.M) + ", " + std::to_string(s.N) + ") for a " + shape_str(a) +
-                          " and b " + shape_str(b));
-}
-
-// Fills GemmArgs and runs the kernel without the GIL. Inputs with a batch of 1
-// are broadcast (batch stride 0) over C's batch.
+// Fills GemmArgs and runs the kernel without the GIL. Inputs with a batch of 1 are broadcast
+// (batch stride 0) over C's batch.
 template <class T>
 void launch(const Operand& A, const Operand& B, const Operand& C, bool ta, bool tb, const Sizes& s, double alpha,
             double beta, const T* bias) {
   GemmArgs<T> g;
-  g.batch = C.batch;
+  g.batch = s.batch;
   g.alpha = static_cast<T>(alpha);
   g.beta = static_cast<T>(beta);
   g.c = reinterpret_cast<T*>(C.ptr);
@@ -197,112 +173,59 @@ void launch(const Operand& A, const Operand& B, const Operand& C, bool ta, bool 
   gemm<T>(g);
 }
 
-char check_dtypes(const char* op, const py::array& a, const py::array& b, const char* na, const char* nb) {
-  const char kind = float_kind(a, op, na);
-  check_same_dtype(a, b, op, na, nb);
-  return kind;
-}
-
-// bias: None or a 1-D array of N elements, contiguous, of a's dtype.
-const void* bias_ptr(const char* op, const py::array& a, const py::object& bias, index_t N, bool c_transposed) {
-  if (bias.is_none()) return nullptr;
+// bias: None or a 1-D array of N elements of x's dtype (copied if not contiguous).
+py::object bias_array(const char* op, const py::array& x, const py::object& bias, index_t N) {
+  if (bias.is_none()) return bias;
   if (!py::isinstance<py::array>(bias)) throw py::type_error(std::string(op) + ": bias must be a numpy array or None");
   py::array arr = py::reinterpret_borrow<py::array>(bias);
-  check_same_dtype(a, arr, op, "x", "bias");
+  check_same_dtype(x, arr, op, "x", "bias");
   check_shape(arr, {static_cast<py::ssize_t>(N)}, op, "bias");
-  if (N > 1 && arr.strides(0) != arr.itemsize()) throw py::value_error(std::string(op) + ": bias must be contiguous");
-  if (c_transposed)
-    throw py::value_error(std::string(op) + ": a bias needs out with a unit stride along its last axis");
-  return arr.data();
+  if (N > 1 && arr.strides(0) != arr.itemsize()) arr = py::array::ensure(arr, py::array::c_style);
+  return std::move(arr);
 }
 
-// ---------------------------------------------------------------- public
-
-void gemm_strict(const char* op, const py::array& a, const py::array& b, py::array& c, bool trans_a, bool trans_b,
-                 double alpha, double beta, const py::object& bias) {
-  const char kind = check_dtypes(op, a, b, "a", "b");
-  check_same_dtype(a, c, op, "a", "out");
-  const Operand A = parse_or_throw(a, op, "a"), B = parse_or_throw(b, op, "b");
-  const Operand C = parse_or_throw(c, op, "out");
-  const bool ta = trans_a != A.transposed, tb = trans_b != B.transposed;
-  const Sizes s = match(op, a, b, A, B, ta, tb, trans_a, trans_b);
-  if ((A.batch != 1 && A.batch != C.batch) || (B.batch != 1 && B.batch != C.batch))
-    throw py::value_error(std::string(op) + ": batch sizes do not match: a " + shape_str(a) + ", b " +
-                          shape_str(b) + ", out " + shape_str(c));
-  const index_t Mc = C.transposed ? C.cols : C.rows, Nc = C.transposed ? C.rows : C.cols;
-  if (Mc != s.M || Nc != s.N)
-    throw py::value_error(std::string(op) + ": out has shape " + shape_str(c) + ", expected (..., " +
-                          std::to_string(s.M) + ", " + std::to_string(s.N) + ") for a " + shape_str(a) + " and b " +
-                          shape_str(b));
-  check_writeable(c, op, "out");
-  if (!out_layout_ok(C))
-    throw py::value_error(std::string(op) + ": out has overlapping rows or batches (shape " + shape_str(c) +
-                          ", strides " + strides_str(c) + ")");
-  const void* bp = bias_ptr(op, a, bias, s.N, C.transposed);
-  if (kind == 'f') launch<float>(A, B, C, ta, tb, s, alpha, beta, static_cast<const float*>(bp));
-  else launch<double>(A, B, C, ta, tb, s, alpha, beta, static_cast<const double*>(bp));
-}
-
-// ---------------------------------------------------------------- fast paths
-
-py::object matmul_fast(const py::object& ao, const py::object& bo, bool trans_a, bool trans_b, double alpha,
-                       double beta, const py::object& out) {
-  const char* op = "matmul";
-  if (!py::isinstance<py::array>(ao) || !py::isinstance<py::array>(bo)) return py::none();
-  const py::array a = py::reinterpret_borrow<py::array>(ao), b = py::reinterpret_borrow<py::array>(bo);
-  if (a.ndim() < 2 || a.ndim() > 3 || b.ndim() < 2 || b.ndim() > 3) return py::none();
-  const char kind = check_dtypes(op, a, b, "a", "b");
-  Operand A, B;
-  if (!parse(a, A) || !parse(b, B)) return py::none();
+// One GEMM call on arrays of any layout, into `out` (any layout, may overlap a or b) or a new array.
+py::array run(const char* op, py::array a, py::array b, bool trans_a, bool trans_b, double alpha, double beta,
+              const py::object& out, const py::object& bias) {
+  const char kind = float_kind(a, op, op[0] == 'l' ? "x" : "a");
+  check_same_dtype(a, b, op, op[0] == 'l' ? "x" : "a", op[0] == 'l' ? "weight" : "b");
+  const Operand A = operand(a, op, op[0] == 'l' ? "x" : "a"), B = operand(b, op, op[0] == 'l' ? "weight" : "b");
   const bool ta = trans_a != A.transposed, tb = trans_b != B.transposed;
   const Sizes s = match(op, a, b, A, B, ta, tb, trans_a, trans_b);
   const bool batched = a.ndim() == 3 || b.ndim() == 3;
+  std::vector<py::ssize_t> shape = batched ? std::vector<py::ssize_t>{s.batch, s.M, s.N}
+                                           : std::vector<py::ssize_t>{s.M, s.N};
+  const py::object bias_arr = bias_array(op, a, bias, s.N);
+  const void* bp = bias_arr.is_none() ? nullptr : py::reinterpret_borrow<py::array>(bias_arr).data();
 
-  py::array c;
-  Operand C;
+  py::array c, result;
   if (out.is_none()) {
-    if (batched) c = py::array(a.dtype(), std::vector<py::ssize_t>{s.batch, s.M, s.N});
-    else c = py::array(a.dtype(), std::vector<py::ssize_t>{s.M, s.N});
-    parse(c, C);
+    if (beta != 0.0) throw py::value_error(std::string(op) + ": beta != 0 needs out");
+    c = result = py::array(a.dtype(), shape);
   } else {
-    if (!py::isinstance<py::array>(out)) return py::none();
-    c = py::reinterpret_borrow<py::array>(out);
-    if (c.ndim() != (batched ? 3 : 2)) return py::none();  // batch broadcast into out: Python
-    check_same_dtype(a, c, op, "a", "out");
-    if (!parse(c, C)) return py::none();
-    check_out(op, a, b, c, C, s);
-    if (C.batch != s.batch) return py::none();  // out broadcasts the batch: Python
-    if (!c.writeable()) throw py::value_error("matmul: out must be writeable");
-    if (!out_layout_ok(C) || overlaps(c, a) || overlaps(c, b)) return py::none();
+    if (!py::isinstance<py::array>(out)) throw py::type_error(std::string(op) + ": out must be a numpy array or None");
+    result = py::reinterpret_borrow<py::array>(out);
+    check_same_dtype(a, result, op, op[0] == 'l' ? "x" : "a", "out");
+    check_shape(result, shape, op, "out");
+    check_writeable(result, op, "out");
+    c = result;
+    Operand C;
+    const bool parsed = parse(c, C);
+    if (parsed && !out_layout_ok(C))
+      throw py::value_error(std::string(op) + ": out has overlapping rows or batches (shape " + shape_str(c) +
+                            ", strides " + strides_str(c) + ")");
+    const bool direct = parsed && (bp == nullptr || !C.transposed) && !overlaps(c, a) && !overlaps(c, b);
+    if (!direct) {  // through a C-ordered temporary, holding out's values when beta reads them
+      c = py::array(a.dtype(), shape);
+      if (beta != 0.0) c[py::ellipsis()] = result;
+    }
   }
-  if (kind == 'f') launch<float>(A, B, C, ta, tb, s, alpha, beta, nullptr);
-  else launch<double>(A, B, C, ta, tb, s, alpha, beta, nullptr);
-  return std::move(c);
-}
-
-py::object linear_fast(const py::object& xo, const py::object& wo, const py::object& bias) {
-  const char* op = "linear";
-  if (!py::isinstance<py::array>(xo) || !py::isinstance<py::array>(wo)) return py::none();
-  const py::array x = py::reinterpret_borrow<py::array>(xo), w = py::reinterpret_borrow<py::array>(wo);
-  if (x.ndim() != 2 || w.ndim() != 2) return py::none();
-  const char kind = check_dtypes(op, x, w, "x", "weight");
-  if (!bias.is_none()) {
-    if (!py::isinstance<py::array>(bias)) return py::none();
-    const py::array bb = py::reinterpret_borrow<py::array>(bias);
-    if (bb.ndim() != 1 || bb.shape(0) != w.shape(0) || (bb.shape(0) > 1 && bb.strides(0) != bb.itemsize()))
-      return py::none();
-  }
-  Operand X, W;
-  if (!parse(x, X) || !parse(w, W)) return py::none();
-  const bool tx = X.transposed, tw = !W.transposed;  // y = x @ weight^T
-  const Sizes s = match(op, x, w, X, W, tx, tw, false, true);
-  py::array y(x.dtype(), std::vector<py::ssize_t>{s.M, s.N});
-  Operand Y;
-  parse(y, Y);
-  const void* bp = bias_ptr(op, x, bias, s.N, false);
-  if (kind == 'f') launch<float>(X, W, Y, tx, tw, s, 1.0, 0.0, static_cast<const float*>(bp));
-  else launch<double>(X, W, Y, tx, tw, s, 1.0, 0.0, static_cast<const double*>(bp));
-  return std::move(y);
+  Operand C;
+  parse(c, C);
+  if (kind == 'f') launch<float>(A, B, C, ta, tb, s, alpha, beta, static_cast<const float*>(bp));
+  else launch<double>(A, B, C, ta, tb, s, alpha, beta, static_cast<const double*>(bp));
+  if (!c.is(result)) result[py::ellipsis()] = c;
+  return result;
 }
 
 // ---------------------------------------------------------------- tuning hooks
@@ -324,30 +247,26 @@ char dtype_char(const py::object& dtype) {
 }  // namespace
 
 void register_gemm(py::module_& m) {
-  // py::array arguments with py::arg().noconvert(): no implicit conversion or
-  // copy; a wrong dtype fails the checks with a message naming the op.
-  m.def("gemm",
-        [](const py::array& a, const py::array& b, py::array& c, bool trans_a, bool trans_b, double alpha,
-           double beta, const py::object& bias) {
-          gemm_strict("matmul", a, b, c, trans_a, trans_b, alpha, beta, bias);
-        },
-        py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("c").noconvert(), py::arg("trans_a") = false,
-        py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("bias") = py::none(),
-        "c = alpha * op(a) @ op(b) + beta * c (+ bias over rows), in place. a, b, c: 2-D or 3-D "
-        "float32/float64 arrays of one dtype, each with a unit stride along one of its last two axes; "
-        "a batch of 1 or a batch stride of 0 broadcasts a or b. beta == 0 never reads c.");
+  // py::array arguments with py::arg().noconvert(): no implicit conversion; a wrong type or dtype
+  // fails the checks with a message naming the op.
+  m.def("matmul",
+        [](const py::array& a, const py::array& b, bool trans_a, bool trans_b, double alpha, double beta,
+           const py::object& out) { return run("matmul", a, b, trans_a, trans_b, alpha, beta, out, py::none()); },
+        py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("trans_a") = false, py::arg("trans_b") = false,
+        py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("out") = py::none(),
+        "alpha * op(a) @ op(b) + beta * out, into out or a new array. a: (M, K) or (B, M, K), b: (K, N) or "
+        "(B, K, N) (a batch of 1 broadcasts), float32/float64, any layout. beta == 0 never reads out.");
   m.def("linear",
-        [](const py::array& x, const py::array& weight, const py::object& bias, py::array& out) {
-          gemm_strict("linear", x, weight, out, false, true, 1.0, 0.0, bias);
+        [](const py::array& x, const py::array& weight, const py::object& bias, const py::object& out) {
+          if (x.ndim() != 2 || weight.ndim() != 2)
+            throw py::value_error("linear: x and weight must be 2-D, got shapes " + shape_str(x) + " and " +
+                                  shape_str(weight));
+          return run("linear", x, weight, false, true, 1.0, 0.0, out, bias);
         },
-        py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias"), py::arg("out").noconvert(),
-        "out = x @ weight.T + bias (bias None or (OUT,)), bias added in the GEMM epilogue. "
-        "x: (N, IN), weight: (OUT, IN), out: (N, OUT).");
-  m.def("_matmul", &matmul_fast, py::arg("a"), py::arg("b"), py::arg("trans_a"), py::arg("trans_b"),
-        py::arg("alpha"), py::arg("beta"), py::arg("out"),
-        "Fast path of backend.cpu.matmul: the result, or None when Python must prepare the operands.");
-  m.def("_linear", &linear_fast, py::arg("x"), py::arg("weight"), py::arg("bias"),
-        "Fast path of backend.cpu.linear: the result, or None when Python must prepare the operands.");
+        py::arg("x").noconvert(), py::arg("weight").noconvert(), py::arg("bias") = py::none(),
+        py::arg("out") = py::none(),
+        "x @ weight.T + bias (bias None or (OUT,)), the bias added in the GEMM epilogue. "
+        "x: (N, IN), weight: (OUT, IN) -> (N, OUT), into out or a new array.");
   m.def("gemm_blocking",
         [](const std::string& isa, const py::object& dtype) {
           GemmBlocking b = gemm_blocking(isa_from_name(isa), dtype_char(dtype));

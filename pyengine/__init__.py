@@ -16,10 +16,6 @@ from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, s
 from .tensor import (Size, Tensor, arange, as_tensor, empty, empty_like, eye, from_numpy, full,  # noqa: F401
                      full_like, is_tensor, linspace, numel, ones, ones_like, rand, rand_like, randint,
                      randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like)
-from .tensor import _install_methods
-
-_install_methods()
-
 from . import autograd  # noqa: E402,F401
 from .ops import *  # noqa: E402,F401,F403
 from .ops import abs, all, any, max, min, pow, round, sum  # noqa: E402,F401,A004

@@ -6,22 +6,28 @@ to the gradients of the inputs. ``Tensor.backward()`` walks the graph from the o
 reverse topological order (iteratively: a 100k-node chain needs no recursion), summing the
 gradients that reach each node, and accumulates into ``.grad`` of the leaf tensors.
 
+The engine, not each op, fits a gradient to its input's shape: a backward may return the
+gradient in the broadcast shape of its output, and the engine sums it over the axes that
+broadcasting added or stretched (``sum_to_shape``), so an op's backward is its math only.
+
 No node is built when grad mode is off or no input requires grad: then ``apply`` is just the
 forward computation.
 """
+import functools
 import threading
 
 import numpy as np
 
+from .backend import backend_of
+
 # --------------------------------------------------------------------------- grad mode
+
 
 class _GradState(threading.local):
     enabled = True  # the default for every thread; no_grad() sets it per thread
 
 
 _state = _GradState()
-_Tensor = None  # bound by pyengine.tensor (which imports this module) once Tensor exists
-_wrap = None
 
 
 def is_grad_enabled():
@@ -64,8 +70,6 @@ class _GradModeContext:
         return False
 
     def __call__(self, fn):
-        import functools
-
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with self.__class__():
@@ -94,8 +98,12 @@ class Function:
     Subclasses implement ``forward(self, *args)`` on raw arrays (Tensors arrive as their
     arrays, other arguments as they are) returning one array or a tuple of arrays, and
     ``backward(self, *grads)`` returning one gradient (or None) per forward argument (None
-    for non-tensor arguments and for inputs in ``needs_input_grad`` that are False).
-    ``self.needs_input_grad`` is a tuple of bools, one per forward argument.
+    for non-tensor arguments and for inputs in ``needs_input_grad`` that are False). A
+    gradient may have the broadcast shape of the output: the engine sums it to the input's.
+    ``self.needs_input_grad`` is a tuple of bools, one per forward argument;
+    ``self.backend`` is the backend of the inputs' device (its kernels) and ``self.xp`` its
+    array module (NumPy on the CPU): ops do their array math through these, never ``np.``, so
+    that each op runs on every device.
     Save what backward needs as attributes of ``self``; they are released after backward
     unless ``retain_graph=True``.
     """
@@ -120,8 +128,9 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        Tensor, _wrap_ = _Tensor, _wrap
         fn = cls.__new__(cls)
+        fn.backend = B = backend_of(*args)
+        fn.xp = B.xp
         needs = False
         if _state.enabled:
             for a in args:
@@ -131,47 +140,53 @@ class Function:
         if not needs:
             out = fn.forward(*[a.data if isinstance(a, Tensor) else a for a in args])
             if type(out) is tuple:
-                return tuple(_wrap_(o) for o in out)
-            return _wrap_(out)
+                return tuple(_wrap(o) for o in out)
+            return _wrap(out)
 
         arrays = []
         needs_input_grad = []
         edges = []
+        shapes = []
         for a in args:
             if isinstance(a, Tensor):
-                arrays.append(a.data)
+                arr = a.data
+                arrays.append(arr)
                 rg = a.requires_grad
                 needs_input_grad.append(rg)
                 edges.append(a._edge() if rg else None)
+                shapes.append(arr.shape)
             else:
                 arrays.append(a)
                 needs_input_grad.append(False)
                 edges.append(None)
+                shapes.append(None)
         fn.needs_input_grad = tuple(needs_input_grad)
         out = fn.forward(*arrays)
-        node = Node(fn, edges)
+        node = Node(fn, edges, shapes)
         if type(out) is tuple:
             node.n_outputs = len(out)
             diff = cls.differentiable_outputs
             res = []
             for i, o in enumerate(out):
                 if diff is None or i in diff:
-                    res.append(_wrap_(o, node, i))
+                    res.append(_wrap(o, node, i))
                 else:
-                    res.append(_wrap_(o))
+                    res.append(_wrap(o))
             return tuple(res)
-        return _wrap_(out, node, 0)
+        return _wrap(out, node, 0)
 
 
 class Node:
-    """The graph record of one applied Function: the function (holding its saved values)
-    and, per input, where that input's gradient goes: None, a leaf Tensor, or (node, index)."""
+    """The graph record of one applied Function: the function (holding its saved values) and,
+    per input, where that input's gradient goes (None, a leaf Tensor, or (node, output index))
+    and the input's shape, which the engine fits that gradient to."""
 
-    __slots__ = ("fn", "edges", "n_outputs", "freed", "retained", "__weakref__")
+    __slots__ = ("fn", "edges", "shapes", "n_outputs", "freed", "retained", "__weakref__")
 
-    def __init__(self, fn, edges):
+    def __init__(self, fn, edges, shapes):
         self.fn = fn
         self.edges = edges
+        self.shapes = shapes
         self.n_outputs = 1
         self.freed = False
         self.retained = None  # {output index: Tensor} for retain_grad()
@@ -185,37 +200,69 @@ class Node:
         return f"<{self.name}>"
 
 
+class _FreedFunction:
+    """Stands in for a Function whose saved values were released after backward."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+
+# --------------------------------------------------------------------------- gradient shapes
+
+
+def sum_to_shape(g, shape):
+    """Fit gradient ``g`` to an input of ``shape``: sum over the axes that broadcasting added or
+    stretched (g in the output's broadcast shape), or broadcast g up (a gradient the backward
+    left smaller). Returns (array, fresh): ``fresh`` when the array is a new one only we hold."""
+    if g.shape == shape:
+        return g, False
+    B = backend_of(g)
+    nlead = g.ndim - len(shape)
+    if nlead < 0 or any(gs < s for gs, s in zip(g.shape[nlead:], shape)):
+        return B.xp.broadcast_to(g, shape), False
+    if nlead:
+        if g.dtype in _SUM_ROWS_DTYPES and g.flags.c_contiguous:
+            # the leading axes flattened into rows: one threaded column-sum kernel instead of a reduction
+            cols = 1
+            for s in g.shape[nlead:]:
+                cols *= s
+            g = B.sum_rows(g.reshape(-1, cols)).reshape(g.shape[nlead:])
+        else:
+            g = g.sum(axis=tuple(range(nlead)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape), True
+
+
+_SUM_ROWS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 # --------------------------------------------------------------------------- the engine
 
 
 def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=True):
     """Backpropagate ``root_grads`` (arrays) from the tensors ``roots``.
 
-    With ``accumulate`` the leaf gradients are added to ``.grad``; otherwise (autograd.grad)
-    the gradients of ``inputs`` are returned instead.
+    With ``accumulate`` the gradients are added to ``.grad`` of every leaf that requires grad (of
+    the tensors in ``inputs`` only, when given: leaves or not, as PyTorch's ``backward(inputs=)``).
+    Without (autograd.grad) nothing is written: the gradients of ``inputs`` are returned, as
+    {id(tensor): (tensor, array)}.
     """
-    from .tensor import Tensor, _wrap
+    bp = _BackwardPass(inputs, accumulate)
+    order = bp.seed(roots, root_grads)
+    for node in reversed(order):  # `order` lists children before parents: outputs first
+        grads = bp.node_grads.pop(node, None)
+        if grads is not None:
+            bp.run_node(node, grads, retain_graph)
+    return bp.finish()
 
-    leaf_grads = {}  # id(tensor) -> (tensor, grad array, owned: no one else references the array)
-    node_grads = {}  # node -> list of output grads
-    owned_slots = set()  # (node, output index) whose grad array no one else references (see Function.fresh_grads)
 
-    # 1. seed
-    start_nodes = []
-    for t, g in zip(roots, root_grads):
-        if t.grad_fn is None:
-            if t.requires_grad:
-                _add_leaf(leaf_grads, t, g)
-            continue
-        node = t.grad_fn
-        grads = node_grads.get(node)
-        if grads is None:
-            grads = node_grads[node] = [None] * node.n_outputs
-            start_nodes.append(node)
-        i = t._out_index
-        grads[i] = g if grads[i] is None else grads[i] + g
-
-    # 2. topological order of the nodes reachable from the roots (iterative DFS)
+def _topological_order(start_nodes):
+    """Every node reachable from ``start_nodes``, each after all the nodes it feeds into
+    (children first), by an iterative depth-first search."""
     order = []
     visited = set()
     for s in start_nodes:
@@ -225,7 +272,6 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
         stack = [(s, iter(s.edges))]
         while stack:
             node, it = stack[-1]
-            advanced = False
             for e in it:
                 if e is None or isinstance(e, Tensor):
                     continue
@@ -233,89 +279,159 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
                 if child not in visited:
                     visited.add(child)
                     stack.append((child, iter(child.edges)))
-                    advanced = True
                     break
-            if not advanced:
+            else:
                 stack.pop()
                 order.append(node)
-    # `order` lists children before parents; process parents (outputs) first.
+    return order
 
-    wanted = None if inputs is None else {id(t) for t in inputs}
-    # A leaf's gradient is final once every node that feeds it has run: count those edges, and deliver
-    # the gradient (running its hooks) at that moment, not after the whole graph. Data-parallel training
-    # uses this to start a bucket's allreduce while the rest of the backward pass is still running.
-    pending = {}
-    if accumulate:
-        for node in order:
-            for e in node.edges:
-                if isinstance(e, Tensor):
-                    pending[id(e)] = pending.get(id(e), 0) + 1
-    for node in reversed(order):
-        grads = node_grads.pop(node, None)
-        if grads is None:
-            continue
+
+class _BackwardPass:
+    """The state of one backward pass: gradients on their way to nodes and leaves, and which of
+    those arrays are ours alone (so that further contributions may be added into them in place)."""
+
+    def __init__(self, inputs, accumulate):
+        self.accumulate = accumulate
+        self.node_grads = {}    # node -> [grad per output]
+        self.owned_slots = set()  # (node, output index) whose grad array no one else references
+        self.leaf_grads = {}    # id(leaf) -> (leaf, grad array, owned)
+        self.pending = {}       # id(leaf) -> producers still to run before its gradient is final
+        self.wanted = None      # ids of the leaves whose gradient is wanted; None: all
+        self.captures = {}      # node -> [(output index, non-leaf tensor in `inputs`)]
+        self.captured = {}      # id(non-leaf input) -> (tensor, grad array), without accumulate
+        if inputs is not None:
+            self.wanted = set()
+            for t in inputs:
+                if t.grad_fn is None:
+                    self.wanted.add(id(t))
+                else:
+                    self.captures.setdefault(t.grad_fn, []).append((t._out_index, t))
+
+    def seed(self, roots, root_grads):
+        """Place the root gradients; return the nodes to run in topological order."""
+        start_nodes = []
+        for t, g in zip(roots, root_grads):
+            if t.grad_fn is None:
+                if t.requires_grad and self._wants(t):
+                    self._add_leaf(t, g)
+                continue
+            node = t.grad_fn
+            grads = self.node_grads.get(node)
+            if grads is None:
+                grads = self.node_grads[node] = [None] * node.n_outputs
+                start_nodes.append(node)
+            i = t._out_index
+            grads[i] = g if grads[i] is None else grads[i] + g
+        order = _topological_order(start_nodes)
+        if self.accumulate:
+            # A leaf's gradient is final once every node that feeds it has run: count those edges, and
+            # deliver the gradient (running its hooks) at that moment, not after the whole graph.
+            # Data-parallel training uses this to start a bucket's allreduce while backward still runs.
+            pending = self.pending
+            for node in order:
+                for e in node.edges:
+                    if isinstance(e, Tensor):
+                        pending[id(e)] = pending.get(id(e), 0) + 1
+        return order
+
+    def _wants(self, leaf):
+        return self.wanted is None or id(leaf) in self.wanted
+
+    def run_node(self, node, grads, retain_graph):
+        """Call the node's backward with its summed output gradients and route what it returns."""
         if node.freed:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({node.name}): its saved "
                 "values were freed after the first backward. Pass retain_graph=True to the "
                 "first backward() if you need to backward twice.")
         fn = node.fn
-        fresh = type(fn).fresh_grads
         # the outputs of a view-returning backward are as unshared as the gradient it received
-        passed_on = type(fn).views_grad and (node, 0) in owned_slots
+        passed_on = type(fn).views_grad and (node, 0) in self.owned_slots
+        fresh = type(fn).fresh_grads
         if node.retained:
             for i, t in node.retained.items():
                 if grads[i] is not None:
-                    g = grads[i]
-                    t.grad = _wrap(g.copy()) if t.grad is None else _wrap(t.grad.data + g)
-        if node.n_outputs == 1:
-            in_grads = fn.backward(grads[0])
-        else:
-            in_grads = fn.backward(*grads)
+                    t.grad = _wrap(grads[i].copy()) if t.grad is None else _wrap(t.grad.data + grads[i])
+        if node in self.captures:
+            self._capture(node, grads)
+        in_grads = fn.backward(grads[0]) if node.n_outputs == 1 else fn.backward(*grads)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
         if not retain_graph:
             node.freed = True
             node.fn = _FreedFunction(type(fn).__name__)
-        for e, g in zip(node.edges, in_grads):
+        for e, g, shape in zip(node.edges, in_grads, node.shapes):
             if e is None:
                 continue
+            if g is not None:
+                g, summed = sum_to_shape(g, shape)
+                owned = summed or passed_on or (fresh and g.base is None)
             if isinstance(e, Tensor):
-                if g is not None:
-                    _add_leaf(leaf_grads, e, g, passed_on or (fresh and g.base is None))
-                if accumulate:
-                    key = id(e)
-                    pending[key] -= 1
-                    if pending[key] == 0 and key in leaf_grads:
-                        _, lg, owned = leaf_grads.pop(key)
-                        _deliver_leaf_grad(e, lg, owned)
+                if g is not None and self._wants(e):
+                    self._add_leaf(e, g, owned)
+                if self.accumulate:
+                    self._producer_done(e)
             elif g is not None:
-                child, idx = e
-                owned = passed_on or (fresh and g.base is None)
-                cg = node_grads.get(child)
-                if cg is None:
-                    cg = node_grads[child] = [None] * child.n_outputs
-                cur = cg[idx]
-                if cur is None:
-                    cg[idx] = g
-                    if owned:
-                        owned_slots.add((child, idx))
-                elif cur.shape == g.shape and cur.dtype == g.dtype and (child, idx) in owned_slots:
-                    _accumulate(cur, g)  # an array only we hold: add in place
-                elif cur.shape == g.shape and cur.dtype == g.dtype and owned:
-                    _accumulate(g, cur)  # the new one is only ours: add into it, keep it
-                    cg[idx] = g
-                    owned_slots.add((child, idx))
-                else:
-                    cg[idx] = cur + g
-                    owned_slots.add((child, idx))
+                self._send(e[0], e[1], g, owned)
 
-    # 3. deliver what is left: leaves that were roots, or fed by nodes that received no gradient
-    if not accumulate:
-        return {k: (t, g) for k, (t, g, _) in leaf_grads.items() if wanted is None or k in wanted}
-    for t, g, owned in leaf_grads.values():
-        _deliver_leaf_grad(t, g, owned)
-    return None
+    def _capture(self, node, grads):
+        for i, t in self.captures[node]:
+            g = grads[i]
+            if g is None:
+                continue
+            if self.accumulate:
+                _deliver_grad(t, g)
+            else:
+                self.captured[id(t)] = (t, g)
+
+    def _send(self, child, idx, g, owned):
+        """Add gradient ``g`` to output ``idx`` of ``child``: in place into an array that is ours."""
+        cg = self.node_grads.get(child)
+        if cg is None:
+            cg = self.node_grads[child] = [None] * child.n_outputs
+        slot = (child, idx)
+        cur = cg[idx]
+        if cur is None:
+            cg[idx] = g
+            if owned:
+                self.owned_slots.add(slot)
+        elif cur.shape == g.shape and cur.dtype == g.dtype and slot in self.owned_slots:
+            _accumulate(cur, g)  # an array only we hold: add in place
+        elif cur.shape == g.shape and cur.dtype == g.dtype and owned:
+            _accumulate(g, cur)  # the new one is only ours: add into it, keep it
+            cg[idx] = g
+            self.owned_slots.add(slot)
+        else:
+            cg[idx] = cur + g
+            self.owned_slots.add(slot)
+
+    def _add_leaf(self, t, g, owned=False):
+        """Collect a leaf's gradient; ``owned``: no one else references the array (see Function.fresh_grads)."""
+        prev = self.leaf_grads.get(id(t))
+        if prev is None:
+            self.leaf_grads[id(t)] = (t, g, owned)
+        elif prev[2] and prev[1].shape == g.shape and prev[1].dtype == g.dtype and prev[1].flags.writeable:
+            _accumulate(prev[1], g)  # ours alone: accumulate in place
+        else:
+            self.leaf_grads[id(t)] = (t, prev[1] + g, True)
+
+    def _producer_done(self, leaf):
+        key = id(leaf)
+        self.pending[key] -= 1
+        if self.pending[key] == 0 and key in self.leaf_grads:
+            _, g, owned = self.leaf_grads.pop(key)
+            _deliver_grad(leaf, g, owned)
+
+    def finish(self):
+        """Deliver what is left (leaves that were roots, or fed by nodes that received no gradient);
+        without accumulate, return the gradients of the inputs instead."""
+        if not self.accumulate:
+            res = {k: (t, g) for k, (t, g, _) in self.leaf_grads.items()}
+            res.update(self.captured)
+            return res
+        for t, g, owned in self.leaf_grads.values():
+            _deliver_grad(t, g, owned)
+        return None
 
 
 _ACCUMULATE_MIN = 1 << 16  # elements; below this NumPy's += costs less than a kernel call
@@ -323,33 +439,22 @@ _ACCUMULATE_MIN = 1 << 16  # elements; below this NumPy's += costs less than a k
 
 def _accumulate(dst, g):
     """dst += g in place: the backend's threaded kernel for large float arrays, NumPy otherwise."""
+    B = backend_of(dst)
     if (dst.size >= _ACCUMULATE_MIN and dst.dtype == g.dtype and dst.shape == g.shape and dst.dtype.kind == "f"
-            and dst.flags.c_contiguous and dst.flags.writeable and not np.may_share_memory(dst, g)):
-        from .backend import _active
-        _active["cpu"].add_into(dst, g)
+            and dst.flags.c_contiguous and dst.flags.writeable and not B.xp.may_share_memory(dst, g)):
+        B.add_into(dst, g)
     else:
         dst += g
 
 
-def _add_leaf(leaf_grads, t, g, owned=False):
-    """Collect a leaf's gradient; ``owned``: no one else references the array (see Function.fresh_grads)."""
-    prev = leaf_grads.get(id(t))
-    if prev is None:
-        leaf_grads[id(t)] = (t, g, owned)
-    elif prev[2] and prev[1].shape == g.shape and prev[1].dtype == g.dtype and prev[1].flags.writeable:
-        _accumulate(prev[1], g)  # ours alone: accumulate in place
-    else:
-        leaf_grads[id(t)] = (t, prev[1] + g, True)
-
-
-def _deliver_leaf_grad(t, g, owned=False):
-    from .tensor import _wrap
-
+def _deliver_grad(t, g, owned=False):
+    """Accumulate ``g`` into ``t.grad``, running the tensor's hooks around it."""
+    xp = backend_of(g).xp
     if g.dtype != t.data.dtype:
         g = g.astype(t.data.dtype)
         owned = True
     if g.shape != t.data.shape:
-        g = np.broadcast_to(g, t.data.shape)
+        g = xp.broadcast_to(g, t.data.shape)
         owned = False
     hooks = t._hooks
     if hooks:
@@ -360,7 +465,7 @@ def _deliver_leaf_grad(t, g, owned=False):
                 owned = False
     if t.grad is None:
         # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph
-        t.grad = _wrap(g if owned and g.flags.writeable else np.array(g, copy=True))
+        t.grad = _wrap(g if owned and g.flags.writeable else xp.array(g, copy=True))
     else:
         _accumulate(t.grad.data, g)
     post = t._post_hooks
@@ -369,43 +474,68 @@ def _deliver_leaf_grad(t, g, owned=False):
             h(t)
 
 
-class _FreedFunction:
-    """Stands in for a Function whose saved values were released after backward."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name):
-        self.name = name
+# --------------------------------------------------------------------------- entry points
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=False):
-    """Gradients of ``outputs`` w.r.t. ``inputs`` (leaf tensors), without touching ``.grad``."""
-    from .tensor import Tensor, _wrap
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate the gradients of ``tensors`` (seeded with ``grad_tensors``) into ``.grad`` of the
+    leaves, or of ``inputs`` only when given (PyTorch's ``torch.autograd.backward``)."""
+    if create_graph:
+        raise NotImplementedError("backward(create_graph=True): higher-order gradients are not supported")
+    tensors = _as_list(tensors)
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    grad_tensors = _as_list(grad_tensors)
+    if len(grad_tensors) != len(tensors):
+        raise RuntimeError(f"backward: got {len(grad_tensors)} gradients for {len(tensors)} tensors")
+    if inputs is not None:
+        inputs = _as_list(inputs)
+        if not inputs:
+            raise RuntimeError("backward: inputs= must be a non-empty sequence of tensors")
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"backward: inputs must be Tensors, got {type(t).__name__}")
+            if not t.requires_grad:
+                raise RuntimeError("backward: one of the inputs does not require grad")
+    seeds = [_seed_grad(t, g) for t, g in zip(tensors, grad_tensors)]
+    run_backward(tensors, seeds, retain_graph=bool(retain_graph), inputs=inputs)
 
-    if isinstance(outputs, Tensor):
-        outputs = [outputs]
-    if isinstance(inputs, Tensor):
-        inputs = [inputs]
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=None):
+    """Gradients of ``outputs`` w.r.t. ``inputs`` (leaves or not), without touching ``.grad``.
+
+    An input the outputs do not depend on gets None with ``allow_unused=True``, else an error.
+    """
+    outputs = _as_list(outputs)
+    inputs = _as_list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
-        grad_outputs = [grad_outputs]
-    seeds = [_seed_grad(o, g, "grad") for o, g in zip(outputs, grad_outputs)]
+    grad_outputs = _as_list(grad_outputs)
     for t in inputs:
-        if t.grad_fn is not None:
-            raise RuntimeError("grad: only leaf tensors are supported as inputs")
+        if not t.requires_grad:
+            raise RuntimeError("grad: one of the inputs does not require grad")
+    seeds = [_seed_grad(o, g, "grad") for o, g in zip(outputs, grad_outputs)]
     res = run_backward(outputs, seeds, retain_graph=retain_graph, inputs=inputs, accumulate=False)
     out = []
     for t in inputs:
         e = res.get(id(t))
-        out.append(None if e is None else _wrap(np.array(np.broadcast_to(e[1], t.shape), dtype=t.data.dtype)))
+        if e is None:
+            if not allow_unused:
+                raise RuntimeError("grad: one of the differentiated Tensors appears to not have been used in "
+                                   "the graph. Set allow_unused=True if this is the desired behavior.")
+            out.append(None)
+        else:
+            xp = backend_of(e[1]).xp
+            out.append(_wrap(xp.array(xp.broadcast_to(e[1], t.shape), dtype=t.data.dtype)))
     return tuple(out)
+
+
+def _as_list(x):
+    return [x] if isinstance(x, Tensor) else list(x)
 
 
 def _seed_grad(t, gradient, op="backward"):
     """The array that starts backward from ``t``: ones for a scalar, else ``gradient``."""
-    from .tensor import Tensor
-
     if not t.requires_grad:
         raise RuntimeError(f"{op}: element 0 of tensors does not require grad and does not have a grad_fn")
     if gradient is None:
@@ -413,9 +543,14 @@ def _seed_grad(t, gradient, op="backward"):
             raise RuntimeError(
                 f"{op}: grad can be implicitly created only for scalar outputs; got shape "
                 f"{tuple(t.shape)}. Pass gradient= with that shape.")
-        return np.ones_like(t.data)
-    g = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient, dtype=t.data.dtype)
+        return backend_of(t).xp.ones_like(t.data)
+    g = gradient.data if isinstance(gradient, Tensor) else backend_of(t).xp.asarray(gradient, dtype=t.data.dtype)
     if g.shape != t.data.shape:
         raise RuntimeError(f"{op}: gradient has shape {tuple(g.shape)} but the tensor has shape "
                            f"{tuple(t.shape)}")
     return g.astype(t.data.dtype, copy=False)
+
+
+# tensor.py imports this module, and this module needs Tensor at run time: the cycle is closed here,
+# at the end, where every name above already exists (see the note at the end of tensor.py).
+from .tensor import Tensor, _wrap  # noqa: E402

@@ -1,7 +1,8 @@
 """Tensor: an array (NumPy on the CPU), its gradient, and the graph node that made it.
 
 Factory functions (``tensor``, ``zeros``, ``randn``, ...) live here too. The differentiable
-operations are in ``pyengine.ops``; Tensor methods call them.
+operations are in ``pyengine.ops``; each Tensor method is declared in the class and forwards to
+the op of the same name.
 """
 import builtins
 import numbers
@@ -9,7 +10,6 @@ import numbers
 import numpy as np
 
 from . import _dtype as D
-from .autograd import _seed_grad, is_grad_enabled, run_backward
 from .device import CPU, as_device
 from .random import _rng
 
@@ -21,6 +21,11 @@ class Tensor:
 
     Attributes: ``data`` (the ndarray), ``requires_grad``, ``grad`` (a Tensor or None),
     ``grad_fn`` (the node that made it, None for leaves).
+
+    Methods: the class body is the method table. After the attributes, autograd entry points and
+    conversions come the ops, grouped as operators, math, comparisons, reductions, shape and
+    indexing, in place, and new tensors; each is one line that calls the function of the same name
+    in ``pyengine.ops``, where its forward and backward are.
     """
 
     __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_out_index", "_hooks", "_post_hooks",
@@ -108,15 +113,13 @@ class Tensor:
         return self
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        """Accumulate d(self)/d(leaf) * gradient into ``.grad`` of every leaf that requires grad.
+        """Accumulate d(self)/d(leaf) * gradient into ``.grad`` of every leaf that requires grad
+        (of the tensors in ``inputs`` only, when given: leaves or not, as PyTorch).
 
         ``gradient`` may be omitted for a one-element tensor. The graph's saved values are freed
         afterwards unless ``retain_graph=True``.
         """
-        if create_graph:
-            raise NotImplementedError("backward(create_graph=True): higher-order gradients are not supported")
-        seed = _seed_grad(self, gradient)
-        run_backward([self], [seed], retain_graph=builtins.bool(retain_graph))
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def detach(self):
         """A new tensor sharing this one's memory, cut from the graph."""
@@ -248,6 +251,227 @@ class Tensor:
 
     __str__ = __repr__
 
+    # ------------------------------------------------------------------ operators
+    # Every op is a function of pyengine.ops (forward and backward side by side there); a method here
+    # only forwards to it, so the table below is the whole list of what a Tensor can do.
+    def __add__(self, other): return ops.add(self, other)
+    def __radd__(self, other): return ops.add(other, self)
+    def __sub__(self, other): return ops.sub(self, other)
+    def __rsub__(self, other): return ops.sub(other, self)
+    def __mul__(self, other): return ops.mul(self, other)
+    def __rmul__(self, other): return ops.mul(other, self)
+    def __truediv__(self, other): return ops.div(self, other)
+    def __rtruediv__(self, other): return ops.div(other, self)
+    def __floordiv__(self, other): return ops.div(self, other, rounding_mode="floor")
+    def __mod__(self, other): return _wrap(np.mod(self.data, _array_of(other)))
+    def __pow__(self, other): return ops.pow(self, other)
+    def __rpow__(self, other): return ops.pow(other, self)
+    def __matmul__(self, other): return ops.matmul(self, other)
+    def __rmatmul__(self, other): return ops.matmul(as_tensor(other), self)
+    def __neg__(self): return ops.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return ops.abs(self)
+    def __eq__(self, other): return ops.eq(self, other)
+    def __ne__(self, other): return ops.ne(self, other)
+    def __lt__(self, other): return ops.lt(self, other)
+    def __le__(self, other): return ops.le(self, other)
+    def __gt__(self, other): return ops.gt(self, other)
+    def __ge__(self, other): return ops.ge(self, other)
+    def __and__(self, other): return _wrap(np.bitwise_and(self.data, _array_of(other)))
+    def __or__(self, other): return _wrap(np.bitwise_or(self.data, _array_of(other)))
+    def __xor__(self, other): return _wrap(np.bitwise_xor(self.data, _array_of(other)))
+    def __invert__(self): return _wrap(np.invert(self.data))
+    def __getitem__(self, index): return ops.getitem(self, index)
+    def __setitem__(self, index, value): ops.setitem(self, index, value)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(ops.unbind(self, 0))
+
+    def __format__(self, spec):
+        # f"{loss:.4f}" formats a one-element tensor as its number, as PyTorch does
+        if self.data.ndim == 0 and spec:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
+    # ------------------------------------------------------------------ math
+    def add(self, other, alpha=1): return ops.add(self, other, alpha)
+    def sub(self, other, alpha=1): return ops.sub(self, other, alpha)
+    def mul(self, other): return ops.mul(self, other)
+    def div(self, other, rounding_mode=None): return ops.div(self, other, rounding_mode)
+    def pow(self, exponent): return ops.pow(self, exponent)
+    def maximum(self, other): return ops.maximum(self, other)
+    def minimum(self, other): return ops.minimum(self, other)
+    def matmul(self, other): return ops.matmul(self, other)
+    def mm(self, other): return ops.mm(self, other)
+    def bmm(self, other): return ops.bmm(self, other)
+    def dot(self, other): return ops.dot(self, other)
+    def exp(self): return ops.exp(self)
+    def log(self): return ops.log(self)
+    def sqrt(self): return ops.sqrt(self)
+    def rsqrt(self): return ops.rsqrt(self)
+    def abs(self): return ops.abs(self)
+    def neg(self): return ops.neg(self)
+    def sin(self): return ops.sin(self)
+    def cos(self): return ops.cos(self)
+    def tanh(self): return ops.tanh(self)
+    def sigmoid(self): return ops.sigmoid(self)
+    def relu(self): return ops.relu(self)
+    def silu(self): return ops.silu(self)
+    def gelu(self, approximate="none"): return ops.gelu(self, approximate)
+    def sign(self): return ops.sign(self)
+    def floor(self): return ops.floor(self)
+    def ceil(self): return ops.ceil(self)
+    def round(self, decimals=0): return ops.round(self, decimals)
+    def clamp(self, min=None, max=None): return ops.clamp(self, min, max)  # noqa: A002
+    clip = clamp
+    def where(self, condition, other): return ops.where(condition, self, other)
+    def softmax(self, dim=-1, dtype=None): return ops.softmax(self, dim, dtype)
+    def log_softmax(self, dim=-1, dtype=None): return ops.log_softmax(self, dim, dtype)
+
+    # ------------------------------------------------------------------ comparisons and tests (no gradient)
+    def eq(self, other): return ops.eq(self, other)
+    def ne(self, other): return ops.ne(self, other)
+    def lt(self, other): return ops.lt(self, other)
+    def le(self, other): return ops.le(self, other)
+    def gt(self, other): return ops.gt(self, other)
+    def ge(self, other): return ops.ge(self, other)
+    def isnan(self): return ops.isnan(self)
+    def isinf(self): return ops.isinf(self)
+    def isfinite(self): return ops.isfinite(self)
+    def logical_not(self): return ops.logical_not(self)
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, dim=None, keepdim=False, dtype=None): return ops.sum(self, dim, keepdim, dtype)
+    def mean(self, dim=None, keepdim=False, dtype=None): return ops.mean(self, dim, keepdim, dtype)
+    def var(self, dim=None, unbiased=None, keepdim=False, correction=None):
+        return ops.var(self, dim, unbiased, keepdim, correction)
+    def std(self, dim=None, unbiased=None, keepdim=False, correction=None):
+        return ops.std(self, dim, unbiased, keepdim, correction)
+    def max(self, dim=None, keepdim=False): return ops.max(self, dim, keepdim)
+    def min(self, dim=None, keepdim=False): return ops.min(self, dim, keepdim)
+    def amax(self, dim=None, keepdim=False): return ops.amax(self, dim, keepdim)
+    def amin(self, dim=None, keepdim=False): return ops.amin(self, dim, keepdim)
+    def logsumexp(self, dim, keepdim=False): return ops.logsumexp(self, dim, keepdim)
+    def prod(self, dim=None, keepdim=False): return ops.prod(self, dim, keepdim)
+    def cumsum(self, dim): return ops.cumsum(self, dim)
+    def all(self, dim=None): return ops.all(self, dim)
+    def any(self, dim=None): return ops.any(self, dim)
+    def count_nonzero(self, dim=None): return ops.count_nonzero(self, dim)
+    def argmax(self, dim=None, keepdim=False): return ops.argmax(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim=False): return ops.argmin(self, dim, keepdim)
+    def topk(self, k, dim=-1, largest=True, sorted=True): return ops.topk(self, k, dim, largest, sorted)  # noqa: A002
+    def sort(self, dim=-1, descending=False, stable=False): return ops.sort(self, dim, descending, stable)
+    def argsort(self, dim=-1, descending=False, stable=False): return ops.argsort(self, dim, descending, stable)
+    def multinomial(self, num_samples, replacement=False, generator=None):
+        return ops.multinomial(self, num_samples, replacement, generator)
+
+    # ------------------------------------------------------------------ shape and indexing
+    def reshape(self, *shape): return ops.reshape(self, *shape)
+    def view(self, *shape): return ops.view(self, *shape)
+    def view_as(self, other): return ops.view(self, *other.shape)
+    def reshape_as(self, other): return ops.reshape(self, *other.shape)
+    def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)
+    def unflatten(self, dim, sizes): return ops.unflatten(self, dim, sizes)
+    def permute(self, *dims): return ops.permute(self, *dims)
+    def transpose(self, dim0, dim1): return ops.transpose(self, dim0, dim1)
+    def t(self): return ops.t(self)
+
+    @property
+    def T(self): return ops.permute(self, tuple(reversed(range(self.data.ndim))))  # noqa: N802
+
+    @property
+    def mT(self): return ops.transpose(self, -2, -1)  # noqa: N802
+
+    def unsqueeze(self, dim): return ops.unsqueeze(self, dim)
+    def squeeze(self, dim=None): return ops.squeeze(self, dim)
+    def expand(self, *sizes): return ops.expand(self, *sizes)
+    def expand_as(self, other): return ops.expand_as(self, other)
+    def contiguous(self): return ops.contiguous(self)
+    def clone(self): return ops.clone(self)
+    def split(self, split_size_or_sections, dim=0): return ops.split(self, split_size_or_sections, dim)
+    def chunk(self, chunks, dim=0): return ops.chunk(self, chunks, dim)
+    def unbind(self, dim=0): return ops.unbind(self, dim)
+    def flip(self, dims): return ops.flip(self, dims)
+    def repeat_interleave(self, repeats, dim=None): return ops.repeat_interleave(self, repeats, dim)
+    def masked_fill(self, mask, value): return ops.masked_fill(self, mask, value)
+    def tril(self, diagonal=0): return ops.tril(self, diagonal)
+    def triu(self, diagonal=0): return ops.triu(self, diagonal)
+    def gather(self, dim, index): return ops.gather(self, dim, index)
+
+    # ------------------------------------------------------------------ in place (never part of a graph)
+    def __iadd__(self, other): return self.add_(other)
+    def __isub__(self, other): return self.sub_(other)
+    def __imul__(self, other): return self.mul_(other)
+    def __itruediv__(self, other): return self.div_(other)
+    def add_(self, other, *, alpha=None): return self._inplace(np.add, other, alpha, "add_")
+    def sub_(self, other, *, alpha=None): return self._inplace(np.subtract, other, alpha, "sub_")
+    def mul_(self, other): return self._inplace(np.multiply, other, None, "mul_")
+    def div_(self, other): return self._inplace(np.true_divide, other, None, "div_")
+
+    def _inplace(self, ufunc, other, alpha, op):
+        _inplace_check(self, op)
+        o = _array_of(other)
+        if alpha is not None:
+            o = o * alpha
+        ufunc(self.data, o, out=self.data, casting="same_kind")
+        return self
+
+    def fill_(self, value):
+        _inplace_check(self, "fill_")
+        self.data[...] = value.item() if isinstance(value, Tensor) else value
+        return self
+
+    def zero_(self):
+        _inplace_check(self, "zero_")
+        self.data[...] = 0
+        return self
+
+    def copy_(self, src):
+        _inplace_check(self, "copy_")
+        s = src.data if isinstance(src, Tensor) else np.asarray(src)
+        try:
+            np.copyto(self.data, np.broadcast_to(s, self.data.shape), casting="unsafe")
+        except ValueError:
+            raise RuntimeError(f"copy_: source of shape {tuple(s.shape)} does not broadcast to "
+                               f"{tuple(self.shape)}") from None
+        return self
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):
+        _inplace_check(self, "uniform_")
+        self.data[...] = _rng(generator).uniform(a, b, self.data.shape)
+        return self
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        _inplace_check(self, "normal_")
+        self.data[...] = _rng(generator).normal(mean, std, self.data.shape)
+        return self
+
+    def bernoulli_(self, p=0.5, generator=None):
+        _inplace_check(self, "bernoulli_")
+        self.data[...] = _rng(generator).random(self.data.shape) < p
+        return self
+
+    def clamp_(self, min=None, max=None):  # noqa: A002
+        _inplace_check(self, "clamp_")
+        np.clip(self.data, min, max, out=self.data)
+        return self
+
+    def masked_fill_(self, mask, value):
+        _inplace_check(self, "masked_fill_")
+        m = mask.data if isinstance(mask, Tensor) else mask
+        self.data[np.broadcast_to(m, self.data.shape)] = value.item() if isinstance(value, Tensor) else value
+        return self
+
+    # ------------------------------------------------------------------ new tensors like this one
+    def type_as(self, other): return self.to(other.dtype)
+    def new_tensor(self, data, dtype=None): return tensor(data, dtype=dtype or self.dtype)
+    def new_zeros(self, *size, dtype=None): return zeros(*size, dtype=dtype or self.dtype)
+    def new_ones(self, *size, dtype=None): return ones(*size, dtype=dtype or self.dtype)
+    def new_full(self, size, fill_value, dtype=None): return full(size, fill_value, dtype=dtype or self.dtype)
+    def new_empty(self, *size, dtype=None): return empty(*size, dtype=dtype or self.dtype)
+
     # ------------------------------------------------------------------ internals
     def _edge(self):
         """Where this tensor's gradient goes: itself if a leaf, else (node, output index)."""
@@ -306,12 +530,6 @@ def _wrap(arr, node=None, index=0):
     t._post_hooks = None
     t.requires_grad = node is not None
     return t
-
-
-from . import autograd as _autograd  # noqa: E402
-
-_autograd._Tensor = Tensor
-_autograd._wrap = _wrap
 
 
 def _norm_dim(dim, ndim, op="op"):
@@ -533,12 +751,11 @@ def numel(t):
     return t.numel()
 
 
-# ---------------------------------------------------------------------- methods
-# Tensor methods delegate to pyengine.ops; installed here once ops is importable.
+# ---------------------------------------------------------------------- helpers of the methods
 
 
 def _inplace_check(t, op):
-    if is_grad_enabled() and (t.requires_grad or t.grad_fn is not None):
+    if autograd.is_grad_enabled() and (t.requires_grad or t.grad_fn is not None):
         raise RuntimeError(f"{op}: a tensor that requires grad is being used in an in-place operation; "
                            "wrap it in pyengine.no_grad() or use the out-of-place op")
 
@@ -548,156 +765,7 @@ def _array_of(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _make_inplace(ufunc, name):
-    def method(self, other, *, alpha=None):
-        _inplace_check(self, name)
-        o = _array_of(other)
-        if alpha is not None:
-            o = o * alpha
-        ufunc(self.data, o, out=self.data, casting="same_kind")
-        return self
-    method.__name__ = name
-    return method
-
-
-def _install_methods():
-    from . import ops
-    from .ops import elementwise as ew
-
-    T = Tensor
-    T.__add__ = lambda a, b: ops.add(a, b)
-    T.__radd__ = lambda a, b: ops.add(b, a)
-    T.__sub__ = lambda a, b: ops.sub(a, b)
-    T.__rsub__ = lambda a, b: ops.sub(b, a)
-    T.__mul__ = lambda a, b: ops.mul(a, b)
-    T.__rmul__ = lambda a, b: ops.mul(b, a)
-    T.__truediv__ = lambda a, b: ops.div(a, b)
-    T.__rtruediv__ = lambda a, b: ops.div(b, a)
-    T.__floordiv__ = lambda a, b: ops.div(a, b, rounding_mode="floor")
-    T.__mod__ = lambda a, b: _wrap(np.mod(a.data, _array_of(b)))
-    T.__pow__ = lambda a, b: ops.pow(a, b)
-    T.__rpow__ = lambda a, b: ops.pow(b, a)
-    T.__matmul__ = lambda a, b: ops.matmul(a, b)
-    T.__rmatmul__ = lambda a, b: ops.matmul(as_tensor(b), a)
-    T.__neg__ = lambda a: ops.neg(a)
-    T.__pos__ = lambda a: a
-    T.__abs__ = lambda a: ops.abs(a)
-    T.__eq__ = lambda a, b: ops.eq(a, b)
-    T.__ne__ = lambda a, b: ops.ne(a, b)
-    T.__lt__ = lambda a, b: ops.lt(a, b)
-    T.__le__ = lambda a, b: ops.le(a, b)
-    T.__gt__ = lambda a, b: ops.gt(a, b)
-    T.__ge__ = lambda a, b: ops.ge(a, b)
-    T.__and__ = lambda a, b: _wrap(np.bitwise_and(a.data, _array_of(b)))
-    T.__or__ = lambda a, b: _wrap(np.bitwise_or(a.data, _array_of(b)))
-    T.__xor__ = lambda a, b: _wrap(np.bitwise_xor(a.data, _array_of(b)))
-    T.__invert__ = lambda a: _wrap(np.invert(a.data))
-    T.__getitem__ = lambda a, idx: ops.getitem(a, idx)
-    T.__setitem__ = lambda a, idx, v: ops.setitem(a, idx, v)
-    T.__iter__ = lambda a: iter(ops.unbind(a, 0)) if a.ndim else _raise_iter()
-
-    T.__iadd__ = _make_inplace(np.add, "add_")
-    T.__isub__ = _make_inplace(np.subtract, "sub_")
-    T.__imul__ = _make_inplace(np.multiply, "mul_")
-    T.__itruediv__ = _make_inplace(np.true_divide, "div_")
-    T.add_ = _make_inplace(np.add, "add_")
-    T.sub_ = _make_inplace(np.subtract, "sub_")
-    T.mul_ = _make_inplace(np.multiply, "mul_")
-    T.div_ = _make_inplace(np.true_divide, "div_")
-
-    simple = ["exp", "log", "sqrt", "rsqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "silu", "neg",
-              "sign", "floor", "ceil", "isnan", "isinf", "isfinite", "logical_not",
-              "sum", "mean", "var", "std", "max", "min", "amax", "amin", "logsumexp", "argmax", "argmin",
-              "softmax", "log_softmax", "topk", "sort", "argsort", "cumsum", "prod", "all", "any",
-              "reshape", "view", "flatten", "unflatten", "permute", "transpose", "t", "unsqueeze", "squeeze",
-              "expand", "expand_as", "contiguous", "clone", "split", "chunk", "unbind", "masked_fill", "tril",
-              "triu", "gather", "matmul", "maximum", "minimum", "clamp", "clip", "flip", "repeat_interleave",
-              "eq", "ne", "lt", "le", "gt", "ge", "add", "sub", "mul", "div", "pow", "count_nonzero", "round"]
-    for name in simple:
-        setattr(T, name, getattr(ops, name))
-    T.gelu = ew.gelu
-    T.mm = ops.mm
-    T.bmm = ops.bmm
-    T.dot = ops.dot
-    T.multinomial = ops.multinomial
-    T.T = property(lambda a: ops.permute(a, tuple(reversed(range(a.ndim)))))
-    T.mT = property(lambda a: ops.transpose(a, -2, -1))
-    T.where = lambda a, cond, other: ops.where(cond, a, other)
-    T.type_as = lambda a, other: a.to(other.dtype)
-    T.view_as = lambda a, other: ops.view(a, *other.shape)
-    T.reshape_as = lambda a, other: ops.reshape(a, *other.shape)
-    T.new_tensor = lambda a, data, dtype=None: tensor(data, dtype=dtype or a.dtype)
-    T.new_zeros = lambda a, *size, dtype=None: zeros(*size, dtype=dtype or a.dtype)
-    T.new_ones = lambda a, *size, dtype=None: ones(*size, dtype=dtype or a.dtype)
-    T.new_full = lambda a, size, v, dtype=None: full(size, v, dtype=dtype or a.dtype)
-    T.new_empty = lambda a, *size, dtype=None: empty(*size, dtype=dtype or a.dtype)
-
-
-def _raise_iter():
-    raise TypeError("iteration over a 0-d tensor")
-
-
-# in-place initialisers and fills (used by nn.init and optimizers); these never build a graph
-
-
-def _fill_(self, value):
-    _inplace_check(self, "fill_")
-    self.data[...] = value.item() if isinstance(value, Tensor) else value
-    return self
-
-
-def _zero_(self):
-    _inplace_check(self, "zero_")
-    self.data[...] = 0
-    return self
-
-
-def _copy_(self, src):
-    _inplace_check(self, "copy_")
-    s = src.data if isinstance(src, Tensor) else np.asarray(src)
-    try:
-        np.copyto(self.data, np.broadcast_to(s, self.data.shape), casting="unsafe")
-    except ValueError:
-        raise RuntimeError(f"copy_: source of shape {tuple(s.shape)} does not broadcast to {tuple(self.shape)}") from None
-    return self
-
-
-def _uniform_(self, a=0.0, b=1.0, generator=None):
-    _inplace_check(self, "uniform_")
-    self.data[...] = _rng(generator).uniform(a, b, self.data.shape)
-    return self
-
-
-def _normal_(self, mean=0.0, std=1.0, generator=None):
-    _inplace_check(self, "normal_")
-    self.data[...] = _rng(generator).normal(mean, std, self.data.shape)
-    return self
-
-
-def _clamp_(self, min=None, max=None):  # noqa: A002
-    _inplace_check(self, "clamp_")
-    np.clip(self.data, min, max, out=self.data)
-    return self
-
-
-def _masked_fill_(self, mask, value):
-    _inplace_check(self, "masked_fill_")
-    m = mask.data if isinstance(mask, Tensor) else mask
-    self.data[np.broadcast_to(m, self.data.shape)] = value.item() if isinstance(value, Tensor) else value
-    return self
-
-
-def _bernoulli_(self, p=0.5, generator=None):
-    _inplace_check(self, "bernoulli_")
-    self.data[...] = _rng(generator).random(self.data.shape) < p
-    return self
-
-
-Tensor.fill_ = _fill_
-Tensor.zero_ = _zero_
-Tensor.copy_ = _copy_
-Tensor.uniform_ = _uniform_
-Tensor.normal_ = _normal_
-Tensor.clamp_ = _clamp_
-Tensor.masked_fill_ = _masked_fill_
-Tensor.bernoulli_ = _bernoulli_
+# autograd and ops import Tensor from this module, and Tensor's methods call them: the cycle is closed
+# here, at the end, where every name those modules import from this one exists. The methods use the
+# modules' functions at call time only, so these modules may be imported in any order.
+from . import autograd, ops  # noqa: E402

@@ -263,3 +263,110 @@ def test_owned_gradients_pass_through_reshapes_and_shared_ones_do_not():
     h = F.linear(b.reshape(1, 4), pe.tensor(np.eye(4))).reshape(4)  # fresh dx, then views
     (h + h.reshape(2, 2).reshape(4) + h.clone()).sum().backward()
     np.testing.assert_array_equal(b.grad.numpy(), np.full(4, 3.0))
+
+
+# ---------------------------------------------------------------------- the engine fits gradients to shapes
+
+
+class _BroadcastingScale(pe.Function):
+    """y = a * b with b broadcast; its backward returns both gradients in the output's shape and
+    leaves the reduction to the engine (autograd.sum_to_shape)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return g * self.b, g * self.a
+
+
+@pytest.mark.parametrize("sa,sb", [((4, 3), (3,)), ((4, 3), (1, 3)), ((2, 4, 3), (4, 1)), ((5,), (2, 3, 5)),
+                                   ((1,), (7,)), ((2, 1, 3), (1, 4, 1))])
+def test_engine_sums_gradients_to_input_shapes(sa, sb):
+    rng = np.random.default_rng(0)
+    a = pe.tensor(rng.standard_normal(sa), dtype=pe.float64, requires_grad=True)
+    b = pe.tensor(rng.standard_normal(sb), dtype=pe.float64, requires_grad=True)
+    y = _BroadcastingScale.apply(a, b)
+    g = rng.standard_normal(tuple(y.shape))
+    y.backward(pe.tensor(g, dtype=pe.float64))
+    ga = np.broadcast_to(b.numpy(force=True), y.shape) * g
+    gb = np.broadcast_to(a.numpy(force=True), y.shape) * g
+    assert a.grad.shape == a.shape and b.grad.shape == b.shape
+
+    def reduce_to(x, shape):
+        x = x.sum(axis=tuple(range(x.ndim - len(shape))))
+        return x.sum(axis=tuple(i for i, s in enumerate(shape) if s == 1), keepdims=True).reshape(shape)
+
+    assert_close(a.grad.numpy(), reduce_to(ga, sa), rtol=1e-12, atol=1e-12)
+    assert_close(b.grad.numpy(), reduce_to(gb, sb), rtol=1e-12, atol=1e-12)
+
+
+def test_sum_to_shape_broadcasts_a_smaller_gradient_up():
+    from pyengine.autograd import sum_to_shape
+    g, fresh = sum_to_shape(np.arange(3.0), (2, 3))
+    assert g.shape == (2, 3) and not fresh and (g == np.arange(3.0)).all()
+    g, fresh = sum_to_shape(np.ones((2, 3)), (3,))
+    assert fresh and (g == 2).all()
+
+
+# ---------------------------------------------------------------------- backward(inputs=) and grad
+
+
+def test_backward_inputs_accumulates_only_into_the_inputs():
+    x = pe.randn(3, requires_grad=True)
+    w = pe.randn(3, requires_grad=True)
+    fired = []
+    w.register_hook(lambda g: fired.append(1))
+    h = x * w
+    (h * h).sum().backward(inputs=[x])
+    assert_close(x.grad.numpy(), (2 * (x * w * w)).detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert w.grad is None and not fired
+
+
+def test_backward_inputs_non_leaf():
+    x = pe.randn(4, requires_grad=True)
+    h = x * 3
+    y = (h * h).sum()
+    y.backward(inputs=[h, x])
+    assert_close(h.grad.numpy(), (2 * h).detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert_close(x.grad.numpy(), (18 * x).detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_backward_inputs_must_require_grad():
+    x = pe.randn(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        (x * 2).sum().backward(inputs=[pe.randn(3)])
+    with pytest.raises(RuntimeError, match="non-empty"):
+        (x * 2).sum().backward(inputs=[])
+
+
+def test_grad_of_non_leaf_and_unused_inputs():
+    x = pe.randn(3, requires_grad=True)
+    h = x.exp()
+    unused = pe.randn(3, requires_grad=True)
+    (gh,) = pe.autograd.grad((h * 2).sum(), h, retain_graph=True)
+    assert_close(gh.numpy(), np.full(3, 2.0))
+    with pytest.raises(RuntimeError, match="allow_unused"):
+        pe.autograd.grad((h * 2).sum(), [x, unused], retain_graph=True)
+    gx, gu = pe.autograd.grad((h * 2).sum(), [x, unused], allow_unused=True)
+    assert gu is None and x.grad is None
+    assert_close(gx.numpy(), 2 * np.exp(x.detach().numpy()), rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------------- structure
+
+
+def test_tensor_methods_are_declared_in_the_class():
+    for name in ("__add__", "__matmul__", "sum", "reshape", "softmax", "add_", "T"):
+        assert name in vars(pe.Tensor), name
+
+
+@pytest.mark.parametrize("first", ["pyengine.ops", "pyengine.autograd", "pyengine.tensor", "pyengine.nn.functional",
+                                   "pyengine.backend", "pyengine.optim"])
+def test_any_import_order_works(first):
+    import subprocess
+    import sys
+    code = (f"import {first}\nimport pyengine as pe\nx = pe.randn(2, 3, requires_grad=True)\n"
+            "(x @ x.T + x.sum()).sum().backward()\nassert x.grad.shape == (2, 3)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

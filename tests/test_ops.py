@@ -117,12 +117,20 @@ def _ties(a, axis=None):
 
 
 def matmul_shapes(draw):
-    kind = draw(st.sampled_from(["2d", "vec_mat", "mat_vec", "vec_vec", "batched", "broadcast"]))
+    """Every case the matmul op reduces to the backend's 2-D / 3-D GEMM: 1-D promotion on either side,
+    batches folded into rows, batches of 1 broadcast, broadcasts only a copy can express, empty batches."""
+    kind = draw(st.sampled_from(["2d", "vec_mat", "mat_vec", "vec_vec", "batched", "broadcast", "fold",
+                                 "fold_b1", "a_batch1", "vec_batched", "batched_vec", "both_broadcast",
+                                 "lead_ones", "empty_batch", "empty_b_batch"]))
     m, k, n = (draw(st.sampled_from(SMALL_SIZES)) for _ in range(3))
     b = draw(st.sampled_from((1, 2, 3)))
     return {"2d": [(m, k), (k, n)], "vec_mat": [(k,), (k, n)], "mat_vec": [(m, k), (k,)],
             "vec_vec": [(k,), (k,)], "batched": [(b, m, k), (b, k, n)],
-            "broadcast": [(b, 1, m, k), (2, k, n)]}[kind]
+            "broadcast": [(b, 1, m, k), (2, k, n)], "fold": [(b, 2, m, k), (k, n)],
+            "fold_b1": [(b, 3, m, k), (1, 1, k, n)], "a_batch1": [(1, m, k), (3, k, n)],
+            "vec_batched": [(k,), (b, k, n)], "batched_vec": [(2, b, m, k), (k,)],
+            "both_broadcast": [(2, 1, m, k), (1, 3, k, n)], "lead_ones": [(m, k), (1, 1, k, n)],
+            "empty_batch": [(0, m, k), (k, n)], "empty_b_batch": [(m, k), (0, k, n)]}[kind]
 
 
 def reduce_shapes(draw):
@@ -265,6 +273,8 @@ def numerical_grad(f, arrays, i, g):
     """Central differences of sum(f(arrays) * g) w.r.t. arrays[i] (float64)."""
     x = arrays[i]
     grad = np.zeros(x.shape)
+    if x.size == 0:
+        return grad
     it = np.nditer(x, flags=["multi_index"])
     for _ in it:
         idx = it.multi_index

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import nn
 from ..autograd import Function, no_grad
-from ..backend import get_backend
+from ..backend import backend_of
 from ..nn import functional as F
 from ..random import Generator
 from ..tensor import Tensor, tensor
@@ -77,7 +77,7 @@ def _attend_into_tokens(K, q, k, v, causal_offset, scale):
     """Attention of (B, H, T, hd) head views, written by the kernel straight into token order (B, T, H, hd).
     Returns that array and the row log-sum-exp (B, H, T)."""
     B, H, T, hd = q.shape
-    y = np.empty((B, T, H, hd), q.dtype)
+    y = K.xp.empty((B, T, H, hd), q.dtype)
     _, lse = K.attention_forward(q, k, v, None, causal_offset, scale, out=y.transpose(0, 2, 1, 3))
     return y, lse
 
@@ -94,22 +94,22 @@ class PackedSelfAttention(Function):
     fresh_grads = True  # dqkv: allocated here
 
     def forward(self, qkv, n_head):
-        qkv = np.ascontiguousarray(qkv)
+        qkv = self.xp.ascontiguousarray(qkv)
         B, T, C3 = qkv.shape
         H, hd = n_head, C3 // (3 * n_head)
         self.scale = 1.0 / math.sqrt(hd)
-        y, self.lse = _attend_into_tokens(get_backend("cpu"), *_heads(qkv, H), 0, self.scale)
+        y, self.lse = _attend_into_tokens(self.backend, *_heads(qkv, H), 0, self.scale)
         self.qkv, self.y, self.heads = qkv, y, H
         return y.reshape(B, T, H * hd)
 
     def backward(self, g):
         B, T, C = g.shape
         H = self.heads
-        dqkv = np.empty((B, T, 3 * C), g.dtype)
+        dqkv = self.xp.empty((B, T, 3 * C), g.dtype)
         dq, dk, dv = _heads(dqkv, H)  # views: the kernel writes through them
-        dout = np.ascontiguousarray(g).reshape(B, T, H, C // H).transpose(0, 2, 1, 3)
-        get_backend("cpu").attention_backward(*_heads(self.qkv, H), self.y.transpose(0, 2, 1, 3), self.lse, dout,
-                                              None, 0, self.scale, dq=dq, dk=dk, dv=dv)
+        dout = g.reshape(B, T, H, C // H).transpose(0, 2, 1, 3)
+        self.backend.attention_backward(*_heads(self.qkv, H), self.y.transpose(0, 2, 1, 3), self.lse, dout,
+                                        None, 0, self.scale, dq=dq, dk=dk, dv=dv)
         return dqkv, None
 
 
@@ -234,7 +234,7 @@ class GPT(nn.Module):
         """Inference forward on arrays, straight on the backend kernels (no autograd, no module calls):
         the same arithmetic as ``forward`` in eval mode, ~10x less Python per token. ``ids``: (B, T) int64 of the
         new positions; ``cache``: a KVCache (filled here). Returns logits (B, T, V) as an array."""
-        K = get_backend("cpu")
+        K = backend_of(self.wte.weight)
         cfg = self.config
         B, T = ids.shape
         C, H = cfg.n_embd, cfg.n_head

@@ -9,9 +9,8 @@ import math
 import numpy as np
 
 from ..autograd import Function
-from ..backend import _active
-from ..ops import (gelu, log_softmax, matmul, one_hot, relu, sigmoid, silu, softmax, tanh,  # noqa: F401
-                   unbroadcast, where)
+from ..backend import xp_of
+from ..ops import gelu, log_softmax, matmul, one_hot, relu, sigmoid, silu, softmax, tanh, where  # noqa: F401
 from ..random import _rng
 from ..tensor import Tensor, _wrap
 
@@ -19,11 +18,6 @@ __all__ = ["linear", "relu", "gelu", "silu", "tanh", "sigmoid", "softmax", "log_
            "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "layer_norm", "embedding", "dropout",
            "scaled_dot_product_attention", "one_hot"]
-
-
-def _contig(a, dtype=None):
-    """C-contiguous array (np.ascontiguousarray, but keeping 0-d arrays 0-d)."""
-    return np.require(a, dtype=dtype, requirements="C")
 
 
 def _shape_str(t):
@@ -59,19 +53,20 @@ class Linear(Function):
 
     def forward(self, x, weight, bias):
         self.x, self.weight = x, weight
-        return _active["cpu"].linear(x, weight, bias)
+        rows = math.prod(x.shape[:-1])
+        self.x2 = x.reshape(rows, x.shape[-1])
+        return self.backend.linear(self.x2, weight, bias).reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, g):
-        K = _active["cpu"]
-        n = self.needs_input_grad
-        x = self.x
-        g2 = g.reshape(-1, g.shape[-1])
+        B, n = self.backend, self.needs_input_grad
+        x2 = self.x2
+        g2 = g.reshape(x2.shape[0], g.shape[-1])
         dx = None
         if n[0]:  # allocated in x's shape, so that the engine can adopt it (see Function.fresh_grads)
-            dx = np.empty(x.shape, x.dtype)
-            K.matmul(g2, self.weight, out=dx.reshape(g2.shape[0], x.shape[-1]))
-        dw = K.matmul(g2, x.reshape(-1, x.shape[-1]), trans_a=True) if n[1] else None
-        db = K.sum_rows(g2) if n[2] else None
+            dx = self.xp.empty(self.x.shape, x2.dtype)
+            B.matmul(g2, self.weight, out=dx.reshape(x2.shape))
+        dw = B.matmul(g2, x2, trans_a=True) if n[1] else None
+        db = B.sum_rows(g2) if n[2] else None
         return dx, dw, db
 
 
@@ -101,35 +96,35 @@ class CrossEntropy(Function):
     """
 
     def forward(self, logits, targets, ignore_index, label_smoothing, reduction, weight):
-        K = _active["cpu"]
-        loss, lse = K.cross_entropy_forward(logits, targets, ignore_index, label_smoothing)
+        xp = self.xp
+        loss, lse = self.backend.cross_entropy_forward(logits, targets, ignore_index, label_smoothing)
         self.logits, self.targets, self.lse = logits, targets, lse
         self.ignore_index, self.label_smoothing, self.reduction = ignore_index, label_smoothing, reduction
         valid = targets != ignore_index
         self.w = None
         if weight is not None:
-            self.w = np.where(valid, weight[np.where(valid, targets, 0)], 0).astype(logits.dtype)
+            self.w = xp.where(valid, weight[xp.where(valid, targets, 0)], 0).astype(logits.dtype)
             loss = loss * self.w
         if reduction == "none":
             return loss
         if reduction == "sum":
-            return np.asarray(loss.sum(dtype=np.float64), dtype=logits.dtype)
-        self.denom = float(self.w.sum(dtype=np.float64)) if self.w is not None else float(np.count_nonzero(valid))
+            return xp.asarray(loss.sum(dtype=np.float64), dtype=logits.dtype)
+        self.denom = float(self.w.sum(dtype=np.float64)) if self.w is not None else float(xp.count_nonzero(valid))
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.asarray(loss.sum(dtype=np.float64) / self.denom, dtype=logits.dtype)
+            return xp.asarray(loss.sum(dtype=np.float64) / self.denom, dtype=logits.dtype)
 
     def backward(self, g):
-        n = self.logits.shape[0]
+        xp, n = self.xp, self.logits.shape[0]
         if self.reduction == "none":
             dloss = g.astype(self.logits.dtype, copy=False)
         elif self.reduction == "sum":
-            dloss = np.full(n, g, dtype=self.logits.dtype)
+            dloss = xp.full(n, g, dtype=self.logits.dtype)
         else:
-            dloss = np.full(n, g / self.denom if self.denom else np.nan, dtype=self.logits.dtype)
+            dloss = xp.full(n, g / self.denom if self.denom else np.nan, dtype=self.logits.dtype)
         if self.w is not None:
             dloss = dloss * self.w
-        d = _active["cpu"].cross_entropy_backward(self.logits, self.targets, self.lse, _contig(dloss),
-                                                  self.ignore_index, self.label_smoothing)
+        d = self.backend.cross_entropy_backward(self.logits, self.targets, self.lse, dloss, self.ignore_index,
+                                                self.label_smoothing)
         return d, None, None, None, None, None
 
 
@@ -142,7 +137,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """
     _reduce("cross_entropy", reduction)
     _check_float("cross_entropy", input)
-    tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
+    tgt = target.data if isinstance(target, Tensor) else xp_of(input).asarray(target)
     if tgt.dtype.kind == "f":
         raise TypeError(f"cross_entropy: target must hold int64 class indices, got {tgt.dtype} "
                         f"(input {_shape_str(input)}, target {tuple(tgt.shape)}); class-probability targets are "
@@ -170,11 +165,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if weight is not None:
         if label_smoothing:
             raise NotImplementedError("cross_entropy: class weights with label smoothing are not supported yet")
-        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        w = weight.data if isinstance(weight, Tensor) else xp_of(input).asarray(weight)
         if w.shape != (C,):
             raise ValueError(f"cross_entropy: weight must have shape ({C},), got {tuple(w.shape)}")
-    t1 = _contig(tgt.reshape(-1), dtype=np.int64)
-    loss = CrossEntropy.apply(x.contiguous(), t1, int(ignore_index), float(label_smoothing), reduction, w)
+    t1 = tgt.reshape(-1).astype(np.int64, copy=False)
+    loss = CrossEntropy.apply(x, t1, int(ignore_index), float(label_smoothing), reduction, w)
     if reduction == "none":
         loss = loss.reshape(*expected) if input.ndim > 1 else loss.reshape(())
     return loss
@@ -184,35 +179,36 @@ class NllLoss(Function):
     """loss_i = -logp[i, t_i];  dlogp[i, t_i] = -dloss_i."""
 
     def forward(self, logp, t, ignore_index, reduction):
+        xp = self.xp
         n, c = logp.shape
         valid = t != ignore_index
         bad = valid & ((t < 0) | (t >= c))
-        if np.any(bad):
+        if xp.any(bad):
             raise IndexError(f"nll_loss: target {int(t[bad][0])} is out of range for {c} classes")
-        self.t, self.valid, self.shape, self.reduction = np.where(valid, t, 0), valid, logp.shape, reduction
-        loss = np.where(valid, -logp[np.arange(n), self.t], 0).astype(logp.dtype)
+        self.t, self.valid, self.shape, self.reduction = xp.where(valid, t, 0), valid, logp.shape, reduction
+        loss = xp.where(valid, -logp[xp.arange(n), self.t], 0).astype(logp.dtype)
         self.count = max(int(valid.sum()), 0)
         if reduction == "none":
             return loss
         s = loss.sum(dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.asarray(s if reduction == "sum" else s / self.count, dtype=logp.dtype)
+            return xp.asarray(s if reduction == "sum" else s / self.count, dtype=logp.dtype)
 
     def backward(self, g):
-        n = self.shape[0]
+        xp, n = self.xp, self.shape[0]
         if self.reduction == "none":
             dl = g
         else:
-            dl = np.full(n, g if self.reduction == "sum" else g / self.count if self.count else np.nan, g.dtype)
-        d = np.zeros(self.shape, g.dtype)
-        d[np.arange(n), self.t] = np.where(self.valid, -dl, 0)
+            dl = xp.full(n, g if self.reduction == "sum" else g / self.count if self.count else np.nan, g.dtype)
+        d = xp.zeros(self.shape, g.dtype)
+        d[xp.arange(n), self.t] = xp.where(self.valid, -dl, 0)
         return d, None, None, None
 
 
 def nll_loss(input, target, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of class-index targets given log-probabilities input (N, C)."""
     _reduce("nll_loss", reduction)
-    tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
+    tgt = target.data if isinstance(target, Tensor) else xp_of(input).asarray(target)
     if tgt.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold int64 class indices, got {tgt.dtype}")
     if input.ndim != 2 or tgt.shape != (input.shape[0],):
@@ -233,30 +229,34 @@ def _broadcast_pair(op, input, target):
                              "broadcast together") from None
 
 
+def _full(xp, a, shape, dtype):
+    """``a`` broadcast to ``shape`` as a C-ordered array of ``dtype`` (a copy only when needed): the
+    elementwise loss kernels take operands of one shape, and the forward saves this for the backward."""
+    return xp.asarray(xp.broadcast_to(a, shape), dtype=dtype, order="C")
+
+
 class MSELoss(Function):
     """sum or mean of (x - y)^2 (backend ``mse_forward/backward``);  dx = 2 scale g (x - y), dy = -dx."""
 
     def forward(self, x, y, reduction):
         shape = np.broadcast_shapes(x.shape, y.shape)
-        self.sx, self.sy = x.shape, y.shape
-        self.x = _contig(np.broadcast_to(x, shape))
-        self.y = _contig(np.broadcast_to(y, shape), dtype=x.dtype)
-        s = _active["cpu"].mse_forward(self.x, self.y)
+        self.x = _full(self.xp, x, shape, x.dtype)
+        self.y = _full(self.xp, y, shape, x.dtype)
+        s = self.backend.mse_forward(self.x, self.y)
         self.scale = 1.0 / max(self.x.size, 1) if reduction == "mean" else 1.0
         if reduction == "mean":
-            return np.asarray(s / self.x.size if self.x.size else np.nan, dtype=x.dtype)
+            return self.xp.asarray(s / self.x.size if self.x.size else np.nan, dtype=x.dtype)
         return s
 
     def backward(self, g):
-        d = _active["cpu"].mse_backward(self.x, self.y, float(g) * self.scale)
-        n = self.needs_input_grad
-        return (unbroadcast(d, self.sx) if n[0] else None, unbroadcast(-d, self.sy) if n[1] else None, None)
+        d = self.backend.mse_backward(self.x, self.y, float(g) * self.scale)
+        return d, (-d if self.needs_input_grad[1] else None), None
 
 
 def mse_loss(input, target, reduction="mean"):
     """Mean (or sum) squared error; ``reduction="none"`` keeps the elementwise (x - y)^2."""
     _reduce("mse_loss", reduction)
-    target = target if isinstance(target, Tensor) else _wrap(np.asarray(target, input.data.dtype))
+    target = target if isinstance(target, Tensor) else _wrap(xp_of(input).asarray(target, input.data.dtype))
     _check_float("mse_loss", input, target)
     _broadcast_pair("mse_loss", input, target)
     if reduction == "none":
@@ -272,52 +272,53 @@ def l1_loss(input, target, reduction="mean"):
     return d if reduction == "none" else d.sum() if reduction == "sum" else d.mean()
 
 
-def _reduce_elementwise(loss, reduction):
+def _reduce_elementwise(xp, loss, reduction):
     if reduction == "none":
         return loss
     s = loss.sum(dtype=np.float64)
     if reduction == "sum":
-        return np.asarray(s, loss.dtype)
-    return np.asarray(s / loss.size if loss.size else np.nan, loss.dtype)
+        return xp.asarray(s, loss.dtype)
+    return xp.asarray(s / loss.size if loss.size else np.nan, loss.dtype)
 
 
-def _dloss(g, reduction, shape, dtype):
+def _dloss(xp, g, reduction, shape, dtype):
     """The elementwise upstream gradient of a reduced elementwise loss (size-1 when uniform)."""
     if reduction == "none":
-        return _contig(g, dtype=dtype)
-    n = int(np.prod(shape))
+        return xp.asarray(g, dtype=dtype)
+    n = math.prod(shape)
     v = float(g) / n if reduction == "mean" and n else float(g)
-    return np.full((), v, dtype)
+    return xp.full((), v, dtype)
 
 
 class BCE(Function):
     """-(y log p + (1 - y) log(1 - p)), logs clamped at -100 (backend ``bce_forward/backward``)."""
 
     def forward(self, p, y, weight, reduction):
-        self.p = _contig(p)
-        self.y = _contig(np.broadcast_to(y, p.shape), dtype=p.dtype)
+        self.p, self.y = p, _full(self.xp, y, p.shape, p.dtype)
         self.w, self.reduction = weight, reduction
-        loss = _active["cpu"].bce_forward(self.p, self.y)
+        loss = self.backend.bce_forward(p, self.y)
         if weight is not None:
             loss = loss * weight
-        return _reduce_elementwise(loss, reduction)
+        return _reduce_elementwise(self.xp, loss, reduction)
 
     def backward(self, g):
-        dl = _dloss(g, self.reduction, self.p.shape, self.p.dtype)
+        xp = self.xp
+        dl = _dloss(xp, g, self.reduction, self.p.shape, self.p.dtype)
         if self.w is not None:
-            dl = _contig(np.broadcast_to(dl, self.p.shape) * self.w, dtype=self.p.dtype)
-        return _active["cpu"].bce_backward(self.p, self.y, dl), None, None, None
+            dl = (xp.broadcast_to(dl, self.p.shape) * self.w).astype(self.p.dtype, copy=False)
+        return self.backend.bce_backward(self.p, self.y, dl), None, None, None
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """BCE between probabilities ``input`` (in [0, 1]) and ``target``, same shape."""
     _reduce("binary_cross_entropy", reduction)
-    target = target if isinstance(target, Tensor) else _wrap(np.asarray(target, input.data.dtype))
+    xp = xp_of(input)
+    target = target if isinstance(target, Tensor) else _wrap(xp.asarray(target, input.data.dtype))
     _check_float("binary_cross_entropy", input, target)
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"binary_cross_entropy: target {_shape_str(target)} must have the same shape as input "
                          f"{_shape_str(input)}")
-    w = None if weight is None else np.broadcast_to(weight.data if isinstance(weight, Tensor) else weight,
+    w = None if weight is None else xp.broadcast_to(weight.data if isinstance(weight, Tensor) else weight,
                                                     input.shape).astype(input.data.dtype)
     return BCE.apply(input, target.data, w, reduction)
 
@@ -326,27 +327,28 @@ class BCEWithLogits(Function):
     """max(x, 0) - x y + log(1 + e^-|x|)  (backend ``bce_with_logits_forward/backward``)."""
 
     def forward(self, x, y, weight, pos_weight, reduction):
-        self.x = _contig(x)
-        self.y = _contig(np.broadcast_to(y, x.shape), dtype=x.dtype)
+        xp = self.xp
+        self.x, self.y = x, _full(xp, y, x.shape, x.dtype)
         self.w, self.pw, self.reduction = weight, pos_weight, reduction
         if pos_weight is None:
-            loss = _active["cpu"].bce_with_logits_forward(self.x, self.y)
+            loss = self.backend.bce_with_logits_forward(x, self.y)
         else:
             # (1 - y) x + (1 + (pw - 1) y) (log(1 + e^-|x|) + max(-x, 0))
             lw = 1 + (pos_weight - 1) * self.y
-            loss = ((1 - self.y) * self.x + lw * (np.log1p(np.exp(-np.abs(self.x))) + np.maximum(-self.x, 0)))
+            loss = ((1 - self.y) * x + lw * (xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)))
             loss = loss.astype(x.dtype)
         if weight is not None:
             loss = loss * weight
-        return _reduce_elementwise(loss, reduction)
+        return _reduce_elementwise(xp, loss, reduction)
 
     def backward(self, g):
-        dl = _dloss(g, self.reduction, self.x.shape, self.x.dtype)
+        xp = self.xp
+        dl = _dloss(xp, g, self.reduction, self.x.shape, self.x.dtype)
         if self.w is not None:
-            dl = _contig(np.broadcast_to(dl, self.x.shape) * self.w, dtype=self.x.dtype)
+            dl = (xp.broadcast_to(dl, self.x.shape) * self.w).astype(self.x.dtype, copy=False)
         if self.pw is None:
-            return _active["cpu"].bce_with_logits_backward(self.x, self.y, dl), None, None, None, None
-        s = 1 / (1 + np.exp(-self.x))
+            return self.backend.bce_with_logits_backward(self.x, self.y, dl), None, None, None, None
+        s = 1 / (1 + xp.exp(-self.x))
         # d/dx = (1 + (pw - 1) y) s - pw y ... written as: lw (s - 1) + (1 - y)
         lw = 1 + (self.pw - 1) * self.y
         d = (lw * (s - 1) + (1 - self.y)) * dl
@@ -356,15 +358,16 @@ class BCEWithLogits(Function):
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     """BCE on logits, computed stably (no sigmoid overflow)."""
     _reduce("binary_cross_entropy_with_logits", reduction)
-    target = target if isinstance(target, Tensor) else _wrap(np.asarray(target, input.data.dtype))
+    xp = xp_of(input)
+    target = target if isinstance(target, Tensor) else _wrap(xp.asarray(target, input.data.dtype))
     _check_float("binary_cross_entropy_with_logits", input, target)
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"binary_cross_entropy_with_logits: target {_shape_str(target)} must have the same "
                          f"shape as input {_shape_str(input)}")
     dt = input.data.dtype
-    w = None if weight is None else np.broadcast_to(weight.data if isinstance(weight, Tensor) else weight,
+    w = None if weight is None else xp.broadcast_to(weight.data if isinstance(weight, Tensor) else weight,
                                                     input.shape).astype(dt)
-    pw = None if pos_weight is None else np.asarray(pos_weight.data if isinstance(pos_weight, Tensor)
+    pw = None if pos_weight is None else xp.asarray(pos_weight.data if isinstance(pos_weight, Tensor)
                                                     else pos_weight, dt)
     return BCEWithLogits.apply(input, target.data, w, pw, reduction)
 
@@ -382,17 +385,16 @@ class LayerNorm(Function):
     fresh_grads = True  # dx (allocated here in x's shape), dweight, dbias (by the kernel wrapper)
 
     def forward(self, x, weight, bias, eps):
-        x2 = x.reshape(-1, x.shape[-1])
-        y, self.mean, self.rstd = _active["cpu"].layer_norm_forward(x2, weight, bias, eps)
+        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+        y, self.mean, self.rstd = self.backend.layer_norm_forward(x2, weight, bias, eps)
         self.x2, self.weight, self.has_bias = x2, weight, bias is not None
         return y.reshape(x.shape)
 
     def backward(self, g):
         n = self.needs_input_grad
-        dx = np.empty(g.shape, self.x2.dtype) if n[0] else None
-        _, dw, db = _active["cpu"].layer_norm_backward(_contig(g).reshape(self.x2.shape), self.x2, self.weight,
-                                                       self.mean, self.rstd,
-                                                       dx=None if dx is None else dx.reshape(self.x2.shape))
+        dx = self.xp.empty(g.shape, self.x2.dtype) if n[0] else None
+        _, dw, db = self.backend.layer_norm_backward(g.reshape(self.x2.shape), self.x2, self.weight, self.mean,
+                                                     self.rstd, dx=None if dx is None else dx.reshape(self.x2.shape))
         return (dx, dw if n[1] else None, db if (n[2] and self.has_bias) else None, None)
 
 
@@ -406,7 +408,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         raise RuntimeError(f"layer_norm: input {_shape_str(input)} does not end in normalized_shape "
                            f"{normalized_shape}")
     _check_float("layer_norm", input, weight, bias)
-    C = int(np.prod(normalized_shape))
+    C = math.prod(normalized_shape)
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != normalized_shape:
             raise RuntimeError(f"layer_norm: {name} {_shape_str(p)} must have shape {normalized_shape}")
@@ -427,16 +429,16 @@ class Embedding(Function):
 
     def forward(self, weight, idx, padding_idx):
         self.idx, self.V, self.padding_idx = idx, weight.shape[0], padding_idx
-        return _active["cpu"].embedding_forward(weight, idx)
+        return self.backend.embedding_forward(weight, idx)
 
     def backward(self, g):
-        return (_active["cpu"].embedding_backward(_contig(g), self.idx, self.V, self.padding_idx),
+        return (self.backend.embedding_backward(g, self.idx, self.V, self.padding_idx),
                 None, None)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq=False, sparse=False):
     """Look up rows of ``weight`` (V, C) for integer ``input`` of any shape -> (*input.shape, C)."""
-    idx = input.data if isinstance(input, Tensor) else np.asarray(input)
+    idx = input.data if isinstance(input, Tensor) else xp_of(weight).asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
     if weight.ndim != 2:
@@ -446,7 +448,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq
     V = weight.shape[0]
     if padding_idx is not None and padding_idx < 0:
         padding_idx += V
-    flat = _contig(idx.reshape(-1), dtype=np.int64)
+    flat = idx.reshape(-1).astype(np.int64, copy=False)
     out = Embedding.apply(weight, flat, padding_idx)
     return out.reshape(*idx.shape, weight.shape[1])
 
@@ -458,8 +460,8 @@ class Dropout(Function):
     """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p)."""
 
     def forward(self, x, p, generator):
-        keep = _rng(generator).random(x.shape) >= p
-        self.scale_mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), x.dtype)
+        keep = self.xp.asarray(_rng(generator).random(x.shape) >= p)
+        self.scale_mask = keep.astype(x.dtype) * self.xp.asarray(1.0 / (1.0 - p), x.dtype)
         return x * self.scale_mask
 
     def backward(self, g):
@@ -488,15 +490,14 @@ class Attention(Function):
     """
 
     def forward(self, q, k, v, mask, causal_offset, scale):
-        out, lse = _active["cpu"].attention_forward(q, k, v, mask, causal_offset, scale)
+        out, lse = self.backend.attention_forward(q, k, v, mask, causal_offset, scale)
         self.q, self.k, self.v, self.out, self.lse = q, k, v, out, lse
         self.mask, self.causal_offset, self.scale = mask, causal_offset, scale
         return out
 
     def backward(self, g):
-        dq, dk, dv = _active["cpu"].attention_backward(self.q, self.k, self.v, self.out, self.lse,
-                                                       _contig(g), self.mask, self.causal_offset,
-                                                       self.scale)
+        dq, dk, dv = self.backend.attention_backward(self.q, self.k, self.v, self.out, self.lse, g, self.mask,
+                                                     self.causal_offset, self.scale)
         return dq, dk, dv, None, None, None
 
 
@@ -525,7 +526,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     offset = causal_offset if causal_offset is not None else (0 if is_causal else None)
     mask = None
     if attn_mask is not None:
-        mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        mask = attn_mask.data if isinstance(attn_mask, Tensor) else xp_of(query).asarray(attn_mask)
         if mask.dtype != np.bool_:
             mask = mask.astype(query.data.dtype, copy=False)
     try:
@@ -541,15 +542,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if 1 <= len(lead) <= 2 and tuple(query.shape[:-2]) == tuple(key.shape[:-2]) == tuple(value.shape[:-2]) == lead:
         # (BH, T, E) or (B, H, T, E): the kernel reads these in place, strided views included (the usual
         # x.view(B, T, H, hd).transpose(1, 2) heads cost no copy)
-        m = None if mask is None else np.broadcast_to(mask, lead + (L, S))
+        m = None if mask is None else xp_of(query).broadcast_to(mask, lead + (L, S))
         return Attention.apply(query, key, value, m, offset, float(scale))
-    BH = int(np.prod(lead)) if lead else 1
+    BH = math.prod(lead)
     q = query.expand(*lead, L, E).reshape(BH, L, E).contiguous()
     k = key.expand(*lead, S, E).reshape(BH, S, E).contiguous()
     v = value.expand(*lead, S, value.shape[-1]).reshape(BH, S, value.shape[-1]).contiguous()
     m3 = None
     if mask is not None:
-        m3 = np.broadcast_to(mask, lead + (L, S)).reshape(BH, L, S)
+        m3 = xp_of(query).broadcast_to(mask, lead + (L, S)).reshape(BH, L, S)
     out = Attention.apply(q, k, v, m3, offset, float(scale))
     return out.reshape(*lead, L, value.shape[-1])
 
@@ -559,7 +560,8 @@ def _attention_composite(q, k, v, mask, offset, scale, dropout_p, generator):
     s = matmul(q, k.transpose(-2, -1)) * scale
     L, S = s.shape[-2:]
     if offset is not None:
-        allowed = np.arange(S)[None, :] <= np.arange(L)[:, None] + offset
+        xp = xp_of(q)
+        allowed = xp.arange(S)[None, :] <= xp.arange(L)[:, None] + offset
         s = s.masked_fill(_wrap(~allowed), -np.inf)
     if mask is not None:
         s = s.masked_fill(_wrap(~mask), -np.inf) if mask.dtype == np.bool_ else s + _wrap(mask)

@@ -8,7 +8,7 @@ linalg.py       matmul on the GEMM kernel
 from .elementwise import (abs, add, allclose, cast, ceil, clamp, clip, cos, div, eq,  # noqa: F401
                           equal, exp, floor, ge, gelu, gt, isfinite, isinf, isnan, le, log, logical_and,
                           logical_not, logical_or, logical_xor, lt, maximum, minimum, mul, ne, neg, pow, relu,
-                          round, rsqrt, sigmoid, sign, silu, sin, sqrt, sub, tanh, unbroadcast, where)
+                          round, rsqrt, sigmoid, sign, silu, sin, sqrt, sub, tanh, where)
 from .linalg import bmm, dot, matmul, mm  # noqa: F401
 from .reduction import (all, amax, amin, any, argmax, argmin, argsort, count_nonzero, cumsum,  # noqa: F401
                         log_softmax, logsumexp, max, mean, min, prod, softmax, sort, std, sum, topk, var)
@@ -19,4 +19,4 @@ from .shape import (broadcast_to, cat, chunk, clone, concat, concatenate, contig
 
 # what `from pyengine.ops import *` (and so `pyengine.*`) exports: the functions, not the Function classes
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("elementwise", "linalg", "reduction", "shape",
-                                                                    "unbroadcast", "cast")]
+                                                                    "cast")]

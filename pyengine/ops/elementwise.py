@@ -1,46 +1,33 @@
-"""Elementwise ops with NumPy broadcasting; gradients are summed back to each input's shape.
+"""Elementwise ops with NumPy broadcasting.
 
-Each op is a Function: forward and backward side by side, the derivative in the docstring.
+Each op is a Function: forward and backward side by side, the derivative in the docstring. A
+backward returns gradients in the broadcast shape of the output; the engine sums each back to its
+input's shape (autograd.sum_to_shape). Array math goes through ``self.xp`` (the backend's array
+module), kernels through ``self.backend``.
 """
 import numpy as np
 
 from ..autograd import Function
-from ..backend import _active
+from ..backend import xp_of
 from ..tensor import Tensor, _wrap
 from ..tensor import _array_of as _arr
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def unbroadcast(g, shape):
-    """Sum ``g`` over the dims that broadcasting added or stretched, giving ``shape``."""
-    if g.shape == shape:
-        return g
-    nlead = g.ndim - len(shape)
-    if nlead:
-        if g.dtype in _FLOATS and g.flags.c_contiguous:
-            # the leading axes flattened into rows: one threaded column-sum kernel instead of np.sum
-            g = _active["cpu"].sum_rows(g.reshape(-1, int(np.prod(g.shape[nlead:])))).reshape(g.shape[nlead:])
-        else:
-            g = g.sum(axis=tuple(range(nlead)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
+_F64 = np.dtype(np.float64)
 
 
 def _shape(x):
-    return x.shape if isinstance(x, np.ndarray) else ()
+    return x.shape if hasattr(x, "shape") else ()
+
+
+def _is_f64(x):
+    return hasattr(x, "shape") and x.dtype == _F64  # an array (a Python float is weakly typed)
 
 
 def _promote(out, a, b):
     """Keep PyTorch's rule that int tensor <op> Python float gives float32, not float64."""
-    if out.dtype == np.float64 and not (_is_f64(a) or _is_f64(b)):
+    if out.dtype == _F64 and not (_is_f64(a) or _is_f64(b)):
         return out.astype(np.float32)
     return out
-
-
-_F64 = np.dtype(np.float64)
 
 
 def _binary(ufunc, a, b, op):
@@ -50,13 +37,7 @@ def _binary(ufunc, a, b, op):
     except ValueError:
         _check_broadcast(op, a, b)
         raise
-    if out.dtype is _F64 and not (_is_f64(a) or _is_f64(b)):
-        return out.astype(np.float32)
-    return out
-
-
-def _is_f64(x):
-    return isinstance(x, np.ndarray) and x.dtype == np.float64
+    return _promote(out, a, b)
 
 
 def _check_broadcast(op, a, b):
@@ -70,24 +51,20 @@ class Add(Function):
     """y = a + b;  da = g, db = g."""
 
     def forward(self, a, b):
-        self.sa, self.sb = _shape(a), _shape(b)
-        return _binary(np.add, a, b, "add")
+        return _binary(self.xp.add, a, b, "add")
 
     def backward(self, g):
-        n = self.needs_input_grad
-        return (unbroadcast(g, self.sa) if n[0] else None, unbroadcast(g, self.sb) if n[1] else None)
+        return g, g
 
 
 class Sub(Function):
     """y = a - b;  da = g, db = -g."""
 
     def forward(self, a, b):
-        self.sa, self.sb = _shape(a), _shape(b)
-        return _binary(np.subtract, a, b, "sub")
+        return _binary(self.xp.subtract, a, b, "sub")
 
     def backward(self, g):
-        n = self.needs_input_grad
-        return (unbroadcast(g, self.sa) if n[0] else None, unbroadcast(-g, self.sb) if n[1] else None)
+        return g, (-g if self.needs_input_grad[1] else None)
 
 
 class Mul(Function):
@@ -95,13 +72,11 @@ class Mul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return _binary(np.multiply, a, b, "mul")
+        return _binary(self.xp.multiply, a, b, "mul")
 
     def backward(self, g):
-        a, b = self.a, self.b
         n = self.needs_input_grad
-        return (unbroadcast(g * b, _shape(a)) if n[0] else None,
-                unbroadcast(g * a, _shape(b)) if n[1] else None)
+        return (g * self.b if n[0] else None, g * self.a if n[1] else None)
 
 
 class Div(Function):
@@ -109,13 +84,12 @@ class Div(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return _binary(np.true_divide, a, b, "div")
+        return _binary(self.xp.true_divide, a, b, "div")
 
     def backward(self, g):
         a, b = self.a, self.b
         n = self.needs_input_grad
-        return (unbroadcast(g / b, _shape(a)) if n[0] else None,
-                unbroadcast(-g * a / (b * b), _shape(b)) if n[1] else None)
+        return (g / b if n[0] else None, -g * a / (b * b) if n[1] else None)
 
 
 class Pow(Function):
@@ -125,21 +99,19 @@ class Pow(Function):
         if _shape(a) != _shape(b):
             _check_broadcast("pow", a, b)
         self.a, self.b = a, b
-        self.y = _promote(np.power(a, b), a, b)
+        self.y = _promote(self.xp.power(a, b), a, b)
         return self.y
 
     def backward(self, g):
+        xp = self.xp
         a, b, y = self.a, self.b, self.y
         n = self.needs_input_grad
         da = db = None
         if n[0]:
-            if isinstance(b, (int, float)) and b == 2:
-                da = g * 2 * a
-            else:
-                da = unbroadcast(g * b * np.power(a, b - 1), _shape(a))
+            da = g * 2 * a if isinstance(b, (int, float)) and b == 2 else g * b * xp.power(a, b - 1)
         if n[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
-                db = unbroadcast(g * y * np.log(a), _shape(b))
+                db = g * y * xp.log(a)
         return da, db
 
 
@@ -149,10 +121,10 @@ class Maximum(Function):
     def forward(self, a, b):
         _check_broadcast("maximum", a, b)
         self.a, self.b = a, b
-        return np.maximum(a, b)
+        return self.xp.maximum(a, b)
 
     def backward(self, g):
-        return _minmax_backward(self, g, np.greater)
+        return _minmax_backward(self, g, self.xp.greater)
 
 
 class Minimum(Function):
@@ -161,34 +133,32 @@ class Minimum(Function):
     def forward(self, a, b):
         _check_broadcast("minimum", a, b)
         self.a, self.b = a, b
-        return np.minimum(a, b)
+        return self.xp.minimum(a, b)
 
     def backward(self, g):
-        return _minmax_backward(self, g, np.less)
+        return _minmax_backward(self, g, self.xp.less)
 
 
 def _minmax_backward(fn, g, better):
-    a, b = fn.a, fn.b
-    wa = np.where(better(a, b), 1.0, np.where(a == b, 0.5, 0.0)).astype(g.dtype)
+    xp, a, b = fn.xp, fn.a, fn.b
+    wa = xp.where(better(a, b), 1.0, xp.where(a == b, 0.5, 0.0)).astype(g.dtype)
     n = fn.needs_input_grad
-    return (unbroadcast(g * wa, _shape(a)) if n[0] else None,
-            unbroadcast(g * (1 - wa), _shape(b)) if n[1] else None)
+    return (g * wa if n[0] else None, g * (1 - wa) if n[1] else None)
 
 
 class Where(Function):
     """y = cond ? a : b;  da = g where cond, db = g where not cond."""
 
     def forward(self, cond, a, b):
-        self.cond, self.sa, self.sb = cond, _shape(a), _shape(b)
-        out = np.where(cond, a, b)
-        return _promote(out, a, b)
+        self.cond = cond
+        return _promote(self.xp.where(cond, a, b), a, b)
 
     def backward(self, g):
-        n = self.needs_input_grad
-        zero = np.zeros((), g.dtype)
+        xp, n = self.xp, self.needs_input_grad
+        zero = xp.zeros((), g.dtype)
         return (None,
-                unbroadcast(np.where(self.cond, g, zero), self.sa) if n[1] else None,
-                unbroadcast(np.where(self.cond, zero, g), self.sb) if n[2] else None)
+                xp.where(self.cond, g, zero) if n[1] else None,
+                xp.where(self.cond, zero, g) if n[2] else None)
 
 
 # ------------------------------------------------------------------ unary
@@ -198,7 +168,7 @@ class Neg(Function):
     """y = -x."""
 
     def forward(self, x):
-        return np.negative(x)
+        return self.xp.negative(x)
 
     def backward(self, g):
         return -g
@@ -208,7 +178,7 @@ class Exp(Function):
     """y = e^x;  dx = g y."""
 
     def forward(self, x):
-        self.y = np.exp(x)
+        self.y = self.xp.exp(x)
         return self.y
 
     def backward(self, g):
@@ -220,7 +190,7 @@ class Log(Function):
 
     def forward(self, x):
         self.x = x
-        return np.log(x)
+        return self.xp.log(x)
 
     def backward(self, g):
         return g / self.x
@@ -230,7 +200,7 @@ class Sqrt(Function):
     """y = sqrt x;  dx = g / (2 y)."""
 
     def forward(self, x):
-        self.y = np.sqrt(x)
+        self.y = self.xp.sqrt(x)
         return self.y
 
     def backward(self, g):
@@ -241,7 +211,7 @@ class Rsqrt(Function):
     """y = 1 / sqrt x;  dx = -g y^3 / 2."""
 
     def forward(self, x):
-        self.y = 1 / np.sqrt(x)
+        self.y = 1 / self.xp.sqrt(x)
         return self.y.astype(x.dtype, copy=False)
 
     def backward(self, g):
@@ -253,10 +223,10 @@ class Abs(Function):
 
     def forward(self, x):
         self.x = x
-        return np.abs(x)
+        return self.xp.abs(x)
 
     def backward(self, g):
-        return g * np.sign(self.x)
+        return g * self.xp.sign(self.x)
 
 
 class Sin(Function):
@@ -264,10 +234,10 @@ class Sin(Function):
 
     def forward(self, x):
         self.x = x
-        return np.sin(x)
+        return self.xp.sin(x)
 
     def backward(self, g):
-        return g * np.cos(self.x)
+        return g * self.xp.cos(self.x)
 
 
 class Cos(Function):
@@ -275,34 +245,34 @@ class Cos(Function):
 
     def forward(self, x):
         self.x = x
-        return np.cos(x)
+        return self.xp.cos(x)
 
     def backward(self, g):
-        return -g * np.sin(self.x)
+        return -g * self.xp.sin(self.x)
 
 
 class Tanh(Function):
     """y = tanh x;  dx = g (1 - y^2)."""
 
     def forward(self, x):
-        self.y = np.tanh(x)
+        self.y = self.xp.tanh(x)
         return self.y
 
     def backward(self, g):
         return g * (1 - self.y * self.y)
 
 
-def _sigmoid(x):
+def _sigmoid(xp, x):
     # 1 / (1 + e^-x), evaluated without overflow for large |x|
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x);  dx = g y (1 - y)."""
 
     def forward(self, x):
-        self.y = _sigmoid(x)
+        self.y = _sigmoid(self.xp, x)
         return self.y
 
     def backward(self, g):
@@ -314,7 +284,7 @@ class Silu(Function):
 
     def forward(self, x):
         self.x = x
-        self.s = _sigmoid(x)
+        self.s = _sigmoid(self.xp, x)
         return x * self.s
 
     def backward(self, g):
@@ -327,10 +297,10 @@ class Relu(Function):
 
     def forward(self, x):
         self.x = x
-        return _active["cpu"].relu_forward(x)
+        return self.backend.relu_forward(x)
 
     def backward(self, g):
-        return _active["cpu"].relu_backward(self.x, g)
+        return self.backend.relu_backward(self.x, g)
 
 
 class Gelu(Function):
@@ -338,10 +308,10 @@ class Gelu(Function):
 
     def forward(self, x, approximate):
         self.x, self.approximate = x, approximate
-        return _active["cpu"].gelu_forward(x, approximate)
+        return self.backend.gelu_forward(x, approximate)
 
     def backward(self, g):
-        return _active["cpu"].gelu_backward(self.x, g, self.approximate), None
+        return self.backend.gelu_backward(self.x, g, self.approximate), None
 
 
 class Clamp(Function):
@@ -351,19 +321,19 @@ class Clamp(Function):
         self.x, self.lo, self.hi = x, lo, hi
         y = x
         if lo is not None:
-            y = np.maximum(y, lo)
+            y = self.xp.maximum(y, lo)
         if hi is not None:
-            y = np.minimum(y, hi)
+            y = self.xp.minimum(y, hi)
         return y.astype(x.dtype, copy=False)
 
     def backward(self, g):
         x = self.x
-        keep = np.ones(x.shape, dtype=bool)
+        keep = self.xp.ones(x.shape, dtype=bool)
         if self.lo is not None:
             keep &= x >= self.lo
         if self.hi is not None:
             keep &= x <= self.hi
-        return np.where(keep, g, 0).astype(g.dtype, copy=False), None, None
+        return self.xp.where(keep, g, 0).astype(g.dtype, copy=False), None, None
 
 
 class Cast(Function):
@@ -388,7 +358,7 @@ def _operand(x, like):
         return _wrap(x)
     if isinstance(x, np.generic):
         return x.item()
-    return _wrap(np.asarray(x, dtype=like.data.dtype if isinstance(like, Tensor) else None))
+    return _wrap(xp_of(like).asarray(x, dtype=like.data.dtype if isinstance(like, Tensor) else None))
 
 
 def add(a, b, alpha=1):
@@ -410,10 +380,11 @@ def mul(a, b):
 def div(a, b, rounding_mode=None):
     if rounding_mode is not None:
         a_, b_ = _arr(a), _arr(b)
+        xp = xp_of(a_, b_)
         if rounding_mode == "floor":
-            return _wrap(np.floor_divide(a_, b_))
+            return _wrap(xp.floor_divide(a_, b_))
         if rounding_mode == "trunc":
-            return _wrap(np.trunc(np.true_divide(a_, b_)).astype(np.result_type(a_, b_)))
+            return _wrap(xp.trunc(xp.true_divide(a_, b_)).astype(xp.result_type(a_, b_)))
         raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     return Div.apply(_operand(a, b), _operand(b, a))
 
@@ -434,7 +405,7 @@ def where(condition, input=None, other=None):
     """Elementwise choice: input where condition else other. ``where(cond)`` = nonzero indices."""
     cond = _arr(condition)
     if input is None and other is None:
-        return tuple(_wrap(i) for i in np.nonzero(cond))
+        return tuple(_wrap(i) for i in xp_of(cond).nonzero(cond))
     if cond.dtype != np.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
     return Where.apply(cond, _operand(input, other), _operand(other, input))
@@ -517,61 +488,55 @@ def _require_float(op, x):
         raise TypeError(f"{op}: expected a floating point tensor, got {x.dtype}")
 
 
-# comparisons and logical ops: no gradient
+# comparisons, logical ops and rounding: no gradient
 
 
-def _cmp(fn):
+def _cmp(name):
     def op(a, b):
-        return _wrap(fn(_arr(a), _arr(b)))
+        a, b = _arr(a), _arr(b)
+        return _wrap(getattr(xp_of(a, b), name)(a, b))
+    op.__name__ = name
     return op
 
 
-eq = _cmp(np.equal)
-ne = _cmp(np.not_equal)
-lt = _cmp(np.less)
-le = _cmp(np.less_equal)
-gt = _cmp(np.greater)
-ge = _cmp(np.greater_equal)
-logical_and = _cmp(np.logical_and)
-logical_or = _cmp(np.logical_or)
-logical_xor = _cmp(np.logical_xor)
+eq = _cmp("equal")
+ne = _cmp("not_equal")
+lt = _cmp("less")
+le = _cmp("less_equal")
+gt = _cmp("greater")
+ge = _cmp("greater_equal")
+logical_and = _cmp("logical_and")
+logical_or = _cmp("logical_or")
+logical_xor = _cmp("logical_xor")
 
 
-def logical_not(x):
-    return _wrap(np.logical_not(_arr(x)))
+def _unary(name):
+    def op(x):
+        x = _arr(x)
+        return _wrap(getattr(xp_of(x), name)(x))
+    op.__name__ = name
+    return op
 
 
-def isnan(x):
-    return _wrap(np.isnan(_arr(x)))
-
-
-def isinf(x):
-    return _wrap(np.isinf(_arr(x)))
-
-
-def isfinite(x):
-    return _wrap(np.isfinite(_arr(x)))
-
-
-def sign(x):
-    return _wrap(np.sign(_arr(x)))
-
-
-def floor(x):
-    return _wrap(np.floor(_arr(x)))
-
-
-def ceil(x):
-    return _wrap(np.ceil(_arr(x)))
+logical_not = _unary("logical_not")
+isnan = _unary("isnan")
+isinf = _unary("isinf")
+isfinite = _unary("isfinite")
+sign = _unary("sign")
+floor = _unary("floor")
+ceil = _unary("ceil")
 
 
 def round(x, decimals=0):  # noqa: A001
-    return _wrap(np.round(_arr(x), decimals))
+    x = _arr(x)
+    return _wrap(xp_of(x).round(x, decimals))
 
 
 def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
-    return bool(np.allclose(_arr(a), _arr(b), rtol=rtol, atol=atol, equal_nan=equal_nan))
+    a, b = _arr(a), _arr(b)
+    return bool(xp_of(a, b).allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def equal(a, b):
-    return bool(np.array_equal(_arr(a), _arr(b)))
+    a, b = _arr(a), _arr(b)
+    return bool(xp_of(a, b).array_equal(a, b))

@@ -1,11 +1,12 @@
 """Reductions (sum, mean, max, min, var, std, logsumexp), softmax, argmax, topk."""
 import builtins
 import collections
+import math
 
 import numpy as np
 
 from ..autograd import Function
-from ..backend import _active
+from ..backend import xp_of
 from ..tensor import _norm_dim, _wrap
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
@@ -21,11 +22,11 @@ def _dims(dim, ndim, op):
     return axes
 
 
-def _expand_grad(g, shape, axes, keepdim):
+def _expand_grad(xp, g, shape, axes, keepdim):
     """Broadcast a reduced gradient back to the input's shape."""
     if not keepdim and axes:
-        g = np.expand_dims(g, axes)
-    return np.broadcast_to(g, shape)
+        g = xp.expand_dims(g, axes)
+    return xp.broadcast_to(g, shape)
 
 
 class Sum(Function):
@@ -33,13 +34,13 @@ class Sum(Function):
 
     def forward(self, x, axes, keepdim):
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
-        out = np.sum(x, axis=axes, keepdims=keepdim)
+        out = self.xp.sum(x, axis=axes, keepdims=keepdim)
         if x.dtype == np.bool_ or x.dtype.kind in "iu":
             out = out.astype(np.int64)
-        return np.asarray(out)
+        return self.xp.asarray(out)
 
     def backward(self, g):
-        return _expand_grad(g, self.shape, self.axes, self.keepdim), None, None
+        return _expand_grad(self.xp, g, self.shape, self.axes, self.keepdim), None, None
 
 
 class Mean(Function):
@@ -47,11 +48,11 @@ class Mean(Function):
 
     def forward(self, x, axes, keepdim):
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
-        self.n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-        return np.asarray(np.mean(x, axis=axes, keepdims=keepdim))
+        self.n = math.prod(x.shape[a] for a in axes)
+        return self.xp.asarray(self.xp.mean(x, axis=axes, keepdims=keepdim))
 
     def backward(self, g):
-        return _expand_grad(g / self.n, self.shape, self.axes, self.keepdim), None, None
+        return _expand_grad(self.xp, g / self.n, self.shape, self.axes, self.keepdim), None, None
 
 
 class Var(Function):
@@ -59,15 +60,15 @@ class Var(Function):
 
     def forward(self, x, axes, correction, keepdim):
         self.x, self.axes, self.keepdim = x, axes, keepdim
-        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        n = math.prod(x.shape[a] for a in axes)
         self.denom = builtins.max(n - correction, 0)
-        self.mean = np.mean(x, axis=axes, keepdims=True)
+        self.mean = self.xp.mean(x, axis=axes, keepdims=True)
         d = x - self.mean
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray(np.sum(d * d, axis=axes, keepdims=keepdim) / self.denom).astype(x.dtype)
+            return self.xp.asarray(self.xp.sum(d * d, axis=axes, keepdims=keepdim) / self.denom).astype(x.dtype)
 
     def backward(self, g):
-        g = _expand_grad(g, self.x.shape, self.axes, self.keepdim)
+        g = _expand_grad(self.xp, g, self.x.shape, self.axes, self.keepdim)
         with np.errstate(divide="ignore", invalid="ignore"):
             return g * (2.0 / self.denom) * (self.x - self.mean), None, None, None
 
@@ -79,13 +80,13 @@ class MaxMin(Function):
         self.x, self.axes, self.keepdim = x, axes, keepdim
         if x.size == 0:
             raise RuntimeError(f"{'max' if is_max else 'min'}: cannot reduce an empty tensor")
-        self.y = np.asarray((np.max if is_max else np.min)(x, axis=axes, keepdims=True))
-        return self.y if keepdim else np.asarray(self.y.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
+        self.y = self.xp.asarray((self.xp.max if is_max else self.xp.min)(x, axis=axes, keepdims=True))
+        return self.y if keepdim else self.xp.asarray(self.y.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
 
     def backward(self, g):
         mask = (self.x == self.y)
-        count = np.sum(mask, axis=self.axes, keepdims=True)
-        g = _expand_grad(g, self.x.shape, self.axes, self.keepdim)
+        count = self.xp.sum(mask, axis=self.axes, keepdims=True)
+        g = _expand_grad(self.xp, g, self.x.shape, self.axes, self.keepdim)
         return (g * mask / count).astype(g.dtype), None, None, None
 
 
@@ -98,19 +99,19 @@ class MaxMinDim(Function):
         if x.shape[dim] == 0:
             raise IndexError(f"{'max' if is_max else 'min'}(): cannot reduce over a zero-size dimension {dim}")
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
-        idx = (np.argmax if is_max else np.argmin)(x, axis=dim)
-        idx_k = np.expand_dims(idx, dim)
-        vals = np.take_along_axis(x, idx_k, axis=dim)
+        idx = (self.xp.argmax if is_max else self.xp.argmin)(x, axis=dim)
+        idx_k = self.xp.expand_dims(idx, dim)
+        vals = self.xp.take_along_axis(x, idx_k, axis=dim)
         self.idx_k = idx_k
         if keepdim:
             return vals, idx_k.astype(np.int64)
-        return np.squeeze(vals, dim), idx.astype(np.int64)
+        return self.xp.squeeze(vals, dim), idx.astype(np.int64)
 
     def backward(self, g, g_idx=None):
         if not self.keepdim:
-            g = np.expand_dims(g, self.dim)
-        dx = np.zeros(self.shape, g.dtype)
-        np.put_along_axis(dx, self.idx_k, g, axis=self.dim)
+            g = self.xp.expand_dims(g, self.dim)
+        dx = self.xp.zeros(self.shape, g.dtype)
+        self.xp.put_along_axis(dx, self.idx_k, g, axis=self.dim)
         return dx, None, None, None
 
 
@@ -119,15 +120,15 @@ class LogSumExp(Function):
 
     def forward(self, x, axes, keepdim):
         self.x, self.axes, self.keepdim = x, axes, keepdim
-        m = np.max(x, axis=axes, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)
-        self.y = m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
-        out = self.y if keepdim else np.squeeze(self.y, axis=axes)
-        return np.asarray(out).astype(x.dtype, copy=False)
+        m = self.xp.max(x, axis=axes, keepdims=True)
+        m = self.xp.where(self.xp.isfinite(m), m, 0)
+        self.y = m + self.xp.log(self.xp.sum(self.xp.exp(x - m), axis=axes, keepdims=True))
+        out = self.y if keepdim else self.xp.squeeze(self.y, axis=axes)
+        return self.xp.asarray(out).astype(x.dtype, copy=False)
 
     def backward(self, g):
-        g = _expand_grad(g, self.x.shape, self.axes, self.keepdim)
-        return g * np.exp(self.x - self.y), None, None
+        g = _expand_grad(self.xp, g, self.x.shape, self.axes, self.keepdim)
+        return g * self.xp.exp(self.x - self.y), None, None
 
 
 class Softmax(Function):
@@ -139,21 +140,21 @@ class Softmax(Function):
     def forward(self, x, dim, log):
         self.dim, self.log = dim, log
         last = dim == x.ndim - 1
-        xt = x if last else np.moveaxis(x, dim, -1)
+        xt = x if last else self.xp.moveaxis(x, dim, -1)
         shape = xt.shape
         c = shape[-1] if shape else 1
-        y2 = _active["cpu"].softmax_forward(np.ascontiguousarray(xt).reshape(-1, c), log)
+        y2 = self.backend.softmax_forward(self.xp.ascontiguousarray(xt).reshape(-1, c), log)
         y = y2.reshape(shape)
         self.y2 = y2
-        return y if last else np.moveaxis(y, -1, dim)
+        return y if last else self.xp.moveaxis(y, -1, dim)
 
     def backward(self, g):
         last = self.dim == g.ndim - 1
-        gt = g if last else np.moveaxis(g, self.dim, -1)
+        gt = g if last else self.xp.moveaxis(g, self.dim, -1)
         shape = gt.shape
-        dx = _active["cpu"].softmax_backward(self.y2, np.ascontiguousarray(gt).reshape(self.y2.shape), self.log)
+        dx = self.backend.softmax_backward(self.y2, self.xp.ascontiguousarray(gt).reshape(self.y2.shape), self.log)
         dx = dx.reshape(shape)
-        return (dx if last else np.moveaxis(dx, -1, self.dim)), None, None
+        return (dx if last else self.xp.moveaxis(dx, -1, self.dim)), None, None
 
 
 class TopK(Function):
@@ -167,14 +168,14 @@ class TopK(Function):
             raise RuntimeError(f"topk: k ({k}) is out of range for dimension {dim} of size {n}")
         self.shape, self.dim = x.shape, dim
         key = -x if largest else x
-        idx = np.argsort(key, axis=dim, kind="stable")
-        idx = np.take(idx, np.arange(k), axis=dim)
+        idx = self.xp.argsort(key, axis=dim, kind="stable")
+        idx = self.xp.take(idx, self.xp.arange(k), axis=dim)
         self.idx = idx
-        return np.take_along_axis(x, idx, axis=dim), idx.astype(np.int64)
+        return self.xp.take_along_axis(x, idx, axis=dim), idx.astype(np.int64)
 
     def backward(self, g, g_idx=None):
-        dx = np.zeros(self.shape, g.dtype)
-        np.put_along_axis(dx, self.idx, g, axis=self.dim)
+        dx = self.xp.zeros(self.shape, g.dtype)
+        self.xp.put_along_axis(dx, self.idx, g, axis=self.dim)
         return dx, None, None, None, None
 
 
@@ -212,7 +213,7 @@ def _max_min(x, dim, keepdim, is_max):
         values, indices = MaxMinDim.apply(x, _norm_dim(dim, x.ndim, "max" if is_max else "min"), keepdim, is_max)
         return values_indices(values, indices)
     if x.ndim == 0:
-        return values_indices(x, _wrap(np.zeros((), np.int64)))
+        return values_indices(x, _wrap(xp_of(x).zeros((), np.int64)))
     raise TypeError("max/min: dim must be an int (use amax/amin for several dims)")
 
 
@@ -246,19 +247,19 @@ def logsumexp(x, dim, keepdim=False):
 
 
 def argmax(x, dim=None, keepdim=False):
-    a = x.data
+    a, xp = x.data, xp_of(x)
     if dim is None:
-        return _wrap(np.asarray(np.argmax(a), dtype=np.int64))
+        return _wrap(xp.asarray(xp.argmax(a), dtype=np.int64))
     d = _norm_dim(dim, a.ndim, "argmax")
-    return _wrap(np.argmax(a, axis=d, keepdims=keepdim).astype(np.int64))
+    return _wrap(xp.argmax(a, axis=d, keepdims=keepdim).astype(np.int64))
 
 
 def argmin(x, dim=None, keepdim=False):
-    a = x.data
+    a, xp = x.data, xp_of(x)
     if dim is None:
-        return _wrap(np.asarray(np.argmin(a), dtype=np.int64))
+        return _wrap(xp.asarray(xp.argmin(a), dtype=np.int64))
     d = _norm_dim(dim, a.ndim, "argmin")
-    return _wrap(np.argmin(a, axis=d, keepdims=keepdim).astype(np.int64))
+    return _wrap(xp.argmin(a, axis=d, keepdims=keepdim).astype(np.int64))
 
 
 def softmax(x, dim=-1, dtype=None):
@@ -267,7 +268,7 @@ def softmax(x, dim=-1, dtype=None):
     if x.data.dtype.kind != "f":
         raise TypeError(f"softmax: expected a floating point tensor, got {x.dtype}")
     return Softmax.apply(x, _norm_dim(dim, x.ndim, "softmax") if x.ndim else 0, False) if x.ndim else \
-        _wrap(np.ones_like(x.data))
+        _wrap(xp_of(x).ones_like(x.data))
 
 
 def log_softmax(x, dim=-1, dtype=None):
@@ -276,7 +277,7 @@ def log_softmax(x, dim=-1, dtype=None):
     if x.data.dtype.kind != "f":
         raise TypeError(f"log_softmax: expected a floating point tensor, got {x.dtype}")
     return Softmax.apply(x, _norm_dim(dim, x.ndim, "log_softmax") if x.ndim else 0, True) if x.ndim else \
-        _wrap(np.zeros_like(x.data))
+        _wrap(xp_of(x).zeros_like(x.data))
 
 
 def topk(x, k, dim=-1, largest=True, sorted=True):  # noqa: A002
@@ -294,20 +295,24 @@ def argsort(x, dim=-1, descending=False, stable=False):
 
 
 def cumsum(x, dim):
-    return _wrap(np.cumsum(x.data, axis=_norm_dim(dim, x.ndim, "cumsum")))
+    return _wrap(xp_of(x).cumsum(x.data, axis=_norm_dim(dim, x.ndim, "cumsum")))
 
 
 def prod(x, dim=None, keepdim=False):
-    return _wrap(np.asarray(np.prod(x.data, axis=dim, keepdims=keepdim)))
+    xp = xp_of(x)
+    return _wrap(xp.asarray(xp.prod(x.data, axis=dim, keepdims=keepdim)))
 
 
 def all(x, dim=None):  # noqa: A001
-    return _wrap(np.asarray(np.all(x.data, axis=dim)))
+    xp = xp_of(x)
+    return _wrap(xp.asarray(xp.all(x.data, axis=dim)))
 
 
 def any(x, dim=None):  # noqa: A001
-    return _wrap(np.asarray(np.any(x.data, axis=dim)))
+    xp = xp_of(x)
+    return _wrap(xp.asarray(xp.any(x.data, axis=dim)))
 
 
 def count_nonzero(x, dim=None):
-    return _wrap(np.asarray(np.count_nonzero(x.data, axis=dim), dtype=np.int64))
+    xp = xp_of(x)
+    return _wrap(xp.asarray(xp.count_nonzero(x.data, axis=dim), dtype=np.int64))

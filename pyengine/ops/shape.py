@@ -1,10 +1,12 @@
 """Shape and indexing ops: views, concatenation, indexing with scatter-add backward, gather."""
 import builtins
+import math
 import numbers
 
 import numpy as np
 
 from ..autograd import Function
+from ..backend import xp_of
 from ..tensor import Tensor, _norm_dim, _wrap
 
 
@@ -40,16 +42,14 @@ class Expand(Function):
     """y = x broadcast to ``shape`` (a view);  dx = g summed over the expanded dims."""
 
     def forward(self, x, shape):
-        self.shape = x.shape
         try:
-            return np.broadcast_to(x, shape)
+            return self.xp.broadcast_to(x, shape)
         except ValueError:
             raise RuntimeError(f"expand: the expanded size {list(shape)} must match the existing size "
                                f"{list(x.shape)} at non-singleton dimensions") from None
 
     def backward(self, g):
-        from .elementwise import unbroadcast
-        return unbroadcast(g, self.shape), None
+        return g, None  # the engine sums g over the expanded dims (autograd.sum_to_shape)
 
 
 class Contiguous(Function):
@@ -58,7 +58,7 @@ class Contiguous(Function):
     views_grad = True  # backward passes g on as it is: see Function.views_grad
 
     def forward(self, x):
-        return np.ascontiguousarray(x)
+        return self.xp.ascontiguousarray(x)
 
     def backward(self, g):
         return g
@@ -80,7 +80,7 @@ class Cat(Function):
     def forward(self, dim, *xs):
         self.dim = dim
         self.bounds = np.cumsum([0] + [x.shape[dim] for x in xs])
-        return np.concatenate(xs, axis=dim)
+        return self.xp.concatenate(xs, axis=dim)
 
     def backward(self, g):
         grads = [None]
@@ -99,10 +99,10 @@ class Stack(Function):
 
     def forward(self, dim, *xs):
         self.dim = dim
-        return np.stack(xs, axis=dim)
+        return self.xp.stack(xs, axis=dim)
 
     def backward(self, g):
-        return (None,) + tuple(np.take(g, i, axis=self.dim) if need else None
+        return (None,) + tuple(self.xp.take(g, i, axis=self.dim) if need else None
                                for i, need in enumerate(self.needs_input_grad[1:]))
 
 
@@ -132,9 +132,9 @@ class Split(Function):
             if g is None:
                 shp = list(self.shape)
                 shp[self.dim] = self.bounds[i + 1] - self.bounds[i]
-                g = np.zeros(shp, dtype)
+                g = self.xp.zeros(shp, dtype)
             parts.append(g)
-        return np.concatenate(parts, axis=self.dim), None, None
+        return self.xp.concatenate(parts, axis=self.dim), None, None
 
 
 class GetItem(Function):
@@ -144,16 +144,16 @@ class GetItem(Function):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
         self.basic = _is_basic_index(index)
         try:
-            return np.asarray(x[index])
+            return self.xp.asarray(x[index])
         except IndexError as e:
             raise IndexError(f"index: {e} (tensor of shape {tuple(x.shape)})") from None
 
     def backward(self, g):
-        dx = np.zeros(self.shape, g.dtype)
+        dx = self.xp.zeros(self.shape, g.dtype)
         if self.basic:
             dx[self.index] = g  # a view: no index repeats, plain assignment
         else:
-            np.add.at(dx, self.index, g)  # repeated indices accumulate
+            self.xp.add.at(dx, self.index, g)  # repeated indices accumulate
         return dx, None
 
 
@@ -162,14 +162,14 @@ class MaskedFill(Function):
 
     def forward(self, x, mask, value):
         self.mask, self.shape = mask, x.shape
-        out = np.where(mask, np.asarray(value, dtype=x.dtype), x)
+        out = self.xp.where(mask, self.xp.asarray(value, dtype=x.dtype), x)
         if out.shape != x.shape:
             raise RuntimeError(f"masked_fill: mask of shape {tuple(mask.shape)} does not broadcast to "
                                f"the input's shape {tuple(x.shape)}")
         return out
 
     def backward(self, g):
-        return np.where(self.mask, np.zeros((), g.dtype), g), None, None
+        return self.xp.where(self.mask, self.xp.zeros((), g.dtype), g), None, None
 
 
 class Tri(Function):
@@ -177,12 +177,12 @@ class Tri(Function):
 
     def forward(self, x, diagonal, upper):
         n, m = x.shape[-2:]
-        keep = np.tri(n, m, diagonal - 1, dtype=bool) if upper else np.tri(n, m, diagonal, dtype=bool)
+        keep = self.xp.tri(n, m, diagonal - 1, dtype=bool) if upper else self.xp.tri(n, m, diagonal, dtype=bool)
         self.keep = ~keep if upper else keep
-        return np.where(self.keep, x, np.zeros((), x.dtype))
+        return self.xp.where(self.keep, x, self.xp.zeros((), x.dtype))
 
     def backward(self, g):
-        return np.where(self.keep, g, np.zeros((), g.dtype)), None, None
+        return self.xp.where(self.keep, g, self.xp.zeros((), g.dtype)), None, None
 
 
 class Gather(Function):
@@ -198,13 +198,13 @@ class Gather(Function):
                 raise RuntimeError(f"gather: index {tuple(index.shape)} is larger than input "
                                    f"{tuple(x.shape)} at dimension {d}")
         sl = tuple(builtins.slice(0, index.shape[d]) if d != dim else builtins.slice(None) for d in range(x.ndim))
-        return np.take_along_axis(x[sl], index, axis=dim)
+        return self.xp.take_along_axis(x[sl], index, axis=dim)
 
     def backward(self, g):
-        dx = np.zeros(self.shape, g.dtype)
-        idx = np.indices(self.index.shape, sparse=True)
+        dx = self.xp.zeros(self.shape, g.dtype)
+        idx = self.xp.indices(self.index.shape, sparse=True)
         full = tuple(self.index if d == self.dim else idx[d] for d in range(g.ndim))
-        np.add.at(dx, full, g)
+        self.xp.add.at(dx, full, g)
         return dx, None, None
 
 
@@ -231,7 +231,7 @@ def view(x, *shape):
         v = x.data.view()
         v.shape = shape  # raises if a copy would be needed
     except (AttributeError, ValueError):
-        if np.prod(shape if -1 not in shape else [1]) and -1 not in shape and np.prod(shape) != x.data.size:
+        if -1 not in shape and math.prod(shape) != x.data.size:
             raise RuntimeError(f"view: shape {list(shape)} is invalid for input of size {x.data.size}") from None
         raise RuntimeError(f"view: size {list(shape)} is not compatible with input tensor's size and stride "
                            f"(shape {tuple(x.shape)}); use .reshape(...) instead") from None
@@ -244,7 +244,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     s = _norm_dim(start_dim, x.ndim, "flatten")
     e = _norm_dim(end_dim, x.ndim, "flatten")
     shape = x.shape
-    return reshape(x, tuple(shape[:s]) + (-1 if x.numel() else int(np.prod(shape[s:e + 1])),) + tuple(shape[e + 1:]))
+    return reshape(x, tuple(shape[:s]) + (-1 if x.numel() else math.prod(shape[s:e + 1]),) + tuple(shape[e + 1:]))
 
 
 def unflatten(x, dim, sizes):
@@ -443,8 +443,9 @@ def one_hot(x, num_classes=-1):
         num_classes = int(a.max()) + 1 if a.size else 0
     if a.size and (a.min() < 0 or a.max() >= num_classes):
         raise RuntimeError(f"one_hot: class values must be in [0, {num_classes}); got min {a.min()}, max {a.max()}")
-    out = np.zeros(a.shape + (num_classes,), np.int64)
-    np.put_along_axis(out, a[..., None].astype(np.int64), 1, axis=-1)
+    xp = xp_of(a)
+    out = xp.zeros(a.shape + (num_classes,), np.int64)
+    xp.put_along_axis(out, a[..., None].astype(np.int64), 1, axis=-1)
     return _wrap(out)
 
 
@@ -483,7 +484,7 @@ def flip(x, dims):
 
 
 def repeat_interleave(x, repeats, dim=None):
-    return _wrap(np.repeat(x.data, repeats, axis=dim))
+    return _wrap(xp_of(x).repeat(x.data, repeats, axis=dim))
 
 
 __all__ = ["reshape", "view", "flatten", "unflatten", "permute", "transpose", "t", "unsqueeze", "squeeze",

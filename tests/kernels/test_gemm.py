@@ -1,5 +1,8 @@
 """GEMM kernels (csrc/cpu/gemm*.cpp, backend/cpu/gemm.py) against the NumPy reference.
 
+The backend's contract: 2-D or batched 3-D operands (a batch of 1 broadcasts), any layout, out of any
+layout. 1-D operands and more batch dims are the matmul op's (tests/test_ops.py holds it to np.matmul).
+
 Run as a script (python tests/kernels/test_gemm.py) to print a 1-thread GFLOP/s
 comparison with NumPy/OpenBLAS instead.
 """
@@ -212,8 +215,8 @@ def test_nan_propagates(isa):
 # ------------------------------------------------------------------ batches and broadcasting
 
 BATCH_CASES = [
-    ((4,), (4,)), ((4,), ()), ((), (4,)), ((1,), (5,)), ((5,), (1,)),
-    ((2, 3), (2, 3)), ((2, 1), (3,)), ((1, 3), (2, 1)), ((2, 3), ()), ((3,), (2, 1)), ((0,), (0,)),
+    ((4,), (4,)), ((4,), ()), ((), (4,)), ((1,), (5,)), ((5,), (1,)), ((1,), (1,)), ((0,), (0,)), ((0,), ()),
+    ((), (0,)), ((1,), (0,)), ((0,), (1,)),
 ]
 
 
@@ -243,17 +246,21 @@ def test_matmul_batched_random(isa, batch, m, k, n, ta, tb, bcast, dtype, seed):
     check_gemm(cpu.matmul(a, b, ta, tb), a, b, ta, tb)
 
 
-def test_out_batch_broadcast(isa):
-    """out with more batch dims than the inputs: every out[i] = op(a) @ op(b) + beta * out[i]."""
-    rng = np.random.default_rng(1)
-    a, b = rand(rng, (6, 5), np.float64), rand(rng, (5, 4), np.float64)
-    out0 = rand(rng, (3, 6, 4), np.float64)
-    out = out0.copy()
-    cpu.matmul(a, b, beta=1.0, out=out)
-    assert_close(out, reference.matmul(a, b, beta=1.0, out=out0.copy()))
-    out1 = rand(rng, (6, 4), np.float64)
-    cpu.matmul(a[None], b[None], out=out1)  # (1, 6, 4) result into a (6, 4) out
-    assert_close(out1, a @ b)
+def test_empty_batch_is_empty(isa):
+    """A batch of 0 gives an empty result: never a batch of 1 computed from an empty buffer."""
+    for a_shape, b_shape in (((3, 2), (0, 2, 4)), ((0, 3, 2), (2, 4)), ((1, 3, 2), (0, 2, 4)),
+                             ((1, 2**20), (0, 2**20, 1))):
+        a, b = np.ones(a_shape, np.float32), np.ones(b_shape, np.float32)
+        res = cpu.matmul(a, b)
+        assert res.shape == reference.matmul(a, b).shape == (0,) + res.shape[1:], (a_shape, b_shape)
+
+
+def test_out_must_match(isa):
+    """out has exactly the result's shape: no batch broadcast into out (the op never asks for one)."""
+    a, b = np.ones((6, 5)), np.ones((5, 4))
+    for backend in (cpu, reference):
+        with pytest.raises(ValueError, match="out"):
+            backend.matmul(a, b, beta=1.0, out=np.ones((3, 6, 4)))
 
 
 def test_small_batched_threads(isa):
@@ -315,11 +322,9 @@ def test_matmul_transposed_views_no_copy(isa):
     check_gemm(cpu.matmul(a, b.T), a, b, False, True)          # b.T: row stride 1
     check_gemm(cpu.matmul(a.T, b.T, True, False), a.T, b.T, True, False)
     check_gemm(cpu.matmul(a[5:25, 3:20], b.T[3:20, ::1]), a[5:25, 3:20], b.T[3:20])
-    # the one-call fast path takes them (it returns None for what needs a copy first)
-    assert _C._matmul(a, b.T, False, False, 1.0, 0.0, None) is not None
-    assert _C._matmul(a.T, b.T, True, False, 1.0, 0.0, None) is not None
-    assert _C._matmul(a[::2, ::2], b.T[::2], False, False, 1.0, 0.0, None) is None
-    assert _C._linear(a, b, None) is not None and _C._linear(a, b.T.copy().T, None) is not None
+    # and what the kernel cannot read in place is copied inside the same call
+    check_gemm(cpu.matmul(a[::2, ::2], b.T[::2]), a[::2, ::2], b.T[::2])
+    assert_close(cpu.linear(a, b.T.copy().T), a.astype(np.float64) @ b.T, rtol=1e-5, atol=1e-5)
 
 
 def test_matmul_batched_views(isa):
@@ -333,9 +338,6 @@ def test_matmul_batched_views(isa):
     check_gemm(cpu.matmul(a[:, ::2, :], b), a[:, ::2, :], b)          # stepped rows
     bb = np.broadcast_to(b[0], (6, 7, 9))                             # batch stride 0
     check_gemm(cpu.matmul(a, bb), a, bb)
-    c4 = rand(rng, (2, 3, 11, 7), np.float64)
-    d4 = rand(rng, (2, 3, 7, 5), np.float64)
-    check_gemm(cpu.matmul(c4[:, ::-1], d4[::-1]), c4[:, ::-1], d4[::-1])   # 4-D, reversed batch dims
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -380,8 +382,7 @@ def test_no_write_outside_out(isa, m, k, n, dtype):
         # and the bias epilogue into a fresh output
         bias = rand(rng, (n,), dtype)
         y = np.empty((2, m, n), dtype)[1]
-        assert _C._linear(a, b.T, bias) is not None
-        _C.linear(a, b.T, bias, y)
+        assert _C.linear(a, b.T, bias, out=y) is y
         assert_close(y, a.astype(np.float64) @ b + bias, rtol=1e-4, atol=1e-4)
 
 
@@ -398,25 +399,6 @@ def test_matmul_out_aliases_input(isa):
         d = a0.copy()
         cpu.matmul(d.T, b0, out=d)                            # d <- d.T @ b, through a view
         check_gemm(d, a0.T, b0)
-
-
-def test_matmul_1d(isa):
-    rng = np.random.default_rng(8)
-    for dtype in DTYPES:
-        a, b, v, w = (rand(rng, (5, 7), dtype), rand(rng, (7, 3), dtype), rand(rng, (7,), dtype),
-                      rand(rng, (5,), dtype))
-        for x, y, ta, tb in ((v, b, False, False), (a, v, False, False), (w, a, False, False), (a, w, True, False),
-                             (v, b.T, False, True), (v, v, False, False)):
-            res = cpu.matmul(x, y, ta, tb, 0.5)
-            exp = reference.matmul(x, y, ta, tb, 0.5)
-            assert np.shape(res) == np.shape(exp)
-            assert_close(res, exp, rtol=1e-5, atol=1e-5)
-        a3 = rand(rng, (2, 5, 7), dtype)
-        assert_close(cpu.matmul(a3, v), reference.matmul(a3, v), rtol=1e-5, atol=1e-5)
-        out0 = rand(rng, (5,), dtype)
-        out = out0.copy()
-        cpu.matmul(a, v, beta=1.0, out=out)
-        assert_close(out, reference.matmul(a, v, beta=1.0, out=out0.copy()), rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------ linear
@@ -448,11 +430,10 @@ def test_linear_layouts(isa, dtype):
         for nw, vw in _views(w).items():
             assert_close(cpu.linear(vx, vw, bias), exp, msg=f"x {nx}, w {nw}: ", **tol)
     assert_close(cpu.linear(x, w, _views(np.tile(bias, (2, 1)))["stepped"][0]), exp, **tol)  # strided bias
-    assert_close(cpu.linear(x[3], w, bias), reference.linear(x[3], w, bias), **tol)         # 1-D x
-    x3 = rand(rng, (2, 5, 29), dtype)
-    assert_close(cpu.linear(x3, w, bias), reference.linear(x3, w, bias), **tol)             # batched x
-    assert_close(cpu.linear(x, w, bias[None]), reference.linear(x, w, bias[None]), **tol)   # (1, OUT) bias
     assert_close(cpu.linear(x, w), reference.linear(x, w), **tol)
+    out = np.zeros((45, 37), dtype).T                                                      # transposed out
+    assert cpu.linear(x, w, bias, out=out) is out
+    assert_close(out, exp, **tol)
 
 
 # ------------------------------------------------------------------ bad inputs
@@ -478,8 +459,13 @@ def test_bad_inputs():
         cpu.matmul(a, b, out=np.empty((3, 4), np.float32))             # out shape
     with pytest.raises(TypeError, match="matmul"):
         cpu.matmul(a, b, out=np.empty((3, 5), np.float64))             # out dtype
-    with pytest.raises(ValueError):
-        cpu.matmul(np.ones(4, np.float32), b, trans_a=True)            # 1-D cannot transpose
+    for backend in (cpu, reference):                                   # the op's business, not the kernel's
+        with pytest.raises(ValueError, match="2-D or 3-D"):
+            backend.matmul(np.ones(4, np.float32), b)                  # 1-D
+        with pytest.raises(ValueError, match="2-D or 3-D"):
+            backend.matmul(np.ones((2, 2, 3, 4), np.float32), b)      # 4-D
+        with pytest.raises(ValueError, match="linear"):
+            backend.linear(np.ones((2, 3, 4), np.float32), np.ones((5, 4), np.float32))  # 3-D x
     with pytest.raises(ValueError, match="linear"):
         cpu.linear(a, np.ones((5, 3), np.float32))                     # IN mismatch
     with pytest.raises(TypeError, match="linear"):
@@ -491,30 +477,32 @@ def test_bad_inputs():
 
 
 def test_binding_checks():
-    """The public _C functions check everything before touching memory."""
+    """The _C functions check everything before touching memory."""
     a, b, c = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32), np.zeros((3, 5), np.float32)
     with pytest.raises(ValueError, match="matmul"):
-        _C.gemm(np.ones((2, 6, 8), np.float32)[:, ::2, ::2], b, c)    # no unit stride
-    with pytest.raises(ValueError, match="matmul"):
-        _C.gemm(np.ones((3, 4, 1, 1), np.float32), b, c)              # 4-D
+        _C.matmul(np.ones((3, 4, 1, 1), np.float32), b)                # 4-D
     with pytest.raises(ValueError, match="writeable"):
         c.flags.writeable = False
-        _C.gemm(a, b, c)
+        _C.matmul(a, b, out=c)
     c = np.zeros((3, 5), np.float32)
     with pytest.raises(ValueError, match="overlapping"):
-        _C.gemm(np.ones((2, 3, 4), np.float32), b, np.lib.stride_tricks.as_strided(c, (2, 3, 5), (0, 20, 4)))
+        _C.matmul(np.ones((2, 3, 4), np.float32), b, out=np.lib.stride_tricks.as_strided(c, (2, 3, 5), (0, 20, 4)))
     with pytest.raises(ValueError, match="batch"):
-        _C.gemm(np.ones((2, 3, 4), np.float32), np.ones((3, 4, 5), np.float32), np.zeros((2, 3, 5), np.float32))
+        _C.matmul(np.ones((2, 3, 4), np.float32), np.ones((3, 4, 5), np.float32))
     with pytest.raises(ValueError, match="bias"):
-        _C.gemm(a, b, c, bias=np.ones(4, np.float32))
+        _C.linear(a, b.T, np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="beta"):
+        _C.matmul(a, b, beta=1.0)
     with pytest.raises(TypeError):
-        _C.gemm(a.tolist(), b, c)
-    # strided batch, broadcast operand (batch stride 0) and the bias epilogue of the raw binding
+        _C.matmul(a.tolist(), b)
+    with pytest.raises(TypeError, match="out"):
+        _C.matmul(a, b, out=[[0.0] * 5] * 3)
+    # a strided batch and a broadcast operand (batch stride 0) in place, no copy needed
     rng = np.random.default_rng(10)
-    a3, b2, bias = rand(rng, (5, 6, 7), np.float64), rand(rng, (9, 7), np.float64), rand(rng, (9,), np.float64)
+    a3, b2 = rand(rng, (10, 6, 7), np.float64)[::2], rand(rng, (9, 7), np.float64)
     out = np.empty((5, 6, 9))
-    _C.gemm(a3, np.broadcast_to(b2, (5, 9, 7)), out, False, True, 2.0, 0.0, bias)
-    assert_close(out, 2.0 * a3 @ b2.T + bias)
+    assert _C.matmul(a3, np.broadcast_to(b2, (5, 9, 7)), False, True, 2.0, 0.0, out) is out
+    assert_close(out, 2.0 * a3 @ b2.T)
 
 
 if __name__ == "__main__":
@@ -534,7 +522,7 @@ print(f"1 thread, isa={_C.isa()}: GFLOP/s of C = A @ B (square), best of 15")
 for dt in (np.float32, np.float64):
     for s in (256, 512, 1024):
         a = np.random.rand(s, s).astype(dt); b = np.random.rand(s, s).astype(dt); c = np.empty((s, s), dt)
-        fs = {"pyengine": lambda: _C.gemm(a, b, c), "numpy": lambda: np.matmul(a, b, out=c)}
+        fs = {"pyengine": lambda: _C.matmul(a, b, out=c), "numpy": lambda: np.matmul(a, b, out=c)}
         best = dict.fromkeys(fs, 1e9)
         inner = max(1, int(2e8 / s**3))
         for _ in range(15):

@@ -1,8 +1,11 @@
 """Compiled lstm kernels (csrc/cpu/lstm.cpp); the specification is reference/lstm.py.
 
 Same signatures as the reference twins: arrays are written in place and returned. The binding
-checks dtypes (float32/float64, all equal), shapes (B, 4H) / (B, H) and contiguity.
+checks dtypes (float32/float64, all equal), shapes (B, 4H) / (B, H) and contiguity; the weights,
+which are only read, are made contiguous here.
 """
+import numpy as np
+
 from ._lib import _C
 
 __all__ = ["lstm_cell_forward", "lstm_cell_backward", "lstm_sequence_forward", "lstm_sequence_backward"]
@@ -25,11 +28,11 @@ def lstm_cell_backward(gates, c_prev, c, dh, dc, dgates):
 
 def lstm_sequence_forward(G, w_hh, Hs, Cs):
     """One layer's recurrence over all steps in one kernel call (in place). Returns (G, Hs, Cs)."""
-    _C.lstm_sequence_forward(G, w_hh, Hs, Cs)
+    _C.lstm_sequence_forward(G, np.ascontiguousarray(w_hh), Hs, Cs)
     return G, Hs, Cs
 
 
 def lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG):
     """Backward of lstm_sequence_forward (in place). Returns (dG, dc)."""
-    _C.lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG)
+    _C.lstm_sequence_backward(G, np.ascontiguousarray(w_hh), Cs, dH, dc, dG)
     return dG, dc

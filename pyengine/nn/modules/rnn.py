@@ -12,11 +12,11 @@ and shapes, so that a PyTorch state dict loads one to one:
 ``bias_ih_l{k}``, ``bias_hh_l{k}``: (4H,), suffix ``_reverse`` for the backward direction.
 
 Speed: a layer over a whole sequence is ONE autograd Function (``LSTMLayer``), not a graph of
-per-step ops. Its forward does the input projection of every step as one GEMM, then per step one
-GEMM (h_{t-1} W_hh^T, accumulated into that step's gates) and one fused gate kernel
-(``lstm_cell_forward``). Its backward walks the steps in reverse with the fused gate-backward
-kernel and one GEMM per step for dh_{t-1}; then dW_hh, dW_ih and dx are one GEMM each over all
-steps at once.
+per-step ops. Its forward does the input projection of every step as one GEMM, then the whole
+recurrence in one kernel call (``lstm_sequence_forward``: per step h_{t-1} W_hh^T added to that
+step's gates and the fused cell, threads owning slices of the hidden units). Its backward is one
+kernel call for the recurrence in reverse (``lstm_sequence_backward``), then dW_hh, dW_ih and dx
+are one GEMM each over all steps at once.
 """
 import math
 import numbers
@@ -25,7 +25,6 @@ import warnings
 import numpy as np
 
 from ...autograd import Function
-from ...backend import _active
 from ...ops import cat, flip, stack
 from .. import functional as F
 from .. import init
@@ -51,40 +50,40 @@ class LSTMLayer(Function):
     fresh_grads = True  # every gradient is a new array (dx is a view of one, and so gets copied)
 
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        K = _active["cpu"]
+        K, xp = self.backend, self.xp
         T, B, I = x.shape
         H = w_hh.shape[1]
-        x2 = np.ascontiguousarray(x).reshape(T * B, I)
+        x2 = x.reshape(T * B, I)
         # all steps' input projections in one GEMM, both biases folded into its epilogue
         if b_ih is not None:
             G = K.linear(x2, w_ih, b_ih + b_hh)
         else:
             G = K.matmul(x2, w_ih, trans_b=True)
-        G = np.require(G, requirements=("C", "W")).reshape(T, B, 4 * H)
-        Hs = np.empty((T + 1, B, H), x.dtype)
-        Cs = np.empty((T + 1, B, H), x.dtype)
+        G = G.reshape(T, B, 4 * H)
+        Hs = xp.empty((T + 1, B, H), x.dtype)
+        Cs = xp.empty((T + 1, B, H), x.dtype)
         Hs[0] = h0
         Cs[0] = c0
         # every step in one kernel call: a_t = x_t W_ih^T + b + h_{t-1} W_hh^T, then the cell
         # (G[t] <- activations [i, f, g, o]; writes h_t, c_t)
-        K.lstm_sequence_forward(G, np.ascontiguousarray(w_hh), Hs, Cs)
+        K.lstm_sequence_forward(G, w_hh, Hs, Cs)
         self.x2, self.G, self.Hs, self.Cs, self.w_ih, self.w_hh = x2, G, Hs, Cs, w_ih, w_hh
         return Hs[1:], Hs[T].copy(), Cs[T].copy()
 
     def backward(self, d_out, d_hn, d_cn):
-        K = _active["cpu"]
+        K, xp = self.backend, self.xp
         G, Hs, Cs, w_ih, w_hh = self.G, self.Hs, self.Cs, self.w_ih, self.w_hh
         T, B, H4 = G.shape
         H, dt = H4 // 4, G.dtype
         n = self.needs_input_grad
         # dH[t] = dL/dh_t: from the output, from h_n, and (added below, step by step) from step t + 1
-        dH = np.zeros((T, B, H), dt) if d_out is None else np.array(d_out, dtype=dt, order="C")
+        dH = xp.zeros((T, B, H), dt) if d_out is None else xp.array(d_out, dtype=dt, order="C")
         if d_hn is not None:
             dH[T - 1] += d_hn
-        dc = np.zeros((B, H), dt) if d_cn is None else np.array(d_cn, dtype=dt, order="C")
-        dG = np.empty((T, B, H4), dt)
+        dc = xp.zeros((B, H), dt) if d_cn is None else xp.array(d_cn, dtype=dt, order="C")
+        dG = xp.empty((T, B, H4), dt)
         # every step in one kernel call: da_t from the cell (dc <- dL/dc_{t-1}), dh_{t-1} += da_t W_hh
-        K.lstm_sequence_backward(G, np.ascontiguousarray(w_hh), Cs, dH, dc, dG)
+        K.lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG)
         dG2 = dG.reshape(T * B, H4)
         dx = K.matmul(dG2, w_ih).reshape(T, B, -1) if n[0] else None  # (T B, 4H) (4H, I)
         dh0 = K.matmul(dG[0], w_hh) if n[1] else None
