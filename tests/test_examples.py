@@ -27,9 +27,9 @@ def _load(name):
 
 @pytest.fixture(autouse=True)
 def _one_blas_thread():
-    """Until the compiled GEMM is merged, matmul runs on NumPy's BLAS. On a small shared machine
-    OpenBLAS's threads and the engine's OpenMP threads busy-wait against each other, which can make
-    a step ~30x slower; one BLAS thread keeps these tests' time bounded (the results are the same)."""
+    """Matmul runs on pyengine's GEMM, but scikit-learn (the data) and NumPy bring OpenBLAS: on a small
+    shared machine its threads and the engine's OpenMP threads busy-wait against each other, which
+    once made a step ~30x slower; one BLAS thread keeps these tests' time bounded."""
     threadpoolctl = pytest.importorskip("threadpoolctl")   # a dependency of scikit-learn
     with threadpoolctl.threadpool_limits(1, user_api="blas"):
         yield

@@ -318,22 +318,24 @@ class Clamp(Function):
     """y = min(max(x, lo), hi);  dx = g where lo <= x <= hi (as PyTorch)."""
 
     def forward(self, x, lo, hi):
+        xp = self.xp
         self.x, self.lo, self.hi = x, lo, hi
         y = x
         if lo is not None:
-            y = self.xp.maximum(y, lo)
+            y = xp.maximum(y, lo)
         if hi is not None:
-            y = self.xp.minimum(y, hi)
+            y = xp.minimum(y, hi)
         return y.astype(x.dtype, copy=False)
 
     def backward(self, g):
+        xp = self.xp
         x = self.x
-        keep = self.xp.ones(x.shape, dtype=bool)
+        keep = xp.ones(x.shape, dtype=bool)
         if self.lo is not None:
             keep &= x >= self.lo
         if self.hi is not None:
             keep &= x <= self.hi
-        return self.xp.where(keep, g, 0).astype(g.dtype, copy=False), None, None
+        return xp.where(keep, g, 0).astype(g.dtype, copy=False), None, None
 
 
 class Cast(Function):

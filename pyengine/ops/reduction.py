@@ -33,11 +33,12 @@ class Sum(Function):
     """y = sum over axes;  dx = g broadcast back."""
 
     def forward(self, x, axes, keepdim):
+        xp = self.xp
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
-        out = self.xp.sum(x, axis=axes, keepdims=keepdim)
+        out = xp.sum(x, axis=axes, keepdims=keepdim)
         if x.dtype == np.bool_ or x.dtype.kind in "iu":
             out = out.astype(np.int64)
-        return self.xp.asarray(out)
+        return xp.asarray(out)
 
     def backward(self, g):
         return _expand_grad(self.xp, g, self.shape, self.axes, self.keepdim), None, None
@@ -47,9 +48,10 @@ class Mean(Function):
     """y = mean over axes;  dx = g / n broadcast back."""
 
     def forward(self, x, axes, keepdim):
+        xp = self.xp
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
         self.n = math.prod(x.shape[a] for a in axes)
-        return self.xp.asarray(self.xp.mean(x, axis=axes, keepdims=keepdim))
+        return xp.asarray(xp.mean(x, axis=axes, keepdims=keepdim))
 
     def backward(self, g):
         return _expand_grad(self.xp, g / self.n, self.shape, self.axes, self.keepdim), None, None
@@ -59,13 +61,14 @@ class Var(Function):
     """y = sum((x - mean)^2) / (n - correction);  dx = g * 2 (x - mean) / (n - correction)."""
 
     def forward(self, x, axes, correction, keepdim):
+        xp = self.xp
         self.x, self.axes, self.keepdim = x, axes, keepdim
         n = math.prod(x.shape[a] for a in axes)
         self.denom = builtins.max(n - correction, 0)
-        self.mean = self.xp.mean(x, axis=axes, keepdims=True)
+        self.mean = xp.mean(x, axis=axes, keepdims=True)
         d = x - self.mean
         with np.errstate(divide="ignore", invalid="ignore"):
-            return self.xp.asarray(self.xp.sum(d * d, axis=axes, keepdims=keepdim) / self.denom).astype(x.dtype)
+            return xp.asarray(xp.sum(d * d, axis=axes, keepdims=keepdim) / self.denom).astype(x.dtype)
 
     def backward(self, g):
         g = _expand_grad(self.xp, g, self.x.shape, self.axes, self.keepdim)
@@ -77,11 +80,12 @@ class MaxMin(Function):
     """Full max/min (no dim): the gradient is split evenly among tied extrema (as PyTorch's amax)."""
 
     def forward(self, x, axes, keepdim, is_max):
+        xp = self.xp
         self.x, self.axes, self.keepdim = x, axes, keepdim
         if x.size == 0:
             raise RuntimeError(f"{'max' if is_max else 'min'}: cannot reduce an empty tensor")
-        self.y = self.xp.asarray((self.xp.max if is_max else self.xp.min)(x, axis=axes, keepdims=True))
-        return self.y if keepdim else self.xp.asarray(self.y.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
+        self.y = xp.asarray((xp.max if is_max else xp.min)(x, axis=axes, keepdims=True))
+        return self.y if keepdim else xp.asarray(self.y.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
 
     def backward(self, g):
         mask = (self.x == self.y)
@@ -96,22 +100,24 @@ class MaxMinDim(Function):
     differentiable_outputs = (0,)
 
     def forward(self, x, dim, keepdim, is_max):
+        xp = self.xp
         if x.shape[dim] == 0:
             raise IndexError(f"{'max' if is_max else 'min'}(): cannot reduce over a zero-size dimension {dim}")
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
-        idx = (self.xp.argmax if is_max else self.xp.argmin)(x, axis=dim)
-        idx_k = self.xp.expand_dims(idx, dim)
-        vals = self.xp.take_along_axis(x, idx_k, axis=dim)
+        idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim)
+        idx_k = xp.expand_dims(idx, dim)
+        vals = xp.take_along_axis(x, idx_k, axis=dim)
         self.idx_k = idx_k
         if keepdim:
             return vals, idx_k.astype(np.int64)
-        return self.xp.squeeze(vals, dim), idx.astype(np.int64)
+        return xp.squeeze(vals, dim), idx.astype(np.int64)
 
     def backward(self, g, g_idx=None):
+        xp = self.xp
         if not self.keepdim:
-            g = self.xp.expand_dims(g, self.dim)
-        dx = self.xp.zeros(self.shape, g.dtype)
-        self.xp.put_along_axis(dx, self.idx_k, g, axis=self.dim)
+            g = xp.expand_dims(g, self.dim)
+        dx = xp.zeros(self.shape, g.dtype)
+        xp.put_along_axis(dx, self.idx_k, g, axis=self.dim)
         return dx, None, None, None
 
 
@@ -119,12 +125,13 @@ class LogSumExp(Function):
     """y = log sum exp(x) over axes (max-subtracted);  dx = g exp(x - y)."""
 
     def forward(self, x, axes, keepdim):
+        xp = self.xp
         self.x, self.axes, self.keepdim = x, axes, keepdim
-        m = self.xp.max(x, axis=axes, keepdims=True)
-        m = self.xp.where(self.xp.isfinite(m), m, 0)
-        self.y = m + self.xp.log(self.xp.sum(self.xp.exp(x - m), axis=axes, keepdims=True))
-        out = self.y if keepdim else self.xp.squeeze(self.y, axis=axes)
-        return self.xp.asarray(out).astype(x.dtype, copy=False)
+        m = xp.max(x, axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        self.y = m + xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True))
+        out = self.y if keepdim else xp.squeeze(self.y, axis=axes)
+        return xp.asarray(out).astype(x.dtype, copy=False)
 
     def backward(self, g):
         g = _expand_grad(self.xp, g, self.x.shape, self.axes, self.keepdim)
@@ -134,27 +141,23 @@ class LogSumExp(Function):
 class Softmax(Function):
     """softmax / log-softmax along ``dim`` (kernels: activation.softmax_forward/backward).
 
-    The kernel works on rows of a 2-D (N, C) array, so ``dim`` is moved last first.
+    The kernels work along the last dim, so ``dim`` is moved last first (a view; the backend copies
+    it into rows once).
     """
 
     def forward(self, x, dim, log):
+        xp = self.xp
         self.dim, self.log = dim, log
         last = dim == x.ndim - 1
-        xt = x if last else self.xp.moveaxis(x, dim, -1)
-        shape = xt.shape
-        c = shape[-1] if shape else 1
-        y2 = self.backend.softmax_forward(self.xp.ascontiguousarray(xt).reshape(-1, c), log)
-        y = y2.reshape(shape)
-        self.y2 = y2
-        return y if last else self.xp.moveaxis(y, -1, dim)
+        y = self.backend.softmax_forward(x if last else xp.moveaxis(x, dim, -1), log)
+        self.y = y  # in the kernel's layout: dim last
+        return y if last else xp.moveaxis(y, -1, dim)
 
     def backward(self, g):
+        xp = self.xp
         last = self.dim == g.ndim - 1
-        gt = g if last else self.xp.moveaxis(g, self.dim, -1)
-        shape = gt.shape
-        dx = self.backend.softmax_backward(self.y2, self.xp.ascontiguousarray(gt).reshape(self.y2.shape), self.log)
-        dx = dx.reshape(shape)
-        return (dx if last else self.xp.moveaxis(dx, -1, self.dim)), None, None
+        dx = self.backend.softmax_backward(self.y, g if last else xp.moveaxis(g, self.dim, -1), self.log)
+        return (dx if last else xp.moveaxis(dx, -1, self.dim)), None, None
 
 
 class TopK(Function):
@@ -163,19 +166,21 @@ class TopK(Function):
     differentiable_outputs = (0,)
 
     def forward(self, x, k, dim, largest, sorted_):
+        xp = self.xp
         n = x.shape[dim] if x.ndim else 1
         if not 0 <= k <= n:
             raise RuntimeError(f"topk: k ({k}) is out of range for dimension {dim} of size {n}")
         self.shape, self.dim = x.shape, dim
         key = -x if largest else x
-        idx = self.xp.argsort(key, axis=dim, kind="stable")
-        idx = self.xp.take(idx, self.xp.arange(k), axis=dim)
+        idx = xp.argsort(key, axis=dim, kind="stable")
+        idx = xp.take(idx, xp.arange(k), axis=dim)
         self.idx = idx
-        return self.xp.take_along_axis(x, idx, axis=dim), idx.astype(np.int64)
+        return xp.take_along_axis(x, idx, axis=dim), idx.astype(np.int64)
 
     def backward(self, g, g_idx=None):
-        dx = self.xp.zeros(self.shape, g.dtype)
-        self.xp.put_along_axis(dx, self.idx, g, axis=self.dim)
+        xp = self.xp
+        dx = xp.zeros(self.shape, g.dtype)
+        xp.put_along_axis(dx, self.idx, g, axis=self.dim)
         return dx, None, None, None, None
 
 

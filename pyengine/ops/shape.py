@@ -126,15 +126,16 @@ class Split(Function):
         return tuple(out)
 
     def backward(self, *grads):
+        xp = self.xp
         dtype = next(g.dtype for g in grads if g is not None)
         parts = []
         for i, g in enumerate(grads):
             if g is None:
                 shp = list(self.shape)
                 shp[self.dim] = self.bounds[i + 1] - self.bounds[i]
-                g = self.xp.zeros(shp, dtype)
+                g = xp.zeros(shp, dtype)
             parts.append(g)
-        return self.xp.concatenate(parts, axis=self.dim), None, None
+        return xp.concatenate(parts, axis=self.dim), None, None
 
 
 class GetItem(Function):
@@ -149,11 +150,12 @@ class GetItem(Function):
             raise IndexError(f"index: {e} (tensor of shape {tuple(x.shape)})") from None
 
     def backward(self, g):
-        dx = self.xp.zeros(self.shape, g.dtype)
+        xp = self.xp
+        dx = xp.zeros(self.shape, g.dtype)
         if self.basic:
             dx[self.index] = g  # a view: no index repeats, plain assignment
         else:
-            self.xp.add.at(dx, self.index, g)  # repeated indices accumulate
+            xp.add.at(dx, self.index, g)  # repeated indices accumulate
         return dx, None
 
 
@@ -161,28 +163,32 @@ class MaskedFill(Function):
     """y = x with value where mask;  dx = g where not mask."""
 
     def forward(self, x, mask, value):
+        xp = self.xp
         self.mask, self.shape = mask, x.shape
-        out = self.xp.where(mask, self.xp.asarray(value, dtype=x.dtype), x)
+        out = xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
         if out.shape != x.shape:
             raise RuntimeError(f"masked_fill: mask of shape {tuple(mask.shape)} does not broadcast to "
                                f"the input's shape {tuple(x.shape)}")
         return out
 
     def backward(self, g):
-        return self.xp.where(self.mask, self.xp.zeros((), g.dtype), g), None, None
+        xp = self.xp
+        return xp.where(self.mask, xp.zeros((), g.dtype), g), None, None
 
 
 class Tri(Function):
     """tril / triu: keep the lower / upper triangle of the last two dims;  dx = g masked the same way."""
 
     def forward(self, x, diagonal, upper):
+        xp = self.xp
         n, m = x.shape[-2:]
-        keep = self.xp.tri(n, m, diagonal - 1, dtype=bool) if upper else self.xp.tri(n, m, diagonal, dtype=bool)
+        keep = xp.tri(n, m, diagonal - 1, dtype=bool) if upper else xp.tri(n, m, diagonal, dtype=bool)
         self.keep = ~keep if upper else keep
-        return self.xp.where(self.keep, x, self.xp.zeros((), x.dtype))
+        return xp.where(self.keep, x, xp.zeros((), x.dtype))
 
     def backward(self, g):
-        return self.xp.where(self.keep, g, self.xp.zeros((), g.dtype)), None, None
+        xp = self.xp
+        return xp.where(self.keep, g, xp.zeros((), g.dtype)), None, None
 
 
 class Gather(Function):
@@ -201,10 +207,11 @@ class Gather(Function):
         return self.xp.take_along_axis(x[sl], index, axis=dim)
 
     def backward(self, g):
-        dx = self.xp.zeros(self.shape, g.dtype)
-        idx = self.xp.indices(self.index.shape, sparse=True)
+        xp = self.xp
+        dx = xp.zeros(self.shape, g.dtype)
+        idx = xp.indices(self.index.shape, sparse=True)
         full = tuple(self.index if d == self.dim else idx[d] for d in range(g.ndim))
-        self.xp.add.at(dx, full, g)
+        xp.add.at(dx, full, g)
         return dx, None, None
 
 
