@@ -3,8 +3,9 @@
 // Outputs are allocated by the caller (pyengine/backend/cpu/embedding.py); the
 // functions return None. Checks: weight / dout float32 or float64 and the
 // output of the same dtype, indices int64 (N,), shapes, C-contiguous, writeable
-// outputs (TypeError / ValueError naming the op and shapes). Every index is
-// range-checked before any kernel writes: an index outside [0, V) raises
+// outputs (TypeError / ValueError naming the op and shapes). The indices are
+// copied (binding_utils.h: copy_indices) and every index of the copy is
+// range-checked before any kernel runs on it: an index outside [0, V) raises
 // IndexError("embedding: index I is out of range for V embeddings"), as the
 // reference. The GIL is released around the kernels.
 #include "binding_utils.h"
@@ -14,18 +15,14 @@
 namespace pe {
 namespace {
 
-const std::int64_t* index_ptr(const py::array& indices, py::ssize_t N, const char* op) {
-  check_dtype<std::int64_t>(indices, op, "indices");
-  check_shape(indices, {N}, op, "indices");
-  check_contiguous(indices, op, "indices");
-  return static_cast<const std::int64_t*>(indices.data());
-}
-
-void check_indices(const std::int64_t* idx, index_t N, index_t V) {
-  const index_t bad = cpu::embedding_first_bad_index(idx, N, V);
+// The indices as the kernel will read them: a private, range-checked copy.
+std::vector<std::int64_t> checked_indices(const py::array& indices, py::ssize_t N, index_t V, const char* op) {
+  std::vector<std::int64_t> idx = copy_indices(indices, N, op, "indices");
+  const index_t bad = cpu::embedding_first_bad_index(idx.data(), N, V);
   if (bad >= 0)
     throw py::index_error("embedding: index " + std::to_string(idx[bad]) + " is out of range for " +
                           std::to_string(V) + " embeddings");
+  return idx;
 }
 
 template <class T>
@@ -35,14 +32,13 @@ void forward(const py::array& weight, const py::array& indices, py::array& out) 
   const py::ssize_t V = weight.shape(0), C = weight.shape(1);
   check_ndim(indices, 1, op, "indices");
   const py::ssize_t N = indices.shape(0);
-  const std::int64_t* pi = index_ptr(indices, N, op);
   const T* pw = in_ptr<T>(weight, op, "weight");
   check_same_dtype(weight, out, op, "weight", "out");
   check_shape(out, {N, C}, op, "out");
   T* po = out_ptr<T>(out, op, "out");
-  check_indices(pi, N, V);
+  const std::vector<std::int64_t> idx = checked_indices(indices, N, V, op);
   py::gil_scoped_release nogil;
-  cpu::embedding_forward<T>(pw, pi, po, N, C);
+  cpu::embedding_forward<T>(pw, idx.data(), po, N, C);
 }
 
 template <class T>
@@ -50,7 +46,6 @@ void backward(const py::array& dout, const py::array& indices, const py::object&
   const char* op = "embedding_backward";
   check_ndim(dout, 2, op, "dout");
   const py::ssize_t N = dout.shape(0), C = dout.shape(1);
-  const std::int64_t* pi = index_ptr(indices, N, op);
   const T* pd = in_ptr<T>(dout, op, "dout");
   check_same_dtype(dout, dweight, op, "dout", "dweight");
   check_ndim(dweight, 2, op, "dweight");
@@ -67,9 +62,9 @@ void backward(const py::array& dout, const py::array& indices, const py::object&
       throw py::index_error("embedding: padding_idx " + std::to_string(p) + " is out of range for " +
                             std::to_string(V) + " embeddings");
   }
-  check_indices(pi, N, V);
+  const std::vector<std::int64_t> idx = checked_indices(indices, N, V, op);
   py::gil_scoped_release nogil;
-  cpu::embedding_backward<T>(pd, pi, pw, N, C, V, pad);
+  cpu::embedding_backward<T>(pd, idx.data(), pw, N, C, V, pad);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // Bindings of the loss kernel family (csrc/cpu/loss*.cpp). Every array is checked here (dtype, rank,
 // shape, contiguity, writable outputs; class targets in range) before the GIL is released and a kernel runs.
+// Class targets are copied first and the copy is checked and used (binding_utils.h: copy_indices).
 // Outputs are allocated by the caller (pyengine/backend/cpu/loss.py).
 #include <string>
+#include <vector>
 
 #include "binding_utils.h"
 #include "bindings.h"
@@ -30,37 +32,35 @@ index_t dloss_stride(const py::array& dloss, const py::array& input, const char*
   return 1;
 }
 
-// logits (N, C) float, targets (N,) int64 with every target in [0, C) or == ignore_index.
-void check_ce_inputs(const py::array& logits, const py::array& targets, std::int64_t ignore_index,
-                     double label_smoothing) {
+// logits (N, C) float, targets (N,) int64 with every target in [0, C) or == ignore_index. Returns the
+// private copy of the targets that was checked, for the kernel to read.
+std::vector<std::int64_t> check_ce_inputs(const py::array& logits, const py::array& targets,
+                                          std::int64_t ignore_index, double label_smoothing) {
   float_kind(logits, kCE, "logits");
   check_ndim(logits, 2, kCE, "logits");
   check_contiguous(logits, kCE, "logits");
   if (logits.shape(1) < 1) throw py::value_error(std::string(kCE) + ": logits " + shape_str(logits) +
                                                  " must have at least one class");
-  if (!pe::dtype_eq(targets.dtype(), py::dtype::of<std::int64_t>()))
-    throw py::type_error(std::string(kCE) + ": targets must be int64 class indices, got " + dtype_str(targets));
-  check_shape(targets, {logits.shape(0)}, kCE, "targets");
-  check_contiguous(targets, kCE, "targets");
   if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
     throw py::value_error(std::string(kCE) + ": label_smoothing must be in [0, 1], got " +
                           std::to_string(label_smoothing));
-  const auto* t = static_cast<const std::int64_t*>(targets.data());
+  std::vector<std::int64_t> t = copy_indices(targets, logits.shape(0), kCE, "targets");
   const std::int64_t c = logits.shape(1);
-  for (py::ssize_t i = 0; i < targets.size(); ++i)
-    if (t[i] != ignore_index && (t[i] < 0 || t[i] >= c))
-      throw py::index_error(std::string(kCE) + ": target " + std::to_string(t[i]) + " is out of range for " +
+  for (const std::int64_t ti : t)
+    if (ti != ignore_index && (ti < 0 || ti >= c))
+      throw py::index_error(std::string(kCE) + ": target " + std::to_string(ti) + " is out of range for " +
                             std::to_string(c) + " classes");
+  return t;
 }
 
 template <class T>
-void ce_forward(const py::array& logits, const py::array& targets, std::int64_t ignore_index, double ls,
-                py::array& loss, py::array& lse) {
+void ce_forward(const py::array& logits, const std::vector<std::int64_t>& targets, std::int64_t ignore_index,
+                double ls, py::array& loss, py::array& lse) {
   const index_t n = logits.shape(0), c = logits.shape(1);
   check_shape(loss, {n}, kCE, "loss");
   check_shape(lse, {n}, kCE, "lse");
   const T* x = in_ptr<T>(logits, kCE, "logits");
-  const auto* t = static_cast<const std::int64_t*>(targets.data());
+  const std::int64_t* t = targets.data();
   T* pl = out_ptr<T>(loss, kCE, "loss");
   T* pz = out_ptr<T>(lse, kCE, "lse");
   py::gil_scoped_release nogil;
@@ -68,7 +68,7 @@ void ce_forward(const py::array& logits, const py::array& targets, std::int64_t 
 }
 
 template <class T>
-void ce_backward(const py::array& logits, const py::array& targets, const py::array& lse,
+void ce_backward(const py::array& logits, const std::vector<std::int64_t>& targets, const py::array& lse,
                  const py::array& dloss, std::int64_t ignore_index, double ls, py::array& dlogits) {
   const index_t n = logits.shape(0), c = logits.shape(1);
   check_shape(lse, {n}, kCE, "lse");
@@ -78,7 +78,7 @@ void ce_backward(const py::array& logits, const py::array& targets, const py::ar
   const T* pz = in_ptr<T>(lse, kCE, "lse");
   const T* pd = in_ptr<T>(dloss, kCE, "dloss");
   const index_t ds = dloss.size() == 1 ? 0 : 1;
-  const auto* t = static_cast<const std::int64_t*>(targets.data());
+  const std::int64_t* t = targets.data();
   T* out = out_ptr<T>(dlogits, kCE, "dlogits");
   py::gil_scoped_release nogil;
   cross_entropy_backward<T>(x, t, pz, pd, ds, n, c, ignore_index, ls, out);
@@ -158,9 +158,9 @@ void register_loss(py::module_& m) {
   m.def("cross_entropy_forward",
         [](const py::array& logits, const py::array& targets, std::int64_t ignore_index, double label_smoothing,
            py::array& loss, py::array& lse) {
-          check_ce_inputs(logits, targets, ignore_index, label_smoothing);
-          if (float_kind(logits, kCE, "logits") == 'f') ce_forward<float>(logits, targets, ignore_index, label_smoothing, loss, lse);
-          else ce_forward<double>(logits, targets, ignore_index, label_smoothing, loss, lse);
+          const auto t = check_ce_inputs(logits, targets, ignore_index, label_smoothing);
+          if (float_kind(logits, kCE, "logits") == 'f') ce_forward<float>(logits, t, ignore_index, label_smoothing, loss, lse);
+          else ce_forward<double>(logits, t, ignore_index, label_smoothing, loss, lse);
         },
         py::arg("logits"), py::arg("targets"), py::arg("ignore_index"), py::arg("label_smoothing"),
         py::arg("loss"), py::arg("lse"),
@@ -169,10 +169,10 @@ void register_loss(py::module_& m) {
   m.def("cross_entropy_backward",
         [](const py::array& logits, const py::array& targets, const py::array& lse, const py::array& dloss,
            std::int64_t ignore_index, double label_smoothing, py::array& dlogits) {
-          check_ce_inputs(logits, targets, ignore_index, label_smoothing);
+          const auto t = check_ce_inputs(logits, targets, ignore_index, label_smoothing);
           if (float_kind(logits, kCE, "logits") == 'f')
-            ce_backward<float>(logits, targets, lse, dloss, ignore_index, label_smoothing, dlogits);
-          else ce_backward<double>(logits, targets, lse, dloss, ignore_index, label_smoothing, dlogits);
+            ce_backward<float>(logits, t, lse, dloss, ignore_index, label_smoothing, dlogits);
+          else ce_backward<double>(logits, t, lse, dloss, ignore_index, label_smoothing, dlogits);
         },
         py::arg("logits"), py::arg("targets"), py::arg("lse"), py::arg("dloss"), py::arg("ignore_index"),
         py::arg("label_smoothing"), py::arg("dlogits"),

@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -126,6 +127,19 @@ inline T* out_ptr(py::array& a, const char* op, const char* name) {
   check_contiguous(a, op, name);
   check_writeable(a, op, name);
   return static_cast<T*>(a.mutable_data());
+}
+
+// A private copy of a 1-D int64 index array, taken while the GIL is held. Kernels address memory with
+// these values after the GIL is released; reading the caller's array then would let another Python
+// thread (sharing it through from_numpy) change an index between its range check and its use: an
+// out-of-bounds read or write. Validate the copy, pass the copy. (N int64 values: nothing beside the
+// kernels' own work.)
+inline std::vector<std::int64_t> copy_indices(const py::array& a, py::ssize_t n, const char* op, const char* name) {
+  check_dtype<std::int64_t>(a, op, name);
+  check_shape(a, {n}, op, name);
+  check_contiguous(a, op, name);
+  const auto* p = static_cast<const std::int64_t*>(a.data());
+  return std::vector<std::int64_t>(p, p + n);
 }
 
 }  // namespace pe

@@ -220,7 +220,7 @@ def sum_to_shape(g, shape):
         return g, False
     B = backend_of(g)
     nlead = g.ndim - len(shape)
-    if nlead < 0 or any(gs < s for gs, s in zip(g.shape[nlead:], shape)):
+    if nlead < 0 or any(gs == 1 and s != 1 for gs, s in zip(g.shape[nlead:], shape)):
         return B.xp.broadcast_to(g, shape), False
     if nlead:
         if g.dtype in _SUM_ROWS_DTYPES and g.flags.c_contiguous:
