@@ -173,22 +173,27 @@ PE_ISA_VARIANTS(gelu_bwd_span, (const T* x, const T* dy, T* dx, index_t n, bool 
 
 // ====================================================================== softmax
 // x, y, dy, dx: (N, C), one row at a time (a row stays in L1/L2 between passes).
-// forward:   m = max(x) (0 if not finite, as the reference), z = x - m,
+// forward:   m = max(x) (0 for a fully masked row, as the reference), z = x - m,
 //            softmax y = e^z / sum(e^z),   log-softmax y = z - log(sum(e^z))
 // backward:  softmax dx = y (dy - sum(dy y)),   log-softmax dx = dy - e^y sum(dy)
 // Sums accumulate in double (for float: sum of C positive terms, no cancellation,
 // but C * 2^-24 could reach 1e-3 on long rows).
 // Masked entries: -inf gives e^z = 0 exactly. A fully masked row gives sum = 0
 // and y = 0 * (1/0) = NaN (softmax) or -inf - (-inf) = NaN (log), which is what
-// the reference gives (its lse is log 0 = -inf too). +inf entries give NaN there
-// and 0 elsewhere, also as the reference.
+// the reference gives (its lse is log 0 = -inf too). NaN and +inf follow the
+// formula: a NaN entry makes the sum, so the whole row, NaN; a +inf entry makes
+// m = +inf and z = inf - inf = NaN there, so the whole row is NaN too.
 
 template <class T>
 PE_INLINE void softmax_fwd_row_body(const T* x, T* y, index_t C, bool log) {
   T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
   for (index_t j = 0; j < C; ++j) m = x[j] > m ? x[j] : m;
-  if (!std::isfinite(m)) m = T(0);
+  if (m == std::numeric_limits<T>::infinity()) {
+    for (index_t j = 0; j < C; ++j) y[j] = std::numeric_limits<T>::quiet_NaN();
+    return;
+  }
+  if (m == -std::numeric_limits<T>::infinity()) m = T(0);
   double s = 0.0;
   if (log) {
 #pragma omp simd reduction(+ : s)

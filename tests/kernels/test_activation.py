@@ -11,6 +11,12 @@ from pyengine.backend import reference as ref
 from pyengine.backend.cpu import activation as cpu
 from pyengine.testing import ODD_SIZES, assert_close
 
+reference = ref
+try:
+    import torch
+except ImportError:  # the PyTorch comparison is skipped without it
+    torch = None
+
 DTYPES = (np.float32, np.float64)
 sizes = st.sampled_from(ODD_SIZES)
 dtypes = st.sampled_from(DTYPES)
@@ -270,3 +276,40 @@ def test_binding_checks_outputs():
         _C.softmax_forward(x.reshape(-1), np.empty(24, np.float32), False)
     with pytest.raises(ValueError, match="C-contiguous"):
         _C.softmax_backward(x, np.ones((6, 4), np.float32).T, np.empty_like(x), False)
+
+
+# ---------------------------------------------------------------------- non-finite rows (issue 12 item 3)
+
+NONFINITE_ROWS = [[1.0, np.inf, 2.0], [1.0, np.nan, 2.0], [-np.inf] * 3, [1.0, -np.inf, 2.0], [np.inf, np.inf],
+                  [-np.inf, np.inf], [np.nan], [np.inf], [-np.inf]]
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_nonfinite_rows_follow_the_formula(isa, log, dtype):
+    """NaN or +inf anywhere in a row makes the whole row NaN (inf - inf in x - max), as the formula
+    and PyTorch; -inf entries are masked (0 / -inf); a fully masked row is NaN (0 / 0). Each row is
+    also placed among long finite rows, so every SIMD body sees it (a 37-wide row: tails too)."""
+    for row in NONFINITE_ROWS:
+        for width in (len(row), 37):
+            x = np.random.default_rng(0).standard_normal((3, width)).astype(dtype)
+            x[1, :len(row)] = row
+            got = cpu.softmax_forward(x, log)
+            exp = reference.softmax_forward(x.astype(np.float64), log)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(exp), err_msg=f"{row} width {width}")
+            finite = ~np.isnan(exp)
+            np.testing.assert_allclose(got[finite], exp[finite], rtol=1e-5, atol=1e-6)
+            if torch is not None:
+                t = torch.tensor(x.astype(np.float64))
+                tr = (torch.log_softmax if log else torch.softmax)(t, -1).numpy()
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(tr), err_msg=f"torch: {row}")
+
+
+@pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 4), (2, 0, 3)])
+def test_softmax_zero_size(shape):
+    for log in (False, True):
+        x = np.zeros(shape, np.float32)
+        for backend in (cpu, reference):
+            y = backend.softmax_forward(x, log)
+            assert y.shape == shape
+            assert backend.softmax_backward(y, np.zeros(shape, np.float32), log).shape == shape

@@ -4,6 +4,8 @@ Same signatures and return conventions as the reference. Inputs are made C-conti
 outputs are allocated here and filled by the kernels. float32 / float64 only (other dtypes
 raise TypeError from the binding).
 """
+import math
+
 import numpy as np
 
 from ._lib import _C
@@ -17,7 +19,6 @@ _gelu_fwd = _C.gelu_forward
 _gelu_bwd = _C.gelu_backward
 _softmax_fwd = _C.softmax_forward
 _softmax_bwd = _C.softmax_backward
-_contig = np.ascontiguousarray
 _empty_like = np.empty_like
 
 
@@ -73,25 +74,30 @@ def gelu_backward(x, dy, approximate="none"):
 
 def softmax_forward(x, log=False):
     """Softmax (or log-softmax) over the last dim, max-subtracted.   x: (N, C) -> y: (N, C)."""
-    x = _contig(x)
+    x = np.asarray(x, order="C")
     y = _empty_like(x)
     if x.ndim == 2:
         _softmax_fwd(x, y, bool(log))
+    elif x.ndim:
+        c = x.shape[-1]
+        rows = x.size // c if c else math.prod(x.shape[:-1])
+        _softmax_fwd(x.reshape(rows, c), y.reshape(rows, c), bool(log))
     else:
-        _softmax_fwd(x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1]), bool(log))
+        _softmax_fwd(x, y, bool(log))  # the binding rejects a 0-d x, naming the op
     return y
 
 
 def softmax_backward(y, dy, log=False):
     """softmax: dx = y * (dy - sum(dy * y));  log-softmax: dx = dy - exp(y) * sum(dy).   (N, C)."""
-    y = _contig(y)
-    dy = _contig(dy)
+    y = np.asarray(y, order="C")
+    dy = np.asarray(dy, order="C")
     dx = _empty_like(dy)
-    if y.ndim == 2:
+    if y.ndim == 2 or not y.ndim:
         _softmax_bwd(y, dy, dx, bool(log))
     else:
         c = y.shape[-1]
         if dy.shape != y.shape:  # the binding would only see the flattened shapes
             raise ValueError(f"softmax_backward: y {y.shape} and dy {dy.shape} must have the same shape")
-        _softmax_bwd(y.reshape(-1, c), dy.reshape(-1, c), dx.reshape(-1, c), bool(log))
+        rows = math.prod(y.shape[:-1])
+        _softmax_bwd(y.reshape(rows, c), dy.reshape(rows, c), dx.reshape(rows, c), bool(log))
     return dx

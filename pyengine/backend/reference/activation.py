@@ -61,12 +61,15 @@ def softmax_forward(x, log=False):
     """Softmax (or log-softmax) over the last dim, max-subtracted for stability.
 
     x: (N, C) -> y: (N, C).  y = exp(x - lse(x)) or, with ``log``, x - lse(x).
+    NaN or +inf anywhere in a row makes the whole row NaN (as the formula: inf - inf); a row of -inf
+    (fully masked) is NaN too (0 / 0).
     """
-    m = np.max(x, axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    z = x - m
-    lse = np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
-    return (z - lse) if log else np.exp(z - lse)
+    m = np.max(x, axis=-1, keepdims=True) if x.size else np.zeros(x.shape[:-1] + (1,), x.dtype)
+    m = np.where(m == -np.inf, 0, m)  # a fully masked row: shift by 0
+    with np.errstate(invalid="ignore", divide="ignore"):  # the NaN / -inf above are the answers
+        z = x - m
+        lse = np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+        return (z - lse) if log else np.exp(z - lse)
 
 
 def softmax_backward(y, dy, log=False):
