@@ -211,7 +211,7 @@ def _parse_header(head, rest_size, read, name):
     raw = read(n)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _not_checkpoint(name, "not a safetensors file: the header is not JSON", head) from None
     if not isinstance(header, dict):
         raise _not_checkpoint(name, "not a safetensors file: the header is not a JSON object", head)
@@ -267,6 +267,22 @@ def load(f, map_location=None, weights_only=True):
         raise ValueError(f"pyengine.load: {name} uses checkpoint format version {version!r}; this pyengine "
                          f"reads version {FORMAT_VERSION} (a newer pyengine may read it)")
     try:
-        return _unpack(json.loads(metadata["pyengine.structure"]), arrays)
+        structure = json.loads(metadata["pyengine.structure"])
+        _check_depth(structure, name)
+        return _unpack(structure, arrays)
     except (TypeError, ValueError, KeyError, RecursionError) as e:
         raise ValueError(f"pyengine.load: {name} is a corrupt pyengine checkpoint (bad structure: {e})") from None
+
+
+MAX_DEPTH = 64  # nesting of a saved object; a state dict of nested modules is < 20 deep
+
+
+def _check_depth(node, name):
+    """ValueError when the structure nests deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(node, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nesting deeper than {MAX_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))

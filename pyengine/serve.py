@@ -29,7 +29,7 @@ MAX_FEEDBACK_CHARS = 8000
 def create_app(checkpoint, feedback_file=None):
     """The FastAPI application serving ``checkpoint``."""
     try:
-        from fastapi import FastAPI, Request
+        from fastapi import FastAPI
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import JSONResponse
         from pydantic import BaseModel, Field
@@ -44,31 +44,25 @@ def create_app(checkpoint, feedback_file=None):
             "vocab_size": tokenizer.vocab_size, "block_size": model.config.block_size,
             "parameters": model.num_parameters()}
 
+    # strict: JSON true is not the integer 1, "5" is not 5; allow_inf_nan=False: NaN is refused as NaN
     class GenerateRequest(BaseModel):
-        model_config = {"extra": "forbid"}
+        model_config = {"extra": "forbid", "strict": True}
         prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
         max_new_tokens: int = Field(100, ge=1, le=MAX_NEW_TOKENS)
-        temperature: float = Field(0.8, ge=0.0, le=5.0)
+        temperature: float = Field(0.8, ge=0.0, le=5.0, allow_inf_nan=False)
         top_k: int | None = Field(None, ge=1)
-        top_p: float | None = Field(None, gt=0.0, le=1.0)
+        top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
         seed: int | None = Field(None, ge=0, le=2 ** 63 - 1)
 
     class FeedbackRequest(BaseModel):
-        model_config = {"extra": "forbid"}
+        model_config = {"extra": "forbid", "strict": True}
         prompt: str = Field(..., max_length=MAX_FEEDBACK_CHARS)
         completion: str = Field(..., max_length=MAX_FEEDBACK_CHARS)
         rating: int = Field(..., ge=1, le=5)
         corrected: str | None = Field(None, max_length=MAX_FEEDBACK_CHARS)
 
     app = FastAPI(title="pyengine language model", version="1")
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > MAX_BODY_BYTES:
-            return JSONResponse({"error": f"request body too large ({size} bytes > {MAX_BODY_BYTES})"},
-                                status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request, exc):
@@ -110,6 +104,50 @@ def create_app(checkpoint, feedback_file=None):
 
     app.state.feedback_file = feedback_file
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 before the application sees it,
+    whether its size is announced (Content-Length) or not (chunked transfer): the body is read here,
+    counting, and never held beyond limit + one chunk; an accepted body is replayed to the app."""
+
+    def __init__(self, app, limit):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or ()).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._too_large(scope, receive, send, length.decode(errors="replace") + " bytes")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                return await self._too_large(scope, receive, send, f"more than {self.limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _too_large(self, scope, receive, send, what):
+        from fastapi.responses import JSONResponse
+        response = JSONResponse({"error": f"request body too large ({what}; the limit is {self.limit} bytes)"},
+                                status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)
 
 
 def run(checkpoint, host="127.0.0.1", port=8000, feedback_file=None, log_level="info"):

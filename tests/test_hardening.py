@@ -77,3 +77,59 @@ def test_indices_changed_by_another_thread_cannot_crash():
         print("alive")
     """)
     assert rc == 0 and "alive" in out, out
+
+
+# ---------------------------------------------------------------------- 4. untrusted checkpoints
+
+
+def _rewrite_header(path, edit):
+    """Apply ``edit(header_dict)`` to a safetensors file's JSON header in place (same data section)."""
+    import json
+    import struct
+    raw = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    edit(header)
+    new = json.dumps(header).encode()
+    new += b" " * ((8 - len(new) % 8) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(new)) + new + raw[8 + n:])
+
+
+def test_relabelled_float_tensor_is_refused_by_load_state_dict(tmp_path):
+    """A float32 weight whose header says int32 loads as int32 garbage; copying it into a float
+    parameter used to succeed silently (copyto casting='unsafe')."""
+    model = pe.nn.Linear(3, 2)
+    path = tmp_path / "m.safetensors"
+    pe.save(model.state_dict(), path)
+    _rewrite_header(path, lambda h: h["weight"].update(dtype="I32"))
+    state = pe.load(path)
+    assert state["weight"].dtype == pe.int32
+    with pytest.raises(RuntimeError, match="dtype mismatch for weight"):
+        pe.nn.Linear(3, 2).load_state_dict(state)
+    # float widths still convert, as PyTorch's load_state_dict does
+    pe.nn.Linear(3, 2).load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+
+
+def test_deeply_nested_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "deep.safetensors"
+    pe.save({"a": 1}, path)
+    deep = "[" * 100_000 + "]" * 100_000
+
+    def nest_structure(h):
+        h["__metadata__"]["pyengine.structure"] = deep
+    _rewrite_header(path, nest_structure)
+    with pytest.raises(ValueError, match="corrupt"):
+        pe.load(path)
+
+    def nest_moderately(h):   # parses as JSON, but deeper than any saved object
+        h["__metadata__"]["pyengine.structure"] = "[" * 500 + "]" * 500
+    pe.save({"a": 1}, path)
+    _rewrite_header(path, nest_moderately)
+    with pytest.raises(ValueError, match="nesting deeper"):
+        pe.load(path)
+    # and a header that is itself deeply nested JSON
+    import struct
+    body = ("{\"x\": " + "[" * 100_000 + "]" * 100_000 + "}").encode()
+    path.write_bytes(struct.pack("<Q", len(body)) + body)
+    with pytest.raises(ValueError, match="not a pyengine checkpoint"):
+        pe.load(path)

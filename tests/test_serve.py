@@ -85,6 +85,9 @@ def test_health_and_generate(server):
     ({"prompt": 5}, 422),
     ({"prompt": "hi", "unknown_field": 1}, 422),
     ({"prompt": "QQQ\u2603"}, 422),  # characters outside the vocabulary
+    ({"prompt": "hi", "max_new_tokens": True}, 422),  # a bool is not an integer (was taken as 1)
+    ({"prompt": "hi", "max_new_tokens": "5"}, 422),
+    ({"prompt": "hi", "seed": 1.5}, 422),
 ])
 def test_bad_requests_are_4xx_and_server_keeps_serving(server, payload, code):
     base, _ = server
@@ -123,3 +126,61 @@ def test_concurrent_generate(server):
     seq = [_request(base + "/v1/generate", {"prompt": "hello", "max_new_tokens": 8, "seed": i})[1]["completion"]
            for i in range(3)]
     assert seq == [b["completion"] for _, b in results[:3]]
+
+
+def _raw_http(base, request_bytes, timeout=30):
+    """Send raw bytes to the server; return (status code, whole response)."""
+    host, port = base.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(request_bytes)
+        data = b""
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+    return int(data.split(b" ", 2)[1]), data
+
+
+def _server_rss_kb(base):
+    """Resident memory of the process listening on base's port (Linux /proc), or None."""
+    port = int(base.rsplit(":", 1)[-1])
+    try:
+        out = subprocess.run(["ss", "-ltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+        pid = int(out.split("pid=")[1].split(",")[0])
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+def test_chunked_oversize_body_is_refused_without_reading_it_whole(server):
+    """A chunked body (no Content-Length) used to be read whole before the 422: 200 MB grew the server by
+    600 MB. It is counted as it arrives and refused with 413 once over the 64 KB limit."""
+    base, _ = server
+    rss0 = _server_rss_kb(base)
+    chunk = b"x" * 65536
+    head = (b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    body = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 160 + b"0\r\n\r\n"   # 10 MB
+    try:
+        status, data = _raw_http(base, head + body)
+    except (BrokenPipeError, ConnectionResetError):  # the server answered and closed while we still sent
+        status, data = 413, b"too large"
+    assert status == 413 and b"too large" in data
+    rss1 = _server_rss_kb(base)
+    if rss0 is not None and rss1 is not None:
+        assert rss1 - rss0 < 50_000, (rss0, rss1)
+    # a small chunked body is accepted as usual
+    small = json.dumps({"prompt": "hello", "max_new_tokens": 3}).encode()
+    status, data = _raw_http(base, head + b"%x\r\n" % len(small) + small + b"\r\n0\r\n\r\n")
+    assert status == 200, data
+    assert _request(base + "/health")[0] == 200
+
+
+def test_nan_temperature_is_named_as_nan(server):
+    base, _ = server
+    status, body = _request(base + "/v1/generate", raw=b'{"prompt": "hi", "temperature": NaN}')
+    assert status == 422
+    text = json.dumps(body).lower()
+    assert "nan" in text or "finite" in text, body

@@ -383,6 +383,12 @@ class Module:
                         errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} "
                                       f"from checkpoint, the shape in current model is {tuple(t.data.shape)}.")
                         continue
+                    if (arr.dtype.kind == "f") != (t.data.dtype.kind == "f"):
+                        # float <-> int or bool would reinterpret numbers (a relabelled float32 tensor read as
+                        # int32); float64 -> float32 and int widths convert, as PyTorch's copy_ does
+                        errors.append(f"dtype mismatch for {key}: the checkpoint holds {arr.dtype}, the "
+                                      f"parameter in current model is {t.data.dtype}.")
+                        continue
                     if assign:
                         new = np.array(arr, dtype=t.data.dtype if t.data.dtype.kind != "f" or
                                        arr.dtype.kind != "f" else arr.dtype, copy=True)
