@@ -3,7 +3,7 @@ import numpy as np
 
 from ..backend import get_backend
 from ..tensor import _wrap
-from .optimizer import Optimizer, _check_real
+from .optimizer import Optimizer, _check_nonnegative, _check_real
 
 __all__ = ["Adam", "AdamW"]
 
@@ -64,23 +64,16 @@ class Adam(Optimizer):
 
     def _validate_group(self, group):
         name = self._name
-        lr = _check_real(name, "lr", group["lr"])
-        eps = _check_real(name, "eps", group["eps"])
-        weight_decay = _check_real(name, "weight_decay", group["weight_decay"])
+        for option in ("lr", "eps", "weight_decay"):
+            _check_nonnegative(name, option, group[option])
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
         group["betas"] = tuple(betas)
-        if lr < 0.0:
-            raise ValueError(f"{name}: invalid learning rate lr={lr}; expected lr >= 0")
-        if eps < 0.0:
-            raise ValueError(f"{name}: invalid eps={eps}; expected eps >= 0")
         for i, beta in enumerate(betas):
             beta = _check_real(name, f"betas[{i}]", beta)
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{name}: invalid beta parameter at index {i}: {beta}; expected 0 <= beta < 1")
-        if weight_decay < 0.0:
-            raise ValueError(f"{name}: invalid weight_decay={weight_decay}; expected weight_decay >= 0")
 
     def step(self, closure=None):
         """One Adam/AdamW step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
