@@ -20,7 +20,6 @@ and averaged; only rank 0 prints and writes checkpoints, which load at any world
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -34,6 +33,7 @@ from .optim import AdamW
 from .random import Generator, default_generator
 from .tensor import tensor
 from .text import default_corpus, get_batch, load_corpus, make_tokenizer, tokenizer_from_dict, train_val_split
+from .utils.progress import LiveLine, format_duration
 
 # Model and schedule presets. "small" is nanoGPT's CPU shakespeare-char configuration.
 PRESETS = {
@@ -148,12 +148,13 @@ def estimate_loss(model, ids, block_size, batch_size, iters, seed, rank=0, world
 
 
 class Progress:
-    """A live line in a terminal (rewritten with \\r), plain lines every ``log_interval`` steps otherwise."""
+    """The training line: rewritten in place in a terminal, a plain line every ``log_interval`` steps
+    elsewhere (``pyengine.utils.progress`` draws it)."""
 
     def __init__(self, total, log_interval=10, stream=None, quiet=False):
         self.total, self.log_interval = total, log_interval
-        self.stream = stream or sys.stdout
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.line = LiveLine(stream)  # None: sys.stdout at each write
+        self.tty = self.line.is_terminal
         self.quiet = quiet
         self.t0 = time.perf_counter()
 
@@ -163,27 +164,16 @@ class Progress:
         done = step + 1 - start_step
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / max(done, 1) * (self.total - step - 1)
-        line = (f"step {step + 1}/{self.total}  loss {loss:.4f}  lr {lr:.2e}  {tok_s:,.0f} tok/s  "
-                f"ETA {_fmt_time(eta)}")
+        text = (f"step {step + 1}/{self.total}  loss {loss:.4f}  lr {lr:.2e}  {tok_s:,.0f} tok/s  "
+                f"ETA {format_duration(eta)}")
         if self.tty:
-            self.stream.write("\r" + line + "\033[K")
-            self.stream.flush()
+            self.line.show(text)
         elif (step + 1) % self.log_interval == 0 or step + 1 == self.total:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            self.line.print(text)
 
     def message(self, text):
-        if self.quiet:
-            return
-        if self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def _fmt_time(s):
-    s = int(s)
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+        if not self.quiet:
+            self.line.print(text)
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -381,7 +371,7 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
               "tokens_per_s": steps_run * tokens_per_step / elapsed if elapsed > 0 else 0.0,
               "checkpoint": ckpt_path, "best_checkpoint": best_path, "metrics": metrics_path,
               "plot": os.path.join(cfg.out, "loss.png") if plotted else None}
-    prog.message(f"done: {steps_run} steps in {_fmt_time(elapsed)}, {result['tokens_per_s']:,.0f} tok/s; "
+    prog.message(f"done: {steps_run} steps in {format_duration(elapsed)}, {result['tokens_per_s']:,.0f} tok/s; "
                  f"best val loss {best_val:.4f}; checkpoints in {cfg.out}")
     return result
 
