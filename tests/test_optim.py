@@ -1043,3 +1043,44 @@ def test_scheduler_resume_with_last_epoch():
     torch = pytest.importorskip("torch")
     assert _resume_with_last_epoch(torch, torch.optim, torch.optim.lr_scheduler) == [last_epoch, base_lrs, lrs,
                                                                                        next_lrs]
+
+
+def _warmup_cosine(base_lr, e, warmup, total, ratio):
+    """GPT-2 / nanoGPT's schedule, written out (lm.lr_at's formula before it moved into lr_scheduler)."""
+    if e < warmup:
+        return base_lr * (e + 1) / warmup
+    progress = min(1.0, (e - warmup) / max(1, total - warmup))
+    min_lr = base_lr * ratio
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (base_lr - min_lr)
+
+
+@pytest.mark.parametrize("warmup,total,ratio", [(5, 40, 0.1), (0, 13, 0.0), (1, 1, 0.5), (7, 3, 0.1), (3, 29, 1.0)])
+def test_warmup_cosine_lr_is_exact_and_resumes(warmup, total, ratio):
+    make = lambda opt, last_epoch=-1: lr_scheduler.WarmupCosineLR(opt, warmup, total, ratio, last_epoch)  # noqa: E731
+    lrs = _run_schedule(pe, lambda m, o: make(o), epochs=total + 5)
+    expected = [[_warmup_cosine(b, e, warmup, total, ratio) for b in BASE_LRS] for e in range(total + 6)]
+    assert lrs.tolist() == expected  # bit for bit: a closed form, no recursion
+    assert lrs[total + 5].tolist() == [b * ratio for b in BASE_LRS] or warmup > total  # stays at min_lr
+    # resumed at step k: a new scheduler with last_epoch=k-1, or a loaded state dict, continues exactly
+    for k in (1, warmup, total // 2 + 1):
+        opt = _sched_optimizer(pe)
+        for g in opt.param_groups:
+            g["initial_lr"] = g["lr"]
+        assert make(opt, last_epoch=k - 1).get_last_lr() == expected[k]
+        fresh = _sched_optimizer(pe)
+        sched = make(fresh)
+        state = make(_sched_optimizer(pe)).state_dict()
+        state["last_epoch"] = k
+        sched.load_state_dict(state)
+        fresh.step()
+        sched.step()
+        assert sched.get_last_lr() == expected[k + 1]
+
+
+def test_warmup_cosine_lr_errors():
+    opt = _sched_optimizer(pe)
+    with pytest.raises(ValueError, match="WarmupCosineLR: warmup_steps and total_steps must be >= 0"):
+        lr_scheduler.WarmupCosineLR(opt, -1, 10)
+    with pytest.raises(ValueError, match=r"WarmupCosineLR: min_lr_ratio must be in \[0, 1\]"):
+        lr_scheduler.WarmupCosineLR(opt, 1, 10, min_lr_ratio=1.5)
+    assert lr_scheduler.WarmupCosineLR.lr_at(3, 0.2, 4, 10) == 0.2
