@@ -12,10 +12,11 @@
 // Each optimizer is a Body (compiled per ISA, simd.h's select_isa) templated on its options, so a
 // disabled option (weight decay, momentum, centering, AMSGrad) costs nothing in the loop. NaN: every
 // operation propagates it (AMSGrad's running max too, as torch.maximum and np.maximum do).
-// The loops are `omp simd` (the arrays a body writes must not overlap: the binding refuses one array passed
-// twice; overlapping views give unspecified values, never an access out of bounds), because without it GCC 12 gives up on bodies that write four arrays (AMSGrad; centered RMSprop with
-// momentum): too many run-time alias checks to version the loop, so it ran scalar (float32, 200k elements
-// in cache, 1 thread: AMSGrad 680-985 us -> 173 us, plain Adam 150 us; centered RMSprop with momentum
+// The loops are `omp simd` (the arrays a body writes must not overlap: the binding refuses one array
+// passed twice; overlapping views give unspecified values, never an access out of bounds), because
+// without it GCC 12 gives up on bodies that write four arrays (AMSGrad; centered RMSprop with momentum):
+// too many run-time alias checks to version the loop, so they ran scalar (float32, 200k elements in
+// cache, 1 thread: AMSGrad 680-985 us -> 173 us, plain Adam 150 us; centered RMSprop with momentum
 // 541 -> 165 us).
 #include "cpu/optim.h"
 
