@@ -345,26 +345,8 @@ def test_rmsprop_adagrad_skip_parameters_without_gradient():
 
 def test_rmsprop_adagrad_float32_match_torch():
     torch = pytest.importorskip("torch")
-    init32 = [a.astype(np.float32) for a in INIT]
-    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
-
-    def train(mod, cls, kw, params, as_tensor, tanh):
-        opt = getattr(mod, cls)(params, **kw)
-        for _ in range(10):
-            opt.zero_grad()
-            W, b, V = params
-            r = tanh(as_tensor(X32) @ W + b) @ V - as_tensor(Y32)
-            (r * r).mean().backward()
-            opt.step()
-        return [np.array(p.detach().numpy() if mod is not optim else p.data) for p in params]
-
     for cls, kw in (("RMSprop", dict(lr=0.01, momentum=0.9, centered=True)), ("Adagrad", dict(lr=0.1, lr_decay=0.01))):
-        a = train(optim, cls, kw, [pe.tensor(x.copy(), requires_grad=True) for x in init32], pe.tensor, pe.tanh)
-        b = train(torch.optim, cls, kw, [torch.tensor(x.copy(), requires_grad=True) for x in init32],
-                  torch.from_numpy, torch.tanh)
-        for x, y in zip(a, b):
-            assert x.dtype == np.float32
-            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6, err_msg=cls)
+        _float32_matches_torch(torch, lambda mod, ps: getattr(mod, cls)(ps, **kw))
 
 
 def test_rmsprop_adagrad_state_has_torch_keys():
@@ -528,13 +510,14 @@ def test_add_param_group_mid_training_matches_torch():
     assert_same_trajectory(a, b)
 
 
-def test_float32_parameters_match_torch():
-    torch = pytest.importorskip("torch")
+def _float32_matches_torch(torch, make):
+    """10 steps on float32 parameters with ``make(optim module, params)``: pyengine equals torch to float32's
+    precision, and the parameters stay float32."""
     init32 = [a.astype(np.float32) for a in INIT]
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
 
     def train(mod, params, as_tensor, tanh):
-        opt = mod.AdamW(params, lr=0.02, weight_decay=0.1)
+        opt = make(mod, params)
         for _ in range(10):
             opt.zero_grad()
             W, b, V = params
@@ -549,6 +532,11 @@ def test_float32_parameters_match_torch():
     for x, y in zip(a, b):
         assert x.dtype == np.float32
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_float32_parameters_match_torch():
+    torch = pytest.importorskip("torch")
+    _float32_matches_torch(torch, lambda mod, ps: mod.AdamW(ps, lr=0.02, weight_decay=0.1))
 
 
 # --------------------------------------------------------------------------- gradients and parameters of any layout

@@ -1,8 +1,5 @@
 """Adagrad (Duchi, Hazan & Singer 2011), as PyTorch computes it."""
-import numpy as np
-
 from ..backend import get_backend
-from ..tensor import _wrap
 from .optimizer import Optimizer, _check_nonnegative
 
 __all__ = ["Adagrad"]
@@ -62,7 +59,7 @@ class Adagrad(Optimizer):
         state = self.state[p]
         if not state:
             state["step"] = 0
-            state["sum"] = _wrap(np.full(p.data.shape, group["initial_accumulator_value"], dtype=p.data.dtype))
+            state["sum"] = self._buffer(p, group["initial_accumulator_value"])
         return state
 
     def step(self, closure=None):
@@ -72,10 +69,8 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             batches = {}  # step t -> (params, grads, sums); usually one batch
             write_back = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self._init_state(p, group)
+            for p, state in self._stepping(group):
+                self._init_state(p, group)
                 state["step"] += 1
                 batch = batches.setdefault(state["step"], ([], [], []))
                 batch[0].append(self._param_array(p, write_back))

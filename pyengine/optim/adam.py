@@ -1,8 +1,5 @@
 """Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019), as PyTorch computes them."""
-import numpy as np
-
 from ..backend import get_backend
-from ..tensor import _wrap
 from .optimizer import Optimizer, _check_nonnegative, _check_real
 
 __all__ = ["Adam", "AdamW"]
@@ -91,16 +88,13 @@ class Adam(Optimizer):
             # (step t, dtype) -> [params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs]; usually one batch
             batches = {}
             write_back = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
+            for p, state in self._stepping(group):
                 if not state:
                     state["step"] = 0
-                    state["exp_avg"] = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
-                    state["exp_avg_sq"] = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
+                    state["exp_avg"] = self._buffer(p)
+                    state["exp_avg_sq"] = self._buffer(p)
                 if amsgrad and state.get("max_exp_avg_sq") is None:
-                    state["max_exp_avg_sq"] = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
+                    state["max_exp_avg_sq"] = self._buffer(p)
                 state["step"] += 1
                 key = (state["step"], p.data.dtype)
                 batch = batches.get(key)

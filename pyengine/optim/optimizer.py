@@ -181,6 +181,18 @@ class Optimizer:
         with enable_grad():
             return closure()
 
+    def _stepping(self, group):
+        """(p, state) for each parameter of ``group`` that has a gradient; ``state`` is ``self.state[p]``
+        (an empty dict at the parameter's first step)."""
+        for p in group["params"]:
+            if p.grad is not None:
+                yield p, self.state[p]
+
+    @staticmethod
+    def _buffer(p, fill=0.0):
+        """A state buffer: a Tensor of ``p``'s shape and dtype, filled with ``fill``."""
+        return _wrap(np.full(p.data.shape, fill, dtype=p.data.dtype))
+
     @staticmethod
     def _grad_array(p):
         """``p``'s gradient as a C-contiguous array of ``p``'s dtype and shape (what the kernels need)."""

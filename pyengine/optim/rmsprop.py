@@ -1,8 +1,5 @@
 """RMSprop (Tieleman & Hinton 2012), as PyTorch computes it."""
-import numpy as np
-
 from ..backend import get_backend
-from ..tensor import _wrap
 from .optimizer import Optimizer, _check_nonnegative
 
 __all__ = ["RMSprop"]
@@ -72,18 +69,15 @@ class RMSprop(Optimizer):
             centered = bool(group["centered"])
             params, grads, square_avgs, momentum_buffers, grad_avgs = [], [], [], [], []
             write_back = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
+            for p, state in self._stepping(group):
                 if not state:
                     state["step"] = 0
-                    state["square_avg"] = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
+                    state["square_avg"] = self._buffer(p)
                 # buffers an option needs, made when it is first on (a group's options may change)
                 if momentum > 0 and state.get("momentum_buffer") is None:
-                    state["momentum_buffer"] = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
+                    state["momentum_buffer"] = self._buffer(p)
                 if centered and state.get("grad_avg") is None:
-                    state["grad_avg"] = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
+                    state["grad_avg"] = self._buffer(p)
                 state["step"] += 1
                 params.append(self._param_array(p, write_back))
                 grads.append(self._grad_array(p))

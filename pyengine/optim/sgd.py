@@ -1,8 +1,6 @@
 """SGD with momentum, dampening, Nesterov momentum, weight decay and maximize (PyTorch's algorithm)."""
-import numpy as np
 
 from ..backend import get_backend
-from ..tensor import _wrap
 from .optimizer import Optimizer, _check_nonnegative, _check_real
 
 __all__ = ["SGD"]
@@ -83,7 +81,7 @@ class SGD(Optimizer):
                     buf = state.get("momentum_buffer")
                     if buf is None:
                         first_step = True  # the kernel sets the buffer to the gradient
-                        buf = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
+                        buf = self._buffer(p)
                         state["momentum_buffer"] = buf
                 key = (p.data.dtype, first_step)
                 batch = batches.get(key)
