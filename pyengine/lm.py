@@ -277,9 +277,7 @@ class _Run:
     tok_s: float = 0.0
 
     def __post_init__(self):
-        self.ckpt_path = os.path.join(self.cfg.out, "ckpt.safetensors")
-        self.best_path = os.path.join(self.cfg.out, "best.safetensors")
-        self.metrics_path = os.path.join(self.cfg.out, "metrics.jsonl")
+        self.ckpt_path, self.best_path, self.metrics_path = _run_files(self.cfg.out)
         self.end_step = self.cfg.max_steps if self.cfg.stop_at is None else min(self.cfg.stop_at, self.cfg.max_steps)
         self.tokens_per_step = self.cfg.batch_size * self.cfg.block_size * self.world
         self.t_start = self.t_window = time.perf_counter()
@@ -296,57 +294,29 @@ class _Run:
         self.prog.update(step, self.train_loss_ema, self.tok_s, lr, self.start_step)
 
 
+def _run_files(out):
+    """The run directory's last checkpoint, best checkpoint and metrics log."""
+    return (os.path.join(out, "ckpt.safetensors"), os.path.join(out, "best.safetensors"),
+            os.path.join(out, "metrics.jsonl"))
+
+
 def _set_up(cfg, stream, quiet):
-    """Data, tokenizer, model, optimizer, schedule and batch generator: fresh, or resumed from the run's
-    checkpoint (model, optimizer, step, generators), so that the run continues as if never stopped."""
+    """Data, model, optimizer, schedule and batch generator: fresh, or resumed from the run's checkpoint
+    (model, optimizer, step, generators), so that the run continues as if it had never stopped."""
     from .distributed import init_if_launched
     rank, world = init_if_launched()
     os.makedirs(cfg.out, exist_ok=True)
-    ckpt_path = os.path.join(cfg.out, "ckpt.safetensors")
+    ckpt_path, _, metrics_path = _run_files(cfg.out)
     resume_ck = None
     if cfg.resume:
         if not os.path.exists(ckpt_path):
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
         resume_ck = pio.load(ckpt_path)
-
-    text = load_text(cfg.data, cfg.max_corpus_bytes)
-    tokenizer = (tokenizer_from_dict(resume_ck["tokenizer"]) if resume_ck is not None
-                 else make_tokenizer(cfg.tokenizer, text))
-    ids = tokenizer.encode(text, errors="ignore")
-    train_ids, val_ids = train_val_split(ids, cfg.val_fraction)
-    if len(val_ids) <= cfg.block_size + 1 or len(train_ids) <= cfg.block_size + 1:
-        raise ValueError(f"the text ({len(ids)} tokens) is too short for block_size {cfg.block_size} "
-                         f"with a {cfg.val_fraction:.0%} validation split")
-    fingerprint = _fingerprint(ids)
-
-    default_generator.manual_seed(cfg.seed)  # parameter init and dropout (restored below on resume)
-    batch_gen = Generator().manual_seed(cfg.seed + 1 + 1000003 * rank)
-    start_step, best_val = 0, float("inf")
-    if resume_ck is None:
-        model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
-                              gelu=cfg.gelu))
-        optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-        metrics_path = os.path.join(cfg.out, "metrics.jsonl")
-        if rank == 0 and os.path.exists(metrics_path):
-            os.remove(metrics_path)
-    else:
-        if resume_ck.get("data_fingerprint") != fingerprint:
-            raise ValueError("--resume: the training text differs from the checkpoint's")
-        model = GPT(GPTConfig(**resume_ck["config"]))
-        model.load_state_dict(resume_ck["model"])
-        optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-        optimizer.load_state_dict(resume_ck["optimizer"])
-        start_step = int(resume_ck["step"])
-        best_val = float(resume_ck["best_val"])
-        by_rank = resume_ck["rng"].get("batches_by_rank")
-        if by_rank and len(by_rank) == world:
-            batch_gen.set_state(by_rank[rank])
-        elif world == 1:
-            batch_gen.set_state(resume_ck["rng"]["batches"])
-        else:  # another world size: fresh per-rank streams, deterministic in (seed, step, rank)
-            batch_gen.manual_seed(cfg.seed + 1 + 1000003 * rank + 7919 * start_step)
-        default_generator.set_state(resume_ck["rng"]["default"])
+    elif rank == 0 and os.path.exists(metrics_path):
+        os.remove(metrics_path)
+    tokenizer, train_ids, val_ids, fingerprint = _load_data(cfg, resume_ck)
+    model, optimizer, batch_gen, start_step, best_val = _build_or_resume(cfg, tokenizer, fingerprint, resume_ck,
+                                                                         rank, world)
     # the schedule is a function of the step: resuming at start_step picks it up there
     for group in optimizer.param_groups:
         group["initial_lr"] = cfg.lr
@@ -364,6 +334,46 @@ def _set_up(cfg, stream, quiet):
     model.train()
     return _Run(cfg, rank, world, tokenizer, train_ids, val_ids, fingerprint, model, net, optimizer, scheduler,
                 batch_gen, start_step, best_val, prog)
+
+
+def _load_data(cfg, resume_ck):
+    """(tokenizer, train ids, validation ids, fingerprint of the text); the checkpoint's tokenizer on resume."""
+    text = load_text(cfg.data, cfg.max_corpus_bytes)
+    tokenizer = (tokenizer_from_dict(resume_ck["tokenizer"]) if resume_ck is not None
+                 else make_tokenizer(cfg.tokenizer, text))
+    ids = tokenizer.encode(text, errors="ignore")
+    train_ids, val_ids = train_val_split(ids, cfg.val_fraction)
+    if len(val_ids) <= cfg.block_size + 1 or len(train_ids) <= cfg.block_size + 1:
+        raise ValueError(f"the text ({len(ids)} tokens) is too short for block_size {cfg.block_size} "
+                         f"with a {cfg.val_fraction:.0%} validation split")
+    return tokenizer, train_ids, val_ids, _fingerprint(ids)
+
+
+def _build_or_resume(cfg, tokenizer, fingerprint, resume_ck, rank, world):
+    """(model, optimizer, batch generator, start step, best validation loss): new, or the checkpoint's."""
+    default_generator.manual_seed(cfg.seed)  # parameter init and dropout (the checkpoint's state on resume)
+    batch_gen = Generator().manual_seed(cfg.seed + 1 + 1000003 * rank)
+    if resume_ck is None:
+        model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
+                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
+                              gelu=cfg.gelu))
+        return model, make_optimizer(model, cfg.lr, cfg.weight_decay), batch_gen, 0, float("inf")
+    if resume_ck.get("data_fingerprint") != fingerprint:
+        raise ValueError("--resume: the training text differs from the checkpoint's")
+    model = GPT(GPTConfig(**resume_ck["config"]))
+    model.load_state_dict(resume_ck["model"])
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    optimizer.load_state_dict(resume_ck["optimizer"])
+    start_step = int(resume_ck["step"])
+    by_rank = resume_ck["rng"].get("batches_by_rank")
+    if by_rank and len(by_rank) == world:
+        batch_gen.set_state(by_rank[rank])
+    elif world == 1:
+        batch_gen.set_state(resume_ck["rng"]["batches"])
+    else:  # another world size: fresh per-rank streams, deterministic in (seed, step, rank)
+        batch_gen.manual_seed(cfg.seed + 1 + 1000003 * rank + 7919 * start_step)
+    default_generator.set_state(resume_ck["rng"]["default"])
+    return model, optimizer, batch_gen, start_step, float(resume_ck["best_val"])
 
 
 def _train_step(run, step):
