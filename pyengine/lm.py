@@ -20,7 +20,6 @@ and averaged; only rank 0 prints and writes checkpoints, which load at any world
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -31,9 +30,11 @@ from .autograd import no_grad
 from .models.gpt import GPT, GPTConfig
 from .nn.utils import clip_grad_norm_
 from .optim import AdamW
+from .optim.lr_scheduler import WarmupCosineLR
 from .random import Generator, default_generator
 from .tensor import tensor
 from .text import default_corpus, get_batch, load_corpus, make_tokenizer, tokenizer_from_dict, train_val_split
+from .utils.progress import LiveLine, format_duration
 
 # Model and schedule presets. "small" is nanoGPT's CPU shakespeare-char configuration.
 PRESETS = {
@@ -60,9 +61,9 @@ class TrainConfig:
     dropout: float = 0.0
     bias: bool = True           # biases in Linear and LayerNorm (nanoGPT's shakespeare-char recipe: False)
     gelu: str = "tanh"          # GELU form in the MLP: "tanh" (GPT-2) or "none" (exact, as nanoGPT)
-    lr: float = None
+    lr: float = None            # the peak of the schedule (optim.lr_scheduler.WarmupCosineLR)
     min_lr_ratio: float = 0.1   # cosine decay to lr * min_lr_ratio
-    warmup: int = None
+    warmup: int = None          # linear warm-up steps
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     eval_interval: int = None
@@ -94,15 +95,6 @@ def load_text(data, max_bytes=None):
     if data is None:
         return default_corpus(max_bytes or 1_000_000)
     return load_corpus(data, max_bytes=max_bytes)
-
-
-def lr_at(step, cfg):
-    """Linear warmup, then cosine decay from lr to lr * min_lr_ratio at max_steps (Loshchilov & Hutter 2017)."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.max_steps - cfg.warmup))
-    min_lr = cfg.lr * cfg.min_lr_ratio
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
 
 
 def make_optimizer(model, lr, weight_decay):
@@ -148,12 +140,13 @@ def estimate_loss(model, ids, block_size, batch_size, iters, seed, rank=0, world
 
 
 class Progress:
-    """A live line in a terminal (rewritten with \\r), plain lines every ``log_interval`` steps otherwise."""
+    """The training line: rewritten in place in a terminal, a plain line every ``log_interval`` steps
+    elsewhere (``pyengine.utils.progress`` draws it)."""
 
     def __init__(self, total, log_interval=10, stream=None, quiet=False):
         self.total, self.log_interval = total, log_interval
-        self.stream = stream or sys.stdout
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.line = LiveLine(stream)  # None: sys.stdout at each write
+        self.tty = self.line.is_terminal
         self.quiet = quiet
         self.t0 = time.perf_counter()
 
@@ -163,27 +156,16 @@ class Progress:
         done = step + 1 - start_step
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / max(done, 1) * (self.total - step - 1)
-        line = (f"step {step + 1}/{self.total}  loss {loss:.4f}  lr {lr:.2e}  {tok_s:,.0f} tok/s  "
-                f"ETA {_fmt_time(eta)}")
+        text = (f"step {step + 1}/{self.total}  loss {loss:.4f}  lr {lr:.2e}  {tok_s:,.0f} tok/s  "
+                f"ETA {format_duration(eta)}")
         if self.tty:
-            self.stream.write("\r" + line + "\033[K")
-            self.stream.flush()
+            self.line.show(text)
         elif (step + 1) % self.log_interval == 0 or step + 1 == self.total:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            self.line.print(text)
 
     def message(self, text):
-        if self.quiet:
-            return
-        if self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def _fmt_time(s):
-    s = int(s)
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+        if not self.quiet:
+            self.line.print(text)
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -252,137 +234,206 @@ def _plot(metrics_path, png_path):
 def train(cfg=None, stream=None, quiet=False, **overrides):
     """Train a GPT on text; returns a dict of results (best/final validation loss, tokens/s, paths).
 
+    The steps, each a function below: set up (data, model, optimizer and schedule, or all of them resumed
+    from the run's checkpoint), then per step the training step and its progress line, every
+    ``eval_interval`` steps evaluation and checkpoints, and at the end the plot and the summary.
+
     >>> train(TrainConfig(preset="tiny", max_steps=200, out="runs/demo"))
     """
     cfg = cfg or TrainConfig()
     for k, v in overrides.items():
         setattr(cfg, k, v)
     cfg.resolved()
+    run = _set_up(cfg, stream, quiet)
+    for step in range(run.start_step, run.end_step):
+        lr, loss = _train_step(run, step)
+        run.report(step, loss, lr)
+        done = step + 1
+        if done % cfg.eval_interval == 0 or done == cfg.max_steps:
+            _evaluate_and_checkpoint(run, done, lr)
+    return _finish(run)
+
+
+@dataclass
+class _Run:
+    """What the steps of ``train`` share: the run's data, model, optimizer and progress counters."""
+    cfg: TrainConfig
+    rank: int
+    world: int
+    tokenizer: object
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    fingerprint: str
+    model: GPT
+    net: object                 # the model, or its DistributedDataParallel wrapper
+    optimizer: AdamW
+    scheduler: WarmupCosineLR
+    batch_gen: Generator
+    start_step: int
+    best_val: float
+    prog: Progress
+    last: dict = field(default_factory=dict)     # the last evaluation's metrics
+    train_loss_ema: float = None
+    tok_s: float = 0.0
+
+    def __post_init__(self):
+        self.ckpt_path, self.best_path, self.metrics_path = _run_files(self.cfg.out)
+        self.end_step = self.cfg.max_steps if self.cfg.stop_at is None else min(self.cfg.stop_at, self.cfg.max_steps)
+        self.tokens_per_step = self.cfg.batch_size * self.cfg.block_size * self.world
+        self.t_start = self.t_window = time.perf_counter()
+        self.tok_window = 0
+
+    def report(self, step, loss, lr):
+        """Fold a step's loss into the running average, measure tokens/s over >= 1 s windows, draw the line."""
+        self.train_loss_ema = loss if self.train_loss_ema is None else 0.9 * self.train_loss_ema + 0.1 * loss
+        self.tok_window += self.tokens_per_step
+        now = time.perf_counter()
+        if now - self.t_window >= 1.0 or step + 1 == self.cfg.max_steps:
+            self.tok_s = self.tok_window / (now - self.t_window)
+            self.t_window, self.tok_window = now, 0
+        self.prog.update(step, self.train_loss_ema, self.tok_s, lr, self.start_step)
+
+
+def _run_files(out):
+    """The run directory's last checkpoint, best checkpoint and metrics log."""
+    return (os.path.join(out, "ckpt.safetensors"), os.path.join(out, "best.safetensors"),
+            os.path.join(out, "metrics.jsonl"))
+
+
+def _set_up(cfg, stream, quiet):
+    """Data, model, optimizer, schedule and batch generator: fresh, or resumed from the run's checkpoint
+    (model, optimizer, step, generators), so that the run continues as if it had never stopped."""
     from .distributed import init_if_launched
     rank, world = init_if_launched()
-    quiet = quiet or rank != 0
     os.makedirs(cfg.out, exist_ok=True)
-    ckpt_path = os.path.join(cfg.out, "ckpt.safetensors")
-    best_path = os.path.join(cfg.out, "best.safetensors")
-    metrics_path = os.path.join(cfg.out, "metrics.jsonl")
-
-    text = load_text(cfg.data, cfg.max_corpus_bytes)
+    ckpt_path, _, metrics_path = _run_files(cfg.out)
     resume_ck = None
     if cfg.resume:
         if not os.path.exists(ckpt_path):
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
         resume_ck = pio.load(ckpt_path)
-        tokenizer = tokenizer_from_dict(resume_ck["tokenizer"])
-    else:
-        tokenizer = make_tokenizer(cfg.tokenizer, text)
-    ids = tokenizer.encode(text, errors="ignore")
-    train_ids, val_ids = train_val_split(ids, cfg.val_fraction)
-    if len(val_ids) <= cfg.block_size + 1 or len(train_ids) <= cfg.block_size + 1:
-        raise ValueError(f"the text ({len(ids)} tokens) is too short for block_size {cfg.block_size} "
-                         f"with a {cfg.val_fraction:.0%} validation split")
-    fingerprint = _fingerprint(ids)
-
-    default_generator.manual_seed(cfg.seed)  # parameter init and dropout
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                       n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
-                       gelu=cfg.gelu)
-    model = GPT(config)
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-    batch_gen = Generator().manual_seed(cfg.seed + 1 + 1000003 * rank)
-    start_step, best_val = 0, float("inf")
-    if resume_ck is not None:
-        if resume_ck.get("data_fingerprint") != fingerprint:
-            raise ValueError("--resume: the training text differs from the checkpoint's")
-        model = GPT(GPTConfig(**resume_ck["config"]))
-        model.load_state_dict(resume_ck["model"])
-        optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-        optimizer.load_state_dict(resume_ck["optimizer"])
-        start_step = int(resume_ck["step"])
-        best_val = float(resume_ck["best_val"])
-        by_rank = resume_ck["rng"].get("batches_by_rank")
-        if by_rank and len(by_rank) == world:
-            batch_gen.set_state(by_rank[rank])
-        elif world == 1:
-            batch_gen.set_state(resume_ck["rng"]["batches"])
-        else:  # another world size: fresh per-rank streams, deterministic in (seed, step, rank)
-            batch_gen.manual_seed(cfg.seed + 1 + 1000003 * rank + 7919 * start_step)
-        default_generator.set_state(resume_ck["rng"]["default"])
     elif rank == 0 and os.path.exists(metrics_path):
         os.remove(metrics_path)
+    tokenizer, train_ids, val_ids, fingerprint = _load_data(cfg, resume_ck)
+    model, optimizer, batch_gen, start_step, best_val = _build_or_resume(cfg, tokenizer, fingerprint, resume_ck,
+                                                                         rank, world)
+    # the schedule is a function of the step: resuming at start_step picks it up there
+    for group in optimizer.param_groups:
+        group["initial_lr"] = cfg.lr
+    scheduler = WarmupCosineLR(optimizer, cfg.warmup, cfg.max_steps, cfg.min_lr_ratio, last_epoch=start_step - 1)
     net = model
     if world > 1:
         from .distributed import DistributedDataParallel
         net = DistributedDataParallel(model)  # broadcasts rank 0's weights; averages gradients
 
-    prog = Progress(cfg.max_steps, cfg.log_interval, stream, quiet)
+    prog = Progress(cfg.max_steps, cfg.log_interval, stream, quiet or rank != 0)
     prog.message(f"pyengine train: {model.num_parameters():,} parameters, vocab {tokenizer.vocab_size}, "
                  f"{len(train_ids):,} train / {len(val_ids):,} val tokens, preset {cfg.preset}, "
                  f"steps {start_step}..{cfg.max_steps}, batch {cfg.batch_size} x {cfg.block_size}"
                  + (f" on each of {world} ranks" if world > 1 else ""))
     model.train()
-    tokens_per_step = cfg.batch_size * cfg.block_size * world
-    t_start = time.perf_counter()
-    t_window, tok_window = time.perf_counter(), 0
-    tok_s = 0.0
-    train_loss_ema = None
-    last = {}
-    end_step = cfg.max_steps if cfg.stop_at is None else min(cfg.stop_at, cfg.max_steps)
-    for step in range(start_step, end_step):
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x, y = get_batch(train_ids, cfg.block_size, cfg.batch_size, batch_gen)
-        _, loss = net(tensor(x), tensor(y))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # under DDP, gradients arrive averaged over the ranks
-        if cfg.grad_clip:
-            clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        lv = loss.item()
-        if not math.isfinite(lv):
-            raise FloatingPointError(f"training diverged at step {step + 1}: loss is {lv}")
-        train_loss_ema = lv if train_loss_ema is None else 0.9 * train_loss_ema + 0.1 * lv
-        tok_window += tokens_per_step
-        now = time.perf_counter()
-        if now - t_window >= 1.0 or step + 1 == cfg.max_steps:
-            tok_s = tok_window / (now - t_window)
-            t_window, tok_window = now, 0
-        prog.update(step, train_loss_ema, tok_s, lr, start_step)
-        done = step + 1
-        if done % cfg.eval_interval == 0 or done == cfg.max_steps:
-            val = estimate_loss(model, val_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 7,
-                                rank, world)
-            trn = estimate_loss(model, train_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 8,
-                                rank, world)
-            improved = val < best_val
-            best_val = min(best_val, val)
-            last = {"step": done, "train_loss": trn, "val_loss": val, "lr": lr, "tokens_per_s": tok_s,
-                    "elapsed_s": time.perf_counter() - t_start}
-            states = None
-            if world > 1:
-                from . import distributed as dist
-                states = dist.all_gather_object(batch_gen.get_state())
-            if rank == 0:
-                with open(metrics_path, "a") as f:
-                    f.write(json.dumps(last) + "\n")
-                # the last checkpoint first, then the best: a crash between the two loses nothing
-                save_checkpoint(ckpt_path, model, optimizer, done, cfg, tokenizer, batch_gen, best_val, fingerprint,
-                                states)
-                if improved:
-                    save_checkpoint(best_path, model, optimizer, done, cfg, tokenizer, batch_gen, best_val,
-                                    fingerprint, states)
-            prog.message(f"step {done}: train loss {trn:.4f}, val loss {val:.4f}"
-                         + (" (best, saved)" if improved else ""))
-    elapsed = time.perf_counter() - t_start
-    steps_run = end_step - start_step
-    plotted = (_plot(metrics_path, os.path.join(cfg.out, "loss.png"))
-               if rank == 0 and os.path.exists(metrics_path) else False)
-    result = {"best_val_loss": best_val, "final": last, "steps": steps_run, "elapsed_s": elapsed,
-              "tokens_per_s": steps_run * tokens_per_step / elapsed if elapsed > 0 else 0.0,
-              "checkpoint": ckpt_path, "best_checkpoint": best_path, "metrics": metrics_path,
+    return _Run(cfg, rank, world, tokenizer, train_ids, val_ids, fingerprint, model, net, optimizer, scheduler,
+                batch_gen, start_step, best_val, prog)
+
+
+def _load_data(cfg, resume_ck):
+    """(tokenizer, train ids, validation ids, fingerprint of the text); the checkpoint's tokenizer on resume."""
+    text = load_text(cfg.data, cfg.max_corpus_bytes)
+    tokenizer = (tokenizer_from_dict(resume_ck["tokenizer"]) if resume_ck is not None
+                 else make_tokenizer(cfg.tokenizer, text))
+    ids = tokenizer.encode(text, errors="ignore")
+    train_ids, val_ids = train_val_split(ids, cfg.val_fraction)
+    if len(val_ids) <= cfg.block_size + 1 or len(train_ids) <= cfg.block_size + 1:
+        raise ValueError(f"the text ({len(ids)} tokens) is too short for block_size {cfg.block_size} "
+                         f"with a {cfg.val_fraction:.0%} validation split")
+    return tokenizer, train_ids, val_ids, _fingerprint(ids)
+
+
+def _build_or_resume(cfg, tokenizer, fingerprint, resume_ck, rank, world):
+    """(model, optimizer, batch generator, start step, best validation loss): new, or the checkpoint's."""
+    default_generator.manual_seed(cfg.seed)  # parameter init and dropout (the checkpoint's state on resume)
+    batch_gen = Generator().manual_seed(cfg.seed + 1 + 1000003 * rank)
+    if resume_ck is None:
+        model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
+                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
+                              gelu=cfg.gelu))
+        return model, make_optimizer(model, cfg.lr, cfg.weight_decay), batch_gen, 0, float("inf")
+    if resume_ck.get("data_fingerprint") != fingerprint:
+        raise ValueError("--resume: the training text differs from the checkpoint's")
+    model = GPT(GPTConfig(**resume_ck["config"]))
+    model.load_state_dict(resume_ck["model"])
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    optimizer.load_state_dict(resume_ck["optimizer"])
+    start_step = int(resume_ck["step"])
+    by_rank = resume_ck["rng"].get("batches_by_rank")
+    if by_rank and len(by_rank) == world:
+        batch_gen.set_state(by_rank[rank])
+    elif world == 1:
+        batch_gen.set_state(resume_ck["rng"]["batches"])
+    else:  # another world size: fresh per-rank streams, deterministic in (seed, step, rank)
+        batch_gen.manual_seed(cfg.seed + 1 + 1000003 * rank + 7919 * start_step)
+    default_generator.set_state(resume_ck["rng"]["default"])
+    return model, optimizer, batch_gen, start_step, float(resume_ck["best_val"])
+
+
+def _train_step(run, step):
+    """One optimizer step on a random batch at the schedule's lr; returns (lr, loss)."""
+    cfg = run.cfg
+    lr = run.scheduler.get_last_lr()[0]
+    x, y = get_batch(run.train_ids, cfg.block_size, cfg.batch_size, run.batch_gen)
+    _, loss = run.net(tensor(x), tensor(y))
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # under DDP, gradients arrive averaged over the ranks
+    if cfg.grad_clip:
+        clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()  # the lr of the next step
+    lv = loss.item()
+    if not math.isfinite(lv):
+        raise FloatingPointError(f"training diverged at step {step + 1}: loss is {lv}")
+    return lr, lv
+
+
+def _evaluate_and_checkpoint(run, done, lr):
+    """Validation and training loss after step ``done``; rank 0 appends them to metrics.jsonl and writes the
+    checkpoint (and best.safetensors when the validation loss improved)."""
+    cfg, rank, world = run.cfg, run.rank, run.world
+    val = estimate_loss(run.model, run.val_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 7,
+                        rank, world)
+    trn = estimate_loss(run.model, run.train_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 8,
+                        rank, world)
+    improved = val < run.best_val
+    run.best_val = min(run.best_val, val)
+    run.last = {"step": done, "train_loss": trn, "val_loss": val, "lr": lr, "tokens_per_s": run.tok_s,
+                "elapsed_s": time.perf_counter() - run.t_start}
+    states = None
+    if world > 1:
+        from . import distributed as dist
+        states = dist.all_gather_object(run.batch_gen.get_state())
+    if rank == 0:
+        with open(run.metrics_path, "a") as f:
+            f.write(json.dumps(run.last) + "\n")
+        # the last checkpoint first, then the best: a crash between the two loses nothing
+        paths = [run.ckpt_path] + ([run.best_path] if improved else [])
+        for path in paths:
+            save_checkpoint(path, run.model, run.optimizer, done, cfg, run.tokenizer, run.batch_gen, run.best_val,
+                            run.fingerprint, states)
+    run.prog.message(f"step {done}: train loss {trn:.4f}, val loss {val:.4f}" + (" (best, saved)" if improved else ""))
+
+
+def _finish(run):
+    """The loss plot (rank 0) and the run's summary."""
+    cfg = run.cfg
+    elapsed = time.perf_counter() - run.t_start
+    steps_run = run.end_step - run.start_step
+    plotted = (_plot(run.metrics_path, os.path.join(cfg.out, "loss.png"))
+               if run.rank == 0 and os.path.exists(run.metrics_path) else False)
+    result = {"best_val_loss": run.best_val, "final": run.last, "steps": steps_run, "elapsed_s": elapsed,
+              "tokens_per_s": steps_run * run.tokens_per_step / elapsed if elapsed > 0 else 0.0,
+              "checkpoint": run.ckpt_path, "best_checkpoint": run.best_path, "metrics": run.metrics_path,
               "plot": os.path.join(cfg.out, "loss.png") if plotted else None}
-    prog.message(f"done: {steps_run} steps in {_fmt_time(elapsed)}, {result['tokens_per_s']:,.0f} tok/s; "
-                 f"best val loss {best_val:.4f}; checkpoints in {cfg.out}")
+    run.prog.message(f"done: {steps_run} steps in {format_duration(elapsed)}, {result['tokens_per_s']:,.0f} tok/s; "
+                     f"best val loss {run.best_val:.4f}; checkpoints in {cfg.out}")
     return result
 
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import pyengine as pe
 import pyengine.distributed as dist
+from pyengine.distributed.ddp import Reducer
 import pyengine.nn as nn
 import pyengine.nn.functional as F
 from pyengine.utils.data import DataLoader, TensorDataset
@@ -225,6 +226,29 @@ def test_ddp_buckets_in_reverse_order_and_average_exactly():
     assert g.calls == []
     F.mse_loss(wrapped(x), y).backward()
     assert [c[0] for c in g.calls] == ["iallreduce"] * 3
+
+
+def test_reducer_averages_a_list_of_gradients_in_buckets():
+    """distributed.ddp.Reducer, DDP's bucketed allreduce on its own (keras' fit uses it): buckets in reverse
+    order, one dtype each; None gradients stay None; the twin's average is the local gradient exactly."""
+    rng = np.random.default_rng(3)
+    params = [pe.tensor(rng.standard_normal(s).astype(dt), requires_grad=True)
+              for s, dt in (((3, 5), np.float64), ((5,), np.float64), ((7,), np.float32), ((2, 2), np.float32))]
+    grads = [rng.standard_normal(p.shape).astype(p.data.dtype) for p in params]
+    for p, g in zip(params, grads):
+        p.grad = pe.tensor(g.copy())
+    params[1].grad = None
+    g = TwinGroup()
+    reducer = Reducer(params, process_group=g, bucket_cap_mb=1e-5)  # closes a bucket at >= 10.5 bytes
+    assert [b.names for b in reducer.buckets] == [["3"], ["2"], ["1"], ["0"]]
+    reducer()
+    assert g.calls == [("iallreduce", 4 + 1), ("iallreduce", 7 + 1), ("iallreduce", 5 + 1), ("iallreduce", 15 + 1)]
+    assert params[1].grad is None
+    for i in (0, 2, 3):
+        assert params[i].grad.dtype == params[i].dtype
+        np.testing.assert_array_equal(params[i].grad.numpy(), grads[i])
+    one = Reducer(params, process_group=g)  # default 4 MiB: one bucket per dtype
+    assert [len(b.params) for b in one.buckets] == [2, 2]
 
 
 def test_ddp_misuse_is_reported():

@@ -652,6 +652,31 @@ def test_optimizers_keras_defaults_and_updates():
     assert sched(20) == pytest.approx(0.025)
 
 
+def test_keras_rmsprop_adagrad_run_pyengine_optim():
+    """Keras's RMSprop / Adagrad are pyengine.optim's (rho -> alpha, epsilon -> eps): the same trajectory;
+    Adagrad also equals Keras's formula (epsilon inside the root) within the documented 3e-7."""
+    rng = np.random.default_rng(5)
+    grads = [rng.standard_normal((3, 5)) for _ in range(6)]
+    cases = [(optimizers.RMSprop(learning_rate=0.01, rho=0.8, momentum=0.5, centered=True),
+              lambda ps: pe.optim.RMSprop(ps, lr=0.01, alpha=0.8, eps=1e-7, momentum=0.5, centered=True)),
+             (optimizers.Adagrad(learning_rate=0.1, initial_accumulator_value=0.2),
+              lambda ps: pe.optim.Adagrad(ps, lr=0.1, initial_accumulator_value=0.2, eps=1e-7))]
+    for keras_opt, make in cases:
+        p, q = pe.nn.Parameter(np.ones((3, 5))), pe.nn.Parameter(np.ones((3, 5)))
+        opt = make([q])
+        for g in grads:
+            keras_opt.apply_gradients([(pe.tensor(g), p)])
+            q.grad = pe.tensor(g)
+            opt.step()
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+        assert type(keras_opt._opt) is type(opt)
+    acc, ref = np.full((3, 5), 0.2), np.ones((3, 5))
+    for g in grads:
+        acc = acc + g * g
+        ref = ref - 0.1 * g / np.sqrt(acc + 1e-7)  # Keras's Adagrad
+    np.testing.assert_allclose(p.detach().numpy(), ref, rtol=3e-7)
+
+
 def test_keras_import_paths():
     from pyengine.keras.preprocessing.sequence import pad_sequences
     from pyengine.keras.preprocessing.text import Tokenizer

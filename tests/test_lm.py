@@ -52,6 +52,18 @@ def test_resume_equals_uninterrupted(tmp_path, corpus):
     assert resumed["final"]["val_loss"] == full["final"]["val_loss"]
 
 
+def test_training_follows_the_warmup_cosine_schedule(tmp_path, corpus):
+    """lm.train's learning rates are lr_scheduler.WarmupCosineLR's, exactly, whether resumed or not."""
+    kw = dict(max_steps=12, warmup=4, eval_interval=1, eval_iters=1, min_lr_ratio=0.2)
+    full = lm.train(_cfg(tmp_path, corpus, out=str(tmp_path / "a"), **kw), quiet=True)
+    lm.train(_cfg(tmp_path, corpus, out=str(tmp_path / "b"), stop_at=5, **kw), quiet=True)
+    resumed = lm.train(_cfg(tmp_path, corpus, out=str(tmp_path / "b"), resume=True, **kw), quiet=True)
+    for r in (full, resumed):
+        lrs = [json.loads(line)["lr"] for line in open(r["metrics"])]
+        assert lrs == [pe.optim.lr_scheduler.WarmupCosineLR.lr_at(s, 1e-2, 4, 12, 0.2) for s in range(12)]
+    assert lrs[3] == 1e-2 and lrs[0] == 1e-2 / 4 and lrs[-1] > 1e-2 * 0.2
+
+
 def test_generate_with_and_without_cache_identical():
     pe.manual_seed(0)
     m = GPT(GPTConfig(vocab_size=11, block_size=12, n_layer=2, n_head=2, n_embd=16))

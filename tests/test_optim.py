@@ -237,6 +237,147 @@ def test_adam_matches_torch(case):
     assert_same_trajectory(run_pyengine(_adam_maker(*case), 20), run_torch(torch, _adam_maker(*case), 20))
 
 
+# --------------------------------------------------------------------------- RMSprop / Adagrad
+
+
+class RefRMSprop:
+    """RMSprop as torch.optim.RMSprop's docs write the algorithm (Tieleman & Hinton 2012; centered:
+    Graves 2013): eps outside the root, momentum buffer of g / avg, lr applied to the buffer."""
+
+    def __init__(self, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, maximize=False):
+        self.lr, self.alpha, self.eps, self.weight_decay = lr, alpha, eps, weight_decay
+        self.momentum, self.centered, self.maximize = momentum, centered, maximize
+        self.v, self.g_ave, self.b = {}, {}, {}
+
+    def step(self, params, grads):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if g is None:
+                continue
+            if self.maximize:
+                g = -g
+            g = g + self.weight_decay * p
+            v = self.v[i] = self.alpha * self.v.get(i, 0.0) + (1 - self.alpha) * g ** 2
+            if self.centered:
+                g_ave = self.g_ave[i] = self.alpha * self.g_ave.get(i, 0.0) + (1 - self.alpha) * g
+                v = v - g_ave ** 2
+            if self.momentum > 0:
+                b = self.b[i] = self.momentum * self.b.get(i, 0.0) + g / (np.sqrt(v) + self.eps)
+                p -= self.lr * b
+            else:
+                p -= self.lr * g / (np.sqrt(v) + self.eps)
+
+
+class RefAdagrad:
+    """Adagrad as torch.optim.Adagrad's docs write the algorithm (Duchi et al. 2011) with lr decay."""
+
+    def __init__(self, lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                 maximize=False):
+        self.lr, self.lr_decay, self.weight_decay, self.eps = lr, lr_decay, weight_decay, eps
+        self.init, self.maximize = initial_accumulator_value, maximize
+        self.t, self.sum = {}, {}
+
+    def step(self, params, grads):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if g is None:
+                continue
+            t = self.t[i] = self.t.get(i, 0) + 1
+            if self.maximize:
+                g = -g
+            g = g + self.weight_decay * p
+            lr_t = self.lr / (1 + (t - 1) * self.lr_decay)
+            s = self.sum[i] = self.sum.get(i, self.init) + g * g
+            p -= lr_t * g / (np.sqrt(s) + self.eps)
+
+
+RMSPROP_CASES = [  # alpha, weight_decay, momentum, centered, maximize
+    (0.99, 0.0, 0.0, False, False),
+    (0.9, 0.1, 0.0, False, False),
+    (0.9, 0.0, 0.9, False, True),
+    (0.8, 0.0, 0.0, True, False),
+    (0.95, 0.05, 0.7, True, True),
+]
+ADAGRAD_CASES = [  # lr_decay, weight_decay, initial_accumulator_value, maximize
+    (0.0, 0.0, 0.0, False),
+    (0.1, 0.0, 0.1, False),
+    (0.0, 0.1, 0.0, True),
+    (0.05, 0.05, 0.5, True),
+]
+
+
+def _rmsprop_maker(alpha, weight_decay, momentum, centered, maximize):
+    return lambda mod, ps: mod.RMSprop(ps, lr=0.01, alpha=alpha, eps=1e-8, weight_decay=weight_decay,
+                                       momentum=momentum, centered=centered, maximize=maximize)
+
+
+def _adagrad_maker(lr_decay, weight_decay, initial_accumulator_value, maximize):
+    return lambda mod, ps: mod.Adagrad(ps, lr=0.1, lr_decay=lr_decay, weight_decay=weight_decay,
+                                       initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+
+
+@pytest.mark.parametrize("case", RMSPROP_CASES, ids=lambda c: "alpha{}-wd{}-mom{}-cent{}-max{}".format(*c))
+def test_rmsprop_matches_reference_and_torch(case):
+    traj = run_pyengine(_rmsprop_maker(*case), 20)
+    alpha, weight_decay, momentum, centered, maximize = case
+    assert_same_trajectory(traj, run_reference(RefRMSprop(0.01, alpha, 1e-8, weight_decay, momentum, centered,
+                                                          maximize), 20))
+    torch = pytest.importorskip("torch")
+    assert_same_trajectory(traj, run_torch(torch, _rmsprop_maker(*case), 20))
+
+
+@pytest.mark.parametrize("case", ADAGRAD_CASES, ids=lambda c: "lrdecay{}-wd{}-init{}-max{}".format(*c))
+def test_adagrad_matches_reference_and_torch(case):
+    traj = run_pyengine(_adagrad_maker(*case), 20)
+    assert_same_trajectory(traj, run_reference(RefAdagrad(0.1, *case[:3], 1e-10, case[3]), 20))
+    torch = pytest.importorskip("torch")
+    assert_same_trajectory(traj, run_torch(torch, _adagrad_maker(*case), 20))
+
+
+def test_rmsprop_adagrad_skip_parameters_without_gradient():
+    """Steps are counted per parameter (Adagrad's lr decay uses its own t), as torch.optim does."""
+    rms, ada = _rmsprop_maker(*RMSPROP_CASES[4]), _adagrad_maker(*ADAGRAD_CASES[3])
+    traj_rms = run_pyengine(rms, 15, has_grad=late)
+    traj_ada = run_pyengine(ada, 15, has_grad=late)
+    assert_same_trajectory(traj_ada, run_reference(RefAdagrad(0.1, 0.05, 0.05, 0.5, 1e-10, True), 15, has_grad=late))
+    torch = pytest.importorskip("torch")
+    assert_same_trajectory(traj_rms, run_torch(torch, rms, 15, has_grad=late))
+    assert_same_trajectory(traj_ada, run_torch(torch, ada, 15, has_grad=late))
+
+
+def test_rmsprop_adagrad_float32_match_torch():
+    torch = pytest.importorskip("torch")
+    for cls, kw in (("RMSprop", dict(lr=0.01, momentum=0.9, centered=True)), ("Adagrad", dict(lr=0.1, lr_decay=0.01))):
+        _float32_matches_torch(torch, lambda mod, ps: getattr(mod, cls)(ps, **kw))
+
+
+def test_rmsprop_adagrad_state_has_torch_keys():
+    torch = pytest.importorskip("torch")
+    for make in (_rmsprop_maker(0.9, 0.0, 0.9, True, False), _rmsprop_maker(0.9, 0.0, 0.0, False, False),
+                 _adagrad_maker(0.1, 0.0, 0.2, False)):
+        ours = [pe.tensor(a.copy(), requires_grad=True) for a in INIT]
+        theirs = [torch.tensor(a.copy(), requires_grad=True) for a in INIT]
+        opt, topt = make(optim, ours), make(torch.optim, theirs)
+        assert set(opt.state_dict()["state"]) == set(topt.state_dict()["state"])  # Adagrad: made at construction
+        _train(opt, ours, 2)
+        topt.zero_grad()
+        loss_torch(torch, theirs).backward()
+        topt.step()
+        topt.step()
+        sd, tsd = opt.state_dict(), topt.state_dict()
+        for i in tsd["state"]:
+            assert set(sd["state"][i]) == set(tsd["state"][i])
+            assert sd["state"][i]["step"].item() == 2
+        assert set(sd["param_groups"][0]) <= set(tsd["param_groups"][0])
+
+
+def test_rmsprop_adagrad_one_kernel_call_per_group(monkeypatch):
+    calls = _count_kernel_calls(monkeypatch, "rmsprop_update")
+    run_pyengine(lambda mod, ps: mod.RMSprop([{"params": ps[:2]}, {"params": ps[2:], "centered": True}]), 3)
+    assert calls == [2, 1] * 3
+    calls = _count_kernel_calls(monkeypatch, "adagrad_update")
+    run_pyengine(lambda mod, ps: mod.Adagrad(ps), 3)
+    assert calls == [3] * 3
+
+
 def test_adamw_defaults_and_is_adam_with_decoupled_decay():
     w = pe.tensor(np.ones(3), requires_grad=True)
     opt = optim.AdamW([w])
@@ -369,13 +510,14 @@ def test_add_param_group_mid_training_matches_torch():
     assert_same_trajectory(a, b)
 
 
-def test_float32_parameters_match_torch():
-    torch = pytest.importorskip("torch")
+def _float32_matches_torch(torch, make):
+    """10 steps on float32 parameters with ``make(optim module, params)``: pyengine equals torch to float32's
+    precision, and the parameters stay float32."""
     init32 = [a.astype(np.float32) for a in INIT]
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
 
     def train(mod, params, as_tensor, tanh):
-        opt = mod.AdamW(params, lr=0.02, weight_decay=0.1)
+        opt = make(mod, params)
         for _ in range(10):
             opt.zero_grad()
             W, b, V = params
@@ -390,6 +532,11 @@ def test_float32_parameters_match_torch():
     for x, y in zip(a, b):
         assert x.dtype == np.float32
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_float32_parameters_match_torch():
+    torch = pytest.importorskip("torch")
+    _float32_matches_torch(torch, lambda mod, ps: mod.AdamW(ps, lr=0.02, weight_decay=0.1))
 
 
 # --------------------------------------------------------------------------- gradients and parameters of any layout
@@ -494,6 +641,10 @@ MAKERS = {
                                    nesterov=True),
     "adam": lambda mod, ps: mod.Adam([{"params": ps[:1], "lr": 0.01}, {"params": ps[1:]}], lr=0.05),
     "adamw-amsgrad": lambda mod, ps: mod.AdamW(ps, lr=0.05, amsgrad=True, weight_decay=0.2),
+    "rmsprop": lambda mod, ps: mod.RMSprop([{"params": ps[:1], "centered": True}, {"params": ps[1:]}], lr=0.01,
+                                           momentum=0.9, weight_decay=0.1),
+    "adagrad": lambda mod, ps: mod.Adagrad([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.05}], lr=0.1,
+                                           lr_decay=0.1, initial_accumulator_value=0.1),
 }
 
 
@@ -636,6 +787,16 @@ def test_constructor_errors():
         opt.add_param_group({"params": w})
     with pytest.raises(ValueError, match="betas must be a pair"):
         optim.Adam([w], betas=(0.9,))
+    for option in ("lr", "alpha", "eps", "weight_decay", "momentum"):
+        with pytest.raises(ValueError, match=rf"RMSprop: invalid .*{option}=-0.5; expected {option} >= 0"):
+            optim.RMSprop([w], **{option: -0.5})
+    for option in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
+        with pytest.raises(ValueError, match=rf"Adagrad: invalid .*{option}=-0.5; expected {option} >= 0"):
+            optim.Adagrad([w], **{option: -0.5})
+    with pytest.raises(TypeError, match="RMSprop: alpha must be a real number"):
+        optim.RMSprop([w], alpha="0.9")
+    with pytest.raises(NotImplementedError, match="Adagrad: differentiable=True"):
+        optim.Adagrad([w], differentiable=True)
 
 
 def test_named_params_generators_and_repr():
@@ -870,3 +1031,44 @@ def test_scheduler_resume_with_last_epoch():
     torch = pytest.importorskip("torch")
     assert _resume_with_last_epoch(torch, torch.optim, torch.optim.lr_scheduler) == [last_epoch, base_lrs, lrs,
                                                                                        next_lrs]
+
+
+def _warmup_cosine(base_lr, e, warmup, total, ratio):
+    """GPT-2 / nanoGPT's schedule, written out (lm.lr_at's formula before it moved into lr_scheduler)."""
+    if e < warmup:
+        return base_lr * (e + 1) / warmup
+    progress = min(1.0, (e - warmup) / max(1, total - warmup))
+    min_lr = base_lr * ratio
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (base_lr - min_lr)
+
+
+@pytest.mark.parametrize("warmup,total,ratio", [(5, 40, 0.1), (0, 13, 0.0), (1, 1, 0.5), (7, 3, 0.1), (3, 29, 1.0)])
+def test_warmup_cosine_lr_is_exact_and_resumes(warmup, total, ratio):
+    make = lambda opt, last_epoch=-1: lr_scheduler.WarmupCosineLR(opt, warmup, total, ratio, last_epoch)  # noqa: E731
+    lrs = _run_schedule(pe, lambda m, o: make(o), epochs=total + 5)
+    expected = [[_warmup_cosine(b, e, warmup, total, ratio) for b in BASE_LRS] for e in range(total + 6)]
+    assert lrs.tolist() == expected  # bit for bit: a closed form, no recursion
+    assert lrs[total + 5].tolist() == [b * ratio for b in BASE_LRS] or warmup > total  # stays at min_lr
+    # resumed at step k: a new scheduler with last_epoch=k-1, or a loaded state dict, continues exactly
+    for k in (1, warmup, total // 2 + 1):
+        opt = _sched_optimizer(pe)
+        for g in opt.param_groups:
+            g["initial_lr"] = g["lr"]
+        assert make(opt, last_epoch=k - 1).get_last_lr() == expected[k]
+        fresh = _sched_optimizer(pe)
+        sched = make(fresh)
+        state = make(_sched_optimizer(pe)).state_dict()
+        state["last_epoch"] = k
+        sched.load_state_dict(state)
+        fresh.step()
+        sched.step()
+        assert sched.get_last_lr() == expected[k + 1]
+
+
+def test_warmup_cosine_lr_errors():
+    opt = _sched_optimizer(pe)
+    with pytest.raises(ValueError, match="WarmupCosineLR: warmup_steps and total_steps must be >= 0"):
+        lr_scheduler.WarmupCosineLR(opt, -1, 10)
+    with pytest.raises(ValueError, match=r"WarmupCosineLR: min_lr_ratio must be in \[0, 1\]"):
+        lr_scheduler.WarmupCosineLR(opt, 1, 10, min_lr_ratio=1.5)
+    assert lr_scheduler.WarmupCosineLR.lr_at(3, 0.2, 4, 10) == 0.2

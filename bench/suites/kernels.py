@@ -1,4 +1,5 @@
-"""Memory-bound kernels: softmax-cross-entropy, LayerNorm, GELU, softmax, AdamW, embedding."""
+"""Memory-bound kernels: softmax-cross-entropy, LayerNorm, GELU, softmax, optimizer steps (AdamW, AMSGrad,
+RMSprop, Adagrad), embedding."""
 import numpy as np
 
 import pyengine as pe
@@ -78,19 +79,37 @@ def _gelu(res, threads):
     res.add("kernels", "GELU fwd+bwd 8M", threads, t_ours, None, t_torch, work=5 * n * 4, kind="memory")
 
 
-def _adamw(res, threads):
+# Optimizer steps over 10M float32 parameters, one tensor: (row label, state arrays, our kernel call
+# (K, p, g, state, step), torch.optim class and options, words of memory read + written per parameter)
+OPTIM_CASES = [
+    ("AdamW step 10M params", 2,
+     lambda K, p, g, s, t: K.adam_update([p], [g], [s[0]], [s[1]], t, 1e-3, 0.9, 0.999, 1e-8, 0.01, True),
+     "AdamW", dict(lr=1e-3), 7),  # read p, g, m, v; write p, m, v
+    ("AdamW amsgrad step 10M params", 3,
+     lambda K, p, g, s, t: K.adam_update([p], [g], [s[0]], [s[1]], t, 1e-3, 0.9, 0.999, 1e-8, 0.01, True,
+                                         max_exp_avg_sqs=[s[2]]),
+     "AdamW", dict(lr=1e-3, amsgrad=True), 9),  # and the running max: read and written
+    ("RMSprop step 10M params", 1,
+     lambda K, p, g, s, t: K.rmsprop_update([p], [g], [s[0]], None, None, 1e-2, 0.99, 1e-8),
+     "RMSprop", dict(lr=1e-2), 5),  # read p, g, square_avg; write p, square_avg
+    ("Adagrad step 10M params", 1,
+     lambda K, p, g, s, t: K.adagrad_update([p], [g], [s[0]], t, 1e-2),
+     "Adagrad", dict(lr=1e-2), 5),  # read p, g, sum; write p, sum
+]
+
+
+def _optim_step(res, threads, label, n_state, update, torch_cls, torch_kw, words):
     n = 10_000_000
     rng = np.random.default_rng(0)
     K = get_backend("cpu")
     p = rng.standard_normal(n).astype(np.float32)
     g = rng.standard_normal(n).astype(np.float32)
-    m = np.zeros(n, np.float32)
-    v = np.zeros(n, np.float32)
+    state = [np.zeros(n, np.float32) for _ in range(n_state)]
     step = [0]
 
     def ours():
         step[0] += 1
-        K.adam_update([p], [g], [m], [v], step[0], 1e-3, 0.9, 0.999, 1e-8, 0.01, True)
+        update(K, p, g, state, step[0])
 
     with Threads(threads):
         t_ours = timeit(ours)[0]
@@ -98,10 +117,9 @@ def _adamw(res, threads):
         if torch is not None:
             tp = torch.nn.Parameter(torch.from_numpy(p.copy()))
             tp.grad = torch.from_numpy(g)
-            opt = torch.optim.AdamW([tp], lr=1e-3)
+            opt = getattr(torch.optim, torch_cls)([tp], **torch_kw)
             t_torch = timeit(opt.step)[0]
-    # read p, g, m, v; write p, m, v
-    res.add("kernels", "AdamW step 10M params", threads, t_ours, None, t_torch, work=7 * n * 4, kind="memory")
+    res.add("kernels", label, threads, t_ours, None, t_torch, work=words * n * 4, kind="memory")
 
 
 def _embedding(res, threads):
@@ -136,5 +154,6 @@ def run(res, quick=False):
         _ce(res, 8192, 50304, threads)
         _layernorm(res, threads)
         _gelu(res, threads)
-        _adamw(res, threads)
+        for case in OPTIM_CASES:
+            _optim_step(res, threads, *case)
         _embedding(res, threads)

@@ -9,6 +9,7 @@ from pyengine import lm
 from pyengine.models.gpt import GPT, GPTConfig
 from pyengine.text import get_batch
 from pyengine.nn.utils import clip_grad_norm_
+from pyengine.optim.lr_scheduler import WarmupCosineLR
 
 from ..common import Threads, torch
 
@@ -152,7 +153,7 @@ def _torch_shakespeare(cfg):
     t0 = time.perf_counter()
     for step in range(cfg.max_steps):
         for group in opt.param_groups:
-            group["lr"] = lm.lr_at(step, cfg)
+            group["lr"] = WarmupCosineLR.lr_at(step, cfg.lr, cfg.warmup, cfg.max_steps, cfg.min_lr_ratio)
         x, y = get_batch(tr, cfg.block_size, cfg.batch_size, g)
         _, loss = model(torch.from_numpy(x), torch.from_numpy(y))
         opt.zero_grad(set_to_none=True)

@@ -31,6 +31,10 @@ that no rank used keeps ``grad = None``; one that some ranks used gets the avera
 ``no_sync()``: forwards run inside it do not arm the hooks, so gradients just accumulate locally; the
 first forward/backward outside it averages the accumulated gradients.
 
+The bucketed allreduce itself (steps 1, 3 and 4 without the hooks) is ``Reducer``, named after PyTorch's
+C++ class that does the same for its DDP: ``Reducer(params)()`` averages a list of parameters' gradients
+in one call, which is how keras' ``fit`` averages them under MPI.
+
 State dict: ``ddp.state_dict()`` is the wrapped module's, keys WITHOUT PyTorch's "module." prefix, so a
 checkpoint saved from a DDP run loads into the bare model (and into a DDP of any world size) as is.
 """
@@ -44,7 +48,7 @@ from ..autograd import is_grad_enabled
 from ..nn.modules.module import Module
 from ..tensor import Tensor, _wrap
 
-__all__ = ["DistributedDataParallel"]
+__all__ = ["DistributedDataParallel", "Reducer"]
 
 _IDLE, _ARMED, _DONE = 0, 1, 2
 
@@ -82,6 +86,97 @@ def _tensors_in(obj):
     elif isinstance(obj, dict):
         for o in obj.values():
             yield from _tensors_in(o)
+
+
+class Reducer:
+    """The gradients of ``params`` averaged over the ranks of ``process_group``, in buckets of about
+    ``bucket_cap_mb`` MiB (one allreduce each, in bucket order on every rank).
+
+    Parameters are bucketed in REVERSE order (backward produces the last layers' gradients first), one
+    dtype per bucket. ``launch(bucket)`` packs a bucket's gradients and starts its non-blocking allreduce;
+    ``finish(start)`` launches the buckets from ``start`` on, waits for all, and writes the averages into
+    ``p.grad``. A parameter whose gradient is None on some ranks counts as zero there; one with no gradient
+    on any rank keeps ``grad = None`` (a used-count per parameter rides in its bucket's message).
+    ``DistributedDataParallel`` launches buckets from gradient hooks during backward; calling the reducer
+    (``reducer()``) averages every gradient at once, after backward.
+
+    >>> reducer = Reducer(model.parameters())
+    >>> loss.backward(); reducer(); opt.step()
+    """
+
+    def __init__(self, params, process_group=None, bucket_cap_mb=4, names=None):
+        if process_group is None:
+            from . import init
+            process_group = init()
+        if not bucket_cap_mb > 0:
+            raise ValueError(f"Reducer: bucket_cap_mb must be > 0, got {bucket_cap_mb}")
+        params = list(params)
+        names = [str(i) for i in range(len(params))] if names is None else list(names)
+        self.process_group = process_group
+        self.buckets = self._build_buckets(params, dict(zip(map(id, params), names)), bucket_cap_mb * 1024 * 1024)
+
+    @staticmethod
+    def _build_buckets(params, names, cap_bytes):
+        """Buckets of consecutive parameters in reverse order, one dtype each, closed once >= cap_bytes."""
+        buckets, cur, size = [], [], 0
+        for p in reversed(params):
+            if cur and p.data.dtype != cur[0].data.dtype:
+                buckets.append(cur)
+                cur, size = [], 0
+            cur.append(p)
+            size += p.data.nbytes
+            if size >= cap_bytes:
+                buckets.append(cur)
+                cur, size = [], 0
+        if cur:
+            buckets.append(cur)
+        return [_Bucket(i, ps, [names[id(p)] for p in ps]) for i, ps in enumerate(buckets)]
+
+    def launch(self, b):
+        """Pack bucket ``b``'s gradients (zeros and a used-count of 0 for None) and start its allreduce."""
+        buf, offs = b.buf, b.offsets
+        n = b.numel
+        for j, p in enumerate(b.params):
+            g = p.grad
+            seg = buf[offs[j]:offs[j + 1]]
+            if g is None:
+                seg.fill(0)
+                buf[n + j] = 0
+            else:
+                if p.data.dtype != b.param_dtype:
+                    raise RuntimeError(
+                        f"DistributedDataParallel: parameter '{b.names[j]}' is {p.data.dtype} but was "
+                        f"{b.param_dtype} when its gradient buckets were made (wrap time): call .to(dtype) "
+                        "before wrapping")
+                np.copyto(seg, g.data.reshape(-1))
+                buf[n + j] = 1
+        b.work = self.process_group.iallreduce(buf, "sum")
+
+    def finish(self, start=0):
+        """Launch the buckets from ``start`` on, wait for every bucket, write the averages into p.grad."""
+        buckets = self.buckets
+        for b in buckets[start:]:
+            self.launch(b)
+        world = self.process_group.world_size
+        timeout = self.process_group.timeout
+        for b in buckets:
+            b.work.wait(timeout)
+            b.work = None
+            buf, offs, n = b.buf, b.offsets, b.numel
+            grads = buf[:n]
+            np.divide(grads, world, out=grads)
+            for j, p in enumerate(b.params):
+                if buf[n + j] == 0:
+                    continue  # no rank had a gradient: leave p.grad as it is (None)
+                seg = grads[offs[j]:offs[j + 1]].reshape(p.data.shape)
+                if p.grad is None:
+                    p.grad = _wrap(seg.astype(b.param_dtype, copy=True))
+                else:
+                    np.copyto(p.grad.data, seg, casting="unsafe")
+
+    def __call__(self):
+        """Average every gradient now (after backward): all buckets, then wait."""
+        self.finish(0)
 
 
 class DistributedDataParallel(Module):
@@ -133,7 +228,8 @@ class DistributedDataParallel(Module):
             self._check_same_model()
             self._broadcast_coalesced([p.data for p in module.parameters()] +
                                       [b.data for b in d["_sync_buffers_list"]])
-        d["_buckets"] = self._build_buckets(bucket_cap_mb * 1024 * 1024)
+        d["_reducer"] = Reducer(d["_params"], process_group, bucket_cap_mb, [n for n, _ in named])
+        d["_buckets"] = self._reducer.buckets
         d["_where"] = {id(p): b for b in self._buckets for p in b.params}
         d["_state"] = _IDLE
         d["_expected"] = set()
@@ -197,22 +293,6 @@ class DistributedDataParallel(Module):
             for a in group:
                 np.copyto(a, flat[off:off + a.size].reshape(a.shape))
                 off += a.size
-
-    def _build_buckets(self, cap_bytes):
-        """Buckets of consecutive parameters in reverse order, one dtype each, closed once >= cap_bytes."""
-        buckets, cur, size = [], [], 0
-        for p in reversed(self._params):
-            if cur and p.data.dtype != cur[0].data.dtype:
-                buckets.append(cur)
-                cur, size = [], 0
-            cur.append(p)
-            size += p.data.nbytes
-            if size >= cap_bytes:
-                buckets.append(cur)
-                cur, size = [], 0
-        if cur:
-            buckets.append(cur)
-        return [_Bucket(i, ps, [self._names[id(p)] for p in ps]) for i, ps in enumerate(buckets)]
 
     @property
     def bucket_sizes(self):
@@ -318,52 +398,16 @@ class DistributedDataParallel(Module):
         buckets = self._buckets
         i = self._next
         while i < len(buckets) and buckets[i].pending == 0:
-            self._launch(buckets[i])
+            self._reducer.launch(buckets[i])
             i += 1
         self.__dict__["_next"] = i
-
-    def _launch(self, b):
-        buf, offs = b.buf, b.offsets
-        n = b.numel
-        for j, p in enumerate(b.params):
-            g = p.grad
-            seg = buf[offs[j]:offs[j + 1]]
-            if g is None:
-                seg.fill(0)
-                buf[n + j] = 0
-            else:
-                if p.data.dtype != b.param_dtype:
-                    raise RuntimeError(
-                        f"DistributedDataParallel: parameter '{b.names[j]}' is {p.data.dtype} but was "
-                        f"{b.param_dtype} when the model was wrapped: call .to(dtype) before wrapping")
-                np.copyto(seg, g.data.reshape(-1))
-                buf[n + j] = 1
-        b.work = self.process_group.iallreduce(buf, "sum")
 
     def _finalize(self):
         """Start what is left, wait for every bucket, write the averages into p.grad."""
         t0 = time.perf_counter()
-        buckets = self._buckets
-        for b in buckets[self._next:]:
-            self._launch(b)
-        self.__dict__["_next"] = len(buckets)
-        world = self.process_group.world_size
-        timeout = self.process_group.timeout
-        for b in buckets:
-            b.work.wait(timeout)
-            b.work = None
-            buf, offs, n = b.buf, b.offsets, b.numel
-            grads = buf[:n]
-            np.divide(grads, world, out=grads)
-            for j, p in enumerate(b.params):
-                if buf[n + j] == 0:
-                    continue  # no rank had a gradient: leave p.grad as it is (None)
-                seg = grads[offs[j]:offs[j + 1]].reshape(p.data.shape)
-                if p.grad is None:
-                    p.grad = _wrap(seg.astype(b.param_dtype, copy=True))
-                else:
-                    np.copyto(p.grad.data, seg, casting="unsafe")
+        self._reducer.finish(self._next)
         d = self.__dict__
+        d["_next"] = len(self._buckets)
         d["_state"] = _DONE
         d["last_sync_s"] = time.perf_counter() - t0
 

@@ -445,20 +445,17 @@ class Model(Layer):
         return self.compute_metrics(x, y, y_pred.detach(), sample_weight)
 
     _world = 1
+    _reducer = None  # (ids of the trainable weights, their distributed.ddp.Reducer)
 
     def _average_gradients(self):
-        """Data-parallel fit: average every gradient across ranks, in one allreduce of a flat buffer."""
-        from .. import distributed as dist
-        params = [p for p in self.trainable_weights if p.grad is not None]
-        if not params:
-            return
-        flat = np.concatenate([p.grad.data.reshape(-1).astype(np.float64) for p in params])
-        dist.all_reduce(flat, op="mean")
-        at = 0
-        for p in params:
-            n = p.grad.data.size
-            p.grad.data[...] = flat[at:at + n].reshape(p.grad.data.shape)
-            at += n
+        """Data-parallel fit: average every gradient across ranks with DistributedDataParallel's bucketed
+        allreduce (``distributed.ddp.Reducer``), made once per set of trainable weights."""
+        from ..distributed.ddp import Reducer
+        weights = self.trainable_weights
+        ids = [id(w) for w in weights]
+        if self._reducer is None or self._reducer[0] != ids:
+            self._reducer = (ids, Reducer(weights))
+        self._reducer[1]()
 
     def _join_data_parallel(self, train):
         """Under mpiexec: same weights on every rank (rank 0's), a shard of the data each."""

@@ -16,19 +16,14 @@ when the epoch ends instead::
 >>> bar = Progbar(target=100)
 >>> for step in range(100):
 ...     bar.update(step + 1, [("loss", 0.5)])
+
+Terminal detection, the ETA's format and the live line come from ``pyengine.utils.progress``.
 """
-import sys
 import time
 
+from ..utils.progress import LiveLine, format_duration, is_terminal
+
 __all__ = ["Progbar", "is_terminal"]
-
-
-def is_terminal(stream):
-    """True when ``stream`` is an interactive terminal (where ``\\r`` redraws a line)."""
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return False
 
 
 def _format_value(v):
@@ -36,16 +31,6 @@ def _format_value(v):
         return v
     v = float(v)
     return f"{v:.4f}" if abs(v) > 1e-3 or v == 0 else f"{v:.4e}"
-
-
-def _format_duration(seconds):
-    """ETA as Keras writes it: 42s, 3:05, 1:02:03."""
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    if seconds >= 60:
-        return f"{seconds // 60}:{seconds % 60:02d}"
-    return f"{seconds}s"
 
 
 def _format_per_step(seconds, unit):
@@ -84,24 +69,18 @@ class Progbar:
         self.stateful_metrics = stateful_metrics  # anything with `in`
         self.unit_name = unit_name
         self.prefix = prefix
-        self._stream = stream
-        self.live = verbose == 1 and is_terminal(self.stream)
+        self._line = LiveLine(stream)
+        self.live = verbose == 1 and self._line.is_terminal
         self._values = {}         # name -> [weighted sum, count] (or [value, 1] for stateful ones)
         self._seen = 0
         self._start = time.time()
         self._last_draw = 0.0
-        self._prev_width = 0
         self._started = False
         self._finalized = False
 
     @property
     def stream(self):
-        return self._stream if self._stream is not None else sys.stdout
-
-    def _write(self, text):
-        s = self.stream
-        s.write(text)
-        s.flush()
+        return self._line.stream
 
     def update(self, current, values=None, finalize=None):
         """Set the progress to ``current`` steps and record ``values`` (a dict or (name, value) pairs).
@@ -125,13 +104,13 @@ class Progbar:
         now = time.time()
         if self.live:
             if not self._started and self.prefix:
-                self._write(self.prefix + "\n")
+                self._line.print(self.prefix)
             self._started = True
             if finalize or now - self._last_draw >= self.interval:
                 self._draw_live(current, now, finalize)
                 self._last_draw = now
         elif finalize:
-            self._write(self._final_line(current, now) + "\n")
+            self._line.print(self._final_line(current, now))
         if finalize:
             self._finalized = True
 
@@ -163,18 +142,13 @@ class Progbar:
         return f" - {elapsed:.0f}s {_format_per_step(per, self.unit_name)}" if current else f" - {elapsed:.0f}s"
 
     def _draw_live(self, current, now, finalize):
-        text = "\r" + self._bar(current)
+        text = self._bar(current)
         if finalize:
             text += self._timing(current, now)
         elif self.target is not None and current:
             eta = (now - self._start) / current * (self.target - current)
-            text += f" - ETA: {_format_duration(eta)}"
-        text += self._values_text()
-        width = len(text) - 1
-        if width < self._prev_width:
-            text += " " * (self._prev_width - width)   # erase what the previous, longer line left
-        self._prev_width = width
-        self._write(text + ("\n" if finalize else ""))
+            text += f" - ETA: {format_duration(eta)}"
+        self._line.show(text + self._values_text(), end=finalize)
 
     def _final_line(self, current, now):
         head = self.prefix if self.prefix else (f"{current}/{self.target}" if self.target else f"{current}")

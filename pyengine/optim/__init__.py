@@ -1,8 +1,9 @@
 """pyengine.optim: optimizers and learning-rate schedulers (PyTorch's names and semantics).
 
-``SGD``, ``Adam``, ``AdamW`` take an iterable of parameters (or of param-group dicts) and update
-them in ``step()`` with the backend's fused update kernels (``sgd_update``, ``adam_update``:
-one call per param group). ``lr_scheduler`` holds the schedulers.
+``SGD``, ``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad`` take an iterable of parameters (or of
+param-group dicts) and update them in ``step()`` with the backend's fused update kernels
+(``sgd_update``, ``adam_update``, ``rmsprop_update``, ``adagrad_update``: one call per param
+group). ``lr_scheduler`` holds the schedulers.
 
 Example::
 
@@ -16,8 +17,10 @@ Example::
         sched.step()
 """
 from . import lr_scheduler  # noqa: F401
+from .adagrad import Adagrad  # noqa: F401
 from .adam import Adam, AdamW  # noqa: F401
 from .optimizer import Optimizer  # noqa: F401
+from .rmsprop import RMSprop  # noqa: F401
 from .sgd import SGD  # noqa: F401
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]

@@ -1,11 +1,6 @@
 """Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019), as PyTorch computes them."""
-import math
-
-import numpy as np
-
 from ..backend import get_backend
-from ..tensor import _wrap
-from .optimizer import Optimizer, _check_real
+from .optimizer import Optimizer, _check_nonnegative, _check_real
 
 __all__ = ["Adam", "AdamW"]
 
@@ -36,9 +31,8 @@ class Adam(Optimizer):
     different step counts t makes one call per distinct t).
 
     amsgrad (Reddi et al. 2018, PyTorch's variant): keeps ``max_exp_avg_sq = max(max_exp_avg_sq,
-    exp_avg_sq)`` and divides by ``sqrt(max_exp_avg_sq) / sqrt(bias_correction2) + eps``. The
-    kernel has no amsgrad, so groups with ``amsgrad=True`` are updated by the NumPy code in
-    ``_amsgrad_update`` below (correct, but not the fused compiled path).
+    exp_avg_sq)`` (NaN-propagating, as torch.maximum) in ``state[p]`` and divides by
+    ``sqrt(max_exp_avg_sq) / sqrt(bias_correction2) + eps``; the same kernel call does it.
 
     Args:
         params: iterable of Tensors or of param-group dicts.
@@ -67,23 +61,16 @@ class Adam(Optimizer):
 
     def _validate_group(self, group):
         name = self._name
-        lr = _check_real(name, "lr", group["lr"])
-        eps = _check_real(name, "eps", group["eps"])
-        weight_decay = _check_real(name, "weight_decay", group["weight_decay"])
+        for option in ("lr", "eps", "weight_decay"):
+            _check_nonnegative(name, option, group[option])
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
         group["betas"] = tuple(betas)
-        if lr < 0.0:
-            raise ValueError(f"{name}: invalid learning rate lr={lr}; expected lr >= 0")
-        if eps < 0.0:
-            raise ValueError(f"{name}: invalid eps={eps}; expected eps >= 0")
         for i, beta in enumerate(betas):
             beta = _check_real(name, f"betas[{i}]", beta)
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{name}: invalid beta parameter at index {i}: {beta}; expected 0 <= beta < 1")
-        if weight_decay < 0.0:
-            raise ValueError(f"{name}: invalid weight_decay={weight_decay}; expected weight_decay >= 0")
 
     def step(self, closure=None):
         """One Adam/AdamW step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
@@ -101,16 +88,13 @@ class Adam(Optimizer):
             # (step t, dtype) -> [params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs]; usually one batch
             batches = {}
             write_back = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
+            for p, state in self._stepping(group):
                 if not state:
                     state["step"] = 0
-                    state["exp_avg"] = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
-                    state["exp_avg_sq"] = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
+                    state["exp_avg"] = self._buffer(p)
+                    state["exp_avg_sq"] = self._buffer(p)
                 if amsgrad and state.get("max_exp_avg_sq") is None:
-                    state["max_exp_avg_sq"] = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
+                    state["max_exp_avg_sq"] = self._buffer(p)
                 state["step"] += 1
                 key = (state["step"], p.data.dtype)
                 batch = batches.get(key)
@@ -124,12 +108,8 @@ class Adam(Optimizer):
                     batch[4].append(state["max_exp_avg_sq"].data)
 
             for (step, _), (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs) in batches.items():
-                if amsgrad:
-                    _amsgrad_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1, beta2,
-                                    eps, weight_decay, decoupled, maximize)
-                else:
-                    kernels.adam_update(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
-                                        weight_decay, decoupled, maximize)
+                kernels.adam_update(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
+                                    weight_decay, decoupled, maximize, max_exp_avg_sqs if amsgrad else None)
             self._write_back(write_back)
         return loss
 
@@ -158,30 +138,3 @@ class AdamW(Adam):
         for group in self.param_groups:  # an AdamW stays AdamW, whatever the dict says
             group["decoupled_weight_decay"] = True
 
-
-def _amsgrad_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1, beta2, eps,
-                    weight_decay, decoupled, maximize):
-    """Adam/AdamW with AMSGrad in NumPy, in place (the backend kernel has no amsgrad).
-
-    Same arithmetic as the kernel, except that the denominator uses the running maximum
-    ``max_exp_avg_sq`` of ``exp_avg_sq`` (PyTorch's variant of Reddi et al. 2018).
-    """
-    bias_correction1 = 1.0 - beta1 ** step
-    bias_correction2 = 1.0 - beta2 ** step
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = math.sqrt(bias_correction2)
-    for p, g, exp_avg, exp_avg_sq, max_exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
-        if maximize:
-            g = -g
-        if weight_decay != 0.0:
-            if decoupled:
-                p *= 1.0 - lr * weight_decay
-            else:
-                g = g + weight_decay * p
-        exp_avg *= beta1
-        exp_avg += (1.0 - beta1) * g
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1.0 - beta2) * g * g
-        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
-        p -= step_size * (exp_avg / denom)

@@ -28,7 +28,7 @@ from collections import Counter
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-           "ExponentialLR", "CosineAnnealingLR", "SequentialLR", "OneCycleLR"]
+           "ExponentialLR", "CosineAnnealingLR", "SequentialLR", "OneCycleLR", "WarmupCosineLR"]
 
 _EPOCH_DEPRECATION_WARNING = (
     "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where possible. "
@@ -512,6 +512,52 @@ class OneCycleLR(LRScheduler):
                     break
                 start_step = end_step
         return lrs
+
+
+class WarmupCosineLR(LRScheduler):
+    r"""Linear warm-up, then cosine decay to ``base_lr * min_lr_ratio`` at ``total_steps`` (GPT-2 / nanoGPT's
+    schedule; the cosine of Loshchilov & Hutter 2017). Not in PyTorch, where ``SequentialLR(LinearLR,
+    CosineAnnealingLR)`` comes close; this one is a closed form of ``last_epoch`` (a step count), so a run
+    resumed at step k (``last_epoch=k - 1``) gets exactly the learning rates of an uninterrupted one:
+
+        lr = base_lr * (e + 1) / warmup_steps                                 e < warmup_steps
+        lr = min_lr + (1 + cos(pi * progress)) / 2 * (base_lr - min_lr)       afterwards, where
+             min_lr = base_lr * min_lr_ratio,  progress = min(1, (e - warmup_steps) / max(1, total_steps - warmup_steps))
+
+    The first step already runs at ``base_lr / warmup_steps`` (not 0) and step ``warmup_steps - 1`` at
+    ``base_lr``; past ``total_steps`` the lr stays at ``min_lr``. Call ``step()`` once per optimizer step.
+
+    Example::
+
+        sched = WarmupCosineLR(opt, warmup_steps=100, total_steps=2000, min_lr_ratio=0.1)
+    """
+
+    def __init__(self, optimizer, warmup_steps, total_steps, min_lr_ratio=0.0, last_epoch=-1):
+        if warmup_steps < 0 or total_steps < 0:
+            raise ValueError(f"WarmupCosineLR: warmup_steps and total_steps must be >= 0, got {warmup_steps} and "
+                             f"{total_steps}")
+        if not 0.0 <= min_lr_ratio <= 1.0:
+            raise ValueError(f"WarmupCosineLR: min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+        self.min_lr_ratio = min_lr_ratio
+        super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def lr_at(step, base_lr, warmup_steps, total_steps, min_lr_ratio=0.0):
+        """The schedule's lr at ``step`` (0-based) for ``base_lr``, without an optimizer (e.g. to drive
+        another framework's optimizer with the same schedule)."""
+        if step < warmup_steps:
+            return base_lr * (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        min_lr = base_lr * min_lr_ratio
+        return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (base_lr - min_lr)
+
+    def get_lr(self):
+        return [self.lr_at(self.last_epoch, base_lr, self.warmup_steps, self.total_steps, self.min_lr_ratio)
+                for base_lr in self.base_lrs]
+
+    _get_closed_form_lr = get_lr
 
 
 def _per_group(name, optimizer, value):

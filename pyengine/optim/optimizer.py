@@ -1,4 +1,4 @@
-"""Optimizer: the base class of SGD, Adam and AdamW (PyTorch's names and semantics).
+"""Optimizer: the base class of SGD, Adam, AdamW, RMSprop and Adagrad (PyTorch's names and semantics).
 
 An optimizer holds ``param_groups`` (a list of dicts: ``"params"`` plus the group's options,
 such as ``lr``) and ``state`` (a dict from parameter to that parameter's buffers). A subclass
@@ -181,6 +181,18 @@ class Optimizer:
         with enable_grad():
             return closure()
 
+    def _stepping(self, group):
+        """(p, state) for each parameter of ``group`` that has a gradient; ``state`` is ``self.state[p]``
+        (an empty dict at the parameter's first step)."""
+        for p in group["params"]:
+            if p.grad is not None:
+                yield p, self.state[p]
+
+    @staticmethod
+    def _buffer(p, fill=0.0):
+        """A state buffer: a Tensor of ``p``'s shape and dtype, filled with ``fill``."""
+        return _wrap(np.full(p.data.shape, fill, dtype=p.data.dtype))
+
     @staticmethod
     def _grad_array(p):
         """``p``'s gradient as a C-contiguous array of ``p``'s dtype and shape (what the kernels need)."""
@@ -345,4 +357,14 @@ def _check_real(opt_name, name, value):
         value = value.item()
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{opt_name}: {name} must be a real number, got {type(value).__name__}")
+    return value
+
+
+def _check_nonnegative(opt_name, name, value):
+    """``value`` (a real number, or a one-element Tensor) if it is >= 0; else TypeError / ValueError naming
+    the optimizer and the option, e.g. "RMSprop: invalid alpha=-0.1; expected alpha >= 0"."""
+    value = _check_real(opt_name, name, value)
+    if value < 0.0:
+        what = "learning rate lr" if name == "lr" else name
+        raise ValueError(f"{opt_name}: invalid {what}={value}; expected {name} >= 0")
     return value

@@ -1,9 +1,7 @@
 """SGD with momentum, dampening, Nesterov momentum, weight decay and maximize (PyTorch's algorithm)."""
-import numpy as np
 
 from ..backend import get_backend
-from ..tensor import _wrap
-from .optimizer import Optimizer, _check_real
+from .optimizer import Optimizer, _check_nonnegative, _check_real
 
 __all__ = ["SGD"]
 
@@ -49,16 +47,10 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        lr = _check_real("SGD", "lr", group["lr"])
-        momentum = _check_real("SGD", "momentum", group["momentum"])
+        for option in ("lr", "weight_decay"):
+            _check_nonnegative("SGD", option, group[option])
+        momentum = _check_nonnegative("SGD", "momentum", group["momentum"])
         dampening = _check_real("SGD", "dampening", group["dampening"])
-        weight_decay = _check_real("SGD", "weight_decay", group["weight_decay"])
-        if lr < 0.0:
-            raise ValueError(f"SGD: invalid learning rate lr={lr}; expected lr >= 0")
-        if momentum < 0.0:
-            raise ValueError(f"SGD: invalid momentum={momentum}; expected momentum >= 0")
-        if weight_decay < 0.0:
-            raise ValueError(f"SGD: invalid weight_decay={weight_decay}; expected weight_decay >= 0")
         if group["nesterov"] and (momentum <= 0 or dampening != 0):
             raise ValueError(f"SGD: Nesterov momentum requires a momentum > 0 and zero dampening "
                              f"(got momentum={momentum}, dampening={dampening})")
@@ -89,7 +81,7 @@ class SGD(Optimizer):
                     buf = state.get("momentum_buffer")
                     if buf is None:
                         first_step = True  # the kernel sets the buffer to the gradient
-                        buf = _wrap(np.zeros(p.data.shape, dtype=p.data.dtype))
+                        buf = self._buffer(p)
                         state["momentum_buffer"] = buf
                 key = (p.data.dtype, first_step)
                 batch = batches.get(key)
