@@ -13,6 +13,8 @@ executed, so a checkpoint from an untrusted source cannot run code.
 
 Writes are atomic: the file is written under a temporary name in the same directory, flushed to disk
 (fsync) and renamed over the target (``os.replace``), so a crash leaves the previous checkpoint intact.
+The temporary's name holds the writer's process id; the next save to the same path removes those of
+processes that are gone (a save killed mid-write leaves nothing behind for long).
 
 Metadata layout (all values are strings, as safetensors requires)::
 
@@ -162,7 +164,9 @@ def save(obj, f):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"pyengine.save: directory {directory!r} does not exist")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    base = os.path.basename(path)
+    _remove_orphaned_temporaries(directory, base)
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     try:
         st.save_file(packer.arrays, tmp, metadata=metadata)
         fd = os.open(tmp, os.O_RDWR)
@@ -176,6 +180,34 @@ def save(obj, f):
             os.unlink(tmp)
         raise
     _fsync_directory(directory)
+
+
+def _remove_orphaned_temporaries(directory, base):
+    """Delete what an earlier save of ``base`` left behind when its process was killed mid-write: the
+    temporaries ``.{base}.{pid}.{hex}.tmp`` of processes that no longer exist (a live process, another
+    save running now, keeps its file)."""
+    prefix = f".{base}."
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(".tmp")):
+                continue
+            pid = name[len(prefix):-len(".tmp")].split(".")[0]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or no way to tell: leave its file alone
+    return True
 
 
 def _fsync_directory(directory):

@@ -78,13 +78,41 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def resolved(self):
+        """Fill what is None from the preset, then check every setting (ValueError naming the first bad one)."""
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
         p = PRESETS[self.preset]
         for k, v in p.items():
             if getattr(self, k, None) is None:
                 setattr(self, k, v)
+        self._check()
         return self
+
+    def _check(self):
+        def need(ok, name, what):
+            if not ok:
+                raise ValueError(f"{name} must be {what}, got {getattr(self, name)!r}")
+
+        def is_int(v):
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def is_num(v):
+            return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
+
+        for name in ("max_steps", "batch_size", "block_size", "n_layer", "n_head", "n_embd", "eval_interval",
+                     "eval_iters", "log_interval"):
+            need(is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an integer >= 1")
+        need(is_int(self.warmup) and self.warmup >= 0, "warmup", "an integer >= 0")
+        need(is_int(self.seed) and self.seed >= 0, "seed", "an integer >= 0")
+        need(self.stop_at is None or (is_int(self.stop_at) and self.stop_at >= 1), "stop_at", "None or >= 1")
+        need(is_num(self.lr) and self.lr > 0, "lr", "a finite number > 0")
+        need(is_num(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "in [0, 1]")
+        need(is_num(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")
+        need(is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(is_num(self.grad_clip) and self.grad_clip >= 0, "grad_clip", "a number >= 0 (0: no clipping)")
+        need(is_num(self.val_fraction) and 0 < self.val_fraction < 1, "val_fraction", "in (0, 1)")
+        need(self.tokenizer in ("char", "byte"), "tokenizer", "'char' or 'byte'")
+        need(self.n_embd % self.n_head == 0, "n_embd", f"divisible by n_head ({self.n_head})")
 
 
 # ---------------------------------------------------------------------- data
@@ -172,7 +200,7 @@ class Progress:
 
 
 def save_checkpoint(path, model, optimizer, step, cfg, tokenizer, batch_gen, best_val, data_fingerprint,
-                    batch_states=None):
+                    batch_states=None, metrics=None):
     pio.save({
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -185,21 +213,63 @@ def save_checkpoint(path, model, optimizer, step, cfg, tokenizer, batch_gen, bes
                 "default": default_generator.get_state()},
         "best_val": best_val,
         "data_fingerprint": data_fingerprint,
+        "metrics": metrics,          # the metrics.jsonl row of this step's evaluation
         "format": "pyengine-lm-1",
     }, path)
 
 
 def load_checkpoint(path):
-    """(model, tokenizer, checkpoint dict) from a checkpoint written by ``train``/``finetune``."""
+    """(model, tokenizer, checkpoint dict) from a checkpoint written by ``train``/``finetune``.
+
+    A checkpoint may come from anyone: it is checked against itself before anything is built from it
+    (the config's values, every tensor's name, shape and dtype against the model the config describes,
+    the tokenizer against the vocabulary), so a crafted config cannot allocate more than the file holds.
+    Anything inconsistent raises ValueError naming what is wrong.
+    """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     ck = pio.load(path)
     if not isinstance(ck, dict) or ck.get("format") != "pyengine-lm-1":
         raise ValueError(f"{path} is not a pyengine language-model checkpoint")
-    model = GPT(GPTConfig(**ck["config"]))
+    config, tokenizer = check_checkpoint(ck, path)
+    model = GPT(config)
     model.load_state_dict(ck["model"])
     model.eval()
-    return model, tokenizer_from_dict(ck["tokenizer"]), ck
+    return model, tokenizer, ck
+
+
+def check_checkpoint(ck, path="the checkpoint"):
+    """(GPTConfig, tokenizer) of a language-model checkpoint dict, once its parts agree with each other."""
+    def bad(why):
+        return ValueError(f"{path} is not a valid pyengine language-model checkpoint: {why}")
+
+    if not isinstance(ck.get("config"), dict) or not isinstance(ck.get("model"), dict):
+        raise bad("it has no model config or no model weights")
+    try:
+        config = GPTConfig(**ck["config"])
+    except TypeError as e:
+        raise bad(f"its config has unknown fields ({e})") from None
+    except ValueError as e:
+        raise bad(str(e)) from None
+    state = ck["model"]
+    expected = config.state_shapes()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise bad(f"its weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, shape in expected.items():
+        t = state[name]
+        if not hasattr(t, "shape") or tuple(t.shape) != shape:
+            raise bad(f"{name} has shape {tuple(getattr(t, 'shape', ()))}, the config says {shape}")
+        if str(t.dtype) not in ("pyengine.float32", "pyengine.float64", "float32", "float64"):
+            raise bad(f"{name} has dtype {t.dtype}; model weights are float32 or float64")
+    try:
+        tokenizer = tokenizer_from_dict(ck.get("tokenizer") or {})
+    except (ValueError, TypeError, KeyError) as e:
+        raise bad(f"its tokenizer cannot be read ({e})") from None
+    if tokenizer.vocab_size > config.vocab_size:
+        raise bad(f"its tokenizer has {tokenizer.vocab_size} tokens but the model only {config.vocab_size}")
+    return config, tokenizer
 
 
 def _fingerprint(ids):
@@ -312,6 +382,8 @@ def _set_up(cfg, stream, quiet):
         if not os.path.exists(ckpt_path):
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
         resume_ck = pio.load(ckpt_path)
+        if rank == 0:
+            _restore_metrics(metrics_path, resume_ck)
     elif rank == 0 and os.path.exists(metrics_path):
         os.remove(metrics_path)
     tokenizer, train_ids, val_ids, fingerprint = _load_data(cfg, resume_ck)
@@ -334,6 +406,28 @@ def _set_up(cfg, stream, quiet):
     model.train()
     return _Run(cfg, rank, world, tokenizer, train_ids, val_ids, fingerprint, model, net, optimizer, scheduler,
                 batch_gen, start_step, best_val, prog)
+
+
+def _restore_metrics(metrics_path, ck):
+    """Make metrics.jsonl end at the checkpoint's step: rows of later steps (written after this checkpoint by
+    a run that then died) go, and the checkpoint's own row comes back if a crash lost it."""
+    step = int(ck["step"])
+    rows = []
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:  # a line cut short by the crash
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+                    rows.append(row)
+    if isinstance(ck.get("metrics"), dict) and (not rows or rows[-1]["step"] < step):
+        rows.append(ck["metrics"])
+    tmp = metrics_path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    os.replace(tmp, metrics_path)
 
 
 def _load_data(cfg, resume_ck):
@@ -411,13 +505,14 @@ def _evaluate_and_checkpoint(run, done, lr):
         from . import distributed as dist
         states = dist.all_gather_object(run.batch_gen.get_state())
     if rank == 0:
-        with open(run.metrics_path, "a") as f:
-            f.write(json.dumps(run.last) + "\n")
-        # the last checkpoint first, then the best: a crash between the two loses nothing
+        # the last checkpoint first, then the best, then the metrics row: a crash anywhere loses nothing and
+        # repeats nothing, since the checkpoint carries its row (a resumed run restores metrics.jsonl from it)
         paths = [run.ckpt_path] + ([run.best_path] if improved else [])
         for path in paths:
             save_checkpoint(path, run.model, run.optimizer, done, cfg, run.tokenizer, run.batch_gen, run.best_val,
-                            run.fingerprint, states)
+                            run.fingerprint, states, metrics=run.last)
+        with open(run.metrics_path, "a") as f:
+            f.write(json.dumps(run.last) + "\n")
     run.prog.message(f"step {done}: train loss {trn:.4f}, val loss {val:.4f}" + (" (best, saved)" if improved else ""))
 
 
@@ -442,15 +537,23 @@ def _finish(run):
 
 @no_grad()
 def evaluate(checkpoint, data=None, max_windows=200, batch_size=16):
-    """Loss (nats/token) and perplexity on held-out text: ``data`` if given, else the checkpoint's
-    validation split. Non-overlapping windows of block_size, in order (deterministic)."""
+    """Loss (nats/token) and perplexity on held-out text, in non-overlapping windows of block_size, in order
+    (deterministic): the validation split when ``data`` is the training text (recognised by its fingerprint;
+    None for the default corpus), else all of ``data``."""
     model, tok, ck = load_checkpoint(checkpoint)
-    train_args = ck.get("train", {})
-    if data is not None:
-        ids = tok.encode(load_text(data), errors="ignore")
-    else:
-        text = load_text(train_args.get("data"), train_args.get("max_corpus_bytes"))
-        ids = train_val_split(tok.encode(text, errors="ignore"), train_args.get("val_fraction", 0.1))[1]
+    train_args = ck.get("train") if isinstance(ck.get("train"), dict) else {}
+    if data is None and train_args.get("data") is not None:
+        # never open a path that a file someone handed us names: the caller says what to read
+        raise ValueError(f"evaluate: {checkpoint} was trained on {train_args['data']!r}; pass that text (or other "
+                         "held-out text) as data= / --data (paths stored in a checkpoint are not opened)")
+    max_bytes = train_args.get("max_corpus_bytes")
+    val_fraction = train_args.get("val_fraction", 0.1)
+    if not isinstance(max_bytes, (int, type(None))) or not isinstance(val_fraction, float) \
+            or not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"evaluate: {checkpoint} has a corrupt training record")
+    ids = tok.encode(load_text(data, max_bytes), errors="ignore")
+    if _fingerprint(ids) == ck.get("data_fingerprint"):
+        ids = train_val_split(ids, val_fraction)[1]  # the training text: its held-out part, as training saw it
     T = model.config.block_size
     n = (len(ids) - 1) // T
     if n < 1:

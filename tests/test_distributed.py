@@ -392,7 +392,7 @@ def test_pyengine_train_under_mpiexec(tmp_path):
     from pyengine import lm
     ck = pe.load(str(out / "ckpt.safetensors"))
     assert ck["step"] == 20 and len(ck["rng"]["batches_by_rank"]) == 2
-    assert lm.evaluate(str(out / "best.safetensors"))["loss"] < 3.0
+    assert lm.evaluate(str(out / "best.safetensors"), data=str(corpus))["loss"] < 3.0
     rc, text, _ = mpirun("lm_train.py", *(args[:5] + ["30"] + args[6:]), "--resume")
     assert rc == 0, text[-4000:]
     assert pe.load(str(out / "ckpt.safetensors"))["step"] == 30

@@ -36,8 +36,18 @@ def test_training_lowers_the_loss_and_writes_a_run(tmp_path, corpus):
     assert os.path.exists(r["checkpoint"]) and os.path.exists(r["best_checkpoint"])
     model, tok, ck = lm.load_checkpoint(r["best_checkpoint"])
     assert ck["step"] in (20, 40) and tok.decode(tok.encode("fox")) == "fox"
-    ev = lm.evaluate(r["best_checkpoint"])
+    ev = lm.evaluate(r["best_checkpoint"], data=str(corpus))
     assert ev["loss"] < np.log(tok.vocab_size) and ev["perplexity"] == pytest.approx(np.exp(ev["loss"]))
+    # the training text is recognised: its validation split is what is evaluated, as in training
+    ids = tok.encode(TEXT)
+    n_val = len(ids) - int(len(ids) * 0.9)
+    assert ev["tokens"] == min((n_val - 1) // 16, 200) * 16
+    other = tmp_path / "other.txt"
+    other.write_text("the lazy dog jumps over the quick brown fox. " * 30)
+    assert lm.evaluate(r["best_checkpoint"], data=str(other))["tokens"] > ev["tokens"]  # all of other text
+    # the path the checkpoint records is never opened on its own: the caller names the text
+    with pytest.raises(ValueError, match="pass that text"):
+        lm.evaluate(r["best_checkpoint"])
 
 
 def test_resume_equals_uninterrupted(tmp_path, corpus):
@@ -115,7 +125,7 @@ def test_cli_train_sample_eval(tmp_path, corpus, capsys):
     assert rc == 0
     text = capsys.readouterr().out.strip()
     assert text.startswith("the") and len(text) == 15
-    rc = cli_main(["eval", "--checkpoint", os.path.join(out, "best.safetensors")])
+    rc = cli_main(["eval", "--checkpoint", os.path.join(out, "best.safetensors"), "--data", str(corpus)])
     assert rc == 0 and "perplexity" in json.loads(capsys.readouterr().out)
     assert cli_main(["eval", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
 

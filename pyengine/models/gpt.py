@@ -30,14 +30,36 @@ class GPTConfig:
     gelu: str = "tanh"  # GPT-2's tanh approximation of GELU (Hendrycks & Gimpel 2016); "none" = exact erf form
 
     def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"GPTConfig: {name} must be an integer >= 1, got {v!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"GPTConfig: {name} must be >= 1")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig: dropout must be a number in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"GPTConfig: bias must be true or false, got {self.bias!r}")
+        if self.gelu not in ("tanh", "none"):
+            raise ValueError(f"GPTConfig: gelu must be 'tanh' or 'none', got {self.gelu!r}")
 
     def to_dict(self):
         return asdict(self)
+
+    def state_shapes(self):
+        """{name: shape} of the state dict a GPT of this config has, computed without building one: a
+        checkpoint is checked against it before any parameter is allocated (tests/test_lm.py holds it
+        equal to GPT(config).state_dict())."""
+        C, V = self.n_embd, self.vocab_size
+        linear = (lambda name, fin, fout: {f"{name}.weight": (fout, fin)} |
+                  ({f"{name}.bias": (fout,)} if self.bias else {}))
+        norm = lambda name: {f"{name}.weight": (C,)} | ({f"{name}.bias": (C,)} if self.bias else {})  # noqa: E731
+        shapes = {"wte.weight": (V, C), "wpe.weight": (self.block_size, C)}
+        for i in range(self.n_layer):
+            p = f"h.{i}"
+            shapes |= (norm(f"{p}.ln_1") | linear(f"{p}.attn.c_attn", C, 3 * C) | linear(f"{p}.attn.c_proj", C, C)
+                       | norm(f"{p}.ln_2") | linear(f"{p}.mlp.c_fc", C, 4 * C) | linear(f"{p}.mlp.c_proj", 4 * C, C))
+        return shapes | norm("ln_f") | {"lm_head.weight": (V, C)}
 
 
 class KVCache:
