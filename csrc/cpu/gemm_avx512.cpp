@@ -41,7 +41,7 @@ template <> struct V512<float> {
   PE_AVX512_INLINE void store(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
 
   // In-register 16x16 transpose (simd.h): r[i] holds row i on entry, column i on exit.
-  PE_AVX512_INLINE void transpose(V r[16]) { simd::transpose_avx512(r); }
+  PE_AVX512_INLINE void transpose(V r[16]) { simd::Vec<float, Isa::avx512>::transpose(r); }
 };
 
 template <> struct V512<double> {
@@ -59,7 +59,7 @@ template <> struct V512<double> {
   PE_AVX512_INLINE void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
 
   // In-register 8x8 transpose (simd.h): r[i] holds row i on entry, column i on exit.
-  PE_AVX512_INLINE void transpose(V r[8]) { simd::transpose_avx512(r); }
+  PE_AVX512_INLINE void transpose(V r[8]) { simd::Vec<double, Isa::avx512>::transpose(r); }
 };
 
 // The register tile: ROWS x (NV vectors) of the MR x NR micro-tile. The full
