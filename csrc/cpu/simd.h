@@ -13,14 +13,15 @@
 //    uses vm::exp_f / vm::exp_ab / vm::normal_f below: plain arithmetic that
 //    vectorises (std::exp / std::erf are opaque libm calls that never vectorise
 //    without -ffast-math).
-// 2. Intrinsics (loss, optim, attention, the GEMM micro-kernels and packers),
-//    written on one vector type, simd::Vec<T, Isa>, inside functions that
-//    carry their level's target attribute: a Body struct whose static run() is
-//    compiled once per level by run_avx512 / run_avx2 / run_generic and chosen
-//    by select_isa<Body>() (loss, optim), a header included once per level
-//    (attention_impl.h), or a file per level (gemm_avx2/avx512.cpp).
+// 2. Bodies compiled once per level inside functions that carry the level's
+//    target attribute: a Body struct whose static run() is compiled by
+//    run_avx512 / run_avx2 / run_generic and chosen by select_isa<Body>()
+//    (loss, optim), a header included once per level (attention_impl.h), or a
+//    file per level (gemm_avx2/avx512.cpp). Where they use intrinsics (loss,
+//    attention, the GEMM micro-kernels and packers), they write them on one
+//    vector type, simd::Vec<T, Isa>.
 //
-// One exp algorithm (top of namespace pe below), in the two forms these styles
+// One exp algorithm (ExpConst below), in the two forms these styles
 // need: vm::exp_ab (plain arithmetic; keeps the low bits of a + b for GELU's
 // e^{-x^2/2}) and Vec<T, I>::exp (intrinsics), both flushing results below the
 // smallest normal number to 0.
