@@ -34,7 +34,7 @@
 //
 // The block GEMMs (S = Q K^T, P V, dO V^T, P^T dO, dS^T Q, dS K) share one
 // register-blocked micro-kernel and the softmax rows use a vectorised exp; both
-// are written once (attention_impl.h, on top of attention_simd.h) and compiled
+// are written once (attention_impl.h, on simd.h's Vec<T, Isa>) and compiled
 // three times: generic, AVX2 + FMA and AVX-512, chosen per call with pe::isa().
 //
 // Threads (OpenMP, num_threads(pe::threads_for(work))):
@@ -58,10 +58,10 @@
 #include <utility>
 #include <vector>
 
-#include "attention_simd.h"
+#include "simd.h"
 
 #define PE_ATTN_NS attn_generic
-#define PE_ATTN_ISA 0
+#define PE_ATTN_ISA Isa::generic
 #define PE_ATTN_TARGET
 #include "attention_impl.h"
 #undef PE_ATTN_NS
@@ -70,7 +70,7 @@
 
 #if PE_X86
 #define PE_ATTN_NS attn_avx2
-#define PE_ATTN_ISA 1
+#define PE_ATTN_ISA Isa::avx2
 #define PE_ATTN_TARGET PE_TARGET_AVX2
 #include "attention_impl.h"
 #undef PE_ATTN_NS
@@ -78,7 +78,7 @@
 #undef PE_ATTN_TARGET
 
 #define PE_ATTN_NS attn_avx512
-#define PE_ATTN_ISA 2
+#define PE_ATTN_ISA Isa::avx512
 #define PE_ATTN_TARGET PE_TARGET_AVX512
 #include "attention_impl.h"
 #undef PE_ATTN_NS

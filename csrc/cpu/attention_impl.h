@@ -2,7 +2,7 @@
 // described at the top of attention.cpp. No include guard: attention.cpp
 // includes this file once per level, after defining
 //   PE_ATTN_NS      the namespace to fill (attn_generic, attn_avx2, attn_avx512)
-//   PE_ATTN_ISA     0, 1 or 2: selects simd::Vec<T, ISA>
+//   PE_ATTN_ISA     Isa::generic, Isa::avx2 or Isa::avx512: selects simd::Vec<T, Isa>
 //   PE_ATTN_TARGET  that level's function attribute (empty, PE_TARGET_AVX2, PE_TARGET_AVX512)
 // so each function below exists once per level, in its own namespace, marked
 // with its level's target attribute (and so able to inline the matching Vec
@@ -15,6 +15,11 @@ namespace PE_ATTN_NS {
 
 template <class T>
 using V = simd::Vec<T, PE_ATTN_ISA>;
+
+// The block GEMM's register block: MR rows x NV vectors of C. AVX-512 (32 zmm): 6 x 4 = 24 accumulators
+// + 4 B + 1 A; AVX2 (16 ymm): 6 x 2 = 12 + 2 + 1; generic: 4 x 4 scalars.
+constexpr int kMR = PE_ATTN_ISA == Isa::generic ? 4 : 6;
+constexpr int kNV = PE_ATTN_ISA == Isa::avx2 ? 2 : 4;
 
 // ====================================================================== block GEMM
 // C (M x N, row stride ldc) = [C +] A B, where A(i, k) = A[i*ars + k*acs] (so A
@@ -67,7 +72,7 @@ using MicroFn = void (*)(index_t, const T*, index_t, index_t, const T*, index_t,
 // table[(mr - 1) * NV + (nv - 1)] = micro_kernel<T, mr, nv>: every edge-tile shape.
 template <class T, std::size_t... I>
 constexpr std::array<MicroFn<T>, sizeof...(I)> make_micro_table(std::index_sequence<I...>) {
-  return {{&micro_kernel<T, int(I / V<T>::NV) + 1, int(I % V<T>::NV) + 1>...}};
+  return {{&micro_kernel<T, int(I / kNV) + 1, int(I % kNV) + 1>...}};
 }
 
 // What one MR-row tile of C (rows [i, i + mr)) needs: columns [0, n_hi) and
@@ -83,7 +88,7 @@ template <class T, class ReachFn>
 PE_ATTN_TARGET void gemm(index_t M, index_t N, index_t K, const T* A, index_t ars, index_t acs, const T* B,
                          index_t ldb, T* C, index_t ldc, bool accumulate, ReachFn reach) {
   using VT = V<T>;
-  constexpr int W = VT::W, MR = VT::MR, NV = VT::NV;
+  constexpr int W = VT::W, MR = kMR, NV = kNV;
   static constexpr auto table = make_micro_table<T>(std::make_index_sequence<MR * NV>{});
   for (index_t j = 0; j < N; j += NV * W) {  // one panel of B (K x NV*W) stays in L1 ...
     for (index_t i = 0; i < M; i += MR) {    // ... while the rows of A stream past it

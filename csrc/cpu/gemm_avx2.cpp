@@ -5,61 +5,19 @@
 // ymm registers). Per k step: 2 vector loads, 6 broadcasts, 12 FMAs.
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/simd.h"
 
 #if PE_X86
 #include <immintrin.h>
 
-#define PE_AVX2_INLINE PE_TARGET_AVX2 __attribute__((always_inline)) static inline
-
 namespace pe {
 namespace gemm_detail {
-namespace {
-
-template <class T> struct V256;
-
-template <> struct V256<float> {
-  using V = __m256;
-  static constexpr int W = 8;
-  PE_AVX2_INLINE V zero() { return _mm256_setzero_ps(); }
-  PE_AVX2_INLINE V set1(float x) { return _mm256_set1_ps(x); }
-  PE_AVX2_INLINE V bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  PE_AVX2_INLINE V load(const float* p) { return _mm256_loadu_ps(p); }
-  PE_AVX2_INLINE void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-  PE_AVX2_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  PE_AVX2_INLINE V add(V a, V b) { return _mm256_add_ps(a, b); }
-  // Lanes [0, n) as an all-ones/zero integer mask; vmaskmov never faults on
-  // masked-off lanes, so edge tiles touch exactly their n valid columns.
-  PE_AVX2_INLINE __m256i mask(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  PE_AVX2_INLINE V load(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
-  PE_AVX2_INLINE void store(float* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
-};
-
-template <> struct V256<double> {
-  using V = __m256d;
-  static constexpr int W = 4;
-  PE_AVX2_INLINE V zero() { return _mm256_setzero_pd(); }
-  PE_AVX2_INLINE V set1(double x) { return _mm256_set1_pd(x); }
-  PE_AVX2_INLINE V bcast(const double* p) { return _mm256_broadcast_sd(p); }
-  PE_AVX2_INLINE V load(const double* p) { return _mm256_loadu_pd(p); }
-  PE_AVX2_INLINE void store(double* p, V v) { _mm256_storeu_pd(p, v); }
-  PE_AVX2_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-  PE_AVX2_INLINE V add(V a, V b) { return _mm256_add_pd(a, b); }
-  PE_AVX2_INLINE __m256i mask(int n) {
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
-  }
-  PE_AVX2_INLINE V load(const double* p, __m256i m) { return _mm256_maskload_pd(p, m); }
-  PE_AVX2_INLINE void store(double* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
-};
-
-}  // namespace
 
 template <class T>
 PE_TARGET_AVX2 void micro_avx2(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha,
                                T beta, const T* bias) {
-  using S = V256<T>;
-  using V = typename S::V;
+  using S = simd::Vec<T, Isa::avx2>;
+  using V = typename S::reg;
   constexpr int MR = TileAvx2<T>::MR, NR = TileAvx2<T>::NR, W = S::W, NV = NR / W;
   static_assert(NR % W == 0, "NR must be a whole number of vectors");
 
@@ -84,9 +42,9 @@ PE_TARGET_AVX2 void micro_avx2(index_t k, const T* a, const T* b, T* c, index_t 
     for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const V ai = S::bcast(a + i);
+      const V ai = S::set1(a[i]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
     }
     a += MR;
     b += NR;
@@ -105,10 +63,10 @@ PE_TARGET_AVX2 void micro_avx2(index_t k, const T* a, const T* b, T* c, index_t 
         T* ci = c + i * ldc;
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
-          V r = S::fma(va, acc[i][v], vbias[v]);
+          V r = S::fmadd(va, acc[i][v], vbias[v]);
           if (read_c) {
             const V old = S::load(ci + v * W);
-            r = beta_one ? S::add(r, old) : S::fma(vbeta, old, r);
+            r = beta_one ? S::add(r, old) : S::fmadd(vbeta, old, r);
           }
           S::store(ci + v * W, r);
         }
@@ -116,13 +74,13 @@ PE_TARGET_AVX2 void micro_avx2(index_t k, const T* a, const T* b, T* c, index_t 
     }
     return;
   }
-  __m256i mask[NV];
+  typename S::mask mask[NV];
   V vbias[NV];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) {
     int left = n - v * W;
-    mask[v] = S::mask(left < 0 ? 0 : left);
-    vbias[v] = bias ? S::load(bias + v * W, mask[v]) : S::zero();
+    mask[v] = S::mask_for(left < 0 ? 0 : left);
+    vbias[v] = bias ? S::load_part(bias + v * W, mask[v]) : S::zero();
   }
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
@@ -130,12 +88,12 @@ PE_TARGET_AVX2 void micro_avx2(index_t k, const T* a, const T* b, T* c, index_t 
       T* ci = c + i * ldc;
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
-        V r = S::fma(va, acc[i][v], vbias[v]);
+        V r = S::fmadd(va, acc[i][v], vbias[v]);
         if (read_c) {
-          const V old = S::load(ci + v * W, mask[v]);
-          r = beta_one ? S::add(r, old) : S::fma(vbeta, old, r);
+          const V old = S::load_part(ci + v * W, mask[v]);
+          r = beta_one ? S::add(r, old) : S::fmadd(vbeta, old, r);
         }
-        S::store(ci + v * W, mask[v], r);
+        S::store_part(ci + v * W, mask[v], r);
       }
     }
   }

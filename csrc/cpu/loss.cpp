@@ -4,9 +4,9 @@
 // of the logits, then sum of exp(x - max)), the second time from L2 (a 50304-float row is 200 KB), and
 // stores only loss and lse; the backward recomputes exp(x - lse) from the saved lse and writes the gradient
 // in one pass, so no (N, C) softmax matrix is ever stored beside the gradient itself.
-// float rows use the vector exp of simd.h on AVX2/AVX-512; double rows (and the generic level) use
-// std::exp. All row sums accumulate in double. A gradient far bigger than the caches (e.g. N=8192 x
-// V=50304 floats, 1.6 GB) is written with non-temporal stores on AVX-512: measured 88 -> 75 ms at
+// float rows use the vector exp of simd.h (Vec<float, Isa>::exp) on AVX2/AVX-512; double rows (and the
+// generic level) use std::exp. All row sums accumulate in double. A gradient far bigger than the caches (e.g.
+// N=8192 x V=50304 floats, 1.6 GB) is written with non-temporal stores on AVX-512: measured 88 -> 75 ms at
 // N=2048 on one thread, as the output's lines are no longer read before being overwritten.
 // Rows go to threads in tasks of ~32K logits, scheduled dynamically (see parallel_for in simd.h).
 #include "cpu/loss.h"
@@ -67,7 +67,12 @@ static void ce_grad_generic(const T* x, index_t c, T lse, T s, T off, index_t t,
 
 #if PE_X86
 // ---------------------------------------------------------------- float, AVX-512 (16 lanes)
-static inline __mmask16 tail_mask16(index_t rem) { return static_cast<__mmask16>((1u << rem) - 1u); }
+using F16 = simd::Vec<float, Isa::avx512>;
+
+// Lanes [j, c) of the 16 from column j on.
+PE_TARGET_AVX512 static inline __mmask16 tail_mask16(index_t j, index_t c) {
+  return F16::mask_for(static_cast<int>(std::min<index_t>(16, c - j)));
+}
 
 PE_TARGET_AVX512 static void ce_stats_avx512(const float* x, index_t c, bool want_sum, float* max,
                                              double* sum) {
@@ -90,7 +95,7 @@ PE_TARGET_AVX512 static void ce_stats_avx512(const float* x, index_t c, bool wan
     for (; j + 16 <= c; j += 16) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + j));
   }
   if (j < c) {
-    __mmask16 k = tail_mask16(c - j);
+    __mmask16 k = tail_mask16(j, c);
     __m512 v = _mm512_maskz_loadu_ps(k, x + j);
     m0 = _mm512_max_ps(m0, _mm512_mask_mov_ps(ninf, k, v));
     s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
@@ -105,16 +110,16 @@ PE_TARGET_AVX512 static double ce_sumexp_avx512(const float* x, index_t c, float
   __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
   index_t j = 0;
   for (; j + 32 <= c; j += 32) {  // two independent exp chains per iteration
-    __m512 e0 = simd::exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm));
-    __m512 e1 = simd::exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + j + 16), vm));
+    __m512 e0 = F16::exp(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm));
+    __m512 e1 = F16::exp(_mm512_sub_ps(_mm512_loadu_ps(x + j + 16), vm));
     a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(e0)));
     a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e0, 1)));
     a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm512_castps512_ps256(e1)));
     a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e1, 1)));
   }
   for (; j < c; j += 16) {
-    __mmask16 k = c - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask16(c - j);
-    __m512 e = simd::exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), vm));
+    __mmask16 k = tail_mask16(j, c);
+    __m512 e = F16::exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), vm));
     e = _mm512_maskz_mov_ps(k, e);
     a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
@@ -125,7 +130,7 @@ PE_TARGET_AVX512 static double ce_sumexp_avx512(const float* x, index_t c, float
 // One 16-lane piece of a gradient row starting at column j0 (see ce_grad_generic).
 PE_TARGET_AVX512 static inline __m512 ce_grad_piece_avx512(__m512 x, index_t j0, index_t t, __m512 vl, __m512 vs,
                                                            __m512 voff, __m512 vone) {
-  __m512 d = _mm512_sub_ps(simd::exp_avx512(_mm512_sub_ps(x, vl)), voff);
+  __m512 d = _mm512_sub_ps(F16::exp(_mm512_sub_ps(x, vl)), voff);
   if (static_cast<std::uint64_t>(t - j0) < 16)  // the target's lane: subtract 1 - eps there only
     d = _mm512_mask_sub_ps(d, static_cast<__mmask16>(1u << (t - j0)), d, vone);
   return _mm512_mul_ps(d, vs);
@@ -139,14 +144,14 @@ PE_TARGET_AVX512 static void ce_grad_avx512(const float* x, index_t c, float lse
   if (stream) {  // non-temporal stores from the first 64-byte boundary of the row on (out is 4-byte aligned)
     const index_t head = std::min<index_t>(c, ((64 - (reinterpret_cast<std::uintptr_t>(out) & 63)) & 63) / 4);
     if (head > 0) {
-      const __mmask16 k = tail_mask16(head);
+      const __mmask16 k = tail_mask16(0, head);
       _mm512_mask_storeu_ps(out, k, ce_grad_piece_avx512(_mm512_maskz_loadu_ps(k, x), 0, t, vl, vs, voff, vone));
     }
     for (j = head; j + 16 <= c; j += 16)
       _mm512_stream_ps(out + j, ce_grad_piece_avx512(_mm512_loadu_ps(x + j), j, t, vl, vs, voff, vone));
   }
   for (; j < c; j += 16) {
-    const __mmask16 k = c - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask16(c - j);
+    const __mmask16 k = tail_mask16(j, c);
     _mm512_mask_storeu_ps(out + j, k,
                           ce_grad_piece_avx512(_mm512_maskz_loadu_ps(k, x + j), j, t, vl, vs, voff, vone));
   }
@@ -154,10 +159,8 @@ PE_TARGET_AVX512 static void ce_grad_avx512(const float* x, index_t c, float lse
 }
 
 // ---------------------------------------------------------------- float, AVX2 (8 lanes)
-PE_TARGET_AVX2 static inline double hsum_avx2(__m256d a) {
-  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-}
+using F8 = simd::Vec<float, Isa::avx2>;
+using D4 = simd::Vec<double, Isa::avx2>;
 
 PE_TARGET_AVX2 static inline __m256d add_cvt_lo(__m256d acc, __m256 v) {
   return _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
@@ -181,17 +184,14 @@ PE_TARGET_AVX2 static void ce_stats_avx2(const float* x, index_t c, bool want_su
     }
   }
   for (; j < c; j += 8) {
-    __m256i k = simd::tail_mask_avx2(static_cast<int>(std::min<index_t>(8, c - j)));
+    __m256i k = F8::mask_for(static_cast<int>(std::min<index_t>(8, c - j)));
     __m256 v = _mm256_maskload_ps(x + j, k);  // masked-off lanes read as 0
     m0 = _mm256_max_ps(m0, _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(k)));
     if (want_sum) s0 = add_cvt_hi(add_cvt_lo(s0, v), v);
   }
   m0 = _mm256_max_ps(m0, m1);
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
-  *max = _mm_cvtss_f32(m4);
-  *sum = want_sum ? hsum_avx2(_mm256_add_pd(s0, s1)) : 0.0;
+  *max = F8::hmax(m0);
+  *sum = want_sum ? D4::hsum(_mm256_add_pd(s0, s1)) : 0.0;
 }
 
 PE_TARGET_AVX2 static double ce_sumexp_avx2(const float* x, index_t c, float m) {
@@ -199,27 +199,27 @@ PE_TARGET_AVX2 static double ce_sumexp_avx2(const float* x, index_t c, float m) 
   __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
   index_t j = 0;
   for (; j + 16 <= c; j += 16) {
-    __m256 e0 = simd::exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm));
-    __m256 e1 = simd::exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), vm));
+    __m256 e0 = F8::exp(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm));
+    __m256 e1 = F8::exp(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), vm));
     a0 = add_cvt_lo(a0, e0);
     a1 = add_cvt_hi(a1, e0);
     a2 = add_cvt_lo(a2, e1);
     a3 = add_cvt_hi(a3, e1);
   }
   for (; j < c; j += 8) {
-    __m256i k = simd::tail_mask_avx2(static_cast<int>(std::min<index_t>(8, c - j)));
-    __m256 e = simd::exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(x + j, k), vm));
+    __m256i k = F8::mask_for(static_cast<int>(std::min<index_t>(8, c - j)));
+    __m256 e = F8::exp(_mm256_sub_ps(_mm256_maskload_ps(x + j, k), vm));
     e = _mm256_and_ps(e, _mm256_castsi256_ps(k));
     a0 = add_cvt_lo(a0, e);
     a1 = add_cvt_hi(a1, e);
   }
-  return hsum_avx2(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
+  return D4::hsum(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
 }
 
 // One 8-lane piece of a gradient row starting at column j0 (see ce_grad_generic).
 PE_TARGET_AVX2 static inline __m256 ce_grad_piece_avx2(__m256 x, index_t j0, index_t t, __m256 vl, __m256 vs,
                                                        __m256 voff, __m256 vone) {
-  __m256 d = _mm256_sub_ps(simd::exp_avx2(_mm256_sub_ps(x, vl)), voff);
+  __m256 d = _mm256_sub_ps(F8::exp(_mm256_sub_ps(x, vl)), voff);
   if (static_cast<std::uint64_t>(t - j0) < 8) {  // the target's lane: subtract 1 - eps there only
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256 hit = _mm256_castsi256_ps(_mm256_cmpeq_epi32(iota, _mm256_set1_epi32(static_cast<int>(t - j0))));
@@ -236,7 +236,7 @@ PE_TARGET_AVX2 static void ce_grad_avx2(const float* x, index_t c, float lse, fl
   for (; j + 8 <= c; j += 8)
     _mm256_storeu_ps(out + j, ce_grad_piece_avx2(_mm256_loadu_ps(x + j), j, t, vl, vs, voff, vone));
   if (j < c) {
-    __m256i k = simd::tail_mask_avx2(static_cast<int>(c - j));
+    __m256i k = F8::mask_for(static_cast<int>(c - j));
     _mm256_maskstore_ps(out + j, k, ce_grad_piece_avx2(_mm256_maskload_ps(x + j, k), j, t, vl, vs, voff, vone));
   }
 }

@@ -1,7 +1,4 @@
-// The SIMD vocabulary shared by the kernel families (everything but the GEMM
-// micro-kernels, which are written per ISA in gemm_avx2/avx512.cpp, and the
-// attention kernels' Vec<T, ISA> wrapper in attention_simd.h, which builds on
-// this file's in-register transposes but keeps its own exp).
+// The SIMD vocabulary of every kernel family.
 //
 // Two ways to write a kernel for every SIMD level, both picked per call by
 // pe::isa() (so PYENGINE_ISA / set_isa select the path, and the tests' `isa`
@@ -16,13 +13,18 @@
 //    uses vm::exp_f / vm::exp_ab / vm::normal_f below: plain arithmetic that
 //    vectorises (std::exp / std::erf are opaque libm calls that never vectorise
 //    without -ffast-math).
-// 2. Intrinsics (loss, optim, attention): a Body struct whose static run() is
-//    compiled once per level by run_avx512 / run_avx2 / run_generic and chosen
-//    by select_isa<Body>(); their vector exp is simd::exp_avx512 / exp_avx2.
+// 2. Bodies compiled once per level inside functions that carry the level's
+//    target attribute: a Body struct whose static run() is compiled by
+//    run_avx512 / run_avx2 / run_generic and chosen by select_isa<Body>()
+//    (loss, optim), a header included once per level (attention_impl.h), or a
+//    file per level (gemm_avx2/avx512.cpp). Where they use intrinsics (loss,
+//    attention, the GEMM micro-kernels and packers), they write them on one
+//    vector type, simd::Vec<T, Isa>.
 //
-// So there are two float exps, each for its style: vm::exp_ab (scalar form,
-// keeps the low bits of a + b for GELU's e^{-x^2/2}, flushes below FLT_MIN) and
-// simd::exp_avx512 / exp_avx2 (intrinsics, denormal results included).
+// One exp algorithm (ExpConst below), in the two forms these styles
+// need: vm::exp_ab (plain arithmetic; keeps the low bits of a + b for GELU's
+// e^{-x^2/2}) and Vec<T, I>::exp (intrinsics), both flushing results below the
+// smallest normal number to 0.
 // OpenMP regions stay outside the per-ISA functions: callers pick the variant
 // once, then call it per row / chunk from their parallel loop. (Not
 // PE_TARGET_CLONES: the loader picks a clone once from the CPU's features, so
@@ -67,6 +69,49 @@
   }
 
 namespace pe {
+
+// ------------------------------------------------------------------ exp: one algorithm
+// exp(x) = 2^n e^r with n = round(x log2 e) and r = x - n ln2 in [-ln2/2, ln2/2] (ln2 split in two, Cody &
+// Waite, so that n ln2_hi is exact), e^r by the polynomial ExpConst<T>::c in r, 2^n put into the exponent.
+// The float one is written twice, for the two kernel styles, on the same constants: vm::exp_ab (plain
+// arithmetic that auto-vectorises) and simd::Vec<float, I>::exp (intrinsics); double: Vec<double, I>::exp.
+// Range: results below the smallest normal number (x < lo) are 0, never computed as denormals. A scaling
+// step that underflows (vscalefps, or a multiply with a denormal result) takes a microcode assist:
+// measured 115 ns instead of 6 ns per 16 lanes on the Sapphire Rapids dev machine; and a denormal
+// probability or gradient slows the GEMM that consumes it ~200x (a 512^3 float GEMM with denormal A:
+// 2.2 ms -> 490 ms). That assist was also the "30% slower" once measured with the loss kernels' former
+// exp (which computed denormals) inside attention at B16 H4 T128 D32: the attention rows' tails were
+// then padded with -inf, whose exp underflowed on every row (reproduced on c41dfae: 1.85-2.05 ms ->
+// 2.35-2.5 ms per forward, 1 thread). The tails are zero-padded since 22d3792, and exp no longer underflows.
+template <class T>
+struct ExpConst;
+template <>
+struct ExpConst<float> {
+  // lo: e^lo is just above FLT_MIN. log2e, ln2: ln2_hi has 15 significant bits, |n| < 256.
+  static constexpr float lo = -87.33f, hi = 89.0f;
+  static constexpr float log2e = 1.44269504088896341f;
+  static constexpr float ln2_hi = 0.693145751953125f, ln2_lo = 1.42860682030941723e-6f;
+  // e^r = 1 + r + r^2 (c[2] + c[3] r + ... + c[6] r^4): the degree-4 part fitted (relative-weighted least
+  // squares, iterated towards minimax) for relative error 3e-9 on [-ln2/2, ln2/2]. Against float64 exp,
+  // every 5th float in [-87.33, 88.7]: within 0.89 ulp evaluated by Horner (Vec::exp), 1.01 ulp as
+  // 1 + r + r^2 P (vm::exp_ab's form). Cephes' degree-5 P, the loss kernels' former exp: 1.01 ulp, one
+  // FMA more.
+  static constexpr int degree = 6;
+  static constexpr float c[degree + 1] = {1.0f,           1.0f,           4.999999334e-1f, 1.666651899e-1f,
+                                          4.166840760e-2f, 8.368915527e-3f, 1.381417115e-3f};
+};
+template <>
+struct ExpConst<double> {
+  static constexpr double lo = -708.0, hi = 710.0;  // e^-708 > DBL_MIN; 2^1024 overflows
+  static constexpr double log2e = 1.44269504088896340736;
+  static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  // Taylor: error r^14/14! < 5e-18 on |r| <= ln2/2.
+  static constexpr int degree = 13;
+  static constexpr double c[degree + 1] = {1.0,         1.0,          1.0 / 2,        1.0 / 6,         1.0 / 24,
+                                           1.0 / 120,   1.0 / 720,    1.0 / 5040,     1.0 / 40320,     1.0 / 362880,
+                                           1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
+};
+
 namespace vm {
 
 // ------------------------------------------------------------------ threads
@@ -117,36 +162,32 @@ PE_INLINE float pow2_int(float k) {
 
 // ------------------------------------------------------------------ exp (float)
 // exp(a + b) for |b| small (<= ~0.5), keeping the bits of a that a plain
-// exp(a + b) would lose when a is large (used for exp(-x^2/2), see below).
+// exp(a + b) would lose when a is large (used for exp(-x^2/2), see below): the
+// algorithm at the top of this file with
 //   n = round((a + b) / ln2), r = (a - n ln2_hi) + b - n ln2_lo,  exp = 2^n e^r
-// ln2 is split so that n * ln2_hi is exact (ln2_hi has 15 significant bits,
-// |n| < 256) and a - n ln2_hi is exact too (Sterbenz: the two are within a
-// factor of 2 of each other once n != 0). |r| <= ln2/2 + rounding.
-// e^r = 1 + r + r^2 P(r), P a degree-4 polynomial fitted (relative-weighted
-// least squares, iterated towards minimax) for relative error 3e-9 on
-// [-ln2/2, ln2/2]; 2^n is written straight into the exponent field.
+// where a - n ln2_hi is exact too (Sterbenz: the two are within a factor of 2
+// of each other once n != 0), and e^r = 1 + r + r^2 P(r), P = c[2..6].
 // Range: results are exact to ~1 ulp while they are normal floats. Below
-// FLT_MIN (a + b < -87.33) the result is flushed to 0 rather than computed as
-// a denormal (a second scaling step for that costs ~15% of softmax / GELU);
+// FLT_MIN (a + b < lo = -87.33) the result is flushed to 0 rather than computed
+// as a denormal (a second scaling step for that costs ~15% of softmax / GELU);
 // above 88.3 it is +inf (the true overflow is at 88.72; every caller here
 // passes arguments <= 0). -inf -> 0, +inf -> inf, NaN -> NaN (comparisons with
 // NaN are false, and NaN flows through the polynomial).
 PE_INLINE float exp_ab(float a, float b) {
-  constexpr float kMax = 88.3f, kMin = -87.33f;
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2Hi = 0.693145751953125f;     // 0x3F317200
-  constexpr float kLn2Lo = 1.42860682030941723e-6f;  // ln2 - kLn2Hi
+  using C = ExpConst<float>;
+  constexpr float kMax = 88.3f;  // keeps n <= 127, pow2_int's range
   const float s = a + b;
-  const float n = round_int(s * kLog2e);  // in [-126, 127] where the result is used
-  const float r = ((a - n * kLn2Hi) + b) - n * kLn2Lo;
-  float p = 1.381417115e-3f;
-  p = p * r + 8.368915527e-3f;
-  p = p * r + 4.166840760e-2f;
-  p = p * r + 1.666651899e-1f;
-  p = p * r + 4.999999334e-1f;
+  const float n = round_int(s * C::log2e);  // in [-126, 127] where the result is used
+  const float r = ((a - n * C::ln2_hi) + b) - n * C::ln2_lo;
+  static_assert(C::degree == 6, "P is c[2..6]");
+  float p = C::c[6];
+  p = p * r + C::c[5];
+  p = p * r + C::c[4];
+  p = p * r + C::c[3];
+  p = p * r + C::c[2];
   p = 1.0f + r + (r * r) * p;
   const float e = p * pow2_int(n);
-  return s < kMin ? 0.0f : (s > kMax ? std::numeric_limits<float>::infinity() : e);
+  return s < C::lo ? 0.0f : (s > kMax ? std::numeric_limits<float>::infinity() : e);
 }
 PE_INLINE float exp_f(float x) { return exp_ab(x, 0.0f); }
 
@@ -203,156 +244,300 @@ PE_INLINE NormalF normal_f(float x) {
 }  // namespace pe
 
 // ====================================================================== intrinsics (style 2)
-// simd::exp_avx512 / exp_avx2: exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 in
-// [-ln2/2, ln2/2] (ln 2 split in a high and a low part so that r keeps its bits), exp(r) ~ 1 + r + r^2 P(r)
-// with the degree-5 minimax P of Cephes' expf. Measured against float64 exp: within 1.01 ulp over
-// [-110, 95], denormals included. x is clamped to [-104, 89] first (NaN passes through the clamp: max/min
-// return their second operand when one is NaN), so -inf -> 0, +inf -> inf, and NaN stays NaN.
 namespace pe {
 namespace simd {
 
-constexpr float kExpLo = -104.0f;  // exp(-104) < the smallest float denormal: result 0
-constexpr float kExpHi = 89.0f;    // exp(89) > FLT_MAX: result inf
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693145751953125f;     // ln 2 with its low 12 bits zero: n * kLn2Hi is exact
-constexpr float kLn2Lo = 1.428606765330187e-06f;  // ln 2 - kLn2Hi
-// exp(r) - 1 - r = r^2 (c0 + c1 r + ... + c5 r^5) on |r| <= ln2/2 (Cephes expf)
-constexpr float kExpP0 = 5.0000001201e-1f, kExpP1 = 1.6666665459e-1f, kExpP2 = 4.1665795894e-2f,
-                kExpP3 = 8.3334519073e-3f, kExpP4 = 1.3981999507e-3f, kExpP5 = 1.9875691500e-4f;
+// Vec<T, I>: the one vector type of the intrinsic kernels (loss, attention, the GEMM micro-kernels and
+// packers), for T = float or double at I = Isa::generic (one scalar "lane"), Isa::avx2 (AVX2 + FMA) and
+// Isa::avx512. Every member of the AVX2 / AVX-512 versions carries PE_TARGET_AVX2 / PE_TARGET_AVX512 and
+// is always inlined, so it may only be called from functions with the same attribute; nothing here is
+// compiled with per-file -m flags.
+//
+//   reg, W            the register type and its lanes
+//   zero, set1, load, store (unaligned), add, sub, mul, fmadd(a, b, c) = a*b + c, max
+//   mask, mask_for(n) lanes [0, n), n >= 0 (n >= W: all lanes)
+//   load_part(p, m)   masked-off lanes read as 0 and are never touched in memory (no fault past a
+//   store_part(p, m, x)  row's end), so edge tiles and row tails touch exactly their valid elements
+//   keep_part(x, m, fill)  lanes outside m = fill
+//   hsum, hmax        horizontal sum / max
+//   exp               the algorithm described above ExpConst, by Horner on ExpConst<T>::c
+//   transpose(r)      a W x W block in W registers: r[i] holds row i on entry, column i on exit
+// The generic version has W = 1 and ignores masks (its one lane is always valid); its exp is libm's.
+// exp clamps x to [lo, hi] first (NaN survives: max/min return their second operand when one is NaN);
+// hi lies just past the overflow threshold, so the scaling step itself gives +inf: exactly at overflow
+// with vscalef (AVX-512), from x = 88.38 on in float with AVX2, which builds 2^128 as +inf (vm::exp_ab:
+// from 88.3 on). Callers pass x <= 0 up to rounding.
+template <class T, Isa I>
+struct Vec;
+
+// ------------------------------------------------------------------ generic
+template <class T>
+struct Vec<T, Isa::generic> {
+  using reg = T;
+  using mask = int;
+  static constexpr int W = 1;
+  static PE_INLINE reg zero() { return T(0); }
+  static PE_INLINE reg set1(T x) { return x; }
+  static PE_INLINE reg load(const T* p) { return *p; }
+  static PE_INLINE void store(T* p, reg x) { *p = x; }
+  static PE_INLINE mask mask_for(int) { return 1; }
+  static PE_INLINE reg load_part(const T* p, mask) { return *p; }
+  static PE_INLINE void store_part(T* p, mask, reg x) { *p = x; }
+  static PE_INLINE reg keep_part(reg x, mask, reg) { return x; }
+  static PE_INLINE reg add(reg a, reg b) { return a + b; }
+  static PE_INLINE reg sub(reg a, reg b) { return a - b; }
+  static PE_INLINE reg mul(reg a, reg b) { return a * b; }
+  static PE_INLINE reg fmadd(reg a, reg b, reg c) { return a * b + c; }
+  static PE_INLINE reg max(reg a, reg b) { return a < b ? b : a; }
+  static PE_INLINE T hsum(reg a) { return a; }
+  static PE_INLINE T hmax(reg a) { return a; }
+  static PE_INLINE void transpose(reg*) {}  // a 1 x 1 block
+  static PE_INLINE reg exp(reg a) { return std::exp(a); }
+};
 
 #if PE_X86
-PE_TARGET_AVX512 PE_INLINE __m512 exp_avx512(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(kExpLo), x);
-  x = _mm512_min_ps(_mm512_set1_ps(kExpHi), x);
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
-  __m512 p = _mm512_set1_ps(kExpP5);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP4));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP3));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP2));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP1));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP0));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-  p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);  // p * 2^n, with IEEE overflow/underflow
-}
+#define PE_AVX2_MEMBER PE_TARGET_AVX2 static PE_INLINE
+#define PE_AVX512_MEMBER PE_TARGET_AVX512 static PE_INLINE
 
-// 2^k for integer k in [-126, 127], built in the exponent field.
-PE_TARGET_AVX2 PE_INLINE __m256 pow2i_avx2(__m256i k) {
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
-}
+// ------------------------------------------------------------------ AVX2 + FMA
+template <>
+struct Vec<float, Isa::avx2> {
+  using reg = __m256;
+  using mask = __m256i;  // all-ones / zero lanes, for vmaskmov and blendv
+  static constexpr int W = 8;
+  PE_AVX2_MEMBER reg zero() { return _mm256_setzero_ps(); }
+  PE_AVX2_MEMBER reg set1(float x) { return _mm256_set1_ps(x); }
+  PE_AVX2_MEMBER reg load(const float* p) { return _mm256_loadu_ps(p); }
+  PE_AVX2_MEMBER void store(float* p, reg x) { _mm256_storeu_ps(p, x); }
+  PE_AVX2_MEMBER mask mask_for(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  PE_AVX2_MEMBER reg load_part(const float* p, mask m) { return _mm256_maskload_ps(p, m); }
+  PE_AVX2_MEMBER void store_part(float* p, mask m, reg x) { _mm256_maskstore_ps(p, m, x); }
+  PE_AVX2_MEMBER reg keep_part(reg x, mask m, reg fill) { return _mm256_blendv_ps(fill, x, _mm256_castsi256_ps(m)); }
+  PE_AVX2_MEMBER reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  PE_AVX2_MEMBER reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  PE_AVX2_MEMBER reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  PE_AVX2_MEMBER reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  PE_AVX2_MEMBER reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  PE_AVX2_MEMBER float hsum(reg a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  PE_AVX2_MEMBER float hmax(reg a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  PE_AVX2_MEMBER reg exp(reg x) {
+    using C = ExpConst<float>;
+    const reg xc = _mm256_min_ps(_mm256_set1_ps(C::hi), _mm256_max_ps(_mm256_set1_ps(C::lo), x));
+    const reg n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(C::log2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    reg r = _mm256_fnmadd_ps(n, _mm256_set1_ps(C::ln2_hi), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(C::ln2_lo), r);
+    reg p = _mm256_set1_ps(C::c[C::degree]);
+    for (int d = C::degree - 1; d >= 0; --d) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(C::c[d]));
+    // 2^n, n in [-126, 128], in the exponent field (n = 128 gives +inf).
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const reg y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(C::lo), _CMP_LT_OQ), y);
+  }
+  PE_AVX2_MEMBER void transpose(reg r[W]) {
+    // 1: interleave 32-bit pairs of rows (2i, 2i+1) within each 128-bit lane.
+    reg t[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // 2: 64-bit pairs: 128-bit half h of u[4g + c] = column 4h + c of rows 4g..4g+3.
+    reg u[8];
+    for (int g = 0; g < 2; ++g) {
+      u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+      u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+      u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+      u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    // 3: swap 128-bit halves between the row groups.
+    for (int c = 0; c < 4; ++c) {
+      r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+      r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+  }
+};
 
-PE_TARGET_AVX2 PE_INLINE __m256 exp_avx2(__m256 x) {
-  x = _mm256_max_ps(_mm256_set1_ps(kExpLo), x);
-  x = _mm256_min_ps(_mm256_set1_ps(kExpHi), x);
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
-  __m256 p = _mm256_set1_ps(kExpP5);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP4));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP3));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP2));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP1));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP0));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-  p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-  // n lies in [-150, 129]: scale in two halves, 2^(n/2) 2^(n - n/2), each a normal float, so that the one
-  // rounding happens in the last multiply (denormal results) and overflow gives inf.
-  __m256i k = _mm256_cvtps_epi32(n);
-  __m256i k1 = _mm256_srai_epi32(k, 1);
-  __m256i k2 = _mm256_sub_epi32(k, k1);
-  return _mm256_mul_ps(_mm256_mul_ps(p, pow2i_avx2(k1)), pow2i_avx2(k2));
-}
+template <>
+struct Vec<double, Isa::avx2> {
+  using reg = __m256d;
+  using mask = __m256i;
+  static constexpr int W = 4;
+  PE_AVX2_MEMBER reg zero() { return _mm256_setzero_pd(); }
+  PE_AVX2_MEMBER reg set1(double x) { return _mm256_set1_pd(x); }
+  PE_AVX2_MEMBER reg load(const double* p) { return _mm256_loadu_pd(p); }
+  PE_AVX2_MEMBER void store(double* p, reg x) { _mm256_storeu_pd(p, x); }
+  PE_AVX2_MEMBER mask mask_for(int n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  PE_AVX2_MEMBER reg load_part(const double* p, mask m) { return _mm256_maskload_pd(p, m); }
+  PE_AVX2_MEMBER void store_part(double* p, mask m, reg x) { _mm256_maskstore_pd(p, m, x); }
+  PE_AVX2_MEMBER reg keep_part(reg x, mask m, reg fill) { return _mm256_blendv_pd(fill, x, _mm256_castsi256_pd(m)); }
+  PE_AVX2_MEMBER reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+  PE_AVX2_MEMBER reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }
+  PE_AVX2_MEMBER reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+  PE_AVX2_MEMBER reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  PE_AVX2_MEMBER reg max(reg a, reg b) { return _mm256_max_pd(a, b); }
+  PE_AVX2_MEMBER double hsum(reg a) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  PE_AVX2_MEMBER double hmax(reg a) {
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  PE_AVX2_MEMBER reg exp(reg x) {
+    using C = ExpConst<double>;
+    const reg xc = _mm256_min_pd(_mm256_set1_pd(C::hi), _mm256_max_pd(_mm256_set1_pd(C::lo), x));
+    const reg n = _mm256_round_pd(_mm256_mul_pd(xc, _mm256_set1_pd(C::log2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    reg r = _mm256_fnmadd_pd(n, _mm256_set1_pd(C::ln2_hi), xc);
+    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(C::ln2_lo), r);
+    reg p = _mm256_set1_pd(C::c[C::degree]);
+    for (int d = C::degree - 1; d >= 0; --d) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(C::c[d]));
+    // 2^n without AVX-512's int64 conversion: n + 1.5*2^52 holds n in its low mantissa bits; rebias to
+    // n + 1023 and shift into the exponent field (n = 1024 gives +inf).
+    const double magic = 6755399441055744.0;  // 1.5 * 2^52
+    const __m256i bits = _mm256_castpd_si256(_mm256_add_pd(n, _mm256_set1_pd(magic)));
+    const __m256i e = _mm256_slli_epi64(_mm256_sub_epi64(bits, _mm256_set1_epi64x(0x4338000000000000LL - 1023)), 52);
+    const reg y = _mm256_mul_pd(p, _mm256_castsi256_pd(e));
+    return _mm256_andnot_pd(_mm256_cmp_pd(x, _mm256_set1_pd(C::lo), _CMP_LT_OQ), y);
+  }
+  PE_AVX2_MEMBER void transpose(reg r[W]) {
+    const reg t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const reg t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+  }
+};
 
-// In-register square transposes: r[i] holds row i on entry, column i on exit. Used by the packers of
-// the GEMM (16x16 / 8x8 on AVX-512) and of the attention kernels (K_j -> K_j^T).
-PE_TARGET_AVX512 PE_INLINE void transpose_avx512(__m512 r[16]) {
-  // 1: interleave 32-bit pairs of rows (2i, 2i+1) within each 128-bit lane.
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[i + 8] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+// ------------------------------------------------------------------ AVX-512
+template <>
+struct Vec<float, Isa::avx512> {
+  using reg = __m512;
+  using mask = __mmask16;
+  static constexpr int W = 16;
+  PE_AVX512_MEMBER reg zero() { return _mm512_setzero_ps(); }
+  PE_AVX512_MEMBER reg set1(float x) { return _mm512_set1_ps(x); }
+  PE_AVX512_MEMBER reg load(const float* p) { return _mm512_loadu_ps(p); }
+  PE_AVX512_MEMBER void store(float* p, reg x) { _mm512_storeu_ps(p, x); }
+  PE_AVX512_MEMBER mask mask_for(int n) { return n >= W ? mask(0xFFFF) : mask((1u << n) - 1u); }
+  PE_AVX512_MEMBER reg load_part(const float* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  PE_AVX512_MEMBER void store_part(float* p, mask m, reg x) { _mm512_mask_storeu_ps(p, m, x); }
+  PE_AVX512_MEMBER reg keep_part(reg x, mask m, reg fill) { return _mm512_mask_mov_ps(fill, m, x); }
+  PE_AVX512_MEMBER reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  PE_AVX512_MEMBER reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  PE_AVX512_MEMBER reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  PE_AVX512_MEMBER reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  PE_AVX512_MEMBER reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  PE_AVX512_MEMBER float hsum(reg a) { return _mm512_reduce_add_ps(a); }
+  PE_AVX512_MEMBER float hmax(reg a) { return _mm512_reduce_max_ps(a); }
+  PE_AVX512_MEMBER reg exp(reg x) {
+    using C = ExpConst<float>;
+    const reg xc = _mm512_min_ps(_mm512_set1_ps(C::hi), _mm512_max_ps(_mm512_set1_ps(C::lo), x));
+    const reg n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(C::log2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    reg r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C::ln2_hi), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C::ln2_lo), r);
+    reg p = _mm512_set1_ps(C::c[C::degree]);
+    for (int d = C::degree - 1; d >= 0; --d) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(C::c[d]));
+    const reg y = _mm512_scalef_ps(p, n);  // p * 2^n, +inf on overflow
+    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(C::lo), _CMP_LT_OQ), _mm512_setzero_ps());
   }
-  // 2: interleave 64-bit pairs: u[4g + c] lane k = column 4k + c of rows 4g..4g+3.
-  __m512 u[16];
-  for (int g = 0; g < 4; ++g) {
-    const __m512d lo0 = _mm512_castps_pd(t[2 * g]), lo1 = _mm512_castps_pd(t[2 * g + 1]);
-    const __m512d hi0 = _mm512_castps_pd(t[2 * g + 8]), hi1 = _mm512_castps_pd(t[2 * g + 9]);
-    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
-    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
-    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
-    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
+  PE_AVX512_MEMBER void transpose(reg r[W]) {
+    // 1: interleave 32-bit pairs of rows (2i, 2i+1) within each 128-bit lane.
+    reg t[16];
+    for (int i = 0; i < 8; ++i) {
+      t[i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[i + 8] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // 2: interleave 64-bit pairs: u[4g + c] lane k = column 4k + c of rows 4g..4g+3.
+    reg u[16];
+    for (int g = 0; g < 4; ++g) {
+      const __m512d lo0 = _mm512_castps_pd(t[2 * g]), lo1 = _mm512_castps_pd(t[2 * g + 1]);
+      const __m512d hi0 = _mm512_castps_pd(t[2 * g + 8]), hi1 = _mm512_castps_pd(t[2 * g + 9]);
+      u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
+      u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
+      u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
+      u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
+    }
+    // 3+4: 4x4 transpose of 128-bit lanes across u[c], u[4+c], u[8+c], u[12+c].
+    for (int c = 0; c < 4; ++c) {
+      const reg v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+      const reg v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+      const reg v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+      r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+      r[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+      r[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+      r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
   }
-  // 3+4: 4x4 transpose of 128-bit lanes across u[c], u[4+c], u[8+c], u[12+c].
-  for (int c = 0; c < 4; ++c) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
-    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
-    const __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-    r[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
-    r[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
-  }
-}
+};
 
-PE_TARGET_AVX512 PE_INLINE void transpose_avx512(__m512d r[8]) {
-  // 1: t[2g + c] lane k = column 2k + c of rows 2g, 2g+1.
-  __m512d t[8];
-  for (int g = 0; g < 4; ++g) {
-    t[2 * g] = _mm512_unpacklo_pd(r[2 * g], r[2 * g + 1]);
-    t[2 * g + 1] = _mm512_unpackhi_pd(r[2 * g], r[2 * g + 1]);
+template <>
+struct Vec<double, Isa::avx512> {
+  using reg = __m512d;
+  using mask = __mmask8;
+  static constexpr int W = 8;
+  PE_AVX512_MEMBER reg zero() { return _mm512_setzero_pd(); }
+  PE_AVX512_MEMBER reg set1(double x) { return _mm512_set1_pd(x); }
+  PE_AVX512_MEMBER reg load(const double* p) { return _mm512_loadu_pd(p); }
+  PE_AVX512_MEMBER void store(double* p, reg x) { _mm512_storeu_pd(p, x); }
+  PE_AVX512_MEMBER mask mask_for(int n) { return n >= W ? mask(0xFF) : mask((1u << n) - 1u); }
+  PE_AVX512_MEMBER reg load_part(const double* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  PE_AVX512_MEMBER void store_part(double* p, mask m, reg x) { _mm512_mask_storeu_pd(p, m, x); }
+  PE_AVX512_MEMBER reg keep_part(reg x, mask m, reg fill) { return _mm512_mask_mov_pd(fill, m, x); }
+  PE_AVX512_MEMBER reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  PE_AVX512_MEMBER reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
+  PE_AVX512_MEMBER reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+  PE_AVX512_MEMBER reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  PE_AVX512_MEMBER reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
+  PE_AVX512_MEMBER double hsum(reg a) { return _mm512_reduce_add_pd(a); }
+  PE_AVX512_MEMBER double hmax(reg a) { return _mm512_reduce_max_pd(a); }
+  PE_AVX512_MEMBER reg exp(reg x) {
+    using C = ExpConst<double>;
+    const reg xc = _mm512_min_pd(_mm512_set1_pd(C::hi), _mm512_max_pd(_mm512_set1_pd(C::lo), x));
+    const reg n = _mm512_roundscale_pd(_mm512_mul_pd(xc, _mm512_set1_pd(C::log2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    reg r = _mm512_fnmadd_pd(n, _mm512_set1_pd(C::ln2_hi), xc);
+    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(C::ln2_lo), r);
+    reg p = _mm512_set1_pd(C::c[C::degree]);
+    for (int d = C::degree - 1; d >= 0; --d) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(C::c[d]));
+    const reg y = _mm512_scalef_pd(p, n);
+    return _mm512_mask_mov_pd(y, _mm512_cmp_pd_mask(x, _mm512_set1_pd(C::lo), _CMP_LT_OQ), _mm512_setzero_pd());
   }
-  // 2+3: 4x4 transpose of 128-bit lanes across t[c], t[2+c], t[4+c], t[6+c].
-  for (int c = 0; c < 2; ++c) {
-    const __m512d v0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44), v1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xEE);
-    const __m512d v2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44);
-    const __m512d v3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xEE);
-    r[c] = _mm512_shuffle_f64x2(v0, v2, 0x88);
-    r[2 + c] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
-    r[4 + c] = _mm512_shuffle_f64x2(v1, v3, 0x88);
-    r[6 + c] = _mm512_shuffle_f64x2(v1, v3, 0xDD);
+  PE_AVX512_MEMBER void transpose(reg r[W]) {
+    // 1: t[2g + c] lane k = column 2k + c of rows 2g, 2g+1.
+    reg t[8];
+    for (int g = 0; g < 4; ++g) {
+      t[2 * g] = _mm512_unpacklo_pd(r[2 * g], r[2 * g + 1]);
+      t[2 * g + 1] = _mm512_unpackhi_pd(r[2 * g], r[2 * g + 1]);
+    }
+    // 2+3: 4x4 transpose of 128-bit lanes across t[c], t[2+c], t[4+c], t[6+c].
+    for (int c = 0; c < 2; ++c) {
+      const reg v0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44), v1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xEE);
+      const reg v2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44);
+      const reg v3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xEE);
+      r[c] = _mm512_shuffle_f64x2(v0, v2, 0x88);
+      r[2 + c] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
+      r[4 + c] = _mm512_shuffle_f64x2(v1, v3, 0x88);
+      r[6 + c] = _mm512_shuffle_f64x2(v1, v3, 0xDD);
+    }
   }
-}
+};
 
-PE_TARGET_AVX2 PE_INLINE void transpose_avx2(__m256 r[8]) {
-  // 1: interleave 32-bit pairs of rows (2i, 2i+1) within each 128-bit lane.
-  __m256 t[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // 2: 64-bit pairs: 128-bit half h of u[4g + c] = column 4h + c of rows 4g..4g+3.
-  __m256 u[8];
-  for (int g = 0; g < 2; ++g) {
-    u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
-  // 3: swap 128-bit halves between the row groups.
-  for (int c = 0; c < 4; ++c) {
-    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
-    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
-  }
-}
-
-PE_TARGET_AVX2 PE_INLINE void transpose_avx2(__m256d r[4]) {
-  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
-  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
-  r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
-  r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
-  r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
-  r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
-}
-
-// Lanes [0, rem) set, for masked loads/stores of a row's tail (0 <= rem <= 8).
-PE_TARGET_AVX2 PE_INLINE __m256i tail_mask_avx2(int rem) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-#endif
+#undef PE_AVX2_MEMBER
+#undef PE_AVX512_MEMBER
+#endif  // PE_X86
 
 }  // namespace simd
 
