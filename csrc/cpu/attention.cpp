@@ -16,9 +16,10 @@
 //     S = scale Q_i K_j^T (+ mask; -inf where hidden)
 //     m' = max(m, rowmax S);   P = exp(S - m');   l' = e^(m - m') l + rowsum P
 //     O = e^(m - m') O + P V_j
-// then out_i = O / l and lse_i = m + log l. A row that sees no key keeps l = 0
-// and gets out = 0, lse = -inf. Key blocks wholly above the causal diagonal are
-// skipped. Only out and lse are saved for the backward pass.
+// then out_i = O / l and lse_i = m + log l. A row that sees no key (every score
+// masked: m stays -inf) gets out = 0, lse = -inf; NaN or inf in q, k, v or the
+// mask reach out and lse as in the formula (a NaN score makes its row NaN).
+// Key blocks wholly above the causal diagonal are skipped. Only out and lse are saved for the backward pass.
 //
 // Backward (Dao et al. 2022, Algorithm 2 / appendix B.2). With D_i =
 // rowsum(dO_i o O_i), for each pair of blocks the probabilities are recomputed

@@ -182,6 +182,14 @@ PE_ATTN_TARGET T row_max(const T* s, index_t n, T scale) {
   return VT::hmax(acc);
 }
 
+// Whether s[0:n) holds a NaN (only asked on the rare path where row_max returned -inf).
+template <class T>
+PE_ATTN_TARGET bool has_nan(const T* s, index_t n) {
+  for (index_t c = 0; c < n; ++c)
+    if (s[c] != s[c]) return true;
+  return false;
+}
+
 // s[0:n) = exp(scale * s[0:n) - m) for a finite m; returns the sum of the new values.
 template <class T>
 PE_ATTN_TARGET T exp_row(T* s, index_t n, T scale, T m) {
@@ -311,10 +319,16 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
         scale_mask_row(s, n, a.scale, a.mask, a.H, bh, i, j0);
         scale = T(1);
       }
-      const T m_new = std::max(m[r], row_max(s, n, scale));
-      if (m_new == ninf) {  // nothing visible yet: P = 0, O and l stay 0
-        std::fill_n(s, nc, T(0));
-        continue;
+      T m_new = std::max(m[r], row_max(s, n, scale));
+      if (m_new == ninf) {
+        // Nothing visible yet: P = 0, O and l stay 0. Unless the scores hold a NaN that the max let go (a
+        // vector max returns its second operand when either is NaN; std::max its first): then the row is
+        // NaN from here on, as the formula says; m = NaN makes every later P, and so O and l, NaN.
+        if (!has_nan(s, n)) {
+          std::fill_n(s, nc, T(0));
+          continue;
+        }
+        m_new = std::numeric_limits<T>::quiet_NaN();
       }
       const T rowsum = exp_row(s, n, scale, m_new);  // P = exp(S - m')
       std::fill_n(s + n, nc - n, T(0));
@@ -330,11 +344,11 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
   for (index_t r = 0; r < mr; ++r) {
     const index_t i = i0 + r;
     T* out_i = a.out + a.at(a.out_rows, bh, i);
-    if (l[r] > T(0)) {
+    if (m[r] != ninf) {  // NaN and inf in the inputs reach out and lse through O, l and m
       std::copy_n(O + r * ldo, Dv, out_i);
       scale_row(out_i, Dv, T(1) / l[r]);
       a.lse[bh * a.Tq + i] = m[r] + std::log(l[r]);
-    } else {  // the row sees no key
+    } else {  // the row sees no key (every score masked): 0 by design, not the formula's 0 / 0
       std::fill_n(out_i, Dv, T(0));
       a.lse[bh * a.Tq + i] = ninf;
     }

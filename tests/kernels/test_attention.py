@@ -413,3 +413,77 @@ def test_unfollowable_layouts_are_copied_or_rejected():
         _C.attention_forward(q, k, v, out, np.empty((6, 9)), None, None, 0.5)
     with pytest.raises(ValueError, match=OP + r".*mask.*\(B, H, Tq, Tk\)"):
         cpu.attention_forward(q, k, v, mask=np.ones((4, 9, 9), bool))
+
+
+# ---------------------------------------------------------------------- NaN and inf (issue 12 item 3)
+
+
+def _nan_case(where, causal, dtype, tq=37, tk=37):
+    """q, k, v, mask, offset with one NaN (or inf) placed where it contributes, and the expected NaN pattern
+    of out (True = NaN). Sizes cross the kernels' blocks and SIMD tails."""
+    rng = np.random.default_rng(0)
+    bh, d, dv = 3, 19, 11
+    q, k, v = (rng.standard_normal(s).astype(dtype) for s in ((bh, tq, d), (bh, tk, d), (bh, tk, dv)))
+    offset = 0 if causal else None
+    sees = np.ones((tq, tk), bool) if not causal else np.arange(tk)[None, :] <= np.arange(tq)[:, None]
+    mask = None
+    expect = np.zeros((bh, tq, dv), bool)
+    b, i, j = 1, 20, 7
+    if where == "q":
+        q[b, i, 3] = np.nan
+        expect[b, i] = True
+    elif where == "q_inf":
+        q[b, i, 3] = np.inf  # +inf and -inf scores in the row: inf - inf
+        expect[b, i] = True
+    elif where == "k":
+        k[b, j, 5] = np.nan
+        expect[b] = sees[:, j][:, None]
+    elif where == "v":
+        v[b, j, 4] = np.nan
+        expect[b, :, 4] = True  # the formula: 0 * NaN = NaN even where the weight is 0
+    elif where == "mask":
+        mask = np.zeros((bh, tq, tk), dtype)
+        mask[b, i, j] = np.nan
+        expect[b, i] = True
+    elif where == "masked_row":
+        mask = np.ones((bh, tq, tk), bool)
+        mask[b, i] = False  # a row that sees nothing: 0 by design
+    return q, k, v, mask, offset, expect
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("where", ["q", "q_inf", "k", "v", "mask", "masked_row"])
+def test_nan_and_inf_propagate_as_in_the_formula(isa, dtype, causal, where):
+    """One NaN in one key used to zero the whole output, and a NaN query row gave a zero row (the "row sees
+    no key" test l > 0 is false for NaN). Now the rows the formula makes NaN are NaN, in kernel and twin,
+    the others are unchanged, and a fully masked row is still 0."""
+    q, k, v, mask, offset, expect = _nan_case(where, causal, dtype)
+    out, lse = cpu.attention_forward(q, k, v, mask, offset)
+    out_r, lse_r = ref.attention_forward(q, k, v, mask, offset)
+    np.testing.assert_array_equal(np.isnan(out_r), expect, err_msg="twin")
+    if where == "v" and causal:
+        # the kernel never reads values past a row's causal reach: every row that sees the NaN is NaN, rows
+        # that cannot see it may stay finite (or not: a tile's rows share its depth)
+        sees = np.arange(37)[:, None] >= 7
+        assert np.isnan(out[1, :, 4][sees[:, 0]]).all()
+        assert not (np.isnan(out) & ~expect).any()
+        finite = ~expect
+        _close(out[finite], out_r[finite], dtype, "finite part")
+    else:
+        np.testing.assert_array_equal(np.isnan(out), expect, err_msg="kernel")
+        _close(out[~expect], out_r[~expect], dtype, "finite part")
+    if where == "masked_row":
+        assert (out[1, 20] == 0).all() and lse[1, 20] == -np.inf
+    nan_rows = expect.any(-1)
+    if where in ("q", "q_inf", "k", "mask"):
+        assert np.isnan(lse[nan_rows]).all() and np.isnan(lse_r[nan_rows]).all()
+    # backward: the NaN row's query gradient is NaN in both
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    dq, dk, dv = cpu.attention_backward(q, k, v, out, lse, dout, mask, offset)
+    dq_r, _, _ = ref.attention_backward(q, k, v, out_r, lse_r, dout, mask, offset)
+    if where in ("q", "q_inf"):
+        assert np.isnan(dq[1, 20]).all() and np.isnan(dq_r[1, 20]).all()
+    if where == "masked_row":
+        for g in (dq, dk, dv):
+            assert np.isfinite(g).all()

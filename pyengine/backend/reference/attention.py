@@ -35,19 +35,24 @@ def attention_forward(q, k, v, mask=None, causal_offset=None, scale=None, out=No
     scale: default 1 / sqrt(D)
     out: optional array to write the result into (the compiled kernel writes strided views in place).
     Any leading axes work here: (BH, ...) or (B, H, ...).
-    Returns out: (BH, Tq, Dv) and lse: (BH, Tq). A row that sees no key gets out = 0, lse = -inf.
+    Returns out: (BH, Tq, Dv) and lse: (BH, Tq). A row that sees no key (every score masked) gets out = 0,
+    lse = -inf, by design; otherwise NaN and inf follow the formula (a NaN or +inf score makes its row NaN,
+    a NaN value every row: even a weight of 0 times NaN is NaN). The kernel never reads the keys past a
+    row's causal reach, so there a NaN value may leave rows that cannot see it finite.
     """
     if scale is None:
         scale = 1.0 / np.sqrt(q.shape[-1])
     s = _scores(q.astype(np.float64), k.astype(np.float64), mask, causal_offset, scale)
-    m = np.max(s, axis=-1, keepdims=True)
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    e = np.exp(s - m_safe)
-    denom = np.sum(e, axis=-1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(denom > 0, e / np.where(denom > 0, denom, 1), 0.0)
-        lse = np.where(denom[..., 0] > 0, m_safe[..., 0] + np.log(np.where(denom[..., 0] > 0, denom[..., 0], 1)), -np.inf)
-    res = np.matmul(p, v.astype(np.float64)).astype(q.dtype)
+    m = np.max(s, axis=-1, keepdims=True)  # NaN if a score is NaN, +inf if one is +inf
+    no_key = m == -np.inf
+    m_safe = np.where(no_key, 0.0, m)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        e = np.exp(s - m_safe)
+        denom = np.sum(e, axis=-1, keepdims=True)
+        p = np.where(no_key, 0.0, e / np.where(no_key, 1.0, denom))
+        lse = np.where(no_key[..., 0], -np.inf, m_safe[..., 0] + np.log(denom[..., 0]))
+    with np.errstate(invalid="ignore"):
+        res = np.matmul(p, v.astype(np.float64)).astype(q.dtype)
     return _into(out, res), lse.astype(q.dtype)
 
 
@@ -74,8 +79,9 @@ def attention_backward(q, k, v, out, lse, dout, mask=None, causal_offset=None, s
     do, od = dout.astype(np.float64), out.astype(np.float64)
     s = _scores(qd, kd, mask, causal_offset, scale)
     lse_d = lse.astype(np.float64)[..., None]
-    with np.errstate(invalid="ignore"):
-        p = np.where(np.isfinite(lse_d), np.exp(s - np.where(np.isfinite(lse_d), lse_d, 0.0)), 0.0)
+    no_key = lse_d == -np.inf  # a NaN lse (a NaN row) gives NaN probabilities, so NaN gradients
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.where(no_key, 0.0, np.exp(s - np.where(no_key, 0.0, lse_d)))
     dv_ = np.matmul(np.swapaxes(p, -1, -2), do)
     dp = np.matmul(do, np.swapaxes(vd, -1, -2))
     d = np.sum(do * od, axis=-1, keepdims=True)
