@@ -9,8 +9,9 @@ import pyengine
 from pyengine.preprocessing import (MinMaxScaler, StandardScaler, Tokenizer, one_hot, pad_sequences,
                                     text_to_word_sequence, to_categorical, tokenizer_from_json, train_test_split)
 from pyengine.utils.data import (BatchSampler, ChainDataset, ConcatDataset, DataLoader, Dataset, IterableDataset,
-                                 RandomSampler, Sampler, SequentialSampler, Subset, SubsetRandomSampler,
-                                 TensorDataset, WeightedRandomSampler, default_collate, random_split)
+                                 RandomSampler, Sampler, SequentialSampler, StackDataset, Subset,
+                                 SubsetRandomSampler, TensorDataset, WeightedRandomSampler, default_collate,
+                                 random_split)
 
 
 def _seeded(seed):
@@ -155,6 +156,90 @@ def test_samplers():
         RandomSampler([])
     with pytest.raises(TypeError, match="pyengine.Generator"):
         RandomSampler(range(3), generator=np.random.default_rng(0))
+
+
+def test_huge_num_samples_are_drawn_lazily():
+    """num_samples=10**10 would be a 74 GiB index array: len() and the first items must cost kilobytes."""
+    import itertools
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        g = _seeded(0)
+        rep = RandomSampler(range(10), replacement=True, num_samples=10 ** 10, generator=g)
+        chained = RandomSampler(range(10), num_samples=10 ** 10, generator=g)
+        weighted = WeightedRandomSampler([1.0, 0.0, 3.0], num_samples=10 ** 10, generator=g)
+        for s in (rep, chained, weighted):
+            assert len(s) == 10 ** 10
+            first = list(itertools.islice(iter(s), 25))
+            assert len(first) == 25 and set(first) <= set(range(10))
+        assert set(itertools.islice(iter(weighted), 200)) == {0, 2}
+        assert sorted(list(itertools.islice(iter(chained), 20))[10:]) == list(range(10))
+        batches = BatchSampler(rep, 64, drop_last=True)
+        assert len(batches) == 10 ** 10 // 64 and len(next(iter(batches))) == 64
+        loader = DataLoader(TensorDataset(pyengine.arange(10)), batch_size=64, sampler=rep)
+        assert len(loader) == -(-10 ** 10 // 64) and next(iter(loader))[0].shape == (64,)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2 ** 20, f"{peak / 2 ** 20:.1f} MiB"
+
+
+@pytest.mark.parametrize("make", [
+    lambda: RandomSampler(range(7), replacement=True, num_samples=10_000, generator=_seeded(1)),
+    lambda: RandomSampler(range(1000), num_samples=9_001, generator=_seeded(2)),
+    lambda: WeightedRandomSampler(np.arange(1.0, 6.0), 9_000, generator=_seeded(3)),
+    lambda: WeightedRandomSampler(np.arange(1.0, 6.0), 4, replacement=False, generator=_seeded(3)),
+    lambda: SequentialSampler(range(8_193)),
+    lambda: SubsetRandomSampler([5, 1, 8, 2], generator=_seeded(4)),
+])
+def test_sampler_chunks_iteration_and_array_batches_agree(make):
+    """The fast path's index arrays (chunked draws, batches across chunk boundaries) are what iterating
+    gives: same generator seed, same indices."""
+    ref = list(make())
+    chunks = np.concatenate(list(make()._index_chunks())).tolist()
+    assert chunks == ref and all(isinstance(i, int) for i in ref[:3])
+    for bs, drop in ((1000, False), (1000, True), (3, False)):
+        arrays = [a.tolist() for a in BatchSampler(make(), bs, drop)._array_batches()]
+        assert arrays == list(BatchSampler(make(), bs, drop))
+    if isinstance(make(), WeightedRandomSampler) and make().replacement:
+        counts = np.bincount(ref, minlength=5) / len(ref)
+        np.testing.assert_allclose(counts, np.arange(1, 6) / 15, atol=0.02)
+
+
+def test_torch_module_paths_re_export_one_implementation():
+    import importlib
+    import pyengine.utils.data as data
+    paths = {"dataloader": ["DataLoader", "default_collate", "default_convert", "get_worker_info"],
+             "dataset": ["Dataset", "TensorDataset", "ConcatDataset", "ChainDataset", "StackDataset", "Subset",
+                         "random_split", "IterableDataset"],
+             "sampler": ["Sampler", "RandomSampler", "SequentialSampler", "BatchSampler", "SubsetRandomSampler",
+                         "WeightedRandomSampler"],
+             "distributed": ["DistributedSampler"]}
+    for module, names in paths.items():
+        mod = importlib.import_module(f"pyengine.utils.data.{module}")
+        for name in names:
+            assert getattr(mod, name) is getattr(data, name), (module, name)
+    from pyengine.utils.distributed_sampler import DistributedSampler
+    assert DistributedSampler is data.DistributedSampler
+    torch = pytest.importorskip("torch")
+    public = {n for n in torch.utils.data.__all__ if "DataPipe" not in n and n[0] != "_"} - {
+        "DFIterDataPipe", "DataChunk", "functional_datapipe", "guaranteed_datapipes_determinism",
+        "non_deterministic", "argument_validation", "runtime_validation", "runtime_validation_disabled"}
+    assert public <= set(data.__all__), public - set(data.__all__)
+
+
+def test_stack_dataset():
+    a, b = TensorDataset(pyengine.arange(4)), list("wxyz")
+    t = StackDataset(a, b)
+    assert len(t) == 4 and t[2][1] == "y" and t[2][0][0].item() == 2
+    d = StackDataset(x=a, label=b)
+    assert set(d[1]) == {"x", "label"} and d[1]["label"] == "x"
+    batch = next(iter(DataLoader(d, batch_size=3)))
+    assert batch["label"] == ["w", "x", "y"] and batch["x"][0].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="size mismatch"):
+        StackDataset(a, b[:3])
+    with pytest.raises(ValueError, match="either"):
+        StackDataset(a, x=b)
 
 
 # ---------------------------------------------------------------------- DataLoader
@@ -358,8 +443,21 @@ def _order_first(loader):
 
 def test_loader_argument_errors():
     ds = TensorDataset(pyengine.arange(4))
-    with pytest.raises(NotImplementedError, match="num_workers"):
-        DataLoader(ds, num_workers=2)
+    with pytest.raises(ValueError, match="num_workers"):
+        DataLoader(ds, num_workers=-1)
+    for kwargs, match in (({"prefetch_factor": 2}, "prefetch_factor"), ({"persistent_workers": True}, "persistent"),
+                          ({"timeout": 1}, "timeout"), ({"multiprocessing_context": "fork"}, "multiprocessing_context")):
+        with pytest.raises(ValueError, match=match):
+            DataLoader(ds, num_workers=0, **kwargs)
+    with pytest.raises(ValueError, match="timeout"):
+        DataLoader(ds, num_workers=1, timeout=-1)
+    with pytest.raises(ValueError, match="prefetch_factor"):
+        DataLoader(ds, num_workers=1, prefetch_factor=0)
+    with pytest.raises(ValueError, match="start method"):
+        DataLoader(ds, num_workers=1, multiprocessing_context="vfork")
+    with pytest.raises(TypeError, match="worker_init_fn"):
+        DataLoader(ds, num_workers=1, worker_init_fn=3)
+    assert DataLoader(ds, num_workers=2).prefetch_factor == 2 and DataLoader(ds).prefetch_factor is None
     with pytest.raises(ValueError, match="mutually exclusive with shuffle"):
         DataLoader(ds, shuffle=True, sampler=[0, 1])
     with pytest.raises(ValueError, match="batch_sampler"):

@@ -22,7 +22,7 @@ from pyengine.distributed.ddp import Reducer
 import pyengine.nn as nn
 import pyengine.nn.functional as F
 from pyengine.utils.data import DataLoader, TensorDataset
-from pyengine.utils.distributed_sampler import DistributedSampler
+from pyengine.utils.data.distributed import DistributedSampler
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "tests", "dist_scripts")

@@ -317,4 +317,4 @@ def run_main(fn, *args, **kwargs):
 
 
 from .ddp import DistributedDataParallel  # noqa: E402
-from ..utils.distributed_sampler import DistributedSampler  # noqa: E402
+from ..utils.data.distributed import DistributedSampler  # noqa: E402
