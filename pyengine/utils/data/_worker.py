@@ -7,7 +7,6 @@ until it reads None (shutdown) or its parent process is gone. A ``_ResumeIterati
 epoch (persistent workers). An exception becomes a ``_WorkerError`` that the main process re-raises;
 a stream's end becomes ``_StreamEnd``.
 """
-import ctypes
 import os
 import pickle
 import queue
@@ -119,6 +118,7 @@ def _one_thread():
             paths = {line.split()[-1] for line in f if "/" in line}
     except OSError:
         return
+    import ctypes
     for path in paths:
         name = os.path.basename(path)
         setters = next((s for key, s in _POOL_SETTERS.items() if key in name), None)
