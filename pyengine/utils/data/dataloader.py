@@ -24,8 +24,12 @@ id and traceback text (PyTorch's "Caught ValueError in DataLoader worker process
 
 Shutdown: workers are stopped (told to exit, joined, terminated after ``_JOIN_TIMEOUT``) when an epoch
 ends (unless persistent), when the iterator is garbage-collected (an early ``break``, an exception in the
-loop), on Ctrl-C while waiting for a batch, at interpreter exit, and a worker exits by itself when its
-parent process is gone. Workers are daemonic processes, so they never outlive the main process's exit.
+loop), on Ctrl-C while waiting for a batch, and at interpreter exit (workers are daemonic processes); a
+worker whose main process was killed notices within a second and exits.
+
+Threads: a worker runs one compute thread (pyengine's kernels, OpenMP and OpenBLAS; PyTorch's workers call
+``torch.set_num_threads(1)``), so W workers use W cores. Do not raise it in a forked worker: once the main
+process has run an OpenMP region, a multi-threaded kernel in a forked child hangs in libgomp.
 """
 import atexit
 import itertools
