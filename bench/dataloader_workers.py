@@ -71,17 +71,19 @@ def free_cores_check():
 
 
 def _children_cpu():
-    """CPU seconds of this process's live children (the workers), from /proc."""
-    me, total = str(os.getpid()), 0
-    for d in os.listdir("/proc"):
-        if d.isdigit():
+    """CPU seconds (user + system) of this process's live children, the workers, from the kernel's
+    per-thread child lists."""
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/children") as f:
+            pids = f.read().split()
+        for pid in pids:
             try:
-                with open(f"/proc/{d}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
+                with open(f"/proc/{pid}/stat") as f:
+                    utime, stime = f.read().rsplit(")", 1)[1].split()[11:13]
+            except OSError:  # exited meanwhile
                 continue
-            if fields[1] == me:
-                total += int(fields[11]) + int(fields[12])
+            total += int(utime) + int(stime)
     return total / TICK
 
 
