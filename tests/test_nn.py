@@ -860,7 +860,7 @@ def test_lstm_errors():
         lstm(pe.randn(2, 3, 4), (pe.zeros(1, 3, 3), pe.zeros(2, 3, 3)))
     with pytest.raises(RuntimeError, match="should also be 3-D"):
         lstm(pe.randn(2, 3, 4), (pe.zeros(2, 3), pe.zeros(2, 3)))
-    with pytest.raises(RuntimeError, match="dtype"):
+    with pytest.raises(ValueError, match="dtype"):
         lstm(pe.randn(2, 3, 4, dtype=pe.float64))
     with pytest.raises(ValueError, match="2D or 3D"):
         lstm(pe.randn(4))
