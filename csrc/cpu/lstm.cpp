@@ -149,16 +149,10 @@ template <class T>
 void lstm_sequence_forward(T* G, const T* w_hh, T* Hs, T* Cs, const index_t* batch_sizes, index_t Tn, index_t B,
                            index_t H) {
   const auto cell = forward_rows_for_isa<T>();
-  const rec::Steps st(batch_sizes, Tn, B);
-  rec::over_units(B, 4, H, [&](index_t u0, index_t u1, bool sync) {
-    for (index_t t = 0; t < Tn; ++t) {
-      const index_t n = st.rows(t);
-      if (n == 0) break;  // batch sizes never grow again: every thread stops here
-      T* gt = G + st.row(t) * 4 * H;
-      rec::gate_columns<T>(n, H, 4, Hs + st.prev(t) * H, w_hh, gt, 4 * H, u0, u1);  // this thread's gate columns
-      cell(gt, Cs + st.prev(t) * H, Hs + st.out(t) * H, Cs + st.out(t) * H, 0, n, H, u0, u1);
-      rec::barrier(sync);
-    }
+  rec::forward_steps(batch_sizes, Tn, B, 4, H, [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
+    T* gt = G + st.row(t) * 4 * H;
+    rec::gate_columns<T>(n, H, 4, Hs + st.prev(t) * H, w_hh, gt, 4 * H, u0, u1);  // this thread's gate columns
+    cell(gt, Cs + st.prev(t) * H, Hs + st.out(t) * H, Cs + st.out(t) * H, 0, n, H, u0, u1);
   });
 }
 
@@ -166,19 +160,13 @@ template <class T>
 void lstm_sequence_backward(const T* G, const T* w_hh, const T* Cs, const T* dH, T* dh, T* dc, T* dG,
                             const index_t* batch_sizes, index_t Tn, index_t B, index_t H) {
   const auto cell = backward_rows_for_isa<T>();
-  const rec::Steps st(batch_sizes, Tn, B);
-  rec::over_units(B, 4, H, [&](index_t u0, index_t u1, bool sync) {
-    for (index_t t = Tn - 1; t >= 0; --t) {
-      const index_t n = st.rows(t);
-      if (n == 0) continue;
-      T* dgt = dG + st.row(t) * 4 * H;
-      rec::add_units<T>(dh, dH + st.row(t) * H, n, H, u0, u1);  // dL/dh_t: from the output and from step t + 1
-      cell(G + st.row(t) * 4 * H, Cs + st.prev(t) * H, Cs + st.out(t) * H, dh, dc, dgt, 0, n, H, u0, u1);
-      rec::barrier(sync);
-      // this thread's units of dL/dh_{t-1} = da_t W_hh[:, u0:u1]; only this thread reads them next step
-      rec::state_grad<T>(n, H, 4, dgt, w_hh, dh, u0, u1, T(0));
-    }
-  });
+  rec::backward_steps<T>(batch_sizes, Tn, B, 4, H, w_hh, dH, dh, T(0),
+                         [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
+                           T* dgt = dG + st.row(t) * 4 * H;
+                           cell(G + st.row(t) * 4 * H, Cs + st.prev(t) * H, Cs + st.out(t) * H, dh, dc, dgt, 0, n,
+                                H, u0, u1);
+                           return static_cast<const T*>(dgt);
+                         });
 }
 
 template void lstm_sequence_forward<float>(float*, const float*, float*, float*, const index_t*, index_t, index_t,

@@ -139,5 +139,46 @@ inline void barrier(bool sync) {
 #endif
 }
 
+// ------------------------------------------------------------------ the two time loops
+
+// Forward: for t = 0 .. T-1, each thread runs step(st, t, n, u0, u1) (its slice of the recurrent GEMM and
+// its units of the cell, for the n = bs[t] rows of step t), then the threads meet at the barrier.
+template <class Step>
+void forward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, Step&& step) {
+  const Steps st(batch_sizes, Tn, B);
+  over_units(B, gates, H, [&](index_t u0, index_t u1, bool sync) {
+    for (index_t t = 0; t < Tn; ++t) {
+      const index_t n = st.rows(t);
+      if (n == 0) break;  // batch sizes never grow again: every thread stops here
+      step(st, t, n, u0, u1);
+      barrier(sync);
+    }
+  });
+}
+
+// Backward, for t = T-1 .. 0, each thread on its units:
+//   dh += dH[t]                          (dL/dh_t: from the output, and carried from step t + 1)
+//   da = cell(st, t, n, u0, u1)          the step's gradients of the recurrent pre-activations (n, gates H);
+//                                        the cell leaves in dh the part of dL/dh_{t-1} that does not pass
+//                                        through W_hh (beta = 1: GRU), or nothing (beta = 0)
+//   barrier                              (the next line reads every unit's columns of da)
+//   dh = da W_hh[:, u0:u1] + beta dh     this thread's units of dL/dh_{t-1}; only it reads them next step
+//   dH: (N, H)   dh: (B, H) in: dL/dh_n; out: dL/dh_0   w_hh: (gates H, H)
+template <class T, class Cell>
+void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
+                    const T* dH, T* dh, T beta, Cell&& cell) {
+  const Steps st(batch_sizes, Tn, B);
+  over_units(B, gates, H, [&](index_t u0, index_t u1, bool sync) {
+    for (index_t t = Tn - 1; t >= 0; --t) {
+      const index_t n = st.rows(t);
+      if (n == 0) continue;
+      add_units<T>(dh, dH + st.row(t) * H, n, H, u0, u1);
+      const T* da = cell(st, t, n, u0, u1);
+      barrier(sync);
+      state_grad<T>(n, H, gates, da, w_hh, dh, u0, u1, beta);
+    }
+  });
+}
+
 }  // namespace rec
 }  // namespace pe

@@ -138,19 +138,13 @@ template <class T>
 void gru_sequence_forward(T* G, T* Q, const T* w_hh, const T* b_hn, T* Hs, const index_t* batch_sizes, index_t Tn,
                           index_t B, index_t H) {
   const auto cell = gru_forward_rows_for_isa<T>();
-  const rec::Steps st(batch_sizes, Tn, B);
-  rec::over_units(B, 3, H, [&](index_t u0, index_t u1, bool sync) {
-    for (index_t t = 0; t < Tn; ++t) {
-      const index_t n = st.rows(t);
-      if (n == 0) break;  // batch sizes never grow again: every thread stops here
-      T* gt = G + st.row(t) * 3 * H;
-      T* qt = Q + st.row(t) * H;
-      const T* hp = Hs + st.prev(t) * H;
-      rec::gate_columns<T>(n, H, 2, hp, w_hh, gt, 3 * H, u0, u1);  // r, z: G += h W^T
-      rec::gemm_slice<T>(n, u1 - u0, H, hp, H, w_hh + (2 * H + u0) * H, H, true, qt + u0, H, T(0));  // q = h W_hn^T
-      cell(gt, qt, b_hn, hp, Hs + st.out(t) * H, n, H, u0, u1);
-      rec::barrier(sync);
-    }
+  rec::forward_steps(batch_sizes, Tn, B, 3, H, [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
+    T* gt = G + st.row(t) * 3 * H;
+    T* qt = Q + st.row(t) * H;
+    const T* hp = Hs + st.prev(t) * H;
+    rec::gate_columns<T>(n, H, 2, hp, w_hh, gt, 3 * H, u0, u1);  // r, z: G += h W^T
+    rec::gemm_slice<T>(n, u1 - u0, H, hp, H, w_hh + (2 * H + u0) * H, H, true, qt + u0, H, T(0));  // q = h W_hn^T
+    cell(gt, qt, b_hn, hp, Hs + st.out(t) * H, n, H, u0, u1);
   });
 }
 
@@ -158,19 +152,14 @@ template <class T>
 void gru_sequence_backward(const T* G, const T* Q, const T* w_hh, const T* Hs, const T* dH, T* dh, T* dG, T* dGh,
                            const index_t* batch_sizes, index_t Tn, index_t B, index_t H) {
   const auto cell = gru_backward_rows_for_isa<T>();
-  const rec::Steps st(batch_sizes, Tn, B);
-  rec::over_units(B, 3, H, [&](index_t u0, index_t u1, bool sync) {
-    for (index_t t = Tn - 1; t >= 0; --t) {
-      const index_t n = st.rows(t);
-      if (n == 0) continue;
-      T* dght = dGh + st.row(t) * 3 * H;
-      rec::add_units<T>(dh, dH + st.row(t) * H, n, H, u0, u1);  // dL/dh_t: from the output and from step t + 1
-      cell(G + st.row(t) * 3 * H, Q + st.row(t) * H, Hs + st.prev(t) * H, dh, dG + st.row(t) * 3 * H, dght, n, H,
-           u0, u1);
-      rec::barrier(sync);
-      rec::state_grad<T>(n, H, 3, dght, w_hh, dh, u0, u1, T(1));  // dh_{t-1} = dh_t z + [da_r, da_z, dq] W_hh
-    }
-  });
+  // dh_{t-1} = dh_t z (left in dh by the cell) + [da_r, da_z, dq] W_hh
+  rec::backward_steps<T>(batch_sizes, Tn, B, 3, H, w_hh, dH, dh, T(1),
+                         [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
+                           T* dght = dGh + st.row(t) * 3 * H;
+                           cell(G + st.row(t) * 3 * H, Q + st.row(t) * H, Hs + st.prev(t) * H, dh,
+                                dG + st.row(t) * 3 * H, dght, n, H, u0, u1);
+                           return static_cast<const T*>(dght);
+                         });
 }
 
 // ====================================================================== Elman RNN
@@ -179,16 +168,10 @@ template <class T>
 void rnn_sequence_forward(T* G, const T* w_hh, T* Hs, bool relu, const index_t* batch_sizes, index_t Tn, index_t B,
                           index_t H) {
   const auto cell = rnn_forward_rows_for_isa<T>();
-  const rec::Steps st(batch_sizes, Tn, B);
-  rec::over_units(B, 1, H, [&](index_t u0, index_t u1, bool sync) {
-    for (index_t t = 0; t < Tn; ++t) {
-      const index_t n = st.rows(t);
-      if (n == 0) break;
-      T* gt = G + st.row(t) * H;
-      rec::gate_columns<T>(n, H, 1, Hs + st.prev(t) * H, w_hh, gt, H, u0, u1);
-      cell(gt, Hs + st.out(t) * H, relu, n, H, u0, u1);
-      rec::barrier(sync);
-    }
+  rec::forward_steps(batch_sizes, Tn, B, 1, H, [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
+    T* gt = G + st.row(t) * H;
+    rec::gate_columns<T>(n, H, 1, Hs + st.prev(t) * H, w_hh, gt, H, u0, u1);
+    cell(gt, Hs + st.out(t) * H, relu, n, H, u0, u1);
   });
 }
 
@@ -196,18 +179,12 @@ template <class T>
 void rnn_sequence_backward(const T* w_hh, const T* Hs, const T* dH, T* dh, T* dG, bool relu,
                            const index_t* batch_sizes, index_t Tn, index_t B, index_t H) {
   const auto cell = rnn_backward_rows_for_isa<T>();
-  const rec::Steps st(batch_sizes, Tn, B);
-  rec::over_units(B, 1, H, [&](index_t u0, index_t u1, bool sync) {
-    for (index_t t = Tn - 1; t >= 0; --t) {
-      const index_t n = st.rows(t);
-      if (n == 0) continue;
-      T* dgt = dG + st.row(t) * H;
-      rec::add_units<T>(dh, dH + st.row(t) * H, n, H, u0, u1);
-      cell(Hs + st.out(t) * H, dh, dgt, relu, n, H, u0, u1);
-      rec::barrier(sync);
-      rec::state_grad<T>(n, H, 1, dgt, w_hh, dh, u0, u1, T(0));
-    }
-  });
+  rec::backward_steps<T>(batch_sizes, Tn, B, 1, H, w_hh, dH, dh, T(0),
+                         [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
+                           T* dgt = dG + st.row(t) * H;
+                           cell(Hs + st.out(t) * H, dh, dgt, relu, n, H, u0, u1);
+                           return static_cast<const T*>(dgt);
+                         });
 }
 
 #define PE_RNN_INSTANTIATE(T)                                                                                      \
