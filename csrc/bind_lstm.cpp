@@ -1,5 +1,6 @@
 // Bindings of the lstm kernel family (csrc/cpu/lstm*.cpp). Every size is checked
 // here; the kernels then trust their inputs. Errors name the op and all shapes.
+#include "bind_recurrence.h"
 #include "binding_utils.h"
 #include "bindings.h"
 #include <string>
@@ -71,33 +72,6 @@ void backward_typed(const py::array& gates, const py::array& c_prev, const py::a
   lstm_cell_backward<T>(pg, pcp, pc, pdh, pdc, pdg, s.B, s.H);
 }
 
-// The sequence kernels: every array must have exactly the given shape, one float
-// dtype, C-contiguous, and (for outputs) be writeable. Raises naming the op and
-// every shape.
-struct SeqArg {
-  const char* name;
-  const py::array* a;
-  std::vector<py::ssize_t> shape;
-  bool output;
-};
-
-void check_sequence(const char* op, const std::vector<SeqArg>& args) {
-  const py::array& first = *args.front().a;
-  float_kind(first, op, args.front().name);
-  std::string shapes;
-  for (const auto& x : args) shapes += std::string(shapes.empty() ? "" : ", ") + x.name + " " + shape_str(*x.a);
-  for (const auto& x : args) {
-    check_same_dtype(first, *x.a, op, args.front().name, x.name);
-    bool ok = x.a->ndim() == static_cast<py::ssize_t>(x.shape.size());
-    for (size_t d = 0; ok && d < x.shape.size(); ++d) ok = x.a->shape(static_cast<py::ssize_t>(d)) == x.shape[d];
-    if (!ok)
-      throw py::value_error(std::string(op) + ": " + x.name + " has the wrong shape; expected G (T, B, 4H), w_hh "
-                            "(4H, H), states (T + 1, B, H), dH (T, B, H), dc (B, H); got " + shapes);
-    check_contiguous(*x.a, op, x.name);
-    if (x.output) check_writeable(*x.a, op, x.name);
-  }
-}
-
 }  // namespace
 
 void register_lstm(py::module_& m) {
@@ -136,15 +110,14 @@ void register_lstm(py::module_& m) {
       "See pyengine/backend/reference/lstm.py.");
   m.def(
       "lstm_sequence_forward",
-      [](py::array G, py::array w_hh, py::array Hs, py::array Cs) {
+      [](py::array G, py::array w_hh, py::array Hs, py::array Cs, py::array batch_sizes) {
         const char* op = "lstm_sequence_forward";
-        if (G.ndim() != 3 || G.shape(2) % 4 != 0)
-          throw py::value_error(std::string(op) + ": G must be (T, B, 4H), got " + shape_str(G));
-        const index_t Tn = G.shape(0), B = G.shape(1), H = G.shape(2) / 4;
-        check_sequence(op, {{"G", &G, {Tn, B, 4 * H}, true},
-                            {"w_hh", &w_hh, {4 * H, H}, false},
-                            {"Hs", &Hs, {Tn + 1, B, H}, true},
-                            {"Cs", &Cs, {Tn + 1, B, H}, true}});
+        const SequenceSizes s = sequence_sizes(op, 4, w_hh, G, Hs, true, batch_sizes);
+        const index_t H = s.H, N = s.N, B = s.B;
+        const char kind = check_arrays(op, {{"G", &G, {N, 4 * H}, true},
+                                            {"w_hh", &w_hh, {4 * H, H}, false},
+                                            {"Hs", &Hs, {B + N, H}, true},
+                                            {"Cs", &Cs, {B + N, H}, true}});
         auto run = [&](auto tag) {
           using T = decltype(tag);
           T* pg = static_cast<T*>(G.mutable_data());
@@ -152,42 +125,44 @@ void register_lstm(py::module_& m) {
           T* ph = static_cast<T*>(Hs.mutable_data());
           T* pc = static_cast<T*>(Cs.mutable_data());
           py::gil_scoped_release nogil;
-          lstm_sequence_forward<T>(pg, pw, ph, pc, Tn, B, H);
+          lstm_sequence_forward<T>(pg, pw, ph, pc, s.batch_sizes.data(), s.T, B, H);
         };
-        if (float_kind(G, op, "G") == 'f') run(float{});
+        if (kind == 'f') run(float{});
         else run(double{});
       },
-      py::arg("G"), py::arg("w_hh"), py::arg("Hs"), py::arg("Cs"),
-      "One LSTM layer's recurrence over all steps, in place (see csrc/cpu/lstm.h).");
+      py::arg("G"), py::arg("w_hh"), py::arg("Hs"), py::arg("Cs"), py::arg("batch_sizes"),
+      "One LSTM layer's recurrence over all packed steps, in place (see csrc/cpu/lstm.h).");
   m.def(
       "lstm_sequence_backward",
-      [](py::array G, py::array w_hh, py::array Cs, py::array dH, py::array dc, py::array dG) {
+      [](py::array G, py::array w_hh, py::array Cs, py::array dH, py::array dh, py::array dc, py::array dG,
+         py::array batch_sizes) {
         const char* op = "lstm_sequence_backward";
-        if (G.ndim() != 3 || G.shape(2) % 4 != 0)
-          throw py::value_error(std::string(op) + ": G must be (T, B, 4H), got " + shape_str(G));
-        const index_t Tn = G.shape(0), B = G.shape(1), H = G.shape(2) / 4;
-        check_sequence(op, {{"G", &G, {Tn, B, 4 * H}, false},
-                            {"w_hh", &w_hh, {4 * H, H}, false},
-                            {"Cs", &Cs, {Tn + 1, B, H}, false},
-                            {"dH", &dH, {Tn, B, H}, true},
-                            {"dc", &dc, {B, H}, true},
-                            {"dG", &dG, {Tn, B, 4 * H}, true}});
+        const SequenceSizes s = sequence_sizes(op, 4, w_hh, G, dh, false, batch_sizes);
+        const index_t H = s.H, N = s.N, B = s.B;
+        const char kind = check_arrays(op, {{"G", &G, {N, 4 * H}, false},
+                                            {"w_hh", &w_hh, {4 * H, H}, false},
+                                            {"Cs", &Cs, {B + N, H}, false},
+                                            {"dH", &dH, {N, H}, false},
+                                            {"dh", &dh, {B, H}, true},
+                                            {"dc", &dc, {B, H}, true},
+                                            {"dG", &dG, {N, 4 * H}, true}});
         auto run = [&](auto tag) {
           using T = decltype(tag);
           const T* pg = static_cast<const T*>(G.data());
           const T* pw = static_cast<const T*>(w_hh.data());
           const T* pc = static_cast<const T*>(Cs.data());
-          T* pdh = static_cast<T*>(dH.mutable_data());
+          const T* pdH = static_cast<const T*>(dH.data());
+          T* pdh = static_cast<T*>(dh.mutable_data());
           T* pdc = static_cast<T*>(dc.mutable_data());
           T* pdg = static_cast<T*>(dG.mutable_data());
           py::gil_scoped_release nogil;
-          lstm_sequence_backward<T>(pg, pw, pc, pdh, pdc, pdg, Tn, B, H);
+          lstm_sequence_backward<T>(pg, pw, pc, pdH, pdh, pdc, pdg, s.batch_sizes.data(), s.T, B, H);
         };
-        if (float_kind(G, op, "G") == 'f') run(float{});
+        if (kind == 'f') run(float{});
         else run(double{});
       },
-      py::arg("G"), py::arg("w_hh"), py::arg("Cs"), py::arg("dH"), py::arg("dc"), py::arg("dG"),
-      "Backward of lstm_sequence_forward, in place (see csrc/cpu/lstm.h).");
+      py::arg("G"), py::arg("w_hh"), py::arg("Cs"), py::arg("dH"), py::arg("dh"), py::arg("dc"), py::arg("dG"),
+      py::arg("batch_sizes"), "Backward of lstm_sequence_forward, in place (see csrc/cpu/lstm.h).");
 }
 
 }  // namespace pe

@@ -142,4 +142,37 @@ inline std::vector<std::int64_t> copy_indices(const py::array& a, py::ssize_t n,
   return std::vector<std::int64_t>(p, p + n);
 }
 
+// One array of a call whose every shape is known: its exact shape, the call's float dtype,
+// C-contiguous, and writeable when it is an output.
+struct ArrayArg {
+  const char* name;
+  const py::array* a;
+  std::vector<py::ssize_t> shape;
+  bool output;
+};
+
+// Checks every argument; the first one's dtype (float32 or float64) is the call's, which is returned
+// ('f' or 'd'). A wrong shape raises ValueError naming the op, the array, its expected shape and the
+// shapes of all arguments.
+inline char check_arrays(const char* op, const std::vector<ArrayArg>& args) {
+  const ArrayArg& first = args.front();
+  const char kind = float_kind(*first.a, op, first.name);
+  for (const auto& x : args) {
+    check_same_dtype(*first.a, *x.a, op, first.name, x.name);
+    bool ok = x.a->ndim() == static_cast<py::ssize_t>(x.shape.size());
+    for (size_t d = 0; ok && d < x.shape.size(); ++d) ok = x.a->shape(static_cast<py::ssize_t>(d)) == x.shape[d];
+    if (!ok) {
+      std::ostringstream s;
+      s << op << ": " << x.name << " has the wrong shape, expected (";
+      for (size_t d = 0; d < x.shape.size(); ++d) s << (d ? ", " : "") << x.shape[d];
+      s << (x.shape.size() == 1 ? ",)" : ")") << "; got";
+      for (size_t i = 0; i < args.size(); ++i) s << (i ? ", " : " ") << args[i].name << " " << shape_str(*args[i].a);
+      throw py::value_error(s.str());
+    }
+    check_contiguous(*x.a, op, x.name);
+    if (x.output) check_writeable(*x.a, op, x.name);
+  }
+  return kind;
+}
+
 }  // namespace pe

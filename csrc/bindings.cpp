@@ -65,6 +65,7 @@ PYBIND11_MODULE(_C, m) {
   pe::register_embedding(m);
   pe::register_optim(m);
   pe::register_lstm(m);
+  pe::register_rnn(m);
   pe::register_reduce(m);
   pe::register_probe(m);
 }

@@ -1,4 +1,4 @@
-"""Helpers for comparing arrays and tensors in tests (like torch.testing)."""
+"""Helpers for comparing arrays and tensors in tests (like torch.testing), and central differences."""
 import numpy as np
 
 # Sizes that catch edge cases in kernels: 1, primes, and values just below/at/above
@@ -15,6 +15,14 @@ def tolerances(dtype):
     return _TOL.get(np.dtype(dtype), (0.0, 0.0))
 
 
+def to_numpy(t):
+    """A pyengine tensor, a PyTorch tensor (on the CPU), an array or a number as a NumPy array (detached)."""
+    if hasattr(t, "detach"):
+        t = t.detach()
+        return t.numpy() if hasattr(t, "numpy") else np.asarray(t)
+    return np.asarray(t)
+
+
 def assert_close(actual, expected, rtol=None, atol=None, dtype=None, msg=""):
     """Assert |actual - expected| <= atol + rtol * |expected| elementwise (NaNs must match).
 
@@ -29,3 +37,18 @@ def assert_close(actual, expected, rtol=None, atol=None, dtype=None, msg=""):
     rtol = d_rtol if rtol is None else rtol
     atol = d_atol if atol is None else atol
     np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, equal_nan=True, err_msg=msg)
+
+
+def numeric_grad(f, arr, eps=1e-6):
+    """Central differences of the scalar ``f()`` with respect to every element of ``arr``, which is perturbed
+    in place (and restored): g[k] = (f(arr[k] + eps) - f(arr[k] - eps)) / (2 eps). Use float64."""
+    g = np.zeros_like(arr)
+    for k in np.ndindex(arr.shape):
+        old = arr[k]
+        arr[k] = old + eps
+        lp = f()
+        arr[k] = old - eps
+        lm = f()
+        arr[k] = old
+        g[k] = (lp - lm) / (2 * eps)
+    return g

@@ -14,18 +14,14 @@ import pytest
 
 import pyengine as pe
 import pyengine.nn as nn
-from pyengine.testing import assert_close
+from pyengine.testing import assert_close, numeric_grad as _numeric_grad, to_numpy
 
 
 def _torch():
     return pytest.importorskip("torch")
 
 
-def _np(t):
-    """A pyengine or torch tensor as a NumPy array."""
-    if hasattr(t, "detach") and not isinstance(t, pe.Tensor):
-        return t.detach().numpy()
-    return np.asarray(t.detach() if isinstance(t, pe.Tensor) else t)
+_np = to_numpy  # a pyengine or torch tensor as a NumPy array
 
 
 class Net(nn.Module):
@@ -754,19 +750,6 @@ def test_lstm_unbatched_and_cell_vs_torch(rng):
     assert_close(h1u.detach(), _np(h1ut), rtol=1e-12, atol=1e-13)
 
 
-def _numeric_grad(f, arr, eps=1e-6):
-    g = np.zeros_like(arr)
-    for k in np.ndindex(arr.shape):
-        old = arr[k]
-        arr[k] = old + eps
-        lp = f()
-        arr[k] = old - eps
-        lm = f()
-        arr[k] = old
-        g[k] = (lp - lm) / (2 * eps)
-    return g
-
-
 def test_lstm_grads_vs_finite_differences(rng):
     """Without PyTorch: every gradient of a tiny 2-layer LSTM against central differences (float64)."""
     pe.manual_seed(0)
@@ -787,32 +770,8 @@ def test_lstm_grads_vs_finite_differences(rng):
             assert_close(t.grad, _numeric_grad(f, t.data), rtol=1e-6, atol=1e-8, msg=name + " ")
 
 
-def test_lstm_float32_and_reference_backend(rng):
-    """float32 tracks float64; the compiled kernels and the NumPy twins give the same model."""
-    pe.manual_seed(2)
-    lstm = nn.LSTM(5, 9, num_layers=2, batch_first=True)
-    x = rng.standard_normal((3, 11, 5))
-    out32, _ = lstm(pe.tensor(x, dtype=pe.float32))
-    lstm64 = copy.deepcopy(lstm).double()
-    out64, _ = lstm64(pe.tensor(x))
-    assert out32.dtype == pe.float32
-    assert_close(out32.detach(), out64.detach().numpy().astype(np.float32), rtol=1e-4, atol=2e-6)
-
-    def run():
-        lstm64.zero_grad()
-        xt = pe.tensor(x, requires_grad=True)
-        out, (h, c) = lstm64(xt)
-        (out.sum() + (h * h).sum() + c.mean()).backward()
-        return [out.detach().numpy(), xt.grad.numpy()] + [p.grad.numpy().copy() for p in lstm64.parameters()]
-
-    got = run()
-    try:
-        pe.set_backend("reference")
-        want = run()
-    finally:
-        pe.set_backend("cpu")
-    for a, b in zip(got, want):
-        assert_close(a, b, rtol=1e-10, atol=1e-12)
+# float32 against float64 and the reference backend: tests/test_rnn.py::test_float32_and_reference_backend
+# (LSTM, GRU, RNN; dense and packed).
 
 
 def test_lstm_dropout_between_layers(rng):
@@ -860,7 +819,7 @@ def test_lstm_errors():
         lstm(pe.randn(2, 3, 4), (pe.zeros(1, 3, 3), pe.zeros(2, 3, 3)))
     with pytest.raises(RuntimeError, match="should also be 3-D"):
         lstm(pe.randn(2, 3, 4), (pe.zeros(2, 3), pe.zeros(2, 3)))
-    with pytest.raises(RuntimeError, match="dtype"):
+    with pytest.raises(ValueError, match="dtype"):
         lstm(pe.randn(2, 3, 4, dtype=pe.float64))
     with pytest.raises(ValueError, match="2D or 3D"):
         lstm(pe.randn(4))

@@ -178,26 +178,30 @@ def _torch_estimate(model, ids, cfg, seed):
     return float(np.mean(losses))
 
 
-def lstm_step(res, threads=2, steps=10, quick=False):
-    """The brief's text classifier: Embedding(10000, 256) -> LSTM(128) -> Linear(128, 1), BCE with logits,
-    batch 32, length 100, Adam; steps/s (PyTorch quoted at about 19.7 steps/s on 2 threads)."""
+def _recurrent_classifier_step(res, kind, threads, steps, quick, note):
+    """Embedding(10000, 256) -> ``kind`` (LSTM or GRU, 128, batch first) -> Linear(128, 1) on the last state,
+    BCE with logits, batch 32, length 100, Adam: seconds per step of pyengine and of PyTorch."""
     import pyengine.nn as nn
     from pyengine import optim
     rng = np.random.default_rng(0)
     batches = [(rng.integers(0, 10000, (32, 100)), rng.integers(0, 2, (32, 1)).astype(np.float32))
                for _ in range(4)]
     steps = 5 if quick else steps
+
+    def last_state(out):  # LSTM: (out, (h, c)); GRU: (out, h)
+        h = out[1][0] if kind == "LSTM" else out[1]
+        return h[-1]
+
     with Threads(threads):
         pe.manual_seed(0)
-        emb, lstm, head = nn.Embedding(10000, 256), nn.LSTM(256, 128, batch_first=True), nn.Linear(128, 1)
-        params = list(emb.parameters()) + list(lstm.parameters()) + list(head.parameters())
+        emb, rnn, head = nn.Embedding(10000, 256), getattr(nn, kind)(256, 128, batch_first=True), nn.Linear(128, 1)
+        params = list(emb.parameters()) + list(rnn.parameters()) + list(head.parameters())
         opt, crit = optim.Adam(params, lr=1e-3), nn.BCEWithLogitsLoss()
         data = [(pe.tensor(x), pe.tensor(y)) for x, y in batches]
 
         def step(i):
             x, y = data[i % 4]
-            _, (h, _) = lstm(emb(x))
-            loss = crit(head(h[-1]), y)
+            loss = crit(head(last_state(rnn(emb(x)))), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -205,26 +209,36 @@ def lstm_step(res, threads=2, steps=10, quick=False):
         tstep = None
         if torch is not None:
             torch.manual_seed(0)
-            temb, tlstm = torch.nn.Embedding(10000, 256), torch.nn.LSTM(256, 128, batch_first=True)
+            temb, trnn = torch.nn.Embedding(10000, 256), getattr(torch.nn, kind)(256, 128, batch_first=True)
             thead = torch.nn.Linear(128, 1)
-            tparams = list(temb.parameters()) + list(tlstm.parameters()) + list(thead.parameters())
+            tparams = list(temb.parameters()) + list(trnn.parameters()) + list(thead.parameters())
             topt, tcrit = torch.optim.Adam(tparams, lr=1e-3), torch.nn.BCEWithLogitsLoss()
             tdata = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
 
             def tstep(i):
                 x, y = tdata[i % 4]
-                _, (h, _) = tlstm(temb(x))
-                loss = tcrit(thead(h[-1]), y)
+                loss = tcrit(thead(last_state(trnn(temb(x)))), y)
                 topt.zero_grad()
                 loss.backward()
                 topt.step()
         t_ours, t_torch = _seconds_per_step(step, tstep, steps, 2)
     extra = f"pyengine {1 / t_ours:.1f} steps/s" + (f" vs PyTorch {1 / t_torch:.1f} steps/s" if t_torch else "")
-    res.add("train", "LSTM classifier step (Emb 10000x256, LSTM 128, B32 T100, Adam)", threads, t_ours, None,
-            t_torch, extra=extra + "; target >= 1.5x PyTorch")
+    res.add("train", f"{kind} classifier step (Emb 10000x256, {kind} 128, B32 T100, Adam)", threads, t_ours, None,
+            t_torch, extra=extra + note)
+
+
+def lstm_step(res, threads=2, steps=10, quick=False):
+    """The brief's text classifier with an LSTM; steps/s (PyTorch quoted at about 19.7 steps/s on 2 threads)."""
+    _recurrent_classifier_step(res, "LSTM", threads, steps, quick, "; target >= 1.5x PyTorch")
+
+
+def gru_step(res, threads=2, steps=10, quick=False):
+    """The same classifier with a GRU (issue 13): the rnn kernel family beside the LSTM's."""
+    _recurrent_classifier_step(res, "GRU", threads, steps, quick, "")
 
 
 def run(res, quick=False):
     gpt_step(res, threads=2, quick=quick)
     gpt_step(res, threads=1, quick=quick)
     lstm_step(res, threads=2, quick=quick)
+    gru_step(res, threads=2, quick=quick)

@@ -27,25 +27,26 @@ template <class T>
 void lstm_cell_backward(const T* gates, const T* c_prev, const T* c, const T* dh, T* dc, T* dgates,
                         index_t B, index_t H);
 
-// The recurrence of one layer over Tn steps (one call instead of a GEMM and a
-// cell kernel per step), in place:
-//   G:  (Tn, B, 4H)  in: the input projections x_t W_ih^T + b of every step;
-//                    out: the activated gates of every step (as lstm_cell_forward)
+// The recurrence of one layer over T packed steps (one call instead of a GEMM and a
+// cell kernel per step), in place. Layout of the steps and of the state arrays: recurrence.h
+// (a dense (T, B) batch is batch_sizes = [B] * T; N = sum of batch_sizes).
+//   G:  (N, 4H)  in: the input projections x_t W_ih^T + b of every step's rows;
+//                out: the activated gates (as lstm_cell_forward)
 //   w_hh: (4H, H)
-//   Hs, Cs: (Tn + 1, B, H)  in: Hs[0] = h_0, Cs[0] = c_0;  out: rows 1..Tn = h_t, c_t
-// for t in 0..Tn-1:  G[t] += Hs[t] w_hh^T;  lstm_cell_forward(G[t], Cs[t], Hs[t+1], Cs[t+1]).
+//   Hs, Cs: (B + N, H)  in: rows [0, B) = h_0, c_0;  out: the states after every step
+// for t in 0..T-1, rows b < bs[t]:  G[t] += h_{t-1} w_hh^T;  lstm_cell_forward(G[t], c_{t-1}) -> h_t, c_t
 template <class T>
-void lstm_sequence_forward(T* G, const T* w_hh, T* Hs, T* Cs, index_t Tn, index_t B, index_t H);
+void lstm_sequence_forward(T* G, const T* w_hh, T* Hs, T* Cs, const index_t* batch_sizes, index_t Tn, index_t B,
+                           index_t H);
 
 // Its backward, in place:
-//   G, w_hh, Cs: as left by the forward   dH: (Tn, B, H) in: dL/dh_t from the layer's
-//   output; used as scratch (the recurrent terms are added into it)
-//   dc: (B, H) in: dL/dc_{Tn-1}; out: dL/dc_0 (before the first step)
-//   dG: (Tn, B, 4H) out: dL/d(pre-activations) of every step
-// for t = Tn-1 .. 0: lstm_cell_backward(G[t], Cs[t], Cs[t+1], dH[t], dc, dG[t]);
-//                    dH[t-1] += dG[t] w_hh  (t > 0)
+//   G, w_hh, Cs: as left by the forward   dH: (N, H) dL/dh_t from the layer's output (read only)
+//   dh, dc: (B, H) in: dL/dh_n, dL/dc_n (each row's final state); out: dL/dh_0, dL/dc_0
+//   dG: (N, 4H) out: dL/d(pre-activations) of every step's rows
+// for t = T-1 .. 0, rows b < bs[t]:  dh += dH[t];  lstm_cell_backward(G[t], c_{t-1}, c_t, dh, dc) -> dG[t], dc;
+//                                    dh = dG[t] w_hh
 template <class T>
-void lstm_sequence_backward(const T* G, const T* w_hh, const T* Cs, T* dH, T* dc, T* dG, index_t Tn, index_t B,
-                            index_t H);
+void lstm_sequence_backward(const T* G, const T* w_hh, const T* Cs, const T* dH, T* dh, T* dc, T* dG,
+                            const index_t* batch_sizes, index_t Tn, index_t B, index_t H);
 
 }  // namespace pe

@@ -4,7 +4,7 @@
 // pe::isa() (so PYENGINE_ISA / set_isa select the path, and the tests' `isa`
 // fixture covers generic, AVX2 and AVX-512 on one machine):
 //
-// 1. Auto-vectorised bodies (activation, norm, embedding, reduce, lstm). The
+// 1. Auto-vectorised bodies (activation, norm, embedding, reduce, lstm, rnn). The
 //    inner body (one row, or one span of an elementwise op) is an always-inline
 //    template `name##_body<T>`. PE_ISA_VARIANTS wraps it in three thin
 //    functions, one plain and two marked PE_TARGET_AVX2 / PE_TARGET_AVX512; GCC

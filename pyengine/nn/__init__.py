@@ -2,10 +2,12 @@
 
     Module, Parameter                      the building blocks (parameter registration, state_dict, train/eval)
     Sequential, ModuleList, ModuleDict     containers
-    Linear, Embedding, LayerNorm, Dropout, LSTM, LSTMCell, MultiheadAttention, Flatten, Identity
+    Linear, Embedding, LayerNorm, Dropout, MultiheadAttention, Flatten, Identity
+    RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell (RNNBase, RNNCellBase)  recurrent layers, PackedSequence inputs
     ReLU, GELU, Tanh, Sigmoid, SiLU, LeakyReLU, Softmax, LogSoftmax
     CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss, BCEWithLogitsLoss
-    nn.functional, nn.init, nn.utils (clip_grad_norm_, clip_grad_value_, parameters_to_vector)
+    nn.functional, nn.init, nn.utils (clip_grad_norm_, clip_grad_value_, parameters_to_vector;
+                                           nn.utils.rnn: PackedSequence, pack_padded_sequence, pad_sequence, ...)
 """
 from . import functional  # noqa: F401
 from . import init  # noqa: F401

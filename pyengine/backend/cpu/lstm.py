@@ -1,8 +1,8 @@
 """Compiled lstm kernels (csrc/cpu/lstm.cpp); the specification is reference/lstm.py.
 
 Same signatures as the reference twins: arrays are written in place and returned. The binding
-checks dtypes (float32/float64, all equal), shapes (B, 4H) / (B, H) and contiguity; the weights,
-which are only read, are made contiguous here.
+checks dtypes (float32/float64, all equal), shapes, batch sizes and contiguity; the arrays that are
+only read (weights, output gradients, batch sizes) are made contiguous here.
 """
 import numpy as np
 
@@ -26,13 +26,14 @@ def lstm_cell_backward(gates, c_prev, c, dh, dc, dgates):
     return dgates, dc
 
 
-def lstm_sequence_forward(G, w_hh, Hs, Cs):
-    """One layer's recurrence over all steps in one kernel call (in place). Returns (G, Hs, Cs)."""
-    _C.lstm_sequence_forward(G, np.ascontiguousarray(w_hh), Hs, Cs)
+def lstm_sequence_forward(G, w_hh, Hs, Cs, batch_sizes):
+    """One layer's recurrence over all packed steps in one kernel call (in place). Returns (G, Hs, Cs)."""
+    _C.lstm_sequence_forward(G, np.ascontiguousarray(w_hh), Hs, Cs, np.ascontiguousarray(batch_sizes))
     return G, Hs, Cs
 
 
-def lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG):
-    """Backward of lstm_sequence_forward (in place). Returns (dG, dc)."""
-    _C.lstm_sequence_backward(G, np.ascontiguousarray(w_hh), Cs, dH, dc, dG)
-    return dG, dc
+def lstm_sequence_backward(G, w_hh, Cs, dH, dh, dc, dG, batch_sizes):
+    """Backward of lstm_sequence_forward (in place). Returns (dG, dh, dc)."""
+    _C.lstm_sequence_backward(G, np.ascontiguousarray(w_hh), Cs, np.ascontiguousarray(dH), dh, dc, dG,
+                              np.ascontiguousarray(batch_sizes))
+    return dG, dh, dc

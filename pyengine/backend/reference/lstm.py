@@ -14,6 +14,8 @@ another. All arrays C-contiguous, one float dtype.
 """
 import numpy as np
 
+from .rnn import packed_steps
+
 __all__ = ["lstm_cell_forward", "lstm_cell_backward", "lstm_sequence_forward", "lstm_sequence_backward"]
 
 
@@ -68,28 +70,30 @@ def lstm_cell_backward(gates, c_prev, c, dh, dc, dgates):
     return dgates, dc
 
 
-def lstm_sequence_forward(G, w_hh, Hs, Cs):
-    """One layer's recurrence over all T steps, in place.
+def lstm_sequence_forward(G, w_hh, Hs, Cs, batch_sizes):
+    """One layer's recurrence over all T packed steps, in place (layout: ``rnn.packed_steps``).
 
-    G: (T, B, 4H) in: the input projections x_t W_ih^T + b of every step; out: the activated gates
-    w_hh: (4H, H)   Hs, Cs: (T + 1, B, H) in: Hs[0] = h_0, Cs[0] = c_0; out: rows 1..T = h_t, c_t
+    G: (N, 4H) in: the input projections x_t W_ih^T + b of every step's rows; out: the activated gates
+    w_hh: (4H, H)   Hs, Cs: (B + N, H) in: rows [0, B) = h_0, c_0; out: the states after every step
+    batch_sizes: (T,) int64, B >= bs[0] >= bs[1] >= ... >= 0, summing to N (dense: [B] * T)
     Returns (G, Hs, Cs).
     """
-    for t in range(G.shape[0]):
-        G[t] += Hs[t] @ w_hh.T
-        lstm_cell_forward(G[t], Cs[t], Hs[t + 1], Cs[t + 1])
+    for n, rows, prev, out in packed_steps(batch_sizes, Hs.shape[0] - G.shape[0]):
+        G[rows] += Hs[prev] @ w_hh.T
+        lstm_cell_forward(G[rows], Cs[prev], Hs[out], Cs[out])
     return G, Hs, Cs
 
 
-def lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG):
+def lstm_sequence_backward(G, w_hh, Cs, dH, dh, dc, dG, batch_sizes):
     """Backward of lstm_sequence_forward, in place.
 
-    dH: (T, B, H) in: dL/dh_t from the layer's output (the recurrent terms are added into it)
-    dc: (B, H) in: dL/dc_{T-1}; out: dL/dc_0     dG: (T, B, 4H) out: dL/d(pre-activations)
-    Returns (dG, dc).
+    dH: (N, H) dL/dh_t from the layer's output (read only)
+    dh, dc: (B, H) in: dL/dh_n, dL/dc_n (each row's final state); out: dL/dh_0, dL/dc_0
+    dG: (N, 4H) out: dL/d(pre-activations) of every step's rows
+    Returns (dG, dh, dc).
     """
-    for t in range(G.shape[0] - 1, -1, -1):
-        lstm_cell_backward(G[t], Cs[t], Cs[t + 1], dH[t], dc, dG[t])
-        if t > 0:
-            dH[t - 1] += dG[t] @ w_hh
-    return dG, dc
+    for n, rows, prev, out in reversed(list(packed_steps(batch_sizes, dh.shape[0]))):
+        dh[:n] += dH[rows]  # dL/dh_t: from the output and from step t + 1
+        lstm_cell_backward(G[rows], Cs[prev], Cs[out], dh[:n], dc[:n], dG[rows])
+        dh[:n] = dG[rows] @ w_hh
+    return dG, dh, dc

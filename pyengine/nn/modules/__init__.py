@@ -8,10 +8,10 @@ from .linear import Identity, Linear  # noqa: F401
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, RemovableHandle  # noqa: F401
 from .normalization import LayerNorm  # noqa: F401
-from .rnn import LSTM, LSTMCell  # noqa: F401
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401
 from .sparse import Embedding  # noqa: F401
 
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "Identity", "Linear", "Embedding", "LayerNorm",
            "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "SiLU", "LeakyReLU", "Softmax", "LogSoftmax", "Flatten",
-           "Unflatten", "LSTM", "LSTMCell", "MultiheadAttention", "CrossEntropyLoss", "NLLLoss", "MSELoss",
+           "Unflatten", "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "MultiheadAttention", "CrossEntropyLoss", "NLLLoss", "MSELoss",
            "L1Loss", "BCELoss", "BCEWithLogitsLoss"]

@@ -1,22 +1,26 @@
-"""LSTM and LSTMCell (Hochreiter & Schmidhuber 1997), with PyTorch's equations, parameter names
-and shapes, so that a PyTorch state dict loads one to one:
+"""Recurrent layers with PyTorch's equations, parameter names and shapes, so that a PyTorch state dict
+loads one to one: RNN (Elman 1990), LSTM (Hochreiter & Schmidhuber 1997), GRU (Cho et al. 2014), and
+their one-step cells RNNCell, LSTMCell, GRUCell.
 
-    i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)
-    f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)
-    g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
-    o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)
-    c_t = f_t * c_{t-1} + i_t * g_t
-    h_t = o_t * tanh(c_t)
+    RNN:   h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),  act = tanh or relu
+    LSTM:  i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of (W_i* x_t + b_i* + W_h* h_{t-1} + b_h*)
+           c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+    GRU:   r, z = sigmoid of (W_i* x_t + b_i* + W_h* h_{t-1} + b_h*)
+           n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn)),   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
 
-``weight_ih_l{k}`` = [W_ii | W_if | W_ig | W_io]: (4H, I), ``weight_hh_l{k}``: (4H, H),
-``bias_ih_l{k}``, ``bias_hh_l{k}``: (4H,), suffix ``_reverse`` for the backward direction.
+``weight_ih_l{k}``: (G H, I) with the gates stacked in the order above (LSTM i, f, g, o; GRU r, z, n;
+G = 4, 3, 1), ``weight_hh_l{k}``: (G H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}``: (G H,); suffix
+``_reverse`` for the backward direction. All ~ U(-1/sqrt(H), 1/sqrt(H)).
 
-Speed: a layer over a whole sequence is ONE autograd Function (``LSTMLayer``), not a graph of
-per-step ops. Its forward does the input projection of every step as one GEMM, then the whole
-recurrence in one kernel call (``lstm_sequence_forward``: per step h_{t-1} W_hh^T added to that
-step's gates and the fused cell, threads owning slices of the hidden units). Its backward is one
-kernel call for the recurrence in reverse (``lstm_sequence_backward``), then dW_hh, dW_ih and dx
-are one GEMM each over all steps at once.
+Speed: a layer over a whole sequence, one direction, is ONE autograd Function (``LSTMLayer``,
+``GRULayer``, ``RNNLayer``), not a graph of per-step ops. Its forward does the input projection of every
+step as one GEMM, then the whole recurrence in one kernel call (``lstm/gru/rnn_sequence_forward``: per
+step the recurrent GEMM and the fused cell, threads owning slices of the hidden units); its backward is
+one kernel call for the recurrence in reverse, then dW_hh, dW_ih and dx are one GEMM each over all steps.
+
+Variable lengths: the kernels run PyTorch's packed layout (``nn.utils.rnn.PackedSequence``): step t
+computes only the sequences still running, so a PackedSequence input costs no padding, and the final
+states are each sequence's last. A dense batch is the case where every sequence runs every step.
 """
 import math
 import numbers
@@ -25,121 +29,311 @@ import warnings
 import numpy as np
 
 from ...autograd import Function
-from ...ops import cat, flip, stack
+from ...ops import cat, stack
+from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ..utils.rnn import PackedSequence, lengths_of, packed_rows
 from ._utils import float_dtype
 from .module import Module
 
-__all__ = ["LSTM", "LSTMCell", "LSTMLayer"]
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "LSTMLayer",
+           "GRULayer", "RNNLayer"]
 
 
-class LSTMLayer(Function):
-    """One LSTM layer, one direction, over a whole sequence.
+# ====================================================================== the packed layout
 
-    forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh) -> (out, h_n, c_n)
-        x: (T, B, I)   h0, c0: (B, H)   w_ih: (4H, I)   w_hh: (4H, H)   b_ih, b_hh: (4H,) or None
-        out: (T, B, H) = h_1..h_T    h_n, c_n: (B, H)
-    Saved for backward: the activated gates of every step G (T, B, 4H) and the states
-    Hs, Cs (T + 1, B, H) with Hs[0] = h0, Cs[0] = c0 (so h_{t-1} for all t is one slice).
-    Kernels: backend ``linear``/``matmul`` (the input projections and weight gradients, one GEMM each)
-    and ``lstm_sequence_forward/backward`` (the recurrence: every step in one kernel call).
+
+class Steps:
+    """The packed steps of one batch (layout: backend/reference/rnn.py): ``batch_sizes`` (T,) int64, the
+    batch B and the number of packed rows N, and the row indices the layers need, computed once per
+    forward and shared by every layer and direction. ``Steps.dense(T, B)``: every row runs every step."""
+
+    __slots__ = ("batch_sizes", "T", "B", "N", "dense", "_rev", "_prev", "_last")
+
+    def __init__(self, batch_sizes, B):
+        self.batch_sizes = np.ascontiguousarray(batch_sizes, np.int64)
+        self.T, self.B, self.N = len(self.batch_sizes), int(B), int(self.batch_sizes.sum())
+        self.dense = bool(np.all(self.batch_sizes == self.B))
+        self._rev = self._prev = self._last = None
+
+    @classmethod
+    def dense_batch(cls, T, B):
+        return cls(np.full(T, B, np.int64), B)
+
+    @property
+    def rev(self):
+        """(N,) the permutation of the packed rows that reverses each sequence within its own length: row
+        (t, b) <-> (L_b - 1 - t, b). The backward direction runs on x[rev]; its outputs come back by [rev]."""
+        if self._rev is None:
+            t, b = packed_rows(self.batch_sizes)
+            off = np.concatenate([[0], np.cumsum(self.batch_sizes)])
+            self._rev = off[lengths_of(self.batch_sizes)[b] - 1 - t] + b
+        return self._rev
+
+    @property
+    def prev(self):
+        """The rows of the (B + N, H) state array holding each packed row's state before its step: a slice
+        when dense, else (N,) indices (a prefix of the previous step's rows)."""
+        if self._prev is None:
+            if self.dense:
+                self._prev = slice(0, self.N)
+            else:
+                bs, B = self.batch_sizes, self.B
+                off = np.concatenate([[0], np.cumsum(bs)])
+                self._prev = np.concatenate([np.arange(bs[0])] + [B + off[t - 1] + np.arange(bs[t])
+                                                                  for t in range(1, self.T)])
+        return self._prev
+
+    @property
+    def last(self):
+        """The rows of the state array holding each row's final state (after its own last step; h_0 for a
+        row that never runs): a slice when dense, else (B,) indices."""
+        if self._last is None:
+            if self.dense:
+                self._last = slice(self.N, self.N + self.B)
+            else:
+                L = np.zeros(self.B, np.int64)
+                L[:len(lengths_of(self.batch_sizes))] = lengths_of(self.batch_sizes)
+                off = np.concatenate([[0], np.cumsum(self.batch_sizes)])
+                b = np.arange(self.B)
+                self._last = np.where(L > 0, self.B + off[np.maximum(L - 1, 0)] + b, b)
+        return self._last
+
+
+# ====================================================================== the Functions
+
+
+class _RecurrentLayer(Function):
+    """What the LSTM, GRU and RNN layers share: the input projection of every step as one GEMM, the state
+    arrays, the outputs in the input's order (the backward direction runs on each sequence reversed within
+    its length), and the input and weight gradients as one GEMM each.
+
+    Arguments common to every layer: x (T, B, I) (dense) or (N, I) packed rows with ``steps``; h0 (B, H)
+    (a tensor, or an array: a constant); ``steps``: a ``Steps`` (None: dense, from x's shape); ``reverse``.
+    Outputs: out in x's leading shape with H features, then the final states (B, H).
     """
 
-    fresh_grads = True  # every gradient is a new array (dx is a view of one, and so gets copied)
+    fresh_grads = True  # every gradient is a new array (dx may be a view of one, and so gets copied)
 
-    def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    def _project(self, x, w_ih, bias, steps, reverse):
+        """G (N, gates H): x_t W_ih^T + bias for every packed row, in the order the recurrence runs them."""
         K, xp = self.backend, self.xp
-        T, B, I = x.shape
+        if steps is None:
+            steps = Steps.dense_batch(*x.shape[:2])
+        x2 = x.reshape(-1, x.shape[-1])
+        if reverse:
+            x2 = xp.take(x2, steps.rev, axis=0)
+        self.x_shape, self.x2, self.steps, self.reverse = x.shape, x2, steps, reverse
+        return K.linear(x2, w_ih, bias) if bias is not None else K.matmul(x2, w_ih, trans_b=True)
+
+    def _states(self, s0, H, dtype):
+        """A (B + N, H) state array with s0 in its first B rows."""
+        S = self.xp.empty((self.steps.B + self.steps.N, H), dtype)
+        S[:self.steps.B] = s0
+        return S
+
+    def _output(self, Hs):
+        """The states after every step, in x's order and leading shape."""
+        out = Hs[self.steps.B:]
+        if self.reverse:
+            out = self.xp.take(out, self.steps.rev, axis=0)
+        return out.reshape(self.x_shape[:-1] + (Hs.shape[1],))
+
+    def _final(self, S):
+        """Each row's state after its own last step, (B, H), a new array."""
+        last = self.steps.last
+        return S[last].copy() if isinstance(last, slice) else self.xp.take(S, last, axis=0)
+
+    def _output_grad(self, d_out, H, dtype):
+        """dL/d(out) as (N, H) rows in the order the recurrence ran them (zeros if out got no gradient)."""
+        if d_out is None:
+            return self.xp.zeros((self.steps.N, H), dtype)
+        d = d_out.reshape(self.steps.N, H)
+        return self.xp.take(d, self.steps.rev, axis=0) if self.reverse else d
+
+    def _carried(self, d_final, H, dtype):
+        """The kernels' carried (B, H) state gradient: dL/d(final state) in, dL/d(initial state) out."""
+        xp = self.xp
+        return xp.zeros((self.steps.B, H), dtype) if d_final is None else xp.array(d_final, dtype=dtype, order="C")
+
+    def _input_and_weight_grads(self, dG, dGh, Hs, w_ih, needs):
+        """dx, dW_ih, dW_hh, db_ih, db_hh (None where not needed; ``needs`` flags them in that order) from the
+        gradients of the input side dG and of the recurrent side dGh (the same array for LSTM and RNN)."""
+        K, xp = self.backend, self.xp
+        n_x, n_wih, n_whh, n_bih, n_bhh = needs
+        dx = dw_ih = dw_hh = db_ih = db_hh = None
+        if n_x:
+            dx = K.matmul(dG, w_ih)  # (N, G H) (G H, I)
+            if self.reverse:
+                dx = xp.take(dx, self.steps.rev, axis=0)
+            dx = dx.reshape(self.x_shape)
+        if n_wih:
+            dw_ih = K.matmul(dG, self.x2, trans_a=True)  # sum over rows of da^T x
+        if n_whh:
+            prev = self.steps.prev
+            h_prev = Hs[prev] if isinstance(prev, slice) else xp.take(Hs, prev, axis=0)
+            dw_hh = K.matmul(dGh, h_prev, trans_a=True)  # sum over rows of da^T h_{t-1}
+        if n_bih or n_bhh:
+            db_ih = K.sum_rows(dG)
+            if dGh is not dG:
+                db_hh = K.sum_rows(dGh) if n_bhh else None
+            elif n_bhh:
+                db_hh = db_ih.copy()
+        return dx, dw_ih, dw_hh, db_ih if n_bih else None, db_hh
+
+
+class LSTMLayer(_RecurrentLayer):
+    """One LSTM layer, one direction, over a whole (dense or packed) sequence.
+
+    forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, steps=None, reverse=False) -> (out, h_n, c_n)
+        x: (T, B, I) or packed (N, I)   h0, c0: (B, H)   w_ih: (4H, I)   w_hh: (4H, H)   b_ih, b_hh: (4H,) or None
+    Saved for backward: the activated gates G (N, 4H) and the states Hs, Cs (B + N, H).
+    Kernels: backend ``linear``/``matmul`` (projections and weight gradients, one GEMM each) and
+    ``lstm_sequence_forward/backward`` (the recurrence: every step in one kernel call).
+    """
+
+    def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, steps=None, reverse=False):
         H = w_hh.shape[1]
-        x2 = x.reshape(T * B, I)
-        # all steps' input projections in one GEMM, both biases folded into its epilogue
-        if b_ih is not None:
-            G = K.linear(x2, w_ih, b_ih + b_hh)
-        else:
-            G = K.matmul(x2, w_ih, trans_b=True)
-        G = G.reshape(T, B, 4 * H)
-        Hs = xp.empty((T + 1, B, H), x.dtype)
-        Cs = xp.empty((T + 1, B, H), x.dtype)
-        Hs[0] = h0
-        Cs[0] = c0
+        G = self._project(x, w_ih, None if b_ih is None else b_ih + b_hh, steps, reverse)
+        Hs, Cs = self._states(h0, H, G.dtype), self._states(c0, H, G.dtype)
         # every step in one kernel call: a_t = x_t W_ih^T + b + h_{t-1} W_hh^T, then the cell
-        # (G[t] <- activations [i, f, g, o]; writes h_t, c_t)
-        K.lstm_sequence_forward(G, w_hh, Hs, Cs)
-        self.x2, self.G, self.Hs, self.Cs, self.w_ih, self.w_hh = x2, G, Hs, Cs, w_ih, w_hh
-        return Hs[1:], Hs[T].copy(), Cs[T].copy()
+        self.backend.lstm_sequence_forward(G, w_hh, Hs, Cs, self.steps.batch_sizes)
+        self.G, self.Hs, self.Cs, self.w_ih, self.w_hh = G, Hs, Cs, w_ih, w_hh
+        return self._output(Hs), self._final(Hs), self._final(Cs)
 
     def backward(self, d_out, d_hn, d_cn):
-        K, xp = self.backend, self.xp
-        G, Hs, Cs, w_ih, w_hh = self.G, self.Hs, self.Cs, self.w_ih, self.w_hh
-        T, B, H4 = G.shape
-        H, dt = H4 // 4, G.dtype
-        n = self.needs_input_grad
-        # dH[t] = dL/dh_t: from the output, from h_n, and (added below, step by step) from step t + 1
-        dH = xp.zeros((T, B, H), dt) if d_out is None else xp.array(d_out, dtype=dt, order="C")
-        if d_hn is not None:
-            dH[T - 1] += d_hn
-        dc = xp.zeros((B, H), dt) if d_cn is None else xp.array(d_cn, dtype=dt, order="C")
-        dG = xp.empty((T, B, H4), dt)
-        # every step in one kernel call: da_t from the cell (dc <- dL/dc_{t-1}), dh_{t-1} += da_t W_hh
-        K.lstm_sequence_backward(G, w_hh, Cs, dH, dc, dG)
-        dG2 = dG.reshape(T * B, H4)
-        dx = K.matmul(dG2, w_ih).reshape(T, B, -1) if n[0] else None  # (T B, 4H) (4H, I)
-        dh0 = K.matmul(dG[0], w_hh) if n[1] else None
-        dc0 = dc if n[2] else None
-        dw_ih = K.matmul(dG2, self.x2, trans_a=True) if n[3] else None  # sum_t da_t^T x_t
-        dw_hh = K.matmul(dG2, Hs[:T].reshape(T * B, H), trans_a=True) if n[4] else None  # sum_t da_t^T h_{t-1}
-        db = K.sum_rows(dG2) if (n[5] or n[6]) else None
-        return dx, dh0, dc0, dw_ih, dw_hh, db if n[5] else None, (db.copy() if n[6] else None)
+        G, H, dt, n = self.G, self.w_hh.shape[1], self.G.dtype, self.needs_input_grad
+        dh, dc = self._carried(d_hn, H, dt), self._carried(d_cn, H, dt)
+        dG = self.xp.empty_like(G)
+        self.backend.lstm_sequence_backward(G, self.w_hh, self.Cs, self._output_grad(d_out, H, dt), dh, dc, dG,
+                                            self.steps.batch_sizes)
+        dx, dw_ih, dw_hh, db_ih, db_hh = self._input_and_weight_grads(dG, dG, self.Hs, self.w_ih, n[:1] + n[3:7])
+        return dx, dh if n[1] else None, dc if n[2] else None, dw_ih, dw_hh, db_ih, db_hh
 
 
-class LSTM(Module):
-    """Multi-layer LSTM over a sequence (PyTorch's ``nn.LSTM``).
+class GRULayer(_RecurrentLayer):
+    """One GRU layer, one direction, over a whole (dense or packed) sequence.
 
-    input: (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I)
-    hx: optional (h_0, c_0), each (num_layers * D, B, H) (or (num_layers * D, H) unbatched); zeros if None
-    returns output (T, B, D * H) (batch_first: (B, T, D * H)) and (h_n, c_n), each (num_layers * D, B, H);
-    D = 2 if ``bidirectional`` else 1. ``dropout`` applies to the outputs of every layer but the last,
-    in training mode. Parameters ~ U(-1/sqrt(H), 1/sqrt(H)).
-
-    >>> lstm = nn.LSTM(10, 20, num_layers=2, batch_first=True)
-    >>> out, (h, c) = lstm(pyengine.randn(3, 5, 10))
-    >>> out.shape, h.shape
-    (pyengine.Size([3, 5, 20]), pyengine.Size([2, 3, 20]))
+    forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps=None, reverse=False) -> (out, h_n)
+        x: (T, B, I) or packed (N, I)   h0: (B, H)   w_ih: (3H, I)   w_hh: (3H, H)   b_ih, b_hh: (3H,) or None
+    b_hr and b_hz join the input projection's bias; b_hn stays apart (r scales W_hn h + b_hn).
+    Saved for backward: the gates [r, z, n] (N, 3H), q = W_hn h + b_hn (N, H), the states Hs (B + N, H).
+    Kernels: backend ``linear``/``matmul`` and ``gru_sequence_forward/backward``.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, steps=None, reverse=False):
+        xp, H = self.xp, w_hh.shape[1]
+        if b_ih is not None:
+            bias = b_ih.copy()
+            bias[:2 * H] += b_hh[:2 * H]
+            b_hn = b_hh[2 * H:]
+        else:
+            bias, b_hn = None, xp.zeros(H, w_hh.dtype)
+        G = self._project(x, w_ih, bias, steps, reverse)
+        Q = xp.empty((self.steps.N, H), G.dtype)
+        Hs = self._states(h0, H, G.dtype)
+        self.backend.gru_sequence_forward(G, Q, w_hh, b_hn, Hs, self.steps.batch_sizes)
+        self.G, self.Q, self.Hs, self.w_ih, self.w_hh = G, Q, Hs, w_ih, w_hh
+        return self._output(Hs), self._final(Hs)
+
+    def backward(self, d_out, d_hn):
+        G, H, dt, n = self.G, self.w_hh.shape[1], self.G.dtype, self.needs_input_grad
+        dh = self._carried(d_hn, H, dt)
+        dG, dGh = self.xp.empty_like(G), self.xp.empty_like(G)
+        self.backend.gru_sequence_backward(G, self.Q, self.w_hh, self.Hs, self._output_grad(d_out, H, dt), dh, dG,
+                                           dGh, self.steps.batch_sizes)
+        dx, dw_ih, dw_hh, db_ih, db_hh = self._input_and_weight_grads(dG, dGh, self.Hs, self.w_ih, n[:1] + n[2:6])
+        return dx, dh if n[1] else None, dw_ih, dw_hh, db_ih, db_hh
+
+
+class RNNLayer(_RecurrentLayer):
+    """One Elman RNN layer (tanh or relu), one direction, over a whole (dense or packed) sequence.
+
+    forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", steps=None, reverse=False) -> (out, h_n)
+        x: (T, B, I) or packed (N, I)   h0: (B, H)   w_ih: (H, I)   w_hh: (H, H)   b_ih, b_hh: (H,) or None
+    Saved for backward: the states Hs (B + N, H) (the activation's derivative is a function of h).
+    Kernels: backend ``linear``/``matmul`` and ``rnn_sequence_forward/backward``.
+    """
+
+    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", steps=None, reverse=False):
+        H = w_hh.shape[1]
+        G = self._project(x, w_ih, None if b_ih is None else b_ih + b_hh, steps, reverse)
+        Hs = self._states(h0, H, G.dtype)
+        self.backend.rnn_sequence_forward(G, w_hh, Hs, self.steps.batch_sizes, nonlinearity)
+        self.Hs, self.w_ih, self.w_hh, self.nonlinearity = Hs, w_ih, w_hh, nonlinearity
+        return self._output(Hs), self._final(Hs)
+
+    def backward(self, d_out, d_hn):
+        H, dt, n = self.w_hh.shape[1], self.Hs.dtype, self.needs_input_grad
+        dh = self._carried(d_hn, H, dt)
+        dG = self.xp.empty((self.steps.N, H), dt)
+        self.backend.rnn_sequence_backward(self.w_hh, self.Hs, self._output_grad(d_out, H, dt), dh, dG,
+                                           self.steps.batch_sizes, self.nonlinearity)
+        dx, dw_ih, dw_hh, db_ih, db_hh = self._input_and_weight_grads(dG, dG, self.Hs, self.w_ih, n[:1] + n[2:6])
+        return dx, dh if n[1] else None, dw_ih, dw_hh, db_ih, db_hh
+
+
+# ====================================================================== the modules
+
+
+def _check_size(name, what, value, positive=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: {what} should be of type int, got: {type(value).__name__}")
+    if positive and value <= 0:
+        raise ValueError(f"{name}: {what} must be greater than zero, got {value}")
+    return int(value)
+
+
+class RNNBase(Module):
+    """What RNN, LSTM and GRU share (PyTorch's ``nn.RNNBase``): the parameters, argument checks, input
+    layouts (batch_first, unbatched, PackedSequence), the initial states, the layer and direction loop
+    and dropout between layers. ``mode``: "LSTM", "GRU", "RNN_TANH" or "RNN_RELU"."""
+
+    _gates = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+    _n_states = 1  # hidden states per layer (LSTM: h and c)
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
-        dt = float_dtype(dtype, device, "LSTM")
-        if not isinstance(hidden_size, numbers.Integral) or hidden_size <= 0:
-            raise ValueError(f"LSTM: hidden_size must be a positive integer, got {hidden_size}")
-        if not isinstance(num_layers, numbers.Integral) or num_layers <= 0:
-            raise ValueError(f"LSTM: num_layers must be a positive integer, got {num_layers}")
+        name = type(self).__name__
+        if mode not in self._gates:
+            raise ValueError(f"Unrecognized RNN mode: {mode}")
+        dt = float_dtype(dtype, device, name)
+        input_size = _check_size(name, "input_size", input_size)
+        hidden_size = _check_size(name, "hidden_size", hidden_size)
+        num_layers = _check_size(name, "num_layers", num_layers)
+        for what, v in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+            if not isinstance(v, (bool, np.bool_)):
+                raise TypeError(f"{name}: {what} should be of type bool, got: {type(v).__name__}")
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1:
             raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
                              "element being zeroed")
         if proj_size:
-            raise NotImplementedError("LSTM: proj_size is not supported")
+            if mode != "LSTM":
+                raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+            raise NotImplementedError("LSTM: proj_size is not supported (the projected recurrence h_t = W_hr "
+                                      "(o * tanh(c_t)) needs its own kernel); use proj_size=0")
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}")
+        self.mode = mode
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional, self.proj_size = bidirectional, 0
-        D = 2 if bidirectional else 1
+        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
+        self.bidirectional, self.proj_size = bool(bidirectional), 0
+        D, GH = (2 if bidirectional else 1), self._gates[mode] * hidden_size
         self._flat_weights_names = []
         for layer in range(num_layers):
             for direction in range(D):
                 in_size = input_size if layer == 0 else hidden_size * D
                 sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = [("weight_ih", (4 * hidden_size, in_size)), ("weight_hh", (4 * hidden_size, hidden_size))]
+                shapes = [("weight_ih", (GH, in_size)), ("weight_hh", (GH, hidden_size))]
                 if bias:
-                    shapes += [("bias_ih", (4 * hidden_size,)), ("bias_hh", (4 * hidden_size,))]
-                for name, shape in shapes:
-                    setattr(self, name + sfx, Parameter(np.empty(shape, dt)))
-                    self._flat_weights_names.append(name + sfx)
+                    shapes += [("bias_ih", (GH,)), ("bias_hh", (GH,))]
+                for pname, shape in shapes:
+                    setattr(self, pname + sfx, Parameter(np.empty(shape, dt)))
+                    self._flat_weights_names.append(pname + sfx)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -171,88 +365,205 @@ class LSTM(Module):
             s += f", bidirectional={self.bidirectional}"
         return s
 
+    # ------------------------------------------------------------------ forward
+
+    def _layer(self, x, states0, weights, steps, reverse):
+        """Run one layer and direction: returns (out, final state, ...)."""
+        raise NotImplementedError
+
     def forward(self, input, hx=None):
-        if input.ndim not in (2, 3):
-            raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.ndim}D instead")
-        batched = input.ndim == 3
-        D, L, H = (2 if self.bidirectional else 1), self.num_layers, self.hidden_size
-        if not batched:
-            input = input.unsqueeze(1)  # (T, 1, I)
-        elif self.batch_first:
-            input = input.transpose(0, 1)  # (T, B, I): a view; LSTMLayer makes it contiguous once
-        T, B, I = input.shape
-        if T == 0 or B == 0:
-            raise ValueError(f"LSTM: expected a non-empty sequence and batch, got input of shape {tuple(input.shape)} "
-                             "(as (T, B, I))")
-        if I != self.input_size:
-            raise RuntimeError(f"LSTM: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
-                               f"got {I}")
-        weights = self.all_weights
-        dt = weights[0][0].data.dtype
-        if input.data.dtype != dt:
-            raise RuntimeError(f"LSTM: input dtype {input.dtype} does not match the parameters' dtype "
-                               f"{weights[0][0].dtype}; convert the input or the module (module.to(dtype))")
-        if hx is None:
-            zeros = np.zeros((B, H), dt)
-            h0 = c0 = [zeros] * (L * D)  # arrays: constants to LSTMLayer, no gradient
+        name = type(self).__name__
+        L, H = self.num_layers, self.hidden_size
+        LD = L * (2 if self.bidirectional else 1)
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            x, batch_sizes, sorted_indices, unsorted_indices = input
+            if x.ndim != 2:
+                raise RuntimeError(f"{name}: packed input data must have 2 dimensions (N, input_size), got "
+                                   f"shape {tuple(x.shape)}")
+            bs = np.asarray(batch_sizes.data if isinstance(batch_sizes, Tensor) else batch_sizes, np.int64)
+            if bs.ndim != 1 or bs.size == 0 or bs[0] <= 0 or np.any(np.diff(bs) > 0) or bs.sum() != x.shape[0]:
+                raise ValueError(f"{name}: batch_sizes {bs.tolist()} do not describe the {x.shape[0]} rows of the "
+                                 "packed data (positive, non-increasing, summing to the rows)")
+            steps, batched = Steps(bs, bs[0]), True
         else:
-            h0, c0 = hx
-            want = 2 if not batched else 3
-            if h0.ndim != want or c0.ndim != want:
-                kind = "batched 3-D" if batched else "unbatched 2-D"
-                raise RuntimeError(f"LSTM: for {kind} input, hx and cx should also be {want}-D but got "
-                                   f"({h0.ndim}-D, {c0.ndim}-D) tensors")
+            if input.ndim not in (2, 3):
+                raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D instead")
+            batched = input.ndim == 3
             if not batched:
-                h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
-            for name, s in (("hidden[0]", h0), ("hidden[1]", c0)):
-                if tuple(s.shape) != (L * D, B, H):
-                    raise RuntimeError(f"LSTM: Expected {name} size {(L * D, B, H)}, got {tuple(s.shape)}")
-                if s.data.dtype != dt:
-                    raise RuntimeError(f"LSTM: {name} has dtype {s.dtype}, expected {weights[0][0].dtype}")
-        hs, cs = [], []
-        x = input
+                x = input.unsqueeze(1)  # (T, 1, I)
+            else:
+                x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I): a view
+            if x.shape[0] == 0 or x.shape[1] == 0:
+                raise ValueError(f"{name}: expected a non-empty sequence and batch, got input of shape "
+                                 f"{tuple(input.shape)}")
+            steps = Steps.dense_batch(x.shape[0], x.shape[1])
+        B = steps.B
+        weights = self.all_weights
+        wdt = weights[0][0].data.dtype
+        if x.shape[-1] != self.input_size:
+            raise RuntimeError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
+                               f"got {x.shape[-1]}")
+        if x.data.dtype != wdt:
+            raise ValueError(f"{name}: input dtype ({x.dtype}) does not match weight dtype ({weights[0][0].dtype}); "
+                             f"convert the input (input.to({weights[0][0].dtype})) or the module (module.to(dtype))")
+        states = self._initial_states(hx, batched, (LD, B, H), weights[0][0], name)
+        if packed and sorted_indices is not None and hx is not None:
+            perm = np.asarray(sorted_indices.data if isinstance(sorted_indices, Tensor) else sorted_indices)
+            states = [s[:, perm] for s in states]
+        finals = [[] for _ in range(self._n_states)]
         for layer in range(L):
             outs = []
-            for d in range(D):
-                k = layer * D + d
-                w = weights[k]
-                b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
-                xin = x if d == 0 else flip(x, 0)
-                out, h_n, c_n = LSTMLayer.apply(xin, h0[k], c0[k], w[0], w[1], b_ih, b_hh)
-                outs.append(out if d == 0 else flip(out, 0))
-                hs.append(h_n)
-                cs.append(c_n)
-            x = outs[0] if D == 1 else cat(outs, dim=2)
+            for d in range(LD // L):
+                k = layer * (LD // L) + d
+                s0 = [np.zeros((B, H), wdt) if s is None else s[k] for s in states]
+                out, *fin = self._layer(x, s0, weights[k] + [None] * (4 - len(weights[k])), steps, d == 1)
+                outs.append(out)
+                for f, v in zip(finals, fin):
+                    f.append(v)
+            x = outs[0] if len(outs) == 1 else cat(outs, dim=-1)
             if self.dropout and self.training and layer < L - 1:
                 x = F.dropout(x, self.dropout, True)
-        h_n, c_n = stack(hs, 0), stack(cs, 0)
+        finals = [stack(f, 0) for f in finals]
+        if packed:
+            if unsorted_indices is not None:
+                perm = np.asarray(unsorted_indices.data if isinstance(unsorted_indices, Tensor) else unsorted_indices)
+                finals = [f[:, perm] for f in finals]
+            return PackedSequence(x, batch_sizes, sorted_indices, unsorted_indices), self._hidden(finals)
         if not batched:
-            return x.squeeze(1), (h_n.squeeze(1), c_n.squeeze(1))
-        if self.batch_first:
-            x = x.transpose(0, 1)
-        return x, (h_n, c_n)
+            return x.squeeze(1), self._hidden([f.squeeze(1) for f in finals])
+        return (x.transpose(0, 1) if self.batch_first else x), self._hidden(finals)
+
+    def _initial_states(self, hx, batched, shape, weight, name):
+        """hx as a list of (L D, B, H) tensors, one per state (None: zeros), checked against ``shape`` and
+        the dtype of ``weight``."""
+        if hx is None:
+            return [None] * self._n_states
+        hs = list(hx) if self._n_states > 1 else [hx]
+        if self._n_states > 1 and len(hs) != self._n_states:
+            raise RuntimeError(f"{name}: hx must be a tuple (h_0, c_0), got {len(hs)} tensors")
+        want = 3 if batched else 2
+        if any(not isinstance(s, Tensor) or s.ndim != want for s in hs):
+            dims = ", ".join(f"{s.ndim}-D" if isinstance(s, Tensor) else type(s).__name__ for s in hs)
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            raise RuntimeError(f"{name}: for {kind} input, hx should also be {want}-D but got ({dims}) tensors")
+        if not batched:
+            hs = [s.unsqueeze(1) for s in hs]
+        for i, s in enumerate(hs):
+            what = f"hidden[{i}]" if self._n_states > 1 else "hidden"
+            if tuple(s.shape) != shape:
+                raise RuntimeError(f"{name}: Expected {what} size {shape}, got {tuple(s.shape)}")
+            if s.data.dtype != weight.data.dtype:
+                raise RuntimeError(f"{name}: {what} has dtype {s.dtype}, expected the weights' {weight.dtype}")
+        return hs
+
+    def _hidden(self, finals):
+        """What forward returns as the final state: h_n, or (h_n, c_n) for the LSTM."""
+        return finals[0]
 
 
-class LSTMCell(Module):
-    """One LSTM step: (h', c') = cell(x, (h, c)) (PyTorch's ``nn.LSTMCell``).
+class RNN(RNNBase):
+    """Multi-layer Elman RNN, h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (PyTorch's ``nn.RNN``;
+    Elman 1990), act = tanh or relu (``nonlinearity``).
 
-    input: (B, I) or (I,)   hx: optional (h, c), each (B, H) or (H,); zeros if None
-    weight_ih: (4H, I), weight_hh: (4H, H), bias_ih, bias_hh: (4H,), all ~ U(-1/sqrt(H), 1/sqrt(H)).
-    Runs the same fused Function as LSTM, with T = 1.
+    input: (T, B, I), (B, T, I) with ``batch_first``, unbatched (T, I), or a PackedSequence
+    hx: optional (num_layers * D, B, H) (unbatched: (num_layers * D, H)); zeros if None
+    returns output (T, B, D * H) (batch_first: (B, T, D * H); a PackedSequence for one) and h_n
+    (num_layers * D, B, H); D = 2 if ``bidirectional``. ``dropout``: on every layer's output but the last,
+    in training mode.
 
-    >>> cell = nn.LSTMCell(10, 20)
-    >>> h, c = cell(pyengine.randn(3, 10))
+    >>> rnn = nn.RNN(10, 20, num_layers=2, nonlinearity="relu")
+    >>> out, h = rnn(pyengine.randn(5, 3, 10))
+    >>> out.shape, h.shape
+    (pyengine.Size([5, 3, 20]), pyengine.Size([2, 3, 20]))
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, proj_size=0):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
+                         bias, batch_first, dropout, bidirectional, proj_size, device, dtype)
+
+    def _layer(self, x, states0, w, steps, reverse):
+        return RNNLayer.apply(x, states0[0], w[0], w[1], w[2], w[3], self.nonlinearity, steps, reverse)
+
+
+class LSTM(RNNBase):
+    """Multi-layer LSTM over a sequence (PyTorch's ``nn.LSTM``; Hochreiter & Schmidhuber 1997).
+
+    input: (T, B, I), (B, T, I) with ``batch_first``, unbatched (T, I), or a PackedSequence
+    hx: optional (h_0, c_0), each (num_layers * D, B, H) (or (num_layers * D, H) unbatched); zeros if None
+    returns output (T, B, D * H) (batch_first: (B, T, D * H); a PackedSequence for one) and (h_n, c_n), each
+    (num_layers * D, B, H); D = 2 if ``bidirectional``. ``dropout`` applies to the outputs of every layer but
+    the last, in training mode. ``proj_size`` > 0 is refused (NotImplementedError).
+
+    >>> lstm = nn.LSTM(10, 20, num_layers=2, batch_first=True)
+    >>> out, (h, c) = lstm(pyengine.randn(3, 5, 10))
+    >>> out.shape, h.shape
+    (pyengine.Size([3, 5, 20]), pyengine.Size([2, 3, 20]))
+    """
+
+    _n_states = 2
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, device, dtype)
+
+    def _layer(self, x, states0, w, steps, reverse):
+        return LSTMLayer.apply(x, states0[0], states0[1], w[0], w[1], w[2], w[3], steps, reverse)
+
+    def _hidden(self, finals):
+        return tuple(finals)
+
+
+class GRU(RNNBase):
+    """Multi-layer GRU over a sequence (PyTorch's ``nn.GRU``; Cho et al. 2014):
+
+        r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)   z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    input, hx, returns: as ``nn.RNN`` (one state h).
+
+    >>> gru = nn.GRU(10, 20, bidirectional=True)
+    >>> out, h = gru(pyengine.randn(5, 3, 10))
+    >>> out.shape, h.shape
+    (pyengine.Size([5, 3, 40]), pyengine.Size([2, 3, 20]))
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None, *, proj_size=0):
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, device, dtype)
+
+    def _layer(self, x, states0, w, steps, reverse):
+        return GRULayer.apply(x, states0[0], w[0], w[1], w[2], w[3], steps, reverse)
+
+
+# ====================================================================== one step
+
+
+class RNNCellBase(Module):
+    """What RNNCell, LSTMCell and GRUCell share (PyTorch's ``nn.RNNCellBase``): weight_ih (G H, I),
+    weight_hh (G H, H), bias_ih, bias_hh (G H,), all ~ U(-1/sqrt(H), 1/sqrt(H)); the input and state checks.
+    A step runs the same fused Function as the sequence modules, with T = 1."""
+
+    _n_states = 1
+
+    def __init__(self, input_size, hidden_size, bias, num_chunks, device=None, dtype=None):
         super().__init__()
-        dt = float_dtype(dtype, device, "LSTMCell")
-        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        self.weight_ih = Parameter(np.empty((4 * hidden_size, input_size), dt))
-        self.weight_hh = Parameter(np.empty((4 * hidden_size, hidden_size), dt))
+        name = type(self).__name__
+        dt = float_dtype(dtype, device, name)
+        self.input_size = _check_size(name, "input_size", input_size)
+        self.hidden_size = _check_size(name, "hidden_size", hidden_size)
+        self.bias = bias
+        self.weight_ih = Parameter(np.empty((num_chunks * hidden_size, input_size), dt))
+        self.weight_hh = Parameter(np.empty((num_chunks * hidden_size, hidden_size), dt))
         if bias:
-            self.bias_ih = Parameter(np.empty(4 * hidden_size, dt))
-            self.bias_hh = Parameter(np.empty(4 * hidden_size, dt))
+            self.bias_ih = Parameter(np.empty(num_chunks * hidden_size, dt))
+            self.bias_hh = Parameter(np.empty(num_chunks * hidden_size, dt))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -265,31 +576,104 @@ class LSTMCell(Module):
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
-        return s if self.bias else s + ", bias=False"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
+
+    def _step(self, x, states0):
+        """One step as a T = 1 sequence: returns the new states (B, H)."""
+        raise NotImplementedError
 
     def forward(self, input, hx=None):
+        name = type(self).__name__
         if input.ndim not in (1, 2):
-            raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.ndim}D instead")
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead")
         if input.shape[-1] != self.input_size:
-            raise RuntimeError(f"LSTMCell: input has inconsistent input_size: got {input.shape[-1]} expected "
+            raise RuntimeError(f"{name}: input has inconsistent input_size: got {input.shape[-1]} expected "
                                f"{self.input_size}")
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
         B, H, dt = x.shape[0], self.hidden_size, self.weight_ih.data.dtype
         if x.data.dtype != dt:
-            raise RuntimeError(f"LSTMCell: input dtype {input.dtype} does not match the parameters' dtype "
-                               f"{self.weight_ih.dtype}")
+            raise ValueError(f"{name}: input dtype ({input.dtype}) does not match weight dtype "
+                             f"({self.weight_ih.dtype})")
         if hx is None:
-            h0 = c0 = np.zeros((B, H), dt)
+            states = [np.zeros((B, H), dt)] * self._n_states
         else:
-            h0, c0 = hx
-            if not batched:
-                h0, c0 = h0.unsqueeze(0), c0.unsqueeze(0)
-            for name, s in (("hx", h0), ("cx", c0)):
+            states = list(hx) if self._n_states > 1 else [hx]
+            for i, s in enumerate(states):
+                what = f"hx[{i}]" if self._n_states > 1 else "hidden"
+                if not isinstance(s, Tensor) or s.ndim not in (1, 2):
+                    raise ValueError(f"{name}: Expected {what} to be 1D or 2D, got "
+                                     f"{s.ndim if isinstance(s, Tensor) else type(s).__name__}D instead")
+                s = s if batched else s.unsqueeze(0)
                 if tuple(s.shape) != (B, H):
-                    raise RuntimeError(f"LSTMCell: {name} has shape {tuple(s.shape)}, expected {(B, H)}")
-        _, h, c = LSTMLayer.apply(x.unsqueeze(0), h0, c0, self.weight_ih, self.weight_hh, self.bias_ih,
-                                  self.bias_hh)
+                    raise RuntimeError(f"{name}: {what} has shape {tuple(s.shape)}, expected {(B, H)} (batch, "
+                                       "hidden_size)")
+                if s.data.dtype != dt:
+                    raise RuntimeError(f"{name}: {what} has dtype {s.dtype}, expected {self.weight_ih.dtype}")
+                states[i] = s
+        new = self._step(x.unsqueeze(0), states)
         if not batched:
-            return h.squeeze(0), c.squeeze(0)
-        return h, c
+            new = tuple(s.squeeze(0) for s in new)
+        return tuple(new) if self._n_states > 1 else new[0]
+
+
+class RNNCell(RNNCellBase):
+    """One Elman RNN step: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh) (PyTorch's ``nn.RNNCell``).
+
+    input: (B, I) or (I,)   hx: optional (B, H) or (H,); zeros if None   returns h' of hx's shape
+
+    >>> cell = nn.RNNCell(10, 20, nonlinearity="relu")
+    >>> h = cell(pyengine.randn(3, 10))
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        super().__init__(input_size, hidden_size, bias, 1, device, dtype)
+        self.nonlinearity = nonlinearity
+
+    def _step(self, x, states0):
+        _, h = RNNLayer.apply(x, states0[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                              self.nonlinearity)
+        return [h]
+
+
+class LSTMCell(RNNCellBase):
+    """One LSTM step: (h', c') = cell(x, (h, c)) (PyTorch's ``nn.LSTMCell``).
+
+    input: (B, I) or (I,)   hx: optional (h, c), each (B, H) or (H,); zeros if None
+
+    >>> cell = nn.LSTMCell(10, 20)
+    >>> h, c = cell(pyengine.randn(3, 10))
+    """
+
+    _n_states = 2
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 4, device, dtype)
+
+    def _step(self, x, states0):
+        _, h, c = LSTMLayer.apply(x, states0[0], states0[1], self.weight_ih, self.weight_hh, self.bias_ih,
+                                  self.bias_hh)
+        return [h, c]
+
+
+class GRUCell(RNNCellBase):
+    """One GRU step: h' = cell(x, h) (PyTorch's ``nn.GRUCell``; equations as ``nn.GRU``).
+
+    input: (B, I) or (I,)   hx: optional (B, H) or (H,); zeros if None   returns h' of hx's shape
+
+    >>> cell = nn.GRUCell(10, 20)
+    >>> h = cell(pyengine.randn(3, 10))
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 3, device, dtype)
+
+    def _step(self, x, states0):
+        _, h = GRULayer.apply(x, states0[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return [h]

@@ -1,4 +1,5 @@
-"""pyengine.nn.utils: gradient clipping and flattening parameters into one vector."""
+"""pyengine.nn.utils: gradient clipping, flattening parameters into one vector, and (``nn.utils.rnn``) packed
+sequences."""
 import math
 
 import numpy as np
@@ -74,3 +75,6 @@ def vector_to_parameters(vec, parameters):
             n = p.numel()
             p.data[...] = vec.data[i:i + n].reshape(p.data.shape)
             i += n
+
+
+from . import rnn  # noqa: E402,F401  (nn.utils.rnn: PackedSequence, pack_padded_sequence, ...)
