@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 
-SUITES = ["gemm", "attention", "kernels", "overhead", "train", "distributed"]
+SUITES = ["gemm", "attention", "kernels", "overhead", "ops", "train", "distributed"]
 EXTRA = ["shakespeare_char"]  # long: run only when named
 
 
