@@ -40,7 +40,7 @@ def attention_forward(q, k, v, mask=None, causal_offset=None, scale=None, out=No
     if scale is None:
         scale = 1.0 / np.sqrt(q.shape[-1])
     s = _scores(q.astype(np.float64), k.astype(np.float64), mask, causal_offset, scale)
-    m = np.max(s, axis=-1, keepdims=True)
+    m = np.max(s, axis=-1, keepdims=True, initial=-np.inf)  # Tk = 0: every row sees no key
     m_safe = np.where(np.isfinite(m), m, 0.0)
     e = np.exp(s - m_safe)
     denom = np.sum(e, axis=-1, keepdims=True)
