@@ -20,6 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .._checks import named_init
 from ..autograd import enable_grad
 from ..tensor import Tensor, _wrap
 
@@ -55,6 +56,10 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        # pyengine's optimizers: an error from a constructor names the optimizer ("Adam: ...")
+        init = cls.__dict__.get("__init__")
+        if init is not None and cls.__module__.startswith("pyengine."):
+            cls.__init__ = named_init(init)
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "_marks_opt_called", False):
             cls.step = _marking_step_called(step)
@@ -69,6 +74,9 @@ class Optimizer:
         if isinstance(params, (set, frozenset)):
             raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
                             "of tensors in sets will change between runs. Please use a list instead.")
+        if isinstance(params, (str, bytes, dict)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got {type(params).__name__}")
         param_groups = list(params)
         if len(param_groups) == 0:
             raise ValueError("optimizer got an empty parameter list")

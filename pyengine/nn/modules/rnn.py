@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from ..._checks import size_arg, tensor_op
 from ...autograd import Function
 from ...ops import cat, flip, stack
 from .. import functional as F
@@ -113,10 +114,9 @@ class LSTM(Module):
                  bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
         dt = float_dtype(dtype, device, "LSTM")
-        if not isinstance(hidden_size, numbers.Integral) or hidden_size <= 0:
-            raise ValueError(f"LSTM: hidden_size must be a positive integer, got {hidden_size}")
-        if not isinstance(num_layers, numbers.Integral) or num_layers <= 0:
-            raise ValueError(f"LSTM: num_layers must be a positive integer, got {num_layers}")
+        input_size = size_arg("LSTM", "input_size", input_size)
+        hidden_size = size_arg("LSTM", "hidden_size", hidden_size, minimum=1)
+        num_layers = size_arg("LSTM", "num_layers", num_layers, minimum=1)
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1:
             raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
                              "element being zeroed")
@@ -171,6 +171,7 @@ class LSTM(Module):
             s += f", bidirectional={self.bidirectional}"
         return s
 
+    @tensor_op("input", name="LSTM")
     def forward(self, input, hx=None):
         if input.ndim not in (2, 3):
             raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.ndim}D instead")
@@ -247,6 +248,8 @@ class LSTMCell(Module):
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__()
         dt = float_dtype(dtype, device, "LSTMCell")
+        input_size = size_arg("LSTMCell", "input_size", input_size)
+        hidden_size = size_arg("LSTMCell", "hidden_size", hidden_size, minimum=1)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.weight_ih = Parameter(np.empty((4 * hidden_size, input_size), dt))
         self.weight_hh = Parameter(np.empty((4 * hidden_size, hidden_size), dt))
@@ -267,6 +270,7 @@ class LSTMCell(Module):
         s = f"{self.input_size}, {self.hidden_size}"
         return s if self.bias else s + ", bias=False"
 
+    @tensor_op("input", name="LSTMCell")
     def forward(self, input, hx=None):
         if input.ndim not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.ndim}D instead")
