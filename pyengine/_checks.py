@@ -22,6 +22,7 @@ import inspect
 import linecache
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -185,6 +186,25 @@ def scalar_arg(op, param, value):
     if isinstance(value, (numbers.Number, np.generic)):
         return value
     raise TypeError(f"{op}(): argument '{param}' must be a number, not {_type_name(value)}")
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # no sysconf (Windows): no check
+        return None
+
+
+_PHYSICAL_MEMORY = _physical_memory()
+
+
+def check_alloc(op, nbytes, what):
+    """MemoryError naming the op when ``nbytes`` is more than this machine's memory, raised before anything is
+    allocated: the allocation itself might succeed (pages are mapped lazily) and the process then be killed
+    as they are filled, or (a layer of 2**40 small parameters) take forever."""
+    if _PHYSICAL_MEMORY is not None and nbytes > _PHYSICAL_MEMORY:
+        raise MemoryError(f"{op}: {what} would take {nbytes} bytes, more than this machine's memory "
+                          f"({_PHYSICAL_MEMORY} bytes)")
 
 
 KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from . import _dtype as D
-from ._checks import index_arg, int64_arg, real_arg, scalar_arg, size_arg, tensor_op
+from ._checks import check_alloc, index_arg, int64_arg, real_arg, scalar_arg, size_arg, tensor_op
 from .device import CPU, as_device
 from .random import _rng
 
@@ -649,6 +649,7 @@ def _shape_arg(size, op, itemsize=8):
     if numel * itemsize > np.iinfo(np.intp).max or builtins.any(s > np.iinfo(np.intp).max for s in shape):
         raise ValueError(f"{op}(): a tensor of shape {shape} would take {numel * itemsize} bytes, more than "
                          "any array can address")
+    check_alloc(op, numel * itemsize, f"a tensor of shape {shape}")
     return shape
 
 

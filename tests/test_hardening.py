@@ -384,6 +384,7 @@ def test_bad_argument_names_the_op_and_what_is_wrong(call, exc, match):
     # the shape is checked before anything is allocated
     (lambda: pe.zeros(2 ** 40, 2 ** 40), ValueError, r"zeros\(\): a tensor of shape \(1099511627776, 1099511627776\)"),
     (lambda: pe.full((2 ** 62, 4), 1.0), ValueError, r"full\(\): a tensor of shape"),
+    (lambda: pe.ones(2 ** 40), MemoryError, r"^ones: a tensor of shape \(1099511627776,\) would take"),
     (lambda: pe.full((2,), None), TypeError, r"full\(\): argument 'fill_value' must be a number"),
     (lambda: pe.eye("2"), TypeError, r"eye\(\)"),
     (lambda: pe.linspace(0, 1, "2"), TypeError, r"linspace\(\): argument 'steps'"),
@@ -401,7 +402,9 @@ def test_factories_check_their_arguments(call, exc, match):
     (lambda: nn.Linear(None, 3), TypeError, r"^Linear\(\): argument 'in_features' must be int, not None$"),
     (lambda: nn.Linear("3", 3), TypeError, r"Linear\(\)"),
     (lambda: nn.Linear(-1, 3), ValueError, r"Linear\(\): argument 'in_features' must be >= 0, got -1"),
-    (lambda: nn.Linear(2 ** 40, 2 ** 40), ValueError, r"^Linear: "),   # NumPy's "array is too big", named
+    # checked before allocating: NumPy could map it lazily and the OOM killer end the process as init fills it
+    (lambda: nn.Linear(2 ** 40, 2 ** 40), MemoryError, r"^Linear: its parameters would take \d+ bytes, more than"),
+    (lambda: nn.LSTM(2, 2, num_layers=2 ** 40), MemoryError, r"^LSTM: its parameters would take"),  # was a hang
     (lambda: nn.Embedding(4, -2), ValueError, r"Embedding\(\): argument 'embedding_dim'"),
     (lambda: nn.Embedding(4, 2, padding_idx="0"), TypeError, r"Embedding\(\): argument 'padding_idx'"),
     (lambda: nn.LayerNorm(-1), ValueError, r"LayerNorm\(\)"),
@@ -547,6 +550,14 @@ def test_centered_rmsprop_variance_does_not_round_below_zero(backend):
     p.grad = pe.from_numpy(g)
     opt.step()
     assert np.isfinite(p.detach().numpy()).all()
+
+
+def test_clamp_with_a_bound_that_broadcasts_x_up(backend):
+    """The backward built its mask in x's shape and &= the bigger comparison into it: a ValueError."""
+    x = pe.tensor(0.5, requires_grad=True)
+    y = pe.clamp(x, min=pe.tensor([0.0, 1.0]))
+    y.sum().backward()
+    assert y.tolist() == [0.5, 1.0] and x.grad.item() == 1.0
 
 
 def test_small_type_fixes():

@@ -337,7 +337,7 @@ class Clamp(Function):
     def backward(self, g):
         xp = self.xp
         x = self.x
-        keep = xp.ones(x.shape, dtype=bool)
+        keep = xp.ones(g.shape, dtype=bool)  # g's shape: a tensor min or max may broadcast x to a bigger one
         if self.lo is not None:
             keep &= x >= self.lo
         if self.hi is not None:

@@ -16,7 +16,7 @@ from ...tensor import Tensor, _wrap
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ._utils import float_dtype
+from ._utils import check_params, float_dtype
 from .linear import Linear
 from .module import Module
 
@@ -55,6 +55,8 @@ class MultiheadAttention(Module):
         num_heads = size_arg("MultiheadAttention", "num_heads", num_heads, minimum=1)
         kdim = None if kdim is None else size_arg("MultiheadAttention", "kdim", kdim, minimum=1)
         vdim = None if vdim is None else size_arg("MultiheadAttention", "vdim", vdim, minimum=1)
+        # q and out projections (E, E), k (E, kdim), v (E, vdim), four biases (E,)
+        check_params("MultiheadAttention", dt, (embed_dim, 2 * embed_dim + (kdim or embed_dim) + (vdim or embed_dim) + 4))
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim must be divisible by num_heads (got {embed_dim} and {num_heads})")
         if add_bias_kv or add_zero_attn:

@@ -7,7 +7,7 @@ from ..._checks import size_arg
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ._utils import float_dtype
+from ._utils import check_params, float_dtype
 from .module import Module
 
 __all__ = ["Identity", "Linear"]
@@ -40,6 +40,7 @@ class Linear(Module):
         dt = float_dtype(dtype, device, "Linear")
         in_features = size_arg("Linear", "in_features", in_features)
         out_features = size_arg("Linear", "out_features", out_features)
+        check_params("Linear", dt, (out_features, in_features), (out_features,))
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(np.empty((out_features, in_features), dt))

@@ -30,7 +30,7 @@ from ...ops import cat, flip, stack
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ._utils import float_dtype
+from ._utils import check_params, float_dtype
 from .module import Module
 
 __all__ = ["LSTM", "LSTMCell", "LSTMLayer"]
@@ -129,6 +129,9 @@ class LSTM(Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, 0
         D = 2 if bidirectional else 1
+        H4 = 4 * hidden_size  # weight_ih of layer 0, of the layers above, weight_hh and both biases of all
+        check_params("LSTM", dt, (D, H4, input_size), (D * (num_layers - 1), H4, hidden_size * D),
+                     (D * num_layers, H4, hidden_size + 2 * bool(bias)))
         self._flat_weights_names = []
         for layer in range(num_layers):
             for direction in range(D):
@@ -250,6 +253,7 @@ class LSTMCell(Module):
         dt = float_dtype(dtype, device, "LSTMCell")
         input_size = size_arg("LSTMCell", "input_size", input_size)
         hidden_size = size_arg("LSTMCell", "hidden_size", hidden_size, minimum=1)
+        check_params("LSTMCell", dt, (4 * hidden_size, input_size + hidden_size), (8 * hidden_size,))
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.weight_ih = Parameter(np.empty((4 * hidden_size, input_size), dt))
         self.weight_hh = Parameter(np.empty((4 * hidden_size, hidden_size), dt))

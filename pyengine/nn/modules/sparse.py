@@ -7,7 +7,7 @@ from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ._utils import float_dtype
+from ._utils import check_params, float_dtype
 from .module import Module
 
 __all__ = ["Embedding"]
@@ -30,6 +30,7 @@ class Embedding(Module):
         dt = float_dtype(dtype, device, "Embedding")
         num_embeddings = size_arg("Embedding", "num_embeddings", num_embeddings)
         embedding_dim = size_arg("Embedding", "embedding_dim", embedding_dim)
+        check_params("Embedding", dt, (num_embeddings, embedding_dim))
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         if padding_idx is not None:
