@@ -29,7 +29,8 @@ import numpy as np
 # what an op may raise (DESIGN.md); an op's message is completed with its name when it lacks it. An
 # OverflowError (a value that does not fit the dtype: inf into an int tensor) becomes a ValueError.
 _NAMED = (TypeError, ValueError, IndexError, RuntimeError, MemoryError, OverflowError)
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+_PY_SCALARS = (int, float, bool)
 
 
 def _type_name(x):
@@ -165,7 +166,7 @@ def int64_arg(op, param, value):
     """``value`` as an int that fits int64 (what a kernel's integer argument holds), else TypeError /
     ValueError naming the op: a Python int past int64 must not reach the binding."""
     v = index_arg(op, param, value)
-    if not _INT64_MIN <= v <= _INT64_MAX:
+    if not INT64_MIN <= v <= INT64_MAX:
         raise ValueError(f"{op}(): argument '{param}' = {v} is out of the int64 range")
     return v
 
@@ -180,6 +181,8 @@ def size_arg(op, param, value, minimum=0):
 
 def scalar_arg(op, param, value):
     """A fill value: a number (bools and one-element Tensors too), never None, a string, ..."""
+    if type(value) in _PY_SCALARS:  # the common case first: no ABC check, no import (add's alpha=1, every call)
+        return value
     from .tensor import Tensor
     if isinstance(value, Tensor):
         return value.item()

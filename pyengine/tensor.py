@@ -16,6 +16,7 @@ from .device import CPU, as_device
 from .random import _rng
 
 _float_default = np.dtype(np.float32)
+_int = builtins.int  # the class defines a method int(): _norm_dim's type test must not look it up
 
 
 class Tensor:
@@ -537,7 +538,7 @@ def _wrap(arr, node=None, index=0):
 def _norm_dim(dim, ndim, op="op"):
     """Normalise a possibly negative dim; TypeError naming the op if it is not an integer, IndexError
     if out of range."""
-    if type(dim) is not builtins.int:
+    if type(dim) is not _int:
         dim = index_arg(op, "dim", dim)
     n = builtins.max(ndim, 1)
     if not -n <= dim < n:

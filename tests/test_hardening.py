@@ -359,6 +359,8 @@ def _x():
     (lambda: F.scaled_dot_product_attention(_x(), _x(), _x(), causal_offset=2 ** 70), ValueError,
      r"scaled_dot_product_attention\(\).*causal_offset"),
     (lambda: pe.var(_x(), correction=-2 ** 70), ValueError, r"var\(\).*correction"),
+    (lambda: F.scaled_dot_product_attention(_x(), _x(), _x(), attn_mask="abc"), TypeError,
+     r"scaled_dot_product_attention\(\): argument 'attn_mask' must be a bool or float Tensor, not str"),
     (lambda: pe.round(_x(), 2 ** 70), ValueError, r"round\(\).*decimals"),
     (lambda: pe.add(_x(), _x(), alpha=[]), TypeError, r"add\(\): argument 'alpha' must be a number"),
     (lambda: pe.flatten(pe.tensor(1.0), end_dim=5), IndexError, r"flatten: dimension out of range"),

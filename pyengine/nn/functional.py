@@ -574,6 +574,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     mask = None
     if attn_mask is not None:
         mask = attn_mask.data if isinstance(attn_mask, Tensor) else xp_of(query).asarray(attn_mask)
+        if mask.dtype.kind not in "biuf":
+            raise TypeError(f"scaled_dot_product_attention(): argument 'attn_mask' must be a bool or float Tensor, "
+                            f"not {type(attn_mask).__name__}")
         if mask.dtype != np.bool_:
             mask = mask.astype(query.data.dtype, copy=False)
     try:

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import int64_arg, scalar_arg, size_arg, tensor_op
+from .._checks import INT64_MAX, INT64_MIN, int64_arg, scalar_arg, size_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor, _norm_dim, _wrap
@@ -224,7 +224,10 @@ def _size_args(shape, op, param="shape"):
     negative values pass: the op says what they mean); TypeError / ValueError naming the op otherwise."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return tuple(int64_arg(op, param, s) for s in shape)
+    for s in shape:
+        if type(s) is not int or not INT64_MIN <= s <= INT64_MAX:  # anything but plain ints: check each
+            return tuple(int64_arg(op, param, s) for s in shape)
+    return tuple(shape)
 
 
 def _target_shape(shape, op):
