@@ -717,7 +717,8 @@ def empty_like(t, dtype=None, device=None, requires_grad=False):
 
 @tensor_op("t")
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
-    return _make(np.full(t.shape, scalar_arg("full_like", "fill_value", fill_value), _like_dtype(t, dtype)), requires_grad, device)
+    fill_value = scalar_arg("full_like", "fill_value", fill_value)
+    return _make(np.full(t.shape, fill_value, _like_dtype(t, dtype)), requires_grad, device)
 
 
 @tensor_op()

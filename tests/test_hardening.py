@@ -363,6 +363,7 @@ def _x():
      r"scaled_dot_product_attention\(\): argument 'attn_mask' must be a bool or float Tensor, not str"),
     (lambda: pe.round(_x(), 2 ** 70), ValueError, r"round\(\).*decimals"),
     (lambda: pe.add(_x(), _x(), alpha=[]), TypeError, r"add\(\): argument 'alpha' must be a number"),
+    (lambda: pe.add(_x(), object(), alpha=2), TypeError, r"^add\(\): argument 2 must be a Tensor or a number"),
     (lambda: pe.flatten(pe.tensor(1.0), end_dim=5), IndexError, r"flatten: dimension out of range"),
     (lambda: pe.ones(2).reshape(-5), RuntimeError, r"reshape: invalid shape \[-5\]"),
     (lambda: pe.ones(4).unflatten(0, (-1, -1)), RuntimeError, r"unflatten: invalid shape"),

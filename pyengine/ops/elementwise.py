@@ -385,15 +385,17 @@ def _operand(x, like, op, position):
 
 
 def add(a, b, alpha=1):
+    a, b = _operand(a, b, "add", 1), _operand(b, a, "add", 2)
     if alpha != 1:
         b = mul(b, scalar_arg("add", "alpha", alpha))
-    return Add.apply(_operand(a, b, "add", 1), _operand(b, a, "add", 2))
+    return Add.apply(a, b)
 
 
 def sub(a, b, alpha=1):
+    a, b = _operand(a, b, "sub", 1), _operand(b, a, "sub", 2)
     if alpha != 1:
         b = mul(b, scalar_arg("sub", "alpha", alpha))
-    return Sub.apply(_operand(a, b, "sub", 1), _operand(b, a, "sub", 2))
+    return Sub.apply(a, b)
 
 
 def mul(a, b):

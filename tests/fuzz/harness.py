@@ -314,7 +314,10 @@ def worker(args):
     import strategies
     from strategies import mutate
 
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    except (ValueError, OSError):  # a platform without it (or a lower hard limit): the memory checks still hold
+        pass
     warnings.simplefilter("ignore")
     np.seterr(all="ignore")
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -439,9 +442,9 @@ def failures(summary):
 
 def format_summary(summary, limit=None):
     fs = failures(summary)
-    lines = [f"fuzz ({summary['profile']} profile{', seed %s' % summary['seed'] if summary['seed'] is not None else ''}"
-             f"): {summary['cases']} cases over {summary['entries']} entries in {summary['seconds']} s; "
-             f"{len(fs)} distinct failures ({sum(f['count'] for _, f in fs)} cases)"]
+    seed = f", seed {summary['seed']}" if summary["seed"] is not None else ""
+    lines = [f"fuzz ({summary['profile']} profile{seed}): {summary['cases']} cases over {summary['entries']} entries "
+             f"in {summary['seconds']} s; {len(fs)} distinct failures ({sum(f['count'] for _, f in fs)} cases)"]
     by_kind = {}
     for _, f in fs:
         by_kind[f["kind"]] = by_kind.get(f["kind"], 0) + f["count"]

@@ -828,12 +828,24 @@ entry("dropout", F.dropout, dropout_case(), run=_run_dropout, nan="elementwise",
 
 
 @st.composite
+def attention_mask(draw, shape, dt):
+    """A bool mask, or a float one with -inf where keys are masked out (NaN and +inf left out: see below)."""
+    if draw(st.booleans()):
+        return draw(tensors(shape=shape, dtypes=("bool",)))
+    m = draw(tensors(shape=shape, dtypes=(dt,), special=False, grad=False))
+    v = m.values.copy()
+    v[values(draw, shape, "bool")] = -np.inf
+    return TensorSpec(v, m.layout)
+
+
+@st.composite
 def attention_case(draw):
     lead = draw(st.sampled_from([(), (2,), (1, 3), (2, 2)]))
     L, S, E, Ev = (draw(st.sampled_from((0, 1, 2, 5))) for _ in range(4))
     dt = draw(st.sampled_from(("float32", "float32", "float64", "float16")))
-    # no NaN or inf: the kernel turns NaN into 0 where the twin keeps it ("attention turns NaN into 0", issue
-    # 12, the lead's item); every other edge (empty dims, layouts, masks, dtypes) is drawn
+    # no NaN or inf in q, k, v or a float mask (but -inf, a masked key): the kernel turns NaN into 0 where the
+    # twin keeps it ("attention turns NaN into 0", issue 12, the lead's item); every other edge (empty dims,
+    # layouts, fully masked rows, dtypes) is drawn
     q = draw(tensors(shape=lead + (L, E), dtypes=(dt,), special=False))
     k = draw(tensors(shape=lead + (S, E + (draw(ints(0, 8)) == 0)), dtypes=(dt,), special=False))
     v = draw(tensors(shape=lead + (S, Ev), dtypes=(dt,), special=False))
@@ -842,7 +854,7 @@ def attention_case(draw):
     if m == 1:
         args["is_causal"] = A("bool", True)
     elif m == 2:
-        args["attn_mask"] = A("tensor", draw(tensors(shape=(L, S), dtypes=("bool", dt))), optional=True)
+        args["attn_mask"] = A("tensor", draw(attention_mask((L, S), dt)), optional=True)
     if draw(ints(0, 3)) == 0:
         args["scale"] = A("float", draw(st.sampled_from([0.5, 0.0, 2.0])), optional=True)
     return Case(args)
@@ -978,7 +990,7 @@ def fwd_mha():
         if draw(st.booleans()):
             args["need_weights"] = A("bool", draw(st.booleans()))
         if draw(ints(0, 2)) == 0:
-            args["attn_mask"] = A("tensor", draw(tensors(shape=(L, L), dtypes=("bool", "float32"))), optional=True)
+            args["attn_mask"] = A("tensor", draw(attention_mask((L, L), "float32")), optional=True)
         return Case(args)
     return build
 
@@ -1000,7 +1012,8 @@ def fwd_loss(kind):
     return build
 
 
-module(nn.CrossEntropyLoss, ctor(reduction=("choice", reductions), label_smoothing=("float", st.sampled_from([0.0, 0.2]))),
+module(nn.CrossEntropyLoss, ctor(reduction=("choice", reductions),
+                                 label_smoothing=("float", st.sampled_from([0.0, 0.2]))),
        fwd_loss("ce"), names=("cross_entropy",))
 module(nn.NLLLoss, ctor(reduction=("choice", reductions)), fwd_loss("nll"), names=("nll_loss",))
 module(nn.MSELoss, ctor(reduction=("choice", reductions)), fwd_loss("pair"), nan="any", names=("mse_loss",))
@@ -1128,7 +1141,8 @@ for _cls in (pe.optim.Adam, pe.optim.AdamW):
 optimizer(pe.optim.RMSprop, lr=lr_, alpha=("float", st.sampled_from([0.99, 0.5])), eps=("float", st.sampled_from(
     [1e-8, 1.0])), weight_decay=wd_, momentum=("float", st.sampled_from([0.0, 0.9])), centered=("bool", st.booleans()))
 optimizer(pe.optim.Adagrad, lr=lr_, lr_decay=("float", st.sampled_from([0.0, 0.1])), weight_decay=wd_,
-          initial_accumulator_value=("float", st.sampled_from([0.0, 0.5])), eps=("float", st.sampled_from([1e-10, 1.0])))
+          initial_accumulator_value=("float", st.sampled_from([0.0, 0.5])),
+          eps=("float", st.sampled_from([1e-10, 1.0])))
 
 # ---------------------------------------------------------------------- lr schedulers
 

@@ -56,7 +56,8 @@ class MultiheadAttention(Module):
         kdim = None if kdim is None else size_arg("MultiheadAttention", "kdim", kdim, minimum=1)
         vdim = None if vdim is None else size_arg("MultiheadAttention", "vdim", vdim, minimum=1)
         # q and out projections (E, E), k (E, kdim), v (E, vdim), four biases (E,)
-        check_params("MultiheadAttention", dt, (embed_dim, 2 * embed_dim + (kdim or embed_dim) + (vdim or embed_dim) + 4))
+        check_params("MultiheadAttention", dt,
+                     (embed_dim, 2 * embed_dim + (kdim or embed_dim) + (vdim or embed_dim) + 4))
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim must be divisible by num_heads (got {embed_dim} and {num_heads})")
         if add_bias_kv or add_zero_attn:
