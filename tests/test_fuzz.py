@@ -1,7 +1,8 @@
 """The fuzz harness (tests/fuzz/harness.py) in the suite: every public op, functional, module,
 optimizer and scheduler called with hypothesis-drawn edge and bad inputs on both backends, in a
 subprocess (a crash names its case). CI runs the short, derandomized profile (~20 cases per entry);
-PYENGINE_FUZZ=long runs ~400 per entry with a fresh seed (printed, and --seed replays it).
+PYENGINE_FUZZ=long (or the suite's HYPOTHESIS_PROFILE=thorough) runs ~400 per entry with a fresh seed
+(printed: `python tests/fuzz/harness.py --profile long --seed N` replays it).
 A failure lists each distinct problem: the entry, the kind, an example case and what was said."""
 import json
 import os
@@ -9,7 +10,7 @@ import subprocess
 import sys
 
 HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz", "harness.py")
-PROFILE = os.environ.get("PYENGINE_FUZZ", "short")
+PROFILE = os.environ.get("PYENGINE_FUZZ", "long" if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else "short")
 
 
 def _run(tmp_path, *args, timeout):

@@ -563,6 +563,17 @@ def test_clamp_with_a_bound_that_broadcasts_x_up(backend):
     assert y.tolist() == [0.5, 1.0] and x.grad.item() == 1.0
 
 
+def test_centered_rmsprop_with_a_square_past_float32_agrees(backend):
+    """g = 1e30: v = (1 - alpha) g^2 is inf and a finite; the kernel's v - a^2 is inf (its FMA keeps a^2
+    exact: the step is 0), the twin's was inf - inf = NaN."""
+    p = pe.tensor([0.5], requires_grad=True)
+    opt = pe.optim.RMSprop([p], centered=True)
+    p.grad = pe.tensor([1e30])
+    with np.errstate(over="ignore", invalid="ignore"):  # the NumPy twin's overflow, on purpose
+        opt.step()
+    assert p.item() == 0.5
+
+
 def test_small_type_fixes():
     assert pe.sign(pe.tensor([True, False])).tolist() == [True, False]      # NumPy has no sign for bool
     assert tuple(pe.sum(_x(), dim=1, keepdim=None).shape) == (2,)           # None is False, not NumPy's TypeError

@@ -58,7 +58,9 @@ class Outcome:
         self.error, self.phase, self.items, self.made = error, phase, items, made
 
 
-_COPY_LIMIT = 1 << 26  # bytes: a bigger result is a view (expand to 2**40 elements): compared by shape only
+# A bigger result is a view (expand to 2**40 elements): compared by shape only, and no backward through it
+# (summing 10**12 broadcast elements takes hours, in any library)
+_COPY_LIMIT = 1 << 26  # bytes
 
 
 def _flatten(x, out, label="out"):
@@ -109,7 +111,8 @@ def execute(entry, case, backend, limit):
     try:
         result = entry.run(case)
         phase = "backward"
-        outs = [t for t in _tensors(result) if t.grad_fn is not None and t.data.dtype.kind == "f"]
+        outs = [t for t in _tensors(result)
+                if t.grad_fn is not None and t.data.dtype.kind == "f" and t.data.nbytes <= _COPY_LIMIT]
         if outs:
             total = outs[0].sum()
             for t in outs[1:]:

@@ -98,6 +98,9 @@ def rmsprop_update(params, grads, square_avgs, momentum_buffers, grad_avgs, lr, 
             a *= alpha
             a += (1.0 - alpha) * g
             var = v - a * a
+            # v = inf with a finite a (a gradient of 1e30 in float32): the kernel's FMA keeps a^2 exact and gets
+            # inf, where a^2 rounded to inf here would give inf - inf = NaN
+            var = np.where(np.isinf(v) & np.isfinite(a), v, var)
             avg = np.sqrt(np.where(var < 0, 0, var)) + eps  # a variance: rounding must not make it NaN
         else:
             avg = np.sqrt(v) + eps
