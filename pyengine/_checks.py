@@ -6,15 +6,16 @@ TypeError / ValueError / IndexError / RuntimeError whose message names the op an
     Tensors), else TypeError as PyTorch words it: "exp(): argument 'x' (position 1) must be Tensor, not int";
   * an error raised inside the op whose message does not name the op gets the op's name put in front
     ("sum: ..."), keeping its type; NumPy's own exception classes become the plain built-in one.
-The wrapper has the op's exact signature (generated once, at import): calling it costs one extra
-Python call and an isinstance per checked parameter, about 35 ns; the try block costs nothing until
-something is raised. Ops on the hottest path (the arithmetic operators) check their operands in
-their own code instead (ops.elementwise._operand) and have no wrapper.
+The wrapper has the op's exact signature (generated once, at import; tracebacks show its source):
+calling it costs one extra Python call and an isinstance per checked parameter (pe.exp on a 4x8
+tensor: 1.6 -> 1.7 us); the try block costs nothing until something is raised. The arithmetic ops
+behind the operators (add, sub, mul, div) check their operands in their own code instead
+(ops.elementwise._operand) and have no wrapper: a * b costs ~40 ns more than without any check.
 
 ``named_init`` gives the same naming to a constructor (nn modules, optimizers, schedulers wrap
-their ``__init__`` through ``__init_subclass__``), and the small helpers below check the
-arguments that are not tensors: integers (``index_arg``, ``int64_arg``, ``size_arg``) and numbers
-(``real_arg``).
+their ``__init__`` through ``__init_subclass__``). The helpers below check what is not a tensor:
+integers (``index_arg``, ``int64_arg``, ``size_arg``), numbers (``real_arg``, ``scalar_arg``),
+dtypes the kernels take (``check_kernel_float``) and sizes this machine can hold (``check_alloc``).
 """
 import builtins
 import functools
@@ -100,7 +101,7 @@ def _generate(fn, op, params):
     from .tensor import Tensor
     sig = inspect.signature(fn)
     names = list(sig.parameters)
-    first = 0 if names[:1] == ["self"] else 1  # a method's arguments are numbered after self, as the caller sees them
+    first = 0 if names[:1] == ["self"] else 1  # a method's arguments are numbered after self, as callers see them
     checks = []
     for spec in params:
         pname = spec.rstrip("?*")

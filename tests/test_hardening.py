@@ -532,6 +532,9 @@ def test_gradients_through_degenerate_shapes(backend):
     x = pe.zeros(0, 1, requires_grad=True)
     x.expand(2, 0, 3).sum().backward()         # the engine's column-sum path did reshape(-1, 0)
     assert tuple(x.grad.shape) == (0, 1)
+    z = pe.ones(1, requires_grad=True)
+    z.expand(0, 2 ** 40).sum().backward()     # the empty gradient was first summed to (2**40,): a MemoryError
+    assert z.grad.tolist() == [0.0]
     y = pe.ones(1, requires_grad=True)
     pe.std(y).backward()                       # n - 1 = 0: was ZeroDivisionError, PyTorch gives NaN
     assert np.isnan(y.grad.item())

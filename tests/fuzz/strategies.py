@@ -183,6 +183,7 @@ BAD = {
     "dim": [(None, False), ("0", True), (1.5, True), (99, True), (-99, True), (HUGE, True), (_OPAQUE, True)],
     "float": [(None, True), ("x", True), ([], True), (float("nan"), False), (float("inf"), False), (-1.0, False),
               (HUGE, False), (_OPAQUE, True)],
+    "finite": [(None, True), ("x", True), ([], True), (-1.0, False), (_OPAQUE, True)],  # a float, NaN/inf not drawn
     "bool": [("yes", False), (None, False), (2, False)],
     "choice": [("bogus", True), (None, True), (3, True)],
     "shape": [(None, True), ((HUGE,), True), ((-5,), True), (("a",), True), ((2.5,), True),
