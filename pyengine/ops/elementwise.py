@@ -7,7 +7,7 @@ module), kernels through ``self.backend``.
 """
 import numpy as np
 
-from .._checks import check_kernel_float, int64_arg, real_arg, scalar_arg, tensor_op
+from .._checks import check_kernel_float, int64_arg, real_arg, scalar_arg, tensor_op, with_name
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor, _wrap
@@ -40,6 +40,9 @@ def _binary(ufunc, a, b, op):
         raise
     except TypeError as e:  # NumPy has no such loop (bool - bool, ...): say so with the dtypes
         raise TypeError(f"{op}: not supported for {_dtype_name(a)} and {_dtype_name(b)} operands ({e})") from None
+    except OverflowError:  # a Python int past the integer dtype it is computed in
+        raise ValueError(f"{op}: a number does not fit the operands' integer dtype ({_dtype_name(a)} and "
+                         f"{_dtype_name(b)})") from None
     return _promote(out, a, b)
 
 
@@ -387,15 +390,23 @@ def _operand(x, like, op, position):
 def add(a, b, alpha=1):
     a, b = _operand(a, b, "add", 1), _operand(b, a, "add", 2)
     if alpha != 1:
-        b = mul(b, scalar_arg("add", "alpha", alpha))
+        b = _times_alpha(b, alpha, "add")
     return Add.apply(a, b)
 
 
 def sub(a, b, alpha=1):
     a, b = _operand(a, b, "sub", 1), _operand(b, a, "sub", 2)
     if alpha != 1:
-        b = mul(b, scalar_arg("sub", "alpha", alpha))
+        b = _times_alpha(b, alpha, "sub")
     return Sub.apply(a, b)
+
+
+def _times_alpha(b, alpha, op):
+    """add's and sub's b * alpha, its errors named by ``op`` (they come from mul)."""
+    try:
+        return mul(b, scalar_arg(op, "alpha", alpha))
+    except (TypeError, ValueError) as e:
+        raise with_name(e, op) from None
 
 
 def mul(a, b):

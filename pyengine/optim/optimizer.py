@@ -372,7 +372,7 @@ def _check_nonnegative(opt_name, name, value):
     """``value`` (a real number, or a one-element Tensor) if it is >= 0; else TypeError / ValueError naming
     the optimizer and the option, e.g. "RMSprop: invalid alpha=-0.1; expected alpha >= 0"."""
     value = _check_real(opt_name, name, value)
-    if value < 0.0:
+    if not value >= 0.0:  # NaN too, as PyTorch's "not 0.0 <= value" (a NaN momentum picked no kernel path)
         what = "learning rate lr" if name == "lr" else name
         raise ValueError(f"{opt_name}: invalid {what}={value}; expected {name} >= 0")
     return value
