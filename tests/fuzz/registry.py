@@ -187,7 +187,8 @@ entry("where", pe.where, where_case())
 
 for _n, _nan in [("sum", "any"), ("mean", "any"), ("amax", "any"), ("amin", "any")]:
     entry(_n, getattr(pe, _n), reduction(), nan=_nan)
-entry("var", pe.var, reduction(extra={"unbiased": ("bool", st.booleans()), "correction": ("int", ints(0, 2))}),
+entry("var", pe.var, reduction(extra={"unbiased": ("bool", st.booleans()),
+                                     "correction": ("int", ints(0, 2), True)}),   # None: from unbiased
       nan="any")
 entry("std", pe.std, reduction(extra={"unbiased": ("bool", st.booleans())}), nan="any", names=("var",))
 entry("max", pe.max, reduction(multi=False), nan="any")
