@@ -17,10 +17,11 @@ def _dims(dim, ndim, op):
     """dim (None, int or tuple) -> a sorted tuple of non-negative axes."""
     if dim is None:
         return tuple(range(ndim))
+    if type(dim) is int:  # the usual case, without the set and the sort (half of sum(x, 1)'s Python time)
+        return (_norm_dim(dim, ndim, op),)
     if not isinstance(dim, (tuple, list)):
         dim = (dim,)  # one dim: _norm_dim checks that it is an integer
-    axes = tuple(sorted({_norm_dim(d, ndim, op) for d in dim}))
-    return axes
+    return tuple(sorted({_norm_dim(d, ndim, op) for d in dim}))
 
 
 def _expand_grad(xp, g, shape, axes, keepdim):
