@@ -219,12 +219,15 @@ def sum_to_shape(g, shape):
     if g.shape == shape:
         return g, False
     B = backend_of(g)
+    if g.size == 0:  # sums over nothing: zeros, without the intermediate sums (of (0, 2**40): 2**40 of them)
+        return B.xp.zeros(shape, g.dtype), True
     nlead = g.ndim - len(shape)
     if nlead < 0 or any(gs == 1 and s != 1 for gs, s in zip(g.shape[nlead:], shape)):
         return B.xp.broadcast_to(g, shape), False
     if nlead:
-        if g.dtype in _SUM_ROWS_DTYPES and g.flags.c_contiguous:
+        if g.dtype in _SUM_ROWS_DTYPES and g.flags.c_contiguous and g.size:
             # the leading axes flattened into rows: one threaded column-sum kernel instead of a reduction
+            # (not for an empty g: reshape(-1, 0) has no answer, and the plain sum below gives the zeros)
             cols = 1
             for s in g.shape[nlead:]:
                 cols *= s

@@ -5,15 +5,18 @@ operations are in ``pyengine.ops``; each Tensor method is declared in the class 
 the op of the same name.
 """
 import builtins
+import math
 import numbers
 
 import numpy as np
 
 from . import _dtype as D
+from ._checks import check_alloc, index_arg, int64_arg, real_arg, scalar_arg, size_arg, tensor_op
 from .device import CPU, as_device
 from .random import _rng
 
 _float_default = np.dtype(np.float32)
+_int = builtins.int  # the class defines a method int(): _norm_dim's type test must not look it up
 
 
 class Tensor:
@@ -533,7 +536,10 @@ def _wrap(arr, node=None, index=0):
 
 
 def _norm_dim(dim, ndim, op="op"):
-    """Normalise a possibly negative dim; IndexError naming the op if out of range."""
+    """Normalise a possibly negative dim; TypeError naming the op if it is not an integer, IndexError
+    if out of range."""
+    if type(dim) is not _int:
+        dim = index_arg(op, "dim", dim)
     n = builtins.max(ndim, 1)
     if not -n <= dim < n:
         raise IndexError(f"{op}: dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
@@ -550,7 +556,12 @@ def _as_array(data, dtype=None):
     else:
         if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
             data = _nested_to_array(data)
-        arr = np.array(data, dtype=npd)
+        try:
+            arr = np.array(data, dtype=npd)
+        except (TypeError, ValueError) as e:  # NumPy's words ("float() argument must be ...") in ours
+            what = ("nested sequences of unequal lengths" if "inhomogeneous" in str(e) else
+                    f"{type(data).__name__} data" if not isinstance(data, (list, tuple)) else "this data")
+            raise type(e)(f"cannot convert {what} to {npd if npd is not None else 'an array'}") from None
         if npd is None:
             if arr.dtype == np.float64 and not _has_np_float64(data):
                 arr = arr.astype(_float_default)  # Python floats -> float32, as torch.tensor
@@ -589,6 +600,7 @@ def _has_np_float64(data):
 # ---------------------------------------------------------------------- factories
 
 
+@tensor_op()
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of ``data`` (nested lists, numbers, arrays, tensors).
 
@@ -603,6 +615,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     return Tensor(arr, requires_grad=requires_grad)
 
 
+@tensor_op()
 def as_tensor(data, dtype=None, device=None):
     """Like tensor(), but shares memory with a NumPy array or Tensor when it can."""
     if isinstance(data, Tensor) and (dtype is None or D.to_numpy_dtype(dtype) == data.data.dtype):
@@ -611,6 +624,7 @@ def as_tensor(data, dtype=None, device=None):
     return Tensor(_as_array(data, dtype))
 
 
+@tensor_op()
 def from_numpy(array):
     """A tensor sharing memory with ``array`` (changes to one show in the other)."""
     if not isinstance(array, np.ndarray):
@@ -619,13 +633,25 @@ def from_numpy(array):
     return _wrap(array)
 
 
-def _shape_arg(size, op):
+def _shape_arg(size, op, itemsize=8):
+    """The shape of a new tensor: non-negative ints (one sequence or several ints) whose product, in bytes
+    of ``itemsize``, an array can address; else TypeError / ValueError naming the op, before any allocation."""
     if len(size) == 1 and isinstance(size[0], (tuple, list, Size)):
         size = tuple(size[0])
     for s in size:
-        if not isinstance(s, numbers.Integral) or s < 0:
-            raise ValueError(f"{op}: sizes must be non-negative integers, got {tuple(size)}")
-    return tuple(builtins.int(s) for s in size)
+        if not isinstance(s, numbers.Integral) or isinstance(s, builtins.bool):
+            raise TypeError(f"{op}(): sizes must be non-negative integers, got {tuple(size)!r}")
+        if s < 0:
+            raise ValueError(f"{op}(): sizes must be non-negative integers, got {tuple(size)}")
+    shape = tuple(builtins.int(s) for s in size)
+    numel = 1
+    for s in shape:
+        numel *= s
+    if numel * itemsize > np.iinfo(np.intp).max or builtins.any(s > np.iinfo(np.intp).max for s in shape):
+        raise ValueError(f"{op}(): a tensor of shape {shape} would take {numel * itemsize} bytes, more than "
+                         "any array can address")
+    check_alloc(op, numel * itemsize, f"a tensor of shape {shape}")
+    return shape
 
 
 def _factory_dtype(dtype, default=_float_default):
@@ -638,79 +664,113 @@ def _make(arr, requires_grad, device):
     return Tensor(arr, requires_grad=requires_grad)
 
 
+# Every factory is a tensor_op: the shape is checked before anything is allocated, and an error from
+# inside (an unknown dtype, a MemoryError for a shape this machine cannot hold) names the factory.
+
+
+@tensor_op()
 def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return _make(np.zeros(_shape_arg(size, "zeros"), _factory_dtype(dtype)), requires_grad, device)
+    npd = _factory_dtype(dtype)
+    return _make(np.zeros(_shape_arg(size, "zeros", npd.itemsize), npd), requires_grad, device)
 
 
+@tensor_op()
 def ones(*size, dtype=None, device=None, requires_grad=False):
-    return _make(np.ones(_shape_arg(size, "ones"), _factory_dtype(dtype)), requires_grad, device)
+    npd = _factory_dtype(dtype)
+    return _make(np.ones(_shape_arg(size, "ones", npd.itemsize), npd), requires_grad, device)
 
 
+@tensor_op()
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _make(np.empty(_shape_arg(size, "empty"), _factory_dtype(dtype)), requires_grad, device)
+    npd = _factory_dtype(dtype)
+    return _make(np.empty(_shape_arg(size, "empty", npd.itemsize), npd), requires_grad, device)
 
 
+@tensor_op()
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    fill_value = scalar_arg("full", "fill_value", fill_value)
     if dtype is None:
         dtype = (np.bool_ if isinstance(fill_value, builtins.bool) else
                  np.int64 if isinstance(fill_value, numbers.Integral) else _float_default)
-    return _make(np.full(_shape_arg((size,), "full"), fill_value, D.to_numpy_dtype(dtype)), requires_grad, device)
+    npd = D.to_numpy_dtype(dtype)
+    return _make(np.full(_shape_arg((size,), "full", npd.itemsize), fill_value, npd), requires_grad, device)
 
 
 def _like_dtype(t, dtype):
     return t.data.dtype if dtype is None else D.to_numpy_dtype(dtype)
 
 
+@tensor_op("t")
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
     return _make(np.zeros(t.shape, _like_dtype(t, dtype)), requires_grad, device)
 
 
+@tensor_op("t")
 def ones_like(t, dtype=None, device=None, requires_grad=False):
     return _make(np.ones(t.shape, _like_dtype(t, dtype)), requires_grad, device)
 
 
+@tensor_op("t")
 def empty_like(t, dtype=None, device=None, requires_grad=False):
     return _make(np.empty(t.shape, _like_dtype(t, dtype)), requires_grad, device)
 
 
+@tensor_op("t")
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    fill_value = scalar_arg("full_like", "fill_value", fill_value)
     return _make(np.full(t.shape, fill_value, _like_dtype(t, dtype)), requires_grad, device)
 
 
+@tensor_op()
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     """Values from start (inclusive) to end (exclusive) by step; int64 for int arguments."""
     if end is None:
         start, end = 0, start
+    for name, v in (("start", start), ("end", end), ("step", step)):
+        if not isinstance(v, builtins.int):
+            real_arg("arange", name, v)
     if dtype is None:
         ints = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = np.int64 if ints else _float_default
     if step == 0:
         raise ValueError("arange: step must be nonzero")
+    if not builtins.all(math.isfinite(v) for v in (start, end, step)):
+        raise ValueError(f"arange: start, end and step must be finite, got {start}, {end}, {step}")
     return _make(np.arange(start, end, step, dtype=D.to_numpy_dtype(dtype)), requires_grad, device)
 
 
+@tensor_op()
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    return _make(np.linspace(start, end, builtins.int(steps), dtype=_factory_dtype(dtype)), requires_grad, device)
+    start, end = real_arg("linspace", "start", start), real_arg("linspace", "end", end)
+    npd = _factory_dtype(dtype)
+    steps = _shape_arg((size_arg("linspace", "steps", steps),), "linspace", npd.itemsize)[0]
+    return _make(np.linspace(start, end, steps, dtype=npd), requires_grad, device)
 
 
+@tensor_op()
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    return _make(np.eye(n, m, dtype=_factory_dtype(dtype)), requires_grad, device)
+    npd = _factory_dtype(dtype)
+    n, m = _shape_arg((n, n if m is None else m), "eye", npd.itemsize)
+    return _make(np.eye(n, m, dtype=npd), requires_grad, device)
 
 
+@tensor_op()
 def randn(*size, dtype=None, generator=None, device=None, requires_grad=False):
     """Standard normal samples."""
     npd = _factory_dtype(dtype)
-    arr = _rng(generator).standard_normal(_shape_arg(size, "randn"), dtype=np.float64).astype(npd, copy=False)
+    arr = _rng(generator).standard_normal(_shape_arg(size, "randn", 8), dtype=np.float64).astype(npd, copy=False)
     return _make(arr, requires_grad, device)
 
 
+@tensor_op()
 def rand(*size, dtype=None, generator=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1)."""
     npd = _factory_dtype(dtype)
-    arr = _rng(generator).random(_shape_arg(size, "rand"), dtype=np.float64).astype(npd, copy=False)
+    arr = _rng(generator).random(_shape_arg(size, "rand", 8), dtype=np.float64).astype(npd, copy=False)
     return _make(arr, requires_grad, device)
 
 
+@tensor_op()
 def randint(low, high=None, size=None, dtype=None, generator=None, device=None, requires_grad=False):
     """Integers in [low, high); ``randint(high, size)`` or ``randint(low, high, size)``."""
     if size is None:
@@ -719,26 +779,33 @@ def randint(low, high=None, size=None, dtype=None, generator=None, device=None, 
         low, high, size = 0, low, high
     elif high is None:
         low, high = 0, low
+    low, high = int64_arg("randint", "low", low), int64_arg("randint", "high", high)
+    if low >= high:
+        raise ValueError(f"randint: low must be less than high, got low={low}, high={high}")
     size = _shape_arg((size,), "randint")
     arr = _rng(generator).integers(low, high, size=size, dtype=np.int64)
     return _make(arr.astype(_factory_dtype(dtype, np.dtype(np.int64)), copy=False), requires_grad, device)
 
 
+@tensor_op()
 def randperm(n, dtype=None, generator=None, device=None):
-    return _make(_rng(generator).permutation(builtins.int(n)).astype(_factory_dtype(dtype, np.dtype(np.int64))),
-                 False, device)
+    n = _shape_arg((size_arg("randperm", "n", n),), "randperm")[0]
+    return _make(_rng(generator).permutation(n).astype(_factory_dtype(dtype, np.dtype(np.int64))), False, device)
 
 
+@tensor_op("t")
 def randn_like(t, dtype=None, generator=None, requires_grad=False):
     return randn(*t.shape, dtype=t.dtype if dtype is None else dtype, generator=generator,
                  requires_grad=requires_grad)
 
 
+@tensor_op("t")
 def rand_like(t, dtype=None, generator=None, requires_grad=False):
     return rand(*t.shape, dtype=t.dtype if dtype is None else dtype, generator=generator,
                 requires_grad=requires_grad)
 
 
+@tensor_op("t")
 def randint_like(t, low, high=None, dtype=None, generator=None):
     return randint(low, high, tuple(t.shape), dtype=t.dtype if dtype is None else dtype, generator=generator)
 
@@ -747,6 +814,7 @@ def is_tensor(obj):
     return isinstance(obj, Tensor)
 
 
+@tensor_op("t")
 def numel(t):
     return t.numel()
 

@@ -225,7 +225,7 @@ SgdArgs<T> sgd_scalars(const SgdHyper& h) {
 // p, g, v = square_avg, b = momentum buffer, a = grad_avg: (n,) each
 //   g = -g if maximize;  g = g + wd p
 //   v = alpha v + (1 - alpha) g^2
-//   centered (Graves 2013): a = alpha a + (1 - alpha) g;  avg = sqrt(v - a^2) + eps;   else avg = sqrt(v) + eps
+//   centered (Graves 2013): a = alpha a + (1 - alpha) g;  avg = sqrt(max(v - a^2, 0)) + eps;   else avg = sqrt(v) + eps
 //   momentum: b = momentum b + g / avg;  p = p - lr b            else p = p - lr g / avg
 template <class T>
 struct RmspropArgs : Ptrs<T> {
@@ -251,7 +251,10 @@ struct RmspropBody {
       if (kCentered) {
         const T ai = ga[i] * a.alpha + a.one_minus_alpha * gi;
         ga[i] = ai;
-        avg = std::sqrt(vi - ai * ai) + a.eps;
+        // v - a^2 is a variance, >= 0; rounding (an FMA gives the exact a^2) can leave it just below 0
+        // where it is 0 (a constant gradient), and sqrt would make the parameter NaN: clamp, NaN stays NaN
+        const T var = vi - ai * ai;
+        avg = std::sqrt(var < T(0) ? T(0) : var) + a.eps;
       } else {
         avg = std::sqrt(vi) + a.eps;
       }

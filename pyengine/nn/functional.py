@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .._checks import KERNEL_FLOATS, check_kernel_float, int64_arg, real_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..ops import gelu, log_softmax, matmul, one_hot, relu, sigmoid, silu, softmax, tanh, where  # noqa: F401
@@ -24,11 +25,16 @@ def _shape_str(t):
     return str(tuple(t.shape))
 
 
+_KERNEL_FLOATS = frozenset(KERNEL_FLOATS)
+
+
 def _check_float(op, *ts):
-    for t in ts:
-        if t is not None and t.data.dtype.kind != "f":
-            raise TypeError(f"{op}: expected floating point tensors, got {t.dtype}")
+    """The tensors ``ts`` (None skipped) are float32 or float64 (what the kernels compute in), all alike."""
     dts = {t.data.dtype for t in ts if t is not None}
+    if not dts <= _KERNEL_FLOATS:  # one set test on the usual path (F.linear runs this every call)
+        for t in ts:
+            if t is not None:
+                check_kernel_float(op, t)
     if len(dts) > 1:
         raise TypeError(f"{op}: expected all tensors to have the same dtype, got {sorted(str(d) for d in dts)}")
 
@@ -70,6 +76,7 @@ class Linear(Function):
         return dx, dw, db
 
 
+@tensor_op("input", "weight", "bias?")
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias.   input: (*, IN), weight: (OUT, IN), bias: (OUT,) -> (*, OUT)"""
     _check_float("linear", input, weight, bias)
@@ -81,8 +88,9 @@ def linear(input, weight, bias=None):
     return Linear.apply(input, weight, bias)
 
 
+@tensor_op("input")
 def leaky_relu(input, negative_slope=0.01):
-    return where(input > 0, input, input * negative_slope)
+    return where(input > 0, input, input * real_arg("leaky_relu", "negative_slope", negative_slope))
 
 
 # ---------------------------------------------------------------------- cross-entropy
@@ -128,6 +136,7 @@ class CrossEntropy(Function):
         return d, None, None, None, None, None
 
 
+@tensor_op("input")
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """Cross-entropy between softmax(input) and class-index targets.
 
@@ -144,6 +153,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                         "not supported")
     if tgt.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold int64 class indices, got {tgt.dtype}")
+    label_smoothing = real_arg("cross_entropy", "label_smoothing", label_smoothing)
+    ignore_index = int64_arg("cross_entropy", "ignore_index", ignore_index)  # the kernel takes an int64
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     x = input
@@ -169,7 +180,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if w.shape != (C,):
             raise ValueError(f"cross_entropy: weight must have shape ({C},), got {tuple(w.shape)}")
     t1 = tgt.reshape(-1).astype(np.int64, copy=False)
-    loss = CrossEntropy.apply(x, t1, int(ignore_index), float(label_smoothing), reduction, w)
+    loss = CrossEntropy.apply(x, t1, ignore_index, label_smoothing, reduction, w)
     if reduction == "none":
         loss = loss.reshape(*expected) if input.ndim > 1 else loss.reshape(())
     return loss
@@ -205,6 +216,7 @@ class NllLoss(Function):
         return d, None, None, None
 
 
+@tensor_op("input")
 def nll_loss(input, target, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of class-index targets given log-probabilities input (N, C)."""
     _reduce("nll_loss", reduction)
@@ -214,10 +226,25 @@ def nll_loss(input, target, ignore_index=-100, reduction="mean"):
     if input.ndim != 2 or tgt.shape != (input.shape[0],):
         raise ValueError(f"nll_loss: expected input (N, C) and target (N,), got {_shape_str(input)} and "
                          f"{tuple(tgt.shape)}")
-    return NllLoss.apply(input, tgt.astype(np.int64), int(ignore_index), reduction)
+    return NllLoss.apply(input, tgt.astype(np.int64), int64_arg("nll_loss", "ignore_index", ignore_index), reduction)
 
 
 # ---------------------------------------------------------------------- regression / binary losses
+
+
+def _target(op, input, target, name="target"):
+    """A loss's target (or weight) as a Tensor: Tensors pass; numbers, arrays and lists of numbers are
+    converted to the input's dtype; anything else (None, a string) is a TypeError naming the loss."""
+    if isinstance(target, Tensor):
+        return target
+    if target is not None and not isinstance(target, (str, bytes, dict)):
+        try:
+            arr = xp_of(input).asarray(target, input.data.dtype)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is not None:
+            return _wrap(arr)
+    raise TypeError(f"{op}(): argument '{name}' must be a Tensor or a number, not {type(target).__name__}")
 
 
 def _broadcast_pair(op, input, target):
@@ -253,10 +280,11 @@ class MSELoss(Function):
         return d, (-d if self.needs_input_grad[1] else None), None
 
 
+@tensor_op("input")
 def mse_loss(input, target, reduction="mean"):
     """Mean (or sum) squared error; ``reduction="none"`` keeps the elementwise (x - y)^2."""
     _reduce("mse_loss", reduction)
-    target = target if isinstance(target, Tensor) else _wrap(xp_of(input).asarray(target, input.data.dtype))
+    target = _target("mse_loss", input, target)
     _check_float("mse_loss", input, target)
     _broadcast_pair("mse_loss", input, target)
     if reduction == "none":
@@ -265,8 +293,12 @@ def mse_loss(input, target, reduction="mean"):
     return MSELoss.apply(input, target, reduction)
 
 
+@tensor_op("input")
 def l1_loss(input, target, reduction="mean"):
     _reduce("l1_loss", reduction)
+    target = _target("l1_loss", input, target)
+    if input.data.dtype.kind != "f":
+        raise TypeError(f"l1_loss: expected a floating point input, got {input.dtype}")
     _broadcast_pair("l1_loss", input, target)
     d = (input - target).abs()
     return d if reduction == "none" else d.sum() if reduction == "sum" else d.mean()
@@ -309,16 +341,17 @@ class BCE(Function):
         return self.backend.bce_backward(self.p, self.y, dl), None, None, None
 
 
+@tensor_op("input")
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """BCE between probabilities ``input`` (in [0, 1]) and ``target``, same shape."""
     _reduce("binary_cross_entropy", reduction)
     xp = xp_of(input)
-    target = target if isinstance(target, Tensor) else _wrap(xp.asarray(target, input.data.dtype))
+    target = _target("binary_cross_entropy", input, target)
     _check_float("binary_cross_entropy", input, target)
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"binary_cross_entropy: target {_shape_str(target)} must have the same shape as input "
                          f"{_shape_str(input)}")
-    w = None if weight is None else xp.broadcast_to(weight.data if isinstance(weight, Tensor) else weight,
+    w = None if weight is None else xp.broadcast_to(_target("binary_cross_entropy", input, weight, "weight").data,
                                                     input.shape).astype(input.data.dtype)
     return BCE.apply(input, target.data, w, reduction)
 
@@ -355,20 +388,20 @@ class BCEWithLogits(Function):
         return d.astype(self.x.dtype), None, None, None, None
 
 
+@tensor_op("input")
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     """BCE on logits, computed stably (no sigmoid overflow)."""
     _reduce("binary_cross_entropy_with_logits", reduction)
     xp = xp_of(input)
-    target = target if isinstance(target, Tensor) else _wrap(xp.asarray(target, input.data.dtype))
+    target = _target("binary_cross_entropy_with_logits", input, target)
     _check_float("binary_cross_entropy_with_logits", input, target)
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"binary_cross_entropy_with_logits: target {_shape_str(target)} must have the same "
                          f"shape as input {_shape_str(input)}")
     dt = input.data.dtype
-    w = None if weight is None else xp.broadcast_to(weight.data if isinstance(weight, Tensor) else weight,
-                                                    input.shape).astype(dt)
-    pw = None if pos_weight is None else xp.asarray(pos_weight.data if isinstance(pos_weight, Tensor)
-                                                    else pos_weight, dt)
+    op = "binary_cross_entropy_with_logits"
+    w = None if weight is None else xp.broadcast_to(_target(op, input, weight, "weight").data, input.shape).astype(dt)
+    pw = None if pos_weight is None else xp.asarray(_target(op, input, pos_weight, "pos_weight").data, dt)
     return BCEWithLogits.apply(input, target.data, w, pw, reduction)
 
 
@@ -398,11 +431,15 @@ class LayerNorm(Function):
         return (dx, dw if n[1] else None, db if (n[2] and self.has_bias) else None, None)
 
 
+@tensor_op("input", "weight?", "bias?")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the last len(normalized_shape) dims, then scale and shift."""
-    if isinstance(normalized_shape, int):
+    if not isinstance(normalized_shape, (tuple, list)):
         normalized_shape = (normalized_shape,)
-    normalized_shape = tuple(normalized_shape)
+    normalized_shape = tuple(int64_arg("layer_norm", "normalized_shape", s) for s in normalized_shape)
+    eps = real_arg("layer_norm", "eps", eps)
+    if not eps >= 0:  # NaN too: the kernel refuses it, so its twin must
+        raise ValueError(f"layer_norm: eps must be >= 0, got {eps}")
     k = len(normalized_shape)
     if tuple(input.shape[input.ndim - k:]) != normalized_shape or input.ndim < k:
         raise RuntimeError(f"layer_norm: input {_shape_str(input)} does not end in normalized_shape "
@@ -415,7 +452,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     x = input if k == 1 else input.reshape(*input.shape[:input.ndim - k], C)
     w = weight.reshape(C) if weight is not None and k > 1 else weight
     b = bias.reshape(C) if bias is not None and k > 1 else bias
-    y = LayerNorm.apply(x, w, b, float(eps))
+    y = LayerNorm.apply(x, w, b, eps)
     return y if k == 1 else y.reshape(*input.shape)
 
 
@@ -436,6 +473,7 @@ class Embedding(Function):
                 None, None)
 
 
+@tensor_op("weight")
 def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq=False, sparse=False):
     """Look up rows of ``weight`` (V, C) for integer ``input`` of any shape -> (*input.shape, C)."""
     idx = input.data if isinstance(input, Tensor) else xp_of(weight).asarray(input)
@@ -443,11 +481,16 @@ def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq
         raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got {_shape_str(weight)}")
+    check_kernel_float("embedding", weight)
     if max_norm is not None or scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
     V = weight.shape[0]
-    if padding_idx is not None and padding_idx < 0:
-        padding_idx += V
+    if padding_idx is not None:
+        padding_idx = int64_arg("embedding", "padding_idx", padding_idx)
+        if not -V <= padding_idx < V:
+            raise ValueError(f"embedding: padding_idx {padding_idx} must be within num_embeddings ({V})")
+        if padding_idx < 0:
+            padding_idx += V
     flat = idx.reshape(-1).astype(np.int64, copy=False)
     out = Embedding.apply(weight, flat, padding_idx)
     return out.reshape(*idx.shape, weight.shape[1])
@@ -468,15 +511,17 @@ class Dropout(Function):
         return g * self.scale_mask, None, None
 
 
+@tensor_op("input")
 def dropout(input, p=0.5, training=True, inplace=False, generator=None):
     """Zero each element with probability p during training, scaling the rest by 1/(1-p)."""
+    p = real_arg("dropout", "p", p)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
     if p == 1.0:
         return input * 0.0
-    return Dropout.apply(input, float(p), generator)
+    return Dropout.apply(input, p, generator)
 
 
 # ---------------------------------------------------------------------- attention
@@ -501,6 +546,7 @@ class Attention(Function):
         return dq, dk, dv, None, None, None
 
 
+@tensor_op("query", "key", "value")
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  causal_offset=None, generator=None):
     """Attention(Q, K, V) = softmax(Q K^T * scale + mask) V.
@@ -522,11 +568,19 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if attn_mask is not None and is_causal:
         raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
     if scale is None:
-        scale = 1.0 / math.sqrt(E)
+        # with E = 0 every score is an empty sum, 0: any finite scale gives the same (uniform) weights
+        scale = 1.0 / math.sqrt(E) if E else 1.0
+    scale = real_arg("scaled_dot_product_attention", "scale", scale)
+    dropout_p = real_arg("scaled_dot_product_attention", "dropout_p", dropout_p)
     offset = causal_offset if causal_offset is not None else (0 if is_causal else None)
+    if offset is not None:
+        offset = int64_arg("scaled_dot_product_attention", "causal_offset", offset)
     mask = None
     if attn_mask is not None:
         mask = attn_mask.data if isinstance(attn_mask, Tensor) else xp_of(query).asarray(attn_mask)
+        if mask.dtype.kind not in "biuf":
+            raise TypeError(f"scaled_dot_product_attention(): argument 'attn_mask' must be a bool or float Tensor, "
+                            f"not {type(attn_mask).__name__}")
         if mask.dtype != np.bool_:
             mask = mask.astype(query.data.dtype, copy=False)
     try:

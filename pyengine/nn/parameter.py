@@ -1,6 +1,7 @@
 """Parameter: a Tensor that a Module registers as one of its learnable weights."""
 import numpy as np
 
+from .._checks import named_init
 from ..tensor import Tensor
 
 
@@ -16,6 +17,7 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
+    @named_init
     def __init__(self, data=None, requires_grad=True):
         if data is None:
             data = np.empty((0,), np.float32)

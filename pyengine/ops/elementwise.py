@@ -7,6 +7,7 @@ module), kernels through ``self.backend``.
 """
 import numpy as np
 
+from .._checks import check_kernel_float, int64_arg, real_arg, scalar_arg, tensor_op, with_name
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor, _wrap
@@ -31,13 +32,22 @@ def _promote(out, a, b):
 
 
 def _binary(ufunc, a, b, op):
-    """ufunc(a, b) with the op named in broadcast errors and PyTorch's int/float promotion."""
+    """ufunc(a, b) with the op named in broadcast and dtype errors and PyTorch's int/float promotion."""
     try:
         out = ufunc(a, b)
     except ValueError:
         _check_broadcast(op, a, b)
         raise
+    except TypeError as e:  # NumPy has no such loop (bool - bool, ...): say so with the dtypes
+        raise TypeError(f"{op}: not supported for {_dtype_name(a)} and {_dtype_name(b)} operands ({e})") from None
+    except OverflowError:  # a Python int past the integer dtype it is computed in
+        raise ValueError(f"{op}: a number does not fit the operands' integer dtype ({_dtype_name(a)} and "
+                         f"{_dtype_name(b)})") from None
     return _promote(out, a, b)
+
+
+def _dtype_name(x):
+    return x.dtype.name if hasattr(x, "dtype") else type(x).__name__
 
 
 def _check_broadcast(op, a, b):
@@ -330,7 +340,7 @@ class Clamp(Function):
     def backward(self, g):
         xp = self.xp
         x = self.x
-        keep = xp.ones(x.shape, dtype=bool)
+        keep = xp.ones(g.shape, dtype=bool)  # g's shape: a tensor min or max may broadcast x to a bigger one
         if self.lo is not None:
             keep &= x >= self.lo
         if self.hi is not None:
@@ -352,129 +362,177 @@ class Cast(Function):
 # ------------------------------------------------------------------ user-facing functions
 
 
-def _operand(x, like):
-    """Tensors pass through; Python numbers stay numbers (NumPy treats them as weakly typed)."""
+def _operand(x, like, op, position):
+    """An operand of an arithmetic op: Tensors pass through; Python numbers stay numbers (NumPy treats
+    them as weakly typed); arrays and lists of numbers become tensors; anything else (None, a string, a
+    dict) is a TypeError naming the op. Tensor and number are tested first: this is every op's path."""
     if isinstance(x, Tensor) or isinstance(x, (int, float, bool)):
         return x
     if isinstance(x, np.ndarray):
         return _wrap(x)
     if isinstance(x, np.generic):
         return x.item()
-    return _wrap(xp_of(like).asarray(x, dtype=like.data.dtype if isinstance(like, Tensor) else None))
+    if isinstance(x, (list, tuple)):
+        try:
+            arr = xp_of(like).asarray(x, dtype=like.data.dtype if isinstance(like, Tensor) else None)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is not None and arr.dtype.kind in "biuf":
+            return _wrap(arr)
+    raise TypeError(f"{op}(): argument {position} must be a Tensor or a number, not {type(x).__name__}")
+
+
+# add, sub, mul and div are every model's hottest path (the operators call them): they are not tensor_ops,
+# whose wrapper costs ~40 ns a call. They check their own arguments instead (either operand may be a
+# number: 2 * x calls mul(2, x); _operand checks both) and name the op in their errors (_binary).
 
 
 def add(a, b, alpha=1):
+    a, b = _operand(a, b, "add", 1), _operand(b, a, "add", 2)
     if alpha != 1:
-        b = mul(b, alpha)
-    return Add.apply(_operand(a, b), _operand(b, a))
+        b = _times_alpha(b, alpha, "add")
+    return Add.apply(a, b)
 
 
 def sub(a, b, alpha=1):
+    a, b = _operand(a, b, "sub", 1), _operand(b, a, "sub", 2)
     if alpha != 1:
-        b = mul(b, alpha)
-    return Sub.apply(_operand(a, b), _operand(b, a))
+        b = _times_alpha(b, alpha, "sub")
+    return Sub.apply(a, b)
+
+
+def _times_alpha(b, alpha, op):
+    """add's and sub's b * alpha, its errors named by ``op`` (they come from mul)."""
+    try:
+        return mul(b, scalar_arg(op, "alpha", alpha))
+    except (TypeError, ValueError) as e:
+        raise with_name(e, op) from None
 
 
 def mul(a, b):
-    return Mul.apply(_operand(a, b), _operand(b, a))
+    return Mul.apply(_operand(a, b, "mul", 1), _operand(b, a, "mul", 2))
 
 
 def div(a, b, rounding_mode=None):
+    a, b = _operand(a, b, "div", 1), _operand(b, a, "div", 2)
     if rounding_mode is not None:
-        a_, b_ = _arr(a), _arr(b)
-        xp = xp_of(a_, b_)
-        if rounding_mode == "floor":
-            return _wrap(xp.floor_divide(a_, b_))
-        if rounding_mode == "trunc":
-            return _wrap(xp.trunc(xp.true_divide(a_, b_)).astype(xp.result_type(a_, b_)))
-        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
-    return Div.apply(_operand(a, b), _operand(b, a))
+        return _div_rounded(a, b, rounding_mode)
+    return Div.apply(a, b)
 
 
+@tensor_op(name="div")
+def _div_rounded(a, b, rounding_mode):
+    a_, b_ = _arr(a), _arr(b)
+    xp = xp_of(a_, b_)
+    if rounding_mode == "floor":
+        return _wrap(xp.floor_divide(a_, b_))
+    if rounding_mode == "trunc":
+        return _wrap(xp.trunc(xp.true_divide(a_, b_)).astype(xp.result_type(a_, b_)))
+    raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+
+
+@tensor_op()
 def pow(a, b):  # noqa: A001
-    return Pow.apply(_operand(a, b), _operand(b, a))
+    return Pow.apply(_operand(a, b, "pow", 1), _operand(b, a, "pow", 2))
 
 
+@tensor_op()
 def maximum(a, b):
-    return Maximum.apply(_operand(a, b), _operand(b, a))
+    return Maximum.apply(_operand(a, b, "maximum", 1), _operand(b, a, "maximum", 2))
 
 
+@tensor_op()
 def minimum(a, b):
-    return Minimum.apply(_operand(a, b), _operand(b, a))
+    return Minimum.apply(_operand(a, b, "minimum", 1), _operand(b, a, "minimum", 2))
 
 
+@tensor_op("condition")
 def where(condition, input=None, other=None):
     """Elementwise choice: input where condition else other. ``where(cond)`` = nonzero indices."""
-    cond = _arr(condition)
+    cond = condition.data
     if input is None and other is None:
         return tuple(_wrap(i) for i in xp_of(cond).nonzero(cond))
     if cond.dtype != np.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
-    return Where.apply(cond, _operand(input, other), _operand(other, input))
+    return Where.apply(cond, _operand(input, other, "where", 2), _operand(other, input, "where", 3))
 
 
+@tensor_op("x")
 def neg(x):
     return Neg.apply(x)
 
 
+@tensor_op("x")
 def exp(x):
     return Exp.apply(x)
 
 
+@tensor_op("x")
 def log(x):
     return Log.apply(x)
 
 
+@tensor_op("x")
 def sqrt(x):
     return Sqrt.apply(x)
 
 
+@tensor_op("x")
 def rsqrt(x):
     return Rsqrt.apply(x)
 
 
+@tensor_op("x")
 def abs(x):  # noqa: A001
     return Abs.apply(x)
 
 
+@tensor_op("x")
 def sin(x):
     return Sin.apply(x)
 
 
+@tensor_op("x")
 def cos(x):
     return Cos.apply(x)
 
 
+@tensor_op("x")
 def tanh(x):
     return Tanh.apply(x)
 
 
+@tensor_op("x")
 def sigmoid(x):
     return Sigmoid.apply(x)
 
 
+@tensor_op("x")
 def silu(x):
     return Silu.apply(x)
 
 
+@tensor_op("x")
 def relu(x):
-    _require_float("relu", x)
+    check_kernel_float("relu", x)
     return Relu.apply(x)
 
 
+@tensor_op("x")
 def gelu(x, approximate="none"):
     """GELU(x) = x Phi(x); ``approximate="tanh"`` uses the tanh form."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    _require_float("gelu", x)
+    check_kernel_float("gelu", x)
     return Gelu.apply(x, approximate)
 
 
+@tensor_op("x")
 def clamp(x, min=None, max=None):  # noqa: A002
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
-    lo = _arr(min) if min is not None else None
-    hi = _arr(max) if max is not None else None
+    lo = _arr(_operand(min, x, "clamp", 2)) if min is not None else None
+    hi = _arr(_operand(max, x, "clamp", 3)) if max is not None else None
     return Clamp.apply(x, lo, hi)
 
 
@@ -485,60 +543,68 @@ def cast(x, np_dtype):
     return Cast.apply(x, np.dtype(np_dtype))
 
 
-def _require_float(op, x):
-    if x.data.dtype.kind != "f":
-        raise TypeError(f"{op}: expected a floating point tensor, got {x.dtype}")
-
-
 # comparisons, logical ops and rounding: no gradient
 
 
-def _cmp(name):
+def _cmp(name, ufunc):
+    """The op ``name``: NumPy's ``ufunc`` on two operands (tensors or numbers), no gradient."""
     def op(a, b):
-        a, b = _arr(a), _arr(b)
-        return _wrap(getattr(xp_of(a, b), name)(a, b))
-    op.__name__ = name
-    return op
+        a, b = _arr(_operand(a, b, name, 1)), _arr(_operand(b, a, name, 2))
+        return _wrap(getattr(xp_of(a, b), ufunc)(a, b))
+    op.__name__ = op.__qualname__ = name
+    return tensor_op()(op)
 
 
-eq = _cmp("equal")
-ne = _cmp("not_equal")
-lt = _cmp("less")
-le = _cmp("less_equal")
-gt = _cmp("greater")
-ge = _cmp("greater_equal")
-logical_and = _cmp("logical_and")
-logical_or = _cmp("logical_or")
-logical_xor = _cmp("logical_xor")
+eq = _cmp("eq", "equal")
+ne = _cmp("ne", "not_equal")
+lt = _cmp("lt", "less")
+le = _cmp("le", "less_equal")
+gt = _cmp("gt", "greater")
+ge = _cmp("ge", "greater_equal")
+logical_and = _cmp("logical_and", "logical_and")
+logical_or = _cmp("logical_or", "logical_or")
+logical_xor = _cmp("logical_xor", "logical_xor")
 
 
 def _unary(name):
+    """The op ``name``: NumPy's function of the same name on a tensor, no gradient."""
     def op(x):
-        x = _arr(x)
+        x = x.data
         return _wrap(getattr(xp_of(x), name)(x))
-    op.__name__ = name
-    return op
+    op.__name__ = op.__qualname__ = name
+    return tensor_op("x")(op)
 
 
 logical_not = _unary("logical_not")
 isnan = _unary("isnan")
 isinf = _unary("isinf")
 isfinite = _unary("isfinite")
-sign = _unary("sign")
 floor = _unary("floor")
 ceil = _unary("ceil")
 
 
+@tensor_op("x")
+def sign(x):
+    a = x.data
+    return _wrap(a.copy() if a.dtype == np.bool_ else xp_of(a).sign(a))  # of a bool: itself, as PyTorch
+
+
+@tensor_op("x")
 def round(x, decimals=0):  # noqa: A001
-    x = _arr(x)
-    return _wrap(xp_of(x).round(x, decimals))
+    if x.data.dtype == np.bool_:
+        raise TypeError("round: not supported for bool tensors")
+    x = x.data
+    return _wrap(xp_of(x).round(x, int64_arg("round", "decimals", decimals)))
 
 
+@tensor_op("a", "b")
 def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
     a, b = _arr(a), _arr(b)
+    rtol, atol = real_arg("allclose", "rtol", rtol), real_arg("allclose", "atol", atol)
     return bool(xp_of(a, b).allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
+@tensor_op("a", "b")
 def equal(a, b):
     a, b = _arr(a), _arr(b)
     return bool(xp_of(a, b).array_equal(a, b))

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .._checks import KERNEL_FLOATS, tensor_op
 from ..autograd import Function
 
 
@@ -47,6 +48,9 @@ class MatMul(Function):
             self.a, self.b = self._as_3d(a2, batch), self._as_3d(b2, batch)
         if a.dtype.kind != "f":  # integer matmul: NumPy's, no kernel
             y = self.xp.matmul(self.a, self.b)
+        elif a.dtype not in KERNEL_FLOATS:
+            raise TypeError(f"matmul: {a.dtype} is not supported: the kernels compute in float32 or float64 "
+                            "(convert with .float())")
         else:
             y = self.backend.matmul(self.a, self.b)
         return self._demote(y.reshape(batch + (M, N)))
@@ -94,6 +98,7 @@ class MatMul(Function):
         return da, db
 
 
+@tensor_op("a", "b")
 def matmul(a, b):
     """Matrix product with NumPy's rules: 1-D operands promoted and batch dims broadcast.
 
@@ -103,12 +108,14 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
+@tensor_op("a", "b")
 def mm(a, b):
     if a.ndim != 2 or b.ndim != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got {a.ndim}-D and {b.ndim}-D")
     return MatMul.apply(a, b)
 
 
+@tensor_op("a", "b")
 def bmm(a, b):
     if a.ndim != 3 or b.ndim != 3:
         raise RuntimeError(f"bmm: expected 3-D tensors, got {a.ndim}-D and {b.ndim}-D")
@@ -117,6 +124,7 @@ def bmm(a, b):
     return MatMul.apply(a, b)
 
 
+@tensor_op("a", "b")
 def dot(a, b):
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError("dot: 1D tensors expected")

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .._checks import check_kernel_float, index_arg, int64_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import _norm_dim, _wrap
@@ -16,10 +17,11 @@ def _dims(dim, ndim, op):
     """dim (None, int or tuple) -> a sorted tuple of non-negative axes."""
     if dim is None:
         return tuple(range(ndim))
-    if isinstance(dim, int):
-        dim = (dim,)
-    axes = tuple(sorted({_norm_dim(d, ndim, op) for d in dim}))
-    return axes
+    if type(dim) is int:  # the usual case, without the set and the sort (half of sum(x, 1)'s Python time)
+        return (_norm_dim(dim, ndim, op),)
+    if not isinstance(dim, (tuple, list)):
+        dim = (dim,)  # one dim: _norm_dim checks that it is an integer
+    return tuple(sorted({_norm_dim(d, ndim, op) for d in dim}))
 
 
 def _expand_grad(xp, g, shape, axes, keepdim):
@@ -73,17 +75,18 @@ class Var(Function):
     def backward(self, g):
         g = _expand_grad(self.xp, g, self.x.shape, self.axes, self.keepdim)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return g * (2.0 / self.denom) * (self.x - self.mean), None, None, None
+            # np.float64: a zero denominator gives inf (NaN where x - mean = 0), as PyTorch, not ZeroDivisionError
+            return g * (2.0 / np.float64(self.denom)) * (self.x - self.mean), None, None, None
 
 
 class MaxMin(Function):
     """Full max/min (no dim): the gradient is split evenly among tied extrema (as PyTorch's amax)."""
 
-    def forward(self, x, axes, keepdim, is_max):
+    def forward(self, x, axes, keepdim, is_max, op):
         xp = self.xp
         self.x, self.axes, self.keepdim = x, axes, keepdim
-        if x.size == 0:
-            raise RuntimeError(f"{'max' if is_max else 'min'}: cannot reduce an empty tensor")
+        if builtins.any(x.shape[a] == 0 for a in axes) or (x.size == 0 and not axes):
+            raise RuntimeError(f"{op}: cannot reduce over a zero-size dimension (input shape {tuple(x.shape)})")
         self.y = xp.asarray((xp.max if is_max else xp.min)(x, axis=axes, keepdims=True))
         return self.y if keepdim else xp.asarray(self.y.reshape([s for i, s in enumerate(x.shape) if i not in axes]))
 
@@ -91,7 +94,7 @@ class MaxMin(Function):
         mask = (self.x == self.y)
         count = self.xp.sum(mask, axis=self.axes, keepdims=True)
         g = _expand_grad(self.xp, g, self.x.shape, self.axes, self.keepdim)
-        return (g * mask / count).astype(g.dtype), None, None, None
+        return (g * mask / count).astype(g.dtype), None, None, None, None
 
 
 class MaxMinDim(Function):
@@ -127,9 +130,10 @@ class LogSumExp(Function):
     def forward(self, x, axes, keepdim):
         xp = self.xp
         self.x, self.axes, self.keepdim = x, axes, keepdim
-        m = xp.max(x, axis=axes, keepdims=True)
+        m = xp.max(x, axis=axes, keepdims=True, initial=-np.inf)  # over nothing: log(0) = -inf, as PyTorch
         m = xp.where(xp.isfinite(m), m, 0)
-        self.y = m + xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True))
+        with np.errstate(divide="ignore"):  # log(0) = -inf: a sum over nothing, or of exp(-inf)
+            self.y = m + xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True))
         out = self.y if keepdim else xp.squeeze(self.y, axis=axes)
         return xp.asarray(out).astype(x.dtype, copy=False)
 
@@ -187,25 +191,29 @@ class TopK(Function):
 # ------------------------------------------------------------------ user-facing functions
 
 
+@tensor_op("x")
 def sum(x, dim=None, keepdim=False, dtype=None):  # noqa: A001
-    out = Sum.apply(x, _dims(dim, x.ndim, "sum"), keepdim)
+    out = Sum.apply(x, _dims(dim, x.ndim, "sum"), bool(keepdim))
     return out if dtype is None else out.to(dtype)
 
 
+@tensor_op("x")
 def mean(x, dim=None, keepdim=False, dtype=None):
     if x.data.dtype.kind not in "f" and dtype is None:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating point, got {x.dtype}")
     if dtype is not None:
         x = x.to(dtype)
-    return Mean.apply(x, _dims(dim, x.ndim, "mean"), keepdim)
+    return Mean.apply(x, _dims(dim, x.ndim, "mean"), bool(keepdim))
 
 
+@tensor_op("x")
 def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
     if correction is None:
         correction = 0 if unbiased is False else 1
-    return Var.apply(x, _dims(dim, x.ndim, "var"), correction, keepdim)
+    return Var.apply(x, _dims(dim, x.ndim, "var"), int64_arg("var", "correction", correction), bool(keepdim))
 
 
+@tensor_op("x")
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
     from .elementwise import sqrt
     return sqrt(var(x, dim, unbiased, keepdim, correction))
@@ -213,15 +221,17 @@ def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
 
 def _max_min(x, dim, keepdim, is_max):
     if dim is None:
-        return MaxMin.apply(x, tuple(range(x.ndim)), False, is_max)
-    if isinstance(dim, int) and x.ndim:
-        values, indices = MaxMinDim.apply(x, _norm_dim(dim, x.ndim, "max" if is_max else "min"), keepdim, is_max)
-        return values_indices(values, indices)
+        return MaxMin.apply(x, tuple(range(x.ndim)), False, is_max, "max" if is_max else "min")
+    if isinstance(dim, (tuple, list)):
+        raise TypeError("max/min: dim must be an int (use amax/amin for several dims)")
+    d = _norm_dim(dim, x.ndim, "max" if is_max else "min")
     if x.ndim == 0:
         return values_indices(x, _wrap(xp_of(x).zeros((), np.int64)))
-    raise TypeError("max/min: dim must be an int (use amax/amin for several dims)")
+    values, indices = MaxMinDim.apply(x, d, keepdim, is_max)
+    return values_indices(values, indices)
 
 
+@tensor_op("x")
 def max(x, dim=None, keepdim=False):  # noqa: A001
     """max(x) -> the largest element;  max(x, dim) -> (values, indices)."""
     from ..tensor import Tensor
@@ -231,6 +241,7 @@ def max(x, dim=None, keepdim=False):  # noqa: A001
     return _max_min(x, dim, keepdim, True)
 
 
+@tensor_op("x")
 def min(x, dim=None, keepdim=False):  # noqa: A001
     from ..tensor import Tensor
     if isinstance(dim, Tensor):
@@ -239,85 +250,106 @@ def min(x, dim=None, keepdim=False):  # noqa: A001
     return _max_min(x, dim, keepdim, False)
 
 
+@tensor_op("x")
 def amax(x, dim=None, keepdim=False):
-    return MaxMin.apply(x, _dims(dim, x.ndim, "amax"), keepdim, True)
+    return MaxMin.apply(x, _dims(dim, x.ndim, "amax"), keepdim, True, "amax")
 
 
+@tensor_op("x")
 def amin(x, dim=None, keepdim=False):
-    return MaxMin.apply(x, _dims(dim, x.ndim, "amin"), keepdim, False)
+    return MaxMin.apply(x, _dims(dim, x.ndim, "amin"), keepdim, False, "amin")
 
 
+@tensor_op("x")
 def logsumexp(x, dim, keepdim=False):
+    if x.data.dtype.kind != "f":  # of integers: a float result, as PyTorch's
+        x = x.to(np.float32)
     return LogSumExp.apply(x, _dims(dim, x.ndim, "logsumexp"), keepdim)
 
 
+@tensor_op("x")
 def argmax(x, dim=None, keepdim=False):
     a, xp = x.data, xp_of(x)
     if dim is None:
         return _wrap(xp.asarray(xp.argmax(a), dtype=np.int64))
     d = _norm_dim(dim, a.ndim, "argmax")
-    return _wrap(xp.argmax(a, axis=d, keepdims=keepdim).astype(np.int64))
+    return _wrap(xp.argmax(a, axis=d, keepdims=bool(keepdim)).astype(np.int64))
 
 
+@tensor_op("x")
 def argmin(x, dim=None, keepdim=False):
     a, xp = x.data, xp_of(x)
     if dim is None:
         return _wrap(xp.asarray(xp.argmin(a), dtype=np.int64))
     d = _norm_dim(dim, a.ndim, "argmin")
-    return _wrap(xp.argmin(a, axis=d, keepdims=keepdim).astype(np.int64))
+    return _wrap(xp.argmin(a, axis=d, keepdims=bool(keepdim)).astype(np.int64))
 
 
+@tensor_op("x")
 def softmax(x, dim=-1, dtype=None):
     if dtype is not None:
         x = x.to(dtype)
-    if x.data.dtype.kind != "f":
-        raise TypeError(f"softmax: expected a floating point tensor, got {x.dtype}")
-    return Softmax.apply(x, _norm_dim(dim, x.ndim, "softmax") if x.ndim else 0, False) if x.ndim else \
-        _wrap(xp_of(x).ones_like(x.data))
+    check_kernel_float("softmax", x)
+    d = _norm_dim(dim, x.ndim, "softmax")
+    if x.ndim == 0:  # one element: 1, and NaN or inf give NaN, as over any row
+        return Softmax.apply(x.reshape(1), 0, False).reshape(())
+    return Softmax.apply(x, d, False)
 
 
+@tensor_op("x")
 def log_softmax(x, dim=-1, dtype=None):
     if dtype is not None:
         x = x.to(dtype)
-    if x.data.dtype.kind != "f":
-        raise TypeError(f"log_softmax: expected a floating point tensor, got {x.dtype}")
-    return Softmax.apply(x, _norm_dim(dim, x.ndim, "log_softmax") if x.ndim else 0, True) if x.ndim else \
-        _wrap(xp_of(x).zeros_like(x.data))
+    check_kernel_float("log_softmax", x)
+    d = _norm_dim(dim, x.ndim, "log_softmax")
+    if x.ndim == 0:
+        return Softmax.apply(x.reshape(1), 0, True).reshape(())
+    return Softmax.apply(x, d, True)
 
 
+@tensor_op("x")
 def topk(x, k, dim=-1, largest=True, sorted=True):  # noqa: A002
-    values, indices = TopK.apply(x, int(k), _norm_dim(dim, x.ndim, "topk"), largest, sorted)
+    values, indices = TopK.apply(x, index_arg("topk", "k", k), _norm_dim(dim, x.ndim, "topk"), largest, sorted)
     return values_indices(values, indices)
 
 
+@tensor_op("x")
 def sort(x, dim=-1, descending=False, stable=False):
     d = _norm_dim(dim, x.ndim, "sort")
     return topk(x, x.shape[d], d, largest=descending)
 
 
+@tensor_op("x")
 def argsort(x, dim=-1, descending=False, stable=False):
     return sort(x, dim, descending).indices
 
 
+@tensor_op("x")
 def cumsum(x, dim):
     return _wrap(xp_of(x).cumsum(x.data, axis=_norm_dim(dim, x.ndim, "cumsum")))
 
 
+@tensor_op("x")
 def prod(x, dim=None, keepdim=False):
     xp = xp_of(x)
-    return _wrap(xp.asarray(xp.prod(x.data, axis=dim, keepdims=keepdim)))
+    axis = None if dim is None else _norm_dim(dim, x.ndim, "prod")
+    return _wrap(xp.asarray(xp.prod(x.data, axis=axis, keepdims=bool(keepdim))))
 
 
+@tensor_op("x")
 def all(x, dim=None):  # noqa: A001
     xp = xp_of(x)
-    return _wrap(xp.asarray(xp.all(x.data, axis=dim)))
+    return _wrap(xp.asarray(xp.all(x.data, axis=None if dim is None else _norm_dim(dim, x.ndim, "all"))))
 
 
+@tensor_op("x")
 def any(x, dim=None):  # noqa: A001
     xp = xp_of(x)
-    return _wrap(xp.asarray(xp.any(x.data, axis=dim)))
+    return _wrap(xp.asarray(xp.any(x.data, axis=None if dim is None else _norm_dim(dim, x.ndim, "any"))))
 
 
+@tensor_op("x")
 def count_nonzero(x, dim=None):
     xp = xp_of(x)
-    return _wrap(xp.asarray(xp.count_nonzero(x.data, axis=dim), dtype=np.int64))
+    axis = None if dim is None else _dims(dim, x.ndim, "count_nonzero")
+    return _wrap(xp.asarray(xp.count_nonzero(x.data, axis=axis), dtype=np.int64))

@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from .._checks import INT64_MAX, INT64_MIN, int64_arg, scalar_arg, size_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor, _norm_dim, _wrap
@@ -218,22 +219,38 @@ class Gather(Function):
 # ------------------------------------------------------------------ user-facing functions
 
 
-def _size_args(shape):
+def _size_args(shape, op, param="shape"):
+    """Sizes given as several ints or one sequence of them, as ints within int64 (-1 and other
+    negative values pass: the op says what they mean); TypeError / ValueError naming the op otherwise."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+    for s in shape:
+        if type(s) is not int or not INT64_MIN <= s <= INT64_MAX:  # anything but plain ints: check each
+            return tuple(int64_arg(op, param, s) for s in shape)
+    return tuple(shape)
 
 
+def _target_shape(shape, op):
+    """A reshape's target: sizes >= 0, with at most one -1 (inferred); RuntimeError naming the op otherwise
+    (NumPy would take any negative size for -1)."""
+    shape = _size_args(shape, op)
+    if builtins.any(s < -1 for s in shape) or shape.count(-1) > 1:
+        raise RuntimeError(f"{op}: invalid shape {list(shape)}: sizes must be >= 0, with at most one -1")
+    return shape
+
+
+@tensor_op("x")
 def reshape(x, *shape):
-    shape = _size_args(shape)
+    shape = _target_shape(shape, "reshape")
     if shape == x.data.shape:
         return x
     return Reshape.apply(x, shape)
 
 
+@tensor_op("x")
 def view(x, *shape):
     """Like reshape, but never copies: non-viewable strides raise, as in PyTorch."""
-    shape = _size_args(shape)
+    shape = _target_shape(shape, "view")
     try:
         v = x.data.view()
         v.shape = shape  # raises if a copy would be needed
@@ -245,22 +262,26 @@ def view(x, *shape):
     return Reshape.apply(x, shape)
 
 
+@tensor_op("x")
 def flatten(x, start_dim=0, end_dim=-1):
-    if x.ndim == 0:
-        return reshape(x, 1)
     s = _norm_dim(start_dim, x.ndim, "flatten")
     e = _norm_dim(end_dim, x.ndim, "flatten")
+    if x.ndim == 0:
+        return reshape(x, 1)
     shape = x.shape
     return reshape(x, tuple(shape[:s]) + (-1 if x.numel() else math.prod(shape[s:e + 1]),) + tuple(shape[e + 1:]))
 
 
+@tensor_op("x")
 def unflatten(x, dim, sizes):
     d = _norm_dim(dim, x.ndim, "unflatten")
-    return reshape(x, tuple(x.shape[:d]) + tuple(sizes) + tuple(x.shape[d + 1:]))
+    sizes = _target_shape((sizes,), "unflatten")
+    return reshape(x, tuple(x.shape[:d]) + sizes + tuple(x.shape[d + 1:]))
 
 
+@tensor_op("x")
 def permute(x, *dims):
-    dims = _size_args(dims)
+    dims = _size_args(dims, "permute", "dims")
     if len(dims) != x.ndim:
         raise RuntimeError(f"permute: number of dims ({len(dims)}) doesn't match the tensor's ({x.ndim})")
     dims = tuple(_norm_dim(d, x.ndim, "permute") for d in dims)
@@ -269,21 +290,24 @@ def permute(x, *dims):
     return Permute.apply(x, dims)
 
 
+@tensor_op("x")
 def transpose(x, dim0, dim1):
-    if x.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
-        return x
     d0, d1 = _norm_dim(dim0, x.ndim, "transpose"), _norm_dim(dim1, x.ndim, "transpose")
+    if x.ndim < 2:
+        return x
     dims = list(range(x.ndim))
     dims[d0], dims[d1] = dims[d1], dims[d0]
     return Permute.apply(x, tuple(dims))
 
 
+@tensor_op("x")
 def t(x):
     if x.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
     return transpose(x, 0, 1) if x.ndim == 2 else x
 
 
+@tensor_op("x")
 def unsqueeze(x, dim):
     d = _norm_dim(dim, x.ndim + 1, "unsqueeze")
     shape = list(x.shape)
@@ -291,20 +315,22 @@ def unsqueeze(x, dim):
     return Reshape.apply(x, tuple(shape))
 
 
+@tensor_op("x")
 def squeeze(x, dim=None):
     if dim is None:
         shape = tuple(s for s in x.shape if s != 1)
     else:
-        dims = (dim,) if isinstance(dim, int) else tuple(dim)
-        dims = {_norm_dim(d, x.ndim, "squeeze") for d in dims} if x.ndim else set()
+        dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {_norm_dim(d, x.ndim, "squeeze") for d in dims}
         shape = tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1))
     if shape == tuple(x.shape):
         return x
     return Reshape.apply(x, shape)
 
 
+@tensor_op("x")
 def expand(x, *sizes):
-    sizes = _size_args(sizes)
+    sizes = _size_args(sizes, "expand", "sizes")
     if len(sizes) < x.ndim:
         raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
                            f"to the number of dimensions in the tensor ({x.ndim})")
@@ -313,28 +339,35 @@ def expand(x, *sizes):
     return Expand.apply(x, shape)
 
 
+@tensor_op("x", "other")
 def expand_as(x, other):
     return expand(x, *other.shape)
 
 
+@tensor_op("x")
 def broadcast_to(x, shape):
-    return expand(x, *shape)
+    return expand(x, *_size_args((shape,), "broadcast_to"))
 
 
+@tensor_op("x")
 def contiguous(x):
     return x if x.data.flags.c_contiguous else Contiguous.apply(x)
 
 
+@tensor_op("x")
 def clone(x):
     return Clone.apply(x)
 
 
+@tensor_op("tensors*")
 def cat(tensors, dim=0):
     """Concatenate along an existing dim (all shapes equal except at ``dim``)."""
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("cat: expected a non-empty list of Tensors")
     nd = tensors[0].ndim
+    if nd == 0:
+        raise RuntimeError("cat: zero-dimensional tensor cannot be concatenated (use stack)")
     d = _norm_dim(dim, nd, "cat")
     for tt in tensors[1:]:
         if tt.ndim != nd or builtins.any(a != b for i, (a, b) in enumerate(zip(tt.shape, tensors[0].shape))
@@ -347,6 +380,7 @@ def cat(tensors, dim=0):
 concat = concatenate = cat
 
 
+@tensor_op("tensors*")
 def stack(tensors, dim=0):
     """Stack equal-shaped tensors along a new dim."""
     tensors = list(tensors)
@@ -358,29 +392,31 @@ def stack(tensors, dim=0):
     return Stack.apply(_norm_dim(dim, tensors[0].ndim + 1, "stack"), *tensors)
 
 
+@tensor_op("x")
 def split(x, split_size_or_sections, dim=0):
     """Split into chunks of ``split_size`` (the last may be smaller) or of the given sizes."""
     d = _norm_dim(dim, x.ndim, "split")
     n = x.shape[d]
-    if isinstance(split_size_or_sections, int):
-        s = split_size_or_sections
-        if s <= 0:
-            raise ValueError(f"split: split_size must be positive, got {s}")
+    if not isinstance(split_size_or_sections, (tuple, list)):
+        s = size_arg("split", "split_size", split_size_or_sections, minimum=1)
         sizes = [builtins.min(s, n - i) for i in range(0, n, s)] or [0]
     else:
-        sizes = list(split_size_or_sections)
+        sizes = [size_arg("split", "split_size_or_sections", v) for v in split_size_or_sections]
         if builtins.sum(sizes) != n:
             raise RuntimeError(f"split: sizes {sizes} do not sum to the dimension's size {n}")
     return Split.apply(x, d, tuple(sizes))
 
 
+@tensor_op("x")
 def chunk(x, chunks, dim=0):
+    chunks = size_arg("chunk", "chunks", chunks, minimum=1)
     d = _norm_dim(dim, x.ndim, "chunk")
     n = x.shape[d]
     size = -(-n // chunks) if n else 1
     return split(x, size, d)
 
 
+@tensor_op("x")
 def unbind(x, dim=0):
     d = _norm_dim(dim, x.ndim, "unbind")
     return tuple(getitem(x, (builtins.slice(None),) * d + (i,)) for i in range(x.shape[d]))
@@ -397,40 +433,49 @@ def _convert_index(index):
     return index
 
 
+@tensor_op("x")
 def getitem(x, index):
     return GetItem.apply(x, _convert_index(index))
 
 
+@tensor_op("x")
 def setitem(x, index, value):
     """x[index] = value, in place; not allowed on tensors that take part in autograd."""
     if x.requires_grad or x.grad_fn is not None:
         raise RuntimeError("a leaf Variable that requires grad (or a tensor in the graph) is being used in an "
                            "in-place operation (x[...] = value); use torch-style no_grad() or clone first")
-    v = value.data if isinstance(value, Tensor) else value
+    if isinstance(value, Tensor):
+        v = value.data
+    elif isinstance(value, (np.ndarray, np.generic, list, tuple, numbers.Number)):
+        v = value
+    else:
+        raise TypeError(f"setitem(): the value must be a Tensor, an array or a number, not {type(value).__name__}")
     x.data[_convert_index(index)] = v
 
 
+@tensor_op("x")
 def masked_fill(x, mask, value):
     m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
-    if isinstance(value, Tensor):
-        value = value.item()
-    return MaskedFill.apply(x, m, value)
+    return MaskedFill.apply(x, m, scalar_arg("masked_fill", "value", value))
 
 
+@tensor_op("x")
 def tril(x, diagonal=0):
     if x.ndim < 2:
         raise RuntimeError("tril: input tensor must have at least 2 dimensions")
-    return Tri.apply(x, int(diagonal), False)
+    return Tri.apply(x, int64_arg("tril", "diagonal", diagonal), False)
 
 
+@tensor_op("x")
 def triu(x, diagonal=0):
     if x.ndim < 2:
         raise RuntimeError("triu: input tensor must have at least 2 dimensions")
-    return Tri.apply(x, int(diagonal), True)
+    return Tri.apply(x, int64_arg("triu", "diagonal", diagonal), True)
 
 
+@tensor_op("x")
 def gather(x, dim, index):
     idx = index.data if isinstance(index, Tensor) else np.asarray(index)
     if idx.dtype.kind not in "iu":
@@ -441,11 +486,13 @@ def gather(x, dim, index):
     return Gather.apply(x, _norm_dim(dim, x.ndim, "gather"), idx)
 
 
+@tensor_op()
 def one_hot(x, num_classes=-1):
     """Integer class indices (any shape) -> int64 one-hot with a new last dim."""
     a = x.data if isinstance(x, Tensor) else np.asarray(x)
     if a.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got {a.dtype}")
+    num_classes = int64_arg("one_hot", "num_classes", num_classes)
     if num_classes < 0:
         num_classes = int(a.max()) + 1 if a.size else 0
     if a.size and (a.min() < 0 or a.max() >= num_classes):
@@ -456,9 +503,11 @@ def one_hot(x, num_classes=-1):
     return _wrap(out)
 
 
+@tensor_op("probs")
 def multinomial(probs, num_samples, replacement=False, generator=None):
     """Draw class indices with probability proportional to each row of ``probs`` (no grad)."""
     from ..random import _rng
+    num_samples = size_arg("multinomial", "num_samples", num_samples)
     p = probs.data.astype(np.float64)
     if p.ndim not in (1, 2):
         raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {p.ndim}")
@@ -484,14 +533,18 @@ def multinomial(probs, num_samples, replacement=False, generator=None):
     return _wrap(out.reshape(p.shape[:-1] + (num_samples,)))
 
 
+@tensor_op("x")
 def flip(x, dims):
-    return getitem(x, tuple(builtins.slice(None, None, -1) if i in
-                            {_norm_dim(d, x.ndim, "flip") for d in (dims if isinstance(dims, (list, tuple)) else [dims])}
-                            else builtins.slice(None) for i in range(x.ndim)))
+    flipped = {_norm_dim(d, x.ndim, "flip") for d in (dims if isinstance(dims, (list, tuple)) else [dims])}
+    return getitem(x, tuple(builtins.slice(None, None, -1) if i in flipped else builtins.slice(None)
+                            for i in range(x.ndim)))
 
 
+@tensor_op("x")
 def repeat_interleave(x, repeats, dim=None):
-    return _wrap(xp_of(x).repeat(x.data, repeats, axis=dim))
+    reps = repeats.data if isinstance(repeats, Tensor) else size_arg("repeat_interleave", "repeats", repeats)
+    axis = None if dim is None else _norm_dim(dim, x.ndim, "repeat_interleave")
+    return _wrap(xp_of(x).repeat(x.data, reps, axis=axis))
 
 
 __all__ = ["reshape", "view", "flatten", "unflatten", "permute", "transpose", "t", "unsqueeze", "squeeze",

@@ -25,6 +25,7 @@ import warnings
 from bisect import bisect_right
 from collections import Counter
 
+from .._checks import index_arg, int64_arg, named_init, real_arg, size_arg
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
@@ -50,6 +51,13 @@ class LRScheduler:
     """
 
     _is_initial = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # pyengine's schedulers: an error from a constructor names the scheduler ("StepLR: ...")
+        init = cls.__dict__.get("__init__")
+        if init is not None and cls.__module__.startswith("pyengine."):
+            cls.__init__ = named_init(init)
 
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
@@ -203,10 +211,8 @@ class StepLR(LRScheduler):
     """Decay by ``gamma`` every ``step_size`` epochs: ``lr = base_lr * gamma ** (last_epoch // step_size)``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if step_size <= 0:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
-        self.step_size = step_size
-        self.gamma = gamma
+        self.step_size = size_arg("StepLR", "step_size", step_size, minimum=1)
+        self.gamma = real_arg("StepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -223,8 +229,8 @@ class MultiStepLR(LRScheduler):
     ``lr = base_lr * gamma ** (number of milestones <= last_epoch)`` (a repeated milestone counts twice)."""
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
-        self.milestones = Counter(milestones)
-        self.gamma = gamma
+        self.milestones = Counter(_epochs("MultiStepLR", milestones))
+        self.gamma = real_arg("MultiStepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -242,10 +248,11 @@ class ConstantLR(LRScheduler):
     """``lr = base_lr * factor`` until epoch ``total_iters``, then ``base_lr``."""
 
     def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        factor = real_arg("ConstantLR", "factor", factor)
         if factor > 1.0 or factor < 0:
             raise ValueError(f"ConstantLR: factor must be between 0 and 1, got {factor}")
         self.factor = factor
-        self.total_iters = total_iters
+        self.total_iters = size_arg("ConstantLR", "total_iters", total_iters)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -253,6 +260,8 @@ class ConstantLR(LRScheduler):
             return [group["lr"] * self.factor for group in self.optimizer.param_groups]
         if self.last_epoch != self.total_iters:
             return self._group_lrs()
+        if self.factor == 0:  # the recursive form cannot undo a factor of 0: the closed form's base_lr
+            return self._get_closed_form_lr()
         return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self):
@@ -269,6 +278,9 @@ class LinearLR(LRScheduler):
     """
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        start_factor = real_arg("LinearLR", "start_factor", start_factor)
+        end_factor = real_arg("LinearLR", "end_factor", end_factor)
+        total_iters = size_arg("LinearLR", "total_iters", total_iters)
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor}")
         if end_factor > 1.0 or end_factor < 0:
@@ -300,7 +312,7 @@ class ExponentialLR(LRScheduler):
     """Decay by ``gamma`` every epoch: ``lr = base_lr * gamma ** last_epoch``."""
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
-        self.gamma = gamma
+        self.gamma = real_arg("ExponentialLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -323,6 +335,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        T_max = size_arg("CosineAnnealingLR", "T_max", T_max)
+        eta_min = real_arg("CosineAnnealingLR", "eta_min", eta_min)
         if T_max <= 0:
             raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max}")
         self.T_max = T_max
@@ -358,6 +372,10 @@ class SequentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        milestones = _epochs("SequentialLR", milestones)
+        if not isinstance(schedulers, (list, tuple)):
+            raise TypeError(f"SequentialLR(): argument 'schedulers' must be a list of schedulers, not "
+                            f"{type(schedulers).__name__}")
         if len(schedulers) < 1:
             raise ValueError("SequentialLR expects at least one scheduler, but got none")
         for i, scheduler in enumerate(schedulers):
@@ -431,15 +449,10 @@ class OneCycleLR(LRScheduler):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
         if total_steps is not None:
-            if not isinstance(total_steps, int) or total_steps <= 0:
-                raise ValueError(f"OneCycleLR: expected a positive integer total_steps, but got {total_steps}")
-            self.total_steps = total_steps
+            self.total_steps = size_arg("OneCycleLR", "total_steps", total_steps, minimum=1)
         elif epochs is not None and steps_per_epoch is not None:
-            if not isinstance(epochs, int) or epochs <= 0:
-                raise ValueError(f"OneCycleLR: expected a positive integer epochs, but got {epochs}")
-            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-                raise ValueError(f"OneCycleLR: expected a positive integer steps_per_epoch, but got {steps_per_epoch}")
-            self.total_steps = epochs * steps_per_epoch
+            self.total_steps = (size_arg("OneCycleLR", "epochs", epochs, minimum=1)
+                                * size_arg("OneCycleLR", "steps_per_epoch", steps_per_epoch, minimum=1))
         else:
             raise ValueError("OneCycleLR: you must define either total_steps OR (epochs AND steps_per_epoch)")
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
@@ -462,7 +475,7 @@ class OneCycleLR(LRScheduler):
                 (n - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
             ]
 
-        max_lrs = _per_group("max_lr", optimizer, max_lr)
+        max_lrs = [real_arg("OneCycleLR", "max_lr", v) for v in _per_group("max_lr", optimizer, max_lr)]
         if last_epoch == -1:
             for group, group_max_lr in zip(optimizer.param_groups, max_lrs):
                 group["initial_lr"] = group_max_lr / div_factor
@@ -505,7 +518,8 @@ class OneCycleLR(LRScheduler):
             last = len(self._schedule_phases) - 1
             for i, (end_step, start_lr, end_lr, start_m, end_m) in enumerate(self._schedule_phases):
                 if step <= end_step or i == last:
-                    pct = (step - start_step) / (end_step - start_step)
+                    # a phase of no steps (pct_start = 1: the last phase): already at its end
+                    pct = (step - start_step) / (end_step - start_step) if end_step > start_step else 1.0
                     lrs.append(self._anneal(group[start_lr], group[end_lr], pct))
                     if self.cycle_momentum:
                         self._set_momentum(group, self._anneal(group[start_m], group[end_m], pct))
@@ -533,6 +547,9 @@ class WarmupCosineLR(LRScheduler):
     """
 
     def __init__(self, optimizer, warmup_steps, total_steps, min_lr_ratio=0.0, last_epoch=-1):
+        warmup_steps = int64_arg("WarmupCosineLR", "warmup_steps", warmup_steps)
+        total_steps = int64_arg("WarmupCosineLR", "total_steps", total_steps)
+        min_lr_ratio = real_arg("WarmupCosineLR", "min_lr_ratio", min_lr_ratio)
         if warmup_steps < 0 or total_steps < 0:
             raise ValueError(f"WarmupCosineLR: warmup_steps and total_steps must be >= 0, got {warmup_steps} and "
                              f"{total_steps}")
@@ -558,6 +575,13 @@ class WarmupCosineLR(LRScheduler):
                 for base_lr in self.base_lrs]
 
     _get_closed_form_lr = get_lr
+
+
+def _epochs(op, milestones):
+    """A scheduler's milestones: a sequence of ints (epochs)."""
+    if not isinstance(milestones, (list, tuple, range)):
+        raise TypeError(f"{op}(): argument 'milestones' must be a list of ints, not {type(milestones).__name__}")
+    return [index_arg(op, "milestones", m) for m in milestones]
 
 
 def _per_group(name, optimizer, value):

@@ -20,6 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .._checks import named_init
 from ..autograd import enable_grad
 from ..tensor import Tensor, _wrap
 
@@ -55,6 +56,10 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        # pyengine's optimizers: an error from a constructor names the optimizer ("Adam: ...")
+        init = cls.__dict__.get("__init__")
+        if init is not None and cls.__module__.startswith("pyengine."):
+            cls.__init__ = named_init(init)
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "_marks_opt_called", False):
             cls.step = _marking_step_called(step)
@@ -69,6 +74,9 @@ class Optimizer:
         if isinstance(params, (set, frozenset)):
             raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
                             "of tensors in sets will change between runs. Please use a list instead.")
+        if isinstance(params, (str, bytes, dict)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got {type(params).__name__}")
         param_groups = list(params)
         if len(param_groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
@@ -364,7 +372,7 @@ def _check_nonnegative(opt_name, name, value):
     """``value`` (a real number, or a one-element Tensor) if it is >= 0; else TypeError / ValueError naming
     the optimizer and the option, e.g. "RMSprop: invalid alpha=-0.1; expected alpha >= 0"."""
     value = _check_real(opt_name, name, value)
-    if value < 0.0:
+    if not value >= 0.0:  # NaN too, as PyTorch's "not 0.0 <= value" (a NaN momentum picked no kernel path)
         what = "learning rate lr" if name == "lr" else name
         raise ValueError(f"{opt_name}: invalid {what}={value}; expected {name} >= 0")
     return value

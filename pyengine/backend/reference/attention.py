@@ -43,7 +43,7 @@ def attention_forward(q, k, v, mask=None, causal_offset=None, scale=None, out=No
     if scale is None:
         scale = 1.0 / np.sqrt(q.shape[-1])
     s = _scores(q.astype(np.float64), k.astype(np.float64), mask, causal_offset, scale)
-    m = np.max(s, axis=-1, keepdims=True)  # NaN if a score is NaN, +inf if one is +inf
+    m = np.max(s, axis=-1, keepdims=True, initial=-np.inf)  # NaN if a score is NaN, +inf if one is; Tk = 0: -inf
     no_key = m == -np.inf
     m_safe = np.where(no_key, 0.0, m)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

@@ -25,10 +25,13 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     n, c = logits.shape
     valid = _check_targets("cross_entropy", targets, c, ignore_index)
     m = np.max(logits, axis=1)
-    lse = m + np.log(np.sum(np.exp(logits - m[:, None]), axis=1))
+    with np.errstate(invalid="ignore"):  # a row holding +inf: inf - inf is NaN, as in the kernel
+        lse = m + np.log(np.sum(np.exp(logits - m[:, None]), axis=1))
     t = np.where(valid, targets, 0)
     x_t = logits[np.arange(n), t]
-    loss = lse - (1.0 - label_smoothing) * x_t - (label_smoothing / c) * np.sum(logits, axis=1)
+    loss = lse - (1.0 - label_smoothing) * x_t
+    if label_smoothing:  # only then: 0 * sum_j x_j would make a row holding -inf NaN (the kernel skips it too)
+        loss = loss - (label_smoothing / c) * np.sum(logits, axis=1)
     loss = np.where(valid, loss, 0).astype(logits.dtype)
     return loss, lse.astype(logits.dtype)
 
@@ -44,8 +47,8 @@ def cross_entropy_backward(logits, targets, lse, dloss, ignore_index=-100, label
     p -= label_smoothing / c
     t = np.where(valid, targets, 0)
     p[np.arange(n), t] -= 1.0 - label_smoothing
-    scale = np.where(valid, dloss, 0)
-    return (p * scale[:, None]).astype(logits.dtype)
+    # an ignored row's gradient is 0, even where its softmax is NaN (NaN or inf logits): where, not * 0
+    return np.where(valid[:, None], p * np.where(valid, dloss, 0)[:, None], 0).astype(logits.dtype)
 
 
 def mse_forward(input, target):

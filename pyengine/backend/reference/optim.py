@@ -80,7 +80,7 @@ def rmsprop_update(params, grads, square_avgs, momentum_buffers, grad_avgs, lr, 
         g = -g if maximize
         g = g + weight_decay * p
         v = alpha v + (1 - alpha) g^2                                  (v: square_avgs)
-        centered:  a = alpha a + (1 - alpha) g;  avg = sqrt(v - a^2) + eps     (a: grad_avgs)
+        centered:  a = alpha a + (1 - alpha) g;  avg = sqrt(max(v - a^2, 0)) + eps   (a: grad_avgs)
         else:      avg = sqrt(v) + eps
         momentum:  b = momentum b + g / avg;  p = p - lr b              (b: momentum_buffers)
         else:      p = p - lr g / avg
@@ -97,7 +97,11 @@ def rmsprop_update(params, grads, square_avgs, momentum_buffers, grad_avgs, lr, 
             a = grad_avgs[i]
             a *= alpha
             a += (1.0 - alpha) * g
-            avg = np.sqrt(v - a * a) + eps
+            var = v - a * a
+            # v = inf with a finite a (a gradient of 1e30 in float32): the kernel's FMA keeps a^2 exact and gets
+            # inf, where a^2 rounded to inf here would give inf - inf = NaN
+            var = np.where(np.isinf(v) & np.isfinite(a), v, var)
+            avg = np.sqrt(np.where(var < 0, 0, var)) + eps  # a variance: rounding must not make it NaN
         else:
             avg = np.sqrt(v) + eps
         if momentum != 0.0:

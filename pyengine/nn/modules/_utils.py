@@ -1,7 +1,10 @@
 """Small helpers shared by the layer modules."""
+import math
+
 import numpy as np
 
 from ... import _dtype as D
+from ..._checks import check_alloc
 from ...device import as_device
 
 
@@ -14,3 +17,9 @@ def float_dtype(dtype, device=None, op="layer"):
     if npd.kind != "f":
         raise TypeError(f"{op}: parameters must have a floating point dtype, got {dtype}")
     return npd
+
+
+def check_params(op, dtype, *shapes):
+    """MemoryError naming the layer when parameters of these shapes cannot fit this machine's memory, before
+    any is allocated (and filled: initialising them touches every page)."""
+    check_alloc(op, sum(math.prod(s) for s in shapes) * np.dtype(dtype).itemsize, "its parameters")

@@ -11,11 +11,12 @@ import math
 
 import numpy as np
 
+from ..._checks import size_arg, tensor_op
 from ...tensor import Tensor, _wrap
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ._utils import float_dtype
+from ._utils import check_params, float_dtype
 from .linear import Linear
 from .module import Module
 
@@ -50,9 +51,13 @@ class MultiheadAttention(Module):
                  kdim=None, vdim=None, batch_first=False, device=None, dtype=None):
         super().__init__()
         dt = float_dtype(dtype, device, "MultiheadAttention")
-        if embed_dim <= 0 or num_heads <= 0:
-            raise ValueError(f"embed_dim and num_heads must be greater than 0, got embed_dim={embed_dim} and "
-                             f"num_heads={num_heads} instead")
+        embed_dim = size_arg("MultiheadAttention", "embed_dim", embed_dim, minimum=1)
+        num_heads = size_arg("MultiheadAttention", "num_heads", num_heads, minimum=1)
+        kdim = None if kdim is None else size_arg("MultiheadAttention", "kdim", kdim, minimum=1)
+        vdim = None if vdim is None else size_arg("MultiheadAttention", "vdim", vdim, minimum=1)
+        # q and out projections (E, E), k (E, kdim), v (E, vdim), four biases (E,)
+        check_params("MultiheadAttention", dt,
+                     (embed_dim, 2 * embed_dim + (kdim or embed_dim) + (vdim or embed_dim) + 4))
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim must be divisible by num_heads (got {embed_dim} and {num_heads})")
         if add_bias_kv or add_zero_attn:
@@ -138,6 +143,7 @@ class MultiheadAttention(Module):
             mask = kpm if mask is None else mask + kpm
         return mask
 
+    @tensor_op("query", "key", "value", name="MultiheadAttention")
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
         if query.ndim not in (2, 3):

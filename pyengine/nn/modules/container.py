@@ -7,6 +7,16 @@ from .module import Module
 __all__ = ["Sequential", "ModuleList", "ModuleDict"]
 
 
+def _modules_arg(kind, modules):
+    """The modules a container is built from: each must be a Module (None, a string, ... raise here, not when
+    the container is first called)."""
+    modules = list(modules)
+    for i, m in enumerate(modules):
+        if not isinstance(m, Module):
+            raise TypeError(f"{kind}: element {i} is a {type(m).__name__}, not a Module")
+    return modules
+
+
 def _abs_index(idx, n, kind):
     idx = operator.index(idx)
     if not -n <= idx < n:
@@ -28,10 +38,10 @@ class Sequential(Module):
     def __init__(self, *args):
         super().__init__()
         if len(args) == 1 and isinstance(args[0], (OrderedDict, dict)):
-            for name, module in args[0].items():
+            for name, module in zip(args[0], _modules_arg("Sequential", args[0].values())):
                 self.add_module(name, module)
         else:
-            for i, module in enumerate(args):
+            for i, module in enumerate(_modules_arg("Sequential", args)):
                 self.add_module(str(i), module)
 
     def __getitem__(self, idx):
@@ -103,7 +113,9 @@ class ModuleList(Module):
     def __init__(self, modules=None):
         super().__init__()
         if modules is not None:
-            self.extend(modules)
+            if isinstance(modules, (str, bytes, Module)) or not hasattr(modules, "__iter__"):
+                raise TypeError(f"ModuleList: expected an iterable of Modules, got {type(modules).__name__}")
+            self.extend(_modules_arg("ModuleList", modules))
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
@@ -169,6 +181,11 @@ class ModuleDict(Module):
     def __init__(self, modules=None):
         super().__init__()
         if modules is not None:
+            if hasattr(modules, "values"):
+                _modules_arg("ModuleDict", modules.values())
+            elif isinstance(modules, (str, bytes)) or not hasattr(modules, "__iter__"):
+                raise TypeError(f"ModuleDict: expected a mapping or an iterable of (key, module) pairs, got "
+                                f"{type(modules).__name__}")
             self.update(modules)
 
     def __getitem__(self, key):

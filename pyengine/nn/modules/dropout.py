@@ -1,4 +1,5 @@
 """Dropout (Srivastava et al. 2014)."""
+from ..._checks import real_arg
 from .. import functional as F
 from .module import Module
 
@@ -16,6 +17,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
+        p = real_arg("Dropout", "p", p)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = p

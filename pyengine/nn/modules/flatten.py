@@ -1,4 +1,5 @@
 """Flatten and Unflatten."""
+from ...ops import flatten, unflatten
 from .module import Module
 
 __all__ = ["Flatten", "Unflatten"]
@@ -13,7 +14,7 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, input):
-        return input.flatten(self.start_dim, self.end_dim)
+        return flatten(input, self.start_dim, self.end_dim)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -24,11 +25,14 @@ class Unflatten(Module):
 
     def __init__(self, dim, unflattened_size):
         super().__init__()
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError(f"Unflatten(): argument 'unflattened_size' must be a tuple of ints, not "
+                            f"{type(unflattened_size).__name__}")
         self.dim = dim
         self.unflattened_size = tuple(unflattened_size)
 
     def forward(self, input):
-        return input.unflatten(self.dim, self.unflattened_size)
+        return unflatten(input, self.dim, self.unflattened_size)
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

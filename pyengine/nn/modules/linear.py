@@ -3,10 +3,11 @@ import math
 
 import numpy as np
 
+from ..._checks import size_arg
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ._utils import float_dtype
+from ._utils import check_params, float_dtype
 from .module import Module
 
 __all__ = ["Identity", "Linear"]
@@ -37,6 +38,9 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         dt = float_dtype(dtype, device, "Linear")
+        in_features = size_arg("Linear", "in_features", in_features)
+        out_features = size_arg("Linear", "out_features", out_features)
+        check_params("Linear", dt, (out_features, in_features), (out_features,))
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(np.empty((out_features, in_features), dt))

@@ -7,6 +7,7 @@ arguments are accepted and mapped to it as PyTorch does.
 """
 import numpy as np
 
+from ..._checks import tensor_op
 from ...tensor import Tensor, _wrap
 from .. import functional as F
 from .module import Module
@@ -71,6 +72,7 @@ class NLLLoss(_WeightedLoss):
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
 
+    @tensor_op("input", name="NLLLoss")
     def forward(self, input, target):
         tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
         x, out_shape = input, tuple(tgt.shape)

@@ -18,6 +18,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from ... import _dtype as D
+from ..._checks import named_init
 from ...autograd import no_grad
 from ...device import as_device, device as Device
 from ...tensor import Tensor
@@ -97,6 +98,14 @@ class Module:
     """
 
     training: bool
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # pyengine's own layers: an error from a constructor names the layer ("Linear: ..."); a user's
+        # module keeps its own messages
+        init = cls.__dict__.get("__init__")
+        if init is not None and cls.__module__.startswith("pyengine."):
+            cls.__init__ = named_init(init)
 
     def __init__(self, *args, **kwargs):
         if args or kwargs:

@@ -1,8 +1,7 @@
 """LayerNorm (Ba, Kiros & Hinton 2016)."""
-import numbers
-
 import numpy as np
 
+from ..._checks import real_arg, size_arg
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -26,10 +25,10 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
         dt = float_dtype(dtype, device, "LayerNorm")
-        if isinstance(normalized_shape, numbers.Integral):
+        if not isinstance(normalized_shape, (tuple, list)):
             normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
-        self.eps = eps
+        self.normalized_shape = tuple(size_arg("LayerNorm", "normalized_shape", s) for s in normalized_shape)
+        self.eps = real_arg("LayerNorm", "eps", eps)
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(np.empty(self.normalized_shape, dt))

@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from ..._checks import size_arg
 from ...autograd import Function
 from ...ops import cat, stack
 from ...tensor import Tensor
@@ -35,7 +36,7 @@ from .. import functional as F
 from .. import init
 from ..parameter import Parameter
 from ..utils.rnn import PackedSequence, lengths_of, packed_rows
-from ._utils import float_dtype
+from ._utils import check_params, float_dtype
 from .module import Module
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "LSTMLayer",
@@ -278,14 +279,6 @@ class RNNLayer(_RecurrentLayer):
 # ====================================================================== the modules
 
 
-def _check_size(name, what, value, positive=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: {what} should be of type int, got: {type(value).__name__}")
-    if positive and value <= 0:
-        raise ValueError(f"{name}: {what} must be greater than zero, got {value}")
-    return int(value)
-
-
 class RNNBase(Module):
     """What RNN, LSTM and GRU share (PyTorch's ``nn.RNNBase``): the parameters, argument checks, input
     layouts (batch_first, unbatched, PackedSequence), the initial states, the layer and direction loop
@@ -301,9 +294,9 @@ class RNNBase(Module):
         if mode not in self._gates:
             raise ValueError(f"Unrecognized RNN mode: {mode}")
         dt = float_dtype(dtype, device, name)
-        input_size = _check_size(name, "input_size", input_size)
-        hidden_size = _check_size(name, "hidden_size", hidden_size)
-        num_layers = _check_size(name, "num_layers", num_layers)
+        input_size = size_arg(name, "input_size", input_size)
+        hidden_size = size_arg(name, "hidden_size", hidden_size, minimum=1)
+        num_layers = size_arg(name, "num_layers", num_layers, minimum=1)
         for what, v in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
             if not isinstance(v, (bool, np.bool_)):
                 raise TypeError(f"{name}: {what} should be of type bool, got: {type(v).__name__}")
@@ -323,6 +316,9 @@ class RNNBase(Module):
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         self.bidirectional, self.proj_size = bool(bidirectional), 0
         D, GH = (2 if bidirectional else 1), self._gates[mode] * hidden_size
+        # weight_ih of layer 0, of the layers above, weight_hh and both biases of all: checked before allocating
+        check_params(name, dt, (D, GH, input_size), (D * (num_layers - 1), GH, hidden_size * D),
+                     (D * num_layers, GH, hidden_size + 2 * bool(bias)))
         self._flat_weights_names = []
         for layer in range(num_layers):
             for direction in range(D):
@@ -373,6 +369,8 @@ class RNNBase(Module):
 
     def forward(self, input, hx=None):
         name = type(self).__name__
+        if not isinstance(input, (Tensor, PackedSequence)):
+            raise TypeError(f"{name}: input must be a Tensor or a PackedSequence, not {type(input).__name__}")
         L, H = self.num_layers, self.hidden_size
         LD = L * (2 if self.bidirectional else 1)
         packed = isinstance(input, PackedSequence)
@@ -556,8 +554,9 @@ class RNNCellBase(Module):
         super().__init__()
         name = type(self).__name__
         dt = float_dtype(dtype, device, name)
-        self.input_size = _check_size(name, "input_size", input_size)
-        self.hidden_size = _check_size(name, "hidden_size", hidden_size)
+        self.input_size = input_size = size_arg(name, "input_size", input_size)
+        self.hidden_size = hidden_size = size_arg(name, "hidden_size", hidden_size, minimum=1)
+        check_params(name, dt, (num_chunks * hidden_size, input_size + hidden_size), (2 * num_chunks * hidden_size,))
         self.bias = bias
         self.weight_ih = Parameter(np.empty((num_chunks * hidden_size, input_size), dt))
         self.weight_hh = Parameter(np.empty((num_chunks * hidden_size, hidden_size), dt))
@@ -588,6 +587,8 @@ class RNNCellBase(Module):
 
     def forward(self, input, hx=None):
         name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: input must be a Tensor, not {type(input).__name__}")
         if input.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead")
         if input.shape[-1] != self.input_size:

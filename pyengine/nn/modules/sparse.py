@@ -1,12 +1,13 @@
 """Embedding: a lookup table of learnable vectors."""
 import numpy as np
 
+from ..._checks import int64_arg, size_arg
 from ...autograd import no_grad
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ._utils import float_dtype
+from ._utils import check_params, float_dtype
 from .module import Module
 
 __all__ = ["Embedding"]
@@ -27,9 +28,13 @@ class Embedding(Module):
                  scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
         super().__init__()
         dt = float_dtype(dtype, device, "Embedding")
+        num_embeddings = size_arg("Embedding", "num_embeddings", num_embeddings)
+        embedding_dim = size_arg("Embedding", "embedding_dim", embedding_dim)
+        check_params("Embedding", dt, (num_embeddings, embedding_dim))
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         if padding_idx is not None:
+            padding_idx = int64_arg("Embedding", "padding_idx", padding_idx)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"Embedding: padding_idx {padding_idx} must be within num_embeddings "
                                  f"({num_embeddings})")
