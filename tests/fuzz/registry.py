@@ -976,6 +976,18 @@ module(nn.LSTM, ctor(**{"0": ("size", sizes_), "1": ("size", sizes_), "num_layer
        fwd_seq(), nan="any", names=("lstm",))
 module(nn.LSTMCell, ctor(**{"0": ("size", sizes_), "1": ("size", sizes_), "bias": ("bool", st.booleans())}),
        fwd_seq(cell=True), nan="any", names=("lstm",))
+module(nn.GRU, ctor(**{"0": ("size", sizes_), "1": ("size", sizes_), "num_layers": ("size", st.sampled_from([1, 2])),
+                       "bidirectional": ("bool", st.booleans()), "batch_first": ("bool", st.booleans())}),
+       fwd_seq(), nan="any", names=("gru",))
+module(nn.RNN, ctor(**{"0": ("size", sizes_), "1": ("size", sizes_), "num_layers": ("size", st.sampled_from([1, 2])),
+                       "nonlinearity": ("choice", st.sampled_from(["tanh", "relu"])),
+                       "bidirectional": ("bool", st.booleans()), "batch_first": ("bool", st.booleans())}),
+       fwd_seq(), nan="any", names=("rnn",))
+module(nn.GRUCell, ctor(**{"0": ("size", sizes_), "1": ("size", sizes_), "bias": ("bool", st.booleans())}),
+       fwd_seq(cell=True), nan="any", names=("gru",))
+module(nn.RNNCell, ctor(**{"0": ("size", sizes_), "1": ("size", sizes_), "bias": ("bool", st.booleans()),
+                           "nonlinearity": ("choice", st.sampled_from(["tanh", "relu"]))}),
+       fwd_seq(cell=True), nan="any", names=("rnn",))
 
 
 def fwd_mha():
@@ -1204,7 +1216,7 @@ EXCLUDED = {
     "get_rng_state", "set_rng_state", "set_grad_enabled", "is_grad_enabled", "no_grad", "enable_grad",
     "load", "save", "device", "dtype", "Size", "Tensor", "Function", "Generator",
     # abstract bases: nothing to call
-    "Module", "Optimizer", "LRScheduler",
+    "Module", "Optimizer", "LRScheduler", "RNNBase", "RNNCellBase",
 }
 
 
