@@ -326,9 +326,9 @@ def test_errors_name_the_module():
         nn.GRU(2, 3, proj_size=1)
     with pytest.raises(NotImplementedError, match="LSTM: proj_size is not supported"):
         nn.LSTM(2, 3, proj_size=1)
-    with pytest.raises(ValueError, match="GRU: hidden_size must be greater than zero"):
+    with pytest.raises(ValueError, match=r"GRU\(\): argument 'hidden_size' must be >= 1, got 0"):
         nn.GRU(2, 0)
-    with pytest.raises(TypeError, match="RNN: input_size should be of type int, got: float"):
+    with pytest.raises(TypeError, match=r"RNN\(\): argument 'input_size' must be int, not float"):
         nn.RNN(2.0, 3)
     with pytest.raises(TypeError, match="GRU: batch_first should be of type bool"):
         nn.GRU(2, 3, batch_first="yes")

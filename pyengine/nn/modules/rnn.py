@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from ..._checks import size_arg
+from ..._checks import not_tensor, size_arg
 from ...autograd import Function
 from ...ops import cat, stack
 from ...tensor import Tensor
@@ -370,7 +370,7 @@ class RNNBase(Module):
     def forward(self, input, hx=None):
         name = type(self).__name__
         if not isinstance(input, (Tensor, PackedSequence)):
-            raise TypeError(f"{name}: input must be a Tensor or a PackedSequence, not {type(input).__name__}")
+            raise not_tensor(name, "input", 1, input)
         L, H = self.num_layers, self.hidden_size
         LD = L * (2 if self.bidirectional else 1)
         packed = isinstance(input, PackedSequence)
@@ -588,7 +588,7 @@ class RNNCellBase(Module):
     def forward(self, input, hx=None):
         name = type(self).__name__
         if not isinstance(input, Tensor):
-            raise TypeError(f"{name}: input must be a Tensor, not {type(input).__name__}")
+            raise not_tensor(name, "input", 1, input)
         if input.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead")
         if input.shape[-1] != self.input_size:
