@@ -35,8 +35,8 @@ def main():
 
     # Adam by hand, on the compiled update kernel
     kernels = pe.get_backend("cpu")
-    m = [np.zeros_like(p.data) for p in params]
-    v = [np.zeros_like(p.data) for p in params]
+    m = [np.zeros_like(p.detach().numpy()) for p in params]
+    v = [np.zeros_like(p.detach().numpy()) for p in params]
     t0 = time.perf_counter()
     xb_all, yb_all = pe.tensor(x_train), pe.tensor(y_train)
     for step in range(1, 1501):
@@ -45,7 +45,7 @@ def main():
         for p in params:
             p.grad = None
         loss.backward()
-        kernels.adam_update([p.data for p in params], [p.grad.data for p in params], m, v, step,
+        kernels.adam_update([p.detach().numpy() for p in params], [p.grad.numpy() for p in params], m, v, step,
                             lr=3e-3, beta1=0.9, beta2=0.999, eps=1e-8)
         if step % 300 == 0:
             print(f"step {step:5d}  train mse {loss.item():.4f}")

@@ -217,7 +217,7 @@ KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 def check_kernel_float(op, t):
     """TypeError naming the op unless tensor ``t`` holds float32 or float64, the dtypes the compiled kernels
     compute in (checked here, above the backend, so that the reference twins refuse what the kernels do)."""
-    dt = t.data.dtype
+    dt = t._data.dtype
     if dt in KERNEL_FLOATS:
         return
     if dt.kind != "f":

@@ -119,12 +119,29 @@ class Function:
     # references that gradient, no one references the view either, so the engine may still add into it
     # in place or adopt it as .grad.
     views_grad = False
+    # The tensors whose values backward reads (PyTorch's saved tensors): forward-argument indices, and
+    # "out" when it reads its outputs. Their version counters are recorded here, and backward refuses to
+    # run if one was written in place since (a silently wrong gradient otherwise). None, the default:
+    # every tensor input and output (safe for Functions written elsewhere). tests/test_inplace.py holds
+    # each built-in Function's declaration to what its instances keep.
+    saves = None
+    # True when an output may be a view of input 0's memory (reshape, permute, expand, basic indexing,
+    # split): such an output shares input 0's version counter, and an in-place op on it rewrites the
+    # graph of the tensor it views (ops/inplace.py).
+    returns_view = False
 
     def forward(self, *args):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def backward(self, *grads):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # PyTorch's custom Functions: static forward(ctx, *tensors) / backward(ctx, *grads) on Tensors, or
+        # forward(*tensors) with setup_context(ctx, inputs, output); they get the ctx protocol's apply.
+        if isinstance(cls.__dict__.get("forward"), staticmethod):
+            cls.apply = classmethod(_apply_with_ctx)
 
     @classmethod
     def apply(cls, *args):
@@ -138,10 +155,14 @@ class Function:
                     needs = True
                     break
         if not needs:
-            out = fn.forward(*[a.data if isinstance(a, Tensor) else a for a in args])
+            out = fn.forward(*[a._data if isinstance(a, Tensor) else a for a in args])
             if type(out) is tuple:
-                return tuple(_wrap(o) for o in out)
-            return _wrap(out)
+                res = tuple(_wrap(o) for o in out)
+            else:
+                res = _wrap(out)
+            if cls.returns_view:
+                _share_memory_with(args[0], res)
+            return res
 
         arrays = []
         needs_input_grad = []
@@ -149,7 +170,9 @@ class Function:
         shapes = []
         for a in args:
             if isinstance(a, Tensor):
-                arr = a.data
+                if a._base is not None and a._version[0] != a._vv:  # its base was written in place
+                    inplace.refresh_view(a)
+                arr = a._data
                 arrays.append(arr)
                 rg = a.requires_grad
                 needs_input_grad.append(rg)
@@ -172,8 +195,174 @@ class Function:
                     res.append(_wrap(o, node, i))
                 else:
                     res.append(_wrap(o))
-            return tuple(res)
-        return _wrap(out, node, 0)
+            res = tuple(res)
+        else:
+            res = _wrap(out, node, 0)
+        if cls.returns_view:
+            _share_memory_with(args[0], res)
+        saves = cls.saves
+        if saves != ():
+            node.versions = _record_versions(args, res, saves)
+        return res
+
+
+class FunctionCtx:
+    """The ``ctx`` of a PyTorch-style custom Function: ``save_for_backward`` / ``saved_tensors`` (checked
+    against in-place writes, as PyTorch), ``needs_input_grad``, ``mark_non_differentiable``,
+    ``mark_dirty``, ``set_materialize_grads``, and any attribute the forward sets."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self.materialize_grads = True
+        self._saved, self._non_differentiable, self._dirty = (), set(), set()
+
+    def save_for_backward(self, *tensors):
+        self._saved = tuple((t, None if t is None else inplace.version_of(t)[0]) for t in tensors)
+
+    @property
+    def saved_tensors(self):
+        out = []
+        for t, version in self._saved:
+            if t is not None and t._version[0] != version:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: [tensor of shape {list(t.shape)}] is at version {t._version[0]}; expected "
+                    f"version {version} instead (saved with ctx.save_for_backward).")
+            out.append(t)
+        return tuple(out)
+
+    def mark_non_differentiable(self, *tensors):
+        self._non_differentiable.update(id(t) for t in tensors)
+
+    def mark_dirty(self, *tensors):
+        self._dirty.update(id(t) for t in tensors)
+
+    def set_materialize_grads(self, value):
+        self.materialize_grads = bool(value)
+
+
+class _CustomFunctionNode(Function):
+    """The graph node of a PyTorch-style custom Function: calls its static backward on Tensors."""
+
+    saves = ()  # ctx.saved_tensors checks the versions of what was saved
+
+    def backward(self, *grads):
+        cls, ctx = self.custom, self.ctx
+        gts = []
+        for g, shape, dtype in zip(grads, self.out_shapes, self.out_dtypes):
+            if g is None and ctx.materialize_grads:
+                g = self.xp.zeros(shape, dtype)
+            gts.append(None if g is None else _wrap(g))
+        with no_grad():
+            res = cls.backward(ctx, *gts)
+        if type(res) is not tuple:
+            res = (res,)
+        n = len(self.needs_input_grad)
+        if len(res) < n or any(r is not None for r in res[n:]):
+            raise RuntimeError(f"function {cls.__name__}Backward returned an incorrect number of gradients "
+                               f"(expected {n}, got {len(res)})")
+        out = []
+        for r, need in zip(res, self.needs_input_grad):
+            if r is None or not need:
+                out.append(None)
+            elif isinstance(r, Tensor):
+                out.append(r._data)
+            else:
+                raise TypeError(f"{cls.__name__}.backward must return Tensors or None, got {type(r).__name__}")
+        return tuple(out)
+
+
+def _apply_with_ctx(cls, *args):
+    """apply() of a PyTorch-style custom Function (see Function.__init_subclass__)."""
+    needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+    ctx = FunctionCtx(needs)
+    setup = cls.__dict__.get("setup_context")
+    with no_grad():
+        out = cls.forward(*args) if setup is not None else cls.forward(ctx, *args)
+    if setup is not None:
+        cls.setup_context(ctx, args, out)
+    if not (_state.enabled and any(needs)):
+        return out
+    outs = out if type(out) is tuple else (out,)
+    fn = _CustomFunctionNode.__new__(_node_class(cls))
+    fn.custom, fn.ctx = cls, ctx
+    fn.backend = B = backend_of(*args)
+    fn.xp = B.xp
+    fn.needs_input_grad = needs
+    fn.out_shapes = tuple(o._data.shape if isinstance(o, Tensor) else () for o in outs)
+    fn.out_dtypes = tuple(o._data.dtype if isinstance(o, Tensor) else np.float32 for o in outs)
+    edges = [a._edge() if rg else None for a, rg in zip(args, needs)]
+    shapes = [a._data.shape if isinstance(a, Tensor) else None for a in args]
+    node = Node(fn, edges, shapes)
+    node.n_outputs = len(outs)
+    inputs = {id(a) for a in args if isinstance(a, Tensor)}
+    res = []
+    for i, o in enumerate(outs):
+        if not isinstance(o, Tensor) or id(o) in ctx._non_differentiable:
+            res.append(o)
+            continue
+        if id(o) in inputs and id(o) not in ctx._dirty:
+            o = _wrap(o._data)  # an input returned as it is: a new tensor on the same memory, as PyTorch
+        elif id(o) in ctx._dirty:
+            inplace.bump(o)  # modified in place by the forward: the input itself becomes the output
+        o.grad_fn, o._out_index, o.requires_grad = node, i, True
+        res.append(o)
+    return tuple(res) if type(out) is tuple else res[0]
+
+
+def _node_class(cls):
+    """A node class named after the custom Function (its grad_fn shows as <cls.__name__>Backward)."""
+    node = cls.__dict__.get("_node_class")
+    if node is None:
+        node = type(cls.__name__, (_CustomFunctionNode,), {"__module__": cls.__module__})
+        type.__setattr__(cls, "_node_class", node)
+    return node
+
+
+def _share_memory_with(src, outs):
+    """Outputs that view src's memory share its version counter and know src (or src's own base) as
+    their base, as PyTorch's views do."""
+    root = _root(src._data)
+    for t in (outs if type(outs) is tuple else (outs,)):
+        if t._data.base is not None and _root(t._data) is root:
+            t._version = inplace.version_of(src)
+            t._base = src._base if src._base is not None else src
+            t._vv = t._version[0]
+
+
+def _root(a):
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _record_versions(args, outs, saves):
+    """(counter, its value now, the tensor's producer, output index, shape) of each saved tensor."""
+    outs = outs if type(outs) is tuple else (outs,)
+    picked = []
+    for i in (range(len(args)) if saves is None else saves):
+        if i == "out":
+            picked.extend(outs)
+        elif isinstance(args[i], Tensor):
+            picked.append(args[i])
+    if saves is None:
+        picked.extend(outs)
+    rec = []
+    for t in picked:
+        v = inplace.version_of(t)
+        rec.append((v, v[0], t.grad_fn, t._out_index, t._data.shape))
+    return rec
+
+
+def _check_versions(node):
+    for counter, expected, producer, index, shape in node.versions:
+        if counter[0] != expected:
+            made = f"output {index} of {producer.name}" if producer is not None else "a leaf"
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: [tensor of shape {list(shape)}], which is {made}, is at version {counter[0]}; "
+                f"expected version {expected} instead (it is saved by {node.name}). Clone it before the "
+                "in-place operation, or do that operation out of place.")
 
 
 class Node:
@@ -181,7 +370,7 @@ class Node:
     per input, where that input's gradient goes (None, a leaf Tensor, or (node, output index))
     and the input's shape, which the engine fits that gradient to."""
 
-    __slots__ = ("fn", "edges", "shapes", "n_outputs", "freed", "retained", "__weakref__")
+    __slots__ = ("fn", "edges", "shapes", "n_outputs", "freed", "retained", "versions", "__weakref__")
 
     def __init__(self, fn, edges, shapes):
         self.fn = fn
@@ -190,6 +379,7 @@ class Node:
         self.n_outputs = 1
         self.freed = False
         self.retained = None  # {output index: Tensor} for retain_grad()
+        self.versions = None  # the saved tensors' version counters (Function.saves)
 
     @property
     def name(self):
@@ -347,6 +537,8 @@ class _BackwardPass:
                 f"Trying to backward through the graph a second time ({node.name}): its saved "
                 "values were freed after the first backward. Pass retain_graph=True to the "
                 "first backward() if you need to backward twice.")
+        if node.versions:
+            _check_versions(node)
         fn = node.fn
         # the outputs of a view-returning backward are as unshared as the gradient it received
         passed_on = type(fn).views_grad and (node, 0) in self.owned_slots
@@ -354,7 +546,7 @@ class _BackwardPass:
         if node.retained:
             for i, t in node.retained.items():
                 if grads[i] is not None:
-                    t.grad = _wrap(grads[i].copy()) if t.grad is None else _wrap(t.grad.data + grads[i])
+                    t.grad = _wrap(grads[i].copy()) if t.grad is None else _wrap(t.grad._data + grads[i])
         if node in self.captures:
             self._capture(node, grads)
         in_grads = fn.backward(grads[0]) if node.n_outputs == 1 else fn.backward(*grads)
@@ -453,24 +645,24 @@ def _accumulate(dst, g):
 def _deliver_grad(t, g, owned=False):
     """Accumulate ``g`` into ``t.grad``, running the tensor's hooks around it."""
     xp = backend_of(g).xp
-    if g.dtype != t.data.dtype:
-        g = g.astype(t.data.dtype)
+    if g.dtype != t._data.dtype:
+        g = g.astype(t._data.dtype)
         owned = True
-    if g.shape != t.data.shape:
-        g = xp.broadcast_to(g, t.data.shape)
+    if g.shape != t._data.shape:
+        g = xp.broadcast_to(g, t._data.shape)
         owned = False
     hooks = t._hooks
     if hooks:
         for h in hooks.values():
             r = h(_wrap(g))
             if r is not None:
-                g = r.data
+                g = r._data
                 owned = False
     if t.grad is None:
         # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph
         t.grad = _wrap(g if owned and g.flags.writeable else xp.array(g, copy=True))
     else:
-        _accumulate(t.grad.data, g)
+        _accumulate(t.grad._data, g)
     post = t._post_hooks
     if post:
         for h in post.values():
@@ -529,7 +721,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=No
             out.append(None)
         else:
             xp = backend_of(e[1]).xp
-            out.append(_wrap(xp.array(xp.broadcast_to(e[1], t.shape), dtype=t.data.dtype)))
+            out.append(_wrap(xp.array(xp.broadcast_to(e[1], t.shape), dtype=t._data.dtype)))
     return tuple(out)
 
 
@@ -542,18 +734,19 @@ def _seed_grad(t, gradient, op="backward"):
     if not t.requires_grad:
         raise RuntimeError(f"{op}: element 0 of tensors does not require grad and does not have a grad_fn")
     if gradient is None:
-        if t.data.size != 1:
+        if t._data.size != 1:
             raise RuntimeError(
                 f"{op}: grad can be implicitly created only for scalar outputs; got shape "
                 f"{tuple(t.shape)}. Pass gradient= with that shape.")
-        return backend_of(t).xp.ones_like(t.data)
-    g = gradient.data if isinstance(gradient, Tensor) else backend_of(t).xp.asarray(gradient, dtype=t.data.dtype)
-    if g.shape != t.data.shape:
+        return backend_of(t).xp.ones_like(t._data)
+    g = gradient._data if isinstance(gradient, Tensor) else backend_of(t).xp.asarray(gradient, dtype=t._data.dtype)
+    if g.shape != t._data.shape:
         raise RuntimeError(f"{op}: gradient has shape {tuple(g.shape)} but the tensor has shape "
                            f"{tuple(t.shape)}")
-    return g.astype(t.data.dtype, copy=False)
+    return g.astype(t._data.dtype, copy=False)
 
 
 # tensor.py imports this module, and this module needs Tensor at run time: the cycle is closed here,
 # at the end, where every name above already exists (see the note at the end of tensor.py).
 from .tensor import Tensor, _wrap  # noqa: E402
+from .ops import inplace  # noqa: E402

@@ -81,7 +81,7 @@ class _Packer:
 
     def pack(self, obj, path=""):
         if isinstance(obj, Tensor):
-            return {"__tensor__": self.add(obj.data, path)}
+            return {"__tensor__": self.add(obj._data, path)}
         if isinstance(obj, np.ndarray):
             return {"__ndarray__": self.add(obj, path)}
         if isinstance(obj, np.generic):

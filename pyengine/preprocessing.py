@@ -31,7 +31,7 @@ __all__ = ["StandardScaler", "MinMaxScaler", "train_test_split", "to_categorical
 def _as_array(x):
     """NumPy view of an array-like (a Tensor's data, an ndarray, or a nested list)."""
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     return np.asarray(x)
 
 
@@ -301,7 +301,7 @@ def train_test_split(*arrays, test_size=None, train_size=None, shuffle=True, see
     out = []
     for a in arrays:
         if isinstance(a, Tensor):
-            out += [_wrap(a.data[train]), _wrap(a.data[test])]
+            out += [_wrap(a._data[train]), _wrap(a._data[test])]
         else:
             a = np.asarray(a)
             out += [a[train], a[test]]

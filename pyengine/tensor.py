@@ -22,8 +22,9 @@ _int = builtins.int  # the class defines a method int(): _norm_dim's type test m
 class Tensor:
     """A multi-dimensional array with reverse-mode autograd (PyTorch semantics).
 
-    Attributes: ``data`` (the ndarray), ``requires_grad``, ``grad`` (a Tensor or None),
-    ``grad_fn`` (the node that made it, None for leaves).
+    Attributes: ``_data`` (the ndarray: NumPy on the CPU; ``numpy()`` gives it to users), ``data`` (the
+    same memory as a Tensor outside the graph, as PyTorch's), ``requires_grad``, ``grad`` (a Tensor or
+    None), ``grad_fn`` (the node that made it, None for leaves).
 
     Methods: the class body is the method table. After the attributes, autograd entry points and
     conversions come the ops, grouped as operators, math, comparisons, reductions, shape and
@@ -31,35 +32,52 @@ class Tensor:
     in ``pyengine.ops``, where its forward and backward are.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_out_index", "_hooks", "_post_hooks",
+    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_out_index", "_hooks", "_post_hooks",
+                 "_version", "_base", "_vv",
                  "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad=False, dtype=None):
         arr = _as_array(data, dtype)
-        self.data = arr
+        self._data = arr
         self.grad = None
         self.grad_fn = None
         self._out_index = 0
         self._hooks = None
         self._post_hooks = None
+        self._version = self._base = self._vv = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
     # ------------------------------------------------------------------ attributes
     @property
+    def data(self):
+        """This tensor's values as a new Tensor outside the graph, sharing its memory (PyTorch's ``.data``):
+        ``p.data.add_(g, alpha=-lr)`` updates ``p`` unseen by autograd. The array itself: ``numpy()``."""
+        return _wrap(self._data)
+
+    @data.setter
+    def data(self, value):
+        """Replace the values (any shape), keeping requires_grad and the place in the graph, as PyTorch."""
+        if isinstance(value, Tensor):
+            value = value._data
+        elif not isinstance(value, np.ndarray):
+            raise TypeError(f"data: expected a Tensor or an array, got {type(value).__name__}")
+        self._data = value
+
+    @property
     def shape(self):
-        return Size(self.data.shape)
+        return Size(self._data.shape)
 
     def size(self, dim=None):
         if dim is None:
-            return Size(self.data.shape)
-        return self.data.shape[_norm_dim(dim, self.data.ndim, "size")]
+            return Size(self._data.shape)
+        return self._data.shape[_norm_dim(dim, self._data.ndim, "size")]
 
     @property
     def dtype(self):
-        return D._BY_NP[self.data.dtype]
+        return D._BY_NP[self._data.dtype]
 
     @property
     def device(self):
@@ -67,48 +85,48 @@ class Tensor:
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     def dim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     def numel(self):
-        return self.data.size
+        return self._data.size
 
     nelement = numel
 
     def element_size(self):
-        return self.data.itemsize
+        return self._data.itemsize
 
     @property
     def is_leaf(self):
         return self.grad_fn is None
 
     def is_floating_point(self):
-        return self.data.dtype.kind == "f"
+        return self._data.dtype.kind == "f"
 
     def is_contiguous(self):
-        return self.data.flags.c_contiguous
+        return self._data.flags.c_contiguous
 
     @property
     def is_cuda(self):
         return False
 
     def stride(self, dim=None):
-        st = tuple(s // self.data.itemsize for s in self.data.strides)
-        return st if dim is None else st[_norm_dim(dim, self.data.ndim, "stride")]
+        st = tuple(s // self._data.itemsize for s in self._data.strides)
+        return st if dim is None else st[_norm_dim(dim, self._data.ndim, "stride")]
 
     def data_ptr(self):
-        return self.data.ctypes.data
+        return self._data.ctypes.data
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     # ------------------------------------------------------------------ autograd
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self._data.dtype.kind not in "fc":
             raise RuntimeError(f"only Tensors of floating point dtype can require gradients (got {self.dtype})")
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; use detach()")
@@ -125,8 +143,10 @@ class Tensor:
         autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def detach(self):
-        """A new tensor sharing this one's memory, cut from the graph."""
-        return _wrap(self.data)
+        """A new tensor sharing this one's memory (and its version counter), cut from the graph."""
+        d = _wrap(self._data)
+        d._version = ops.inplace.version_of(self)
+        return d
 
     def detach_(self):
         self.grad_fn = None
@@ -165,20 +185,20 @@ class Tensor:
         """The underlying array (shares memory). Fails for tensors that require grad, as PyTorch."""
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        return self.data
+        return self._data
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and np.dtype(dtype) != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
 
     def item(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
-        return self.data.reshape(()).item()
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._data.reshape(()).item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __float__(self):
         return builtins.float(self.item())
@@ -187,14 +207,14 @@ class Tensor:
         return builtins.int(self.item())
 
     def __index__(self):
-        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+        if self._data.dtype.kind not in "iu" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return builtins.int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with {self.data.size} elements is ambiguous")
-        return builtins.bool(self.data.reshape(()))
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {self._data.size} elements is ambiguous")
+        return builtins.bool(self._data.reshape(()))
 
     def __hash__(self):
         return id(self)
@@ -209,7 +229,7 @@ class Tensor:
             else:
                 device = a
         as_device(device)
-        if dtype is None or D.to_numpy_dtype(dtype) == self.data.dtype:
+        if dtype is None or D.to_numpy_dtype(dtype) == self._data.dtype:
             return self.clone() if copy else self
         from .ops import cast
         return cast(self, D.to_numpy_dtype(dtype))
@@ -242,9 +262,9 @@ class Tensor:
 
     # ------------------------------------------------------------------ printing
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
         extras = []
-        if self.data.dtype not in (np.float32, np.int64, np.bool_) or self.data.size == 0:
+        if self._data.dtype not in (np.float32, np.int64, np.bool_) or self._data.size == 0:
             extras.append(f"dtype={self.dtype}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn=<{self.grad_fn.name}>")
@@ -266,7 +286,7 @@ class Tensor:
     def __truediv__(self, other): return ops.div(self, other)
     def __rtruediv__(self, other): return ops.div(other, self)
     def __floordiv__(self, other): return ops.div(self, other, rounding_mode="floor")
-    def __mod__(self, other): return _wrap(np.mod(self.data, _array_of(other)))
+    def __mod__(self, other): return _wrap(np.mod(self._data, _array_of(other)))
     def __pow__(self, other): return ops.pow(self, other)
     def __rpow__(self, other): return ops.pow(other, self)
     def __matmul__(self, other): return ops.matmul(self, other)
@@ -280,21 +300,21 @@ class Tensor:
     def __le__(self, other): return ops.le(self, other)
     def __gt__(self, other): return ops.gt(self, other)
     def __ge__(self, other): return ops.ge(self, other)
-    def __and__(self, other): return _wrap(np.bitwise_and(self.data, _array_of(other)))
-    def __or__(self, other): return _wrap(np.bitwise_or(self.data, _array_of(other)))
-    def __xor__(self, other): return _wrap(np.bitwise_xor(self.data, _array_of(other)))
-    def __invert__(self): return _wrap(np.invert(self.data))
+    def __and__(self, other): return _wrap(np.bitwise_and(self._data, _array_of(other)))
+    def __or__(self, other): return _wrap(np.bitwise_or(self._data, _array_of(other)))
+    def __xor__(self, other): return _wrap(np.bitwise_xor(self._data, _array_of(other)))
+    def __invert__(self): return _wrap(np.invert(self._data))
     def __getitem__(self, index): return ops.getitem(self, index)
     def __setitem__(self, index, value): ops.setitem(self, index, value)
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return iter(ops.unbind(self, 0))
 
     def __format__(self, spec):
         # f"{loss:.4f}" formats a one-element tensor as its number, as PyTorch does
-        if self.data.ndim == 0 and spec:
+        if self._data.ndim == 0 and spec:
             return format(self.item(), spec)
         return format(repr(self), spec)
 
@@ -382,7 +402,7 @@ class Tensor:
     def t(self): return ops.t(self)
 
     @property
-    def T(self): return ops.permute(self, tuple(reversed(range(self.data.ndim))))  # noqa: N802
+    def T(self): return ops.permute(self, tuple(reversed(range(self._data.ndim))))  # noqa: N802
 
     @property
     def mT(self): return ops.transpose(self, -2, -1)  # noqa: N802
@@ -403,68 +423,105 @@ class Tensor:
     def triu(self, diagonal=0): return ops.triu(self, diagonal)
     def gather(self, dim, index): return ops.gather(self, dim, index)
 
-    # ------------------------------------------------------------------ in place (never part of a graph)
+    # ------------------------------------------------------------------ in place
+    # Each writes into this tensor's memory and bumps its version counter; under autograd the tensor takes
+    # the op's place in the graph, as in PyTorch (ops/inplace.py). add_/sub_/mul_/div_ outside autograd
+    # compute straight into the memory (an optimizer's p.data.add_(g, alpha=-lr)).
     def __iadd__(self, other): return self.add_(other)
     def __isub__(self, other): return self.sub_(other)
     def __imul__(self, other): return self.mul_(other)
     def __itruediv__(self, other): return self.div_(other)
-    def add_(self, other, *, alpha=None): return self._inplace(np.add, other, alpha, "add_")
-    def sub_(self, other, *, alpha=None): return self._inplace(np.subtract, other, alpha, "sub_")
-    def mul_(self, other): return self._inplace(np.multiply, other, None, "mul_")
-    def div_(self, other): return self._inplace(np.true_divide, other, None, "div_")
 
-    def _inplace(self, ufunc, other, alpha, op):
-        _inplace_check(self, op)
-        o = _array_of(other)
-        if alpha is not None:
-            o = o * alpha
-        ufunc(self.data, o, out=self.data, casting="same_kind")
+    def add_(self, other, *args, alpha=1):
+        other, alpha = _alpha_first(other, args, alpha, "add_")
+        if _in_graph(self, other):
+            return ops.inplace.apply_inplace(self, "add_", ops.add, other, alpha=alpha)
+        return self._ufunc_(np.add, other, alpha, "add_")
+
+    def sub_(self, other, *args, alpha=1):
+        other, alpha = _alpha_first(other, args, alpha, "sub_")
+        if _in_graph(self, other):
+            return ops.inplace.apply_inplace(self, "sub_", ops.sub, other, alpha=alpha)
+        return self._ufunc_(np.subtract, other, alpha, "sub_")
+
+    def mul_(self, other):
+        if _in_graph(self, other):
+            return ops.inplace.apply_inplace(self, "mul_", ops.mul, other)
+        return self._ufunc_(np.multiply, other, 1, "mul_")
+
+    def div_(self, other, rounding_mode=None):
+        if rounding_mode is not None or _in_graph(self, other):
+            return ops.inplace.apply_inplace(self, "div_", ops.div, other, rounding_mode=rounding_mode)
+        return self._ufunc_(np.true_divide, other, 1, "div_")
+
+    def _ufunc_(self, ufunc, other, alpha, op):
+        if isinstance(other, Tensor):
+            o = other._data
+        elif isinstance(other, (np.ndarray, np.generic)):
+            o = other
+        else:
+            o = scalar_arg(op, "other", other)
+        if alpha != 1:
+            o = o * scalar_arg(op, "alpha", alpha)
+        ops.inplace._check_write(self._data, np.broadcast_to(o, np.broadcast_shapes(np.shape(o), self._data.shape))
+                                 if np.shape(o) != self._data.shape else o, op)
+        ufunc(self._data, o, out=self._data, casting="same_kind")
+        ops.inplace.bump(self)
         return self
 
-    def fill_(self, value):
-        _inplace_check(self, "fill_")
-        self.data[...] = value.item() if isinstance(value, Tensor) else value
-        return self
-
-    def zero_(self):
-        _inplace_check(self, "zero_")
-        self.data[...] = 0
-        return self
-
-    def copy_(self, src):
-        _inplace_check(self, "copy_")
-        s = src.data if isinstance(src, Tensor) else np.asarray(src)
-        try:
-            np.copyto(self.data, np.broadcast_to(s, self.data.shape), casting="unsafe")
-        except ValueError:
-            raise RuntimeError(f"copy_: source of shape {tuple(s.shape)} does not broadcast to "
-                               f"{tuple(self.shape)}") from None
-        return self
-
-    def uniform_(self, a=0.0, b=1.0, generator=None):
-        _inplace_check(self, "uniform_")
-        self.data[...] = _rng(generator).uniform(a, b, self.data.shape)
-        return self
-
-    def normal_(self, mean=0.0, std=1.0, generator=None):
-        _inplace_check(self, "normal_")
-        self.data[...] = _rng(generator).normal(mean, std, self.data.shape)
-        return self
-
-    def bernoulli_(self, p=0.5, generator=None):
-        _inplace_check(self, "bernoulli_")
-        self.data[...] = _rng(generator).random(self.data.shape) < p
-        return self
+    def pow_(self, exponent): return ops.inplace.apply_inplace(self, "pow_", ops.pow, exponent)
+    def exp_(self): return ops.inplace.apply_inplace(self, "exp_", ops.exp)
+    def log_(self): return ops.inplace.apply_inplace(self, "log_", ops.log)
+    def sqrt_(self): return ops.inplace.apply_inplace(self, "sqrt_", ops.sqrt)
+    def rsqrt_(self): return ops.inplace.apply_inplace(self, "rsqrt_", ops.rsqrt)
+    def abs_(self): return ops.inplace.apply_inplace(self, "abs_", ops.abs)
+    def neg_(self): return ops.inplace.apply_inplace(self, "neg_", ops.neg)
+    def sin_(self): return ops.inplace.apply_inplace(self, "sin_", ops.sin)
+    def cos_(self): return ops.inplace.apply_inplace(self, "cos_", ops.cos)
+    def tanh_(self): return ops.inplace.apply_inplace(self, "tanh_", ops.tanh)
+    def sigmoid_(self): return ops.inplace.apply_inplace(self, "sigmoid_", ops.sigmoid)
+    def relu_(self): return ops.inplace.apply_inplace(self, "relu_", ops.relu)
+    def floor_(self): return ops.inplace.apply_inplace(self, "floor_", ops.floor)
+    def ceil_(self): return ops.inplace.apply_inplace(self, "ceil_", ops.ceil)
+    def round_(self, decimals=0): return ops.inplace.apply_inplace(self, "round_", ops.round, decimals)
+    def sign_(self): return ops.inplace.apply_inplace(self, "sign_", ops.sign)
 
     def clamp_(self, min=None, max=None):  # noqa: A002
-        _inplace_check(self, "clamp_")
-        np.clip(self.data, min, max, out=self.data)
-        return self
+        return ops.inplace.apply_inplace(self, "clamp_", ops.clamp, min, max)
+    clip_ = clamp_
 
     def masked_fill_(self, mask, value):
-        _inplace_check(self, "masked_fill_")
-        m = mask.data if isinstance(mask, Tensor) else mask
-        self.data[np.broadcast_to(m, self.data.shape)] = value.item() if isinstance(value, Tensor) else value
+        return ops.inplace.apply_inplace(self, "masked_fill_", ops.masked_fill, mask, value)
+
+    def fill_(self, value):
+        value = value if isinstance(value, Tensor) else scalar_arg("fill_", "value", value)
+        return ops.inplace.apply_inplace(self, "fill_", _filled, value)
+
+    def zero_(self):
+        return ops.inplace.apply_inplace(self, "zero_", _filled, 0)
+
+    def copy_(self, src, non_blocking=False):
+        return ops.inplace.apply_inplace(self, "copy_", _copied, src)
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):
+        return ops.inplace.apply_inplace(self, "uniform_", _drawn, lambda r, s: r.uniform(a, b, s), generator)
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        return ops.inplace.apply_inplace(self, "normal_", _drawn, lambda r, s: r.normal(mean, std, s), generator)
+
+    def bernoulli_(self, p=0.5, generator=None):
+        return ops.inplace.apply_inplace(self, "bernoulli_", _drawn, lambda r, s: r.random(s) < p, generator)
+
+    # in place on the shape only: the memory is the same, the tensor takes the view op's place in the graph
+    def unsqueeze_(self, dim): return self._reshape_(ops.unsqueeze(self, dim))
+    def squeeze_(self, dim=None): return self._reshape_(ops.squeeze(self, dim))
+    def t_(self): return self._reshape_(ops.t(self))
+    def transpose_(self, dim0, dim1): return self._reshape_(ops.transpose(self, dim0, dim1))
+
+    def _reshape_(self, r):
+        self._data = r._data
+        if r.grad_fn is not None:
+            self.grad_fn, self._out_index = r.grad_fn, r._out_index
         return self
 
     # ------------------------------------------------------------------ new tensors like this one
@@ -483,16 +540,17 @@ class Tensor:
         return (self.grad_fn, self._out_index)
 
     def __getstate__(self):
-        return {"data": self.data, "requires_grad": self.requires_grad}
+        return {"data": self._data, "requires_grad": self.requires_grad}
 
     def __setstate__(self, state):
-        self.data = state["data"]
+        self._data = state["data"]
         self.requires_grad = state["requires_grad"]
         self.grad = None
         self.grad_fn = None
         self._out_index = 0
         self._hooks = None
         self._post_hooks = None
+        self._version = self._base = self._vv = None
 
 
 class Size(tuple):
@@ -525,12 +583,13 @@ def _wrap(arr, node=None, index=0):
     t = Tensor.__new__(Tensor)
     if type(arr) is not np.ndarray:
         arr = np.asarray(arr)
-    t.data = arr
+    t._data = arr
     t.grad = None
     t.grad_fn = node
     t._out_index = index
     t._hooks = None
     t._post_hooks = None
+    t._version = t._base = t._vv = None  # version counter (lazily made), base tensor of a view, its version
     t.requires_grad = node is not None
     return t
 
@@ -550,7 +609,7 @@ def _as_array(data, dtype=None):
     """Array from Python data / ndarray / Tensor, with PyTorch's default dtypes."""
     npd = D.to_numpy_dtype(dtype)
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if isinstance(data, np.ndarray):
         arr = data if npd is None else data.astype(npd, copy=False)
     else:
@@ -587,7 +646,7 @@ def _flat(x):
 
 def _nested_to_array(x):
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if isinstance(x, (list, tuple)):
         return np.array([_nested_to_array(e) for e in x])
     return x
@@ -608,7 +667,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     >>> pyengine.tensor([[1., 2.], [3., 4.]], requires_grad=True)
     """
     as_device(device)
-    src = data.data if isinstance(data, Tensor) else data
+    src = data._data if isinstance(data, Tensor) else data
     arr = _as_array(src, dtype)
     if isinstance(src, np.ndarray) and np.shares_memory(arr, src):
         arr = arr.copy()
@@ -618,7 +677,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 @tensor_op()
 def as_tensor(data, dtype=None, device=None):
     """Like tensor(), but shares memory with a NumPy array or Tensor when it can."""
-    if isinstance(data, Tensor) and (dtype is None or D.to_numpy_dtype(dtype) == data.data.dtype):
+    if isinstance(data, Tensor) and (dtype is None or D.to_numpy_dtype(dtype) == data._data.dtype):
         return data
     as_device(device)
     return Tensor(_as_array(data, dtype))
@@ -697,7 +756,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def _like_dtype(t, dtype):
-    return t.data.dtype if dtype is None else D.to_numpy_dtype(dtype)
+    return t._data.dtype if dtype is None else D.to_numpy_dtype(dtype)
 
 
 @tensor_op("t")
@@ -822,15 +881,47 @@ def numel(t):
 # ---------------------------------------------------------------------- helpers of the methods
 
 
-def _inplace_check(t, op):
-    if autograd.is_grad_enabled() and (t.requires_grad or t.grad_fn is not None):
-        raise RuntimeError(f"{op}: a tensor that requires grad is being used in an in-place operation; "
-                           "wrap it in pyengine.no_grad() or use the out-of-place op")
+def _in_graph(t, other):
+    """Whether an in-place op on t with ``other`` takes part in autograd."""
+    return autograd.is_grad_enabled() and (t.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+
+
+def _alpha_first(other, args, alpha, op):
+    """add_(other, alpha=a), or PyTorch's deprecated add_(a, other)."""
+    if args:
+        if len(args) > 1 or alpha != 1 or not isinstance(args[0], Tensor):
+            raise TypeError(f"{op}() takes (other, *, alpha=1); the deprecated form is {op}(alpha, other)")
+        return args[0], other
+    return other, alpha
+
+
+def _filled(t, value):
+    """A tensor of t's shape and dtype holding value (a number, or a one-element Tensor, differentiable)."""
+    if isinstance(value, Tensor):
+        return ops.expand(value.to(t.dtype).reshape(()), *t.shape)
+    return _wrap(np.full(t._data.shape, value, t._data.dtype))
+
+
+def _copied(t, src):
+    """src broadcast to t's shape, in t's dtype (differentiable when src is a Tensor)."""
+    if not isinstance(src, Tensor):
+        return _wrap(np.array(np.broadcast_to(np.asarray(src), t._data.shape), dtype=t._data.dtype))
+    try:
+        np.broadcast_shapes(src._data.shape, t._data.shape)
+    except ValueError:
+        raise RuntimeError(f"copy_: source of shape {tuple(src.shape)} does not broadcast to "
+                           f"{tuple(t.shape)}") from None
+    return ops.expand(src if src._data.dtype == t._data.dtype else src.to(t.dtype), *t.shape)
+
+
+def _drawn(t, draw, generator):
+    """Random values of t's shape and dtype (no gradient: they do not depend on t)."""
+    return _wrap(np.asarray(draw(_rng(generator), t._data.shape)).astype(t._data.dtype))
 
 
 def _array_of(x):
     """A Tensor's array; anything else (numbers, arrays) as it is."""
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 # autograd and ops import Tensor from this module, and Tensor's methods call them: the cycle is closed

@@ -142,7 +142,7 @@ def test_ddp_world_of_one_is_the_plain_module():
             F.mse_loss(m(x), y).backward()
             opt.step()
     for p, q in zip(plain.parameters(), wrapped.parameters()):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p._data, q._data)
     # state dict without the "module." prefix: loads into the bare model
     sd = wrapped.state_dict()
     assert list(sd) == list(plain.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
@@ -217,7 +217,7 @@ def test_ddp_buckets_in_reverse_order_and_average_exactly():
         # one non-blocking allreduce per bucket, in bucket order; each carries one used-count per param
         assert g.calls == [("iallreduce", 34 + 2), ("iallreduce", 16 + 1), ("iallreduce", 80 + 1)]
     for p, q in zip(plain.parameters(), wrapped.parameters()):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p._data, q._data)
     # no_sync: no communication; the next synced backward averages the sum of both
     g.calls.clear()
     wrapped.zero_grad()
@@ -234,7 +234,7 @@ def test_reducer_averages_a_list_of_gradients_in_buckets():
     rng = np.random.default_rng(3)
     params = [pe.tensor(rng.standard_normal(s).astype(dt), requires_grad=True)
               for s, dt in (((3, 5), np.float64), ((5,), np.float64), ((7,), np.float32), ((2, 2), np.float32))]
-    grads = [rng.standard_normal(p.shape).astype(p.data.dtype) for p in params]
+    grads = [rng.standard_normal(p.shape).astype(p._data.dtype) for p in params]
     for p, g in zip(params, grads):
         p.grad = pe.tensor(g.copy())
     params[1].grad = None

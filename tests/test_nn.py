@@ -44,17 +44,17 @@ def test_parameter_basics():
     t = pe.randn(2, 3)
     p = nn.Parameter(t)
     assert isinstance(p, pe.Tensor) and p.requires_grad and p.is_leaf
-    assert np.shares_memory(p.data, t.data)
+    assert np.shares_memory(p._data, t._data)
     assert repr(p).startswith("Parameter containing:\ntensor(")
     assert not nn.Parameter(t, requires_grad=False).requires_grad
     assert type(p * 2) is pe.Tensor  # ops return plain tensors
     with pytest.raises(RuntimeError, match="floating point"):
         nn.Parameter(pe.tensor([1, 2]))
     q = copy.deepcopy(p)
-    assert isinstance(q, nn.Parameter) and q.requires_grad and not np.shares_memory(q.data, p.data)
+    assert isinstance(q, nn.Parameter) and q.requires_grad and not np.shares_memory(q._data, p._data)
     r = pickle.loads(pickle.dumps(p))
     assert isinstance(r, nn.Parameter)
-    assert_close(r.data, p.data)
+    assert_close(r._data, p._data)
 
 
 # ---------------------------------------------------------------------- Module: registration
@@ -130,7 +130,7 @@ def _nonleaf_param():
     p = nn.Parameter(pe.ones(2))
     q = nn.Parameter.__new__(nn.Parameter)
     y = p * 2
-    q.data, q.grad, q.grad_fn, q._out_index, q._hooks, q._post_hooks = y.data, None, y.grad_fn, 0, None, None
+    q._data, q.grad, q.grad_fn, q._out_index, q._hooks, q._post_hooks = y._data, None, y.grad_fn, 0, None, None
     q.requires_grad = True
     return q
 
@@ -146,17 +146,17 @@ def test_state_dict_round_trip():
     assert isinstance(sd, OrderedDict)
     assert list(sd) == ["scale", "steps", "fc.weight", "fc.bias", "blocks.0.weight", "blocks.0.bias"]
     assert "cache" not in sd  # non-persistent
-    assert not sd["fc.weight"].requires_grad and np.shares_memory(sd["fc.weight"].data, a.fc.weight.data)
+    assert not sd["fc.weight"].requires_grad and np.shares_memory(sd["fc.weight"]._data, a.fc.weight._data)
     w_before = b.fc.weight
     res = b.load_state_dict(sd)
     assert res.missing_keys == [] and res.unexpected_keys == [] and repr(res) == "<All keys matched successfully>"
     assert b.fc.weight is w_before  # copied in place
-    assert not np.shares_memory(b.fc.weight.data, a.fc.weight.data)
+    assert not np.shares_memory(b.fc.weight._data, a.fc.weight._data)
     x = pe.randn(5, 4)
     assert_close(b(x).detach(), a(x).detach(), rtol=0, atol=0)
     assert b.steps.item() == 7
     # NumPy arrays load too, cast to the parameter's dtype
-    b.load_state_dict({k: np.asarray(v.data, np.float64) if v.data.dtype.kind == "f" else v.data
+    b.load_state_dict({k: np.asarray(v._data, np.float64) if v._data.dtype.kind == "f" else v._data
                        for k, v in sd.items()})
     assert b.fc.weight.dtype == pe.float32
 
@@ -190,7 +190,7 @@ def test_load_state_dict_assign():
     old = b.weight
     b.load_state_dict(a.state_dict(), assign=True)
     assert b.weight is not old and isinstance(b.weight, nn.Parameter) and b.weight.requires_grad
-    assert_close(b.weight.data, a.weight.data)
+    assert_close(b.weight._data, a.weight._data)
 
 
 def test_load_torch_state_dict():
@@ -422,7 +422,7 @@ def test_init_reproducible_and_under_no_grad():
     pe.manual_seed(123)
     b = nn.Sequential(nn.Linear(5, 4), nn.LSTM(4, 3), nn.Embedding(7, 2))
     for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
-        np.testing.assert_array_equal(p.data, q.data, err_msg=n)
+        np.testing.assert_array_equal(p._data, q._data, err_msg=n)
         assert p.grad_fn is None and p.requires_grad
     g = pe.Generator().manual_seed(5)
     w1 = nn.init.normal_(pe.empty(3, 3), generator=g).numpy().copy()
@@ -434,19 +434,19 @@ def test_layer_default_inits():
     pe.manual_seed(1)
     lin = nn.Linear(50, 400)
     b = 1 / math.sqrt(50)
-    assert np.abs(lin.weight.data).max() <= b and lin.weight.data.std() == pytest.approx(b / math.sqrt(3), rel=0.03)
-    assert np.abs(lin.bias.data).max() <= b and lin.weight.dtype == pe.float32
+    assert np.abs(lin.weight._data).max() <= b and lin.weight._data.std() == pytest.approx(b / math.sqrt(3), rel=0.03)
+    assert np.abs(lin.bias._data).max() <= b and lin.weight.dtype == pe.float32
     emb = nn.Embedding(1000, 64, padding_idx=3)
-    assert emb.weight.data.std() == pytest.approx(1.0, rel=0.02) and not emb.weight.data[3].any()
+    assert emb.weight._data.std() == pytest.approx(1.0, rel=0.02) and not emb.weight._data[3].any()
     ln = nn.LayerNorm((3, 4))
-    assert ln.weight.shape == (3, 4) and np.all(ln.weight.data == 1) and not ln.bias.data.any()
+    assert ln.weight.shape == (3, 4) and np.all(ln.weight._data == 1) and not ln.bias._data.any()
     assert nn.LayerNorm(4, elementwise_affine=False).weight is None and nn.LayerNorm(4, bias=False).bias is None
     lstm = nn.LSTM(30, 64, num_layers=2)
     for p in lstm.parameters():
-        assert np.abs(p.data).max() <= 1 / 8 and np.abs(p.data).max() > 0.12
+        assert np.abs(p._data).max() <= 1 / 8 and np.abs(p._data).max() > 0.12
     mha = nn.MultiheadAttention(16, 4)
-    assert not mha.in_proj_bias.data.any() and not mha.out_proj.bias.data.any()
-    assert np.abs(mha.in_proj_weight.data).max() <= math.sqrt(6 / (16 + 48))
+    assert not mha.in_proj_bias._data.any() and not mha.out_proj.bias._data.any()
+    assert np.abs(mha.in_proj_weight._data).max() <= math.sqrt(6 / (16 + 48))
     assert nn.Linear(3, 2, dtype=pe.float64).weight.dtype == pe.float64
     with pytest.raises(TypeError, match="floating point"):
         nn.Linear(3, 2, dtype=pe.int64)
@@ -460,7 +460,7 @@ def test_linear_forward_backward(rng):
     x = rng.standard_normal((2, 7, 5))
     xt = pe.tensor(x, requires_grad=True)
     y = lin(xt)
-    W, b = lin.weight.data, lin.bias.data
+    W, b = lin.weight._data, lin.bias._data
     assert_close(y.detach(), x @ W.T + b)
     g = rng.standard_normal(y.shape)
     y.backward(pe.tensor(g))
@@ -475,7 +475,7 @@ def test_embedding_forward_backward(rng):
     assert emb.padding_idx == 10
     idx = np.array([[1, 10, 3], [3, 3, 0]])
     y = emb(pe.tensor(idx))
-    assert_close(y.detach(), emb.weight.data[idx])
+    assert_close(y.detach(), emb.weight._data[idx])
     y.sum().backward()
     counts = np.bincount(idx.ravel(), minlength=11).astype(float)
     counts[10] = 0
@@ -490,12 +490,12 @@ def test_embedding_forward_backward(rng):
 
 def test_layernorm_forward(rng):
     ln = nn.LayerNorm((3, 5), dtype=pe.float64)
-    ln.weight.data[...] = rng.standard_normal((3, 5))
-    ln.bias.data[...] = rng.standard_normal((3, 5))
+    ln.weight._data[...] = rng.standard_normal((3, 5))
+    ln.bias._data[...] = rng.standard_normal((3, 5))
     x = rng.standard_normal((2, 3, 5))
     xs = x.reshape(2, -1)
     ref = ((xs - xs.mean(1, keepdims=True)) / np.sqrt(xs.var(1, keepdims=True) + 1e-5)).reshape(x.shape)
-    assert_close(ln(pe.tensor(x)).detach(), ref * ln.weight.data + ln.bias.data)
+    assert_close(ln(pe.tensor(x)).detach(), ref * ln.weight._data + ln.bias._data)
 
 
 def test_linear_and_layernorm_take_any_leading_shape(rng):
@@ -503,9 +503,9 @@ def test_linear_and_layernorm_take_any_leading_shape(rng):
     inputs give the NumPy values and gradients, and the input gradient is a fresh array of x's shape."""
     lin = nn.Linear(5, 3, dtype=pe.float64)
     ln = nn.LayerNorm(5, dtype=pe.float64)
-    ln.weight.data[...] = rng.standard_normal(5)
-    ln.bias.data[...] = rng.standard_normal(5)
-    W, b, w, c = lin.weight.data, lin.bias.data, ln.weight.data, ln.bias.data
+    ln.weight._data[...] = rng.standard_normal(5)
+    ln.bias._data[...] = rng.standard_normal(5)
+    W, b, w, c = lin.weight._data, lin.bias._data, ln.weight._data, ln.bias._data
     for shape, perm in (((7, 2, 5), (1, 0, 2)), ((5,), (0,))):
         x0 = rng.standard_normal(shape)
         x = pe.tensor(x0, requires_grad=True)
@@ -767,7 +767,7 @@ def test_lstm_grads_vs_finite_differences(rng):
     with pe.no_grad():
         f = lambda: loss().item()  # noqa: E731
         for name, t in [("x", x), ("h0", h0), ("c0", c0)] + list(lstm.named_parameters()):
-            assert_close(t.grad, _numeric_grad(f, t.data), rtol=1e-6, atol=1e-8, msg=name + " ")
+            assert_close(t.grad, _numeric_grad(f, t._data), rtol=1e-6, atol=1e-8, msg=name + " ")
 
 
 # float32 against float64 and the reference backend: tests/test_rnn.py::test_float32_and_reference_backend
@@ -850,7 +850,7 @@ def test_lstm_trains():
         nn.utils.clip_grad_norm_(params, 5.0)
         with pe.no_grad():
             for p in params:
-                p.data -= 1.0 * p.grad.data
+                p._data -= 1.0 * p.grad._data
         losses.append(loss.item())
     assert losses[-1] < 0.3
 
@@ -939,11 +939,11 @@ def test_multihead_attention_numpy_and_errors(rng):
     m = nn.MultiheadAttention(4, 1, bias=False, batch_first=True, dtype=pe.float64)
     x = rng.standard_normal((2, 3, 4))
     out, w = m(pe.tensor(x), pe.tensor(x), pe.tensor(x))
-    Wq, Wk, Wv = np.split(m.in_proj_weight.data, 3)
+    Wq, Wk, Wv = np.split(m.in_proj_weight._data, 3)
     q, k, v = x @ Wq.T, x @ Wk.T, x @ Wv.T
     p = _np_softmax(q @ k.transpose(0, 2, 1) / 2.0, -1)
     assert_close(w.detach(), p)
-    assert_close(out.detach(), (p @ v) @ m.out_proj.weight.data.T)
+    assert_close(out.detach(), (p @ v) @ m.out_proj.weight._data.T)
     with pytest.raises(ValueError, match="divisible by num_heads"):
         nn.MultiheadAttention(10, 3)
     with pytest.raises(RuntimeError, match="2D attn_mask"):
@@ -978,7 +978,7 @@ def test_clip_grad_norm_vs_numpy(norm_type, rng):
     nn.utils.clip_grad_norm_(ps2, max_norm=1e6)
     np.testing.assert_array_equal(ps2[0].grad.numpy(), g2)  # below the limit: untouched
     ps3 = _with_grads(rng, [(2,)])
-    ps3[0].grad.data[0] = np.inf
+    ps3[0].grad._data[0] = np.inf
     with pytest.raises(RuntimeError, match="non-finite"):
         nn.utils.clip_grad_norm_(ps3, 1.0, error_if_nonfinite=True)
     assert nn.utils.clip_grad_norm_([nn.Parameter(pe.ones(2))], 1.0).item() == 0.0
@@ -992,9 +992,9 @@ def test_clip_grad_value_and_vectors(rng):
         assert_close(p.grad, np.clip(g, -0.3, 0.3))
     vec = nn.utils.parameters_to_vector(ps)
     assert vec.shape == (17,)
-    assert_close(vec.detach(), np.concatenate([p.data.ravel() for p in ps]))
+    assert_close(vec.detach(), np.concatenate([p._data.ravel() for p in ps]))
     nn.utils.vector_to_parameters(vec * 2, ps)
-    assert_close(ps[1].data, vec.detach().numpy()[12:] * 2)
+    assert_close(ps[1]._data, vec.detach().numpy()[12:] * 2)
     with pytest.raises(TypeError, match="expected pyengine.Tensor"):
         nn.utils.vector_to_parameters(np.zeros(17), ps)
 

@@ -67,7 +67,7 @@ def run_pyengine(make_opt, steps, has_grad=None, init=INIT):
             if not _active(has_grad, k, i):
                 p.grad = None
         opt.step()
-        traj.append([p.data.copy() for p in params])
+        traj.append([p._data.copy() for p in params])
     return traj
 
 
@@ -484,7 +484,7 @@ def test_kernels_come_from_the_active_backend(monkeypatch):
     finally:
         pe.set_backend(previous)
     assert calls == [1]
-    np.testing.assert_array_equal(w.data, np.ones(3))  # the stub did nothing
+    np.testing.assert_array_equal(w._data, np.ones(3))  # the stub did nothing
 
 
 def test_add_param_group_mid_training_matches_torch():
@@ -502,7 +502,7 @@ def test_add_param_group_mid_training_matches_torch():
             if k < 4:
                 params[2].grad = None
             opt.step()
-            out.append([np.array(p.detach().numpy() if mod is not optim else p.data) for p in params])
+            out.append([np.array(p.detach().numpy() if mod is not optim else p._data) for p in params])
         return out
 
     a = train(optim, [pe.tensor(x.copy(), requires_grad=True) for x in INIT])
@@ -524,7 +524,7 @@ def _float32_matches_torch(torch, make):
             r = tanh(as_tensor(X32) @ W + b) @ V - as_tensor(Y32)
             (r * r).mean().backward()
             opt.step()
-        return [np.array(p.detach().numpy() if mod is not optim else p.data) for p in params]
+        return [np.array(p.detach().numpy() if mod is not optim else p._data) for p in params]
 
     a = train(optim, [pe.tensor(x.copy(), requires_grad=True) for x in init32], pe.tensor, pe.tanh)
     b = train(torch.optim, [torch.tensor(x.copy(), requires_grad=True) for x in init32], torch.from_numpy,
@@ -547,8 +547,8 @@ def test_gradient_of_other_dtype_or_layout_is_converted():
         opt = optim.Adam([w], lr=0.1)
         w.grad = grad
         opt.step()
-        assert opt.state[w]["exp_avg"].data.dtype == np.float64
-        return w.data.copy()
+        assert opt.state[w]["exp_avg"]._data.dtype == np.float64
+        return w._data.copy()
 
     g = np.linspace(-1, 1, 6).reshape(2, 3)
     expected = one_step(pe.tensor(g))
@@ -559,13 +559,13 @@ def test_gradient_of_other_dtype_or_layout_is_converted():
     w = pe.tensor(np.ones(3), requires_grad=True)
     w.grad = pe.tensor(np.ones(3, dtype=np.float32))
     optim.SGD([w], lr=0.5).step()
-    assert w.data.dtype == np.float64 and np.allclose(w.data, 0.5)
+    assert w._data.dtype == np.float64 and np.allclose(w._data, 0.5)
 
 
 def test_non_contiguous_parameter_is_updated_in_place_of_its_data():
     base = np.arange(12.0).reshape(3, 4)
     w = pe.from_numpy(base.T.copy().T)  # Fortran-ordered: not C-contiguous
-    assert not w.data.flags.c_contiguous
+    assert not w._data.flags.c_contiguous
     w.requires_grad_()
     v = pe.tensor(base.copy(), requires_grad=True)
     opts = [optim.SGD([w], lr=0.1, momentum=0.9), optim.SGD([v], lr=0.1, momentum=0.9)]
@@ -573,7 +573,7 @@ def test_non_contiguous_parameter_is_updated_in_place_of_its_data():
         for p, opt in zip((w, v), opts):
             p.grad = pe.tensor(np.full((3, 4), 0.5))
             opt.step()
-    np.testing.assert_array_equal(w.data, v.data)
+    np.testing.assert_array_equal(w._data, v._data)
 
 
 def test_gradient_of_wrong_shape_raises():
@@ -594,10 +594,10 @@ def test_zero_grad_set_to_none_and_skip():
     assert w.grad is None and v.grad is None
     w.grad = pe.tensor(np.ones(3))
     opt.step()  # v has no grad: unchanged, no state
-    np.testing.assert_array_equal(v.data, np.ones(2))
+    np.testing.assert_array_equal(v._data, np.ones(2))
     assert v not in opt.state or not opt.state[v]
     assert opt.state[w]["step"] == 1
-    assert not np.array_equal(w.data, np.ones(3))
+    assert not np.array_equal(w._data, np.ones(3))
 
 
 def test_zero_grad_keep_tensors():
@@ -606,9 +606,9 @@ def test_zero_grad_keep_tensors():
     (w * 3).sum().backward()
     g = w.grad
     opt.zero_grad(set_to_none=False)
-    assert w.grad is g and np.array_equal(g.data, np.zeros(3))
+    assert w.grad is g and np.array_equal(g._data, np.zeros(3))
     opt.step()  # a zero gradient still steps: weight decay moves w, as in PyTorch
-    np.testing.assert_allclose(w.data, np.full(3, 1 - 0.1 * 0.5))
+    np.testing.assert_allclose(w._data, np.full(3, 1 - 0.1 * 0.5))
 
 
 def test_step_with_closure_returns_loss():
@@ -624,7 +624,7 @@ def test_step_with_closure_returns_loss():
     with pe.no_grad():
         loss = opt.step(closure)  # the closure runs with grad enabled
     assert isinstance(loss, pe.Tensor)
-    assert_same_trajectory([[p.data for p in params]], run_reference(RefSGD(0.1), 1))
+    assert_same_trajectory([[p._data for p in params]], run_reference(RefSGD(0.1), 1))
 
 
 # --------------------------------------------------------------------------- state dicts
@@ -655,17 +655,17 @@ def test_state_dict_round_trip_resumes_identically(name):
     opt = make(optim, params)
     _train(opt, params, 5)
     saved = copy.deepcopy(opt.state_dict())
-    resumed_params = [pe.tensor(p.data.copy(), requires_grad=True) for p in params]
+    resumed_params = [pe.tensor(p._data.copy(), requires_grad=True) for p in params]
     resumed = make(optim, resumed_params)
     resumed.load_state_dict(saved)
     for value in saved["state"].values():  # the loaded optimizer owns copies
         for k, t in value.items():
             if isinstance(t, pe.Tensor) and k != "step":
-                t.data[...] = 1e6
+                t._data[...] = 1e6
     _train(opt, params, 5)
     _train(resumed, resumed_params, 5)
     for p, q in zip(params, resumed_params):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p._data, q._data)
     assert resumed.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
 
 
@@ -696,9 +696,9 @@ def test_state_dict_loads_into_torch_and_back():
     opt = make(optim, params)
     _train(opt, params, 4)
     sd = opt.state_dict()
-    to_torch = {"state": {i: {k: torch.tensor(v.data.copy()) for k, v in s.items()} for i, s in sd["state"].items()},
+    to_torch = {"state": {i: {k: torch.tensor(v._data.copy()) for k, v in s.items()} for i, s in sd["state"].items()},
                 "param_groups": copy.deepcopy(sd["param_groups"])}
-    tparams = [torch.tensor(p.data.copy(), requires_grad=True) for p in params]
+    tparams = [torch.tensor(p._data.copy(), requires_grad=True) for p in params]
     topt = make(torch.optim, tparams)
     topt.load_state_dict(to_torch)
     # and torch's state dict back into a fresh pyengine optimizer
@@ -707,7 +707,7 @@ def test_state_dict_loads_into_torch_and_back():
                       for i, s in tsd["state"].items()},
             "param_groups": [{k: v for k, v in g.items() if k in sd["param_groups"][0] or k == "params"}
                              for g in tsd["param_groups"]]}
-    params2 = [pe.tensor(p.data.copy(), requires_grad=True) for p in params]
+    params2 = [pe.tensor(p._data.copy(), requires_grad=True) for p in params]
     opt2 = make(optim, params2)
     opt2.load_state_dict(back)
     for _ in range(5):
@@ -719,8 +719,8 @@ def test_state_dict_loads_into_torch_and_back():
         loss_torch(torch, tparams).backward()
         topt.step()
         for p, q, t in zip(params, params2, tparams):
-            np.testing.assert_array_equal(p.data, q.data)
-            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=0, atol=TOL)
+            np.testing.assert_array_equal(p._data, q._data)
+            np.testing.assert_allclose(p._data, t.detach().numpy(), rtol=0, atol=TOL)
 
 
 def test_load_state_dict_errors():
@@ -970,7 +970,7 @@ def test_scheduler_drives_training_like_torch():
             loss_fn(params).backward()
             opt.step()
             sched.step()
-            out.append([np.array(p.data if mod is None else p.detach().numpy()) for p in params])
+            out.append([np.array(p._data if mod is None else p.detach().numpy()) for p in params])
         return out
 
     a = run(None, [pe.tensor(x.copy(), requires_grad=True) for x in INIT], loss_pyengine)

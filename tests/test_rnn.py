@@ -243,7 +243,7 @@ def test_grads_vs_finite_differences(name, kw, rng):
     loss().backward()
     with pe.no_grad():
         for what, t in [("x", x)] + [(f"hx[{i}]", h) for i, h in enumerate(hx)] + list(m.named_parameters()):
-            assert_close(t.grad, numeric_grad(lambda: loss().item(), t.data), rtol=1e-6, atol=1e-8,
+            assert_close(t.grad, numeric_grad(lambda: loss().item(), t._data), rtol=1e-6, atol=1e-8,
                          msg=f"{name} {what} ")
 
 

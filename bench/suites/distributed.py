@@ -106,7 +106,7 @@ def worker_train(n_layer, n_head, n_embd, block_size, vocab_size, global_batch, 
         step_s = float(np.median(times))
         _emit(dict(world=world, threads=threads, step_s=step_s, sync_s=float(np.median(sync)),
                    tokens_per_s=global_batch * block_size / step_s, params=int(n_params),
-                   grad_bytes=int(sum(p.data.nbytes for p in model.parameters())),
+                   grad_bytes=int(sum(p._data.nbytes for p in model.parameters())),
                    buckets=len(model.bucket_sizes)))
 
 

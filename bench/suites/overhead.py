@@ -13,7 +13,7 @@ def run(res, quick=False):
         a = pe.tensor(rng.standard_normal((4, 8)).astype(np.float32), requires_grad=True)
         b = pe.tensor(rng.standard_normal((4, 8)).astype(np.float32))
         t_ours = timeit(lambda: a * b, min_time=0.2)[0]
-        t_np = timeit(lambda: a.data * b.data, min_time=0.2)[0]
+        t_np = timeit(lambda: a._data * b._data, min_time=0.2)[0]
         t_torch = None
         if torch is not None:
             ta, tb = torch.from_numpy(a.detach().numpy()).requires_grad_(), torch.from_numpy(b.numpy())
@@ -33,7 +33,7 @@ def run(res, quick=False):
                 p.grad = None
             loss = F.mse_loss(F.linear(F.relu(F.linear(x, w1, b1)), w2, b2), y)
             loss.backward()
-            K.sgd_update([p.data for p in params], [p.grad.data for p in params], [None] * 4, 0.01)
+            K.sgd_update([p._data for p in params], [p.grad._data for p in params], [None] * 4, 0.01)
 
         t_ours = timeit(step, min_time=0.2)[0]
         t_torch = None

@@ -177,7 +177,7 @@ def abort(code=1):
 def _array_of(tensor, fn):
     from ..tensor import Tensor
     if isinstance(tensor, Tensor):
-        return tensor.data
+        return tensor._data
     if isinstance(tensor, np.ndarray):
         return tensor
     raise TypeError(f"{fn}: expected a pyengine Tensor or a NumPy array, got {type(tensor).__name__}")

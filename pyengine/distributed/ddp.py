@@ -61,8 +61,8 @@ class _Bucket:
 
     def __init__(self, index, params, names):
         self.index, self.params, self.names = index, params, names
-        self.param_dtype = params[0].data.dtype
-        self.offsets = np.cumsum([0] + [p.data.size for p in params]).tolist()
+        self.param_dtype = params[0]._data.dtype
+        self.offsets = np.cumsum([0] + [p._data.size for p in params]).tolist()
         self.numel = self.offsets[-1]
         # float16 sums are not a standard MPI reduction: communicate them in float32
         dt = np.float32 if self.param_dtype == np.float16 else self.param_dtype
@@ -120,11 +120,11 @@ class Reducer:
         """Buckets of consecutive parameters in reverse order, one dtype each, closed once >= cap_bytes."""
         buckets, cur, size = [], [], 0
         for p in reversed(params):
-            if cur and p.data.dtype != cur[0].data.dtype:
+            if cur and p._data.dtype != cur[0]._data.dtype:
                 buckets.append(cur)
                 cur, size = [], 0
             cur.append(p)
-            size += p.data.nbytes
+            size += p._data.nbytes
             if size >= cap_bytes:
                 buckets.append(cur)
                 cur, size = [], 0
@@ -143,12 +143,12 @@ class Reducer:
                 seg.fill(0)
                 buf[n + j] = 0
             else:
-                if p.data.dtype != b.param_dtype:
+                if p._data.dtype != b.param_dtype:
                     raise RuntimeError(
-                        f"DistributedDataParallel: parameter '{b.names[j]}' is {p.data.dtype} but was "
+                        f"DistributedDataParallel: parameter '{b.names[j]}' is {p._data.dtype} but was "
                         f"{b.param_dtype} when its gradient buckets were made (wrap time): call .to(dtype) "
                         "before wrapping")
-                np.copyto(seg, g.data.reshape(-1))
+                np.copyto(seg, g._data.reshape(-1))
                 buf[n + j] = 1
         b.work = self.process_group.iallreduce(buf, "sum")
 
@@ -168,11 +168,11 @@ class Reducer:
             for j, p in enumerate(b.params):
                 if buf[n + j] == 0:
                     continue  # no rank had a gradient: leave p.grad as it is (None)
-                seg = grads[offs[j]:offs[j + 1]].reshape(p.data.shape)
+                seg = grads[offs[j]:offs[j + 1]].reshape(p._data.shape)
                 if p.grad is None:
                     p.grad = _wrap(seg.astype(b.param_dtype, copy=True))
                 else:
-                    np.copyto(p.grad.data, seg, casting="unsafe")
+                    np.copyto(p.grad._data, seg, casting="unsafe")
 
     def __call__(self):
         """Average every gradient now (after backward): all buckets, then wait."""
@@ -226,8 +226,8 @@ class DistributedDataParallel(Module):
         world = process_group.world_size
         if world > 1:
             self._check_same_model()
-            self._broadcast_coalesced([p.data for p in module.parameters()] +
-                                      [b.data for b in d["_sync_buffers_list"]])
+            self._broadcast_coalesced([p._data for p in module.parameters()] +
+                                      [b._data for b in d["_sync_buffers_list"]])
         d["_reducer"] = Reducer(d["_params"], process_group, bucket_cap_mb, [n for n, _ in named])
         d["_buckets"] = self._reducer.buckets
         d["_where"] = {id(p): b for b in self._buckets for p in b.params}
@@ -248,9 +248,9 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------------ wrap time
     def _signature(self):
-        sig = [["parameter", n, list(p.shape), str(p.data.dtype), bool(p.requires_grad)]
+        sig = [["parameter", n, list(p.shape), str(p._data.dtype), bool(p.requires_grad)]
                for n, p in self.module.named_parameters()]
-        sig += [["buffer", n, list(b.shape), str(b.data.dtype), False] for n, b in self.module.named_buffers()]
+        sig += [["buffer", n, list(b.shape), str(b._data.dtype), False] for n, b in self.module.named_buffers()]
         return sig
 
     def _check_same_model(self):
@@ -305,7 +305,7 @@ class DistributedDataParallel(Module):
         if world > 1:
             self._check_previous_iteration()
             if self.broadcast_buffers and self._sync_buffers_list:
-                self._broadcast_coalesced([b.data for b in self._sync_buffers_list])
+                self._broadcast_coalesced([b._data for b in self._sync_buffers_list])
         out = self.module(*inputs, **kwargs)
         if world > 1:
             if self.require_backward_grad_sync and is_grad_enabled():

@@ -92,8 +92,8 @@ def _is_symbolic(x):
 def _as_tensor(x, float_layer):
     """A Tensor for an array-like input; float layers get float32 (Keras's autocast of inputs)."""
     if isinstance(x, Tensor):
-        if float_layer and x.data.dtype != np.float32:
-            return Tensor(x.data.astype(np.float32)) if x.grad_fn is None else x.float()
+        if float_layer and x._data.dtype != np.float32:
+            return Tensor(x._data.astype(np.float32)) if x.grad_fn is None else x.float()
         return x
     arr = np.asarray(x)
     if float_layer and arr.dtype != np.float32:
@@ -348,7 +348,7 @@ class Layer(nn.Module):
         """The weights as NumPy arrays, in Keras's order and layout (a Dense kernel is (in, units))."""
         out = []
         for owner in self._weight_owners():
-            out.extend(owner.get_weights() if isinstance(owner, Layer) else [owner.data.copy()])
+            out.extend(owner.get_weights() if isinstance(owner, Layer) else [owner._data.copy()])
         return out
 
     def set_weights(self, weights):
@@ -362,7 +362,7 @@ class Layer(nn.Module):
                 owner.set_weights(weights[i:i + n])
                 i += n
             else:
-                owner.data[...] = np.asarray(weights[i])
+                owner._data[...] = np.asarray(weights[i])
                 i += 1
 
     def _check_weights(self, weights, expected):
@@ -538,17 +538,17 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_weights(self):
-        out = [self.weight.data.T.copy()]
+        out = [self.weight._data.T.copy()]
         if self.use_bias:
-            out.append(self.bias.data.copy())
+            out.append(self.bias._data.copy())
         return out
 
     def set_weights(self, weights):
         weights = list(weights)
         self._check_weights(weights, [w.shape for w in self.get_weights()])
-        self.weight.data[...] = np.asarray(weights[0]).T
+        self.weight._data[...] = np.asarray(weights[0]).T
         if self.use_bias:
-            self.bias.data[...] = weights[1]
+            self.bias._data[...] = weights[1]
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
@@ -606,7 +606,7 @@ class Embedding(Layer):
                         regularizer=self.embeddings_regularizer)
 
     def call(self, inputs):
-        idx = inputs.data
+        idx = inputs._data
         if idx.dtype.kind not in "iu":
             if idx.dtype.kind == "f" and not np.array_equal(idx, np.round(idx)):
                 raise ValueError(f"Embedding '{self.name}': inputs must be integer ids, got non-integral floats")
@@ -623,7 +623,7 @@ class Embedding(Layer):
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
             return None
-        ids = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+        ids = inputs._data if isinstance(inputs, Tensor) else np.asarray(inputs)
         return ids != 0
 
     def get_config(self):
@@ -704,8 +704,8 @@ class LSTM(Layer):
         self._own_weights, regs = [], []
         for sfx in self._directions():
             w_ih, w_hh = getattr(self.cell, "weight_ih" + sfx), getattr(self.cell, "weight_hh" + sfx)
-            w_ih.data[...] = initializers.get(self._init_names[0])((features, 4 * H)).T
-            w_hh.data[...] = initializers.get(self._init_names[1])((H, 4 * H)).T
+            w_ih._data[...] = initializers.get(self._init_names[0])((features, 4 * H)).T
+            w_hh._data[...] = initializers.get(self._init_names[1])((H, 4 * H)).T
             self._own_weights += [w_ih, w_hh]
             regs += [(w_ih, self.kernel_regularizer), (w_hh, self.recurrent_regularizer)]
             if self.use_bias:
@@ -713,9 +713,9 @@ class LSTM(Layer):
                 bias = initializers.get(self._init_names[2])((4 * H,))
                 if self.unit_forget_bias:
                     bias[H:2 * H] = 1.0
-                b_ih.data[...] = bias
+                b_ih._data[...] = bias
                 # Keras has one bias; pyengine's LSTM two (b_ih + b_hh). b_hh stays a frozen zero.
-                b_hh.data[...] = 0.0
+                b_hh._data[...] = 0.0
                 b_hh.requires_grad_(False)
                 self._own_weights.append(b_ih)
                 regs.append((b_ih, self.bias_regularizer))
@@ -747,7 +747,7 @@ class LSTM(Layer):
             keep = _rng().random((B, 1, I)) >= self.dropout
             x = x * pe.from_numpy((keep / (1.0 - self.dropout)).astype(np.float32))
         if mask is not None:
-            m = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+            m = np.asarray(mask._data if isinstance(mask, Tensor) else mask, dtype=bool)
             if not m.all():
                 return self._call_masked(x, m)
         if self.go_backwards:
@@ -801,10 +801,10 @@ class LSTM(Layer):
         """[kernel (features, 4 units), recurrent_kernel (units, 4 units), bias (4 units)] per direction."""
         out = []
         for sfx in self._directions():
-            out += [getattr(self.cell, "weight_ih" + sfx).data.T.copy(),
-                    getattr(self.cell, "weight_hh" + sfx).data.T.copy()]
+            out += [getattr(self.cell, "weight_ih" + sfx)._data.T.copy(),
+                    getattr(self.cell, "weight_hh" + sfx)._data.T.copy()]
             if self.use_bias:
-                out.append(getattr(self.cell, "bias_ih" + sfx).data + getattr(self.cell, "bias_hh" + sfx).data)
+                out.append(getattr(self.cell, "bias_ih" + sfx)._data + getattr(self.cell, "bias_hh" + sfx)._data)
         return out
 
     def set_weights(self, weights):
@@ -813,11 +813,11 @@ class LSTM(Layer):
         per = 3 if self.use_bias else 2
         for d, sfx in enumerate(self._directions()):
             w = weights[d * per:(d + 1) * per]
-            getattr(self.cell, "weight_ih" + sfx).data[...] = np.asarray(w[0]).T
-            getattr(self.cell, "weight_hh" + sfx).data[...] = np.asarray(w[1]).T
+            getattr(self.cell, "weight_ih" + sfx)._data[...] = np.asarray(w[0]).T
+            getattr(self.cell, "weight_hh" + sfx)._data[...] = np.asarray(w[1]).T
             if self.use_bias:
-                getattr(self.cell, "bias_ih" + sfx).data[...] = w[2]
-                getattr(self.cell, "bias_hh" + sfx).data[...] = 0.0
+                getattr(self.cell, "bias_ih" + sfx)._data[...] = w[2]
+                getattr(self.cell, "bias_hh" + sfx)._data[...] = 0.0
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
@@ -1058,7 +1058,7 @@ class GlobalAveragePooling1D(Layer):
     def call(self, inputs, mask=None):
         if mask is None:
             return inputs.mean(dim=1)
-        m = np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=np.float32)[..., None]  # (B, T, 1)
+        m = np.asarray(mask._data if isinstance(mask, Tensor) else mask, dtype=np.float32)[..., None]  # (B, T, 1)
         weights = m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
         return (inputs * pe.from_numpy(weights)).sum(dim=1)
 

@@ -41,7 +41,7 @@ __all__ = ["Loss", "LossFunctionWrapper", "BinaryCrossentropy", "CategoricalCros
 
 def _tensor(x, dtype=np.float32):
     if isinstance(x, Tensor):
-        return x if x.data.dtype == dtype else Tensor(x.data.astype(dtype)) if x.grad_fn is None else x.to(
+        return x if x._data.dtype == dtype else Tensor(x._data.astype(dtype)) if x.grad_fn is None else x.to(
             pe.float32)
     return pe.from_numpy(np.ascontiguousarray(np.asarray(x), dtype=dtype))
 
@@ -63,7 +63,7 @@ def _check_same_shape(name, y_true, y_pred):
 
 def _sparse_targets(y_true, y_pred):
     """Integer class ids shaped like y_pred without its class axis."""
-    arr = y_true.data if isinstance(y_true, Tensor) else np.asarray(y_true)
+    arr = y_true._data if isinstance(y_true, Tensor) else np.asarray(y_true)
     want = tuple(y_pred.shape[:-1])
     if arr.shape != want and arr.shape == want + (1,):
         arr = arr.reshape(want)
@@ -190,7 +190,7 @@ def hinge(y_true, y_pred):
     y_pred = _tensor(y_pred)
     y_true = _align(_tensor(y_true), y_pred)
     _check_same_shape("hinge", y_true, y_pred)
-    yt = y_true.data
+    yt = y_true._data
     if np.isin(yt, (0.0, 1.0)).all():
         y_true = pe.from_numpy(np.ascontiguousarray(2.0 * yt - 1.0, dtype=np.float32))
     return pe.relu(1.0 - y_true * y_pred).mean(dim=-1)

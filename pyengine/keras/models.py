@@ -58,7 +58,7 @@ _FORMAT_VERSION = 1
 def _as_array(value, what):
     """A NumPy array of samples from a NumPy array, a nested list or a Tensor (float64 -> float32)."""
     if isinstance(value, Tensor):
-        arr = value.data
+        arr = value._data
     elif isinstance(value, np.ndarray):
         arr = value
     else:
@@ -225,7 +225,7 @@ def _dtype_name(x):
     if isinstance(x, (list, tuple)) and x and isinstance(x[0], (Tensor, np.ndarray)):
         x = x[0]
     if isinstance(x, Tensor):
-        return str(x.data.dtype)
+        return str(x._data.dtype)
     if isinstance(x, np.ndarray):
         return str(x.dtype)
     return None
@@ -410,15 +410,15 @@ class Model(Layer):
         for penalty in self.losses:
             loss = loss + penalty
         batch = y_pred.shape[0] if y_pred is not None and getattr(y_pred, "ndim", 0) else 1
-        self._loss_tracker.update_state(float(loss.data), sample_weight=batch)
+        self._loss_tracker.update_state(float(loss._data), sample_weight=batch)
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with a batch; return every metric's result so far (loss first)."""
         if self._metrics:
-            y_pred_np = y_pred.data if isinstance(y_pred, Tensor) else np.asarray(y_pred)
-            y_np = y.data if isinstance(y, Tensor) else np.asarray(y)
-            sw = None if sample_weight is None else (sample_weight.data if isinstance(sample_weight, Tensor)
+            y_pred_np = y_pred._data if isinstance(y_pred, Tensor) else np.asarray(y_pred)
+            y_np = y._data if isinstance(y, Tensor) else np.asarray(y)
+            sw = None if sample_weight is None else (sample_weight._data if isinstance(sample_weight, Tensor)
                                                      else np.asarray(sample_weight))
             for m in self._metrics:
                 m.update_state(y_np, y_pred_np, sw)
@@ -623,7 +623,7 @@ class Model(Layer):
                 cbs.on_predict_batch_begin(step)
                 out = self.predict_step(batch)
                 self._last_logits = None
-                outputs.append([o.data.copy() for o in out] if isinstance(out, (list, tuple)) else out.data.copy())
+                outputs.append([o._data.copy() for o in out] if isinstance(out, (list, tuple)) else out._data.copy())
                 cbs.on_predict_batch_end(step, {"outputs": out})
         cbs.on_predict_end()
         if not outputs:
@@ -656,7 +656,7 @@ class Model(Layer):
         with pe.no_grad():
             out = self(x, training=False)
         self._last_logits = None
-        return [o.data.copy() for o in out] if isinstance(out, (list, tuple)) else out.data.copy()
+        return [o._data.copy() for o in out] if isinstance(out, (list, tuple)) else out._data.copy()
 
     # -------------------------------------------------------------- summary
     def _summary_rows(self):

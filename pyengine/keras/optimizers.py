@@ -177,7 +177,7 @@ class Optimizer:
         """Update the weights from their ``.grad`` (clipped first when asked), then count the step."""
         if self._opt is None:
             raise RuntimeError(f"{type(self).__name__}.step: call build(var_list) first")
-        grads = [v.grad.data for v in self._vars if v.grad is not None]
+        grads = [v.grad._data for v in self._vars if v.grad is not None]
         if self.clipvalue is not None:
             for g in grads:
                 np.clip(g, -self.clipvalue, self.clipvalue, out=g)
@@ -202,7 +202,7 @@ class Optimizer:
             self.build(vars_)
         for g, v in pairs:
             v.grad = None if g is None else (g if hasattr(g, "data") and not isinstance(g, np.ndarray)
-                                             else _wrap(np.asarray(g, v.data.dtype)))
+                                             else _wrap(np.asarray(g, v._data.dtype)))
         self.step()
 
     # -------------------------------------------------------------- state and config

@@ -75,7 +75,7 @@ class KVCache:
 
     def append(self, layer, k, v):
         """Add this step's k, v (B, H, T_new, hd) Tensors and return the full keys and values as Tensors."""
-        k_all, v_all = self.append_arrays(layer, k.data, v.data)
+        k_all, v_all = self.append_arrays(layer, k._data, v._data)
         return tensor(k_all), tensor(v_all)
 
     def append_arrays(self, layer, k, v):
@@ -112,6 +112,8 @@ class PackedSelfAttention(Function):
     gradient the same way. Splitting and merging the heads therefore costs no copy at all (it used to be
     three: ~8% of a small GPT's training step).
     """
+
+    saves = (0,)
 
     fresh_grads = True  # dqkv: allocated here
 
@@ -266,27 +268,27 @@ class GPT(nn.Module):
             raise ValueError(f"GPT.decode: sequence length {start + T} exceeds block_size {cfg.block_size}")
 
         def arr(p):
-            return None if p is None else p.data
+            return None if p is None else p._data
 
         def layer_norm(x2, ln):
             return K.layer_norm_forward(x2, arr(ln.weight), arr(ln.bias), ln.eps)[0]
 
-        x = K.embedding_forward(self.wte.weight.data, np.ascontiguousarray(ids.reshape(-1), dtype=np.int64))
-        x = x + self.wpe.weight.data[np.tile(np.arange(start, start + T), B)]  # x: (B*T, C)
+        x = K.embedding_forward(self.wte.weight._data, np.ascontiguousarray(ids.reshape(-1), dtype=np.int64))
+        x = x + self.wpe.weight._data[np.tile(np.arange(start, start + T), B)]  # x: (B*T, C)
         scale = 1.0 / math.sqrt(hd)
         for i, blk in enumerate(self.h):
             a = blk.attn
-            qkv = K.linear(layer_norm(x, blk.ln_1), a.c_attn.weight.data, arr(a.c_attn.bias))  # (B*T, 3C)
+            qkv = K.linear(layer_norm(x, blk.ln_1), a.c_attn.weight._data, arr(a.c_attn.bias))  # (B*T, 3C)
             q, k, v = _heads(qkv.reshape(B, T, 3 * C), H)  # (B, H, T, hd) views
             k_all, v_all = cache.append_arrays(i, k, v)
             y, _ = _attend_into_tokens(K, q, k_all, v_all, k_all.shape[2] - T, scale)
             y = y.reshape(B * T, C)
-            x = x + K.linear(y, a.c_proj.weight.data, arr(a.c_proj.bias))
+            x = x + K.linear(y, a.c_proj.weight._data, arr(a.c_proj.bias))
             m = blk.mlp
-            h = K.gelu_forward(K.linear(layer_norm(x, blk.ln_2), m.c_fc.weight.data, arr(m.c_fc.bias)),
+            h = K.gelu_forward(K.linear(layer_norm(x, blk.ln_2), m.c_fc.weight._data, arr(m.c_fc.bias)),
                                m.gelu.approximate)
-            x = x + K.linear(h, m.c_proj.weight.data, arr(m.c_proj.bias))
-        logits = K.linear(layer_norm(x, self.ln_f), self.lm_head.weight.data, None)
+            x = x + K.linear(h, m.c_proj.weight._data, arr(m.c_proj.bias))
+        logits = K.linear(layer_norm(x, self.ln_f), self.lm_head.weight._data, None)
         return logits.reshape(B, T, -1)
 
     @no_grad()
@@ -304,7 +306,7 @@ class GPT(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            ids = np.asarray(idx.data if isinstance(idx, Tensor) else idx, dtype=np.int64)
+            ids = np.asarray(idx._data if isinstance(idx, Tensor) else idx, dtype=np.int64)
             if ids.ndim == 1:
                 ids = ids[None]
             if ids.shape[1] == 0:

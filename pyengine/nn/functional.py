@@ -30,7 +30,7 @@ _KERNEL_FLOATS = frozenset(KERNEL_FLOATS)
 
 def _check_float(op, *ts):
     """The tensors ``ts`` (None skipped) are float32 or float64 (what the kernels compute in), all alike."""
-    dts = {t.data.dtype for t in ts if t is not None}
+    dts = {t._data.dtype for t in ts if t is not None}
     if not dts <= _KERNEL_FLOATS:  # one set test on the usual path (F.linear runs this every call)
         for t in ts:
             if t is not None:
@@ -54,6 +54,8 @@ class Linear(Function):
     (viewed as 2-D here, not by reshape nodes in the graph: two fewer nodes per layer and call).
     dx = g W,  dW = g^T x,  db = sum_N g.
     """
+
+    saves = (0, 1)
 
     fresh_grads = True  # dx, dW, db: new arrays from the GEMM and column-sum kernels
 
@@ -103,6 +105,8 @@ class CrossEntropy(Function):
     The backward recomputes softmax row by row from the saved lse (never stores the (N, C) softmax).
     """
 
+    saves = (0,)
+
     def forward(self, logits, targets, ignore_index, label_smoothing, reduction, weight):
         xp = self.xp
         loss, lse = self.backend.cross_entropy_forward(logits, targets, ignore_index, label_smoothing)
@@ -146,7 +150,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """
     _reduce("cross_entropy", reduction)
     _check_float("cross_entropy", input)
-    tgt = target.data if isinstance(target, Tensor) else xp_of(input).asarray(target)
+    tgt = target._data if isinstance(target, Tensor) else xp_of(input).asarray(target)
     if tgt.dtype.kind == "f":
         raise TypeError(f"cross_entropy: target must hold int64 class indices, got {tgt.dtype} "
                         f"(input {_shape_str(input)}, target {tuple(tgt.shape)}); class-probability targets are "
@@ -176,7 +180,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if weight is not None:
         if label_smoothing:
             raise NotImplementedError("cross_entropy: class weights with label smoothing are not supported yet")
-        w = weight.data if isinstance(weight, Tensor) else xp_of(input).asarray(weight)
+        w = weight._data if isinstance(weight, Tensor) else xp_of(input).asarray(weight)
         if w.shape != (C,):
             raise ValueError(f"cross_entropy: weight must have shape ({C},), got {tuple(w.shape)}")
     t1 = tgt.reshape(-1).astype(np.int64, copy=False)
@@ -188,6 +192,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
 class NllLoss(Function):
     """loss_i = -logp[i, t_i];  dlogp[i, t_i] = -dloss_i."""
+
+    saves = ()
 
     def forward(self, logp, t, ignore_index, reduction):
         xp = self.xp
@@ -220,7 +226,7 @@ class NllLoss(Function):
 def nll_loss(input, target, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of class-index targets given log-probabilities input (N, C)."""
     _reduce("nll_loss", reduction)
-    tgt = target.data if isinstance(target, Tensor) else xp_of(input).asarray(target)
+    tgt = target._data if isinstance(target, Tensor) else xp_of(input).asarray(target)
     if tgt.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold int64 class indices, got {tgt.dtype}")
     if input.ndim != 2 or tgt.shape != (input.shape[0],):
@@ -239,7 +245,7 @@ def _target(op, input, target, name="target"):
         return target
     if target is not None and not isinstance(target, (str, bytes, dict)):
         try:
-            arr = xp_of(input).asarray(target, input.data.dtype)
+            arr = xp_of(input).asarray(target, input._data.dtype)
         except (TypeError, ValueError):
             arr = None
         if arr is not None:
@@ -264,6 +270,8 @@ def _full(xp, a, shape, dtype):
 
 class MSELoss(Function):
     """sum or mean of (x - y)^2 (backend ``mse_forward/backward``);  dx = 2 scale g (x - y), dy = -dx."""
+
+    saves = (0, 1)
 
     def forward(self, x, y, reduction):
         shape = np.broadcast_shapes(x.shape, y.shape)
@@ -297,7 +305,7 @@ def mse_loss(input, target, reduction="mean"):
 def l1_loss(input, target, reduction="mean"):
     _reduce("l1_loss", reduction)
     target = _target("l1_loss", input, target)
-    if input.data.dtype.kind != "f":
+    if input._data.dtype.kind != "f":
         raise TypeError(f"l1_loss: expected a floating point input, got {input.dtype}")
     _broadcast_pair("l1_loss", input, target)
     d = (input - target).abs()
@@ -325,6 +333,8 @@ def _dloss(xp, g, reduction, shape, dtype):
 class BCE(Function):
     """-(y log p + (1 - y) log(1 - p)), logs clamped at -100 (backend ``bce_forward/backward``)."""
 
+    saves = (0,)
+
     def forward(self, p, y, weight, reduction):
         self.p, self.y = p, _full(self.xp, y, p.shape, p.dtype)
         self.w, self.reduction = weight, reduction
@@ -351,13 +361,15 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"binary_cross_entropy: target {_shape_str(target)} must have the same shape as input "
                          f"{_shape_str(input)}")
-    w = None if weight is None else xp.broadcast_to(_target("binary_cross_entropy", input, weight, "weight").data,
-                                                    input.shape).astype(input.data.dtype)
-    return BCE.apply(input, target.data, w, reduction)
+    w = None if weight is None else xp.broadcast_to(_target("binary_cross_entropy", input, weight, "weight")._data,
+                                                    input.shape).astype(input._data.dtype)
+    return BCE.apply(input, target._data, w, reduction)
 
 
 class BCEWithLogits(Function):
     """max(x, 0) - x y + log(1 + e^-|x|)  (backend ``bce_with_logits_forward/backward``)."""
+
+    saves = (0,)
 
     def forward(self, x, y, weight, pos_weight, reduction):
         xp = self.xp
@@ -398,11 +410,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"binary_cross_entropy_with_logits: target {_shape_str(target)} must have the same "
                          f"shape as input {_shape_str(input)}")
-    dt = input.data.dtype
+    dt = input._data.dtype
     op = "binary_cross_entropy_with_logits"
-    w = None if weight is None else xp.broadcast_to(_target(op, input, weight, "weight").data, input.shape).astype(dt)
-    pw = None if pos_weight is None else xp.asarray(_target(op, input, pos_weight, "pos_weight").data, dt)
-    return BCEWithLogits.apply(input, target.data, w, pw, reduction)
+    w = None if weight is None else xp.broadcast_to(_target(op, input, weight, "weight")._data, input.shape).astype(dt)
+    pw = None if pos_weight is None else xp.asarray(_target(op, input, pos_weight, "pos_weight")._data, dt)
+    return BCEWithLogits.apply(input, target._data, w, pw, reduction)
 
 
 # ---------------------------------------------------------------------- layer norm
@@ -414,6 +426,8 @@ class LayerNorm(Function):
     x: (*, C)  weight, bias: (C,) or None; the kernels see x as (N, C) rows (a view for contiguous x);
     mean and rstd (N,) are saved for backward.
     """
+
+    saves = (0, 1)
 
     fresh_grads = True  # dx (allocated here in x's shape), dweight, dbias (by the kernel wrapper)
 
@@ -462,6 +476,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 class Embedding(Function):
     """out[n] = weight[idx[n]];  dweight = scatter-add of g (backend ``embedding_forward/backward``)."""
 
+    saves = ()
+
     fresh_grads = True  # dweight: allocated by the kernel wrapper
 
     def forward(self, weight, idx, padding_idx):
@@ -476,7 +492,7 @@ class Embedding(Function):
 @tensor_op("weight")
 def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq=False, sparse=False):
     """Look up rows of ``weight`` (V, C) for integer ``input`` of any shape -> (*input.shape, C)."""
-    idx = input.data if isinstance(input, Tensor) else xp_of(weight).asarray(input)
+    idx = input._data if isinstance(input, Tensor) else xp_of(weight).asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
     if weight.ndim != 2:
@@ -501,6 +517,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq
 
 class Dropout(Function):
     """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p)."""
+
+    saves = ()
 
     def forward(self, x, p, generator):
         keep = self.xp.asarray(_rng(generator).random(x.shape) >= p)
@@ -533,6 +551,8 @@ class Attention(Function):
     q: (BH, Tq, D)  k: (BH, Tk, D)  v: (BH, Tk, Dv), or all with (B, H) leading axes; strided views are
     read in place. Saves only out and the row lse.
     """
+
+    saves = (0, 1, 2, "out")
 
     def forward(self, q, k, v, mask, causal_offset, scale):
         out, lse = self.backend.attention_forward(q, k, v, mask, causal_offset, scale)
@@ -577,12 +597,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         offset = int64_arg("scaled_dot_product_attention", "causal_offset", offset)
     mask = None
     if attn_mask is not None:
-        mask = attn_mask.data if isinstance(attn_mask, Tensor) else xp_of(query).asarray(attn_mask)
+        mask = attn_mask._data if isinstance(attn_mask, Tensor) else xp_of(query).asarray(attn_mask)
         if mask.dtype.kind not in "biuf":
             raise TypeError(f"scaled_dot_product_attention(): argument 'attn_mask' must be a bool or float Tensor, "
                             f"not {type(attn_mask).__name__}")
         if mask.dtype != np.bool_:
-            mask = mask.astype(query.data.dtype, copy=False)
+            mask = mask.astype(query._data.dtype, copy=False)
     try:
         lead = np.broadcast_shapes(tuple(query.shape[:-2]), tuple(key.shape[:-2]), tuple(value.shape[:-2]))
         if mask is not None:

@@ -22,7 +22,7 @@ class Parameter(Tensor):
         if data is None:
             data = np.empty((0,), np.float32)
         elif isinstance(data, Tensor):
-            data = data.data  # share memory, drop any graph
+            data = data._data  # share memory, drop any graph
         super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):
@@ -33,11 +33,11 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        p = Parameter(self.data.copy(), self.requires_grad)
+        p = Parameter(self._data.copy(), self.requires_grad)
         if self.grad is not None:
-            p.grad = Tensor(self.grad.data.copy())
+            p.grad = Tensor(self.grad._data.copy())
         memo[id(self)] = p
         return p
 
     def __reduce_ex__(self, protocol):
-        return (Parameter, (self.data, self.requires_grad))
+        return (Parameter, (self._data, self.requires_grad))

@@ -60,6 +60,8 @@ def _check_broadcast(op, a, b):
 class Add(Function):
     """y = a + b;  da = g, db = g."""
 
+    saves = ()
+
     def forward(self, a, b):
         return _binary(self.xp.add, a, b, "add")
 
@@ -70,6 +72,8 @@ class Add(Function):
 class Sub(Function):
     """y = a - b;  da = g, db = -g."""
 
+    saves = ()
+
     def forward(self, a, b):
         return _binary(self.xp.subtract, a, b, "sub")
 
@@ -79,6 +83,8 @@ class Sub(Function):
 
 class Mul(Function):
     """y = a * b;  da = g b, db = g a."""
+
+    saves = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -92,6 +98,8 @@ class Mul(Function):
 class Div(Function):
     """y = a / b;  da = g / b, db = -g a / b^2."""
 
+    saves = (0, 1)
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return _binary(self.xp.true_divide, a, b, "div")
@@ -104,6 +112,8 @@ class Div(Function):
 
 class Pow(Function):
     """y = a ** b;  da = g b a^(b-1), db = g y log(a)."""
+
+    saves = (0, 1, "out")
 
     def forward(self, a, b):
         if _shape(a) != _shape(b):
@@ -128,6 +138,8 @@ class Pow(Function):
 class Maximum(Function):
     """y = max(a, b); the gradient goes to the larger input, split evenly on ties (as PyTorch)."""
 
+    saves = (0, 1)
+
     def forward(self, a, b):
         _check_broadcast("maximum", a, b)
         self.a, self.b = a, b
@@ -139,6 +151,8 @@ class Maximum(Function):
 
 class Minimum(Function):
     """y = min(a, b); the gradient goes to the smaller input, split evenly on ties."""
+
+    saves = (0, 1)
 
     def forward(self, a, b):
         _check_broadcast("minimum", a, b)
@@ -159,6 +173,8 @@ def _minmax_backward(fn, g, better):
 class Where(Function):
     """y = cond ? a : b;  da = g where cond, db = g where not cond."""
 
+    saves = ()
+
     def forward(self, cond, a, b):
         self.cond = cond
         return _promote(self.xp.where(cond, a, b), a, b)
@@ -177,6 +193,8 @@ class Where(Function):
 class Neg(Function):
     """y = -x."""
 
+    saves = ()
+
     def forward(self, x):
         return self.xp.negative(x)
 
@@ -186,6 +204,8 @@ class Neg(Function):
 
 class Exp(Function):
     """y = e^x;  dx = g y."""
+
+    saves = ("out",)
 
     def forward(self, x):
         self.y = self.xp.exp(x)
@@ -198,6 +218,8 @@ class Exp(Function):
 class Log(Function):
     """y = log x;  dx = g / x."""
 
+    saves = (0,)
+
     def forward(self, x):
         self.x = x
         return self.xp.log(x)
@@ -208,6 +230,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """y = sqrt x;  dx = g / (2 y)."""
+
+    saves = ("out",)
 
     def forward(self, x):
         self.y = self.xp.sqrt(x)
@@ -220,6 +244,8 @@ class Sqrt(Function):
 class Rsqrt(Function):
     """y = 1 / sqrt x;  dx = -g y^3 / 2."""
 
+    saves = ("out",)
+
     def forward(self, x):
         self.y = 1 / self.xp.sqrt(x)
         return self.y.astype(x.dtype, copy=False)
@@ -230,6 +256,8 @@ class Rsqrt(Function):
 
 class Abs(Function):
     """y = |x|;  dx = g sign(x) (0 at 0, as PyTorch)."""
+
+    saves = (0,)
 
     def forward(self, x):
         self.x = x
@@ -242,6 +270,8 @@ class Abs(Function):
 class Sin(Function):
     """y = sin x;  dx = g cos x."""
 
+    saves = (0,)
+
     def forward(self, x):
         self.x = x
         return self.xp.sin(x)
@@ -253,6 +283,8 @@ class Sin(Function):
 class Cos(Function):
     """y = cos x;  dx = -g sin x."""
 
+    saves = (0,)
+
     def forward(self, x):
         self.x = x
         return self.xp.cos(x)
@@ -263,6 +295,8 @@ class Cos(Function):
 
 class Tanh(Function):
     """y = tanh x;  dx = g (1 - y^2)."""
+
+    saves = ("out",)
 
     def forward(self, x):
         self.y = self.xp.tanh(x)
@@ -281,6 +315,8 @@ def _sigmoid(xp, x):
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x);  dx = g y (1 - y)."""
 
+    saves = ("out",)
+
     def forward(self, x):
         self.y = _sigmoid(self.xp, x)
         return self.y
@@ -291,6 +327,8 @@ class Sigmoid(Function):
 
 class Silu(Function):
     """y = x sigmoid(x);  dx = g s (1 + x (1 - s))."""
+
+    saves = (0,)
 
     def forward(self, x):
         self.x = x
@@ -305,6 +343,8 @@ class Silu(Function):
 class Relu(Function):
     """y = max(x, 0);  dx = g [x > 0]  (kernels: activation.relu_forward/backward)."""
 
+    saves = (0,)
+
     def forward(self, x):
         self.x = x
         return self.backend.relu_forward(x)
@@ -316,6 +356,8 @@ class Relu(Function):
 class Gelu(Function):
     """GELU, exact (erf) or tanh approximation (kernels: activation.gelu_forward/backward)."""
 
+    saves = (0,)
+
     def forward(self, x, approximate):
         self.x, self.approximate = x, approximate
         return self.backend.gelu_forward(x, approximate)
@@ -326,6 +368,8 @@ class Gelu(Function):
 
 class Clamp(Function):
     """y = min(max(x, lo), hi);  dx = g where lo <= x <= hi (as PyTorch)."""
+
+    saves = (0,)
 
     def forward(self, x, lo, hi):
         xp = self.xp
@@ -351,6 +395,8 @@ class Clamp(Function):
 class Cast(Function):
     """y = x converted to another dtype;  dx = g converted back (float to float only)."""
 
+    saves = ()
+
     def forward(self, x, dtype):
         self.src = x.dtype
         return x.astype(dtype)
@@ -374,7 +420,7 @@ def _operand(x, like, op, position):
         return x.item()
     if isinstance(x, (list, tuple)):
         try:
-            arr = xp_of(like).asarray(x, dtype=like.data.dtype if isinstance(like, Tensor) else None)
+            arr = xp_of(like).asarray(x, dtype=like._data.dtype if isinstance(like, Tensor) else None)
         except (TypeError, ValueError):
             arr = None
         if arr is not None and arr.dtype.kind in "biuf":
@@ -449,7 +495,7 @@ def minimum(a, b):
 @tensor_op("condition")
 def where(condition, input=None, other=None):
     """Elementwise choice: input where condition else other. ``where(cond)`` = nonzero indices."""
-    cond = condition.data
+    cond = condition._data
     if input is None and other is None:
         return tuple(_wrap(i) for i in xp_of(cond).nonzero(cond))
     if cond.dtype != np.bool_:
@@ -569,7 +615,7 @@ logical_xor = _cmp("logical_xor", "logical_xor")
 def _unary(name):
     """The op ``name``: NumPy's function of the same name on a tensor, no gradient."""
     def op(x):
-        x = x.data
+        x = x._data
         return _wrap(getattr(xp_of(x), name)(x))
     op.__name__ = op.__qualname__ = name
     return tensor_op("x")(op)
@@ -585,15 +631,15 @@ ceil = _unary("ceil")
 
 @tensor_op("x")
 def sign(x):
-    a = x.data
+    a = x._data
     return _wrap(a.copy() if a.dtype == np.bool_ else xp_of(a).sign(a))  # of a bool: itself, as PyTorch
 
 
 @tensor_op("x")
 def round(x, decimals=0):  # noqa: A001
-    if x.data.dtype == np.bool_:
+    if x._data.dtype == np.bool_:
         raise TypeError("round: not supported for bool tensors")
-    x = x.data
+    x = x._data
     return _wrap(xp_of(x).round(x, int64_arg("round", "decimals", decimals)))
 
 

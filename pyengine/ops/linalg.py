@@ -21,6 +21,8 @@ class MatMul(Function):
     Transposes are passed to the GEMM as flags, never materialised.
     """
 
+    saves = (0, 1)
+
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
             raise RuntimeError("matmul: both arguments need at least 1 dimension, got 0-d")

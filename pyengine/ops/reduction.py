@@ -34,6 +34,8 @@ def _expand_grad(xp, g, shape, axes, keepdim):
 class Sum(Function):
     """y = sum over axes;  dx = g broadcast back."""
 
+    saves = ()
+
     def forward(self, x, axes, keepdim):
         xp = self.xp
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
@@ -49,6 +51,8 @@ class Sum(Function):
 class Mean(Function):
     """y = mean over axes;  dx = g / n broadcast back."""
 
+    saves = ()
+
     def forward(self, x, axes, keepdim):
         xp = self.xp
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
@@ -61,6 +65,8 @@ class Mean(Function):
 
 class Var(Function):
     """y = sum((x - mean)^2) / (n - correction);  dx = g * 2 (x - mean) / (n - correction)."""
+
+    saves = (0,)
 
     def forward(self, x, axes, correction, keepdim):
         xp = self.xp
@@ -82,6 +88,8 @@ class Var(Function):
 class MaxMin(Function):
     """Full max/min (no dim): the gradient is split evenly among tied extrema (as PyTorch's amax)."""
 
+    saves = (0, "out")
+
     def forward(self, x, axes, keepdim, is_max, op):
         xp = self.xp
         self.x, self.axes, self.keepdim = x, axes, keepdim
@@ -99,6 +107,8 @@ class MaxMin(Function):
 
 class MaxMinDim(Function):
     """max/min along one dim returning (values, indices); the gradient goes to the chosen index."""
+
+    saves = ()
 
     differentiable_outputs = (0,)
 
@@ -127,6 +137,8 @@ class MaxMinDim(Function):
 class LogSumExp(Function):
     """y = log sum exp(x) over axes (max-subtracted);  dx = g exp(x - y)."""
 
+    saves = (0, "out")
+
     def forward(self, x, axes, keepdim):
         xp = self.xp
         self.x, self.axes, self.keepdim = x, axes, keepdim
@@ -149,6 +161,8 @@ class Softmax(Function):
     it into rows once).
     """
 
+    saves = ("out",)
+
     def forward(self, x, dim, log):
         xp = self.xp
         self.dim, self.log = dim, log
@@ -166,6 +180,8 @@ class Softmax(Function):
 
 class TopK(Function):
     """The k largest (or smallest) values along ``dim`` and their indices; grad scatters back."""
+
+    saves = ()
 
     differentiable_outputs = (0,)
 
@@ -199,7 +215,7 @@ def sum(x, dim=None, keepdim=False, dtype=None):  # noqa: A001
 
 @tensor_op("x")
 def mean(x, dim=None, keepdim=False, dtype=None):
-    if x.data.dtype.kind not in "f" and dtype is None:
+    if x._data.dtype.kind not in "f" and dtype is None:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating point, got {x.dtype}")
     if dtype is not None:
         x = x.to(dtype)
@@ -262,14 +278,14 @@ def amin(x, dim=None, keepdim=False):
 
 @tensor_op("x")
 def logsumexp(x, dim, keepdim=False):
-    if x.data.dtype.kind != "f":  # of integers: a float result, as PyTorch's
+    if x._data.dtype.kind != "f":  # of integers: a float result, as PyTorch's
         x = x.to(np.float32)
     return LogSumExp.apply(x, _dims(dim, x.ndim, "logsumexp"), keepdim)
 
 
 @tensor_op("x")
 def argmax(x, dim=None, keepdim=False):
-    a, xp = x.data, xp_of(x)
+    a, xp = x._data, xp_of(x)
     if dim is None:
         return _wrap(xp.asarray(xp.argmax(a), dtype=np.int64))
     d = _norm_dim(dim, a.ndim, "argmax")
@@ -278,7 +294,7 @@ def argmax(x, dim=None, keepdim=False):
 
 @tensor_op("x")
 def argmin(x, dim=None, keepdim=False):
-    a, xp = x.data, xp_of(x)
+    a, xp = x._data, xp_of(x)
     if dim is None:
         return _wrap(xp.asarray(xp.argmin(a), dtype=np.int64))
     d = _norm_dim(dim, a.ndim, "argmin")
@@ -326,30 +342,30 @@ def argsort(x, dim=-1, descending=False, stable=False):
 
 @tensor_op("x")
 def cumsum(x, dim):
-    return _wrap(xp_of(x).cumsum(x.data, axis=_norm_dim(dim, x.ndim, "cumsum")))
+    return _wrap(xp_of(x).cumsum(x._data, axis=_norm_dim(dim, x.ndim, "cumsum")))
 
 
 @tensor_op("x")
 def prod(x, dim=None, keepdim=False):
     xp = xp_of(x)
     axis = None if dim is None else _norm_dim(dim, x.ndim, "prod")
-    return _wrap(xp.asarray(xp.prod(x.data, axis=axis, keepdims=bool(keepdim))))
+    return _wrap(xp.asarray(xp.prod(x._data, axis=axis, keepdims=bool(keepdim))))
 
 
 @tensor_op("x")
 def all(x, dim=None):  # noqa: A001
     xp = xp_of(x)
-    return _wrap(xp.asarray(xp.all(x.data, axis=None if dim is None else _norm_dim(dim, x.ndim, "all"))))
+    return _wrap(xp.asarray(xp.all(x._data, axis=None if dim is None else _norm_dim(dim, x.ndim, "all"))))
 
 
 @tensor_op("x")
 def any(x, dim=None):  # noqa: A001
     xp = xp_of(x)
-    return _wrap(xp.asarray(xp.any(x.data, axis=None if dim is None else _norm_dim(dim, x.ndim, "any"))))
+    return _wrap(xp.asarray(xp.any(x._data, axis=None if dim is None else _norm_dim(dim, x.ndim, "any"))))
 
 
 @tensor_op("x")
 def count_nonzero(x, dim=None):
     xp = xp_of(x)
     axis = None if dim is None else _dims(dim, x.ndim, "count_nonzero")
-    return _wrap(xp.asarray(xp.count_nonzero(x.data, axis=axis), dtype=np.int64))
+    return _wrap(xp.asarray(xp.count_nonzero(x._data, axis=axis), dtype=np.int64))

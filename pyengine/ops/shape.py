@@ -14,6 +14,8 @@ from ..tensor import Tensor, _norm_dim, _wrap
 class Reshape(Function):
     """y = x viewed with another shape (a copy only if x's strides need it);  dx = g reshaped."""
 
+    saves = ()
+    returns_view = True
     views_grad = True  # backward passes g on (reshaped): see Function.views_grad
 
     def forward(self, x, shape):
@@ -31,6 +33,9 @@ class Reshape(Function):
 class Permute(Function):
     """y = x with its dims reordered (a view);  dx = g with the inverse permutation."""
 
+    saves = ()
+    returns_view = True
+
     def forward(self, x, dims):
         self.inv = tuple(np.argsort(dims))
         return x.transpose(dims)
@@ -41,6 +46,9 @@ class Permute(Function):
 
 class Expand(Function):
     """y = x broadcast to ``shape`` (a view);  dx = g summed over the expanded dims."""
+
+    saves = ()
+    returns_view = True
 
     def forward(self, x, shape):
         try:
@@ -56,6 +64,7 @@ class Expand(Function):
 class Contiguous(Function):
     """y = a C-contiguous copy of x;  dx = g."""
 
+    saves = ()
     views_grad = True  # backward passes g on as it is: see Function.views_grad
 
     def forward(self, x):
@@ -66,6 +75,8 @@ class Contiguous(Function):
 
 
 class Clone(Function):
+
+    saves = ()
     views_grad = True  # backward passes g on as it is: see Function.views_grad
 
     def forward(self, x):
@@ -77,6 +88,8 @@ class Clone(Function):
 
 class Cat(Function):
     """y = concatenation along ``dim``;  each input's grad is its slice of g."""
+
+    saves = ()
 
     def forward(self, dim, *xs):
         self.dim = dim
@@ -98,6 +111,8 @@ class Cat(Function):
 class Stack(Function):
     """y = inputs stacked along a new dim;  each input's grad is its index of g."""
 
+    saves = ()
+
     def forward(self, dim, *xs):
         self.dim = dim
         return self.xp.stack(xs, axis=dim)
@@ -115,6 +130,9 @@ def _is_basic_index(idx):
 
 class Split(Function):
     """Views of consecutive pieces along ``dim``;  dx = the pieces' grads concatenated (zeros where none)."""
+
+    saves = ()
+    returns_view = True
 
     def forward(self, x, dim, sizes):
         self.dim, self.shape = dim, x.shape
@@ -142,6 +160,9 @@ class Split(Function):
 class GetItem(Function):
     """y = x[index] (NumPy semantics);  dx = zeros with g scattered back, accumulating repeats."""
 
+    saves = ()
+    returns_view = True
+
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
         self.basic = _is_basic_index(index)
@@ -163,6 +184,8 @@ class GetItem(Function):
 class MaskedFill(Function):
     """y = x with value where mask;  dx = g where not mask."""
 
+    saves = ()
+
     def forward(self, x, mask, value):
         xp = self.xp
         self.mask, self.shape = mask, x.shape
@@ -180,6 +203,8 @@ class MaskedFill(Function):
 class Tri(Function):
     """tril / triu: keep the lower / upper triangle of the last two dims;  dx = g masked the same way."""
 
+    saves = ()
+
     def forward(self, x, diagonal, upper):
         xp = self.xp
         n, m = x.shape[-2:]
@@ -194,6 +219,8 @@ class Tri(Function):
 
 class Gather(Function):
     """y[i][j] = x[i][index[i][j]] along ``dim``;  dx = scatter-add of g at index."""
+
+    saves = ()
 
     def forward(self, x, dim, index):
         self.shape, self.dim, self.index = x.shape, dim, index
@@ -242,7 +269,7 @@ def _target_shape(shape, op):
 @tensor_op("x")
 def reshape(x, *shape):
     shape = _target_shape(shape, "reshape")
-    if shape == x.data.shape:
+    if shape == x._data.shape:
         return x
     return Reshape.apply(x, shape)
 
@@ -252,11 +279,11 @@ def view(x, *shape):
     """Like reshape, but never copies: non-viewable strides raise, as in PyTorch."""
     shape = _target_shape(shape, "view")
     try:
-        v = x.data.view()
+        v = x._data.view()
         v.shape = shape  # raises if a copy would be needed
     except (AttributeError, ValueError):
-        if -1 not in shape and math.prod(shape) != x.data.size:
-            raise RuntimeError(f"view: shape {list(shape)} is invalid for input of size {x.data.size}") from None
+        if -1 not in shape and math.prod(shape) != x._data.size:
+            raise RuntimeError(f"view: shape {list(shape)} is invalid for input of size {x._data.size}") from None
         raise RuntimeError(f"view: size {list(shape)} is not compatible with input tensor's size and stride "
                            f"(shape {tuple(x.shape)}); use .reshape(...) instead") from None
     return Reshape.apply(x, shape)
@@ -351,7 +378,7 @@ def broadcast_to(x, shape):
 
 @tensor_op("x")
 def contiguous(x):
-    return x if x.data.flags.c_contiguous else Contiguous.apply(x)
+    return x if x._data.flags.c_contiguous else Contiguous.apply(x)
 
 
 @tensor_op("x")
@@ -427,7 +454,7 @@ def _convert_index(index):
     if isinstance(index, tuple):
         return tuple(_convert_index(i) for i in index)
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, list):
         return np.asarray([i.item() if isinstance(i, Tensor) else i for i in index])
     return index
@@ -440,22 +467,16 @@ def getitem(x, index):
 
 @tensor_op("x")
 def setitem(x, index, value):
-    """x[index] = value, in place; not allowed on tensors that take part in autograd."""
-    if x.requires_grad or x.grad_fn is not None:
-        raise RuntimeError("a leaf Variable that requires grad (or a tensor in the graph) is being used in an "
-                           "in-place operation (x[...] = value); use torch-style no_grad() or clone first")
-    if isinstance(value, Tensor):
-        v = value.data
-    elif isinstance(value, (np.ndarray, np.generic, list, tuple, numbers.Number)):
-        v = value
-    else:
+    """x[index] = value, in place; under autograd x takes the write's place in the graph (ops/inplace.py)."""
+    if not isinstance(value, (Tensor, np.ndarray, np.generic, list, tuple, numbers.Number)):
         raise TypeError(f"setitem(): the value must be a Tensor, an array or a number, not {type(value).__name__}")
-    x.data[_convert_index(index)] = v
+    from .inplace import setitem as _setitem
+    _setitem(x, index, value)
 
 
 @tensor_op("x")
 def masked_fill(x, mask, value):
-    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
     return MaskedFill.apply(x, m, scalar_arg("masked_fill", "value", value))
@@ -477,7 +498,7 @@ def triu(x, diagonal=0):
 
 @tensor_op("x")
 def gather(x, dim, index):
-    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"gather: index must be an integer tensor, got {idx.dtype}")
     if idx.ndim != x.ndim:
@@ -489,7 +510,7 @@ def gather(x, dim, index):
 @tensor_op()
 def one_hot(x, num_classes=-1):
     """Integer class indices (any shape) -> int64 one-hot with a new last dim."""
-    a = x.data if isinstance(x, Tensor) else np.asarray(x)
+    a = x._data if isinstance(x, Tensor) else np.asarray(x)
     if a.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got {a.dtype}")
     num_classes = int64_arg("one_hot", "num_classes", num_classes)
@@ -508,7 +529,7 @@ def multinomial(probs, num_samples, replacement=False, generator=None):
     """Draw class indices with probability proportional to each row of ``probs`` (no grad)."""
     from ..random import _rng
     num_samples = size_arg("multinomial", "num_samples", num_samples)
-    p = probs.data.astype(np.float64)
+    p = probs._data.astype(np.float64)
     if p.ndim not in (1, 2):
         raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {p.ndim}")
     if np.any(p < 0) or not np.all(np.isfinite(p)):
@@ -542,9 +563,9 @@ def flip(x, dims):
 
 @tensor_op("x")
 def repeat_interleave(x, repeats, dim=None):
-    reps = repeats.data if isinstance(repeats, Tensor) else size_arg("repeat_interleave", "repeats", repeats)
+    reps = repeats._data if isinstance(repeats, Tensor) else size_arg("repeat_interleave", "repeats", repeats)
     axis = None if dim is None else _norm_dim(dim, x.ndim, "repeat_interleave")
-    return _wrap(xp_of(x).repeat(x.data, reps, axis=axis))
+    return _wrap(xp_of(x).repeat(x._data, reps, axis=axis))
 
 
 __all__ = ["reshape", "view", "flatten", "unflatten", "permute", "transpose", "t", "unsqueeze", "squeeze",

@@ -75,7 +75,7 @@ class Adagrad(Optimizer):
                 batch = batches.setdefault(state["step"], ([], [], []))
                 batch[0].append(self._param_array(p, write_back))
                 batch[1].append(self._grad_array(p))
-                batch[2].append(state["sum"].data)
+                batch[2].append(state["sum"]._data)
             for step, (params, grads, sums) in batches.items():
                 kernels.adagrad_update(params, grads, sums, step, float(group["lr"]), float(group["lr_decay"]),
                                        float(group["weight_decay"]), float(group["eps"]), bool(group["maximize"]))

@@ -98,16 +98,16 @@ class Adam(Optimizer):
                 if amsgrad and state.get("max_exp_avg_sq") is None:
                     state["max_exp_avg_sq"] = self._buffer(p)
                 state["step"] += 1
-                key = (state["step"], p.data.dtype)
+                key = (state["step"], p._data.dtype)
                 batch = batches.get(key)
                 if batch is None:
                     batch = batches[key] = ([], [], [], [], [])
                 batch[0].append(self._param_array(p, write_back))
                 batch[1].append(self._grad_array(p))
-                batch[2].append(state["exp_avg"].data)
-                batch[3].append(state["exp_avg_sq"].data)
+                batch[2].append(state["exp_avg"]._data)
+                batch[3].append(state["exp_avg_sq"]._data)
                 if amsgrad:
-                    batch[4].append(state["max_exp_avg_sq"].data)
+                    batch[4].append(state["max_exp_avg_sq"]._data)
 
             for (step, _), (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs) in batches.items():
                 kernels.adam_update(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,

@@ -127,7 +127,7 @@ class Optimizer:
                 raise ValueError(f"can't optimize a non-leaf Tensor (parameter {i} of the group was made by "
                                  f"{type(p.grad_fn).__name__}); optimize the leaf it was computed from, "
                                  "or detach() it and set requires_grad=True")
-            if p.data.dtype.kind != "f":
+            if p._data.dtype.kind != "f":
                 raise ValueError(f"can only optimize floating point Tensors, but parameter {i} of the group has "
                                  f"dtype {p.dtype}")
 
@@ -173,10 +173,10 @@ class Optimizer:
                         g.detach_()
                     else:
                         g.requires_grad = False
-                    if g.data.flags.writeable:
-                        g.data.fill(0)
+                    if g._data.flags.writeable:
+                        g._data.fill(0)
                     else:
-                        g.data = np.zeros(g.data.shape, dtype=g.data.dtype)
+                        g._data = np.zeros(g._data.shape, dtype=g._data.dtype)
 
     def step(self, closure=None):
         """Perform one optimization step; ``closure`` (optional) re-evaluates the model and returns the loss."""
@@ -199,24 +199,24 @@ class Optimizer:
     @staticmethod
     def _buffer(p, fill=0.0):
         """A state buffer: a Tensor of ``p``'s shape and dtype, filled with ``fill``."""
-        return _wrap(np.full(p.data.shape, fill, dtype=p.data.dtype))
+        return _wrap(np.full(p._data.shape, fill, dtype=p._data.dtype))
 
     @staticmethod
     def _grad_array(p):
         """``p``'s gradient as a C-contiguous array of ``p``'s dtype and shape (what the kernels need)."""
-        g = p.grad.data
-        if g.shape != p.data.shape:
-            raise RuntimeError(f"optimizer step: the gradient of a parameter of shape {tuple(p.data.shape)} has "
+        g = p.grad._data
+        if g.shape != p._data.shape:
+            raise RuntimeError(f"optimizer step: the gradient of a parameter of shape {tuple(p._data.shape)} has "
                                f"shape {tuple(g.shape)}")
-        if g.dtype != p.data.dtype or not g.flags.c_contiguous:
-            g = np.ascontiguousarray(g, dtype=p.data.dtype)
+        if g.dtype != p._data.dtype or not g.flags.c_contiguous:
+            g = np.ascontiguousarray(g, dtype=p._data.dtype)
         return g
 
     @staticmethod
     def _param_array(p, write_back):
-        """``p.data`` if it is C-contiguous and writeable; else a contiguous copy, recorded in ``write_back``
-        so that ``_write_back`` copies the update into ``p.data`` after the kernel ran."""
-        a = p.data
+        """``p._data`` if it is C-contiguous and writeable; else a contiguous copy, recorded in ``write_back``
+        so that ``_write_back`` copies the update into ``p._data`` after the kernel ran."""
+        a = p._data
         if a.flags.c_contiguous and a.flags.writeable:
             return a
         tmp = np.ascontiguousarray(a)
@@ -228,10 +228,10 @@ class Optimizer:
     @staticmethod
     def _write_back(write_back):
         for p, tmp in write_back:
-            if p.data.flags.writeable:
-                p.data[...] = tmp
+            if p._data.flags.writeable:
+                p._data[...] = tmp
             else:
-                p.data = tmp
+                p._data = tmp
 
     # ------------------------------------------------------------------ state dict
     def state_dict(self):
@@ -324,11 +324,11 @@ class Optimizer:
         if value is None:
             return None
         if isinstance(value, (Tensor, np.ndarray)):
-            arr = value.data if isinstance(value, Tensor) else value
-            if arr.shape != p.data.shape:
+            arr = value._data if isinstance(value, Tensor) else value
+            if arr.shape != p._data.shape:
                 raise ValueError(f"load_state_dict: state[{name!r}] of parameter {index} has shape "
-                                 f"{tuple(arr.shape)}, but the parameter has shape {tuple(p.data.shape)}")
-            return _wrap(np.array(arr, dtype=p.data.dtype, order="C", copy=True))
+                                 f"{tuple(arr.shape)}, but the parameter has shape {tuple(p._data.shape)}")
+            return _wrap(np.array(arr, dtype=p._data.dtype, order="C", copy=True))
         return copy.deepcopy(value)
 
     # ------------------------------------------------------------------ misc

@@ -81,11 +81,11 @@ class RMSprop(Optimizer):
                 state["step"] += 1
                 params.append(self._param_array(p, write_back))
                 grads.append(self._grad_array(p))
-                square_avgs.append(state["square_avg"].data)
+                square_avgs.append(state["square_avg"]._data)
                 if momentum > 0:
-                    momentum_buffers.append(state["momentum_buffer"].data)
+                    momentum_buffers.append(state["momentum_buffer"]._data)
                 if centered:
-                    grad_avgs.append(state["grad_avg"].data)
+                    grad_avgs.append(state["grad_avg"]._data)
             if params:
                 kernels.rmsprop_update(params, grads, square_avgs, momentum_buffers, grad_avgs, float(group["lr"]),
                                        float(group["alpha"]), float(group["eps"]), float(group["weight_decay"]),

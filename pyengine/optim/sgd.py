@@ -83,14 +83,14 @@ class SGD(Optimizer):
                         first_step = True  # the kernel sets the buffer to the gradient
                         buf = self._buffer(p)
                         state["momentum_buffer"] = buf
-                key = (p.data.dtype, first_step)
+                key = (p._data.dtype, first_step)
                 batch = batches.get(key)
                 if batch is None:
                     batch = batches[key] = ([], [], [])
                 batch[0].append(self._param_array(p, write_back))
                 batch[1].append(g)
                 if buf is not None:
-                    batch[2].append(buf.data)
+                    batch[2].append(buf._data)
 
             for (_, first_step), (params, grads, momentum_buffers) in batches.items():
                 kernels.sgd_update(params, grads, momentum_buffers, lr, momentum, dampening, nesterov,

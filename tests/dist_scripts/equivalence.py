@@ -54,7 +54,7 @@ def run_case(opt_kind, bucket_cap_mb, accum, steps=5, micro=4):
             else:
                 (F.mse_loss(model(x), y) / accum).backward()
         opt.step()
-    mine = np.concatenate([p.data.reshape(-1) for p in model.parameters()])
+    mine = np.concatenate([p._data.reshape(-1) for p in model.parameters()])
     everyone = dist.all_gather(pe.tensor(mine), stack=True).numpy()
     across = float(np.max(np.abs(everyone - everyone[0])))
 
@@ -66,7 +66,7 @@ def run_case(opt_kind, bucket_cap_mb, accum, steps=5, micro=4):
             ropt.zero_grad()
             F.mse_loss(ref(pe.tensor(X[s])), pe.tensor(Y[s])).backward()
             ropt.step()
-        theirs = np.concatenate([p.data.reshape(-1) for p in ref.parameters()])
+        theirs = np.concatenate([p._data.reshape(-1) for p in ref.parameters()])
         ref_err = float(np.max(np.abs(mine - theirs)))
     return {"opt": opt_kind, "bucket_cap_mb": bucket_cap_mb, "accum": accum, "buckets": len(model.bucket_sizes),
             "max_err_vs_1proc": ref_err, "max_diff_across_ranks": across}
@@ -103,12 +103,12 @@ def run_partial():
     plain(x, use_extra).pow(2).sum().backward()
     errs = []
     for (name, p), (_, q) in zip(model.named_parameters(), plain.named_parameters()):
-        local = np.zeros_like(q.data) if q.grad is None else q.grad.data
+        local = np.zeros_like(q._data) if q.grad is None else q.grad._data
         expected = dist.all_gather(pe.tensor(local), stack=True).numpy().mean(axis=0)
         if name.startswith("unused"):
             errs.append(0.0 if p.grad is None else float("inf"))
         else:
-            errs.append(float(np.max(np.abs(p.grad.data - expected))))
+            errs.append(float(np.max(np.abs(p.grad._data - expected))))
     return {"case": "partial", "buckets": len(model.bucket_sizes), "max_err": max(errs)}
 
 

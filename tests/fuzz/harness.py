@@ -68,14 +68,14 @@ def _flatten(x, out, label="out"):
     import numpy as np
     import pyengine as pe
     if isinstance(x, pe.Tensor):
-        a = x.data
+        a = x._data
         if a.nbytes > _COPY_LIMIT:
             out.append((label, f"{a.dtype}{list(a.shape)} view"))
         else:
             out.append((label, np.array(a, copy=True)))
     elif isinstance(x, pe.nn.Module):
         for name, p in x.named_parameters():
-            out.append((f"{label}.{name}.grad", None if p.grad is None else np.array(p.grad.data, copy=True)))
+            out.append((f"{label}.{name}.grad", None if p.grad is None else np.array(p.grad._data, copy=True)))
     elif isinstance(x, (list, tuple)):
         for i, e in enumerate(x):
             _flatten(e, out, f"{label}[{i}]")
@@ -112,7 +112,7 @@ def execute(entry, case, backend, limit):
         result = entry.run(case)
         phase = "backward"
         outs = [t for t in _tensors(result)
-                if t.grad_fn is not None and t.data.dtype.kind == "f" and t.data.nbytes <= _COPY_LIMIT]
+                if t.grad_fn is not None and t._data.dtype.kind == "f" and t._data.nbytes <= _COPY_LIMIT]
         if outs:
             total = outs[0].sum()
             for t in outs[1:]:
@@ -123,7 +123,7 @@ def execute(entry, case, backend, limit):
         _flatten(result, items)
         for i, t in enumerate(strategies.MADE):
             if t.requires_grad:
-                items.append((f"input{i}.grad", None if t.grad is None else np.array(t.grad.data, copy=True)))
+                items.append((f"input{i}.grad", None if t.grad is None else np.array(t.grad._data, copy=True)))
         return Outcome(items=items, made=list(strategies.MADE))
     except CaseTimeout as e:
         return Outcome(error=e, phase=phase)

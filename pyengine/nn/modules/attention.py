@@ -24,7 +24,7 @@ __all__ = ["MultiheadAttention"]
 
 
 def _as_array(m):
-    return m.data if isinstance(m, Tensor) else np.asarray(m)
+    return m._data if isinstance(m, Tensor) else np.asarray(m)
 
 
 class MultiheadAttention(Module):
@@ -175,7 +175,7 @@ class MultiheadAttention(Module):
         qh = qp.reshape(N, L, h, d).transpose(1, 2)  # (N, h, L, d)
         kh = kp.reshape(N, S, h, d).transpose(1, 2)  # (N, h, S, d)
         vh = vp.reshape(N, S, h, d).transpose(1, 2)
-        mask = self._mask(attn_mask, key_padding_mask, is_causal, N, L, S, q.data.dtype)
+        mask = self._mask(attn_mask, key_padding_mask, is_causal, N, L, S, q._data.dtype)
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:

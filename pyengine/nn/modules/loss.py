@@ -74,7 +74,7 @@ class NLLLoss(_WeightedLoss):
 
     @tensor_op("input", name="NLLLoss")
     def forward(self, input, target):
-        tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
+        tgt = target._data if isinstance(target, Tensor) else np.asarray(target)
         x, out_shape = input, tuple(tgt.shape)
         if x.ndim == 1:
             x, tgt = x.reshape(1, -1), tgt.reshape(1)
@@ -87,7 +87,7 @@ class NLLLoss(_WeightedLoss):
             return loss.reshape(*out_shape) if self.reduction == "none" else loss
         per = F.nll_loss(x, _wrap(tgt), ignore_index=self.ignore_index, reduction="none")
         valid = tgt != self.ignore_index
-        w = np.where(valid, self.weight.data[np.where(valid, tgt, 0)], 0).astype(x.data.dtype)
+        w = np.where(valid, self.weight._data[np.where(valid, tgt, 0)], 0).astype(x._data.dtype)
         loss = per * _wrap(w)
         if self.reduction == "none":
             return loss.reshape(*out_shape)

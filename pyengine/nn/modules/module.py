@@ -81,7 +81,7 @@ def _as_numpy(value):
     """The array of a state-dict value: a pyengine Tensor, a NumPy array, or anything array-like
     (a torch tensor, a number)."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor: no import of torch needed
@@ -388,25 +388,25 @@ class Module:
                         missing.append(key)
                         continue
                     arr = _as_numpy(state_dict[key])
-                    if arr.shape != t.data.shape:
+                    if arr.shape != t._data.shape:
                         errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} "
-                                      f"from checkpoint, the shape in current model is {tuple(t.data.shape)}.")
+                                      f"from checkpoint, the shape in current model is {tuple(t._data.shape)}.")
                         continue
-                    if (arr.dtype.kind == "f") != (t.data.dtype.kind == "f"):
+                    if (arr.dtype.kind == "f") != (t._data.dtype.kind == "f"):
                         # float <-> int or bool would reinterpret numbers (a relabelled float32 tensor read as
                         # int32); float64 -> float32 and int widths convert, as PyTorch's copy_ does
                         errors.append(f"dtype mismatch for {key}: the checkpoint holds {arr.dtype}, the "
-                                      f"parameter in current model is {t.data.dtype}.")
+                                      f"parameter in current model is {t._data.dtype}.")
                         continue
                     if assign:
-                        new = np.array(arr, dtype=t.data.dtype if t.data.dtype.kind != "f" or
+                        new = np.array(arr, dtype=t._data.dtype if t._data.dtype.kind != "f" or
                                        arr.dtype.kind != "f" else arr.dtype, copy=True)
                         if isinstance(t, Parameter):
                             module._parameters[name] = Parameter(new, requires_grad=t.requires_grad)
                         else:
                             module._buffers[name] = Tensor(new)
                     else:
-                        np.copyto(t.data, arr, casting="unsafe")
+                        np.copyto(t._data, arr, casting="unsafe")
         unexpected = [k for k in state_dict.keys() if k not in expected]
         missing = list(dict.fromkeys(missing))
         if strict:
@@ -444,7 +444,7 @@ class Module:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p.grad._data[...] = 0
 
     def apply(self, fn):
         """Call ``fn(m)`` on every submodule (children first) and then on self; returns self.
@@ -463,12 +463,12 @@ class Module:
             for p in m._parameters.values():
                 if p is None:
                     continue
-                p.data = fn(p.data)
+                p._data = fn(p._data)
                 if p.grad is not None:
-                    p.grad.data = fn(p.grad.data)
+                    p.grad._data = fn(p.grad._data)
             for b in m._buffers.values():
                 if b is not None:
-                    b.data = fn(b.data)
+                    b._data = fn(b._data)
         return self
 
     def to(self, *args, **kwargs):

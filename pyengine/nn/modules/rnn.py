@@ -379,7 +379,7 @@ class RNNBase(Module):
             if x.ndim != 2:
                 raise RuntimeError(f"{name}: packed input data must have 2 dimensions (N, input_size), got "
                                    f"shape {tuple(x.shape)}")
-            bs = np.asarray(batch_sizes.data if isinstance(batch_sizes, Tensor) else batch_sizes, np.int64)
+            bs = np.asarray(batch_sizes._data if isinstance(batch_sizes, Tensor) else batch_sizes, np.int64)
             if bs.ndim != 1 or bs.size == 0 or bs[0] <= 0 or np.any(np.diff(bs) > 0) or bs.sum() != x.shape[0]:
                 raise ValueError(f"{name}: batch_sizes {bs.tolist()} do not describe the {x.shape[0]} rows of the "
                                  "packed data (positive, non-increasing, summing to the rows)")
@@ -398,16 +398,16 @@ class RNNBase(Module):
             steps = Steps.dense_batch(x.shape[0], x.shape[1])
         B = steps.B
         weights = self.all_weights
-        wdt = weights[0][0].data.dtype
+        wdt = weights[0][0]._data.dtype
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {x.shape[-1]}")
-        if x.data.dtype != wdt:
+        if x._data.dtype != wdt:
             raise ValueError(f"{name}: input dtype ({x.dtype}) does not match weight dtype ({weights[0][0].dtype}); "
                              f"convert the input (input.to({weights[0][0].dtype})) or the module (module.to(dtype))")
         states = self._initial_states(hx, batched, (LD, B, H), weights[0][0], name)
         if packed and sorted_indices is not None and hx is not None:
-            perm = np.asarray(sorted_indices.data if isinstance(sorted_indices, Tensor) else sorted_indices)
+            perm = np.asarray(sorted_indices._data if isinstance(sorted_indices, Tensor) else sorted_indices)
             states = [s[:, perm] for s in states]
         finals = [[] for _ in range(self._n_states)]
         for layer in range(L):
@@ -425,7 +425,7 @@ class RNNBase(Module):
         finals = [stack(f, 0) for f in finals]
         if packed:
             if unsorted_indices is not None:
-                perm = np.asarray(unsorted_indices.data if isinstance(unsorted_indices, Tensor) else unsorted_indices)
+                perm = np.asarray(unsorted_indices._data if isinstance(unsorted_indices, Tensor) else unsorted_indices)
                 finals = [f[:, perm] for f in finals]
             return PackedSequence(x, batch_sizes, sorted_indices, unsorted_indices), self._hidden(finals)
         if not batched:
@@ -451,7 +451,7 @@ class RNNBase(Module):
             what = f"hidden[{i}]" if self._n_states > 1 else "hidden"
             if tuple(s.shape) != shape:
                 raise RuntimeError(f"{name}: Expected {what} size {shape}, got {tuple(s.shape)}")
-            if s.data.dtype != weight.data.dtype:
+            if s._data.dtype != weight._data.dtype:
                 raise RuntimeError(f"{name}: {what} has dtype {s.dtype}, expected the weights' {weight.dtype}")
         return hs
 
@@ -596,8 +596,8 @@ class RNNCellBase(Module):
                                f"{self.input_size}")
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
-        B, H, dt = x.shape[0], self.hidden_size, self.weight_ih.data.dtype
-        if x.data.dtype != dt:
+        B, H, dt = x.shape[0], self.hidden_size, self.weight_ih._data.dtype
+        if x._data.dtype != dt:
             raise ValueError(f"{name}: input dtype ({input.dtype}) does not match weight dtype "
                              f"({self.weight_ih.dtype})")
         if hx is None:
@@ -613,7 +613,7 @@ class RNNCellBase(Module):
                 if tuple(s.shape) != (B, H):
                     raise RuntimeError(f"{name}: {what} has shape {tuple(s.shape)}, expected {(B, H)} (batch, "
                                        "hidden_size)")
-                if s.data.dtype != dt:
+                if s._data.dtype != dt:
                     raise RuntimeError(f"{name}: {what} has dtype {s.dtype}, expected {self.weight_ih.dtype}")
                 states[i] = s
         new = self._step(x.unsqueeze(0), states)

@@ -84,7 +84,7 @@ def invert_permutation(permutation):
 
 def _ints(x, op, name):
     """A 1-D int64 NumPy array from a tensor, array or sequence of ints."""
-    a = np.asarray(x.data if isinstance(x, Tensor) else x)
+    a = np.asarray(x._data if isinstance(x, Tensor) else x)
     if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
         raise TypeError(f"{op}: {name} must be a 1-D sequence of integers, got {a.dtype} of shape {a.shape}")
     return a.astype(np.int64)
@@ -120,6 +120,7 @@ class _TakeRows(Function):
     most once;  dx = g put back at those rows, zeros elsewhere."""
 
     fresh_grads = True
+    saves = ()
 
     def forward(self, x, index, nlead):
         self.shape = x.shape
@@ -138,6 +139,7 @@ class _PutRows(Function):
     flattened to the rows of x) are x's rows, each written at most once;  dx = g at those rows."""
 
     fresh_grads = True
+    saves = ()
 
     def forward(self, x, index, shape, padding_value):
         y = self.xp.full(shape, padding_value, x.dtype)

@@ -32,7 +32,7 @@ def default_collate(batch):
                                f"got shapes {sorted(shapes)}")
         if any(x.requires_grad for x in batch):
             return _stack(batch)
-        return _wrap(np.stack([x.data for x in batch]))
+        return _wrap(np.stack([x._data for x in batch]))
     if isinstance(elem, np.ndarray):
         if elem.dtype.kind in "USO":
             raise TypeError(f"default_collate: cannot make a Tensor of numpy arrays of dtype {elem.dtype}")

@@ -25,7 +25,7 @@ def _tensor_arrays(dataset):
         dataset = dataset.dataset
     if type(dataset) is not TensorDataset or any(t.requires_grad for t in dataset.tensors):
         return None
-    return [t.data for t in dataset.tensors], index_map
+    return [t._data for t in dataset.tensors], index_map
 
 
 class _MapFetcher:
