@@ -46,7 +46,7 @@ def with_name(e, name):
     if name in msg and not isinstance(e, OverflowError):
         return e
     cls = ValueError if isinstance(e, OverflowError) else type(e)
-    if cls.__module__ != "builtins":
+    if cls.__module__ != "builtins" and not cls.__module__.startswith("pyengine."):  # pyengine's own stay
         cls = next(c for c in cls.__mro__ if c.__module__ == "builtins")
     try:
         new = cls(msg if name in msg else f"{name}: {msg}" if msg else f"{name}: {type(e).__name__}")
@@ -96,9 +96,23 @@ def tensor_op(*params, name=None):
     return deco
 
 
+# The public ops whose checks require the kernels' dtypes (float32, float64): given a bfloat16 or float16
+# tensor, they compute through float32 (pyengine/_lowp.py); tensor_op wraps them so.
+KERNEL_OPS = frozenset(
+    ["pyengine.nn.functional." + n for n in (
+        "linear", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
+        "binary_cross_entropy_with_logits", "layer_norm", "embedding", "scaled_dot_product_attention",
+        "leaky_relu", "smooth_l1_loss", "huber_loss", "kl_div")]
+    + ["pyengine.ops.elementwise.relu", "pyengine.ops.elementwise.gelu", "pyengine.ops.reduction.softmax",
+       "pyengine.ops.reduction.log_softmax", "pyengine.ops.reduction.mean", "pyengine.ops.reduction.logsumexp"])
+
+
 def _generate(fn, op, params):
     """The wrapper of ``fn``: the same signature, the checks inline, then ``fn`` inside a try."""
     from .tensor import Tensor
+    if f"{fn.__module__}.{fn.__name__}" in KERNEL_OPS:
+        from ._lowp import via_float32
+        fn = via_float32(fn)
     sig = inspect.signature(fn)
     names = list(sig.parameters)
     first = 0 if names[:1] == ["self"] else 1  # a method's arguments are numbered after self, as callers see them
@@ -220,7 +234,7 @@ def check_kernel_float(op, t):
     dt = t._data.dtype
     if dt in KERNEL_FLOATS:
         return
-    if dt.kind != "f":
+    if dt.kind != "f" and t.dtype.name != "bfloat16":
         raise TypeError(f"{op}: expected a floating point tensor, got {t.dtype}")
     raise TypeError(f"{op}: {t.dtype} is not supported: the kernels compute in float32 or float64 "
                     "(convert with .float())")

@@ -89,6 +89,56 @@ class enable_grad(_GradModeContext):
     mode = True
 
 
+class inference_mode(_GradModeContext):
+    """PyTorch's ``inference_mode(mode=True)``: a context manager and a decorator (``@inference_mode`` or
+    ``@inference_mode()``) that, like ``no_grad``, builds no graph inside. ``inference_mode(False)`` leaves grad
+    mode as it is. PyTorch also marks the tensors made inside as inference tensors (not allowed in autograd
+    later, to save version-counter bookkeeping); pyengine makes ordinary tensors there, which only means
+    that what PyTorch would refuse later is allowed here."""
+
+    def __new__(cls, mode=True):
+        if mode is None or isinstance(mode, bool):
+            return super().__new__(cls)
+        return cls()(mode)  # used bare as a decorator: @inference_mode
+
+    def __init__(self, mode=True):
+        self.inference = bool(mode)
+
+    def __enter__(self):
+        self.prev = is_grad_enabled()
+        self.prev_inference = _state_inference.enabled
+        if self.inference:
+            _state.enabled = False
+            _state_inference.enabled = True
+        return self
+
+    def __exit__(self, *exc):
+        _state.enabled = self.prev
+        _state_inference.enabled = self.prev_inference
+        return False
+
+    def __call__(self, fn):
+        mode = self.inference
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class _InferenceState(threading.local):
+    enabled = False
+
+
+_state_inference = _InferenceState()
+
+
+def is_inference_mode_enabled():
+    """Whether an ``inference_mode()`` block is active on this thread."""
+    return _state_inference.enabled
+
+
 # --------------------------------------------------------------------------- Function
 
 
@@ -145,6 +195,8 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
+        if not cls.returns_view and cls is not _lowp.CastLowp and _lowp.has_low(args):
+            return _lowp.apply_upcast(cls, args)  # bfloat16 / float16 compute through float32 (pyengine/_lowp.py)
         fn = cls.__new__(cls)
         fn.backend = B = backend_of(*args)
         fn.xp = B.xp
@@ -750,3 +802,5 @@ def _seed_grad(t, gradient, op="backward"):
 # at the end, where every name above already exists (see the note at the end of tensor.py).
 from .tensor import Tensor, _wrap  # noqa: E402
 from .ops import inplace  # noqa: E402
+from . import _lowp  # noqa: E402
+from ._legacy import Variable  # noqa: E402,F401  PyTorch's legacy autograd.Variable

@@ -13,6 +13,7 @@ import numpy as np
 from . import _dtype as D
 from ._checks import check_alloc, index_arg, int64_arg, real_arg, scalar_arg, size_arg, tensor_op
 from .device import CPU, as_device
+from .device import no_cuda as _no_cuda
 from .random import _rng
 
 _float_default = np.dtype(np.float32)
@@ -37,8 +38,21 @@ class Tensor:
                  "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected op
 
-    def __init__(self, data, requires_grad=False, dtype=None):
-        arr = _as_array(data, dtype)
+    def __init__(self, *args, requires_grad=False, dtype=None, device=None):
+        """PyTorch's legacy constructor (pyengine/_legacy.py): ``Tensor(2, 3)`` zeros of that shape,
+        ``Tensor([1, 2])`` / ``Tensor(ndarray)`` a float32 copy, ``Tensor(t)`` shares t's memory, ``Tensor()``
+        empty. pyengine's extension: ``Tensor(data, dtype=d)`` is data in dtype d (``as_tensor``'s rules)."""
+        as_device(device)
+        if dtype is not None:
+            if len(args) != 1:
+                raise TypeError(f"Tensor(data, dtype=...) takes one data argument, got {len(args)}")
+            arr = _as_array(args[0], dtype)
+        else:
+            arr = _legacy.new_array(args, None)
+        self._init(arr, requires_grad)
+
+    def _init(self, arr, requires_grad=False):
+        """Set up a new tensor over the array ``arr`` (kept as it is: its dtype and memory)."""
         self._data = arr
         self.grad = None
         self.grad_fn = None
@@ -103,7 +117,7 @@ class Tensor:
         return self.grad_fn is None
 
     def is_floating_point(self):
-        return self._data.dtype.kind == "f"
+        return D.is_float_np(self._data.dtype)
 
     def is_contiguous(self):
         return self._data.flags.c_contiguous
@@ -126,7 +140,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ autograd
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self._data.dtype.kind not in "fc":
+        if requires_grad and not D.is_float_np(self._data.dtype):
             raise RuntimeError(f"only Tensors of floating point dtype can require gradients (got {self.dtype})")
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; use detach()")
@@ -231,16 +245,14 @@ class Tensor:
         as_device(device)
         if dtype is None or D.to_numpy_dtype(dtype) == self._data.dtype:
             return self.clone() if copy else self
+        npd = D.to_numpy_dtype(dtype)
+        if npd == D.BF16_NP or self._data.dtype == D.BF16_NP:
+            return _lowp.cast(self, npd)  # bfloat16: a float type NumPy does not know as one
         from .ops import cast
-        return cast(self, D.to_numpy_dtype(dtype))
+        return cast(self, npd)
 
     def cpu(self):
         return self
-
-    def type(self, dtype=None):
-        if dtype is None:
-            return f"pyengine.{self.dtype.name.capitalize()}Tensor"
-        return self.to(dtype)
 
     def float(self):
         return self.to(D.float32)
@@ -262,7 +274,8 @@ class Tensor:
 
     # ------------------------------------------------------------------ printing
     def __repr__(self):
-        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
+        arr = self._data if self._data.dtype != D.BF16_NP else self._data.astype(np.float32)
+        body = np.array2string(arr, separator=", ", precision=4, prefix="tensor(")
         extras = []
         if self._data.dtype not in (np.float32, np.int64, np.bool_) or self._data.size == 0:
             extras.append(f"dtype={self.dtype}")
@@ -532,6 +545,57 @@ class Tensor:
     def new_full(self, size, fill_value, dtype=None): return full(size, fill_value, dtype=dtype or self.dtype)
     def new_empty(self, *size, dtype=None): return empty(*size, dtype=dtype or self.dtype)
 
+    # ------------------------------------------------------------------ PyTorch compatibility (legacy API, devices)
+    # Legacy and device-query methods that real PyTorch programs call (pyengine/_legacy.py, docs/pytorch_compat.md).
+    # This block is kept apart from the op table above on purpose: it is the compat helper's, to ease merging.
+    def type(self, dtype=None, non_blocking=False):
+        """``t.type()``: PyTorch's type name, ``"torch.FloatTensor"`` (PyTorch's string, so that comparisons
+        written for PyTorch hold); ``t.type(pyengine.float64)`` / ``t.type("torch.DoubleTensor")`` /
+        ``t.type(pyengine.DoubleTensor)`` casts. CUDA types raise (no CUDA in this build)."""
+        if dtype is None:
+            return _legacy.type_string(self.dtype)
+        return self.to(_legacy.dtype_of_type_arg(dtype, "Tensor.type"))
+
+    def new(self, *args):
+        """PyTorch's legacy ``t.new(...)``: the legacy constructor (``pyengine.Tensor(...)``) in t's dtype."""
+        return _wrap(_legacy.new_array(args, self._data.dtype, "Tensor.new"))
+
+    def bfloat16(self):
+        return self.to(D.bfloat16)
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        """Raises, as PyTorch without CUDA: this build of pyengine has the CPU backend only."""
+        raise _no_cuda("Tensor.cuda()")
+
+    def pin_memory(self, device=None):
+        """Page-locked memory is for copies to an accelerator: with none, PyTorch 2.13 raises; so does this."""
+        raise RuntimeError("Cannot access accelerator device when none is available.")
+
+    def is_pinned(self, device=None):
+        return False
+
+    def get_device(self):
+        """-1 for a CPU tensor, as PyTorch."""
+        return -1
+
+    is_cpu = property(lambda self: True, doc="Always True: every tensor lives on the CPU in this build.")
+    is_xpu = property(lambda self: False)
+    is_mps = property(lambda self: False)
+    is_meta = property(lambda self: False)
+    is_sparse = property(lambda self: False)
+    is_quantized = property(lambda self: False)
+    nbytes = property(lambda self: self._data.nbytes, doc="Bytes of this tensor's elements.")
+    itemsize = property(lambda self: self._data.itemsize, doc="Bytes of one element.")
+
+    def untyped_storage(self):
+        """The memory block under this tensor (its base's, for a view) as bytes (PyTorch's UntypedStorage)."""
+        return _legacy.UntypedStorage(_legacy.root_array(self._data))
+
+    def storage(self):
+        """The memory block under this tensor, as elements of its dtype (PyTorch's TypedStorage): for a view,
+        its base's whole block; ``tolist()``, ``len()``, indexing, ``size()``, ``dtype``."""
+        return _legacy.TypedStorage(_legacy.root_array(self._data))
+
     # ------------------------------------------------------------------ internals
     def _edge(self):
         """Where this tensor's gradient goes: itself if a leaf, else (node, output index)."""
@@ -576,6 +640,13 @@ class _HookHandle:
 
     def remove(self):
         self.store.pop(self.key, None)
+
+
+def _new(arr, requires_grad=False):
+    """A new leaf tensor over the array ``arr`` as it is (dtype and memory kept)."""
+    t = Tensor.__new__(Tensor)
+    t._init(arr, requires_grad)
+    return t
 
 
 def _wrap(arr, node=None, index=0):
@@ -671,7 +742,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     arr = _as_array(src, dtype)
     if isinstance(src, np.ndarray) and np.shares_memory(arr, src):
         arr = arr.copy()
-    return Tensor(arr, requires_grad=requires_grad)
+    return _new(arr, requires_grad)
 
 
 @tensor_op()
@@ -680,7 +751,7 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor) and (dtype is None or D.to_numpy_dtype(dtype) == data._data.dtype):
         return data
     as_device(device)
-    return Tensor(_as_array(data, dtype))
+    return _new(_as_array(data, dtype))
 
 
 @tensor_op()
@@ -720,7 +791,7 @@ def _factory_dtype(dtype, default=_float_default):
 
 def _make(arr, requires_grad, device):
     as_device(device)
-    return Tensor(arr, requires_grad=requires_grad)
+    return _new(arr, requires_grad)
 
 
 # Every factory is a tensor_op: the shape is checked before anything is allocated, and an error from
@@ -927,4 +998,4 @@ def _array_of(x):
 # autograd and ops import Tensor from this module, and Tensor's methods call them: the cycle is closed
 # here, at the end, where every name those modules import from this one exists. The methods use the
 # modules' functions at call time only, so these modules may be imported in any order.
-from . import autograd, ops  # noqa: E402
+from . import _legacy, _lowp, autograd, ops  # noqa: E402

@@ -184,7 +184,7 @@ CALLS = {
     "Rsqrt": lambda: (_r(3).abs() + 1).rsqrt(), "Abs": lambda: _r(3).abs(), "Sin": lambda: _r(3).sin(),
     "Cos": lambda: _r(3).cos(), "Tanh": lambda: _r(3).tanh(), "Sigmoid": lambda: _r(3).sigmoid(),
     "Silu": lambda: F.silu(_r(3)), "Relu": lambda: _r(3).relu(), "Gelu": lambda: F.gelu(_r(3)),
-    "Clamp": lambda: _r(3).clamp(-0.5, 0.5), "Cast": lambda: _r(3).float(),
+    "Clamp": lambda: _r(3).clamp(-0.5, 0.5), "Cast": lambda: _r(3).float(), "CastLowp": lambda: _r(3).bfloat16(),
     "MatMul": lambda: _r(2, 2, 3) @ _r(3, 4), "Sum": lambda: _r(2, 3).sum(1), "Mean": lambda: _r(2, 3).mean(),
     "Var": lambda: _r(2, 3).var(1), "MaxMin": lambda: _r(2, 3).amax(1, keepdim=True),
     "MaxMinDim": lambda: _r(2, 3).max(1)[0], "LogSumExp": lambda: _r(2, 3).logsumexp(1, keepdim=True),

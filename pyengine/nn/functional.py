@@ -39,6 +39,20 @@ def _check_float(op, *ts):
         raise TypeError(f"{op}: expected all tensors to have the same dtype, got {sorted(str(d) for d in dts)}")
 
 
+def _legacy_reduction(size_average, reduce, emit_warning=True):
+    """PyTorch's mapping of the deprecated ``size_average`` / ``reduce`` loss arguments (None: True) to
+    ``reduction``: reduce=False -> "none", else size_average -> "mean" / "sum"; warns (UserWarning) as PyTorch.
+    Every loss (functional and module) calls this when either is given."""
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    reduction = "mean" if size_average and reduce else "sum" if reduce else "none"
+    if emit_warning:
+        import warnings
+        warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' "
+                      "instead.", UserWarning, stacklevel=3)
+    return reduction
+
+
 def _reduce(op, reduction):
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
@@ -141,13 +155,17 @@ class CrossEntropy(Function):
 
 
 @tensor_op("input")
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                  label_smoothing=0.0):
     """Cross-entropy between softmax(input) and class-index targets.
 
     input: (N, C), (N, C, d1, ...) or (C,)   target: int64 (N,), (N, d1, ...) or ()
     ignore_index: targets equal to it add nothing (and do not count in the mean)
     label_smoothing: eps in [0, 1]: the target distribution is (1 - eps) one_hot + eps / C
+    size_average, reduce: PyTorch's deprecated form of ``reduction`` (mapped as PyTorch, with its warning)
     """
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("cross_entropy", reduction)
     _check_float("cross_entropy", input)
     tgt = target._data if isinstance(target, Tensor) else xp_of(input).asarray(target)
@@ -223,9 +241,17 @@ class NllLoss(Function):
 
 
 @tensor_op("input")
-def nll_loss(input, target, ignore_index=-100, reduction="mean"):
-    """Negative log-likelihood of class-index targets given log-probabilities input (N, C)."""
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """Negative log-likelihood of class-index targets given log-probabilities.
+
+    input: (N, C), (N, C, d1, ...) or (C,)   target: int64 (N,), (N, d1, ...) or ()
+    loss_n = -weight[t_n] input[n, t_n]; "mean" divides by the sum of the weights of counted targets.
+    """
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("nll_loss", reduction)
+    if weight is not None or input.ndim != 2:
+        return _nll_loss_nd(input, target, weight, ignore_index, reduction)
     tgt = target._data if isinstance(target, Tensor) else xp_of(input).asarray(target)
     if tgt.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold int64 class indices, got {tgt.dtype}")
@@ -233,6 +259,31 @@ def nll_loss(input, target, ignore_index=-100, reduction="mean"):
         raise ValueError(f"nll_loss: expected input (N, C) and target (N,), got {_shape_str(input)} and "
                          f"{tuple(tgt.shape)}")
     return NllLoss.apply(input, tgt.astype(np.int64), int64_arg("nll_loss", "ignore_index", ignore_index), reduction)
+
+
+def _nll_loss_nd(input, target, weight, ignore_index, reduction):
+    """nll_loss with class weights and/or an input other than (N, C): rows of (N, C) through NllLoss."""
+    tgt = target._data if isinstance(target, Tensor) else np.asarray(target)
+    x, out_shape = input, tuple(tgt.shape)
+    if x.ndim == 1:
+        x, tgt = x.reshape(1, -1), tgt.reshape(1)
+    elif x.ndim > 2:  # (N, C, d1, ...) -> (N d1 ..., C)
+        C = x.shape[1]
+        x = x.permute(0, *range(2, x.ndim), 1).reshape(-1, C)
+        tgt = tgt.reshape(-1)
+    if weight is None:
+        loss = nll_loss(x, _wrap(tgt), ignore_index=ignore_index, reduction=reduction)
+        return loss.reshape(*out_shape) if reduction == "none" else loss
+    w_all = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
+    per = nll_loss(x, _wrap(tgt), ignore_index=ignore_index, reduction="none")
+    valid = tgt != ignore_index
+    w = np.where(valid, w_all[np.where(valid, tgt, 0)], 0).astype(x._data.dtype)
+    loss = per * _wrap(w)
+    if reduction == "none":
+        return loss.reshape(*out_shape)
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / float(w.sum())
 
 
 # ---------------------------------------------------------------------- regression / binary losses
@@ -289,8 +340,10 @@ class MSELoss(Function):
 
 
 @tensor_op("input")
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean (or sum) squared error; ``reduction="none"`` keeps the elementwise (x - y)^2."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("mse_loss", reduction)
     target = _target("mse_loss", input, target)
     _check_float("mse_loss", input, target)
@@ -302,7 +355,10 @@ def mse_loss(input, target, reduction="mean"):
 
 
 @tensor_op("input")
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Mean (or sum) absolute error; ``reduction="none"`` keeps the elementwise |x - y|."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("l1_loss", reduction)
     target = _target("l1_loss", input, target)
     if input._data.dtype.kind != "f":
@@ -352,8 +408,10 @@ class BCE(Function):
 
 
 @tensor_op("input")
-def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """BCE between probabilities ``input`` (in [0, 1]) and ``target``, same shape."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("binary_cross_entropy", reduction)
     xp = xp_of(input)
     target = _target("binary_cross_entropy", input, target)
@@ -401,8 +459,11 @@ class BCEWithLogits(Function):
 
 
 @tensor_op("input")
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None):
     """BCE on logits, computed stably (no sigmoid overflow)."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("binary_cross_entropy_with_logits", reduction)
     xp = xp_of(input)
     target = _target("binary_cross_entropy_with_logits", input, target)

@@ -1157,6 +1157,8 @@ optimizer(pe.optim.RMSprop, lr=lr_, alpha=("float", st.sampled_from([0.99, 0.5])
 optimizer(pe.optim.Adagrad, lr=lr_, lr_decay=("float", st.sampled_from([0.0, 0.1])), weight_decay=wd_,
           initial_accumulator_value=("float", st.sampled_from([0.0, 0.5])),
           eps=("float", st.sampled_from([1e-10, 1.0])))
+optimizer(pe.optim.Adadelta, lr=("float", st.sampled_from([1.0, 0.1, 0.0])), rho=("float", st.sampled_from(
+    [0.9, 0.5, 0.0])), eps=("float", st.sampled_from([1e-6, 1.0])), weight_decay=wd_, maximize=("bool", st.booleans()))
 
 # ---------------------------------------------------------------------- lr schedulers
 
@@ -1217,6 +1219,8 @@ EXCLUDED = {
     "load", "save", "device", "dtype", "Size", "Tensor", "Function", "Generator",
     # abstract bases: nothing to call
     "Module", "Optimizer", "LRScheduler", "RNNBase", "RNNCellBase",
+    # steps only with a closure that recomputes the loss: tests/test_compat.py runs it against torch.optim.LBFGS
+    "LBFGS",
 }
 
 

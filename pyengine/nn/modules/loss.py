@@ -8,26 +8,18 @@ arguments are accepted and mapped to it as PyTorch does.
 import numpy as np
 
 from ..._checks import tensor_op
-from ...tensor import Tensor, _wrap
+from ...tensor import Tensor
 from .. import functional as F
 from .module import Module
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss"]
 
 
-def _legacy_reduction(size_average, reduce):
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    if not reduce:
-        return "none"
-    return "mean" if size_average else "sum"
-
-
 class _Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         if size_average is not None or reduce is not None:
-            reduction = _legacy_reduction(size_average, reduce)
+            reduction = F._legacy_reduction(size_average, reduce)
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         self.reduction = reduction
@@ -74,26 +66,7 @@ class NLLLoss(_WeightedLoss):
 
     @tensor_op("input", name="NLLLoss")
     def forward(self, input, target):
-        tgt = target._data if isinstance(target, Tensor) else np.asarray(target)
-        x, out_shape = input, tuple(tgt.shape)
-        if x.ndim == 1:
-            x, tgt = x.reshape(1, -1), tgt.reshape(1)
-        elif x.ndim > 2:  # (N, C, d1, ...) -> (N d1 ..., C)
-            C = x.shape[1]
-            x = x.permute(0, *range(2, x.ndim), 1).reshape(-1, C)
-            tgt = tgt.reshape(-1)
-        if self.weight is None:
-            loss = F.nll_loss(x, _wrap(tgt), ignore_index=self.ignore_index, reduction=self.reduction)
-            return loss.reshape(*out_shape) if self.reduction == "none" else loss
-        per = F.nll_loss(x, _wrap(tgt), ignore_index=self.ignore_index, reduction="none")
-        valid = tgt != self.ignore_index
-        w = np.where(valid, self.weight._data[np.where(valid, tgt, 0)], 0).astype(x._data.dtype)
-        loss = per * _wrap(w)
-        if self.reduction == "none":
-            return loss.reshape(*out_shape)
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss.sum() / float(w.sum())
+        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
 
 
 class MSELoss(_Loss):
