@@ -110,9 +110,12 @@ KERNEL_OPS = frozenset(
 def _generate(fn, op, params):
     """The wrapper of ``fn``: the same signature, the checks inline, then ``fn`` inside a try."""
     from .tensor import Tensor
+    low = None
     if f"{fn.__module__}.{fn.__name__}" in KERNEL_OPS:
+        # a 2-byte float among the declared tensors: the op runs through float32 (_lowp.via_float32); the test
+        # is one attribute per tensor (itemsize), the dtype is looked at only when it is 2
         from ._lowp import via_float32
-        fn = via_float32(fn)
+        low = via_float32(fn)
     sig = inspect.signature(fn)
     names = list(sig.parameters)
     first = 0 if names[:1] == ["self"] else 1  # a method's arguments are numbered after self, as callers see them
@@ -149,11 +152,18 @@ def _generate(fn, op, params):
             defaults[f"_d_{p.name}"] = p.default
             text += f"=_d_{p.name}"
         head.append(text)
+    lowline = ""
+    if low is not None:
+        tests = [f"{p.rstrip('?')}._data.itemsize == 2" if not p.endswith("?") else
+                 f"({p[:-1]} is not None and {p[:-1]}._data.itemsize == 2)" for p in params if not p.endswith("*")]
+        lowline = f"        if {' or '.join(tests)}:\n            return _low({', '.join(call)})\n" if tests else ""
+        if not tests:
+            fn = low
     src = (f"def {fn.__name__}({', '.join(head)}):\n" + "".join(c + "\n" for c in checks)
-           + f"    try:\n        return _fn({', '.join(call)})\n"
+           + f"    try:\n{lowline}        return _fn({', '.join(call)})\n"
            + f"    except _NAMED as e:\n        new = _with_name(e, {op!r})\n        if new is e:\n            raise\n"
            + "        raise new from None\n")
-    scope = {"Tensor": Tensor, "_fn": fn, "_not_tensor": not_tensor, "_seq": tensor_seq, "_NAMED": _NAMED,
+    scope = {"Tensor": Tensor, "_fn": fn, "_low": low, "_not_tensor": not_tensor, "_seq": tensor_seq, "_NAMED": _NAMED,
              "_with_name": with_name, **defaults}
     filename = f"<tensor_op {fn.__module__}.{fn.__qualname__}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)  # tracebacks show the source

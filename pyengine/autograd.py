@@ -195,8 +195,10 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        if not cls.returns_view and cls is not _lowp.CastLowp and _lowp.has_low(args):
-            return _lowp.apply_upcast(cls, args)  # bfloat16 / float16 compute through float32 (pyengine/_lowp.py)
+        for a in args:  # bfloat16 / float16 compute through float32 (pyengine/_lowp.py); itemsize first: cheap
+            if isinstance(a, Tensor) and a._data.itemsize == 2 and a._data.dtype in _LOW and not cls.returns_view \
+                    and cls is not _lowp.CastLowp:
+                return _lowp.apply_upcast(cls, args)
         fn = cls.__new__(cls)
         fn.backend = B = backend_of(*args)
         fn.xp = B.xp
@@ -803,4 +805,5 @@ def _seed_grad(t, gradient, op="backward"):
 from .tensor import Tensor, _wrap  # noqa: E402
 from .ops import inplace  # noqa: E402
 from . import _lowp  # noqa: E402
+from ._lowp import LOW as _LOW  # noqa: E402
 from ._legacy import Variable  # noqa: E402,F401  PyTorch's legacy autograd.Variable
