@@ -1193,7 +1193,7 @@ steps_ = ("size", st.sampled_from([1, 2, 3, 10]))
 gamma_ = ("float", st.sampled_from([0.1, 0.5, 1.0, 0.0]))
 scheduler(LR.LambdaLR, {"lr_lambda": ("callable", st.sampled_from([lambda e: 0.9 ** e, lambda e: 1.0]))}, {})
 scheduler(LR.MultiplicativeLR, {"lr_lambda": ("callable", st.sampled_from([lambda e: 0.9, lambda e: 1.0]))}, {})
-scheduler(LR.StepLR, {"step_size": steps_}, {"gamma": gamma_})
+scheduler(LR.StepLR, {"step_size": ("float", st.sampled_from([1, 2, 2.5, 10]))}, {"gamma": gamma_})  # PyTorch takes any number > 0
 scheduler(LR.MultiStepLR, {"milestones": ("ints", st.sampled_from([[1, 3], [2], [], [3, 1]]))}, {"gamma": gamma_})
 scheduler(LR.ConstantLR, {}, {"factor": ("float", st.sampled_from([0.5, 1.0, 0.0])), "total_iters": steps_})
 scheduler(LR.LinearLR, {}, {"start_factor": ("float", st.sampled_from([0.5, 1.0, 0.1])),
