@@ -274,6 +274,12 @@ def test_transformer_init_and_mask(rng):
         nn.TransformerEncoderLayer(16, 4, activation="tanh")
     with pytest.raises(TypeError, match="must be a Module"):
         nn.TransformerEncoder("layer", 2)
+    with pytest.raises(TypeError, match="TransformerDecoder: norm must be a Module or None"):
+        nn.TransformerDecoder(nn.TransformerDecoderLayer(16, 4), 1, norm="x")
+    with pytest.raises(MemoryError, match="TransformerEncoder: .* copies of the layer"):
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 4), 2 ** 40)
+    with pytest.raises(TypeError, match="TransformerEncoderLayer.*'src'"):
+        nn.TransformerEncoderLayer(16, 4)(None)
     with pytest.raises(ValueError, match="divisible by num_heads"):
         nn.TransformerDecoderLayer(10, 4)
 

@@ -12,7 +12,7 @@ import copy
 
 import numpy as np
 
-from ..._checks import real_arg, size_arg
+from ..._checks import check_alloc, real_arg, size_arg, tensor_op
 from ...backend import xp_of
 from ...tensor import Tensor, _wrap
 from .. import functional as F
@@ -55,7 +55,17 @@ def _clones(op, module, n):
     if not isinstance(module, Module):
         raise TypeError(f"{op}: the layer must be a Module, got {type(module).__name__}")
     n = size_arg(op, "num_layers", n)
+    # n copies: refused before the first when they cannot fit (each costs its parameters and at least ~1 KiB
+    # of Python objects), rather than copying for hours
+    per_copy = sum(p._data.nbytes for p in module.parameters()) + 1024
+    check_alloc(op, n * per_copy, f"{n} copies of the layer")
     return ModuleList([copy.deepcopy(module) for _ in range(n)])
+
+
+def _norm_arg(op, norm):
+    if norm is not None and not isinstance(norm, Module):
+        raise TypeError(f"{op}: norm must be a Module or None, got {type(norm).__name__}")
+    return norm
 
 
 def _seq_len(x, batch_first):
@@ -118,6 +128,7 @@ class TransformerEncoderLayer(Module):
         self.activation = _activation(op, activation)
         self.activation_relu_or_gelu = _relu_or_gelu(self.activation)
 
+    @tensor_op("src", name="TransformerEncoderLayer")
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         x = src
         if self.norm_first:
@@ -179,6 +190,7 @@ class TransformerDecoderLayer(Module):
         self.activation = _activation(op, activation)
         self.activation_relu_or_gelu = _relu_or_gelu(self.activation)
 
+    @tensor_op("tgt", "memory", name="TransformerDecoderLayer")
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
         x = tgt
@@ -219,10 +231,11 @@ class TransformerEncoder(Module):
         super().__init__()
         self.layers = _clones("TransformerEncoder", encoder_layer, num_layers)
         self.num_layers = len(self.layers)
-        self.norm = norm
+        self.norm = _norm_arg("TransformerEncoder", norm)
         self.enable_nested_tensor = enable_nested_tensor
         self.mask_check = mask_check
 
+    @tensor_op("src", name="TransformerEncoder")
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         if len(self.layers):
             is_causal = _detect_is_causal_mask(mask, is_causal,
@@ -246,8 +259,9 @@ class TransformerDecoder(Module):
         super().__init__()
         self.layers = _clones("TransformerDecoder", decoder_layer, num_layers)
         self.num_layers = len(self.layers)
-        self.norm = norm
+        self.norm = _norm_arg("TransformerDecoder", norm)
 
+    @tensor_op("tgt", "memory", name="TransformerDecoder")
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
         if len(self.layers):
@@ -285,6 +299,9 @@ class Transformer(Module):
                  batch_first=False, norm_first=False, bias=True, device=None, dtype=None):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
+        for name, m in (("custom_encoder", custom_encoder), ("custom_decoder", custom_decoder)):
+            if m is not None and not isinstance(m, Module):
+                raise TypeError(f"Transformer: {name} must be a Module or None, got {type(m).__name__}")
         if custom_encoder is not None:
             self.encoder = custom_encoder
         else:
@@ -304,12 +321,10 @@ class Transformer(Module):
         self.nhead = nhead
         self.batch_first = batch_first
 
+    @tensor_op("src", "tgt", name="Transformer")
     def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None, src_key_padding_mask=None,
                 tgt_key_padding_mask=None, memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
                 memory_is_causal=False):
-        for name, t in (("src", src), ("tgt", tgt)):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"Transformer(): argument '{name}' must be Tensor, not {type(t).__name__}")
         if src.ndim == 3 and tgt.ndim == 3:
             b = 0 if self.batch_first else 1
             if src.shape[b] != tgt.shape[b]:
