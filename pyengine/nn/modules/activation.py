@@ -160,7 +160,7 @@ class MultiheadAttention(Module):
     query: (L, N, E) ((N, L, E) with ``batch_first``; (L, E) unbatched), key: (S, N, kdim), value: (S, N, vdim)
     key_padding_mask: (N, S) ((S,) unbatched): bool (True = ignore that key) or float (added to the scores)
     attn_mask: (L, S) or (N * num_heads, L, S): bool (True = may NOT attend, PyTorch's convention here)
-        or float (added to the scores)
+        or float (added to the scores). Masks are constants: no gradient flows into a float mask.
     is_causal: a hint that attn_mask is the causal mask: with no key_padding_mask and no weights asked
         for, the heads run causal (keys after each query hidden) and attn_mask is not read, as PyTorch;
         with no attn_mask at all the causal mask is made here (PyTorch raises instead)
