@@ -12,15 +12,6 @@
 namespace pe {
 namespace {
 
-void check_same_shape(const py::array& a, const py::array& b, const char* op, const char* na,
-                      const char* nb) {
-  bool ok = a.ndim() == b.ndim();
-  for (py::ssize_t i = 0; ok && i < a.ndim(); ++i) ok = a.shape(i) == b.shape(i);
-  if (!ok)
-    throw py::value_error(std::string(op) + ": " + na + " " + shape_str(a) + " and " + nb + " " +
-                          shape_str(b) + " must have the same shape");
-}
-
 // Elementwise ops (ReLU, GELU): any shape, seen as flat; out has x's shape.
 // `run(x, dy_or_null, out, n)` is called with typed pointers, GIL released.
 template <class Run>

@@ -4,6 +4,7 @@
     Sequential, ModuleList, ModuleDict     containers
     Linear, Embedding, LayerNorm, Dropout, MultiheadAttention, Flatten, Identity
     RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell (RNNBase, RNNCellBase)  recurrent layers, PackedSequence inputs
+    Transformer, TransformerEncoder, TransformerDecoder, TransformerEncoderLayer, TransformerDecoderLayer
     ReLU, GELU, Tanh, Sigmoid, SiLU, LeakyReLU, Softmax, LogSoftmax
     CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss, BCEWithLogitsLoss
     nn.functional, nn.init, nn.utils (clip_grad_norm_, clip_grad_value_, parameters_to_vector;

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .._checks import KERNEL_FLOATS, check_kernel_float, int64_arg, real_arg, tensor_op
-from ..autograd import Function
+from ..autograd import Function, no_grad
 from ..backend import xp_of
 from ..ops import gelu, log_softmax, matmul, one_hot, relu, sigmoid, silu, softmax, tanh, where  # noqa: F401
 from ..random import _rng
@@ -535,32 +535,64 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 class Embedding(Function):
-    """out[n] = weight[idx[n]];  dweight = scatter-add of g (backend ``embedding_forward/backward``)."""
+    """out[n] = weight[idx[n]];  dweight = scatter-add of g (backend ``embedding_forward/backward``), each
+    row's share divided by how often its index occurs with ``scale_grad_by_freq``."""
 
     saves = ()
 
     fresh_grads = True  # dweight: allocated by the kernel wrapper
 
-    def forward(self, weight, idx, padding_idx):
+    def forward(self, weight, idx, padding_idx, scale_grad_by_freq=False):
         self.idx, self.V, self.padding_idx = idx, weight.shape[0], padding_idx
+        self.scale_grad_by_freq = scale_grad_by_freq
         return self.backend.embedding_forward(weight, idx)
 
     def backward(self, g):
+        if self.scale_grad_by_freq:
+            xp = self.xp
+            counts = xp.bincount(self.idx, minlength=self.V)
+            g = g * (1.0 / counts[self.idx]).astype(g.dtype)[:, None]
         return (self.backend.embedding_backward(g, self.idx, self.V, self.padding_idx),
-                None, None)
+                None, None, None)
+
+
+def _check_indices(idx, V):
+    if idx.size and (idx.min() < 0 or idx.max() >= V):
+        bad = idx[(idx < 0) | (idx >= V)][0]
+        raise IndexError(f"embedding: index {int(bad)} is out of range for {V} embeddings")
+
+
+def _embedding_renorm_(weight, idx, max_norm, norm_type):
+    """PyTorch's embedding_renorm_: every row of ``weight`` that ``idx`` looks up and whose ``norm_type``-norm
+    exceeds ``max_norm`` is scaled in place to norm max_norm / (norm + 1e-7) * norm. Not differentiated."""
+    xp = xp_of(weight)
+    rows = xp.unique(idx)
+    w = weight._data[rows]
+    norms = xp.linalg.norm(w, ord=norm_type, axis=1)
+    over = norms > max_norm
+    if bool(over.any()):
+        scale = (max_norm / (norms[over] + 1e-7)).astype(w.dtype)
+        with no_grad():
+            weight[rows[over]] = w[over] * scale[:, None]
 
 
 @tensor_op("weight")
-def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq=False, sparse=False):
-    """Look up rows of ``weight`` (V, C) for integer ``input`` of any shape -> (*input.shape, C)."""
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """Look up rows of ``weight`` (V, C) for integer ``input`` of any shape -> (*input.shape, C).
+
+    padding_idx: that row gets no gradient. max_norm: rows looked up whose ``norm_type``-norm exceeds it are
+    renormalised in place first (as PyTorch: ``weight`` changes). scale_grad_by_freq: each row's gradient is
+    divided by the number of times its index occurs in ``input``. sparse gradients are not supported.
+    """
     idx = input._data if isinstance(input, Tensor) else xp_of(weight).asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got {_shape_str(weight)}")
     check_kernel_float("embedding", weight)
-    if max_norm is not None or scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    if sparse:
+        raise NotImplementedError("embedding: sparse gradients are not supported (sparse=True)")
     V = weight.shape[0]
     if padding_idx is not None:
         padding_idx = int64_arg("embedding", "padding_idx", padding_idx)
@@ -569,7 +601,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq
         if padding_idx < 0:
             padding_idx += V
     flat = idx.reshape(-1).astype(np.int64, copy=False)
-    out = Embedding.apply(weight, flat, padding_idx)
+    if max_norm is not None:
+        max_norm = real_arg("embedding", "max_norm", max_norm)
+        norm_type = real_arg("embedding", "norm_type", norm_type)
+        _check_indices(flat, V)
+        _embedding_renorm_(weight, flat, max_norm, norm_type)
+    out = Embedding.apply(weight, flat, padding_idx, bool(scale_grad_by_freq))
     return out.reshape(*idx.shape, weight.shape[1])
 
 

@@ -14,6 +14,7 @@ value of its kind (strategies.mutate). ``run(case)`` makes the live arguments an
 ``PUBLIC`` lists what must have an entry: every function exported by pyengine, pyengine.nn.functional,
 the nn modules, optimizers and lr schedulers; ``EXCLUDED`` says why a few are left out.
 """
+import copy
 import math
 from dataclasses import dataclass
 
@@ -1015,6 +1016,90 @@ module(nn.MultiheadAttention, ctor(**{"0": ("size", st.sampled_from((2, 4, 6))),
        names=("linear",))   # an input of another dtype than the parameters: linear says so
 
 
+# the Transformer family: errors may come from the layers inside (attention, linear, layer norm)
+_TFM_NAMES = ("MultiheadAttention", "linear", "layer_norm", "Linear", "LayerNorm", "TransformerEncoderLayer",
+              "TransformerDecoderLayer", "TransformerEncoder", "TransformerDecoder", "Transformer")
+_tfm_layer_ctor = {"0": ("size", st.sampled_from((2, 4, 6))), "1": ("size", st.sampled_from((1, 2))),
+                   "dim_feedforward": ("size", st.sampled_from((1, 3, 8))),
+                   "dropout": ("float", st.sampled_from([0.0, 0.5])),
+                   "activation": ("choice", st.sampled_from(["relu", "gelu"])),
+                   "norm_first": ("bool", st.booleans()), "batch_first": ("bool", st.booleans())}
+
+
+def _tfm_width(c):
+    v = c.args["0"].value
+    if isinstance(v, nn.Module):  # an encoder or decoder layer
+        return v.self_attn.embed_dim if isinstance(getattr(v, "self_attn", None), nn.MultiheadAttention) else 4
+    return v if isinstance(v, int) and 0 < v < 64 else 4
+
+
+def _tfm_seq(draw, E, L, N, unbatched):
+    shp = (L, E) if unbatched else (L, N, E)
+    if draw(ints(0, 6)) == 0:
+        shp = shp[:-1] + (E + 1,)
+    # no NaN or inf, as for MultiheadAttention (the lead's "attention turns NaN into 0")
+    return draw(tensors(shape=shp, dtypes=("float32", "float32", "float64"), special=False))
+
+
+def fwd_transformer(kind):
+    """src (encoder layers and stacks), tgt and memory (decoders), src and tgt (Transformer), with masks
+    sometimes. kind: "encoder", "decoder", "transformer"."""
+    @st.composite
+    def build(draw, c):
+        E = _tfm_width(c)
+        L, S, N = draw(st.sampled_from((1, 2, 3))), draw(st.sampled_from((1, 3))), draw(st.sampled_from((1, 2)))
+        unbatched = draw(ints(0, 3)) == 0
+        x = _tfm_seq(draw, E, L, N, unbatched)
+        args = {"0": A("tensor", x)}
+        if kind != "encoder":
+            args["1"] = A("tensor", _tfm_seq(draw, E, S, N, unbatched))
+        mask_name = {"encoder": "src_mask", "decoder": "tgt_mask", "transformer": "tgt_mask"}[kind]
+        if kind == "encoder" and isinstance(c.args["0"].value, nn.Module):
+            mask_name = "mask"  # TransformerEncoder's name for it
+        if draw(ints(0, 2)) == 0:
+            args[mask_name] = A("tensor", draw(attention_mask((L, L), "float32")), optional=True)
+        return Case(args)
+    return build
+
+
+module(nn.TransformerEncoderLayer, ctor(**_tfm_layer_ctor), fwd_transformer("encoder"), names=_TFM_NAMES)
+module(nn.TransformerDecoderLayer, ctor(**_tfm_layer_ctor), fwd_transformer("decoder"), names=_TFM_NAMES)
+module(nn.Transformer, ctor(**{"0": ("size", st.sampled_from((2, 4))), "1": ("size", st.sampled_from((1, 2))),
+                               "2": ("size", st.sampled_from((0, 1, 2))), "3": ("size", st.sampled_from((0, 1))),
+                               "4": ("size", st.sampled_from((1, 5))), "dropout": ("float", st.just(0.0)),
+                               "norm_first": ("bool", st.booleans()), "batch_first": ("bool", st.booleans())}),
+       fwd_transformer("transformer"), names=_TFM_NAMES)
+
+
+def tfm_stack_ctor(decoder):
+    """A layer (built here: a live module argument), num_layers, and a final LayerNorm sometimes."""
+    @st.composite
+    def build(draw):
+        E, h = draw(st.sampled_from((2, 4))), draw(st.sampled_from((1, 2)))
+        cls = nn.TransformerDecoderLayer if decoder else nn.TransformerEncoderLayer
+        layer = cls(E, h, draw(st.sampled_from((1, 6))), dropout=0.0, norm_first=draw(st.booleans()))
+        args = {"0": A("module", layer), "1": A("size", draw(st.sampled_from((0, 1, 2))))}
+        if draw(st.booleans()):
+            args["norm"] = A("module", nn.LayerNorm(E), optional=True)
+        return Case(args)
+    return build()
+
+
+
+
+def _fresh_norm(cls):
+    """cls(layer, num_layers, norm=a copy of norm): the stack copies its layer itself, but the norm is taken as
+    it is and would carry the first backend's gradients into the second's run."""
+    def build(*args, norm=None, **kwargs):
+        return cls(*args, norm=copy.deepcopy(norm), **kwargs)
+    build.__name__ = cls.__name__
+    return build
+
+
+module(_fresh_norm(nn.TransformerEncoder), tfm_stack_ctor(False), fwd_transformer("encoder"), names=_TFM_NAMES)
+module(_fresh_norm(nn.TransformerDecoder), tfm_stack_ctor(True), fwd_transformer("decoder"), names=_TFM_NAMES)
+
+
 def fwd_loss(kind):
     @st.composite
     def build(draw, c):
@@ -1195,7 +1280,7 @@ steps_ = ("size", st.sampled_from([1, 2, 3, 10]))
 gamma_ = ("float", st.sampled_from([0.1, 0.5, 1.0, 0.0]))
 scheduler(LR.LambdaLR, {"lr_lambda": ("callable", st.sampled_from([lambda e: 0.9 ** e, lambda e: 1.0]))}, {})
 scheduler(LR.MultiplicativeLR, {"lr_lambda": ("callable", st.sampled_from([lambda e: 0.9, lambda e: 1.0]))}, {})
-scheduler(LR.StepLR, {"step_size": steps_}, {"gamma": gamma_})
+scheduler(LR.StepLR, {"step_size": ("float", st.sampled_from([1, 2, 2.5, 10]))}, {"gamma": gamma_})  # PyTorch takes any number > 0
 scheduler(LR.MultiStepLR, {"milestones": ("ints", st.sampled_from([[1, 3], [2], [], [3, 1]]))}, {"gamma": gamma_})
 scheduler(LR.ConstantLR, {}, {"factor": ("float", st.sampled_from([0.5, 1.0, 0.0])), "total_iters": steps_})
 scheduler(LR.LinearLR, {}, {"start_factor": ("float", st.sampled_from([0.5, 1.0, 0.1])),
