@@ -287,6 +287,10 @@ def load(f, map_location=None, weights_only=True):
 
 
 def check_map_location(map_location):
+    """None, "cpu", a CPU device; or PyTorch's callable / dict forms (``lambda storage, loc: storage``,
+    ``{"cuda:0": "cpu"}``), which can only mean the CPU here: accepted and ignored."""
+    if callable(map_location) or isinstance(map_location, dict):
+        return
     if map_location is not None:
         if not isinstance(map_location, (str, device)):
             raise TypeError("pyengine.load: map_location must be None, a device or a device string, "

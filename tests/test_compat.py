@@ -478,6 +478,8 @@ def test_low_precision_ops_compute_through_float32(dt):
     # promotion: with float32 the result is float32, as torch
     assert (p + pe.ones(3)).dtype == pe.float32 and (t + torch.ones(3)).dtype == torch.float32
     assert (p * 2).dtype == pd
+    with pytest.raises(ValueError, match="float32 and float64 parameters only"):
+        pe.optim.SGD([pe.ones(2, dtype=pd, requires_grad=True)], lr=0.1)
 
 
 def test_low_precision_save_load(tmp_path):
@@ -568,6 +570,10 @@ def test_safe_globals(tmp_path):
     assert set(pe.load(tmp_path / "sd.pt", weights_only=True)) == {"fc.weight", "fc.bias", "steps"}
     with pytest.raises(RuntimeError, match="pickle_module"):
         pe.load(path, pickle_module=pickle)
+    # PyTorch's callable and dict map_location forms (old programs' "load on the CPU")
+    assert set(pe.load(tmp_path / "sd.pt", map_location=lambda storage, loc: storage)) == {"fc.weight", "fc.bias",
+                                                                                           "steps"}
+    assert set(pe.load(tmp_path / "sd.pt", map_location={"cuda:0": "cpu"})) == {"fc.weight", "fc.bias", "steps"}
 
 
 def test_failed_pickled_save_keeps_the_previous_file(tmp_path):
