@@ -9,11 +9,11 @@ indexing.py     index_select/add/copy/fill, scatter/scatter_add, masked_select/s
 linalg.py       matmul on the GEMM kernel; einsum, addmm/baddbmm/addbmm/addmv, mv, outer, cross, norms, cdist
 """
 from .elementwise import (abs, add, allclose, arctan2, atan2, cast, ceil, celu, clamp, clamp_max,  # noqa: F401
-                          clamp_min, clip, cos, div, elu, eq, equal, exp, expm1, fix, floor, frac, ge, gelu, gt,
+                          clamp_min, clip, cos, div, elu, eq, equal, exp, expm1, fix, floor, fmod, frac, ge, gelu, gt,
                           hardsigmoid, hardswish, hardtanh, hypot, isclose, isfinite, isinf, isnan, le, lerp, log,
                           log1p, log2, log10, logaddexp, logical_and, logical_not, logical_or, logical_xor,
                           logsigmoid, lt, maximum, minimum, mish, mul, nan_to_num, ne, neg, pow, reciprocal, relu,
-                          relu6, round, rsqrt, selu, sigmoid, sign, silu, sin, softplus, softsign, sqrt, sub, tanh,
+                          relu6, remainder, round, rsqrt, selu, sigmoid, sign, silu, sin, softplus, softsign, sqrt, sub, tanh,
                           tanhshrink, trunc, where)
 from .indexing import (index_add, index_copy, index_fill, index_select, masked_scatter, masked_select,  # noqa: F401
                        scatter, scatter_add, take, take_along_dim)

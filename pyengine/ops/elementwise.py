@@ -468,6 +468,8 @@ def div(a, b, rounding_mode=None):
 
 @tensor_op(name="div")
 def _div_rounded(a, b, rounding_mode):
+    if rounding_mode in ("floor", "trunc") and _is_float_graph(a, b):  # a zero gradient, as PyTorch (issue 13)
+        return RoundedDiv.apply(a, b, rounding_mode)
     a_, b_ = _arr(a), _arr(b)
     xp = xp_of(a_, b_)
     if rounding_mode == "floor":
@@ -1156,3 +1158,73 @@ def tanhshrink(x):
 @tensor_op("x")
 def logsigmoid(x):
     return Logsigmoid.apply(_float_input("logsigmoid", x))
+
+
+class Remainder(_BinaryMath):
+    """y = a - b floor(a / b) (Python's %, the sign of b) or, ``trunc``, a - b trunc(a / b) (C's fmod);
+    da = g, db = -g floor(a / b) (resp. trunc)."""
+
+    op = "remainder"
+
+    def forward(self, a, b, trunc=False):
+        self.trunc = trunc
+        self.op = "fmod" if trunc else "remainder"
+        return super().forward(a, b)
+
+    def f(self, a, b):
+        return self.xp.fmod(a, b) if self.trunc else self.xp.remainder(a, b)
+
+    def df(self, g, a, b, y):
+        q = a / b
+        return g, -g * (self.xp.trunc(q) if self.trunc else self.xp.floor(q))
+
+    def backward(self, g):
+        return super().backward(g) + (None,)
+
+
+class RoundedDiv(_BinaryMath):
+    """y = floor(a / b) or trunc(a / b): piecewise constant, a zero gradient for both (as PyTorch's)."""
+
+    saves = ()
+    op = "div"
+
+    def forward(self, a, b, mode):
+        self.mode = mode
+        if _shape(a) != _shape(b):
+            _check_broadcast("div", a, b)
+        self.a = self.b = self.y = None
+        with np.errstate(all="ignore"):
+            y = self.xp.floor_divide(a, b) if mode == "floor" else self.xp.trunc(self.xp.true_divide(a, b))
+        return _promote(y, a, b)
+
+    def backward(self, g):
+        zero = self.xp.zeros_like(g)
+        n = self.needs_input_grad
+        return (zero if n[0] else None, zero if n[1] else None, None)
+
+
+@tensor_op()
+def remainder(input, other):
+    """input - other * floor(input / other): Python's %, the result has the sign of ``other``."""
+    a, b = _operand(input, other, "remainder", 1), _operand(other, input, "remainder", 2)
+    if _is_float_graph(a, b):
+        return Remainder.apply(a, b, False)
+    a_, b_ = _arr(a), _arr(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _wrap(_promote(xp_of(a_, b_).remainder(a_, b_), a_, b_))
+
+
+@tensor_op()
+def fmod(input, other):
+    """input - other * trunc(input / other): C's fmod, the result has the sign of ``input``."""
+    a, b = _operand(input, other, "fmod", 1), _operand(other, input, "fmod", 2)
+    if _is_float_graph(a, b):
+        return Remainder.apply(a, b, True)
+    a_, b_ = _arr(a), _arr(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _wrap(_promote(xp_of(a_, b_).fmod(a_, b_), a_, b_))
+
+
+def _is_float_graph(a, b):
+    """Whether a float op on a and b must build a node (one of them a float tensor that requires grad)."""
+    return any(isinstance(t, Tensor) and t.requires_grad for t in (a, b))
