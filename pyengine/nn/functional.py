@@ -722,9 +722,10 @@ def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
     op = "cross_entropy"
     if not isinstance(target, Tensor):
         target = _wrap(xp_of(input).asarray(target))
-    if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(f"{op}: class-probability target {_shape_str(target)} must have the input's shape "
-                         f"{_shape_str(input)}")
+    if tuple(target.shape) != tuple(input.shape):  # neither class indices (int64) nor probabilities
+        raise TypeError(f"{op}: target must hold int64 class indices, got {target.dtype} (input "
+                        f"{_shape_str(input)}, target {_shape_str(target)}); class-probability targets must have "
+                        "the input's shape")
     _check_float(op, input, target)
     eps = real_arg(op, "label_smoothing", label_smoothing)
     if not 0.0 <= eps <= 1.0:

@@ -700,7 +700,8 @@ class _Pointwise(Function):
             y = self.f(x, *params)
         if y.dtype != x.dtype:
             y = y.astype(x.dtype)
-        self.x, self.y = (x, y) if self.saves else (None, None)  # saves = (): backward reads neither
+        saves = self.saves  # keep only what backward reads (and ``saves`` declares)
+        self.x, self.y = (x if 0 in saves else None), (y if "out" in saves else None)
         return y
 
     def backward(self, g):
@@ -712,6 +713,8 @@ class _Pointwise(Function):
 class Log1p(_Pointwise):
     """y = log(1 + x);  dx = g / (1 + x)."""
 
+    saves = (0,)
+
     def f(self, x):
         return self.xp.log1p(x)
 
@@ -721,6 +724,8 @@ class Log1p(_Pointwise):
 
 class Expm1(_Pointwise):
     """y = e^x - 1;  dx = g (y + 1)."""
+
+    saves = ("out",)
 
     def f(self, x):
         return self.xp.expm1(x)
@@ -732,6 +737,8 @@ class Expm1(_Pointwise):
 class Log2(_Pointwise):
     """y = log2 x;  dx = g / (x ln 2)."""
 
+    saves = (0,)
+
     def f(self, x):
         return self.xp.log2(x)
 
@@ -742,6 +749,8 @@ class Log2(_Pointwise):
 class Log10(_Pointwise):
     """y = log10 x;  dx = g / (x ln 10)."""
 
+    saves = (0,)
+
     def f(self, x):
         return self.xp.log10(x)
 
@@ -751,6 +760,8 @@ class Log10(_Pointwise):
 
 class Reciprocal(_Pointwise):
     """y = 1 / x;  dx = -g y^2."""
+
+    saves = ("out",)
 
     def f(self, x):
         return 1 / x
@@ -786,6 +797,8 @@ class Frac(_Pointwise):
 class NanToNum(_Pointwise):
     """y = x with NaN, +inf, -inf replaced;  dx = g where x is finite, else 0 (as PyTorch)."""
 
+    saves = (0,)
+
     def f(self, x, nan, posinf, neginf):
         return self.xp.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
 
@@ -795,6 +808,8 @@ class NanToNum(_Pointwise):
 
 class Softplus(_Pointwise):
     """y = log(1 + e^(beta x)) / beta (x where beta x > threshold);  dx = g sigmoid(beta x) (g past it)."""
+
+    saves = (0,)
 
     def f(self, x, beta, threshold):
         xp = self.xp
@@ -811,6 +826,8 @@ class Elu(_Pointwise):
     """ELU (Clevert et al. 2015) scaled: y = scale x (x > 0), scale alpha (e^(x input_scale) - 1) else;
     dx = g scale (x > 0), g scale alpha input_scale e^(x input_scale) else. selu and celu are its cases."""
 
+    saves = (0,)
+
     def f(self, x, alpha, scale, input_scale):
         xp = self.xp
         return xp.where(x > 0, x * scale, (scale * alpha) * xp.expm1(xp.minimum(x, 0) * input_scale))
@@ -823,6 +840,8 @@ class Elu(_Pointwise):
 class Hardtanh(_Pointwise):
     """y = clamp(x, lo, hi);  dx = g where lo < x < hi (strictly, as PyTorch's hardtanh)."""
 
+    saves = (0,)
+
     def f(self, x, lo, hi):
         return self.xp.clip(x, lo, hi)
 
@@ -832,6 +851,8 @@ class Hardtanh(_Pointwise):
 
 class Hardswish(_Pointwise):
     """y = x relu6(x + 3) / 6;  dx = 0 (x < -3), g (x > 3), g (2x + 3) / 6 between."""
+
+    saves = (0,)
 
     def f(self, x):
         return x * self.xp.clip(x + 3, 0, 6) / 6
@@ -844,6 +865,8 @@ class Hardswish(_Pointwise):
 class Hardsigmoid(_Pointwise):
     """y = relu6(x + 3) / 6;  dx = g / 6 where -3 < x < 3."""
 
+    saves = (0,)
+
     def f(self, x):
         return self.xp.clip(x + 3, 0, 6) / 6
 
@@ -853,6 +876,8 @@ class Hardsigmoid(_Pointwise):
 
 class Mish(_Pointwise):
     """y = x tanh(softplus(x)) (Misra 2019);  dx = g (t + x sigmoid(x) (1 - t^2)), t = tanh(softplus(x))."""
+
+    saves = (0,)
 
     def f(self, x):
         xp = self.xp
@@ -867,6 +892,8 @@ class Mish(_Pointwise):
 class Softsign(_Pointwise):
     """y = x / (1 + |x|);  dx = g / (1 + |x|)^2."""
 
+    saves = (0,)
+
     def f(self, x):
         return x / (1 + self.xp.abs(x))
 
@@ -878,6 +905,8 @@ class Softsign(_Pointwise):
 class Tanhshrink(_Pointwise):
     """y = x - tanh x;  dx = g tanh^2 x."""
 
+    saves = (0,)
+
     def f(self, x):
         return x - self.xp.tanh(x)
 
@@ -888,6 +917,8 @@ class Tanhshrink(_Pointwise):
 
 class Logsigmoid(_Pointwise):
     """y = log sigmoid(x) = -softplus(-x), computed stably;  dx = g sigmoid(-x)."""
+
+    saves = (0,)
 
     def f(self, x):
         xp = self.xp
@@ -908,8 +939,9 @@ class _BinaryMath(Function):
             _check_broadcast(self.op, a, b)
         self.a, self.b = a, b
         with np.errstate(all="ignore"):
-            self.y = _promote(self.f(a, b), a, b)
-        return self.y
+            y = _promote(self.f(a, b), a, b)
+        self.y = y if "out" in self.saves else None
+        return y
 
     def backward(self, g):
         with np.errstate(all="ignore"):
@@ -933,6 +965,7 @@ class Hypot(_BinaryMath):
 class Atan2(_BinaryMath):
     """y = atan2(a, b);  da = g b / (a^2 + b^2), db = -g a / (a^2 + b^2)."""
 
+    saves = (0, 1)
     op = "atan2"
 
     def f(self, a, b):
@@ -1164,6 +1197,7 @@ class Remainder(_BinaryMath):
     """y = a - b floor(a / b) (Python's %, the sign of b) or, ``trunc``, a - b trunc(a / b) (C's fmod);
     da = g, db = -g floor(a / b) (resp. trunc)."""
 
+    saves = (0, 1)
     op = "remainder"
 
     def forward(self, a, b, trunc=False):

@@ -9,10 +9,10 @@ import builtins
 
 import numpy as np
 
-from .._checks import real_arg, scalar_arg, tensor_op
+from .._checks import scalar_arg, tensor_op
 from ..autograd import Function
 from ..tensor import Tensor, _norm_dim, _wrap
-from .shape import Gather, expand, gather, getitem, reshape
+from .shape import expand, gather, getitem, reshape
 
 
 def _front(xp, a, dim):

@@ -9,7 +9,7 @@ import collections
 
 import numpy as np
 
-from .._checks import index_arg, int64_arg, real_arg, size_arg, tensor_op
+from .._checks import index_arg, real_arg, size_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor, _norm_dim, _wrap
@@ -173,6 +173,7 @@ def _order_stat(op, x, dim, keepdim, pick):
     """(values, indices) of an order statistic along ``dim``: ``pick(sorted_values, order)`` gives the
     position in sorted order for each row (shape of the row dims, keepdim along the axis)."""
     if x.ndim == 0:
+        _norm_dim(dim, 0, op)  # 0 and -1 only
         x1 = x.reshape(1)
         r = _order_stat(op, x1, 0, True, pick)
         return values_indices(r.values.reshape(()), r.indices.reshape(()))
