@@ -142,10 +142,11 @@ class CrossEntropy(Function):
 
 @tensor_op("input")
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """Cross-entropy between softmax(input) and class-index targets.
+    """Cross-entropy between softmax(input) and class-index targets, or class probabilities.
 
-    input: (N, C), (N, C, d1, ...) or (C,)   target: int64 (N,), (N, d1, ...) or ()
-    ignore_index: targets equal to it add nothing (and do not count in the mean)
+    input: (N, C), (N, C, d1, ...) or (C,)   target: int64 (N,), (N, d1, ...) or (); or float probabilities of
+    the input's shape ("mean" then divides by N d1 ...)
+    weight: (C,) class weights;  ignore_index: targets equal to it add nothing (and do not count in the mean)
     label_smoothing: eps in [0, 1]: the target distribution is (1 - eps) one_hot + eps / C
     """
     _reduce("cross_entropy", reduction)

@@ -166,7 +166,10 @@ def prod(x, dim=None, keepdim=False, dtype=None):
         x = x.to(dt)
     if dim is None:
         return Prod.apply(x, None, False)
-    return Prod.apply(x, _norm_dim(dim, x.ndim, "prod"), bool(keepdim))
+    d = _norm_dim(dim, x.ndim, "prod")
+    if x.ndim == 0:  # the product of one number, with or without its dim
+        return Prod.apply(x, None, False)
+    return Prod.apply(x, d, bool(keepdim))
 
 
 def _order_stat(op, x, dim, keepdim, pick):
@@ -237,16 +240,18 @@ def kthvalue(x, k, dim=-1, keepdim=False):
 
 @tensor_op("x")
 def mode(x, dim=-1, keepdim=False):
-    """The most frequent value along ``dim`` (the smallest of equally frequent ones) and an index of it."""
+    """The most frequent value along ``dim`` (the smallest of equally frequent ones) and the index of its last
+    occurrence (as PyTorch's)."""
     def pick(s, order, axis):
         xp = xp_of(s)
         sm = xp.moveaxis(s, axis, -1)
         rows = sm.reshape(-1, sm.shape[-1])
         best = xp.zeros(rows.shape[0], np.int64)
-        for r, row in enumerate(rows):  # runs of equal values in the sorted row: the first longest one
+        for r, row in enumerate(rows):  # runs of equal values in the sorted row: the first longest one, its end
             start = xp.flatnonzero(xp.concatenate([[True], row[1:] != row[:-1]]))
             lengths = xp.diff(xp.concatenate([start, [row.size]]))
-            best[r] = start[xp.argmax(lengths)]
+            k = xp.argmax(lengths)
+            best[r] = start[k] + lengths[k] - 1  # a stable sort: the run's end is the last occurrence
         return xp.moveaxis(best.reshape(sm.shape[:-1] + (1,)), -1, axis)
     return _order_stat("mode", x, dim, keepdim, pick)
 

@@ -1,4 +1,5 @@
-"""Loss modules: CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss, BCEWithLogitsLoss.
+"""Loss modules: CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss, BCEWithLogitsLoss, SmoothL1Loss, HuberLoss,
+KLDivLoss, MarginRankingLoss, TripletMarginLoss, CosineEmbeddingLoss.
 
 Each wraps its ``nn.functional`` twin. Class weights and ``pos_weight`` are registered as
 buffers (so they follow ``to()`` and appear in ``state_dict()``, as in PyTorch).
