@@ -6,6 +6,7 @@
     pyengine serve --checkpoint C [--host 127.0.0.1] [--port 8000] [--model-name NAME] [--max-concurrent N]
                    [--max-queue N] [--request-timeout S]
     pyengine finetune --checkpoint C --feedback FILE [--steps N] [--out PATH]
+    pyengine export --checkpoint C --out DIR [--format safetensors|onnx] [--seq-len T]
 
 Errors are one line on stderr, ``pyengine <command>: error: <what is wrong>``, and the exit status says
 whose they are: 2 for a bad command line (an argument out of range, a file that is not there), 1 for a
@@ -120,6 +121,16 @@ def _parse(argv):
     p.add_argument("--request-timeout", type=_number(float, 0.0, low_open=True), default=60.0,
                    help="seconds a request may take, waiting included: 503 while waiting, 504 while generating "
                    "(default: %(default)s)")
+    p = sub.add_parser("export", help="write a checkpoint's model for deployment: weights-only safetensors + "
+                       "config.json in Hugging Face's layout, or ONNX")
+    _checkpoint_arg(p)
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--format", choices=["safetensors", "onnx"], default="safetensors",
+                   help="safetensors: model.safetensors + config.json + pyengine_tokenizer.json (what serve and "
+                   "sample load); onnx: model.onnx beside the same config and tokenizer (needs the onnx extra) "
+                   "(default: %(default)s)")
+    p.add_argument("--seq-len", type=_positive, help="ONNX only: a fixed sequence length (default: any length "
+                   "up to the block size)")
     p = sub.add_parser("finetune", help="continue training on well-rated / corrected feedback")
     _checkpoint_arg(p)
     p.add_argument("--feedback", required=True, help="JSON-lines feedback file written by `pyengine serve`")
@@ -169,6 +180,10 @@ def _run(args, lm, cfg):
             run(args.checkpoint, host=args.host, port=args.port, feedback_file=args.feedback_file,
                 model_name=args.model_name, max_concurrent=args.max_concurrent, max_queue=args.max_queue,
                 request_timeout=args.request_timeout)
+        elif args.command == "export":
+            from . import export
+            paths = export.export_command(args.checkpoint, args.out, args.format, args.seq_len)
+            print(json.dumps(paths))
         elif args.command == "finetune":
             r = lm.finetune(args.checkpoint, args.feedback, out=args.out, steps=args.steps, lr=args.lr,
                             min_rating=args.min_rating)
