@@ -196,11 +196,14 @@ class Engine:
                                            sampling["top_p"], generator=generator)
         try:
             while not all(done):
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.lock.acquire(timeout=left):
                     raise ServiceError(504, f"the request ran past its time limit ({self.request_timeout:g} s)",
                                        "server_error", code="timeout")
-                with self.lock:
+                try:
                     nxt = next(steps, None)
+                finally:
+                    self.lock.release()
                 for r in range(n):
                     if done[r]:
                         continue
@@ -479,9 +482,33 @@ def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4
             slot.release()
         yield "data: [DONE]\n\n"
 
-    def streaming_response(body_iter):
-        return StreamingResponse(body_iter, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    class ClosingStream(StreamingResponse):
+        """A stream whose generator is closed (and slot released) as soon as the response ends, the client's
+        leaving included: Starlette leaves an abandoned body iterator to the garbage collector (seconds)."""
+
+        def __init__(self, events, slot):
+            import anyio
+
+            async def body():
+                try:
+                    while (chunk := await anyio.to_thread.run_sync(next, events, None)) is not None:
+                        yield chunk
+                finally:
+                    events.close()  # not running here: to_thread waits for next() to return
+
+            super().__init__(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            self.slot = slot
+
+        async def stream_response(self, send):
+            try:
+                await super().stream_response(send)
+            finally:
+                await self.body_iterator.aclose()
+                self.slot.release()
+
+    def streaming_response(events, slot):
+        return ClosingStream(events, slot)
 
     # ------------------------------------------------------------------ routes
 
@@ -521,7 +548,7 @@ def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4
                                                              "finish_reason": fin}],
                            **({"usage": use} if use is not None else {})})
             include = bool(req.stream_options and req.stream_options.include_usage)
-            return streaming_response(stream(gid, prompts, n, events, slot, chunk, include))
+            return streaming_response(stream(gid, prompts, n, events, slot, chunk, include), slot)
         try:
             texts, finish, used = collect(events, len(prompts) * n)
         finally:
@@ -562,7 +589,7 @@ def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4
                     yield sse(base | {"choices": [{"index": i, "delta": {"content": delta} if delta else {},
                                                    "logprobs": None, "finish_reason": fin}]})
             include = bool(req.stream_options and req.stream_options.include_usage)
-            return streaming_response(stream(gid, prompts, n, events, slot, chunk, include))
+            return streaming_response(stream(gid, prompts, n, events, slot, chunk, include), slot)
         try:
             texts, finish, used = collect(events, n)
         finally:
