@@ -98,6 +98,9 @@ def save_pretrained(model, tokenizer, out, step=None):
              "tokenizer": os.path.join(out, TOKENIZER_NAME)}
     tmp = paths["weights"] + f".tmp{os.getpid()}"
     st.save_file(tensors, tmp, metadata={"format": "pt"})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # a file to hand on, readable as any other (safetensors writes 0600)
     os.replace(tmp, paths["weights"])
     _write_json(paths["config"], hf_config(config, TOKENIZER_NAME, step))
     _write_json(paths["tokenizer"], tokenizer.to_dict())
