@@ -7,7 +7,9 @@ OpenAI-compatible routes (the API that OpenAI's clients, LangChain & co. speak; 
     POST /v1/completions             {"model", "prompt": str | [str] | [int] | [[int]], "max_tokens" (16),
                                       "temperature" (1.0), "top_p" (1.0), "n" (1), "stop": str | [str],
                                       "seed", "stream", "stream_options": {"include_usage"}, "user",
-                                      "top_k" (an extension, as vLLM's)}
+                                      "top_k" (an extension, as vLLM's); frequency_penalty,
+                                      presence_penalty, logit_bias, logprobs, echo, best_of, suffix only
+                                      at their no-op values (0, {}, false, 1, "")}
     POST /v1/chat/completions        {"model", "messages": [{"role", "content"}], "max_tokens" (128) or
                                       "max_completion_tokens", and the sampling fields above}
 
@@ -325,10 +327,19 @@ def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4
         stream: bool | None = False
         stream_options: StreamOptions | None = None
         user: str | None = Field(None, max_length=256)
+        # OpenAI parameters this server does not implement: accepted at their no-op values (tools built on the
+        # client send them so), refused otherwise (check_unsupported)
+        frequency_penalty: float | None = Field(None, allow_inf_nan=False)
+        presence_penalty: float | None = Field(None, allow_inf_nan=False)
+        logit_bias: dict[str, float] | None = Field(None, max_length=300)
+        logprobs: bool | int | None = None
 
     class CompletionRequest(Sampling):
         prompt: str | list[str] | list[int] | list[list[int]] = ""
         max_tokens: int | None = Field(16, ge=1, le=MAX_NEW_TOKENS)
+        echo: bool | None = None
+        best_of: int | None = None
+        suffix: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
 
     class TextPart(BaseModel):
         model_config = strict
@@ -345,6 +356,7 @@ def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4
         messages: list[Message] = Field(..., min_length=1, max_length=MAX_MESSAGES)
         max_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
         max_completion_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
+        top_logprobs: int | None = None
 
     app = FastAPI(title="pyengine language model", version="2")
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
@@ -395,7 +407,19 @@ def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4
             raise ServiceError(404, f"the model {name!r} does not exist; this server serves {model_name!r} "
                                "(GET /v1/models)", param="model", code="model_not_found")
 
+    no_ops = {"frequency_penalty": (0,), "presence_penalty": (0,), "logit_bias": ({},), "logprobs": (False, 0),
+              "echo": (False,), "best_of": (1,), "suffix": ("",), "top_logprobs": (0,)}
+
+    def check_unsupported(req):
+        for name, allowed in no_ops.items():
+            value = getattr(req, name, None)
+            no_op = (value is False and False in allowed) if isinstance(value, bool) else value in allowed
+            if value is not None and not no_op:
+                raise ServiceError(400, f"{name} is not supported by this server (only {allowed[0]!r} or null)",
+                                   param=name, code="unsupported_parameter")
+
     def sampling_of(req):
+        check_unsupported(req)
         temperature = 1.0 if req.temperature is None else req.temperature
         top_p = None if req.top_p is None or req.top_p >= 1.0 else req.top_p
         return {"temperature": temperature, "top_p": top_p, "top_k": req.top_k}

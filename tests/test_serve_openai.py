@@ -225,6 +225,10 @@ def test_chat_stops_at_the_next_turn(srv):
     ({"prompt": "x" * 3000}, "prompt"),
     ({"extra_body": {"frobnicate": 1}}, "frobnicate"),
     ({"extra_body": {"seed": "5"}}, "seed"),        # strict: a string is not a number
+    ({"frequency_penalty": 0.5}, "frequency_penalty"),  # not implemented: refused unless a no-op
+    ({"logprobs": 2}, "logprobs"),
+    ({"echo": True}, "echo"),
+    ({"logit_bias": {"3": 1.0}}, "logit_bias"),
 ])
 def test_bad_completion_requests_are_400_in_openai_shape(srv, kwargs, param):
     args = {"model": "tiny", "prompt": "ab", "max_tokens": 3} | kwargs
@@ -233,6 +237,21 @@ def test_bad_completion_requests_are_400_in_openai_shape(srv, kwargs, param):
     err = _assert_error(e.value.response.json())
     assert err["param"] and err["param"].startswith(param), err
     assert srv.client.completions.create(model="tiny", prompt="ab", max_tokens=2).choices[0].text  # still serving
+
+
+def test_unimplemented_parameters_are_accepted_at_their_no_op_values(srv):
+    """Tools built on the client send OpenAI's defaults for parameters this server lacks."""
+    args = dict(model="tiny", prompt="ab", max_tokens=3, seed=1)
+    plain = srv.client.completions.create(**args).choices[0].text
+    noop = srv.client.completions.create(**args, frequency_penalty=0, presence_penalty=0.0, logit_bias={},
+                                         logprobs=None, echo=False, best_of=1)
+    assert noop.choices[0].text == plain
+    chat = dict(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=3, seed=1)
+    assert srv.client.chat.completions.create(**chat, logprobs=False, top_logprobs=0).choices[0].message.content \
+        == srv.client.chat.completions.create(**chat).choices[0].message.content
+    with pytest.raises(openai.BadRequestError) as e:
+        srv.client.chat.completions.create(**chat, logprobs=True)
+    assert _assert_error(e.value.response.json())["code"] == "unsupported_parameter"
 
 
 def test_bad_chat_requests(srv):
