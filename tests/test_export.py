@@ -193,8 +193,12 @@ def test_onnx_export_has_torch_onnx_export_signature(tmp_path):
 
 
 def test_onnx_export_refuses_what_it_cannot_write(tmp_path):
-    with pytest.raises(NotImplementedError, match="Linear is not supported.*GPT"):
-        pyengine.onnx.export(nn.Linear(3, 4), pyengine.randn(2, 3), str(tmp_path / "x.onnx"))
+    with pytest.raises(NotImplementedError, match=r"LSTM \(at '1.0'\) is not supported; supported: GPT"):
+        pyengine.onnx.export(nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.LSTM(4, 4))), pyengine.randn(2, 3),
+                             str(tmp_path / "x.onnx"))
+    with pytest.raises(NotImplementedError, match="Softmax needs an explicit dim"):
+        pyengine.onnx.export(nn.Softmax(), pyengine.randn(2, 3), str(tmp_path / "x.onnx"))
+    assert not os.path.exists(tmp_path / "x.onnx")
     model = _model()
     idx = np.zeros((1, 4), np.int64)
     with pytest.raises(ValueError, match="opset_version"):
@@ -205,6 +209,31 @@ def test_onnx_export_refuses_what_it_cannot_write(tmp_path):
         pyengine.onnx.export_gpt(model, None, seq_len=17)
     with pytest.raises(TypeError, match="unsupported arguments"):
         pyengine.onnx.export(model, idx, str(tmp_path / "x.onnx"), dynamo=True)
+
+
+def test_onnx_feed_forward_models_match_pyengine(tmp_path):
+    pyengine.manual_seed(4)
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(12, 7), nn.LayerNorm(7), nn.GELU(), nn.Dropout(0.3),
+        nn.Sequential(nn.Linear(7, 5, bias=False), nn.Tanh(), nn.LeakyReLU(0.2), nn.SiLU(), nn.Identity()),
+        nn.Linear(5, 3), nn.Sigmoid(), nn.ReLU(), nn.Linear(3, 4), nn.GELU(approximate="tanh"), nn.Softmax(dim=-1))
+    path = str(tmp_path / "mlp.onnx")
+    pyengine.onnx.export(model, (pyengine.randn(2, 3, 4),), path, dynamic_axes={"input": [0], "output": [0]})
+    assert model.training  # the mode is left as it was
+    model.eval()
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for batch in (1, 2, 7):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 4)).astype(np.float32)
+        np.testing.assert_allclose(sess.run(None, {"input": x})[0], model(pyengine.tensor(x)).detach().numpy(),
+                                   rtol=0, atol=1e-4)
+    ln = nn.LayerNorm((3, 4))  # normalized over the last two axes
+    with pyengine.no_grad():
+        ln.weight.normal_()
+        ln.bias.normal_()
+    pyengine.onnx.export(ln, pyengine.randn(2, 3, 4), path)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    out = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(out, ln(pyengine.tensor(x)).detach().numpy(), atol=1e-4)
 
 
 def test_export_command_onnx(checkpoint, tmp_path, capsys):

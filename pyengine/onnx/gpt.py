@@ -11,40 +11,7 @@ import math
 
 import numpy as np
 
-OPSET = 17
-
-
-def _onnx():
-    try:
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
-        raise ImportError("ONNX export needs the onnx package: pip install 'pyengine[onnx]'") from None
-    return onnx, TensorProto, helper, numpy_helper
-
-
-class _Graph:
-    def __init__(self):
-        self.onnx, self.TP, self.helper, self.nh = _onnx()
-        self.nodes, self.inits, self.count = [], [], 0
-
-    def name(self, hint):
-        self.count += 1
-        return f"{hint}_{self.count}"
-
-    def const(self, hint, arr):
-        n = self.name(hint)
-        self.inits.append(self.nh.from_array(np.asarray(arr), n))
-        return n
-
-    def op(self, op_type, inputs, hint=None, **attrs):
-        out = self.name(hint or op_type.lower())
-        self.nodes.append(self.helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
-        return out
-
-
-def _arr(p):
-    return None if p is None else np.ascontiguousarray(np.asarray(p._data), dtype=np.float32)
+from ._graph import Graph, arr
 
 
 def export_gpt(model, f=None, batch="batch", seq_len=None, input_name="input_ids", output_name="logits"):
@@ -59,31 +26,15 @@ def export_gpt(model, f=None, batch="batch", seq_len=None, input_name="input_ids
     cfg = model.config
     if isinstance(seq_len, int) and not 1 <= seq_len <= cfg.block_size:
         raise ValueError(f"pyengine.onnx: seq_len must be in [1, block_size={cfg.block_size}], got {seq_len}")
-    g = _Graph()
+    g = Graph()
     TP, helper = g.TP, g.helper
     C, H, V = cfg.n_embd, cfg.n_head, cfg.vocab_size
     hd = C // H
 
-    def layer_norm(x, ln):
-        inputs = [x, g.const("ln_w", _arr(ln.weight))]
-        if ln.bias is not None:
-            inputs.append(g.const("ln_b", _arr(ln.bias)))
-        return g.op("LayerNormalization", inputs, "ln", axis=-1, epsilon=float(ln.eps))
-
-    def linear(x, lin):
-        y = g.op("MatMul", [x, g.const("w", _arr(lin.weight).T.copy())], "matmul")
-        return g.op("Add", [y, g.const("b", _arr(lin.bias))], "add") if lin.bias is not None else y
+    layer_norm, linear = g.layer_norm, g.linear
 
     def gelu(x):
-        half = g.const("half", np.float32(0.5))
-        one = g.const("one", np.float32(1.0))
-        if cfg.gelu == "tanh":
-            x3 = g.op("Mul", [g.op("Mul", [x, x]), x])
-            inner = g.op("Add", [x, g.op("Mul", [x3, g.const("c", np.float32(0.044715))])])
-            t = g.op("Tanh", [g.op("Mul", [inner, g.const("k", np.float32(math.sqrt(2.0 / math.pi)))])])
-        else:
-            t = g.op("Erf", [g.op("Mul", [x, g.const("rsqrt2", np.float32(1.0 / math.sqrt(2.0)))])])
-        return g.op("Mul", [g.op("Mul", [x, half]), g.op("Add", [t, one])], "gelu")
+        return g.gelu(x, cfg.gelu)
 
     ids = input_name
     # T as a scalar, positions 0..T-1, and the causal mask (key index > query index is masked)
@@ -92,9 +43,9 @@ def export_gpt(model, f=None, batch="batch", seq_len=None, input_name="input_ids
     masked = g.op("Greater", [g.op("Unsqueeze", [pos, g.const("ax0", np.array([0], np.int64))]),
                               g.op("Unsqueeze", [pos, g.const("ax1", np.array([1], np.int64))])], "causal")
     neg = g.const("neg_inf", np.float32(-np.inf))
-    wte = g.const("wte", _arr(model.wte.weight))
+    wte = g.const("wte", arr(model.wte.weight))
     x = g.op("Add", [g.op("Gather", [wte, ids], "tok_emb", axis=0),
-                     g.op("Gather", [g.const("wpe", _arr(model.wpe.weight)), pos], "pos_emb", axis=0)], "x")
+                     g.op("Gather", [g.const("wpe", arr(model.wpe.weight)), pos], "pos_emb", axis=0)], "x")
     qkv_shape = g.const("qkv_shape", np.array([0, 0, 3, H, hd], np.int64))
     merge_shape = g.const("merge_shape", np.array([0, 0, C], np.int64))
     scale = g.const("scale", np.float32(1.0 / math.sqrt(hd)))
@@ -113,20 +64,13 @@ def export_gpt(model, f=None, batch="batch", seq_len=None, input_name="input_ids
     if model.lm_head.weight is model.wte.weight:
         head = g.op("Transpose", [wte], "lm_head_T", perm=[1, 0])
     else:
-        head = g.const("lm_head_T", _arr(model.lm_head.weight).T.copy())
+        head = g.const("lm_head_T", arr(model.lm_head.weight).T.copy())
     logits = g.op("MatMul", [x, head], "logits")
     g.nodes.append(helper.make_node("Identity", [logits], [output_name], name="output"))
-    B = batch
     T_dim = seq_len if seq_len is not None else "sequence"
-    graph = helper.make_graph(
-        g.nodes, "pyengine_gpt",
-        [helper.make_tensor_value_info(ids, TP.INT64, [B, T_dim])],
-        [helper.make_tensor_value_info(output_name, TP.FLOAT, [B, T_dim, V])],
-        initializer=g.inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="pyengine", doc_string=f"pyengine GPT {cfg.to_dict()}")
-    proto.ir_version = min(proto.ir_version, 8)  # readable by onnxruntime releases of the last years
-    g.onnx.checker.check_model(proto)
+    proto = g.model("pyengine_gpt", [helper.make_tensor_value_info(ids, TP.INT64, [batch, T_dim])],
+                    [helper.make_tensor_value_info(output_name, TP.FLOAT, [batch, T_dim, V])],
+                    doc=f"pyengine GPT {cfg.to_dict()}")
     if f is not None:
         with open(f, "wb") as fh:
             fh.write(proto.SerializeToString())
