@@ -4,7 +4,7 @@
     pyengine eval --checkpoint C [--data PATH]
     pyengine sample --checkpoint C --prompt "..." [--max-new-tokens N --temperature T --top-k K --seed S]
     pyengine serve --checkpoint C [--host 127.0.0.1] [--port 8000] [--model-name NAME] [--max-concurrent N]
-                   [--max-queue N] [--request-timeout S]
+                   [--max-queue N] [--request-timeout S] [--api-key KEY]
     pyengine finetune --checkpoint C --feedback FILE [--steps N] [--out PATH]
     pyengine export --checkpoint C --out DIR [--format safetensors|onnx] [--seq-len T]
 
@@ -118,6 +118,9 @@ def _parse(argv):
                    "turns token by token (default: %(default)s)")
     p.add_argument("--max-queue", type=_count, default=16, help="requests waiting for a slot; more get 503 "
                    "(default: %(default)s)")
+    p.add_argument("--api-key", default=os.environ.get("PYENGINE_API_KEY"), help="require 'Authorization: "
+                   "Bearer KEY' on every route but /health (default: $PYENGINE_API_KEY, else none: anyone who can "
+                   "reach the port may use it)")
     p.add_argument("--request-timeout", type=_number(float, 0.0, low_open=True), default=60.0,
                    help="seconds a request may take, waiting included: 503 while waiting, 504 while generating "
                    "(default: %(default)s)")
@@ -179,7 +182,7 @@ def _run(args, lm, cfg):
             from .serve import run
             run(args.checkpoint, host=args.host, port=args.port, feedback_file=args.feedback_file,
                 model_name=args.model_name, max_concurrent=args.max_concurrent, max_queue=args.max_queue,
-                request_timeout=args.request_timeout)
+                request_timeout=args.request_timeout, api_key=args.api_key or None)
         elif args.command == "export":
             from . import export
             paths = export.export_command(args.checkpoint, args.out, args.format, args.seq_len)

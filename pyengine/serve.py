@@ -37,6 +37,10 @@ repeating its text. Every error, on every route, has OpenAI's shape
 ``{"error": {"message", "type", "param", "code"}}``; invalid requests get 400 on the OpenAI routes (as
 OpenAI answers) and 422 on pyengine's own (as they always have), an unknown route 404, a body over 64 KB 413.
 
+With ``api_key`` (``pyengine serve --api-key KEY``, or the PYENGINE_API_KEY environment variable) every
+route but /health needs ``Authorization: Bearer KEY``, as OpenAI's API does; without one, anyone who can reach
+the port may use it (the default address is loopback only).
+
 Load: at most ``max_concurrent`` generations run at once; they take turns on the model one token step at a
 time (a lock around each step: the kernels already use every core, and each request has its own KV cache),
 so a slow streaming reader holds nobody up. Up to ``max_queue`` more wait for a free slot; beyond that a
@@ -46,6 +50,8 @@ Feedback lines are written with flush + fsync under a lock, so concurrent reques
 line and an acknowledged record survives a crash.
 """
 import collections
+import contextlib
+import hmac
 import json
 import os
 import threading
@@ -261,9 +267,10 @@ OPENAI_ROUTES = ("/v1/completions", "/v1/chat/completions", "/v1/models")
 
 
 def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4, max_queue=16,
-               request_timeout=60.0, generation_store=1024):
+               request_timeout=60.0, generation_store=1024, api_key=None):
     """The FastAPI application serving ``checkpoint`` (a training checkpoint, or a folder or model.safetensors
-    written by ``pyengine export``)."""
+    written by ``pyengine export``). With ``api_key``, every route but /health needs the header
+    ``Authorization: Bearer <api_key>`` (what OpenAI's clients send), else 401."""
     try:
         from typing import Literal
 
@@ -358,8 +365,21 @@ def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4
         max_completion_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
         top_logprobs: int | None = None
 
-    app = FastAPI(title="pyengine language model", version="2")
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        # Blocking work runs on anyio's worker threads (40 by default): every admitted or queued request may
+        # hold one while it waits, so there are enough for all of them and for the quick routes besides.
+        import anyio.to_thread
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, max_concurrent + max_queue + 16)
+        yield
+
+    app = FastAPI(title="pyengine language model", version="2", lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    if api_key is not None:
+        if not isinstance(api_key, str) or not api_key:
+            raise ValueError("serve: api_key must be a non-empty string")
+        app.add_middleware(ApiKey, key=api_key)
 
     def openai_route(path):
         return path.startswith(OPENAI_ROUTES)
@@ -679,6 +699,27 @@ def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4
     app.state.model_name = model_name
     app.state.engine = engine
     return app
+
+
+class ApiKey:
+    """ASGI middleware: requests other than GET /health need ``Authorization: Bearer <key>``; others get 401
+    in OpenAI's error shape (compared in constant time)."""
+
+    def __init__(self, app, key):
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") == "/health":
+            return await self.app(scope, receive, send)
+        auth = dict(scope.get("headers") or ()).get(b"authorization", b"")
+        scheme, _, token = auth.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key):
+            return await self.app(scope, receive, send)
+        from fastapi.responses import JSONResponse
+        response = JSONResponse(error_body("missing or wrong API key (send the header 'Authorization: Bearer "
+                                           "<key>'; the OpenAI client's api_key)", code="invalid_api_key"),
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
 
 
 class BodyLimit:

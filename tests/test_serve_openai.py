@@ -409,3 +409,23 @@ def test_client_leaving_a_stream_frees_its_slot(model_dir, tmp_path):
         if lock.locked():
             lock.release()
         s.stop()
+
+
+def test_api_key(model_dir, tmp_path):
+    s = Server(serve.create_app(model_dir, str(tmp_path / "fb.jsonl"), api_key="s3cret"))
+    try:
+        good = openai.OpenAI(base_url=s.base + "/v1", api_key="s3cret", max_retries=0)
+        assert good.completions.create(model="tiny", prompt="a", max_tokens=2).choices[0].text
+        assert [m.id for m in good.models.list().data] == ["tiny"]
+        with pytest.raises(openai.AuthenticationError) as e:
+            s.client.completions.create(model="tiny", prompt="a", max_tokens=2)  # the wrong key
+        assert _assert_error(e.value.response.json())["code"] == "invalid_api_key"
+        for path, body in (("/v1/models", None), ("/v1/generate", {"prompt": "a"}),
+                           ("/v1/feedback", {"prompt": "p", "completion": "c", "rating": 4})):
+            status, body = s.json(path, body)
+            assert status == 401 and _assert_error(body)["code"] == "invalid_api_key"
+        assert s.json("/health")[0] == 200  # for load balancers and probes
+    finally:
+        s.stop()
+    with pytest.raises(ValueError, match="api_key"):
+        serve.create_app(model_dir, api_key="")
