@@ -274,7 +274,7 @@ def create_app(checkpoint, feedback_file=None, model_name=None, max_concurrent=4
     try:
         from typing import Literal
 
-        from fastapi import FastAPI, Request
+        from fastapi import FastAPI
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import JSONResponse, StreamingResponse
         from pydantic import BaseModel, Field

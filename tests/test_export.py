@@ -12,8 +12,7 @@ import safetensors.numpy
 
 import pyengine
 import pyengine.onnx
-from pyengine import cli, export, lm
-from pyengine import nn
+from pyengine import cli, export, lm, nn
 from pyengine.models.gpt import GPT, GPTConfig
 from pyengine.optim import AdamW
 from pyengine.text import CharTokenizer
