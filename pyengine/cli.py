@@ -3,8 +3,10 @@
     pyengine train [--data PATH] [--preset tiny|small|medium] [--steps N] [--out DIR] [--resume]
     pyengine eval --checkpoint C [--data PATH]
     pyengine sample --checkpoint C --prompt "..." [--max-new-tokens N --temperature T --top-k K --seed S]
-    pyengine serve --checkpoint C [--host 127.0.0.1] [--port 8000]
+    pyengine serve --checkpoint C [--host 127.0.0.1] [--port 8000] [--model-name NAME] [--max-concurrent N]
+                   [--max-queue N] [--request-timeout S] [--api-key KEY]
     pyengine finetune --checkpoint C --feedback FILE [--steps N] [--out PATH]
+    pyengine export --checkpoint C --out DIR [--format safetensors|onnx] [--seq-len T]
 
 Errors are one line on stderr, ``pyengine <command>: error: <what is wrong>``, and the exit status says
 whose they are: 2 for a bad command line (an argument out of range, a file that is not there), 1 for a
@@ -103,12 +105,35 @@ def _parse(argv):
     p.add_argument("--top-p", type=_number(float, 0.0, 1.0, low_open=True))
     p.add_argument("--seed", type=_count)
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token")
-    p = sub.add_parser("serve", help="HTTP service: POST /v1/generate, POST /v1/feedback, GET /health")
+    p = sub.add_parser("serve", help="HTTP service: OpenAI-compatible /v1/completions, /v1/chat/completions, "
+                       "/v1/models; /v1/generate, /v1/feedback, /health")
     _checkpoint_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     p.add_argument("--port", type=_number(int, 0, 65535), default=8000)
     p.add_argument("--feedback-file", default=None, help="JSON-lines file for feedback (default: next to the "
                    "checkpoint)")
+    p.add_argument("--model-name", help="the model id clients name in OpenAI requests (default: the "
+                   "checkpoint's file or folder name)")
+    p.add_argument("--max-concurrent", type=_positive, default=4, help="generations running at once, taking "
+                   "turns token by token (default: %(default)s)")
+    p.add_argument("--max-queue", type=_count, default=16, help="requests waiting for a slot; more get 503 "
+                   "(default: %(default)s)")
+    p.add_argument("--api-key", default=os.environ.get("PYENGINE_API_KEY"), help="require 'Authorization: "
+                   "Bearer KEY' on every route but /health (default: $PYENGINE_API_KEY, else none: anyone who can "
+                   "reach the port may use it)")
+    p.add_argument("--request-timeout", type=_number(float, 0.0, low_open=True), default=60.0,
+                   help="seconds a request may take, waiting included: 503 while waiting, 504 while generating "
+                   "(default: %(default)s)")
+    p = sub.add_parser("export", help="write a checkpoint's model for deployment: weights-only safetensors + "
+                       "config.json in Hugging Face's layout, or ONNX")
+    _checkpoint_arg(p)
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--format", choices=["safetensors", "onnx"], default="safetensors",
+                   help="safetensors: model.safetensors + config.json + pyengine_tokenizer.json (what serve and "
+                   "sample load); onnx: model.onnx beside the same config and tokenizer (needs the onnx extra) "
+                   "(default: %(default)s)")
+    p.add_argument("--seq-len", type=_positive, help="ONNX only: a fixed sequence length (default: any length "
+                   "up to the block size)")
     p = sub.add_parser("finetune", help="continue training on well-rated / corrected feedback")
     _checkpoint_arg(p)
     p.add_argument("--feedback", required=True, help="JSON-lines feedback file written by `pyengine serve`")
@@ -155,7 +180,13 @@ def _run(args, lm, cfg):
             print(f"[{tok_s:,.0f} tokens/s]", file=sys.stderr)
         elif args.command == "serve":
             from .serve import run
-            run(args.checkpoint, host=args.host, port=args.port, feedback_file=args.feedback_file)
+            run(args.checkpoint, host=args.host, port=args.port, feedback_file=args.feedback_file,
+                model_name=args.model_name, max_concurrent=args.max_concurrent, max_queue=args.max_queue,
+                request_timeout=args.request_timeout, api_key=args.api_key or None)
+        elif args.command == "export":
+            from . import export
+            paths = export.export_command(args.checkpoint, args.out, args.format, args.seq_len)
+            print(json.dumps(paths))
         elif args.command == "finetune":
             r = lm.finetune(args.checkpoint, args.feedback, out=args.out, steps=args.steps, lr=args.lr,
                             min_rating=args.min_rating)

@@ -219,7 +219,8 @@ def save_checkpoint(path, model, optimizer, step, cfg, tokenizer, batch_gen, bes
 
 
 def load_checkpoint(path):
-    """(model, tokenizer, checkpoint dict) from a checkpoint written by ``train``/``finetune``.
+    """(model, tokenizer, checkpoint dict) from a checkpoint written by ``train``/``finetune``, or from a
+    weights-only folder (or its model.safetensors) written by ``pyengine export``.
 
     A checkpoint may come from anyone: it is checked against itself before anything is built from it
     (the config's values, every tensor's name, shape and dtype against the model the config describes,
@@ -228,6 +229,9 @@ def load_checkpoint(path):
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
+    from . import export
+    if export.is_pretrained(path):  # a `pyengine export` folder, or its model.safetensors
+        return export.load_pretrained(path)
     ck = pio.load(path)
     if not isinstance(ck, dict) or ck.get("format") != "pyengine-lm-1":
         raise ValueError(f"{path} is not a pyengine language-model checkpoint")
