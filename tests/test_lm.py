@@ -21,6 +21,12 @@ def _cfg(tmp_path, data, **kw):
     return lm.TrainConfig(**base)
 
 
+@pytest.fixture(autouse=True)
+def _token_cache(tmp_path, monkeypatch):
+    """Token files of these tests go to their own folder, not ~/.cache."""
+    monkeypatch.setenv("PYENGINE_CACHE_DIR", str(tmp_path / "tokens"))
+
+
 @pytest.fixture
 def corpus(tmp_path):
     p = tmp_path / "corpus.txt"
@@ -31,20 +37,25 @@ def corpus(tmp_path):
 def test_training_lowers_the_loss_and_writes_a_run(tmp_path, corpus):
     r = lm.train(_cfg(tmp_path, corpus), quiet=True)
     rows = [json.loads(line) for line in open(r["metrics"])]
-    assert [row["step"] for row in rows] == [20, 40]
+    evals = [row for row in rows if "val_loss" in row]
+    assert [row["step"] for row in evals] == [0, 20, 40]  # step 0: the untrained model
+    assert [row["step"] for row in rows if "val_loss" not in row] == list(range(1, 41))  # every step
     assert np.log(27) - 1.0 > r["best_val_loss"]  # well below the uniform-guess loss over the vocabulary
+    assert evals[0]["val_loss"] > r["best_val_loss"] + 0.5
     assert os.path.exists(r["checkpoint"]) and os.path.exists(r["best_checkpoint"])
     model, tok, ck = lm.load_checkpoint(r["best_checkpoint"])
     assert ck["step"] in (20, 40) and tok.decode(tok.encode("fox")) == "fox"
+    assert ck["data"]["path"] == os.path.abspath(corpus) and ck["data"]["chars"] == len(TEXT)
     ev = lm.evaluate(r["best_checkpoint"], data=str(corpus))
     assert ev["loss"] < np.log(tok.vocab_size) and ev["perplexity"] == pytest.approx(np.exp(ev["loss"]))
-    # the training text is recognised: its validation split is what is evaluated, as in training
-    ids = tok.encode(TEXT)
-    n_val = len(ids) - int(len(ids) * 0.9)
-    assert ev["tokens"] == min((n_val - 1) // 16, 200) * 16
+    # the training text is recognised: its validation split is evaluated with training's own estimate, so
+    # `pyengine eval` repeats the validation loss that training recorded for this checkpoint
+    assert ev["split"].startswith("validation split") and ev["windows"] == 4 * 8
+    assert ev["loss"] == pytest.approx(ck["metrics"]["val_loss"], rel=1e-6)
     other = tmp_path / "other.txt"
     other.write_text("the lazy dog jumps over the quick brown fox. " * 30)
-    assert lm.evaluate(r["best_checkpoint"], data=str(other))["tokens"] > ev["tokens"]  # all of other text
+    ev2 = lm.evaluate(r["best_checkpoint"], data=str(other), max_windows=50)
+    assert ev2["split"] == "all of the given text" and ev2["windows"] == 56  # rounded up to whole batches
     # the path the checkpoint records is never opened on its own: the caller names the text
     with pytest.raises(ValueError, match="pass that text"):
         lm.evaluate(r["best_checkpoint"])
@@ -69,7 +80,7 @@ def test_training_follows_the_warmup_cosine_schedule(tmp_path, corpus):
     lm.train(_cfg(tmp_path, corpus, out=str(tmp_path / "b"), stop_at=5, **kw), quiet=True)
     resumed = lm.train(_cfg(tmp_path, corpus, out=str(tmp_path / "b"), resume=True, **kw), quiet=True)
     for r in (full, resumed):
-        lrs = [json.loads(line)["lr"] for line in open(r["metrics"])]
+        lrs = [json.loads(line)["lr"] for line in open(r["metrics"]) if "val_loss" not in line]
         assert lrs == [pe.optim.lr_scheduler.WarmupCosineLR.lr_at(s, 1e-2, 4, 12, 0.2) for s in range(12)]
     assert lrs[3] == 1e-2 and lrs[0] == 1e-2 / 4 and lrs[-1] > 1e-2 * 0.2
 
@@ -98,18 +109,58 @@ def test_kv_cache_logits_match_full_forward():
     np.testing.assert_allclose(inc, full.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_finetune_on_feedback(tmp_path, corpus):
-    r = lm.train(_cfg(tmp_path, corpus, max_steps=20), quiet=True)
+def _feedback_file(tmp_path):
     fb = tmp_path / "feedback.jsonl"
     with open(fb, "w") as f:
         f.write(json.dumps({"prompt": "the ", "completion": "lazy dog", "rating": 5}) + "\n")
         f.write(json.dumps({"prompt": "pack ", "completion": "zzz", "rating": 1, "corrected": "my box"}) + "\n")
+        f.write(json.dumps({"prompt": "the quick ", "completion": "brown fox", "rating": 4}) + "\n")
+        f.write(json.dumps({"prompt": "five ", "completion": "??", "rating": 2, "corrected": "dozen liquor"}) + "\n")
         f.write(json.dumps({"prompt": "x", "completion": "bad", "rating": 1}) + "\n")
-    out = lm.finetune(r["checkpoint"], str(fb), steps=15, lr=3e-3, quiet=True)
-    assert out["feedback"] == {"used": 2, "skipped": 1}
+        f.write("not json\n")
+    return fb
+
+
+def test_finetune_mixes_replay_and_keeps_only_what_does_no_harm(tmp_path, corpus):
+    r = lm.train(_cfg(tmp_path, corpus, max_steps=20), quiet=True)
+    fb = _feedback_file(tmp_path)
+    out = lm.finetune(r["checkpoint"], str(fb), steps=15, lr=3e-3, feedback_fraction=0.5, quiet=True,
+                      max_val_regression=10.0)
+    assert out["feedback"] == {"used": 4, "skipped": 2, "trained_on": 3, "held_out": 1}
     assert out["after"]["feedback_loss"] < out["before"]["feedback_loss"]
-    assert os.path.exists(out["checkpoint"])
-    lm.load_checkpoint(out["checkpoint"])
+    assert out["before"]["heldout_feedback_loss"] is not None
+    # the before/after validation loss is training's own estimate of the original validation split
+    assert out["before"]["val_loss"] == pytest.approx(pe.load(r["checkpoint"])["metrics"]["val_loss"], rel=1e-6)
+    assert out["kept"] and os.path.exists(out["checkpoint"])
+    _, _, ck = lm.load_checkpoint(out["checkpoint"])
+    assert ck["data_fingerprint"] == pe.load(r["checkpoint"])["data_fingerprint"]
+    assert lm.evaluate(out["checkpoint"], data=str(corpus))["loss"] == pytest.approx(out["after"]["val_loss"], rel=1e-6)
+
+    # a recipe that wrecks the model (feedback only, a huge learning rate) is refused: nothing is written
+    harsh = dict(steps=20, lr=0.3, feedback_fraction=1.0, quiet=False, max_val_regression=0.02)
+    target = tmp_path / "harsh.safetensors"
+    lines = []
+    stream = type("S", (), {"write": lambda self, t: lines.append(t), "flush": lambda self: None})()
+    bad = lm.finetune(r["checkpoint"], str(fb), out=str(target), stream=stream, **harsh)
+    assert not bad["kept"] and bad["checkpoint"] is None and not target.exists()
+    assert bad["val_regression"] > 0.02
+    assert "NOT KEPT" in "".join(lines)
+    forced = lm.finetune(r["checkpoint"], str(fb), out=str(target), force=True, **dict(harsh, quiet=True))
+    assert forced["kept"] and target.exists()
+
+
+def test_finetune_replays_the_recorded_training_text_only(tmp_path, corpus):
+    r = lm.train(_cfg(tmp_path, corpus, max_steps=10, eval_interval=10), quiet=True)
+    fb = _feedback_file(tmp_path)
+    other = tmp_path / "other.txt"
+    other.write_text(TEXT.upper() * 2)
+    with pytest.raises(ValueError, match="not the text"):
+        lm.finetune(r["checkpoint"], str(fb), steps=2, data=str(other), quiet=True)
+    corpus.rename(tmp_path / "moved.txt")
+    with pytest.raises(FileNotFoundError, match="--data"):
+        lm.finetune(r["checkpoint"], str(fb), steps=2, quiet=True)
+    out = lm.finetune(r["checkpoint"], str(fb), steps=2, data=str(tmp_path / "moved.txt"), quiet=True)
+    assert out["steps"] == 2
 
 
 def test_cli_train_sample_eval(tmp_path, corpus, capsys):
