@@ -383,6 +383,7 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
     run = _set_up(cfg, stream, quiet)
     if run.start_step == 0:
         _evaluate_and_checkpoint(run, 0, run.scheduler.get_last_lr()[0])
+    run.prog.t0 = time.perf_counter()  # the ETA counts from the first step (evaluations after it included)
     for step in range(run.start_step, run.end_step):
         t0 = time.perf_counter()
         lr, loss = _train_step(run, step)
@@ -840,6 +841,7 @@ def finetune(checkpoint, feedback, out=None, steps=60, lr=1e-4, batch_size=None,
                 "feedback_loss": _target_loss(model, fx, fy)}
 
     before = measure("before")
+    prog.t0 = time.perf_counter()  # the ETA of the steps alone
     default_generator.manual_seed(seed)
     optimizer = make_optimizer(model, lr, rec["weight_decay"])
     for group in optimizer.param_groups:

@@ -181,6 +181,144 @@ def test_cli_train_sample_eval(tmp_path, corpus, capsys):
     assert cli_main(["eval", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
 
 
+TINY_FLAGS = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "4",
+              "--eval-iters", "2", "--preset", "tiny"]
+
+
+def test_cli_help_states_every_option_and_its_default(capsys):
+    from pyengine.cli import _Formatter, build_parser
+    ap, sub = build_parser()
+    fmt = _Formatter("pyengine")
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            if action.dest in ("help",):
+                continue
+            text = fmt._get_help_string(action)
+            assert action.help and "default" in text, (name, action.option_strings)
+    assert cli_main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pyengine {pe.__version__}"
+    assert cli_main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--weight-decay", "--grad-clip", "--min-lr-ratio", "--bias", "--no-bias", "--dropout",
+                 "--val-fraction", "--tokenizer", "--vocab-size", "--config", "(default: 0.1)"):
+        assert flag in text, flag
+
+
+def test_cli_config_file_then_flags_then_key_value(tmp_path, corpus, capsys):
+    from pyengine.cli import _parse
+    conf = tmp_path / "run.cfg"
+    conf.write_text("# my run\npreset = 'tiny'\nlr = 5e-3\nweight_decay = 0.0\ngrad_clip = 0.5\nbias = false\n"
+                    f"data = {corpus}\n")
+    _, _, cfg = _parse(["train", "--config", str(conf), "--lr", "4e-3", "grad_clip=0.25", "min_lr_ratio=0.05",
+                        "--val-fraction", "0.2", "--dropout", "0.1"])
+    assert (cfg.preset, cfg.lr, cfg.weight_decay, cfg.grad_clip, cfg.bias, cfg.data) == ("tiny", 4e-3, 0.0, 0.25,
+                                                                                         False, str(corpus))
+    assert (cfg.min_lr_ratio, cfg.val_fraction, cfg.dropout, cfg.n_layer) == (0.05, 0.2, 0.1, 2)
+    json_conf = tmp_path / "run.json"
+    json_conf.write_text(json.dumps({"preset": "medium", "steps": 7}))
+    assert _parse(["train", "--config", str(json_conf)])[2].max_steps == 7
+    # every bad setting is a one-line usage error (status 2) before any work: nothing is created
+    out = tmp_path / "never"
+    for argv, needle in [(["--config", str(tmp_path / "nope.cfg")], "no such file"),
+                         (["lr=-1"], "lr must be"), (["nonsense=3"], "unknown setting 'nonsense'"),
+                         (["preset=huge"], "unknown preset"), (["--preset", "huge"], "invalid choice"),
+                         (["max_steps=2.5"], "max_steps must be"), (["oops"], "expected key=value"),
+                         (["--tokenizer", "bpe", "--vocab-size", "100"], "--vocab-size")]:
+        assert cli_main(["train", "--out", str(out)] + argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], (argv, err)
+    assert not out.exists()
+
+
+def test_cli_checkpoint_defaults_to_the_last_runs_best(tmp_path, corpus, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["sample", "--max-new-tokens", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint at runs/lm/best.safetensors" in err and "pyengine train" in err
+    assert cli_main(["train", "--data", str(corpus), "--steps", "4", "--eval-interval", "4"] + TINY_FLAGS) == 0
+    printed = capsys.readouterr().out
+    assert "characters ->" in printed and "train /" in printed and "validation" in printed  # the sizes
+    assert os.path.exists("runs/lm/best.safetensors")
+    assert cli_main(["sample", "--max-new-tokens", "3", "--seed", "0"]) == 0
+    assert cli_main(["eval", "--data", str(corpus)]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["split"].startswith("validation split")
+
+
+def test_cli_finetune_says_whether_it_kept_the_result(tmp_path, corpus, capsys):
+    out = str(tmp_path / "run")
+    assert cli_main(["train", "--data", str(corpus), "--steps", "20", "--eval-interval", "20", "--lr", "1e-2",
+                     "--out", out] + TINY_FLAGS) == 0
+    fb = _feedback_file(tmp_path)
+    ck = os.path.join(out, "best.safetensors")
+    capsys.readouterr()
+    rc = cli_main(["finetune", "--checkpoint", ck, "--feedback", str(fb), "--steps", "3"])
+    cap = capsys.readouterr()
+    assert rc == 0 and json.loads(cap.out)["kept"] and "kept: validation loss within tolerance" in cap.err
+    rc = cli_main(["finetune", "--checkpoint", ck, "--feedback", str(fb), "--steps", "15", "--lr", "0.3",
+                   "--feedback-fraction", "1", "--out", str(tmp_path / "bad.safetensors")])
+    cap = capsys.readouterr()
+    assert rc == 3 and not json.loads(cap.out)["kept"] and "NOT KEPT" in cap.err
+    assert not (tmp_path / "bad.safetensors").exists()
+    assert cli_main(["finetune", "--checkpoint", ck, "--feedback", str(fb), "--steps", "15", "--lr", "0.3",
+                     "--feedback-fraction", "1", "--out", str(tmp_path / "bad.safetensors"), "--force"]) == 0
+    assert (tmp_path / "bad.safetensors").exists()
+
+
+def test_bpe_training_run_samples_and_evaluates(tmp_path, corpus):
+    r = lm.train(_cfg(tmp_path, corpus, tokenizer="bpe", vocab_size=300, max_steps=10, eval_interval=10), quiet=True)
+    model, tok, ck = lm.load_checkpoint(r["best_checkpoint"])
+    assert tok.kind == "bpe" and tok.vocab_size <= 300 and model.config.vocab_size == tok.vocab_size
+    assert ck["data"]["tokens"] < ck["data"]["chars"] / 2
+    text, _ = lm.sample(r["best_checkpoint"], "the quick", 5, seed=0)
+    assert isinstance(text, str)
+    assert lm.evaluate(r["best_checkpoint"], data=str(corpus))["loss"] == pytest.approx(ck["metrics"]["val_loss"],
+                                                                                        rel=1e-6)
+
+
+def test_progress_shows_evaluating_and_never_a_zero_rate(tmp_path, corpus):
+    class Terminal:
+        def __init__(self):
+            self.parts = []
+
+        def write(self, t):
+            self.parts.append(t)
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return True
+    term = Terminal()
+    lm.train(_cfg(tmp_path, corpus, max_steps=6, eval_interval=3, log_interval=1), stream=term)
+    text = "".join(term.parts)
+    assert "evaluating (32 validation and training windows)" in text
+    assert " 0 tok/s" not in text and "- tok/s" in text  # under 1 s of training: nothing measured yet
+    rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 3, 4, 5, 6, 6]
+
+
+def test_tokens_per_second_counts_training_time_only():
+    from pyengine.utils.progress import RateMeter, format_rate
+    m = RateMeter(window=1.0)
+    m.add(1000, 0.4)
+    assert m.rate is None and format_rate(m.rate) == "- tok/s"
+    m.add(1000, 0.6)   # a 5 s evaluation between these steps is never added
+    assert m.rate == pytest.approx(2000.0) and format_rate(m.rate) == "2,000 tok/s"
+    m.add(500, 0.1, last=True)
+    assert m.rate == pytest.approx(5000.0) and m.overall == pytest.approx(2500 / 1.1)
+
+
+def test_plot_is_drawn_or_its_absence_explained(tmp_path, corpus):
+    r = lm.train(_cfg(tmp_path, corpus, max_steps=4, eval_interval=2), quiet=True)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert r["plot"] is None and "pip install 'pyengine[plot]'" in r["plot_note"]
+    else:
+        assert os.path.getsize(r["plot"]) > 1000 and r["plot_note"] == f"loss plot: {r['plot']}"
+
+
 @pytest.mark.parametrize("bias,gelu", [(True, "tanh"), (False, "none")])
 def test_decode_path_equals_autograd_forward(bias, gelu):
     """GPT.decode (backend kernels, no autograd) computes the same logits as forward() in eval mode."""
