@@ -886,7 +886,7 @@ def finetune(checkpoint, feedback, out=None, steps=60, lr=1e-4, batch_size=None,
 
     prog.message(f"finetune: {counts['used']} feedback samples ({counts['skipped']} skipped): "
                  f"{counts['trained_on']} trained on, {counts['held_out']} held out; {steps} steps at lr {lr:g}, "
-                 (f"{n_fb} of {bs} rows feedback, the rest replay from {source}" if n_fb < bs else
+                 + (f"{n_fb} of {bs} rows feedback, the rest replay from {source}" if n_fb < bs else
                   f"feedback only, no replay (validation from {source})") + f"; {format_rate(speed.overall)}")
     prog.message(f"  validation loss {arrow('val_loss')} ({regression:+.4f}, tolerance +{max_val_regression:g}); "
                  f"held-out feedback loss {arrow('heldout_feedback_loss')}; trained-on feedback loss "
