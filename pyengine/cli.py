@@ -117,6 +117,8 @@ def _train_flags(lm):
          + preset("eval_interval")),
         ("--eval-iters", "eval_iters", {"type": _positive}, "batches per loss estimate (eval_iters x batch_size "
          "windows spread evenly over the split); " + preset("eval_iters")),
+        ("--eval-at-start", "eval_at_start", {"action": argparse.BooleanOptionalAction}, "evaluate the untrained "
+         f"model as step 0, where the loss curves start (default: {'on' if d.eval_at_start else 'off'})"),
         ("--val-fraction", "val_fraction", {"type": _number(float, 0.0, 0.5, low_open=True)}, "the last fraction "
          f"of the text held out for validation (default: {d.val_fraction})"),
         ("--tokenizer", "tokenizer", {"choices": ["char", "byte", "bpe"]}, "char: one token per character; byte: "

@@ -81,6 +81,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_interval: int = None
     eval_iters: int = None
+    eval_at_start: bool = True  # measure the untrained model as step 0 (the curves start there)
     tokenizer: str = "char"     # "char", "byte" or "bpe" (byte-level BPE trained on the corpus)
     vocab_size: int = None      # bpe only: 256 bytes + (vocab_size - 256) merges; default 512
     cache_dir: str = None       # token files; None = $PYENGINE_CACHE_DIR or ~/.cache/pyengine/tokens
@@ -134,6 +135,7 @@ class TrainConfig:
         need(self.max_corpus_bytes is None or (is_int(self.max_corpus_bytes) and self.max_corpus_bytes >= 1),
              "max_corpus_bytes", "None or an integer >= 1")
         need(isinstance(self.bias, bool), "bias", "True or False")
+        need(isinstance(self.eval_at_start, bool), "eval_at_start", "True or False")
         need(self.gelu in ("tanh", "none"), "gelu", "'tanh' or 'none'")
         need(self.n_embd % self.n_head == 0, "n_embd", f"divisible by n_head ({self.n_head})")
 
@@ -381,7 +383,7 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
         setattr(cfg, k, v)
     cfg.resolved()
     run = _set_up(cfg, stream, quiet)
-    if run.start_step == 0:
+    if run.start_step == 0 and cfg.eval_at_start:
         _evaluate_and_checkpoint(run, 0, run.scheduler.get_last_lr()[0])
     run.prog.t0 = time.perf_counter()  # the ETA counts from the first step (evaluations after it included)
     for step in range(run.start_step, run.end_step):
@@ -459,7 +461,7 @@ def _set_up(cfg, stream, quiet):
     elif rank == 0 and os.path.exists(metrics_path):
         os.remove(metrics_path)
     prog = Progress(cfg.max_steps, cfg.log_interval, stream, quiet or rank != 0)
-    prog.status("pyengine train: reading and tokenizing the data ...")
+    prog.status("reading and tokenizing the data ...")
     tokenizer, train_ids, val_ids, fingerprint, data_info = _load_data(cfg, resume_ck)
     model, optimizer, batch_gen, start_step, best_val = _build_or_resume(cfg, tokenizer, fingerprint, resume_ck,
                                                                          rank, world)
@@ -476,7 +478,8 @@ def _set_up(cfg, stream, quiet):
                  f"preset {cfg.preset}, steps {start_step}..{cfg.max_steps}, batch {cfg.batch_size} x "
                  f"{cfg.block_size}" + (f" on each of {world} ranks" if world > 1 else ""))
     src = data_info["path"] or "the default corpus (Python standard library sources)"
-    cap = f" (the first {cfg.max_corpus_bytes:,} characters, as --max-corpus-bytes asks)" if cfg.max_corpus_bytes else ""
+    cap = (f" (the first {cfg.max_corpus_bytes:,} characters, as --max-corpus-bytes asks)"
+           if cfg.max_corpus_bytes else "")
     prog.message(f"data: {src}{cap}: {data_info['chars']:,} characters -> {data_info['tokens']:,} tokens "
                  f"({data_info['tokenizer']} tokenizer); {len(train_ids):,} train / {len(val_ids):,} validation "
                  f"tokens ({cfg.val_fraction:.0%} held out); token file "
@@ -619,7 +622,8 @@ def _finish(run):
               "train_s": run.speed.total_seconds, "tokens_per_s": tok_s or 0.0,
               "checkpoint": run.ckpt_path, "best_checkpoint": run.best_path, "metrics": run.metrics_path,
               "plot": plot, "plot_note": plot_line}
-    run.prog.message(f"done: {steps_run} steps in {format_duration(elapsed)} ({format_duration(run.speed.total_seconds)} "
+    run.prog.message(f"done: {steps_run} steps in {format_duration(elapsed)} "
+                     f"({format_duration(run.speed.total_seconds)} "
                      f"training, the rest evaluation and checkpoints), {format_rate(tok_s)}; best val loss "
                      f"{run.best_val:.4f}; checkpoints in {cfg.out}")
     if plot_line:
@@ -640,10 +644,13 @@ def _train_record(ck, checkpoint):
     def is_int(v, low):
         return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
-    if not (isinstance(rec["data"], (str, type(None))) and isinstance(rec["val_fraction"], float)
-            and 0.0 < rec["val_fraction"] < 1.0 and (rec["max_corpus_bytes"] is None or is_int(rec["max_corpus_bytes"], 1))
-            and is_int(rec["eval_iters"], 1) and is_int(rec["batch_size"], 1) and rec["eval_iters"] * rec["batch_size"] <= 1 << 20
-            and isinstance(rec["weight_decay"], (int, float)) and math.isfinite(rec["weight_decay"])):
+    ok = (isinstance(rec["data"], (str, type(None))) and isinstance(rec["val_fraction"], float)
+          and 0.0 < rec["val_fraction"] < 1.0
+          and (rec["max_corpus_bytes"] is None or is_int(rec["max_corpus_bytes"], 1))
+          and is_int(rec["eval_iters"], 1) and is_int(rec["batch_size"], 1)
+          and rec["eval_iters"] * rec["batch_size"] <= 1 << 20
+          and isinstance(rec["weight_decay"], (int, float)) and math.isfinite(rec["weight_decay"]))
+    if not ok:
         raise ValueError(f"{checkpoint} has a corrupt training record")
     return rec
 

@@ -217,6 +217,8 @@ def test_cli_config_file_then_flags_then_key_value(tmp_path, corpus, capsys):
     json_conf = tmp_path / "run.json"
     json_conf.write_text(json.dumps({"preset": "medium", "steps": 7}))
     assert _parse(["train", "--config", str(json_conf)])[2].max_steps == 7
+    assert _parse(["train", "--no-eval-at-start"])[2].eval_at_start is False
+    assert _parse(["train", "eval_at_start=false", "bias=False"])[2].bias is False
     # every bad setting is a one-line usage error (status 2) before any work: nothing is created
     out = tmp_path / "never"
     for argv, needle in [(["--config", str(tmp_path / "nope.cfg")], "no such file"),
