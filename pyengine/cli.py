@@ -339,6 +339,9 @@ def _run(args, lm, cfg):
         elif args.command == "eval":
             r = lm.evaluate(args.checkpoint, args.data, max_windows=args.max_windows)
             print(json.dumps(r))
+            if r["split"].startswith("validation split"):
+                print(f"pyengine eval: {r['split']}, {r['windows']:,} windows: the estimate training logs as val "
+                      "loss, so the same number for the same checkpoint", file=sys.stderr)
         elif args.command == "sample":
             text, tok_s = lm.sample(args.checkpoint, args.prompt, args.max_new_tokens, args.temperature,
                                     args.top_k, args.top_p, args.seed, use_cache=not args.no_cache)

@@ -491,9 +491,12 @@ def tokenize_corpus(path=None, text=None, tokenizer=None, kind="char", vocab_siz
             parts.append(tokenizer.encode(s, errors="ignore").astype(dtype))
         ids = np.concatenate(parts) if parts else np.zeros(0, dtype)
         return TokenizedCorpus(ids, tokenizer, n_chars, sha)
-    os.makedirs(cache_dir, exist_ok=True)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".tmp")
+    except OSError:  # no writable cache: tokens in memory this time (the start line says "not cached")
+        return tokenize_corpus(path, text, tokenizer, kind, vocab_size, cache_dir, max_chars, cache=False)
     bin_path = os.path.join(cache_dir, key + ".bin")
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             for s in chunks():

@@ -186,3 +186,11 @@ def test_evaluation_windows_are_spread_and_deterministic():
     assert x.dtype == np.int64 and np.array_equal(y[:, :-1], x[:, 1:])
     with pytest.raises(ValueError, match="shorter than one window"):
         spread_starts(5, 10, 1)
+
+
+def test_an_unwritable_cache_falls_back_to_memory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    (tmp_path / "t.txt").write_text("hello world " * 20)
+    c = tokenize_corpus(str(tmp_path / "t.txt"), kind="char", cache_dir=str(blocker / "cache"))
+    assert c.token_file is None and c.n_tokens == 240 and c.tokenizer.decode(c.ids) == "hello world " * 20
