@@ -477,7 +477,7 @@ def _set_up(cfg, stream, quiet):
     prog.message(f"pyengine train: {model.num_parameters():,} parameters, vocab {tokenizer.vocab_size}, "
                  f"preset {cfg.preset}, steps {start_step}..{cfg.max_steps}, batch {cfg.batch_size} x "
                  f"{cfg.block_size}" + (f" on each of {world} ranks" if world > 1 else ""))
-    src = data_info["path"] or "the default corpus (Python standard library sources)"
+    src = data_info["path"] or "the default corpus (1 MB of Python standard library sources, a fixed list)"
     cap = (f" (the first {cfg.max_corpus_bytes:,} characters, as --max-corpus-bytes asks)"
            if cfg.max_corpus_bytes else "")
     prog.message(f"data: {src}{cap}: {data_info['chars']:,} characters -> {data_info['tokens']:,} tokens "
