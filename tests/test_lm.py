@@ -61,11 +61,13 @@ def test_training_lowers_the_loss_and_writes_a_run(tmp_path, corpus):
         lm.evaluate(r["best_checkpoint"])
 
 
-def test_resume_equals_uninterrupted(tmp_path, corpus):
-    full = lm.train(_cfg(tmp_path, corpus, out=str(tmp_path / "full")), quiet=True)
-    part = _cfg(tmp_path, corpus, out=str(tmp_path / "part"), stop_at=20)  # "interrupted" after step 20
+@pytest.mark.parametrize("tokenizer", ["char", "bpe"])
+def test_resume_equals_uninterrupted(tmp_path, corpus, tokenizer):
+    kw = dict(tokenizer=tokenizer, vocab_size=280 if tokenizer == "bpe" else None)
+    full = lm.train(_cfg(tmp_path, corpus, out=str(tmp_path / "full"), **kw), quiet=True)
+    part = _cfg(tmp_path, corpus, out=str(tmp_path / "part"), stop_at=20, **kw)  # "interrupted" after step 20
     lm.train(part, quiet=True)
-    resumed = lm.train(_cfg(tmp_path, corpus, out=str(tmp_path / "part"), resume=True), quiet=True)
+    resumed = lm.train(_cfg(tmp_path, corpus, out=str(tmp_path / "part"), resume=True, **kw), quiet=True)
     a = pe.load(full["checkpoint"])["model"]
     b = pe.load(resumed["checkpoint"])["model"]
     for k in a:
