@@ -309,7 +309,10 @@ def _parse(argv):
     args = ap.parse_args(argv)
     sub_parser = sub.choices[args.command]
     if args.command == "finetune" and args.feedback is None:
-        args.feedback = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "feedback.jsonl")
+        args.feedback = os.path.join(os.path.dirname(args.checkpoint), "feedback.jsonl")
+        if os.path.exists(args.checkpoint) and not os.path.exists(args.feedback):
+            sub_parser.error(f"no feedback at {args.feedback} (the default: what `pyengine serve` records from "
+                             "POST /v1/feedback next to the checkpoint); pass --feedback FILE")
     if getattr(args, "checkpoint", None) is not None and not os.path.exists(args.checkpoint):
         if args.checkpoint == DEFAULT_CHECKPOINT:
             sub_parser.error(f"no checkpoint at {DEFAULT_CHECKPOINT} (the default: the best checkpoint of the "

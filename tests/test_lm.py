@@ -247,6 +247,10 @@ def test_cli_checkpoint_defaults_to_the_last_runs_best(tmp_path, corpus, capsys,
     assert cli_main(["eval", "--data", str(corpus)]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["split"].startswith("validation split")
+    assert cli_main(["finetune"]) == 2 and "no feedback at runs/lm/feedback.jsonl" in capsys.readouterr().err
+    _feedback_file(tmp_path / "runs" / "lm")  # where `pyengine serve` records it
+    assert cli_main(["finetune", "--steps", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoint"].endswith("finetuned.safetensors")
 
 
 def test_cli_finetune_says_whether_it_kept_the_result(tmp_path, corpus, capsys):
