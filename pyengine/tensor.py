@@ -299,7 +299,8 @@ class Tensor:
     def __truediv__(self, other): return ops.div(self, other)
     def __rtruediv__(self, other): return ops.div(other, self)
     def __floordiv__(self, other): return ops.div(self, other, rounding_mode="floor")
-    def __mod__(self, other): return _wrap(np.mod(self._data, _array_of(other)))
+    def __mod__(self, other): return ops.remainder(self, other)
+    def __rmod__(self, other): return ops.remainder(other, self)
     def __pow__(self, other): return ops.pow(self, other)
     def __rpow__(self, other): return ops.pow(other, self)
     def __matmul__(self, other): return ops.matmul(self, other)
@@ -390,8 +391,6 @@ class Tensor:
     def amax(self, dim=None, keepdim=False): return ops.amax(self, dim, keepdim)
     def amin(self, dim=None, keepdim=False): return ops.amin(self, dim, keepdim)
     def logsumexp(self, dim, keepdim=False): return ops.logsumexp(self, dim, keepdim)
-    def prod(self, dim=None, keepdim=False): return ops.prod(self, dim, keepdim)
-    def cumsum(self, dim): return ops.cumsum(self, dim)
     def all(self, dim=None): return ops.all(self, dim)
     def any(self, dim=None): return ops.any(self, dim)
     def count_nonzero(self, dim=None): return ops.count_nonzero(self, dim)
@@ -430,7 +429,6 @@ class Tensor:
     def chunk(self, chunks, dim=0): return ops.chunk(self, chunks, dim)
     def unbind(self, dim=0): return ops.unbind(self, dim)
     def flip(self, dims): return ops.flip(self, dims)
-    def repeat_interleave(self, repeats, dim=None): return ops.repeat_interleave(self, repeats, dim)
     def masked_fill(self, mask, value): return ops.masked_fill(self, mask, value)
     def tril(self, diagonal=0): return ops.tril(self, diagonal)
     def triu(self, diagonal=0): return ops.triu(self, diagonal)
@@ -595,6 +593,123 @@ class Tensor:
         """The memory block under this tensor, as elements of its dtype (PyTorch's TypedStorage): for a view,
         its base's whole block; ``tolist()``, ``len()``, indexing, ``size()``, ``dtype``."""
         return _legacy.TypedStorage(_legacy.root_array(self._data))
+
+    # ------------------------------------------------------------------ ops breadth (issue 13 item 2)
+    # The methods of the ops added for PyTorch breadth, and their in-place forms (ops/inplace.py), in one block.
+    def log1p(self): return ops.log1p(self)
+    def expm1(self): return ops.expm1(self)
+    def log2(self): return ops.log2(self)
+    def log10(self): return ops.log10(self)
+    def reciprocal(self): return ops.reciprocal(self)
+    def trunc(self): return ops.trunc(self)
+    def fix(self): return ops.trunc(self)
+    def frac(self): return ops.frac(self)
+    def lerp(self, end, weight): return ops.lerp(self, end, weight)
+    def hypot(self, other): return ops.hypot(self, other)
+    def atan2(self, other): return ops.atan2(self, other)
+    def arctan2(self, other): return ops.atan2(self, other)
+    def logaddexp(self, other): return ops.logaddexp(self, other)
+    def clamp_min(self, min): return ops.clamp_min(self, min)  # noqa: A002
+    def clamp_max(self, max): return ops.clamp_max(self, max)  # noqa: A002
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None): return ops.nan_to_num(self, nan, posinf, neginf)
+    def isclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
+        return ops.isclose(self, other, rtol, atol, equal_nan)
+    def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
+        return ops.allclose(self, other, rtol, atol, equal_nan)
+    def equal(self, other): return ops.equal(self, other)
+    def cumsum(self, dim, dtype=None): return ops.cumsum(self, dim, dtype)
+    def cumprod(self, dim, dtype=None): return ops.cumprod(self, dim, dtype)
+    def prod(self, dim=None, keepdim=False, dtype=None): return ops.prod(self, dim, keepdim, dtype)
+    def median(self, dim=None, keepdim=False): return ops.median(self, dim, keepdim)
+    def nanmedian(self, dim=None, keepdim=False): return ops.nanmedian(self, dim, keepdim)
+    def kthvalue(self, k, dim=-1, keepdim=False): return ops.kthvalue(self, k, dim, keepdim)
+    def mode(self, dim=-1, keepdim=False): return ops.mode(self, dim, keepdim)
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
+        return ops.unique(self, sorted, return_inverse, return_counts, dim)
+    def bincount(self, weights=None, minlength=0): return ops.bincount(self, weights, minlength)
+    def histc(self, bins=100, min=0, max=0): return ops.histc(self, bins, min, max)  # noqa: A002
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None): return ops.norm(self, p, dim, keepdim, dtype)
+    def addmm(self, mat1, mat2, beta=1, alpha=1): return ops.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+    def baddbmm(self, batch1, batch2, beta=1, alpha=1):
+        return ops.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+    def addbmm(self, batch1, batch2, beta=1, alpha=1):
+        return ops.addbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+    def addmv(self, mat, vec, beta=1, alpha=1): return ops.addmv(self, mat, vec, beta=beta, alpha=alpha)
+    def mv(self, vec): return ops.mv(self, vec)
+    def outer(self, vec2): return ops.outer(self, vec2)
+    def ger(self, vec2): return ops.outer(self, vec2)
+    def inner(self, other): return ops.inner(self, other)
+    def cross(self, other, dim=None): return ops.linalg.cross(self, other, dim)
+    def kron(self, other): return ops.kron(self, other)
+    def narrow(self, dim, start, length): return ops.narrow(self, dim, start, length)
+    def roll(self, shifts, dims=None): return ops.roll(self, shifts, dims)
+    def repeat(self, *sizes): return ops.repeat(self, *sizes)
+    def tile(self, dims): return ops.tile(self, dims)
+    def repeat_interleave(self, repeats, dim=None, output_size=None): return ops.repeat_interleave(self, repeats, dim)
+    def unfold(self, dimension, size, step): return ops.unfold(self, dimension, size, step)
+    def movedim(self, source, destination): return ops.movedim(self, source, destination)
+    def moveaxis(self, source, destination): return ops.movedim(self, source, destination)
+    def diff(self, n=1, dim=-1, prepend=None, append=None): return ops.diff(self, n, dim, prepend, append)
+    def diag(self, diagonal=0): return ops.diag(self, diagonal)
+    def diagonal(self, offset=0, dim1=0, dim2=1): return ops.diagonal(self, offset, dim1, dim2)
+    def trace(self): return ops.trace(self)
+    def index_select(self, dim, index): return ops.index_select(self, dim, index)
+    def index_add(self, dim, index, source, alpha=1): return ops.index_add(self, dim, index, source, alpha)
+    def index_copy(self, dim, index, source): return ops.index_copy(self, dim, index, source)
+    def index_fill(self, dim, index, value): return ops.index_fill(self, dim, index, value)
+    def scatter(self, dim, index, src=None, value=None, reduce=None):
+        return ops.scatter(self, dim, index, src, value, reduce)
+    def scatter_add(self, dim, index, src): return ops.scatter_add(self, dim, index, src)
+    def masked_select(self, mask): return ops.masked_select(self, mask)
+    def masked_scatter(self, mask, source): return ops.masked_scatter(self, mask, source)
+    def take(self, index): return ops.take(self, index)
+    def take_along_dim(self, indices, dim=None): return ops.take_along_dim(self, indices, dim)
+    def softplus(self, beta=1.0, threshold=20.0): return ops.softplus(self, beta, threshold)
+    def remainder(self, other): return ops.remainder(self, other)
+    def fmod(self, other): return ops.fmod(self, other)
+    def remainder_(self, other): return ops.inplace.apply_inplace(self, "remainder_", ops.remainder, other)
+    def fmod_(self, other): return ops.inplace.apply_inplace(self, "fmod_", ops.fmod, other)
+
+    def log1p_(self): return ops.inplace.apply_inplace(self, "log1p_", ops.log1p)
+    def expm1_(self): return ops.inplace.apply_inplace(self, "expm1_", ops.expm1)
+    def log2_(self): return ops.inplace.apply_inplace(self, "log2_", ops.log2)
+    def log10_(self): return ops.inplace.apply_inplace(self, "log10_", ops.log10)
+    def reciprocal_(self): return ops.inplace.apply_inplace(self, "reciprocal_", ops.reciprocal)
+    def trunc_(self): return ops.inplace.apply_inplace(self, "trunc_", ops.trunc)
+    def fix_(self): return ops.inplace.apply_inplace(self, "fix_", ops.trunc)
+    def frac_(self): return ops.inplace.apply_inplace(self, "frac_", ops.frac)
+    def lerp_(self, end, weight): return ops.inplace.apply_inplace(self, "lerp_", ops.lerp, end, weight)
+    def hypot_(self, other): return ops.inplace.apply_inplace(self, "hypot_", ops.hypot, other)
+    def atan2_(self, other): return ops.inplace.apply_inplace(self, "atan2_", ops.atan2, other)
+    def arctan2_(self, other): return ops.inplace.apply_inplace(self, "arctan2_", ops.atan2, other)
+    def clamp_min_(self, min): return ops.inplace.apply_inplace(self, "clamp_min_", ops.clamp_min, min)  # noqa: A002
+    def clamp_max_(self, max): return ops.inplace.apply_inplace(self, "clamp_max_", ops.clamp_max, max)  # noqa: A002
+    def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
+        return ops.inplace.apply_inplace(self, "nan_to_num_", ops.nan_to_num, nan, posinf, neginf)
+    def cumsum_(self, dim, dtype=None): return ops.inplace.apply_inplace(self, "cumsum_", ops.cumsum, dim, dtype)
+    def cumprod_(self, dim, dtype=None): return ops.inplace.apply_inplace(self, "cumprod_", ops.cumprod, dim, dtype)
+    def tril_(self, diagonal=0): return ops.inplace.apply_inplace(self, "tril_", ops.tril, diagonal)
+    def triu_(self, diagonal=0): return ops.inplace.apply_inplace(self, "triu_", ops.triu, diagonal)
+    def addmm_(self, mat1, mat2, beta=1, alpha=1):
+        return ops.inplace.apply_inplace(self, "addmm_", ops.addmm, mat1, mat2, beta=beta, alpha=alpha)
+    def baddbmm_(self, batch1, batch2, beta=1, alpha=1):
+        return ops.inplace.apply_inplace(self, "baddbmm_", ops.baddbmm, batch1, batch2, beta=beta, alpha=alpha)
+    def addbmm_(self, batch1, batch2, beta=1, alpha=1):
+        return ops.inplace.apply_inplace(self, "addbmm_", ops.addbmm, batch1, batch2, beta=beta, alpha=alpha)
+    def addmv_(self, mat, vec, beta=1, alpha=1):
+        return ops.inplace.apply_inplace(self, "addmv_", ops.addmv, mat, vec, beta=beta, alpha=alpha)
+    def index_add_(self, dim, index, source, alpha=1):
+        return ops.inplace.apply_inplace(self, "index_add_", ops.index_add, dim, index, source, alpha)
+    def index_copy_(self, dim, index, source):
+        return ops.inplace.apply_inplace(self, "index_copy_", ops.index_copy, dim, index, source)
+    def index_fill_(self, dim, index, value):
+        return ops.inplace.apply_inplace(self, "index_fill_", ops.index_fill, dim, index, value)
+    def scatter_(self, dim, index, src=None, value=None, reduce=None):
+        return ops.inplace.apply_inplace(self, "scatter_", ops.scatter, dim, index, src, value, reduce)
+    def scatter_add_(self, dim, index, src):
+        return ops.inplace.apply_inplace(self, "scatter_add_", ops.scatter_add, dim, index, src)
+    def masked_scatter_(self, mask, source):
+        return ops.inplace.apply_inplace(self, "masked_scatter_", ops.masked_scatter, mask, source)
 
     # ------------------------------------------------------------------ internals
     def _edge(self):

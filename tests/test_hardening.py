@@ -254,12 +254,14 @@ def test_resumed_metrics_neither_repeat_nor_lose_a_step(tmp_path):
     lm.train(_lm_cfg(tmp_path, corpus, stop_at=20), quiet=True)
     metrics = tmp_path / "run" / "metrics.jsonl"
     rows = metrics.read_text().splitlines()
-    assert [json.loads(r)["step"] for r in rows] == [10, 20]
-    # a crash after the step-20 checkpoint but before its row, and a torn row of a later evaluation
-    metrics.write_text(rows[0] + "\n" + '{"step": 2')
+    evals = [i for i, r in enumerate(rows) if "val_loss" in r]
+    assert [json.loads(rows[i])["step"] for i in evals] == [0, 10, 20]  # and a row per step between them
+    # a crash after the step-20 checkpoint but before its rows (steps 11..20 and the evaluation), and a torn row
+    metrics.write_text("\n".join(rows[:evals[1] + 1]) + "\n" + '{"step": 2')
     r = lm.train(_lm_cfg(tmp_path, corpus, resume=True), quiet=True)
-    steps = [json.loads(line)["step"] for line in open(r["metrics"])]
-    assert steps == [10, 20, 30]
+    rows = [json.loads(line) for line in open(r["metrics"])]
+    assert [row["step"] for row in rows if "val_loss" in row] == [0, 10, 20, 30]
+    assert [row["step"] for row in rows if "val_loss" not in row] == list(range(1, 31))
 
 
 def _cli(*args):

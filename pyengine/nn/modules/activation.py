@@ -363,3 +363,124 @@ class MultiheadAttention(Module):
         elif not self.batch_first:
             out = out.transpose(0, 1)
         return out, weights
+
+
+# ---------------------------------------------------------------------- breadth (issue 13 item 2)
+
+
+class _Pointwise(Module):
+    """An activation without parameters: forward is ``fn(input, **its arguments)``."""
+
+    fn = None
+    args = ()
+
+    def forward(self, input):
+        return type(self).fn(input, **{k: getattr(self, k) for k in self.args})
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={getattr(self, k)}" for k in self.args)
+
+
+class Softplus(_Pointwise):
+    """log(1 + e^(beta x)) / beta, linear past ``threshold``."""
+
+    fn = staticmethod(F.softplus)
+    args = ("beta", "threshold")
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+
+class ELU(_Pointwise):
+    fn = staticmethod(F.elu)
+    args = ("alpha",)
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+
+class CELU(_Pointwise):
+    fn = staticmethod(F.celu)
+    args = ("alpha",)
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+
+class SELU(_Pointwise):
+    fn = staticmethod(F.selu)
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+
+class Hardtanh(_Pointwise):
+    fn = staticmethod(F.hardtanh)
+    args = ("min_val", "max_val")
+
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__()
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+
+class ReLU6(_Pointwise):
+    fn = staticmethod(F.relu6)
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+
+class Hardswish(_Pointwise):
+    fn = staticmethod(F.hardswish)
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+
+class Hardsigmoid(_Pointwise):
+    fn = staticmethod(F.hardsigmoid)
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+
+class Mish(_Pointwise):
+    fn = staticmethod(F.mish)
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+
+class Softsign(_Pointwise):
+    fn = staticmethod(F.softsign)
+
+
+class Tanhshrink(_Pointwise):
+    fn = staticmethod(F.tanhshrink)
+
+
+class LogSigmoid(_Pointwise):
+    fn = staticmethod(F.logsigmoid)
+
+
+class GLU(_Pointwise):
+    """a * sigmoid(b) for the two halves of the input along ``dim``."""
+
+    fn = staticmethod(F.glu)
+    args = ("dim",)
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+
+__all__ += ["Softplus", "ELU", "CELU", "SELU", "Hardtanh", "ReLU6", "Hardswish", "Hardsigmoid", "Mish", "Softsign",
+            "Tanhshrink", "LogSigmoid", "GLU"]
