@@ -96,15 +96,21 @@ def tensor_op(*params, name=None):
     return deco
 
 
-# The public ops whose checks require the kernels' dtypes (float32, float64): given a bfloat16 or float16
-# tensor, they compute through float32 (pyengine/_lowp.py); tensor_op wraps them so.
+# The public ops whose checks require the kernels' dtypes (float32, float64) or NumPy's float kind (which
+# bfloat16, an ml_dtypes type, is not): given a bfloat16 or float16 tensor, they compute through float32
+# (pyengine/_lowp.py); tensor_op wraps them so. tests/test_compat.py calls each with bfloat16.
 KERNEL_OPS = frozenset(
     ["pyengine.nn.functional." + n for n in (
         "linear", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
         "binary_cross_entropy_with_logits", "layer_norm", "embedding", "scaled_dot_product_attention",
-        "leaky_relu", "smooth_l1_loss", "huber_loss", "kl_div")]
-    + ["pyengine.ops.elementwise.relu", "pyengine.ops.elementwise.gelu", "pyengine.ops.reduction.softmax",
-       "pyengine.ops.reduction.log_softmax", "pyengine.ops.reduction.mean", "pyengine.ops.reduction.logsumexp"])
+        "leaky_relu", "smooth_l1_loss", "huber_loss", "kl_div", "cosine_similarity", "gumbel_softmax",
+        "margin_ranking_loss", "normalize", "pairwise_distance", "triplet_margin_loss", "cosine_embedding_loss")]
+    + ["pyengine.ops.elementwise." + n for n in (
+        "relu", "gelu", "celu", "elu", "hardsigmoid", "hardswish", "hardtanh", "lerp", "logsigmoid", "mish",
+        "relu6", "selu", "softplus", "softsign", "tanhshrink")]
+    + ["pyengine.ops.reduction." + n for n in ("softmax", "log_softmax", "mean", "logsumexp")]
+    + ["pyengine.ops.linalg." + n for n in ("cdist", "matrix_norm", "norm", "norm_linalg", "vector_norm")]
+    + ["pyengine.ops.statistics.histc"])
 
 
 def _generate(fn, op, params):

@@ -715,3 +715,49 @@ def test_lbfgs_state_and_errors():
         pe.optim.LBFGS([{"params": [pe.ones(1, requires_grad=True)]}, {"params": [pe.ones(1, requires_grad=True)]}])
     with pytest.raises(RuntimeError, match="strong_wolfe"):
         pe.optim.LBFGS([p], line_search_fn="armijo")
+
+
+BF16_OPS = {  # every op of _checks.KERNEL_OPS, on bfloat16: computed through float32, bfloat16 out
+    "linear": lambda x: F.linear(x, x), "cross_entropy": lambda x: F.cross_entropy(x, pe.tensor([0, 1, 2, 0])),
+    "nll_loss": lambda x: F.nll_loss(x.log_softmax(1), pe.tensor([0, 1, 2, 0])),
+    "mse_loss": lambda x: F.mse_loss(x, x * 0.5), "l1_loss": lambda x: F.l1_loss(x, x * 0.5),
+    "binary_cross_entropy": lambda x: F.binary_cross_entropy(x.sigmoid(), x.sigmoid() * 0 + 0.5),
+    "binary_cross_entropy_with_logits": lambda x: F.binary_cross_entropy_with_logits(x, x * 0 + 0.5),
+    "layer_norm": lambda x: F.layer_norm(x, (4,)), "embedding": lambda x: F.embedding(pe.tensor([1, 3]), x),
+    "scaled_dot_product_attention": lambda x: F.scaled_dot_product_attention(x[None], x[None], x[None]),
+    "leaky_relu": lambda x: F.leaky_relu(x), "smooth_l1_loss": lambda x: F.smooth_l1_loss(x, x * 0.5),
+    "huber_loss": lambda x: F.huber_loss(x, x * 0.5), "kl_div": lambda x: F.kl_div(x, x.softmax(1), reduction="sum"),
+    "cosine_similarity": lambda x: F.cosine_similarity(x, x * 2), "gumbel_softmax": lambda x: F.gumbel_softmax(x),
+    "margin_ranking_loss": lambda x: F.margin_ranking_loss(x, x * 2, pe.ones(4, 4, dtype=x.dtype)),
+    "normalize": lambda x: F.normalize(x), "pairwise_distance": lambda x: F.pairwise_distance(x, x * 2),
+    "triplet_margin_loss": lambda x: F.triplet_margin_loss(x, x * 2, x * 3),
+    "cosine_embedding_loss": lambda x: F.cosine_embedding_loss(x, x * 2, pe.ones(4, dtype=x.dtype)),
+    "relu": lambda x: x.relu(), "gelu": lambda x: F.gelu(x), "celu": lambda x: F.celu(x), "elu": lambda x: F.elu(x),
+    "hardsigmoid": lambda x: F.hardsigmoid(x), "hardswish": lambda x: F.hardswish(x),
+    "hardtanh": lambda x: F.hardtanh(x), "lerp": lambda x: pe.lerp(x, x * 2, 0.25),
+    "logsigmoid": lambda x: F.logsigmoid(x), "mish": lambda x: F.mish(x), "relu6": lambda x: F.relu6(x),
+    "selu": lambda x: F.selu(x), "softplus": lambda x: F.softplus(x), "softsign": lambda x: F.softsign(x),
+    "tanhshrink": lambda x: F.tanhshrink(x), "softmax": lambda x: x.softmax(1), "log_softmax": lambda x: x.log_softmax(1),
+    "mean": lambda x: x.mean(), "logsumexp": lambda x: x.logsumexp(1), "cdist": lambda x: pe.cdist(x, x * 2),
+    "matrix_norm": lambda x: pe.linalg.matrix_norm(x), "norm": lambda x: x.norm(), "norm_linalg": lambda x: pe.linalg.norm(x),
+    "vector_norm": lambda x: pe.linalg.vector_norm(x), "histc": lambda x: pe.histc(x),
+}
+
+
+def test_every_kernel_op_covers_bfloat16():
+    from pyengine._checks import KERNEL_OPS
+    assert {k.rsplit(".", 1)[1] for k in KERNEL_OPS} == set(BF16_OPS)
+
+
+@pytest.mark.parametrize("name", sorted(BF16_OPS))
+def test_kernel_ops_on_bfloat16(name):
+    xs = RNG.standard_normal((4, 4)).astype(np.float32)
+    x = pe.tensor(xs).bfloat16().requires_grad_(True)
+    y = BF16_OPS[name](x)
+    ref = BF16_OPS[name](pe.tensor(x.detach().float().numpy()))  # the same values in float32
+    assert y.dtype == pe.bfloat16, name
+    if name != "gumbel_softmax":  # random
+        np.testing.assert_allclose(y.detach().float().numpy(), ref.detach().numpy(), rtol=2e-2, atol=2e-2)
+    if y.requires_grad:
+        y.float().sum().backward()
+        assert x.grad is not None and x.grad.dtype == pe.bfloat16

@@ -207,6 +207,9 @@ NOT_OPS = {
     "__init__", "__iter__", "multinomial",  # sampling: an integer result, tested for requires_grad=False below
     "getitem", "setitem",  # the functions behind __getitem__ / __setitem__ (no torch twin by these names)
     "float", "double", "half", "long", "int", "bool",  # casts: covered by "to"
+    # devices and legacy storage queries (PyTorch compatibility block; tests/test_compat.py): they raise without an
+    # accelerator, as PyTorch's, or return no tensor
+    "cuda", "pin_memory", "is_pinned", "get_device", "storage", "untyped_storage",
 }
 
 # Where pyengine differs from PyTorch on purpose (the reason is the value).
