@@ -324,7 +324,7 @@ probe("torch.cuda.amp.GradScaler(enabled=False) scale/step/update")(lambda: (lam
 probe("torch.utils.tensorboard.SummaryWriter")(lambda: [__import__("torch.utils.tensorboard", fromlist=["SummaryWriter"]).SummaryWriter.__name__])
 probe("torch.nn.parallel.DistributedDataParallel (import)")(lambda: [__import__("torch.nn.parallel", fromlist=["DistributedDataParallel"]).DistributedDataParallel.__name__])
 probe("torch.distributed.init_process_group/destroy_process_group (import)")(lambda: [callable(__import__("torch.distributed", fromlist=["init_process_group"]).init_process_group)])
-probe("torch.onnx (import)")(lambda: [__import__("torch.onnx").__name__ == "torch"])
+probe("torch.onnx (import)")(lambda: [callable(__import__("torch.onnx", fromlist=["export"]).export)])
 probe("torch.set_num_threads / get_num_threads")(lambda: [torch.get_num_threads() >= 1])
 
 
