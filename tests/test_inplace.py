@@ -178,6 +178,7 @@ def _r(*shape, grad=True, dtype=pe.float64):
 CALLS = {
     "Add": lambda: _r(2, 3) + _r(3), "Sub": lambda: _r(3) - _r(2, 3), "Mul": lambda: _r(2, 3) * _r(3),
     "Div": lambda: _r(2, 3) / (_r(3) ** 2 + 1), "Pow": lambda: _r(3).abs() ** _r(3),
+    "PowConstExponent": lambda: _r(3) ** 2,
     "Maximum": lambda: pe.maximum(_r(3), _r(3)), "Minimum": lambda: pe.minimum(_r(3), _r(3)),
     "Where": lambda: pe.where(_r(3, grad=False) > 0, _r(3), _r(3)), "Neg": lambda: -_r(3),
     "Exp": lambda: _r(3).exp(), "Log": lambda: _r(3).abs().log(), "Sqrt": lambda: _r(3).abs().sqrt(),
@@ -277,3 +278,18 @@ def test_saves_declarations(name, monkeypatch):
         assert saves is None or "out" in saves, f"{name} keeps its output but saves = {saves}"
     if any(np.shares_memory(o._data, args[0]._data) for o in outs if isinstance(args[0], pe.Tensor)):
         assert cls.returns_view or name in ("Contiguous", "Clone"), f"{name} returns a view but not returns_view"
+
+
+def test_pow_output_may_be_written_when_the_exponent_needs_no_grad():
+    """PyTorch saves pow's result only for the exponent's gradient: ``mu.pow(2).add_(1)`` then backward works
+    (a VAE's KL term), while a tensor exponent that requires grad still guards the result."""
+    for m in (pe, torch):
+        mu = m.tensor([0.5, -1.5, 2.0], requires_grad=True)
+        y = mu.pow(2).add_(1.0)
+        y.sum().backward()
+        assert np.allclose(mu.grad.numpy(), [1.0, -3.0, 4.0])
+    e = pe.tensor([2.0, 2.0, 2.0], requires_grad=True)
+    y = pe.tensor([0.5, 1.5, 2.0], requires_grad=True).pow(e)
+    y.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()

@@ -135,6 +135,19 @@ class Pow(Function):
         return da, db
 
 
+class PowConstExponent(Pow):
+    """Pow whose exponent needs no gradient: backward reads a (and b) only, not y, so y may be written in
+    place afterwards (``mu.pow(2).add_(1)``), as PyTorch, which saves the result only for the exponent's
+    gradient."""
+
+    saves = (0, 1)
+
+    def forward(self, a, b):
+        y = Pow.forward(self, a, b)
+        self.y = None  # backward reads it only for the exponent's gradient
+        return y
+
+
 class Maximum(Function):
     """y = max(a, b); the gradient goes to the larger input, split evenly on ties (as PyTorch)."""
 
@@ -481,7 +494,9 @@ def _div_rounded(a, b, rounding_mode):
 
 @tensor_op()
 def pow(a, b):  # noqa: A001
-    return Pow.apply(_operand(a, b, "pow", 1), _operand(b, a, "pow", 2))
+    a, b = _operand(a, b, "pow", 1), _operand(b, a, "pow", 2)
+    exponent_grad = isinstance(b, Tensor) and b.requires_grad
+    return (Pow if exponent_grad else PowConstExponent).apply(a, b)
 
 
 @tensor_op()
