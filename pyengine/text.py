@@ -123,6 +123,19 @@ def word_counts(text, counts=None):
     return counts
 
 
+
+def _merge_pair(w, a, b, new_id):
+    """The token list ``w`` with each non-overlapping (a, b), left to right, replaced by ``new_id``."""
+    out, i = [], 0
+    while i < len(w):
+        if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(w[i])
+            i += 1
+    return out
+
 def train_bpe(counts, n_merges):
     """Byte-pair merges learned from piece counts ({str: count}): a list of (a, b) token-id pairs, merge i
     making token 256 + i. Each round merges the most frequent adjacent pair (ties: the smallest pair).
@@ -151,14 +164,7 @@ def train_bpe(counts, n_merges):
         touched = set()
         for wi in where.pop(pair, ()):
             w, f = words[wi], freqs[wi]
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
-                    out.append(new_id)
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
+            out = _merge_pair(w, a, b, new_id)
             if len(out) == len(w):
                 continue
             for p in zip(w, w[1:]):
@@ -229,15 +235,7 @@ class BPETokenizer:
             if best[0] == MAX_MERGES:
                 break
             a, b = best[1]
-            new_id, out, i = 256 + best[0], [], 0
-            while i < len(w):
-                if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
-                    out.append(new_id)
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            w = out
+            w = _merge_pair(w, a, b, 256 + best[0])
         if len(self._cache) < 500_000:
             self._cache[piece] = w
         return w

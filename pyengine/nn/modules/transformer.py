@@ -90,6 +90,12 @@ def _detect_is_causal_mask(mask, is_causal=None, size=None):
     return bool((m == causal).all())
 
 
+
+def _layer_args(op, d_model, dim_feedforward, dropout, layer_norm_eps):
+    """A Transformer layer's size and rate arguments, checked (errors name the layer)."""
+    return (size_arg(op, "d_model", d_model, minimum=1), size_arg(op, "dim_feedforward", dim_feedforward, minimum=1),
+            real_arg(op, "dropout", dropout), real_arg(op, "layer_norm_eps", layer_norm_eps))
+
 class TransformerEncoderLayer(Module):
     """Self-attention and a feed-forward block, each with a residual connection, dropout and LayerNorm.
 
@@ -110,10 +116,8 @@ class TransformerEncoderLayer(Module):
                  batch_first=False, norm_first=False, bias=True, device=None, dtype=None):
         super().__init__()
         op = "TransformerEncoderLayer"
-        d_model = size_arg(op, "d_model", d_model, minimum=1)
-        dim_feedforward = size_arg(op, "dim_feedforward", dim_feedforward, minimum=1)
-        dropout = real_arg(op, "dropout", dropout)
-        layer_norm_eps = real_arg(op, "layer_norm_eps", layer_norm_eps)
+        d_model, dim_feedforward, dropout, layer_norm_eps = _layer_args(op, d_model, dim_feedforward, dropout,
+                                                                         layer_norm_eps)
         kw = dict(device=device, dtype=dtype)
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
                                             **kw)
@@ -168,10 +172,8 @@ class TransformerDecoderLayer(Module):
                  batch_first=False, norm_first=False, bias=True, device=None, dtype=None):
         super().__init__()
         op = "TransformerDecoderLayer"
-        d_model = size_arg(op, "d_model", d_model, minimum=1)
-        dim_feedforward = size_arg(op, "dim_feedforward", dim_feedforward, minimum=1)
-        dropout = real_arg(op, "dropout", dropout)
-        layer_norm_eps = real_arg(op, "layer_norm_eps", layer_norm_eps)
+        d_model, dim_feedforward, dropout, layer_norm_eps = _layer_args(op, d_model, dim_feedforward, dropout,
+                                                                         layer_norm_eps)
         kw = dict(device=device, dtype=dtype)
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
                                             **kw)
