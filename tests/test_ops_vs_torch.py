@@ -1,0 +1,86 @@
+"""Ops as a model written op by op uses them (minGPT's attention: split, view, transpose, matmul, masked_fill,
+softmax, dropout; reductions over any dims), against PyTorch on the same values: forward and gradients, odd
+shapes, negative dims, non-contiguous inputs, float32 and float64.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import pyengine as pe
+import pyengine.nn.functional as F
+
+torch = pytest.importorskip("torch")
+
+DTYPES = (np.float32, np.float64)
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+def both(arrays):
+    """The same leaves in both engines, requiring grad."""
+    return ([pe.tensor(a, requires_grad=True) for a in arrays],
+            [torch.tensor(a, requires_grad=True) for a in arrays])
+
+
+def check(fn, arrays, dtype, seed=0, fn_torch=None):
+    """fn(engine, *leaves) in both engines: outputs equal (NaN where torch has NaN), then the gradients of
+    a random weighting of the output (the NaN-free positions only)."""
+    ps, ts = both(arrays)
+    yp, yt = fn(pe, *ps), (fn_torch or fn)(torch, *ts)
+    a, b = yp.detach().numpy(), yt.detach().numpy()
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    np.testing.assert_allclose(a, b, **TOL[dtype], equal_nan=True)
+    w = np.random.default_rng(seed).standard_normal(a.shape).astype(dtype)
+    w[~np.isfinite(b)] = 0
+    (yp * pe.tensor(w)).sum().backward()
+    (yt * torch.tensor(w)).sum().backward()
+    for p, t in zip(ps, ts):
+        gp, gt = p.grad, t.grad
+        assert (gp is None) == (gt is None)
+        if gp is not None:
+            np.testing.assert_allclose(gp.numpy(), gt.numpy(), **TOL[dtype], equal_nan=True)
+
+
+def rand(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# ------------------------------------------------------------------ matmul on views
+
+
+def _heads(m, x, B, T, H, D, i):
+    C = H * D
+    return x.split(C, dim=2)[i].view(B, T, H, D).transpose(1, 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,T,H,D", [(2, 7, 3, 5), (1, 1, 1, 1), (3, 13, 2, 4)])
+def test_attention_matmuls_on_head_views(B, T, H, D, dtype):
+    """q @ k^T and att @ v on (B, H, T, D) views of a packed (B, T, 3C) array, and heads merged back."""
+    x = rand((B, T, 3 * H * D), dtype)
+
+    def scores(m, x):
+        q, k = _heads(m, x, B, T, H, D, 0), _heads(m, x, B, T, H, D, 1)
+        return q @ k.transpose(-2, -1)
+
+    def attend(m, x):
+        att = scores(m, x)
+        y = att @ _heads(m, x, B, T, H, D, 2)
+        return y.transpose(1, 2).contiguous().view(B, T, H * D)
+    check(scores, [x], dtype)
+    check(attend, [x], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_strided_and_broadcast_batches(dtype):
+    """Batches that no single stride describes, broadcast batch dims, three batch dims, stepped views."""
+    a, b = rand((3, 5, 4, 6), dtype), rand((5, 3, 6, 7), dtype, 1)
+    check(lambda m, a, b: a.transpose(0, 1) @ b, [a, b], dtype)                       # (5, 3, 4, 6) view
+    check(lambda m, a, b: a.transpose(0, 1) @ b.transpose(-2, -1).transpose(-2, -1), [a, b], dtype)
+    check(lambda m, a, b: a[:, ::2] @ b[::2].transpose(0, 1), [a, b], dtype)        # stepped batches
+    c = rand((1, 5, 6, 2), dtype, 2)
+    check(lambda m, a, c: a.transpose(0, 1) @ c.transpose(0, 1), [a, c], dtype)     # (5, 1) x (5, 3)... bcast
+    d, e = rand((2, 3, 4, 5, 6), dtype), rand((2, 1, 4, 6, 3), dtype, 3)
+    check(lambda m, d, e: d @ e, [d, e], dtype)                                     # three batch dims
+    check(lambda m, d, e: d.transpose(1, 2) @ e.transpose(1, 2), [d, e], dtype)
+    check(lambda m, d, e: d.permute(2, 0, 1, 3, 4) @ e.permute(2, 0, 1, 3, 4), [d, e], dtype)
