@@ -84,3 +84,43 @@ def test_matmul_strided_and_broadcast_batches(dtype):
     check(lambda m, d, e: d @ e, [d, e], dtype)                                     # three batch dims
     check(lambda m, d, e: d.transpose(1, 2) @ e.transpose(1, 2), [d, e], dtype)
     check(lambda m, d, e: d.permute(2, 0, 1, 3, 4) @ e.permute(2, 0, 1, 3, 4), [d, e], dtype)
+
+
+# ------------------------------------------------------------------ softmax / log_softmax
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("shape,dim", [((7,), 0), ((5, 11), 0), ((5, 11), -1), ((3, 1, 13), 1), ((2, 7, 3, 5), -3),
+                                       ((2, 7, 3, 5), 2), ((4, 300), 0), ((1, 1), 1)])
+def test_softmax_any_dim(shape, dim, log, dtype):
+    x = rand(shape, dtype) * 3
+
+    def f(m, x):
+        return (m.log_softmax if log else m.softmax)(x, dim=dim)
+    check(f, [x], dtype)
+    check(lambda m, x: f(m, x.transpose(0, -1)) if x.ndim > 1 else f(m, x), [x], dtype)   # non-contiguous
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_causal_mask(log, dtype):
+    """minGPT's attention: a -inf causal mask broadcast over (B, H), then softmax along the last dim and
+    along another dim; a fully masked row (here: row 0 of a shifted mask) is NaN, as in PyTorch."""
+    T = 9
+    x = rand((2, 3, T, T), dtype)
+    tril = np.tril(np.ones((T, T), dtype)).reshape(1, 1, T, T)
+    shifted = np.tril(np.ones((T, T), dtype), -1).reshape(1, 1, T, T)
+
+    def f(mask, dim):
+        def g(m, x):
+            att = x.masked_fill(m.tensor(mask) == 0, float("-inf"))
+            return (F.log_softmax if log else F.softmax)(att, dim=dim) if m is pe else \
+                (torch.nn.functional.log_softmax if log else torch.nn.functional.softmax)(att, dim=dim)
+        return g
+    for dim in (-1, 2):
+        check(f(tril, dim), [x], dtype)
+        check(f(shifted, dim), [x], dtype)
+    ps, _ = both([x])
+    y = F.softmax(ps[0].masked_fill(pe.tensor(shifted) == 0, float("-inf")), dim=-1).detach().numpy()
+    assert np.isnan(y[:, :, 0]).all() and not np.isnan(y[:, :, 1:]).any()

@@ -155,27 +155,20 @@ class LogSumExp(Function):
 
 
 class Softmax(Function):
-    """softmax / log-softmax along ``dim`` (kernels: activation.softmax_forward/backward).
+    """softmax / log-softmax along ``dim`` (kernels: activation.softmax_forward/backward, along any dim).
 
-    The kernels work along the last dim, so ``dim`` is moved last first (a view; the backend copies
-    it into rows once).
+    y = exp(x - lse(x)) or x - lse(x);  dx = y (g - sum(g y)) or g - exp(y) sum(g), sums along dim.
     """
 
     saves = ("out",)
 
     def forward(self, x, dim, log):
-        xp = self.xp
         self.dim, self.log = dim, log
-        last = dim == x.ndim - 1
-        y = self.backend.softmax_forward(x if last else xp.moveaxis(x, dim, -1), log)
-        self.y = y  # in the kernel's layout: dim last
-        return y if last else xp.moveaxis(y, -1, dim)
+        self.y = self.backend.softmax_forward(x, log, dim)
+        return self.y
 
     def backward(self, g):
-        xp = self.xp
-        last = self.dim == g.ndim - 1
-        dx = self.backend.softmax_backward(self.y, g if last else xp.moveaxis(g, self.dim, -1), self.log)
-        return (dx if last else xp.moveaxis(dx, -1, self.dim)), None, None
+        return self.backend.softmax_backward(self.y, g, self.log, self.dim), None, None
 
 
 class TopK(Function):
