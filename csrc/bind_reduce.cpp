@@ -1,6 +1,7 @@
 // Bindings of the reduce kernel family (csrc/cpu/reduce.cpp).
 //
 //   sum_rows(x, out): out[j] = sum_n x[n, j]
+//   sum_dim(x, out, scale): out[n, i] = scale * sum_r x[n, r, i]  (x: (N, R, I) C-contiguous, out: (N, I))
 //   add_into(dst, src): dst += src (gradient accumulation)
 //
 // x: (N, C) float32/float64 with a contiguous last axis and a row stride of at
@@ -46,6 +47,32 @@ void register_reduce(py::module_& m) {
         else run_sum_rows<double>(x, out);
       },
       py::arg("x"), py::arg("out"), "out[j] = sum over rows n of x[n, j] (x: (N, C), out: (C,)).");
+  m.def(
+      "sum_dim",
+      [](py::array x, py::array out, double scale) {
+        constexpr const char* op = "sum_dim";
+        const char kind = float_kind(x, op, "x");
+        check_ndim(x, 3, op, "x (N, R, I)");
+        check_contiguous(x, op, "x");
+        check_same_dtype(x, out, op, "x", "out");
+        check_shape(out, {x.shape(0), x.shape(2)}, op, "out (N, I)");
+        check_contiguous(out, op, "out");
+        check_writeable(out, op, "out");
+        const index_t N = x.shape(0), R = x.shape(1), I = x.shape(2);
+        if (kind == 'f') {
+          const float* px = static_cast<const float*>(x.data());
+          float* po = static_cast<float*>(out.mutable_data());
+          py::gil_scoped_release release;
+          cpu::sum_dim<float>(px, N, R, I, scale, po);
+        } else {
+          const double* px = static_cast<const double*>(x.data());
+          double* po = static_cast<double*>(out.mutable_data());
+          py::gil_scoped_release release;
+          cpu::sum_dim<double>(px, N, R, I, scale, po);
+        }
+      },
+      py::arg("x"), py::arg("out"), py::arg("scale"),
+      "out[n, i] = scale * sum over r of x[n, r, i] (x: (N, R, I) C-contiguous, out: (N, I)), in double.");
   m.def(
       "add_into",
       [](py::array dst, py::array src) {

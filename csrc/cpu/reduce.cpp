@@ -47,6 +47,16 @@ PE_INLINE void accumulate_rows_body(double* acc, const T* x, index_t R, index_t 
 PE_ISA_VARIANTS(accumulate_rows, (double* acc, const T* x, index_t R, index_t ldx, index_t C),
                 (acc, x, R, ldx, C))
 
+// *s = the sum of x[0:n), in double (one vector of double lanes: memory-bound anyway).
+template <class T>
+PE_INLINE void row_sum_body(const T* x, index_t n, double* s) {
+  double a = 0.0;
+#pragma omp simd reduction(+ : a)
+  for (index_t i = 0; i < n; ++i) a += static_cast<double>(x[i]);
+  *s = a;
+}
+PE_ISA_VARIANTS(row_sum, (const T* x, index_t n, double* s), (x, n, s))
+
 // dst[0:n) += src[0:n), in T.
 template <class T>
 PE_INLINE void add_span_body(T* dst, const T* src, index_t n) {
@@ -56,8 +66,9 @@ PE_ISA_VARIANTS(add_span, (T * dst, const T* src, index_t n), (dst, src, n))
 
 }  // namespace
 
+// sum_rows, each sum multiplied by `scale` (in double) before it is rounded to T (also sum_dim's one-slice case).
 template <class T>
-void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out) {
+static void sum_rows_scaled(const T* x, index_t N, index_t C, index_t ldx, double scale, T* out) {
   if (C <= 0) return;
   auto add = accumulate_rows_for_isa<T>();
   const int nt = threads_for(N * C);
@@ -71,7 +82,7 @@ void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out) {
       const index_t t = vm::thread_id(), team = vm::team_size();
       const index_t j0 = C * t / team, j1 = C * (t + 1) / team;
       add(acc.data() + j0, x + j0, N, ldx, j1 - j0);
-      for (index_t j = j0; j < j1; ++j) out[j] = static_cast<T>(acc[static_cast<size_t>(j)]);
+      for (index_t j = j0; j < j1; ++j) out[j] = static_cast<T>(acc[static_cast<size_t>(j)] * scale);
     }
     return;
   }
@@ -91,8 +102,61 @@ void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out) {
   for (size_t j = 0; j < Cs; ++j) {
     double s = 0.0;
     for (int t = 0; t < std::max(nt, 1); ++t) s += part[static_cast<size_t>(t) * Cs + j];
-    out[j] = static_cast<T>(s);
+    out[j] = static_cast<T>(s * scale);
   }
+}
+
+template <class T>
+void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out) {
+  sum_rows_scaled(x, N, C, ldx, 1.0, out);
+}
+
+// Sum over the middle axis of (N, R, I). I == 1: rows over threads, or, with too few rows to share,
+// each row cut into parts of kPart elements whose sums are added in order; I > 1: one (R, I) slice is
+// sum_rows; more are units of (slice, block of kCols columns), each block's sums in a double buffer on
+// the stack, its R rows added kRows at a time (accumulate_rows).
+constexpr index_t kPart = index_t(1) << 15, kCols = 256;
+
+template <class T>
+void sum_dim(const T* x, index_t N, index_t R, index_t I, double scale, T* out) {
+  if (N <= 0 || I <= 0) return;
+  const int nt = threads_for(N * R * I);
+  if (I == 1) {
+    auto rs = row_sum_for_isa<T>();
+    if (N >= 4 * static_cast<index_t>(nt)) {
+      parallel_for(N, nt, 16, [&](index_t r) {
+        double s;
+        rs(x + r * R, R, &s);
+        out[r] = static_cast<T>(s * scale);
+      });
+      return;
+    }
+    const index_t parts = std::max<index_t>(1, (R + kPart - 1) / kPart);
+    std::vector<double> part(static_cast<size_t>(N * parts), 0.0);
+    parallel_for(N * parts, nt, 1, [&](index_t u) {
+      const index_t r = u / parts, j0 = u % parts * kPart;
+      rs(x + r * R + j0, std::min(kPart, R - j0), &part[static_cast<size_t>(u)]);
+    });
+    for (index_t r = 0; r < N; ++r) {
+      double s = 0.0;
+      for (index_t p = 0; p < parts; ++p) s += part[static_cast<size_t>(r * parts + p)];
+      out[r] = static_cast<T>(s * scale);
+    }
+    return;
+  }
+  if (N == 1) {
+    sum_rows_scaled(x, R, I, I, scale, out);
+    return;
+  }
+  auto add = accumulate_rows_for_isa<T>();
+  const index_t nb = (I + kCols - 1) / kCols;
+  parallel_for(N * nb, nt, 1, [&](index_t u) {
+    const index_t n = u / nb, j0 = u % nb * kCols, jn = std::min(kCols, I - j0);
+    double acc[kCols];
+    for (index_t j = 0; j < jn; ++j) acc[j] = 0.0;
+    add(acc, x + n * R * I + j0, R, I, jn);
+    for (index_t j = 0; j < jn; ++j) out[n * I + j0 + j] = static_cast<T>(acc[j] * scale);
+  });
 }
 
 // Memory-bound (two reads, one write per element): on 2 threads it runs at up to
@@ -110,6 +174,8 @@ void add_into(T* dst, const T* src, index_t n) {
 }
 
 template void sum_rows<float>(const float*, index_t, index_t, index_t, float*);
+template void sum_dim<float>(const float*, index_t, index_t, index_t, double, float*);
+template void sum_dim<double>(const double*, index_t, index_t, index_t, double, double*);
 template void sum_rows<double>(const double*, index_t, index_t, index_t, double*);
 template void add_into<float>(float*, const float*, index_t);
 template void add_into<double>(double*, const double*, index_t);

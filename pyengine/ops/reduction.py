@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_kernel_float, index_arg, int64_arg, tensor_op
+from .._checks import KERNEL_FLOATS, check_kernel_float, index_arg, int64_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import _norm_dim, _wrap
@@ -31,14 +31,22 @@ def _expand_grad(xp, g, shape, axes, keepdim):
     return xp.broadcast_to(g, shape)
 
 
+def _kept(y, shape, axes):
+    """y (the reduced dims dropped) with them back as 1s (keepdim)."""
+    return y.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
+
+
 class Sum(Function):
-    """y = sum over axes;  dx = g broadcast back."""
+    """y = sum over axes (kernel: reduce.sum_dims for float32/float64);  dx = g broadcast back."""
 
     saves = ()
 
     def forward(self, x, axes, keepdim):
         xp = self.xp
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        if axes and x.dtype in KERNEL_FLOATS:
+            y = self.backend.sum_dims(x, axes)
+            return _kept(y, x.shape, axes) if keepdim else y
         out = xp.sum(x, axis=axes, keepdims=keepdim)
         if x.dtype == np.bool_ or x.dtype.kind in "iu":
             out = out.astype(np.int64)
@@ -49,7 +57,7 @@ class Sum(Function):
 
 
 class Mean(Function):
-    """y = mean over axes;  dx = g / n broadcast back."""
+    """y = mean over axes (kernel: reduce.sum_dims for float32/float64);  dx = g / n broadcast back."""
 
     saves = ()
 
@@ -57,6 +65,9 @@ class Mean(Function):
         xp = self.xp
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
         self.n = math.prod(x.shape[a] for a in axes)
+        if axes and x.dtype in KERNEL_FLOATS:
+            y = self.backend.sum_dims(x, axes, True)
+            return _kept(y, x.shape, axes) if keepdim else y
         return xp.asarray(xp.mean(x, axis=axes, keepdims=keepdim))
 
     def backward(self, g):

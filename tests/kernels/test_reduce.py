@@ -107,3 +107,66 @@ def test_add_into_bad_inputs():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="add_into.*(writeable|read-only)"):
         _C.add_into(ro, a)
+
+
+@settings(deadline=None)
+@given(shape=st.lists(st.sampled_from([0, 1, 2, 3, 7, 17, 300]), min_size=1, max_size=4).filter(
+           lambda s: np.prod(s) <= 30000),
+       data=st.data(), dtype=st.sampled_from(DTYPES), mean=st.booleans(), transposed=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**32 - 1))
+def test_sum_dims_matches_reference(isa, shape, data, dtype, mean, transposed, threads, seed):
+    """Any set of dims (adjacent or not), any layout (a non-contiguous x is copied), threads 1 and 2."""
+    nd = len(shape)
+    dims = tuple(sorted(data.draw(st.sets(st.integers(0, nd - 1), min_size=1))))
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape[::-1] if transposed else shape) * 3 + 1).astype(dtype)
+    if transposed:
+        x = x.T
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        with np.errstate(invalid="ignore"):
+            got, want = cpu.sum_dims(x, dims, mean), ref.sum_dims(x, dims, mean)
+    finally:
+        _C.set_num_threads(before)
+    assert got.dtype == dtype and got.shape == want.shape
+    n = max(int(np.prod([shape[d] for d in dims])), 1)
+    drift = 4 * np.sqrt(n + 1) * np.finfo(np.float64).eps * np.abs(x.astype(np.float64)).sum(axis=dims)
+    if mean:
+        drift = drift / n
+    tol = drift + np.finfo(dtype).eps * np.abs(want.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.all(np.abs(got[ok].astype(np.float64) - want[ok]) <= tol[ok] + np.finfo(dtype).tiny)
+
+
+def test_sum_dims_long_rows_and_threads_bitwise():
+    """A full sum (one row cut into parts over threads) and column blocks: the same bits on 1 and 2 threads
+    for a given split; and accurate where a float running sum drifts."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 200_000)).astype(np.float32)
+    y = rng.standard_normal((5, 70, 600)).astype(np.float32)
+    before = _C.num_threads()
+    try:
+        res = []
+        for t in (1, 2):
+            _C.set_num_threads(t)
+            res.append((cpu.sum_dims(x, (1,)), cpu.sum_dims(x, (0, 1)), cpu.sum_dims(y, (1,), True)))
+    finally:
+        _C.set_num_threads(before)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
+    ones = np.concatenate([[1e8], np.ones(1 << 20)]).astype(np.float32)   # a float running sum stays at 1e8
+    assert cpu.sum_dims(ones, (0,)) == np.float32(1e8 + 2**20)
+
+
+def test_sum_dim_binding_checks():
+    x, out = np.ones((2, 3, 4), np.float32), np.empty((2, 4), np.float32)
+    with pytest.raises(ValueError, match="sum_dim"):
+        _C.sum_dim(x[:, :, ::2], out[:, :2], 1.0)                         # x not contiguous
+    with pytest.raises(ValueError, match="sum_dim"):
+        _C.sum_dim(x, np.empty((2, 3), np.float32), 1.0)                  # out shape
+    with pytest.raises(TypeError, match="sum_dim"):
+        _C.sum_dim(x, np.empty((2, 4), np.float64), 1.0)                  # out dtype
+    with pytest.raises(ValueError, match="sum_dim"):
+        _C.sum_dim(x.reshape(6, 4), out, 1.0)                             # x not 3-D

@@ -1,11 +1,14 @@
 """Compiled sums (csrc/cpu/reduce.cpp); the specification is reference/reduce.py."""
+import math
+
 import numpy as np
 
 from ._lib import _C, followable
 
-__all__ = ["sum_rows", "add_into"]
+__all__ = ["sum_rows", "sum_dims", "add_into"]
 
 _sum_rows = _C.sum_rows
+_sum_dim = _C.sum_dim
 _add_into = _C.add_into
 
 
@@ -18,6 +21,25 @@ def sum_rows(x):
         x = np.ascontiguousarray(x)  # the kernel also needs rows at least one row apart
     out = np.empty(x.shape[1] if x.ndim == 2 else 0, x.dtype)
     _sum_rows(x, out)
+    return out
+
+
+def sum_dims(x, dims, mean=False):
+    """Sum (the mean with ``mean``) of x over ``dims`` (sorted, distinct, non-negative, at least one), in
+    double.   x: any shape, float32/float64 -> x's shape without dims.
+
+    Adjacent dims are the middle axis of an (N, R, I) view of x; dims apart are moved last first (one
+    copy), as is a non-contiguous x."""
+    d0, d1 = dims[0], dims[-1]
+    if d1 - d0 + 1 != len(dims):
+        keep = [i for i in range(x.ndim) if i not in dims]
+        x = x.transpose(keep + list(dims))
+        d0, d1 = len(keep), x.ndim - 1
+    shape = x.shape
+    n, r, i = math.prod(shape[:d0]), math.prod(shape[d0:d1 + 1]), math.prod(shape[d1 + 1:])
+    out = np.empty(shape[:d0] + shape[d1 + 1:], x.dtype)
+    scale = (1.0 / r if r else math.nan) if mean else 1.0
+    _sum_dim(np.ascontiguousarray(x).reshape(n, r, i), out.reshape(n, i), scale)
     return out
 
 
