@@ -162,3 +162,43 @@ def test_full_and_empty_reductions(dtype):
     for m in (pe, torch):
         assert np.isnan(m.tensor(e).mean(dim=0).numpy()).all()
         assert (m.tensor(e).sum(dim=0).numpy() == 0).all()
+
+
+# ------------------------------------------------------------------ masked_fill, dropout
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xshape,mshape", [((2, 3, 5, 5), (1, 1, 5, 5)), ((2, 3, 5, 5), (5, 5)), ((4, 7), (4, 7)),
+                                           ((2, 3, 4), (2, 1, 4)), ((2, 3, 4), (3, 1)), ((6,), ()), ((3, 1), (1,))])
+def test_masked_fill_broadcast_masks(xshape, mshape, dtype):
+    x = rand(xshape, dtype)
+    mask = np.random.default_rng(1).random(mshape) < 0.4
+    for value in (0.0, -1.5, float("-inf")):
+        check(lambda m, x: x.masked_fill(m.tensor(mask), value), [x], dtype)
+        if mask.ndim == len(xshape) > 1:  # a non-contiguous x and mask
+            check(lambda m, x: x.transpose(0, -1).masked_fill(m.tensor(mask).transpose(0, -1), value), [x], dtype)
+    with pytest.raises(RuntimeError, match="masked_fill"):
+        pe.tensor(x).masked_fill(pe.tensor(np.ones((9,) + xshape, bool)), 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_mask_and_gradient(dtype):
+    """The kept fraction is 1 - p, kept values are scaled by 1 / (1 - p), and the gradient uses the same
+    mask and scale (PyTorch's RNG differs: the draws are compared in distribution only)."""
+    pe.manual_seed(3)
+    x = pe.tensor(rand((64, 257), dtype) + 5.0, requires_grad=True)
+    for p in (0.1, 0.5):
+        x.grad = None
+        y = F.dropout(x, p, training=True)
+        a = y.detach().numpy()
+        keep = a != 0
+        assert abs(keep.mean() - (1 - p)) < 0.02 and y.dtype == x.dtype
+        np.testing.assert_allclose(a[keep], x.detach().numpy()[keep] / (1 - p), **TOL[dtype])
+        w = rand(a.shape, dtype, 2)
+        (y * pe.tensor(w)).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), w * keep / (1 - p), **TOL[dtype])
+    assert F.dropout(x, 0.0, training=True) is x and F.dropout(x, 0.5, training=False) is x
+    pe.manual_seed(4)
+    a1 = F.dropout(x, 0.5).detach().numpy()
+    pe.manual_seed(4)
+    np.testing.assert_array_equal(F.dropout(x, 0.5).detach().numpy(), a1)   # seeded: reproducible

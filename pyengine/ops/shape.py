@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import INT64_MAX, INT64_MIN, int64_arg, scalar_arg, size_arg, tensor_op
+from .._checks import INT64_MAX, INT64_MIN, KERNEL_FLOATS, int64_arg, scalar_arg, size_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor, _norm_dim, _wrap
@@ -182,20 +182,28 @@ class GetItem(Function):
 
 
 class MaskedFill(Function):
-    """y = x with value where mask;  dx = g where not mask."""
+    """y = x with value where mask (broadcast);  dx = g where not mask, 0 where mask (kernel:
+    mask.masked_fill for float32/float64, also for the backward with value 0)."""
 
     saves = ()
 
     def forward(self, x, mask, value):
         xp = self.xp
         self.mask, self.shape = mask, x.shape
-        out = xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
-        if out.shape != x.shape:
+        try:
+            fits = np.broadcast_shapes(x.shape, mask.shape) == x.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise RuntimeError(f"masked_fill: mask of shape {tuple(mask.shape)} does not broadcast to "
                                f"the input's shape {tuple(x.shape)}")
-        return out
+        if x.dtype in KERNEL_FLOATS:
+            return self.backend.masked_fill(x, mask, value)
+        return xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
 
     def backward(self, g):
+        if g.dtype in KERNEL_FLOATS:
+            return self.backend.masked_fill(g, self.mask, 0.0), None, None
         xp = self.xp
         return xp.where(self.mask, xp.zeros((), g.dtype), g), None, None
 
