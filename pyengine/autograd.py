@@ -679,8 +679,14 @@ def _deliver_grad(t, g, owned=False):
                 g = r._data
                 owned = False
     if t.grad is None:
-        # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph
-        t.grad = _wrap(g if owned and g.flags.writeable else xp.array(g, copy=True))
+        # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph (in
+        # C order, on the threaded copy kernel, for a C-ordered leaf; else keeping g's memory order)
+        if not (owned and g.flags.writeable):
+            if t._data.flags.c_contiguous:
+                g = backend_of(g).copy_into(xp.empty(g.shape, g.dtype), g)
+            else:
+                g = xp.array(g, copy=True)
+        t.grad = _wrap(g)
     else:
         _accumulate(t.grad._data, g)
     post = t._post_hooks

@@ -12,6 +12,8 @@
 #include "cpu/reduce.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "cpu/simd.h"
@@ -173,11 +175,52 @@ void add_into(T* dst, const T* src, index_t n) {
   });
 }
 
+// Rows of the last dim over threads, in chunks of about 16 KiB; a row's start is found from its index
+// (the other dims' strides), so any chunk can start anywhere.
+template <class T>
+void copy_into(T* dst, const T* src, int ndim, const index_t* shape, const index_t* ds, const index_t* ss) {
+  if (ndim <= 0) {
+    *dst = *src;
+    return;
+  }
+  const index_t n = shape[ndim - 1], dn = ds[ndim - 1], sn = ss[ndim - 1];
+  index_t rows = 1;
+  for (int d = 0; d < ndim - 1; ++d) rows *= shape[d];
+  if (rows <= 0 || n <= 0) return;
+  const index_t per = std::max<index_t>(1, (index_t(16) << 10) / static_cast<index_t>(sizeof(T) * n));
+  const index_t chunks = (rows + per - 1) / per;
+  const int nt = static_cast<int>(std::min<index_t>(threads_for(rows * n, index_t(1) << 17), chunks));
+  parallel_for(chunks, nt, 1, [&](index_t c) {
+    for (index_t r = c * per; r < std::min(rows, (c + 1) * per); ++r) {
+      index_t rest = r, od = 0, os = 0;
+      for (int d = ndim - 2; d >= 0; --d) {
+        const index_t i = rest % shape[d];
+        rest /= shape[d];
+        od += i * ds[d];
+        os += i * ss[d];
+      }
+      T* out = dst + od;
+      const T* in = src + os;
+      if (dn == 1 && sn == 1) {
+        std::memcpy(out, in, static_cast<size_t>(n) * sizeof(T));
+      } else {
+        for (index_t j = 0; j < n; ++j) out[j * dn] = in[j * sn];
+      }
+    }
+  });
+}
+
 template void sum_rows<float>(const float*, index_t, index_t, index_t, float*);
 template void sum_dim<float>(const float*, index_t, index_t, index_t, double, float*);
 template void sum_dim<double>(const double*, index_t, index_t, index_t, double, double*);
 template void sum_rows<double>(const double*, index_t, index_t, index_t, double*);
 template void add_into<float>(float*, const float*, index_t);
+#define PE_COPY(T) template void copy_into<T>(T*, const T*, int, const index_t*, const index_t*, const index_t*);
+PE_COPY(uint8_t)
+PE_COPY(uint16_t)
+PE_COPY(uint32_t)
+PE_COPY(uint64_t)
+#undef PE_COPY
 template void add_into<double>(double*, const double*, index_t);
 
 }  // namespace cpu

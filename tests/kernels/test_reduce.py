@@ -170,3 +170,53 @@ def test_sum_dim_binding_checks():
         _C.sum_dim(x, np.empty((2, 4), np.float64), 1.0)                  # out dtype
     with pytest.raises(ValueError, match="sum_dim"):
         _C.sum_dim(x.reshape(6, 4), out, 1.0)                             # x not 3-D
+
+
+@settings(deadline=None)
+@given(shape=st.lists(st.sampled_from([1, 2, 3, 5, 33, 130]), min_size=0, max_size=4).filter(
+           lambda s: np.prod(s) <= 60000),
+       data=st.data(), dtype=st.sampled_from([np.float32, np.float64, np.int8, np.int16, np.bool_]),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**32 - 1))
+def test_copy_into_any_layout(shape, data, dtype, threads, seed):
+    """Transposed, stepped and broadcast sources into C-ordered, transposed or sliced destinations."""
+    rng = np.random.default_rng(seed)
+    nd = len(shape)
+    perm = data.draw(st.permutations(range(nd)))
+    base = np.asarray((rng.standard_normal([shape[p] for p in perm]) * 50).astype(dtype))
+    src = base.transpose(np.argsort(perm))                          # any permutation of a dense array
+    if nd and data.draw(st.booleans()):
+        src = np.broadcast_to(src[..., :1], shape)                  # a broadcast (stride 0) last dim
+    wide = np.zeros(tuple(n + 2 for n in shape), dtype)
+    dst = data.draw(st.sampled_from(["c", "slice", "transposed"]))
+    inner = tuple(slice(1, n + 1) for n in shape) + (Ellipsis,)  # a view also of a 0-d array
+    out = {"c": np.empty(shape, dtype), "slice": wide[inner],
+           "transposed": np.empty(shape[::-1], dtype).T}[dst]
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        assert cpu.copy_into(out, src) is out
+        if src.size:
+            _C.copy_into(out, src)                                   # the kernel itself, at any size
+    finally:
+        _C.set_num_threads(before)
+    np.testing.assert_array_equal(out, src)
+    if dst == "slice":  # nothing written outside the slice
+        mask = np.ones(wide.shape, bool)
+        mask[inner] = False
+        assert not wide[mask].any()
+
+
+def test_copy_into_checks():
+    a = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match="overlap"):
+        _C.copy_into(a[1:], a[:-1])
+    with pytest.raises(TypeError, match="dtype"):
+        _C.copy_into(a, np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="shape"):
+        _C.copy_into(a, np.zeros((5, 4), np.float32))
+    with pytest.raises(TypeError, match="object"):
+        _C.copy_into(np.empty(3, object), np.array([1, "a", None], object))
+    with pytest.raises(ValueError, match="strides"):
+        _C.copy_into(a, np.zeros((4, 5), np.float32)[::-1])
+    b = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(cpu.copy_into(b[:, :2], b[:, 1:].copy()), [[1, 2], [4, 5]])   # numpy path

@@ -1,10 +1,11 @@
 """Sums: column sums (the bias gradient of a linear layer, the backward of a broadcast), sums and means
-over any dims (the sum / mean ops), and dst += src (gradient accumulation)."""
+over any dims (the sum / mean ops), dst += src (gradient accumulation), and dst = src (strided copies:
+contiguous(), split's backward, a view's gradient made a leaf's own)."""
 import math
 
 import numpy as np
 
-__all__ = ["sum_rows", "sum_dims", "add_into"]
+__all__ = ["sum_rows", "sum_dims", "add_into", "copy_into"]
 
 
 def sum_rows(x):
@@ -26,4 +27,12 @@ def sum_dims(x, dims, mean=False):
 def add_into(dst, src):
     """dst += src in place (gradient accumulation); same dtype and number of elements. Returns dst."""
     dst += src.reshape(dst.shape)
+    return dst
+
+
+def copy_into(dst, src):
+    """dst[...] = src: the same shape and dtype, any layouts (src may be a broadcast view). Returns dst."""
+    if dst.shape != src.shape or dst.dtype != src.dtype:
+        raise ValueError(f"copy_into: dst {dst.shape} {dst.dtype} and src {src.shape} {src.dtype} differ")
+    dst[...] = src
     return dst
