@@ -202,3 +202,10 @@ def test_dropout_mask_and_gradient(dtype):
     a1 = F.dropout(x, 0.5).detach().numpy()
     pe.manual_seed(4)
     np.testing.assert_array_equal(F.dropout(x, 0.5).detach().numpy(), a1)   # seeded: reproducible
+
+
+def test_zero_dim_reductions():
+    for m in (pe, torch):
+        x = m.tensor(2.5)
+        for d in (0, -1):
+            assert float(x.sum(d)) == 2.5 and float(x.mean(d, keepdim=True)) == 2.5 and x.sum(d).ndim == 0

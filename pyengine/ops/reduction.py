@@ -43,6 +43,8 @@ class Sum(Function):
 
     def forward(self, x, axes, keepdim):
         xp = self.xp
+        if not x.ndim:
+            axes = ()  # dim 0 or -1 of a 0-d tensor (allowed, as PyTorch): the sum of one element
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
         if axes and x.dtype in KERNEL_FLOATS:
             y = self.backend.sum_dims(x, axes)
@@ -63,6 +65,8 @@ class Mean(Function):
 
     def forward(self, x, axes, keepdim):
         xp = self.xp
+        if not x.ndim:
+            axes = ()  # as Sum
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
         self.n = math.prod(x.shape[a] for a in axes)
         if axes and x.dtype in KERNEL_FLOATS:
