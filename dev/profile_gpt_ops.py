@@ -1,8 +1,11 @@
 """Where the op-by-op GPT step (bench ops) spends its time: per Function kind, forward and backward.
 
-PYTHONPATH=. python dev/profile_gpt_ops.py [threads] [steps]
+PYTHONPATH=. python dev/profile_gpt_ops.py [threads] [steps] [--fast-pow] [--torch]
 Wraps Function.apply (forward incl. node building) and each class's backward with timers; the
 remainder (optimizer, engine bookkeeping, non-Function ops) is printed as 'other'.
+--fast-pow: pe.pow(x, 3.0) computed as x * x * x (an estimate of the step once pow has a kernel: NumPy's
+float32 power with exponent 3.0 is ~70 ms of the step's ~100 ms GELU per layer).
+--torch: also time PyTorch's step, interleaved (seconds per step, min of the rounds).
 """
 import collections
 import sys
@@ -14,8 +17,12 @@ import pyengine as pe
 from pyengine import autograd
 from bench.suites.ops import build_gpt
 
-threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-steps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+threads = int(args[0]) if args else 1
+steps = int(args[1]) if len(args) > 1 else 5
+if "--fast-pow" in sys.argv:
+    _pow = pe.pow
+    pe.pow = lambda x, e: x * x * x if e == 3.0 else _pow(x, e)
 pe.set_num_threads(threads)
 try:
     from threadpoolctl import threadpool_limits
@@ -109,3 +116,29 @@ for k in rows:
     print(f"{k:22s} {f[1] // steps:6d} {f[0] * ms:8.2f} {b[0] * ms:8.2f}")
 print(f"{'(Functions total)':22s} {'':6s} {sf * ms:8.2f} {sb * ms:8.2f}")
 print(f"{'(other: engine etc.)':22s} {'':6s} {(tot['fwd'] - sf) * ms:8.2f} {(tot['bwd'] - sb) * ms:8.2f}")
+
+if "--torch" in sys.argv:
+    import torch
+    from bench.suites.ops import _copy_weights
+    torch.set_num_threads(threads)
+    tmodel = build_gpt(torch, V, T, L, H, C)
+    _copy_weights(model, tmodel)
+    topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-3)
+    tx, ty = torch.from_numpy(x.numpy()), torch.from_numpy(y.numpy())
+
+    def tstep():
+        loss = tmodel(tx, ty)
+        topt.zero_grad(set_to_none=True)
+        loss.backward()
+        topt.step()
+    tstep()
+    autograd.Function.apply = classmethod(orig_apply)  # untimed from here
+    best = {"pe": 1e9, "torch": 1e9}
+    for _ in range(4):
+        for name, f in (("pe", step), ("torch", tstep)):
+            t0 = time.perf_counter()
+            for _ in range(2):
+                f()
+            best[name] = min(best[name], (time.perf_counter() - t0) / 2)
+    print(f"interleaved, min of 4 rounds of 2 steps: pyengine {best['pe'] * 1e3:.1f} ms, PyTorch "
+          f"{best['torch'] * 1e3:.1f} ms ({best['torch'] / best['pe']:.2f}x)")

@@ -522,6 +522,7 @@ class Dropout(Function):
     the mask kept as bytes; other dtypes in NumPy."""
 
     saves = ()
+    fresh_grads = True  # dx: a new array (the kernel's, or g * mask)
 
     def forward(self, x, p, generator):
         self.scale = 1.0 / (1.0 - p)

@@ -176,6 +176,7 @@ class Softmax(Function):
     """
 
     saves = ("out",)
+    fresh_grads = True  # dx: a new array from the kernel
 
     def forward(self, x, dim, log):
         self.dim, self.log = dim, log

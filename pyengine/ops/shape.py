@@ -191,6 +191,7 @@ class MaskedFill(Function):
     mask.masked_fill for float32/float64, also for the backward with value 0)."""
 
     saves = ()
+    fresh_grads = True  # dx: a new array (the kernel's or np.where's)
 
     def forward(self, x, mask, value):
         xp = self.xp
