@@ -175,36 +175,50 @@ void add_into(T* dst, const T* src, index_t n) {
   });
 }
 
-// Rows of the last dim over threads, in chunks of about 16 KiB; a row's start is found from its index
-// (the other dims' strides), so any chunk can start anywhere.
+// Rows of the last dim over threads, in chunks of about 16 KiB. A chunk finds its first row's offsets from
+// the row's index, then steps an odometer over the other dims: a division per dim and row cost as much as
+// the copy itself for short rows (a (16, 4, 128, 32) transpose: 8192 rows of 128 bytes, 2x slower).
 template <class T>
 void copy_into(T* dst, const T* src, int ndim, const index_t* shape, const index_t* ds, const index_t* ss) {
   if (ndim <= 0) {
     *dst = *src;
     return;
   }
-  const index_t n = shape[ndim - 1], dn = ds[ndim - 1], sn = ss[ndim - 1];
+  const int outer = ndim - 1;
+  const index_t n = shape[outer], dn = ds[outer], sn = ss[outer];
   index_t rows = 1;
-  for (int d = 0; d < ndim - 1; ++d) rows *= shape[d];
+  for (int d = 0; d < outer; ++d) rows *= shape[d];
   if (rows <= 0 || n <= 0) return;
   const index_t per = std::max<index_t>(1, (index_t(16) << 10) / static_cast<index_t>(sizeof(T) * n));
   const index_t chunks = (rows + per - 1) / per;
   const int nt = static_cast<int>(std::min<index_t>(threads_for(rows * n, index_t(1) << 17), chunks));
+  const bool unit = dn == 1 && sn == 1;
   parallel_for(chunks, nt, 1, [&](index_t c) {
-    for (index_t r = c * per; r < std::min(rows, (c + 1) * per); ++r) {
-      index_t rest = r, od = 0, os = 0;
-      for (int d = ndim - 2; d >= 0; --d) {
-        const index_t i = rest % shape[d];
-        rest /= shape[d];
-        od += i * ds[d];
-        os += i * ss[d];
-      }
+    const index_t r0 = c * per, r1 = std::min(rows, r0 + per);
+    index_t idx[kCopyMaxDims], od = 0, os = 0, rest = r0;
+    for (int d = outer - 1; d >= 0; --d) {
+      idx[d] = rest % shape[d];
+      rest /= shape[d];
+      od += idx[d] * ds[d];
+      os += idx[d] * ss[d];
+    }
+    for (index_t r = r0; r < r1; ++r) {
       T* out = dst + od;
       const T* in = src + os;
-      if (dn == 1 && sn == 1) {
-        std::memcpy(out, in, static_cast<size_t>(n) * sizeof(T));
+      if (unit) {
+        if (n >= 8) std::memcpy(out, in, static_cast<size_t>(n) * sizeof(T));
+        else
+          for (index_t j = 0; j < n; ++j) out[j] = in[j];
       } else {
         for (index_t j = 0; j < n; ++j) out[j * dn] = in[j * sn];
+      }
+      for (int d = outer - 1; d >= 0; --d) {  // the next row: the odometer over the outer dims
+        od += ds[d];
+        os += ss[d];
+        if (++idx[d] < shape[d]) break;
+        od -= shape[d] * ds[d];
+        os -= shape[d] * ss[d];
+        idx[d] = 0;
       }
     }
   });
