@@ -80,10 +80,10 @@ class MatMul(Function):
         splits = [(math.prod(batch),)] + [(math.prod(batch[:k]), math.prod(batch[k:])) for k in range(1, len(batch))]
         for bshape in splits:
             try:
-                for v in views:
-                    v.reshape(bshape + v.shape[-2:], copy=False)
+                for v in views:  # setting .shape refuses where a copy would be needed (any NumPy version)
+                    v.view().shape = bshape + v.shape[-2:]
                 return bshape
-            except ValueError:
+            except (AttributeError, ValueError):
                 continue
         return splits[0]
 
