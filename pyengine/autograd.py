@@ -210,14 +210,13 @@ class Function:
                     break
         if not needs:
             out = fn.forward(*[a._data if isinstance(a, Tensor) else a for a in args])
-            if type(out) is tuple:
-                res = tuple(_wrap(o) for o in out)
-            else:
-                res = _wrap(out)
+            res = tuple([_wrap(o) for o in out]) if type(out) is tuple else _wrap(out)
             if cls.returns_view:
                 _share_memory_with(args[0], res)
             return res
 
+        # Every op call with grad runs this: kept to plain loops and inlined attribute reads (a Tensor's
+        # _edge(), the version records below), ~10% of a one-element op's cost against function calls.
         arrays = []
         needs_input_grad = []
         edges = []
@@ -228,10 +227,14 @@ class Function:
                     inplace.refresh_view(a)
                 arr = a._data
                 arrays.append(arr)
-                rg = a.requires_grad
-                needs_input_grad.append(rg)
-                edges.append(a._edge() if rg else None)
                 shapes.append(arr.shape)
+                if a.requires_grad:
+                    needs_input_grad.append(True)
+                    gf = a.grad_fn  # the edge: the leaf itself, or (node, output index)
+                    edges.append(a if gf is None else (gf, a._out_index))
+                else:
+                    needs_input_grad.append(False)
+                    edges.append(None)
             else:
                 arrays.append(a)
                 needs_input_grad.append(False)
@@ -255,8 +258,25 @@ class Function:
         if cls.returns_view:
             _share_memory_with(args[0], res)
         saves = cls.saves
-        if saves != ():
+        if saves is None:
             node.versions = _record_versions(args, res, saves)
+        elif saves:  # _record_versions inlined for the declared saves
+            rec = []
+            for i in saves:
+                if i == "out":
+                    for t in (res if type(res) is tuple else (res,)):
+                        v = t._version
+                        if v is None:
+                            v = t._version = [0]
+                        rec.append((v, v[0], t.grad_fn, t._out_index, t._data.shape))
+                else:
+                    t = args[i]
+                    if isinstance(t, Tensor):
+                        v = t._version
+                        if v is None:
+                            v = t._version = [0]
+                        rec.append((v, v[0], t.grad_fn, t._out_index, t._data.shape))
+            node.versions = rec
         return res
 
 
@@ -713,8 +733,14 @@ def _deliver_grad(t, g, owned=False):
                 g = r._data
                 owned = False
     if t.grad is None:
-        # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph
-        t.grad = _wrap(g if owned and g.flags.writeable else xp.array(g, copy=True))
+        # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph (in
+        # C order, on the threaded copy kernel, for a C-ordered leaf; else keeping g's memory order)
+        if not (owned and g.flags.writeable):
+            if t._data.flags.c_contiguous:
+                g = backend_of(g).copy_into(xp.empty(g.shape, g.dtype), g)
+            else:
+                g = xp.array(g, copy=True)
+        t.grad = _wrap(g)
     else:
         _accumulate(t.grad._data, g)
     post = t._post_hooks

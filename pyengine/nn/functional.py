@@ -631,17 +631,30 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
 
 
 class Dropout(Function):
-    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p)."""
+    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p).
+
+    float32/float64: one kernel pass each way (mask.dropout_forward/backward) over float32 uniform draws,
+    the mask kept as bytes; other dtypes in NumPy."""
 
     saves = ()
+    fresh_grads = True  # dx: a new array (the kernel's, or g * mask)
 
     def forward(self, x, p, generator):
+        self.scale = 1.0 / (1.0 - p)
+        if x.dtype in KERNEL_FLOATS:
+            u = _rng(generator).random(x.shape, dtype=np.float32)
+            y, self.keep = self.backend.dropout_forward(x, u, p, self.scale)
+            return y
         keep = self.xp.asarray(_rng(generator).random(x.shape) >= p)
-        self.scale_mask = keep.astype(x.dtype) * self.xp.asarray(1.0 / (1.0 - p), x.dtype)
+        self.keep = None
+        self.scale_mask = keep.astype(x.dtype) * self.xp.asarray(self.scale, x.dtype)
         return x * self.scale_mask
 
     def backward(self, g):
-        return g * self.scale_mask, None, None
+        if self.keep is not None and g.dtype in KERNEL_FLOATS:
+            return self.backend.dropout_backward(g, self.keep, self.scale), None, None
+        mask = self.scale_mask if self.keep is None else self.keep * self.xp.asarray(self.scale, g.dtype)
+        return g * mask, None, None
 
 
 @tensor_op("input")

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import INT64_MAX, INT64_MIN, int64_arg, scalar_arg, size_arg, tensor_op
+from .._checks import INT64_MAX, INT64_MIN, KERNEL_FLOATS, int64_arg, scalar_arg, size_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor, _norm_dim, _wrap
@@ -62,13 +62,13 @@ class Expand(Function):
 
 
 class Contiguous(Function):
-    """y = a C-contiguous copy of x;  dx = g."""
+    """y = a C-contiguous copy of x (backend copy_into: threaded, row memcpys);  dx = g."""
 
     saves = ()
     views_grad = True  # backward passes g on as it is: see Function.views_grad
 
     def forward(self, x):
-        return self.xp.ascontiguousarray(x)
+        return self.backend.copy_into(self.xp.empty(x.shape, x.dtype), x)
 
     def backward(self, g):
         return g
@@ -129,10 +129,12 @@ def _is_basic_index(idx):
 
 
 class Split(Function):
-    """Views of consecutive pieces along ``dim``;  dx = the pieces' grads concatenated (zeros where none)."""
+    """Views of consecutive pieces along ``dim``;  dx = the pieces' grads concatenated (zeros where none),
+    each copied into its slice of one new array (backend copy_into)."""
 
     saves = ()
     returns_view = True
+    fresh_grads = True  # dx: a new array
 
     def forward(self, x, dim, sizes):
         self.dim, self.shape = dim, x.shape
@@ -145,16 +147,19 @@ class Split(Function):
         return tuple(out)
 
     def backward(self, *grads):
-        xp = self.xp
         dtype = next(g.dtype for g in grads if g is not None)
-        parts = []
+        dx = self.xp.empty(self.shape, dtype)
+        sl = [builtins.slice(None)] * len(self.shape)
         for i, g in enumerate(grads):
+            sl[self.dim] = builtins.slice(self.bounds[i], self.bounds[i + 1])
+            part = dx[tuple(sl)]
             if g is None:
-                shp = list(self.shape)
-                shp[self.dim] = self.bounds[i + 1] - self.bounds[i]
-                g = xp.zeros(shp, dtype)
-            parts.append(g)
-        return xp.concatenate(parts, axis=self.dim), None, None
+                part[...] = 0
+            elif g.dtype == dtype and g.shape == part.shape:
+                self.backend.copy_into(part, g)
+            else:
+                part[...] = g
+        return dx, None, None
 
 
 class GetItem(Function):
@@ -182,20 +187,29 @@ class GetItem(Function):
 
 
 class MaskedFill(Function):
-    """y = x with value where mask;  dx = g where not mask."""
+    """y = x with value where mask (broadcast);  dx = g where not mask, 0 where mask (kernel:
+    mask.masked_fill for float32/float64, also for the backward with value 0)."""
 
     saves = ()
+    fresh_grads = True  # dx: a new array (the kernel's or np.where's)
 
     def forward(self, x, mask, value):
         xp = self.xp
         self.mask, self.shape = mask, x.shape
-        out = xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
-        if out.shape != x.shape:
+        try:
+            fits = np.broadcast_shapes(x.shape, mask.shape) == x.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise RuntimeError(f"masked_fill: mask of shape {tuple(mask.shape)} does not broadcast to "
                                f"the input's shape {tuple(x.shape)}")
-        return out
+        if x.dtype in KERNEL_FLOATS:
+            return self.backend.masked_fill(x, mask, value)
+        return xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
 
     def backward(self, g):
+        if g.dtype in KERNEL_FLOATS:
+            return self.backend.masked_fill(g, self.mask, 0.0), None, None
         xp = self.xp
         return xp.where(self.mask, xp.zeros((), g.dtype), g), None, None
 
