@@ -21,7 +21,7 @@ from .ops import *  # noqa: E402,F401,F403
 from .ops import abs, all, any, max, min, pow, round, sum  # noqa: E402,F401,A004
 from .ops.shape import multinomial, one_hot  # noqa: E402,F401
 
-from . import distributed, keras, linalg, models, nn, optim, preprocessing, text, utils  # noqa: E402,F401
+from . import distributed, keras, linalg, models, nn, optim, preprocessing, profiler, text, utils  # noqa: E402,F401
 from .io import load, save  # noqa: E402,F401
 
 __version__ = "0.1.0"

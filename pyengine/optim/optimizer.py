@@ -20,6 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import autograd as _autograd
 from .._checks import named_init
 from ..autograd import enable_grad
 from ..tensor import Tensor, _wrap
@@ -355,6 +356,9 @@ def _marking_step_called(step):
     @functools.wraps(step)
     def step_and_mark(self, *args, **kwargs):
         self._opt_called = True
+        if _autograd._profiler is not None:  # PyTorch's name of the region in a profile
+            name = type(self).__name__
+            return _autograd._profiler.region(f"Optimizer.step#{name}.step", step, self, *args, **kwargs)
         return step(self, *args, **kwargs)
     step_and_mark._marks_opt_called = True
     return step_and_mark
