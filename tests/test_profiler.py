@@ -43,7 +43,7 @@ def test_table_counts_a_known_program():
     assert c["Relu"] == 1 and c["ReluBackward"] == 1 and c["Tanh"] == 1 and c["TanhBackward"] == 1
     assert c["Sum"] == 1 and c["SumBackward"] == 1
     assert c["Optimizer.step#SGD.step"] == 1 and c["cpu::sgd_update"] == 1
-    assert c["ProfilerStep#0"] == 1
+    assert not any(k.startswith("ProfilerStep") for k in c)  # step markers come with a schedule, as PyTorch's
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=100)
     lines = table.splitlines()
     header = lines[1].split("  ")
@@ -117,7 +117,7 @@ def _check_nesting(trace):
 def test_chrome_trace_is_valid_and_nested(tmp_path):
     model = _mlp()
     opt = pe.optim.Adam(model.parameters())
-    with profile(record_shapes=True, with_flops=True) as prof:
+    with profile(record_shapes=True, with_flops=True, schedule=schedule(wait=0, warmup=0, active=2, repeat=1)) as prof:
         for _ in range(2):
             with record_function("step"):
                 model(_t(5, 7)).sum().backward()
@@ -171,7 +171,7 @@ def test_record_function_nests_and_decorates():
             f(y)
             f(y)
     ev = {e.name: e for e in prof.events()}
-    assert ev["inner"].cpu_parent is ev["outer"] and ev["outer"].cpu_parent.name == "ProfilerStep#0"
+    assert ev["inner"].cpu_parent is ev["outer"] and ev["outer"].cpu_parent is None
     assert ev["Add"].cpu_parent is ev["inner"]
     decorated = [e for e in prof.events() if e.name == "decorated"]
     assert len(decorated) == 2 and all(d.cpu_parent is ev["outer"] for d in decorated)

@@ -12,7 +12,7 @@
 Recorded: every op (each ``Function.apply``, named as its Function: ``Linear``, ``MatMul``), every backward
 node (``LinearBackward``), every backend kernel call (``cpu::matmul``, with FLOPs and bytes under
 ``with_flops``), the optimizers' steps (``Optimizer.step#AdamW.step``), ``record_function``
-regions and one ``ProfilerStep#N`` per ``prof.step()``. Self time is an event's time minus the events
+regions and, with a schedule, one ``ProfilerStep#N`` per step. Self time is an event's time minus the events
 directly inside it. When no profile records, the cost is one check of ``autograd._profiler`` per op.
 See docs/profiler.md.
 """
@@ -119,6 +119,7 @@ class profile:
             raise TypeError("profile: on_trace_ready must be a function of the profiler")
         self.activities = acts
         self.schedule = schedule or _always_record
+        self.record_steps = schedule is not None  # ProfilerStep#N events, as PyTorch: with a schedule only
         self.on_trace_ready = on_trace_ready
         self.record_shapes = bool(record_shapes)
         self.profile_memory = bool(profile_memory)
@@ -199,7 +200,8 @@ class profile:
             self.on_trace_ready(self)
 
     def _open_step_event(self):
-        self._step_event = self._rec.open(f"ProfilerStep#{self.step_num}", "user")
+        if self.record_steps:
+            self._step_event = self._rec.open(f"ProfilerStep#{self.step_num}", "user")
 
     def _close_step_event(self):
         ev, self._step_event = self._step_event, None

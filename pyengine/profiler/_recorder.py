@@ -89,15 +89,15 @@ class Recorder:
     def close(self, ev):
         end = time.perf_counter_ns()
         st = self._tls.stack
-        # pop ev, and anything an exception left open above it (closed at the same moment)
-        while st:
-            top = st.pop()
-            self._finish(top, end)
-            if top is ev:
-                break
-        else:
-            if ev.end == 0:  # not on this thread's stack (closed from elsewhere): still keep it
-                self._finish(ev, end)
+        if st and st[-1] is ev:
+            st.pop()
+        elif st and any(e is ev for e in st):
+            # anything an exception left open above ev closes with it
+            while st[-1] is not ev:
+                self._finish(st.pop(), end)
+            st.pop()
+        # else: opened on another thread (a region entered there, left here): closed alone
+        self._finish(ev, end)
 
     def _finish(self, ev, end):
         ev.end = end
