@@ -43,6 +43,10 @@ def test_table_counts_a_known_program():
     assert c["Relu"] == 1 and c["ReluBackward"] == 1 and c["Tanh"] == 1 and c["TanhBackward"] == 1
     assert c["Sum"] == 1 and c["SumBackward"] == 1
     assert c["Optimizer.step#SGD.step"] == 1 and c["cpu::sgd_update"] == 1
+    with profile() as prof2:
+        opt.zero_grad()
+    assert _counts(prof2) == {"Optimizer.zero_grad#SGD.zero_grad": 1}
+    assert all(p.grad is None for p in model.parameters())
     assert not any(k.startswith("ProfilerStep") for k in c)  # step markers come with a schedule, as PyTorch's
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=100)
     lines = table.splitlines()
@@ -119,7 +123,7 @@ def test_chrome_trace_is_valid_and_nested(tmp_path):
     opt = pe.optim.Adam(model.parameters())
     with profile(record_shapes=True, with_flops=True, schedule=schedule(wait=0, warmup=0, active=2, repeat=1)) as prof:
         for _ in range(2):
-            with record_function("step"):
+            with record_function("step", "batch of 5"):
                 model(_t(5, 7)).sum().backward()
                 opt.step()
             prof.step()
@@ -134,6 +138,8 @@ def test_chrome_trace_is_valid_and_nested(tmp_path):
     lin = next(ev for ev in trace["traceEvents"] if ev["name"] == "cpu::linear")
     assert lin["args"]["Input Shapes"][0] == [5, 7] and lin["args"]["FLOPs"] == 2 * 5 * 13 * 7
     assert lin["cat"] == "kernel"
+    step = next(ev for ev in trace["traceEvents"] if ev["name"] == "step")
+    assert step["args"]["Record function args"] == "batch of 5" and step["cat"] == "user_annotation"
     assert any(ev["ph"] == "M" and ev["name"] == "thread_name" for ev in trace["traceEvents"])
 
 
@@ -351,3 +357,16 @@ def test_train_profile_writes_the_trace(tmp_path, monkeypatch, capsys):
     assert r["profile_trace"] == str(tmp_path / "r2" / "profile_trace.json")
     with pytest.raises(ValueError, match="profile"):
         lm.TrainConfig(profile=-1).resolved()
+
+
+def test_reference_backend_kernels_are_recorded_by_name():
+    pe.set_backend("reference")
+    try:
+        with profile(with_flops=True) as prof:
+            _t(3, 4) @ _t(4, 2)
+    finally:
+        pe.set_backend("cpu")
+    mm = next(e for e in prof.events() if e.name == "reference::matmul")
+    assert mm.flops == 2 * 3 * 2 * 4 and mm.cpu_parent.name == "MatMul"
+    import pyengine.backend.reference as ref
+    assert not hasattr(ref.matmul, "__wrapped__")

@@ -162,6 +162,12 @@ class Optimizer:
         fills the existing gradients with zeros in place (such a parameter still steps: weight
         decay and momentum still move it).
         """
+        if _autograd._profiler is not None:  # PyTorch's name of the region in a profile
+            name = type(self).__name__
+            return _autograd._profiler.region(f"Optimizer.zero_grad#{name}.zero_grad", self._zero_grad, set_to_none)
+        self._zero_grad(set_to_none)
+
+    def _zero_grad(self, set_to_none):
         for group in self.param_groups:
             for p in group["params"]:
                 g = p.grad

@@ -52,6 +52,7 @@ class FunctionEvent:
         self.self_cpu_memory_usage = raw.mem
         self.cpu_memory_usage = raw.mem + raw.child_mem
         self.stack = raw.stack or []
+        self.args = raw.note  # record_function's args string
         self.cpu_parent = None
         self.cpu_children = []
 
@@ -236,6 +237,8 @@ def chrome_trace(events, pid):
             args["CPU Mem"] = e.cpu_memory_usage
         if e.stack:
             args["Call stack"] = e.stack
+        if getattr(e, "args", None) is not None:
+            args["Record function args"] = e.args
         # integer nanoseconds to microseconds with 3 decimals: a child never ends after its parent
         ts, end = e.start_ns // 1000 + (e.start_ns % 1000) / 1000, e.end_ns // 1000 + (e.end_ns % 1000) / 1000
         out.append({"ph": "X", "cat": _CATEGORY.get(e.kind, "cpu_op"), "name": e.name, "pid": pid, "tid": e.thread,

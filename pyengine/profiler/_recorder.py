@@ -26,12 +26,12 @@ class RawEvent:
     or a named region ("user": record_function, ProfilerStep#N, Optimizer.step#...). Times in ns."""
 
     __slots__ = ("name", "kind", "start", "end", "tid", "parent", "child_ns", "shapes", "flops", "bytes",
-                 "mem", "child_mem", "stack", "index", "kernel_flops")
+                 "mem", "child_mem", "stack", "index", "kernel_flops", "note")
 
     def __init__(self, name, kind, tid, parent):
         self.name, self.kind, self.tid, self.parent = name, kind, tid, parent
         self.child_ns = 0
-        self.shapes = self.flops = self.bytes = self.stack = None
+        self.shapes = self.flops = self.bytes = self.stack = self.note = None
         self.mem = self.child_mem = 0
         self.kernel_flops = 0  # FLOPs that kernels under this event counted (an op then counts none itself)
         self.start = self.end = 0
