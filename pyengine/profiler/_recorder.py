@@ -40,6 +40,7 @@ class RawEvent:
 
 class _ThreadState(threading.local):
     stack = None        # this thread's open events, innermost last
+    tid = 0             # its OS thread id (set with the stack)
     passthrough = False  # the next Function.apply on this thread runs unrecorded: it is the one being timed
 
 
@@ -81,7 +82,8 @@ class Recorder:
         st = tls.stack
         if st is None:
             st = tls.stack = []
-        ev = RawEvent(name, kind, threading.get_native_id(), st[-1] if st else None)
+            tls.tid = threading.get_native_id()
+        ev = RawEvent(name, kind, tls.tid, st[-1] if st else None)
         st.append(ev)
         ev.start = time.perf_counter_ns()
         return ev
