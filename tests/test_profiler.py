@@ -320,6 +320,23 @@ def test_custom_function_and_stack():
     assert prof.key_averages(group_by_stack_n=1)
 
 
+def test_export_stacks(tmp_path):
+    def model_forward(x):
+        return (x * 2).exp()
+
+    with profile(with_stack=True) as prof:
+        model_forward(_t(50, 50))
+    path = tmp_path / "stacks.txt"
+    prof.export_stacks(str(path))
+    lines = path.read_text().splitlines()
+    assert lines and all(ln.rsplit(" ", 1)[1].isdigit() for ln in lines)
+    assert any(ln.split(" ")[0].endswith("model_forward;Mul") for ln in lines)
+    with pytest.raises(RuntimeError, match="with_stack"):
+        with profile() as p2:
+            pass
+        p2.export_stacks(str(path))
+
+
 def test_tensorboard_trace_handler(tmp_path):
     with profile(on_trace_ready=tensorboard_trace_handler(str(tmp_path / "tb"), worker_name="w")) as prof:
         _t(2, 2).exp()

@@ -231,6 +231,12 @@ class profile:
         """Write the recorded events as Chrome trace-event JSON (Perfetto, chrome://tracing)."""
         return self.events().export_chrome_trace(path)
 
+    def export_stacks(self, path, metric="self_cpu_time_total"):
+        """Collapsed stacks of the ops and regions for a flame graph (needs ``with_stack=True``)."""
+        if not self.with_stack:
+            raise RuntimeError("export_stacks needs profile(with_stack=True)")
+        return self.events().export_stacks(path, metric)
+
     @property
     def self_cpu_time_total(self):
         return self.events().self_cpu_time_total

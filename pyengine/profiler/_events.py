@@ -212,6 +212,21 @@ class EventList(list):
         return path
 
 
+    def export_stacks(self, path, metric="self_cpu_time_total"):
+        """Write collapsed stacks for flame graphs (flamegraph.pl, speedscope): one line per event recorded
+        with a stack (profile(with_stack=True)), ``outermost;...;innermost;event value``, the value the
+        event's ``metric`` in whole microseconds."""
+        if metric not in ("self_cpu_time_total", "cpu_time_total"):
+            raise ValueError(f"export_stacks: metric must be 'self_cpu_time_total' or 'cpu_time_total', got {metric!r}")
+        with open(path, "w") as f:
+            for e in self:
+                value = int(getattr(e, metric))
+                if e.stack and value > 0:
+                    frames = [fr.replace(";", ",").replace(" ", "_") for fr in reversed(e.stack)]
+                    f.write(";".join(frames + [e.name]) + f" {value}\n")
+        return path
+
+
 _CATEGORY = {"op": "cpu_op", "backward": "cpu_op", "kernel": "kernel", "user": "user_annotation"}
 
 
