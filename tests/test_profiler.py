@@ -387,3 +387,27 @@ def test_reference_backend_kernels_are_recorded_by_name():
     assert mm.flops == 2 * 3 * 2 * 4 and mm.cpu_parent.name == "MatMul"
     import pyengine.backend.reference as ref
     assert not hasattr(ref.matmul, "__wrapped__")
+
+
+def test_a_pytorch_program_profiles_unchanged(tmp_path):
+    """torch.profiler under pyengine.as_torch is this profiler."""
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "prog.py"
+    script.write_text(
+        "import torch\n"
+        "from torch.profiler import profile, record_function, ProfilerActivity\n"
+        "m = torch.nn.Linear(4, 3)\n"
+        "with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:\n"
+        "    with record_function('model_inference'):\n"
+        "        m(torch.randn(2, 4)).sum().backward()\n"
+        "print(prof.key_averages().table(sort_by='cpu_time_total', row_limit=5))\n"
+        f"prof.export_chrome_trace({str(tmp_path / 't.json')!r})\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-m", "pyengine.as_torch", str(script)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "model_inference" in r.stdout and "LinearBackward" in r.stdout
+    _check_nesting(json.loads((tmp_path / "t.json").read_text()))
