@@ -22,7 +22,7 @@ from .ops import *  # noqa: E402,F401,F403
 from .ops import abs, all, any, max, min, pow, round, sum  # noqa: E402,F401,A004
 from .ops.shape import multinomial, one_hot  # noqa: E402,F401
 
-from . import distributed, keras, linalg, models, nn, optim, preprocessing, text, utils  # noqa: E402,F401
+from . import distributed, keras, linalg, models, nn, optim, preprocessing, profiler, text, utils  # noqa: E402,F401
 from . import serialization  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
 

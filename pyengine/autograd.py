@@ -29,6 +29,9 @@ class _GradState(threading.local):
 
 _state = _GradState()
 
+# The recording pyengine.profiler, or None: Function.apply and the backward pass check it once per op.
+_profiler = None
+
 
 def is_grad_enabled():
     return _state.enabled
@@ -195,6 +198,8 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
+        if _profiler is not None and _profiler.intercepts():
+            return _profiler.record_apply(cls, args)
         for a in args:  # bfloat16 / float16 compute through float32 (pyengine/_lowp.py); itemsize first: cheap
             if isinstance(a, Tensor) and a._data.itemsize == 2 and a._data.dtype in _LOW and not cls.returns_view \
                     and cls is not _lowp.CastLowp:
@@ -348,6 +353,8 @@ class _CustomFunctionNode(Function):
 
 def _apply_with_ctx(cls, *args):
     """apply() of a PyTorch-style custom Function (see Function.__init_subclass__)."""
+    if _profiler is not None and _profiler.intercepts():
+        return _profiler.record_apply(cls, args)
     needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
     ctx = FunctionCtx(needs)
     setup = cls.__dict__.get("setup_context")
@@ -523,7 +530,10 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
     for node in reversed(order):  # `order` lists children before parents: outputs first
         grads = bp.node_grads.pop(node, None)
         if grads is not None:
-            bp.run_node(node, grads, retain_graph)
+            if _profiler is None:
+                bp.run_node(node, grads, retain_graph)
+            else:
+                _profiler.record_node(bp, node, grads, retain_graph)
     return bp.finish()
 
 

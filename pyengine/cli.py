@@ -135,6 +135,9 @@ def _train_flags(lm):
         ("--seed", "seed", {"type": _count}, f"seed of initialisation, batches and dropout (default: {d.seed})"),
         ("--log-interval", "log_interval", {"type": _positive}, "progress line every N steps when the output "
          f"is not a terminal (default: {d.log_interval})"),
+        ("--profile", "profile", {"type": _count}, "profile N training steps after a 3-step warm-up: write a "
+         "Chrome trace (Perfetto, chrome://tracing) to OUT/profile_trace.json and print the ops that took the "
+         "time (default: 0, off)"),
         ("--stop-at", "stop_at", {"type": _positive}, "stop after this step, as if interrupted (the schedule "
          "still ends at --steps; continue with --resume) (default: run to the end)"),
     ]

@@ -91,6 +91,7 @@ class TrainConfig:
     log_interval: int = 10
     stop_at: int = None         # stop early after this step (as if interrupted); the schedule still ends at max_steps
     max_corpus_bytes: int = None  # train on the first N characters only (None: all of the text)
+    profile: int = 0            # profile this many steps after a short warm-up (0: off): out/profile_trace.json
     extra: dict = field(default_factory=dict)
 
     def resolved(self):
@@ -123,6 +124,7 @@ class TrainConfig:
         need(is_int(self.warmup) and self.warmup >= 0, "warmup", "an integer >= 0")
         need(is_int(self.seed) and self.seed >= 0, "seed", "an integer >= 0")
         need(self.stop_at is None or (is_int(self.stop_at) and self.stop_at >= 1), "stop_at", "None or >= 1")
+        need(is_int(self.profile) and self.profile >= 0, "profile", "an integer >= 0 (steps to profile)")
         need(is_num(self.lr) and self.lr > 0, "lr", "a finite number > 0")
         need(is_num(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "in [0, 1]")
         need(is_num(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")
@@ -390,14 +392,51 @@ def train(cfg=None, stream=None, quiet=False, **overrides):
     if run.start_step == 0 and cfg.eval_at_start:
         _evaluate_and_checkpoint(run, 0, run.scheduler.get_last_lr()[0])
     run.prog.t0 = time.perf_counter()  # the ETA counts from the first step (evaluations after it included)
-    for step in range(run.start_step, run.end_step):
-        t0 = time.perf_counter()
-        lr, loss = _train_step(run, step)
-        run.report(step, loss, lr, time.perf_counter() - t0)
-        done = step + 1
-        if done % cfg.eval_interval == 0 or done == cfg.max_steps:
-            _evaluate_and_checkpoint(run, done, lr)
-    return _finish(run)
+    prof = _start_profile(run) if cfg.profile else None
+    try:
+        for step in range(run.start_step, run.end_step):
+            t0 = time.perf_counter()
+            lr, loss = _train_step(run, step)
+            run.report(step, loss, lr, time.perf_counter() - t0)
+            if prof is not None:
+                prof.step()
+            done = step + 1
+            if done % cfg.eval_interval == 0 or done == cfg.max_steps:
+                _evaluate_and_checkpoint(run, done, lr)
+    finally:
+        if prof is not None:
+            prof.stop()
+    result = _finish(run)
+    if prof is not None:
+        result["profile_trace"] = prof.last_trace_path
+    return result
+
+
+_PROFILE_WARMUP = 3  # steps before the profiled ones (first-call allocations and caches out of the picture)
+
+
+def _start_profile(run):
+    """A profiler over ``cfg.profile`` training steps after a short warm-up; when they end it writes the
+    Chrome trace into the run directory and shows the top of the per-op table and the trace's path."""
+    from . import profiler
+    cfg = run.cfg
+    available = run.end_step - run.start_step
+    wait = max(0, min(_PROFILE_WARMUP, available - cfg.profile))
+    name = "profile_trace.json" if run.rank == 0 else f"profile_trace.rank{run.rank}.json"
+    path = os.path.join(cfg.out, name)
+
+    def ready(prof):
+        prof.export_chrome_trace(path)
+        prof.last_trace_path = path
+        table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+        steps = sum(1 for e in prof.events() if e.name.startswith("ProfilerStep#"))
+        run.prog.message(f"profile of {steps} training step(s), by self CPU time:\n{table.rstrip()}\n"
+                         f"trace (chrome://tracing or https://ui.perfetto.dev): {path}")
+
+    prof = profiler.profile(schedule=profiler.schedule(wait=wait, warmup=0, active=cfg.profile, repeat=1),
+                            on_trace_ready=ready, record_shapes=True, with_flops=True)
+    prof.start()
+    return prof
 
 
 @dataclass

@@ -20,6 +20,17 @@ def run(res, quick=False):
             t_torch = timeit(lambda: ta * tb, min_time=0.2)[0]
         res.add("overhead", "mul (4x8) with grad tracking", 1, t_ours, t_np, t_torch, extra="per-op Python cost")
 
+        # the same op while each engine's profiler records (pyengine.profiler / torch.profiler, CPU)
+        from pyengine.profiler import profile
+        with profile():  # short samples: every call leaves an event
+            t_ours = timeit(lambda: a * b, repeat=5, min_time=0.02)[0]
+        t_torch = None
+        if torch is not None:
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]):
+                t_torch = timeit(lambda: ta * tb, repeat=5, min_time=0.02)[0]
+        res.add("overhead", "mul (4x8) with grad tracking, profiler recording", 1, t_ours, None, t_torch,
+                extra="per-op cost while profiling")
+
         # tiny MLP 4-8-1, batch 4: forward + backward + SGD step
         x = pe.tensor(rng.standard_normal((4, 4)).astype(np.float32))
         y = pe.tensor(rng.standard_normal((4, 1)).astype(np.float32))

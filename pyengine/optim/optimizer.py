@@ -20,6 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import autograd as _autograd
 from .._checks import named_init
 from ..autograd import enable_grad
 from ..tensor import Tensor, _wrap
@@ -165,6 +166,12 @@ class Optimizer:
         fills the existing gradients with zeros in place (such a parameter still steps: weight
         decay and momentum still move it).
         """
+        if _autograd._profiler is not None:  # PyTorch's name of the region in a profile
+            name = type(self).__name__
+            return _autograd._profiler.region(f"Optimizer.zero_grad#{name}.zero_grad", self._zero_grad, set_to_none)
+        self._zero_grad(set_to_none)
+
+    def _zero_grad(self, set_to_none):
         for group in self.param_groups:
             for p in group["params"]:
                 g = p.grad
@@ -359,6 +366,9 @@ def _marking_step_called(step):
     @functools.wraps(step)
     def step_and_mark(self, *args, **kwargs):
         self._opt_called = True
+        if _autograd._profiler is not None:  # PyTorch's name of the region in a profile
+            name = type(self).__name__
+            return _autograd._profiler.region(f"Optimizer.step#{name}.step", step, self, *args, **kwargs)
         return step(self, *args, **kwargs)
     step_and_mark._marks_opt_called = True
     return step_and_mark
