@@ -200,7 +200,6 @@ PE_EW_OP(SigmoidGrad, (b * a) * (T(1) - a), Base<T, 2>)
 PE_EW_OP(PowScalarGradGeneral, (b * p) * std::pow(a, p - T(1)), Base<T, 2, 16>)
 PE_EW_OP(SquareGrad, (b * T(2)) * a, Base<T, 2>)
 PE_EW_OP(CubeGrad, (b * T(3)) * (a * a), Base<T, 2>)
-PE_EW_OP(SqrtPowGrad, (b * T(0.5)) / std::sqrt(a), Base<T, 2>)  // p = 0.5: x^-0.5 = 1 / sqrt(x)
 PE_EW_OP(ReciprocalGrad, (b * T(-1)) / (a * a), Base<T, 2>)      // p = -1:  x^-2
 PE_EW_OP(DivGradB, ((-a) * b) / (c * c), Base<T, 3>)
 PE_EW_OP(PowGradA, (a * c) * std::pow(b, c - T(1)), Base<T, 3, 16>)
@@ -407,10 +406,9 @@ void run(Op op, const Layout& L, void* out, const void* const in[3], double p) {
       if (p == 1) return launch<Identity, T>(L, out, in, p);
       if (p == 0) return launch<One, T>(L, out, in, p);
       return launch<PowGeneral, T>(L, out, in, p);
-    case Op::pow_scalar_grad:  // g p x^(p-1)
+    case Op::pow_scalar_grad:  // g p x^(p-1) (not p = 0.5 by 1 / sqrt: pow(-inf, -0.5) = 0, pow(-0, -0.5) = +inf)
       if (p == 2) return launch<SquareGrad, T>(L, out, in, p);
       if (p == 3) return launch<CubeGrad, T>(L, out, in, p);
-      if (p == 0.5) return launch<SqrtPowGrad, T>(L, out, in, p);
       if (p == -1) return launch<ReciprocalGrad, T>(L, out, in, p);
       return launch<PowScalarGradGeneral, T>(L, out, in, p);
     default:
