@@ -85,6 +85,7 @@ class Mul(Function):
     """y = a * b;  da = g b, db = g a."""
 
     saves = (0, 1)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -99,6 +100,7 @@ class Div(Function):
     """y = a / b;  da = g / b, db = -g a / b^2."""
 
     saves = (0, 1)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -114,6 +116,7 @@ class Pow(Function):
     """y = a ** b;  da = g b a^(b-1), db = g y log(a)."""
 
     saves = (0, 1, "out")
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         if _shape(a) != _shape(b):
@@ -133,6 +136,7 @@ class Maximum(Function):
     """y = max(a, b); the gradient goes to the larger input, split evenly on ties (as PyTorch)."""
 
     saves = (0, 1)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         _check_broadcast("maximum", a, b)
@@ -149,6 +153,7 @@ class Minimum(Function):
     """y = min(a, b); the gradient goes to the smaller input, split evenly on ties."""
 
     saves = (0, 1)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         _check_broadcast("minimum", a, b)
@@ -165,6 +170,7 @@ class Where(Function):
     """y = cond ? a : b;  da = g where cond, db = g where not cond."""
 
     saves = ()
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, cond, a, b):
         self.cond = cond
@@ -184,6 +190,7 @@ class Neg(Function):
     """y = -x."""
 
     saves = ()
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         return self.backend.neg(x)
@@ -196,6 +203,7 @@ class Exp(Function):
     """y = e^x;  dx = g y."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.y = self.backend.exp(x)
@@ -209,6 +217,7 @@ class Log(Function):
     """y = log x;  dx = g / x."""
 
     saves = (0,)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.x = x
@@ -222,6 +231,7 @@ class Sqrt(Function):
     """y = sqrt x;  dx = g / (2 y)."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.y = self.backend.sqrt(x)
@@ -235,6 +245,7 @@ class Rsqrt(Function):
     """y = 1 / sqrt x;  dx = -g y^3 / 2."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.y = self.backend.rsqrt(x)
@@ -248,6 +259,7 @@ class Abs(Function):
     """y = |x|;  dx = g sign(x) (0 at 0, as PyTorch)."""
 
     saves = (0,)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.x = x
@@ -287,6 +299,7 @@ class Tanh(Function):
     """y = tanh x;  dx = g (1 - y^2)."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.y = self.backend.tanh(x)
@@ -300,6 +313,7 @@ class Sigmoid(Function):
     """y = 1 / (1 + e^-x);  dx = g y (1 - y)."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.y = self.backend.sigmoid(x)
@@ -313,6 +327,7 @@ class Silu(Function):
     """y = x sigmoid(x);  dx = g s (1 + x (1 - s))."""
 
     saves = (0,)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.x = x
