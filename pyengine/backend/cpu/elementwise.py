@@ -43,32 +43,30 @@ def _binary(op, fallback, bool_out=False):
     """a <op> b for arrays and numbers; the hot path of every arithmetic operator."""
     code = OPS[op]
 
+    # Sizes are tested first: a small call (the per-op overhead) leaves after two type and one size test.
+    # The output has at most a.size * b.size elements, so a smaller product is NumPy's.
     def kernel(a, b):
         if type(a) is _ND:
-            dt = a.dtype
-            if dt in _FLOATS:
-                tb = type(b)
-                if tb is _ND:
-                    if b.dtype == dt:
+            tb = type(b)
+            if tb is _ND:
+                if a.size * b.size >= SMALL:
+                    dt = a.dtype
+                    if b.dtype == dt and dt in _FLOATS:
                         sa, sb = a.shape, b.shape
-                        if sa == sb:
-                            if a.size >= SMALL and len(sa) <= _MAX_DIMS:
-                                out = _empty(sa, _BOOL if bool_out else dt)
-                                _ew(code, out, a, b)
-                                return out
-                        else:
-                            shape = _bshape(sa, sb)  # a ValueError names no op: the op catches it
-                            if _prod(shape) >= SMALL and len(shape) <= _MAX_DIMS:
-                                out = _empty(shape, _BOOL if bool_out else dt)
-                                _ew(code, out, a, b)
-                                return out
-                elif (tb is float or tb is int) and a.size >= SMALL and a.ndim <= _MAX_DIMS:
+                        shape = sa if sa == sb else _bshape(sa, sb)  # a ValueError names no op: the op does
+                        if len(shape) <= _MAX_DIMS and (shape is sa and a.size or _prod(shape)) >= SMALL:
+                            out = _empty(shape, _BOOL if bool_out else dt)
+                            _ew(code, out, a, b)
+                            return out
+            elif (tb is float or tb is int) and a.size >= SMALL:
+                dt = a.dtype
+                if dt in _FLOATS and a.ndim <= _MAX_DIMS:
                     out = _empty(a.shape, _BOOL if bool_out else dt)
                     _ew(code, out, a, None, None, float(b))
                     return out
-        elif type(b) is _ND and (type(a) is float or type(a) is int):
+        elif type(b) is _ND and (type(a) is float or type(a) is int) and b.size >= SMALL:
             dt = b.dtype
-            if dt in _FLOATS and b.size >= SMALL and b.ndim <= _MAX_DIMS:
+            if dt in _FLOATS and b.ndim <= _MAX_DIMS:
                 out = _empty(b.shape, _BOOL if bool_out else dt)
                 _ew(code, out, None, b, None, float(a))
                 return out
@@ -96,8 +94,8 @@ _POW_SCALAR = OPS["pow_scalar"]
 
 def pow(a, b):  # noqa: A001
     """a ** b; a number b is NumPy's scalar power (2, 3, 0.5, -1, 1, 0 as plain arithmetic)."""
-    if type(a) is _ND and (type(b) is float or type(b) is int) and a.dtype in _FLOATS \
-            and a.size >= SMALL and a.ndim <= _MAX_DIMS:
+    if type(a) is _ND and (type(b) is float or type(b) is int) and a.size >= SMALL \
+            and a.dtype in _FLOATS and a.ndim <= _MAX_DIMS:
         out = _empty(a.shape, a.dtype)
         _ew(_POW_SCALAR, out, a, None, None, float(b))
         return out
@@ -108,7 +106,7 @@ def _unary(op, fallback):
     code = OPS[op]
 
     def kernel(x):
-        if type(x) is _ND and x.dtype in _FLOATS and x.size >= SMALL and x.ndim <= _MAX_DIMS:
+        if type(x) is _ND and x.size >= SMALL and x.dtype in _FLOATS and x.ndim <= _MAX_DIMS:
             out = _empty(x.shape, x.dtype)
             _ew(code, out, x)
             return out
@@ -131,6 +129,12 @@ sigmoid = _unary("sigmoid", _ref.sigmoid)
 def _call(code, fallback, args, cond=False, p=None):
     """The kernel on ``args`` (arrays of one float dtype, at most one number; with ``cond`` the first is a
     bool array) when it can run it, else ``fallback(*args)``. ``p``: the op's own parameter."""
+    bound = 1  # the output has at most the product of the inputs' sizes: smaller is NumPy's, decided first
+    for x in args:
+        if type(x) is _ND:
+            bound *= x.size
+    if bound < SMALL:
+        return fallback(*args)
     dt = None
     shapes = []
     number = None
