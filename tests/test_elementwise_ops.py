@@ -103,6 +103,8 @@ UNARY = {
     "rsqrt": (lambda m, x: m.rsqrt(x), True), "abs": (lambda m, x: m.abs(x), False),
     "tanh": (lambda m, x: m.tanh(x), False), "sigmoid": (lambda m, x: m.sigmoid(x), False),
     "silu": (lambda m, x: m.nn.functional.silu(x), False),
+    "clamp": (lambda m, x: m.clamp(x, -0.5, 0.7), False),
+    "maximum_number": (lambda m, x: m.clamp(x, min=0.25) * 2.0, False),
     "gelu_tanh_by_ops": (lambda m, x: 0.5 * x * (1.0 + m.tanh(0.7978845608 * (x + 0.044715 * m.pow(x, 3.0)))),
                          False),
 }

@@ -3,7 +3,9 @@
 Each op is a Function: forward and backward side by side, the derivative in the docstring. A
 backward returns gradients in the broadcast shape of the output; the engine sums each back to its
 input's shape (autograd.sum_to_shape). Array math goes through ``self.xp`` (the backend's array
-module), kernels through ``self.backend``.
+module), kernels through ``self.backend``: the arithmetic, comparisons, where and the common unary
+ops, forward and backward, are the elementwise kernel family (backend/reference/elementwise.py says
+what each computes; on the CPU one compiled pass each for large float inputs, NumPy for the rest).
 """
 import numpy as np
 
@@ -371,13 +373,13 @@ class Clamp(Function):
     saves = (0,)
 
     def forward(self, x, lo, hi):
-        xp = self.xp
+        be = self.backend
         self.x, self.lo, self.hi = x, lo, hi
         y = x
         if lo is not None:
-            y = xp.maximum(y, lo)
+            y = be.maximum(y, lo)
         if hi is not None:
-            y = xp.minimum(y, hi)
+            y = be.minimum(y, hi)
         return y.astype(x.dtype, copy=False)
 
     def backward(self, g):
