@@ -141,3 +141,13 @@ def test_special_values_match_pytorch():
         want = getattr(torch, name)(tx).numpy()
         assert_close(got, want, atol=1e-38, msg=name + ": ")
     assert_close(pe.maximum(px, pe.tensor(np.float32(0.5))).numpy(), torch.maximum(tx, torch.tensor(0.5)).numpy())
+
+
+def test_fresh_gradients_of_one_tensor_used_twice_add_up():
+    # Mul's two gradients are fresh arrays the engine may add into in place; of 0-d inputs NumPy gives
+    # immutable scalars, which must be summed, not added into
+    for shape in [(), (3,), (N, C)]:
+        x = pe.tensor(np.full(shape, 2.0, np.float32), requires_grad=True)
+        a = x * 3
+        (a * a).sum().backward()
+        assert_close(x.grad.numpy(), np.full(shape, 36.0, np.float32))
