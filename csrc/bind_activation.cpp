@@ -12,15 +12,6 @@
 namespace pe {
 namespace {
 
-void check_same_shape(const py::array& a, const py::array& b, const char* op, const char* na,
-                      const char* nb) {
-  bool ok = a.ndim() == b.ndim();
-  for (py::ssize_t i = 0; ok && i < a.ndim(); ++i) ok = a.shape(i) == b.shape(i);
-  if (!ok)
-    throw py::value_error(std::string(op) + ": " + na + " " + shape_str(a) + " and " + nb + " " +
-                          shape_str(b) + " must have the same shape");
-}
-
 // Elementwise ops (ReLU, GELU): any shape, seen as flat; out has x's shape.
 // `run(x, dy_or_null, out, n)` is called with typed pointers, GIL released.
 template <class Run>
@@ -48,31 +39,33 @@ void elementwise(const char* op, const py::array& x, const py::array* dy, py::ar
   }
 }
 
-// Row-wise ops (softmax): a, b (optional), out all (N, C).
+// Row-wise ops (softmax): a, b (optional), out all (N, C), or (N, C, I) for the op along C.
 template <class Run>
 void rows(const char* op, const char* na, const py::array& a, const char* nb, const py::array* b,
           py::array& out, Run run) {
   const char kind = float_kind(a, op, na);
-  check_ndim(a, 2, op, na);
+  if (a.ndim() != 2 && a.ndim() != 3)
+    throw py::value_error(std::string(op) + ": " + na + " must be 2-D (N, C) or 3-D (N, C, I), got shape " +
+                          shape_str(a));
   if (b) {
     check_same_dtype(a, *b, op, na, nb);
     check_same_shape(a, *b, op, na, nb);
   }
   check_same_dtype(a, out, op, na, "out");
   check_same_shape(a, out, op, na, "out");
-  const index_t N = a.shape(0), C = a.shape(1);
+  const index_t N = a.shape(0), C = a.shape(1), I = a.ndim() == 3 ? a.shape(2) : 1;
   if (kind == 'f') {
     const float* pa = in_ptr<float>(a, op, na);
     const float* pb = b ? in_ptr<float>(*b, op, nb) : nullptr;
     float* po = out_ptr<float>(out, op, "out");
     py::gil_scoped_release nogil;
-    run(pa, pb, po, N, C);
+    run(pa, pb, po, N, C, I);
   } else {
     const double* pa = in_ptr<double>(a, op, na);
     const double* pb = b ? in_ptr<double>(*b, op, nb) : nullptr;
     double* po = out_ptr<double>(out, op, "out");
     py::gil_scoped_release nogil;
-    run(pa, pb, po, N, C);
+    run(pa, pb, po, N, C, I);
   }
 }
 
@@ -105,18 +98,20 @@ void register_activation(py::module_& m) {
     }, py::arg("x"), py::arg("dy"), py::arg("dx"), py::arg("tanh"), "dx[...] = dy * GELU'(x).");
 
   m.def("softmax_forward", [](const py::array& x, py::array y, bool log) {
-      rows("softmax_forward", "x", x, "", nullptr, y, [log](auto px, auto, auto py_, index_t N, index_t C) {
-        cpu::softmax_forward(px, py_, N, C, log);
-      });
+      rows("softmax_forward", "x", x, "", nullptr, y,
+           [log](auto px, auto, auto py_, index_t N, index_t C, index_t I) {
+             cpu::softmax_forward(px, py_, N, C, I, log);
+           });
     }, py::arg("x"), py::arg("y"), py::arg("log"),
-    "y[...] = softmax (or log-softmax with log=True) of each row of x. x, y: (N, C).");
+    "y[...] = softmax (or log-softmax with log=True) of x along C. x, y: (N, C) (each row) or (N, C, I).");
 
   m.def("softmax_backward", [](const py::array& y, const py::array& dy, py::array dx, bool log) {
-      rows("softmax_backward", "y", y, "dy", &dy, dx, [log](auto py_, auto pd, auto po, index_t N, index_t C) {
-        cpu::softmax_backward(py_, pd, po, N, C, log);
-      });
+      rows("softmax_backward", "y", y, "dy", &dy, dx,
+           [log](auto py_, auto pd, auto po, index_t N, index_t C, index_t I) {
+             cpu::softmax_backward(py_, pd, po, N, C, I, log);
+           });
     }, py::arg("y"), py::arg("dy"), py::arg("dx"), py::arg("log"),
-    "dx[...] = gradient of softmax_forward given its output y. y, dy, dx: (N, C).");
+    "dx[...] = gradient of softmax_forward given its output y. y, dy, dx: (N, C) or (N, C, I).");
 }
 
 }  // namespace pe

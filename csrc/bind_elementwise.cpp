@@ -21,10 +21,10 @@ namespace {
 
 namespace ew = cpu::ew;
 
-std::string op_name(int op) { return "elementwise(op=" + std::to_string(op) + ")"; }
+std::string ew_op_name(int op) { return "elementwise(op=" + std::to_string(op) + ")"; }
 
 // Element strides of `a` seen in out's shape (R dims): broadcast axes get stride 0.
-void broadcast_strides(const py::array& a, const py::array& out, index_t* st, const std::string& name,
+void ew_broadcast_strides(const py::array& a, const py::array& out, index_t* st, const std::string& name,
                        const char* which) {
   const int R = static_cast<int>(out.ndim()), r = static_cast<int>(a.ndim());
   const py::ssize_t item = a.itemsize();
@@ -54,11 +54,11 @@ void broadcast_strides(const py::array& a, const py::array& out, index_t* st, co
   }
 }
 
-void elementwise(int op_code, py::array out, py::object a, py::object b, py::object c, double p) {
+void ew_call(int op_code, py::array out, py::object a, py::object b, py::object c, double p) {
   if (op_code < 0 || op_code >= static_cast<int>(ew::Op::count_))
     throw py::value_error("elementwise: unknown op code " + std::to_string(op_code));
   const ew::Op op = static_cast<ew::Op>(op_code);
-  const std::string name = op_name(op_code);
+  const std::string name = ew_op_name(op_code);
   const int arity = ew::arity(op);
   const bool param_op = op == ew::Op::pow_scalar || op == ew::Op::pow_scalar_grad;
 
@@ -109,7 +109,7 @@ void elementwise(int op_code, py::array out, py::object a, py::object b, py::obj
     st[0][d] = out.shape(d) == 1 ? 0 : static_cast<index_t>(s / out.itemsize());
   }
   for (int k = 0; k < arity; ++k)
-    if (is_arr[k]) broadcast_strides(held[k], out, st[k + 1], name, names[k]);
+    if (is_arr[k]) ew_broadcast_strides(held[k], out, st[k + 1], name, names[k]);
 
   // Merge axes: drop length-1 axes, fold axis d into d+1 when every operand steps over d as one
   // stride of d+1's whole extent. A contiguous same-shape call ends as one row.
@@ -156,7 +156,7 @@ void elementwise(int op_code, py::array out, py::object a, py::object b, py::obj
 }  // namespace
 
 void register_elementwise(py::module_& m) {
-  m.def("elementwise", &elementwise, py::arg("op"), py::arg("out"), py::arg("a"), py::arg("b") = py::none(),
+  m.def("elementwise", &ew_call, py::arg("op"), py::arg("out"), py::arg("a"), py::arg("b") = py::none(),
         py::arg("c") = py::none(), py::arg("p") = 0.0,
         "out[...] = op(a, b, c; p), inputs broadcast to out's shape (a None input is the number p). "
         "Op codes: pyengine/backend/cpu/elementwise.py.");

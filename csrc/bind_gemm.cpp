@@ -4,6 +4,9 @@
 //       alpha * op(a) @ op(b) + beta * out, op(x) = x or x^T (its last two axes swapped).
 //       a: (M, K) or (Ba, M, K)   b: (K, N) or (Bb, K, N)   ->   (M, N), or (B, M, N) if a or b is 3-D.
 //       Batches are equal, or 1 (a 2-D operand or a batch of 1 is broadcast over the other's batch).
+//       Or two batch dims: a (B1a, B2a, M, K), b (B1b, B2b, K, N) -> (B1, B2, M, N), each batch dim
+//       equal or 1 (a 2-D operand broadcasts too; a 3-D one does not mix with a 4-D one). Each batch
+//       dim keeps its own stride: heads (B, H) viewed from a (B, T, H, D) array are read in place.
 //   _C.linear(x, weight, bias=None, out=None) -> out, or a new array
 //       x @ weight^T + bias, the bias added in the GEMM epilogue. x: (N, IN), weight: (OUT, IN), bias: (OUT,).
 //
@@ -25,11 +28,12 @@ namespace pe {
 namespace {
 
 // One matrix operand as the kernel sees it: stored row-major (rows, cols) with leading dimension `ld`,
-// batch stride `bstride` (elements), and whether the stored matrix is the transpose of the array's
-// last two axes.
+// batch dims (b0, b1) with strides (s0, s1) (elements; b1 = 1 unless 4-D, b0 = b1 = 1 for 2-D), and
+// whether the stored matrix is the transpose of the array's last two axes.
 struct Operand {
   char* ptr = nullptr;
-  index_t batch = 1, rows = 0, cols = 0, ld = 1, bstride = 0;
+  index_t batch = 1, rows = 0, cols = 0, ld = 1;
+  index_t b0 = 1, b1 = 1, s0 = 0, s1 = 0;
   bool transposed = false;
 };
 
@@ -43,8 +47,10 @@ bool parse(const py::array& x, Operand& o) {
   auto positive_multiple = [&](py::ssize_t s) { return s > 0 && s % isz == 0; };
 
   o.ptr = static_cast<char*>(const_cast<void*>(x.data()));
-  o.batch = x.ndim() == 3 ? x.shape(0) : 1;
-  o.bstride = 0;
+  o.b0 = x.ndim() >= 3 ? x.shape(0) : 1;
+  o.b1 = x.ndim() == 4 ? x.shape(1) : 1;
+  o.batch = o.b0 * o.b1;
+  o.s0 = o.s1 = 0;
   if (x.size() == 0) {  // empty: no element is addressed, any strides do
     o.transposed = false;
     o.rows = rows;
@@ -65,10 +71,12 @@ bool parse(const py::array& x, Operand& o) {
   } else {
     return false;
   }
-  if (o.batch > 1) {
-    const py::ssize_t sb = x.strides(0);
-    if (sb < 0 || sb % isz != 0) return false;  // a batch stride of 0 (broadcast) is fine
-    o.bstride = sb / isz;
+  // batch strides of 0 (broadcast) are fine; a batch dim of 1 is never stepped along
+  for (int d = 0; d < static_cast<int>(x.ndim()) - 2; ++d) {
+    if (x.shape(d) <= 1) continue;
+    const py::ssize_t sb = x.strides(d);
+    if (sb < 0 || sb % isz != 0) return false;
+    (d == 0 ? o.s0 : o.s1) = sb / isz;
   }
   return true;
 }
@@ -76,8 +84,8 @@ bool parse(const py::array& x, Operand& o) {
 // The operand of `x`, copied to C order first if the kernel cannot read it in place. `x` is replaced
 // by the copy, which the caller keeps alive while the kernel runs.
 Operand operand(py::array& x, const char* op, const char* name) {
-  if (x.ndim() != 2 && x.ndim() != 3)
-    throw py::value_error(std::string(op) + ": " + name + " must be 2-D or 3-D, got shape " + shape_str(x) +
+  if (x.ndim() < 2 || x.ndim() > 4)
+    throw py::value_error(std::string(op) + ": " + name + " must be 2-D, 3-D or 4-D, got shape " + shape_str(x) +
                           " (the matmul op reduces other ranks to these)");
   Operand o;
   if (!parse(x, o)) {
@@ -87,10 +95,19 @@ Operand operand(py::array& x, const char* op, const char* name) {
   return o;
 }
 
-// The output rows and batches must not overlap: they are written in parallel.
+// The output's elements must not overlap: rows and batches are written in parallel. Sufficient (and
+// what any array that is not a strided alias of itself satisfies): with its dims of more than one
+// element sorted by stride, each stride steps past everything the smaller ones span.
 bool out_layout_ok(const Operand& C) {
-  if (C.rows > 1 && C.ld < C.cols) return false;
-  if (C.batch > 1 && C.rows > 0 && C.cols > 0 && C.bstride < (C.rows - 1) * C.ld + C.cols) return false;
+  if (C.rows == 0 || C.cols == 0 || C.batch == 0) return true;
+  std::pair<index_t, index_t> dims[4] = {{1, C.cols}, {C.ld, C.rows}, {C.s1, C.b1}, {C.s0, C.b0}};
+  std::sort(dims, dims + 4);
+  index_t span = 0;  // elements spanned by the smaller dims, minus one
+  for (const auto& [stride, count] : dims) {
+    if (count <= 1) continue;
+    if (stride <= span) return false;
+    span += (count - 1) * stride;
+  }
   return true;
 }
 
@@ -122,7 +139,7 @@ struct Sizes {
 };
 
 Sizes match(const char* op, const py::array& a, const py::array& b, const Operand& A, const Operand& B, bool ta,
-            bool tb, bool trans_a, bool trans_b) {
+            bool tb, bool trans_a, bool trans_b, index_t& b0, index_t& b1) {
   Sizes s;
   s.M = ta ? A.cols : A.rows;
   s.K = ta ? A.rows : A.cols;
@@ -137,36 +154,61 @@ Sizes match(const char* op, const py::array& a, const py::array& b, const Operan
                           (op[0] == 'l' ? "" : std::string(" (trans_b=") + (trans_b ? "True" : "False") + ")") +
                           " give K = " + std::to_string(s.K) + " and " + std::to_string(K2));
   // a batch of 1 broadcasts; a batch of 0 stays 0 (an empty result), never 1
-  if (A.batch != B.batch && A.batch != 1 && B.batch != 1)
-    throw py::value_error(std::string(op) + ": batch sizes do not match: " + na + " " + shape_str(a) + ", " + nb +
-                          " " + shape_str(b));
-  s.batch = A.batch == 1 ? B.batch : A.batch;
+  const bool four = a.ndim() == 4 || b.ndim() == 4;
+  if (four && (a.ndim() == 3 || b.ndim() == 3))
+    throw py::value_error(std::string(op) + ": a 3-D and a 4-D operand: " + na + " " + shape_str(a) + ", " + nb +
+                          " " + shape_str(b) + " (pass both with the same batch dims)");
+  auto bcast = [&](index_t x, index_t y) {
+    if (x != y && x != 1 && y != 1)
+      throw py::value_error(std::string(op) + ": batch sizes do not match: " + na + " " + shape_str(a) + ", " + nb +
+                            " " + shape_str(b));
+    return x == 1 ? y : x;
+  };
+  if (four) {
+    b0 = bcast(A.b0, B.b0);
+    b1 = bcast(A.b1, B.b1);
+  } else {
+    b0 = bcast(A.batch, B.batch);
+    b1 = 1;
+  }
+  s.batch = b0 * b1;
   return s;
 }
 
 // Fills GemmArgs and runs the kernel without the GIL. Inputs with a batch of 1 are broadcast
 // (batch stride 0) over C's batch.
+// Two batch levels (b1 > 1 with a 4-D operand) become GemmArgs::inner; a batch dim of 1 broadcasts by
+// stride 0.
 template <class T>
-void launch(const Operand& A, const Operand& B, const Operand& C, bool ta, bool tb, const Sizes& s, double alpha,
-            double beta, const T* bias) {
+void launch(const Operand& A, const Operand& B, const Operand& C, bool ta, bool tb, const Sizes& s, index_t b1,
+            double alpha, double beta, const T* bias) {
   GemmArgs<T> g;
   g.batch = s.batch;
   g.alpha = static_cast<T>(alpha);
   g.beta = static_cast<T>(beta);
   g.c = reinterpret_cast<T*>(C.ptr);
   g.ldc = C.ld;
-  g.stride_c = C.bstride;
   g.bias = bias;
-  const index_t sa = A.batch == 1 ? 0 : A.bstride, sb = B.batch == 1 ? 0 : B.bstride;
+  const bool two = b1 > 1;
+  index_t sa, sb, isa = 0, isb = 0;
+  if (two) {
+    g.inner = b1;
+    sa = A.b0 == 1 ? 0 : A.s0, isa = A.b1 == 1 ? 0 : A.s1;
+    sb = B.b0 == 1 ? 0 : B.s0, isb = B.b1 == 1 ? 0 : B.s1;
+    g.stride_c = C.s0, g.istride_c = C.s1;
+  } else {  // one level: a 4-D operand's batch is (b0, 1) here
+    sa = A.batch == 1 ? 0 : A.s0, sb = B.batch == 1 ? 0 : B.s0;
+    g.stride_c = C.s0;
+  }
   if (!C.transposed) {
     g.M = s.M, g.N = s.N, g.K = s.K;
-    g.a = reinterpret_cast<const T*>(A.ptr), g.lda = A.ld, g.stride_a = sa, g.trans_a = ta;
-    g.b = reinterpret_cast<const T*>(B.ptr), g.ldb = B.ld, g.stride_b = sb, g.trans_b = tb;
+    g.a = reinterpret_cast<const T*>(A.ptr), g.lda = A.ld, g.stride_a = sa, g.istride_a = isa, g.trans_a = ta;
+    g.b = reinterpret_cast<const T*>(B.ptr), g.ldb = B.ld, g.stride_b = sb, g.istride_b = isb, g.trans_b = tb;
   } else {
     // C is stored transposed: compute C^T = op(B)^T @ op(A)^T instead.
     g.M = s.N, g.N = s.M, g.K = s.K;
-    g.a = reinterpret_cast<const T*>(B.ptr), g.lda = B.ld, g.stride_a = sb, g.trans_a = !tb;
-    g.b = reinterpret_cast<const T*>(A.ptr), g.ldb = A.ld, g.stride_b = sa, g.trans_b = !ta;
+    g.a = reinterpret_cast<const T*>(B.ptr), g.lda = B.ld, g.stride_a = sb, g.istride_a = isb, g.trans_a = !tb;
+    g.b = reinterpret_cast<const T*>(A.ptr), g.ldb = A.ld, g.stride_b = sa, g.istride_b = isa, g.trans_b = !ta;
   }
   if (g.batch <= 0 || g.M <= 0 || g.N <= 0) return;
   py::gil_scoped_release release;
@@ -191,10 +233,12 @@ py::array run(const char* op, py::array a, py::array b, bool trans_a, bool trans
   check_same_dtype(a, b, op, op[0] == 'l' ? "x" : "a", op[0] == 'l' ? "weight" : "b");
   const Operand A = operand(a, op, op[0] == 'l' ? "x" : "a"), B = operand(b, op, op[0] == 'l' ? "weight" : "b");
   const bool ta = trans_a != A.transposed, tb = trans_b != B.transposed;
-  const Sizes s = match(op, a, b, A, B, ta, tb, trans_a, trans_b);
-  const bool batched = a.ndim() == 3 || b.ndim() == 3;
-  std::vector<py::ssize_t> shape = batched ? std::vector<py::ssize_t>{s.batch, s.M, s.N}
-                                           : std::vector<py::ssize_t>{s.M, s.N};
+  index_t b0 = 1, b1 = 1;
+  const Sizes s = match(op, a, b, A, B, ta, tb, trans_a, trans_b, b0, b1);
+  const int ndim = static_cast<int>(std::max(a.ndim(), b.ndim()));
+  std::vector<py::ssize_t> shape = ndim == 4   ? std::vector<py::ssize_t>{b0, b1, s.M, s.N}
+                                   : ndim == 3 ? std::vector<py::ssize_t>{s.batch, s.M, s.N}
+                                               : std::vector<py::ssize_t>{s.M, s.N};
   const py::object bias_arr = bias_array(op, a, bias, s.N);
   const void* bp = bias_arr.is_none() ? nullptr : py::reinterpret_borrow<py::array>(bias_arr).data();
 
@@ -222,8 +266,8 @@ py::array run(const char* op, py::array a, py::array b, bool trans_a, bool trans
   }
   Operand C;
   parse(c, C);
-  if (kind == 'f') launch<float>(A, B, C, ta, tb, s, alpha, beta, static_cast<const float*>(bp));
-  else launch<double>(A, B, C, ta, tb, s, alpha, beta, static_cast<const double*>(bp));
+  if (kind == 'f') launch<float>(A, B, C, ta, tb, s, b1, alpha, beta, static_cast<const float*>(bp));
+  else launch<double>(A, B, C, ta, tb, s, b1, alpha, beta, static_cast<const double*>(bp));
   if (!c.is(result)) result[py::ellipsis()] = c;
   return result;
 }
@@ -254,8 +298,9 @@ void register_gemm(py::module_& m) {
            const py::object& out) { return run("matmul", a, b, trans_a, trans_b, alpha, beta, out, py::none()); },
         py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("out") = py::none(),
-        "alpha * op(a) @ op(b) + beta * out, into out or a new array. a: (M, K) or (B, M, K), b: (K, N) or "
-        "(B, K, N) (a batch of 1 broadcasts), float32/float64, any layout. beta == 0 never reads out.");
+        "alpha * op(a) @ op(b) + beta * out, into out or a new array. a: (M, K), (B, M, K) or (B1, B2, M, K), "
+        "b: (K, N), (B, K, N) or (B1, B2, K, N) (a batch dim of 1 broadcasts), float32/float64, any layout. "
+        "beta == 0 never reads out.");
   m.def("linear",
         [](const py::array& x, const py::array& weight, const py::object& bias, const py::object& out) {
           if (x.ndim() != 2 || weight.ndim() != 2)

@@ -17,14 +17,6 @@ constexpr const char* kMSE = "mse_loss";
 constexpr const char* kBCE = "binary_cross_entropy";
 constexpr const char* kBCEL = "binary_cross_entropy_with_logits";
 
-void check_same_shape(const py::array& a, const py::array& b, const char* op, const char* na, const char* nb) {
-  bool ok = a.ndim() == b.ndim();
-  for (py::ssize_t i = 0; ok && i < a.ndim(); ++i) ok = a.shape(i) == b.shape(i);
-  if (!ok)
-    throw py::value_error(std::string(op) + ": " + na + " " + shape_str(a) + " and " + nb + " " + shape_str(b) +
-                          " must have the same shape");
-}
-
 // dloss of an elementwise loss: the input's shape, or a single value (broadcast). Returns its stride.
 index_t dloss_stride(const py::array& dloss, const py::array& input, const char* op) {
   if (dloss.size() == 1) return 0;

@@ -1,7 +1,10 @@
 // Bindings of the reduce kernel family (csrc/cpu/reduce.cpp).
 //
 //   sum_rows(x, out): out[j] = sum_n x[n, j]
+//   sum_dim(x, out, scale): out[n, i] = scale * sum_r x[n, r, i]  (x: (N, R, I) C-contiguous, out: (N, I))
 //   add_into(dst, src): dst += src (gradient accumulation)
+//   copy_into(dst, src): dst[...] = src, both of any layout with non-negative strides, the same shape and
+//       dtype (any of 1, 2, 4 or 8 bytes), not overlapping (the wrapper copies other cases with NumPy)
 //
 // x: (N, C) float32/float64 with a contiguous last axis and a row stride of at
 // least one row (a row slice of a wider array is read in place); out: (C,), x's dtype,
@@ -26,9 +29,79 @@ void run_sum_rows(const py::array& x, py::array& out) {
   cpu::sum_rows<T>(px, N, C, ldx, po);
 }
 
+// dst = src: dims of one element dropped, dims that step as one in both arrays merged, then the kernel.
+template <class T>
+void run_copy(py::array& dst, const py::array& src) {
+  const py::ssize_t isz = src.itemsize();
+  index_t shape[cpu::kCopyMaxDims], ds[cpu::kCopyMaxDims], ss[cpu::kCopyMaxDims];
+  int nd = 0;
+  for (py::ssize_t d = 0; d < src.ndim(); ++d) {
+    const index_t n = src.shape(d);
+    if (n == 1) continue;
+    const index_t a = dst.strides(d) / isz, b = src.strides(d) / isz;
+    if (nd > 0 && ds[nd - 1] == a * n && ss[nd - 1] == b * n) {  // the previous dim steps over this one
+      shape[nd - 1] *= n;
+      ds[nd - 1] = a, ss[nd - 1] = b;
+      continue;
+    }
+    shape[nd] = n, ds[nd] = a, ss[nd] = b;
+    ++nd;
+  }
+  T* pd = static_cast<T*>(dst.mutable_data());
+  const T* ps = static_cast<const T*>(src.data());
+  py::gil_scoped_release release;
+  cpu::copy_into<T>(pd, ps, nd, shape, ds, ss);
+}
+
 }  // namespace
 
 void register_reduce(py::module_& m) {
+  m.def(
+      "copy_into",
+      [](py::array dst, py::array src) {
+        constexpr const char* op = "copy_into";
+        if (!dtype_eq(dst.dtype(), src.dtype()))
+          throw py::type_error(std::string(op) + ": dst (" + dtype_str(dst) + ") and src (" + dtype_str(src) +
+                               ") must have the same dtype");
+        if (dst.ndim() != src.ndim() || dst.ndim() > cpu::kCopyMaxDims)
+          throw py::value_error(std::string(op) + ": dst " + shape_str(dst) + " and src " + shape_str(src) +
+                                " must have the same shape (at most 32 dims)");
+        for (py::ssize_t d = 0; d < dst.ndim(); ++d)
+          if (dst.shape(d) != src.shape(d))
+            throw py::value_error(std::string(op) + ": dst " + shape_str(dst) + " and src " + shape_str(src) +
+                                  " must have the same shape");
+        check_writeable(dst, op, "dst");
+        if (src.dtype().kind() == 'O')
+          throw py::type_error(std::string(op) + ": object arrays are not supported (references are counted)");
+        const py::ssize_t isz = src.itemsize();
+        if (isz != 1 && isz != 2 && isz != 4 && isz != 8)
+          throw py::type_error(std::string(op) + ": items of " + std::to_string(isz) + " bytes are not supported");
+        if (src.size() == 0) return;
+        for (const py::array* a : {&dst, &src})
+          for (py::ssize_t d = 0; d < a->ndim(); ++d)
+            if (a->shape(d) > 1 && (a->strides(d) < 0 || a->strides(d) % isz != 0))
+              throw py::value_error(std::string(op) + ": strides must be non-negative multiples of the item size, "
+                                    "got " + strides_str(*a));
+        // byte ranges spanned: dst must not overlap src (rows are copied in any order)
+        auto span = [&](const py::array& a, const char*& lo, const char*& hi) {
+          lo = static_cast<const char*>(a.data());
+          hi = lo + isz;
+          for (py::ssize_t d = 0; d < a.ndim(); ++d) hi += (a.shape(d) - 1) * a.strides(d);
+        };
+        const char *dl, *dh, *sl, *sh;
+        span(dst, dl, dh);
+        span(src, sl, sh);
+        if (dl < sh && sl < dh)
+          throw py::value_error(std::string(op) + ": dst and src overlap");
+        switch (isz) {
+          case 1: run_copy<uint8_t>(dst, src); break;
+          case 2: run_copy<uint16_t>(dst, src); break;
+          case 4: run_copy<uint32_t>(dst, src); break;
+          default: run_copy<uint64_t>(dst, src); break;
+        }
+      },
+      py::arg("dst"), py::arg("src"),
+      "dst[...] = src: the same shape and dtype, any non-negative strides, not overlapping.");
   m.def(
       "sum_rows",
       [](py::array x, py::array out) {
@@ -46,6 +119,32 @@ void register_reduce(py::module_& m) {
         else run_sum_rows<double>(x, out);
       },
       py::arg("x"), py::arg("out"), "out[j] = sum over rows n of x[n, j] (x: (N, C), out: (C,)).");
+  m.def(
+      "sum_dim",
+      [](py::array x, py::array out, double scale) {
+        constexpr const char* op = "sum_dim";
+        const char kind = float_kind(x, op, "x");
+        check_ndim(x, 3, op, "x (N, R, I)");
+        check_contiguous(x, op, "x");
+        check_same_dtype(x, out, op, "x", "out");
+        check_shape(out, {x.shape(0), x.shape(2)}, op, "out (N, I)");
+        check_contiguous(out, op, "out");
+        check_writeable(out, op, "out");
+        const index_t N = x.shape(0), R = x.shape(1), I = x.shape(2);
+        if (kind == 'f') {
+          const float* px = static_cast<const float*>(x.data());
+          float* po = static_cast<float*>(out.mutable_data());
+          py::gil_scoped_release release;
+          cpu::sum_dim<float>(px, N, R, I, scale, po);
+        } else {
+          const double* px = static_cast<const double*>(x.data());
+          double* po = static_cast<double*>(out.mutable_data());
+          py::gil_scoped_release release;
+          cpu::sum_dim<double>(px, N, R, I, scale, po);
+        }
+      },
+      py::arg("x"), py::arg("out"), py::arg("scale"),
+      "out[n, i] = scale * sum over r of x[n, r, i] (x: (N, R, I) C-contiguous, out: (N, I)), in double.");
   m.def(
       "add_into",
       [](py::array dst, py::array src) {

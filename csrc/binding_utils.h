@@ -62,6 +62,15 @@ inline void check_same_dtype(const py::array& a, const py::array& b, const char*
                          dtype_str(b) + ") must have the same dtype");
 }
 
+inline void check_same_shape(const py::array& a, const py::array& b, const char* op, const char* na,
+                             const char* nb) {
+  bool ok = a.ndim() == b.ndim();
+  for (py::ssize_t i = 0; ok && i < a.ndim(); ++i) ok = a.shape(i) == b.shape(i);
+  if (!ok)
+    throw py::value_error(std::string(op) + ": " + na + " " + shape_str(a) + " and " + nb + " " + shape_str(b) +
+                          " must have the same shape");
+}
+
 inline void check_ndim(const py::array& a, int ndim, const char* op, const char* name) {
   if (a.ndim() != ndim)
     throw py::value_error(std::string(op) + ": " + name + " must be " + std::to_string(ndim) +

@@ -46,7 +46,7 @@ def with_name(e, name):
     if name in msg and not isinstance(e, OverflowError):
         return e
     cls = ValueError if isinstance(e, OverflowError) else type(e)
-    if cls.__module__ != "builtins":
+    if cls.__module__ != "builtins" and not cls.__module__.startswith("pyengine."):  # pyengine's own stay
         cls = next(c for c in cls.__mro__ if c.__module__ == "builtins")
     try:
         new = cls(msg if name in msg else f"{name}: {msg}" if msg else f"{name}: {type(e).__name__}")
@@ -96,9 +96,32 @@ def tensor_op(*params, name=None):
     return deco
 
 
+# The public ops whose checks require the kernels' dtypes (float32, float64) or NumPy's float kind (which
+# bfloat16, an ml_dtypes type, is not): given a bfloat16 or float16 tensor, they compute through float32
+# (pyengine/_lowp.py); tensor_op wraps them so. tests/test_compat.py calls each with bfloat16.
+KERNEL_OPS = frozenset(
+    ["pyengine.nn.functional." + n for n in (
+        "linear", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
+        "binary_cross_entropy_with_logits", "layer_norm", "embedding", "scaled_dot_product_attention",
+        "leaky_relu", "smooth_l1_loss", "huber_loss", "kl_div", "cosine_similarity", "gumbel_softmax",
+        "margin_ranking_loss", "normalize", "pairwise_distance", "triplet_margin_loss", "cosine_embedding_loss")]
+    + ["pyengine.ops.elementwise." + n for n in (
+        "relu", "gelu", "celu", "elu", "hardsigmoid", "hardswish", "hardtanh", "lerp", "logsigmoid", "mish",
+        "relu6", "selu", "softplus", "softsign", "tanhshrink")]
+    + ["pyengine.ops.reduction." + n for n in ("softmax", "log_softmax", "mean", "logsumexp")]
+    + ["pyengine.ops.linalg." + n for n in ("cdist", "matrix_norm", "norm", "norm_linalg", "vector_norm")]
+    + ["pyengine.ops.statistics.histc"])
+
+
 def _generate(fn, op, params):
     """The wrapper of ``fn``: the same signature, the checks inline, then ``fn`` inside a try."""
     from .tensor import Tensor
+    low = None
+    if f"{fn.__module__}.{fn.__name__}" in KERNEL_OPS:
+        # a 2-byte float among the declared tensors: the op runs through float32 (_lowp.via_float32); the test
+        # is one attribute per tensor (itemsize), the dtype is looked at only when it is 2
+        from ._lowp import via_float32
+        low = via_float32(fn)
     sig = inspect.signature(fn)
     names = list(sig.parameters)
     first = 0 if names[:1] == ["self"] else 1  # a method's arguments are numbered after self, as callers see them
@@ -135,11 +158,18 @@ def _generate(fn, op, params):
             defaults[f"_d_{p.name}"] = p.default
             text += f"=_d_{p.name}"
         head.append(text)
+    lowline = ""
+    if low is not None:
+        tests = [f"{p.rstrip('?')}._data.itemsize == 2" if not p.endswith("?") else
+                 f"({p[:-1]} is not None and {p[:-1]}._data.itemsize == 2)" for p in params if not p.endswith("*")]
+        lowline = f"        if {' or '.join(tests)}:\n            return _low({', '.join(call)})\n" if tests else ""
+        if not tests:
+            fn = low
     src = (f"def {fn.__name__}({', '.join(head)}):\n" + "".join(c + "\n" for c in checks)
-           + f"    try:\n        return _fn({', '.join(call)})\n"
+           + f"    try:\n{lowline}        return _fn({', '.join(call)})\n"
            + f"    except _NAMED as e:\n        new = _with_name(e, {op!r})\n        if new is e:\n            raise\n"
            + "        raise new from None\n")
-    scope = {"Tensor": Tensor, "_fn": fn, "_not_tensor": not_tensor, "_seq": tensor_seq, "_NAMED": _NAMED,
+    scope = {"Tensor": Tensor, "_fn": fn, "_low": low, "_not_tensor": not_tensor, "_seq": tensor_seq, "_NAMED": _NAMED,
              "_with_name": with_name, **defaults}
     filename = f"<tensor_op {fn.__module__}.{fn.__qualname__}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)  # tracebacks show the source
@@ -220,7 +250,7 @@ def check_kernel_float(op, t):
     dt = t._data.dtype
     if dt in KERNEL_FLOATS:
         return
-    if dt.kind != "f":
+    if dt.kind != "f" and t.dtype.name != "bfloat16":
         raise TypeError(f"{op}: expected a floating point tensor, got {t.dtype}")
     raise TypeError(f"{op}: {t.dtype} is not supported: the kernels compute in float32 or float64 "
                     "(convert with .float())")

@@ -89,6 +89,56 @@ class enable_grad(_GradModeContext):
     mode = True
 
 
+class inference_mode(_GradModeContext):
+    """PyTorch's ``inference_mode(mode=True)``: a context manager and a decorator (``@inference_mode`` or
+    ``@inference_mode()``) that, like ``no_grad``, builds no graph inside. ``inference_mode(False)`` leaves grad
+    mode as it is. PyTorch also marks the tensors made inside as inference tensors (not allowed in autograd
+    later, to save version-counter bookkeeping); pyengine makes ordinary tensors there, which only means
+    that what PyTorch would refuse later is allowed here."""
+
+    def __new__(cls, mode=True):
+        if mode is None or isinstance(mode, bool):
+            return super().__new__(cls)
+        return cls()(mode)  # used bare as a decorator: @inference_mode
+
+    def __init__(self, mode=True):
+        self.inference = bool(mode)
+
+    def __enter__(self):
+        self.prev = is_grad_enabled()
+        self.prev_inference = _state_inference.enabled
+        if self.inference:
+            _state.enabled = False
+            _state_inference.enabled = True
+        return self
+
+    def __exit__(self, *exc):
+        _state.enabled = self.prev
+        _state_inference.enabled = self.prev_inference
+        return False
+
+    def __call__(self, fn):
+        mode = self.inference
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class _InferenceState(threading.local):
+    enabled = False
+
+
+_state_inference = _InferenceState()
+
+
+def is_inference_mode_enabled():
+    """Whether an ``inference_mode()`` block is active on this thread."""
+    return _state_inference.enabled
+
+
 # --------------------------------------------------------------------------- Function
 
 
@@ -145,6 +195,10 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
+        for a in args:  # bfloat16 / float16 compute through float32 (pyengine/_lowp.py); itemsize first: cheap
+            if isinstance(a, Tensor) and a._data.itemsize == 2 and a._data.dtype in _LOW and not cls.returns_view \
+                    and cls is not _lowp.CastLowp:
+                return _lowp.apply_upcast(cls, args)
         fn = cls.__new__(cls)
         fn.backend = B = backend_of(*args)
         fn.xp = B.xp
@@ -156,14 +210,13 @@ class Function:
                     break
         if not needs:
             out = fn.forward(*[a._data if isinstance(a, Tensor) else a for a in args])
-            if type(out) is tuple:
-                res = tuple(_wrap(o) for o in out)
-            else:
-                res = _wrap(out)
+            res = tuple([_wrap(o) for o in out]) if type(out) is tuple else _wrap(out)
             if cls.returns_view:
                 _share_memory_with(args[0], res)
             return res
 
+        # Every op call with grad runs this: kept to plain loops and inlined attribute reads (a Tensor's
+        # _edge(), the version records below), ~10% of a one-element op's cost against function calls.
         arrays = []
         needs_input_grad = []
         edges = []
@@ -174,10 +227,14 @@ class Function:
                     inplace.refresh_view(a)
                 arr = a._data
                 arrays.append(arr)
-                rg = a.requires_grad
-                needs_input_grad.append(rg)
-                edges.append(a._edge() if rg else None)
                 shapes.append(arr.shape)
+                if a.requires_grad:
+                    needs_input_grad.append(True)
+                    gf = a.grad_fn  # the edge: the leaf itself, or (node, output index)
+                    edges.append(a if gf is None else (gf, a._out_index))
+                else:
+                    needs_input_grad.append(False)
+                    edges.append(None)
             else:
                 arrays.append(a)
                 needs_input_grad.append(False)
@@ -201,8 +258,25 @@ class Function:
         if cls.returns_view:
             _share_memory_with(args[0], res)
         saves = cls.saves
-        if saves != ():
+        if saves is None:
             node.versions = _record_versions(args, res, saves)
+        elif saves:  # _record_versions inlined for the declared saves
+            rec = []
+            for i in saves:
+                if i == "out":
+                    for t in (res if type(res) is tuple else (res,)):
+                        v = t._version
+                        if v is None:
+                            v = t._version = [0]
+                        rec.append((v, v[0], t.grad_fn, t._out_index, t._data.shape))
+                else:
+                    t = args[i]
+                    if isinstance(t, Tensor):
+                        v = t._version
+                        if v is None:
+                            v = t._version = [0]
+                        rec.append((v, v[0], t.grad_fn, t._out_index, t._data.shape))
+            node.versions = rec
         return res
 
 
@@ -660,8 +734,14 @@ def _deliver_grad(t, g, owned=False):
                 g = r._data
                 owned = False
     if t.grad is None:
-        # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph
-        t.grad = _wrap(g if owned and g.flags.writeable else xp.array(g, copy=True))
+        # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph (in
+        # C order, on the threaded copy kernel, for a C-ordered leaf; else keeping g's memory order)
+        if not (owned and g.flags.writeable):
+            if t._data.flags.c_contiguous:
+                g = backend_of(g).copy_into(xp.empty(g.shape, g.dtype), g)
+            else:
+                g = xp.array(g, copy=True)
+        t.grad = _wrap(g)
     else:
         _accumulate(t.grad._data, g)
     post = t._post_hooks
@@ -751,3 +831,6 @@ def _seed_grad(t, gradient, op="backward"):
 # at the end, where every name above already exists (see the note at the end of tensor.py).
 from .tensor import Tensor, _wrap  # noqa: E402
 from .ops import inplace  # noqa: E402
+from . import _lowp  # noqa: E402
+from ._lowp import LOW as _LOW  # noqa: E402
+from ._legacy import Variable  # noqa: E402,F401  PyTorch's legacy autograd.Variable

@@ -37,11 +37,23 @@ class device:
 CPU = device("cpu")
 
 
+class NotCompiledError(AssertionError, RuntimeError):
+    """Raised when a CUDA device is asked for and this build has none. PyTorch raises AssertionError
+    ("Torch not compiled with CUDA enabled") there; this is that AssertionError, and a RuntimeError too (what
+    pyengine raised before), so either ``except`` catches it."""
+
+
+def no_cuda(what=None):
+    """The error for asking ``what`` of a CUDA device on this CPU-only build (PyTorch's words, naming pyengine)."""
+    return NotCompiledError("pyengine not compiled with CUDA enabled" + (f": {what}" if what else "") +
+                            " (device not available: this build of pyengine has the CPU backend only)")
+
+
 def as_device(d):
     """Normalise a device argument (str, device or None) and check it is available."""
     if d is None:
         return CPU
     d = d if isinstance(d, device) else device(d)
     if d.type != "cpu":
-        raise RuntimeError(f"device {d} is not available: this build of pyengine has the CPU backend only")
+        raise no_cuda(f"cannot use device '{d}'")
     return d

@@ -39,12 +39,21 @@ from . import _dtype
 from .device import as_device, device
 from .tensor import Tensor, _wrap
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "read", "write"]
 
 FORMAT_VERSION = 1
 _TAGS = ("__tensor__", "__ndarray__", "__npscalar__", "__tuple__", "__dict__", "__float__")
 _SAVABLE_DTYPES = {np.dtype(t) for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
                                          np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.bool_)}
+if _dtype.BF16_NP is not None:
+    _SAVABLE_DTYPES.add(_dtype.BF16_NP)  # safetensors' BF16 (PyTorch reads it as torch.bfloat16)
+# safetensors dtype names -> NumPy dtypes, for reading: safetensors.numpy knows no BF16
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "U64": np.uint64,
+              "I32": np.int32, "U32": np.uint32, "I16": np.int16, "U16": np.uint16, "I8": np.int8, "U8": np.uint8,
+              "BOOL": np.bool_}
+if _dtype.BF16_NP is not None:
+    _ST_DTYPES["BF16"] = _dtype.BF16_NP
+PICKLE_FORMAT = "pyengine-pickle"  # whole objects pickled around the tensors: pyengine.serialization
 _MAX_HEADER = 100_000_000  # the safetensors limit on the JSON header
 
 
@@ -152,13 +161,19 @@ def save(obj, f):
 
     >>> pyengine.save({"model": model.state_dict(), "epoch": 3, "rng": pyengine.get_rng_state()}, "ckpt.safetensors")
     """
-    st = _safetensors()
     packer = _Packer()
     structure = packer.pack(obj)
     metadata = {"format": "pyengine", "pyengine.format_version": str(FORMAT_VERSION),
                 "pyengine.structure": json.dumps(structure, separators=(",", ":"), allow_nan=False)}
+    write(packer.arrays, metadata, f)
+
+
+def write(arrays, metadata, f):
+    """Write one safetensors file of ``arrays`` (name -> C-contiguous array) and ``metadata`` (str -> str) to
+    ``f``, a binary file object or a path; to a path atomically (temporary file, fsync, rename)."""
+    st = _safetensors()
     if hasattr(f, "write"):
-        f.write(st.save(packer.arrays, metadata=metadata))
+        f.write(st.save(arrays, metadata=metadata))
         return
     path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
@@ -168,7 +183,7 @@ def save(obj, f):
     _remove_orphaned_temporaries(directory, base)
     tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     try:
-        st.save_file(packer.arrays, tmp, metadata=metadata)
+        st.save_file(arrays, tmp, metadata=metadata)
         fd = os.open(tmp, os.O_RDWR)
         try:
             os.fsync(fd)          # the bytes are on disk before the rename makes them the checkpoint
@@ -228,7 +243,7 @@ def _fsync_directory(directory):
 def _not_checkpoint(name, why, head=b""):
     hint = ""
     if head[:2] == b"PK" or head[:1] == b"\x80":
-        hint = (" It looks like a pickle/zip file (torch.save, pickle); pyengine never unpickles files. "
+        hint = (" It looks like a pickle/zip file (torch.save, pickle); pyengine does not read those. "
                 "Convert it to safetensors (e.g. with safetensors.torch.save_file) first.")
     return ValueError(f"pyengine.load: {name} is not a pyengine checkpoint ({why}).{hint}")
 
@@ -262,11 +277,46 @@ def load(f, map_location=None, weights_only=True):
     >>> ckpt["epoch"], ckpt["model"]["fc.weight"].dtype
     (3, pyengine.float32)
     """
+    check_map_location(map_location)
+    name, metadata, arrays = read(f)
+    if metadata.get("format") == PICKLE_FORMAT:
+        raise ValueError(f"pyengine.io.load: {name} holds pickled Python objects (pyengine.save of an object "
+                         "that is not a state dict, e.g. a whole Module); this loader reads state dicts only. "
+                         "If you trust the file, use pyengine.load(f, weights_only=False).")
+    return rebuild(name, metadata, arrays)
+
+
+def check_map_location(map_location):
+    """None, "cpu", a CPU device; or PyTorch's callable / dict forms (``lambda storage, loc: storage``,
+    ``{"cuda:0": "cpu"}``), which can only mean the CPU here: accepted and ignored."""
+    if callable(map_location) or isinstance(map_location, dict):
+        return
     if map_location is not None:
         if not isinstance(map_location, (str, device)):
             raise TypeError("pyengine.load: map_location must be None, a device or a device string, "
                             f"got {type(map_location).__name__}")
         as_device(map_location)
+
+
+def _arrays_of_bytes(data):
+    """The arrays of a safetensors file's bytes, bfloat16 included (read-only views of ``data``)."""
+    from safetensors import deserialize
+    out = {}
+    for k, v in deserialize(data):
+        if v["dtype"] not in _ST_DTYPES:
+            raise ValueError(f"tensor {k!r} has dtype {v['dtype']}, which pyengine cannot hold")
+        out[k] = np.frombuffer(v["data"], dtype=_ST_DTYPES[v["dtype"]]).reshape(v["shape"])
+    return out
+
+
+def _file_bytes(path):
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def read(f):
+    """Open a safetensors checkpoint (path or binary file object): ``(name, metadata, arrays)``, its name for
+    messages, its ``__metadata__`` dict and its arrays by name; ValueError when it is not one."""
     st = _safetensors()
     if hasattr(f, "read"):
         data = f.read()
@@ -284,12 +334,21 @@ def load(f, map_location=None, weights_only=True):
             head = fh.read(8)
             header = _parse_header(head, os.fstat(fh.fileno()).st_size - 8, fh.read, name)
         load_arrays = lambda: st.load_file(path)  # noqa: E731
+    if any(isinstance(v, dict) and v.get("dtype") == "BF16" for v in header.values()):
+        # safetensors.numpy knows no bfloat16: read the bytes and map the dtypes ourselves
+        load_arrays = lambda: _arrays_of_bytes(data if hasattr(f, "read") else _file_bytes(path))  # noqa: E731
     try:
         arrays = load_arrays()
     except Exception as e:  # safetensors reports a damaged file with its own exception type
         raise ValueError(f"pyengine.load: {name} is not a valid safetensors file: {e}") from None
-
     metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError(f"pyengine.load: {name} is not a valid safetensors file: bad __metadata__")
+    return name, metadata, arrays
+
+
+def rebuild(name, metadata, arrays):
+    """The object a (safe-format) checkpoint holds, from ``read``'s metadata and arrays."""
     if metadata.get("format") != "pyengine" or "pyengine.structure" not in metadata:
         # a plain safetensors file: Tensors, except dtypes no Tensor has (uint16/32/64) stay NumPy arrays
         return {k: _wrap(_writable(v)) if v.dtype in _dtype._BY_NP else _writable(v) for k, v in arrays.items()}

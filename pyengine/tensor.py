@@ -13,6 +13,7 @@ import numpy as np
 from . import _dtype as D
 from ._checks import check_alloc, index_arg, int64_arg, real_arg, scalar_arg, size_arg, tensor_op
 from .device import CPU, as_device
+from .device import no_cuda as _no_cuda
 from .random import _rng
 
 _float_default = np.dtype(np.float32)
@@ -37,8 +38,21 @@ class Tensor:
                  "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected op
 
-    def __init__(self, data, requires_grad=False, dtype=None):
-        arr = _as_array(data, dtype)
+    def __init__(self, *args, requires_grad=False, dtype=None, device=None):
+        """PyTorch's legacy constructor (pyengine/_legacy.py): ``Tensor(2, 3)`` zeros of that shape,
+        ``Tensor([1, 2])`` / ``Tensor(ndarray)`` a float32 copy, ``Tensor(t)`` shares t's memory, ``Tensor()``
+        empty. pyengine's extension: ``Tensor(data, dtype=d)`` is data in dtype d (``as_tensor``'s rules)."""
+        as_device(device)
+        if dtype is not None:
+            if len(args) != 1:
+                raise TypeError(f"Tensor(data, dtype=...) takes one data argument, got {len(args)}")
+            arr = _as_array(args[0], dtype)
+        else:
+            arr = _legacy.new_array(args, None)
+        self._init(arr, requires_grad)
+
+    def _init(self, arr, requires_grad=False):
+        """Set up a new tensor over the array ``arr`` (kept as it is: its dtype and memory)."""
         self._data = arr
         self.grad = None
         self.grad_fn = None
@@ -103,7 +117,7 @@ class Tensor:
         return self.grad_fn is None
 
     def is_floating_point(self):
-        return self._data.dtype.kind == "f"
+        return D.is_float_np(self._data.dtype)
 
     def is_contiguous(self):
         return self._data.flags.c_contiguous
@@ -126,7 +140,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ autograd
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self._data.dtype.kind not in "fc":
+        if requires_grad and not D.is_float_np(self._data.dtype):
             raise RuntimeError(f"only Tensors of floating point dtype can require gradients (got {self.dtype})")
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; use detach()")
@@ -231,16 +245,14 @@ class Tensor:
         as_device(device)
         if dtype is None or D.to_numpy_dtype(dtype) == self._data.dtype:
             return self.clone() if copy else self
+        npd = D.to_numpy_dtype(dtype)
+        if npd == D.BF16_NP or self._data.dtype == D.BF16_NP:
+            return _lowp.cast(self, npd)  # bfloat16: a float type NumPy does not know as one
         from .ops import cast
-        return cast(self, D.to_numpy_dtype(dtype))
+        return cast(self, npd)
 
     def cpu(self):
         return self
-
-    def type(self, dtype=None):
-        if dtype is None:
-            return f"pyengine.{self.dtype.name.capitalize()}Tensor"
-        return self.to(dtype)
 
     def float(self):
         return self.to(D.float32)
@@ -262,7 +274,8 @@ class Tensor:
 
     # ------------------------------------------------------------------ printing
     def __repr__(self):
-        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
+        arr = self._data if self._data.dtype != D.BF16_NP else self._data.astype(np.float32)
+        body = np.array2string(arr, separator=", ", precision=4, prefix="tensor(")
         extras = []
         if self._data.dtype not in (np.float32, np.int64, np.bool_) or self._data.size == 0:
             extras.append(f"dtype={self.dtype}")
@@ -286,7 +299,8 @@ class Tensor:
     def __truediv__(self, other): return ops.div(self, other)
     def __rtruediv__(self, other): return ops.div(other, self)
     def __floordiv__(self, other): return ops.div(self, other, rounding_mode="floor")
-    def __mod__(self, other): return _wrap(np.mod(self._data, _array_of(other)))
+    def __mod__(self, other): return ops.remainder(self, other)
+    def __rmod__(self, other): return ops.remainder(other, self)
     def __pow__(self, other): return ops.pow(self, other)
     def __rpow__(self, other): return ops.pow(other, self)
     def __matmul__(self, other): return ops.matmul(self, other)
@@ -377,8 +391,6 @@ class Tensor:
     def amax(self, dim=None, keepdim=False): return ops.amax(self, dim, keepdim)
     def amin(self, dim=None, keepdim=False): return ops.amin(self, dim, keepdim)
     def logsumexp(self, dim, keepdim=False): return ops.logsumexp(self, dim, keepdim)
-    def prod(self, dim=None, keepdim=False): return ops.prod(self, dim, keepdim)
-    def cumsum(self, dim): return ops.cumsum(self, dim)
     def all(self, dim=None): return ops.all(self, dim)
     def any(self, dim=None): return ops.any(self, dim)
     def count_nonzero(self, dim=None): return ops.count_nonzero(self, dim)
@@ -417,7 +429,6 @@ class Tensor:
     def chunk(self, chunks, dim=0): return ops.chunk(self, chunks, dim)
     def unbind(self, dim=0): return ops.unbind(self, dim)
     def flip(self, dims): return ops.flip(self, dims)
-    def repeat_interleave(self, repeats, dim=None): return ops.repeat_interleave(self, repeats, dim)
     def masked_fill(self, mask, value): return ops.masked_fill(self, mask, value)
     def tril(self, diagonal=0): return ops.tril(self, diagonal)
     def triu(self, diagonal=0): return ops.triu(self, diagonal)
@@ -532,6 +543,174 @@ class Tensor:
     def new_full(self, size, fill_value, dtype=None): return full(size, fill_value, dtype=dtype or self.dtype)
     def new_empty(self, *size, dtype=None): return empty(*size, dtype=dtype or self.dtype)
 
+    # ------------------------------------------------------------------ PyTorch compatibility (legacy API, devices)
+    # Legacy and device-query methods that real PyTorch programs call (pyengine/_legacy.py, docs/pytorch_compat.md).
+    # This block is kept apart from the op table above on purpose: it is the compat helper's, to ease merging.
+    def type(self, dtype=None, non_blocking=False):
+        """``t.type()``: PyTorch's type name, ``"torch.FloatTensor"`` (PyTorch's string, so that comparisons
+        written for PyTorch hold); ``t.type(pyengine.float64)`` / ``t.type("torch.DoubleTensor")`` /
+        ``t.type(pyengine.DoubleTensor)`` casts. CUDA types raise (no CUDA in this build)."""
+        if dtype is None:
+            return _legacy.type_string(self.dtype)
+        return self.to(_legacy.dtype_of_type_arg(dtype, "Tensor.type"))
+
+    def new(self, *args):
+        """PyTorch's legacy ``t.new(...)``: the legacy constructor (``pyengine.Tensor(...)``) in t's dtype."""
+        return _wrap(_legacy.new_array(args, self._data.dtype, "Tensor.new"))
+
+    def bfloat16(self):
+        return self.to(D.bfloat16)
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        """Raises, as PyTorch without CUDA: this build of pyengine has the CPU backend only."""
+        raise _no_cuda("Tensor.cuda()")
+
+    def pin_memory(self, device=None):
+        """Page-locked memory is for copies to an accelerator: with none, PyTorch 2.13 raises; so does this."""
+        raise RuntimeError("Cannot access accelerator device when none is available.")
+
+    def is_pinned(self, device=None):
+        return False
+
+    def get_device(self):
+        """-1 for a CPU tensor, as PyTorch."""
+        return -1
+
+    is_cpu = property(lambda self: True, doc="Always True: every tensor lives on the CPU in this build.")
+    is_xpu = property(lambda self: False)
+    is_mps = property(lambda self: False)
+    is_meta = property(lambda self: False)
+    is_sparse = property(lambda self: False)
+    is_quantized = property(lambda self: False)
+    nbytes = property(lambda self: self._data.nbytes, doc="Bytes of this tensor's elements.")
+    itemsize = property(lambda self: self._data.itemsize, doc="Bytes of one element.")
+
+    def untyped_storage(self):
+        """The memory block under this tensor (its base's, for a view) as bytes (PyTorch's UntypedStorage)."""
+        return _legacy.UntypedStorage(_legacy.root_array(self._data))
+
+    def storage(self):
+        """The memory block under this tensor, as elements of its dtype (PyTorch's TypedStorage): for a view,
+        its base's whole block; ``tolist()``, ``len()``, indexing, ``size()``, ``dtype``."""
+        return _legacy.TypedStorage(_legacy.root_array(self._data))
+
+    # ------------------------------------------------------------------ ops breadth (issue 13 item 2)
+    # The methods of the ops added for PyTorch breadth, and their in-place forms (ops/inplace.py), in one block.
+    def log1p(self): return ops.log1p(self)
+    def expm1(self): return ops.expm1(self)
+    def log2(self): return ops.log2(self)
+    def log10(self): return ops.log10(self)
+    def reciprocal(self): return ops.reciprocal(self)
+    def trunc(self): return ops.trunc(self)
+    def fix(self): return ops.trunc(self)
+    def frac(self): return ops.frac(self)
+    def lerp(self, end, weight): return ops.lerp(self, end, weight)
+    def hypot(self, other): return ops.hypot(self, other)
+    def atan2(self, other): return ops.atan2(self, other)
+    def arctan2(self, other): return ops.atan2(self, other)
+    def logaddexp(self, other): return ops.logaddexp(self, other)
+    def clamp_min(self, min): return ops.clamp_min(self, min)  # noqa: A002
+    def clamp_max(self, max): return ops.clamp_max(self, max)  # noqa: A002
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None): return ops.nan_to_num(self, nan, posinf, neginf)
+    def isclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
+        return ops.isclose(self, other, rtol, atol, equal_nan)
+    def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
+        return ops.allclose(self, other, rtol, atol, equal_nan)
+    def equal(self, other): return ops.equal(self, other)
+    def cumsum(self, dim, dtype=None): return ops.cumsum(self, dim, dtype)
+    def cumprod(self, dim, dtype=None): return ops.cumprod(self, dim, dtype)
+    def prod(self, dim=None, keepdim=False, dtype=None): return ops.prod(self, dim, keepdim, dtype)
+    def median(self, dim=None, keepdim=False): return ops.median(self, dim, keepdim)
+    def nanmedian(self, dim=None, keepdim=False): return ops.nanmedian(self, dim, keepdim)
+    def kthvalue(self, k, dim=-1, keepdim=False): return ops.kthvalue(self, k, dim, keepdim)
+    def mode(self, dim=-1, keepdim=False): return ops.mode(self, dim, keepdim)
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
+        return ops.unique(self, sorted, return_inverse, return_counts, dim)
+    def bincount(self, weights=None, minlength=0): return ops.bincount(self, weights, minlength)
+    def histc(self, bins=100, min=0, max=0): return ops.histc(self, bins, min, max)  # noqa: A002
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None): return ops.norm(self, p, dim, keepdim, dtype)
+    def addmm(self, mat1, mat2, beta=1, alpha=1): return ops.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+    def baddbmm(self, batch1, batch2, beta=1, alpha=1):
+        return ops.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+    def addbmm(self, batch1, batch2, beta=1, alpha=1):
+        return ops.addbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+    def addmv(self, mat, vec, beta=1, alpha=1): return ops.addmv(self, mat, vec, beta=beta, alpha=alpha)
+    def mv(self, vec): return ops.mv(self, vec)
+    def outer(self, vec2): return ops.outer(self, vec2)
+    def ger(self, vec2): return ops.outer(self, vec2)
+    def inner(self, other): return ops.inner(self, other)
+    def cross(self, other, dim=None): return ops.linalg.cross(self, other, dim)
+    def kron(self, other): return ops.kron(self, other)
+    def narrow(self, dim, start, length): return ops.narrow(self, dim, start, length)
+    def roll(self, shifts, dims=None): return ops.roll(self, shifts, dims)
+    def repeat(self, *sizes): return ops.repeat(self, *sizes)
+    def tile(self, dims): return ops.tile(self, dims)
+    def repeat_interleave(self, repeats, dim=None, output_size=None): return ops.repeat_interleave(self, repeats, dim)
+    def unfold(self, dimension, size, step): return ops.unfold(self, dimension, size, step)
+    def movedim(self, source, destination): return ops.movedim(self, source, destination)
+    def moveaxis(self, source, destination): return ops.movedim(self, source, destination)
+    def diff(self, n=1, dim=-1, prepend=None, append=None): return ops.diff(self, n, dim, prepend, append)
+    def diag(self, diagonal=0): return ops.diag(self, diagonal)
+    def diagonal(self, offset=0, dim1=0, dim2=1): return ops.diagonal(self, offset, dim1, dim2)
+    def trace(self): return ops.trace(self)
+    def index_select(self, dim, index): return ops.index_select(self, dim, index)
+    def index_add(self, dim, index, source, alpha=1): return ops.index_add(self, dim, index, source, alpha)
+    def index_copy(self, dim, index, source): return ops.index_copy(self, dim, index, source)
+    def index_fill(self, dim, index, value): return ops.index_fill(self, dim, index, value)
+    def scatter(self, dim, index, src=None, value=None, reduce=None):
+        return ops.scatter(self, dim, index, src, value, reduce)
+    def scatter_add(self, dim, index, src): return ops.scatter_add(self, dim, index, src)
+    def masked_select(self, mask): return ops.masked_select(self, mask)
+    def masked_scatter(self, mask, source): return ops.masked_scatter(self, mask, source)
+    def take(self, index): return ops.take(self, index)
+    def take_along_dim(self, indices, dim=None): return ops.take_along_dim(self, indices, dim)
+    def softplus(self, beta=1.0, threshold=20.0): return ops.softplus(self, beta, threshold)
+    def remainder(self, other): return ops.remainder(self, other)
+    def fmod(self, other): return ops.fmod(self, other)
+    def remainder_(self, other): return ops.inplace.apply_inplace(self, "remainder_", ops.remainder, other)
+    def fmod_(self, other): return ops.inplace.apply_inplace(self, "fmod_", ops.fmod, other)
+
+    def log1p_(self): return ops.inplace.apply_inplace(self, "log1p_", ops.log1p)
+    def expm1_(self): return ops.inplace.apply_inplace(self, "expm1_", ops.expm1)
+    def log2_(self): return ops.inplace.apply_inplace(self, "log2_", ops.log2)
+    def log10_(self): return ops.inplace.apply_inplace(self, "log10_", ops.log10)
+    def reciprocal_(self): return ops.inplace.apply_inplace(self, "reciprocal_", ops.reciprocal)
+    def trunc_(self): return ops.inplace.apply_inplace(self, "trunc_", ops.trunc)
+    def fix_(self): return ops.inplace.apply_inplace(self, "fix_", ops.trunc)
+    def frac_(self): return ops.inplace.apply_inplace(self, "frac_", ops.frac)
+    def lerp_(self, end, weight): return ops.inplace.apply_inplace(self, "lerp_", ops.lerp, end, weight)
+    def hypot_(self, other): return ops.inplace.apply_inplace(self, "hypot_", ops.hypot, other)
+    def atan2_(self, other): return ops.inplace.apply_inplace(self, "atan2_", ops.atan2, other)
+    def arctan2_(self, other): return ops.inplace.apply_inplace(self, "arctan2_", ops.atan2, other)
+    def clamp_min_(self, min): return ops.inplace.apply_inplace(self, "clamp_min_", ops.clamp_min, min)  # noqa: A002
+    def clamp_max_(self, max): return ops.inplace.apply_inplace(self, "clamp_max_", ops.clamp_max, max)  # noqa: A002
+    def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
+        return ops.inplace.apply_inplace(self, "nan_to_num_", ops.nan_to_num, nan, posinf, neginf)
+    def cumsum_(self, dim, dtype=None): return ops.inplace.apply_inplace(self, "cumsum_", ops.cumsum, dim, dtype)
+    def cumprod_(self, dim, dtype=None): return ops.inplace.apply_inplace(self, "cumprod_", ops.cumprod, dim, dtype)
+    def tril_(self, diagonal=0): return ops.inplace.apply_inplace(self, "tril_", ops.tril, diagonal)
+    def triu_(self, diagonal=0): return ops.inplace.apply_inplace(self, "triu_", ops.triu, diagonal)
+    def addmm_(self, mat1, mat2, beta=1, alpha=1):
+        return ops.inplace.apply_inplace(self, "addmm_", ops.addmm, mat1, mat2, beta=beta, alpha=alpha)
+    def baddbmm_(self, batch1, batch2, beta=1, alpha=1):
+        return ops.inplace.apply_inplace(self, "baddbmm_", ops.baddbmm, batch1, batch2, beta=beta, alpha=alpha)
+    def addbmm_(self, batch1, batch2, beta=1, alpha=1):
+        return ops.inplace.apply_inplace(self, "addbmm_", ops.addbmm, batch1, batch2, beta=beta, alpha=alpha)
+    def addmv_(self, mat, vec, beta=1, alpha=1):
+        return ops.inplace.apply_inplace(self, "addmv_", ops.addmv, mat, vec, beta=beta, alpha=alpha)
+    def index_add_(self, dim, index, source, alpha=1):
+        return ops.inplace.apply_inplace(self, "index_add_", ops.index_add, dim, index, source, alpha)
+    def index_copy_(self, dim, index, source):
+        return ops.inplace.apply_inplace(self, "index_copy_", ops.index_copy, dim, index, source)
+    def index_fill_(self, dim, index, value):
+        return ops.inplace.apply_inplace(self, "index_fill_", ops.index_fill, dim, index, value)
+    def scatter_(self, dim, index, src=None, value=None, reduce=None):
+        return ops.inplace.apply_inplace(self, "scatter_", ops.scatter, dim, index, src, value, reduce)
+    def scatter_add_(self, dim, index, src):
+        return ops.inplace.apply_inplace(self, "scatter_add_", ops.scatter_add, dim, index, src)
+    def masked_scatter_(self, mask, source):
+        return ops.inplace.apply_inplace(self, "masked_scatter_", ops.masked_scatter, mask, source)
+
     # ------------------------------------------------------------------ internals
     def _edge(self):
         """Where this tensor's gradient goes: itself if a leaf, else (node, output index)."""
@@ -576,6 +755,13 @@ class _HookHandle:
 
     def remove(self):
         self.store.pop(self.key, None)
+
+
+def _new(arr, requires_grad=False):
+    """A new leaf tensor over the array ``arr`` as it is (dtype and memory kept)."""
+    t = Tensor.__new__(Tensor)
+    t._init(arr, requires_grad)
+    return t
 
 
 def _wrap(arr, node=None, index=0):
@@ -671,7 +857,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     arr = _as_array(src, dtype)
     if isinstance(src, np.ndarray) and np.shares_memory(arr, src):
         arr = arr.copy()
-    return Tensor(arr, requires_grad=requires_grad)
+    return _new(arr, requires_grad)
 
 
 @tensor_op()
@@ -680,7 +866,7 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor) and (dtype is None or D.to_numpy_dtype(dtype) == data._data.dtype):
         return data
     as_device(device)
-    return Tensor(_as_array(data, dtype))
+    return _new(_as_array(data, dtype))
 
 
 @tensor_op()
@@ -720,7 +906,7 @@ def _factory_dtype(dtype, default=_float_default):
 
 def _make(arr, requires_grad, device):
     as_device(device)
-    return Tensor(arr, requires_grad=requires_grad)
+    return _new(arr, requires_grad)
 
 
 # Every factory is a tensor_op: the shape is checked before anything is allocated, and an error from
@@ -927,4 +1113,4 @@ def _array_of(x):
 # autograd and ops import Tensor from this module, and Tensor's methods call them: the cycle is closed
 # here, at the end, where every name those modules import from this one exists. The methods use the
 # modules' functions at call time only, so these modules may be imported in any order.
-from . import autograd, ops  # noqa: E402
+from . import _legacy, _lowp, autograd, ops  # noqa: E402

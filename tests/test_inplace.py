@@ -178,13 +178,14 @@ def _r(*shape, grad=True, dtype=pe.float64):
 CALLS = {
     "Add": lambda: _r(2, 3) + _r(3), "Sub": lambda: _r(3) - _r(2, 3), "Mul": lambda: _r(2, 3) * _r(3),
     "Div": lambda: _r(2, 3) / (_r(3) ** 2 + 1), "Pow": lambda: _r(3).abs() ** _r(3),
+    "PowConstExponent": lambda: _r(3) ** 2,
     "Maximum": lambda: pe.maximum(_r(3), _r(3)), "Minimum": lambda: pe.minimum(_r(3), _r(3)),
     "Where": lambda: pe.where(_r(3, grad=False) > 0, _r(3), _r(3)), "Neg": lambda: -_r(3),
     "Exp": lambda: _r(3).exp(), "Log": lambda: _r(3).abs().log(), "Sqrt": lambda: _r(3).abs().sqrt(),
     "Rsqrt": lambda: (_r(3).abs() + 1).rsqrt(), "Abs": lambda: _r(3).abs(), "Sin": lambda: _r(3).sin(),
     "Cos": lambda: _r(3).cos(), "Tanh": lambda: _r(3).tanh(), "Sigmoid": lambda: _r(3).sigmoid(),
     "Silu": lambda: F.silu(_r(3)), "Relu": lambda: _r(3).relu(), "Gelu": lambda: F.gelu(_r(3)),
-    "Clamp": lambda: _r(3).clamp(-0.5, 0.5), "Cast": lambda: _r(3).float(),
+    "Clamp": lambda: _r(3).clamp(-0.5, 0.5), "Cast": lambda: _r(3).float(), "CastLowp": lambda: _r(3).bfloat16(),
     "MatMul": lambda: _r(2, 2, 3) @ _r(3, 4), "Sum": lambda: _r(2, 3).sum(1), "Mean": lambda: _r(2, 3).mean(),
     "Var": lambda: _r(2, 3).var(1), "MaxMin": lambda: _r(2, 3).amax(1, keepdim=True),
     "MaxMinDim": lambda: _r(2, 3).max(1)[0], "LogSumExp": lambda: _r(2, 3).logsumexp(1, keepdim=True),
@@ -208,12 +209,37 @@ CALLS = {
     "_TakeRows": lambda: pe.nn.utils.rnn.pack_padded_sequence(_r(3, 2, 4), [3, 2]).data,
     "_PutRows": lambda: pe.nn.utils.rnn.pad_packed_sequence(
         pe.nn.utils.rnn.pack_padded_sequence(_r(3, 2, 4), [3, 2]))[0],
+    # ops breadth (issue 13 item 2)
+    "Log1p": lambda: _r(3).abs().log1p(), "Expm1": lambda: _r(3).expm1(), "Log2": lambda: _r(3).abs().log2(),
+    "Log10": lambda: _r(3).abs().log10(), "Reciprocal": lambda: (_r(3).abs() + 1).reciprocal(),
+    "Step": lambda: _r(3).floor(), "Frac": lambda: _r(3).frac(), "NanToNum": lambda: _r(3).nan_to_num(),
+    "Softplus": lambda: F.softplus(_r(3)), "Elu": lambda: F.elu(_r(3)), "Hardtanh": lambda: F.hardtanh(_r(3)),
+    "Hardswish": lambda: F.hardswish(_r(3)), "Hardsigmoid": lambda: F.hardsigmoid(_r(3)),
+    "Mish": lambda: F.mish(_r(3)), "Softsign": lambda: F.softsign(_r(3)), "Tanhshrink": lambda: F.tanhshrink(_r(3)),
+    "Logsigmoid": lambda: F.logsigmoid(_r(3)), "Hypot": lambda: pe.hypot(_r(2, 3), _r(3)),
+    "Atan2": lambda: pe.atan2(_r(2, 3), _r(3)), "LogAddExp": lambda: pe.logaddexp(_r(2, 3), _r(3)),
+    "Lerp": lambda: pe.lerp(_r(2, 3), _r(3), _r(3)), "Roll": lambda: _r(2, 3).roll(1, 1),
+    "Repeat": lambda: _r(2, 3).repeat(2, 1), "RepeatInterleave": lambda: _r(2, 3).repeat_interleave(2, 0),
+    "Unfold": lambda: _r(2, 5).unfold(1, 2, 1), "Diag": lambda: _r(3).diag(), "Diagonal": lambda: _r(3, 3).diagonal(),
+    "IndexSelect": lambda: _r(3, 2).index_select(0, pe.tensor([2, 0])),
+    "IndexAdd": lambda: _r(3, 2).index_add(0, pe.tensor([2, 0]), _r(2, 2)),
+    "IndexCopy": lambda: _r(3, 2).index_copy(0, pe.tensor([2, 0]), _r(2, 2)),
+    "IndexFill": lambda: _r(3, 2).index_fill(0, pe.tensor([2]), 1.0),
+    "Scatter": lambda: _r(3, 2).scatter(0, pe.tensor([[2, 0]]), _r(1, 2)),
+    "MaskedScatter": lambda: _r(3).masked_scatter(pe.tensor([True, False, True]), _r(2)),
+    "Einsum": lambda: pe.einsum("ij,jk", _r(2, 3), _r(3, 4)), "Cross": lambda: pe.cross(_r(2, 3), _r(2, 3), -1),
+    "VectorNorm": lambda: pe.linalg.vector_norm(_r(2, 3)), "NuclearNorm": lambda: pe.linalg.norm(_r(3, 3), "nuc"),
+    "Cumsum": lambda: _r(2, 3).cumsum(1), "Cumprod": lambda: _r(2, 3).cumprod(1), "Prod": lambda: _r(2, 3).prod(1),
+    "SelectAlong": lambda: _r(2, 3).median(1)[0], "ConstantPad": lambda: F.pad(_r(2, 3), (1, 1)),
+    "Remainder": lambda: _r(2, 3) % (_r(3).abs() + 1), "RoundedDiv": lambda: _r(2, 3) // (_r(3).abs() + 1),
 }
 SKIP = {  # Functions with a check of their own elsewhere
     "CopySlices": "ops/inplace.py: tested by the cases above", "AsStridedView": "ditto", "IndexPut": "ditto",
     "GRULayer": "keeps the conservative default (saves = None)", "RNNLayer": "ditto", "LSTMLayer": "ditto",
     "_RecurrentLayer": "ditto", "PackedSelfAttention": "models/gpt.py: reads only its input (its own copy of qkv)",
     "_CustomFunctionNode": "PyTorch-style custom Functions: ctx.saved_tensors checks (test_custom_function.py)",
+    "_Pointwise": "abstract base of the pointwise ops (ops/elementwise.py): each subclass has its call",
+    "_BinaryMath": "abstract base of hypot, atan2, logaddexp: each has its call",
 }
 
 
@@ -252,3 +278,18 @@ def test_saves_declarations(name, monkeypatch):
         assert saves is None or "out" in saves, f"{name} keeps its output but saves = {saves}"
     if any(np.shares_memory(o._data, args[0]._data) for o in outs if isinstance(args[0], pe.Tensor)):
         assert cls.returns_view or name in ("Contiguous", "Clone"), f"{name} returns a view but not returns_view"
+
+
+def test_pow_output_may_be_written_when_the_exponent_needs_no_grad():
+    """PyTorch saves pow's result only for the exponent's gradient: ``mu.pow(2).add_(1)`` then backward works
+    (a VAE's KL term), while a tensor exponent that requires grad still guards the result."""
+    for m in (pe, torch):
+        mu = m.tensor([0.5, -1.5, 2.0], requires_grad=True)
+        y = mu.pow(2).add_(1.0)
+        y.sum().backward()
+        assert np.allclose(mu.grad.numpy(), [1.0, -3.0, 4.0])
+    e = pe.tensor([2.0, 2.0, 2.0], requires_grad=True)
+    y = pe.tensor([0.5, 1.5, 2.0], requires_grad=True).pow(e)
+    y.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()

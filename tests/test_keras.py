@@ -439,7 +439,7 @@ def test_model_checkpoint_writes_files(tmp_path):
     x, y = _binary_data(n=64)
     model = _mlp()
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    every = callbacks.ModelCheckpoint(str(tmp_path / "ckpt-{epoch:02d}-{loss:.2f}.keras"), monitor="loss")
+    every = callbacks.ModelCheckpoint(str(tmp_path / "ckpt-{epoch:02d}-{loss:.2f}.safetensors"), monitor="loss")
     best = callbacks.ModelCheckpoint(str(tmp_path / "best.weights"), monitor="val_loss", save_best_only=True,
                                      save_weights_only=True)
     history = model.fit(x, y, epochs=3, validation_split=0.25, verbose=0, callbacks=[every, best])
@@ -447,7 +447,7 @@ def test_model_checkpoint_writes_files(tmp_path):
     assert [n[:7] for n in names if n.startswith("ckpt")] == ["ckpt-01", "ckpt-02", "ckpt-03"]
     assert "best.weights" in names
     last = next(n for n in names if n.startswith("ckpt-03"))
-    assert last == f"ckpt-03-{history.history['loss'][-1]:.2f}.keras"
+    assert last == f"ckpt-03-{history.history['loss'][-1]:.2f}.safetensors"
     restored = keras.models.load_model(str(tmp_path / last))
     np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
     with pytest.raises(ValueError, match="weights only"):
@@ -554,7 +554,7 @@ def test_save_load_model_predicts_identically_and_continues_training(tmp_path):
     model = Sequential([Embedding(30, 8), LSTM(6), layers.Dropout(0.1), Dense(1, activation="sigmoid")])
     model.compile(optimizer=optimizers.Adam(learning_rate=0.01), loss="binary_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=2, batch_size=32, verbose=0)
-    path = str(tmp_path / "model.keras")
+    path = str(tmp_path / "model.safetensors")
     model.save(path)
     restored = keras.models.load_model(path)
     assert [type(layer).__name__ for layer in restored.layers] == ["Embedding", "LSTM", "Dropout", "Dense"]
@@ -570,6 +570,21 @@ def test_save_load_model_predicts_identically_and_continues_training(tmp_path):
     assert h1.history == h2.history
     for a, b in zip(model.get_weights(), restored.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_keras_file_names_are_refused_with_a_format_that_works(tmp_path):
+    """".keras" promises Keras 3's zip archive and ".h5" HDF5; pyengine writes its own checkpoint, which real
+    Keras cannot open, so those names are refused (saving used to write safetensors under them)."""
+    model = Sequential([Dense(2)])
+    model.build((None, 3))
+    for name, call in (("m.keras", model.save), ("m.h5", model.save), ("m.weights.h5", model.save_weights)):
+        with pytest.raises(ValueError, match=r"Keras file format.*Save to '.*m\.safetensors' instead"):
+            call(str(tmp_path / name))
+        assert not os.listdir(tmp_path)
+    with pytest.raises(ValueError, match="ModelCheckpoint.*Keras file format"):
+        callbacks.ModelCheckpoint(str(tmp_path / "ckpt-{epoch}.keras"))
+    model.save(str(tmp_path / "m.safetensors"))
+    assert keras.models.load_model(str(tmp_path / "m.safetensors")).layers[0].units == 2
 
 
 def test_weights_round_trip_and_save_weights(tmp_path):
@@ -598,7 +613,7 @@ def test_functional_and_subclassed_models(tmp_path):
     assert isinstance(model, keras.models.Functional) and len(model.layers) == 5
     model.compile(optimizer=optimizers.Adam(learning_rate=0.02), loss="binary_crossentropy", metrics=["accuracy"])
     assert model.fit(x, y, epochs=10, verbose=0).history["accuracy"][-1] > 0.9
-    path = str(tmp_path / "functional.keras")
+    path = str(tmp_path / "functional.safetensors")
     model.save(path)
     np.testing.assert_array_equal(keras.models.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0))
 
@@ -619,7 +634,7 @@ def test_functional_and_subclassed_models(tmp_path):
     sub.compile(optimizer=optimizers.Adam(learning_rate=0.02), loss="binary_crossentropy", metrics=["accuracy"])
     assert sub.fit(x, y, epochs=10, verbose=0).history["accuracy"][-1] > 0.9
     assert [layer.name for layer in sub.layers] == ["dense_3", "dense_4"]
-    path = str(tmp_path / "sub.keras")
+    path = str(tmp_path / "sub.safetensors")
     sub.save(path)
     with pytest.raises(ValueError, match="custom_objects"):
         keras.models.load_model(path)
@@ -746,7 +761,7 @@ def test_custom_layer_trains_saves_and_loads(tmp_path):
     model.compile(optimizer="adam", loss="binary_crossentropy")
     model.fit(x, y, epochs=2, verbose=0)
     assert not np.allclose(scale.get_weights()[0], 2.0)  # it learned
-    path = str(tmp_path / "custom.keras")
+    path = str(tmp_path / "custom.safetensors")
     model.save(path)
     with pytest.raises(ValueError, match="Unknown layer: '_Scale'"):
         keras.models.load_model(path)
@@ -786,8 +801,8 @@ def test_bidirectional_lstm_matches_both_directions(merge_mode, tmp_path):
     model.compile(optimizer="adam", loss="binary_crossentropy")
     ids = rng.integers(0, 10, (16, 5))
     model.fit(ids, rng.integers(0, 2, 16), epochs=1, verbose=0)
-    model.save(str(tmp_path / "bi.keras"))
-    again = keras.models.load_model(str(tmp_path / "bi.keras"))
+    model.save(str(tmp_path / "bi.safetensors"))
+    again = keras.models.load_model(str(tmp_path / "bi.safetensors"))
     np.testing.assert_array_equal(again.predict(ids, verbose=0), model.predict(ids, verbose=0))
 
 

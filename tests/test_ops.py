@@ -117,11 +117,12 @@ def _ties(a, axis=None):
 
 
 def matmul_shapes(draw):
-    """Every case the matmul op reduces to the backend's 2-D / 3-D GEMM: 1-D promotion on either side,
+    """Every case the matmul op reduces to the backend's 2-D / 3-D / 4-D GEMM: 1-D promotion on either side,
     batches folded into rows, batches of 1 broadcast, broadcasts only a copy can express, empty batches."""
     kind = draw(st.sampled_from(["2d", "vec_mat", "mat_vec", "vec_vec", "batched", "broadcast", "fold",
                                  "fold_b1", "a_batch1", "vec_batched", "batched_vec", "both_broadcast",
-                                 "lead_ones", "empty_batch", "empty_b_batch"]))
+                                 "lead_ones", "empty_batch", "empty_b_batch", "two_batch", "three_batch",
+                                 "three_batch_bcast"]))
     m, k, n = (draw(st.sampled_from(SMALL_SIZES)) for _ in range(3))
     b = draw(st.sampled_from((1, 2, 3)))
     return {"2d": [(m, k), (k, n)], "vec_mat": [(k,), (k, n)], "mat_vec": [(m, k), (k,)],
@@ -130,7 +131,9 @@ def matmul_shapes(draw):
             "fold_b1": [(b, 3, m, k), (1, 1, k, n)], "a_batch1": [(1, m, k), (3, k, n)],
             "vec_batched": [(k,), (b, k, n)], "batched_vec": [(2, b, m, k), (k,)],
             "both_broadcast": [(2, 1, m, k), (1, 3, k, n)], "lead_ones": [(m, k), (1, 1, k, n)],
-            "empty_batch": [(0, m, k), (k, n)], "empty_b_batch": [(m, k), (0, k, n)]}[kind]
+            "empty_batch": [(0, m, k), (k, n)], "empty_b_batch": [(m, k), (0, k, n)],
+            "two_batch": [(2, b, m, k), (2, b, k, n)], "three_batch": [(2, b, 3, m, k), (2, b, 3, k, n)],
+            "three_batch_bcast": [(2, 1, 3, m, k), (1, b, 1, k, n)]}[kind]
 
 
 def reduce_shapes(draw):

@@ -9,12 +9,11 @@ import time
 import urllib.error
 import urllib.request
 
+import fastapi  # noqa: F401 - the serve extra is in the test extra: the suite runs the server, no skip
 import pytest
+import uvicorn  # noqa: F401
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-
-from pyengine import lm  # noqa: E402
+from pyengine import lm
 
 
 def _free_port():

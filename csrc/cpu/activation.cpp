@@ -229,6 +229,94 @@ PE_INLINE void softmax_bwd_row_body(const T* y, const T* dy, T* dx, index_t C, b
 PE_ISA_VARIANTS(softmax_fwd_row, (const T* x, T* y, index_t C, bool log), (x, y, C, log))
 PE_ISA_VARIANTS(softmax_bwd_row, (const T* y, const T* dy, T* dx, index_t C, bool log), (y, dy, dx, C, log))
 
+// Softmax over a middle axis: x, y, dy, dx: (C, I) slices of (N, C, I), along C for each of the columns
+// [j0, j0 + n) (n <= kCols). The same formulas as the rows above, each pass a loop over C outside a loop
+// over the block's columns, which is contiguous and vectorises; the block's running max and sums stay in
+// L1 (kCols of them), and each pass streams the (C, n) block once.
+constexpr index_t kCols = 256;
+
+template <class T>
+PE_INLINE void softmax_fwd_cols_body(const T* x, T* y, index_t C, index_t I, index_t n, bool log) {
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  T m[kCols];
+  double s[kCols];
+  for (index_t j = 0; j < n; ++j) m[j] = -inf, s[j] = 0.0;
+  for (index_t c = 0; c < C; ++c) {
+    const T* xc = x + c * I;
+#pragma omp simd
+    for (index_t j = 0; j < n; ++j) m[j] = xc[j] > m[j] ? xc[j] : m[j];
+  }
+  bool any_inf = false;
+  for (index_t j = 0; j < n; ++j) {
+    any_inf |= m[j] == inf;
+    if (m[j] == -inf) m[j] = T(0);  // a fully masked column: shift by 0 (sum 0 gives NaN below)
+  }
+  for (index_t c = 0; c < C; ++c) {
+    const T* xc = x + c * I;
+    T* yc = y + c * I;
+#pragma omp simd
+    for (index_t j = 0; j < n; ++j) {
+      const T e = vm::vexp(xc[j] - m[j]);
+      if (!log) yc[j] = e;
+      s[j] += e;
+    }
+  }
+  if (log) {
+    T lse[kCols];
+    for (index_t j = 0; j < n; ++j) lse[j] = static_cast<T>(std::log(s[j]));
+    for (index_t c = 0; c < C; ++c) {
+      const T* xc = x + c * I;
+      T* yc = y + c * I;
+#pragma omp simd
+      for (index_t j = 0; j < n; ++j) yc[j] = (xc[j] - m[j]) - lse[j];
+    }
+  } else {
+    T inv[kCols];
+    for (index_t j = 0; j < n; ++j) inv[j] = static_cast<T>(1.0 / s[j]);
+    for (index_t c = 0; c < C; ++c) {
+      T* yc = y + c * I;
+#pragma omp simd
+      for (index_t j = 0; j < n; ++j) yc[j] *= inv[j];
+    }
+  }
+  if (any_inf)  // a +inf makes its column NaN (inf - inf), as the rows
+    for (index_t j = 0; j < n; ++j)
+      if (m[j] == inf)
+        for (index_t c = 0; c < C; ++c) y[c * I + j] = std::numeric_limits<T>::quiet_NaN();
+}
+template <class T>
+PE_INLINE void softmax_bwd_cols_body(const T* y, const T* dy, T* dx, index_t C, index_t I, index_t n, bool log) {
+  double s[kCols];
+  for (index_t j = 0; j < n; ++j) s[j] = 0.0;
+  for (index_t c = 0; c < C; ++c) {
+    const T *yc = y + c * I, *dc = dy + c * I;
+    if (log) {
+#pragma omp simd
+      for (index_t j = 0; j < n; ++j) s[j] += dc[j];
+    } else {
+#pragma omp simd
+      for (index_t j = 0; j < n; ++j) s[j] += static_cast<double>(dc[j]) * yc[j];
+    }
+  }
+  T st[kCols];
+  for (index_t j = 0; j < n; ++j) st[j] = static_cast<T>(s[j]);
+  for (index_t c = 0; c < C; ++c) {
+    const T *yc = y + c * I, *dc = dy + c * I;
+    T* xc = dx + c * I;
+    if (log) {
+#pragma omp simd
+      for (index_t j = 0; j < n; ++j) xc[j] = dc[j] - vm::vexp(yc[j]) * st[j];
+    } else {
+#pragma omp simd
+      for (index_t j = 0; j < n; ++j) xc[j] = yc[j] * (dc[j] - st[j]);
+    }
+  }
+}
+PE_ISA_VARIANTS(softmax_fwd_cols, (const T* x, T* y, index_t C, index_t I, index_t n, bool log),
+                (x, y, C, I, n, log))
+PE_ISA_VARIANTS(softmax_bwd_cols, (const T* y, const T* dy, T* dx, index_t C, index_t I, index_t n, bool log),
+                (y, dy, dx, C, I, n, log))
+
 }  // namespace
 
 // ====================================================================== drivers
@@ -258,15 +346,35 @@ void gelu_backward(const T* x, const T* dy, T* dx, index_t n, bool tanh_approx) 
             [&](index_t i, index_t len) { k(x + i, dy + i, dx + i, len, tanh_approx); });
 }
 
+// Softmax over C of (N, C, I): rows (I == 1) over threads, or blocks of kCols columns of each of the N
+// (C, I) slices.
 template <class T>
-void softmax_forward(const T* x, T* y, index_t N, index_t C, bool log) {
-  auto k = softmax_fwd_row_for_isa<T>();
-  for_rows(N, N * C * 4, [&](index_t r) { k(x + r * C, y + r * C, C, log); });
+void softmax_forward(const T* x, T* y, index_t N, index_t C, index_t I, bool log) {
+  if (I == 1) {
+    auto k = softmax_fwd_row_for_isa<T>();
+    for_rows(N, N * C * 4, [&](index_t r) { k(x + r * C, y + r * C, C, log); });
+    return;
+  }
+  auto k = softmax_fwd_cols_for_isa<T>();
+  const index_t nb = (I + kCols - 1) / kCols;
+  for_rows(N * nb, N * C * I * 4, [&](index_t u) {
+    const index_t off = u / nb * C * I + u % nb * kCols;
+    k(x + off, y + off, C, I, std::min(kCols, I - u % nb * kCols), log);
+  });
 }
 template <class T>
-void softmax_backward(const T* y, const T* dy, T* dx, index_t N, index_t C, bool log) {
-  auto k = softmax_bwd_row_for_isa<T>();
-  for_rows(N, N * C * 2, [&](index_t r) { k(y + r * C, dy + r * C, dx + r * C, C, log); });
+void softmax_backward(const T* y, const T* dy, T* dx, index_t N, index_t C, index_t I, bool log) {
+  if (I == 1) {
+    auto k = softmax_bwd_row_for_isa<T>();
+    for_rows(N, N * C * 2, [&](index_t r) { k(y + r * C, dy + r * C, dx + r * C, C, log); });
+    return;
+  }
+  auto k = softmax_bwd_cols_for_isa<T>();
+  const index_t nb = (I + kCols - 1) / kCols;
+  for_rows(N * nb, N * C * I * 2, [&](index_t u) {
+    const index_t off = u / nb * C * I + u % nb * kCols;
+    k(y + off, dy + off, dx + off, C, I, std::min(kCols, I - u % nb * kCols), log);
+  });
 }
 
 #define PE_INSTANTIATE(T)                                                                  \
@@ -274,8 +382,8 @@ void softmax_backward(const T* y, const T* dy, T* dx, index_t N, index_t C, bool
   template void relu_backward<T>(const T*, const T*, T*, index_t);                         \
   template void gelu_forward<T>(const T*, T*, index_t, bool);                              \
   template void gelu_backward<T>(const T*, const T*, T*, index_t, bool);                   \
-  template void softmax_forward<T>(const T*, T*, index_t, index_t, bool);                  \
-  template void softmax_backward<T>(const T*, const T*, T*, index_t, index_t, bool);
+  template void softmax_forward<T>(const T*, T*, index_t, index_t, index_t, bool);         \
+  template void softmax_backward<T>(const T*, const T*, T*, index_t, index_t, index_t, bool);
 PE_INSTANTIATE(float)
 PE_INSTANTIATE(double)
 #undef PE_INSTANTIATE

@@ -263,6 +263,12 @@ static void for_units(index_t units, int threads, const F& do_unit) {
 #endif
 }
 
+// Offset of batch bi of an operand with batch stride s and inner-level stride is (see GemmArgs::inner).
+template <class T>
+static inline index_t batch_offset(const GemmArgs<T>& g, index_t bi, index_t s, index_t is) {
+  return g.inner > 0 ? bi / g.inner * s + bi % g.inner * is : bi * s;
+}
+
 // M == 1 or N == 1: a matrix-vector product y = op(X) @ v of R = max(M, N)
 // outputs, streamed once through the ISA's dots/axpys loops (gemm_gemv.h)
 // instead of packed. Units are (batch, chunk of outputs).
@@ -275,11 +281,12 @@ static void run_gemv(const GemmArgs<T>& g, const Kernels<T>& ks) {
   const index_t R = col ? g.M : g.N;
   const T* xbase = col ? g.a : g.b;
   const index_t ldx = col ? g.lda : g.ldb, xstride = col ? g.stride_a : g.stride_b;
+  const index_t xistride = col ? g.istride_a : g.istride_b;
   // The rows of op(X) (R x K) run along p exactly when the stored matrix is not
   // transposed for A (col) / transposed for B (row): then dots, else axpys.
   const bool use_dots = col ? !g.trans_a : g.trans_b;
   const T* vbase = col ? g.b : g.a;
-  const index_t vstride = col ? g.stride_b : g.stride_a;
+  const index_t vstride = col ? g.stride_b : g.stride_a, vistride = col ? g.istride_b : g.istride_a;
   const index_t vinc = col ? (g.trans_b ? 1 : g.ldb) : (g.trans_a ? g.lda : 1);  // between v[p] and v[p+1]
   const index_t cinc = col ? g.ldc : 1;
   const index_t binc = col ? 0 : 1;
@@ -300,7 +307,7 @@ static void run_gemv(const GemmArgs<T>& g, const Kernels<T>& ks) {
       return;
     }
     // v contiguous: use it in place, else gather it once per unit.
-    const T* v = vbase + bi * vstride;
+    const T* v = vbase + batch_offset(g, bi, vstride, vistride);
     if (vinc != 1 && K > 1) {
       T* vb = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(K) * sizeof(T)));
       if (!vb) {
@@ -310,10 +317,10 @@ static void run_gemv(const GemmArgs<T>& g, const Kernels<T>& ks) {
       for (index_t p = 0; p < K; ++p) vb[p] = v[p * vinc];
       v = vb;
     }
-    const T* x = xbase + bi * xstride;
+    const T* x = xbase + batch_offset(g, bi, xstride, xistride);
     if (use_dots) ks.dots(x + r0 * ldx, ldx, rn, v, K, y);  // op(X) row r at x + r*ldx
     else ks.axpys(x + r0, ldx, rn, v, K, y);                // op(X)(r, p) at x[p*ldx + r]
-    T* c = g.c + bi * g.stride_c + r0 * cinc;
+    T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c) + r0 * cinc;
     const T* bias = g.bias ? g.bias + r0 * binc : nullptr;
     for (index_t r = 0; r < rn; ++r) {
       T val = g.alpha * y[r];
@@ -362,9 +369,9 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
     const index_t rest = u % (pl.mb * pl.nb);
     const index_t i0 = (rest / pl.nb) * pl.mc, j0 = (rest % pl.nb) * pl.ncols;
     const index_t mc = std::min(pl.mc, M - i0), j1 = std::min(j0 + pl.ncols, N);
-    const T* a = g.a + bi * g.stride_a;
-    const T* b = g.b + bi * g.stride_b;
-    T* c = g.c + bi * g.stride_c;
+    const T* a = g.a + batch_offset(g, bi, g.stride_a, g.istride_a);
+    const T* b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
+    T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
 
     // K == 0 still makes one (empty) pass, which applies beta and the bias.
     for (index_t pc = 0; pc < K || pc == 0; pc += KC) {

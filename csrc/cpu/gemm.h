@@ -5,7 +5,10 @@
 //
 // for b in [0, batch). All matrices are row-major with a unit column stride;
 // `ld*` is the row stride and `stride_*` the batch stride, both in elements.
-// A batch stride of 0 broadcasts that operand over the batch.
+// A batch stride of 0 broadcasts that operand over the batch. Batches may
+// come in two levels (`inner` > 0): batch b is (b / inner, b % inner), at
+// b / inner * stride_x + b % inner * istride_x; the matmul op's 4-D operands,
+// e.g. heads (B, H) of a (B, T, H, D) array, which no single stride describes.
 #pragma once
 #include "common.h"
 
@@ -27,6 +30,9 @@ struct GemmArgs {
 
   T* c = nullptr;  // (M, N); batches must not overlap
   index_t ldc = 0, stride_c = 0;
+
+  index_t inner = 0;  // 0: one batch level (b * stride_x); else the inner level's size
+  index_t istride_a = 0, istride_b = 0, istride_c = 0;
 
   // (N,) contiguous, added to every row of every C[b]; or null. It is added in
   // the micro-kernel's epilogue, with alpha and beta, while the C tile is in

@@ -12,6 +12,8 @@
 #include "cpu/reduce.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "cpu/simd.h"
@@ -47,6 +49,16 @@ PE_INLINE void accumulate_rows_body(double* acc, const T* x, index_t R, index_t 
 PE_ISA_VARIANTS(accumulate_rows, (double* acc, const T* x, index_t R, index_t ldx, index_t C),
                 (acc, x, R, ldx, C))
 
+// *s = the sum of x[0:n), in double (one vector of double lanes: memory-bound anyway).
+template <class T>
+PE_INLINE void row_sum_body(const T* x, index_t n, double* s) {
+  double a = 0.0;
+#pragma omp simd reduction(+ : a)
+  for (index_t i = 0; i < n; ++i) a += static_cast<double>(x[i]);
+  *s = a;
+}
+PE_ISA_VARIANTS(row_sum, (const T* x, index_t n, double* s), (x, n, s))
+
 // dst[0:n) += src[0:n), in T.
 template <class T>
 PE_INLINE void add_span_body(T* dst, const T* src, index_t n) {
@@ -56,8 +68,9 @@ PE_ISA_VARIANTS(add_span, (T * dst, const T* src, index_t n), (dst, src, n))
 
 }  // namespace
 
+// sum_rows, each sum multiplied by `scale` (in double) before it is rounded to T (also sum_dim's one-slice case).
 template <class T>
-void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out) {
+static void sum_rows_scaled(const T* x, index_t N, index_t C, index_t ldx, double scale, T* out) {
   if (C <= 0) return;
   auto add = accumulate_rows_for_isa<T>();
   const int nt = threads_for(N * C);
@@ -71,7 +84,7 @@ void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out) {
       const index_t t = vm::thread_id(), team = vm::team_size();
       const index_t j0 = C * t / team, j1 = C * (t + 1) / team;
       add(acc.data() + j0, x + j0, N, ldx, j1 - j0);
-      for (index_t j = j0; j < j1; ++j) out[j] = static_cast<T>(acc[static_cast<size_t>(j)]);
+      for (index_t j = j0; j < j1; ++j) out[j] = static_cast<T>(acc[static_cast<size_t>(j)] * scale);
     }
     return;
   }
@@ -91,8 +104,61 @@ void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out) {
   for (size_t j = 0; j < Cs; ++j) {
     double s = 0.0;
     for (int t = 0; t < std::max(nt, 1); ++t) s += part[static_cast<size_t>(t) * Cs + j];
-    out[j] = static_cast<T>(s);
+    out[j] = static_cast<T>(s * scale);
   }
+}
+
+template <class T>
+void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out) {
+  sum_rows_scaled(x, N, C, ldx, 1.0, out);
+}
+
+// Sum over the middle axis of (N, R, I). I == 1: rows over threads, or, with too few rows to share,
+// each row cut into parts of kPart elements whose sums are added in order; I > 1: one (R, I) slice is
+// sum_rows; more are units of (slice, block of kCols columns), each block's sums in a double buffer on
+// the stack, its R rows added kRows at a time (accumulate_rows).
+constexpr index_t kPart = index_t(1) << 15, kCols = 256;
+
+template <class T>
+void sum_dim(const T* x, index_t N, index_t R, index_t I, double scale, T* out) {
+  if (N <= 0 || I <= 0) return;
+  const int nt = threads_for(N * R * I);
+  if (I == 1) {
+    auto rs = row_sum_for_isa<T>();
+    if (N >= 4 * static_cast<index_t>(nt)) {
+      parallel_for(N, nt, 16, [&](index_t r) {
+        double s;
+        rs(x + r * R, R, &s);
+        out[r] = static_cast<T>(s * scale);
+      });
+      return;
+    }
+    const index_t parts = std::max<index_t>(1, (R + kPart - 1) / kPart);
+    std::vector<double> part(static_cast<size_t>(N * parts), 0.0);
+    parallel_for(N * parts, nt, 1, [&](index_t u) {
+      const index_t r = u / parts, j0 = u % parts * kPart;
+      rs(x + r * R + j0, std::min(kPart, R - j0), &part[static_cast<size_t>(u)]);
+    });
+    for (index_t r = 0; r < N; ++r) {
+      double s = 0.0;
+      for (index_t p = 0; p < parts; ++p) s += part[static_cast<size_t>(r * parts + p)];
+      out[r] = static_cast<T>(s * scale);
+    }
+    return;
+  }
+  if (N == 1) {
+    sum_rows_scaled(x, R, I, I, scale, out);
+    return;
+  }
+  auto add = accumulate_rows_for_isa<T>();
+  const index_t nb = (I + kCols - 1) / kCols;
+  parallel_for(N * nb, nt, 1, [&](index_t u) {
+    const index_t n = u / nb, j0 = u % nb * kCols, jn = std::min(kCols, I - j0);
+    double acc[kCols];
+    for (index_t j = 0; j < jn; ++j) acc[j] = 0.0;
+    add(acc, x + n * R * I + j0, R, I, jn);
+    for (index_t j = 0; j < jn; ++j) out[n * I + j0 + j] = static_cast<T>(acc[j] * scale);
+  });
 }
 
 // Memory-bound (two reads, one write per element): on 2 threads it runs at up to
@@ -109,9 +175,66 @@ void add_into(T* dst, const T* src, index_t n) {
   });
 }
 
+// Rows of the last dim over threads, in chunks of about 16 KiB. A chunk finds its first row's offsets from
+// the row's index, then steps an odometer over the other dims: a division per dim and row cost as much as
+// the copy itself for short rows (a (16, 4, 128, 32) transpose: 8192 rows of 128 bytes, 2x slower).
+template <class T>
+void copy_into(T* dst, const T* src, int ndim, const index_t* shape, const index_t* ds, const index_t* ss) {
+  if (ndim <= 0) {
+    *dst = *src;
+    return;
+  }
+  const int outer = ndim - 1;
+  const index_t n = shape[outer], dn = ds[outer], sn = ss[outer];
+  index_t rows = 1;
+  for (int d = 0; d < outer; ++d) rows *= shape[d];
+  if (rows <= 0 || n <= 0) return;
+  const index_t per = std::max<index_t>(1, (index_t(16) << 10) / static_cast<index_t>(sizeof(T) * n));
+  const index_t chunks = (rows + per - 1) / per;
+  const int nt = static_cast<int>(std::min<index_t>(threads_for(rows * n, index_t(1) << 17), chunks));
+  const bool unit = dn == 1 && sn == 1;
+  parallel_for(chunks, nt, 1, [&](index_t c) {
+    const index_t r0 = c * per, r1 = std::min(rows, r0 + per);
+    index_t idx[kCopyMaxDims], od = 0, os = 0, rest = r0;
+    for (int d = outer - 1; d >= 0; --d) {
+      idx[d] = rest % shape[d];
+      rest /= shape[d];
+      od += idx[d] * ds[d];
+      os += idx[d] * ss[d];
+    }
+    for (index_t r = r0; r < r1; ++r) {
+      T* out = dst + od;
+      const T* in = src + os;
+      if (unit) {
+        if (n >= 8) std::memcpy(out, in, static_cast<size_t>(n) * sizeof(T));
+        else
+          for (index_t j = 0; j < n; ++j) out[j] = in[j];
+      } else {
+        for (index_t j = 0; j < n; ++j) out[j * dn] = in[j * sn];
+      }
+      for (int d = outer - 1; d >= 0; --d) {  // the next row: the odometer over the outer dims
+        od += ds[d];
+        os += ss[d];
+        if (++idx[d] < shape[d]) break;
+        od -= shape[d] * ds[d];
+        os -= shape[d] * ss[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
 template void sum_rows<float>(const float*, index_t, index_t, index_t, float*);
+template void sum_dim<float>(const float*, index_t, index_t, index_t, double, float*);
+template void sum_dim<double>(const double*, index_t, index_t, index_t, double, double*);
 template void sum_rows<double>(const double*, index_t, index_t, index_t, double*);
 template void add_into<float>(float*, const float*, index_t);
+#define PE_COPY(T) template void copy_into<T>(T*, const T*, int, const index_t*, const index_t*, const index_t*);
+PE_COPY(uint8_t)
+PE_COPY(uint16_t)
+PE_COPY(uint32_t)
+PE_COPY(uint64_t)
+#undef PE_COPY
 template void add_into<double>(double*, const double*, index_t);
 
 }  // namespace cpu

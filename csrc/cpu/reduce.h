@@ -1,4 +1,5 @@
-// Sums, float and double: column sums of an (N, C) array and the in-place sum of two arrays. Raw
+// Sums, float and double: column sums of an (N, C) array, sums over the middle axis of (N, R, I) (sum and
+// mean over any adjacent dims), the in-place sum of two arrays and a strided copy. Raw
 // pointers; the bindings (csrc/bind_reduce.cpp) check shapes and dtypes.
 // Specification: pyengine/backend/reference/reduce.py.
 #pragma once
@@ -12,6 +13,19 @@ namespace cpu {
 // (db = sum over rows of dy) and the backward of a broadcast over leading axes.
 template <class T>
 void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out);
+
+// x: (N, R, I) C-contiguous   out: (N, I)
+// out[n, i] = scale * sum_r x[n, r, i], accumulated in double (scale = 1 / R: the mean).
+template <class T>
+void sum_dim(const T* x, index_t N, index_t R, index_t I, double scale, T* out);
+
+// dst = src over an n-D index space (ndim <= kCopyMaxDims): shape[d], strides ds[d] / ss[d] in elements
+// (non-negative); dst does not overlap src. Rows of the last dim are memcpy'd when both are unit-stride.
+// T is the element size only (uint8_t ... uint64_t): a copy does not look at values. The strided copies
+// of views: contiguous() of a transposed array, split's gradient pieces into their slices of one array.
+constexpr int kCopyMaxDims = 32;
+template <class T>
+void copy_into(T* dst, const T* src, int ndim, const index_t* shape, const index_t* ds, const index_t* ss);
 
 // dst[i] += src[i], i < n: gradient accumulation (a leaf's .grad += a new
 // contribution). dst and src are either the same array or disjoint.

@@ -19,7 +19,7 @@ current batch) and the loop's settings as ``self.params`` (``epochs``, ``steps``
     LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN, CSVLogger
 
 >>> early = EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
->>> ckpt = ModelCheckpoint("model-{epoch:02d}.keras", save_best_only=True)
+>>> ckpt = ModelCheckpoint("model-{epoch:02d}.safetensors", save_best_only=True)
 >>> model.fit(x, y, validation_split=0.2, epochs=50, callbacks=[early, ckpt])
 """
 import csv
@@ -281,7 +281,7 @@ class ModelCheckpoint(Callback):
     ``save_freq`` batches.
 
     ``filepath`` may hold ``str.format`` fields filled from the epoch (1-based) and the logs:
-    ``"ckpt-{epoch:02d}-{val_loss:.3f}.keras"``. With ``save_best_only`` a file is written only when
+    ``"ckpt-{epoch:02d}-{val_loss:.3f}.safetensors"``. With ``save_best_only`` a file is written only when
     ``monitor`` improves (so a fixed name always holds the best model).
     """
 
@@ -289,6 +289,8 @@ class ModelCheckpoint(Callback):
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__()
         self.filepath = os.fspath(filepath)
+        from .models import check_save_path
+        check_save_path(self.filepath, "ModelCheckpoint")  # refused now, not after the first epoch
         self.monitor, self.verbose = monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
         self.mode = _monitor_op(mode, monitor)

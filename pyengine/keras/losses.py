@@ -24,7 +24,7 @@ import numpy as np
 
 import pyengine as pe
 from ..nn import functional as F
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap
 from .backend import epsilon
 
 __all__ = ["Loss", "LossFunctionWrapper", "BinaryCrossentropy", "CategoricalCrossentropy",
@@ -41,7 +41,7 @@ __all__ = ["Loss", "LossFunctionWrapper", "BinaryCrossentropy", "CategoricalCros
 
 def _tensor(x, dtype=np.float32):
     if isinstance(x, Tensor):
-        return x if x._data.dtype == dtype else Tensor(x._data.astype(dtype)) if x.grad_fn is None else x.to(
+        return x if x._data.dtype == dtype else _wrap(x._data.astype(dtype)) if x.grad_fn is None else x.to(
             pe.float32)
     return pe.from_numpy(np.ascontiguousarray(np.asarray(x), dtype=dtype))
 

@@ -6,7 +6,7 @@ the training API they share (``compile``, ``fit``, ``evaluate``, ``predict``, ``
 >>> history = model.fit(x_train, y_train, epochs=3, batch_size=32, validation_split=0.1)
 >>> history.history["val_accuracy"]
 [0.81, 0.86, 0.87]
->>> model.save("classifier.keras"); model = load_model("classifier.keras")
+>>> model.save("classifier.safetensors"); model = load_model("classifier.safetensors")
 
 How ``fit`` is built (Keras's design): a generic loop over epochs and batches that calls the callbacks'
 hooks around ONE method, ``train_step(data)``: forward pass, ``compute_loss``, ``loss.backward()``, one
@@ -718,9 +718,10 @@ class Model(Layer):
 
     def save(self, filepath, overwrite=True, include_optimizer=True, **kwargs):
         """Save architecture (JSON config), weights and optimizer state in ONE pyengine checkpoint
-        (safetensors + JSON metadata; nothing is pickled). Any file name works, e.g. "model.keras".
-        Reload with ``keras.models.load_model(filepath)``."""
-        path = os.fspath(filepath)
+        (safetensors + JSON metadata; nothing is pickled), e.g. "model.safetensors". Reload with
+        ``keras.models.load_model(filepath)``. Names ending in ".keras" or ".h5" are refused: those suffixes
+        promise Keras's own formats (a zip archive / HDF5), which this file is not (see check_save_path)."""
+        path = check_save_path(filepath, "save")
         if not overwrite and os.path.exists(path):
             raise FileExistsError(f"save: {path!r} exists and overwrite=False")
         if not self.built:
@@ -742,7 +743,7 @@ class Model(Layer):
     def save_weights(self, filepath, overwrite=True):
         """Save the weights only, as the ``get_weights()`` list (a pyengine checkpoint); ``load_weights`` puts
         them back into any model of the same architecture, layer names aside (matched by order, as Keras)."""
-        path = os.fspath(filepath)
+        path = check_save_path(filepath, "save_weights")
         if not overwrite and os.path.exists(path):
             raise FileExistsError(f"save_weights: {path!r} exists and overwrite=False")
         if not self.built:
@@ -1094,12 +1095,35 @@ def clone_model(model, custom_objects=None):
     return _deserialize_model(_serialize_model(model), custom_objects)
 
 
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def check_save_path(filepath, what):
+    """``filepath`` as a string, unless its name promises a Keras format: a ".keras" file is a Keras 3 zip
+    archive (config.json, metadata.json, model.weights.h5) and ".h5"/".weights.h5" are HDF5, which real Keras
+    opens. pyengine writes its own checkpoint (safetensors + JSON), so under those names Keras would fail on
+    it, or a user would believe they hold a Keras file: refused, pointing at a name that says what it is.
+
+    (Writing true Keras archives would need h5py and Keras's per-layer config schema and weight paths for
+    every layer, checked against Keras itself, which is not a pyengine dependency.)"""
+    path = os.fspath(filepath)
+    if path.lower().endswith(KERAS_SUFFIXES):
+        stem = path[:path.rfind(".")]
+        if stem.lower().endswith(".weights"):
+            stem = stem[:-len(".weights")]
+        raise ValueError(f"{what}: {path!r} names a Keras file format ({os.path.splitext(path)[1]}: Keras's "
+                         "zip archive / HDF5), which pyengine does not write: Keras could not open the file. "
+                         f"Save to {stem + '.safetensors'!r} instead (pyengine's checkpoint: safetensors + "
+                         "JSON, any safetensors reader sees the weights; reload with keras.models.load_model)")
+    return path
+
+
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Rebuild a model saved by ``model.save(filepath)``: architecture, weights, and (``compile=True``) the
     compiled loss, metrics and optimizer with its state, so that ``fit`` continues where it stopped.
 
-    >>> model.save("model.keras")
-    >>> restored = load_model("model.keras")
+    >>> model.save("model.safetensors")
+    >>> restored = load_model("model.safetensors")
     >>> np.allclose(restored.predict(x), model.predict(x))
     True
     """

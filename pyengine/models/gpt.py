@@ -301,34 +301,44 @@ class GPT(nn.Module):
         With ``use_cache`` each new token costs one position (keys/values of the past are kept) while the
         context fits in block_size; past that the window slides and the whole window is recomputed.
         """
+        ids = self._prompt_ids(idx)
+        new = list(self.generate_tokens(ids, max_new_tokens, temperature, top_k, top_p, seed, use_cache, generator))
+        return tensor(np.concatenate([ids] + [t[:, None] for t in new], axis=1))
+
+    @staticmethod
+    def _prompt_ids(idx):
+        ids = np.asarray(idx._data if isinstance(idx, Tensor) else idx, dtype=np.int64)
+        if ids.ndim == 1:
+            ids = ids[None]
+        if ids.ndim != 2 or ids.shape[1] == 0:
+            raise ValueError(f"generate: the prompt must be (B, T) token ids with T >= 1, got shape {ids.shape}")
+        return ids
+
+    def generate_tokens(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None,
+                        use_cache=True, generator=None):
+        """``generate`` one step at a time: yields each new token of every row, a (B,) int64 array, as soon as
+        it is drawn (a server streams them, or stops early at a stop sequence by closing the iterator).
+        Nothing is held between steps (no lock, no mode change), so callers may interleave iterators."""
         if generator is None:
             generator = Generator().manual_seed(seed) if seed is not None else None
-        was_training = self.training
-        self.eval()
-        try:
-            ids = np.asarray(idx._data if isinstance(idx, Tensor) else idx, dtype=np.int64)
-            if ids.ndim == 1:
-                ids = ids[None]
-            if ids.shape[1] == 0:
-                raise ValueError("generate: the prompt must hold at least one token")
-            bs = self.config.block_size
-            cache = None
-            for _ in range(max_new_tokens):
-                if use_cache and ids.shape[1] <= bs:
-                    if cache is None:
-                        cache = KVCache(len(self.h))
-                        logits = self.decode(ids, cache)  # prefill
-                    else:
-                        logits = self.decode(ids[:, -1:], cache)
-                else:  # recompute the whole (sliding) window
-                    logits = self.decode(ids[:, -bs:], KVCache(len(self.h)))
-                nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
-                ids = np.concatenate([ids, nxt[:, None]], axis=1)
-                if cache is not None and ids.shape[1] > bs:
-                    cache = None
-            return tensor(ids)
-        finally:
-            self.train(was_training)
+        ids = self._prompt_ids(idx)
+        bs = self.config.block_size
+        cache = None
+        for _ in range(max_new_tokens):
+            # decode is eval-mode arithmetic on the kernels (no dropout, no graph) whatever self.training says
+            if use_cache and ids.shape[1] <= bs:
+                if cache is None:
+                    cache = KVCache(len(self.h))
+                    logits = self.decode(ids, cache)  # prefill
+                else:
+                    logits = self.decode(ids[:, -1:], cache)
+            else:  # recompute the whole (sliding) window
+                logits = self.decode(ids[:, -bs:], KVCache(len(self.h)))
+            nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
+            ids = np.concatenate([ids, nxt[:, None]], axis=1)
+            if cache is not None and ids.shape[1] > bs:
+                cache = None
+            yield nxt
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):

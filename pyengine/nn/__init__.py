@@ -4,8 +4,11 @@
     Sequential, ModuleList, ModuleDict     containers
     Linear, Embedding, LayerNorm, Dropout, MultiheadAttention, Flatten, Identity
     RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell (RNNBase, RNNCellBase)  recurrent layers, PackedSequence inputs
-    ReLU, GELU, Tanh, Sigmoid, SiLU, LeakyReLU, Softmax, LogSoftmax
-    CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss, BCEWithLogitsLoss
+    Transformer, TransformerEncoder, TransformerDecoder, TransformerEncoderLayer, TransformerDecoderLayer
+    ReLU, GELU, Tanh, Sigmoid, SiLU, LeakyReLU, Softmax, LogSoftmax, Softplus, ELU, CELU, SELU, Hardtanh,
+    ReLU6, Hardswish, Hardsigmoid, Mish, Softsign, Tanhshrink, LogSigmoid, GLU
+    CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss, BCEWithLogitsLoss, SmoothL1Loss, HuberLoss, KLDivLoss,
+    MarginRankingLoss, TripletMarginLoss, CosineEmbeddingLoss;  CosineSimilarity, PairwiseDistance
     nn.functional, nn.init, nn.utils (clip_grad_norm_, clip_grad_value_, parameters_to_vector;
                                            nn.utils.rnn: PackedSequence, pack_padded_sequence, pad_sequence, ...)
 """

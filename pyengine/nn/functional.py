@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .._checks import KERNEL_FLOATS, check_kernel_float, int64_arg, real_arg, tensor_op
-from ..autograd import Function
+from ..autograd import Function, no_grad
 from ..backend import xp_of
 from ..ops import gelu, log_softmax, matmul, one_hot, relu, sigmoid, silu, softmax, tanh, where  # noqa: F401
 from ..random import _rng
@@ -37,6 +37,20 @@ def _check_float(op, *ts):
                 check_kernel_float(op, t)
     if len(dts) > 1:
         raise TypeError(f"{op}: expected all tensors to have the same dtype, got {sorted(str(d) for d in dts)}")
+
+
+def _legacy_reduction(size_average, reduce, emit_warning=True):
+    """PyTorch's mapping of the deprecated ``size_average`` / ``reduce`` loss arguments (None: True) to
+    ``reduction``: reduce=False -> "none", else size_average -> "mean" / "sum"; warns (UserWarning) as PyTorch.
+    Every loss (functional and module) calls this when either is given."""
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    reduction = "mean" if size_average and reduce else "sum" if reduce else "none"
+    if emit_warning:
+        import warnings
+        warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' "
+                      "instead.", UserWarning, stacklevel=3)
+    return reduction
 
 
 def _reduce(op, reduction):
@@ -141,20 +155,22 @@ class CrossEntropy(Function):
 
 
 @tensor_op("input")
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """Cross-entropy between softmax(input) and class-index targets.
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                  label_smoothing=0.0):
+    """Cross-entropy between softmax(input) and class-index targets, or class probabilities.
 
-    input: (N, C), (N, C, d1, ...) or (C,)   target: int64 (N,), (N, d1, ...) or ()
-    ignore_index: targets equal to it add nothing (and do not count in the mean)
+    input: (N, C), (N, C, d1, ...) or (C,)   target: int64 (N,), (N, d1, ...) or (); or float probabilities of
+    the input's shape ("mean" then divides by N d1 ...)
+    weight: (C,) class weights;  ignore_index: targets equal to it add nothing (and do not count in the mean)
     label_smoothing: eps in [0, 1]: the target distribution is (1 - eps) one_hot + eps / C
     """
+    if size_average is not None or reduce is not None:  # PyTorch's deprecated form of reduction
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("cross_entropy", reduction)
     _check_float("cross_entropy", input)
     tgt = target._data if isinstance(target, Tensor) else xp_of(input).asarray(target)
     if tgt.dtype.kind == "f":
-        raise TypeError(f"cross_entropy: target must hold int64 class indices, got {tgt.dtype} "
-                        f"(input {_shape_str(input)}, target {tuple(tgt.shape)}); class-probability targets are "
-                        "not supported")
+        return _cross_entropy_probs(input, target, weight, reduction, label_smoothing)
     if tgt.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold int64 class indices, got {tgt.dtype}")
     label_smoothing = real_arg("cross_entropy", "label_smoothing", label_smoothing)
@@ -178,12 +194,14 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         x = x.permute(*perm).reshape(-1, C)
     w = None
     if weight is not None:
-        if label_smoothing:
-            raise NotImplementedError("cross_entropy: class weights with label smoothing are not supported yet")
         w = weight._data if isinstance(weight, Tensor) else xp_of(input).asarray(weight)
         if w.shape != (C,):
             raise ValueError(f"cross_entropy: weight must have shape ({C},), got {tuple(w.shape)}")
     t1 = tgt.reshape(-1).astype(np.int64, copy=False)
+    if w is not None and label_smoothing:
+        loss = _cross_entropy_weighted_smoothing(x, t1, weight, ignore_index, reduction, label_smoothing)
+        return loss.reshape(*expected) if reduction == "none" and input.ndim > 1 else (
+            loss.reshape(()) if reduction == "none" else loss)
     loss = CrossEntropy.apply(x, t1, ignore_index, label_smoothing, reduction, w)
     if reduction == "none":
         loss = loss.reshape(*expected) if input.ndim > 1 else loss.reshape(())
@@ -222,17 +240,52 @@ class NllLoss(Function):
         return d, None, None, None
 
 
-@tensor_op("input")
-def nll_loss(input, target, ignore_index=-100, reduction="mean"):
-    """Negative log-likelihood of class-index targets given log-probabilities input (N, C)."""
+@tensor_op("input", "weight?")
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """Negative log-likelihood of class-index targets given log-probabilities.
+
+    input: (N, C), (N, C, d1, ...) or (C,)   target: int64 (N,), (N, d1, ...) or ()
+    weight: (C,) class weights: loss_n = -weight[t_n] input[n, t_n]; "mean" divides by the sum of the
+    weights of the counted targets. Targets equal to ``ignore_index`` add nothing.
+    """
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("nll_loss", reduction)
     tgt = target._data if isinstance(target, Tensor) else xp_of(input).asarray(target)
     if tgt.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold int64 class indices, got {tgt.dtype}")
-    if input.ndim != 2 or tgt.shape != (input.shape[0],):
-        raise ValueError(f"nll_loss: expected input (N, C) and target (N,), got {_shape_str(input)} and "
-                         f"{tuple(tgt.shape)}")
-    return NllLoss.apply(input, tgt.astype(np.int64), int64_arg("nll_loss", "ignore_index", ignore_index), reduction)
+    ignore_index = int64_arg("nll_loss", "ignore_index", ignore_index)
+    x, out_shape = input, tuple(tgt.shape)
+    if x.ndim == 1:
+        if tgt.ndim != 0:
+            raise ValueError(f"nll_loss: expected a 0-D target for input {_shape_str(input)}, got {tuple(tgt.shape)}")
+        x, tgt = x.reshape(1, -1), tgt.reshape(1)
+    elif x.ndim >= 2:
+        expected = (x.shape[0],) + tuple(x.shape[2:])
+        if tuple(tgt.shape) != expected:
+            raise ValueError(f"nll_loss: expected input (N, C, d1, ...) and target (N, d1, ...), got "
+                             f"{_shape_str(input)} and {tuple(tgt.shape)}")
+        if x.ndim > 2:  # (N, C, d1, ...) -> (N d1 ..., C)
+            x = x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
+            tgt = tgt.reshape(-1)
+    else:
+        raise ValueError(f"nll_loss: input must be (C,), (N, C) or (N, C, d1, ...), got {_shape_str(input)}")
+    tgt = tgt.astype(np.int64)
+    if weight is None:
+        loss = NllLoss.apply(x, tgt, ignore_index, reduction)
+        return loss.reshape(*out_shape) if reduction == "none" else loss
+    C = x.shape[1]
+    if tuple(weight.shape) != (C,):
+        raise ValueError(f"nll_loss: weight must have shape ({C},), got {_shape_str(weight)}")
+    per = NllLoss.apply(x, tgt, ignore_index, "none")
+    valid = tgt != ignore_index
+    wt = (weight * 1.0).to(x.dtype)[_wrap(np.where(valid, tgt, 0))] * _wrap(valid.astype(x._data.dtype))
+    loss = per * wt
+    if reduction == "none":
+        return loss.reshape(*out_shape)
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / wt.sum()
 
 
 # ---------------------------------------------------------------------- regression / binary losses
@@ -289,8 +342,10 @@ class MSELoss(Function):
 
 
 @tensor_op("input")
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean (or sum) squared error; ``reduction="none"`` keeps the elementwise (x - y)^2."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("mse_loss", reduction)
     target = _target("mse_loss", input, target)
     _check_float("mse_loss", input, target)
@@ -302,7 +357,10 @@ def mse_loss(input, target, reduction="mean"):
 
 
 @tensor_op("input")
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Mean (or sum) absolute error; ``reduction="none"`` keeps the elementwise |x - y|."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("l1_loss", reduction)
     target = _target("l1_loss", input, target)
     if input._data.dtype.kind != "f":
@@ -331,9 +389,10 @@ def _dloss(xp, g, reduction, shape, dtype):
 
 
 class BCE(Function):
-    """-(y log p + (1 - y) log(1 - p)), logs clamped at -100 (backend ``bce_forward/backward``)."""
+    """-(y log p + (1 - y) log(1 - p)), logs clamped at -100 (backend ``bce_forward/backward``);
+    the target's gradient (PyTorch has one too): dy = g (log(1 - p) - log p), logs clamped the same way."""
 
-    saves = (0,)
+    saves = (0, 1)
 
     def forward(self, p, y, weight, reduction):
         self.p, self.y = p, _full(self.xp, y, p.shape, p.dtype)
@@ -348,12 +407,19 @@ class BCE(Function):
         dl = _dloss(xp, g, self.reduction, self.p.shape, self.p.dtype)
         if self.w is not None:
             dl = (xp.broadcast_to(dl, self.p.shape) * self.w).astype(self.p.dtype, copy=False)
-        return self.backend.bce_backward(self.p, self.y, dl), None, None, None
+        dp = self.backend.bce_backward(self.p, self.y, dl) if self.needs_input_grad[0] else None
+        dy = None
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                dy = dl * (xp.maximum(xp.log1p(-self.p), -100) - xp.maximum(xp.log(self.p), -100))
+        return dp, dy, None, None
 
 
 @tensor_op("input")
-def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """BCE between probabilities ``input`` (in [0, 1]) and ``target``, same shape."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("binary_cross_entropy", reduction)
     xp = xp_of(input)
     target = _target("binary_cross_entropy", input, target)
@@ -363,13 +429,14 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
                          f"{_shape_str(input)}")
     w = None if weight is None else xp.broadcast_to(_target("binary_cross_entropy", input, weight, "weight")._data,
                                                     input.shape).astype(input._data.dtype)
-    return BCE.apply(input, target._data, w, reduction)
+    return BCE.apply(input, target, w, reduction)
 
 
 class BCEWithLogits(Function):
-    """max(x, 0) - x y + log(1 + e^-|x|)  (backend ``bce_with_logits_forward/backward``)."""
+    """max(x, 0) - x y + log(1 + e^-|x|)  (backend ``bce_with_logits_forward/backward``);
+    the target's gradient: dy = g (-x + (pw - 1) (log(1 + e^-|x|) + max(-x, 0))) (pw = 1 without pos_weight)."""
 
-    saves = (0,)
+    saves = (0, 1)
 
     def forward(self, x, y, weight, pos_weight, reduction):
         xp = self.xp
@@ -391,18 +458,29 @@ class BCEWithLogits(Function):
         dl = _dloss(xp, g, self.reduction, self.x.shape, self.x.dtype)
         if self.w is not None:
             dl = (xp.broadcast_to(dl, self.x.shape) * self.w).astype(self.x.dtype, copy=False)
+        dy = None
+        if self.needs_input_grad[1]:
+            dy = -self.x
+            if self.pw is not None:
+                dy = dy + (self.pw - 1) * (xp.log1p(xp.exp(-xp.abs(self.x))) + xp.maximum(-self.x, 0))
+            dy = (dy * dl).astype(self.x.dtype, copy=False)
+        if not self.needs_input_grad[0]:
+            return None, dy, None, None, None
         if self.pw is None:
-            return self.backend.bce_with_logits_backward(self.x, self.y, dl), None, None, None, None
+            return self.backend.bce_with_logits_backward(self.x, self.y, dl), dy, None, None, None
         s = 1 / (1 + xp.exp(-self.x))
         # d/dx = (1 + (pw - 1) y) s - pw y ... written as: lw (s - 1) + (1 - y)
         lw = 1 + (self.pw - 1) * self.y
         d = (lw * (s - 1) + (1 - self.y)) * dl
-        return d.astype(self.x.dtype), None, None, None, None
+        return d.astype(self.x.dtype), dy, None, None, None
 
 
 @tensor_op("input")
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None):
     """BCE on logits, computed stably (no sigmoid overflow)."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
     _reduce("binary_cross_entropy_with_logits", reduction)
     xp = xp_of(input)
     target = _target("binary_cross_entropy_with_logits", input, target)
@@ -414,7 +492,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     op = "binary_cross_entropy_with_logits"
     w = None if weight is None else xp.broadcast_to(_target(op, input, weight, "weight")._data, input.shape).astype(dt)
     pw = None if pos_weight is None else xp.asarray(_target(op, input, pos_weight, "pos_weight")._data, dt)
-    return BCEWithLogits.apply(input, target._data, w, pw, reduction)
+    return BCEWithLogits.apply(input, target, w, pw, reduction)
 
 
 # ---------------------------------------------------------------------- layer norm
@@ -474,32 +552,64 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 class Embedding(Function):
-    """out[n] = weight[idx[n]];  dweight = scatter-add of g (backend ``embedding_forward/backward``)."""
+    """out[n] = weight[idx[n]];  dweight = scatter-add of g (backend ``embedding_forward/backward``), each
+    row's share divided by how often its index occurs with ``scale_grad_by_freq``."""
 
     saves = ()
 
     fresh_grads = True  # dweight: allocated by the kernel wrapper
 
-    def forward(self, weight, idx, padding_idx):
+    def forward(self, weight, idx, padding_idx, scale_grad_by_freq=False):
         self.idx, self.V, self.padding_idx = idx, weight.shape[0], padding_idx
+        self.scale_grad_by_freq = scale_grad_by_freq
         return self.backend.embedding_forward(weight, idx)
 
     def backward(self, g):
+        if self.scale_grad_by_freq:
+            xp = self.xp
+            counts = xp.bincount(self.idx, minlength=self.V)
+            g = g * (1.0 / counts[self.idx]).astype(g.dtype)[:, None]
         return (self.backend.embedding_backward(g, self.idx, self.V, self.padding_idx),
-                None, None)
+                None, None, None)
+
+
+def _check_indices(idx, V):
+    if idx.size and (idx.min() < 0 or idx.max() >= V):
+        bad = idx[(idx < 0) | (idx >= V)][0]
+        raise IndexError(f"embedding: index {int(bad)} is out of range for {V} embeddings")
+
+
+def _embedding_renorm_(weight, idx, max_norm, norm_type):
+    """PyTorch's embedding_renorm_: every row of ``weight`` that ``idx`` looks up and whose ``norm_type``-norm
+    exceeds ``max_norm`` is scaled in place to norm max_norm / (norm + 1e-7) * norm. Not differentiated."""
+    xp = xp_of(weight)
+    rows = xp.unique(idx)
+    w = weight._data[rows]
+    norms = xp.linalg.norm(w, ord=norm_type, axis=1)
+    over = norms > max_norm
+    if bool(over.any()):
+        scale = (max_norm / (norms[over] + 1e-7)).astype(w.dtype)
+        with no_grad():
+            weight[rows[over]] = w[over] * scale[:, None]
 
 
 @tensor_op("weight")
-def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq=False, sparse=False):
-    """Look up rows of ``weight`` (V, C) for integer ``input`` of any shape -> (*input.shape, C)."""
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """Look up rows of ``weight`` (V, C) for integer ``input`` of any shape -> (*input.shape, C).
+
+    padding_idx: that row gets no gradient. max_norm: rows looked up whose ``norm_type``-norm exceeds it are
+    renormalised in place first (as PyTorch: ``weight`` changes). scale_grad_by_freq: each row's gradient is
+    divided by the number of times its index occurs in ``input``. sparse gradients are not supported.
+    """
     idx = input._data if isinstance(input, Tensor) else xp_of(weight).asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got {_shape_str(weight)}")
     check_kernel_float("embedding", weight)
-    if max_norm is not None or scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    if sparse:
+        raise NotImplementedError("embedding: sparse gradients are not supported (sparse=True)")
     V = weight.shape[0]
     if padding_idx is not None:
         padding_idx = int64_arg("embedding", "padding_idx", padding_idx)
@@ -508,7 +618,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq
         if padding_idx < 0:
             padding_idx += V
     flat = idx.reshape(-1).astype(np.int64, copy=False)
-    out = Embedding.apply(weight, flat, padding_idx)
+    if max_norm is not None:
+        max_norm = real_arg("embedding", "max_norm", max_norm)
+        norm_type = real_arg("embedding", "norm_type", norm_type)
+        _check_indices(flat, V)
+        _embedding_renorm_(weight, flat, max_norm, norm_type)
+    out = Embedding.apply(weight, flat, padding_idx, bool(scale_grad_by_freq))
     return out.reshape(*idx.shape, weight.shape[1])
 
 
@@ -516,17 +631,30 @@ def embedding(input, weight, padding_idx=None, max_norm=None, scale_grad_by_freq
 
 
 class Dropout(Function):
-    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p)."""
+    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p).
+
+    float32/float64: one kernel pass each way (mask.dropout_forward/backward) over float32 uniform draws,
+    the mask kept as bytes; other dtypes in NumPy."""
 
     saves = ()
+    fresh_grads = True  # dx: a new array (the kernel's, or g * mask)
 
     def forward(self, x, p, generator):
+        self.scale = 1.0 / (1.0 - p)
+        if x.dtype in KERNEL_FLOATS:
+            u = _rng(generator).random(x.shape, dtype=np.float32)
+            y, self.keep = self.backend.dropout_forward(x, u, p, self.scale)
+            return y
         keep = self.xp.asarray(_rng(generator).random(x.shape) >= p)
-        self.scale_mask = keep.astype(x.dtype) * self.xp.asarray(1.0 / (1.0 - p), x.dtype)
+        self.keep = None
+        self.scale_mask = keep.astype(x.dtype) * self.xp.asarray(self.scale, x.dtype)
         return x * self.scale_mask
 
     def backward(self, g):
-        return g * self.scale_mask, None, None
+        if self.keep is not None and g.dtype in KERNEL_FLOATS:
+            return self.backend.dropout_backward(g, self.keep, self.scale), None, None
+        mask = self.scale_mask if self.keep is None else self.keep * self.xp.asarray(self.scale, g.dtype)
+        return g * mask, None, None
 
 
 @tensor_op("input")
@@ -642,3 +770,351 @@ def _attention_composite(q, k, v, mask, offset, scale, dropout_p, generator):
     p = softmax(s, dim=-1)
     p = dropout(p, dropout_p, True, generator=generator)
     return matmul(p, v)
+
+
+# ====================================================================== breadth (issue 13 item 2)
+# cross-entropy with class-probability targets and with weights + label smoothing, more losses (smooth L1,
+# Huber, KL divergence, margin ranking, triplet margin, cosine embedding), distances and normalisation,
+# pad, glu, gumbel_softmax, and the pointwise activations (their Functions are in ops/elementwise.py).
+
+from ..ops import (celu, elu, hardsigmoid, hardswish, hardtanh, logsigmoid, mish, relu6, selu,  # noqa: E402,F401
+                   softplus, softsign, tanhshrink)
+from ..ops.linalg import vector_norm  # noqa: E402
+
+
+def _reduced(loss, reduction):
+    return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.mean()
+
+
+def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
+    """cross_entropy with class-probability targets of the input's shape: loss_n = -sum_c w_c p_nc
+    log_softmax(x)_nc, p smoothed to (1 - eps) p + eps / C; "mean" divides by the number of rows (N d1 ...)."""
+    op = "cross_entropy"
+    if not isinstance(target, Tensor):
+        target = _wrap(xp_of(input).asarray(target))
+    if tuple(target.shape) != tuple(input.shape):  # neither class indices (int64) nor probabilities
+        raise TypeError(f"{op}: target must hold int64 class indices, got {target.dtype} (input "
+                        f"{_shape_str(input)}, target {_shape_str(target)}); class-probability targets must have "
+                        "the input's shape")
+    _check_float(op, input, target)
+    eps = real_arg(op, "label_smoothing", label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {eps}")
+    cdim = 0 if input.ndim == 1 else 1
+    C = input.shape[cdim]
+    logp = log_softmax(input, cdim)
+    p = target if eps == 0 else target * (1 - eps) + eps / C
+    terms = logp * p
+    if weight is not None:
+        w = weight if isinstance(weight, Tensor) else _wrap(xp_of(input).asarray(weight, input._data.dtype))
+        if tuple(w.shape) != (C,):
+            raise ValueError(f"{op}: weight must have shape ({C},), got {_shape_str(w)}")
+        terms = terms * w.to(input.dtype).reshape(C, *([1] * (input.ndim - cdim - 1)))
+    loss = -terms.sum(cdim)
+    return _reduced(loss, reduction)
+
+
+def _cross_entropy_weighted_smoothing(x, t1, weight, ignore_index, reduction, eps):
+    """Class-index cross_entropy with weights and label smoothing (PyTorch's formula):
+    (1 - eps) nll_loss(logp, t, weight) + eps / C * smooth, smooth_n = -sum_c w_c logp_nc (0 where ignored),
+    reduced as the nll (its "mean" divides by the weights of the counted targets)."""
+    C = x.shape[1]
+    w = weight if isinstance(weight, Tensor) else _wrap(xp_of(x).asarray(weight))
+    w = w.to(x.dtype)
+    logp = log_softmax(x, 1)
+    valid = t1 != ignore_index
+    nll = nll_loss(logp, _wrap(t1), w, ignore_index=ignore_index, reduction=reduction)
+    smooth = -(logp * w).sum(1) * _wrap(valid.astype(x._data.dtype))
+    if reduction == "mean":
+        smooth = smooth.sum() / w[_wrap(np.where(valid, t1, 0))][_wrap(valid)].sum()
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    return nll * (1 - eps) + smooth * (eps / C)
+
+
+def _pair(op, input, target):
+    target = _target(op, input, target)
+    if input._data.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating point input, got {input.dtype}")
+    _broadcast_pair(op, input, target)
+    return target
+
+
+@tensor_op("input")
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where d = |input - target| < beta, else d - 0.5 beta (beta = 0: the L1 loss)."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
+    _reduce("smooth_l1_loss", reduction)
+    beta = real_arg("smooth_l1_loss", "beta", beta)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+    target = _pair("smooth_l1_loss", input, target)
+    d = (input - target).abs()
+    loss = d if beta == 0 else where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta)
+    return _reduced(loss, reduction)
+
+
+@tensor_op("input")
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """0.5 d^2 where d = |input - target| < delta, else delta (d - 0.5 delta)."""
+    _reduce("huber_loss", reduction)
+    delta = real_arg("huber_loss", "delta", delta)
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    target = _pair("huber_loss", input, target)
+    d = (input - target).abs()
+    return _reduced(where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta), reduction)
+
+
+@tensor_op("input")
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """KL(target || exp(input)) pointwise: target (log target - input), 0 where target is 0; input holds
+    log-probabilities (and target too with ``log_target``). reduction "batchmean" divides the sum by N."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
+    if reduction not in ("mean", "sum", "none", "batchmean"):
+        raise ValueError(f"kl_div: reduction must be 'mean', 'batchmean', 'sum' or 'none', got {reduction!r}")
+    target = _pair("kl_div", input, target)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        pos = target > 0
+        safe = where(pos, target, 1.0)  # log(1) = 0: no inf * 0 in the forward nor NaN in the backward
+        loss = where(pos, target * (safe.log() - input), 0.0)
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduced(loss, reduction)
+
+
+@tensor_op("input1", "input2", "target")
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    """max(0, -target (input1 - input2) + margin); target holds 1 or -1."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
+    _reduce("margin_ranking_loss", reduction)
+    margin = real_arg("margin_ranking_loss", "margin", margin)
+    for t in (input1, input2):
+        if t._data.dtype.kind != "f":
+            raise TypeError(f"margin_ranking_loss: expected floating point inputs, got {t.dtype}")
+    try:
+        np.broadcast_shapes(tuple(input1.shape), tuple(input2.shape), tuple(target.shape))
+    except ValueError:
+        raise ValueError(f"margin_ranking_loss: shapes {_shape_str(input1)}, {_shape_str(input2)} and "
+                         f"{_shape_str(target)} cannot be broadcast together") from None
+    loss = (-target * (input1 - input2) + margin).clamp(min=0)
+    return _reduced(loss, reduction)
+
+
+@tensor_op("x1", "x2")
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """||x1 - x2 + eps||_p along the last dim (x1, x2 broadcast)."""
+    p, eps = real_arg("pairwise_distance", "p", p), real_arg("pairwise_distance", "eps", eps)
+    for t in (x1, x2):
+        if t._data.dtype.kind != "f":
+            raise TypeError(f"pairwise_distance: expected floating point inputs, got {t.dtype}")
+    try:
+        np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
+    except ValueError:
+        raise RuntimeError(f"pairwise_distance: shapes {_shape_str(x1)} and {_shape_str(x2)} cannot be "
+                           "broadcast together") from None
+    d = x1 - x2 + eps
+    if d.ndim == 0:
+        d = d.reshape(1)
+    return vector_norm(d, p, -1, keepdim)
+
+
+@tensor_op("x1", "x2")
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """x1 . x2 / max(||x1|| ||x2||, eps) along ``dim`` (x1, x2 broadcast)."""
+    eps = real_arg("cosine_similarity", "eps", eps)
+    for t in (x1, x2):
+        if t._data.dtype.kind != "f":
+            raise TypeError(f"cosine_similarity: expected floating point inputs, got {t.dtype}")
+    try:
+        shape = np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
+    except ValueError:
+        raise RuntimeError(f"cosine_similarity: shapes {_shape_str(x1)} and {_shape_str(x2)} cannot be "
+                           "broadcast together") from None
+    from ..tensor import _norm_dim
+    d = _norm_dim(dim, len(shape), "cosine_similarity")
+    # PyTorch's rule: each vector is divided by its norm clamped at eps, then the two are dotted
+    n1 = vector_norm(x1, 2, d - len(shape) if x1.ndim else None, keepdim=True).clamp(min=eps)
+    n2 = vector_norm(x2, 2, d - len(shape) if x2.ndim else None, keepdim=True).clamp(min=eps)
+    return ((x1 / n1) * (x2 / n2)).sum(d)
+
+
+@tensor_op("input1", "input2", "target")
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    """1 - cos(x1, x2) where target = 1, max(0, cos(x1, x2) - margin) where target = -1 (cos along the last
+    dim; inputs (N, D) or (D,), target (N,) or ())."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
+    _reduce("cosine_embedding_loss", reduction)
+    margin = real_arg("cosine_embedding_loss", "margin", margin)
+    if input1.ndim not in (1, 2) or tuple(input1.shape) != tuple(input2.shape) or \
+            tuple(target.shape) != tuple(input1.shape[:-1]):
+        raise RuntimeError(f"cosine_embedding_loss: expected inputs (N, D) or (D,) of one shape and target (N,) "
+                           f"or (), got {_shape_str(input1)}, {_shape_str(input2)} and {_shape_str(target)}")
+    for t in (input1, input2):
+        if t._data.dtype.kind != "f":
+            raise TypeError(f"cosine_embedding_loss: expected floating point inputs, got {t.dtype}")
+    EPS = 1e-12  # PyTorch's: added to each squared norm
+    prod = (input1 * input2).sum(-1)
+    m1 = (input1 * input1).sum(-1) + EPS
+    m2 = (input2 * input2).sum(-1) + EPS
+    cos = prod / (m1 * m2).sqrt()
+    zeros = cos * 0.0
+    loss = where(target == 1, 1 - cos, zeros) + where(target == -1, (cos - margin).clamp(min=0), zeros)
+    return _reduced(loss, reduction)
+
+
+@tensor_op("anchor", "positive", "negative")
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, size_average=None,
+                        reduce=None, reduction="mean"):
+    """max(0, d(a, p) - d(a, n) + margin), d the pairwise p-norm distance; ``swap``: d(a, n) replaced by
+    min(d(a, n), d(p, n)) (Balntas et al. 2016)."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
+    _reduce("triplet_margin_loss", reduction)
+    margin = real_arg("triplet_margin_loss", "margin", margin)
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_loss: margin must be greater than 0, got {margin}")
+    if not (anchor.ndim == positive.ndim == negative.ndim) or anchor.ndim not in (1, 2):
+        raise RuntimeError(f"triplet_margin_loss: expected anchor, positive, negative of 1 or 2 dims, got "
+                           f"{_shape_str(anchor)}, {_shape_str(positive)}, {_shape_str(negative)}")
+    d_ap = pairwise_distance(anchor, positive, p, eps)
+    d_an = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        from ..ops import minimum
+        d_an = minimum(d_an, pairwise_distance(positive, negative, p, eps))
+    return _reduced((d_ap - d_an + margin).clamp(min=0), reduction)
+
+
+@tensor_op("input")
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """input / max(||input||_p, eps) along ``dim``."""
+    p, eps = real_arg("normalize", "p", p), real_arg("normalize", "eps", eps)
+    if input._data.dtype.kind != "f":
+        raise TypeError(f"normalize: expected a floating point input, got {input.dtype}")
+    if input.ndim == 0:
+        return input / vector_norm(input, p).clamp(min=eps)
+    return input / vector_norm(input, p, dim, keepdim=True).clamp(min=eps)
+
+
+class ConstantPad(Function):
+    """y = x with ``pads`` (before, after) per dim of ``value`` around it (negative pads crop);
+    dx = g's slice where x is."""
+
+    saves = ()
+
+    def forward(self, x, pads, value):
+        xp = self.xp
+        crop = tuple(slice(max(-b, 0), n - max(-a, 0)) for (b, a), n in zip(pads, x.shape))
+        xc = x[crop]
+        grow = [(max(b, 0), max(a, 0)) for b, a in pads]
+        self.in_shape, self.crop = x.shape, crop
+        self.keep = tuple(slice(b, b + n) for (b, _), n in zip(grow, xc.shape))
+        return xp.pad(xc, grow, mode="constant", constant_values=value)
+
+    def backward(self, g):
+        dx = self.xp.zeros(self.in_shape, g.dtype)
+        dx[self.crop] = g[self.keep]
+        return dx, None, None
+
+
+def _pad_index(mode, n, before, after):
+    """Source positions of a padded dim of size n (reflect: mirrored without the edge, replicate: the
+    edge repeated, circular: wrapped)."""
+    i = np.arange(-before, n + after)
+    if mode == "reflect":
+        period = 2 * (n - 1)
+        i = np.abs(i) % period if period else np.zeros_like(i)
+        return np.where(i >= n, period - i, i)
+    if mode == "replicate":
+        return np.clip(i, 0, n - 1)
+    return i % n  # circular
+
+
+@tensor_op("input")
+def pad(input, pad, mode="constant", value=None):
+    """Pad the last len(pad) // 2 dims: pad = (last_before, last_after, second_last_before, ...).
+    mode: "constant" (``value``, default 0; negative pads crop), "reflect", "replicate", "circular"."""
+    if not isinstance(pad, (tuple, list)) or len(pad) % 2:
+        raise ValueError(f"pad: pad must be a sequence of even length, got {pad!r}")
+    pads = [int64_arg("pad", "pad", v) for v in pad]
+    k = len(pads) // 2
+    if k > input.ndim:
+        raise ValueError(f"pad: padding length {len(pads)} is too large for an input of {input.ndim} dims "
+                         f"(shape {_shape_str(input)})")
+    per_dim = [(0, 0)] * (input.ndim - k) + [(pads[2 * j], pads[2 * j + 1]) for j in reversed(range(k))]
+    if mode == "constant":
+        value = 0.0 if value is None else real_arg("pad", "value", value)
+        for (b, a), n in zip(per_dim, input.shape):
+            if n + b + a < 0:
+                raise RuntimeError(f"pad: the padded size of a dim of size {n} by ({b}, {a}) would be negative")
+        return ConstantPad.apply(input, tuple(per_dim), value)
+    if mode not in ("reflect", "replicate", "circular"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    if value:
+        raise ValueError(f"pad: padding mode {mode!r} doesn't take in a value argument")
+    if k > input.ndim - 1 or k > 3:
+        raise NotImplementedError(f"pad: {mode} padding of {k} dims needs an input of {k + 1} or {k + 2} dims "
+                                  f"(batch and channel dims first), got {_shape_str(input)}")
+    from ..ops import index_select
+    out = input
+    for d, ((b, a), n) in enumerate(zip(per_dim, input.shape)):
+        if not (b or a):
+            continue
+        if b < 0 or a < 0:
+            raise RuntimeError(f"pad: negative padding is only supported in constant mode, got {tuple(pad)}")
+        limit = n - 1 if mode == "reflect" else n if mode == "circular" else None
+        if limit is not None and (b > limit or a > limit):
+            raise RuntimeError(f"pad: {mode} padding ({b}, {a}) must be at most {limit} for a dim of size {n} "
+                               f"(input {_shape_str(input)})")
+        if n == 0:
+            raise RuntimeError(f"pad: {mode} padding of an empty dim (input {_shape_str(input)})")
+        out = index_select(out, d, _wrap(_pad_index(mode, n, b, a)))
+    return out
+
+
+@tensor_op("input")
+def glu(input, dim=-1):
+    """a * sigmoid(b), where a and b are the halves of ``input`` along ``dim`` (Dauphin et al. 2017)."""
+    from ..tensor import _norm_dim
+    if input.ndim == 0:
+        raise RuntimeError("glu: does not support scalars because halving size must be even")
+    d = _norm_dim(dim, input.ndim, "glu")
+    if input.shape[d] % 2:
+        raise RuntimeError(f"glu: halving dimension must be even, but dimension {d} is size {input.shape[d]}")
+    a, b = input.chunk(2, d)
+    return a * sigmoid(b)
+
+
+@tensor_op("logits")
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1, generator=None):
+    """softmax((logits + Gumbel noise) / tau) along ``dim`` (Jang et al. 2017); ``hard``: the one-hot of its
+    argmax in the forward, the soft sample's gradient in the backward (straight-through)."""
+    tau = real_arg("gumbel_softmax", "tau", tau)
+    if logits._data.dtype.kind != "f":
+        raise TypeError(f"gumbel_softmax: expected floating point logits, got {logits.dtype}")
+    from ..tensor import _norm_dim
+    d = _norm_dim(dim, logits.ndim, "gumbel_softmax")
+    e = _rng(generator).exponential(size=tuple(logits.shape))
+    gumbels = _wrap(-np.log(e).astype(logits._data.dtype))
+    y = softmax((logits + gumbels) / tau, d)
+    if not hard:
+        return y
+    idx = np.expand_dims(np.argmax(y._data, axis=d), d) if logits.ndim else np.zeros((), np.int64)
+    onehot = np.zeros(y.shape, y._data.dtype)
+    if logits.ndim:
+        np.put_along_axis(onehot, idx, 1, axis=d)
+    else:
+        onehot[()] = 1
+    return y - y.detach() + _wrap(onehot)
+
+
+__all__ += ["smooth_l1_loss", "huber_loss", "kl_div", "margin_ranking_loss", "pairwise_distance",
+            "cosine_similarity", "cosine_embedding_loss", "triplet_margin_loss", "normalize", "pad", "glu",
+            "gumbel_softmax", "softplus", "elu", "selu", "celu", "hardtanh", "relu6", "hardswish", "hardsigmoid",
+            "mish", "softsign", "tanhshrink", "logsigmoid"]

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .._checks import named_init
-from ..tensor import Tensor
+from ..tensor import Tensor, _as_array, _wrap
 
 
 class Parameter(Tensor):
@@ -23,7 +23,7 @@ class Parameter(Tensor):
             data = np.empty((0,), np.float32)
         elif isinstance(data, Tensor):
             data = data._data  # share memory, drop any graph
-        super().__init__(data, requires_grad=requires_grad)
+        self._init(_as_array(data), requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -35,7 +35,7 @@ class Parameter(Tensor):
             return memo[id(self)]
         p = Parameter(self._data.copy(), self.requires_grad)
         if self.grad is not None:
-            p.grad = Tensor(self.grad._data.copy())
+            p.grad = _wrap(self.grad._data.copy())
         memo[id(self)] = p
         return p
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_kernel_float, index_arg, int64_arg, tensor_op
+from .._checks import KERNEL_FLOATS, check_kernel_float, index_arg, int64_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import _norm_dim, _wrap
@@ -31,14 +31,24 @@ def _expand_grad(xp, g, shape, axes, keepdim):
     return xp.broadcast_to(g, shape)
 
 
+def _kept(y, shape, axes):
+    """y (the reduced dims dropped) with them back as 1s (keepdim)."""
+    return y.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
+
+
 class Sum(Function):
-    """y = sum over axes;  dx = g broadcast back."""
+    """y = sum over axes (kernel: reduce.sum_dims for float32/float64);  dx = g broadcast back."""
 
     saves = ()
 
     def forward(self, x, axes, keepdim):
         xp = self.xp
+        if not x.ndim:
+            axes = ()  # dim 0 or -1 of a 0-d tensor (allowed, as PyTorch): the sum of one element
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        if axes and x.dtype in KERNEL_FLOATS:
+            y = self.backend.sum_dims(x, axes)
+            return _kept(y, x.shape, axes) if keepdim else y
         out = xp.sum(x, axis=axes, keepdims=keepdim)
         if x.dtype == np.bool_ or x.dtype.kind in "iu":
             out = out.astype(np.int64)
@@ -49,14 +59,19 @@ class Sum(Function):
 
 
 class Mean(Function):
-    """y = mean over axes;  dx = g / n broadcast back."""
+    """y = mean over axes (kernel: reduce.sum_dims for float32/float64);  dx = g / n broadcast back."""
 
     saves = ()
 
     def forward(self, x, axes, keepdim):
         xp = self.xp
+        if not x.ndim:
+            axes = ()  # as Sum
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
         self.n = math.prod(x.shape[a] for a in axes)
+        if axes and x.dtype in KERNEL_FLOATS:
+            y = self.backend.sum_dims(x, axes, True)
+            return _kept(y, x.shape, axes) if keepdim else y
         return xp.asarray(xp.mean(x, axis=axes, keepdims=keepdim))
 
     def backward(self, g):
@@ -155,27 +170,21 @@ class LogSumExp(Function):
 
 
 class Softmax(Function):
-    """softmax / log-softmax along ``dim`` (kernels: activation.softmax_forward/backward).
+    """softmax / log-softmax along ``dim`` (kernels: activation.softmax_forward/backward, along any dim).
 
-    The kernels work along the last dim, so ``dim`` is moved last first (a view; the backend copies
-    it into rows once).
+    y = exp(x - lse(x)) or x - lse(x);  dx = y (g - sum(g y)) or g - exp(y) sum(g), sums along dim.
     """
 
     saves = ("out",)
+    fresh_grads = True  # dx: a new array from the kernel
 
     def forward(self, x, dim, log):
-        xp = self.xp
         self.dim, self.log = dim, log
-        last = dim == x.ndim - 1
-        y = self.backend.softmax_forward(x if last else xp.moveaxis(x, dim, -1), log)
-        self.y = y  # in the kernel's layout: dim last
-        return y if last else xp.moveaxis(y, -1, dim)
+        self.y = self.backend.softmax_forward(x, log, dim)
+        return self.y
 
     def backward(self, g):
-        xp = self.xp
-        last = self.dim == g.ndim - 1
-        dx = self.backend.softmax_backward(self.y, g if last else xp.moveaxis(g, self.dim, -1), self.log)
-        return (dx if last else xp.moveaxis(dx, -1, self.dim)), None, None
+        return self.backend.softmax_backward(self.y, g, self.log, self.dim), None, None
 
 
 class TopK(Function):
@@ -340,16 +349,7 @@ def argsort(x, dim=-1, descending=False, stable=False):
     return sort(x, dim, descending).indices
 
 
-@tensor_op("x")
-def cumsum(x, dim):
-    return _wrap(xp_of(x).cumsum(x._data, axis=_norm_dim(dim, x.ndim, "cumsum")))
-
-
-@tensor_op("x")
-def prod(x, dim=None, keepdim=False):
-    xp = xp_of(x)
-    axis = None if dim is None else _norm_dim(dim, x.ndim, "prod")
-    return _wrap(xp.asarray(xp.prod(x._data, axis=axis, keepdims=bool(keepdim))))
+# cumsum and prod: in statistics.py (issue 13: they built no graph node, a silently wrong gradient)
 
 
 @tensor_op("x")

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import INT64_MAX, INT64_MIN, int64_arg, scalar_arg, size_arg, tensor_op
+from .._checks import INT64_MAX, INT64_MIN, KERNEL_FLOATS, int64_arg, scalar_arg, size_arg, tensor_op
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor, _norm_dim, _wrap
@@ -62,13 +62,13 @@ class Expand(Function):
 
 
 class Contiguous(Function):
-    """y = a C-contiguous copy of x;  dx = g."""
+    """y = a C-contiguous copy of x (backend copy_into: threaded, row memcpys);  dx = g."""
 
     saves = ()
     views_grad = True  # backward passes g on as it is: see Function.views_grad
 
     def forward(self, x):
-        return self.xp.ascontiguousarray(x)
+        return self.backend.copy_into(self.xp.empty(x.shape, x.dtype), x)
 
     def backward(self, g):
         return g
@@ -129,10 +129,12 @@ def _is_basic_index(idx):
 
 
 class Split(Function):
-    """Views of consecutive pieces along ``dim``;  dx = the pieces' grads concatenated (zeros where none)."""
+    """Views of consecutive pieces along ``dim``;  dx = the pieces' grads concatenated (zeros where none),
+    each copied into its slice of one new array (backend copy_into)."""
 
     saves = ()
     returns_view = True
+    fresh_grads = True  # dx: a new array
 
     def forward(self, x, dim, sizes):
         self.dim, self.shape = dim, x.shape
@@ -145,16 +147,19 @@ class Split(Function):
         return tuple(out)
 
     def backward(self, *grads):
-        xp = self.xp
         dtype = next(g.dtype for g in grads if g is not None)
-        parts = []
+        dx = self.xp.empty(self.shape, dtype)
+        sl = [builtins.slice(None)] * len(self.shape)
         for i, g in enumerate(grads):
+            sl[self.dim] = builtins.slice(self.bounds[i], self.bounds[i + 1])
+            part = dx[tuple(sl)]
             if g is None:
-                shp = list(self.shape)
-                shp[self.dim] = self.bounds[i + 1] - self.bounds[i]
-                g = xp.zeros(shp, dtype)
-            parts.append(g)
-        return xp.concatenate(parts, axis=self.dim), None, None
+                part[...] = 0
+            elif g.dtype == dtype and g.shape == part.shape:
+                self.backend.copy_into(part, g)
+            else:
+                part[...] = g
+        return dx, None, None
 
 
 class GetItem(Function):
@@ -182,20 +187,29 @@ class GetItem(Function):
 
 
 class MaskedFill(Function):
-    """y = x with value where mask;  dx = g where not mask."""
+    """y = x with value where mask (broadcast);  dx = g where not mask, 0 where mask (kernel:
+    mask.masked_fill for float32/float64, also for the backward with value 0)."""
 
     saves = ()
+    fresh_grads = True  # dx: a new array (the kernel's or np.where's)
 
     def forward(self, x, mask, value):
         xp = self.xp
         self.mask, self.shape = mask, x.shape
-        out = xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
-        if out.shape != x.shape:
+        try:
+            fits = np.broadcast_shapes(x.shape, mask.shape) == x.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise RuntimeError(f"masked_fill: mask of shape {tuple(mask.shape)} does not broadcast to "
                                f"the input's shape {tuple(x.shape)}")
-        return out
+        if x.dtype in KERNEL_FLOATS:
+            return self.backend.masked_fill(x, mask, value)
+        return xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
 
     def backward(self, g):
+        if g.dtype in KERNEL_FLOATS:
+            return self.backend.masked_fill(g, self.mask, 0.0), None, None
         xp = self.xp
         return xp.where(self.mask, xp.zeros((), g.dtype), g), None, None
 
@@ -561,14 +575,360 @@ def flip(x, dims):
                             for i in range(x.ndim)))
 
 
-@tensor_op("x")
-def repeat_interleave(x, repeats, dim=None):
-    reps = repeats._data if isinstance(repeats, Tensor) else size_arg("repeat_interleave", "repeats", repeats)
-    axis = None if dim is None else _norm_dim(dim, x.ndim, "repeat_interleave")
-    return _wrap(xp_of(x).repeat(x._data, reps, axis=axis))
-
-
 __all__ = ["reshape", "view", "flatten", "unflatten", "permute", "transpose", "t", "unsqueeze", "squeeze",
            "expand", "expand_as", "broadcast_to", "contiguous", "clone", "cat", "concat", "concatenate",
            "stack", "split", "chunk", "unbind", "getitem", "setitem", "masked_fill", "tril", "triu", "gather",
-           "one_hot", "multinomial", "flip", "repeat_interleave"]
+           "one_hot", "multinomial", "flip"]
+
+
+# ====================================================================== shape ops, breadth (issue 13 item 2)
+# narrow, roll, repeat, tile, repeat_interleave (it built no graph node before: fixed here), unfold,
+# meshgrid, diff, diag, diagonal, trace, kron, movedim.
+
+
+def _move_to_front(xp, a, dim):
+    return xp.moveaxis(a, dim, 0)
+
+
+class Roll(Function):
+    """y = x shifted cyclically by ``shifts`` along ``axes`` (None: flattened);  dx = g shifted back."""
+
+    saves = ()
+
+    def forward(self, x, shifts, axes):
+        self.shifts, self.axes = shifts, axes
+        return self.xp.roll(x, shifts, axes)
+
+    def backward(self, g):
+        neg = -self.shifts if isinstance(self.shifts, int) else tuple(-s for s in self.shifts)
+        return self.xp.roll(g, neg, self.axes), None, None
+
+
+class Repeat(Function):
+    """y = x tiled ``reps`` times along each dim (x's shape left-padded with 1s to len(reps));
+    dx = g viewed as (r0, n0, r1, n1, ...) summed over the r's."""
+
+    saves = ()
+
+    def forward(self, x, reps):
+        self.shape, self.reps = x.shape, reps
+        return self.xp.tile(x, reps)
+
+    def backward(self, g):
+        shape = (1,) * (len(self.reps) - len(self.shape)) + tuple(self.shape)
+        split = []
+        for r, n in zip(self.reps, shape):
+            split += [r, n]
+        d = g.reshape(split).sum(axis=tuple(range(0, 2 * len(shape), 2)))
+        return d.reshape(self.shape), None
+
+
+class RepeatInterleave(Function):
+    """y = each slice of x along ``axis`` repeated ``repeats[i]`` times;  dx_i = sum of its copies' g."""
+
+    saves = ()
+
+    def forward(self, x, repeats, axis):
+        xp = self.xp
+        self.shape, self.axis = x.shape, axis
+        n = x.shape[axis]
+        self.src = xp.repeat(xp.arange(n), repeats)  # the source index of every output slice
+        return xp.take(x, self.src, axis=axis)
+
+    def backward(self, g):
+        xp = self.xp
+        dx = xp.zeros(self.shape, g.dtype)
+        xp.add.at(_move_to_front(xp, dx, self.axis), self.src, _move_to_front(xp, g, self.axis))
+        return dx, None, None
+
+
+class Unfold(Function):
+    """y[..., k, ..., j] = x[..., k step + j, ...] along ``dim`` (windows of ``size``, a new last dim);
+    dx = the windows' g added back where they overlap. A view of x, as PyTorch's (read-only here)."""
+
+    saves = ()
+    returns_view = True
+
+    def forward(self, x, dim, size, step):
+        xp = self.xp
+        self.shape, self.dim, self.size, self.step = x.shape, dim, size, step
+        w = xp.lib.stride_tricks.sliding_window_view(x, size, axis=dim)
+        sl = [builtins.slice(None)] * w.ndim
+        sl[dim] = builtins.slice(None, None, step)
+        return w[tuple(sl)]
+
+    def backward(self, g):
+        xp = self.xp
+        nw = g.shape[self.dim]
+        idx = (xp.arange(nw) * self.step)[:, None] + xp.arange(self.size)[None, :]  # (nw, size) x positions
+        dx = xp.zeros(self.shape, g.dtype)
+        gm = xp.moveaxis(g, (self.dim, g.ndim - 1), (0, 1))  # (nw, size, rest...)
+        xp.add.at(_move_to_front(xp, dx, self.dim), idx, gm)
+        return dx, None, None, None
+
+
+class Diag(Function):
+    """1-D x: the matrix with x on its ``k``-th diagonal;  2-D x: its ``k``-th diagonal (a copy).
+    dx = g's diagonal (1-D x), or zeros with g on the diagonal (2-D x)."""
+
+    saves = ()
+
+    def forward(self, x, k):
+        self.shape, self.k = x.shape, k
+        return self.xp.diag(x, k).copy()
+
+    def backward(self, g):
+        xp, k = self.xp, self.k
+        if len(self.shape) == 1:
+            return xp.diagonal(g, k).copy(), None
+        dx = xp.zeros(self.shape, g.dtype)
+        i = xp.arange(g.shape[0])
+        dx[i + builtins.max(-k, 0), i + builtins.max(k, 0)] = g
+        return dx, None
+
+
+class Diagonal(Function):
+    """y = the ``offset`` diagonal of the (dim1, dim2) planes, as a new last dim (a view);
+    dx = zeros with g on that diagonal."""
+
+    saves = ()
+    returns_view = True
+
+    def forward(self, x, offset, dim1, dim2):
+        self.shape, self.offset, self.dims = x.shape, offset, (dim1, dim2)
+        return self.xp.diagonal(x, offset, dim1, dim2)
+
+    def backward(self, g):
+        xp, k = self.xp, self.offset
+        dx = xp.zeros(self.shape, g.dtype)
+        plane = xp.moveaxis(dx, self.dims, (-2, -1))  # a view of dx
+        i = xp.arange(g.shape[-1])
+        plane[..., i + builtins.max(-k, 0), i + builtins.max(k, 0)] = g
+        return dx, None, None, None
+
+
+def _int_seq(op, param, value):
+    """One int or a sequence of ints, as a tuple of ints."""
+    if isinstance(value, (tuple, list)):
+        return tuple(int64_arg(op, param, v) for v in value)
+    return (int64_arg(op, param, value),)
+
+
+@tensor_op("x")
+def narrow(x, dim, start, length):
+    """The slice [start, start + length) of ``dim`` (a view). ``start`` may be negative."""
+    d = _norm_dim(dim, x.ndim, "narrow")
+    n = x.shape[d]
+    start, length = int64_arg("narrow", "start", start), size_arg("narrow", "length", length)
+    if start < 0:
+        start += n
+    if not 0 <= start <= n or start + length > n:
+        raise IndexError(f"narrow: start ({start}) + length ({length}) exceeds dimension {d} of size {n} "
+                         f"(input {tuple(x.shape)})")
+    return getitem(x, (builtins.slice(None),) * d + (builtins.slice(start, start + length),))
+
+
+@tensor_op("x")
+def roll(x, shifts, dims=None):
+    """Shift elements cyclically: ``roll(x, 1, 0)``, ``roll(x, (1, -2), (0, 1))``; no dims: over the
+    flattened tensor, shape kept."""
+    shifts = _int_seq("roll", "shifts", shifts)
+    if dims is None:
+        if len(shifts) != 1:
+            raise RuntimeError(f"roll: shifts {shifts} needs dims of the same length")
+        return Roll.apply(x.reshape(-1), shifts[0], None).reshape(*x.shape)
+    axes = tuple(_norm_dim(d, x.ndim, "roll") for d in _int_seq("roll", "dims", dims))
+    if len(axes) != len(shifts):
+        raise RuntimeError(f"roll: shifts and dims must have the same length, got {len(shifts)} and {len(axes)}")
+    return Roll.apply(x, shifts, axes)
+
+
+@tensor_op("x")
+def repeat(x, *sizes):
+    """Tile x ``sizes[i]`` times along each dim; len(sizes) >= x.ndim (x gets leading dims of 1)."""
+    sizes = tuple(size_arg("repeat", "sizes", s) for s in _size_args(sizes, "repeat", "sizes"))
+    if len(sizes) < x.ndim:
+        raise RuntimeError(f"repeat: number of repeat dims ({len(sizes)}) can not be smaller than the number of "
+                           f"dimensions of the tensor ({x.ndim}, shape {tuple(x.shape)})")
+    from .._checks import check_alloc
+    shape = (1,) * (len(sizes) - x.ndim) + tuple(x.shape)
+    check_alloc("repeat", math.prod(a * b for a, b in zip(sizes, shape)) * x._data.itemsize, "the result")
+    return Repeat.apply(x, sizes)
+
+
+@tensor_op("x")
+def tile(x, dims):
+    """repeat() with ``dims`` left-padded with 1s to x.ndim."""
+    dims = tuple(size_arg("tile", "dims", s) for s in _size_args((dims,), "tile", "dims"))
+    return repeat(x, (1,) * (x.ndim - len(dims)) + dims)
+
+
+@tensor_op()
+def repeat_interleave(x, repeats=None, dim=None, output_size=None):
+    """Repeat each element (``dim=None``: of the flattened x) or each slice along ``dim``: ``repeats`` is an
+    int or a tensor of one count per slice. ``repeat_interleave(counts)`` alone gives the indices
+    0 repeated counts[0] times, 1 repeated counts[1] times, ..."""
+    op = "repeat_interleave"
+    if repeats is None:  # repeat_interleave(repeats): indices
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{op}(): argument 'repeats' must be Tensor, not {type(x).__name__}")
+        return repeat_interleave(_wrap(xp_of(x._data).arange(x.numel(), dtype=np.int64)), x, 0)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
+    if dim is None:
+        x = x.reshape(-1)
+        axis = 0
+    else:
+        axis = _norm_dim(dim, x.ndim, op)
+        if x.ndim == 0:
+            x = x.reshape(1)
+    n = x.shape[axis]
+    if isinstance(repeats, Tensor):
+        reps = repeats._data
+        if reps.dtype.kind not in "iu":
+            raise TypeError(f"{op}: repeats must be an integer tensor, got {repeats.dtype}")
+        if reps.ndim > 1 or (reps.size != 1 and reps.size != n):
+            raise RuntimeError(f"{op}: repeats must have the same size as input along dim ({n}), got "
+                               f"{tuple(reps.shape)} (input {tuple(x.shape)})")
+        if reps.size and reps.min() < 0:
+            raise RuntimeError(f"{op}: repeats can not be negative")
+        reps = reps.reshape(-1).astype(np.int64)
+        if reps.size == 1:
+            reps = np.full(n, reps[0], np.int64)
+    else:
+        reps = np.full(n, size_arg(op, "repeats", repeats), np.int64)
+    from .._checks import check_alloc
+    total = int(reps.sum()) if n else 0
+    check_alloc(op, total * (x.numel() // builtins.max(n, 1)) * x._data.itemsize, "the result")
+    return RepeatInterleave.apply(x, reps, axis)
+
+
+@tensor_op("x")
+def unfold(x, dimension, size, step):
+    """All windows of ``size`` elements along ``dimension``, ``step`` apart, as a new last dim:
+    (..., n, ...) -> (..., (n - size) // step + 1, ..., size)."""
+    if x.ndim == 0:
+        x = x.reshape(1)
+    d = _norm_dim(dimension, x.ndim, "unfold")
+    size, step = size_arg("unfold", "size", size), size_arg("unfold", "step", step, minimum=1)
+    if size > x.shape[d]:
+        raise RuntimeError(f"unfold: maximum size for tensor at dimension {d} is {x.shape[d]} but size is {size} "
+                           f"(input {tuple(x.shape)})")
+    return Unfold.apply(x, d, size, step)
+
+
+@tensor_op("tensors*")
+def meshgrid(*tensors, indexing="ij"):
+    """Coordinate grids from 1-D tensors (views of them, expanded): ``indexing="ij"`` gives shape
+    (len(t0), len(t1), ...); ``"xy"`` swaps the first two dims (NumPy / MATLAB order)."""
+    return _meshgrid(tensors, indexing)
+
+
+def _meshgrid(tensors, indexing):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"meshgrid(): expected Tensors, got {type(t).__name__}")
+        if t.ndim > 1:
+            raise RuntimeError(f"meshgrid: expected 0-D or 1-D tensors, got shape {tuple(t.shape)}")
+    ts = [t.reshape(-1) for t in tensors]
+    swap = indexing == "xy" and len(ts) >= 2
+    if swap:
+        ts[0], ts[1] = ts[1], ts[0]
+    shape = tuple(t.shape[0] for t in ts)
+    out = []
+    for i, t in enumerate(ts):
+        s = [1] * len(ts)
+        s[i] = -1
+        out.append(expand(t.reshape(*s), *shape))
+    if swap:  # the grids of (t1, t0, t2, ...) in "ij" order, handed back in the inputs' order
+        out[0], out[1] = out[1], out[0]
+    return tuple(out)
+
+
+@tensor_op("x", "prepend?", "append?")
+def diff(x, n=1, dim=-1, prepend=None, append=None):
+    """n-th forward difference along ``dim``: out[i] = x[i + 1] - x[i], ``n`` times; ``prepend`` / ``append``
+    are concatenated first."""
+    n = size_arg("diff", "n", n)
+    if x.ndim == 0:
+        raise RuntimeError("diff: expects input to be at least one-dimensional")
+    d = _norm_dim(dim, x.ndim, "diff")
+    parts = [p if p.ndim else expand(p.reshape(*(1,) * x.ndim), *x.shape[:d], 1, *x.shape[d + 1:])
+             for p in (prepend, x, append) if p is not None]
+    if len(parts) > 1:
+        x = cat(parts, d)
+    for _ in range(n):
+        m = x.shape[d]
+        if m == 0:
+            break
+        hi = narrow(x, d, 1, m - 1)
+        lo = narrow(x, d, 0, m - 1)
+        x = hi.logical_xor(lo) if x._data.dtype == np.bool_ else hi - lo
+    return x
+
+
+@tensor_op("x")
+def diag(x, diagonal=0):
+    """1-D x -> the square matrix with x on diagonal ``diagonal``; 2-D x -> that diagonal (1-D)."""
+    if x.ndim not in (1, 2):
+        raise RuntimeError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(x.shape)}")
+    return Diag.apply(x, int64_arg("diag", "diagonal", diagonal))
+
+
+@tensor_op("x")
+def diagonal(x, offset=0, dim1=0, dim2=1):
+    """The ``offset`` diagonal of the planes (dim1, dim2), as a new last dim (a view)."""
+    if x.ndim < 2:
+        raise RuntimeError(f"diagonal: expected a tensor of at least 2 dimensions, got shape {tuple(x.shape)}")
+    d1, d2 = _norm_dim(dim1, x.ndim, "diagonal"), _norm_dim(dim2, x.ndim, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal: dimensions cannot be identical {dim1}, {dim2}")
+    return Diagonal.apply(x, int64_arg("diagonal", "offset", offset), d1, d2)
+
+
+@tensor_op("x")
+def trace(x):
+    """Sum of the main diagonal of a matrix."""
+    if x.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, got shape {tuple(x.shape)}")
+    return diagonal(x).sum()
+
+
+@tensor_op("a", "b")
+def kron(a, b):
+    """Kronecker product: out[i * b.shape + j] = a[i] b[j] (dims aligned from the right)."""
+    nd = builtins.max(a.ndim, b.ndim)
+    sa = (1,) * (nd - a.ndim) + tuple(a.shape)
+    sb = (1,) * (nd - b.ndim) + tuple(b.shape)
+    ia, ib = [], []
+    for x, y in zip(sa, sb):
+        ia += [x, 1]
+        ib += [1, y]
+    out = a.reshape(*ia) * b.reshape(*ib)
+    return out.reshape(*[x * y for x, y in zip(sa, sb)])
+
+
+@tensor_op("x")
+def movedim(x, source, destination):
+    """Move dims ``source`` to positions ``destination`` (a view); the other dims keep their order."""
+    src = tuple(_norm_dim(d, x.ndim, "movedim") for d in _int_seq("movedim", "source", source))
+    dst = tuple(_norm_dim(d, x.ndim, "movedim") for d in _int_seq("movedim", "destination", destination))
+    if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise RuntimeError(f"movedim: source {src} and destination {dst} must be the same number of distinct dims")
+    order = [d for d in range(x.ndim) if d not in src]
+    perm = [None] * x.ndim
+    for s, t in zip(src, dst):
+        perm[t] = s
+    it = iter(order)
+    perm = [p if p is not None else next(it) for p in perm]
+    return permute(x, *perm) if x.ndim else x
+
+
+moveaxis = movedim
+
+__all__ += ["narrow", "roll", "repeat", "tile", "repeat_interleave", "unfold", "meshgrid", "diff", "diag",
+            "diagonal", "trace", "kron", "movedim", "moveaxis"]

@@ -3,7 +3,8 @@
 ``SGD``, ``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad`` take an iterable of parameters (or of
 param-group dicts) and update them in ``step()`` with the backend's fused update kernels
 (``sgd_update``, ``adam_update``, ``rmsprop_update``, ``adagrad_update``: one call per param
-group). ``lr_scheduler`` holds the schedulers.
+group). ``Adadelta`` and ``LBFGS`` (``step(closure)``, optional strong-Wolfe line search) compute
+in Python with the backend's array module (no kernel yet). ``lr_scheduler`` holds the schedulers.
 
 Example::
 
@@ -17,10 +18,12 @@ Example::
         sched.step()
 """
 from . import lr_scheduler  # noqa: F401
+from .adadelta import Adadelta  # noqa: F401
 from .adagrad import Adagrad  # noqa: F401
 from .adam import Adam, AdamW  # noqa: F401
+from .lbfgs import LBFGS  # noqa: F401
 from .optimizer import Optimizer  # noqa: F401
 from .rmsprop import RMSprop  # noqa: F401
 from .sgd import SGD  # noqa: F401
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS", "lr_scheduler"]

@@ -211,7 +211,10 @@ class StepLR(LRScheduler):
     """Decay by ``gamma`` every ``step_size`` epochs: ``lr = base_lr * gamma ** (last_epoch // step_size)``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size = size_arg("StepLR", "step_size", step_size, minimum=1)
+        # PyTorch takes any positive number here (programs pass step_size=1.0); an int stays an int
+        self.step_size = step_size if isinstance(step_size, int) else real_arg("StepLR", "step_size", step_size)
+        if isinstance(step_size, bool) or not self.step_size > 0:
+            raise ValueError(f"StepLR(): step_size must be a positive number, got {step_size!r}")
         self.gamma = real_arg("StepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 

@@ -127,9 +127,13 @@ class Optimizer:
                 raise ValueError(f"can't optimize a non-leaf Tensor (parameter {i} of the group was made by "
                                  f"{type(p.grad_fn).__name__}); optimize the leaf it was computed from, "
                                  "or detach() it and set requires_grad=True")
-            if p._data.dtype.kind != "f":
+            if p._data.dtype.kind != "f" and p.dtype.name != "bfloat16":
                 raise ValueError(f"can only optimize floating point Tensors, but parameter {i} of the group has "
                                  f"dtype {p.dtype}")
+            if p._data.itemsize == 2:
+                raise ValueError(f"parameter {i} of the group is {p.dtype}: the optimizers update float32 and "
+                                 "float64 parameters only (yet); keep float32 weights (model.float()) and compute in "
+                                 f"{p.dtype} by casting activations")
 
         for name, default in self.defaults.items():
             if default is required and name not in group:

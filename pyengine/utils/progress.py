@@ -12,7 +12,7 @@ instead (``LiveLine.is_terminal`` tells them which).
 """
 import sys
 
-__all__ = ["is_terminal", "format_duration", "LiveLine"]
+__all__ = ["is_terminal", "format_duration", "format_rate", "LiveLine", "RateMeter"]
 
 
 def is_terminal(stream):
@@ -31,6 +31,44 @@ def format_duration(seconds):
     if seconds >= 60:
         return f"{seconds // 60}:{seconds % 60:02d}"
     return f"{seconds}s"
+
+
+def format_rate(rate, unit="tok/s"):
+    """``1,234 tok/s``; ``- tok/s`` while nothing has been measured (None), never a meaningless 0."""
+    return f"- {unit}" if rate is None else f"{rate:,.0f} {unit}"
+
+
+class RateMeter:
+    """Items per second of *working* time: the caller adds what each piece of work did and how long that
+    work alone took (a training step, not the evaluation or the checkpoint after it), so pauses never
+    dilute the rate. ``rate`` is None until ``window`` seconds have been measured, then the rate of the
+    last full window; ``overall`` is over all the time added.
+
+    >>> meter = RateMeter()
+    >>> meter.add(768, 0.05)     # 768 tokens in a 50 ms step
+    >>> meter.rate is None       # not a second measured yet
+    True
+    """
+
+    def __init__(self, window=1.0):
+        self.window = window
+        self.rate = None
+        self.total_items, self.total_seconds = 0, 0.0
+        self._items, self._seconds = 0, 0.0
+
+    def add(self, items, seconds, last=False):
+        """Count ``items`` done in ``seconds`` of work; ``last=True`` closes a partial window (the final step)."""
+        self.total_items += items
+        self.total_seconds += seconds
+        self._items += items
+        self._seconds += seconds
+        if self._seconds >= self.window or (last and self._seconds > 0):
+            self.rate = self._items / self._seconds
+            self._items, self._seconds = 0, 0.0
+
+    @property
+    def overall(self):
+        return self.total_items / self.total_seconds if self.total_seconds > 0 else None
 
 
 class LiveLine:

@@ -14,6 +14,7 @@ value of its kind (strategies.mutate). ``run(case)`` makes the live arguments an
 ``PUBLIC`` lists what must have an entry: every function exported by pyengine, pyengine.nn.functional,
 the nn modules, optimizers and lr schedulers; ``EXCLUDED`` says why a few are left out.
 """
+import copy
 import math
 from dataclasses import dataclass
 
@@ -1015,6 +1016,90 @@ module(nn.MultiheadAttention, ctor(**{"0": ("size", st.sampled_from((2, 4, 6))),
        names=("linear",))   # an input of another dtype than the parameters: linear says so
 
 
+# the Transformer family: errors may come from the layers inside (attention, linear, layer norm)
+_TFM_NAMES = ("MultiheadAttention", "linear", "layer_norm", "Linear", "LayerNorm", "TransformerEncoderLayer",
+              "TransformerDecoderLayer", "TransformerEncoder", "TransformerDecoder", "Transformer")
+_tfm_layer_ctor = {"0": ("size", st.sampled_from((2, 4, 6))), "1": ("size", st.sampled_from((1, 2))),
+                   "dim_feedforward": ("size", st.sampled_from((1, 3, 8))),
+                   "dropout": ("float", st.sampled_from([0.0, 0.5])),
+                   "activation": ("choice", st.sampled_from(["relu", "gelu"])),
+                   "norm_first": ("bool", st.booleans()), "batch_first": ("bool", st.booleans())}
+
+
+def _tfm_width(c):
+    v = c.args["0"].value
+    if isinstance(v, nn.Module):  # an encoder or decoder layer
+        return v.self_attn.embed_dim if isinstance(getattr(v, "self_attn", None), nn.MultiheadAttention) else 4
+    return v if isinstance(v, int) and 0 < v < 64 else 4
+
+
+def _tfm_seq(draw, E, L, N, unbatched):
+    shp = (L, E) if unbatched else (L, N, E)
+    if draw(ints(0, 6)) == 0:
+        shp = shp[:-1] + (E + 1,)
+    # no NaN or inf, as for MultiheadAttention (the lead's "attention turns NaN into 0")
+    return draw(tensors(shape=shp, dtypes=("float32", "float32", "float64"), special=False))
+
+
+def fwd_transformer(kind):
+    """src (encoder layers and stacks), tgt and memory (decoders), src and tgt (Transformer), with masks
+    sometimes. kind: "encoder", "decoder", "transformer"."""
+    @st.composite
+    def build(draw, c):
+        E = _tfm_width(c)
+        L, S, N = draw(st.sampled_from((1, 2, 3))), draw(st.sampled_from((1, 3))), draw(st.sampled_from((1, 2)))
+        unbatched = draw(ints(0, 3)) == 0
+        x = _tfm_seq(draw, E, L, N, unbatched)
+        args = {"0": A("tensor", x)}
+        if kind != "encoder":
+            args["1"] = A("tensor", _tfm_seq(draw, E, S, N, unbatched))
+        mask_name = {"encoder": "src_mask", "decoder": "tgt_mask", "transformer": "tgt_mask"}[kind]
+        if kind == "encoder" and isinstance(c.args["0"].value, nn.Module):
+            mask_name = "mask"  # TransformerEncoder's name for it
+        if draw(ints(0, 2)) == 0:
+            args[mask_name] = A("tensor", draw(attention_mask((L, L), "float32")), optional=True)
+        return Case(args)
+    return build
+
+
+module(nn.TransformerEncoderLayer, ctor(**_tfm_layer_ctor), fwd_transformer("encoder"), names=_TFM_NAMES)
+module(nn.TransformerDecoderLayer, ctor(**_tfm_layer_ctor), fwd_transformer("decoder"), names=_TFM_NAMES)
+module(nn.Transformer, ctor(**{"0": ("size", st.sampled_from((2, 4))), "1": ("size", st.sampled_from((1, 2))),
+                               "2": ("size", st.sampled_from((0, 1, 2))), "3": ("size", st.sampled_from((0, 1))),
+                               "4": ("size", st.sampled_from((1, 5))), "dropout": ("float", st.just(0.0)),
+                               "norm_first": ("bool", st.booleans()), "batch_first": ("bool", st.booleans())}),
+       fwd_transformer("transformer"), names=_TFM_NAMES)
+
+
+def tfm_stack_ctor(decoder):
+    """A layer (built here: a live module argument), num_layers, and a final LayerNorm sometimes."""
+    @st.composite
+    def build(draw):
+        E, h = draw(st.sampled_from((2, 4))), draw(st.sampled_from((1, 2)))
+        cls = nn.TransformerDecoderLayer if decoder else nn.TransformerEncoderLayer
+        layer = cls(E, h, draw(st.sampled_from((1, 6))), dropout=0.0, norm_first=draw(st.booleans()))
+        args = {"0": A("module", layer), "1": A("size", draw(st.sampled_from((0, 1, 2))))}
+        if draw(st.booleans()):
+            args["norm"] = A("module", nn.LayerNorm(E), optional=True)
+        return Case(args)
+    return build()
+
+
+
+
+def _fresh_norm(cls):
+    """cls(layer, num_layers, norm=a copy of norm): the stack copies its layer itself, but the norm is taken as
+    it is and would carry the first backend's gradients into the second's run."""
+    def build(*args, norm=None, **kwargs):
+        return cls(*args, norm=copy.deepcopy(norm), **kwargs)
+    build.__name__ = cls.__name__
+    return build
+
+
+module(_fresh_norm(nn.TransformerEncoder), tfm_stack_ctor(False), fwd_transformer("encoder"), names=_TFM_NAMES)
+module(_fresh_norm(nn.TransformerDecoder), tfm_stack_ctor(True), fwd_transformer("decoder"), names=_TFM_NAMES)
+
+
 def fwd_loss(kind):
     @st.composite
     def build(draw, c):
@@ -1157,6 +1242,8 @@ optimizer(pe.optim.RMSprop, lr=lr_, alpha=("float", st.sampled_from([0.99, 0.5])
 optimizer(pe.optim.Adagrad, lr=lr_, lr_decay=("float", st.sampled_from([0.0, 0.1])), weight_decay=wd_,
           initial_accumulator_value=("float", st.sampled_from([0.0, 0.5])),
           eps=("float", st.sampled_from([1e-10, 1.0])))
+optimizer(pe.optim.Adadelta, lr=("float", st.sampled_from([1.0, 0.1, 0.0])), rho=("float", st.sampled_from(
+    [0.9, 0.5, 0.0])), eps=("float", st.sampled_from([1e-6, 1.0])), weight_decay=wd_, maximize=("bool", st.booleans()))
 
 # ---------------------------------------------------------------------- lr schedulers
 
@@ -1193,7 +1280,7 @@ steps_ = ("size", st.sampled_from([1, 2, 3, 10]))
 gamma_ = ("float", st.sampled_from([0.1, 0.5, 1.0, 0.0]))
 scheduler(LR.LambdaLR, {"lr_lambda": ("callable", st.sampled_from([lambda e: 0.9 ** e, lambda e: 1.0]))}, {})
 scheduler(LR.MultiplicativeLR, {"lr_lambda": ("callable", st.sampled_from([lambda e: 0.9, lambda e: 1.0]))}, {})
-scheduler(LR.StepLR, {"step_size": steps_}, {"gamma": gamma_})
+scheduler(LR.StepLR, {"step_size": ("float", st.sampled_from([1, 2, 2.5, 10]))}, {"gamma": gamma_})  # PyTorch takes any number > 0
 scheduler(LR.MultiStepLR, {"milestones": ("ints", st.sampled_from([[1, 3], [2], [], [3, 1]]))}, {"gamma": gamma_})
 scheduler(LR.ConstantLR, {}, {"factor": ("float", st.sampled_from([0.5, 1.0, 0.0])), "total_iters": steps_})
 scheduler(LR.LinearLR, {}, {"start_factor": ("float", st.sampled_from([0.5, 1.0, 0.1])),
@@ -1208,6 +1295,537 @@ scheduler(LR.WarmupCosineLR, {"warmup_steps": ("size", st.sampled_from([0, 2, 10
                               "total_steps": ("size", st.sampled_from([5, 10, 20]))},
           {"min_lr_ratio": ("float", st.sampled_from([0.0, 0.1, 1.0]))})
 
+# ---------------------------------------------------------------------- ops breadth (issue 13 item 2)
+
+for _n in ("log1p", "expm1", "log2", "log10", "reciprocal", "frac", "trunc", "selu", "softsign", "tanhshrink",
+           "logsigmoid", "mish", "hardswish", "hardsigmoid", "relu6"):
+    entry(_n, getattr(pe, _n), unary(), nan="elementwise")
+entry("fix", pe.fix, unary(), nan="elementwise", names=("trunc",))
+entry("elu", pe.elu, unary(alpha=("float", reals)), nan="elementwise")
+entry("celu", pe.celu, unary(alpha=("float", reals)), nan="elementwise")
+entry("softplus", pe.softplus, unary(beta=("float", reals), threshold=("float", reals)), nan="elementwise")
+entry("hardtanh", pe.hardtanh, unary(min_val=("float", reals), max_val=("float", reals)), nan="elementwise")
+entry("nan_to_num", pe.nan_to_num, unary(nan=("float", reals), posinf=("float", reals, True),
+                                         neginf=("float", reals, True)))
+for _n, _nan in [("atan2", "elementwise"), ("logaddexp", "elementwise"), ("hypot", None),
+                 ("remainder", "elementwise"), ("fmod", "elementwise")]:
+    entry(_n, getattr(pe, _n), binary(), nan=_nan)
+entry("arctan2", pe.arctan2, binary(), nan="elementwise", names=("atan2",))
+entry("isclose", pe.isclose, binary(rtol=("float", reals), equal_nan=("bool", st.booleans())))
+
+
+@st.composite
+def lerp_case(draw):
+    a = draw(tensors(dtypes=FLOATS))
+    b = draw(partner(a, FLOATS, scalar=False))
+    w = draw(partner(a, FLOATS)) if draw(st.booleans()) else draw(st.sampled_from([0.0, 0.5, 1.0, -2.0]))
+    return Case({"0": A("tensor", a), "1": A("tensor", b), "2": A("tensor" if isinstance(w, TensorSpec) else "float",
+                                                                   w)})
+
+
+entry("lerp", pe.lerp, lerp_case(), nan="elementwise")
+
+
+@st.composite
+def clamp_one_case(draw):
+    x = draw(tensors())
+    v = draw(partner(x)) if draw(st.booleans()) else draw(st.sampled_from([-1.0, 0, 2, 0.5]))
+    return Case({"0": A("tensor", x), "1": A("tensor", v)})
+
+
+entry("clamp_min", pe.clamp_min, clamp_one_case(), nan="elementwise", names=("clamp",))
+entry("clamp_max", pe.clamp_max, clamp_one_case(), nan="elementwise", names=("clamp",))
+
+entry("cumprod", pe.cumprod, with_dim(), nan="any")
+entry("median", pe.median, reduction(multi=False), nan="any")
+entry("nanmedian", pe.nanmedian, reduction(multi=False))
+entry("kthvalue", pe.kthvalue, with_dim(k=("int", ints(0, 4))))
+entry("mode", pe.mode, with_dim())
+
+
+@st.composite
+def unique_case(draw):
+    x = draw(tensors(dtypes=ALL_DTYPES, low=-2, high=2))
+    args = {"0": A("tensor", x)}
+    for k in ("return_inverse", "return_counts"):
+        if draw(st.booleans()):
+            args[k] = A("bool", draw(st.booleans()))
+    if draw(ints(0, 3)) == 0:
+        args["dim"] = A("dim", dim_of(draw, x.values.ndim), optional=True)
+    return Case(args)
+
+
+entry("unique", pe.unique, unique_case())
+
+
+@st.composite
+def bincount_case(draw):
+    x = draw(tensors(shape=draw(shapes(1, 1)), dtypes=("int64", "int64", "int32", "float32"),
+                     low=-1 if draw(ints(0, 5)) == 0 else 0, high=6))
+    args = {"0": A("tensor", x)}
+    if draw(st.booleans()):
+        args["weights"] = A("tensor", draw(tensors(shape=x.values.shape, dtypes=FLOATS)), optional=True)
+    if draw(st.booleans()):
+        args["minlength"] = A("size", draw(ints(0, 8)))
+    return Case(args)
+
+
+entry("bincount", pe.bincount, bincount_case())
+entry("histc", pe.histc, unary(bins=("size", ints(1, 5)), min=("float", st.sampled_from([0.0, -1.0])),
+                               max=("float", st.sampled_from([0.0, 1.0, 2.0]))))
+
+
+@st.composite
+def searchsorted_case(draw):
+    seq = np.sort(values(draw, draw(shapes(1, 2)), draw(st.sampled_from(("float32", "float64", "int64"))),
+                         special=False), axis=-1)
+    if seq.ndim == 1 or draw(ints(0, 3)) == 0:
+        v = draw(tensors(dtypes=("float32", "float64", "int64")))
+    else:
+        v = draw(tensors(shape=seq.shape[:-1] + (draw(ints(0, 3)),), dtypes=("float32", "float64", "int64")))
+    args = {"0": A("tensor", TensorSpec(seq)), "1": A("tensor", v)}
+    if draw(st.booleans()):
+        args["right"] = A("bool", draw(st.booleans()))
+    return Case(args)
+
+
+entry("searchsorted", pe.searchsorted, searchsorted_case())
+
+
+@st.composite
+def bucketize_case(draw):
+    b = np.sort(values(draw, (draw(ints(0, 4)),), "float32", special=False))
+    return Case({"0": A("tensor", draw(tensors())), "1": A("tensor", TensorSpec(b)),
+                 "right": A("bool", draw(st.booleans()))})
+
+
+entry("bucketize", pe.bucketize, bucketize_case())
+
+# shape
+
+
+@st.composite
+def narrow_case(draw):
+    x = draw(tensors(min_ndim=1))
+    d = dim_of(draw, x.values.ndim)
+    n = x.values.shape[d]
+    start = draw(ints(-n, n)) if n else 0
+    return Case({"0": A("tensor", x), "1": A("dim", d), "2": A("int", start), "3": A("size", draw(ints(0, n + 1)))})
+
+
+entry("narrow", pe.narrow, narrow_case())
+
+
+@st.composite
+def roll_case(draw):
+    x = draw(tensors())
+    nd = x.values.ndim
+    if nd and draw(st.booleans()):
+        k = draw(ints(1, 2))
+        return Case({"0": A("tensor", x), "1": A("ints", [draw(ints(-7, 7)) for _ in range(k)]),
+                     "2": A("ints", [dim_of(draw, nd) for _ in range(k)])})
+    return Case({"0": A("tensor", x), "1": A("int", draw(ints(-7, 7)))})
+
+
+entry("roll", pe.roll, roll_case())
+
+
+@st.composite
+def repeat_case_(draw, tile=False):
+    x = draw(tensors(max_ndim=3))
+    k = draw(ints(0 if tile else x.values.ndim, x.values.ndim + 1))
+    reps = [draw(ints(0, 3)) for _ in range(k)]
+    if tile or draw(st.booleans()):
+        return Case({"0": A("tensor", x), "1": A("shape", tuple(reps))})
+    return Case({"0": A("tensor", x), **{str(i + 1): A("size", r) for i, r in enumerate(reps)}})
+
+
+entry("repeat", pe.repeat, repeat_case_())
+entry("tile", pe.tile, repeat_case_(tile=True), names=("repeat",))
+
+
+@st.composite
+def unfold_case(draw):
+    x = draw(tensors())
+    return Case({"0": A("tensor", x), "1": A("dim", dim_of(draw, x.values.ndim)), "2": A("size", draw(ints(0, 4))),
+                 "3": A("size", draw(ints(1, 3)))})
+
+
+entry("unfold", pe.unfold, unfold_case())
+
+
+@st.composite
+def meshgrid_case(draw):
+    ts = [draw(tensors(shape=draw(shapes(0, 1)))) for _ in range(draw(ints(1, 3)))]
+    return Case({**{str(i): A("tensor", t) for i, t in enumerate(ts)},
+                 "indexing": A("choice", draw(st.sampled_from(["ij", "xy"])))})
+
+
+entry("meshgrid", pe.meshgrid, meshgrid_case())
+
+
+@st.composite
+def diff_case(draw):
+    x = draw(tensors(min_ndim=1))
+    d = dim_of(draw, x.values.ndim)
+    args = {"0": A("tensor", x), "n": A("size", draw(ints(0, 2))), "dim": A("dim", d)}
+    if draw(st.booleans()):
+        shp = list(x.values.shape)
+        shp[d] = draw(ints(0, 2))
+        args["prepend"] = A("tensor", draw(tensors(shape=tuple(shp), dtypes=(x.values.dtype.name,))), optional=True)
+    return Case(args)
+
+
+entry("diff", pe.diff, diff_case())
+entry("diag", pe.diag, unary(diagonal=("int", ints(-2, 2))))
+
+
+@st.composite
+def diagonal_case(draw):
+    x = draw(tensors(min_ndim=2))
+    nd = x.values.ndim
+    return Case({"0": A("tensor", x), "offset": A("int", draw(ints(-2, 2))), "dim1": A("dim", dim_of(draw, nd)),
+                 "dim2": A("dim", dim_of(draw, nd))})
+
+
+entry("diagonal", pe.diagonal, diagonal_case())
+entry("trace", pe.trace, unary(), nan="any", names=("diagonal", "sum"))
+entry("kron", pe.kron, binary(scalar=False), names=("mul",))
+
+
+@st.composite
+def movedim_case(draw):
+    x = draw(tensors(min_ndim=1))
+    nd = x.values.ndim
+    return Case({"0": A("tensor", x), "1": A("dim", dim_of(draw, nd)), "2": A("dim", dim_of(draw, nd))})
+
+
+entry("movedim", pe.movedim, movedim_case(), names=("permute",))
+entry("moveaxis", pe.moveaxis, movedim_case(), names=("movedim", "permute"))
+
+# index / scatter
+
+
+@st.composite
+def index_case(draw, op):
+    x = draw(tensors(min_ndim=0))
+    nd = x.values.ndim
+    d = dim_of(draw, nd)
+    n = x.values.shape[d] if nd else 1
+    k = draw(ints(0, 3))
+    idx = TensorSpec(values(draw, (k,), draw(st.sampled_from(("int64", "int64", "int32"))),
+                            low=-n if n else 0, high=n + (draw(ints(0, 5)) == 0) if n else 1))
+    args = {"0": A("tensor", x), "1": A("dim", d), "2": A("tensor", idx)}
+    if op in ("index_add", "index_copy"):
+        shp = tuple(k if i == d % max(nd, 1) else s for i, s in enumerate(x.values.shape))
+        dt = x.values.dtype.name if draw(ints(0, 4)) else "float64"
+        args["3"] = A("tensor", draw(tensors(shape=shp, dtypes=(dt,))))
+    if op == "index_fill":
+        args["3"] = A("float", draw(st.sampled_from([0.0, -1.5, float("nan"), 2])))
+    return Case(args)
+
+
+for _n in ("index_select", "index_add", "index_copy", "index_fill"):
+    entry(_n, getattr(pe, _n), index_case(_n))
+
+
+@st.composite
+def scatter_case(draw, op):
+    x = draw(tensors(min_ndim=1))
+    nd = x.values.ndim
+    d = dim_of(draw, nd)
+    n = x.values.shape[d]
+    shp = tuple(draw(ints(0, s)) if i != d % nd else draw(ints(0, 3)) for i, s in enumerate(x.values.shape))
+    idx = draw(tensors(shape=shp, dtypes=("int64", "int64", "int32"), low=-n if n else 0,
+                       high=n + (draw(ints(0, 5)) == 0) if n else 1))
+    args = {"0": A("tensor", x), "1": A("dim", d), "2": A("tensor", idx)}
+    if op == "scatter" and draw(st.booleans()):
+        args["value"] = A("float", draw(st.sampled_from([0.0, 2.5, float("nan")])))
+    else:
+        dt = x.values.dtype.name if draw(ints(0, 4)) else "float64"
+        args["3"] = A("tensor", draw(tensors(shape=shp, dtypes=(dt,))))
+    if op == "scatter" and draw(ints(0, 3)) == 0:
+        args["reduce"] = A("choice", draw(st.sampled_from(["add", "multiply"])))
+    return Case(args)
+
+
+entry("scatter", pe.scatter, scatter_case("scatter"))
+entry("scatter_add", pe.scatter_add, scatter_case("scatter_add"))
+
+
+@st.composite
+def masked_case(draw, op):
+    x = draw(tensors())
+    m = draw(tensors(shape=draw(broadcast_shape(x.values.shape)), dtypes=("bool", "bool", "int64")))
+    args = {"0": A("tensor", x), "1": A("tensor", m)}
+    if op == "masked_scatter":
+        dt = x.values.dtype.name if draw(ints(0, 4)) else "float64"
+        args["2"] = A("tensor", draw(tensors(shape=(draw(ints(0, x.values.size + 1)),), dtypes=(dt,))))
+    return Case(args)
+
+
+entry("masked_select", pe.masked_select, masked_case("masked_select"), names=("index",))
+entry("masked_scatter", pe.masked_scatter, masked_case("masked_scatter"))
+
+
+@st.composite
+def take_case(draw, along=False):
+    x = draw(tensors())
+    n = x.values.size
+    if along and x.values.ndim and draw(st.booleans()):
+        d = dim_of(draw, x.values.ndim)
+        m = x.values.shape[d]
+        shp = tuple(draw(st.sampled_from([1, s])) if i != d % x.values.ndim else draw(ints(0, 3))
+                    for i, s in enumerate(x.values.shape))
+        idx = draw(tensors(shape=shp, dtypes=("int64", "int32"), low=-m if m else 0, high=m + 1 if m else 1))
+        return Case({"0": A("tensor", x), "1": A("tensor", idx), "dim": A("dim", d)})
+    idx = draw(tensors(shape=draw(shapes(0, 2)), dtypes=("int64", "int64", "float32"), low=-n if n else 0,
+                       high=n + 1 if n else 1))
+    return Case({"0": A("tensor", x), "1": A("tensor", idx)})
+
+
+entry("take", pe.take, take_case(), names=("index",))
+entry("take_along_dim", pe.take_along_dim, take_case(along=True), names=("gather", "take", "index"))
+
+# products and norms
+
+
+@st.composite
+def einsum_case(draw):
+    eq, shapes_ = draw(st.sampled_from([
+        ("ij,jk->ik", [(2, 3), (3, 4)]), ("ii->i", [(3, 3)]), ("...ij,...jk", [(2, 1, 3), (5, 3, 2)]),
+        ("i,j", [(3,), (0,)]), ("bij,bkj->bik", [(2, 3, 4), (2, 5, 4)]), ("ij->", [(0, 3)]),
+        ("ij,jk->ik", [(2, 3), (4, 5)]), ("ijk", [(2, 3)]), ("ab,bc,cd->ad", [(2, 3), (3, 1), (4, 2)])]))
+    dt = draw(st.sampled_from(("float32", "float64", "int64")))
+    args = {"0": A("choice", eq)}
+    for i, shp in enumerate(shapes_):
+        args[str(i + 1)] = A("tensor", draw(tensors(shape=shp, dtypes=(dt,))))
+    return Case(args)
+
+
+entry("einsum", pe.einsum, einsum_case(), nan="any")
+
+
+@st.composite
+def addmm_case(draw, kind):
+    M, K, N, B = (draw(st.sampled_from((0, 1, 2, 3))) for _ in range(4))
+    dt = draw(st.sampled_from(("float32", "float32", "float64")))
+    shapes_ = {"addmm": ((M, N), (M, K), (K, N)), "baddbmm": ((B, M, N), (B, M, K), (B, K, N)),
+               "addbmm": ((M, N), (B, M, K), (B, K, N)), "addmv": ((M,), (M, K), (K,))}[kind]
+    inp = draw(broadcast_shape(shapes_[0]))
+    args = {"0": A("tensor", draw(tensors(shape=inp, dtypes=(dt,))))}
+    for i, shp in enumerate(shapes_[1:]):
+        args[str(i + 1)] = A("tensor", draw(tensors(shape=shp, dtypes=(dt,))))
+    if draw(st.booleans()):
+        args["beta"] = A("float", draw(st.sampled_from([0.0, 1.0, -0.5])))
+    if draw(st.booleans()):
+        args["alpha"] = A("float", draw(st.sampled_from([1.0, 2.0])))
+    return Case(args)
+
+
+for _n in ("addmm", "baddbmm", "addbmm", "addmv"):
+    entry(_n, getattr(pe, _n), addmm_case(_n), names=("matmul", "mm", "bmm", "mv"))
+
+
+@st.composite
+def vectors_case(draw, kind):
+    n = draw(st.sampled_from((0, 1, 3)))
+    dt = draw(st.sampled_from(("float32", "float64", "int64")))
+    if kind == "mv":
+        return Case({"0": A("tensor", draw(tensors(shape=(2, n), dtypes=(dt,)))),
+                     "1": A("tensor", draw(tensors(shape=(n + (draw(ints(0, 5)) == 0),), dtypes=(dt,))))})
+    if kind == "inner":
+        return Case({"0": A("tensor", draw(tensors(shape=draw(shapes(0, 2)) + (n,), dtypes=(dt,)))),
+                     "1": A("tensor", draw(tensors(shape=draw(shapes(0, 1)) + (n,), dtypes=(dt,))))})
+    return Case({"0": A("tensor", draw(tensors(shape=draw(shapes(1, 1)), dtypes=(dt,)))),
+                 "1": A("tensor", draw(tensors(shape=draw(shapes(1, 1 if draw(ints(0, 5)) else 2)), dtypes=(dt,))))})
+
+
+entry("mv", pe.mv, vectors_case("mv"), names=("matmul",))
+entry("inner", pe.inner, vectors_case("inner"), names=("einsum",))
+entry("outer", pe.outer, vectors_case("outer"), names=("mul",))
+entry("ger", pe.ger, vectors_case("outer"), names=("outer", "mul"))
+
+
+@st.composite
+def cross_case(draw):
+    shp = draw(shapes(0, 2, sizes=(1, 2))) + (3,)
+    a = draw(tensors(shape=shp, dtypes=FLOATS))
+    b = draw(tensors(shape=draw(broadcast_shape(shp)) if draw(ints(0, 3)) else shp[:-1] + (2,), dtypes=FLOATS))
+    args = {"0": A("tensor", a), "1": A("tensor", b)}
+    if draw(st.booleans()):
+        args["dim"] = A("dim", draw(st.sampled_from([-1, None])), optional=True)
+    return Case(args)
+
+
+entry("cross", pe.cross, cross_case())
+
+
+@st.composite
+def norm_case(draw):
+    x = draw(tensors(dtypes=FLOATS + ("int64",)))
+    args = {"0": A("tensor", x)}
+    nd = x.values.ndim
+    if draw(st.booleans()):
+        args["p"] = A("choice", draw(st.sampled_from(["fro", "nuc", 1, 2, 3.0, float("inf"), 0, "bad"])))
+    if nd and draw(st.booleans()):
+        args["dim"] = A("dim", dim_of(draw, nd))
+    if draw(st.booleans()):
+        args["keepdim"] = A("bool", draw(st.booleans()))
+    return Case(args)
+
+
+entry("norm", pe.norm, norm_case(), names=("linalg.vector_norm", "linalg.matrix_norm"))
+
+
+@st.composite
+def cdist_case(draw):
+    M = draw(st.sampled_from((0, 1, 3)))
+    lead = draw(shapes(0, 1, sizes=(1, 2)))
+    a = draw(tensors(shape=lead + (draw(ints(0, 3)), M), dtypes=FLOATS))
+    b = draw(tensors(shape=lead + (draw(ints(0, 3)), M + (draw(ints(0, 5)) == 0)), dtypes=FLOATS))
+    return Case({"0": A("tensor", a), "1": A("tensor", b), "p": A("float", draw(st.sampled_from([1.0, 2.0, 0.0])))})
+
+
+entry("cdist", pe.cdist, cdist_case(), names=("linalg.vector_norm",))
+
+# nn.functional
+
+
+def _pair_case(**extra):
+    @st.composite
+    def build(draw):
+        c = draw(pair_loss_case())
+        return Case(_extra(draw, dict(c.args), extra))
+    return build()
+
+
+entry("smooth_l1_loss", F.smooth_l1_loss, _pair_case(beta=("float", st.sampled_from([1.0, 0.0, 0.5]))), nan="any",
+      group="functional")
+entry("huber_loss", F.huber_loss, _pair_case(delta=("float", st.sampled_from([1.0, 0.5]))), nan="any",
+      group="functional")
+entry("kl_div", F.kl_div, _pair_case(log_target=("bool", st.booleans())), group="functional")
+
+
+@st.composite
+def three_case(draw, op):
+    dt = draw(st.sampled_from(("float32", "float64")))
+    if op == "margin_ranking_loss":
+        shp = draw(shapes(0, 2))
+        t = TensorSpec(np.where(values(draw, shp, "float32", special=False) > 0, 1.0, -1.0).astype(dt))
+        args = {"0": A("tensor", draw(tensors(shape=shp, dtypes=(dt,)))),
+                "1": A("tensor", draw(tensors(shape=draw(broadcast_shape(shp)), dtypes=(dt,)))), "2": A("tensor", t)}
+    elif op == "cosine_embedding_loss":
+        N, D = draw(st.sampled_from((1, 3))), draw(st.sampled_from((1, 4)))
+        shp = (N, D) if draw(ints(0, 3)) else (D,)
+        t = TensorSpec(np.where(values(draw, shp[:-1], "float32", special=False) > 0, 1, -1).astype(np.int64))
+        args = {"0": A("tensor", draw(tensors(shape=shp, dtypes=(dt,)))),
+                "1": A("tensor", draw(tensors(shape=shp, dtypes=(dt,)))), "2": A("tensor", t)}
+    else:
+        shp = (draw(st.sampled_from((1, 3))), draw(st.sampled_from((1, 4))))
+        args = {str(i): A("tensor", draw(tensors(shape=shp, dtypes=(dt,)))) for i in range(3)}
+        if draw(st.booleans()):
+            args["swap"] = A("bool", draw(st.booleans()))
+        if draw(st.booleans()):
+            args["p"] = A("float", draw(st.sampled_from([1.0, 2.0])))
+    if draw(st.booleans()):
+        args["margin"] = A("float", draw(st.sampled_from([0.0, 0.5, 1.0])))
+    if draw(st.booleans()):
+        args["reduction"] = A("choice", draw(reductions))
+    return Case(args)
+
+
+for _n in ("margin_ranking_loss", "cosine_embedding_loss", "triplet_margin_loss"):
+    entry(_n, getattr(F, _n), three_case(_n), group="functional", names=("pairwise_distance",))
+
+
+@st.composite
+def distance_case(draw, op):
+    x = draw(tensors(min_ndim=1, dtypes=FLOATS))
+    y = draw(tensors(shape=draw(broadcast_shape(x.values.shape)), dtypes=(x.values.dtype.name,)))
+    args = {"0": A("tensor", x), "1": A("tensor", y)}
+    if op == "cosine_similarity" and draw(st.booleans()):
+        args["dim"] = A("dim", dim_of(draw, x.values.ndim))
+    if op == "pairwise_distance" and draw(st.booleans()):
+        args["keepdim"] = A("bool", draw(st.booleans()))
+    return Case(args)
+
+
+entry("pairwise_distance", F.pairwise_distance, distance_case("pairwise_distance"), group="functional",
+      names=("linalg.vector_norm",))
+entry("cosine_similarity", F.cosine_similarity, distance_case("cosine_similarity"), group="functional",
+      names=("linalg.vector_norm",))
+entry("normalize", F.normalize, with_dim(dtypes=FLOATS + ("int64",), min_ndim=1, p=("float", st.sampled_from(
+    [2.0, 1.0, float("inf")]))), group="functional", names=("linalg.vector_norm",))
+
+
+@st.composite
+def pad_case(draw):
+    x = draw(tensors(min_ndim=1, max_ndim=4))
+    k = draw(ints(1, min(3, x.values.ndim)))
+    pads = tuple(draw(ints(-1, 3)) for _ in range(2 * k))
+    args = {"0": A("tensor", x), "1": A("ints", pads)}
+    if draw(st.booleans()):
+        args["mode"] = A("choice", draw(st.sampled_from(["constant", "reflect", "replicate", "circular"])))
+    if draw(ints(0, 3)) == 0:
+        args["value"] = A("float", draw(st.sampled_from([0.0, 1.5])), True)
+    return Case(args)
+
+
+entry("pad", F.pad, pad_case(), group="functional", names=("index_select",))
+entry("glu", F.glu, with_dim(dtypes=FLOATS, min_ndim=1), group="functional", names=("chunk", "split"))
+entry("gumbel_softmax", _seeded(F.gumbel_softmax), unary(dtypes=FLOATS, tau=("float", st.sampled_from([1.0, 0.5])),
+                                                       hard=("bool", st.booleans())),
+      group="functional", names=("softmax",))
+
+# modules
+for _cls in (nn.SELU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.Mish, nn.Softsign, nn.Tanhshrink, nn.LogSigmoid):
+    module(_cls, ctor(), fwd_tensor(min_ndim=0), nan="elementwise", names=(_cls.__name__.lower(),))
+module(nn.ELU, ctor(alpha=("float", st.sampled_from([1.0, 0.5]))), fwd_tensor(min_ndim=0), nan="elementwise",
+       names=("elu",))
+module(nn.CELU, ctor(alpha=("float", st.sampled_from([1.0, 0.5]))), fwd_tensor(min_ndim=0), nan="elementwise",
+       names=("celu",))
+module(nn.Softplus, ctor(beta=("float", st.sampled_from([1.0, 2.0]))), fwd_tensor(min_ndim=0), nan="elementwise",
+       names=("softplus",))
+module(nn.Hardtanh, ctor(min_val=("float", st.sampled_from([-1.0, 0.0])), max_val=("float", st.sampled_from([1.0]))),
+       fwd_tensor(min_ndim=0), nan="elementwise", names=("hardtanh",))
+module(nn.GLU, ctor(dim=("dim", st.sampled_from([-1, 0]))), fwd_tensor(), names=("glu",))
+module(nn.SmoothL1Loss, ctor(reduction=("choice", reductions)), fwd_loss("pair"), nan="any",
+       names=("smooth_l1_loss",))
+module(nn.HuberLoss, ctor(reduction=("choice", reductions)), fwd_loss("pair"), nan="any", names=("huber_loss",))
+module(nn.KLDivLoss, ctor(reduction=("choice", reductions)), fwd_loss("pair"), names=("kl_div",))
+
+
+def fwd_three(op):
+    @st.composite
+    def build(draw, c):
+        case = draw(three_case(op))
+        return Case({k: a for k, a in case.args.items() if k in ("0", "1", "2")})
+    return build
+
+
+module(nn.MarginRankingLoss, ctor(margin=("float", st.sampled_from([0.0, 0.5]))), fwd_three("margin_ranking_loss"),
+       names=("margin_ranking_loss",))
+module(nn.CosineEmbeddingLoss, ctor(margin=("float", st.sampled_from([0.0, 0.5]))),
+       fwd_three("cosine_embedding_loss"), names=("cosine_embedding_loss",))
+module(nn.TripletMarginLoss, ctor(margin=("float", st.sampled_from([1.0, 0.5]))), fwd_three("triplet_margin_loss"),
+       names=("triplet_margin_loss", "pairwise_distance", "linalg.vector_norm"))
+
+
+def fwd_pair_of(op):
+    @st.composite
+    def build(draw, c):
+        case = draw(distance_case(op))
+        return Case({k: a for k, a in case.args.items() if k in ("0", "1")})
+    return build
+
+
+module(nn.CosineSimilarity, ctor(dim=("dim", st.sampled_from([-1, 0]))), fwd_pair_of("cosine_similarity"),
+       names=("cosine_similarity", "linalg.vector_norm"))
+module(nn.PairwiseDistance, ctor(p=("float", st.sampled_from([2.0, 1.0]))), fwd_pair_of("pairwise_distance"),
+       names=("pairwise_distance", "linalg.vector_norm"))
+
+
 # ---------------------------------------------------------------------- what must be covered
 
 EXCLUDED = {
@@ -1217,6 +1835,8 @@ EXCLUDED = {
     "load", "save", "device", "dtype", "Size", "Tensor", "Function", "Generator",
     # abstract bases: nothing to call
     "Module", "Optimizer", "LRScheduler", "RNNBase", "RNNCellBase",
+    # steps only with a closure that recomputes the loss: tests/test_compat.py runs it against torch.optim.LBFGS
+    "LBFGS",
 }
 
 

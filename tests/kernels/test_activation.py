@@ -169,6 +169,61 @@ def test_softmax_any_rank_over_last_dim(isa, shape):
         assert_close(cpu.softmax_backward(y, dy, log), ref.softmax_backward(y, dy, log))
 
 
+@pytest.mark.parametrize("log", [False, True])
+@given(shape=st.lists(st.sampled_from([1, 2, 3, 7, 17, 300]), min_size=2, max_size=4).filter(
+           lambda s: np.prod(s) <= 20000),
+       data=st.data(), dtype=dtypes, seed=seeds)
+def test_softmax_along_any_dim(isa, log, shape, data, dtype, seed):
+    """Along a dim that is not the last: (N, C, I) slices, in blocks of columns (I = 300 spans two)."""
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    rng = np.random.default_rng(seed)
+    x = rand(rng, shape, dtype, 3.0)
+    dy = rand(rng, shape, dtype)
+    y = cpu.softmax_forward(x, log, dim)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert_close(y, ref.softmax_forward(x, log, dim))
+    y_ref = ref.softmax_forward(x, log, dim)
+    assert_close(cpu.softmax_backward(y_ref, dy, log, dim), ref.softmax_backward(y_ref, dy, log, dim))
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_masked_and_infinite_columns(isa, log, dtype):
+    """The masked / infinite rows of the test above, as columns of a dim that is not the last."""
+    rng = np.random.default_rng(7)
+    x = rand(rng, (6, 37), dtype, 2.0)
+    x[0, ::3] = -np.inf
+    x[1, :] = -np.inf
+    x[2, 5] = np.inf
+    x[3, :] = -1e30
+    x[4, 1::2] = 1e4
+    x[5, 0] = np.nan
+    xt = np.ascontiguousarray(np.broadcast_to(x.T[None], (2, 37, 6)))    # softmax along dim 1
+    with np.errstate(all="ignore"):
+        want = ref.softmax_forward(xt, log, 1)
+        dy = rand(rng, xt.shape, dtype)
+        want_dx = ref.softmax_backward(want, dy, log, 1)
+    assert_close(cpu.softmax_forward(xt, log, 1), want)
+    assert_close(cpu.softmax_backward(want, dy, log, 1), want_dx)
+    assert np.isnan(want[:, :, 1]).all() and np.isnan(want[:, :, 5]).all()
+
+
+def test_softmax_threads_bitwise(isa):
+    """Columns split over threads give the 1-thread result bitwise."""
+    from pyengine import _C
+    x = rand(np.random.default_rng(1), (64, 33, 520), np.float32)
+    before = _C.num_threads()
+    try:
+        _C.set_num_threads(1)
+        one = cpu.softmax_forward(x, False, 1), cpu.softmax_backward(x, x, True, 1)
+        _C.set_num_threads(2)
+        two = cpu.softmax_forward(x, False, 1), cpu.softmax_backward(x, x, True, 1)
+    finally:
+        _C.set_num_threads(before)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_softmax_empty_rows():
     x = np.empty((0, 5), np.float32)
     assert cpu.softmax_forward(x).shape == (0, 5)

@@ -1,7 +1,7 @@
 """GEMM kernels (csrc/cpu/gemm*.cpp, backend/cpu/gemm.py) against the NumPy reference.
 
-The backend's contract: 2-D or batched 3-D operands (a batch of 1 broadcasts), any layout, out of any
-layout. 1-D operands and more batch dims are the matmul op's (tests/test_ops.py holds it to np.matmul).
+The backend's contract: 2-D, batched 3-D or 4-D operands (a batch dim of 1 broadcasts), any layout, out of
+any layout. 1-D operands and more batch dims are the matmul op's (tests/test_ops.py holds it to np.matmul).
 
 Run as a script (python tests/kernels/test_gemm.py) to print a 1-thread GFLOP/s
 comparison with NumPy/OpenBLAS instead.
@@ -340,6 +340,55 @@ def test_matmul_batched_views(isa):
     check_gemm(cpu.matmul(a, bb), a, bb)
 
 
+@settings(deadline=None)
+@given(b0=st.sampled_from([1, 2, 3]), b1=st.sampled_from([1, 2, 5]), m=sizes, k=sizes, n=sizes, ta=st.booleans(),
+       tb=st.booleans(), bcast=st.sampled_from(["none", "a0", "b1", "a2d"]), dtype=dtypes, seed=seeds)
+def test_matmul_4d_random(isa, b0, b1, m, k, n, ta, tb, bcast, dtype, seed):
+    """Two batch dims, each equal or 1 (broadcast), or a 2-D operand against a 4-D one."""
+    rng = np.random.default_rng(seed)
+    ba = (1, b1) if bcast == "a0" else (b0, b1)
+    bb = (b0, 1) if bcast == "b1" else (b0, b1)
+    a = rand(rng, (() if bcast == "a2d" else ba) + ((k, m) if ta else (m, k)), dtype)
+    b = rand(rng, bb + ((n, k) if tb else (k, n)), dtype)
+    res = cpu.matmul(a, b, ta, tb)
+    check_gemm(res, a, b, ta, tb)
+    out0 = rand(rng, res.shape, dtype)
+    out = out0.copy()
+    assert cpu.matmul(a, b, ta, tb, 0.5, -1.0, out=out) is out
+    check_gemm(out, a, b, ta, tb, 0.5, -1.0, out0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_4d_heads_in_place(isa, dtype):
+    """Attention's heads: q, k, v (B, H, T, D) viewed from a packed (B, T, 3C) array, whose (B, H) batch no
+    single stride describes; q @ k^T, att @ v and their gradients, into heads-layout outputs."""
+    rng = np.random.default_rng(7)
+    B, T, H, D = 3, 11, 4, 5
+    C = H * D
+    qkv = rand(rng, (B, T, 3 * C), dtype)
+    snap = qkv.copy()
+    q, k, v = (qkv[:, :, i * C:(i + 1) * C].reshape(B, T, H, D).transpose(0, 2, 1, 3) for i in range(3))
+    assert not np.shares_memory(q, k) and np.shares_memory(q, qkv)
+    s = cpu.matmul(q, k, trans_b=True)                                   # (B, H, T, T)
+    check_gemm(s, q, k, False, True)
+    check_gemm(cpu.matmul(q, np.swapaxes(k, -1, -2)), q, np.swapaxes(k, -1, -2))   # a transposed 4-D view
+    check_gemm(cpu.matmul(s, v), s, v)
+    # out in the (B, T, H, D) order (strides of a transposed contiguous array), and out = a view of a packed one
+    out = np.empty((B, T, H, D), dtype).transpose(0, 2, 1, 3)
+    assert cpu.matmul(s, v, out=out) is out
+    check_gemm(out, s, v)
+    packed = np.zeros((B, T, 3 * C), dtype)
+    dq = packed[:, :, :C].reshape(B, T, H, D).transpose(0, 2, 1, 3)
+    cpu.matmul(s, k, out=dq)
+    check_gemm(dq, s, k)
+    assert not packed[:, :, C:].any()                                    # nothing written outside out
+    np.testing.assert_array_equal(qkv, snap)
+    with pytest.raises(ValueError, match="overlapping"):                 # heads written over each other
+        it = np.dtype(dtype).itemsize
+        cpu.matmul(s, v, out=np.lib.stride_tricks.as_strided(np.zeros(B * T * D, dtype), (B, H, T, D),
+                                                               (T * D * it, 0, D * it, it)))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matmul_out_layouts(isa, dtype):
     rng = np.random.default_rng(6)
@@ -460,10 +509,14 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match="matmul"):
         cpu.matmul(a, b, out=np.empty((3, 5), np.float64))             # out dtype
     for backend in (cpu, reference):                                   # the op's business, not the kernel's
-        with pytest.raises(ValueError, match="2-D or 3-D"):
+        with pytest.raises(ValueError, match="2-D, 3-D or 4-D"):
             backend.matmul(np.ones(4, np.float32), b)                  # 1-D
-        with pytest.raises(ValueError, match="2-D or 3-D"):
-            backend.matmul(np.ones((2, 2, 3, 4), np.float32), b)      # 4-D
+        with pytest.raises(ValueError, match="2-D, 3-D or 4-D"):
+            backend.matmul(np.ones((2, 2, 2, 3, 4), np.float32), b)   # 5-D
+        with pytest.raises(ValueError, match="3-D and a 4-D"):
+            backend.matmul(np.ones((2, 2, 3, 4), np.float32), np.ones((2, 4, 5), np.float32))
+        with pytest.raises(ValueError, match="batch"):
+            backend.matmul(np.ones((2, 3, 3, 4), np.float32), np.ones((2, 2, 4, 5), np.float32))
         with pytest.raises(ValueError, match="linear"):
             backend.linear(np.ones((2, 3, 4), np.float32), np.ones((5, 4), np.float32))  # 3-D x
     with pytest.raises(ValueError, match="linear"):
@@ -480,7 +533,7 @@ def test_binding_checks():
     """The _C functions check everything before touching memory."""
     a, b, c = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32), np.zeros((3, 5), np.float32)
     with pytest.raises(ValueError, match="matmul"):
-        _C.matmul(np.ones((3, 4, 1, 1), np.float32), b)                # 4-D
+        _C.matmul(np.ones((3, 4, 1, 3, 4), np.float32), b)             # 5-D
     with pytest.raises(ValueError, match="writeable"):
         c.flags.writeable = False
         _C.matmul(a, b, out=c)

@@ -107,3 +107,116 @@ def test_add_into_bad_inputs():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="add_into.*(writeable|read-only)"):
         _C.add_into(ro, a)
+
+
+@settings(deadline=None)
+@given(shape=st.lists(st.sampled_from([0, 1, 2, 3, 7, 17, 300]), min_size=1, max_size=4).filter(
+           lambda s: np.prod(s) <= 30000),
+       data=st.data(), dtype=st.sampled_from(DTYPES), mean=st.booleans(), transposed=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**32 - 1))
+def test_sum_dims_matches_reference(isa, shape, data, dtype, mean, transposed, threads, seed):
+    """Any set of dims (adjacent or not), any layout (a non-contiguous x is copied), threads 1 and 2."""
+    nd = len(shape)
+    dims = tuple(sorted(data.draw(st.sets(st.integers(0, nd - 1), min_size=1))))
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape[::-1] if transposed else shape) * 3 + 1).astype(dtype)
+    if transposed:
+        x = x.T
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        with np.errstate(invalid="ignore"):
+            got, want = cpu.sum_dims(x, dims, mean), ref.sum_dims(x, dims, mean)
+    finally:
+        _C.set_num_threads(before)
+    assert got.dtype == dtype and got.shape == want.shape
+    n = max(int(np.prod([shape[d] for d in dims])), 1)
+    drift = 4 * np.sqrt(n + 1) * np.finfo(np.float64).eps * np.abs(x.astype(np.float64)).sum(axis=dims)
+    if mean:
+        drift = drift / n
+    tol = drift + np.finfo(dtype).eps * np.abs(want.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.all(np.abs(got[ok].astype(np.float64) - want[ok]) <= tol[ok] + np.finfo(dtype).tiny)
+
+
+def test_sum_dims_long_rows_and_threads_bitwise():
+    """A full sum (one row cut into parts over threads) and column blocks: the same bits on 1 and 2 threads
+    for a given split; and accurate where a float running sum drifts."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 200_000)).astype(np.float32)
+    y = rng.standard_normal((5, 70, 600)).astype(np.float32)
+    before = _C.num_threads()
+    try:
+        res = []
+        for t in (1, 2):
+            _C.set_num_threads(t)
+            res.append((cpu.sum_dims(x, (1,)), cpu.sum_dims(x, (0, 1)), cpu.sum_dims(y, (1,), True)))
+    finally:
+        _C.set_num_threads(before)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
+    ones = np.concatenate([[1e8], np.ones(1 << 20)]).astype(np.float32)   # a float running sum stays at 1e8
+    assert cpu.sum_dims(ones, (0,)) == np.float32(1e8 + 2**20)
+
+
+def test_sum_dim_binding_checks():
+    x, out = np.ones((2, 3, 4), np.float32), np.empty((2, 4), np.float32)
+    with pytest.raises(ValueError, match="sum_dim"):
+        _C.sum_dim(x[:, :, ::2], out[:, :2], 1.0)                         # x not contiguous
+    with pytest.raises(ValueError, match="sum_dim"):
+        _C.sum_dim(x, np.empty((2, 3), np.float32), 1.0)                  # out shape
+    with pytest.raises(TypeError, match="sum_dim"):
+        _C.sum_dim(x, np.empty((2, 4), np.float64), 1.0)                  # out dtype
+    with pytest.raises(ValueError, match="sum_dim"):
+        _C.sum_dim(x.reshape(6, 4), out, 1.0)                             # x not 3-D
+
+
+@settings(deadline=None)
+@given(shape=st.lists(st.sampled_from([1, 2, 3, 5, 33, 130]), min_size=0, max_size=4).filter(
+           lambda s: np.prod(s) <= 60000),
+       data=st.data(), dtype=st.sampled_from([np.float32, np.float64, np.int8, np.int16, np.bool_]),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**32 - 1))
+def test_copy_into_any_layout(shape, data, dtype, threads, seed):
+    """Transposed, stepped and broadcast sources into C-ordered, transposed or sliced destinations."""
+    rng = np.random.default_rng(seed)
+    nd = len(shape)
+    perm = data.draw(st.permutations(range(nd)))
+    base = np.asarray((rng.standard_normal([shape[p] for p in perm]) * 50).astype(dtype))
+    src = base.transpose(np.argsort(perm))                          # any permutation of a dense array
+    if nd and data.draw(st.booleans()):
+        src = np.broadcast_to(src[..., :1], shape)                  # a broadcast (stride 0) last dim
+    wide = np.zeros(tuple(n + 2 for n in shape), dtype)
+    dst = data.draw(st.sampled_from(["c", "slice", "transposed"]))
+    inner = tuple(slice(1, n + 1) for n in shape) + (Ellipsis,)  # a view also of a 0-d array
+    out = {"c": np.empty(shape, dtype), "slice": wide[inner],
+           "transposed": np.empty(shape[::-1], dtype).T}[dst]
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        assert cpu.copy_into(out, src) is out
+        if src.size:
+            _C.copy_into(out, src)                                   # the kernel itself, at any size
+    finally:
+        _C.set_num_threads(before)
+    np.testing.assert_array_equal(out, src)
+    if dst == "slice":  # nothing written outside the slice
+        mask = np.ones(wide.shape, bool)
+        mask[inner] = False
+        assert not wide[mask].any()
+
+
+def test_copy_into_checks():
+    a = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match="overlap"):
+        _C.copy_into(a[1:], a[:-1])
+    with pytest.raises(TypeError, match="dtype"):
+        _C.copy_into(a, np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="shape"):
+        _C.copy_into(a, np.zeros((5, 4), np.float32))
+    with pytest.raises(TypeError, match="object"):
+        _C.copy_into(np.empty(3, object), np.array([1, "a", None], object))
+    with pytest.raises(ValueError, match="strides"):
+        _C.copy_into(a, np.zeros((4, 5), np.float32)[::-1])
+    b = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(cpu.copy_into(b[:, :2], b[:, 1:].copy()), [[1, 2], [4, 5]])   # numpy path

@@ -72,32 +72,39 @@ def gelu_backward(x, dy, approximate="none"):
 # Softmax works on the last dim. The kernels take (N, C); other ranks (e.g. attention scores
 # (B, H, T, T)) are viewed as (-1, C) and the result viewed back.
 
-def softmax_forward(x, log=False):
-    """Softmax (or log-softmax) over the last dim, max-subtracted.   x: (N, C) -> y: (N, C)."""
+def _slices(shape, dim):
+    """(N, C, I) for softmax along ``dim`` of an array of ``shape``: the kernel's view of it (C order)."""
+    d = dim % len(shape)
+    return math.prod(shape[:d]), shape[d], math.prod(shape[d + 1:])
+
+
+def softmax_forward(x, log=False, dim=-1):
+    """Softmax (or log-softmax) along ``dim``, max-subtracted.   x: any shape -> y: x's shape.
+
+    Along the last dim the kernel runs over rows; along another, over (C, I) slices of columns, without
+    moving the dim (a copy only when x is not C-contiguous)."""
     x = np.asarray(x, order="C")
     y = _empty_like(x)
-    if x.ndim == 2:
-        _softmax_fwd(x, y, bool(log))
-    elif x.ndim:
-        c = x.shape[-1]
-        rows = x.size // c if c else math.prod(x.shape[:-1])
-        _softmax_fwd(x.reshape(rows, c), y.reshape(rows, c), bool(log))
-    else:
+    if not x.ndim:
         _softmax_fwd(x, y, bool(log))  # the binding rejects a 0-d x, naming the op
+        return y
+    n, c, i = _slices(x.shape, dim)
+    shape = (n, c) if i == 1 else (n, c, i)
+    _softmax_fwd(x.reshape(shape), y.reshape(shape), bool(log))
     return y
 
 
-def softmax_backward(y, dy, log=False):
-    """softmax: dx = y * (dy - sum(dy * y));  log-softmax: dx = dy - exp(y) * sum(dy).   (N, C)."""
+def softmax_backward(y, dy, log=False, dim=-1):
+    """softmax: dx = y * (dy - sum(dy * y));  log-softmax: dx = dy - exp(y) * sum(dy), along ``dim``."""
     y = np.asarray(y, order="C")
     dy = np.asarray(dy, order="C")
     dx = _empty_like(dy)
-    if y.ndim == 2 or not y.ndim:
+    if not y.ndim:
         _softmax_bwd(y, dy, dx, bool(log))
-    else:
-        c = y.shape[-1]
-        if dy.shape != y.shape:  # the binding would only see the flattened shapes
-            raise ValueError(f"softmax_backward: y {y.shape} and dy {dy.shape} must have the same shape")
-        rows = math.prod(y.shape[:-1])
-        _softmax_bwd(y.reshape(rows, c), dy.reshape(rows, c), dx.reshape(rows, c), bool(log))
+        return dx
+    if dy.shape != y.shape:  # the binding would only see the flattened shapes
+        raise ValueError(f"softmax_backward: y {y.shape} and dy {dy.shape} must have the same shape")
+    n, c, i = _slices(y.shape, dim)
+    shape = (n, c) if i == 1 else (n, c, i)
+    _softmax_bwd(y.reshape(shape), dy.reshape(shape), dx.reshape(shape), bool(log))
     return dx

@@ -1,11 +1,15 @@
 """Compiled sums (csrc/cpu/reduce.cpp); the specification is reference/reduce.py."""
+import math
+
 import numpy as np
 
 from ._lib import _C, followable
 
-__all__ = ["sum_rows", "add_into"]
+__all__ = ["sum_rows", "sum_dims", "add_into", "copy_into"]
 
 _sum_rows = _C.sum_rows
+_sum_dim = _C.sum_dim
+_copy_into = _C.copy_into
 _add_into = _C.add_into
 
 
@@ -21,10 +25,54 @@ def sum_rows(x):
     return out
 
 
+def sum_dims(x, dims, mean=False):
+    """Sum (the mean with ``mean``) of x over ``dims`` (sorted, distinct, non-negative, at least one), in
+    double.   x: any shape, float32/float64 -> x's shape without dims.
+
+    Adjacent dims are the middle axis of an (N, R, I) view of x; dims apart are moved last first (one
+    copy), as is a non-contiguous x."""
+    d0, d1 = dims[0], dims[-1]
+    if d1 - d0 + 1 != len(dims):
+        keep = [i for i in range(x.ndim) if i not in dims]
+        x = x.transpose(keep + list(dims))
+        d0, d1 = len(keep), x.ndim - 1
+    shape = x.shape
+    n, r, i = math.prod(shape[:d0]), math.prod(shape[d0:d1 + 1]), math.prod(shape[d1 + 1:])
+    out = np.empty(shape[:d0] + shape[d1 + 1:], x.dtype)
+    scale = (1.0 / r if r else math.nan) if mean else 1.0
+    _sum_dim(np.ascontiguousarray(x).reshape(n, r, i), out.reshape(n, i), scale)
+    return out
+
+
 def add_into(dst, src):
     """dst += src in place (gradient accumulation), threaded for large arrays. Returns dst.
 
     dst: C-contiguous, writeable; src: same dtype and number of elements (copied to C order if needed).
     """
     _add_into(dst, np.ascontiguousarray(src))
+    return dst
+
+
+_COPY_MIN = 1 << 14  # elements; below this NumPy's copy costs less than a kernel call
+
+
+def _steps(x):
+    """Strides the copy kernel follows: non-negative multiples of the item size."""
+    item = x.itemsize
+    return all(s >= 0 and s % item == 0 for s in x.strides)
+
+
+def copy_into(dst, src):
+    """dst[...] = src: the same shape and dtype, any layouts (src may be a broadcast view). Returns dst.
+
+    Threaded rows of the last dim (memcpy where both are unit-stride: NumPy's copy of a transposed
+    (16, 128, 4, 32) float array took 2x a plain copy). Small arrays, negative strides, overlapping or
+    object arrays go to NumPy."""
+    if dst.shape != src.shape or dst.dtype != src.dtype:
+        raise ValueError(f"copy_into: dst {dst.shape} {dst.dtype} and src {src.shape} {src.dtype} differ")
+    if (src.size < _COPY_MIN or src.dtype.hasobject or src.itemsize not in (1, 2, 4, 8)
+            or not (_steps(src) and _steps(dst)) or np.may_share_memory(dst, src)):
+        dst[...] = src
+    else:
+        _copy_into(dst, src)
     return dst

@@ -1,4 +1,4 @@
-"""Elementwise activations (ReLU, GELU) and softmax / log-softmax over the last dim."""
+"""Elementwise activations (ReLU, GELU) and softmax / log-softmax along any dim."""
 import math
 
 import numpy as np
@@ -57,28 +57,31 @@ def gelu_backward(x, dy, approximate="none"):
     return (dy * d).astype(dy.dtype)
 
 
-def softmax_forward(x, log=False):
-    """Softmax (or log-softmax) over the last dim, max-subtracted for stability.
+def softmax_forward(x, log=False, dim=-1):
+    """Softmax (or log-softmax) along ``dim`` (any one, the last by default), max-subtracted for stability.
 
-    x: (N, C) -> y: (N, C).  y = exp(x - lse(x)) or, with ``log``, x - lse(x).
-    NaN or +inf anywhere in a row makes the whole row NaN (as the formula: inf - inf); a row of -inf
-    (fully masked) is NaN too (0 / 0).
+    x: any shape with at least one dim -> y: x's shape.  y = exp(x - lse(x)) or, with ``log``, x - lse(x).
+    NaN or +inf anywhere along dim makes that whole slice NaN (as the formula: inf - inf); a slice of
+    -inf (fully masked) is NaN too (0 / 0).
     """
-    m = np.max(x, axis=-1, keepdims=True) if x.size else np.zeros(x.shape[:-1] + (1,), x.dtype)
-    m = np.where(m == -np.inf, 0, m)  # a fully masked row: shift by 0
+    if x.size:
+        m = np.max(x, axis=dim, keepdims=True)
+    else:
+        m = np.zeros(tuple(1 if i == dim % x.ndim else n for i, n in enumerate(x.shape)), x.dtype)
+    m = np.where(m == -np.inf, 0, m)  # a fully masked slice: shift by 0
     with np.errstate(invalid="ignore", divide="ignore"):  # the NaN / -inf above are the answers
         z = x - m
-        lse = np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+        lse = np.log(np.sum(np.exp(z), axis=dim, keepdims=True))
         return (z - lse) if log else np.exp(z - lse)
 
 
-def softmax_backward(y, dy, log=False):
-    """Backward of softmax_forward given its output y.
+def softmax_backward(y, dy, log=False, dim=-1):
+    """Backward of softmax_forward (along ``dim``) given its output y.
 
     softmax:     dx = y * (dy - sum(dy * y))
     log-softmax: dx = dy - exp(y) * sum(dy)
-    y, dy: (N, C).
+    y, dy: the same shape.
     """
     if log:
-        return dy - np.exp(y) * np.sum(dy, axis=-1, keepdims=True)
-    return y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
+        return dy - np.exp(y) * np.sum(dy, axis=dim, keepdims=True)
+    return y * (dy - np.sum(dy * y, axis=dim, keepdims=True))

@@ -1,4 +1,4 @@
-"""Linear and Identity."""
+"""Linear, NonDynamicallyQuantizableLinear and Identity."""
 import math
 
 import numpy as np
@@ -10,7 +10,7 @@ from ..parameter import Parameter
 from ._utils import check_params, float_dtype
 from .module import Module
 
-__all__ = ["Identity", "Linear"]
+__all__ = ["Identity", "Linear", "NonDynamicallyQuantizableLinear"]
 
 
 class Identity(Module):
@@ -62,3 +62,8 @@ class Linear(Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class NonDynamicallyQuantizableLinear(Linear):
+    """A Linear, under the name PyTorch gives MultiheadAttention's ``out_proj`` (PyTorch uses the name to keep
+    dynamic quantization off it; here it is only the name, so that the module tree matches)."""

@@ -1,4 +1,5 @@
-"""Loss modules: CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss, BCEWithLogitsLoss.
+"""Loss modules: CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss, BCEWithLogitsLoss, SmoothL1Loss, HuberLoss,
+KLDivLoss, MarginRankingLoss, TripletMarginLoss, CosineEmbeddingLoss.
 
 Each wraps its ``nn.functional`` twin. Class weights and ``pos_weight`` are registered as
 buffers (so they follow ``to()`` and appear in ``state_dict()``, as in PyTorch).
@@ -8,26 +9,18 @@ arguments are accepted and mapped to it as PyTorch does.
 import numpy as np
 
 from ..._checks import tensor_op
-from ...tensor import Tensor, _wrap
+from ...tensor import Tensor
 from .. import functional as F
 from .module import Module
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss"]
 
 
-def _legacy_reduction(size_average, reduce):
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    if not reduce:
-        return "none"
-    return "mean" if size_average else "sum"
-
-
 class _Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         if size_average is not None or reduce is not None:
-            reduction = _legacy_reduction(size_average, reduce)
+            reduction = F._legacy_reduction(size_average, reduce)
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         self.reduction = reduction
@@ -74,26 +67,7 @@ class NLLLoss(_WeightedLoss):
 
     @tensor_op("input", name="NLLLoss")
     def forward(self, input, target):
-        tgt = target._data if isinstance(target, Tensor) else np.asarray(target)
-        x, out_shape = input, tuple(tgt.shape)
-        if x.ndim == 1:
-            x, tgt = x.reshape(1, -1), tgt.reshape(1)
-        elif x.ndim > 2:  # (N, C, d1, ...) -> (N d1 ..., C)
-            C = x.shape[1]
-            x = x.permute(0, *range(2, x.ndim), 1).reshape(-1, C)
-            tgt = tgt.reshape(-1)
-        if self.weight is None:
-            loss = F.nll_loss(x, _wrap(tgt), ignore_index=self.ignore_index, reduction=self.reduction)
-            return loss.reshape(*out_shape) if self.reduction == "none" else loss
-        per = F.nll_loss(x, _wrap(tgt), ignore_index=self.ignore_index, reduction="none")
-        valid = tgt != self.ignore_index
-        w = np.where(valid, self.weight._data[np.where(valid, tgt, 0)], 0).astype(x._data.dtype)
-        loss = per * _wrap(w)
-        if self.reduction == "none":
-            return loss.reshape(*out_shape)
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss.sum() / float(w.sum())
+        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
 
 
 class MSELoss(_Loss):
@@ -133,3 +107,80 @@ class BCEWithLogitsLoss(_Loss):
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
                                                   pos_weight=self.pos_weight)
+
+
+# ---------------------------------------------------------------------- breadth (issue 13 item 2)
+
+
+class SmoothL1Loss(_Loss):
+    """0.5 d^2 / beta where d = |input - target| < beta, else d - 0.5 beta."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    """0.5 d^2 where d = |input - target| < delta, else delta (d - 0.5 delta)."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class KLDivLoss(_Loss):
+    """target (log target - input) with input log-probabilities; reduction may be "batchmean"."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+        if reduction == "batchmean":
+            super().__init__(size_average, reduce, "mean")
+            self.reduction = "batchmean"
+        else:
+            super().__init__(size_average, reduce, reduction)
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class MarginRankingLoss(_Loss):
+    """max(0, -target (input1 - input2) + margin)."""
+
+    def __init__(self, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+    def forward(self, input1, input2, target):
+        return F.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """max(0, d(a, p) - d(a, n) + margin) with the pairwise p-norm distance."""
+
+    def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
+
+    def forward(self, anchor, positive, negative):
+        return F.triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
+                                     swap=self.swap, reduction=self.reduction)
+
+
+class CosineEmbeddingLoss(_Loss):
+    """1 - cos(x1, x2) for target 1, max(0, cos(x1, x2) - margin) for target -1."""
+
+    def __init__(self, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+    def forward(self, input1, input2, target):
+        return F.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
+
+__all__ += ["SmoothL1Loss", "HuberLoss", "KLDivLoss", "MarginRankingLoss", "TripletMarginLoss", "CosineEmbeddingLoss"]

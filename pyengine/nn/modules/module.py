@@ -20,8 +20,9 @@ import numpy as np
 from ... import _dtype as D
 from ..._checks import named_init
 from ...autograd import no_grad
-from ...device import as_device, device as Device
-from ...tensor import Tensor
+from ... import _legacy
+from ...device import as_device, device as Device, no_cuda
+from ...tensor import Tensor, _wrap
 from ..parameter import Parameter
 
 __all__ = ["Module", "RemovableHandle"]
@@ -392,7 +393,7 @@ class Module:
                         errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} "
                                       f"from checkpoint, the shape in current model is {tuple(t._data.shape)}.")
                         continue
-                    if (arr.dtype.kind == "f") != (t._data.dtype.kind == "f"):
+                    if D.is_float_np(arr.dtype) != D.is_float_np(t._data.dtype):
                         # float <-> int or bool would reinterpret numbers (a relabelled float32 tensor read as
                         # int32); float64 -> float32 and int widths convert, as PyTorch's copy_ does
                         errors.append(f"dtype mismatch for {key}: the checkpoint holds {arr.dtype}, the "
@@ -404,7 +405,7 @@ class Module:
                         if isinstance(t, Parameter):
                             module._parameters[name] = Parameter(new, requires_grad=t.requires_grad)
                         else:
-                            module._buffers[name] = Tensor(new)
+                            module._buffers[name] = _wrap(new)
                     else:
                         np.copyto(t._data, arr, casting="unsafe")
         unexpected = [k for k in state_dict.keys() if k not in expected]
@@ -491,9 +492,9 @@ class Module:
         as_device(device)
         if dtype is not None:
             npd = D.to_numpy_dtype(dtype)
-            if npd.kind != "f":
+            if not D.is_float_np(npd):
                 raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
-            self._apply(lambda a: a.astype(npd) if a.dtype.kind == "f" and a.dtype != npd else a)
+            self._apply(lambda a: a.astype(npd) if D.is_float_np(a.dtype) and a.dtype != npd else a)
         return self
 
     def float(self):
@@ -508,8 +509,29 @@ class Module:
     def cpu(self):
         return self
 
+    # ------------------------------------------------------------------ PyTorch compatibility (legacy API, devices)
+    def bfloat16(self):
+        return self.to(D.bfloat16)
+
+    def type(self, dst_type):
+        """Cast every floating-point parameter and buffer to ``dst_type`` (a dtype, ``pyengine.DoubleTensor``
+        or its name "torch.DoubleTensor"). Returns self. PyTorch casts integer buffers too; so does this."""
+        dt = _legacy.dtype_of_type_arg(dst_type, "Module.type").np_dtype
+        for p in self.parameters():
+            if not D.is_float_np(dt) and p.requires_grad:
+                raise RuntimeError("data set to a tensor that requires gradients must be floating point or "
+                                   "complex dtype")
+        return self._apply(lambda a: a if a.dtype == dt else a.astype(dt))
+
     def cuda(self, device=None):
-        as_device("cuda")
+        """Raises, as PyTorch without CUDA: this build of pyengine has the CPU backend only."""
+        raise no_cuda("Module.cuda()")
+
+    def xpu(self, device=None):
+        raise RuntimeError("pyengine has no XPU backend: Module.xpu() is not available")
+
+    def share_memory(self):
+        """PyTorch moves storages to shared memory for worker processes; pyengine's workers fork: no-op."""
         return self
 
     # ------------------------------------------------------------------ printing

@@ -1,7 +1,7 @@
 """Embedding: a lookup table of learnable vectors."""
 import numpy as np
 
-from ..._checks import int64_arg, size_arg
+from ..._checks import int64_arg, real_arg, size_arg
 from ...autograd import no_grad
 from ...tensor import Tensor
 from .. import functional as F
@@ -17,7 +17,10 @@ class Embedding(Module):
     """out[...] = weight[indices[...]].
 
     indices: int64, any shape (*) -> (*, embedding_dim);  weight: (num_embeddings, embedding_dim)
-    Initialised N(0, 1); the ``padding_idx`` row is zeroed and gets no gradient.
+    Initialised N(0, 1); the ``padding_idx`` row is zeroed and gets no gradient. With ``max_norm``, each
+    forward first renormalises (in place, as PyTorch) the rows it looks up whose ``norm_type``-norm exceeds
+    max_norm; ``scale_grad_by_freq`` divides each row's gradient by its index's count in the batch.
+    ``sparse=True`` is not supported.
 
     >>> emb = nn.Embedding(10, 3, padding_idx=0)
     >>> emb(pyengine.tensor([[1, 2, 0]])).shape
@@ -40,8 +43,11 @@ class Embedding(Module):
                                  f"({num_embeddings})")
             if padding_idx < 0:
                 padding_idx += num_embeddings
-        if max_norm is not None or scale_grad_by_freq or sparse:
-            raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+        if sparse:
+            raise NotImplementedError("Embedding: sparse gradients are not supported (sparse=True)")
+        if max_norm is not None:
+            max_norm = real_arg("Embedding", "max_norm", max_norm)
+        norm_type = real_arg("Embedding", "norm_type", norm_type)
         self.padding_idx = padding_idx
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
@@ -61,7 +67,8 @@ class Embedding(Module):
                 self.weight._data[self.padding_idx] = 0
 
     def forward(self, input):
-        return F.embedding(input, self.weight, self.padding_idx)
+        return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, **kwargs):
@@ -76,4 +83,10 @@ class Embedding(Module):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2.0:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += ", scale_grad_by_freq=True"
         return s
