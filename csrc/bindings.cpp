@@ -67,6 +67,7 @@ PYBIND11_MODULE(_C, m) {
   pe::register_lstm(m);
   pe::register_rnn(m);
   pe::register_reduce(m);
+  pe::register_elementwise(m);
   pe::register_mask(m);
   pe::register_probe(m);
 }

@@ -13,6 +13,7 @@ void register_optim(pybind11::module_& m);
 void register_lstm(pybind11::module_& m);
 void register_rnn(pybind11::module_& m);
 void register_reduce(pybind11::module_& m);
+void register_elementwise(pybind11::module_& m);
 void register_mask(pybind11::module_& m);
 void register_probe(pybind11::module_& m);
 }  // namespace pe

@@ -644,7 +644,8 @@ class _BackwardPass:
                 continue
             if g is not None:
                 g, summed = sum_to_shape(g, shape)
-                owned = summed or passed_on or (fresh and g.base is None)
+                # (not a 0-d result: NumPy arithmetic on 0-d arrays gives immutable scalars, never added into)
+                owned = summed or passed_on or (fresh and g.base is None and g.ndim > 0)
             if isinstance(e, Tensor):
                 if g is not None and self._wants(e):
                     self._add_leaf(e, g, owned)

@@ -3,13 +3,15 @@
 Each op is a Function: forward and backward side by side, the derivative in the docstring. A
 backward returns gradients in the broadcast shape of the output; the engine sums each back to its
 input's shape (autograd.sum_to_shape). Array math goes through ``self.xp`` (the backend's array
-module), kernels through ``self.backend``.
+module), kernels through ``self.backend``: the arithmetic, comparisons, where and the common unary
+ops, forward and backward, are the elementwise kernel family (backend/reference/elementwise.py says
+what each computes; on the CPU one compiled pass each for large float inputs, NumPy for the rest).
 """
 import numpy as np
 
 from .._checks import check_kernel_float, int64_arg, real_arg, scalar_arg, tensor_op, with_name
 from ..autograd import Function
-from ..backend import xp_of
+from ..backend import backend_of, xp_of
 from ..tensor import Tensor, _wrap
 from ..tensor import _array_of as _arr
 
@@ -63,7 +65,7 @@ class Add(Function):
     saves = ()
 
     def forward(self, a, b):
-        return _binary(self.xp.add, a, b, "add")
+        return _binary(self.backend.add, a, b, "add")
 
     def backward(self, g):
         return g, g
@@ -75,64 +77,61 @@ class Sub(Function):
     saves = ()
 
     def forward(self, a, b):
-        return _binary(self.xp.subtract, a, b, "sub")
+        return _binary(self.backend.sub, a, b, "sub")
 
     def backward(self, g):
-        return g, (-g if self.needs_input_grad[1] else None)
+        return g, (self.backend.neg(g) if self.needs_input_grad[1] else None)
 
 
 class Mul(Function):
     """y = a * b;  da = g b, db = g a."""
 
     saves = (0, 1)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return _binary(self.xp.multiply, a, b, "mul")
+        return _binary(self.backend.mul, a, b, "mul")
 
     def backward(self, g):
-        n = self.needs_input_grad
-        return (g * self.b if n[0] else None, g * self.a if n[1] else None)
+        n, mul = self.needs_input_grad, self.backend.mul
+        return (mul(g, self.b) if n[0] else None, mul(g, self.a) if n[1] else None)
 
 
 class Div(Function):
     """y = a / b;  da = g / b, db = -g a / b^2."""
 
     saves = (0, 1)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return _binary(self.xp.true_divide, a, b, "div")
+        return _binary(self.backend.div, a, b, "div")
 
     def backward(self, g):
         a, b = self.a, self.b
-        n = self.needs_input_grad
-        return (g / b if n[0] else None, -g * a / (b * b) if n[1] else None)
+        n, be = self.needs_input_grad, self.backend
+        return (be.div(g, b) if n[0] else None, be.div_backward_b(g, a, b) if n[1] else None)
 
 
 class Pow(Function):
     """y = a ** b;  da = g b a^(b-1), db = g y log(a)."""
 
     saves = (0, 1, "out")
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         if _shape(a) != _shape(b):
             _check_broadcast("pow", a, b)
         self.a, self.b = a, b
-        self.y = _promote(self.xp.power(a, b), a, b)
+        self.y = _promote(self.backend.pow(a, b), a, b)
         return self.y
 
     def backward(self, g):
-        xp = self.xp
         a, b, y = self.a, self.b, self.y
-        n = self.needs_input_grad
-        da = db = None
-        if n[0]:
-            da = g * 2 * a if isinstance(b, (int, float)) and b == 2 else g * b * xp.power(a, b - 1)
-        if n[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                db = g * y * xp.log(a)
-        return da, db
+        n, be = self.needs_input_grad, self.backend
+        return (be.pow_backward_a(g, a, b) if n[0] else None,
+                be.pow_backward_b(g, y, a) if n[1] else None)
 
 
 class PowConstExponent(Pow):
@@ -152,52 +151,51 @@ class Maximum(Function):
     """y = max(a, b); the gradient goes to the larger input, split evenly on ties (as PyTorch)."""
 
     saves = (0, 1)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         _check_broadcast("maximum", a, b)
         self.a, self.b = a, b
-        return self.xp.maximum(a, b)
+        return self.backend.maximum(a, b)
 
     def backward(self, g):
-        return _minmax_backward(self, g, self.xp.greater)
+        n, be = self.needs_input_grad, self.backend
+        return (be.maximum_backward_a(g, self.a, self.b) if n[0] else None,
+                be.maximum_backward_b(g, self.a, self.b) if n[1] else None)
 
 
 class Minimum(Function):
     """y = min(a, b); the gradient goes to the smaller input, split evenly on ties."""
 
     saves = (0, 1)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, a, b):
         _check_broadcast("minimum", a, b)
         self.a, self.b = a, b
-        return self.xp.minimum(a, b)
+        return self.backend.minimum(a, b)
 
     def backward(self, g):
-        return _minmax_backward(self, g, self.xp.less)
-
-
-def _minmax_backward(fn, g, better):
-    xp, a, b = fn.xp, fn.a, fn.b
-    wa = xp.where(better(a, b), 1.0, xp.where(a == b, 0.5, 0.0)).astype(g.dtype)
-    n = fn.needs_input_grad
-    return (g * wa if n[0] else None, g * (1 - wa) if n[1] else None)
+        n, be = self.needs_input_grad, self.backend
+        return (be.minimum_backward_a(g, self.a, self.b) if n[0] else None,
+                be.minimum_backward_b(g, self.a, self.b) if n[1] else None)
 
 
 class Where(Function):
     """y = cond ? a : b;  da = g where cond, db = g where not cond."""
 
     saves = ()
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, cond, a, b):
         self.cond = cond
-        return _promote(self.xp.where(cond, a, b), a, b)
+        return _promote(self.backend.where(cond, a, b), a, b)
 
     def backward(self, g):
-        xp, n = self.xp, self.needs_input_grad
-        zero = xp.zeros((), g.dtype)
+        be, n = self.backend, self.needs_input_grad
         return (None,
-                xp.where(self.cond, g, zero) if n[1] else None,
-                xp.where(self.cond, zero, g) if n[2] else None)
+                be.where_backward_a(self.cond, g) if n[1] else None,
+                be.where_backward_b(self.cond, g) if n[2] else None)
 
 
 # ------------------------------------------------------------------ unary
@@ -207,77 +205,83 @@ class Neg(Function):
     """y = -x."""
 
     saves = ()
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
-        return self.xp.negative(x)
+        return self.backend.neg(x)
 
     def backward(self, g):
-        return -g
+        return self.backend.neg(g)
 
 
 class Exp(Function):
     """y = e^x;  dx = g y."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
-        self.y = self.xp.exp(x)
+        self.y = self.backend.exp(x)
         return self.y
 
     def backward(self, g):
-        return g * self.y
+        return self.backend.exp_backward(self.y, g)
 
 
 class Log(Function):
     """y = log x;  dx = g / x."""
 
     saves = (0,)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.x = x
-        return self.xp.log(x)
+        return self.backend.log(x)
 
     def backward(self, g):
-        return g / self.x
+        return self.backend.log_backward(self.x, g)
 
 
 class Sqrt(Function):
     """y = sqrt x;  dx = g / (2 y)."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
-        self.y = self.xp.sqrt(x)
+        self.y = self.backend.sqrt(x)
         return self.y
 
     def backward(self, g):
-        return g / (2 * self.y)
+        return self.backend.sqrt_backward(self.y, g)
 
 
 class Rsqrt(Function):
     """y = 1 / sqrt x;  dx = -g y^3 / 2."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
-        self.y = 1 / self.xp.sqrt(x)
-        return self.y.astype(x.dtype, copy=False)
+        self.y = self.backend.rsqrt(x)
+        return self.y
 
     def backward(self, g):
-        return -0.5 * g * self.y ** 3
+        return self.backend.rsqrt_backward(self.y, g)
 
 
 class Abs(Function):
     """y = |x|;  dx = g sign(x) (0 at 0, as PyTorch)."""
 
     saves = (0,)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.x = x
-        return self.xp.abs(x)
+        return self.backend.abs(x)
 
     def backward(self, g):
-        return g * self.xp.sign(self.x)
+        return self.backend.abs_backward(self.x, g)
 
 
 class Sin(Function):
@@ -310,17 +314,18 @@ class Tanh(Function):
     """y = tanh x;  dx = g (1 - y^2)."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
-        self.y = self.xp.tanh(x)
+        self.y = self.backend.tanh(x)
         return self.y
 
     def backward(self, g):
-        return g * (1 - self.y * self.y)
+        return self.backend.tanh_backward(self.y, g)
 
 
 def _sigmoid(xp, x):
-    # 1 / (1 + e^-x), evaluated without overflow for large |x|
+    # 1 / (1 + e^-x), evaluated without overflow for large |x| (NumPy; Sigmoid itself runs the kernel)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
@@ -329,24 +334,26 @@ class Sigmoid(Function):
     """y = 1 / (1 + e^-x);  dx = g y (1 - y)."""
 
     saves = ("out",)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
-        self.y = _sigmoid(self.xp, x)
+        self.y = self.backend.sigmoid(x)
         return self.y
 
     def backward(self, g):
-        return g * self.y * (1 - self.y)
+        return self.backend.sigmoid_backward(self.y, g)
 
 
 class Silu(Function):
     """y = x sigmoid(x);  dx = g s (1 + x (1 - s))."""
 
     saves = (0,)
+    fresh_grads = True  # every gradient a new array (kernel output or NumPy result)
 
     def forward(self, x):
         self.x = x
-        self.s = _sigmoid(self.xp, x)
-        return x * self.s
+        self.s = self.backend.sigmoid(x)
+        return self.backend.mul(x, self.s)
 
     def backward(self, g):
         s = self.s
@@ -385,13 +392,13 @@ class Clamp(Function):
     saves = (0,)
 
     def forward(self, x, lo, hi):
-        xp = self.xp
+        be = self.backend
         self.x, self.lo, self.hi = x, lo, hi
         y = x
         if lo is not None:
-            y = xp.maximum(y, lo)
+            y = be.maximum(y, lo)
         if hi is not None:
-            y = xp.minimum(y, hi)
+            y = be.minimum(y, hi)
         return y.astype(x.dtype, copy=False)
 
     def backward(self, g):
@@ -609,21 +616,24 @@ def cast(x, np_dtype):
 # comparisons, logical ops and rounding: no gradient
 
 
-def _cmp(name, ufunc):
-    """The op ``name``: NumPy's ``ufunc`` on two operands (tensors or numbers), no gradient."""
+def _cmp(name, ufunc, kernel=False):
+    """The op ``name``: NumPy's ``ufunc`` on two operands (tensors or numbers), no gradient; with
+    ``kernel``, the backend's function ``name`` (the comparisons: elementwise kernels)."""
     def op(a, b):
         a, b = _arr(_operand(a, b, name, 1)), _arr(_operand(b, a, name, 2))
+        if kernel:
+            return _wrap(getattr(backend_of(a, b), name)(a, b))
         return _wrap(getattr(xp_of(a, b), ufunc)(a, b))
     op.__name__ = op.__qualname__ = name
     return tensor_op()(op)
 
 
-eq = _cmp("eq", "equal")
-ne = _cmp("ne", "not_equal")
-lt = _cmp("lt", "less")
-le = _cmp("le", "less_equal")
-gt = _cmp("gt", "greater")
-ge = _cmp("ge", "greater_equal")
+eq = _cmp("eq", "equal", kernel=True)
+ne = _cmp("ne", "not_equal", kernel=True)
+lt = _cmp("lt", "less", kernel=True)
+le = _cmp("le", "less_equal", kernel=True)
+gt = _cmp("gt", "greater", kernel=True)
+ge = _cmp("ge", "greater_equal", kernel=True)
 logical_and = _cmp("logical_and", "logical_and")
 logical_or = _cmp("logical_or", "logical_or")
 logical_xor = _cmp("logical_xor", "logical_xor")
