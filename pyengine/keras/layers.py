@@ -3,7 +3,8 @@
     Input, InputLayer             where a model starts (a symbolic tensor of a given shape)
     Dense                         activation(x @ kernel + bias)
     Embedding                     integer ids -> vectors
-    LSTM, Bidirectional           a recurrent layer (batch first) on pyengine's fused nn.LSTM, and both ways
+    LSTM, GRU, SimpleRNN          recurrent layers (batch first) on pyengine's fused nn.LSTM / nn.GRU / nn.RNN
+    Bidirectional                 one of them both ways
     Dropout, Flatten, Reshape, Activation, Lambda
     LayerNormalization, GlobalAveragePooling1D, GlobalMaxPooling1D, Concatenate, Add
 
@@ -36,14 +37,15 @@ import numpy as np
 import pyengine as pe
 from .. import nn
 from ..nn import functional as F
-from ..nn.modules.rnn import LSTMLayer
+from ..nn.modules.rnn import GRULayer, LSTMLayer, RNNLayer
 from ..nn.parameter import Parameter
 from ..random import _rng
 from ..tensor import Tensor
 from . import activations, initializers, regularizers
 from .backend import snake_case, unique_object_name
 
-__all__ = ["KerasTensor", "Layer", "InputLayer", "Input", "Dense", "Embedding", "LSTM", "Bidirectional", "Dropout",
+__all__ = ["KerasTensor", "Layer", "InputLayer", "Input", "Dense", "Embedding", "LSTM", "GRU", "SimpleRNN",
+           "Bidirectional", "Dropout",
            "Flatten", "Reshape", "Activation", "Lambda", "LayerNormalization", "GlobalAveragePooling1D",
            "GlobalMaxPooling1D", "Concatenate", "Add", "serialize", "deserialize", "get_layer_class"]
 
@@ -847,7 +849,15 @@ def _padding_spans(mask, name):
 
 
 def _lstm_over_spans(x, mask, first, lengths, weights, reverse, return_sequences):
-    """One LSTM direction over x[b, first[b]:first[b] + lengths[b]] for every row b, in one fused call.
+    """One LSTM direction over x[b, first[b]:first[b] + lengths[b]] for every row b, in one fused call."""
+    def run(xs, zeros):
+        return LSTMLayer.apply(xs, zeros, zeros, *weights)[0]
+    return _rnn_over_spans(x, mask, first, lengths, run, weights[1].shape[1], reverse, return_sequences)
+
+
+def _rnn_over_spans(x, mask, first, lengths, run, H, reverse, return_sequences):
+    """One recurrent direction over x[b, first[b]:first[b] + lengths[b]] for every row b, in one fused call
+    ``run(x (T, B, I), zero state (B, H)) -> out (T, B, H)``.
 
     The rows are gathered so that every run starts at step 0 (reversed for the backward direction); what a
     row reads past its length comes after the state that is kept, so it changes nothing.
@@ -858,9 +868,8 @@ def _lstm_over_spans(x, mask, first, lengths, weights, reverse, return_sequences
     rows = np.arange(B)[:, None]
     start, end = first[:, None], (first + lengths)[:, None] - 1
     src = np.clip(end - t if reverse else start + t, 0, T - 1)              # run step -> position in x
-    zeros = np.zeros((B, weights[1].shape[1]), np.float32)
-    out, _, _ = LSTMLayer.apply(x[rows, src].transpose(0, 1), zeros, zeros, *weights)
-    out = out.transpose(0, 1)                                              # (B, T, H), by run step
+    zeros = np.zeros((B, H), np.float32)
+    out = run(x[rows, src].transpose(0, 1), zeros).transpose(0, 1)                                              # (B, T, H), by run step
     present = pe.from_numpy((lengths > 0).astype(np.float32)[:, None])
     last = out[np.arange(B), np.maximum(lengths - 1, 0)] * present          # an empty row keeps the zero state
     if not return_sequences:
@@ -870,11 +879,11 @@ def _lstm_over_spans(x, mask, first, lengths, weights, reverse, return_sequences
 
 
 class Bidirectional(Layer):
-    """Run an LSTM over the sequence both ways and merge the two results (Schuster & Paliwal 1997).
+    """Run an LSTM, GRU or SimpleRNN over the sequence both ways and merge the two results (Schuster & Paliwal 1997).
 
     ``merge_mode``: "concat" (default: 2 units features), "sum", "ave" or "mul". Both directions run in one
-    pyengine ``nn.LSTM(bidirectional=True)``. ``get_weights``: the forward LSTM's three arrays, then the
-    backward one's, as Keras.
+    pyengine ``nn.LSTM``/``nn.GRU``/``nn.RNN(bidirectional=True)``. ``get_weights``: the forward layer's
+    arrays, then the backward one's, as Keras.
 
     >>> Bidirectional(LSTM(16))(np.zeros((2, 5, 3), np.float32)).shape
     pyengine.Size([2, 32])
@@ -882,14 +891,16 @@ class Bidirectional(Layer):
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(layer, LSTM):
-            raise NotImplementedError(f"Bidirectional: only LSTM layers are supported, got {type(layer).__name__}")
+        if not isinstance(layer, (LSTM, _Recurrent)):
+            raise NotImplementedError(f"Bidirectional: only LSTM, GRU and SimpleRNN layers are supported, got "
+                                      f"{type(layer).__name__}")
         if merge_mode not in ("concat", "sum", "ave", "mul"):
             raise ValueError(f"Bidirectional: merge_mode must be 'concat', 'sum', 'ave' or 'mul', got {merge_mode!r}")
         if backward_layer is not None or weights is not None:
             raise NotImplementedError("Bidirectional: backward_layer and weights are not supported")
         if layer.return_state or layer.go_backwards or layer.built:
-            raise NotImplementedError("Bidirectional: the LSTM must be unbuilt, without return_state or go_backwards")
+            raise NotImplementedError("Bidirectional: the layer must be unbuilt, without return_state or "
+                                      "go_backwards")
         layer._bidirectional, layer._merge_mode = True, merge_mode
         self.merge_mode = merge_mode
         self.layer = layer
@@ -914,6 +925,307 @@ class Bidirectional(Layer):
         config = dict(config)
         config["layer"] = deserialize(config["layer"])
         return cls(**config)
+
+
+# ---------------------------------------------------------------------- GRU, SimpleRNN
+
+
+class _Recurrent(Layer):
+    """What GRU and SimpleRNN share: a pyengine ``nn.GRU`` / ``nn.RNN`` (one fused Function per direction) in
+    PyTorch's layout, with Keras's arguments, initialisers, gate order and weight layout at the edges.
+
+    Subclasses set ``_gates`` (3 or 1) and implement ``_make_cell``, ``_keras_to_torch`` / ``_torch_to_keras``
+    (one direction's weights) and ``_apply`` (one direction over a dense (T, B, I) batch).
+    """
+
+    _gates = 1
+    _bidirectional = False   # set by Bidirectional before the build
+    _merge_mode = "concat"
+
+    def __init__(self, units, kernel_initializer, recurrent_initializer, bias_initializer, use_bias,
+                 kernel_regularizer, recurrent_regularizer, bias_regularizer, activity_regularizer,
+                 kernel_constraint, recurrent_constraint, bias_constraint, dropout, recurrent_dropout,
+                 return_sequences, return_state, go_backwards, stateful, **kwargs):
+        super().__init__(**kwargs)
+        kind = type(self).__name__
+        if not isinstance(units, numbers.Integral) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"{kind}: units must be a positive integer, got {units!r}")
+        if recurrent_dropout:
+            raise NotImplementedError(f"{kind}: recurrent_dropout is not supported (the fused kernel has no "
+                                      "per-step mask); use dropout= or a Dropout layer")
+        if stateful:
+            raise NotImplementedError(f"{kind}: stateful=True is not supported")
+        if any(c is not None for c in (activity_regularizer, kernel_constraint, recurrent_constraint,
+                                       bias_constraint)):
+            raise NotImplementedError(f"{kind}: activity_regularizer and constraints are not supported")
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{kind}: dropout must be in [0, 1), got {dropout!r}")
+        self.units, self.use_bias, self.dropout = int(units), bool(use_bias), float(dropout)
+        self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self._init_names = (kernel_initializer, recurrent_initializer, bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _directions(self):
+        return ["_l0", "_l0_reverse"] if self._bidirectional else ["_l0"]
+
+    def _torch_params(self, sfx):
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.use_bias else [])
+        return [getattr(self.cell, n + sfx) for n in names]
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': expected inputs of shape (batch, timesteps, "
+                             f"features) with known features, got {input_shape}")
+        features, H, G = input_shape[-1], self.units, self._gates
+        self.cell = self._make_cell(features)
+        self._own_weights, regs = [], []
+        for sfx in self._directions():
+            keras = [initializers.get(self._init_names[0])((features, G * H)),
+                     initializers.get(self._init_names[1])((H, G * H))]
+            if self.use_bias:
+                keras.append(initializers.get(self._init_names[2])(self._bias_shape()))
+            params = self._torch_params(sfx)
+            for p, value in zip(params, self._keras_to_torch(keras)):
+                p._data[...] = value
+            trainable = self._trainable_torch_params(params)
+            self._own_weights += trainable
+            regs += [(params[0], self.kernel_regularizer), (params[1], self.recurrent_regularizer)]
+            regs += [(p, self.bias_regularizer) for p in trainable[2:]]
+        self._regularizers = [(p, r) for p, r in regs if r is not None]
+        for p in self._own_weights:
+            p.requires_grad_(self._trainable)
+
+    def _trainable_torch_params(self, params):
+        return params
+
+    @property
+    def weights(self):
+        return list(self._own_weights)
+
+    def _merge(self, forward, backward):
+        return LSTM._merge(self, forward, backward)
+
+    def call(self, inputs, training=False, mask=None):
+        x = inputs
+        kind = type(self).__name__
+        if x.ndim != 3:
+            raise ValueError(f"{kind} '{self.name}': expected inputs of shape (batch, timesteps, features), got "
+                             f"{tuple(x.shape)}")
+        if training and self.dropout:
+            B, _, I = x.shape
+            keep = _rng().random((B, 1, I)) >= self.dropout
+            x = x * pe.from_numpy((keep / (1.0 - self.dropout)).astype(np.float32))
+        if mask is not None:
+            m = np.asarray(mask._data if isinstance(mask, Tensor) else mask, dtype=bool)
+            if not m.all():
+                return self._call_masked(x, m)
+        if self.go_backwards:
+            x = pe.flip(x, [1])
+        out, h = self.cell(x)
+        if self._bidirectional:
+            H = self.units
+            last = self._merge(h[0], h[1])
+            if self.return_sequences and self._merge_mode != "concat":
+                out = self._merge(out[:, :, :H], out[:, :, H:])
+            return out if self.return_sequences else last
+        last = h[0]
+        result = out if self.return_sequences else last
+        return [result, last] if self.return_state else result
+
+    def _call_masked(self, x, mask):
+        """Each sequence over its unmasked steps only (padding at its start or end), as LSTM."""
+        if self.go_backwards or self.return_state:
+            raise NotImplementedError(f"{type(self).__name__} '{self.name}': a mask together with go_backwards or "
+                                      "return_state is not supported")
+        first, lengths = _padding_spans(mask, self.name)
+        results = []
+        for sfx, reverse in zip(self._directions(), (False, True)):
+            w = self._torch_params(sfx) + ([] if self.use_bias else [None, None])
+            run = functools.partial(self._apply, weights=w)
+            results.append(_rnn_over_spans(x, mask, first, lengths, run, self.units, reverse, self.return_sequences))
+        if not self._bidirectional:
+            seq, last = results[0]
+        else:
+            (seq_f, last_f), (seq_b, last_b) = results
+            seq = self._merge(seq_f, seq_b) if self.return_sequences else None
+            last = self._merge(last_f, last_b)
+        return seq if self.return_sequences else last
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def compute_output_shape(self, input_shape):
+        B, T = input_shape[0], input_shape[1]
+        units = self.units * (2 if self._bidirectional and self._merge_mode == "concat" else 1)
+        out = (B, T, units) if self.return_sequences else (B, units)
+        return [out, (B, self.units)] if self.return_state else out
+
+    def get_weights(self):
+        out = []
+        for sfx in self._directions():
+            out += self._torch_to_keras([p._data for p in self._torch_params(sfx)])
+        return out
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        self._check_weights(weights, [w.shape for w in self.get_weights()])
+        per = 3 if self.use_bias else 2
+        for d, sfx in enumerate(self._directions()):
+            keras = [np.asarray(w, np.float32) for w in weights[d * per:(d + 1) * per]]
+            for p, value in zip(self._torch_params(sfx), self._keras_to_torch(keras)):
+                p._data[...] = value
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                "kernel_initializer": _init_config(self._init_names[0]),
+                "recurrent_initializer": _init_config(self._init_names[1]),
+                "bias_initializer": _init_config(self._init_names[2]),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "dropout": self.dropout, "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards}
+
+    def extra_repr(self):
+        return f"name={self.name!r}, units={self.units}, return_sequences={self.return_sequences}"
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit over a batch of sequences (Cho et al. 2014), batch first, Keras's GRU with
+    ``reset_after=True`` (its default, and the form PyTorch computes):
+
+        z = sigmoid(x W_z + b_z + h U_z + c_z)    r = sigmoid(x W_r + b_r + h U_r + c_r)
+        h~ = tanh(x W_h + b_h + r * (h U_h + c_h))    h' = z * h + (1 - z) * h~
+
+    inputs: (batch, timesteps, features) -> the last state (batch, units), or every step's with
+    ``return_sequences``; ``return_state`` adds the final h. Runs pyengine's fused ``nn.GRU``. Keras's
+    layout: kernel (features, 3 units), recurrent_kernel (units, 3 units), bias (2, 3 units) (input bias,
+    recurrent bias), gates in Keras's order z, r, h (PyTorch's is r, z, n: the layer permutes at the edges).
+    Initialised as Keras: glorot_uniform, orthogonal, zeros.
+
+    >>> GRU(8, return_sequences=True)(np.zeros((2, 5, 3), np.float32)).shape
+    pyengine.Size([2, 5, 8])
+    """
+
+    _gates = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, reset_after=True, **kwargs):
+        if activations.get(activation) is not activations.tanh or \
+                activations.get(recurrent_activation) is not activations.sigmoid:
+            raise NotImplementedError("GRU: only activation='tanh' with recurrent_activation='sigmoid' is "
+                                      "supported (the fused kernel computes those)")
+        if not reset_after:
+            raise NotImplementedError("GRU: only reset_after=True (Keras's default, PyTorch's form) is supported")
+        super().__init__(units, kernel_initializer, recurrent_initializer, bias_initializer, use_bias,
+                         kernel_regularizer, recurrent_regularizer, bias_regularizer, activity_regularizer,
+                         kernel_constraint, recurrent_constraint, bias_constraint, dropout, recurrent_dropout,
+                         return_sequences, return_state, go_backwards, stateful, **kwargs)
+        self.reset_after = True
+
+    def _make_cell(self, features):
+        return nn.GRU(features, self.units, bias=self.use_bias, batch_first=True, bidirectional=self._bidirectional)
+
+    def _bias_shape(self):
+        return (2, 3 * self.units)
+
+    def _swap_zr(self, a):
+        """Keras's gate blocks [z, r, h] <-> PyTorch's [r, z, n] along the last axis (its own inverse)."""
+        H = self.units
+        return np.concatenate([a[..., H:2 * H], a[..., :H], a[..., 2 * H:]], axis=-1)
+
+    def _keras_to_torch(self, keras):
+        out = [self._swap_zr(keras[0]).T, self._swap_zr(keras[1]).T]
+        if self.use_bias:
+            bias = self._swap_zr(np.asarray(keras[2]))
+            out += [bias[0], bias[1]]
+        return out
+
+    def _torch_to_keras(self, torch_arrays):
+        out = [np.ascontiguousarray(self._swap_zr(torch_arrays[0].T)),
+               np.ascontiguousarray(self._swap_zr(torch_arrays[1].T))]
+        if self.use_bias:
+            out.append(self._swap_zr(np.stack([torch_arrays[2], torch_arrays[3]])))
+        return out
+
+    def _apply(self, x, h0, weights):
+        return GRULayer.apply(x, h0, *weights)[0]
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": True}
+
+
+class SimpleRNN(_Recurrent):
+    """A fully-connected recurrent layer, h' = activation(x W + h U + b) (Elman 1990), batch first.
+
+    ``activation``: "tanh" (default) or "relu" (what pyengine's fused ``nn.RNN`` computes). Keras's
+    layout: kernel (features, units), recurrent_kernel (units, units), bias (units,); initialised
+    glorot_uniform, orthogonal, zeros. Other arguments as ``GRU``.
+
+    >>> SimpleRNN(8)(np.zeros((2, 5, 3), np.float32)).shape
+    pyengine.Size([2, 8])
+    """
+
+    _gates = 1
+
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, **kwargs):
+        fn = activations.get(activation)
+        if fn is activations.tanh:
+            self_nonlinearity = "tanh"
+        elif fn is activations.relu:
+            self_nonlinearity = "relu"
+        else:
+            raise NotImplementedError(f"SimpleRNN: only activation 'tanh' or 'relu' is supported (the fused "
+                                      f"kernel computes those), got {activation!r}")
+        super().__init__(units, kernel_initializer, recurrent_initializer, bias_initializer, use_bias,
+                         kernel_regularizer, recurrent_regularizer, bias_regularizer, activity_regularizer,
+                         kernel_constraint, recurrent_constraint, bias_constraint, dropout, recurrent_dropout,
+                         return_sequences, return_state, go_backwards, stateful, **kwargs)
+        self.nonlinearity = self_nonlinearity
+
+    def _make_cell(self, features):
+        return nn.RNN(features, self.units, nonlinearity=self.nonlinearity, bias=self.use_bias, batch_first=True,
+                      bidirectional=self._bidirectional)
+
+    def _bias_shape(self):
+        return (self.units,)
+
+    def _trainable_torch_params(self, params):
+        # Keras has one bias; pyengine's RNN two (b_ih + b_hh). b_hh stays a frozen zero.
+        if self.use_bias:
+            params[3].requires_grad_(False)
+            return params[:3]
+        return params
+
+    def _keras_to_torch(self, keras):
+        out = [keras[0].T, keras[1].T]
+        if self.use_bias:
+            out += [keras[2], np.zeros_like(keras[2])]
+        return out
+
+    def _torch_to_keras(self, torch_arrays):
+        out = [np.ascontiguousarray(torch_arrays[0].T), np.ascontiguousarray(torch_arrays[1].T)]
+        if self.use_bias:
+            out.append(torch_arrays[2] + torch_arrays[3])
+        return out
+
+    def _apply(self, x, h0, weights):
+        return RNNLayer.apply(x, h0, *weights, self.nonlinearity)[0]
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.nonlinearity}
 
 
 # ---------------------------------------------------------------------- shape-preserving and reshaping layers
