@@ -869,7 +869,7 @@ def _rnn_over_spans(x, mask, first, lengths, run, H, reverse, return_sequences):
     start, end = first[:, None], (first + lengths)[:, None] - 1
     src = np.clip(end - t if reverse else start + t, 0, T - 1)              # run step -> position in x
     zeros = np.zeros((B, H), np.float32)
-    out = run(x[rows, src].transpose(0, 1), zeros).transpose(0, 1)                                              # (B, T, H), by run step
+    out = run(x[rows, src].transpose(0, 1), zeros).transpose(0, 1)         # (B, T, H), by run step
     present = pe.from_numpy((lengths > 0).astype(np.float32)[:, None])
     last = out[np.arange(B), np.maximum(lengths - 1, 0)] * present          # an empty row keeps the zero state
     if not return_sequences:
