@@ -81,3 +81,32 @@ def test_command_line(monkeypatch, capsys):
     runpy.run_path(str(EXAMPLES / "breast_cancer.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "test accuracy" in out and "ROC AUC" in out
+
+
+def test_recommender_beats_popularity():
+    rec = _load("recommender")
+    m = rec.main(quick=True, verbose=False, n_users=300, n_items=200, epochs=6)
+    assert m["test_recall_at_10"] > 1.5 * m["popularity_recall_at_10"], m
+    assert m["test_auc"] > m["popularity_auc"] + 0.05, m
+    assert m["test_auc"] <= m["oracle_auc"] + 0.02, m     # the hidden truth is the ceiling
+
+
+def test_recommender_rank_metrics():
+    from sklearn.metrics import roc_auc_score
+    rank_metrics = _load("recommender").rank_metrics
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, (3, 30)).astype(float)      # with ties
+    held = [np.array([1, 4, 7]), np.array([0]), np.array([2, 29])]
+    exclude = np.zeros((3, 30), bool)
+    exclude[:, 10:12] = True                                 # "seen in training": neither ranked nor negatives
+    recall, auc = rank_metrics(scores, held, exclude, k=10)
+    aucs = []
+    for u in range(3):
+        cand = np.flatnonzero(~exclude[u])
+        aucs.append(roc_auc_score(np.isin(cand, held[u]), scores[u, cand]))
+    assert auc == pytest.approx(np.mean(aucs), abs=1e-12)
+    assert 0.0 <= recall <= 1.0
+    perfect = np.zeros((3, 30))
+    for u in range(3):
+        perfect[u, held[u]] = 1.0
+    assert rank_metrics(perfect, held, exclude, k=10) == (1.0, 1.0)
