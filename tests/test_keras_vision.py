@@ -147,3 +147,291 @@ def test_gru_text_model_trains_saves_and_loads(tmp_path):
     again = keras.models.load_model(path)
     assert [type(layer).__name__ for layer in again.layers] == ["Embedding", "GRU", "SimpleRNN", "Dense"]
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+# ---------------------------------------------------------------------- convolution, pooling, batch norm
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def _tf_same_pads(size, k, s, d):
+    """TensorFlow's 'same' padding of one dim: output ceil(size / s), the odd pad after."""
+    total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _torch_conv_reference(x_nhwc, kernel, bias, strides, padding, dilation, groups):
+    """Keras's Conv2D by construction: torch's conv2d on the NCHW transpose, the (kh, kw, in, out) kernel as
+    (out, in, kh, kw), TensorFlow's 'same' pads applied explicitly; returns NHWC."""
+    x = x_nhwc.permute(0, 3, 1, 2)
+    w = kernel.permute(3, 2, 0, 1)
+    if padding == "same":
+        (t, b), (l, r) = (_tf_same_pads(n, k, s, d) for n, k, s, d in
+                          zip(x.shape[2:], kernel.shape[:2], strides, dilation))
+        x = TF.pad(x, (l, r, t, b))
+    y = TF.conv2d(x, w, bias, strides, 0, dilation, groups)
+    return y.permute(0, 2, 3, 1)
+
+
+CONV2D_CASES = [  # (batch, rows, cols, in, filters, kernel, strides, padding, dilation, groups, use_bias)
+    (2, 7, 9, 3, 4, 3, 1, "valid", 1, 1, True),
+    (1, 8, 5, 2, 5, (2, 3), (2, 1), "same", 1, 1, True),     # even kernel, stride 2: uneven 'same' pads
+    (3, 11, 11, 4, 4, 3, 2, "same", 1, 4, False),            # depthwise
+    (2, 10, 7, 6, 3, (3, 2), 1, "same", (2, 1), 3, True),    # dilation, groups
+    (1, 5, 5, 1, 1, 5, 3, "valid", 1, 1, True),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CONV2D_CASES)))
+def test_conv2d_matches_keras_semantics(case):
+    B, Hh, W, C, filters, k, s, padding, d, groups, use_bias = CONV2D_CASES[case]
+    rng = np.random.default_rng(case)
+    x = rng.standard_normal((B, Hh, W, C)).astype(np.float32)
+    layer = layers.Conv2D(filters, k, strides=s, padding=padding, dilation_rate=d, groups=groups, use_bias=use_bias)
+    xt = pe.tensor(x, requires_grad=True)
+    out = layer(xt)
+    weights = layer.get_weights()
+    kh, kw = (k, k) if isinstance(k, int) else k
+    assert weights[0].shape == (kh, kw, C // groups, filters)
+    assert tuple(out.shape)[1:] == tuple(layer.compute_output_shape((None, Hh, W, C)))[1:]
+    if use_bias:
+        layer.set_weights([weights[0], rng.standard_normal(filters).astype(np.float32)])
+        weights = layer.get_weights()
+    out = layer(xt)
+    g = rng.standard_normal(tuple(out.shape)).astype(np.float32)
+    (out * pe.tensor(g)).sum().backward()
+
+    xr = torch.tensor(x, requires_grad=True)
+    kr = torch.tensor(weights[0], requires_grad=True)
+    br = torch.tensor(weights[1], requires_grad=True) if use_bias else None
+    s2 = (s, s) if isinstance(s, int) else s
+    d2 = (d, d) if isinstance(d, int) else d
+    ref = _torch_conv_reference(xr, kr, br, s2, padding, d2, groups)
+    (ref * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(xt.grad.numpy(), xr.grad.numpy(), atol=1e-4, rtol=1e-4)
+    kernel_grad = np.transpose(layer.weight.grad.numpy(), (2, 3, 1, 0))   # PyTorch layout -> Keras layout
+    np.testing.assert_allclose(kernel_grad, kr.grad.numpy(), atol=1e-3, rtol=1e-4)
+    if use_bias:
+        np.testing.assert_allclose(layer.bias.grad.numpy(), br.grad.numpy(), atol=1e-3, rtol=1e-4)
+    np.testing.assert_array_equal(layer.kernel.detach().numpy(), weights[0])   # the Keras-layout view
+
+    first = layers.Conv2D(filters, k, strides=s, padding=padding, dilation_rate=d, groups=groups,
+                          use_bias=use_bias, data_format="channels_first")
+    first.build((None, C, Hh, W))
+    first.set_weights(weights)
+    np.testing.assert_allclose(first(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).detach().numpy(),
+                               ref.detach().numpy().transpose(0, 3, 1, 2), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", "causal"])
+def test_conv1d_matches_keras_semantics(padding):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 9, 3)).astype(np.float32)
+    layer = layers.Conv1D(4, 3, padding=padding, dilation_rate=2, activation="tanh")
+    out = layer(x).detach().numpy()
+    kernel, bias = layer.get_weights()
+    assert kernel.shape == (3, 3, 4)
+    xr = torch.tensor(x).permute(0, 2, 1)
+    pads = {"valid": (0, 0), "same": _tf_same_pads(9, 3, 1, 2), "causal": (4, 0)}[padding]
+    ref = torch.tanh(TF.conv1d(TF.pad(xr, pads), torch.tensor(kernel).permute(2, 1, 0), torch.tensor(bias),
+                               dilation=2)).permute(0, 2, 1)
+    np.testing.assert_allclose(out, ref.numpy(), atol=1e-5)
+    assert tuple(out.shape)[1:] == tuple(layer.compute_output_shape((None, 9, 3)))[1:]
+    if padding == "causal":   # output t sees only inputs <= t
+        x2 = x.copy()
+        x2[:, 6:] += 1.0
+        np.testing.assert_allclose(layer(x2).detach().numpy()[:, :6], out[:, :6], atol=1e-6)
+
+
+def _numpy_pool(x, k, s, padding, mode):
+    """TensorFlow's pooling of NHWC x: windows over the real positions only ('same' pads never count)."""
+    B, Hh, W, C = x.shape
+    pads = [_tf_same_pads(n, kk, ss, 1) if padding == "same" else (0, 0) for n, kk, ss in zip((Hh, W), k, s)]
+    out_h = -(-Hh // s[0]) if padding == "same" else (Hh - k[0]) // s[0] + 1
+    out_w = -(-W // s[1]) if padding == "same" else (W - k[1]) // s[1] + 1
+    out = np.zeros((B, out_h, out_w, C))
+    for i in range(out_h):
+        for j in range(out_w):
+            r0, c0 = i * s[0] - pads[0][0], j * s[1] - pads[1][0]
+            win = x[:, max(r0, 0):r0 + k[0], max(c0, 0):c0 + k[1]]
+            out[:, i, j] = win.max(axis=(1, 2)) if mode == "max" else win.mean(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize("cls,mode", [(layers.MaxPooling2D, "max"), (layers.AveragePooling2D, "avg")])
+@pytest.mark.parametrize("pool,strides,padding", [(2, None, "valid"), (3, 2, "same"), ((2, 3), (1, 2), "same"),
+                                                  (3, 1, "valid")])
+def test_pooling_2d_matches_tensorflow_semantics(cls, mode, pool, strides, padding):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 7, 8, 3)).astype(np.float32)
+    layer = cls(pool, strides=strides, padding=padding)
+    xt = pe.tensor(x, requires_grad=True)
+    out = layer(xt)
+    k = (pool, pool) if isinstance(pool, int) else pool
+    s = k if strides is None else (strides, strides) if isinstance(strides, int) else strides
+    np.testing.assert_allclose(out.detach().numpy(), _numpy_pool(x.astype(np.float64), k, s, padding, mode),
+                               atol=1e-5)
+    assert tuple(out.shape)[1:] == tuple(layer.compute_output_shape((None, 7, 8, 3)))[1:]
+    out.sum().backward()
+    eps, (b, r, c, ch) = 1e-2, (1, 3, 4, 2)                     # one input's gradient by finite differences
+    xp, xm = x.astype(np.float64).copy(), x.astype(np.float64).copy()
+    xp[b, r, c, ch] += eps
+    xm[b, r, c, ch] -= eps
+    numeric = (_numpy_pool(xp, k, s, padding, mode).sum() - _numpy_pool(xm, k, s, padding, mode).sum()) / (2 * eps)
+    assert xt.grad.numpy()[b, r, c, ch] == pytest.approx(numeric, abs=1e-3)
+    first = cls(pool, strides=strides, padding=padding, data_format="channels_first")
+    np.testing.assert_allclose(first(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).detach().numpy(),
+                               out.detach().numpy().transpose(0, 3, 1, 2), atol=1e-6)
+
+
+def test_pooling_1d_and_global_pooling():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 9, 4)).astype(np.float32)
+    out = layers.MaxPooling1D(2)(x).detach().numpy()
+    np.testing.assert_allclose(out, x[:, :8].reshape(2, 4, 2, 4).max(axis=2))
+    avg = layers.AveragePooling1D(3, strides=2, padding="same")(x).detach().numpy()
+    assert avg.shape == (2, 5, 4)
+    np.testing.assert_allclose(avg[:, 0], x[:, 0:2].mean(1), atol=1e-6)        # pads (1, 1): the first window
+    np.testing.assert_allclose(avg[:, 4], x[:, 7:9].mean(1), atol=1e-6)        # and the last hold 2 real steps
+    img = rng.standard_normal((3, 5, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(layers.GlobalAveragePooling2D()(img).detach().numpy(), img.mean(axis=(1, 2)),
+                               atol=1e-6)
+    np.testing.assert_allclose(layers.GlobalMaxPooling2D(keepdims=True)(img).detach().numpy(),
+                               img.max(axis=(1, 2), keepdims=True))
+    np.testing.assert_allclose(
+        layers.GlobalAveragePooling2D(data_format="channels_first")(img.transpose(0, 3, 1, 2).copy())
+        .detach().numpy(), img.mean(axis=(1, 2)), atol=1e-6)
+    padded = layers.ZeroPadding2D(((1, 0), (2, 1)))(img).detach().numpy()
+    assert padded.shape == (3, 6, 9, 2)
+    np.testing.assert_array_equal(padded[:, 1:, 2:8], img)
+
+
+def test_batch_normalization_keras_conventions():
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((4, 5, 3, 6)) * 3 + 2).astype(np.float32)
+    bn = layers.BatchNormalization()
+    bn.build((None, 5, 3, 6))
+    assert [w.shape for w in bn.get_weights()] == [(6,)] * 4
+    assert len(bn.trainable_weights) == 2 and len(bn.non_trainable_weights) == 2
+    gamma, beta = (rng.standard_normal(6).astype(np.float32) for _ in range(2))
+    bn.set_weights([gamma, beta, np.zeros(6, np.float32), np.ones(6, np.float32)])
+    xt = pe.tensor(x, requires_grad=True)
+    out = bn(xt, training=True)
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))                # biased batch variance
+    np.testing.assert_allclose(out.detach().numpy(), (x - mean) / np.sqrt(var + 1e-3) * gamma + beta, atol=1e-4)
+    _, _, moving_mean, moving_var = bn.get_weights()
+    np.testing.assert_allclose(moving_mean, 0.01 * mean, rtol=1e-5)           # momentum 0.99 keeps 99% of the old
+    np.testing.assert_allclose(moving_var, 0.99 + 0.01 * var, rtol=1e-5)
+    # gradients: torch's batch norm in training mode on the same data
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    (out * pe.tensor(g)).sum().backward()
+    xr = torch.tensor(x, requires_grad=True)
+    gr, br = torch.tensor(gamma, requires_grad=True), torch.tensor(beta, requires_grad=True)
+    ref = TF.batch_norm(xr.reshape(-1, 6), None, None, gr, br, training=True, eps=1e-3).reshape(x.shape)
+    (ref * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), xr.grad.numpy(), atol=1e-4)
+    np.testing.assert_allclose(bn.gamma.grad.numpy(), gr.grad.numpy(), atol=1e-3)
+    # inference: the moving statistics; a frozen layer runs in inference mode even with training=True
+    infer = bn(x).detach().numpy()
+    np.testing.assert_allclose(infer, (x - moving_mean) / np.sqrt(moving_var + 1e-3) * gamma + beta, atol=1e-4)
+    bn.trainable = False
+    np.testing.assert_allclose(bn(x, training=True).detach().numpy(), infer, atol=1e-6)
+    np.testing.assert_array_equal(bn.get_weights()[2], moving_mean)
+    assert bn.trainable_weights == []
+    # channels_first: axis=1
+    bn1 = layers.BatchNormalization(axis=1, momentum=0.5, epsilon=1e-5)
+    xf = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    out1 = bn1(xf, training=True).detach().numpy()
+    np.testing.assert_allclose(out1, ((x - mean) / np.sqrt(var + 1e-5)).transpose(0, 3, 1, 2), atol=1e-4)
+    np.testing.assert_allclose(bn1.get_weights()[2], 0.5 * mean, rtol=1e-5)
+
+
+def test_conv_layer_errors():
+    with pytest.raises(ValueError, match="padding"):
+        layers.Conv2D(4, 3, padding="full")
+    with pytest.raises(ValueError, match="kernel_size"):
+        layers.Conv2D(4, (3, 3, 3))
+    with pytest.raises(ValueError, match="filters"):
+        layers.Conv2D(0, 3)
+    with pytest.raises(ValueError, match="4 dims"):
+        layers.Conv2D(4, 3)(np.zeros((2, 8, 3), np.float32))
+    with pytest.raises(ValueError, match="not divisible by groups"):
+        layers.Conv2D(4, 3, groups=2)(np.zeros((1, 5, 5, 3), np.float32))
+    with pytest.raises(ValueError, match="data_format"):
+        layers.MaxPooling2D(data_format="NHWC")
+
+
+def _digits_images():
+    """scikit-learn's 8x8 digits, each pixel made 2x2, as (n, 16, 16, 1) channels_last images in [0, 1]."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    x = np.kron(digits.images.astype(np.float32) / 16.0, np.ones((1, 2, 2), np.float32))[..., None]
+    return x, digits.target
+
+
+def test_keras_cnn_tutorial_runs_with_only_the_imports_changed(tmp_path):
+    # Keras's "Simple MNIST convnet" tutorial, imports changed, on scikit-learn's digits (upscaled to 16x16)
+    from pyengine import keras
+    from pyengine.keras import layers
+
+    num_classes = 10
+    input_shape = (16, 16, 1)
+    x, y = _digits_images()
+    x_train, y_train, x_test, y_test = x[:1400], y[:1400], x[1400:], y[1400:]
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+    keras.utils.set_random_seed(0)
+
+    model = keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            layers.Conv2D(16, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
+    lines = []
+    model.summary(print_fn=lines.append)
+    summary = "\n".join(lines)
+    assert "(None, 14, 14, 16)" in summary and "(None, 2, 2, 32)" in summary
+    assert model.count_params() == (9 * 16 + 16) + (9 * 16 * 32 + 32) + (128 * 10 + 10)
+
+    batch_size, epochs = 16, 6
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_split=0.1, verbose=0)
+    score = model.evaluate(x_test, y_test, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert score[1] >= 0.8, score       # 6 short epochs; examples/digits_cnn.py trains to >= 0.98
+
+    path = str(tmp_path / "cnn.safetensors")
+    model.save(path)
+    again = keras.models.load_model(path)
+    np.testing.assert_allclose(again.predict(x_test[:20], verbose=0), model.predict(x_test[:20], verbose=0),
+                               atol=1e-5)
+
+
+def test_functional_cnn_with_batch_norm_and_global_pooling():
+    inputs = keras.Input(shape=(12, 12, 3))
+    h = layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    h = layers.BatchNormalization()(h)
+    h = layers.Activation("relu")(h)
+    h = layers.AveragePooling2D()(h)
+    h = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(h)
+    h = layers.GlobalAveragePooling2D()(h)
+    outputs = layers.Dense(3, activation="softmax")(h)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((48, 12, 12, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 48)
+    model.compile(optimizer=optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    bn = model.layers[2]
+    assert isinstance(bn, layers.BatchNormalization)
+    assert not np.allclose(bn.get_weights()[2], 0)          # fit updated the moving statistics
+    assert model.predict(x[:4], verbose=0).shape == (4, 3)

@@ -5,6 +5,9 @@
     Embedding                     integer ids -> vectors
     LSTM, GRU, SimpleRNN          recurrent layers (batch first) on pyengine's fused nn.LSTM / nn.GRU / nn.RNN
     Bidirectional                 one of them both ways
+    Conv1D, Conv2D                convolution (channels_last by default) on pyengine's F.conv1d / F.conv2d
+    MaxPooling1D/2D, AveragePooling1D/2D, GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D
+    BatchNormalization            Keras's momentum and epsilon on pyengine's F.batch_norm
     Dropout, Flatten, Reshape, Activation, Lambda
     LayerNormalization, GlobalAveragePooling1D, GlobalMaxPooling1D, Concatenate, Add
 
@@ -45,9 +48,10 @@ from . import activations, initializers, regularizers
 from .backend import snake_case, unique_object_name
 
 __all__ = ["KerasTensor", "Layer", "InputLayer", "Input", "Dense", "Embedding", "LSTM", "GRU", "SimpleRNN",
-           "Bidirectional", "Dropout",
-           "Flatten", "Reshape", "Activation", "Lambda", "LayerNormalization", "GlobalAveragePooling1D",
-           "GlobalMaxPooling1D", "Concatenate", "Add", "serialize", "deserialize", "get_layer_class"]
+           "Bidirectional", "Dropout", "Flatten", "Reshape", "Activation", "Lambda", "LayerNormalization",
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Concatenate", "Add", "Conv1D", "Conv2D", "MaxPooling1D",
+           "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+           "BatchNormalization", "ZeroPadding2D", "serialize", "deserialize", "get_layer_class"]
 
 
 # ---------------------------------------------------------------------- symbolic tensors (functional API)
@@ -1226,6 +1230,484 @@ class SimpleRNN(_Recurrent):
 
     def get_config(self):
         return {**super().get_config(), "activation": self.nonlinearity}
+
+
+# ---------------------------------------------------------------------- convolution, pooling, batch norm
+
+
+def _int_tuple(layer, arg, value, n):
+    """An int or a sequence of n positive ints as an n-tuple (Keras accepts both)."""
+    items = (value,) * n if isinstance(value, numbers.Integral) else tuple(value) if isinstance(
+        value, (tuple, list)) else None
+    if items is None or len(items) != n or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0
+                                                for v in items):
+        raise ValueError(f"{layer}: {arg} must be a positive integer or a tuple of {n} positive integers, "
+                         f"got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+def _data_format(layer, data_format):
+    data_format = "channels_last" if data_format is None else data_format
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"{layer}: data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
+    return data_format
+
+
+def _padding_arg(layer, padding, allowed=("valid", "same")):
+    p = padding.lower() if isinstance(padding, str) else padding
+    if p not in allowed:
+        raise ValueError(f"{layer}: padding must be one of {', '.join(map(repr, allowed))}, got {padding!r}")
+    return p
+
+
+def _window_pads(size, k, s, d, padding):
+    """(before, after) padding of one spatial dim of ``size`` for a window k (dilation d, stride s), as
+    TensorFlow: 'valid' none; 'same' so that the output has ceil(size / s) positions, the odd one after;
+    'causal' (k - 1) d before."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "causal":
+        return (k - 1) * d, 0
+    total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _window_out(size, k, s, d, padding):
+    """Output positions of one spatial dim (None stays None)."""
+    if size is None:
+        return None
+    if padding == "same":
+        return -(-size // s)
+    pad = sum(_window_pads(size, k, s, d, padding))
+    return max((size + pad - (k - 1) * d - 1) // s + 1, 0)
+
+
+class _SpatialLayer(Layer):
+    """Layers over (batch, *spatial, channels) (channels_last, Keras's default) or (batch, channels, *spatial)
+    (channels_first), computed in PyTorch's (batch, channels, *spatial) layout: a channels_last input is
+    permuted there and back, which are views (two channels_last layers in a row meet in a contiguous array)."""
+
+    rank = 2
+
+    def _to_torch(self, x):
+        if self.data_format == "channels_first":
+            return x
+        return x.permute(0, self.rank + 1, *range(1, self.rank + 1))
+
+    def _from_torch(self, y):
+        if self.data_format == "channels_first":
+            return y
+        return y.permute(0, *range(2, self.rank + 2), 1)
+
+    def _check_rank(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            layout = "(batch, " + ", ".join(["steps"] if self.rank == 1 else ["rows", "cols"]) + ", channels)"
+            if self.data_format == "channels_first":
+                layout = "(batch, channels, " + ", ".join(["steps"] if self.rank == 1 else ["rows", "cols"]) + ")"
+            raise ValueError(f"{type(self).__name__} '{self.name}': expected inputs of {self.rank + 2} dims "
+                             f"{layout}, got shape {tuple(input_shape)}")
+
+    def _spatial(self, shape):
+        return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
+
+    def _channels(self, shape):
+        return shape[-1] if self.data_format == "channels_last" else shape[1]
+
+    def _with(self, shape, spatial, channels):
+        if self.data_format == "channels_last":
+            return (shape[0],) + tuple(spatial) + (channels,)
+        return (shape[0], channels) + tuple(spatial)
+
+    def _pad_input(self, x, kernel, strides, dilation, padding, value=0.0):
+        """x (N, C, *spatial) padded as ``padding`` asks: (x, symmetric pads to give the op) -- symmetric pads
+        go to the op, an uneven 'same' or 'causal' pads x itself."""
+        pads = [_window_pads(n, k, s, d, padding) for n, k, s, d in zip(x.shape[2:], kernel, strides, dilation)]
+        if all(b == a for b, a in pads):
+            return x, tuple(b for b, _ in pads)
+        flat = []
+        for b, a in reversed(pads):          # F.pad takes the last dim first
+            flat += [b, a]
+        return F.pad(x, flat, value=value), (0,) * self.rank
+
+
+class _Conv(_SpatialLayer):
+    """What Conv1D and Conv2D share: Keras's arguments and kernel layout (*kernel_size, in / groups, filters),
+    stored in PyTorch's (filters, in / groups, *kernel_size) as ``weight`` for ``F.conv1d``/``F.conv2d``."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        kind = type(self).__name__
+        if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters <= 0:
+            raise ValueError(f"{kind}: filters must be a positive integer, got {filters!r}")
+        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups <= 0 or filters % groups:
+            raise ValueError(f"{kind}: groups must be a positive integer dividing filters ({filters}), got {groups!r}")
+        if activity_regularizer is not None or kernel_constraint is not None or bias_constraint is not None:
+            raise NotImplementedError(f"{kind}: activity_regularizer and constraints are not supported")
+        self.filters, self.groups = int(filters), int(groups)
+        self.kernel_size = _int_tuple(kind, "kernel_size", kernel_size, self.rank)
+        self.strides = _int_tuple(kind, "strides", strides, self.rank)
+        self.dilation_rate = _int_tuple(kind, "dilation_rate", dilation_rate, self.rank)
+        self.padding = _padding_arg(kind, padding, ("valid", "same", "causal") if self.rank == 1
+                                    else ("valid", "same"))
+        self.data_format = _data_format(kind, data_format)
+        if self.padding == "causal" and self.data_format != "channels_last":
+            raise ValueError(f"{kind}: causal padding needs data_format='channels_last'")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._init_names = (kernel_initializer, bias_initializer)
+
+    def _torch_axes(self):
+        """The permutation of a Keras kernel (*k, in, out) into PyTorch's (out, in, *k)."""
+        return (self.rank + 1, self.rank) + tuple(range(self.rank))
+
+    def build(self, input_shape):
+        self._check_rank(input_shape)
+        channels = self._channels(input_shape)
+        if channels is None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': the channel dimension of the inputs must be "
+                             f"known, got shape {tuple(input_shape)}")
+        if channels % self.groups:
+            raise ValueError(f"{type(self).__name__} '{self.name}': the {channels} input channels are not divisible "
+                             f"by groups={self.groups}")
+        kernel = self.kernel_initializer(self.kernel_size + (channels // self.groups, self.filters))
+        self._add_param("weight", np.transpose(kernel, self._torch_axes()), regularizer=self.kernel_regularizer)
+        if self.use_bias:
+            self._add_param("bias", self.bias_initializer((self.filters,)), regularizer=self.bias_regularizer)
+        else:
+            self.bias = None
+
+    @property
+    def kernel(self):
+        """The kernel in Keras's layout (*kernel_size, in / groups, filters): a view of ``weight``."""
+        return self.weight.permute(*range(2, self.rank + 2), 1, 0)
+
+    def _conv(self, x):
+        x, pads = self._pad_input(self._to_torch(x), self.kernel_size, self.strides, self.dilation_rate,
+                                  self.padding)
+        conv = F.conv1d if self.rank == 1 else F.conv2d
+        y = conv(x, self.weight, self.bias, self.strides, pads, self.dilation_rate, self.groups)
+        return self._from_torch(y)
+
+    def call(self, inputs):
+        return self.activation(self._conv(inputs))
+
+    def _logits_kind(self):
+        return _activation_kind(self.activation)
+
+    def _call_with_logits(self, inputs, training=False):
+        logits = self._conv(inputs)
+        return self.activation(logits), logits
+
+    def compute_output_shape(self, input_shape):
+        self._check_rank(input_shape)
+        spatial = [_window_out(n, k, s, d, self.padding) for n, k, s, d in
+                   zip(self._spatial(input_shape), self.kernel_size, self.strides, self.dilation_rate)]
+        return self._with(input_shape, spatial, self.filters)
+
+    def get_weights(self):
+        out = [np.ascontiguousarray(np.transpose(self.weight._data, np.argsort(self._torch_axes())))]
+        if self.use_bias:
+            out.append(self.bias._data.copy())
+        return out
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        self._check_weights(weights, [w.shape for w in self.get_weights()])
+        self.weight._data[...] = np.transpose(np.asarray(weights[0]), self._torch_axes())
+        if self.use_bias:
+            self.bias._data[...] = weights[1]
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
+                "dilation_rate": list(self.dilation_rate), "groups": self.groups,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": _init_config(self._init_names[0]),
+                "bias_initializer": _init_config(self._init_names[1]),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+
+    def extra_repr(self):
+        return (f"name={self.name!r}, filters={self.filters}, kernel_size={self.kernel_size}, "
+                f"strides={self.strides}, padding={self.padding!r}, data_format={self.data_format!r}")
+
+
+class Conv2D(_Conv):
+    """2-D convolution: (batch, rows, cols, channels) -> (batch, new_rows, new_cols, filters) (channels_last,
+    Keras's default; channels_first: (batch, channels, rows, cols)), then ``activation``.
+
+    ``padding``: "valid" (none) or "same" (TensorFlow's: output ceil(size / stride), an odd padding's extra
+    row/column at the end). kernel: (kh, kw, in / groups, filters) glorot_uniform, bias zeros, as Keras;
+    stored as PyTorch's ``weight`` (filters, in / groups, kh, kw) and run by pyengine's ``F.conv2d``.
+
+    >>> Conv2D(8, 3, padding="same", activation="relu")(np.zeros((2, 28, 28, 1), np.float32)).shape
+    pyengine.Size([2, 28, 28, 8])
+    """
+
+    rank = 2
+
+
+class Conv1D(_Conv):
+    """1-D convolution over steps: (batch, steps, channels) -> (batch, new_steps, filters) (channels_last), then
+    ``activation``. ``padding``: "valid", "same" or "causal" (output t sees inputs <= t). kernel: (k, in /
+    groups, filters), as Keras; runs pyengine's ``F.conv1d``.
+
+    >>> Conv1D(4, 3)(np.zeros((2, 10, 6), np.float32)).shape
+    pyengine.Size([2, 8, 4])
+    """
+
+    rank = 1
+
+
+class _Pool(_SpatialLayer):
+    """What the max and average pooling layers share: pool_size, strides (default pool_size), padding
+    ('valid' or 'same', TensorFlow's: padded positions never count, neither in a max nor in a mean)."""
+
+    _mode = "max"
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        kind = type(self).__name__
+        self.pool_size = _int_tuple(kind, "pool_size", pool_size, self.rank)
+        self.strides = self.pool_size if strides is None else _int_tuple(kind, "strides", strides, self.rank)
+        self.padding = _padding_arg(kind, padding)
+        self.data_format = _data_format(kind, data_format)
+
+    def call(self, inputs):
+        x = self._to_torch(inputs)
+        if self.rank == 1:
+            x = x.unsqueeze(2)                                   # (N, C, 1, L): a 2-D pool of height 1
+        k, s = (1,) * (2 - self.rank) + self.pool_size, (1,) * (2 - self.rank) + self.strides
+        pads = [_window_pads(n, kk, ss, 1, self.padding) for n, kk, ss in zip(x.shape[2:], k, s)]
+        if self._mode == "max":
+            if any(pads):
+                x = F.pad(x, [pads[1][0], pads[1][1], pads[0][0], pads[0][1]], value=-np.inf)
+            y = F.max_pool2d(x, k, s)
+        elif not any(b or a for b, a in pads):
+            y = F.avg_pool2d(x, k, s)
+        else:
+            # the mean over the real positions of each window: a zero-padded mean over the padded mean of ones
+            flat = [pads[1][0], pads[1][1], pads[0][0], pads[0][1]]
+            y = F.avg_pool2d(F.pad(x, flat), k, s)
+            with pe.no_grad():
+                ones = pe.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype)
+                share = F.avg_pool2d(F.pad(ones, flat), k, s)
+            y = y / share
+        if self.rank == 1:
+            y = y.squeeze(2)
+        return self._from_torch(y)
+
+    def compute_output_shape(self, input_shape):
+        self._check_rank(input_shape)
+        spatial = [_window_out(n, k, s, 1, self.padding)
+                   for n, k, s in zip(self._spatial(input_shape), self.pool_size, self.strides)]
+        return self._with(input_shape, spatial, self._channels(input_shape))
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": self.data_format}
+
+
+class MaxPooling2D(_Pool):
+    """The maximum over pool_size windows (default 2x2, strides = pool_size): (batch, rows, cols, channels)
+    -> (batch, rows', cols', channels) (channels_last; or channels_first). Runs pyengine's ``F.max_pool2d``.
+
+    >>> MaxPooling2D()(np.zeros((2, 28, 28, 8), np.float32)).shape
+    pyengine.Size([2, 14, 14, 8])
+    """
+
+    rank, _mode = 2, "max"
+
+
+class AveragePooling2D(_Pool):
+    """The mean over pool_size windows (as MaxPooling2D; with padding='same' only real positions count)."""
+
+    rank, _mode = 2, "avg"
+
+
+class MaxPooling1D(_Pool):
+    """The maximum over windows of steps: (batch, steps, channels) -> (batch, steps', channels)."""
+
+    rank, _mode = 1, "max"
+
+
+class AveragePooling1D(_Pool):
+    """The mean over windows of steps: (batch, steps, channels) -> (batch, steps', channels)."""
+
+    rank, _mode = 1, "avg"
+
+
+class _GlobalPool2D(_SpatialLayer):
+    rank = 2
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _data_format(type(self).__name__, data_format)
+        self.keepdims = bool(keepdims)
+
+    def _dims(self):
+        return (1, 2) if self.data_format == "channels_last" else (2, 3)
+
+    def compute_output_shape(self, input_shape):
+        self._check_rank(input_shape)
+        if self.keepdims:
+            return self._with(input_shape, (1, 1), self._channels(input_shape))
+        return (input_shape[0], self._channels(input_shape))
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling2D(_GlobalPool2D):
+    """(batch, rows, cols, channels) -> (batch, channels): the mean over rows and columns (``keepdims``:
+    (batch, 1, 1, channels))."""
+
+    def call(self, inputs):
+        self._check_rank(inputs.shape)
+        return inputs.mean(dim=self._dims(), keepdim=self.keepdims)
+
+
+class GlobalMaxPooling2D(_GlobalPool2D):
+    """(batch, rows, cols, channels) -> (batch, channels): the maximum over rows and columns."""
+
+    def call(self, inputs):
+        self._check_rank(inputs.shape)
+        return inputs.amax(dim=self._dims(), keepdim=self.keepdims)
+
+
+class BatchNormalization(Layer):
+    """Normalise each feature (channel) with the statistics of the batch in training and the moving ones in
+    inference, then scale (gamma) and shift (beta) (Ioffe & Szegedy 2015), with Keras's conventions:
+
+    * ``axis=-1`` (the channels of channels_last data) is the feature axis; the statistics run over all others;
+    * ``momentum=0.99`` weighs the old moving value: moving = momentum * moving + (1 - momentum) * batch
+      (PyTorch's momentum is 1 - Keras's), with the batch's biased variance (as Keras 3);
+    * ``epsilon=1e-3``; weights [gamma, beta, moving_mean, moving_variance], the last two not trainable;
+    * training mode only inside ``fit`` (or ``training=True``); a frozen layer (``trainable=False``) always
+      runs in inference mode, as Keras.
+
+    The normalisation is pyengine's ``F.batch_norm`` kernel with the features moved to axis 1 when needed.
+
+    >>> BatchNormalization()(np.ones((4, 3), np.float32), training=True).shape
+    pyengine.Size([4, 3])
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 synchronized=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+            raise NotImplementedError(f"BatchNormalization: axis must be one integer, got {axis!r}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum!r}")
+        if epsilon <= 0:
+            raise ValueError(f"BatchNormalization: epsilon must be positive, got {epsilon!r}")
+        if beta_constraint is not None or gamma_constraint is not None or synchronized:
+            raise NotImplementedError("BatchNormalization: constraints and synchronized are not supported")
+        self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self._init_names = (beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+
+    def build(self, input_shape):
+        axis = self.axis + len(input_shape) if self.axis < 0 else self.axis
+        if not 0 < axis < len(input_shape) or input_shape[axis] is None:
+            raise ValueError(f"BatchNormalization '{self.name}': axis {self.axis} is not a known feature axis of "
+                             f"inputs of shape {tuple(input_shape)}")
+        self._axis = axis
+        C = (input_shape[axis],)
+        beta_i, gamma_i, mean_i, var_i = (initializers.get(n) for n in self._init_names)
+        self.gamma = self._add_param("gamma", gamma_i(C), regularizer=self.gamma_regularizer) if self.scale else None
+        self.beta = self._add_param("beta", beta_i(C), regularizer=self.beta_regularizer) if self.center else None
+        self._add_param("moving_mean", mean_i(C), trainable=False)
+        self._add_param("moving_variance", var_i(C), trainable=False)
+
+    @property
+    def trainable_weights(self):
+        return [w for w in (self.gamma, self.beta) if w is not None] if self._trainable else []
+
+    @Layer.trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for w in (self.gamma, self.beta) if self.built else ():
+            if w is not None:
+                w.requires_grad_(self._trainable)
+
+    def call(self, inputs, training=False):
+        x, axis, ndim = inputs, self._axis, inputs.ndim
+        if ndim != len(self._build_input_shape):
+            raise ValueError(f"BatchNormalization '{self.name}': expected inputs of {len(self._build_input_shape)} "
+                             f"dims, got shape {tuple(x.shape)}")
+        training = bool(training) and self._trainable
+        # to (N, C, *) for F.batch_norm: the last axis reshapes to (N, C) for free; another axis moves to 1
+        if axis == ndim - 1:
+            y = x.reshape(-1, x.shape[-1])
+        elif axis == 1:
+            y = x
+        else:
+            y = x.movedim(axis, 1)
+        out = F.batch_norm(y, self.moving_mean, self.moving_variance, self.gamma, self.beta, training=training,
+                           momentum=0.0, eps=self.epsilon) if not training else \
+            F.batch_norm(y, None, None, self.gamma, self.beta, training=True, eps=self.epsilon)
+        if training:
+            with pe.no_grad():   # Keras's update: moving = momentum * moving + (1 - momentum) * batch (biased)
+                dims = [d for d in range(y.ndim) if d != 1]
+                mean = y.detach().mean(dim=dims)
+                var = y.detach().var(dim=dims, unbiased=False)
+                m = self.momentum
+                self.moving_mean._data[...] = m * self.moving_mean._data + (1 - m) * mean._data
+                self.moving_variance._data[...] = m * self.moving_variance._data + (1 - m) * var._data
+        if axis == ndim - 1:
+            return out.reshape(x.shape)
+        return out if axis == 1 else out.movedim(1, axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": _init_config(self._init_names[0]),
+                "gamma_initializer": _init_config(self._init_names[1]),
+                "moving_mean_initializer": _init_config(self._init_names[2]),
+                "moving_variance_initializer": _init_config(self._init_names[3]),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
+
+
+class ZeroPadding2D(_SpatialLayer):
+    """Zeros around the rows and columns: ``padding`` an int, (rows, cols) or ((top, bottom), (left, right))."""
+
+    rank = 2
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(padding, numbers.Integral):
+            padding = ((padding, padding), (padding, padding))
+        elif all(isinstance(p, numbers.Integral) for p in padding):
+            padding = ((padding[0], padding[0]), (padding[1], padding[1]))
+        self.padding = tuple(tuple(int(v) for v in p) for p in padding)
+        if len(self.padding) != 2 or any(len(p) != 2 or min(p) < 0 for p in self.padding):
+            raise ValueError(f"ZeroPadding2D: padding must be an int, 2 ints or 2 pairs of ints >= 0, got {padding!r}")
+        self.data_format = _data_format("ZeroPadding2D", data_format)
+
+    def call(self, inputs):
+        (t, b), (left, r) = self.padding
+        return self._from_torch(F.pad(self._to_torch(inputs), [left, r, t, b]))
+
+    def compute_output_shape(self, input_shape):
+        self._check_rank(input_shape)
+        spatial = [None if n is None else n + sum(p) for n, p in zip(self._spatial(input_shape), self.padding)]
+        return self._with(input_shape, spatial, self._channels(input_shape))
+
+    def get_config(self):
+        return {**super().get_config(), "padding": [list(p) for p in self.padding], "data_format": self.data_format}
 
 
 # ---------------------------------------------------------------------- shape-preserving and reshaping layers
