@@ -6,13 +6,13 @@ same signature and semantics; ``MISSING`` lists any that do not (the tests requi
 import numpy as np
 
 from .. import reference as _reference
-from . import activation, attention, embedding, gemm, loss, lstm, norm, optim, reduce, rnn
+from . import activation, attention, conv, embedding, gemm, loss, lstm, norm, optim, reduce, rnn
 from ._lib import _C
 
 name = "cpu"
 xp = np
 
-_families = (gemm, activation, loss, norm, embedding, attention, optim, lstm, rnn, reduce)
+_families = (gemm, activation, loss, norm, embedding, attention, optim, lstm, rnn, reduce, conv)
 for _mod in _families:
     for _name in _mod.__all__:
         globals()[_name] = getattr(_mod, _name)
