@@ -238,6 +238,10 @@ void register_conv(py::module_& m) {
     "Bytes the convolution kernels allocate beside their operands for (N, C, H, W, O, KH, KW, Ho, Wo, sh, sw, ph, "
     "pw, dh, dw, groups), at the current thread count.");
 
+  m.def("set_conv_tile", [](std::int64_t elems) { cpu::set_conv_tile(elems); }, py::arg("elems"),
+        "Tuning: the column tile (values, default 2**19) the convolution kernels pack at a time.");
+  m.def("conv_tile", []() { return cpu::conv_tile(); }, "The column tile (values) of the convolution kernels.");
+
   m.def("max_pool2d_forward", [](const py::array& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
                                  py::array y, py::array idx) {
       const char* op = "max_pool2d_forward";

@@ -5,10 +5,10 @@
 //   dgrad    dx[n, g]             = col2im(W_g^T (K, Og) @ dy[n, g] (Og, L))
 //   wgrad    dW_g (Og, K)         = sum_n dy[n, g] (Og, L) @ cols(x[n, g])^T (L, K)
 // with K = C/G * KH * KW and L = Ho * Wo. The columns are never formed for the whole batch: a tile of
-// whole output rows of one image (at most kTileElems values, at least one row) is packed at a time into
+// whole output rows of one image (at most g_tile_elems values, at least one row) is packed at a time into
 // a buffer of the thread that runs it, so the extra memory is threads * tile, whatever the batch.
-// (wgrad packs several whole images side by side when they fit a tile, so the GEMM's depth is not one
-// small image.) A 1x1 convolution of stride 1 without padding reads x in place (its columns are x).
+// Small images (fewer than kWideCols output positions: ResNet's 14x14 and 7x7 layers) are packed several
+// side by side, so that the GEMM is wide (forward, dgrad) or deep (wgrad) enough for its micro-panels. A 1x1 convolution of stride 1 without padding reads x in place (its columns are x).
 // Depthwise convolutions (one input and one output channel per group) run a direct loop per plane
 // instead: a GEMM of one row would be all packing.
 //
@@ -30,7 +30,9 @@ namespace pe {
 namespace cpu {
 namespace {
 
-constexpr index_t kTileElems = index_t(1) << 19;  // one column tile: 2 MiB of float, 4 MiB of double
+index_t g_tile_elems = index_t(1) << 19;  // one column tile (set_conv_tile): 2 MiB of float, 4 MiB of double
+constexpr index_t kWideCols = 512;          // images below this many output positions are grouped
+constexpr index_t kGroupElems = index_t(1) << 21;  // at most this many column values per image group
 constexpr index_t kGrain = index_t(1) << 16;
 
 template <class F>
@@ -65,7 +67,7 @@ bool is_depthwise(const ConvShape& s) { return s.G == s.C && s.G == s.O; }
 
 index_t tile_rows(const ConvShape& s, index_t K) {
   const index_t per_row = std::max<index_t>(K * s.Wo, 1);
-  return std::max<index_t>(1, std::min<index_t>(s.Ho, kTileElems / per_row));
+  return std::max<index_t>(1, std::min<index_t>(s.Ho, g_tile_elems / per_row));
 }
 
 // cols[k, (oh - oh0) Wo + ow] (row stride ld) for k = (c, i, j) over the Cg channels at xg, rows [oh0, oh1).
@@ -244,12 +246,34 @@ void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
 
 }  // namespace
 
-index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
-  if (is_depthwise(s)) return 0;
-  const index_t K = (s.C / s.G) * s.KH * s.KW;
-  const index_t tile = tile_rows(s, K) * s.Wo * K;
-  return static_cast<index_t>(num_threads()) * tile * itemsize;
+void set_conv_tile(index_t elems) { g_tile_elems = std::max<index_t>(elems, 1); }
+index_t conv_tile() { return g_tile_elems; }
+
+namespace {
+
+// A block of output columns: m whole images side by side (n0 .. n0 + m), or rows [oh0, oh1) of one image.
+struct Blocks {
+  index_t m, rows, per_image, count;  // images per block, rows per block (one image), blocks per image
+  index_t cols() const { return m; }
+};
+
+// Small images (L below kWideCols) are grouped so that the GEMM is wide enough for its micro-panels;
+// larger ones are cut into row tiles of at most tile_elems() column values.
+Blocks plan_blocks(const ConvShape& s, index_t K) {
+  const index_t L = s.Ho * s.Wo;
+  Blocks b{1, s.Ho, 1, s.N};
+  if (L < kWideCols && L * K <= kGroupElems) {
+    b.m = std::max<index_t>(1, std::min<index_t>({s.N, (kWideCols + L - 1) / L, kGroupElems / std::max<index_t>(L * K, 1)}));
+    b.count = (s.N + b.m - 1) / b.m;
+    return b;
+  }
+  b.rows = tile_rows(s, K);
+  b.per_image = (s.Ho + b.rows - 1) / b.rows;
+  b.count = s.N * b.per_image;
+  return b;
 }
+
+}  // namespace
 
 template <class T>
 void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
@@ -258,16 +282,42 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s
   if (is_depthwise(s)) return dw_forward(x, w, b, y, s);
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
   const bool direct = is_pointwise(s);
-  const index_t rows = direct ? s.Ho : tile_rows(s, K), ntiles = (s.Ho + rows - 1) / rows;
-  const index_t units = s.N * ntiles;
-  int nt = threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20);
-  const bool by_units = nt > 1 && units >= nt;
+  Blocks bl = plan_blocks(s, K);
+  if (direct && bl.m == 1) bl.rows = s.Ho, bl.per_image = 1, bl.count = s.N;
+  const int nt = threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20);
+  const bool by_units = nt > 1 && bl.count >= nt;
+  const size_t colsz = static_cast<size_t>(bl.m > 1 ? bl.m * L * K : bl.rows * s.Wo * K);
+  const size_t outsz = static_cast<size_t>(bl.m > 1 ? Og * bl.m * L : 0);
   const int nbuf = by_units ? nt : 1;
-  std::vector<T> buf(direct ? 0 : static_cast<size_t>(nbuf) * static_cast<size_t>(rows * s.Wo * K));
-  par_for(units, by_units ? nt : 1, [&](index_t u, int tid) {
-    const index_t n = u / ntiles, oh0 = (u % ntiles) * rows, oh1 = std::min(s.Ho, oh0 + rows);
+  std::vector<T> buf(static_cast<size_t>(nbuf) * (colsz + outsz));
+  par_for(bl.count, by_units ? nt : 1, [&](index_t u, int tid) {
+    T* cols = buf.data() + static_cast<size_t>(tid) * (colsz + outsz);
+    T* tmp = cols + colsz;
+    if (bl.m > 1) {  // m whole images: cols (K, m L), C (Og, m L) then copied to y
+      const index_t n0 = u * bl.m, m = std::min(bl.m, s.N - n0), Lt = m * L;
+      for (index_t g = 0; g < s.G; ++g) {
+        for (index_t k = 0; k < m; ++k) {
+          const T* xg = x + ((n0 + k) * s.C + g * Cg) * HW;
+          if (direct) {
+            for (index_t r = 0; r < K; ++r)
+              std::memcpy(cols + r * Lt + k * L, xg + r * HW, static_cast<size_t>(L) * sizeof(T));
+          } else {
+            pack_cols(xg, cols + k * L, Lt, s, Cg, 0, s.Ho);
+          }
+        }
+        mm<T>(Og, Lt, K, w + g * Og * K, K, false, cols, Lt, false, tmp, Lt, T(0));
+        for (index_t k = 0; k < m; ++k)
+          for (index_t o = 0; o < Og; ++o) {
+            T* dst = y + ((n0 + k) * s.O + g * Og + o) * L;
+            const T* src = tmp + o * Lt + k * L;
+            const T bv = b ? b[g * Og + o] : T(0);
+            for (index_t q = 0; q < L; ++q) dst[q] = src[q] + bv;
+          }
+      }
+      return;
+    }
+    const index_t n = u / bl.per_image, oh0 = (u % bl.per_image) * bl.rows, oh1 = std::min(s.Ho, oh0 + bl.rows);
     const index_t Lt = (oh1 - oh0) * s.Wo;
-    T* cols = direct ? nullptr : buf.data() + static_cast<size_t>(tid) * static_cast<size_t>(rows * s.Wo * K);
     for (index_t g = 0; g < s.G; ++g) {
       const T* xg = x + (n * s.C + g * Cg) * HW;
       const T* bm = xg + oh0 * s.Wo;
@@ -300,16 +350,43 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
   if (is_depthwise(s)) return dw_backward_input(dy, w, dx, s);
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW;
   const bool direct = is_pointwise(s);
-  const index_t rows = direct ? s.Ho : tile_rows(s, K), ntiles = (s.Ho + rows - 1) / rows;
-  int nt = threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20);
-  const bool by_images = nt > 1 && s.N >= nt;
-  const int nbuf = by_images ? nt : 1;
-  std::vector<T> buf(direct ? 0 : static_cast<size_t>(nbuf) * static_cast<size_t>(rows * s.Wo * K));
-  par_for(s.N, by_images ? nt : 1, [&](index_t n, int tid) {
-    T* cols = direct ? nullptr : buf.data() + static_cast<size_t>(tid) * static_cast<size_t>(rows * s.Wo * K);
+  Blocks bl = plan_blocks(s, K);
+  if (direct && bl.m == 1) bl.rows = s.Ho, bl.per_image = 1, bl.count = s.N;
+  const int nt = threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20);
+  // units that write dx: image groups, or whole images (their row tiles overlap in dx)
+  const index_t units = bl.m > 1 ? bl.count : s.N;
+  const bool by_units = nt > 1 && units >= nt;
+  const size_t colsz = static_cast<size_t>(bl.m > 1 ? bl.m * L * K : bl.rows * s.Wo * K);
+  const size_t dysz = static_cast<size_t>(bl.m > 1 ? Og * bl.m * L : 0);
+  const int nbuf = by_units ? nt : 1;
+  std::vector<T> buf(static_cast<size_t>(nbuf) * (colsz + dysz));
+  par_for(units, by_units ? nt : 1, [&](index_t u, int tid) {
+    T* cols = buf.data() + static_cast<size_t>(tid) * (colsz + dysz);
+    T* dyb = cols + colsz;
+    if (bl.m > 1) {  // m whole images: dy (Og, m L) gathered, cols (K, m L) = W^T dy, then col2im per image
+      const index_t n0 = u * bl.m, m = std::min(bl.m, s.N - n0), Lt = m * L;
+      for (index_t g = 0; g < s.G; ++g) {
+        for (index_t k = 0; k < m; ++k)
+          for (index_t o = 0; o < Og; ++o)
+            std::memcpy(dyb + o * Lt + k * L, dy + ((n0 + k) * s.O + g * Og + o) * L, static_cast<size_t>(L) * sizeof(T));
+        mm<T>(K, Lt, Og, w + g * Og * K, K, true, dyb, Lt, false, cols, Lt, T(0));
+        for (index_t k = 0; k < m; ++k) {
+          T* dxg = dx + ((n0 + k) * s.C + g * Cg) * HW;
+          if (direct) {
+            for (index_t r = 0; r < K; ++r)
+              std::memcpy(dxg + r * HW, cols + r * Lt + k * L, static_cast<size_t>(L) * sizeof(T));
+          } else {
+            std::fill(dxg, dxg + Cg * HW, T(0));
+            unpack_add(cols + k * L, Lt, dxg, s, Cg, 0, s.Ho);
+          }
+        }
+      }
+      return;
+    }
+    const index_t n = u;
     if (!direct) std::fill(dx + n * s.C * HW, dx + (n + 1) * s.C * HW, T(0));
-    for (index_t t = 0; t < ntiles; ++t) {
-      const index_t oh0 = t * rows, oh1 = std::min(s.Ho, oh0 + rows), Lt = (oh1 - oh0) * s.Wo;
+    for (index_t t = 0; t < bl.per_image; ++t) {
+      const index_t oh0 = t * bl.rows, oh1 = std::min(s.Ho, oh0 + bl.rows), Lt = (oh1 - oh0) * s.Wo;
       for (index_t g = 0; g < s.G; ++g) {
         const T* wg = w + g * Og * K;
         const T* dyg = dy + (n * s.O + g * Og) * L + oh0 * s.Wo;
@@ -342,8 +419,8 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
               dw + g * Og * K, K, n ? T(1) : T(0));
     return;
   }
-  if (L * K <= kTileElems) {  // whole images side by side: cols (K, m L), dy (Og, m L)
-    const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, kTileElems / (L * K)));
+  if (L * K <= g_tile_elems) {  // whole images side by side: cols (K, m L), dy (Og, m L)
+    const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, g_tile_elems / (L * K)));
     std::vector<T> cols(static_cast<size_t>(K * m * L)), dyb(static_cast<size_t>(Og * m * L));
     for (index_t n0 = 0; n0 < s.N; n0 += m) {
       const index_t cnt = std::min(m, s.N - n0), Lt = cnt * L;
@@ -371,6 +448,24 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
       }
     }
   }
+}
+
+index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
+  if (is_depthwise(s) || s.G < 1) return 0;
+  const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, L = s.Ho * s.Wo;
+  const Blocks bl = plan_blocks(s, K);
+  const index_t per_thread = bl.m > 1 ? bl.m * L * (K + Og) : bl.rows * s.Wo * K;
+  const index_t fwd = static_cast<index_t>(num_threads()) * per_thread;
+  index_t wgrad = 0;
+  if (!is_pointwise(s)) {
+    if (L * K <= g_tile_elems) {
+      const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, g_tile_elems / std::max<index_t>(L * K, 1)));
+      wgrad = m * L * (K + Og);
+    } else {
+      wgrad = tile_rows(s, K) * s.Wo * K;
+    }
+  }
+  return std::max(fwd, wgrad) * itemsize;
 }
 
 // ------------------------------------------------------------------ pooling

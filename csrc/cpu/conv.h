@@ -15,6 +15,9 @@ struct ConvShape {
 
 // Extra memory the convolution kernels may allocate (bytes): bounded column tiles, not the batch's im2col.
 index_t conv_workspace_bytes(const ConvShape& s, int itemsize);
+// The column tile (values) the kernels pack at a time; settable for tuning.
+void set_conv_tile(index_t elems);
+index_t conv_tile();
 
 template <class T>
 void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s);  // b may be null
