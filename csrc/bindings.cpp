@@ -68,4 +68,5 @@ PYBIND11_MODULE(_C, m) {
   pe::register_rnn(m);
   pe::register_reduce(m);
   pe::register_probe(m);
+  pe::register_conv(m);
 }

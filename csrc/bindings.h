@@ -14,4 +14,5 @@ void register_lstm(pybind11::module_& m);
 void register_rnn(pybind11::module_& m);
 void register_reduce(pybind11::module_& m);
 void register_probe(pybind11::module_& m);
+void register_conv(pybind11::module_& m);
 }  // namespace pe

@@ -27,6 +27,8 @@ def _padded(x, padding, need_hw, fill=0.0):
 def _windows(out_hw, kernel, stride, dilation):
     """For each kernel offset (i, j): the row and column slices of the padded input it reads."""
     (Ho, Wo), (KH, KW), (sh, sw), (dh, dw) = out_hw, kernel, stride, dilation
+    if Ho <= 0 or Wo <= 0:  # no output position: nothing is read
+        return
     for i in range(KH):
         for j in range(KW):
             yield i, j, slice(i * dh, i * dh + (Ho - 1) * sh + 1, sh), slice(j * dw, j * dw + (Wo - 1) * sw + 1, sw)
