@@ -416,7 +416,7 @@ def test_keras_cnn_tutorial_runs_with_only_the_imports_changed(tmp_path):
                                atol=1e-5)
 
 
-def test_functional_cnn_with_batch_norm_and_global_pooling():
+def test_functional_cnn_with_batch_norm_and_global_pooling(tmp_path):
     inputs = keras.Input(shape=(12, 12, 3))
     h = layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
     h = layers.BatchNormalization()(h)
@@ -435,3 +435,8 @@ def test_functional_cnn_with_batch_norm_and_global_pooling():
     assert isinstance(bn, layers.BatchNormalization)
     assert not np.allclose(bn.get_weights()[2], 0)          # fit updated the moving statistics
     assert model.predict(x[:4], verbose=0).shape == (4, 3)
+    path = str(tmp_path / "bn.safetensors")
+    model.save(path)
+    again = keras.models.load_model(path)        # configs (BN's momentum/epsilon, conv padding) and moving stats
+    assert [type(layer).__name__ for layer in again.layers] == [type(layer).__name__ for layer in model.layers]
+    np.testing.assert_allclose(again.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0), atol=1e-6)
