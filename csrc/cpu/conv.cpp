@@ -70,6 +70,50 @@ index_t tile_rows(const ConvShape& s, index_t K) {
   return std::max<index_t>(1, std::min<index_t>(s.Ho, g_tile_elems / per_row));
 }
 
+// Row loops of the direct (depthwise) kernels and col2im, compiled once per ISA (each copy is the plain
+// loop under that ISA's target attribute, vectorised by the compiler) and picked per call by pe::isa().
+// dot keeps 16 partial sums, so that it vectorises without reassociating one sum.
+#define PE_CONV_ROW_OPS(SUFFIX, ATTR)                                                          \
+  template <class T>                                                                           \
+  ATTR void axpy_##SUFFIX(T* __restrict y, const T* __restrict x, T a, index_t n) {            \
+    for (index_t i = 0; i < n; ++i) y[i] += a * x[i];                                          \
+  }                                                                                            \
+  template <class T>                                                                           \
+  ATTR T dot_##SUFFIX(const T* __restrict a, const T* __restrict b, index_t n) {               \
+    T acc[16] = {};                                                                            \
+    index_t i = 0;                                                                             \
+    for (; i + 16 <= n; i += 16)                                                               \
+      for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];                              \
+    T r = 0;                                                                                   \
+    for (int j = 0; j < 16; ++j) r += acc[j];                                                  \
+    for (; i < n; ++i) r += a[i] * b[i];                                                       \
+    return r;                                                                                  \
+  }
+PE_CONV_ROW_OPS(generic, )
+#if PE_X86
+PE_CONV_ROW_OPS(avx2, PE_TARGET_AVX2)
+PE_CONV_ROW_OPS(avx512, PE_TARGET_AVX512)
+#endif
+#undef PE_CONV_ROW_OPS
+
+template <class T>
+struct RowOps {
+  void (*axpy)(T*, const T*, T, index_t);
+  T (*dot)(const T*, const T*, index_t);
+};
+
+template <class T>
+RowOps<T> row_ops() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return {axpy_avx512<T>, dot_avx512<T>};
+    case Isa::avx2: return {axpy_avx2<T>, dot_avx2<T>};
+    default: break;
+  }
+#endif
+  return {axpy_generic<T>, dot_generic<T>};
+}
+
 // cols[k, (oh - oh0) Wo + ow] (row stride ld) for k = (c, i, j) over the Cg channels at xg, rows [oh0, oh1).
 template <class T>
 void pack_cols(const T* xg, T* cols, index_t ld, const ConvShape& s, index_t Cg, index_t oh0, index_t oh1) {
@@ -103,6 +147,7 @@ void pack_cols(const T* xg, T* cols, index_t ld, const ConvShape& s, index_t Cg,
 template <class T>
 void unpack_add(const T* cols, index_t ld, T* dxg, const ConvShape& s, index_t Cg, index_t oh0, index_t oh1) {
   const index_t KK = s.KH * s.KW;
+  const RowOps<T> ops = row_ops<T>();
   par_for(Cg, max_threads(Cg * KK * (oh1 - oh0) * s.Wo), [&](index_t c, int) {
     T* dc = dxg + c * s.H * s.W;
     for (index_t i = 0; i < s.KH; ++i) {
@@ -116,7 +161,7 @@ void unpack_add(const T* cols, index_t ld, T* dxg, const ConvShape& s, index_t C
           if (ih < 0 || ih >= s.H) continue;
           T* d = dc + ih * s.W + off;
           if (s.sw == 1) {
-            for (index_t q = lo; q < hi; ++q) d[q] += src[q];
+            if (hi > lo) ops.axpy(d + lo, src + lo, T(1), hi - lo);
           } else {
             for (index_t q = lo; q < hi; ++q) d[q * s.sw] += src[q];
           }
@@ -149,6 +194,7 @@ void mm(index_t M, index_t N, index_t K, const T* a, index_t lda, bool ta, const
 template <class T>
 void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
   const index_t P = s.N * s.C, HW = s.H * s.W, L = s.Ho * s.Wo;
+  const RowOps<T> ops = row_ops<T>();
   par_for(P, max_threads(P * L * s.KH * s.KW), [&](index_t p, int) {
     const index_t c = p % s.C;
     const T* xp = x + p * HW;
@@ -167,8 +213,7 @@ void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
           valid_cols(off, s.sw, s.W, s.Wo, lo, hi);
           const T wv = wc[i * s.KW + j];
           if (s.sw == 1) {
-            const T* xs = xr + off;
-            for (index_t q = lo; q < hi; ++q) yr[q] += wv * xs[q];
+            if (hi > lo) ops.axpy(yr + lo, xr + off + lo, wv, hi - lo);
           } else {
             for (index_t q = lo; q < hi; ++q) yr[q] += wv * xr[q * s.sw + off];
           }
@@ -181,6 +226,7 @@ void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
 template <class T>
 void dw_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
   const index_t P = s.N * s.C, HW = s.H * s.W, L = s.Ho * s.Wo;
+  const RowOps<T> ops = row_ops<T>();
   par_for(P, max_threads(P * L * s.KH * s.KW), [&](index_t p, int) {
     const index_t c = p % s.C;
     const T* gp = dy + p * L;
@@ -199,8 +245,7 @@ void dw_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
           valid_cols(off, s.sw, s.W, s.Wo, lo, hi);
           const T wv = wc[i * s.KW + j];
           if (s.sw == 1) {
-            T* ds = dr + off;
-            for (index_t q = lo; q < hi; ++q) ds[q] += wv * gr[q];
+            if (hi > lo) ops.axpy(dr + off + lo, gr + lo, wv, hi - lo);
           } else {
             for (index_t q = lo; q < hi; ++q) dr[q * s.sw + off] += wv * gr[q];
           }
@@ -213,6 +258,7 @@ void dw_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
 template <class T>
 void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
   const index_t HW = s.H * s.W, L = s.Ho * s.Wo, KK = s.KH * s.KW;
+  const RowOps<T> ops = row_ops<T>();
   par_for(s.C, max_threads(s.N * s.C * L * KK), [&](index_t c, int) {
     T* dc = dw + c * KK;
     std::fill(dc, dc + KK, T(0));
@@ -231,8 +277,7 @@ void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
             const T* gr = gp + oh * s.Wo;
             const T* xr = xp + ih * s.W;
             if (s.sw == 1) {
-              const T* xs = xr + off;
-              for (index_t q = lo; q < hi; ++q) acc += gr[q] * xs[q];
+              if (hi > lo) acc += ops.dot(gr + lo, xr + off + lo, hi - lo);
             } else {
               for (index_t q = lo; q < hi; ++q) acc += gr[q] * xr[q * s.sw + off];
             }
