@@ -440,3 +440,67 @@ def test_functional_cnn_with_batch_norm_and_global_pooling(tmp_path):
     again = keras.models.load_model(path)        # configs (BN's momentum/epsilon, conv padding) and moving stats
     assert [type(layer).__name__ for layer in again.layers] == [type(layer).__name__ for layer in model.layers]
     np.testing.assert_allclose(again.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("padding,k,s", [("same", 3, 2), ("same", 4, 2), ("valid", 3, 2), ("same", 2, 3),
+                                         ("valid", 2, 3), ("same", 3, 1)])
+def test_conv2d_transpose_is_the_adjoint_of_conv2d(padding, k, s):
+    # TensorFlow defines conv2d_transpose as the gradient of conv2d: with the same kernel array (Conv2D's
+    # (kh, kw, big, small) is Conv2DTranspose's (kh, kw, filters, in)), <conv(x), y> = <x, conv_T(y)>
+    rng = np.random.default_rng(10)
+    y = rng.standard_normal((2, 4, 5, 3)).astype(np.float32)
+    up = layers.Conv2DTranspose(6, k, strides=s, padding=padding, use_bias=False)
+    out = up(y).detach().numpy()
+    H, W = out.shape[1:3]
+    if padding == "same":
+        assert (H, W) == (4 * s, 5 * s)
+    else:
+        assert (H, W) == (4 * s + max(k - s, 0), 5 * s + max(k - s, 0))
+    assert tuple(up.compute_output_shape((None, 4, 5, 3)))[1:] == out.shape[1:]
+    kernel = up.get_weights()[0]
+    assert kernel.shape == (k, k, 6, 3)
+    conv = layers.Conv2D(3, k, strides=s, padding=padding, use_bias=False)
+    conv.build((None, H, W, 6))
+    conv.set_weights([kernel])
+    x = rng.standard_normal((2, H, W, 6)).astype(np.float32)
+    cx = conv(x).detach().numpy()
+    assert cx.shape == y.shape
+    assert float((cx * y).sum()) == pytest.approx(float((x * out).sum()), rel=1e-4, abs=1e-3)
+    # the bias is added to every output position, and channels_first agrees
+    up_b = layers.Conv2DTranspose(6, k, strides=s, padding=padding, data_format="channels_first")
+    up_b.build((None, 3, 4, 5))
+    bias = rng.standard_normal(6).astype(np.float32)
+    up_b.set_weights([kernel, bias])
+    np.testing.assert_allclose(up_b(np.ascontiguousarray(y.transpose(0, 3, 1, 2))).detach().numpy(),
+                               (out + bias).transpose(0, 3, 1, 2), atol=1e-5)
+
+
+def test_depthwise_conv2d_and_upsampling():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
+    dw = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same")
+    out = dw(x).detach().numpy()
+    kernel, bias = dw.get_weights()
+    assert kernel.shape == (3, 3, 3, 2) and out.shape == (2, 7, 6, 6)
+    bias = rng.standard_normal(6).astype(np.float32)
+    dw.set_weights([kernel, bias])
+    out = dw(x).detach().numpy()
+    for c in range(3):           # output channel c * 2 + m: channel c convolved with kernel[..., c, m]
+        for m in range(2):
+            single = layers.Conv2D(1, 3, padding="same")
+            single.build((None, 7, 6, 1))
+            single.set_weights([kernel[:, :, c:c + 1, m:m + 1], bias[c * 2 + m:c * 2 + m + 1]])
+            np.testing.assert_allclose(out[..., c * 2 + m], single(x[..., c:c + 1]).detach().numpy()[..., 0],
+                                       atol=1e-5)
+    config = dw.get_config()
+    again = layers.DepthwiseConv2D.from_config(config)
+    again.build((None, 7, 6, 3))
+    again.set_weights(dw.get_weights())
+    np.testing.assert_allclose(again(x).detach().numpy(), out, atol=1e-6)
+
+    up = layers.UpSampling2D((2, 3))(x).detach().numpy()
+    np.testing.assert_array_equal(up, x.repeat(2, axis=1).repeat(3, axis=2))
+    bil = layers.UpSampling2D(2, interpolation="bilinear")(x).detach().numpy()
+    ref = TF.interpolate(torch.tensor(x).permute(0, 3, 1, 2), scale_factor=2, mode="bilinear",
+                         align_corners=False).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(bil, ref, atol=1e-5)

@@ -6,6 +6,7 @@
     LSTM, GRU, SimpleRNN          recurrent layers (batch first) on pyengine's fused nn.LSTM / nn.GRU / nn.RNN
     Bidirectional                 one of them both ways
     Conv1D, Conv2D                convolution (channels_last by default) on pyengine's F.conv1d / F.conv2d
+    Conv2DTranspose, DepthwiseConv2D, UpSampling2D
     MaxPooling1D/2D, AveragePooling1D/2D, GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D
     BatchNormalization            Keras's momentum and epsilon on pyengine's F.batch_norm
     Dropout, Flatten, Reshape, Activation, Lambda
@@ -51,7 +52,8 @@ __all__ = ["KerasTensor", "Layer", "InputLayer", "Input", "Dense", "Embedding", 
            "Bidirectional", "Dropout", "Flatten", "Reshape", "Activation", "Lambda", "LayerNormalization",
            "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Concatenate", "Add", "Conv1D", "Conv2D", "MaxPooling1D",
            "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-           "BatchNormalization", "ZeroPadding2D", "serialize", "deserialize", "get_layer_class"]
+           "BatchNormalization", "ZeroPadding2D", "Conv2DTranspose", "DepthwiseConv2D", "UpSampling2D", "serialize",
+           "deserialize", "get_layer_class"]
 
 
 # ---------------------------------------------------------------------- symbolic tensors (functional API)
@@ -1708,6 +1710,177 @@ class ZeroPadding2D(_SpatialLayer):
 
     def get_config(self):
         return {**super().get_config(), "padding": [list(p) for p in self.padding], "data_format": self.data_format}
+
+
+class Conv2DTranspose(_Conv):
+    """Transposed 2-D convolution (the gradient of Conv2D in its input, a learnt upsampling):
+    (batch, rows, cols, channels) -> (batch, rows', cols', filters), rows' = rows * stride with
+    padding="same", rows * stride + max(kernel - stride, 0) with "valid" (TensorFlow's sizes).
+
+    kernel: (kh, kw, filters, in) as Keras (the same array as the Conv2D it transposes: filters there are
+    its inputs); stored as PyTorch's ``weight`` (in, filters, kh, kw) for ``F.conv_transpose2d``.
+
+    >>> Conv2DTranspose(4, 3, strides=2, padding="same")(np.zeros((1, 5, 5, 2), np.float32)).shape
+    pyengine.Size([1, 10, 10, 4])
+    """
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, data_format=data_format,
+                         dilation_rate=dilation_rate, activation=activation, use_bias=use_bias, **kwargs)
+        if output_padding is not None or self.dilation_rate != (1, 1):
+            raise NotImplementedError("Conv2DTranspose: output_padding and dilation_rate are not supported")
+
+    def build(self, input_shape):
+        self._check_rank(input_shape)
+        channels = self._channels(input_shape)
+        if channels is None:
+            raise ValueError(f"Conv2DTranspose '{self.name}': the channel dimension of the inputs must be known, "
+                             f"got shape {tuple(input_shape)}")
+        kernel = self.kernel_initializer(self.kernel_size + (self.filters, channels))
+        self._add_param("weight", np.transpose(kernel, self._torch_axes()), regularizer=self.kernel_regularizer)
+        if self.use_bias:
+            self._add_param("bias", self.bias_initializer((self.filters,)), regularizer=self.bias_regularizer)
+        else:
+            self.bias = None
+
+    def _sizes(self, n, k, s):
+        """(output size, crop before) of one dim: the conv this transposes pads (before, after) TensorFlow's way."""
+        if n is None:
+            return None, 0
+        if self.padding == "same":
+            out = n * s
+            return out, _window_pads(out, k, s, 1, "same")[0]
+        return n * s + max(k - s, 0), 0
+
+    def _conv(self, x):
+        x = self._to_torch(x)
+        sizes = [self._sizes(n, k, s) for n, k, s in zip(x.shape[2:], self.kernel_size, self.strides)]
+        full = [(n - 1) * s + k for n, k, s in zip(x.shape[2:], self.kernel_size, self.strides)]
+        extra = tuple(max(out + before - f, 0) for (out, before), f in zip(sizes, full))   # < stride
+        y = F.conv_transpose2d(x, self.weight, self.bias, self.strides, 0, extra)
+        (h, top), (w, left) = sizes
+        return self._from_torch(y[:, :, top:top + h, left:left + w])
+
+    def compute_output_shape(self, input_shape):
+        self._check_rank(input_shape)
+        spatial = [self._sizes(n, k, s)[0] for n, k, s in
+                   zip(self._spatial(input_shape), self.kernel_size, self.strides)]
+        return self._with(input_shape, spatial, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["groups"]
+        return config
+
+
+class DepthwiseConv2D(_Conv):
+    """Each input channel convolved with its own ``depth_multiplier`` filters: (batch, rows, cols, C) ->
+    (batch, rows', cols', C * depth_multiplier), output channel c * depth_multiplier + m from channel c.
+
+    kernel: (kh, kw, C, depth_multiplier) as Keras (``get_weights``: [depthwise_kernel, bias]); runs
+    ``F.conv2d`` with groups = C.
+    """
+
+    rank = 2
+
+    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, numbers.Integral) or \
+                depth_multiplier <= 0:
+            raise ValueError(f"DepthwiseConv2D: depth_multiplier must be a positive integer, got {depth_multiplier!r}")
+        super().__init__(1, kernel_size, strides=strides, padding=padding, data_format=data_format,
+                         dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
+                         kernel_initializer=depthwise_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=depthwise_regularizer, bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer, kernel_constraint=depthwise_constraint,
+                         bias_constraint=bias_constraint, **kwargs)
+        self.depth_multiplier = int(depth_multiplier)
+
+    def build(self, input_shape):
+        self._check_rank(input_shape)
+        C = self._channels(input_shape)
+        if C is None:
+            raise ValueError(f"DepthwiseConv2D '{self.name}': the channel dimension of the inputs must be known, "
+                             f"got shape {tuple(input_shape)}")
+        self.groups, self.filters = C, C * self.depth_multiplier
+        kernel = self.kernel_initializer(self.kernel_size + (C, self.depth_multiplier))
+        self._add_param("weight", self._depthwise_to_torch(kernel), regularizer=self.kernel_regularizer)
+        if self.use_bias:
+            self._add_param("bias", self.bias_initializer((self.filters,)), regularizer=self.bias_regularizer)
+        else:
+            self.bias = None
+
+    @staticmethod
+    def _depthwise_to_torch(kernel):
+        kh, kw, C, M = kernel.shape
+        return np.ascontiguousarray(np.transpose(kernel, (2, 3, 0, 1)).reshape(C * M, 1, kh, kw))
+
+    @property
+    def kernel(self):
+        raise AttributeError("DepthwiseConv2D has depthwise_kernel, not kernel")
+
+    @property
+    def depthwise_kernel(self):
+        """The kernel in Keras's layout (kh, kw, C, depth_multiplier) (a view of ``weight``)."""
+        kh, kw = self.kernel_size
+        return self.weight.reshape(self.groups, self.depth_multiplier, kh, kw).permute(2, 3, 0, 1)
+
+    def get_weights(self):
+        out = [self.depthwise_kernel.detach().numpy().copy()]
+        if self.use_bias:
+            out.append(self.bias._data.copy())
+        return out
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        self._check_weights(weights, [w.shape for w in self.get_weights()])
+        self.weight._data[...] = self._depthwise_to_torch(np.asarray(weights[0], np.float32))
+        if self.use_bias:
+            self.bias._data[...] = weights[1]
+
+    def get_config(self):
+        config = super().get_config()
+        for k in ("filters", "groups"):
+            del config[k]
+        config["depthwise_initializer"] = config.pop("kernel_initializer")
+        config["depthwise_regularizer"] = config.pop("kernel_regularizer")
+        return {**config, "depth_multiplier": self.depth_multiplier}
+
+
+class UpSampling2D(_SpatialLayer):
+    """Repeat rows and columns ``size`` times (interpolation="nearest") or resize bilinearly (half-pixel
+    centres, as TensorFlow 2's resize and PyTorch's align_corners=False); runs ``F.interpolate``."""
+
+    rank = 2
+
+    def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
+        super().__init__(**kwargs)
+        self.size = _int_tuple("UpSampling2D", "size", size, 2)
+        if interpolation not in ("nearest", "bilinear"):
+            raise NotImplementedError(f"UpSampling2D: interpolation must be 'nearest' or 'bilinear', got "
+                                      f"{interpolation!r}")
+        self.interpolation = interpolation
+        self.data_format = _data_format("UpSampling2D", data_format)
+
+    def call(self, inputs):
+        x = self._to_torch(inputs)
+        size = tuple(n * s for n, s in zip(x.shape[2:], self.size))
+        kw = {} if self.interpolation == "nearest" else {"align_corners": False}
+        return self._from_torch(F.interpolate(x, size=size, mode=self.interpolation, **kw))
+
+    def compute_output_shape(self, input_shape):
+        self._check_rank(input_shape)
+        spatial = [None if n is None else n * s for n, s in zip(self._spatial(input_shape), self.size)]
+        return self._with(input_shape, spatial, self._channels(input_shape))
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size), "data_format": self.data_format,
+                "interpolation": self.interpolation}
 
 
 # ---------------------------------------------------------------------- shape-preserving and reshaping layers
