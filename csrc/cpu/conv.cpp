@@ -205,13 +205,22 @@ void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
       T* yr = yp + oh * s.Wo;
       for (index_t i = 0; i < s.KH; ++i) {
         const index_t ih = oh * s.sh - s.ph + i * s.dh;
-        if (ih < 0 || ih >= s.H) continue;
+        if (ih < 0 || ih >= s.H) {
+          for (index_t j = 0; j < s.KW; ++j)
+            if (!std::isfinite(wc[i * s.KW + j]))
+              for (index_t q = 0; q < s.Wo; ++q) yr[q] += wc[i * s.KW + j] * T(0);
+          continue;
+        }
         const T* xr = xp + ih * s.W;
         for (index_t j = 0; j < s.KW; ++j) {
           const index_t off = j * s.dw - s.pw;
           index_t lo, hi;
           valid_cols(off, s.sw, s.W, s.Wo, lo, hi);
           const T wv = wc[i * s.KW + j];
+          if (!std::isfinite(wv)) {  // the twin's 0 * w where this tap reads padding
+            for (index_t q = 0; q < lo; ++q) yr[q] += wv * T(0);
+            for (index_t q = hi; q < s.Wo; ++q) yr[q] += wv * T(0);
+          }
           if (s.sw == 1) {
             if (hi > lo) ops.axpy(yr + lo, xr + off + lo, wv, hi - lo);
           } else {
@@ -265,6 +274,22 @@ void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
     for (index_t n = 0; n < s.N; ++n) {
       const T* gp = dy + (n * s.C + c) * L;
       const T* xp = x + (n * s.C + c) * HW;
+      bool finite = true;
+      for (index_t q = 0; q < L && finite; ++q) finite = std::isfinite(gp[q]);
+      if (!finite) {  // every position, padding read as 0: the twin's dy * 0 where dy is NaN or inf
+        for (index_t i = 0; i < s.KH; ++i)
+          for (index_t j = 0; j < s.KW; ++j) {
+            T acc = 0;
+            for (index_t oh = 0; oh < s.Ho; ++oh)
+              for (index_t ow = 0; ow < s.Wo; ++ow) {
+                const index_t ih = oh * s.sh - s.ph + i * s.dh, iw = ow * s.sw - s.pw + j * s.dw;
+                const T xv = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) ? xp[ih * s.W + iw] : T(0);
+                acc += gp[oh * s.Wo + ow] * xv;
+              }
+            dc[i * s.KW + j] += acc;
+          }
+        continue;
+      }
       for (index_t i = 0; i < s.KH; ++i) {
         for (index_t j = 0; j < s.KW; ++j) {
           const index_t off = j * s.dw - s.pw;
@@ -533,7 +558,7 @@ void max_pool2d_forward(const T* x, T* y, std::int64_t* idx, const PoolShape& s)
             const index_t iw = ow * s.sw - s.pw + j * s.dw;
             if (iw < 0 || iw >= s.W) continue;
             const T v = xp[ih * s.W + iw];
-            if (v > best || (std::isnan(v) && !std::isnan(best))) {
+            if (bi < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
               best = v;
               bi = ih * s.W + iw;
             }
@@ -666,12 +691,16 @@ void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
     const double k = (weight ? double(weight[c]) : 1.0) * rstd;
     const double a = training && cnt ? sdy / double(cnt) : 0.0;
     const double bcoef = training && cnt ? sdyx * rstd * rstd / double(cnt) : 0.0;
-    const T kk = static_cast<T>(k), ka = static_cast<T>(k * a), kb = static_cast<T>(k * bcoef), mt = static_cast<T>(m);
+    const T kk = static_cast<T>(k), ta = static_cast<T>(a), tb = static_cast<T>(bcoef), mt = static_cast<T>(m);
     for (index_t n = 0; n < N; ++n) {
       const T* g = dy + (n * C + c) * L;
       const T* r = x + (n * C + c) * L;
       T* o = dx + (n * C + c) * L;
-      for (index_t l = 0; l < L; ++l) o[l] = kk * g[l] - ka - kb * (r[l] - mt);
+      if (training) {
+        for (index_t l = 0; l < L; ++l) o[l] = kk * (g[l] - ta - tb * (r[l] - mt));
+      } else {
+        for (index_t l = 0; l < L; ++l) o[l] = kk * g[l];
+      }
     }
   });
 }

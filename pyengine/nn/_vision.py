@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_kernel_float, int64_arg, real_arg, tensor_op
+from .._checks import check_alloc, check_kernel_float, int64_arg, real_arg, tensor_op
 from ..autograd import Function, no_grad
 from ..random import _rng
 from ..tensor import Tensor, _wrap
@@ -410,6 +410,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
         raise NotImplementedError(f"{op}: return_indices=True is not supported")
     H, W = input.shape[-2:]
     out = _out_size(op, output_size, 2, (H, W))
+    check_alloc(op, math.prod(input.shape[:-2]) * out[0] * out[1] * input._data.itemsize, "its output")
     if H == 0 or W == 0:
         raise RuntimeError(f"{op}: input {_shape(input)} has an empty spatial dim")
     rows = []

@@ -8,6 +8,7 @@ output channels O are split into ``groups`` equal parts, part g of the output se
 
 Convolution is stated as im2col + matmul: column (c, i, j) of output position (p, q) holds
 x[c, p s_h - pad_h + i d_h, q s_w - pad_w + j d_w] (zero outside x), and y = W (O, C/g KH KW) @ cols.
+(So a NaN or inf weight makes NaN where its tap reads padding, 0 * inf; the kernels keep that.)
 """
 import numpy as np
 
@@ -68,7 +69,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups, out_hw):
     N, C = x.shape[:2]
     O, Cg, KH, KW = w.shape
     G = groups
-    cols = _im2col(x, (KH, KW), stride, padding, dilation, out_hw).reshape(N, G, Cg * KH * KW, -1)
+    L = out_hw[0] * out_hw[1]
+    cols = _im2col(x, (KH, KW), stride, padding, dilation, out_hw).reshape(N, G, Cg * KH * KW, L)
     y = np.matmul(w.reshape(G, O // G, Cg * KH * KW), cols).reshape((N, O) + tuple(out_hw))
     if b is not None:
         y += b.reshape(1, O, 1, 1)
@@ -81,7 +83,7 @@ def conv2d_backward_input(dy, w, in_hw, stride, padding, dilation, groups):
     _, Cg, KH, KW = w.shape
     G = groups
     wt = w.reshape(G, O // G, Cg * KH * KW).transpose(0, 2, 1)
-    cols = np.matmul(wt, dy.reshape(N, G, O // G, -1)).reshape((N, G * Cg, KH, KW) + dy.shape[2:])
+    cols = np.matmul(wt, dy.reshape(N, G, O // G, dy.shape[2] * dy.shape[3])).reshape((N, G * Cg, KH, KW) + dy.shape[2:])
     return np.ascontiguousarray(_col2im(cols, in_hw, (KH, KW), stride, padding, dilation))
 
 
@@ -90,15 +92,16 @@ def conv2d_backward_weight(dy, x, kernel, stride, padding, dilation, groups):
     N, O = dy.shape[:2]
     C = x.shape[1]
     G = groups
-    cols = _im2col(x, kernel, stride, padding, dilation, dy.shape[2:]).reshape(N, G, (C // G) * kernel[0] * kernel[1], -1)
-    d = dy.reshape(N, G, O // G, -1)
+    L = dy.shape[2] * dy.shape[3]
+    cols = _im2col(x, kernel, stride, padding, dilation, dy.shape[2:]).reshape(N, G, (C // G) * kernel[0] * kernel[1], L)
+    d = dy.reshape(N, G, O // G, L)
     dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(0)
     return dw.reshape(O, C // G, kernel[0], kernel[1])
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_hw):
     """y = the max of each window (padding reads as -inf), idx = its position h W + w in the input plane
-    (the first of equal maxima; a NaN wins).   x: (N, C, H, W) -> y (N, C, Ho, Wo), idx int64 (N, C, Ho, Wo)"""
+    (the first of equal maxima; a NaN wins; a window of -inf: its first position in the input, as PyTorch).   x: (N, C, H, W) -> y (N, C, Ho, Wo), idx int64 (N, C, Ho, Wo)"""
     N, C, H, W = x.shape
     xp = _padded(x, padding, _need(out_hw, kernel, stride, dilation), fill=-np.inf)
     pos = _padded(np.arange(H * W, dtype=np.int64).reshape(1, 1, H, W), padding,
@@ -107,19 +110,23 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, out_hw):
     idx = np.full((N, C) + tuple(out_hw), -1, np.int64)
     for _, _, si, sj in _windows(out_hw, kernel, stride, dilation):
         v = xp[:, :, si, sj]
-        take = (v > y) | (np.isnan(v) & ~np.isnan(y))
+        p = pos[:, :, si, sj]
+        take = ((v > y) | (np.isnan(v) & ~np.isnan(y)) | (idx < 0)) & (p >= 0)
         y = np.where(take, v, y)
-        idx = np.where(take, pos[:, :, si, sj], idx)
+        idx = np.where(take, p, idx)
     return y, idx
 
 
 def max_pool2d_backward(dy, idx, in_hw):
-    """dx (N, C, H, W): each dy summed into the input position its max came from (idx)."""
+    """dx (N, C, H, W): each dy summed into the input position its max came from (idx; a window without
+    an input position, idx -1, adds nothing)."""
     N, C = dy.shape[:2]
     H, W = in_hw
     dx = np.zeros((N * C, H * W), dy.dtype)
     rows = np.repeat(np.arange(N * C), int(np.prod(dy.shape[2:])))
-    np.add.at(dx, (rows, idx.reshape(-1)), dy.reshape(-1))
+    i = idx.reshape(-1)
+    ok = (i >= 0) & (i < H * W)
+    np.add.at(dx, (rows[ok], i[ok]), dy.reshape(-1)[ok])
     return dx.reshape(N, C, H, W)
 
 
