@@ -200,8 +200,8 @@ def predict(model, images, batch=256):
 
 def main(epochs=None, quick=False, seed=0, checkpoint=None, verbose=True, n_train=None):
     """Train the detector, keep the best epoch by validation loss, score it on held-out images."""
-    epochs = epochs if epochs is not None else (3 if quick else 20)
-    n_train = n_train if n_train is not None else (300 if quick else 3000)
+    epochs = epochs if epochs is not None else (5 if quick else 20)
+    n_train = n_train if n_train is not None else (800 if quick else 3000)
     log = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
     pe.manual_seed(seed)
@@ -264,7 +264,7 @@ def main(epochs=None, quick=False, seed=0, checkpoint=None, verbose=True, n_trai
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=None, help="epochs to train (default 20, 3 with --quick)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs to train (default 20, 5 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a short run (for tests and smoke checks)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default=None, help="where to keep the best checkpoint (default: a temp file)")

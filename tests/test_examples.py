@@ -153,8 +153,10 @@ def test_shapes_detection_encode_decode_and_scores():
 
 
 def test_shapes_detection_trains():
-    # a short run (300 images, 3 epochs) learns something; what the full run reaches is in examples/README.md
+    # a short run (800 images, 5 epochs: accuracy ~0.66, mean IoU ~0.56); the full run's figures are in
+    # examples/README.md
     m = _load("shapes_detection").main(quick=True, verbose=False)
-    assert min(m["val_losses"][1:]) < 0.7 * m["val_losses"][0], m
+    assert min(m["val_losses"][1:]) < 0.5 * m["val_losses"][0], m
+    assert m["test_precision"] >= 0.8 and m["test_accuracy"] >= 0.3 and m["test_mean_iou"] >= 0.3, m
     for k in ("accuracy", "class_accuracy", "mean_iou", "precision", "recall"):
         assert 0.0 <= m[f"test_{k}"] <= 1.0
