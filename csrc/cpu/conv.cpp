@@ -72,22 +72,31 @@ index_t tile_rows(const ConvShape& s, index_t K) {
 
 // Row loops of the direct (depthwise) kernels and col2im, compiled once per ISA (each copy is the plain
 // loop under that ISA's target attribute, vectorised by the compiler) and picked per call by pe::isa().
-// dot keeps 16 partial sums, so that it vectorises without reassociating one sum.
 #define PE_CONV_ROW_OPS(SUFFIX, ATTR)                                                          \
   template <class T>                                                                           \
   ATTR void axpy_##SUFFIX(T* __restrict y, const T* __restrict x, T a, index_t n) {            \
     for (index_t i = 0; i < n; ++i) y[i] += a * x[i];                                          \
   }                                                                                            \
   template <class T>                                                                           \
-  ATTR T dot_##SUFFIX(const T* __restrict a, const T* __restrict b, index_t n) {               \
-    T acc[16] = {};                                                                            \
-    index_t i = 0;                                                                             \
-    for (; i + 16 <= n; i += 16)                                                               \
-      for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];                              \
-    T r = 0;                                                                                   \
-    for (int j = 0; j < 16; ++j) r += acc[j];                                                  \
-    for (; i < n; ++i) r += a[i] * b[i];                                                       \
-    return r;                                                                                  \
+  ATTR void mac_##SUFFIX(T* __restrict y, const T* __restrict a, const T* __restrict b, index_t n) { \
+    for (index_t i = 0; i < n; ++i) y[i] += a[i] * b[i];                                       \
+  }                                                                                            \
+  /* y[q] += sum_j w[j] x[q + j d], j < k: a row of k taps in one pass over y */                \
+  template <class T>                                                                           \
+  ATTR void taps_##SUFFIX(T* __restrict y, const T* __restrict x, const T* w, index_t k, index_t d, \
+                          index_t n) {                                                         \
+    if (k == 3) {                                                                              \
+      const T w0 = w[0], w1 = w[1], w2 = w[2];                                                 \
+      const T* x1 = x + d;                                                                     \
+      const T* x2 = x + 2 * d;                                                                 \
+      for (index_t q = 0; q < n; ++q) y[q] += w0 * x[q] + w1 * x1[q] + w2 * x2[q];             \
+      return;                                                                                  \
+    }                                                                                          \
+    for (index_t j = 0; j < k; ++j) {                                                          \
+      const T wj = w[j];                                                                       \
+      const T* xj = x + j * d;                                                                 \
+      for (index_t q = 0; q < n; ++q) y[q] += wj * xj[q];                                      \
+    }                                                                                          \
   }
 PE_CONV_ROW_OPS(generic, )
 #if PE_X86
@@ -99,19 +108,20 @@ PE_CONV_ROW_OPS(avx512, PE_TARGET_AVX512)
 template <class T>
 struct RowOps {
   void (*axpy)(T*, const T*, T, index_t);
-  T (*dot)(const T*, const T*, index_t);
+  void (*taps)(T*, const T*, const T*, index_t, index_t, index_t);
+  void (*mac)(T*, const T*, const T*, index_t);
 };
 
 template <class T>
 RowOps<T> row_ops() {
 #if PE_X86
   switch (isa()) {
-    case Isa::avx512: return {axpy_avx512<T>, dot_avx512<T>};
-    case Isa::avx2: return {axpy_avx2<T>, dot_avx2<T>};
+    case Isa::avx512: return {axpy_avx512<T>, taps_avx512<T>, mac_avx512<T>};
+    case Isa::avx2: return {axpy_avx2<T>, taps_avx2<T>, mac_avx2<T>};
     default: break;
   }
 #endif
-  return {axpy_generic<T>, dot_generic<T>};
+  return {axpy_generic<T>, taps_generic<T>, mac_generic<T>};
 }
 
 // cols[k, (oh - oh0) Wo + ow] (row stride ld) for k = (c, i, j) over the Cg channels at xg, rows [oh0, oh1).
@@ -195,6 +205,13 @@ template <class T>
 void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
   const index_t P = s.N * s.C, HW = s.H * s.W, L = s.Ho * s.Wo;
   const RowOps<T> ops = row_ops<T>();
+  index_t all_lo = 0, all_hi = s.Wo;  // output columns that every kernel column reads inside the input
+  for (index_t j = 0; j < s.KW; ++j) {
+    index_t lo, hi;
+    valid_cols(j * s.dw - s.pw, s.sw, s.W, s.Wo, lo, hi);
+    all_lo = std::max(all_lo, lo);
+    all_hi = std::min(all_hi, hi);
+  }
   par_for(P, max_threads(P * L * s.KH * s.KW), [&](index_t p, int) {
     const index_t c = p % s.C;
     const T* xp = x + p * HW;
@@ -212,6 +229,8 @@ void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
           continue;
         }
         const T* xr = xp + ih * s.W;
+        if (s.sw == 1 && all_hi > all_lo)  // the columns where every tap of the row reads the input
+          ops.taps(yr + all_lo, xr + all_lo - s.pw, wc + i * s.KW, s.KW, s.dw, all_hi - all_lo);
         for (index_t j = 0; j < s.KW; ++j) {
           const index_t off = j * s.dw - s.pw;
           index_t lo, hi;
@@ -221,8 +240,13 @@ void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
             for (index_t q = 0; q < lo; ++q) yr[q] += wv * T(0);
             for (index_t q = hi; q < s.Wo; ++q) yr[q] += wv * T(0);
           }
-          if (s.sw == 1) {
-            if (hi > lo) ops.axpy(yr + lo, xr + off + lo, wv, hi - lo);
+          if (s.sw == 1) {  // the edge columns outside [all_lo, all_hi)
+            if (all_hi > all_lo) {
+              for (index_t q = lo; q < std::min(hi, all_lo); ++q) yr[q] += wv * xr[q + off];
+              for (index_t q = std::max(lo, all_hi); q < hi; ++q) yr[q] += wv * xr[q + off];
+            } else if (hi > lo) {
+              ops.axpy(yr + lo, xr + off + lo, wv, hi - lo);
+            }
           } else {
             for (index_t q = lo; q < hi; ++q) yr[q] += wv * xr[q * s.sw + off];
           }
@@ -268,9 +292,13 @@ template <class T>
 void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
   const index_t HW = s.H * s.W, L = s.Ho * s.Wo, KK = s.KH * s.KW;
   const RowOps<T> ops = row_ops<T>();
-  par_for(s.C, max_threads(s.N * s.C * L * KK), [&](index_t c, int) {
+  const int nt = max_threads(s.N * s.C * L * KK);
+  // per thread, KK x Wo partial sums (allocated here: nothing may throw inside the parallel region)
+  std::vector<T> parts(s.sw == 1 ? static_cast<size_t>(std::max(nt, 1)) * static_cast<size_t>(KK * s.Wo) : 0);
+  par_for(s.C, nt, [&](index_t c, int tid) {
     T* dc = dw + c * KK;
     std::fill(dc, dc + KK, T(0));
+    T* part = parts.data() + static_cast<size_t>(tid) * static_cast<size_t>(KK * s.Wo);
     for (index_t n = 0; n < s.N; ++n) {
       const T* gp = dy + (n * s.C + c) * L;
       const T* xp = x + (n * s.C + c) * HW;
@@ -290,6 +318,32 @@ void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
           }
         continue;
       }
+      if (s.sw == 1) {  // per tap, a row of partial sums over the output rows, summed once at the end
+        std::fill(part, part + KK * s.Wo, T(0));
+        for (index_t oh = 0; oh < s.Ho; ++oh) {
+          const T* gr = gp + oh * s.Wo;
+          for (index_t i = 0; i < s.KH; ++i) {
+            const index_t ih = oh * s.sh - s.ph + i * s.dh;
+            if (ih < 0 || ih >= s.H) continue;
+            const T* xr = xp + ih * s.W;
+            for (index_t j = 0; j < s.KW; ++j) {
+              const index_t off = j * s.dw - s.pw;
+              index_t lo, hi;
+              valid_cols(off, 1, s.W, s.Wo, lo, hi);
+              if (hi > lo) ops.mac(part + (i * s.KW + j) * s.Wo + lo, gr + lo, xr + off + lo, hi - lo);
+            }
+          }
+        }
+        for (index_t t = 0; t < KK; ++t) {
+          T acc[16] = {};
+          const T* pr = part + t * s.Wo;
+          for (index_t q = 0; q < s.Wo; ++q) acc[q & 15] += pr[q];
+          T r = 0;
+          for (int u = 0; u < 16; ++u) r += acc[u];
+          dc[t] += r;
+        }
+        continue;
+      }
       for (index_t i = 0; i < s.KH; ++i) {
         for (index_t j = 0; j < s.KW; ++j) {
           const index_t off = j * s.dw - s.pw;
@@ -301,11 +355,7 @@ void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
             if (ih < 0 || ih >= s.H) continue;
             const T* gr = gp + oh * s.Wo;
             const T* xr = xp + ih * s.W;
-            if (s.sw == 1) {
-              if (hi > lo) acc += ops.dot(gr + lo, xr + off + lo, hi - lo);
-            } else {
-              for (index_t q = lo; q < hi; ++q) acc += gr[q] * xr[q * s.sw + off];
-            }
+            for (index_t q = lo; q < hi; ++q) acc += gr[q] * xr[q * s.sw + off];
           }
           dc[i * s.KW + j] += acc;
         }

@@ -31,6 +31,9 @@ CONV = [  # N, C, H, W, O, KH, KW, stride, padding, dilation, groups
     (3, 4, 8, 5, 6, 3, 2, (2, 1), (1, 2), (2, 1), 2),
     (4, 6, 11, 7, 6, 3, 3, (2, 2), (1, 1), (1, 1), 6),     # depthwise
     (3, 5, 9, 8, 5, 5, 3, (1, 3), (2, 0), (1, 2), 5),      # depthwise, strided and dilated
+    (2, 4, 6, 9, 4, 3, 3, (1, 1), (1, 1), (1, 1), 4),      # depthwise 3x3 stride 1: fused taps, edges apart
+    (2, 3, 7, 10, 3, 2, 5, (1, 1), (0, 2), (1, 2), 3),     # depthwise, 5 dilated taps per row
+    (1, 2, 5, 3, 2, 3, 3, (1, 1), (2, 3), (1, 1), 2),      # depthwise, no column where every tap reads x
     (5, 4, 5, 6, 8, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # pointwise: x read in place
     (2, 4, 6, 6, 6, 1, 1, (1, 1), (0, 0), (1, 1), 2),      # grouped pointwise
     (2, 4, 9, 9, 8, 1, 1, (2, 2), (0, 0), (1, 1), 1),      # strided 1x1 (ResNet's downsample)
