@@ -426,6 +426,9 @@ def test_functional_cnn_with_batch_norm_and_global_pooling(tmp_path):
     h = layers.GlobalAveragePooling2D()(h)
     outputs = layers.Dense(3, activation="softmax")(h)
     model = keras.Model(inputs, outputs)
+    assert model.output_shape == (None, 3)
+    stem = Sequential([layers.Conv2D(4, 3), layers.MaxPooling2D(), layers.Flatten()])   # a model as a layer
+    assert stem(keras.Input(shape=(12, 12, 3))).shape == (None, 100) and stem.output_shape == (None, 100)
     rng = np.random.default_rng(9)
     x = rng.standard_normal((48, 12, 12, 3)).astype(np.float32)
     y = rng.integers(0, 3, 48)
