@@ -1,6 +1,6 @@
 """python -m bench [suite ...] [--quick]: run benchmark suites and write bench/RESULTS.md + results.json.
 
-Suites: peak, gemm, attention, kernels, overhead, train, distributed (default: all);
+Suites: peak, gemm, attention, kernels, overhead, ops, conv, train, distributed (default: all);
 shakespeare_char runs only when named. PyTorch's column appears when torch is
 installed. Numbers are only comparable within one run: the machine's ceilings are measured at its start.
 """
@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 
-SUITES = ["gemm", "attention", "kernels", "overhead", "ops", "train", "distributed"]
+SUITES = ["gemm", "attention", "kernels", "overhead", "ops", "conv", "train", "distributed"]
 EXTRA = ["shakespeare_char"]  # long: run only when named
 
 

@@ -70,4 +70,5 @@ PYBIND11_MODULE(_C, m) {
   pe::register_elementwise(m);
   pe::register_mask(m);
   pe::register_probe(m);
+  pe::register_conv(m);
 }

@@ -97,6 +97,26 @@ CALLS = {
     "histc": lambda m, x, y: m.histc(x, bins=4),
     "unique": lambda m, x, y: m.unique(x, return_counts=True),
     # functional
+    # vision layers (issue 15): x viewed as one (1, 1, 3, 4) image
+    "F.conv2d": lambda m, x, y: F_of(m).conv2d(x.reshape(1, 1, 3, 4), y[:2, :2].reshape(1, 1, 2, 2)),
+    "F.conv1d": lambda m, x, y: F_of(m).conv1d(x.reshape(1, 3, 4), y[:2, :3].reshape(2, 3, 1)),
+    "F.conv_transpose2d": lambda m, x, y: F_of(m).conv_transpose2d(x.reshape(1, 1, 3, 4), y[:2, :2].reshape(1, 1, 2, 2)),
+    "F.conv_transpose1d": lambda m, x, y: F_of(m).conv_transpose1d(x.reshape(1, 3, 4), y[:3, :2].reshape(3, 1, 2)),
+    "F.max_pool2d": lambda m, x, y: F_of(m).max_pool2d(x.reshape(1, 1, 3, 4), 2),
+    "F.max_pool1d": lambda m, x, y: F_of(m).max_pool1d(x.reshape(1, 3, 4), 2, return_indices=True),
+    "F.avg_pool2d": lambda m, x, y: F_of(m).avg_pool2d(x.reshape(1, 1, 3, 4), 2),
+    "F.avg_pool1d": lambda m, x, y: F_of(m).avg_pool1d(x.reshape(1, 3, 4), 2),
+    "F.adaptive_avg_pool2d": lambda m, x, y: F_of(m).adaptive_avg_pool2d(x.reshape(1, 1, 3, 4), 2),
+    "F.adaptive_avg_pool1d": lambda m, x, y: F_of(m).adaptive_avg_pool1d(x.reshape(1, 3, 4), 3),
+    "F.adaptive_max_pool2d": lambda m, x, y: F_of(m).adaptive_max_pool2d(x.reshape(1, 1, 3, 4), 2),
+    "F.batch_norm": lambda m, x, y: F_of(m).batch_norm(x.t(), None, None, y[0, :3], y[1, :3], training=True),
+    "F.group_norm": lambda m, x, y: F_of(m).group_norm(x.reshape(1, 3, 4), 3, y[0, :3], y[1, :3]),
+    "F.dropout2d": lambda m, x, y: F_of(m).dropout2d(x.reshape(1, 1, 3, 4), 0.0),
+    "F.dropout1d": lambda m, x, y: F_of(m).dropout1d(x.reshape(1, 3, 4), 0.0),
+    "F.interpolate": lambda m, x, y: F_of(m).interpolate(x.reshape(1, 1, 3, 4), scale_factor=2, mode="bilinear"),
+    "F.upsample": lambda m, x, y: F_of(m).upsample(x.reshape(1, 1, 3, 4), scale_factor=2),
+    "F.unfold": lambda m, x, y: F_of(m).unfold(x.reshape(1, 1, 3, 4), 2),
+    "F.fold": lambda m, x, y: F_of(m).fold(x.reshape(1, 4, 3), (2, 4), 2, stride=(1, 1)),
     "F.linear": lambda m, x, y: F_of(m).linear(x, y), "F.cross_entropy": lambda m, x, y: F_of(m).cross_entropy(
         x, _i(m, 0, 2, 1)), "F.nll_loss": lambda m, x, y: F_of(m).nll_loss(x, _i(m, 0, 2, 1)),
     **{f"F.{n}": (lambda m, x, y, n=n: getattr(F_of(m), n)(x, y)) for n in (

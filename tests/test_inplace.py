@@ -232,6 +232,12 @@ CALLS = {
     "Cumsum": lambda: _r(2, 3).cumsum(1), "Cumprod": lambda: _r(2, 3).cumprod(1), "Prod": lambda: _r(2, 3).prod(1),
     "SelectAlong": lambda: _r(2, 3).median(1)[0], "ConstantPad": lambda: F.pad(_r(2, 3), (1, 1)),
     "Remainder": lambda: _r(2, 3) % (_r(3).abs() + 1), "RoundedDiv": lambda: _r(2, 3) // (_r(3).abs() + 1),
+    # vision layers (issue 15)
+    "Conv": lambda: F.conv2d(_r(1, 2, 4, 4), _r(3, 2, 2, 2), _r(3)),
+    "ConvTranspose": lambda: F.conv_transpose2d(_r(1, 2, 3, 3), _r(2, 3, 2, 2), _r(3)),
+    "MaxPool": lambda: F.max_pool2d(_r(1, 2, 4, 4), 2), "AvgPool": lambda: F.avg_pool2d(_r(1, 2, 4, 4), 2),
+    "BatchNorm": lambda: F.batch_norm(_r(3, 2, 4), None, None, _r(2), _r(2), training=True),
+    "Im2Col": lambda: F.unfold(_r(1, 2, 4, 4), 2), "Col2Im": lambda: F.fold(_r(1, 8, 9), (4, 4), 2),
 }
 SKIP = {  # Functions with a check of their own elsewhere
     "CopySlices": "ops/inplace.py: tested by the cases above", "AsStridedView": "ditto", "IndexPut": "ditto",

@@ -19,7 +19,7 @@ Underneath, every layer and model is a ``pyengine.nn.Module`` and every weight a
 pyengine's autograd and fused kernels; ``fit`` is a generic loop with callbacks around one ``train_step``.
 ``Embedding(mask_zero=True)`` masks padding for the LSTM / Bidirectional / GlobalAveragePooling1D layers that
 follow (padding at the start or end of sequences, as pad_sequences makes). What is not supported raises
-NotImplementedError naming the feature (e.g. LSTM(recurrent_dropout=...), GRU, Conv layers, models with several
+NotImplementedError naming the feature (e.g. LSTM(recurrent_dropout=...), GRU(reset_after=False), models with several
 outputs).
 """
 from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models,  # noqa: F401

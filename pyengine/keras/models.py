@@ -891,6 +891,13 @@ class Sequential(Model):
             return out
         return last(x, training=training, mask=mask)
 
+    def compute_output_shape(self, input_shape):
+        """The last layer's output shape for ``input_shape``, through every layer (Keras's ``output_shape``)."""
+        shape = tuple(input_shape)
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
     def _summary_rows(self):
         rows, shape = [], self._build_input_shape
         for layer in self._layers:
@@ -984,6 +991,11 @@ class Functional(Model):
 
     def _n_inputs(self):
         return len(self._inputs)
+
+    def compute_output_shape(self, input_shape):
+        """The output tensor's shape, with the batch dim of ``input_shape`` (the first input's)."""
+        first = input_shape[0] if isinstance(input_shape, list) else input_shape
+        return (first[0],) + tuple(self._outputs[0].shape[1:])
 
     def call(self, inputs, training=False):
         xs = list(inputs) if isinstance(inputs, (list, tuple)) and len(self._inputs) > 1 else [inputs]

@@ -1118,3 +1118,9 @@ __all__ += ["smooth_l1_loss", "huber_loss", "kl_div", "margin_ranking_loss", "pa
             "cosine_similarity", "cosine_embedding_loss", "triplet_margin_loss", "normalize", "pad", "glu",
             "gumbel_softmax", "softplus", "elu", "selu", "celu", "hardtanh", "relu6", "hardswish", "hardsigmoid",
             "mish", "softsign", "tanhshrink", "logsigmoid"]
+
+# the vision layers (convolution, pooling, batch and group norm, channel dropout, interpolation, fold)
+from ._vision import *  # noqa: F401,F403,E402
+from ._vision import __all__ as _vision_all  # noqa: E402
+
+__all__ += _vision_all

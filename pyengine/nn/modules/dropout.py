@@ -3,7 +3,7 @@ from ..._checks import real_arg
 from .. import functional as F
 from .module import Module
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Dropout1d", "Dropout2d"]
 
 
 class Dropout(Module):
@@ -28,3 +28,18 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout2d(Dropout):
+    """In training, zero whole channels of (N, C, H, W) or (C, H, W) input with probability p and scale the
+    rest by 1 / (1 - p) (Tompson et al. 2015); in eval mode, the identity."""
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training)
+
+
+class Dropout1d(Dropout):
+    """Dropout2d over (N, C, L) or (C, L) input."""
+
+    def forward(self, input):
+        return F.dropout1d(input, self.p, self.training)

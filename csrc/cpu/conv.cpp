@@ -1,0 +1,775 @@
+// The conv family (see conv.h; specification: pyengine/backend/reference/conv.py).
+//
+// Convolution is an implicit GEMM on the project's GEMM (gemm.h), per group g:
+//   forward  y[n, g] (Og, L)      = W_g (Og, K) @ cols(x[n, g]) (K, L)
+//   dgrad    dx[n, g]             = col2im(W_g^T (K, Og) @ dy[n, g] (Og, L))
+//   wgrad    dW_g (Og, K)         = sum_n dy[n, g] (Og, L) @ cols(x[n, g])^T (L, K)
+// with K = C/G * KH * KW and L = Ho * Wo. The columns are never formed for the whole batch: a tile of
+// whole output rows of one image (at most g_tile_elems values, at least one row) is packed at a time into
+// a buffer of the thread that runs it, so the extra memory is threads * tile, whatever the batch.
+// Small images (fewer than kWideCols output positions: ResNet's 14x14 and 7x7 layers) are packed several
+// side by side, so that the GEMM is wide (forward, dgrad) or deep (wgrad) enough for its micro-panels. A 1x1 convolution of stride 1 without padding reads x in place (its columns are x).
+// Depthwise convolutions (one input and one output channel per group) run a direct loop per plane
+// instead: a GEMM of one row would be all packing.
+//
+// Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
+// when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
+// packers. wgrad accumulates into dW, so it runs the tiles in order on the threaded GEMM. Pooling and
+// batch norm run planes / channels on threads.
+#include "cpu/conv.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "cpu/gemm.h"
+
+namespace pe {
+namespace cpu {
+namespace {
+
+index_t g_tile_elems = index_t(1) << 19;  // one column tile (set_conv_tile): 2 MiB of float, 4 MiB of double
+constexpr index_t kWideCols = 512;          // images below this many output positions are grouped
+constexpr index_t kGroupElems = index_t(1) << 21;  // at most this many column values per image group
+constexpr index_t kGrain = index_t(1) << 16;
+
+template <class F>
+void par_for(index_t n, int nt, const F& f) {
+  if (nt <= 1 || n <= 1) {
+    for (index_t i = 0; i < n; ++i) f(i, 0);
+    return;
+  }
+#if defined(PYENGINE_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (index_t i = 0; i < n; ++i) f(i, omp_get_thread_num());
+#else
+  for (index_t i = 0; i < n; ++i) f(i, 0);
+#endif
+}
+
+int max_threads(index_t work) { return threads_for(work, kGrain); }
+
+// Output columns [lo, hi) whose input column q sw + off lies in [0, W).
+inline void valid_cols(index_t off, index_t sw, index_t W, index_t Wo, index_t& lo, index_t& hi) {
+  lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+  hi = (W - 1 - off) < 0 ? 0 : (W - 1 - off) / sw + 1;
+  lo = std::min(lo, Wo);
+  hi = std::max(lo, std::min(hi, Wo));
+}
+
+bool is_pointwise(const ConvShape& s) {
+  return s.KH == 1 && s.KW == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0 && s.Ho == s.H && s.Wo == s.W;
+}
+
+bool is_depthwise(const ConvShape& s) { return s.G == s.C && s.G == s.O; }
+
+index_t tile_rows(const ConvShape& s, index_t K) {
+  const index_t per_row = std::max<index_t>(K * s.Wo, 1);
+  return std::max<index_t>(1, std::min<index_t>(s.Ho, g_tile_elems / per_row));
+}
+
+// Row loops of the direct (depthwise) kernels and col2im, compiled once per ISA (each copy is the plain
+// loop under that ISA's target attribute, vectorised by the compiler) and picked per call by pe::isa().
+#define PE_CONV_ROW_OPS(SUFFIX, ATTR)                                                          \
+  template <class T>                                                                           \
+  ATTR void axpy_##SUFFIX(T* __restrict y, const T* __restrict x, T a, index_t n) {            \
+    for (index_t i = 0; i < n; ++i) y[i] += a * x[i];                                          \
+  }                                                                                            \
+  template <class T>                                                                           \
+  ATTR void mac_##SUFFIX(T* __restrict y, const T* __restrict a, const T* __restrict b, index_t n) { \
+    for (index_t i = 0; i < n; ++i) y[i] += a[i] * b[i];                                       \
+  }                                                                                            \
+  /* y[q] += sum_j w[j] x[q + j d], j < k: a row of k taps in one pass over y */                \
+  template <class T>                                                                           \
+  ATTR void taps_##SUFFIX(T* __restrict y, const T* __restrict x, const T* w, index_t k, index_t d, \
+                          index_t n) {                                                         \
+    if (k == 3) {                                                                              \
+      const T w0 = w[0], w1 = w[1], w2 = w[2];                                                 \
+      const T* x1 = x + d;                                                                     \
+      const T* x2 = x + 2 * d;                                                                 \
+      for (index_t q = 0; q < n; ++q) y[q] += w0 * x[q] + w1 * x1[q] + w2 * x2[q];             \
+      return;                                                                                  \
+    }                                                                                          \
+    for (index_t j = 0; j < k; ++j) {                                                          \
+      const T wj = w[j];                                                                       \
+      const T* xj = x + j * d;                                                                 \
+      for (index_t q = 0; q < n; ++q) y[q] += wj * xj[q];                                      \
+    }                                                                                          \
+  }
+PE_CONV_ROW_OPS(generic, )
+#if PE_X86
+PE_CONV_ROW_OPS(avx2, PE_TARGET_AVX2)
+PE_CONV_ROW_OPS(avx512, PE_TARGET_AVX512)
+#endif
+#undef PE_CONV_ROW_OPS
+
+template <class T>
+struct RowOps {
+  void (*axpy)(T*, const T*, T, index_t);
+  void (*taps)(T*, const T*, const T*, index_t, index_t, index_t);
+  void (*mac)(T*, const T*, const T*, index_t);
+};
+
+template <class T>
+RowOps<T> row_ops() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return {axpy_avx512<T>, taps_avx512<T>, mac_avx512<T>};
+    case Isa::avx2: return {axpy_avx2<T>, taps_avx2<T>, mac_avx2<T>};
+    default: break;
+  }
+#endif
+  return {axpy_generic<T>, taps_generic<T>, mac_generic<T>};
+}
+
+// cols[k, (oh - oh0) Wo + ow] (row stride ld) for k = (c, i, j) over the Cg channels at xg, rows [oh0, oh1).
+template <class T>
+void pack_cols(const T* xg, T* cols, index_t ld, const ConvShape& s, index_t Cg, index_t oh0, index_t oh1) {
+  const index_t KK = s.KH * s.KW, rows = Cg * KK;
+  par_for(rows, max_threads(rows * (oh1 - oh0) * s.Wo), [&](index_t k, int) {
+    const index_t c = k / KK, i = (k % KK) / s.KW, j = k % s.KW;
+    const T* xc = xg + c * s.H * s.W;
+    T* dst = cols + k * ld;
+    const index_t off = j * s.dw - s.pw;
+    index_t lo, hi;
+    valid_cols(off, s.sw, s.W, s.Wo, lo, hi);
+    for (index_t oh = oh0; oh < oh1; ++oh, dst += s.Wo) {
+      const index_t ih = oh * s.sh - s.ph + i * s.dh;
+      if (ih < 0 || ih >= s.H) {
+        std::fill(dst, dst + s.Wo, T(0));
+        continue;
+      }
+      const T* src = xc + ih * s.W;
+      std::fill(dst, dst + lo, T(0));
+      if (s.sw == 1) {
+        if (hi > lo) std::memcpy(dst + lo, src + lo + off, static_cast<size_t>(hi - lo) * sizeof(T));
+      } else {
+        for (index_t q = lo; q < hi; ++q) dst[q] = src[q * s.sw + off];
+      }
+      std::fill(dst + hi, dst + s.Wo, T(0));
+    }
+  });
+}
+
+// The adjoint of pack_cols: dxg[c, ih, iw] += cols[k, ...] (threads own channels).
+template <class T>
+void unpack_add(const T* cols, index_t ld, T* dxg, const ConvShape& s, index_t Cg, index_t oh0, index_t oh1) {
+  const index_t KK = s.KH * s.KW;
+  const RowOps<T> ops = row_ops<T>();
+  par_for(Cg, max_threads(Cg * KK * (oh1 - oh0) * s.Wo), [&](index_t c, int) {
+    T* dc = dxg + c * s.H * s.W;
+    for (index_t i = 0; i < s.KH; ++i) {
+      for (index_t j = 0; j < s.KW; ++j) {
+        const T* src = cols + (c * KK + i * s.KW + j) * ld;
+        const index_t off = j * s.dw - s.pw;
+        index_t lo, hi;
+        valid_cols(off, s.sw, s.W, s.Wo, lo, hi);
+        for (index_t oh = oh0; oh < oh1; ++oh, src += s.Wo) {
+          const index_t ih = oh * s.sh - s.ph + i * s.dh;
+          if (ih < 0 || ih >= s.H) continue;
+          T* d = dc + ih * s.W + off;
+          if (s.sw == 1) {
+            if (hi > lo) ops.axpy(d + lo, src + lo, T(1), hi - lo);
+          } else {
+            for (index_t q = lo; q < hi; ++q) d[q * s.sw] += src[q];
+          }
+        }
+      }
+    }
+  });
+}
+
+// C (M, N) = beta C + op(A) @ op(B), all row-major with unit column stride.
+template <class T>
+void mm(index_t M, index_t N, index_t K, const T* a, index_t lda, bool ta, const T* b, index_t ldb, bool tb, T* c,
+        index_t ldc, T beta) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (beta == T(0))
+      for (index_t r = 0; r < M; ++r) std::fill(c + r * ldc, c + r * ldc + N, T(0));
+    return;
+  }
+  GemmArgs<T> g;
+  g.M = M, g.N = N, g.K = K;
+  g.a = a, g.lda = lda, g.trans_a = ta;
+  g.b = b, g.ldb = ldb, g.trans_b = tb;
+  g.c = c, g.ldc = ldc, g.beta = beta;
+  gemm<T>(g);
+}
+
+// ------------------------------------------------------------------ depthwise (direct)
+
+template <class T>
+void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  const index_t P = s.N * s.C, HW = s.H * s.W, L = s.Ho * s.Wo;
+  const RowOps<T> ops = row_ops<T>();
+  index_t all_lo = 0, all_hi = s.Wo;  // output columns that every kernel column reads inside the input
+  for (index_t j = 0; j < s.KW; ++j) {
+    index_t lo, hi;
+    valid_cols(j * s.dw - s.pw, s.sw, s.W, s.Wo, lo, hi);
+    all_lo = std::max(all_lo, lo);
+    all_hi = std::min(all_hi, hi);
+  }
+  par_for(P, max_threads(P * L * s.KH * s.KW), [&](index_t p, int) {
+    const index_t c = p % s.C;
+    const T* xp = x + p * HW;
+    const T* wc = w + c * s.KH * s.KW;
+    T* yp = y + p * L;
+    std::fill(yp, yp + L, b ? b[c] : T(0));
+    for (index_t oh = 0; oh < s.Ho; ++oh) {
+      T* yr = yp + oh * s.Wo;
+      for (index_t i = 0; i < s.KH; ++i) {
+        const index_t ih = oh * s.sh - s.ph + i * s.dh;
+        if (ih < 0 || ih >= s.H) {
+          for (index_t j = 0; j < s.KW; ++j)
+            if (!std::isfinite(wc[i * s.KW + j]))
+              for (index_t q = 0; q < s.Wo; ++q) yr[q] += wc[i * s.KW + j] * T(0);
+          continue;
+        }
+        const T* xr = xp + ih * s.W;
+        if (s.sw == 1 && all_hi > all_lo)  // the columns where every tap of the row reads the input
+          ops.taps(yr + all_lo, xr + all_lo - s.pw, wc + i * s.KW, s.KW, s.dw, all_hi - all_lo);
+        for (index_t j = 0; j < s.KW; ++j) {
+          const index_t off = j * s.dw - s.pw;
+          index_t lo, hi;
+          valid_cols(off, s.sw, s.W, s.Wo, lo, hi);
+          const T wv = wc[i * s.KW + j];
+          if (!std::isfinite(wv)) {  // the twin's 0 * w where this tap reads padding
+            for (index_t q = 0; q < lo; ++q) yr[q] += wv * T(0);
+            for (index_t q = hi; q < s.Wo; ++q) yr[q] += wv * T(0);
+          }
+          if (s.sw == 1) {  // the edge columns outside [all_lo, all_hi)
+            if (all_hi > all_lo) {
+              for (index_t q = lo; q < std::min(hi, all_lo); ++q) yr[q] += wv * xr[q + off];
+              for (index_t q = std::max(lo, all_hi); q < hi; ++q) yr[q] += wv * xr[q + off];
+            } else if (hi > lo) {
+              ops.axpy(yr + lo, xr + off + lo, wv, hi - lo);
+            }
+          } else {
+            for (index_t q = lo; q < hi; ++q) yr[q] += wv * xr[q * s.sw + off];
+          }
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void dw_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+  const index_t P = s.N * s.C, HW = s.H * s.W, L = s.Ho * s.Wo;
+  const RowOps<T> ops = row_ops<T>();
+  par_for(P, max_threads(P * L * s.KH * s.KW), [&](index_t p, int) {
+    const index_t c = p % s.C;
+    const T* gp = dy + p * L;
+    const T* wc = w + c * s.KH * s.KW;
+    T* dp = dx + p * HW;
+    std::fill(dp, dp + HW, T(0));
+    for (index_t oh = 0; oh < s.Ho; ++oh) {
+      const T* gr = gp + oh * s.Wo;
+      for (index_t i = 0; i < s.KH; ++i) {
+        const index_t ih = oh * s.sh - s.ph + i * s.dh;
+        if (ih < 0 || ih >= s.H) continue;
+        T* dr = dp + ih * s.W;
+        for (index_t j = 0; j < s.KW; ++j) {
+          const index_t off = j * s.dw - s.pw;
+          index_t lo, hi;
+          valid_cols(off, s.sw, s.W, s.Wo, lo, hi);
+          const T wv = wc[i * s.KW + j];
+          if (s.sw == 1) {
+            if (hi > lo) ops.axpy(dr + off + lo, gr + lo, wv, hi - lo);
+          } else {
+            for (index_t q = lo; q < hi; ++q) dr[q * s.sw + off] += wv * gr[q];
+          }
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void dw_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
+  const index_t HW = s.H * s.W, L = s.Ho * s.Wo, KK = s.KH * s.KW;
+  const RowOps<T> ops = row_ops<T>();
+  const int nt = max_threads(s.N * s.C * L * KK);
+  // per thread, KK x Wo partial sums (allocated here: nothing may throw inside the parallel region)
+  std::vector<T> parts(s.sw == 1 ? static_cast<size_t>(std::max(nt, 1)) * static_cast<size_t>(KK * s.Wo) : 0);
+  par_for(s.C, nt, [&](index_t c, int tid) {
+    T* dc = dw + c * KK;
+    std::fill(dc, dc + KK, T(0));
+    T* part = parts.data() + static_cast<size_t>(tid) * static_cast<size_t>(KK * s.Wo);
+    for (index_t n = 0; n < s.N; ++n) {
+      const T* gp = dy + (n * s.C + c) * L;
+      const T* xp = x + (n * s.C + c) * HW;
+      bool finite = true;
+      for (index_t q = 0; q < L && finite; ++q) finite = std::isfinite(gp[q]);
+      if (!finite) {  // every position, padding read as 0: the twin's dy * 0 where dy is NaN or inf
+        for (index_t i = 0; i < s.KH; ++i)
+          for (index_t j = 0; j < s.KW; ++j) {
+            T acc = 0;
+            for (index_t oh = 0; oh < s.Ho; ++oh)
+              for (index_t ow = 0; ow < s.Wo; ++ow) {
+                const index_t ih = oh * s.sh - s.ph + i * s.dh, iw = ow * s.sw - s.pw + j * s.dw;
+                const T xv = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) ? xp[ih * s.W + iw] : T(0);
+                acc += gp[oh * s.Wo + ow] * xv;
+              }
+            dc[i * s.KW + j] += acc;
+          }
+        continue;
+      }
+      if (s.sw == 1) {  // per tap, a row of partial sums over the output rows, summed once at the end
+        std::fill(part, part + KK * s.Wo, T(0));
+        for (index_t oh = 0; oh < s.Ho; ++oh) {
+          const T* gr = gp + oh * s.Wo;
+          for (index_t i = 0; i < s.KH; ++i) {
+            const index_t ih = oh * s.sh - s.ph + i * s.dh;
+            if (ih < 0 || ih >= s.H) continue;
+            const T* xr = xp + ih * s.W;
+            for (index_t j = 0; j < s.KW; ++j) {
+              const index_t off = j * s.dw - s.pw;
+              index_t lo, hi;
+              valid_cols(off, 1, s.W, s.Wo, lo, hi);
+              if (hi > lo) ops.mac(part + (i * s.KW + j) * s.Wo + lo, gr + lo, xr + off + lo, hi - lo);
+            }
+          }
+        }
+        for (index_t t = 0; t < KK; ++t) {
+          T acc[16] = {};
+          const T* pr = part + t * s.Wo;
+          for (index_t q = 0; q < s.Wo; ++q) acc[q & 15] += pr[q];
+          T r = 0;
+          for (int u = 0; u < 16; ++u) r += acc[u];
+          dc[t] += r;
+        }
+        continue;
+      }
+      for (index_t i = 0; i < s.KH; ++i) {
+        for (index_t j = 0; j < s.KW; ++j) {
+          const index_t off = j * s.dw - s.pw;
+          index_t lo, hi;
+          valid_cols(off, s.sw, s.W, s.Wo, lo, hi);
+          T acc = 0;
+          for (index_t oh = 0; oh < s.Ho; ++oh) {
+            const index_t ih = oh * s.sh - s.ph + i * s.dh;
+            if (ih < 0 || ih >= s.H) continue;
+            const T* gr = gp + oh * s.Wo;
+            const T* xr = xp + ih * s.W;
+            for (index_t q = lo; q < hi; ++q) acc += gr[q] * xr[q * s.sw + off];
+          }
+          dc[i * s.KW + j] += acc;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void set_conv_tile(index_t elems) { g_tile_elems = std::max<index_t>(elems, 1); }
+index_t conv_tile() { return g_tile_elems; }
+
+namespace {
+
+// A block of output columns: m whole images side by side (n0 .. n0 + m), or rows [oh0, oh1) of one image.
+struct Blocks {
+  index_t m, rows, per_image, count;  // images per block, rows per block (one image), blocks per image
+  index_t cols() const { return m; }
+};
+
+// Small images (L below kWideCols) are grouped so that the GEMM is wide enough for its micro-panels;
+// larger ones are cut into row tiles of at most tile_elems() column values.
+Blocks plan_blocks(const ConvShape& s, index_t K) {
+  const index_t L = s.Ho * s.Wo;
+  Blocks b{1, s.Ho, 1, s.N};
+  if (L < kWideCols && L * K <= kGroupElems) {
+    b.m = std::max<index_t>(1, std::min<index_t>({s.N, (kWideCols + L - 1) / L, kGroupElems / std::max<index_t>(L * K, 1)}));
+    b.count = (s.N + b.m - 1) / b.m;
+    return b;
+  }
+  b.rows = tile_rows(s, K);
+  b.per_image = (s.Ho + b.rows - 1) / b.rows;
+  b.count = s.N * b.per_image;
+  return b;
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  const index_t L = s.Ho * s.Wo;
+  if (s.N == 0 || s.O == 0 || L == 0) return;
+  if (is_depthwise(s)) return dw_forward(x, w, b, y, s);
+  const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
+  const bool direct = is_pointwise(s);
+  Blocks bl = plan_blocks(s, K);
+  if (direct && bl.m == 1) bl.rows = s.Ho, bl.per_image = 1, bl.count = s.N;
+  const int nt = threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20);
+  const bool by_units = nt > 1 && bl.count >= nt;
+  const size_t colsz = static_cast<size_t>(bl.m > 1 ? bl.m * L * K : bl.rows * s.Wo * K);
+  const size_t outsz = static_cast<size_t>(bl.m > 1 ? Og * bl.m * L : 0);
+  const int nbuf = by_units ? nt : 1;
+  std::vector<T> buf(static_cast<size_t>(nbuf) * (colsz + outsz));
+  par_for(bl.count, by_units ? nt : 1, [&](index_t u, int tid) {
+    T* cols = buf.data() + static_cast<size_t>(tid) * (colsz + outsz);
+    T* tmp = cols + colsz;
+    if (bl.m > 1) {  // m whole images: cols (K, m L), C (Og, m L) then copied to y
+      const index_t n0 = u * bl.m, m = std::min(bl.m, s.N - n0), Lt = m * L;
+      for (index_t g = 0; g < s.G; ++g) {
+        for (index_t k = 0; k < m; ++k) {
+          const T* xg = x + ((n0 + k) * s.C + g * Cg) * HW;
+          if (direct) {
+            for (index_t r = 0; r < K; ++r)
+              std::memcpy(cols + r * Lt + k * L, xg + r * HW, static_cast<size_t>(L) * sizeof(T));
+          } else {
+            pack_cols(xg, cols + k * L, Lt, s, Cg, 0, s.Ho);
+          }
+        }
+        mm<T>(Og, Lt, K, w + g * Og * K, K, false, cols, Lt, false, tmp, Lt, T(0));
+        for (index_t k = 0; k < m; ++k)
+          for (index_t o = 0; o < Og; ++o) {
+            T* dst = y + ((n0 + k) * s.O + g * Og + o) * L;
+            const T* src = tmp + o * Lt + k * L;
+            const T bv = b ? b[g * Og + o] : T(0);
+            for (index_t q = 0; q < L; ++q) dst[q] = src[q] + bv;
+          }
+      }
+      return;
+    }
+    const index_t n = u / bl.per_image, oh0 = (u % bl.per_image) * bl.rows, oh1 = std::min(s.Ho, oh0 + bl.rows);
+    const index_t Lt = (oh1 - oh0) * s.Wo;
+    for (index_t g = 0; g < s.G; ++g) {
+      const T* xg = x + (n * s.C + g * Cg) * HW;
+      const T* bm = xg + oh0 * s.Wo;
+      index_t ldb = L;
+      if (!direct) {
+        pack_cols(xg, cols, Lt, s, Cg, oh0, oh1);
+        bm = cols, ldb = Lt;
+      }
+      T* yg = y + (n * s.O + g * Og) * L + oh0 * s.Wo;
+      mm<T>(Og, Lt, K, w + g * Og * K, K, false, bm, ldb, false, yg, L, T(0));
+      if (b) {
+        for (index_t o = 0; o < Og; ++o) {
+          const T bv = b[g * Og + o];
+          T* r = yg + o * L;
+          for (index_t q = 0; q < Lt; ++q) r[q] += bv;
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+  const index_t HW = s.H * s.W, L = s.Ho * s.Wo;
+  if (s.N == 0 || s.C == 0 || HW == 0) return;
+  if (L == 0 || s.O == 0) {
+    std::fill(dx, dx + s.N * s.C * HW, T(0));
+    return;
+  }
+  if (is_depthwise(s)) return dw_backward_input(dy, w, dx, s);
+  const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW;
+  const bool direct = is_pointwise(s);
+  Blocks bl = plan_blocks(s, K);
+  if (direct && bl.m == 1) bl.rows = s.Ho, bl.per_image = 1, bl.count = s.N;
+  const int nt = threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20);
+  // units that write dx: image groups, or whole images (their row tiles overlap in dx)
+  const index_t units = bl.m > 1 ? bl.count : s.N;
+  const bool by_units = nt > 1 && units >= nt;
+  const size_t colsz = static_cast<size_t>(bl.m > 1 ? bl.m * L * K : bl.rows * s.Wo * K);
+  const size_t dysz = static_cast<size_t>(bl.m > 1 ? Og * bl.m * L : 0);
+  const int nbuf = by_units ? nt : 1;
+  std::vector<T> buf(static_cast<size_t>(nbuf) * (colsz + dysz));
+  par_for(units, by_units ? nt : 1, [&](index_t u, int tid) {
+    T* cols = buf.data() + static_cast<size_t>(tid) * (colsz + dysz);
+    T* dyb = cols + colsz;
+    if (bl.m > 1) {  // m whole images: dy (Og, m L) gathered, cols (K, m L) = W^T dy, then col2im per image
+      const index_t n0 = u * bl.m, m = std::min(bl.m, s.N - n0), Lt = m * L;
+      for (index_t g = 0; g < s.G; ++g) {
+        for (index_t k = 0; k < m; ++k)
+          for (index_t o = 0; o < Og; ++o)
+            std::memcpy(dyb + o * Lt + k * L, dy + ((n0 + k) * s.O + g * Og + o) * L, static_cast<size_t>(L) * sizeof(T));
+        mm<T>(K, Lt, Og, w + g * Og * K, K, true, dyb, Lt, false, cols, Lt, T(0));
+        for (index_t k = 0; k < m; ++k) {
+          T* dxg = dx + ((n0 + k) * s.C + g * Cg) * HW;
+          if (direct) {
+            for (index_t r = 0; r < K; ++r)
+              std::memcpy(dxg + r * HW, cols + r * Lt + k * L, static_cast<size_t>(L) * sizeof(T));
+          } else {
+            std::fill(dxg, dxg + Cg * HW, T(0));
+            unpack_add(cols + k * L, Lt, dxg, s, Cg, 0, s.Ho);
+          }
+        }
+      }
+      return;
+    }
+    const index_t n = u;
+    if (!direct) std::fill(dx + n * s.C * HW, dx + (n + 1) * s.C * HW, T(0));
+    for (index_t t = 0; t < bl.per_image; ++t) {
+      const index_t oh0 = t * bl.rows, oh1 = std::min(s.Ho, oh0 + bl.rows), Lt = (oh1 - oh0) * s.Wo;
+      for (index_t g = 0; g < s.G; ++g) {
+        const T* wg = w + g * Og * K;
+        const T* dyg = dy + (n * s.O + g * Og) * L + oh0 * s.Wo;
+        T* dxg = dx + (n * s.C + g * Cg) * HW;
+        if (direct) {
+          mm<T>(Cg, L, Og, wg, K, true, dyg, L, false, dxg, HW, T(0));
+        } else {
+          mm<T>(K, Lt, Og, wg, K, true, dyg, L, false, cols, Lt, T(0));
+          unpack_add(cols, Lt, dxg, s, Cg, oh0, oh1);
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
+  const index_t Cg = s.G ? s.C / s.G : 0, Og = s.G ? s.O / s.G : 0, K = Cg * s.KH * s.KW;
+  const index_t HW = s.H * s.W, L = s.Ho * s.Wo;
+  if (s.O == 0 || K == 0) return;
+  if (s.N == 0 || L == 0) {
+    std::fill(dw, dw + s.O * K, T(0));
+    return;
+  }
+  if (is_depthwise(s)) return dw_backward_weight(dy, x, dw, s);
+  if (is_pointwise(s)) {
+    for (index_t n = 0; n < s.N; ++n)
+      for (index_t g = 0; g < s.G; ++g)
+        mm<T>(Og, K, L, dy + (n * s.O + g * Og) * L, L, false, x + (n * s.C + g * Cg) * HW, HW, true,
+              dw + g * Og * K, K, n ? T(1) : T(0));
+    return;
+  }
+  if (L * K <= g_tile_elems) {  // whole images side by side: cols (K, m L), dy (Og, m L)
+    const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, g_tile_elems / (L * K)));
+    std::vector<T> cols(static_cast<size_t>(K * m * L)), dyb(static_cast<size_t>(Og * m * L));
+    for (index_t n0 = 0; n0 < s.N; n0 += m) {
+      const index_t cnt = std::min(m, s.N - n0), Lt = cnt * L;
+      for (index_t g = 0; g < s.G; ++g) {
+        for (index_t k = 0; k < cnt; ++k) {
+          const index_t n = n0 + k;
+          pack_cols(x + (n * s.C + g * Cg) * HW, cols.data() + k * L, Lt, s, Cg, 0, s.Ho);
+          for (index_t o = 0; o < Og; ++o)
+            std::memcpy(dyb.data() + o * Lt + k * L, dy + (n * s.O + g * Og + o) * L, static_cast<size_t>(L) * sizeof(T));
+        }
+        mm<T>(Og, K, Lt, dyb.data(), Lt, false, cols.data(), Lt, true, dw + g * Og * K, K, n0 ? T(1) : T(0));
+      }
+    }
+    return;
+  }
+  const index_t rows = tile_rows(s, K), ntiles = (s.Ho + rows - 1) / rows;
+  std::vector<T> cols(static_cast<size_t>(rows * s.Wo * K));
+  for (index_t n = 0; n < s.N; ++n) {
+    for (index_t t = 0; t < ntiles; ++t) {
+      const index_t oh0 = t * rows, oh1 = std::min(s.Ho, oh0 + rows), Lt = (oh1 - oh0) * s.Wo;
+      for (index_t g = 0; g < s.G; ++g) {
+        pack_cols(x + (n * s.C + g * Cg) * HW, cols.data(), Lt, s, Cg, oh0, oh1);
+        mm<T>(Og, K, Lt, dy + (n * s.O + g * Og) * L + oh0 * s.Wo, L, false, cols.data(), Lt, true,
+              dw + g * Og * K, K, (n || t) ? T(1) : T(0));
+      }
+    }
+  }
+}
+
+index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
+  if (is_depthwise(s) || s.G < 1) return 0;
+  const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, L = s.Ho * s.Wo;
+  const Blocks bl = plan_blocks(s, K);
+  const index_t per_thread = bl.m > 1 ? bl.m * L * (K + Og) : bl.rows * s.Wo * K;
+  const index_t fwd = static_cast<index_t>(num_threads()) * per_thread;
+  index_t wgrad = 0;
+  if (!is_pointwise(s)) {
+    if (L * K <= g_tile_elems) {
+      const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, g_tile_elems / std::max<index_t>(L * K, 1)));
+      wgrad = m * L * (K + Og);
+    } else {
+      wgrad = tile_rows(s, K) * s.Wo * K;
+    }
+  }
+  return std::max(fwd, wgrad) * itemsize;
+}
+
+// ------------------------------------------------------------------ pooling
+
+template <class T>
+void max_pool2d_forward(const T* x, T* y, std::int64_t* idx, const PoolShape& s) {
+  const index_t HW = s.H * s.W, L = s.Ho * s.Wo;
+  par_for(s.P, max_threads(s.P * L * s.KH * s.KW), [&](index_t p, int) {
+    const T* xp = x + p * HW;
+    T* yp = y + p * L;
+    std::int64_t* ip = idx + p * L;
+    for (index_t oh = 0; oh < s.Ho; ++oh) {
+      for (index_t ow = 0; ow < s.Wo; ++ow) {
+        T best = -std::numeric_limits<T>::infinity();
+        std::int64_t bi = -1;
+        for (index_t i = 0; i < s.KH; ++i) {
+          const index_t ih = oh * s.sh - s.ph + i * s.dh;
+          if (ih < 0 || ih >= s.H) continue;
+          for (index_t j = 0; j < s.KW; ++j) {
+            const index_t iw = ow * s.sw - s.pw + j * s.dw;
+            if (iw < 0 || iw >= s.W) continue;
+            const T v = xp[ih * s.W + iw];
+            if (bi < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
+              best = v;
+              bi = ih * s.W + iw;
+            }
+          }
+        }
+        yp[oh * s.Wo + ow] = best;
+        ip[oh * s.Wo + ow] = bi;
+      }
+    }
+  });
+}
+
+template <class T>
+void max_pool2d_backward(const T* dy, const std::int64_t* idx, T* dx, const PoolShape& s) {
+  const index_t HW = s.H * s.W, L = s.Ho * s.Wo;
+  par_for(s.P, max_threads(s.P * (L + HW)), [&](index_t p, int) {
+    T* dp = dx + p * HW;
+    std::fill(dp, dp + HW, T(0));
+    const T* gp = dy + p * L;
+    const std::int64_t* ip = idx + p * L;
+    for (index_t q = 0; q < L; ++q)
+      if (ip[q] >= 0 && ip[q] < HW) dp[ip[q]] += gp[q];
+  });
+}
+
+namespace {
+struct Window {
+  index_t h0, h1, w0, w1;
+  double div;
+};
+inline Window avg_window(const PoolShape& s, index_t oh, index_t ow, bool cip, index_t over) {
+  index_t hs = oh * s.sh - s.ph, ws = ow * s.sw - s.pw;
+  index_t he = std::min(hs + s.KH, s.H + s.ph), we = std::min(ws + s.KW, s.W + s.pw);
+  const double pool = double(he - hs) * double(we - ws);
+  Window r{std::max<index_t>(hs, 0), std::min(he, s.H), std::max<index_t>(ws, 0), std::min(we, s.W), 0.0};
+  r.div = over ? double(over) : cip ? pool : double(r.h1 - r.h0) * double(r.w1 - r.w0);
+  return r;
+}
+}  // namespace
+
+template <class T>
+void avg_pool2d_forward(const T* x, T* y, const PoolShape& s, bool cip, index_t over) {
+  const index_t HW = s.H * s.W, L = s.Ho * s.Wo;
+  par_for(s.P, max_threads(s.P * L * s.KH * s.KW), [&](index_t p, int) {
+    const T* xp = x + p * HW;
+    T* yp = y + p * L;
+    for (index_t oh = 0; oh < s.Ho; ++oh) {
+      for (index_t ow = 0; ow < s.Wo; ++ow) {
+        const Window w = avg_window(s, oh, ow, cip, over);
+        double acc = 0;
+        for (index_t ih = w.h0; ih < w.h1; ++ih)
+          for (index_t iw = w.w0; iw < w.w1; ++iw) acc += xp[ih * s.W + iw];
+        yp[oh * s.Wo + ow] = static_cast<T>(acc / w.div);
+      }
+    }
+  });
+}
+
+template <class T>
+void avg_pool2d_backward(const T* dy, T* dx, const PoolShape& s, bool cip, index_t over) {
+  const index_t HW = s.H * s.W, L = s.Ho * s.Wo;
+  par_for(s.P, max_threads(s.P * (L * s.KH * s.KW + HW)), [&](index_t p, int) {
+    T* dp = dx + p * HW;
+    std::fill(dp, dp + HW, T(0));
+    const T* gp = dy + p * L;
+    for (index_t oh = 0; oh < s.Ho; ++oh) {
+      for (index_t ow = 0; ow < s.Wo; ++ow) {
+        const Window w = avg_window(s, oh, ow, cip, over);
+        const T g = static_cast<T>(gp[oh * s.Wo + ow] / w.div);
+        for (index_t ih = w.h0; ih < w.h1; ++ih)
+          for (index_t iw = w.w0; iw < w.w1; ++iw) dp[ih * s.W + iw] += g;
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------ batch norm
+
+template <class T>
+void batch_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* var, index_t N, index_t C,
+                        index_t L, double eps, bool stats) {
+  const index_t cnt = N * L;
+  par_for(C, max_threads(N * C * L), [&](index_t c, int) {
+    if (stats) {
+      double s1 = 0;
+      for (index_t n = 0; n < N; ++n) {
+        const T* r = x + (n * C + c) * L;
+        for (index_t l = 0; l < L; ++l) s1 += r[l];
+      }
+      const double m = cnt ? s1 / double(cnt) : std::nan("");
+      double s2 = 0;
+      for (index_t n = 0; n < N; ++n) {
+        const T* r = x + (n * C + c) * L;
+        for (index_t l = 0; l < L; ++l) {
+          const double d = r[l] - m;
+          s2 += d * d;
+        }
+      }
+      mean[c] = static_cast<T>(m);
+      var[c] = static_cast<T>(cnt ? s2 / double(cnt) : std::nan(""));
+    }
+    const T rstd = static_cast<T>(1.0 / std::sqrt(double(var[c]) + eps));
+    const T scale = weight ? rstd * weight[c] : rstd;
+    const T shift = bias ? bias[c] - mean[c] * scale : -mean[c] * scale;
+    for (index_t n = 0; n < N; ++n) {
+      const T* r = x + (n * C + c) * L;
+      T* o = y + (n * C + c) * L;
+      for (index_t l = 0; l < L; ++l) o[l] = r[l] * scale + shift;
+    }
+  });
+}
+
+template <class T>
+void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* var, T* dx, T* dweight,
+                         T* dbias, index_t N, index_t C, index_t L, double eps, bool training) {
+  const index_t cnt = N * L;
+  par_for(C, max_threads(N * C * L), [&](index_t c, int) {
+    const double rstd = 1.0 / std::sqrt(double(var[c]) + eps), m = mean[c];
+    double sdy = 0, sdyx = 0;
+    for (index_t n = 0; n < N; ++n) {
+      const T* g = dy + (n * C + c) * L;
+      const T* r = x + (n * C + c) * L;
+      for (index_t l = 0; l < L; ++l) {
+        sdy += g[l];
+        sdyx += double(g[l]) * (double(r[l]) - m);
+      }
+    }
+    dbias[c] = static_cast<T>(sdy);
+    if (dweight) dweight[c] = static_cast<T>(sdyx * rstd);
+    const double k = (weight ? double(weight[c]) : 1.0) * rstd;
+    const double a = training && cnt ? sdy / double(cnt) : 0.0;
+    const double bcoef = training && cnt ? sdyx * rstd * rstd / double(cnt) : 0.0;
+    const T kk = static_cast<T>(k), ta = static_cast<T>(a), tb = static_cast<T>(bcoef), mt = static_cast<T>(m);
+    for (index_t n = 0; n < N; ++n) {
+      const T* g = dy + (n * C + c) * L;
+      const T* r = x + (n * C + c) * L;
+      T* o = dx + (n * C + c) * L;
+      if (training) {
+        for (index_t l = 0; l < L; ++l) o[l] = kk * (g[l] - ta - tb * (r[l] - mt));
+      } else {
+        for (index_t l = 0; l < L; ++l) o[l] = kk * g[l];
+      }
+    }
+  });
+}
+
+#define PE_CONV_INSTANTIATE(T)                                                                                   \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const ConvShape&);                          \
+  template void conv2d_backward_input<T>(const T*, const T*, T*, const ConvShape&);                             \
+  template void conv2d_backward_weight<T>(const T*, const T*, T*, const ConvShape&);                            \
+  template void max_pool2d_forward<T>(const T*, T*, std::int64_t*, const PoolShape&);                           \
+  template void max_pool2d_backward<T>(const T*, const std::int64_t*, T*, const PoolShape&);                    \
+  template void avg_pool2d_forward<T>(const T*, T*, const PoolShape&, bool, index_t);                           \
+  template void avg_pool2d_backward<T>(const T*, T*, const PoolShape&, bool, index_t);                          \
+  template void batch_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, index_t, index_t, index_t,       \
+                                      double, bool);                                                            \
+  template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, index_t,   \
+                                       index_t, index_t, double, bool);
+PE_CONV_INSTANTIATE(float)
+PE_CONV_INSTANTIATE(double)
+#undef PE_CONV_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace pe

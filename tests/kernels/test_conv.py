@@ -1,0 +1,181 @@
+"""Compiled conv family (convolution, pooling, batch norm) against its NumPy twins, under every ISA."""
+import numpy as np
+import pytest
+
+from pyengine import _C
+from pyengine.backend import reference as ref
+from pyengine.backend.cpu import conv as cpu
+from pyengine.testing import assert_close
+
+DTYPES = (np.float32, np.float64)
+
+
+def rand(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    before = _C.num_threads()
+    _C.set_num_threads(request.param)
+    yield request.param
+    _C.set_num_threads(before)
+
+
+def _out(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+CONV = [  # N, C, H, W, O, KH, KW, stride, padding, dilation, groups
+    (2, 3, 7, 9, 5, 3, 3, (1, 1), (0, 0), (1, 1), 1),
+    (3, 4, 8, 5, 6, 3, 2, (2, 1), (1, 2), (2, 1), 2),
+    (4, 6, 11, 7, 6, 3, 3, (2, 2), (1, 1), (1, 1), 6),     # depthwise
+    (3, 5, 9, 8, 5, 5, 3, (1, 3), (2, 0), (1, 2), 5),      # depthwise, strided and dilated
+    (2, 4, 6, 9, 4, 3, 3, (1, 1), (1, 1), (1, 1), 4),      # depthwise 3x3 stride 1: fused taps, edges apart
+    (2, 3, 7, 10, 3, 2, 5, (1, 1), (0, 2), (1, 2), 3),     # depthwise, 5 dilated taps per row
+    (1, 2, 5, 3, 2, 3, 3, (1, 1), (2, 3), (1, 1), 2),      # depthwise, no column where every tap reads x
+    (5, 4, 5, 6, 8, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # pointwise: x read in place
+    (2, 4, 6, 6, 6, 1, 1, (1, 1), (0, 0), (1, 1), 2),      # grouped pointwise
+    (2, 4, 9, 9, 8, 1, 1, (2, 2), (0, 0), (1, 1), 1),      # strided 1x1 (ResNet's downsample)
+    (1, 64, 20, 100, 3, 3, 3, (1, 1), (1, 1), (1, 1), 1),  # several row tiles per image
+    (3, 2, 1, 13, 3, 1, 4, (1, 2), (0, 1), (1, 1), 1),     # a 1-D convolution as 2-D
+    (1, 2, 3, 3, 2, 3, 3, (4, 4), (2, 2), (1, 1), 1),      # windows mostly in the padding
+]
+
+
+@pytest.mark.parametrize("case", CONV)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_matches_twin(isa, threads, case, dtype):
+    N, C, H, W, O, KH, KW, s, p, d, g = case
+    rng = np.random.default_rng(sum(case[:7]))
+    x, w, b = rand(rng, (N, C, H, W), dtype), rand(rng, (O, C // g, KH, KW), dtype), rand(rng, (O,), dtype)
+    out = (_out(H, KH, s[0], p[0], d[0]), _out(W, KW, s[1], p[1], d[1]))
+    args = (s, p, d, g)
+    for bias in (b, None):
+        assert_close(cpu.conv2d_forward(x, w, bias, *args, out), ref.conv2d_forward(x, w, bias, *args, out),
+                     rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-4 if dtype == np.float32 else 1e-10)
+    dy = rand(rng, (N, O) + out, dtype)
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert_close(cpu.conv2d_backward_input(dy, w, (H, W), *args), ref.conv2d_backward_input(dy, w, (H, W), *args),
+                 **tol)
+    assert_close(cpu.conv2d_backward_weight(dy, x, (KH, KW), *args),
+                 ref.conv2d_backward_weight(dy, x, (KH, KW), *args), **tol)
+
+
+def test_conv2d_uneven_output_size(isa):
+    """The output size is the caller's: 'same' padding of an even kernel reads zeros past the end."""
+    rng = np.random.default_rng(0)
+    x, w = rand(rng, (2, 3, 6, 7), np.float64), rand(rng, (4, 3, 2, 4), np.float64)
+    args = ((1, 1), (0, 1), (1, 1), 1)
+    assert_close(cpu.conv2d_forward(x, w, None, *args, (6, 7)), ref.conv2d_forward(x, w, None, *args, (6, 7)))
+    dy = rand(rng, (2, 4, 6, 7), np.float64)
+    assert_close(cpu.conv2d_backward_input(dy, w, (6, 7), *args), ref.conv2d_backward_input(dy, w, (6, 7), *args))
+    assert_close(cpu.conv2d_backward_weight(dy, x, (2, 4), *args), ref.conv2d_backward_weight(dy, x, (2, 4), *args))
+
+
+def test_conv2d_empty_sizes(isa):
+    for N, C, O in ((0, 2, 3), (2, 2, 0)):
+        x, w = np.ones((N, C, 4, 4), np.float32), np.ones((O, C, 3, 3), np.float32)
+        assert cpu.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1), 1, (2, 2)).shape == (N, O, 2, 2)
+        dy = np.ones((N, O, 2, 2), np.float32)
+        assert_close(cpu.conv2d_backward_weight(dy, x, (3, 3), (1, 1), (0, 0), (1, 1), 1), np.zeros((O, C, 3, 3)))
+        assert_close(cpu.conv2d_backward_input(dy, w, (4, 4), (1, 1), (0, 0), (1, 1), 1), np.zeros((N, C, 4, 4)))
+
+
+def test_conv2d_bindings_check_their_arguments():
+    x, w = np.ones((2, 4, 5, 5), np.float32), np.ones((4, 2, 3, 3), np.float32)
+    y = np.empty((2, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"conv2d_forward: x \(2, 4, 5, 5\), weight \(4, 2, 3, 3\)"):
+        _C.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1), 1, y)
+    with pytest.raises(ValueError, match="conv2d_forward: stride"):
+        _C.conv2d_forward(x, w, None, (0, 1), (0, 0), (1, 1), 2, y)
+    with pytest.raises(TypeError, match="conv2d_forward"):
+        _C.conv2d_forward(x, w.astype(np.float64), None, (1, 1), (0, 0), (1, 1), 2, y)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _C.conv2d_forward(x.transpose(0, 1, 3, 2), w, None, (1, 1), (0, 0), (1, 1), 2, y)
+    with pytest.raises(ValueError, match="reach past int64"):
+        _C.conv2d_forward(x, w, None, (2 ** 62, 1), (0, 0), (1, 1), 2, y)
+    with pytest.raises(ValueError, match="bias has shape"):
+        _C.conv2d_forward(x, w, np.ones(3, np.float32), (1, 1), (0, 0), (1, 1), 2, y)
+    y.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _C.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1), 2, y)
+
+
+POOL = [  # kernel, stride, padding, dilation, out
+    ((2, 2), (2, 2), (0, 0), (1, 1), None), ((3, 3), (2, 2), (1, 1), (1, 1), None),
+    ((3, 2), (2, 1), (1, 0), (1, 2), None), ((3, 3), (3, 3), (1, 1), (2, 2), None),
+    ((3, 3), (2, 2), (1, 1), (1, 1), (5, 4)),  # ceil mode: a last window past the end
+]
+
+
+@pytest.mark.parametrize("case", POOL)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pooling_matches_twin(isa, threads, case, dtype):
+    k, s, p, d, out = case
+    rng = np.random.default_rng(1)
+    x = rand(rng, (2, 3, 9, 8), dtype)
+    x[0, 0, 1, 1] = np.nan
+    x[1, 2] = 0.5  # ties: the first maximum wins
+    out = out or tuple(_out(n, kk, ss, pp, dd) for n, kk, ss, pp, dd in zip((9, 8), k, s, p, d))
+    y, idx = cpu.max_pool2d_forward(x, k, s, p, d, out)
+    ry, ridx = ref.max_pool2d_forward(x, k, s, p, d, out)
+    assert_close(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+    dy = rand(rng, y.shape, dtype)
+    assert_close(cpu.max_pool2d_backward(dy, idx, (9, 8)), ref.max_pool2d_backward(dy, ridx, (9, 8)))
+    for cip in (True, False):
+        for div in (None, 5):
+            assert_close(cpu.avg_pool2d_forward(x, k, s, p, out, cip, div), ref.avg_pool2d_forward(x, k, s, p, out, cip, div))
+            assert_close(cpu.avg_pool2d_backward(dy, (9, 8), k, s, p, cip, div),
+                         ref.avg_pool2d_backward(dy, (9, 8), k, s, p, cip, div))
+
+
+def test_max_pool_backward_skips_foreign_indices():
+    dy = np.ones((1, 1, 2, 2), np.float32)
+    idx = np.array([[[[0, 3], [-1, 99]]]], np.int64)
+    dx = cpu.max_pool2d_backward(dy, idx, (2, 2))
+    np.testing.assert_array_equal(dx, [[[[1, 0], [0, 1]]]])
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 1), (5, 3, 7), (2, 4, 30), (1, 2, 5)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_matches_twin(isa, threads, shape, dtype):
+    rng = np.random.default_rng(2)
+    C = shape[1]
+    x = rand(rng, shape, dtype) * 3 + 1
+    w, b, dy = rand(rng, (C,), dtype), rand(rng, (C,), dtype), rand(rng, shape, dtype)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-11)
+    for weight, bias in ((w, b), (None, None), (w, None)):
+        y, m, v = cpu.batch_norm_forward(x, weight, bias, 1e-5)
+        ry, rm, rv = ref.batch_norm_forward(x, weight, bias, 1e-5)
+        for got, want in ((y, ry), (m, rm), (v, rv)):
+            assert got.dtype == x.dtype
+            assert_close(got, want, **tol)
+        for training in (True, False):
+            got = cpu.batch_norm_backward(dy, x, weight, rm, rv, 1e-5, training)
+            want = ref.batch_norm_backward(dy, x, weight, rm, rv, 1e-5, training)
+            for a, e in zip(got, want):
+                assert (a is None) == (e is None)
+                if a is not None:
+                    assert_close(a, e, **tol)
+        ey, _, _ = cpu.batch_norm_forward(x, weight, bias, 1e-3, rm + 0.5, rv + 1)
+        assert_close(ey, ref.batch_norm_forward(x, weight, bias, 1e-3, rm + 0.5, rv + 1)[0], **tol)
+
+
+def test_batch_norm_bindings_check_their_arguments():
+    x = np.ones((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="batch_norm_forward: weight has shape"):
+        cpu.batch_norm_forward(x, np.ones(2, np.float32), None, 1e-5)
+    with pytest.raises(ValueError, match="batch_norm_forward: eps"):
+        cpu.batch_norm_forward(x, None, None, -1.0)
+    with pytest.raises(TypeError, match="batch_norm_backward"):
+        cpu.batch_norm_backward(x, x, None, np.zeros(3), np.ones(3), 1e-5)
+
+
+def test_workspace_is_bounded():
+    """The column tiles do not grow with the batch: 8 or 64 images of ResNet's first 3x3 layer take the
+    same extra memory, far below one image's im2col per image."""
+    a = cpu.conv2d_workspace_bytes((8, 64, 56, 56), (64, 64, 3, 3), (56, 56), (1, 1), (1, 1), (1, 1), 1, 4)
+    b = cpu.conv2d_workspace_bytes((64, 64, 56, 56), (64, 64, 3, 3), (56, 56), (1, 1), (1, 1), (1, 1), 1, 4)
+    assert a == b <= _C.num_threads() * (2 << 20) + 64 * 9 * 56 * 4 * _C.num_threads()
