@@ -43,13 +43,14 @@ def test_api_matches_pytorch(ours, name):
     _check(ours, name)
 
 
-@pytest.mark.parametrize("name", sorted(KNOWN_GAPS))
-def test_known_gap(ours, name):
-    try:
-        _check(ours, name)
-    except AssertionError:
-        pytest.xfail(KNOWN_GAPS[name])
-    pytest.fail(f"{name!r} works now: delete its entry from tests/census/known_gaps.json")
+if KNOWN_GAPS:  # collected only while some API is still missing (an empty parametrization would be a skip)
+    @pytest.mark.parametrize("name", sorted(KNOWN_GAPS))
+    def test_known_gap(ours, name):
+        try:
+            _check(ours, name)
+        except AssertionError:
+            pytest.xfail(KNOWN_GAPS[name])
+        pytest.fail(f"{name!r} works now: delete its entry from tests/census/known_gaps.json")
 
 
 def _check(ours, name):

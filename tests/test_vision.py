@@ -324,3 +324,18 @@ def test_small_cnn_trains():
     net.eval()
     acc = (net(pe.tensor(X)).argmax(1).numpy() == Y).mean()
     assert acc > 0.9, acc
+
+
+def test_dropout2d_other_ranks_follow_pytorch():
+    """PyTorch 2.x: a 3-D input gets one mask value per (n, c) (dropout1d's behaviour), a 2-D one is masked
+    element-wise, each with a warning; 1-D is an error. A census program (MNIST RNN) passes 2-D input."""
+    pe.manual_seed(0)
+    with pytest.warns(UserWarning, match="3D input"):
+        y = F.dropout2d(pe.ones(6, 7, 50), 0.5).numpy()
+    assert ((y == 0) == (y[..., :1] == 0)).all() and 0.2 < (y == 0).mean() < 0.8
+    assert len(np.unique((y[:, :, 0] == 0))) == 2  # masks differ between (n, c) pairs
+    with pytest.warns(UserWarning, match="deprecated"):
+        y = F.dropout2d(pe.ones(40, 50), 0.5).numpy()
+    assert set(np.unique(y)) == {0.0, 2.0} and not ((y == 0) == (y[:, :1] == 0)).all()
+    with pytest.raises(ValueError, match="dropout2d"):
+        F.dropout2d(pe.ones(6), 0.5)

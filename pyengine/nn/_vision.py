@@ -8,6 +8,8 @@ layer norm over each group: their gradients come from those ops.
 """
 import math
 
+import warnings
+
 import numpy as np
 
 from .._checks import check_alloc, check_kernel_float, int64_arg, real_arg, tensor_op
@@ -524,18 +526,21 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
 # ---------------------------------------------------------------------- channel dropout
 
 
-def _channel_dropout(op, input, p, training, batched_ndim, generator=None):
+def _channel_dropout(op, input, p, training, batched_ndim, generator=None, lead=None):
+    """Dropout of whole channels: the mask has the input's first ``lead`` dims ((N, C) batched, (C,) unbatched)
+    and is broadcast over the rest."""
     p = real_arg(op, "p", p)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p}")
-    if input.ndim not in (batched_ndim - 1, batched_ndim):
+    if lead is None and input.ndim not in (batched_ndim - 1, batched_ndim):
         raise ValueError(f"{op}: expected a {batched_ndim - 1}-D (unbatched) or {batched_ndim}-D (batched) input, "
                          f"got {_shape(input)}")
     if input._data.dtype.kind != "f":
         raise TypeError(f"{op}: expected a floating point input, got {input.dtype}")
     if not training or p == 0.0:
         return input
-    lead = input.ndim - (batched_ndim - 2)  # (N, C) or (C,)
+    if lead is None:
+        lead = input.ndim - (batched_ndim - 2)  # (N, C) or (C,)
     mshape = tuple(input.shape[:lead]) + (1,) * (input.ndim - lead)
     dt = input._data.dtype
     if p == 1.0:
@@ -547,9 +552,25 @@ def _channel_dropout(op, input, p, training, batched_ndim, generator=None):
 
 @tensor_op("input")
 def dropout2d(input, p=0.5, training=True, inplace=False):
-    """Zero whole channels of (N, C, H, W) or (C, H, W) input with probability p, scaling the rest by
-    1 / (1 - p) (training only)."""
-    return _channel_dropout("dropout2d", input, p, training, 4)
+    """Zero whole channels of (N, C, H, W) input with probability p, scaling the rest by 1 / (1 - p)
+    (training only). Other ranks as PyTorch 2.x (below)."""
+    # PyTorch 2.x reads every input but 4-D as (N, C, *) too: a 3-D input gets dropout1d's behaviour (one mask
+    # value per (n, c)) and a 2-D one element-wise masks, each with a warning; below 2-D it is an error.
+    if input.ndim < 2:
+        raise ValueError(f"dropout2d: feature dropout requires at least 2 dimensions in the input, got {_shape(input)}")
+    if input.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim. "
+                      "This behavior will change in a future release to interpret the input as one without a batch "
+                      "dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise dropout behavior, please "
+                      "switch to using dropout1d instead.", stacklevel=3)
+    elif input.ndim != 4:
+        warnings.warn(f"dropout2d: Received a {input.ndim}-D input to dropout2d, which is deprecated and will "
+                      "result in an error in a future release. To retain the behavior and silence this warning, "
+                      "please use dropout instead. Note that dropout2d exists to provide channel-wise dropout on "
+                      "inputs with 2 spatial dimensions, a channel dimension, and an optional batch dimension "
+                      "(i.e. 3D or 4D inputs).", stacklevel=3)
+    return _channel_dropout("dropout2d", input, p, training, 4, lead=2)
 
 
 @tensor_op("input")
