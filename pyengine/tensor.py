@@ -474,8 +474,9 @@ class Tensor:
             o = scalar_arg(op, "other", other)
         if alpha != 1:
             o = o * scalar_arg(op, "alpha", alpha)
-        ops.inplace._check_write(self._data, np.broadcast_to(o, np.broadcast_shapes(np.shape(o), self._data.shape))
-                                 if np.shape(o) != self._data.shape else o, op)
+        v = np.asarray(o)  # a Python number too (0-d: x[i] += 1)
+        ops.inplace._check_write(self._data, np.broadcast_to(v, np.broadcast_shapes(v.shape, self._data.shape))
+                                 if v.shape != self._data.shape else v, op)
         ufunc(self._data, o, out=self._data, casting="same_kind")
         ops.inplace.bump(self)
         return self

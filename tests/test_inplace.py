@@ -299,3 +299,17 @@ def test_pow_output_may_be_written_when_the_exponent_needs_no_grad():
     y.add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_augmented_assignment_into_one_element():
+    """``vec[i] += 1`` (a bag-of-words vector) on a 0-d view, with a Python number, as PyTorch."""
+    for m in (pe, torch):
+        vec = m.zeros(4)
+        vec[2] += 1
+        vec[2] += 1.5
+        assert vec.tolist() == [0.0, 0.0, 2.5, 0.0]
+        c = m.zeros(3, dtype=m.long)
+        c[1] += 2
+        assert c.tolist() == [0, 2, 0]
+        with pytest.raises(RuntimeError):
+            c[0] += 0.5  # a float can't be written into an integer tensor
