@@ -23,17 +23,6 @@ py::sequence as_list(const py::object& obj, const char* op, const char* name) {
   return py::reinterpret_borrow<py::sequence>(obj);
 }
 
-// The dtypes the kernels take, compared by identity as binding_utils.h does (NumPy's builtin descriptors
-// are singletons; anything else, e.g. a byte-swapped float32, is refused rather than misread).
-PyObject* dtype_f32() {
-  static PyObject* d = py::dtype::of<float>().release().ptr();  // kept for the life of the process
-  return d;
-}
-PyObject* dtype_f64() {
-  static PyObject* d = py::dtype::of<double>().release().ptr();
-  return d;
-}
-
 // One list argument of an update: its arrays, its name in messages, and the OptimTensor field it fills.
 enum Slot { kP = 0, kG = 1, kM = 2, kV = 3, kW = 4 };
 struct List {
@@ -69,8 +58,11 @@ std::vector<OptimTensor> collect(const char* op, const std::vector<List>& lists,
       throw py::type_error(
           msg(0, "must be a numpy array, got " + py::str(py::type::of(item)).cast<std::string>()));
     py::array p = py::reinterpret_borrow<py::array>(item);
-    PyObject* dt = p.dtype().ptr();
-    if (dt != dtype_f32() && dt != dtype_f64())
+    // dtypes compared by value (dtype_eq): an array made by another kernel or unpickled carries its own,
+    // equal, dtype object
+    const py::dtype dt = p.dtype();
+    const bool f32 = dtype_eq(dt, py::dtype::of<float>());
+    if (!f32 && !dtype_eq(dt, py::dtype::of<double>()))
       throw py::type_error(msg(0, "must be float32 or float64, got " + dtype_str(p)));
     if (!(p.flags() & py::array::c_style))
       throw py::value_error(msg(0, "must be C-contiguous (shape " + shape_str(p) + ")"));
@@ -82,7 +74,7 @@ std::vector<OptimTensor> collect(const char* op, const std::vector<List>& lists,
         throw py::type_error(
             msg(l, "must be a numpy array, got " + py::str(py::type::of(obj)).cast<std::string>()));
       py::array a = py::reinterpret_borrow<py::array>(obj);
-      if (a.dtype().ptr() != dt)
+      if (!dtype_eq(a.dtype(), dt))
         throw py::type_error(msg(l, "(" + dtype_str(a) + ") and " + item_name(lists[0].name, i) + " (" +
                                         dtype_str(p) + ") must have the same dtype"));
       bool same = a.ndim() == p.ndim();
@@ -106,7 +98,7 @@ std::vector<OptimTensor> collect(const char* op, const std::vector<List>& lists,
       keep.push_back(std::move(a));
     }
     out[i] = {ptr[kP], ptr[kG], ptr[kM], ptr[kV], ptr[kW], static_cast<index_t>(p.size()),
-              dt == dtype_f32() ? 'f' : 'd'};
+              f32 ? 'f' : 'd'};
     keep.push_back(std::move(p));
   }
   return out;

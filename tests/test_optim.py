@@ -1072,3 +1072,17 @@ def test_warmup_cosine_lr_errors():
     with pytest.raises(ValueError, match=r"WarmupCosineLR: min_lr_ratio must be in \[0, 1\]"):
         lr_scheduler.WarmupCosineLR(opt, 1, 10, min_lr_ratio=1.5)
     assert lr_scheduler.WarmupCosineLR.lr_at(3, 0.2, 4, 10) == 0.2
+
+
+def test_update_kernels_compare_dtypes_by_value():
+    """A gradient whose float32 dtype is an equal but distinct descriptor (made by another kernel, or
+    unpickled) is accepted (a DCGAN's ConvTranspose2d gradients were refused once); byte-swapped is not."""
+    import numpy as np
+    w = pe.nn.Parameter(pe.randn(3, 4))
+    opt = pe.optim.Adam([w], lr=0.1)
+    g = np.ones((3, 4), np.float32)
+    w.grad = pe.from_numpy(g.view(np.dtype(np.float32).newbyteorder("=")))
+    assert w.grad._data.dtype is not np.dtype(np.float32)
+    before = w.detach().numpy().copy()
+    opt.step()
+    np.testing.assert_allclose(w.detach().numpy(), before - 0.1, rtol=1e-5)
