@@ -273,7 +273,7 @@ class Function:
                         v = t._version
                         if v is None:
                             v = t._version = [0]
-                        rec.append((v, v[0], t.grad_fn, t._out_index, t._data.shape))
+                        rec.append((v, v[0], _THIS_NODE, t._out_index, t._data.shape))
                 else:
                     t = args[i]
                     if isinstance(t, Tensor):
@@ -423,22 +423,29 @@ def _record_versions(args, outs, saves):
     picked = []
     for i in (range(len(args)) if saves is None else saves):
         if i == "out":
-            picked.extend(outs)
+            picked.extend((t, _THIS_NODE) for t in outs)
         elif isinstance(args[i], Tensor):
-            picked.append(args[i])
+            picked.append((args[i], args[i].grad_fn))
     if saves is None:
-        picked.extend(outs)
+        picked.extend((t, _THIS_NODE) for t in outs)
     rec = []
-    for t in picked:
+    for t, producer in picked:
         v = inplace.version_of(t)
-        rec.append((v, v[0], t.grad_fn, t._out_index, t._data.shape))
+        rec.append((v, v[0], producer, t._out_index, t._data.shape))
     return rec
+
+
+# An output's record names its producer, the recording node itself, by this marker: holding the node there
+# would make node -> versions -> node a reference cycle, and every op's arrays would wait for the garbage
+# collector instead of being freed when the graph is dropped.
+_THIS_NODE = "this node"
 
 
 def _check_versions(node):
     for counter, expected, producer, index, shape in node.versions:
         if counter[0] != expected:
-            made = f"output {index} of {producer.name}" if producer is not None else "a leaf"
+            made = ("a leaf" if producer is None else
+                    f"output {index} of {(node if producer is _THIS_NODE else producer).name}")
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an inplace "
                 f"operation: [tensor of shape {list(shape)}], which is {made}, is at version {counter[0]}; "

@@ -370,3 +370,42 @@ def test_any_import_order_works(first):
             "(x @ x.T + x.sum()).sum().backward()\nassert x.grad.shape == (2, 3)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_graphs_leave_no_reference_cycles():
+    """Dropping a graph frees its arrays at once: no node may reach itself (a cycle would hold every saved
+    array until the garbage collector runs; an op's version record once held its own node)."""
+    import gc
+    import pyengine.nn.functional as F
+    rng = np.random.default_rng(0)
+
+    def r(*s):
+        return pe.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
+
+    lin = pe.nn.Linear(4, 5)
+    cases = [
+        lambda: ((r(3, 4).exp() * r(4) + 1).tanh().sum(1).mean()),
+        lambda: (r(2, 3, 4) @ r(4, 5)).relu().sum(),
+        lambda: r(4, 6).view(2, 12).t()[1:3].sum(),
+        lambda: F.cross_entropy(r(5, 7), pe.tensor([1, 2, 3, 4, 0])),
+        lambda: F.layer_norm(lin(r(3, 4)), (5,)).sum(),
+        lambda: (r(3, 3) * 1).add_(r(3, 3), alpha=2).pow_(2).sum(),
+        lambda: r(4, 4).masked_fill(pe.tensor(np.eye(4, dtype=bool)), 0).softmax(-1).sum(),
+        lambda: F.scaled_dot_product_attention(r(2, 3, 4), r(2, 5, 4), r(2, 5, 4)).sum(),
+        lambda: (r(3).pow(2) + r(3).abs() ** r(3)).sum(),
+    ]
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        for i, f in enumerate(cases):
+            gc.collect()
+            y = f()
+            y.backward()
+            del y
+            assert gc.collect() == 0, f"case {i}: a graph left reference cycles"
+            y = f()  # a graph never run backward
+            del y
+            assert gc.collect() == 0, f"case {i}: an unused graph left reference cycles"
+    finally:
+        if was:
+            gc.enable()
