@@ -184,6 +184,26 @@ void copy_into(T* dst, const T* src, int ndim, const index_t* shape, const index
     *dst = *src;
     return;
   }
+  // A broadcast scalar (every source stride 0, as the gradient of a sum) into a contiguous destination: one
+  // threaded fill instead of rows of element copies.
+  bool scalar = true, contiguous = true;
+  index_t total = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    scalar = scalar && (ss[d] == 0 || shape[d] == 1);
+    contiguous = contiguous && (ds[d] == total || shape[d] == 1);
+    total *= shape[d];
+  }
+  if (scalar && contiguous) {
+    if (total <= 0) return;
+    const T value = *src;
+    const index_t block = index_t(64) << 10;
+    const index_t blocks = (total + block - 1) / block;
+    const int nt = static_cast<int>(std::min<index_t>(threads_for(total, index_t(1) << 17), blocks));
+    parallel_for(blocks, nt, 1, [&](index_t b) {
+      std::fill(dst + b * block, dst + std::min(total, (b + 1) * block), value);
+    });
+    return;
+  }
   const int outer = ndim - 1;
   const index_t n = shape[outer], dn = ds[outer], sn = ss[outer];
   index_t rows = 1;
@@ -209,6 +229,8 @@ void copy_into(T* dst, const T* src, int ndim, const index_t* shape, const index
         if (n >= 8) std::memcpy(out, in, static_cast<size_t>(n) * sizeof(T));
         else
           for (index_t j = 0; j < n; ++j) out[j] = in[j];
+      } else if (dn == 1 && sn == 0) {
+        std::fill(out, out + n, *in);  // a row broadcast along the last dim
       } else {
         for (index_t j = 0; j < n; ++j) out[j * dn] = in[j * sn];
       }

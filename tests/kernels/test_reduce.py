@@ -184,8 +184,11 @@ def test_copy_into_any_layout(shape, data, dtype, threads, seed):
     perm = data.draw(st.permutations(range(nd)))
     base = np.asarray((rng.standard_normal([shape[p] for p in perm]) * 50).astype(dtype))
     src = base.transpose(np.argsort(perm))                          # any permutation of a dense array
-    if nd and data.draw(st.booleans()):
+    kind = data.draw(st.sampled_from(["dense", "last dim broadcast", "scalar broadcast"]))
+    if nd and kind == "last dim broadcast":
         src = np.broadcast_to(src[..., :1], shape)                  # a broadcast (stride 0) last dim
+    elif kind == "scalar broadcast":                                 # every stride 0: a sum's gradient
+        src = np.broadcast_to(np.asarray(rng.standard_normal(), dtype), shape)
     wide = np.zeros(tuple(n + 2 for n in shape), dtype)
     dst = data.draw(st.sampled_from(["c", "slice", "transposed"]))
     inner = tuple(slice(1, n + 1) for n in shape) + (Ellipsis,)  # a view also of a 0-d array
