@@ -647,7 +647,45 @@ class Embedding(Layer):
 # ---------------------------------------------------------------------- LSTM
 
 
-class LSTM(Layer):
+
+class _RecurrentLayer(Layer):
+    """What Keras's recurrent layers share: one or two directions, how a bidirectional wrapper merges them,
+    and the mask they pass on."""
+
+    _bidirectional = False
+    _merge_mode = "concat"
+
+    def _directions(self):
+        return ["_l0", "_l0_reverse"] if self._bidirectional else ["_l0"]
+
+    @property
+    def weights(self):
+        return list(self._own_weights)
+
+    def _merge(self, forward, backward):
+        if self._merge_mode == "concat":
+            return pe.cat([forward, backward], dim=-1)
+        if self._merge_mode == "sum":
+            return forward + backward
+        if self._merge_mode == "ave":
+            return (forward + backward) * 0.5
+        return forward * backward  # "mul"
+
+    def _combine(self, results):
+        """The layer's output from each direction's (sequence, last state)."""
+        if not self._bidirectional:
+            seq, last = results[0]
+        else:
+            (seq_f, last_f), (seq_b, last_b) = results
+            seq = self._merge(seq_f, seq_b) if self.return_sequences else None
+            last = self._merge(last_f, last_b)
+        return seq if self.return_sequences else last
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+
+class LSTM(_RecurrentLayer):
     """Long short-term memory over a batch of sequences (Hochreiter & Schmidhuber 1997), batch first.
 
     inputs: (batch, timesteps, features) -> the last hidden state (batch, units), or every step's
@@ -697,12 +735,6 @@ class LSTM(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
     # set by Bidirectional before the build: one nn.LSTM runs both directions, outputs merged by _merge_mode
-    _bidirectional = False
-    _merge_mode = "concat"
-
-    def _directions(self):
-        return ["_l0", "_l0_reverse"] if self._bidirectional else ["_l0"]
-
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(f"LSTM '{self.name}': expected inputs of shape (batch, timesteps, features) with "
@@ -731,19 +763,6 @@ class LSTM(Layer):
         if not self._trainable:
             for p in self._own_weights:
                 p.requires_grad_(False)
-
-    @property
-    def weights(self):
-        return list(self._own_weights)
-
-    def _merge(self, forward, backward):
-        if self._merge_mode == "concat":
-            return pe.cat([forward, backward], dim=-1)
-        if self._merge_mode == "sum":
-            return forward + backward
-        if self._merge_mode == "ave":
-            return (forward + backward) * 0.5
-        return forward * backward  # "mul"
 
     def call(self, inputs, training=False, mask=None):
         x = inputs
@@ -786,16 +805,7 @@ class LSTM(Layer):
             names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.use_bias else [])
             w = [getattr(self.cell, n + sfx) for n in names] + ([] if self.use_bias else [None, None])
             results.append(_lstm_over_spans(x, mask, first, lengths, w, reverse, self.return_sequences))
-        if not self._bidirectional:
-            seq, last = results[0]
-        else:
-            (seq_f, last_f), (seq_b, last_b) = results
-            seq = self._merge(seq_f, seq_b) if self.return_sequences else None
-            last = self._merge(last_f, last_b)
-        return seq if self.return_sequences else last
-
-    def compute_mask(self, inputs, mask=None):
-        return mask if self.return_sequences else None
+        return self._combine(results)
 
     def compute_output_shape(self, input_shape):
         B, T = input_shape[0], input_shape[1]
@@ -936,7 +946,7 @@ class Bidirectional(Layer):
 # ---------------------------------------------------------------------- GRU, SimpleRNN
 
 
-class _Recurrent(Layer):
+class _Recurrent(_RecurrentLayer):
     """What GRU and SimpleRNN share: a pyengine ``nn.GRU`` / ``nn.RNN`` (one fused Function per direction) in
     PyTorch's layout, with Keras's arguments, initialisers, gate order and weight layout at the edges.
 
@@ -945,8 +955,6 @@ class _Recurrent(Layer):
     """
 
     _gates = 1
-    _bidirectional = False   # set by Bidirectional before the build
-    _merge_mode = "concat"
 
     def __init__(self, units, kernel_initializer, recurrent_initializer, bias_initializer, use_bias,
                  kernel_regularizer, recurrent_regularizer, bias_regularizer, activity_regularizer,
@@ -973,9 +981,6 @@ class _Recurrent(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
-
-    def _directions(self):
-        return ["_l0", "_l0_reverse"] if self._bidirectional else ["_l0"]
 
     def _torch_params(self, sfx):
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.use_bias else [])
@@ -1006,13 +1011,6 @@ class _Recurrent(Layer):
 
     def _trainable_torch_params(self, params):
         return params
-
-    @property
-    def weights(self):
-        return list(self._own_weights)
-
-    def _merge(self, forward, backward):
-        return LSTM._merge(self, forward, backward)
 
     def call(self, inputs, training=False, mask=None):
         x = inputs
@@ -1052,16 +1050,7 @@ class _Recurrent(Layer):
             w = self._torch_params(sfx) + ([] if self.use_bias else [None, None])
             run = functools.partial(self._apply, weights=w)
             results.append(_rnn_over_spans(x, mask, first, lengths, run, self.units, reverse, self.return_sequences))
-        if not self._bidirectional:
-            seq, last = results[0]
-        else:
-            (seq_f, last_f), (seq_b, last_b) = results
-            seq = self._merge(seq_f, seq_b) if self.return_sequences else None
-            last = self._merge(last_f, last_b)
-        return seq if self.return_sequences else last
-
-    def compute_mask(self, inputs, mask=None):
-        return mask if self.return_sequences else None
+        return self._combine(results)
 
     def compute_output_shape(self, input_shape):
         B, T = input_shape[0], input_shape[1]
