@@ -1,13 +1,10 @@
 """Linear, NonDynamicallyQuantizableLinear and Identity."""
-import math
-
 import numpy as np
 
 from ..._checks import size_arg
 from .. import functional as F
-from .. import init
 from ..parameter import Parameter
-from ._utils import check_params, float_dtype
+from ._utils import check_params, default_init_, float_dtype
 from .module import Module
 
 __all__ = ["Identity", "Linear", "NonDynamicallyQuantizableLinear"]
@@ -51,11 +48,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        default_init_(self.weight, self.bias)
 
     def forward(self, input):
         return F.linear(input, self.weight, self.bias)
