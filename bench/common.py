@@ -30,15 +30,47 @@ except ImportError:  # pragma: no cover
     threadpool_limits = None
 
 
-def cpu_model():
+def _cpuinfo(path="/proc/cpuinfo"):
+    """The first processor's fields from /proc/cpuinfo (Linux); {} elsewhere."""
+    info = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # end of the first processor's block
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return info
+
+
+# Intel server parts by (family, model), for the machine line: the model name string of a VM often says
+# only "Intel(R) Xeon(R) Processor". Source: Intel's CPUID model numbers (SDM vol. 4, table 2-1).
+_INTEL_CODENAMES = {(6, 85): "Skylake-SP/Cascade Lake", (6, 106): "Ice Lake-SP", (6, 143): "Sapphire Rapids",
+                    (6, 207): "Emerald Rapids", (6, 173): "Granite Rapids", (6, 175): "Sierra Forest"}
+# The ISA extensions that decide which kernels can run (the kernels dispatch on them at run time).
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
+              "amx_int8")
+
+
+def cpu_model(info=None):
+    """The CPU's name, with family/model and Intel's code name where known."""
+    info = _cpuinfo() if info is None else info
+    name = info.get("model name") or platform.processor() or platform.machine()
+    try:
+        key = (int(info.get("cpu family", "")), int(info.get("model", "")))
+    except ValueError:
+        return name
+    codename = _INTEL_CODENAMES.get(key) if "Intel" in info.get("vendor_id", "") + name else None
+    return f"{name} (family {key[0]} model {key[1]}{', ' + codename if codename else ''})"
+
+
+def cpu_isa_flags(info=None):
+    """Which of _ISA_FLAGS the CPU and OS report (Linux lists AMX only when the kernel enables its state)."""
+    info = _cpuinfo() if info is None else info
+    flags = set(info.get("flags", "").split())
+    return [f for f in _ISA_FLAGS if f in flags]
 
 
 class Threads:
@@ -99,11 +131,13 @@ class Machine:
         from pyengine import _C
         self.cpu = cpu_model()
         self.isa = _C.isa()
+        self.isa_flags = cpu_isa_flags()
         self.peak_gflops = {t: _C.probe_peak_gflops(t) for t in (1, 2)}
         self.bandwidth_gbs = {t: _C.probe_bandwidth_gbs(t) for t in (1, 2)}
 
     def describe(self):
-        return (f"{self.cpu}, {os.cpu_count()} logical CPUs, SIMD {self.isa}; measured peak "
+        return (f"{self.cpu}, {os.cpu_count()} logical CPUs; kernels use SIMD {self.isa}; CPU reports "
+                f"{' '.join(self.isa_flags) or 'none of ' + '/'.join(_ISA_FLAGS)}; measured peak "
                 f"{self.peak_gflops[1]:.0f} GFLOP/s (1 thread) / {self.peak_gflops[2]:.0f} (2 threads) float32 FMA; "
                 f"memory {self.bandwidth_gbs[1]:.1f} GB/s (1 thread) / {self.bandwidth_gbs[2]:.1f} (2) STREAM triad; "
                 f"OpenMP wait policy {self.omp_policy()}")
