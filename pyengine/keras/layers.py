@@ -681,6 +681,49 @@ class _RecurrentLayer(Layer):
             last = self._merge(last_f, last_b)
         return seq if self.return_sequences else last
 
+    def call(self, inputs, training=False, mask=None):
+        x = inputs
+        if x.ndim != 3:
+            raise ValueError(f"{type(self).__name__} '{self.name}': expected inputs of shape (batch, timesteps, "
+                             f"features), got {tuple(x.shape)}")
+        if training and self.dropout:
+            B, _, I = x.shape
+            keep = _rng().random((B, 1, I)) >= self.dropout
+            x = x * pe.from_numpy((keep / (1.0 - self.dropout)).astype(np.float32))
+        if mask is not None:
+            m = np.asarray(mask._data if isinstance(mask, Tensor) else mask, dtype=bool)
+            if not m.all():
+                return self._call_masked(x, m)
+        if self.go_backwards:
+            x = pe.flip(x, [1])
+        out, state = self.cell(x)
+        h, extra = self._hidden_and_extra(state)
+        if self._bidirectional:
+            H = self.units
+            last = self._merge(h[0], h[1])
+            if self.return_sequences and self._merge_mode != "concat":
+                out = self._merge(out[:, :, :H], out[:, :, H:])
+            return out if self.return_sequences else last
+        last = h[0]
+        result = out if self.return_sequences else last
+        return [result, last, *extra] if self.return_state else result
+
+    def _call_masked(self, x, mask):
+        """Each sequence over its unmasked steps only (one block per row, as padding at its start or end makes):
+        the final state is the state after the last real step, and masked steps output zeros (Keras carries the
+        previous output there, which for padding at the start is zero too)."""
+        if self.go_backwards or self.return_state:
+            raise NotImplementedError(f"{type(self).__name__} '{self.name}': a mask together with go_backwards or "
+                                      "return_state is not supported")
+        first, lengths = _padding_spans(mask, self.name)
+        return self._combine([self._over_spans(x, mask, first, lengths, sfx, reverse)
+                              for sfx, reverse in zip(self._directions(), (False, True))])
+
+    @staticmethod
+    def _hidden_and_extra(state):
+        """The cell's final state as (h, the further states return_state lists): GRU/SimpleRNN carry h alone."""
+        return state, []
+
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
 
@@ -764,48 +807,15 @@ class LSTM(_RecurrentLayer):
             for p in self._own_weights:
                 p.requires_grad_(False)
 
-    def call(self, inputs, training=False, mask=None):
-        x = inputs
-        if x.ndim != 3:
-            raise ValueError(f"LSTM '{self.name}': expected inputs of shape (batch, timesteps, features), got "
-                             f"{tuple(x.shape)}")
-        if training and self.dropout:
-            B, _, I = x.shape
-            keep = _rng().random((B, 1, I)) >= self.dropout
-            x = x * pe.from_numpy((keep / (1.0 - self.dropout)).astype(np.float32))
-        if mask is not None:
-            m = np.asarray(mask._data if isinstance(mask, Tensor) else mask, dtype=bool)
-            if not m.all():
-                return self._call_masked(x, m)
-        if self.go_backwards:
-            x = pe.flip(x, [1])
-        out, (h, c) = self.cell(x)
-        if self._bidirectional:
-            H = self.units
-            last = self._merge(h[0], h[1])
-            if self.return_sequences and self._merge_mode != "concat":
-                out = self._merge(out[:, :, :H], out[:, :, H:])
-            return out if self.return_sequences else last
-        last = h[0]
-        result = out if self.return_sequences else last
-        if self.return_state:
-            return [result, last, c[0]]
-        return result
+    @staticmethod
+    def _hidden_and_extra(state):
+        h, c = state  # LSTM carries (h, c); return_state lists h then c, as Keras does
+        return h, [c[0]]
 
-    def _call_masked(self, x, mask):
-        """Each sequence over its unmasked steps only (one block per row, as padding makes): the final state is
-        the state after the last real step, and masked steps output zeros (Keras carries the previous output
-        there, which for padding at the start is zero too)."""
-        if self.go_backwards or self.return_state:
-            raise NotImplementedError(f"LSTM '{self.name}': a mask together with go_backwards or return_state is "
-                                      "not supported")
-        first, lengths = _padding_spans(mask, self.name)
-        results = []
-        for sfx, reverse in zip(self._directions(), (False, True)):
-            names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.use_bias else [])
-            w = [getattr(self.cell, n + sfx) for n in names] + ([] if self.use_bias else [None, None])
-            results.append(_lstm_over_spans(x, mask, first, lengths, w, reverse, self.return_sequences))
-        return self._combine(results)
+    def _over_spans(self, x, mask, first, lengths, sfx, reverse):
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.use_bias else [])
+        w = [getattr(self.cell, n + sfx) for n in names] + ([] if self.use_bias else [None, None])
+        return _lstm_over_spans(x, mask, first, lengths, w, reverse, self.return_sequences)
 
     def compute_output_shape(self, input_shape):
         B, T = input_shape[0], input_shape[1]
@@ -1012,45 +1022,10 @@ class _Recurrent(_RecurrentLayer):
     def _trainable_torch_params(self, params):
         return params
 
-    def call(self, inputs, training=False, mask=None):
-        x = inputs
-        kind = type(self).__name__
-        if x.ndim != 3:
-            raise ValueError(f"{kind} '{self.name}': expected inputs of shape (batch, timesteps, features), got "
-                             f"{tuple(x.shape)}")
-        if training and self.dropout:
-            B, _, I = x.shape
-            keep = _rng().random((B, 1, I)) >= self.dropout
-            x = x * pe.from_numpy((keep / (1.0 - self.dropout)).astype(np.float32))
-        if mask is not None:
-            m = np.asarray(mask._data if isinstance(mask, Tensor) else mask, dtype=bool)
-            if not m.all():
-                return self._call_masked(x, m)
-        if self.go_backwards:
-            x = pe.flip(x, [1])
-        out, h = self.cell(x)
-        if self._bidirectional:
-            H = self.units
-            last = self._merge(h[0], h[1])
-            if self.return_sequences and self._merge_mode != "concat":
-                out = self._merge(out[:, :, :H], out[:, :, H:])
-            return out if self.return_sequences else last
-        last = h[0]
-        result = out if self.return_sequences else last
-        return [result, last] if self.return_state else result
-
-    def _call_masked(self, x, mask):
-        """Each sequence over its unmasked steps only (padding at its start or end), as LSTM."""
-        if self.go_backwards or self.return_state:
-            raise NotImplementedError(f"{type(self).__name__} '{self.name}': a mask together with go_backwards or "
-                                      "return_state is not supported")
-        first, lengths = _padding_spans(mask, self.name)
-        results = []
-        for sfx, reverse in zip(self._directions(), (False, True)):
-            w = self._torch_params(sfx) + ([] if self.use_bias else [None, None])
-            run = functools.partial(self._apply, weights=w)
-            results.append(_rnn_over_spans(x, mask, first, lengths, run, self.units, reverse, self.return_sequences))
-        return self._combine(results)
+    def _over_spans(self, x, mask, first, lengths, sfx, reverse):
+        w = self._torch_params(sfx) + ([] if self.use_bias else [None, None])
+        run = functools.partial(self._apply, weights=w)
+        return _rnn_over_spans(x, mask, first, lengths, run, self.units, reverse, self.return_sequences)
 
     def compute_output_shape(self, input_shape):
         B, T = input_shape[0], input_shape[1]
