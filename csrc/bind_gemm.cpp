@@ -327,6 +327,9 @@ void register_gemm(py::module_& m) {
         },
         py::arg("isa"), py::arg("dtype"), py::arg("mc"), py::arg("kc"), py::arg("nc"),
         "Tuning hook: set the GEMM cache blocks (rounded up to the micro-tile). Not thread-safe.");
+  m.def("set_gemm_shared_b", [](bool enabled) { return set_gemm_shared_b(enabled); }, py::arg("enabled"),
+        "Tuning hook: share one packed B among the threads of a tall GEMM (default True) or pack it per row "
+        "block; returns the previous setting.");
 }
 
 }  // namespace pe

@@ -125,6 +125,8 @@ class Scratch {
 };
 
 static thread_local Scratch tl_pack_a, tl_pack_b;
+// The B shared by the threads of run_shared_b: the calling thread's.
+static thread_local Scratch tl_shared_b;
 
 // ------------------------------------------------------------------ packing
 
@@ -205,6 +207,13 @@ Kernels<T> kernels_generic() {
 // Problems below this many multiply-adds per thread are not worth a fork/join
 // (~2-5 us): 2^20 FMAs is ~10 us on one core at a realistic fraction of peak.
 constexpr index_t kGrainFma = index_t(1) << 20;
+
+// run_shared_b: the most packed B held at once (a slab of columns), and the
+// units it aims at per thread (more units let a thread that runs while the
+// other waits for a core take over its share; fewer re-read B less often).
+constexpr index_t kSharedBBytes = index_t(24) << 20;
+constexpr index_t kUnitsPerThread = 4;
+static std::atomic<bool> g_shared_b{true};  // set_gemm_shared_b
 
 static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -332,6 +341,125 @@ static void run_gemv(const GemmArgs<T>& g, const Kernels<T>& ks) {
   if (out_of_memory) throw std::bad_alloc();
 }
 
+// The A block of one depth pass: rows [i0, i0+mc) x depth [pc, pc+kc) into ap,
+// or, when A is read in place (rows_a), only its last, partial MR strip.
+template <class T, int MR>
+static void pack_a_block(const Kernels<T>& ks, T* ap, const GemmArgs<T>& g, const T* a, bool rows_a, index_t i0,
+                         index_t mc, index_t pc, index_t kc) {
+  if (!rows_a) {
+    pack_a<T, MR>(ks, ap, g, a, i0, mc, pc, kc);
+  } else if (mc % MR) {
+    const index_t ir = mc - mc % MR;
+    ks.a_interleave(ap + ir * kc, a + (i0 + ir) * g.lda + pc, g.lda, static_cast<int>(mc - ir), kc);
+  }
+}
+
+// C[i0:i0+mc, jc:jc+nc] (+)= A block (ap, or A in place) @ packed B block bp
+// (kc x nc as NR-column micro-panels), one micro-kernel call per MR x NR tile.
+// The first depth pass (pc == 0) applies beta and the bias, later ones add.
+template <class T, int MR, int NR>
+static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a, const T* ap, const T* a,
+                         index_t i0, index_t mc, index_t pc, index_t kc, const T* bp, T* c, index_t jc, index_t nc) {
+  const bool first = pc == 0;
+  const T beta = first ? g.beta : T(1);
+  for (index_t ir = 0; ir < mc; ir += MR) {
+    const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
+    T* crow = c + (i0 + ir) * g.ldc;
+    for (index_t jr = 0; jr < nc; jr += NR) {
+      const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
+      const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
+      if (rows_a && m == MR)
+        ks.micro_rows(kc, a + (i0 + ir) * g.lda + pc, g.lda, bp + jr * kc, crow + jc + jr, g.ldc, n, g.alpha, beta,
+                      bias);
+      else
+        ks.micro(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias);
+    }
+  }
+}
+
+// Several threads on few, tall matrices: one packed copy of B shared by all
+// threads instead of one per row block (see "Threads" in the header comment).
+// Per batch, per slab of columns [n0, n1) and group of depth blocks, the
+// threads first pack that part of op(B) together (tasks: one NR micro-panel of
+// one depth block each), then claim units (row block x column range of the
+// slab) one at a time; each unit packs its own A block per depth pass and runs
+// block_kernel on the shared B blocks. Two barriers per slab and group (the
+// ends of the two loops); units are claimed dynamically, so a thread that the
+// OS holds back delays the others by at most one unit.
+template <class T, int MR, int NR>
+static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC, index_t MC, index_t NC,
+                         bool rows_a, int nt) {
+  const index_t M = g.M, N = g.N, K = g.K;
+  const index_t nkb = ceil_div(K, KC);
+  // Slab width: the shared B of all depth blocks of a slab within kSharedBBytes
+  // where possible (then A is packed once per slab); else groups of depth blocks.
+  const index_t per_col = nkb * KC * static_cast<index_t>(sizeof(T));
+  const index_t ns = std::min(std::max(kSharedBBytes / per_col / NC * NC, NC), round_up(N, NR));
+  const index_t kgb =
+      std::max<index_t>(std::min(kSharedBBytes / (KC * ns * static_cast<index_t>(sizeof(T))), nkb), 1);
+  T* bs = static_cast<T*>(tl_shared_b.get(static_cast<size_t>(std::min(kgb * KC, K) * ns) * sizeof(T)));
+  if (!bs) throw std::bad_alloc();
+  const index_t kc_max = std::min(K, KC);
+
+  // Row blocks: at least 4 strips tall (each re-reads the shared B from L3),
+  // at most MC, aiming at kUnitsPerThread units per thread; when that leaves
+  // too few (small M), the slab's columns are cut into ranges too.
+  const index_t target = kUnitsPerThread * nt;
+  index_t mb = std::max(ceil_div(M, MC), std::min(ceil_div(M, 4 * MR), target));
+  const index_t rows = round_up(ceil_div(M, mb), MR);
+  mb = ceil_div(M, rows);
+  std::atomic<bool> out_of_memory{false};
+
+#if defined(PYENGINE_OPENMP)
+#pragma omp parallel num_threads(nt)
+#endif
+  for (index_t bi = 0; bi < g.batch; ++bi) {
+    const T* a = g.a + batch_offset(g, bi, g.stride_a, g.istride_a);
+    const T* b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
+    T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
+    for (index_t n0 = 0; n0 < N; n0 += ns) {
+      const index_t n1 = std::min(N, n0 + ns), w = n1 - n0, npan = ceil_div(w, NR), wpad = npan * NR;
+      index_t nb = mb >= target ? 1 : std::min(npan, ceil_div(target, mb));
+      const index_t cw = round_up(ceil_div(w, nb), NR);
+      nb = ceil_div(w, cw);
+      for (index_t kb0 = 0; kb0 < nkb; kb0 += kgb) {
+        const index_t kb1 = std::min(nkb, kb0 + kgb), pg = kb0 * KC;
+        // Depth block pc of the group sits at bs + (pc - pg) * wpad, its micro-panel j at + j*NR*kc.
+#if defined(PYENGINE_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (index_t t = 0; t < (kb1 - kb0) * npan; ++t) {
+          const index_t pc = (kb0 + t / npan) * KC, kc = std::min(KC, K - pc), j = (t % npan) * NR;
+          const int cols = static_cast<int>(std::min<index_t>(NR, w - j));
+          T* dst = bs + (pc - pg) * wpad + j * kc;
+          if (!g.trans_b) ks.b_copy(dst, b + pc * g.ldb + n0 + j, g.ldb, cols, kc);
+          else ks.b_interleave(dst, b + (n0 + j) * g.ldb + pc, g.ldb, cols, kc);
+        }
+#if defined(PYENGINE_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (index_t u = 0; u < mb * nb; ++u) {
+          T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(rows * kc_max) * sizeof(T)));
+          if (!ap) {
+            out_of_memory = true;
+            continue;
+          }
+          const index_t i0 = (u / nb) * rows, mc = std::min(rows, M - i0);
+          const index_t j0 = n0 + (u % nb) * cw, j1 = std::min(j0 + cw, n1);
+          for (index_t pc = pg; pc < std::min(K, kb1 * KC); pc += KC) {
+            const index_t kc = std::min(KC, K - pc);
+            pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
+            for (index_t jc = j0; jc < j1; jc += NC)
+              block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, bs + (pc - pg) * wpad + (jc - n0) * kc,
+                                      c, jc, std::min(NC, j1 - jc));
+          }
+        }
+      }
+    }
+  }
+  if (out_of_memory) throw std::bad_alloc();
+}
+
 template <class T, int MR, int NR>
 static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& blk) {
   const index_t M = g.M, N = g.N, K = g.K;
@@ -354,6 +482,12 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
   // packing (K = 768: 114 vs 133 GFLOP/s; K = 4096: 93 vs 124).
   const bool rows_a = ks.micro_rows != nullptr && !g.trans_a && N <= kRowsAMaxN &&
                       g.lda * static_cast<index_t>(sizeof(T)) <= 2048;
+  // One matrix (or a few) tall enough to cut by rows among the threads: share
+  // one packed B (run_shared_b) rather than pack it once per row block.
+  if (pl.threads > 1 && K > 0 && g.batch < 2 * pl.threads && M >= 8 * MR && g_shared_b.load()) {
+    run_shared_b<T, MR, NR>(g, ks, KC, MC, NC, rows_a, pl.threads);
+    return;
+  }
   const size_t a_elems = static_cast<size_t>(pl.mc * kc_max);
   const size_t b_elems = static_cast<size_t>(std::min(NC, round_up(pl.ncols, NR)) * kc_max);
   std::atomic<bool> out_of_memory{false};
@@ -376,30 +510,11 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
     // K == 0 still makes one (empty) pass, which applies beta and the bias.
     for (index_t pc = 0; pc < K || pc == 0; pc += KC) {
       const index_t kc = std::min(KC, K - pc);
-      const bool first = pc == 0;
-      const T beta = first ? g.beta : T(1);
-      if (!rows_a) {
-        pack_a<T, MR>(ks, ap, g, a, i0, mc, pc, kc);
-      } else if (mc % MR) {  // full strips read A in place; only the last, partial one is packed
-        const index_t ir = mc - mc % MR;
-        ks.a_interleave(ap + ir * kc, a + (i0 + ir) * g.lda + pc, g.lda, static_cast<int>(mc - ir), kc);
-      }
+      pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
       for (index_t jc = j0; jc < j1; jc += NC) {
         const index_t nc = std::min(NC, j1 - jc);
         pack_b<T, NR>(ks, bp, g, b, jc, nc, pc, kc);
-        for (index_t ir = 0; ir < mc; ir += MR) {
-          const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
-          T* crow = c + (i0 + ir) * g.ldc;
-          for (index_t jr = 0; jr < nc; jr += NR) {
-            const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
-            const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
-            if (rows_a && m == MR)
-              ks.micro_rows(kc, a + (i0 + ir) * g.lda + pc, g.lda, bp + jr * kc, crow + jc + jr, g.ldc, n, g.alpha,
-                            beta, bias);
-            else
-              ks.micro(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias);
-          }
-        }
+        block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, bp, c, jc, nc);
       }
       if (K == 0) break;
     }
@@ -449,5 +564,7 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
   b.kc = std::max<index_t>(kc, 1);
   b.nc = std::max<index_t>(gemm_detail::round_up(std::max<index_t>(nc, 1), b.nr), b.nr);
 }
+
+bool set_gemm_shared_b(bool enabled) { return gemm_detail::g_shared_b.exchange(enabled); }
 
 }  // namespace pe

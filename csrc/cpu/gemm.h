@@ -55,4 +55,9 @@ struct GemmBlocking {
 GemmBlocking gemm_blocking(Isa level, char dtype);  // dtype 'f' or 'd'
 void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc);
 
+// Tuning hook: whether several threads on few tall matrices share one packed B
+// (default) or each row block packs its own (the older plan); returns the old
+// setting. For A/B timings in one process; not for production use.
+bool set_gemm_shared_b(bool enabled);
+
 }  // namespace pe
