@@ -66,7 +66,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <new>
+#include <thread>
 
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
@@ -212,8 +214,8 @@ constexpr index_t kGrainFma = index_t(1) << 20;
 // units it aims at per thread (more units let a thread that runs while the
 // other waits for a core take over its share; fewer re-read B less often).
 constexpr index_t kSharedBBytes = index_t(24) << 20;
-constexpr index_t kUnitsPerThread = 4;
-static std::atomic<bool> g_shared_b{true};  // set_gemm_shared_b
+constexpr int kUnitsPerThread = 4;
+static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
 
 static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -377,18 +379,72 @@ static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a
   }
 }
 
+// How run_shared_b cuts an M x w slab into units: mb row blocks of `rows`
+// (a multiple of MR, at most MC, at least 4 strips where M allows) times nb
+// column ranges of `cols` (a multiple of NR). Every row block reads all of the
+// shared B of the slab again (from L3: K x w values), every column range packs
+// its own copy of the A rows (K x M values, counted twice: a pack reads and
+// writes); of the grids with `target` units (or as many as M and w allow), the
+// one that moves the least. Square 2048 on 2 threads x 4 units: 4 x 2 instead
+// of 8 x 1 (see dev/gemm_notes.md, "Two threads").
+struct UnitGrid {
+  index_t rows, cols, mb, nb;
+};
+static UnitGrid unit_grid(index_t M, index_t w, int MR, int NR, index_t MC, index_t target) {
+  const index_t mb_min = ceil_div(M, MC), npan = ceil_div(w, NR);
+  const index_t mb_max = std::max(mb_min, std::min(ceil_div(M, 4 * MR), target));
+  UnitGrid best{};
+  bool best_short = true;
+  index_t best_cost = 0;
+  for (index_t mb = mb_min; mb <= mb_max; ++mb) {
+    UnitGrid u;
+    u.rows = round_up(ceil_div(M, mb), MR);
+    u.mb = ceil_div(M, u.rows);
+    u.cols = round_up(ceil_div(w, std::min(npan, std::max<index_t>(ceil_div(target, u.mb), 1))), NR);
+    u.nb = ceil_div(w, u.cols);
+    const bool is_short = u.mb * u.nb < target;
+    const index_t cost = u.mb * w + 2 * u.nb * M;
+    if (mb == mb_min || (best_short && !is_short) || (best_short == is_short && cost < best_cost)) {
+      best = u;
+      best_short = is_short;
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
+// The shared B of run_shared_b is packed lazily, one KC x NC block at a time,
+// by the first unit that needs it; one flag per block says unpacked / being
+// packed / ready. A unit that finds a block being packed waits for it (the
+// packer never waits, so this cannot deadlock; the wait is one block's packing,
+// ~0.1 ms, unless the OS holds the packer back).
+enum : int { kBlockEmpty = 0, kBlockPacking = 1, kBlockReady = 2 };
+
+static void wait_block_ready(const std::atomic<int>& flag) {
+  for (int spins = 0; flag.load(std::memory_order_acquire) != kBlockReady; ++spins) {
+    if (spins < 4096) {
+#if PE_X86
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 // Several threads on few, tall matrices: one packed copy of B shared by all
 // threads instead of one per row block (see "Threads" in the header comment).
-// Per batch, per slab of columns [n0, n1) and group of depth blocks, the
-// threads first pack that part of op(B) together (tasks: one NR micro-panel of
-// one depth block each), then claim units (row block x column range of the
-// slab) one at a time; each unit packs its own A block per depth pass and runs
-// block_kernel on the shared B blocks. Two barriers per slab and group (the
-// ends of the two loops); units are claimed dynamically, so a thread that the
-// OS holds back delays the others by at most one unit.
+// Per batch, slab of columns [n0, n1) and group of depth blocks, the units
+// (unit_grid: row block x column range) are claimed one at a time; a unit packs
+// its A block per depth pass and runs block_kernel on the shared B blocks,
+// packing each on first use (wait_block_ready). No barrier when one matrix's B
+// fits in one slab and group (the common case), so a thread that starts late
+// (waking an idle thread took up to ~1 ms on the shared VM) or that the OS
+// holds back only finds fewer units left; else one barrier before the buffer
+// is reused.
 template <class T, int MR, int NR>
 static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC, index_t MC, index_t NC,
-                         bool rows_a, int nt) {
+                         bool rows_a, int nt, int units_per_thread) {
   const index_t M = g.M, N = g.N, K = g.K;
   const index_t nkb = ceil_div(K, KC);
   // Slab width: the shared B of all depth blocks of a slab within kSharedBBytes
@@ -400,14 +456,14 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
   T* bs = static_cast<T*>(tl_shared_b.get(static_cast<size_t>(std::min(kgb * KC, K) * ns) * sizeof(T)));
   if (!bs) throw std::bad_alloc();
   const index_t kc_max = std::min(K, KC);
-
-  // Row blocks: at least 4 strips tall (each re-reads the shared B from L3),
-  // at most MC, aiming at kUnitsPerThread units per thread; when that leaves
-  // too few (small M), the slab's columns are cut into ranges too.
-  const index_t target = kUnitsPerThread * nt;
-  index_t mb = std::max(ceil_div(M, MC), std::min(ceil_div(M, 4 * MR), target));
-  const index_t rows = round_up(ceil_div(M, mb), MR);
-  mb = ceil_div(M, rows);
+  // One flag per (batch, depth block, NC column block of N): slabs are whole NC blocks.
+  const index_t njb = ceil_div(N, NC);
+  const size_t nflags = static_cast<size_t>(g.batch * nkb * njb);
+  std::unique_ptr<std::atomic<int>[]> flags(new (std::nothrow) std::atomic<int>[nflags]);
+  if (!flags) throw std::bad_alloc();
+  for (size_t i = 0; i < nflags; ++i) flags[i].store(kBlockEmpty, std::memory_order_relaxed);
+  const index_t target = static_cast<index_t>(units_per_thread) * nt;
+  const bool one_pass = g.batch == 1 && ns >= N && kgb >= nkb;
   std::atomic<bool> out_of_memory{false};
 
 #if defined(PYENGINE_OPENMP)
@@ -418,41 +474,52 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
     const T* b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
     T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
     for (index_t n0 = 0; n0 < N; n0 += ns) {
-      const index_t n1 = std::min(N, n0 + ns), w = n1 - n0, npan = ceil_div(w, NR), wpad = npan * NR;
-      index_t nb = mb >= target ? 1 : std::min(npan, ceil_div(target, mb));
-      const index_t cw = round_up(ceil_div(w, nb), NR);
-      nb = ceil_div(w, cw);
+      const index_t n1 = std::min(N, n0 + ns), wpad = round_up(n1 - n0, NR);
+      const UnitGrid ug = unit_grid(M, n1 - n0, MR, NR, MC, target);
       for (index_t kb0 = 0; kb0 < nkb; kb0 += kgb) {
-        const index_t kb1 = std::min(nkb, kb0 + kgb), pg = kb0 * KC;
-        // Depth block pc of the group sits at bs + (pc - pg) * wpad, its micro-panel j at + j*NR*kc.
+        const index_t pg = kb0 * KC, pend = std::min(K, (kb0 + kgb) * KC);
+        // Depth block pc of the group sits at bs + (pc - pg) * wpad, its column jc at + (jc - n0) * kc.
+        auto b_block = [&](index_t pc, index_t kc, index_t jc) {
+          const T* blk = bs + (pc - pg) * wpad + (jc - n0) * kc;
+          std::atomic<int>& flag = flags[static_cast<size_t>((bi * nkb + pc / KC) * njb + jc / NC)];
+          int expected = kBlockEmpty;
+          if (flag.load(std::memory_order_acquire) == kBlockReady) return blk;
+          if (flag.compare_exchange_strong(expected, kBlockPacking, std::memory_order_acq_rel)) {
+            pack_b<T, NR>(ks, const_cast<T*>(blk), g, b, jc, std::min(NC, n1 - jc), pc, kc);
+            flag.store(kBlockReady, std::memory_order_release);
+          } else {
+            wait_block_ready(flag);
+          }
+          return blk;
+        };
 #if defined(PYENGINE_OPENMP)
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
 #endif
-        for (index_t t = 0; t < (kb1 - kb0) * npan; ++t) {
-          const index_t pc = (kb0 + t / npan) * KC, kc = std::min(KC, K - pc), j = (t % npan) * NR;
-          const int cols = static_cast<int>(std::min<index_t>(NR, w - j));
-          T* dst = bs + (pc - pg) * wpad + j * kc;
-          if (!g.trans_b) ks.b_copy(dst, b + pc * g.ldb + n0 + j, g.ldb, cols, kc);
-          else ks.b_interleave(dst, b + (n0 + j) * g.ldb + pc, g.ldb, cols, kc);
-        }
-#if defined(PYENGINE_OPENMP)
-#pragma omp for schedule(dynamic, 1)
-#endif
-        for (index_t u = 0; u < mb * nb; ++u) {
-          T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(rows * kc_max) * sizeof(T)));
+        for (index_t u = 0; u < ug.mb * ug.nb; ++u) {
+          T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(ug.rows * kc_max) * sizeof(T)));
           if (!ap) {
             out_of_memory = true;
             continue;
           }
-          const index_t i0 = (u / nb) * rows, mc = std::min(rows, M - i0);
-          const index_t j0 = n0 + (u % nb) * cw, j1 = std::min(j0 + cw, n1);
-          for (index_t pc = pg; pc < std::min(K, kb1 * KC); pc += KC) {
+          const index_t i0 = (u / ug.nb) * ug.rows, mc = std::min(ug.rows, M - i0);
+          const index_t j0 = n0 + (u % ug.nb) * ug.cols, j1 = std::min(j0 + ug.cols, n1);
+          for (index_t pc = pg; pc < pend; pc += KC) {
             const index_t kc = std::min(KC, K - pc);
             pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
-            for (index_t jc = j0; jc < j1; jc += NC)
-              block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, bs + (pc - pg) * wpad + (jc - n0) * kc,
-                                      c, jc, std::min(NC, j1 - jc));
+            // Column ranges are multiples of NR but not of NC: a range starting inside an NC block uses that
+            // block's micro-panels from its start column on.
+            for (index_t jc = j0; jc < j1;) {
+              const index_t jb0 = jc / NC * NC, jnext = std::min(j1, jb0 + NC);
+              const T* blk = b_block(pc, kc, jb0);
+              block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, blk + (jc - jb0) * kc, c, jc, jnext - jc);
+              jc = jnext;
+            }
           }
+        }
+        if (!one_pass) {  // the next slab or group reuses the buffer
+#if defined(PYENGINE_OPENMP)
+#pragma omp barrier
+#endif
         }
       }
     }
@@ -484,8 +551,9 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
                       g.lda * static_cast<index_t>(sizeof(T)) <= 2048;
   // One matrix (or a few) tall enough to cut by rows among the threads: share
   // one packed B (run_shared_b) rather than pack it once per row block.
-  if (pl.threads > 1 && K > 0 && g.batch < 2 * pl.threads && M >= 8 * MR && g_shared_b.load()) {
-    run_shared_b<T, MR, NR>(g, ks, KC, MC, NC, rows_a, pl.threads);
+  const int units_per_thread = g_shared_b.load();
+  if (pl.threads > 1 && K > 0 && g.batch < 2 * pl.threads && M >= 8 * MR && units_per_thread > 0) {
+    run_shared_b<T, MR, NR>(g, ks, KC, MC, NC, rows_a, pl.threads, units_per_thread);
     return;
   }
   const size_t a_elems = static_cast<size_t>(pl.mc * kc_max);
@@ -565,6 +633,6 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
   b.nc = std::max<index_t>(gemm_detail::round_up(std::max<index_t>(nc, 1), b.nr), b.nr);
 }
 
-bool set_gemm_shared_b(bool enabled) { return gemm_detail::g_shared_b.exchange(enabled); }
+int set_gemm_shared_b(int units_per_thread) { return gemm_detail::g_shared_b.exchange(units_per_thread); }
 
 }  // namespace pe

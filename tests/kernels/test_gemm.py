@@ -263,10 +263,14 @@ def test_out_must_match(isa):
             backend.matmul(a, b, beta=1.0, out=np.ones((3, 6, 4)))
 
 
-def _one_and_two_threads(fn, shared_b=True):
-    """fn() on 1 thread, then on 2 threads with the shared packed B on or off (_C.set_gemm_shared_b)."""
+def _one_and_two_threads(fn, units=None):
+    """fn() on 1 thread, then on 2 threads; units: _C.set_gemm_shared_b's units per thread (0: B packed per row
+    block), None: the default."""
     before = _C.num_threads()
-    before_shared = _C.set_gemm_shared_b(shared_b)
+    before_shared = _C.set_gemm_shared_b(4)
+    if units is None:
+        units = before_shared
+    _C.set_gemm_shared_b(units)
     try:
         _C.set_num_threads(1)
         r1 = fn()
@@ -274,7 +278,7 @@ def _one_and_two_threads(fn, shared_b=True):
         r2 = fn()
     finally:
         _C.set_num_threads(before)
-        assert _C.set_gemm_shared_b(before_shared) == shared_b
+        assert _C.set_gemm_shared_b(before_shared) == units
     return r1, r2
 
 
@@ -285,11 +289,11 @@ def _one_and_two_threads(fn, shared_b=True):
     (500, 33, 300, True, False, 3),      # a few matrices, B broadcast over the batch
     (2000, 17, 64, False, False, None),  # many row blocks
 ])
-@pytest.mark.parametrize("shared_b", [True, False])
-def test_shared_b_threads(isa, m, k, n, ta, tb, batch, shared_b):
+@pytest.mark.parametrize("units", [None, 1, 0])
+def test_shared_b_threads(isa, m, k, n, ta, tb, batch, units):
     """Few tall matrices on 2 threads (work above 2 x kGrainFma) share one packed B (run_shared_b): the result
     equals the 1-thread one bitwise, with alpha, beta, an out view inside a NaN-filled buffer and a bias.
-    shared_b=False: the per-row-block packing (the plan used for many matrices) on the same shapes."""
+    units=1: fewer, larger units; units=0: B packed per row block (the plan for many matrices) on the same shapes."""
     for dtype in DTYPES:
         rng = np.random.default_rng(m + k + n)
         a = rand(rng, ((batch,) if batch else ()) + ((k, m) if ta else (m, k)), dtype)
@@ -305,13 +309,13 @@ def test_shared_b_threads(isa, m, k, n, ta, tb, batch, shared_b):
             assert res is out and np.all(np.isnan(buf[..., 0])) and np.all(np.isnan(buf[..., -2:]))
             return res.copy()
 
-        r1, r2 = _one_and_two_threads(run, shared_b)
+        r1, r2 = _one_and_two_threads(run, units)
         np.testing.assert_array_equal(r1, r2)
         check_gemm(r2, a, np.broadcast_to(b, a.shape[:-2] + b.shape), ta, tb, -0.5, 2.0, c0)
         if not ta and not batch:
             w = b if tb else np.ascontiguousarray(b.T)
             bias = rand(rng, (n,), dtype)
-            l1, l2 = _one_and_two_threads(lambda: cpu.linear(a, w, bias), shared_b)
+            l1, l2 = _one_and_two_threads(lambda: cpu.linear(a, w, bias), units)
             np.testing.assert_array_equal(l1, l2)
             assert_close(l2, reference.linear(a.astype(np.float64), w, bias),
                          rtol=10 * np.finfo(dtype).eps * math.sqrt(k), atol=40 * np.finfo(dtype).eps * math.sqrt(k))
