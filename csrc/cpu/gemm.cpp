@@ -54,13 +54,22 @@
 // M == 1 or N == 1 is a matrix-vector product, bound by memory bandwidth: it
 // skips packing and streams the matrix once (run_gemv, gemm_gemv.h).
 //
-// Threads: work units are (batch, row block, column range) triples, each with
-// its own C tile and thread-private packing buffers, so threads never share
-// writes or synchronise inside the GEMM. Small problems run on one thread
-// (pe::threads_for), and the row/column split is refined until each thread
-// has a unit (and the unit count divides evenly when there are few). Each C
-// element is summed in the same order whatever the thread count, so results
-// do not depend on it.
+// Threads: work units are claimed one at a time (OpenMP dynamic schedule), so
+// a thread that starts late or that the OS holds back leaves its share to the
+// others. Two plans:
+//  * many matrices (or small ones): units are (batch, row block, column range)
+//    triples, each with thread-private packing buffers, so threads never share
+//    writes or synchronise inside the GEMM. The row/column split is refined
+//    until each thread has a unit (and the count divides evenly when few).
+//  * few tall matrices on several threads (run_shared_b): one packed copy of B
+//    shared by all threads instead of one per row block; units of a row block
+//    x a column range (unit_grid), about 4 per thread; each B block is packed
+//    by the first unit that needs it. (Before: one unit per thread, each
+//    packing all of B, so that a late thread delayed the whole GEMM; see
+//    dev/gemm_notes.md, "Two threads".)
+// Small problems run on one thread (pe::threads_for). Each C element is summed
+// in the same order whatever the thread count and plan, so results do not
+// depend on them.
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -439,9 +448,9 @@ static void wait_block_ready(const std::atomic<int>& flag) {
 // its A block per depth pass and runs block_kernel on the shared B blocks,
 // packing each on first use (wait_block_ready). No barrier when one matrix's B
 // fits in one slab and group (the common case), so a thread that starts late
-// (waking an idle thread took up to ~1 ms on the shared VM) or that the OS
-// holds back only finds fewer units left; else one barrier before the buffer
-// is reused.
+// (on the busy development VM the sleeping worker sometimes woke only after a
+// whole 1.3 ms call) or that the OS holds back only finds fewer units left;
+// else one barrier before the buffer is reused.
 template <class T, int MR, int NR>
 static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC, index_t MC, index_t NC,
                          bool rows_a, int nt, int units_per_thread) {

@@ -267,9 +267,8 @@ def _one_and_two_threads(fn, units=None):
     """fn() on 1 thread, then on 2 threads; units: _C.set_gemm_shared_b's units per thread (0: B packed per row
     block), None: the default."""
     before = _C.num_threads()
-    before_shared = _C.set_gemm_shared_b(4)
-    if units is None:
-        units = before_shared
+    before_shared = _C.set_gemm_shared_b(4)  # returns the current value
+    units = before_shared if units is None else units
     _C.set_gemm_shared_b(units)
     try:
         _C.set_num_threads(1)
@@ -319,6 +318,11 @@ def test_shared_b_threads(isa, m, k, n, ta, tb, batch, units):
             np.testing.assert_array_equal(l1, l2)
             assert_close(l2, reference.linear(a.astype(np.float64), w, bias),
                          rtol=10 * np.finfo(dtype).eps * math.sqrt(k), atol=40 * np.finfo(dtype).eps * math.sqrt(k))
+
+
+def test_set_gemm_shared_b_checks():
+    with pytest.raises(ValueError, match="set_gemm_shared_b"):
+        _C.set_gemm_shared_b(-1)
 
 
 @pytest.mark.parametrize("k, n", [(6000, 1100), (12500, 600)])
