@@ -327,6 +327,14 @@ void register_gemm(py::module_& m) {
         },
         py::arg("isa"), py::arg("dtype"), py::arg("mc"), py::arg("kc"), py::arg("nc"),
         "Tuning hook: set the GEMM cache blocks (rounded up to the micro-tile). Not thread-safe.");
+  m.def("set_gemm_shared_b",
+        [](int units_per_thread) {
+          if (units_per_thread < 0) throw py::value_error("set_gemm_shared_b: units_per_thread must be >= 0");
+          return set_gemm_shared_b(units_per_thread);
+        },
+        py::arg("units_per_thread"),
+        "Tuning hook: units per thread when the threads of a tall GEMM share one packed B, or 0 to pack B per "
+        "row block; returns the previous value. Not thread-safe.");
 }
 
 }  // namespace pe

@@ -54,19 +54,30 @@
 // M == 1 or N == 1 is a matrix-vector product, bound by memory bandwidth: it
 // skips packing and streams the matrix once (run_gemv, gemm_gemv.h).
 //
-// Threads: work units are (batch, row block, column range) triples, each with
-// its own C tile and thread-private packing buffers, so threads never share
-// writes or synchronise inside the GEMM. Small problems run on one thread
-// (pe::threads_for), and the row/column split is refined until each thread
-// has a unit (and the unit count divides evenly when there are few). Each C
-// element is summed in the same order whatever the thread count, so results
-// do not depend on it.
+// Threads: work units are claimed one at a time (OpenMP dynamic schedule), so
+// a thread that starts late or that the OS holds back leaves its share to the
+// others. Two plans:
+//  * many matrices (or small ones): units are (batch, row block, column range)
+//    triples, each with thread-private packing buffers, so threads never share
+//    writes or synchronise inside the GEMM. The row/column split is refined
+//    until each thread has a unit (and the count divides evenly when few).
+//  * few tall matrices on several threads (run_shared_b): one packed copy of B
+//    shared by all threads instead of one per row block; units of a row block
+//    x a column range (unit_grid), about 4 per thread; each B block is packed
+//    by the first unit that needs it. (Before: one unit per thread, each
+//    packing all of B, so that a late thread delayed the whole GEMM; see
+//    dev/gemm_notes.md, "Two threads".)
+// Small problems run on one thread (pe::threads_for). Each C element is summed
+// in the same order whatever the thread count and plan, so results do not
+// depend on them.
 #include "cpu/gemm.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <new>
+#include <thread>
 
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
@@ -125,6 +136,8 @@ class Scratch {
 };
 
 static thread_local Scratch tl_pack_a, tl_pack_b;
+// The B shared by the threads of run_shared_b: the calling thread's.
+static thread_local Scratch tl_shared_b;
 
 // ------------------------------------------------------------------ packing
 
@@ -205,6 +218,13 @@ Kernels<T> kernels_generic() {
 // Problems below this many multiply-adds per thread are not worth a fork/join
 // (~2-5 us): 2^20 FMAs is ~10 us on one core at a realistic fraction of peak.
 constexpr index_t kGrainFma = index_t(1) << 20;
+
+// run_shared_b: the most packed B held at once (a slab of columns), and the
+// units it aims at per thread (more units let a thread that runs while the
+// other waits for a core take over its share; fewer re-read B less often).
+constexpr index_t kSharedBBytes = index_t(24) << 20;
+constexpr int kUnitsPerThread = 4;
+static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
 
 static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -332,6 +352,190 @@ static void run_gemv(const GemmArgs<T>& g, const Kernels<T>& ks) {
   if (out_of_memory) throw std::bad_alloc();
 }
 
+// The A block of one depth pass: rows [i0, i0+mc) x depth [pc, pc+kc) into ap,
+// or, when A is read in place (rows_a), only its last, partial MR strip.
+template <class T, int MR>
+static void pack_a_block(const Kernels<T>& ks, T* ap, const GemmArgs<T>& g, const T* a, bool rows_a, index_t i0,
+                         index_t mc, index_t pc, index_t kc) {
+  if (!rows_a) {
+    pack_a<T, MR>(ks, ap, g, a, i0, mc, pc, kc);
+  } else if (mc % MR) {
+    const index_t ir = mc - mc % MR;
+    ks.a_interleave(ap + ir * kc, a + (i0 + ir) * g.lda + pc, g.lda, static_cast<int>(mc - ir), kc);
+  }
+}
+
+// C[i0:i0+mc, jc:jc+nc] (+)= A block (ap, or A in place) @ packed B block bp
+// (kc x nc as NR-column micro-panels), one micro-kernel call per MR x NR tile.
+// The first depth pass (pc == 0) applies beta and the bias, later ones add.
+template <class T, int MR, int NR>
+static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a, const T* ap, const T* a,
+                         index_t i0, index_t mc, index_t pc, index_t kc, const T* bp, T* c, index_t jc, index_t nc) {
+  const bool first = pc == 0;
+  const T beta = first ? g.beta : T(1);
+  for (index_t ir = 0; ir < mc; ir += MR) {
+    const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
+    T* crow = c + (i0 + ir) * g.ldc;
+    for (index_t jr = 0; jr < nc; jr += NR) {
+      const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
+      const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
+      if (rows_a && m == MR)
+        ks.micro_rows(kc, a + (i0 + ir) * g.lda + pc, g.lda, bp + jr * kc, crow + jc + jr, g.ldc, n, g.alpha, beta,
+                      bias);
+      else
+        ks.micro(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias);
+    }
+  }
+}
+
+// How run_shared_b cuts an M x w slab into units: mb row blocks of `rows`
+// (a multiple of MR, at most MC, at least 4 strips where M allows) times nb
+// column ranges of `cols` (a multiple of NR). Every row block reads all of the
+// shared B of the slab again (from L3: K x w values), every column range packs
+// its own copy of the A rows (K x M values, counted twice: a pack reads and
+// writes); of the grids with `target` units (or as many as M and w allow), the
+// one that moves the least. Square 2048 on 2 threads x 4 units: 4 x 2 instead
+// of 8 x 1 (see dev/gemm_notes.md, "Two threads").
+struct UnitGrid {
+  index_t rows, cols, mb, nb;
+};
+static UnitGrid unit_grid(index_t M, index_t w, int MR, int NR, index_t MC, index_t target) {
+  const index_t mb_min = ceil_div(M, MC), npan = ceil_div(w, NR);
+  const index_t mb_max = std::max(mb_min, std::min(ceil_div(M, 4 * MR), target));
+  UnitGrid best{};
+  bool best_short = true;
+  index_t best_cost = 0;
+  for (index_t mb = mb_min; mb <= mb_max; ++mb) {
+    UnitGrid u;
+    u.rows = round_up(ceil_div(M, mb), MR);
+    u.mb = ceil_div(M, u.rows);
+    u.cols = round_up(ceil_div(w, std::min(npan, std::max<index_t>(ceil_div(target, u.mb), 1))), NR);
+    u.nb = ceil_div(w, u.cols);
+    const bool is_short = u.mb * u.nb < target;
+    const index_t cost = u.mb * w + 2 * u.nb * M;
+    if (mb == mb_min || (best_short && !is_short) || (best_short == is_short && cost < best_cost)) {
+      best = u;
+      best_short = is_short;
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
+// The shared B of run_shared_b is packed lazily, one KC x NC block at a time,
+// by the first unit that needs it; one flag per block says unpacked / being
+// packed / ready. A unit that finds a block being packed waits for it (the
+// packer never waits, so this cannot deadlock; the wait is one block's packing,
+// ~0.1 ms, unless the OS holds the packer back).
+enum : int { kBlockEmpty = 0, kBlockPacking = 1, kBlockReady = 2 };
+
+static void wait_block_ready(const std::atomic<int>& flag) {
+  for (int spins = 0; flag.load(std::memory_order_acquire) != kBlockReady; ++spins) {
+    if (spins < 4096) {
+#if PE_X86
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+// Several threads on few, tall matrices: one packed copy of B shared by all
+// threads instead of one per row block (see "Threads" in the header comment).
+// Per batch, slab of columns [n0, n1) and group of depth blocks, the units
+// (unit_grid: row block x column range) are claimed one at a time; a unit packs
+// its A block per depth pass and runs block_kernel on the shared B blocks,
+// packing each on first use (wait_block_ready). No barrier when one matrix's B
+// fits in one slab and group (the common case), so a thread that starts late
+// (on the busy development VM the sleeping worker sometimes woke only after a
+// whole 1.3 ms call) or that the OS holds back only finds fewer units left;
+// else one barrier before the buffer is reused.
+template <class T, int MR, int NR>
+static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC, index_t MC, index_t NC,
+                         bool rows_a, int nt, int units_per_thread) {
+  const index_t M = g.M, N = g.N, K = g.K;
+  const index_t nkb = ceil_div(K, KC);
+  // Slab width: the shared B of all depth blocks of a slab within kSharedBBytes
+  // where possible (then A is packed once per slab); else groups of depth blocks.
+  const index_t per_col = nkb * KC * static_cast<index_t>(sizeof(T));
+  const index_t ns = std::min(std::max(kSharedBBytes / per_col / NC * NC, NC), round_up(N, NR));
+  const index_t kgb =
+      std::max<index_t>(std::min(kSharedBBytes / (KC * ns * static_cast<index_t>(sizeof(T))), nkb), 1);
+  T* bs = static_cast<T*>(tl_shared_b.get(static_cast<size_t>(std::min(kgb * KC, K) * ns) * sizeof(T)));
+  if (!bs) throw std::bad_alloc();
+  const index_t kc_max = std::min(K, KC);
+  // One flag per (batch, depth block, NC column block of N): slabs are whole NC blocks.
+  const index_t njb = ceil_div(N, NC);
+  const size_t nflags = static_cast<size_t>(g.batch * nkb * njb);
+  std::unique_ptr<std::atomic<int>[]> flags(new (std::nothrow) std::atomic<int>[nflags]);
+  if (!flags) throw std::bad_alloc();
+  for (size_t i = 0; i < nflags; ++i) flags[i].store(kBlockEmpty, std::memory_order_relaxed);
+  const index_t target = static_cast<index_t>(units_per_thread) * nt;
+  const bool one_pass = g.batch == 1 && ns >= N && kgb >= nkb;
+  std::atomic<bool> out_of_memory{false};
+
+#if defined(PYENGINE_OPENMP)
+#pragma omp parallel num_threads(nt)
+#endif
+  for (index_t bi = 0; bi < g.batch; ++bi) {
+    const T* a = g.a + batch_offset(g, bi, g.stride_a, g.istride_a);
+    const T* b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
+    T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
+    for (index_t n0 = 0; n0 < N; n0 += ns) {
+      const index_t n1 = std::min(N, n0 + ns), wpad = round_up(n1 - n0, NR);
+      const UnitGrid ug = unit_grid(M, n1 - n0, MR, NR, MC, target);
+      for (index_t kb0 = 0; kb0 < nkb; kb0 += kgb) {
+        const index_t pg = kb0 * KC, pend = std::min(K, (kb0 + kgb) * KC);
+        // Depth block pc of the group sits at bs + (pc - pg) * wpad, its column jc at + (jc - n0) * kc.
+        auto b_block = [&](index_t pc, index_t kc, index_t jc) {
+          const T* blk = bs + (pc - pg) * wpad + (jc - n0) * kc;
+          std::atomic<int>& flag = flags[static_cast<size_t>((bi * nkb + pc / KC) * njb + jc / NC)];
+          int expected = kBlockEmpty;
+          if (flag.load(std::memory_order_acquire) == kBlockReady) return blk;
+          if (flag.compare_exchange_strong(expected, kBlockPacking, std::memory_order_acq_rel)) {
+            pack_b<T, NR>(ks, const_cast<T*>(blk), g, b, jc, std::min(NC, n1 - jc), pc, kc);
+            flag.store(kBlockReady, std::memory_order_release);
+          } else {
+            wait_block_ready(flag);
+          }
+          return blk;
+        };
+#if defined(PYENGINE_OPENMP)
+#pragma omp for schedule(dynamic, 1) nowait
+#endif
+        for (index_t u = 0; u < ug.mb * ug.nb; ++u) {
+          T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(ug.rows * kc_max) * sizeof(T)));
+          if (!ap) {
+            out_of_memory = true;
+            continue;
+          }
+          const index_t i0 = (u / ug.nb) * ug.rows, mc = std::min(ug.rows, M - i0);
+          const index_t j0 = n0 + (u % ug.nb) * ug.cols, j1 = std::min(j0 + ug.cols, n1);
+          for (index_t pc = pg; pc < pend; pc += KC) {
+            const index_t kc = std::min(KC, K - pc);
+            pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
+            // Column ranges are multiples of NR but not of NC: a range starting inside an NC block uses that
+            // block's micro-panels from its start column on.
+            for (index_t jc = j0; jc < j1;) {
+              const index_t jb0 = jc / NC * NC, jnext = std::min(j1, jb0 + NC);
+              const T* blk = b_block(pc, kc, jb0);
+              block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, blk + (jc - jb0) * kc, c, jc, jnext - jc);
+              jc = jnext;
+            }
+          }
+        }
+        if (!one_pass) {  // the next slab or group reuses the buffer
+#if defined(PYENGINE_OPENMP)
+#pragma omp barrier
+#endif
+        }
+      }
+    }
+  }
+  if (out_of_memory) throw std::bad_alloc();
+}
+
 template <class T, int MR, int NR>
 static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& blk) {
   const index_t M = g.M, N = g.N, K = g.K;
@@ -354,6 +558,13 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
   // packing (K = 768: 114 vs 133 GFLOP/s; K = 4096: 93 vs 124).
   const bool rows_a = ks.micro_rows != nullptr && !g.trans_a && N <= kRowsAMaxN &&
                       g.lda * static_cast<index_t>(sizeof(T)) <= 2048;
+  // One matrix (or a few) tall enough to cut by rows among the threads: share
+  // one packed B (run_shared_b) rather than pack it once per row block.
+  const int units_per_thread = g_shared_b.load();
+  if (pl.threads > 1 && K > 0 && g.batch < 2 * pl.threads && M >= 8 * MR && units_per_thread > 0) {
+    run_shared_b<T, MR, NR>(g, ks, KC, MC, NC, rows_a, pl.threads, units_per_thread);
+    return;
+  }
   const size_t a_elems = static_cast<size_t>(pl.mc * kc_max);
   const size_t b_elems = static_cast<size_t>(std::min(NC, round_up(pl.ncols, NR)) * kc_max);
   std::atomic<bool> out_of_memory{false};
@@ -376,30 +587,11 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
     // K == 0 still makes one (empty) pass, which applies beta and the bias.
     for (index_t pc = 0; pc < K || pc == 0; pc += KC) {
       const index_t kc = std::min(KC, K - pc);
-      const bool first = pc == 0;
-      const T beta = first ? g.beta : T(1);
-      if (!rows_a) {
-        pack_a<T, MR>(ks, ap, g, a, i0, mc, pc, kc);
-      } else if (mc % MR) {  // full strips read A in place; only the last, partial one is packed
-        const index_t ir = mc - mc % MR;
-        ks.a_interleave(ap + ir * kc, a + (i0 + ir) * g.lda + pc, g.lda, static_cast<int>(mc - ir), kc);
-      }
+      pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
       for (index_t jc = j0; jc < j1; jc += NC) {
         const index_t nc = std::min(NC, j1 - jc);
         pack_b<T, NR>(ks, bp, g, b, jc, nc, pc, kc);
-        for (index_t ir = 0; ir < mc; ir += MR) {
-          const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
-          T* crow = c + (i0 + ir) * g.ldc;
-          for (index_t jr = 0; jr < nc; jr += NR) {
-            const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
-            const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
-            if (rows_a && m == MR)
-              ks.micro_rows(kc, a + (i0 + ir) * g.lda + pc, g.lda, bp + jr * kc, crow + jc + jr, g.ldc, n, g.alpha,
-                            beta, bias);
-            else
-              ks.micro(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias);
-          }
-        }
+        block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, bp, c, jc, nc);
       }
       if (K == 0) break;
     }
@@ -449,5 +641,7 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
   b.kc = std::max<index_t>(kc, 1);
   b.nc = std::max<index_t>(gemm_detail::round_up(std::max<index_t>(nc, 1), b.nr), b.nr);
 }
+
+int set_gemm_shared_b(int units_per_thread) { return gemm_detail::g_shared_b.exchange(units_per_thread); }
 
 }  // namespace pe

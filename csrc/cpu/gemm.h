@@ -55,4 +55,10 @@ struct GemmBlocking {
 GemmBlocking gemm_blocking(Isa level, char dtype);  // dtype 'f' or 'd'
 void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc);
 
+// Tuning hook: the units per thread that several threads on few tall matrices
+// aim at when they share one packed B (default kUnitsPerThread in gemm.cpp), or
+// 0: each row block packs its own B (the plan for many matrices); returns the
+// old value. For A/B timings in one process; not thread-safe.
+int set_gemm_shared_b(int units_per_thread);
+
 }  // namespace pe

@@ -263,6 +263,79 @@ def test_out_must_match(isa):
             backend.matmul(a, b, beta=1.0, out=np.ones((3, 6, 4)))
 
 
+def _one_and_two_threads(fn, units=None):
+    """fn() on 1 thread, then on 2 threads; units: _C.set_gemm_shared_b's units per thread (0: B packed per row
+    block), None: the default."""
+    before = _C.num_threads()
+    before_shared = _C.set_gemm_shared_b(4)  # returns the current value
+    units = before_shared if units is None else units
+    _C.set_gemm_shared_b(units)
+    try:
+        _C.set_num_threads(1)
+        r1 = fn()
+        _C.set_num_threads(2)
+        r2 = fn()
+    finally:
+        _C.set_num_threads(before)
+        assert _C.set_gemm_shared_b(before_shared) == units
+    return r1, r2
+
+
+@pytest.mark.parametrize("m, k, n, ta, tb, batch", [
+    (113, 250, 77, False, False, None),  # narrow C: A read in place
+    (300, 389, 530, True, True, None),   # crosses a depth block and a column block
+    (127, 19, 1030, False, True, None),
+    (500, 33, 300, True, False, 3),      # a few matrices, B broadcast over the batch
+    (2000, 17, 64, False, False, None),  # many row blocks
+])
+@pytest.mark.parametrize("units", [None, 1, 0])
+def test_shared_b_threads(isa, m, k, n, ta, tb, batch, units):
+    """Few tall matrices on 2 threads (work above 2 x kGrainFma) share one packed B (run_shared_b): the result
+    equals the 1-thread one bitwise, with alpha, beta, an out view inside a NaN-filled buffer and a bias.
+    units=1: fewer, larger units; units=0: B packed per row block (the plan for many matrices) on the same shapes."""
+    for dtype in DTYPES:
+        rng = np.random.default_rng(m + k + n)
+        a = rand(rng, ((batch,) if batch else ()) + ((k, m) if ta else (m, k)), dtype)
+        b = rand(rng, (n, k) if tb else (k, n), dtype)
+        out_shape = ((batch,) if batch else ()) + (m, n)
+        c0 = rand(rng, out_shape, dtype)
+
+        def run():
+            buf = np.full(out_shape[:-1] + (n + 3,), np.nan, dtype)
+            out = buf[..., 1:1 + n]
+            out[...] = c0
+            res = cpu.matmul(a, b, ta, tb, alpha=-0.5, beta=2.0, out=out)
+            assert res is out and np.all(np.isnan(buf[..., 0])) and np.all(np.isnan(buf[..., -2:]))
+            return res.copy()
+
+        r1, r2 = _one_and_two_threads(run, units)
+        np.testing.assert_array_equal(r1, r2)
+        check_gemm(r2, a, np.broadcast_to(b, a.shape[:-2] + b.shape), ta, tb, -0.5, 2.0, c0)
+        if not ta and not batch:
+            w = b if tb else np.ascontiguousarray(b.T)
+            bias = rand(rng, (n,), dtype)
+            l1, l2 = _one_and_two_threads(lambda: cpu.linear(a, w, bias), units)
+            np.testing.assert_array_equal(l1, l2)
+            assert_close(l2, reference.linear(a.astype(np.float64), w, bias),
+                         rtol=10 * np.finfo(dtype).eps * math.sqrt(k), atol=40 * np.finfo(dtype).eps * math.sqrt(k))
+
+
+def test_set_gemm_shared_b_checks():
+    with pytest.raises(ValueError, match="set_gemm_shared_b"):
+        _C.set_gemm_shared_b(-1)
+
+
+@pytest.mark.parametrize("k, n", [(6000, 1100), (12500, 600)])
+def test_shared_b_slabs(k, n):
+    """B too large to share at once (24 MiB): several column slabs (6000 x 1100), or groups of depth blocks
+    (12500 x 600) on the native ISA; 2 threads equal 1 thread bitwise and the reference."""
+    rng = np.random.default_rng(k)
+    a, b = rand(rng, (113, k), np.float32), rand(rng, (k, n), np.float32)
+    r1, r2 = _one_and_two_threads(lambda: cpu.matmul(a, b))
+    np.testing.assert_array_equal(r1, r2)
+    check_gemm(r2, a, b)
+
+
 def test_small_batched_threads(isa):
     """A batch large enough to go multi-threaded gives bitwise the 1-thread result."""
     rng = np.random.default_rng(2)
