@@ -39,6 +39,12 @@ PYBIND11_MODULE(_C, m) {
       if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
       pe::set_num_threads(n);
     }, py::arg("n"), "Set the number of threads the kernels use.");
+  m.def("usable_threads", &pe::usable_threads,
+        "Threads a parallel kernel would use now: num_threads() lowered to the cores other processes leave free.");
+  m.def("set_adapt_threads", &pe::set_adapt_threads, py::arg("on"),
+        "Turn the load-adapted thread count on or off (default on; PYENGINE_ADAPT_THREADS=0 starts it off).");
+  m.def("adapt_threads", &pe::adapt_threads, "Whether the thread count adapts to the cores other processes use.");
+  m.def("free_cores", &pe::sampled_free_cores, "Cores the last load sample found free (samples when stale).");
   m.def("isa", [] { return std::string(pe::isa_name(pe::isa())); }, "SIMD level in use: generic|avx2|avx512.");
   m.def("isa_supported", [] { return std::string(pe::isa_name(pe::isa_supported())); },
         "Best SIMD level this CPU supports.");

@@ -19,6 +19,21 @@ using index_t = std::int64_t;
 int num_threads();
 void set_num_threads(int n);
 
+// The threads a kernel may use now: num_threads(), lowered to the cores other
+// processes leave free. Every OpenMP region ends in a join, so a team of two on
+// a core shared with a busy process waits, at every kernel, for the peer the
+// scheduler put behind it (a slice, ~1-3 ms, for a kernel of ~50 us). The count
+// of runnable threads of other processes is sampled from /proc (loadavg, and
+// this process's own threads subtracted) at most every ~50 ms, by whichever
+// call finds the sample stale; a core counts as busy if it was busy in any of
+// the last few samples (late to go back up, quick to go down: too few threads
+// costs at most the parallel speed-up, too many a wait per kernel).
+// PYENGINE_ADAPT_THREADS=0 or set_adapt_threads(false) turns this off.
+int usable_threads();
+void set_adapt_threads(bool on);
+bool adapt_threads();
+int sampled_free_cores();  // the last decision's free cores (for tests and benches); samples when stale
+
 // Threads worth using for `work` units of roughly `grain` each: small problems
 // run on one thread, where fork/join costs more than it saves (~2-5 us).
 inline int threads_for(index_t work, index_t grain = 32768) {
@@ -27,7 +42,7 @@ inline int threads_for(index_t work, index_t grain = 32768) {
   if (omp_in_parallel()) return 1;  // called from a kernel's own parallel region: run on this thread
 #endif
   index_t t = work / grain;
-  int n = num_threads();
+  int n = usable_threads();
   return t < n ? static_cast<int>(t) : n;
 }
 
