@@ -2,7 +2,8 @@
 
 Suites: peak, gemm, attention, kernels, overhead, ops, conv, train, distributed (default: all);
 shakespeare_char and busy (a GPT step beside busy loops that load the machine on purpose) run only
-when named. PyTorch's column appears when torch is installed. Numbers are only comparable within one run: the machine's ceilings are measured at its start.
+when named. PyTorch's column appears when torch is installed. Numbers are only comparable within one run:
+the machine's ceilings are measured at its start.
 """
 import argparse
 import importlib

@@ -44,7 +44,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_adapt_threads", &pe::set_adapt_threads, py::arg("on"),
         "Turn the load-adapted thread count on or off (default on; PYENGINE_ADAPT_THREADS=0 starts it off).");
   m.def("adapt_threads", &pe::adapt_threads, "Whether the thread count adapts to the cores other processes use.");
-  m.def("free_cores", &pe::sampled_free_cores, "Cores the last load sample found free (samples when stale).");
+  m.def("set_workers_spin", &pe::set_workers_spin, py::arg("on"),
+        "Tell the adaptation whether idle OpenMP workers spin (libgomp's default) or sleep (PASSIVE).");
+  m.def("workers_spin", &pe::workers_spin, "Whether the adaptation takes idle OpenMP workers to spin.");
+  m.def("busy_threads", &pe::busy_threads,
+        "Runnable threads of other processes, as the thread-count adaptation sees them (samples when stale).");
   m.def("isa", [] { return std::string(pe::isa_name(pe::isa())); }, "SIMD level in use: generic|avx2|avx512.");
   m.def("isa_supported", [] { return std::string(pe::isa_name(pe::isa_supported())); },
         "Best SIMD level this CPU supports.");

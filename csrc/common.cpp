@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <strings.h>
 #include <unistd.h>
 #endif
 
@@ -46,10 +47,21 @@ bool env_adapt() {
   return !(env && !std::strcmp(env, "0"));
 }
 
+// libgomp's idle workers spin unless OMP_WAIT_POLICY=PASSIVE or GOMP_SPINCOUNT=0 (what this process's
+// environment says when _C loads; pyengine/backend/cpu/_lib.py corrects it when another library loaded
+// libgomp first).
+bool env_spin() {
+  if (const char* c = std::getenv("GOMP_SPINCOUNT")) return std::strtoll(c, nullptr, 10) != 0;
+  if (const char* w = std::getenv("OMP_WAIT_POLICY")) return strcasecmp(w, "passive") != 0;
+  return true;
+}
+
 std::atomic<bool> g_adapt{env_adapt()};
-std::atomic<int> g_free{INT_MAX};          // cores free at the last decision
+std::atomic<bool> g_spin{env_spin()};
+std::atomic<int> g_busy{0};                // runnable threads of other processes (max over the window)
+std::atomic<int> g_cores{INT_MAX};         // cores this process may use
 std::atomic<std::int64_t> g_next_sample{0};
-std::mutex g_sample_mutex;                 // one sampler at a time; the others use g_free as it is
+std::mutex g_sample_mutex;                 // one sampler at a time; the others use the last sample
 int g_others[kWindow];                     // runnable threads of other processes, last kWindow samples
 int g_filled = 0, g_pos = 0;
 std::int64_t g_last_sample = 0;
@@ -113,9 +125,9 @@ int runnable_own() {
   return std::max(count, 1);
 }
 
-int sample_free_cores() {
+void sample_load() {
   const int total = runnable_total();
-  if (total < 0) return INT_MAX;  // no /proc: no adaptation
+  if (total < 0) return;  // no /proc: no adaptation
   const int others = std::max(0, total - runnable_own());
   const std::int64_t t = now_ns();
   if (t - g_last_sample > kWindow * kSampleNs) g_filled = 0;  // the history is stale: start again
@@ -125,37 +137,47 @@ int sample_free_cores() {
   g_filled = std::min(g_filled + 1, kWindow);
   int busy = 0;
   for (int i = 0; i < g_filled; ++i) busy = std::max(busy, g_others[i]);
-  return std::max(1, allowed_cores() - busy);
+  g_busy.store(busy, std::memory_order_relaxed);
+  g_cores.store(allowed_cores(), std::memory_order_relaxed);
 }
 #else
-int sample_free_cores() { return INT_MAX; }
+void sample_load() {}
 #endif
 
-void refresh_free_cores() {
+void refresh_load() {
   const std::int64_t t = now_ns();
   if (t < g_next_sample.load(std::memory_order_relaxed)) return;
   std::unique_lock<std::mutex> lock(g_sample_mutex, std::try_to_lock);
   if (!lock.owns_lock()) return;  // another thread is sampling: use the last decision
   if (t < g_next_sample.load(std::memory_order_relaxed)) return;
-  g_free.store(sample_free_cores(), std::memory_order_relaxed);
+  sample_load();
   g_next_sample.store(now_ns() + kSampleNs, std::memory_order_relaxed);
 }
 
 }  // namespace
 
+// Free cores: all of them when no other process runs. When others leave some free, those: a team larger
+// than that waits at every join for a thread the scheduler put behind someone else's. When others take
+// every core, our threads time-share with theirs whatever we do: sleeping workers (PASSIVE) then keep
+// their share (on 2 cores under load 6-10, 2 threads ran the GPT step ~2x faster than 1), spinning ones
+// burn the cores they wait on and the team drops to one thread.
 int usable_threads() {
   const int n = g_threads;
   if (n <= 1 || !g_adapt.load(std::memory_order_relaxed)) return n;
-  refresh_free_cores();
-  return std::max(1, std::min(n, g_free.load(std::memory_order_relaxed)));
+  refresh_load();
+  const int busy = g_busy.load(std::memory_order_relaxed), cores = g_cores.load(std::memory_order_relaxed);
+  if (busy == 0 || (busy >= cores && !g_spin.load(std::memory_order_relaxed))) return n;
+  return std::max(1, std::min(n, cores - busy));
 }
 
 void set_adapt_threads(bool on) { g_adapt.store(on, std::memory_order_relaxed); }
 bool adapt_threads() { return g_adapt.load(std::memory_order_relaxed); }
+void set_workers_spin(bool on) { g_spin.store(on, std::memory_order_relaxed); }
+bool workers_spin() { return g_spin.load(std::memory_order_relaxed); }
 
-int sampled_free_cores() {
-  refresh_free_cores();
-  return g_free.load(std::memory_order_relaxed);
+int busy_threads() {
+  refresh_load();
+  return g_busy.load(std::memory_order_relaxed);
 }
 
 Isa isa_supported() {

@@ -19,20 +19,23 @@ using index_t = std::int64_t;
 int num_threads();
 void set_num_threads(int n);
 
-// The threads a kernel may use now: num_threads(), lowered to the cores other
-// processes leave free. Every OpenMP region ends in a join, so a team of two on
-// a core shared with a busy process waits, at every kernel, for the peer the
-// scheduler put behind it (a slice, ~1-3 ms, for a kernel of ~50 us). The count
-// of runnable threads of other processes is sampled from /proc (loadavg, and
-// this process's own threads subtracted) at most every ~50 ms, by whichever
-// call finds the sample stale; a core counts as busy if it was busy in any of
-// the last few samples (late to go back up, quick to go down: too few threads
-// costs at most the parallel speed-up, too many a wait per kernel).
+// The threads a kernel may use now: num_threads(), lowered while other processes
+// leave fewer cores free. Every OpenMP region ends in a join, so a team larger
+// than the free cores waits, at every kernel, for a peer the scheduler put behind
+// another process (a slice, ~1-3 ms, for a kernel of ~50 us). The runnable
+// threads of other processes are sampled from /proc (loadavg's count minus this
+// process's own running threads) at most every ~50 ms, by whichever call finds
+// the sample stale; a core counts as taken if it was in any of the last 4 samples
+// (quick to go down, late to go back up). Rules in common.cpp (usable_threads).
 // PYENGINE_ADAPT_THREADS=0 or set_adapt_threads(false) turns this off.
 int usable_threads();
 void set_adapt_threads(bool on);
 bool adapt_threads();
-int sampled_free_cores();  // the last decision's free cores (for tests and benches); samples when stale
+// Whether idle OpenMP workers spin (libgomp's default, OMP_WAIT_POLICY=ACTIVE, GOMP_SPINCOUNT > 0) or
+// sleep (PASSIVE): spinning teams back off further on a loaded machine.
+void set_workers_spin(bool on);
+bool workers_spin();
+int busy_threads();  // runnable threads of other processes, as the adaptation sees them (samples when stale)
 
 // Threads worth using for `work` units of roughly `grain` each: small problems
 // run on one thread, where fork/join costs more than it saves (~2-5 us).

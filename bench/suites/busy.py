@@ -122,10 +122,12 @@ def _serve(step, command):
 # ------------------------------------------------------------------ driver
 
 class _Worker:
-    def __init__(self, engine, threads, state_path):
+    def __init__(self, engine, threads, state_path, spin=False):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if not (spin and k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))}
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        if spin:  # libgomp's default policy (spin, then sleep), as after `import torch; import pyengine`
+            env["PYENGINE_OMP_DEFAULTS"] = "0"
         self.p = subprocess.Popen([sys.executable, "-m", "bench.suites.busy", "--worker", engine, str(threads),
                                    state_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   env=env, cwd=root)
@@ -166,49 +168,51 @@ class Competitors:
         self.procs = []
 
 
-def measure(threads=2, rounds=5, steps=10, busy_procs=None, with_torch=True, log=print):
-    """Per case (engine label): {'alone': [s/step per round], 'busy': [...], 'used': {...}}."""
+def measure(threads=2, rounds=5, steps=10, busy_procs=None, with_torch=True, with_spin=True, log=print):
+    """Per case: {'alone': [s/step per round], 'busy': [...], 'used': {'alone': [...], 'busy': [...]}}
+    (used: the mean thread count pyengine's kernels were allowed), and the number of busy loops."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     busy_procs = max(1, cores - 1) if busy_procs is None else busy_procs
     state = os.path.join(tempfile.mkdtemp(prefix="pyengine-busy-"), "gpt.npz")
-    pe_w = _Worker("pyengine", threads, state)
-    workers = {}
+    workers = [_Worker("pyengine", threads, state)]
     try:
-        loss_pe = float(pe_w.ask("loss"))  # also writes the weights the twin loads
-        cases = [("pyengine", pe_w, "1"), ("pyengine, adaptation off", pe_w, "0")]
+        loss_pe = float(workers[0].ask("loss"))  # also wrote the weights the others load
+        cases = [("pyengine", workers[0], "1"), ("pyengine, adaptation off", workers[0], "0")]
+        if with_spin:
+            workers.append(_Worker("pyengine", threads, state, spin=True))
+            cases += [("pyengine, spinning workers", workers[-1], "1"),
+                      ("pyengine, spinning workers, adaptation off", workers[-1], "0")]
         if with_torch:
-            t_w = _Worker("torch", threads, state)
-            workers["torch"] = t_w
-            loss_t = float(t_w.ask("loss"))
-            if abs(loss_pe - loss_t) > 1e-4:
-                raise AssertionError(f"GPT twin mismatch: pyengine loss {loss_pe} vs torch {loss_t}")
-            cases.append(("PyTorch", t_w, None))
+            workers.append(_Worker("torch", threads, state))
+            cases.append(("PyTorch", workers[-1], None))
+        for w in workers[1:]:
+            loss = float(w.ask("loss"))
+            if abs(loss_pe - loss) > 1e-4:
+                raise AssertionError(f"GPT twin mismatch: pyengine loss {loss_pe} vs {loss}")
         for _, w, adapt in cases:  # warm-up
             if adapt is not None:
                 w.ask(f"adapt {adapt}")
-            w.ask("run 3")
-        pe_w.ask("used")
+                w.ask("run 3")
+                w.ask("used")
+            else:
+                w.ask("run 3")
         res = {name: {"alone": [], "busy": [], "used": {"alone": [], "busy": []}} for name, _, _ in cases}
         for r in range(rounds):
-            conditions = ["alone", "busy"] if r % 2 == 0 else ["busy", "alone"]
-            for cond in conditions:
-                order = cases if r % 2 == 0 else cases[::-1]
+            for cond in (["alone", "busy"] if r % 2 == 0 else ["busy", "alone"]):
                 with Competitors(busy_procs if cond == "busy" else 0):
-                    for name, w, adapt in order:
+                    for name, w, adapt in (cases if r % 2 == 0 else cases[::-1]):
                         if adapt is not None:
                             w.ask(f"adapt {adapt}")
                         res[name][cond].append(float(w.ask(f"run {steps}")))
                         if adapt is not None:
-                            res[name]["used"][cond].append(float(pe_w.ask("used")))
-            log(f"  round {r + 1}/{rounds}: " + "; ".join(
-                f"{n} {1e3 * v['alone'][-1]:.1f} / {1e3 * v['busy'][-1]:.1f} ms" for n, v in res.items()))
-        pe_w.ask("adapt 1")
+                            res[name]["used"][cond].append(float(w.ask("used")))
+            log(f"  round {r + 1}/{rounds}, alone / busy ms: " + "; ".join(
+                f"{n} {1e3 * v['alone'][-1]:.0f} / {1e3 * v['busy'][-1]:.0f}" for n, v in res.items()))
     finally:
-        pe_w.close()
-        for w in workers.values():
+        for w in workers:
             w.close()
     return res, busy_procs
 
@@ -225,26 +229,27 @@ def run(res, quick=False, busy_procs=None, threads=2):
     rounds, steps = (3, 5) if quick else (5, 10)
     times, n = measure(threads=threads, rounds=rounds, steps=steps, busy_procs=busy_procs,
                        with_torch=torch is not None)
-    pe_alone = statistics.median(times["pyengine"]["alone"])
-    th_alone = statistics.median(times["PyTorch"]["alone"]) if "PyTorch" in times else None
     th = times.get("PyTorch")
-    for name in ("pyengine", "pyengine, adaptation off"):
-        a, b, ratio, (lo, hi) = summarize(times[name])
-        used = times[name]["used"]
+    t_busy = statistics.median(th["busy"]) if th else None
+    for name, v in times.items():
+        if name == "PyTorch":
+            continue
+        a, b, ratio, (lo, hi) = summarize(v)
+        used = v["used"]
         extra = (f"{n} busy loop(s); alone {1e3 * a:.1f} ms -> busy {1e3 * b:.1f} ms: slowdown {ratio:.2f}x "
-                 f"(rounds {lo:.2f}-{hi:.2f}x); threads used: {statistics.mean(used['alone']):.2f} alone, "
+                 f"(rounds {lo:.2f}-{hi:.2f}x); threads used {statistics.mean(used['alone']):.2f} alone, "
                  f"{statistics.mean(used['busy']):.2f} busy")
-        t_busy = None
         if th is not None:
             ta, tb, tratio, (tlo, thi) = summarize(th)
-            t_busy = tb
-            extra += f"; PyTorch alone {1e3 * ta:.1f} ms -> busy {1e3 * tb:.1f} ms: {tratio:.2f}x ({tlo:.2f}-{thi:.2f}x)"
+            extra += (f"; PyTorch alone {1e3 * ta:.1f} ms -> busy {1e3 * tb:.1f} ms: {tratio:.2f}x "
+                      f"({tlo:.2f}-{thi:.2f}x)")
         res.add("busy", f"GPT step L4 H4 C128 T64 B12 AdamW beside busy loops ({name})", threads, b, None, t_busy,
                 extra=extra)
     res.notes.append(
-        f"busy: {rounds} rounds x {steps} steps per engine and condition, alternating; alone pyengine "
-        f"{1e3 * pe_alone:.1f} ms" + (f", PyTorch {1e3 * th_alone:.1f} ms" if th_alone else "") +
-        " per step. 'alone' is this machine as it is (other users' load included); slowdowns are busy/alone.")
+        f"busy: {rounds} rounds x {steps} steps per case and condition, alternating the conditions and the order; "
+        "each engine in its own worker process with its own OpenMP defaults (pyengine PASSIVE; 'spinning "
+        "workers': libgomp's default, as after `import torch; import pyengine`; PyTorch: its libgomp's default). "
+        "'alone' is this machine as it is, other users' load included; slowdown = busy / alone.")
 
 
 def _main(argv):
