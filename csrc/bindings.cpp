@@ -39,8 +39,11 @@ PYBIND11_MODULE(_C, m) {
       if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
       pe::set_num_threads(n);
     }, py::arg("n"), "Set the number of threads the kernels use.");
-  m.def("usable_threads", &pe::usable_threads,
-        "Threads a parallel kernel would use now: num_threads() lowered to the cores other processes leave free.");
+  m.def("usable_threads", [] { return pe::usable_threads(); },
+        "Threads a large kernel would use now: num_threads(), lowered while other processes take cores.");
+  m.def("set_busy_min_grains", &pe::set_busy_min_grains, py::arg("grains"),
+        "While other processes take every core, kernels of fewer grains of work run on one thread.");
+  m.def("busy_min_grains", &pe::busy_min_grains);
   m.def("set_adapt_threads", &pe::set_adapt_threads, py::arg("on"),
         "Turn the load-adapted thread count on or off (default on; PYENGINE_ADAPT_THREADS=0 starts it off).");
   m.def("adapt_threads", &pe::adapt_threads, "Whether the thread count adapts to the cores other processes use.");

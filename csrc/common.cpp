@@ -60,6 +60,7 @@ std::atomic<bool> g_adapt{env_adapt()};
 std::atomic<bool> g_spin{env_spin()};
 std::atomic<int> g_busy{0};                // runnable threads of other processes (max over the window)
 std::atomic<int> g_cores{INT_MAX};         // cores this process may use
+std::atomic<index_t> g_busy_min_grains{16};
 std::atomic<std::int64_t> g_next_sample{0};
 std::mutex g_sample_mutex;                 // one sampler at a time; the others use the last sample
 int g_others[kWindow];                     // runnable threads of other processes, last kWindow samples
@@ -161,14 +162,21 @@ void refresh_load() {
 // every core, our threads time-share with theirs whatever we do: sleeping workers (PASSIVE) then keep
 // their share (on 2 cores under load 6-10, 2 threads ran the GPT step ~2x faster than 1), spinning ones
 // burn the cores they wait on and the team drops to one thread.
-int usable_threads() {
+int usable_threads(index_t grains) {
   const int n = g_threads;
   if (n <= 1 || !g_adapt.load(std::memory_order_relaxed)) return n;
   refresh_load();
   const int busy = g_busy.load(std::memory_order_relaxed), cores = g_cores.load(std::memory_order_relaxed);
-  if (busy == 0 || (busy >= cores && !g_spin.load(std::memory_order_relaxed))) return n;
+  if (busy == 0) return n;
+  if (busy >= cores) {
+    if (g_spin.load(std::memory_order_relaxed)) return 1;
+    return grains >= g_busy_min_grains.load(std::memory_order_relaxed) ? n : 1;
+  }
   return std::max(1, std::min(n, cores - busy));
 }
+
+void set_busy_min_grains(index_t g) { g_busy_min_grains.store(std::max<index_t>(1, g), std::memory_order_relaxed); }
+index_t busy_min_grains() { return g_busy_min_grains.load(std::memory_order_relaxed); }
 
 void set_adapt_threads(bool on) { g_adapt.store(on, std::memory_order_relaxed); }
 bool adapt_threads() { return g_adapt.load(std::memory_order_relaxed); }

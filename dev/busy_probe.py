@@ -1,12 +1,15 @@
 """Where a training step's time goes on a busy machine (issue 16 item 5; notes in dev/busy_notes.md).
 
 pyengine's GPT step (4x128, T64, B12, AdamW) on 2 threads, alone and beside N pure busy loops, in rounds that
-alternate the conditions; for each thread mode (2 threads with the adaptation off, adapted, 1 thread): ms per
+alternate the conditions; for each thread mode (2 threads with the adaptation off, 1 thread, adapted with each
+--grains value as busy_min_grains): ms per
 step, context switches per step (voluntary: a thread went to sleep, e.g. an OpenMP worker between kernels;
 involuntary: the scheduler took the core away), and with --profile the kernels (pyengine.profiler's
 ``cpu::*`` events) whose time grows the most under load.
 
-    PYTHONPATH=. python dev/busy_probe.py [--busy 1] [--rounds 5] [--steps 8] [--profile]
+    PYTHONPATH=. python dev/busy_probe.py [--busy 1] [--rounds 5] [--steps 8] [--grains 1 16 128] [--profile]
+
+(PYENGINE_OMP_DEFAULTS=0 with OMP_WAIT_POLICY unset: libgomp's default, spinning workers.)
 """
 import argparse
 import collections
@@ -44,6 +47,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--grains", type=int, nargs="*", default=[16],
+                    help="busy_min_grains values to try with the adaptation on")
     args = ap.parse_args()
     cfg = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
                     gelu="none")
@@ -59,7 +64,9 @@ def main():
         loss.backward()
         opt.step()
 
-    modes = {"2 threads, adaptation off": (2, False), "2 threads, adapted": (2, True), "1 thread": (1, False)}
+    modes = {"2 threads, adaptation off": (2, False, 16), "1 thread": (1, False, 16)}
+    for g in args.grains:
+        modes[f"2 threads, adapted, busy_min_grains {g}"] = (2, True, g)
     for i in range(3):
         step(i)
     res = collections.defaultdict(list)
@@ -69,9 +76,10 @@ def main():
                      for _ in range(args.busy if cond == "busy" else 0)]
             time.sleep(0.3 if procs else 0.0)
             try:
-                for name, (n, adapt) in (modes.items() if r % 2 == 0 else reversed(modes.items())):
+                for name, (n, adapt, grains) in (modes.items() if r % 2 == 0 else reversed(modes.items())):
                     pe.set_num_threads(n)
                     _C.set_adapt_threads(adapt)
+                    _C.set_busy_min_grains(grains)
                     c0 = ctx_switches()
                     t0 = time.perf_counter()
                     for i in range(args.steps):
@@ -122,6 +130,7 @@ def main():
             cb, tb = totals["busy"][k]
             print(f"  {k:40s} {ta / args.steps:9.0f} -> {tb / args.steps:9.0f}  ({cb / args.steps:.0f} calls)")
     _C.set_adapt_threads(True)
+    _C.set_busy_min_grains(16)
 
 
 if __name__ == "__main__":
