@@ -39,6 +39,19 @@ PYBIND11_MODULE(_C, m) {
       if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
       pe::set_num_threads(n);
     }, py::arg("n"), "Set the number of threads the kernels use.");
+  m.def("usable_threads", [] { return pe::usable_threads(); },
+        "Threads a large kernel would use now: num_threads(), lowered while other processes take cores.");
+  m.def("set_busy_min_grains", &pe::set_busy_min_grains, py::arg("grains"),
+        "While other processes take every core, kernels of fewer grains of work run on one thread.");
+  m.def("busy_min_grains", &pe::busy_min_grains);
+  m.def("set_adapt_threads", &pe::set_adapt_threads, py::arg("on"),
+        "Turn the load-adapted thread count on or off (default on; PYENGINE_ADAPT_THREADS=0 starts it off).");
+  m.def("adapt_threads", &pe::adapt_threads, "Whether the thread count adapts to the cores other processes use.");
+  m.def("set_workers_spin", &pe::set_workers_spin, py::arg("on"),
+        "Tell the adaptation whether idle OpenMP workers spin (libgomp's default) or sleep (PASSIVE).");
+  m.def("workers_spin", &pe::workers_spin, "Whether the adaptation takes idle OpenMP workers to spin.");
+  m.def("busy_threads", &pe::busy_threads,
+        "Runnable threads of other processes, as the thread-count adaptation sees them (samples when stale).");
   m.def("isa", [] { return std::string(pe::isa_name(pe::isa())); }, "SIMD level in use: generic|avx2|avx512.");
   m.def("isa_supported", [] { return std::string(pe::isa_name(pe::isa_supported())); },
         "Best SIMD level this CPU supports.");

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <climits>
 
 #if defined(PYENGINE_OPENMP)
 #include <omp.h>
@@ -19,6 +20,30 @@ using index_t = std::int64_t;
 int num_threads();
 void set_num_threads(int n);
 
+// The threads a kernel may use now: num_threads(), lowered while other processes
+// leave fewer cores free. Every OpenMP region ends in a join, so a team larger
+// than the free cores waits, at every kernel, for a peer the scheduler put behind
+// another process (a slice, ~1-3 ms, for a kernel of ~50 us). The runnable
+// threads of other processes are sampled from /proc (loadavg's count minus this
+// process's own running threads) at most every ~50 ms, by whichever call finds
+// the sample stale; a core counts as taken if it was in any of the last 4 samples
+// (quick to go down, late to go back up). Rules in common.cpp (usable_threads).
+// `grains`: the kernel's work in units of its grain (threads_for); while other
+// processes take every core, a kernel of fewer than busy_min_grains() grains runs
+// on the calling thread: a short kernel's join would wait longer for a peer
+// behind someone else's slice than the kernel lasts.
+// PYENGINE_ADAPT_THREADS=0 or set_adapt_threads(false) turns this off.
+int usable_threads(index_t grains = INT64_MAX);
+void set_busy_min_grains(index_t g);
+index_t busy_min_grains();
+void set_adapt_threads(bool on);
+bool adapt_threads();
+// Whether idle OpenMP workers spin (libgomp's default, OMP_WAIT_POLICY=ACTIVE, GOMP_SPINCOUNT > 0) or
+// sleep (PASSIVE): spinning teams back off further on a loaded machine.
+void set_workers_spin(bool on);
+bool workers_spin();
+int busy_threads();  // runnable threads of other processes, as the adaptation sees them (samples when stale)
+
 // Threads worth using for `work` units of roughly `grain` each: small problems
 // run on one thread, where fork/join costs more than it saves (~2-5 us).
 inline int threads_for(index_t work, index_t grain = 32768) {
@@ -27,7 +52,7 @@ inline int threads_for(index_t work, index_t grain = 32768) {
   if (omp_in_parallel()) return 1;  // called from a kernel's own parallel region: run on this thread
 #endif
   index_t t = work / grain;
-  int n = num_threads();
+  int n = usable_threads(t);
   return t < n ? static_cast<int>(t) : n;
 }
 
