@@ -182,6 +182,7 @@ class Function:
     # split): such an output shares input 0's version counter, and an in-place op on it rewrites the
     # graph of the tensor it views (ops/inplace.py).
     returns_view = False
+    _saves_plan = None  # saves as apply reads it (_plan_saves)
 
     def forward(self, *args):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -195,34 +196,48 @@ class Function:
         # forward(*tensors) with setup_context(ctx, inputs, output); they get the ctx protocol's apply.
         if isinstance(cls.__dict__.get("forward"), staticmethod):
             cls.apply = classmethod(_apply_with_ctx)
+        _plan_saves(cls)
 
     @classmethod
     def apply(cls, *args):
+        # Every op call runs this: plain loops, attributes read inline, per-class facts computed once
+        # (_plan_saves), no helper calls on the common path (a one-element op costs a few microseconds, and
+        # each Python call here is ~0.1 us of them). dev/gpt_ops_notes.md, "Per-op overhead", has the numbers.
         if _profiler is not None and _profiler.intercepts():
             return _profiler.record_apply(cls, args)
-        for a in args:  # bfloat16 / float16 compute through float32 (pyengine/_lowp.py); itemsize first: cheap
-            if isinstance(a, Tensor) and a._data.itemsize == 2 and a._data.dtype in _LOW and not cls.returns_view \
-                    and cls is not _lowp.CastLowp:
-                return _lowp.apply_upcast(cls, args)
+        # One walk: the arrays, whether an input requires grad, and a low-precision input (bfloat16 /
+        # float16 compute through float32, pyengine/_lowp.py; itemsize first: cheap).
+        needs = False
+        arrays = []
+        for a in args:
+            if isinstance(a, Tensor):
+                d = a._data
+                if d.itemsize == 2 and d.dtype in _LOW and not cls.returns_view and cls is not _lowp.CastLowp:
+                    return _lowp.apply_upcast(cls, args)
+                if a.requires_grad:
+                    needs = True
+                arrays.append(d)
+            else:
+                arrays.append(a)
         fn = cls.__new__(cls)
         fn.backend = B = backend_of(*args)
         fn.xp = B.xp
-        needs = False
-        if _state.enabled:
-            for a in args:
-                if isinstance(a, Tensor) and a.requires_grad:
-                    needs = True
-                    break
-        if not needs:
-            out = fn.forward(*[a._data if isinstance(a, Tensor) else a for a in args])
-            res = tuple([_wrap(o) for o in out]) if type(out) is tuple else _wrap(out)
+        if not needs or not _state.enabled:  # no graph: the forward computation only
+            out = fn.forward(*arrays)
+            if type(out) is tuple:
+                res = tuple([_wrap(o) for o in out])
+            else:  # _wrap inlined: one output is the common case
+                res = _new(Tensor)
+                if type(out) is not np.ndarray:
+                    out = np.asarray(out)
+                res._data = out
+                res.grad = res.grad_fn = res._hooks = res._post_hooks = res._version = res._base = res._vv = None
+                res._out_index = 0
+                res.requires_grad = False
             if cls.returns_view:
                 _share_memory_with(args[0], res)
             return res
 
-        # Every op call with grad runs this: kept to plain loops and inlined attribute reads (a Tensor's
-        # _edge(), the version records below), ~10% of a one-element op's cost against function calls.
-        arrays = []
         needs_input_grad = []
         edges = []
         shapes = []
@@ -230,9 +245,7 @@ class Function:
             if isinstance(a, Tensor):
                 if a._base is not None and a._version[0] != a._vv:  # its base was written in place
                     inplace.refresh_view(a)
-                arr = a._data
-                arrays.append(arr)
-                shapes.append(arr.shape)
+                shapes.append(a._data.shape)
                 if a.requires_grad:
                     needs_input_grad.append(True)
                     gf = a.grad_fn  # the edge: the leaf itself, or (node, output index)
@@ -241,13 +254,17 @@ class Function:
                     needs_input_grad.append(False)
                     edges.append(None)
             else:
-                arrays.append(a)
                 needs_input_grad.append(False)
                 edges.append(None)
                 shapes.append(None)
         fn.needs_input_grad = tuple(needs_input_grad)
         out = fn.forward(*arrays)
-        node = Node(fn, edges, shapes)
+        node = _new(Node)  # Node(fn, edges, shapes) inlined
+        node.fn = fn
+        node.edges = edges
+        node.shapes = shapes
+        node.n_outputs = 1
+        node.retained = node.versions = None
         if type(out) is tuple:
             node.n_outputs = len(out)
             diff = cls.differentiable_outputs
@@ -258,31 +275,45 @@ class Function:
                 else:
                     res.append(_wrap(o))
             res = tuple(res)
-        else:
-            res = _wrap(out, node, 0)
+        else:  # _wrap inlined
+            res = _new(Tensor)
+            if type(out) is not np.ndarray:
+                out = np.asarray(out)
+            res._data = out
+            res.grad = res._hooks = res._post_hooks = res._version = res._base = res._vv = None
+            res.grad_fn = node
+            res._out_index = 0
+            res.requires_grad = True
         if cls.returns_view:
             _share_memory_with(args[0], res)
-        saves = cls.saves
-        if saves is None:
-            node.versions = _record_versions(args, res, saves)
-        elif saves:  # _record_versions inlined for the declared saves
+        plan = cls._saves_plan
+        if plan is None:
+            node.versions = _record_versions(args, res, None)
+        elif plan:  # _record_versions inlined for the declared saves
             rec = []
-            for i in saves:
-                if i == "out":
+            for i in plan:
+                if i < 0:  # "out"
                     for t in (res if type(res) is tuple else (res,)):
                         v = t._version
                         if v is None:
                             v = t._version = [0]
-                        rec.append((v, v[0], _THIS_NODE, t._out_index, t._data.shape))
+                        rec.append((v, v[0], _THIS_NODE, t._out_index, t._data))
                 else:
                     t = args[i]
                     if isinstance(t, Tensor):
                         v = t._version
                         if v is None:
                             v = t._version = [0]
-                        rec.append((v, v[0], t.grad_fn, t._out_index, t._data.shape))
+                        rec.append((v, v[0], t.grad_fn, t._out_index, t._data))
             node.versions = rec
         return res
+
+
+def _plan_saves(cls):
+    """``cls.saves`` as the loop in Function.apply reads it: a tuple of argument indices, -1 for "out"
+    (None: every tensor, _record_versions), computed once per class."""
+    saves = cls.__dict__.get("saves", cls.saves)
+    cls._saves_plan = None if saves is None else tuple(-1 if i == "out" else i for i in saves)
 
 
 class FunctionCtx:
@@ -418,7 +449,8 @@ def _root(a):
 
 
 def _record_versions(args, outs, saves):
-    """(counter, its value now, the tensor's producer, output index, shape) of each saved tensor."""
+    """(counter, its value now, the tensor's producer, output index, shape) of each saved tensor (Function.apply
+    records the array, which it declared saved, in place of its shape: no NumPy shape tuple made per op)."""
     outs = outs if type(outs) is tuple else (outs,)
     picked = []
     for i in (range(len(args)) if saves is None else saves):
@@ -442,8 +474,9 @@ _THIS_NODE = "this node"
 
 
 def _check_versions(node):
-    for counter, expected, producer, index, shape in node.versions:
+    for counter, expected, producer, index, array in node.versions:  # array: or its shape
         if counter[0] != expected:
+            shape = getattr(array, "shape", array)
             made = ("a leaf" if producer is None else
                     f"output {index} of {(node if producer is _THIS_NODE else producer).name}")
             raise RuntimeError(
@@ -458,16 +491,21 @@ class Node:
     per input, where that input's gradient goes (None, a leaf Tensor, or (node, output index))
     and the input's shape, which the engine fits that gradient to."""
 
-    __slots__ = ("fn", "edges", "shapes", "n_outputs", "freed", "retained", "versions", "__weakref__")
+    __slots__ = ("fn", "edges", "shapes", "n_outputs", "retained", "versions", "__weakref__")
 
     def __init__(self, fn, edges, shapes):
         self.fn = fn
         self.edges = edges
         self.shapes = shapes
         self.n_outputs = 1
-        self.freed = False
         self.retained = None  # {output index: Tensor} for retain_grad()
         self.versions = None  # the saved tensors' version counters (Function.saves)
+        # (Function.apply sets these same six attributes inline, without this call)
+
+    @property
+    def freed(self):
+        """Whether backward released the saved values (the function is then a _FreedFunction)."""
+        return type(self.fn) is _FreedFunction
 
     @property
     def name(self):
@@ -476,6 +514,9 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+_new = object.__new__  # Tensor.__new__ and Node.__new__: Function.apply builds both without calling __init__
 
 
 class _FreedFunction:
@@ -534,11 +575,12 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
     """
     bp = _BackwardPass(inputs, accumulate)
     order = bp.seed(roots, root_grads)
+    pop, run_node = bp.node_grads.pop, bp.run_node
     for node in reversed(order):  # `order` lists children before parents: outputs first
-        grads = bp.node_grads.pop(node, None)
+        grads = pop(node, None)
         if grads is not None:
             if _profiler is None:
-                bp.run_node(node, grads, retain_graph)
+                run_node(node, grads, retain_graph)
             else:
                 _profiler.record_node(bp, node, grads, retain_graph)
     return bp.finish()
@@ -557,7 +599,7 @@ def _topological_order(start_nodes):
         while stack:
             node, it = stack[-1]
             for e in it:
-                if e is None or isinstance(e, Tensor):
+                if type(e) is not tuple:  # None, or a leaf Tensor
                     continue
                 child = e[0]
                 if child not in visited:
@@ -614,8 +656,9 @@ class _BackwardPass:
             pending = self.pending
             for node in order:
                 for e in node.edges:
-                    if isinstance(e, Tensor):
-                        pending[id(e)] = pending.get(id(e), 0) + 1
+                    if e is not None and type(e) is not tuple:  # a leaf Tensor
+                        key = id(e)
+                        pending[key] = pending.get(key, 0) + 1
         return order
 
     def _wants(self, leaf):
@@ -623,43 +666,61 @@ class _BackwardPass:
 
     def run_node(self, node, grads, retain_graph):
         """Call the node's backward with its summed output gradients and route what it returns."""
-        if node.freed:
+        # Every node of every backward runs this: the helpers of the common case (_check_versions, sum_to_shape
+        # on an equal shape, _wants, _producer_done) are inlined.
+        fn = node.fn
+        if type(fn) is _FreedFunction:  # node.freed
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({node.name}): its saved "
                 "values were freed after the first backward. Pass retain_graph=True to the "
                 "first backward() if you need to backward twice.")
-        if node.versions:
-            _check_versions(node)
-        fn = node.fn
+        versions = node.versions
+        if versions:
+            for rec in versions:
+                if rec[0][0] != rec[1]:
+                    _check_versions(node)
+        cls = type(fn)
         # the outputs of a view-returning backward are as unshared as the gradient it received
-        passed_on = type(fn).views_grad and (node, 0) in self.owned_slots
-        fresh = type(fn).fresh_grads
+        passed_on = cls.views_grad and (node, 0) in self.owned_slots
+        fresh = cls.fresh_grads
         if node.retained:
             for i, t in node.retained.items():
                 if grads[i] is not None:
                     t.grad = _wrap(grads[i].copy()) if t.grad is None else _wrap(t.grad._data + grads[i])
-        if node in self.captures:
+        if self.captures and node in self.captures:
             self._capture(node, grads)
         in_grads = fn.backward(grads[0]) if node.n_outputs == 1 else fn.backward(*grads)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
-        if not retain_graph:
-            node.freed = True
-            node.fn = _FreedFunction(type(fn).__name__)
+        if not retain_graph:  # (node.freed is now True)
+            node.fn = _FreedFunction(cls.__name__)
+            node.versions = None  # they hold saved arrays too
+        wanted = self.wanted
+        accumulate = self.accumulate
         for e, g, shape in zip(node.edges, in_grads, node.shapes):
             if e is None:
                 continue
             if g is not None:
-                g, summed = sum_to_shape(g, shape)
+                if g.shape == shape:
+                    summed = False
+                else:
+                    g, summed = sum_to_shape(g, shape)
                 # (not a 0-d result: NumPy arithmetic on 0-d arrays gives immutable scalars, never added into)
                 owned = summed or passed_on or (fresh and g.base is None and g.ndim > 0)
-            if isinstance(e, Tensor):
-                if g is not None and self._wants(e):
+            if type(e) is tuple:
+                if g is not None:
+                    self._send(e[0], e[1], g, owned)
+            else:  # a leaf tensor
+                key = id(e)
+                if g is not None and (wanted is None or key in wanted):
                     self._add_leaf(e, g, owned)
-                if self.accumulate:
-                    self._producer_done(e)
-            elif g is not None:
-                self._send(e[0], e[1], g, owned)
+                if accumulate:  # _producer_done inlined
+                    pending = self.pending
+                    left = pending[key] - 1
+                    pending[key] = left
+                    if left == 0 and key in self.leaf_grads:
+                        _, g, owned = self.leaf_grads.pop(key)
+                        _deliver_grad(e, g, owned)
 
     def _capture(self, node, grads):
         for i, t in self.captures[node]:
@@ -726,22 +787,24 @@ _ACCUMULATE_MIN = 1 << 16  # elements; below this NumPy's += costs less than a k
 
 def _accumulate(dst, g):
     """dst += g in place: the backend's threaded kernel for large float arrays, NumPy otherwise."""
-    B = backend_of(dst)
-    if (dst.size >= _ACCUMULATE_MIN and dst.dtype == g.dtype and dst.shape == g.shape and dst.dtype.kind == "f"
-            and dst.flags.c_contiguous and dst.flags.writeable and not B.xp.may_share_memory(dst, g)):
-        B.add_into(dst, g)
-    else:
-        dst += g
+    if dst.size >= _ACCUMULATE_MIN:
+        B = backend_of(dst)
+        if (dst.dtype == g.dtype and dst.shape == g.shape and dst.dtype.kind == "f" and dst.flags.c_contiguous
+                and dst.flags.writeable and not B.xp.may_share_memory(dst, g)):
+            B.add_into(dst, g)
+            return
+    dst += g
 
 
 def _deliver_grad(t, g, owned=False):
     """Accumulate ``g`` into ``t.grad``, running the tensor's hooks around it."""
     xp = backend_of(g).xp
-    if g.dtype != t._data.dtype:
-        g = g.astype(t._data.dtype)
+    data = t._data
+    if g.dtype is not data.dtype and g.dtype != data.dtype:
+        g = g.astype(data.dtype)
         owned = True
-    if g.shape != t._data.shape:
-        g = xp.broadcast_to(g, t._data.shape)
+    if g.shape != data.shape:
+        g = xp.broadcast_to(g, data.shape)
         owned = False
     hooks = t._hooks
     if hooks:
@@ -773,6 +836,10 @@ def _deliver_grad(t, g, owned=False):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate the gradients of ``tensors`` (seeded with ``grad_tensors``) into ``.grad`` of the
     leaves, or of ``inputs`` only when given (PyTorch's ``torch.autograd.backward``)."""
+    if grad_tensors is None and inputs is None and not create_graph and isinstance(tensors, Tensor):
+        # loss.backward(): the common call, without the lists below
+        run_backward((tensors,), (_seed_grad(tensors, None),), bool(retain_graph))
+        return
     if create_graph:
         raise NotImplementedError("backward(create_graph=True): higher-order gradients are not supported")
     tensors = _as_list(tensors)
@@ -836,7 +903,9 @@ def _seed_grad(t, gradient, op="backward"):
             raise RuntimeError(
                 f"{op}: grad can be implicitly created only for scalar outputs; got shape "
                 f"{tuple(t.shape)}. Pass gradient= with that shape.")
-        return backend_of(t).xp.ones_like(t._data)
+        g = backend_of(t).xp.empty(t._data.shape, t._data.dtype)  # (ones_like: a slower Python function)
+        g.fill(1)
+        return g
     g = gradient._data if isinstance(gradient, Tensor) else backend_of(t).xp.asarray(gradient, dtype=t._data.dtype)
     if g.shape != t._data.shape:
         raise RuntimeError(f"{op}: gradient has shape {tuple(g.shape)} but the tensor has shape "

@@ -16,6 +16,7 @@ from ..tensor import Tensor, _wrap
 from ..tensor import _array_of as _arr
 
 _F64 = np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
 
 
 def _shape(x):
@@ -45,6 +46,8 @@ def _binary(ufunc, a, b, op):
     except OverflowError:  # a Python int past the integer dtype it is computed in
         raise ValueError(f"{op}: a number does not fit the operands' integer dtype ({_dtype_name(a)} and "
                          f"{_dtype_name(b)})") from None
+    if out.dtype is _F32:  # the common case without _promote's call (every arithmetic op's path)
+        return out
     return _promote(out, a, b)
 
 
