@@ -219,7 +219,7 @@ class Function:
                 arrays.append(d)
             else:
                 arrays.append(a)
-        fn = cls.__new__(cls)
+        fn = _new(cls)
         fn.backend = B = backend_of(*args)
         fn.xp = B.xp
         if not needs or not _state.enabled:  # no graph: the forward computation only

@@ -456,7 +456,13 @@ def _operand(x, like, op, position):
 # number: 2 * x calls mul(2, x); _operand checks both) and name the op in their errors (_binary).
 
 
+# The operands that _operand passes through as they are, tested by exact type first (x + y, x * 2.0: no call).
+_PLAIN = frozenset((Tensor, float, int))
+
+
 def add(a, b, alpha=1):
+    if type(a) in _PLAIN and type(b) in _PLAIN and alpha == 1:
+        return Add.apply(a, b)
     a, b = _operand(a, b, "add", 1), _operand(b, a, "add", 2)
     if alpha != 1:
         b = _times_alpha(b, alpha, "add")
@@ -464,6 +470,8 @@ def add(a, b, alpha=1):
 
 
 def sub(a, b, alpha=1):
+    if type(a) in _PLAIN and type(b) in _PLAIN and alpha == 1:
+        return Sub.apply(a, b)
     a, b = _operand(a, b, "sub", 1), _operand(b, a, "sub", 2)
     if alpha != 1:
         b = _times_alpha(b, alpha, "sub")
@@ -479,10 +487,14 @@ def _times_alpha(b, alpha, op):
 
 
 def mul(a, b):
+    if type(a) in _PLAIN and type(b) in _PLAIN:
+        return Mul.apply(a, b)
     return Mul.apply(_operand(a, b, "mul", 1), _operand(b, a, "mul", 2))
 
 
 def div(a, b, rounding_mode=None):
+    if type(a) in _PLAIN and type(b) in _PLAIN and rounding_mode is None:
+        return Div.apply(a, b)
     a, b = _operand(a, b, "div", 1), _operand(b, a, "div", 2)
     if rounding_mode is not None:
         return _div_rounded(a, b, rounding_mode)
