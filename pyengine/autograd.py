@@ -183,6 +183,7 @@ class Function:
     # graph of the tensor it views (ops/inplace.py).
     returns_view = False
     _saves_plan = None  # saves as apply reads it (_plan_saves)
+    _saves_inputs, _saves_out = -1, False
 
     def forward(self, *args):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -241,10 +242,16 @@ class Function:
         needs_input_grad = []
         edges = []
         shapes = []
+        # the version records of the saved inputs (see _check_versions), taken in this walk when the class saves
+        # every input (mul, div, matmul...), else after the forward
+        rec = [] if len(args) <= cls._saves_inputs else None
         for a in args:
             if isinstance(a, Tensor):
                 if a._base is not None and a._version[0] != a._vv:  # its base was written in place
                     inplace.refresh_view(a)
+                if rec is not None:
+                    v = a._version
+                    rec.append(a if v is None else (v, v[0], a.grad_fn, a._out_index, a._data))
                 shapes.append(a._data.shape)
                 if a.requires_grad:
                     needs_input_grad.append(True)
@@ -287,9 +294,17 @@ class Function:
         if cls.returns_view:
             _share_memory_with(args[0], res)
         plan = cls._saves_plan
-        if plan is None:
+        if rec is not None:  # the inputs' records are taken; the outputs' if saved
+            if cls._saves_out:
+                for t in (res if type(res) is tuple else (res,)):
+                    v = t._version
+                    if v is None:
+                        v = t._version = [0]
+                    rec.append((v, v[0], _THIS_NODE, t._out_index, t._data))
+            node.versions = rec
+        elif plan is None:
             node.versions = _record_versions(args, res, None)
-        elif plan:  # _record_versions inlined for the declared saves
+        elif plan:  # _record_versions inlined for the declared saves, and lighter (_check_versions reads both)
             rec = []
             for i in plan:
                 if i < 0:  # "out"
@@ -302,9 +317,10 @@ class Function:
                     t = args[i]
                     if isinstance(t, Tensor):
                         v = t._version
-                        if v is None:
-                            v = t._version = [0]
-                        rec.append((v, v[0], t.grad_fn, t._out_index, t._data))
+                        if v is None:  # never written in place, nor viewed: at version 0; the tensor is the record
+                            rec.append(t)
+                        else:
+                            rec.append((v, v[0], t.grad_fn, t._out_index, t._data))
             node.versions = rec
         return res
 
@@ -314,6 +330,11 @@ def _plan_saves(cls):
     (None: every tensor, _record_versions), computed once per class."""
     saves = cls.__dict__.get("saves", cls.saves)
     cls._saves_plan = None if saves is None else tuple(-1 if i == "out" else i for i in saves)
+    # _saves_inputs: n when the saved inputs are exactly the first n (a call with at most n arguments saves all
+    # of them; -1 otherwise); _saves_out: whether the outputs are saved
+    inputs = set() if saves is None else {i for i in saves if i != "out"}
+    cls._saves_inputs = len(inputs) if saves is not None and inputs == set(range(len(inputs))) and inputs else -1
+    cls._saves_out = saves is not None and "out" in saves
 
 
 class FunctionCtx:
@@ -474,7 +495,18 @@ _THIS_NODE = "this node"
 
 
 def _check_versions(node):
-    for counter, expected, producer, index, array in node.versions:  # array: or its shape
+    """RuntimeError if a tensor that ``node`` saved was written in place since. A record is (counter, its value
+    then, the tensor's producer, output index, array or shape), or the saved input tensor itself where it had
+    no counter then (version 0; saved so by Function.apply: no tuple per op, and no counter made for the
+    tensors never written in place; its producer now is named). Outputs are never held: node -> output ->
+    node would be a reference cycle."""
+    for rec in node.versions:
+        if type(rec) is tuple:
+            counter, expected, producer, index, array = rec  # array: or its shape
+        else:
+            counter, expected, producer, index, array = rec._version, 0, rec.grad_fn, rec._out_index, rec._data
+            if counter is None:
+                continue
         if counter[0] != expected:
             shape = getattr(array, "shape", array)
             made = ("a leaf" if producer is None else
@@ -586,9 +618,10 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
     return bp.finish()
 
 
-def _topological_order(start_nodes):
+def _topological_order(start_nodes, pending=None):
     """Every node reachable from ``start_nodes``, each after all the nodes it feeds into
-    (children first), by an iterative depth-first search."""
+    (children first), by an iterative depth-first search. With ``pending`` (a dict), counts there the
+    edges into each leaf, by id (each edge is seen once)."""
     order = []
     visited = set()
     for s in start_nodes:
@@ -600,6 +633,9 @@ def _topological_order(start_nodes):
             node, it = stack[-1]
             for e in it:
                 if type(e) is not tuple:  # None, or a leaf Tensor
+                    if e is not None and pending is not None:
+                        key = id(e)
+                        pending[key] = pending.get(key, 0) + 1
                     continue
                 child = e[0]
                 if child not in visited:
@@ -648,18 +684,10 @@ class _BackwardPass:
                 start_nodes.append(node)
             i = t._out_index
             grads[i] = g if grads[i] is None else grads[i] + g
-        order = _topological_order(start_nodes)
-        if self.accumulate:
-            # A leaf's gradient is final once every node that feeds it has run: count those edges, and
-            # deliver the gradient (running its hooks) at that moment, not after the whole graph.
-            # Data-parallel training uses this to start a bucket's allreduce while backward still runs.
-            pending = self.pending
-            for node in order:
-                for e in node.edges:
-                    if e is not None and type(e) is not tuple:  # a leaf Tensor
-                        key = id(e)
-                        pending[key] = pending.get(key, 0) + 1
-        return order
+        # With accumulate, a leaf's gradient is final once every node that feeds it has run: the walk counts
+        # those edges, and the gradient is delivered (running its hooks) at that moment, not after the whole
+        # graph. Data-parallel training uses this to start a bucket's allreduce while backward still runs.
+        return _topological_order(start_nodes, self.pending if self.accumulate else None)
 
     def _wants(self, leaf):
         return self.wanted is None or id(leaf) in self.wanted
@@ -675,10 +703,15 @@ class _BackwardPass:
                 "values were freed after the first backward. Pass retain_graph=True to the "
                 "first backward() if you need to backward twice.")
         versions = node.versions
-        if versions:
+        if versions:  # _check_versions' test inlined
             for rec in versions:
-                if rec[0][0] != rec[1]:
-                    _check_versions(node)
+                if type(rec) is tuple:
+                    if rec[0][0] != rec[1]:
+                        _check_versions(node)
+                else:
+                    v = rec._version
+                    if v is not None and v[0]:
+                        _check_versions(node)
         cls = type(fn)
         # the outputs of a view-returning backward are as unshared as the gradient it received
         passed_on = cls.views_grad and (node, 0) in self.owned_slots
@@ -798,13 +831,12 @@ def _accumulate(dst, g):
 
 def _deliver_grad(t, g, owned=False):
     """Accumulate ``g`` into ``t.grad``, running the tensor's hooks around it."""
-    xp = backend_of(g).xp
     data = t._data
     if g.dtype is not data.dtype and g.dtype != data.dtype:
         g = g.astype(data.dtype)
         owned = True
     if g.shape != data.shape:
-        g = xp.broadcast_to(g, data.shape)
+        g = backend_of(g).xp.broadcast_to(g, data.shape)
         owned = False
     hooks = t._hooks
     if hooks:
@@ -817,10 +849,11 @@ def _deliver_grad(t, g, owned=False):
         # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph (in
         # C order, on the threaded copy kernel, for a C-ordered leaf; else keeping g's memory order)
         if not (owned and g.flags.writeable):
-            if t._data.flags.c_contiguous:
-                g = backend_of(g).copy_into(xp.empty(g.shape, g.dtype), g)
+            B = backend_of(g)
+            if data.flags.c_contiguous:
+                g = B.copy_into(B.xp.empty(g.shape, g.dtype), g)
             else:
-                g = xp.array(g, copy=True)
+                g = B.xp.array(g, copy=True)
         t.grad = _wrap(g)
     else:
         _accumulate(t.grad._data, g)
