@@ -29,6 +29,21 @@ class _GradState(threading.local):
 
 _state = _GradState()
 
+# How many threads have grad mode off now: while none has (the usual case), Function.apply knows that grad mode
+# is on without reading the thread-local state. Every change of a thread's mode goes through _set_grad_mode. (A
+# thread that ends inside no_grad leaves the count above 0: apply then reads the state, as it always could.)
+_grad_off_threads = 0
+_grad_off_lock = threading.Lock()
+
+
+def _set_grad_mode(mode):
+    global _grad_off_threads
+    mode = bool(mode)
+    if _state.enabled != mode:
+        with _grad_off_lock:
+            _grad_off_threads += -1 if mode else 1
+        _state.enabled = mode
+
 # The recording pyengine.profiler, or None: Function.apply and the backward pass check it once per op.
 _profiler = None
 
@@ -48,13 +63,13 @@ class _GradMode:
     def __init__(self, mode):
         self.prev = is_grad_enabled()
         self.mode = mode
-        _state.enabled = mode
+        _set_grad_mode(mode)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        _state.enabled = self.prev
+        _set_grad_mode(self.prev)
         return False
 
 
@@ -65,11 +80,11 @@ class _GradModeContext:
 
     def __enter__(self):
         self.prev = is_grad_enabled()
-        _state.enabled = self.mode
+        _set_grad_mode(self.mode)
         return self
 
     def __exit__(self, *exc):
-        _state.enabled = self.prev
+        _set_grad_mode(self.prev)
         return False
 
     def __call__(self, fn):
@@ -111,12 +126,12 @@ class inference_mode(_GradModeContext):
         self.prev = is_grad_enabled()
         self.prev_inference = _state_inference.enabled
         if self.inference:
-            _state.enabled = False
+            _set_grad_mode(False)
             _state_inference.enabled = True
         return self
 
     def __exit__(self, *exc):
-        _state.enabled = self.prev
+        _set_grad_mode(self.prev)
         _state_inference.enabled = self.prev_inference
         return False
 
@@ -223,7 +238,7 @@ class Function:
         fn = _new(cls)
         fn.backend = B = backend_of(*args)
         fn.xp = B.xp
-        if not needs or not _state.enabled:  # no graph: the forward computation only
+        if not needs or (_grad_off_threads and not _state.enabled):  # no graph: the forward computation only
             out = fn.forward(*arrays)
             if type(out) is tuple:
                 res = tuple([_wrap(o) for o in out])
