@@ -199,6 +199,7 @@ class Function:
     returns_view = False
     _saves_plan = None  # saves as apply reads it (_plan_saves)
     _saves_inputs, _saves_out = -1, False
+    _apply_facts = (False, -1, False, None)
 
     def forward(self, *args):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -254,12 +255,13 @@ class Function:
                 _share_memory_with(args[0], res)
             return res
 
+        returns_view, saves_inputs, saves_out, plan = cls._apply_facts  # one class lookup for four (_plan_saves)
         needs_input_grad = []
         edges = []
         shapes = []
         # the version records of the saved inputs (see _check_versions), taken in this walk when the class saves
         # every input (mul, div, matmul...), else after the forward
-        rec = [] if len(args) <= cls._saves_inputs else None
+        rec = [] if len(args) <= saves_inputs else None
         for a in args:
             if isinstance(a, Tensor):
                 if a._base is not None and a._version[0] != a._vv:  # its base was written in place
@@ -306,11 +308,10 @@ class Function:
             res.grad_fn = node
             res._out_index = 0
             res.requires_grad = True
-        if cls.returns_view:
+        if returns_view:
             _share_memory_with(args[0], res)
-        plan = cls._saves_plan
         if rec is not None:  # the inputs' records are taken; the outputs' if saved
-            if cls._saves_out:
+            if saves_out:
                 for t in (res if type(res) is tuple else (res,)):
                     v = t._version
                     if v is None:
@@ -350,6 +351,7 @@ def _plan_saves(cls):
     inputs = set() if saves is None else {i for i in saves if i != "out"}
     cls._saves_inputs = len(inputs) if saves is not None and inputs == set(range(len(inputs))) and inputs else -1
     cls._saves_out = saves is not None and "out" in saves
+    cls._apply_facts = (cls.returns_view, cls._saves_inputs, cls._saves_out, cls._saves_plan)
 
 
 class FunctionCtx:
