@@ -29,6 +29,21 @@ class _GradState(threading.local):
 
 _state = _GradState()
 
+# How many threads have grad mode off now: while none has (the usual case), Function.apply knows that grad mode
+# is on without reading the thread-local state. Every change of a thread's mode goes through _set_grad_mode. (A
+# thread that ends inside no_grad leaves the count above 0: apply then reads the state, as it always could.)
+_grad_off_threads = 0
+_grad_off_lock = threading.Lock()
+
+
+def _set_grad_mode(mode):
+    global _grad_off_threads
+    mode = bool(mode)
+    if _state.enabled != mode:
+        with _grad_off_lock:
+            _grad_off_threads += -1 if mode else 1
+        _state.enabled = mode
+
 # The recording pyengine.profiler, or None: Function.apply and the backward pass check it once per op.
 _profiler = None
 
@@ -48,13 +63,13 @@ class _GradMode:
     def __init__(self, mode):
         self.prev = is_grad_enabled()
         self.mode = mode
-        _state.enabled = mode
+        _set_grad_mode(mode)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        _state.enabled = self.prev
+        _set_grad_mode(self.prev)
         return False
 
 
@@ -65,11 +80,11 @@ class _GradModeContext:
 
     def __enter__(self):
         self.prev = is_grad_enabled()
-        _state.enabled = self.mode
+        _set_grad_mode(self.mode)
         return self
 
     def __exit__(self, *exc):
-        _state.enabled = self.prev
+        _set_grad_mode(self.prev)
         return False
 
     def __call__(self, fn):
@@ -111,12 +126,12 @@ class inference_mode(_GradModeContext):
         self.prev = is_grad_enabled()
         self.prev_inference = _state_inference.enabled
         if self.inference:
-            _state.enabled = False
+            _set_grad_mode(False)
             _state_inference.enabled = True
         return self
 
     def __exit__(self, *exc):
-        _state.enabled = self.prev
+        _set_grad_mode(self.prev)
         _state_inference.enabled = self.prev_inference
         return False
 
@@ -182,6 +197,9 @@ class Function:
     # split): such an output shares input 0's version counter, and an in-place op on it rewrites the
     # graph of the tensor it views (ops/inplace.py).
     returns_view = False
+    _saves_plan = None  # saves as apply reads it (_plan_saves)
+    _saves_inputs, _saves_out = -1, False
+    _apply_facts = (False, -1, False, None)
 
     def forward(self, *args):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -195,44 +213,63 @@ class Function:
         # forward(*tensors) with setup_context(ctx, inputs, output); they get the ctx protocol's apply.
         if isinstance(cls.__dict__.get("forward"), staticmethod):
             cls.apply = classmethod(_apply_with_ctx)
+        _plan_saves(cls)
 
     @classmethod
     def apply(cls, *args):
+        # Every op call runs this: plain loops, attributes read inline, per-class facts computed once
+        # (_plan_saves), no helper calls on the common path (a one-element op costs a few microseconds, and
+        # each Python call here is ~0.1 us of them). dev/gpt_ops_notes.md, "Per-op overhead", has the numbers.
         if _profiler is not None and _profiler.intercepts():
             return _profiler.record_apply(cls, args)
-        for a in args:  # bfloat16 / float16 compute through float32 (pyengine/_lowp.py); itemsize first: cheap
-            if isinstance(a, Tensor) and a._data.itemsize == 2 and a._data.dtype in _LOW and not cls.returns_view \
-                    and cls is not _lowp.CastLowp:
-                return _lowp.apply_upcast(cls, args)
-        fn = cls.__new__(cls)
+        # One walk: the arrays, whether an input requires grad, and a low-precision input (bfloat16 /
+        # float16 compute through float32, pyengine/_lowp.py; itemsize first: cheap).
+        needs = False
+        arrays = []
+        for a in args:
+            if isinstance(a, Tensor):
+                d = a._data
+                if d.itemsize == 2 and d.dtype in _LOW and not cls.returns_view and cls is not _lowp.CastLowp:
+                    return _lowp.apply_upcast(cls, args)
+                if a.requires_grad:
+                    needs = True
+                arrays.append(d)
+            else:
+                arrays.append(a)
+        fn = _new(cls)
         fn.backend = B = backend_of(*args)
         fn.xp = B.xp
-        needs = False
-        if _state.enabled:
-            for a in args:
-                if isinstance(a, Tensor) and a.requires_grad:
-                    needs = True
-                    break
-        if not needs:
-            out = fn.forward(*[a._data if isinstance(a, Tensor) else a for a in args])
-            res = tuple([_wrap(o) for o in out]) if type(out) is tuple else _wrap(out)
+        if not needs or (_grad_off_threads and not _state.enabled):  # no graph: the forward computation only
+            out = fn.forward(*arrays)
+            if type(out) is tuple:
+                res = tuple([_wrap(o) for o in out])
+            else:  # _wrap inlined: one output is the common case
+                res = _new(Tensor)
+                if type(out) is not np.ndarray:
+                    out = np.asarray(out)
+                res._data = out
+                res.grad = res.grad_fn = res._hooks = res._post_hooks = res._version = res._base = res._vv = None
+                res._out_index = 0
+                res.requires_grad = False
             if cls.returns_view:
                 _share_memory_with(args[0], res)
             return res
 
-        # Every op call with grad runs this: kept to plain loops and inlined attribute reads (a Tensor's
-        # _edge(), the version records below), ~10% of a one-element op's cost against function calls.
-        arrays = []
+        returns_view, saves_inputs, saves_out, plan = cls._apply_facts  # one class lookup for four (_plan_saves)
         needs_input_grad = []
         edges = []
         shapes = []
+        # the version records of the saved inputs (see _check_versions), taken in this walk when the class saves
+        # every input (mul, div, matmul...), else after the forward
+        rec = [] if len(args) <= saves_inputs else None
         for a in args:
             if isinstance(a, Tensor):
                 if a._base is not None and a._version[0] != a._vv:  # its base was written in place
                     inplace.refresh_view(a)
-                arr = a._data
-                arrays.append(arr)
-                shapes.append(arr.shape)
+                if rec is not None:
+                    v = a._version
+                    rec.append(a if v is None else (v, v[0], a.grad_fn, a._out_index, a._data))
+                shapes.append(a._data.shape)
                 if a.requires_grad:
                     needs_input_grad.append(True)
                     gf = a.grad_fn  # the edge: the leaf itself, or (node, output index)
@@ -241,13 +278,17 @@ class Function:
                     needs_input_grad.append(False)
                     edges.append(None)
             else:
-                arrays.append(a)
                 needs_input_grad.append(False)
                 edges.append(None)
                 shapes.append(None)
         fn.needs_input_grad = tuple(needs_input_grad)
         out = fn.forward(*arrays)
-        node = Node(fn, edges, shapes)
+        node = _new(Node)  # Node(fn, edges, shapes) inlined
+        node.fn = fn
+        node.edges = edges
+        node.shapes = shapes
+        node.n_outputs = 1
+        node.retained = node.versions = None
         if type(out) is tuple:
             node.n_outputs = len(out)
             diff = cls.differentiable_outputs
@@ -258,31 +299,59 @@ class Function:
                 else:
                     res.append(_wrap(o))
             res = tuple(res)
-        else:
-            res = _wrap(out, node, 0)
-        if cls.returns_view:
+        else:  # _wrap inlined
+            res = _new(Tensor)
+            if type(out) is not np.ndarray:
+                out = np.asarray(out)
+            res._data = out
+            res.grad = res._hooks = res._post_hooks = res._version = res._base = res._vv = None
+            res.grad_fn = node
+            res._out_index = 0
+            res.requires_grad = True
+        if returns_view:
             _share_memory_with(args[0], res)
-        saves = cls.saves
-        if saves is None:
-            node.versions = _record_versions(args, res, saves)
-        elif saves:  # _record_versions inlined for the declared saves
+        if rec is not None:  # the inputs' records are taken; the outputs' if saved
+            if saves_out:
+                for t in (res if type(res) is tuple else (res,)):
+                    v = t._version
+                    if v is None:
+                        v = t._version = [0]
+                    rec.append((v, v[0], _THIS_NODE, t._out_index, t._data))
+            node.versions = rec
+        elif plan is None:
+            node.versions = _record_versions(args, res, None)
+        elif plan:  # _record_versions inlined for the declared saves, and lighter (_check_versions reads both)
             rec = []
-            for i in saves:
-                if i == "out":
+            for i in plan:
+                if i < 0:  # "out"
                     for t in (res if type(res) is tuple else (res,)):
                         v = t._version
                         if v is None:
                             v = t._version = [0]
-                        rec.append((v, v[0], _THIS_NODE, t._out_index, t._data.shape))
+                        rec.append((v, v[0], _THIS_NODE, t._out_index, t._data))
                 else:
                     t = args[i]
                     if isinstance(t, Tensor):
                         v = t._version
-                        if v is None:
-                            v = t._version = [0]
-                        rec.append((v, v[0], t.grad_fn, t._out_index, t._data.shape))
+                        if v is None:  # never written in place, nor viewed: at version 0; the tensor is the record
+                            rec.append(t)
+                        else:
+                            rec.append((v, v[0], t.grad_fn, t._out_index, t._data))
             node.versions = rec
         return res
+
+
+def _plan_saves(cls):
+    """``cls.saves`` as the loop in Function.apply reads it: a tuple of argument indices, -1 for "out"
+    (None: every tensor, _record_versions), computed once per class."""
+    saves = cls.__dict__.get("saves", cls.saves)
+    cls._saves_plan = None if saves is None else tuple(-1 if i == "out" else i for i in saves)
+    # _saves_inputs: n when the saved inputs are exactly the first n (a call with at most n arguments saves all
+    # of them; -1 otherwise); _saves_out: whether the outputs are saved
+    inputs = set() if saves is None else {i for i in saves if i != "out"}
+    cls._saves_inputs = len(inputs) if saves is not None and inputs == set(range(len(inputs))) and inputs else -1
+    cls._saves_out = saves is not None and "out" in saves
+    cls._apply_facts = (cls.returns_view, cls._saves_inputs, cls._saves_out, cls._saves_plan)
 
 
 class FunctionCtx:
@@ -418,7 +487,8 @@ def _root(a):
 
 
 def _record_versions(args, outs, saves):
-    """(counter, its value now, the tensor's producer, output index, shape) of each saved tensor."""
+    """(counter, its value now, the tensor's producer, output index, shape) of each saved tensor (Function.apply
+    records the array, which it declared saved, in place of its shape: no NumPy shape tuple made per op)."""
     outs = outs if type(outs) is tuple else (outs,)
     picked = []
     for i in (range(len(args)) if saves is None else saves):
@@ -442,8 +512,20 @@ _THIS_NODE = "this node"
 
 
 def _check_versions(node):
-    for counter, expected, producer, index, shape in node.versions:
+    """RuntimeError if a tensor that ``node`` saved was written in place since. A record is (counter, its value
+    then, the tensor's producer, output index, array or shape), or the saved input tensor itself where it had
+    no counter then (version 0; saved so by Function.apply: no tuple per op, and no counter made for the
+    tensors never written in place; its producer now is named). Outputs are never held: node -> output ->
+    node would be a reference cycle."""
+    for rec in node.versions:
+        if type(rec) is tuple:
+            counter, expected, producer, index, array = rec  # array: or its shape
+        else:
+            counter, expected, producer, index, array = rec._version, 0, rec.grad_fn, rec._out_index, rec._data
+            if counter is None:
+                continue
         if counter[0] != expected:
+            shape = getattr(array, "shape", array)
             made = ("a leaf" if producer is None else
                     f"output {index} of {(node if producer is _THIS_NODE else producer).name}")
             raise RuntimeError(
@@ -458,16 +540,21 @@ class Node:
     per input, where that input's gradient goes (None, a leaf Tensor, or (node, output index))
     and the input's shape, which the engine fits that gradient to."""
 
-    __slots__ = ("fn", "edges", "shapes", "n_outputs", "freed", "retained", "versions", "__weakref__")
+    __slots__ = ("fn", "edges", "shapes", "n_outputs", "retained", "versions", "__weakref__")
 
     def __init__(self, fn, edges, shapes):
         self.fn = fn
         self.edges = edges
         self.shapes = shapes
         self.n_outputs = 1
-        self.freed = False
         self.retained = None  # {output index: Tensor} for retain_grad()
         self.versions = None  # the saved tensors' version counters (Function.saves)
+        # (Function.apply sets these same six attributes inline, without this call)
+
+    @property
+    def freed(self):
+        """Whether backward released the saved values (the function is then a _FreedFunction)."""
+        return type(self.fn) is _FreedFunction
 
     @property
     def name(self):
@@ -476,6 +563,9 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+_new = object.__new__  # Tensor.__new__ and Node.__new__: Function.apply builds both without calling __init__
 
 
 class _FreedFunction:
@@ -534,19 +624,21 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
     """
     bp = _BackwardPass(inputs, accumulate)
     order = bp.seed(roots, root_grads)
+    pop, run_node = bp.node_grads.pop, bp.run_node
     for node in reversed(order):  # `order` lists children before parents: outputs first
-        grads = bp.node_grads.pop(node, None)
+        grads = pop(node, None)
         if grads is not None:
             if _profiler is None:
-                bp.run_node(node, grads, retain_graph)
+                run_node(node, grads, retain_graph)
             else:
                 _profiler.record_node(bp, node, grads, retain_graph)
     return bp.finish()
 
 
-def _topological_order(start_nodes):
+def _topological_order(start_nodes, pending=None):
     """Every node reachable from ``start_nodes``, each after all the nodes it feeds into
-    (children first), by an iterative depth-first search."""
+    (children first), by an iterative depth-first search. With ``pending`` (a dict), counts there the
+    edges into each leaf, by id (each edge is seen once)."""
     order = []
     visited = set()
     for s in start_nodes:
@@ -557,7 +649,10 @@ def _topological_order(start_nodes):
         while stack:
             node, it = stack[-1]
             for e in it:
-                if e is None or isinstance(e, Tensor):
+                if type(e) is not tuple:  # None, or a leaf Tensor
+                    if e is not None and pending is not None:
+                        key = id(e)
+                        pending[key] = pending.get(key, 0) + 1
                     continue
                 child = e[0]
                 if child not in visited:
@@ -606,60 +701,76 @@ class _BackwardPass:
                 start_nodes.append(node)
             i = t._out_index
             grads[i] = g if grads[i] is None else grads[i] + g
-        order = _topological_order(start_nodes)
-        if self.accumulate:
-            # A leaf's gradient is final once every node that feeds it has run: count those edges, and
-            # deliver the gradient (running its hooks) at that moment, not after the whole graph.
-            # Data-parallel training uses this to start a bucket's allreduce while backward still runs.
-            pending = self.pending
-            for node in order:
-                for e in node.edges:
-                    if isinstance(e, Tensor):
-                        pending[id(e)] = pending.get(id(e), 0) + 1
-        return order
+        # With accumulate, a leaf's gradient is final once every node that feeds it has run: the walk counts
+        # those edges, and the gradient is delivered (running its hooks) at that moment, not after the whole
+        # graph. Data-parallel training uses this to start a bucket's allreduce while backward still runs.
+        return _topological_order(start_nodes, self.pending if self.accumulate else None)
 
     def _wants(self, leaf):
         return self.wanted is None or id(leaf) in self.wanted
 
     def run_node(self, node, grads, retain_graph):
         """Call the node's backward with its summed output gradients and route what it returns."""
-        if node.freed:
+        # Every node of every backward runs this: the helpers of the common case (_check_versions, sum_to_shape
+        # on an equal shape, _wants, _producer_done) are inlined.
+        fn = node.fn
+        if type(fn) is _FreedFunction:  # node.freed
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({node.name}): its saved "
                 "values were freed after the first backward. Pass retain_graph=True to the "
                 "first backward() if you need to backward twice.")
-        if node.versions:
-            _check_versions(node)
-        fn = node.fn
+        versions = node.versions
+        if versions:  # _check_versions' test inlined
+            for rec in versions:
+                if type(rec) is tuple:
+                    if rec[0][0] != rec[1]:
+                        _check_versions(node)
+                else:
+                    v = rec._version
+                    if v is not None and v[0]:
+                        _check_versions(node)
+        cls = type(fn)
         # the outputs of a view-returning backward are as unshared as the gradient it received
-        passed_on = type(fn).views_grad and (node, 0) in self.owned_slots
-        fresh = type(fn).fresh_grads
+        passed_on = cls.views_grad and (node, 0) in self.owned_slots
+        fresh = cls.fresh_grads
         if node.retained:
             for i, t in node.retained.items():
                 if grads[i] is not None:
                     t.grad = _wrap(grads[i].copy()) if t.grad is None else _wrap(t.grad._data + grads[i])
-        if node in self.captures:
+        if self.captures and node in self.captures:
             self._capture(node, grads)
         in_grads = fn.backward(grads[0]) if node.n_outputs == 1 else fn.backward(*grads)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
-        if not retain_graph:
-            node.freed = True
-            node.fn = _FreedFunction(type(fn).__name__)
+        if not retain_graph:  # (node.freed is now True)
+            node.fn = _FreedFunction(cls.__name__)
+            node.versions = None  # they hold saved arrays too
+        wanted = self.wanted
+        accumulate = self.accumulate
         for e, g, shape in zip(node.edges, in_grads, node.shapes):
             if e is None:
                 continue
             if g is not None:
-                g, summed = sum_to_shape(g, shape)
+                if g.shape == shape:
+                    summed = False
+                else:
+                    g, summed = sum_to_shape(g, shape)
                 # (not a 0-d result: NumPy arithmetic on 0-d arrays gives immutable scalars, never added into)
                 owned = summed or passed_on or (fresh and g.base is None and g.ndim > 0)
-            if isinstance(e, Tensor):
-                if g is not None and self._wants(e):
+            if type(e) is tuple:
+                if g is not None:
+                    self._send(e[0], e[1], g, owned)
+            else:  # a leaf tensor
+                key = id(e)
+                if g is not None and (wanted is None or key in wanted):
                     self._add_leaf(e, g, owned)
-                if self.accumulate:
-                    self._producer_done(e)
-            elif g is not None:
-                self._send(e[0], e[1], g, owned)
+                if accumulate:  # _producer_done inlined
+                    pending = self.pending
+                    left = pending[key] - 1
+                    pending[key] = left
+                    if left == 0 and key in self.leaf_grads:
+                        _, g, owned = self.leaf_grads.pop(key)
+                        _deliver_grad(e, g, owned)
 
     def _capture(self, node, grads):
         for i, t in self.captures[node]:
@@ -726,22 +837,23 @@ _ACCUMULATE_MIN = 1 << 16  # elements; below this NumPy's += costs less than a k
 
 def _accumulate(dst, g):
     """dst += g in place: the backend's threaded kernel for large float arrays, NumPy otherwise."""
-    B = backend_of(dst)
-    if (dst.size >= _ACCUMULATE_MIN and dst.dtype == g.dtype and dst.shape == g.shape and dst.dtype.kind == "f"
-            and dst.flags.c_contiguous and dst.flags.writeable and not B.xp.may_share_memory(dst, g)):
-        B.add_into(dst, g)
-    else:
-        dst += g
+    if dst.size >= _ACCUMULATE_MIN:
+        B = backend_of(dst)
+        if (dst.dtype == g.dtype and dst.shape == g.shape and dst.dtype.kind == "f" and dst.flags.c_contiguous
+                and dst.flags.writeable and not B.xp.may_share_memory(dst, g)):
+            B.add_into(dst, g)
+            return
+    dst += g
 
 
 def _deliver_grad(t, g, owned=False):
     """Accumulate ``g`` into ``t.grad``, running the tensor's hooks around it."""
-    xp = backend_of(g).xp
-    if g.dtype != t._data.dtype:
-        g = g.astype(t._data.dtype)
+    data = t._data
+    if g.dtype is not data.dtype and g.dtype != data.dtype:
+        g = g.astype(data.dtype)
         owned = True
-    if g.shape != t._data.shape:
-        g = xp.broadcast_to(g, t._data.shape)
+    if g.shape != data.shape:
+        g = backend_of(g).xp.broadcast_to(g, data.shape)
         owned = False
     hooks = t._hooks
     if hooks:
@@ -754,10 +866,11 @@ def _deliver_grad(t, g, owned=False):
         # adopt an array no one else holds; copy anything that may alias memory elsewhere in the graph (in
         # C order, on the threaded copy kernel, for a C-ordered leaf; else keeping g's memory order)
         if not (owned and g.flags.writeable):
-            if t._data.flags.c_contiguous:
-                g = backend_of(g).copy_into(xp.empty(g.shape, g.dtype), g)
+            B = backend_of(g)
+            if data.flags.c_contiguous:
+                g = B.copy_into(B.xp.empty(g.shape, g.dtype), g)
             else:
-                g = xp.array(g, copy=True)
+                g = B.xp.array(g, copy=True)
         t.grad = _wrap(g)
     else:
         _accumulate(t.grad._data, g)
@@ -773,6 +886,10 @@ def _deliver_grad(t, g, owned=False):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate the gradients of ``tensors`` (seeded with ``grad_tensors``) into ``.grad`` of the
     leaves, or of ``inputs`` only when given (PyTorch's ``torch.autograd.backward``)."""
+    if grad_tensors is None and inputs is None and not create_graph and isinstance(tensors, Tensor):
+        # loss.backward(): the common call, without the lists below
+        run_backward((tensors,), (_seed_grad(tensors, None),), bool(retain_graph))
+        return
     if create_graph:
         raise NotImplementedError("backward(create_graph=True): higher-order gradients are not supported")
     tensors = _as_list(tensors)
@@ -836,7 +953,9 @@ def _seed_grad(t, gradient, op="backward"):
             raise RuntimeError(
                 f"{op}: grad can be implicitly created only for scalar outputs; got shape "
                 f"{tuple(t.shape)}. Pass gradient= with that shape.")
-        return backend_of(t).xp.ones_like(t._data)
+        g = backend_of(t).xp.empty(t._data.shape, t._data.dtype)  # (ones_like: a slower Python function)
+        g.fill(1)
+        return g
     g = gradient._data if isinstance(gradient, Tensor) else backend_of(t).xp.asarray(gradient, dtype=t._data.dtype)
     if g.shape != t._data.shape:
         raise RuntimeError(f"{op}: gradient has shape {tuple(g.shape)} but the tensor has shape "

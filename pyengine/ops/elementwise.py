@@ -16,6 +16,7 @@ from ..tensor import Tensor, _wrap
 from ..tensor import _array_of as _arr
 
 _F64 = np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
 
 
 def _shape(x):
@@ -45,6 +46,8 @@ def _binary(ufunc, a, b, op):
     except OverflowError:  # a Python int past the integer dtype it is computed in
         raise ValueError(f"{op}: a number does not fit the operands' integer dtype ({_dtype_name(a)} and "
                          f"{_dtype_name(b)})") from None
+    if out.dtype is _F32:  # the common case without _promote's call (every arithmetic op's path)
+        return out
     return _promote(out, a, b)
 
 
@@ -453,7 +456,13 @@ def _operand(x, like, op, position):
 # number: 2 * x calls mul(2, x); _operand checks both) and name the op in their errors (_binary).
 
 
+# The operands that _operand passes through as they are, tested by exact type first (x + y, x * 2.0: no call).
+_PLAIN = frozenset((Tensor, float, int))
+
+
 def add(a, b, alpha=1):
+    if type(a) in _PLAIN and type(b) in _PLAIN and alpha == 1:
+        return Add.apply(a, b)
     a, b = _operand(a, b, "add", 1), _operand(b, a, "add", 2)
     if alpha != 1:
         b = _times_alpha(b, alpha, "add")
@@ -461,6 +470,8 @@ def add(a, b, alpha=1):
 
 
 def sub(a, b, alpha=1):
+    if type(a) in _PLAIN and type(b) in _PLAIN and alpha == 1:
+        return Sub.apply(a, b)
     a, b = _operand(a, b, "sub", 1), _operand(b, a, "sub", 2)
     if alpha != 1:
         b = _times_alpha(b, alpha, "sub")
@@ -476,10 +487,14 @@ def _times_alpha(b, alpha, op):
 
 
 def mul(a, b):
+    if type(a) in _PLAIN and type(b) in _PLAIN:
+        return Mul.apply(a, b)
     return Mul.apply(_operand(a, b, "mul", 1), _operand(b, a, "mul", 2))
 
 
 def div(a, b, rounding_mode=None):
+    if type(a) in _PLAIN and type(b) in _PLAIN and rounding_mode is None:
+        return Div.apply(a, b)
     a, b = _operand(a, b, "div", 1), _operand(b, a, "div", 2)
     if rounding_mode is not None:
         return _div_rounded(a, b, rounding_mode)
