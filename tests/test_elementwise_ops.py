@@ -151,3 +151,33 @@ def test_fresh_gradients_of_one_tensor_used_twice_add_up():
         a = x * 3
         (a * a).sum().backward()
         assert_close(x.grad.numpy(), np.full(shape, 36.0, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("bshape", [(), (1,), (5,), (37, 5), (37, 1), (1, 37, 1), (7, 1, 5), (7, 37, 1), (1, 1, 1)])
+@pytest.mark.parametrize("seed_grad", ["sum", "mean", "full"])
+def test_broadcast_operand_gradients_match_pytorch(op, bshape, seed_grad, dtype):
+    """The arithmetic ops sum a broadcast operand's gradient themselves (ops.elementwise._summed_to): adjacent
+    axes, axes apart, a stride-0 gradient (from sum / mean) and a real one, on both operands' sides."""
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((7, 37, 5))
+    b = np.abs(rng.standard_normal(bshape)) + 0.5
+    fn = BINARY[op]
+    for x, y in ((a, b), (b, a)):
+        if op == "div":
+            y = np.abs(y) + 0.5
+        ps = [pe.tensor(v.astype(dtype), requires_grad=True) for v in (x, y)]
+        ts = [torch.tensor(v.astype(dtype), requires_grad=True) for v in (x, y)]
+        outs = []
+        for m, (u, v) in ((pe, ps), (torch, ts)):
+            out = fn(m, u, v)
+            if seed_grad == "full":
+                out.backward(m.tensor(np.random.default_rng(3).standard_normal(tuple(out.shape)).astype(dtype)))
+            else:
+                getattr(out, seed_grad)().backward()
+            outs.append(out)
+        for p, t in zip(ps, ts):
+            assert p.grad.shape == tuple(t.grad.shape)
+            assert_close(p.grad.numpy(), t.grad.numpy(), rtol=2e-5 if dtype == np.float32 else 1e-10,
+                         atol=1e-5 if dtype == np.float32 else 1e-10)

@@ -154,10 +154,9 @@ struct Masked : Base<T, N> {
 // Ops that call libm in double cost ~10x more per element than in float.
 template <class T>
 constexpr int heavy = sizeof(T) == 4 ? 4 : 16;
-// Float ops built on one exp: Arg says which (1: e^x, -1: e^{-|x|}, -2: e^{-2|x|}) and post(x, t)
-// finishes the op from x and t = that exp. On a contiguous row at AVX2 / AVX-512 the walker computes
-// t by simd::Vec's exp (intrinsics: ~1.7x faster than the auto-vectorised exp_full) into a block on
-// the stack, then post() over the block (see Walk::exp_row).
+// Float ops built on one exp: Arg says which (1: e^x, -1: e^{-|x|}, -2: e^{-2|x|}). On a contiguous row
+// at AVX2 / AVX-512 the walker runs them by intrinsics (Walk::exp_row): simd::Vec's exp (~1.7x faster
+// than the auto-vectorised exp_full) and, for tanh and sigmoid, their finish in registers.
 template <class T, int Arg>
 struct ExpOf : Base<T, 1, heavy<T>> {
   static constexpr int exp_arg = Arg;
@@ -166,12 +165,6 @@ template <class K, class = void>
 struct exp_arg_of { static constexpr int value = 0; };
 template <class K>
 struct exp_arg_of<K, std::void_t<decltype(K::exp_arg)>> { static constexpr int value = K::exp_arg; };
-
-PE_INLINE float exp_post(float, float t) { return t; }
-PE_INLINE float sigmoid_post(float x, float t) {  // t = e^{-|x|}
-  const float r = 1.0f / (1.0f + t);
-  return x >= 0.0f ? r : t * r;
-}
 
 #define PE_EW_OP(name, expr, ...)                                 \
   template <class T>                                              \
@@ -266,6 +259,158 @@ PE_EW_EXP_BLOCK(avx2, PE_TARGET_AVX2, Isa::avx2)
 #endif
 #undef PE_EW_EXP_BLOCK
 
+// tanh and sigmoid of a block in one pass of intrinsics. tanh: the generic path's two branches (a series
+// for |x| < 0.55 and (1 - t) / (1 + t), ~37 vector ops per 16 lanes, compute-bound at 1.5x PyTorch's time)
+// become one formula on em = e^{-2|x|} - 1, computed without cancellation as 2^n (e^r - 1) + (2^n - 1) by
+// ExpConst's reduction (n <= 0, so 2^n - 1 is exact and the FMA rounds once; e^r - 1 = r + r^2 P(r) with
+// ExpConst's P): tanh |x| = -em / (2 + em), ~23 ops. Within 3 ulp on a dense grid (test_elementwise checks
+// 4). sigmoid: e^{-|x|} by Vec::exp, then 1 / (1 + t). 1 / d: AVX-512's rcp14 and one Newton step,
+// r' = r + r (1 - d r) (relative error ~2^-24); AVX2's rcp has 12 bits, too few: it divides. -2|x| is
+// clamped at -87 (2^n stays normal: no denormal assists); NaN stays NaN (max keeps its second operand),
+// +-inf gives +-1.
+#if PE_X86
+struct Fast512 {
+  using V = simd::Vec<float, Isa::avx512>;
+  using reg = __m512;
+  PE_TARGET_AVX512 static PE_INLINE reg recip(reg d) {
+    const reg r = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+  }
+  PE_TARGET_AVX512 static PE_INLINE reg abs(reg x) { return _mm512_abs_ps(x); }
+  PE_TARGET_AVX512 static PE_INLINE reg sign(reg x) {  // x's sign bit alone
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN)));
+  }
+  PE_TARGET_AVX512 static PE_INLINE reg or_bits(reg a, reg b) {
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+  }
+  PE_TARGET_AVX512 static PE_INLINE reg lt_select(reg a, reg b, reg x, reg y) {  // a < b ? x : y
+    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), x);
+  }
+  PE_TARGET_AVX512 static PE_INLINE reg ge_select(reg a, reg b, reg x, reg y) {  // a >= b ? x : y
+    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ), x);
+  }
+  PE_TARGET_AVX512 static PE_INLINE reg round(reg x) {
+    return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  PE_TARGET_AVX512 static PE_INLINE reg pow2(reg n) { return _mm512_scalef_ps(_mm512_set1_ps(1.0f), n); }
+};
+struct Fast2 {
+  using V = simd::Vec<float, Isa::avx2>;
+  using reg = __m256;
+  PE_TARGET_AVX2 static PE_INLINE reg recip(reg d) { return _mm256_div_ps(_mm256_set1_ps(1.0f), d); }
+  PE_TARGET_AVX2 static PE_INLINE reg abs(reg x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+  PE_TARGET_AVX2 static PE_INLINE reg sign(reg x) { return _mm256_and_ps(_mm256_set1_ps(-0.0f), x); }
+  PE_TARGET_AVX2 static PE_INLINE reg or_bits(reg a, reg b) { return _mm256_or_ps(a, b); }
+  PE_TARGET_AVX2 static PE_INLINE reg lt_select(reg a, reg b, reg x, reg y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+  }
+  PE_TARGET_AVX2 static PE_INLINE reg ge_select(reg a, reg b, reg x, reg y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GE_OQ));
+  }
+  PE_TARGET_AVX2 static PE_INLINE reg round(reg x) {
+    return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  PE_TARGET_AVX2 static PE_INLINE reg pow2(reg n) {  // n integral in [-126, 127]
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  }
+};
+
+#define PE_EW_FUSED_BLOCKS(suffix, target, F)                                                   \
+  target PE_INLINE F::reg tanh_vec_##suffix(F::reg x) {                                         \
+    using V = F::V;                                                                             \
+    using C = ExpConst<float>;                                                                  \
+    const F::reg ax = F::abs(x);                                                                \
+    const F::reg y = V::max(V::set1(-87.0f), V::mul(V::set1(-2.0f), ax));                       \
+    const F::reg n = F::round(V::mul(y, V::set1(C::log2e)));                                    \
+    F::reg r = V::fmadd(n, V::set1(-C::ln2_hi), y);                                             \
+    r = V::fmadd(n, V::set1(-C::ln2_lo), r);                                                    \
+    F::reg q = V::set1(C::c[6]);                                                                \
+    q = V::fmadd(q, r, V::set1(C::c[5]));                                                       \
+    q = V::fmadd(q, r, V::set1(C::c[4]));                                                       \
+    q = V::fmadd(q, r, V::set1(C::c[3]));                                                       \
+    q = V::fmadd(q, r, V::set1(C::c[2]));                                                       \
+    const F::reg p = V::fmadd(V::mul(r, r), q, r);                   /* e^r - 1 */              \
+    const F::reg s = F::pow2(n);                                                                \
+    const F::reg em = V::fmadd(s, p, V::sub(s, V::set1(1.0f)));       /* e^y - 1 */              \
+    const F::reg t = V::mul(em, F::recip(V::add(em, V::set1(2.0f)))); /* -tanh |x| */           \
+    return F::or_bits(F::abs(t), F::sign(x));                                                   \
+  }                                                                                             \
+  target PE_INLINE F::reg sigmoid_vec_##suffix(F::reg x) {                                      \
+    using V = F::V;                                                                             \
+    const F::reg t = V::exp(V::sub(V::zero(), F::abs(x)));                                      \
+    const F::reg r = F::recip(V::add(V::set1(1.0f), t));                                        \
+    return F::ge_select(x, V::zero(), r, V::mul(t, r));                                         \
+  }                                                                                             \
+  template <int Arg>                                                                            \
+  target void fused_block_##suffix(const float* x, float* o, index_t m) {                       \
+    using V = F::V;                                                                             \
+    index_t i = 0;                                                                              \
+    for (; i + V::W <= m; i += V::W) {                                                          \
+      const F::reg v = V::load(x + i);                                                          \
+      V::store(o + i, Arg == -2 ? tanh_vec_##suffix(v) : sigmoid_vec_##suffix(v));              \
+    }                                                                                           \
+    if (i < m) {                                                                                \
+      const auto mk = V::mask_for(static_cast<int>(m - i));                                     \
+      const F::reg v = V::load_part(x + i, mk);                                                 \
+      V::store_part(o + i, mk, Arg == -2 ? tanh_vec_##suffix(v) : sigmoid_vec_##suffix(v));     \
+    }                                                                                           \
+  }
+// log and sqrt of a float block at AVX-512. log: log_f's algorithm with the hardware's exponent and
+// mantissa (getexp / getmant: denormals included, so no scaling step; a negative x or NaN gives NaN by
+// getmant's sign control) and (m - 1) / (m + 1) by rcp14 and one Newton step (log_f's division cost as
+// much as the rest together); 0 (either sign) -> -inf by one fix-up, +inf -> +inf by getexp. sqrt: rsqrt14
+// and one Newton step on the residual, s = s0 + (x - s0^2) y / 2 with s0 = x y (vsqrtps: ~1.6x PyTorch's
+// time), within 0.6 ulp (not always correctly rounded, as vsqrtps is); a vector holding any x outside
+// [FLT_MIN, inf) (0, denormals, negatives, inf, NaN, where the step fails) is vsqrtps'.
+PE_TARGET_AVX512 PE_INLINE __m512 log_vec_avx512(__m512 x) {
+  using C = ExpConst<float>;
+  const __m512 m1 = _mm512_getmant_ps(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_nan);  // [1, 2)
+  __m512 e = _mm512_getexp_ps(x);
+  const __mmask16 hi = _mm512_cmp_ps_mask(m1, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+  const __m512 m = _mm512_mask_mul_ps(m1, hi, m1, _mm512_set1_ps(0.5f));
+  e = _mm512_mask_add_ps(e, hi, e, _mm512_set1_ps(1.0f));
+  const __m512 d = _mm512_add_ps(m, _mm512_set1_ps(1.0f));
+  __m512 r = _mm512_rcp14_ps(d);
+  r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+  const __m512 sv = _mm512_mul_ps(_mm512_sub_ps(m, _mm512_set1_ps(1.0f)), r);
+  const __m512 s2 = _mm512_mul_ps(sv, sv);
+  __m512 q = _mm512_set1_ps(2.0f / 11);
+  q = _mm512_fmadd_ps(q, s2, _mm512_set1_ps(2.0f / 9));
+  q = _mm512_fmadd_ps(q, s2, _mm512_set1_ps(2.0f / 7));
+  q = _mm512_fmadd_ps(q, s2, _mm512_set1_ps(2.0f / 5));
+  q = _mm512_fmadd_ps(q, s2, _mm512_set1_ps(2.0f / 3));
+  const __m512 lm = _mm512_fmadd_ps(sv, _mm512_mul_ps(s2, q), _mm512_add_ps(sv, sv));
+  const __m512 res = _mm512_fmadd_ps(e, _mm512_set1_ps(C::ln2_hi), _mm512_fmadd_ps(e, _mm512_set1_ps(C::ln2_lo), lm));
+  return _mm512_mask_mov_ps(res, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ),
+                            _mm512_set1_ps(-std::numeric_limits<float>::infinity()));
+}
+PE_TARGET_AVX512 PE_INLINE __m512 sqrt_vec_avx512(__m512 x) {
+  const __mmask16 normal =
+      _mm512_cmp_ps_mask(x, _mm512_set1_ps(std::numeric_limits<float>::min()), _CMP_GE_OQ) &
+      _mm512_cmp_ps_mask(x, _mm512_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
+  if (normal != 0xFFFF) return _mm512_sqrt_ps(x);  // 0, denormal, negative, inf, NaN lanes: vsqrtps
+  const __m512 y = _mm512_rsqrt14_ps(x);
+  const __m512 s0 = _mm512_mul_ps(x, y);
+  return _mm512_fmadd_ps(_mm512_fnmadd_ps(s0, s0, x), _mm512_mul_ps(_mm512_set1_ps(0.5f), y), s0);
+}
+template <int Which>  // 0: log, 1: sqrt
+PE_TARGET_AVX512 void unary_block_avx512(const float* x, float* o, index_t m) {
+  index_t i = 0;
+  for (; i + 16 <= m; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    _mm512_storeu_ps(o + i, Which == 0 ? log_vec_avx512(v) : sqrt_vec_avx512(v));
+  }
+  if (i < m) {
+    const __mmask16 mk = static_cast<__mmask16>((1u << (m - i)) - 1u);
+    const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), mk, x + i);
+    _mm512_mask_storeu_ps(o + i, mk, Which == 0 ? log_vec_avx512(v) : sqrt_vec_avx512(v));
+  }
+}
+PE_EW_FUSED_BLOCKS(avx512, PE_TARGET_AVX512, Fast512)
+PE_EW_FUSED_BLOCKS(avx2, PE_TARGET_AVX2, Fast2)
+#undef PE_EW_FUSED_BLOCKS
+#endif
+
 // ====================================================================== the walker
 // Access modes of an operand along a row: 0 = one value (stride 0), 1 = contiguous, 2 = any stride.
 template <int M, class V>
@@ -311,30 +456,32 @@ struct Walk {
     }
   }
 
-  // A contiguous row of a float exp-based op at AVX2 / AVX-512 (see ExpOf): blocks of kBlock, t = the
-  // exp by simd::Vec into a stack buffer, then post(x, t) auto-vectorised.
+  // A contiguous row of a float exp-based op at AVX2 / AVX-512 (see ExpOf): exp by simd::Vec in blocks
+  // of kBlock; tanh and sigmoid by their fused intrinsic passes (fused_block_*).
   static PE_INLINE void exp_row(O* o, const A* a, index_t n) {
     if constexpr (std::is_same_v<T, float> && I != Isa::generic && exp_arg_of<K>::value != 0) {
       constexpr int Arg = exp_arg_of<K>::value;
+      if constexpr (Arg != 1) {  // tanh, sigmoid: one fused pass
+        if constexpr (I == Isa::avx512) fused_block_avx512<Arg>(a, o, n);
+        else fused_block_avx2<Arg>(a, o, n);
+        return;
+      }
       constexpr index_t kBlock = 512;
-      alignas(64) float t[kBlock];
       for (index_t i0 = 0; i0 < n; i0 += kBlock) {
         const index_t m = std::min(kBlock, n - i0);
         const float* x = a + i0;
-        float* dst = Arg == 1 ? o + i0 : t;  // e^x is the answer itself
-        if constexpr (I == Isa::avx512) exp_block_avx512<Arg>(x, dst, m);
-        else exp_block_avx2<Arg>(x, dst, m);
-        if constexpr (Arg == -1) {
-          for (index_t j = 0; j < m; ++j) o[i0 + j] = sigmoid_post(x[j], t[j]);
-        } else if constexpr (Arg == -2) {
-          for (index_t j = 0; j < m; ++j) o[i0 + j] = tanh_post(x[j], t[j]);
-        } else if constexpr (I == Isa::avx2) {
+        if constexpr (I == Isa::avx512) {
+          exp_block_avx512<Arg>(x, o + i0, m);
+        } else {
           // AVX2's Vec::exp gives +inf from x = 88.38 on; the true overflow is at 88.72 (AVX-512's
-          // vscalef is exact): a block with such an x is computed again by exp_full.
+          // vscalef is exact): a block with such an x is computed by exp_full instead. (Tested before
+          // the block is written: in place, o is x.)
           bool big = false;
           for (index_t j = 0; j < m; ++j) big |= x[j] > 88.3f;
           if (big)
             for (index_t j = 0; j < m; ++j) o[i0 + j] = exp_full(x[j]);
+          else
+            exp_block_avx2<Arg>(x, o + i0, m);
         }
       }
     }  // (called only under the same condition, from row_any)
@@ -349,6 +496,11 @@ struct Walk {
       if constexpr (N == 1 && std::is_same_v<T, float> && I != Isa::generic && exp_arg_of<K>::value != 0) {
         if (ca) return exp_row(o, a, n);
       }
+#if PE_X86
+      if constexpr (I == Isa::avx512 && (std::is_same_v<K, Log<float>> || std::is_same_v<K, Sqrt<float>>)) {
+        if (ca) return unary_block_avx512<std::is_same_v<K, Log<float>> ? 0 : 1>(a, o, n);
+      }
+#endif
       if (ca && cb && cc) return row<1, 1, N < 2 ? 0 : 1, N < 3 ? 0 : 1>(o, 1, a, 1, b, 0, c, 0, n, p);
       if constexpr (N == 1) {
         if (sa == 0) return row<1, 0, 0, 0>(o, 1, a, 0, b, 0, c, 0, n, p);

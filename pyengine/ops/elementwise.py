@@ -9,7 +9,7 @@ what each computes; on the CPU one compiled pass each for large float inputs, Nu
 """
 import numpy as np
 
-from .._checks import check_kernel_float, int64_arg, real_arg, scalar_arg, tensor_op, with_name
+from .._checks import KERNEL_FLOATS, check_kernel_float, int64_arg, real_arg, scalar_arg, tensor_op, with_name
 from ..autograd import Function
 from ..backend import backend_of, xp_of
 from ..tensor import Tensor, _wrap
@@ -62,28 +62,56 @@ def _check_broadcast(op, a, b):
         raise ValueError(f"{op}: shapes {tuple(_shape(a))} and {tuple(_shape(b))} cannot be broadcast together") from None
 
 
+def _summed_to(backend, g, shape):
+    """The gradient ``g`` (in the output's shape) of an operand of ``shape`` that was broadcast: summed over
+    the axes broadcasting added or stretched by the backend's sum kernel (reduce.sum_dims: threaded, and a
+    broadcast g, as the gradient of a sum, costs nothing to sum), when those axes are adjacent or all of
+    stride 0 (no copy needed). Otherwise, or when g already fits, g itself: the engine's sum_to_shape
+    fits it. The arithmetic ops' backwards call this for operands that were broadcast."""
+    gs = g.shape
+    if gs == shape or g.dtype not in KERNEL_FLOATS or not g.size:
+        return g
+    nlead = len(gs) - len(shape)
+    if nlead < 0:
+        return g
+    dims = list(range(nlead))
+    for i, s in enumerate(shape):
+        if s != gs[nlead + i]:
+            if s != 1:
+                return g
+            dims.append(nlead + i)
+    if dims[-1] - dims[0] + 1 != len(dims) and any(g.strides[d] for d in dims):
+        return g
+    return backend.sum_dims(g, tuple(dims)).reshape(shape)
+
+
 class Add(Function):
-    """y = a + b;  da = g, db = g."""
+    """y = a + b;  da = g, db = g (summed over the axes an operand was broadcast along)."""
 
     saves = ()
 
     def forward(self, a, b):
+        self.sa, self.sb = _shape(a), _shape(b)
         return _binary(self.backend.add, a, b, "add")
 
     def backward(self, g):
-        return g, g
+        n, be = self.needs_input_grad, self.backend
+        return (_summed_to(be, g, self.sa) if n[0] else None, _summed_to(be, g, self.sb) if n[1] else None)
 
 
 class Sub(Function):
-    """y = a - b;  da = g, db = -g."""
+    """y = a - b;  da = g, db = -g (summed over the axes an operand was broadcast along, before negating)."""
 
     saves = ()
 
     def forward(self, a, b):
+        self.sa, self.sb = _shape(a), _shape(b)
         return _binary(self.backend.sub, a, b, "sub")
 
     def backward(self, g):
-        return g, (self.backend.neg(g) if self.needs_input_grad[1] else None)
+        n, be = self.needs_input_grad, self.backend
+        return (_summed_to(be, g, self.sa) if n[0] else None,
+                be.neg(_summed_to(be, g, self.sb)) if n[1] else None)
 
 
 class Mul(Function):
@@ -97,8 +125,10 @@ class Mul(Function):
         return _binary(self.backend.mul, a, b, "mul")
 
     def backward(self, g):
-        n, mul = self.needs_input_grad, self.backend.mul
-        return (mul(g, self.b) if n[0] else None, mul(g, self.a) if n[1] else None)
+        n, be = self.needs_input_grad, self.backend
+        a, b, mul = self.a, self.b, be.mul
+        return (_summed_to(be, mul(g, b), _shape(a)) if n[0] else None,
+                _summed_to(be, mul(g, a), _shape(b)) if n[1] else None)
 
 
 class Div(Function):
@@ -114,7 +144,8 @@ class Div(Function):
     def backward(self, g):
         a, b = self.a, self.b
         n, be = self.needs_input_grad, self.backend
-        return (be.div(g, b) if n[0] else None, be.div_backward_b(g, a, b) if n[1] else None)
+        return (_summed_to(be, be.div(g, b), _shape(a)) if n[0] else None,
+                _summed_to(be, be.div_backward_b(g, a, b), _shape(b)) if n[1] else None)
 
 
 class Pow(Function):

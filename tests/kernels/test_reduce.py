@@ -160,6 +160,38 @@ def test_sum_dims_long_rows_and_threads_bitwise():
     assert cpu.sum_dims(ones, (0,)) == np.float32(1e8 + 2**20)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_dims_of_broadcast_dims(isa, dtype):
+    """Dims of stride 0 (a broadcast x, as the gradient of a sum): r * v, which for float32 is bit for bit
+    the double sum of r copies; kept dims may be strided; mixed broadcast / real dims take the kernel."""
+    rng = np.random.default_rng(9)
+    v = (rng.standard_normal((5, 1, 3)) * 7).astype(dtype)
+    x = np.broadcast_to(v, (4, 5, 2001, 3))                      # dims 0 and 2 of stride 0
+    for dims in [(0,), (2,), (0, 2)]:
+        for mean in (False, True):
+            got, want = cpu.sum_dims(x, dims, mean), ref.sum_dims(x, dims, mean)
+            assert got.dtype == want.dtype and got.shape == want.shape and got.flags.c_contiguous
+            if dtype == np.float32:
+                np.testing.assert_array_equal(got, want)
+            else:
+                assert_close(got, want)
+    got = cpu.sum_dims(x, (1, 2))                                 # dim 1 real: the kernel's sum
+    assert_close(got, ref.sum_dims(x, (1, 2)))
+    s = cpu.sum_dims(np.broadcast_to(np.float32(0.1), (1000, 1000)), (0, 1))
+    assert s.shape == () and s == np.float32(np.float64(np.float32(0.1)) * 1e6)
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 64, 1000, 70001])
+def test_sum_dims_long_and_short_rows(isa, n):
+    """Rows around the kernel's 32 running sums, in float64 against math.fsum."""
+    import math
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((3, n)) * 100).astype(np.float32)
+    got = cpu.sum_dims(x, (1,))
+    want = np.array([math.fsum(r.astype(np.float64)) for r in x]).astype(np.float32)
+    assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
 def test_sum_dim_binding_checks():
     x, out = np.ones((2, 3, 4), np.float32), np.empty((2, 4), np.float32)
     with pytest.raises(ValueError, match="sum_dim"):

@@ -30,7 +30,15 @@ def sum_dims(x, dims, mean=False):
     double.   x: any shape, float32/float64 -> x's shape without dims.
 
     Adjacent dims are the middle axis of an (N, R, I) view of x; dims apart are moved last first (one
-    copy), as is a non-contiguous x."""
+    copy), as is a non-contiguous x. Dims that are all of stride 0 (a broadcast x: the gradient of a sum
+    broadcast back) are not read r times: the sum of r copies of v is r * v, which in double is exactly
+    what adding them up gives for float32 (|r v| needs at most 24 + 31 bits), and the mean is v."""
+    strides = x.strides
+    if x.size and all(strides[d] == 0 for d in dims):
+        one = x[tuple(0 if i in dims else slice(None) for i in range(x.ndim))]
+        if mean:
+            return np.array(one, order="C")
+        return (one.astype(np.float64) * math.prod(x.shape[d] for d in dims)).astype(x.dtype, order="C")
     d0, d1 = dims[0], dims[-1]
     if d1 - d0 + 1 != len(dims):
         keep = [i for i in range(x.ndim) if i not in dims]
