@@ -24,6 +24,7 @@
 #include <limits>
 #include <vector>
 
+#include "cpu/conv_depthwise.h"
 #include "cpu/gemm.h"
 
 namespace pe {
@@ -399,7 +400,10 @@ template <class T>
 void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
   const index_t L = s.Ho * s.Wo;
   if (s.N == 0 || s.O == 0 || L == 0) return;
-  if (is_depthwise(s)) return dw_forward(x, w, b, y, s);
+  if (is_depthwise(s)) {  // direct SIMD kernels (conv_depthwise.cpp), else the plain loops
+    if (!depthwise_forward(x, w, b, y, s)) dw_forward(x, w, b, y, s);
+    return;
+  }
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
   const bool direct = is_pointwise(s);
   Blocks bl = plan_blocks(s, K);
@@ -467,7 +471,10 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
     std::fill(dx, dx + s.N * s.C * HW, T(0));
     return;
   }
-  if (is_depthwise(s)) return dw_backward_input(dy, w, dx, s);
+  if (is_depthwise(s)) {  // direct SIMD kernels (conv_depthwise.cpp), else the plain loops
+    if (!depthwise_backward_input(dy, w, dx, s)) dw_backward_input(dy, w, dx, s);
+    return;
+  }
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW;
   const bool direct = is_pointwise(s);
   Blocks bl = plan_blocks(s, K);
@@ -531,7 +538,10 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
     std::fill(dw, dw + s.O * K, T(0));
     return;
   }
-  if (is_depthwise(s)) return dw_backward_weight(dy, x, dw, s);
+  if (is_depthwise(s)) {  // direct SIMD kernels (conv_depthwise.cpp), else the plain loops
+    if (!depthwise_backward_weight(dy, x, dw, s)) dw_backward_weight(dy, x, dw, s);
+    return;
+  }
   if (is_pointwise(s)) {
     for (index_t n = 0; n < s.N; ++n)
       for (index_t g = 0; g < s.G; ++g)

@@ -34,6 +34,11 @@ CONV = [  # N, C, H, W, O, KH, KW, stride, padding, dilation, groups
     (2, 4, 6, 9, 4, 3, 3, (1, 1), (1, 1), (1, 1), 4),      # depthwise 3x3 stride 1: fused taps, edges apart
     (2, 3, 7, 10, 3, 2, 5, (1, 1), (0, 2), (1, 2), 3),     # depthwise, 5 dilated taps per row
     (1, 2, 5, 3, 2, 3, 3, (1, 1), (2, 3), (1, 1), 2),      # depthwise, no column where every tap reads x
+    (2, 5, 17, 70, 5, 3, 3, (1, 1), (1, 1), (1, 1), 5),    # depthwise 3x3: four vectors a step, then a tail
+    (3, 7, 13, 37, 7, 3, 3, (2, 2), (1, 1), (1, 1), 7),    # depthwise 3x3 stride 2: rows split by phase
+    (2, 3, 9, 40, 3, 7, 7, (1, 2), (3, 3), (1, 1), 3),     # depthwise 7x7: weight grad on the fallback
+    (2, 3, 8, 9, 3, 3, 3, (3, 2), (5, 0), (2, 1), 3),      # depthwise, padding past d (K - 1): dx crops dy
+    (1, 1, 1, 1, 1, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # one value
     (5, 4, 5, 6, 8, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # pointwise: x read in place
     (2, 4, 6, 6, 6, 1, 1, (1, 1), (0, 0), (1, 1), 2),      # grouped pointwise
     (2, 4, 9, 9, 8, 1, 1, (2, 2), (0, 0), (1, 1), 1),      # strided 1x1 (ResNet's downsample)
@@ -60,6 +65,30 @@ def test_conv2d_matches_twin(isa, threads, case, dtype):
                  **tol)
     assert_close(cpu.conv2d_backward_weight(dy, x, (KH, KW), *args),
                  ref.conv2d_backward_weight(dy, x, (KH, KW), *args), **tol)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the twin's matmul, on the NaNs it makes
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_nonfinite_matches_twin(isa, dtype):
+    """A NaN or inf weight makes NaN exactly where its tap reads (padding included, as the twin's im2col);
+    a NaN in x or dy spreads as the twin's sums do."""
+    rng = np.random.default_rng(5)
+    N, C, H, W = 2, 4, 6, 21
+    x, w, b = rand(rng, (N, C, H, W), dtype), rand(rng, (C, 1, 3, 3), dtype), rand(rng, (C,), dtype)
+    w[1, 0, 0, 0], w[2, 0, 2, 1] = np.inf, np.nan
+    x[0, 2, 4, 7] = np.nan
+    x[1, 3, 0, 0] = np.nan
+    for s in ((1, 1), (2, 2)):
+        args = (s, (1, 1), (1, 1), C)
+        out = (_out(H, 3, s[0], 1, 1), _out(W, 3, s[1], 1, 1))
+        dy = rand(rng, (N, C) + out, dtype)
+        dy[0, 0, 1, 2] = np.nan
+        np.testing.assert_allclose(cpu.conv2d_forward(x, w, b, *args, out), ref.conv2d_forward(x, w, b, *args, out),
+                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(cpu.conv2d_backward_input(dy, w, (H, W), *args),
+                                   ref.conv2d_backward_input(dy, w, (H, W), *args), rtol=2e-4, atol=2e-4)
+        np.testing.assert_allclose(cpu.conv2d_backward_weight(dy, x, (3, 3), *args),
+                                   ref.conv2d_backward_weight(dy, x, (3, 3), *args), rtol=2e-4, atol=2e-4)
 
 
 def test_conv2d_uneven_output_size(isa):

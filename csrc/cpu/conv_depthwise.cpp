@@ -1,0 +1,272 @@
+// Depthwise convolution, direct (see conv_depthwise.h; specification: pyengine/backend/reference/conv.py).
+//
+// Every pass is a correlation of one plane with its channel's KH x KW taps,
+//   out[p, q] = bias + sum_{i, j} k[i, j] B(p sh + i dh, q sw + j dw),
+// over a padded copy B of the plane that a thread builds in its own buffer first. B holds the zeros of the
+// padding (so the loops have no edge cases, and a tap reading padding computes w * 0 exactly as the twin's
+// im2col does), and stores its columns split by phase modulo the column stride: column c at (c mod sw,
+// c / sw), so the taps of a strided row are unit-stride vector loads too. One output vector (W lanes of q)
+// keeps its accumulator in a register over all KH KW taps (four vectors at a time for independent FMA
+// chains; a 3x3 kernel keeps its nine taps in registers), and is stored once.
+//   forward        B = x (padding ph, pw), stride (sh, sw), taps w
+//   input grad     B = dy spread out by the stride (dy[o] at o s, zeros between) and padded by
+//                  d (K - 1) - p, stride 1, taps w reversed: the transpose of the forward as a correlation
+//   weight grad    dw[c, i, j] = sum_n sum_{p, q} dy[n, c, p, q] B(p sh + i dh, q sw + j dw), B = x as in
+//                  the forward; one vector accumulator per tap (registers for 3x3) over the batch's planes
+// Threads run planes (forward, input grad) or channels (weight grad), one buffer each.
+#include "cpu/conv_depthwise.h"
+
+// GCC 12's AVX-512 intrinsic headers trip its own -Wmaybe-uninitialized (the `__Y = __Y` "undefined vector"
+// idiom, GCC PR 105593); the warning is spurious (as in attention.cpp).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "cpu/simd.h"
+
+namespace pe {
+namespace cpu {
+namespace dwconv {
+
+constexpr index_t kMaxBuffer = index_t(1) << 22;  // values in one thread's padded plane (16 MiB of float)
+constexpr index_t kGrain = index_t(1) << 15;      // multiply-adds per thread, at least
+
+// The padded plane: padded coordinates (r, c) hold source element ((r - pt) / uh, (c - pl) / uw) where that
+// divides and lies inside (Hs, Ws), zero elsewhere. Row r starts at r rs; column c at (c % sw) pw + c / sw.
+struct Layout {
+  index_t Hs, Ws, uh, uw, pt, pl;  // source plane, its spreading, the padded position of its (0, 0)
+  index_t rows, sw, pw;            // buffer rows, column phases, phase width
+  index_t rs() const { return sw * pw; }
+  index_t size() const { return rows * sw * pw; }
+};
+
+// The layout for an output of (Ho, Wo) with stride (sh, sw), dilation (dh, dw) and a KH x KW kernel; the
+// phase width leaves room for a full vector read past the last output column of each tap.
+inline Layout make_layout(index_t Hs, index_t Ws, index_t uh, index_t uw, index_t pt, index_t pl, index_t Ho,
+                          index_t Wo, index_t KH, index_t KW, index_t sh, index_t sw, index_t dh, index_t dw,
+                          index_t lanes) {
+  Layout L{Hs, Ws, uh, uw, pt, pl, 0, sw, 0};
+  L.rows = (Ho - 1) * sh + (KH - 1) * dh + 1;
+  L.pw = Wo + lanes + (KW - 1) * dw / sw;
+  return L;
+}
+
+template <class T>
+struct Args {
+  const T* src;   // the planes B is built from (x, or dy for the input gradient)
+  const T* taps;  // KH KW per channel (reversed already for the input gradient)
+  const T* bias;  // per channel, or null
+  const T* dy;    // weight gradient: the output gradient
+  T* out;         // output planes (forward, input grad) or dw (C, KH KW)
+  T* bufs;        // one padded plane per thread
+  int tid;
+  Layout L;
+  index_t N, C, Ho, Wo, KH, KW, sh, sw, dh, dw;  // the correlation's output plane and geometry
+  index_t src_plane;                             // Hs Ws
+};
+
+template <class T>
+inline void build(const T* src, T* buf, const Layout& L) {
+  const index_t rs = L.rs();
+  for (index_t r = 0; r < L.rows; ++r) {
+    T* row = buf + r * rs;
+    const index_t sr = r - L.pt;
+    if (sr < 0 || sr % L.uh != 0 || sr / L.uh >= L.Hs) {
+      std::memset(row, 0, static_cast<size_t>(rs) * sizeof(T));
+      continue;
+    }
+    const T* s = src + (sr / L.uh) * L.Ws;
+    if (L.sw == 1 && L.uw == 1) {
+      const index_t lo = std::min(std::max<index_t>(L.pl, 0), L.pw);
+      const index_t hi = std::max(lo, std::min(L.pl + L.Ws, L.pw));
+      std::memset(row, 0, static_cast<size_t>(lo) * sizeof(T));
+      if (hi > lo) std::memcpy(row + lo, s + (lo - L.pl), static_cast<size_t>(hi - lo) * sizeof(T));
+      std::memset(row + hi, 0, static_cast<size_t>(L.pw - hi) * sizeof(T));
+      continue;
+    }
+    for (index_t k = 0; k < L.sw; ++k) {
+      T* ph = row + k * L.pw;
+      for (index_t t = 0; t < L.pw; ++t) {
+        const index_t sc = t * L.sw + k - L.pl;
+        ph[t] = (sc >= 0 && sc % L.uw == 0 && sc / L.uw < L.Ws) ? s[sc / L.uw] : T(0);
+      }
+    }
+  }
+}
+
+}  // namespace dwconv
+}  // namespace cpu
+}  // namespace pe
+
+#define PE_DW_NS dw_generic
+#define PE_DW_ISA Isa::generic
+#define PE_DW_TARGET
+#include "cpu/conv_depthwise_impl.h"
+#undef PE_DW_NS
+#undef PE_DW_ISA
+#undef PE_DW_TARGET
+#if PE_X86
+#define PE_DW_NS dw_avx2
+#define PE_DW_ISA Isa::avx2
+#define PE_DW_TARGET PE_TARGET_AVX2
+#include "cpu/conv_depthwise_impl.h"
+#undef PE_DW_NS
+#undef PE_DW_ISA
+#undef PE_DW_TARGET
+#define PE_DW_NS dw_avx512
+#define PE_DW_ISA Isa::avx512
+#define PE_DW_TARGET PE_TARGET_AVX512
+#include "cpu/conv_depthwise_impl.h"
+#undef PE_DW_NS
+#undef PE_DW_ISA
+#undef PE_DW_TARGET
+#endif
+
+namespace pe {
+namespace cpu {
+namespace dwconv {
+
+template <class T>
+using RangeFn = void (*)(const Args<T>&, index_t, index_t);
+
+template <class T>
+RangeFn<T> pick_planes() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return &dw_avx512::planes<T>;
+    case Isa::avx2: return &dw_avx2::planes<T>;
+    default: break;
+  }
+#endif
+  return &dw_generic::planes<T>;
+}
+
+template <class T>
+RangeFn<T> pick_channels() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return &dw_avx512::channels<T>;
+    case Isa::avx2: return &dw_avx2::channels<T>;
+    default: break;
+  }
+#endif
+  return &dw_generic::channels<T>;
+}
+
+inline int lanes_for_isa(int itemsize) {
+  switch (isa()) {
+    case Isa::avx512: return 64 / itemsize;
+    case Isa::avx2: return 32 / itemsize;
+    default: return 1;
+  }
+}
+
+// Runs fn over [0, n) one unit at a time on nt threads, each with its own tid (its buffer).
+template <class T, class Fn>
+void run_units(Fn fn, Args<T> a, index_t n, int nt) {
+  if (nt <= 1) {
+    a.tid = 0;
+    fn(a, 0, n);
+    return;
+  }
+#if defined(PYENGINE_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (index_t u = 0; u < n; ++u) {
+    Args<T> b = a;
+    b.tid = omp_get_thread_num();
+    fn(b, u, u + 1);
+  }
+#else
+  a.tid = 0;
+  fn(a, 0, n);
+#endif
+}
+
+inline bool takes(const ConvShape& s) {
+  return s.N > 0 && s.C > 0 && s.Ho > 0 && s.Wo > 0 && s.H > 0 && s.W > 0 && s.KH > 0 && s.KW > 0 && s.sh > 0 &&
+         s.sw > 0 && s.dh > 0 && s.dw > 0;
+}
+
+}  // namespace dwconv
+
+template <class T>
+bool depthwise_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  using namespace dwconv;
+  if (!takes(s)) return false;
+  const index_t lanes = lanes_for_isa(sizeof(T));
+  Args<T> a{};
+  a.L = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho, s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh, s.dw, 4 * lanes);
+  if (a.L.size() > kMaxBuffer) return false;
+  a.src = x, a.taps = w, a.bias = b, a.out = y;
+  a.N = s.N, a.C = s.C, a.Ho = s.Ho, a.Wo = s.Wo, a.KH = s.KH, a.KW = s.KW;
+  a.sh = s.sh, a.sw = s.sw, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.H * s.W;
+  const index_t P = s.N * s.C;
+  const int nt = std::max(1, static_cast<int>(std::min<index_t>(threads_for(P * s.Ho * s.Wo * s.KH * s.KW, kGrain), P)));
+  std::vector<T> bufs(static_cast<size_t>(nt) * static_cast<size_t>(a.L.size()));
+  a.bufs = bufs.data();
+  run_units(pick_planes<T>(), a, P, nt);
+  return true;
+}
+
+template <class T>
+bool depthwise_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+  using namespace dwconv;
+  if (!takes(s)) return false;
+  const index_t KK = s.KH * s.KW;
+  for (index_t t = 0; t < s.C * KK; ++t)
+    if (!std::isfinite(w[t])) return false;  // the fallback keeps the twin's 0 * w only where a tap was read
+  const index_t lanes = lanes_for_isa(sizeof(T));
+  Args<T> a{};
+  // dy spread by the stride, padded by d (K - 1) - p; the correlation's output is dx (H, W), stride 1
+  a.L = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw, s.H, s.W, s.KH,
+                    s.KW, 1, 1, s.dh, s.dw, 4 * lanes);
+  if (a.L.size() > kMaxBuffer) return false;
+  std::vector<T> flipped(static_cast<size_t>(s.C * KK));
+  for (index_t c = 0; c < s.C; ++c)
+    for (index_t t = 0; t < KK; ++t) flipped[c * KK + t] = w[c * KK + (KK - 1 - t)];
+  a.src = dy, a.taps = flipped.data(), a.bias = nullptr, a.out = dx;
+  a.N = s.N, a.C = s.C, a.Ho = s.H, a.Wo = s.W, a.KH = s.KH, a.KW = s.KW;
+  a.sh = 1, a.sw = 1, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.Ho * s.Wo;
+  const index_t P = s.N * s.C;
+  const int nt = std::max(1, static_cast<int>(std::min<index_t>(threads_for(P * s.H * s.W * KK, kGrain), P)));
+  std::vector<T> bufs(static_cast<size_t>(nt) * static_cast<size_t>(a.L.size()));
+  a.bufs = bufs.data();
+  run_units(pick_planes<T>(), a, P, nt);
+  return true;
+}
+
+template <class T>
+bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
+  using namespace dwconv;
+  if (!takes(s) || s.KH * s.KW > 25) return false;
+  const index_t lanes = lanes_for_isa(sizeof(T));
+  Args<T> a{};
+  a.L = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho, s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh, s.dw, lanes);
+  if (a.L.size() > kMaxBuffer) return false;
+  a.src = x, a.dy = dy, a.out = dw;
+  a.N = s.N, a.C = s.C, a.Ho = s.Ho, a.Wo = s.Wo, a.KH = s.KH, a.KW = s.KW;
+  a.sh = s.sh, a.sw = s.sw, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.H * s.W;
+  const int nt =
+      std::max(1, static_cast<int>(std::min<index_t>(threads_for(s.N * s.C * s.Ho * s.Wo * s.KH * s.KW, kGrain), s.C)));
+  std::vector<T> bufs(static_cast<size_t>(nt) * static_cast<size_t>(a.L.size()));
+  a.bufs = bufs.data();
+  run_units(pick_channels<T>(), a, s.C, nt);
+  return true;
+}
+
+#define PE_DW_INSTANTIATE(T)                                                               \
+  template bool depthwise_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
+  template bool depthwise_backward_input<T>(const T*, const T*, T*, const ConvShape&);   \
+  template bool depthwise_backward_weight<T>(const T*, const T*, T*, const ConvShape&);
+PE_DW_INSTANTIATE(float)
+PE_DW_INSTANTIATE(double)
+#undef PE_DW_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace pe

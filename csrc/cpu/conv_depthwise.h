@@ -1,0 +1,20 @@
+// Depthwise convolution (one input and one output channel per group, C == G == O): direct SIMD kernels,
+// picked by conv.cpp's dispatch before its per-plane fallback loops. Each returns false, having touched
+// nothing, when it does not take the case (empty sizes, a plane too large for its buffer, and for the input
+// gradient a non-finite weight, whose 0 * w terms the fallback keeps as the twin does); the caller then runs
+// the fallback. Specification: pyengine/backend/reference/conv.py (conv2d_* with groups == C).
+#pragma once
+#include "cpu/conv.h"
+
+namespace pe {
+namespace cpu {
+
+template <class T>
+bool depthwise_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s);
+template <class T>
+bool depthwise_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
+template <class T>
+bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
+
+}  // namespace cpu
+}  // namespace pe

@@ -1,0 +1,161 @@
+// The per-ISA part of conv_depthwise.cpp, included there once per SIMD level with
+//   PE_DW_NS      the namespace to fill (dw_generic, dw_avx2, dw_avx512)
+//   PE_DW_ISA     Isa::generic, Isa::avx2 or Isa::avx512: selects simd::Vec<T, Isa>
+//   PE_DW_TARGET  that level's function attribute (empty, PE_TARGET_AVX2, PE_TARGET_AVX512)
+// planes() runs the correlation of planes [lo, hi) (forward, input gradient), channels() the weight gradient
+// of channels [lo, hi); the OpenMP regions that call them are in conv_depthwise.cpp.
+
+namespace pe {
+namespace cpu {
+namespace dwconv {
+namespace PE_DW_NS {
+
+// out (Ho, Wo) = bias + correlation of B with taps. K3: the taps are 3 x 3 (held in registers).
+template <class T, bool K3>
+PE_DW_TARGET PE_INLINE void correlate(const T* buf, const T* taps, T bias, T* out, const Args<T>& a) {
+  using V = simd::Vec<T, PE_DW_ISA>;
+  using reg = typename V::reg;
+  constexpr index_t W = V::W;
+  const Layout& L = a.L;
+  const index_t rs = L.rs(), KH = K3 ? 3 : a.KH, KW = K3 ? 3 : a.KW;
+  index_t coff[3];  // column offset of tap j in a row of B (3 x 3); the general case computes it per tap
+  for (index_t j = 0; j < 3; ++j) coff[j] = ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw;
+  reg wk[9];
+  if (K3)
+    for (int t = 0; t < 9; ++t) wk[t] = V::set1(taps[t]);
+  const reg vb = V::set1(bias);
+  for (index_t oh = 0; oh < a.Ho; ++oh) {
+    const T* r0 = buf + oh * a.sh * rs;
+    T* o = out + oh * a.Wo;
+    index_t ow = 0;
+    for (; ow + 4 * W <= a.Wo; ow += 4 * W) {
+      reg c0 = vb, c1 = vb, c2 = vb, c3 = vb;
+      if (K3) {
+        for (int i = 0; i < 3; ++i) {
+          const T* ri = r0 + i * a.dh * rs + ow;
+          for (int j = 0; j < 3; ++j) {
+            const T* p = ri + coff[j];
+            const reg wv = wk[i * 3 + j];
+            c0 = V::fmadd(wv, V::load(p), c0);
+            c1 = V::fmadd(wv, V::load(p + W), c1);
+            c2 = V::fmadd(wv, V::load(p + 2 * W), c2);
+            c3 = V::fmadd(wv, V::load(p + 3 * W), c3);
+          }
+        }
+      } else {
+        for (index_t i = 0; i < KH; ++i) {
+          const T* ri = r0 + i * a.dh * rs + ow;
+          for (index_t j = 0; j < KW; ++j) {
+            const T* p = ri + ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw;
+            const reg wv = V::set1(taps[i * KW + j]);
+            c0 = V::fmadd(wv, V::load(p), c0);
+            c1 = V::fmadd(wv, V::load(p + W), c1);
+            c2 = V::fmadd(wv, V::load(p + 2 * W), c2);
+            c3 = V::fmadd(wv, V::load(p + 3 * W), c3);
+          }
+        }
+      }
+      V::store(o + ow, c0);
+      V::store(o + ow + W, c1);
+      V::store(o + ow + 2 * W, c2);
+      V::store(o + ow + 3 * W, c3);
+    }
+    for (; ow < a.Wo; ow += W) {
+      reg c0 = vb;
+      for (index_t i = 0; i < KH; ++i) {
+        const T* ri = r0 + i * a.dh * rs + ow;
+        for (index_t j = 0; j < KW; ++j) {
+          const T* p = ri + (K3 ? coff[j] : ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw);
+          c0 = V::fmadd(K3 ? wk[i * 3 + j] : V::set1(taps[i * KW + j]), V::load(p), c0);
+        }
+      }
+      if (a.Wo - ow >= W)
+        V::store(o + ow, c0);
+      else
+        V::store_part(o + ow, V::mask_for(static_cast<int>(a.Wo - ow)), c0);
+    }
+  }
+}
+
+// Planes [lo, hi): out plane = correlation of the built source plane (forward and input gradient).
+template <class T>
+PE_DW_TARGET void planes(const Args<T>& a, index_t lo, index_t hi) {
+    T* buf = a.bufs + static_cast<index_t>(a.tid) * a.L.size();
+    const bool k3 = a.KH == 3 && a.KW == 3;
+    for (index_t p = lo; p < hi; ++p) {
+      const index_t c = p % a.C;
+      build(a.src + p * a.src_plane, buf, a.L);
+      const T* taps = a.taps + c * a.KH * a.KW;
+      const T bias = a.bias ? a.bias[c] : T(0);
+      T* out = a.out + p * a.Ho * a.Wo;
+      if (k3)
+        correlate<T, true>(buf, taps, bias, out, a);
+      else
+        correlate<T, false>(buf, taps, bias, out, a);
+    }
+}
+
+// Channels [lo, hi): dw[c] = sum over the batch of dy's plane times B at each tap.
+// acc[t] += sum over the plane of dy * B at tap t (K3: t < 9 fixed; else KK accumulators in memory).
+template <class T, bool K3>
+PE_DW_TARGET PE_INLINE void wplane(const T* buf, const T* g, const Args<T>& a, typename simd::Vec<T, PE_DW_ISA>::reg* acc) {
+    using V = simd::Vec<T, PE_DW_ISA>;
+    using reg = typename V::reg;
+    constexpr index_t W = V::W;
+    const Layout& L = a.L;
+    const index_t rs = L.rs(), KH = K3 ? 3 : a.KH, KW = K3 ? 3 : a.KW;
+    for (index_t oh = 0; oh < a.Ho; ++oh) {
+      const T* r0 = buf + oh * a.sh * rs;
+      const T* gr = g + oh * a.Wo;
+      for (index_t ow = 0; ow < a.Wo; ow += W) {
+        const bool part = a.Wo - ow < W;
+        const auto m = V::mask_for(static_cast<int>(std::min<index_t>(a.Wo - ow, W)));
+        const reg gv = part ? V::load_part(gr + ow, m) : V::load(gr + ow);
+        for (index_t i = 0; i < KH; ++i) {
+          const T* ri = r0 + i * a.dh * rs + ow;
+          for (index_t j = 0; j < KW; ++j) {
+            const T* p = ri + ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw;
+            const reg xv = part ? V::load_part(p, m) : V::load(p);
+            acc[i * KW + j] = V::fmadd(gv, xv, acc[i * KW + j]);
+          }
+        }
+      }
+    }
+  }
+
+template <class T>
+PE_DW_TARGET void channels(const Args<T>& a, index_t lo, index_t hi) {
+    using V = simd::Vec<T, PE_DW_ISA>;
+    using reg = typename V::reg;
+    T* buf = a.bufs + static_cast<index_t>(a.tid) * a.L.size();
+    const index_t KK = a.KH * a.KW, plane_out = a.Ho * a.Wo;
+    const bool k3 = a.KH == 3 && a.KW == 3;
+    for (index_t c = lo; c < hi; ++c) {
+      T* dc = a.out + c * KK;
+      if (k3) {
+        reg acc[9];
+        for (int t = 0; t < 9; ++t) acc[t] = V::zero();
+        for (index_t n = 0; n < a.N; ++n) {
+          const index_t p = n * a.C + c;
+          build(a.src + p * a.src_plane, buf, a.L);
+          wplane<T, true>(buf, a.dy + p * plane_out, a, acc);
+        }
+        for (int t = 0; t < 9; ++t) dc[t] = V::hsum(acc[t]);
+        continue;
+      }
+      for (index_t t = 0; t < KK; ++t) dc[t] = T(0);
+      for (index_t n = 0; n < a.N; ++n) {  // the general kernel: accumulators per tap, summed per plane
+        const index_t p = n * a.C + c;
+        build(a.src + p * a.src_plane, buf, a.L);
+        reg acc[25];  // KK <= 25 (depthwise_backward_weight leaves larger kernels to the fallback)
+        for (index_t t = 0; t < KK; ++t) acc[t] = V::zero();
+        wplane<T, false>(buf, a.dy + p * plane_out, a, acc);
+        for (index_t t = 0; t < KK; ++t) dc[t] += V::hsum(acc[t]);
+      }
+    }
+  }
+
+}  // namespace PE_DW_NS
+}  // namespace dwconv
+}  // namespace cpu
+}  // namespace pe
