@@ -160,6 +160,21 @@ def test_pooling_matches_twin(isa, threads, case, dtype):
                          ref.avg_pool2d_backward(dy, (9, 8), k, s, p, cip, div))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_2x2_rows_match_twin(isa, threads, dtype):
+    """The vectorised 2 x 2 stride-2 rows: wide odd planes (vectors and a tail), ties, NaNs, -inf windows."""
+    rng = np.random.default_rng(3)
+    x = np.round(rand(rng, (3, 5, 11, 75), dtype), 1)  # rounding makes ties within windows
+    x[0, 0, 2, 3], x[0, 0, 3, 2], x[1, 1, 0, 1], x[1, 1, 1, 0] = np.nan, np.nan, np.nan, np.nan
+    x[1, 2, 5, 73], x[1, 2, 4, 72] = np.nan, np.nan  # in the last, partial vector
+    x[2, 4, 4:6, 10:12] = -np.inf
+    x[2, 3, 6:8, 20:22] = 0.25
+    y, idx = cpu.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), (5, 37))
+    ry, ridx = ref.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), (5, 37))
+    assert_close(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+
+
 def test_max_pool_backward_skips_foreign_indices():
     dy = np.ones((1, 1, 2, 2), np.float32)
     idx = np.array([[[[0, 3], [-1, 99]]]], np.int64)
