@@ -543,6 +543,7 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
     if (!depthwise_backward_weight(dy, x, dw, s)) dw_backward_weight(dy, x, dw, s);
     return;
   }
+  if (s.G == s.C && depthwise_backward_weight(dy, x, dw, s)) return;  // one input channel per group
   if (is_pointwise(s)) {
     for (index_t n = 0; n < s.N; ++n)
       for (index_t g = 0; g < s.G; ++g)

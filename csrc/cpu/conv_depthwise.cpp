@@ -36,6 +36,7 @@ namespace dwconv {
 
 constexpr index_t kMaxBuffer = index_t(1) << 22;  // values in one thread's padded plane (16 MiB of float)
 constexpr index_t kGrain = index_t(1) << 15;      // multiply-adds per thread, at least
+constexpr index_t kMaxKW = 32;                    // kernel columns the direct kernels take (wider: the fallback)
 
 // The padded plane: padded coordinates (r, c) hold source element ((r - pt) / uh, (c - pl) / uw) where that
 // divides and lies inside (Hs, Ws), zero elsewhere. Row r starts at r rs; column c at (c % sw) pw + c / sw.
@@ -65,10 +66,12 @@ struct Args {
   const T* dy;    // weight gradient: the output gradient
   T* out;         // output planes (forward, input grad) or dw (C, KH KW)
   T* bufs;        // one padded plane per thread
+  T* part;        // weight gradient: per unit dw slots when the batch is split in nb blocks
   int tid;
   Layout L;
   index_t N, C, Ho, Wo, KH, KW, sh, sw, dh, dw;  // the correlation's output plane and geometry
   index_t src_plane;                             // Hs Ws
+  index_t Og = 1, nb = 1;                        // weight gradient: outputs per input channel, batch blocks
 };
 
 template <class T>
@@ -189,7 +192,7 @@ void run_units(Fn fn, Args<T> a, index_t n, int nt) {
 }
 
 inline bool takes(const ConvShape& s) {
-  return s.N > 0 && s.C > 0 && s.Ho > 0 && s.Wo > 0 && s.H > 0 && s.W > 0 && s.KH > 0 && s.KW > 0 && s.sh > 0 &&
+  return s.KW <= kMaxKW && s.N > 0 && s.C > 0 && s.Ho > 0 && s.Wo > 0 && s.H > 0 && s.W > 0 && s.KH > 0 && s.KW > 0 && s.sh > 0 &&
          s.sw > 0 && s.dh > 0 && s.dw > 0;
 }
 
@@ -244,7 +247,7 @@ bool depthwise_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s
 template <class T>
 bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
   using namespace dwconv;
-  if (!takes(s) || s.KH * s.KW > 25) return false;
+  if (!takes(s) || s.G != s.C || s.O % s.G != 0 || s.KH * s.KW > 25) return false;
   const index_t lanes = lanes_for_isa(sizeof(T));
   Args<T> a{};
   a.L = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho, s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh, s.dw, lanes);
@@ -252,11 +255,28 @@ bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& 
   a.src = x, a.dy = dy, a.out = dw;
   a.N = s.N, a.C = s.C, a.Ho = s.Ho, a.Wo = s.Wo, a.KH = s.KH, a.KW = s.KW;
   a.sh = s.sh, a.sw = s.sw, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.H * s.W;
-  const int nt =
-      std::max(1, static_cast<int>(std::min<index_t>(threads_for(s.N * s.C * s.Ho * s.Wo * s.KH * s.KW, kGrain), s.C)));
+  a.Og = s.O / s.G;
+  // Few input channels (a first layer's C = 1): the batch split in blocks too, so that threads have units;
+  // the block count depends on the shape alone, so the sums' order does not depend on the thread count.
+  a.nb = s.C >= 8 ? 1 : std::min<index_t>(s.N, (8 + s.C - 1) / s.C);
+  const index_t units = s.C * a.nb, KK = s.KH * s.KW;
+  std::vector<T> part(a.nb > 1 ? static_cast<size_t>(units * a.Og * KK) : 0);
+  a.part = part.data();
+  const int nt = std::max(
+      1, static_cast<int>(std::min<index_t>(threads_for(s.N * s.O * s.Ho * s.Wo * KK, kGrain), units)));
   std::vector<T> bufs(static_cast<size_t>(nt) * static_cast<size_t>(a.L.size()));
   a.bufs = bufs.data();
-  run_units(pick_channels<T>(), a, s.C, nt);
+  run_units(pick_channels<T>(), a, units, nt);
+  if (a.nb > 1) {  // dw[c's outputs] = the sum of the blocks' slots, in block order
+    const index_t per = a.Og * KK;
+    for (index_t c = 0; c < s.C; ++c) {
+      T* d = dw + c * per;
+      const T* p0 = part.data() + c * a.nb * per;
+      for (index_t t = 0; t < per; ++t) d[t] = p0[t];
+      for (index_t b = 1; b < a.nb; ++b)
+        for (index_t t = 0; t < per; ++t) d[t] += p0[b * per + t];
+    }
+  }
   return true;
 }
 

@@ -13,6 +13,8 @@ template <class T>
 bool depthwise_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s);
 template <class T>
 bool depthwise_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
+// Also takes one input channel per group with several outputs each (G == C, O = G Og: a first layer's
+// C = 1): dw[o] = sum over the batch of dy[n, o] correlated with x[n, o / Og].
 template <class T>
 bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
 

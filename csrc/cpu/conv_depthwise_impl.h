@@ -3,7 +3,7 @@
 //   PE_DW_ISA     Isa::generic, Isa::avx2 or Isa::avx512: selects simd::Vec<T, Isa>
 //   PE_DW_TARGET  that level's function attribute (empty, PE_TARGET_AVX2, PE_TARGET_AVX512)
 // planes() runs the correlation of planes [lo, hi) (forward, input gradient), channels() the weight gradient
-// of channels [lo, hi); the OpenMP regions that call them are in conv_depthwise.cpp.
+// of (input channel, batch block) units [lo, hi); the OpenMP regions that call them are in conv_depthwise.cpp.
 
 namespace pe {
 namespace cpu {
@@ -18,8 +18,8 @@ PE_DW_TARGET PE_INLINE void correlate(const T* buf, const T* taps, T bias, T* ou
   constexpr index_t W = V::W;
   const Layout& L = a.L;
   const index_t rs = L.rs(), KH = K3 ? 3 : a.KH, KW = K3 ? 3 : a.KW;
-  index_t coff[3];  // column offset of tap j in a row of B (3 x 3); the general case computes it per tap
-  for (index_t j = 0; j < 3; ++j) coff[j] = ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw;
+  index_t coff[kMaxKW];  // column offset of tap j in a row of B
+  for (index_t j = 0; j < KW; ++j) coff[j] = ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw;
   reg wk[9];
   if (K3)
     for (int t = 0; t < 9; ++t) wk[t] = V::set1(taps[t]);
@@ -46,7 +46,7 @@ PE_DW_TARGET PE_INLINE void correlate(const T* buf, const T* taps, T bias, T* ou
         for (index_t i = 0; i < KH; ++i) {
           const T* ri = r0 + i * a.dh * rs + ow;
           for (index_t j = 0; j < KW; ++j) {
-            const T* p = ri + ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw;
+            const T* p = ri + coff[j];
             const reg wv = V::set1(taps[i * KW + j]);
             c0 = V::fmadd(wv, V::load(p), c0);
             c1 = V::fmadd(wv, V::load(p + W), c1);
@@ -65,7 +65,7 @@ PE_DW_TARGET PE_INLINE void correlate(const T* buf, const T* taps, T bias, T* ou
       for (index_t i = 0; i < KH; ++i) {
         const T* ri = r0 + i * a.dh * rs + ow;
         for (index_t j = 0; j < KW; ++j) {
-          const T* p = ri + (K3 ? coff[j] : ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw);
+          const T* p = ri + coff[j];
           c0 = V::fmadd(K3 ? wk[i * 3 + j] : V::set1(taps[i * KW + j]), V::load(p), c0);
         }
       }
@@ -98,62 +98,81 @@ PE_DW_TARGET void planes(const Args<T>& a, index_t lo, index_t hi) {
 // Channels [lo, hi): dw[c] = sum over the batch of dy's plane times B at each tap.
 // acc[t] += sum over the plane of dy * B at tap t (K3: t < 9 fixed; else KK accumulators in memory).
 template <class T, bool K3>
-PE_DW_TARGET PE_INLINE void wplane(const T* buf, const T* g, const Args<T>& a, typename simd::Vec<T, PE_DW_ISA>::reg* acc) {
-    using V = simd::Vec<T, PE_DW_ISA>;
-    using reg = typename V::reg;
-    constexpr index_t W = V::W;
-    const Layout& L = a.L;
-    const index_t rs = L.rs(), KH = K3 ? 3 : a.KH, KW = K3 ? 3 : a.KW;
-    for (index_t oh = 0; oh < a.Ho; ++oh) {
-      const T* r0 = buf + oh * a.sh * rs;
-      const T* gr = g + oh * a.Wo;
-      for (index_t ow = 0; ow < a.Wo; ow += W) {
-        const bool part = a.Wo - ow < W;
-        const auto m = V::mask_for(static_cast<int>(std::min<index_t>(a.Wo - ow, W)));
-        const reg gv = part ? V::load_part(gr + ow, m) : V::load(gr + ow);
-        for (index_t i = 0; i < KH; ++i) {
-          const T* ri = r0 + i * a.dh * rs + ow;
-          for (index_t j = 0; j < KW; ++j) {
-            const T* p = ri + ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw;
-            const reg xv = part ? V::load_part(p, m) : V::load(p);
-            acc[i * KW + j] = V::fmadd(gv, xv, acc[i * KW + j]);
-          }
-        }
+PE_DW_TARGET PE_INLINE void wplane(const T* buf, const T* g, const Args<T>& a,
+                                   typename simd::Vec<T, PE_DW_ISA>::reg* acc) {
+  using V = simd::Vec<T, PE_DW_ISA>;
+  using reg = typename V::reg;
+  constexpr index_t W = V::W;
+  const Layout& L = a.L;
+  const index_t rs = L.rs(), KH = K3 ? 3 : a.KH, KW = K3 ? 3 : a.KW;
+  index_t coff[kMaxKW];  // column offset of tap j in a row of B
+  for (index_t j = 0; j < KW; ++j) coff[j] = ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw;
+  const index_t full = a.Wo - a.Wo % W;
+  const auto m = V::mask_for(static_cast<int>(a.Wo - full));
+  for (index_t oh = 0; oh < a.Ho; ++oh) {
+    const T* r0 = buf + oh * a.sh * rs;
+    const T* gr = g + oh * a.Wo;
+    for (index_t ow = 0; ow < full; ow += W) {
+      const reg gv = V::load(gr + ow);
+      for (index_t i = 0; i < KH; ++i) {
+        const T* ri = r0 + i * a.dh * rs + ow;
+        for (index_t j = 0; j < KW; ++j) acc[i * KW + j] = V::fmadd(gv, V::load(ri + coff[j]), acc[i * KW + j]);
+      }
+    }
+    if (full < a.Wo) {  // the row's last partial vector: both operands masked (lanes past Wo read as 0)
+      const reg gv = V::load_part(gr + full, m);
+      for (index_t i = 0; i < KH; ++i) {
+        const T* ri = r0 + i * a.dh * rs + full;
+        for (index_t j = 0; j < KW; ++j)
+          acc[i * KW + j] = V::fmadd(gv, V::load_part(ri + coff[j], m), acc[i * KW + j]);
       }
     }
   }
+}
 
+// Units [lo, hi) of the weight gradient: unit u = (input channel c, block of the batch); it writes the KH KW
+// taps of c's Og output channels, into dw (one block) or its slot of a.part (summed by the caller).
 template <class T>
 PE_DW_TARGET void channels(const Args<T>& a, index_t lo, index_t hi) {
-    using V = simd::Vec<T, PE_DW_ISA>;
-    using reg = typename V::reg;
-    T* buf = a.bufs + static_cast<index_t>(a.tid) * a.L.size();
-    const index_t KK = a.KH * a.KW, plane_out = a.Ho * a.Wo;
-    const bool k3 = a.KH == 3 && a.KW == 3;
-    for (index_t c = lo; c < hi; ++c) {
-      T* dc = a.out + c * KK;
-      if (k3) {
-        reg acc[9];
-        for (int t = 0; t < 9; ++t) acc[t] = V::zero();
-        for (index_t n = 0; n < a.N; ++n) {
-          const index_t p = n * a.C + c;
-          build(a.src + p * a.src_plane, buf, a.L);
-          wplane<T, true>(buf, a.dy + p * plane_out, a, acc);
-        }
-        for (int t = 0; t < 9; ++t) dc[t] = V::hsum(acc[t]);
-        continue;
+  using V = simd::Vec<T, PE_DW_ISA>;
+  using reg = typename V::reg;
+  T* buf = a.bufs + static_cast<index_t>(a.tid) * a.L.size();
+  const index_t KK = a.KH * a.KW, plane_out = a.Ho * a.Wo, O = a.C * a.Og;
+  const bool k3 = a.KH == 3 && a.KW == 3;
+  for (index_t u = lo; u < hi; ++u) {
+    const index_t c = u / a.nb, blk = u % a.nb;
+    const index_t n0 = blk * a.N / a.nb, n1 = (blk + 1) * a.N / a.nb;
+    T* dst = a.nb == 1 ? a.out + c * a.Og * KK : a.part + u * a.Og * KK;
+    for (index_t t = 0; t < a.Og * KK; ++t) dst[t] = T(0);
+    if (k3 && a.Og == 1) {  // depthwise 3 x 3: nine accumulators in registers over the whole block
+      reg acc[9];
+      for (int t = 0; t < 9; ++t) acc[t] = V::zero();
+      for (index_t n = n0; n < n1; ++n) {
+        build(a.src + (n * a.C + c) * a.src_plane, buf, a.L);
+        wplane<T, true>(buf, a.dy + (n * O + c) * plane_out, a, acc);
       }
-      for (index_t t = 0; t < KK; ++t) dc[t] = T(0);
-      for (index_t n = 0; n < a.N; ++n) {  // the general kernel: accumulators per tap, summed per plane
-        const index_t p = n * a.C + c;
-        build(a.src + p * a.src_plane, buf, a.L);
+      for (int t = 0; t < 9; ++t) dst[t] = V::hsum(acc[t]);
+      continue;
+    }
+    for (index_t n = n0; n < n1; ++n) {  // per plane: accumulators per tap, summed into dst
+      build(a.src + (n * a.C + c) * a.src_plane, buf, a.L);
+      for (index_t oo = 0; oo < a.Og; ++oo) {
+        const T* g = a.dy + (n * O + c * a.Og + oo) * plane_out;
+        if (k3) {  // fixed size: the nine accumulators stay in registers
+          reg acc[9];
+          for (int t = 0; t < 9; ++t) acc[t] = V::zero();
+          wplane<T, true>(buf, g, a, acc);
+          for (int t = 0; t < 9; ++t) dst[oo * 9 + t] += V::hsum(acc[t]);
+          continue;
+        }
         reg acc[25];  // KK <= 25 (depthwise_backward_weight leaves larger kernels to the fallback)
         for (index_t t = 0; t < KK; ++t) acc[t] = V::zero();
-        wplane<T, false>(buf, a.dy + p * plane_out, a, acc);
-        for (index_t t = 0; t < KK; ++t) dc[t] += V::hsum(acc[t]);
+        wplane<T, false>(buf, g, a, acc);
+        for (index_t t = 0; t < KK; ++t) dst[oo * KK + t] += V::hsum(acc[t]);
       }
     }
   }
+}
 
 }  // namespace PE_DW_NS
 }  // namespace dwconv

@@ -39,6 +39,9 @@ CONV = [  # N, C, H, W, O, KH, KW, stride, padding, dilation, groups
     (2, 3, 9, 40, 3, 7, 7, (1, 2), (3, 3), (1, 1), 3),     # depthwise 7x7: weight grad on the fallback
     (2, 3, 8, 9, 3, 3, 3, (3, 2), (5, 0), (2, 1), 3),      # depthwise, padding past d (K - 1): dx crops dy
     (1, 1, 1, 1, 1, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # one value
+    (2, 1, 9, 30, 5, 3, 3, (1, 1), (1, 1), (1, 1), 1),     # one input channel (a first layer): direct wgrad
+    (9, 1, 8, 8, 4, 5, 5, (1, 1), (2, 2), (1, 1), 1),      # the same, 5x5, the batch in 8 uneven blocks
+    (3, 2, 7, 11, 6, 3, 3, (2, 1), (1, 0), (1, 2), 2),     # one input channel per group, three outputs each
     (5, 4, 5, 6, 8, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # pointwise: x read in place
     (2, 4, 6, 6, 6, 1, 1, (1, 1), (0, 0), (1, 1), 2),      # grouped pointwise
     (2, 4, 9, 9, 8, 1, 1, (2, 2), (0, 0), (1, 1), 1),      # strided 1x1 (ResNet's downsample)
