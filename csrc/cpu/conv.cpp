@@ -405,6 +405,7 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s
     if (!depthwise_forward(x, w, b, y, s)) dw_forward(x, w, b, y, s);
     return;
   }
+  if (dense_direct_forward(x, w, b, y, s)) return;  // few input channels: direct (conv_depthwise.cpp)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
   const bool direct = is_pointwise(s);
   Blocks bl = plan_blocks(s, K);
@@ -476,6 +477,7 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
     if (!depthwise_backward_input(dy, w, dx, s)) dw_backward_input(dy, w, dx, s);
     return;
   }
+  if (dense_direct_backward_input(dy, w, dx, s)) return;  // few output channels: direct (conv_depthwise.cpp)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW;
   const bool direct = is_pointwise(s);
   Blocks bl = plan_blocks(s, K);

@@ -37,6 +37,13 @@ namespace dwconv {
 constexpr index_t kMaxBuffer = index_t(1) << 22;  // values in one thread's padded plane (16 MiB of float)
 constexpr index_t kGrain = index_t(1) << 15;      // multiply-adds per thread, at least
 constexpr index_t kMaxKW = 32;                    // kernel columns the direct kernels take (wider: the fallback)
+// Dense direct kernels: output channels per register tile (2 rows x OB accumulators: 16 of AVX-512's 32
+// registers, 8 of AVX2's 16); the most input values per output position they take (C KH KW) and the most
+// values of an image's padded planes (so that they stay in L2).
+template <Isa I>
+constexpr int kDenseOB = I == Isa::avx512 ? 8 : 4;
+constexpr index_t kDenseMaxK = 288;  // C <= 32 for 3 x 3: ResNet's layers (C >= 64) stay on the GEMM
+constexpr index_t kDenseMaxBuffer = index_t(1) << 16;
 
 // The padded plane: padded coordinates (r, c) hold source element ((r - pt) / uh, (c - pl) / uw) where that
 // divides and lies inside (Hs, Ws), zero elsewhere. Row r starts at r rs; column c at (c % sw) pw + c / sw.
@@ -72,6 +79,7 @@ struct Args {
   index_t N, C, Ho, Wo, KH, KW, sh, sw, dh, dw;  // the correlation's output plane and geometry
   index_t src_plane;                             // Hs Ws
   index_t Og = 1, nb = 1;                        // weight gradient: outputs per input channel, batch blocks
+  index_t O = 0, Opad = 0;                       // dense: output channels, rounded up to the o-block
 };
 
 template <class T>
@@ -280,10 +288,94 @@ bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& 
   return true;
 }
 
+namespace dwconv {
+
+template <class T>
+RangeFn<T> pick_dense() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return &dw_avx512::dense_images<T>;
+    case Isa::avx2: return &dw_avx2::dense_images<T>;
+    default: break;
+  }
+#endif
+  return &dw_generic::dense_images<T>;
+}
+
+inline int dense_ob() {
+  switch (isa()) {
+    case Isa::avx512: return kDenseOB<Isa::avx512>;
+    case Isa::avx2: return kDenseOB<Isa::avx2>;
+    default: return kDenseOB<Isa::generic>;
+  }
+}
+
+// The dense correlation of a.C input planes into O output planes (a.L, geometry and src set by the caller);
+// w_t(c, i, j, o) = tap(o, c, i, j) from `tap`.
+template <class T, class Tap>
+bool dense_run(Args<T> a, index_t O, const T* bias, T* out, const Tap& tap) {
+  using namespace dwconv;
+  const index_t ob = dense_ob(), Op = (O + ob - 1) / ob * ob, KK = a.KH * a.KW;
+  if (a.C * KK > kDenseMaxK || a.C * a.L.size() > kDenseMaxBuffer || O < ob / 2) return false;
+  std::vector<T> wt(static_cast<size_t>(a.C * KK * Op), T(0));
+  for (index_t c = 0; c < a.C; ++c)
+    for (index_t t = 0; t < KK; ++t)
+      for (index_t o = 0; o < O; ++o) wt[(c * KK + t) * Op + o] = tap(o, c, t);
+  a.taps = wt.data(), a.bias = bias, a.out = out, a.O = O, a.Opad = Op;
+  const int nt = std::max(
+      1, static_cast<int>(std::min<index_t>(threads_for(a.N * O * a.Ho * a.Wo * a.C * KK, kGrain), a.N)));
+  std::vector<T> bufs(static_cast<size_t>(nt) * static_cast<size_t>(a.C * a.L.size()));
+  a.bufs = bufs.data();
+  run_units(pick_dense<T>(), a, a.N, nt);
+  return true;
+}
+
+inline bool dense_takes(const ConvShape& s) {
+  return takes(s) && s.G == 1 && s.KH * s.KW > 1 && s.C * s.KH * s.KW <= kDenseMaxK;
+}
+
+}  // namespace dwconv
+
+template <class T>
+bool dense_direct_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  using namespace dwconv;
+  if (!dense_takes(s)) return false;
+  Args<T> a{};
+  // rows for an even number of output rows: the tiles compute two rows at a time
+  a.L = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho + (s.Ho & 1), s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh, s.dw,
+                    lanes_for_isa(sizeof(T)));
+  a.src = x;
+  a.N = s.N, a.C = s.C, a.Ho = s.Ho, a.Wo = s.Wo, a.KH = s.KH, a.KW = s.KW;
+  a.sh = s.sh, a.sw = s.sw, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.H * s.W;
+  const index_t KK = s.KH * s.KW, C = s.C;
+  return dense_run(a, s.O, b, y, [&](index_t o, index_t c, index_t t) { return w[(o * C + c) * KK + t]; });
+}
+
+template <class T>
+bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+  using namespace dwconv;
+  if (!dense_takes(s) || s.O * s.KH * s.KW > kDenseMaxK) return false;
+  const index_t KK = s.KH * s.KW, C = s.C;
+  for (index_t t = 0; t < s.O * C * KK; ++t)
+    if (!std::isfinite(w[t])) return false;  // the fallback keeps the twin's 0 * w only where a tap was read
+  Args<T> a{};
+  // dy spread by the stride and padded by d (K - 1) - p, its O planes correlated into C planes of dx
+  a.L = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw, s.H + (s.H & 1), s.W,
+                    s.KH, s.KW, 1, 1, s.dh, s.dw, lanes_for_isa(sizeof(T)));
+  a.src = dy;
+  a.N = s.N, a.C = s.O, a.Ho = s.H, a.Wo = s.W, a.KH = s.KH, a.KW = s.KW;
+  a.sh = 1, a.sw = 1, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.Ho * s.Wo;
+  // tap (c', o', t) of the transposed correlation: input plane o of dy, output plane c of dx, taps reversed
+  return dense_run(a, C, static_cast<const T*>(nullptr), dx,
+                   [&](index_t c, index_t o, index_t t) { return w[(o * C + c) * KK + (KK - 1 - t)]; });
+}
+
 #define PE_DW_INSTANTIATE(T)                                                               \
   template bool depthwise_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
   template bool depthwise_backward_input<T>(const T*, const T*, T*, const ConvShape&);   \
-  template bool depthwise_backward_weight<T>(const T*, const T*, T*, const ConvShape&);
+  template bool depthwise_backward_weight<T>(const T*, const T*, T*, const ConvShape&); \
+  template bool dense_direct_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
+  template bool dense_direct_backward_input<T>(const T*, const T*, T*, const ConvShape&);
 PE_DW_INSTANTIATE(float)
 PE_DW_INSTANTIATE(double)
 #undef PE_DW_INSTANTIATE

@@ -18,5 +18,12 @@ bool depthwise_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s
 template <class T>
 bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
 
+// Dense (G == 1) convolutions of few input channels (C KH KW <= 288, an image's padded planes in L2): direct
+// register-tiled kernels. Same contract: false (nothing touched) where they do not take the case.
+template <class T>
+bool dense_direct_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s);
+template <class T>
+bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
+
 }  // namespace cpu
 }  // namespace pe

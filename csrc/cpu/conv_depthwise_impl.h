@@ -174,6 +174,65 @@ PE_DW_TARGET void channels(const Args<T>& a, index_t lo, index_t hi) {
   }
 }
 
+// Dense (ungrouped) convolution of few input channels, images [lo, hi): the C padded planes of image n are
+// built once, then each tile of OB output channels x 2 output rows x one vector of columns keeps its 2 OB
+// accumulators in registers over all C KH KW taps: one load of each input row per tap feeds OB FMAs, the
+// weights broadcast from a.taps laid out (c, i, j, o) with Opad (a multiple of OB) columns, zeros past O.
+template <class T>
+PE_DW_TARGET void dense_images(const Args<T>& a, index_t lo, index_t hi) {
+  using V = simd::Vec<T, PE_DW_ISA>;
+  using reg = typename V::reg;
+  constexpr index_t W = V::W;
+  constexpr int OB = kDenseOB<PE_DW_ISA>;
+  const Layout& L = a.L;
+  const index_t rs = L.rs(), ps = L.size(), Op = a.Opad, KH = a.KH, KW = a.KW;
+  T* buf = a.bufs + static_cast<index_t>(a.tid) * a.C * ps;
+  index_t coff[kMaxKW];
+  for (index_t j = 0; j < KW; ++j) coff[j] = ((j * a.dw) % L.sw) * L.pw + (j * a.dw) / L.sw;
+  for (index_t n = lo; n < hi; ++n) {
+    for (index_t c = 0; c < a.C; ++c) build(a.src + (n * a.C + c) * a.src_plane, buf + c * ps, L);
+    for (index_t ob = 0; ob < Op; ob += OB) {
+      reg vb[OB];
+      for (int o = 0; o < OB; ++o) vb[o] = V::set1(a.bias && ob + o < a.O ? a.bias[ob + o] : T(0));
+      for (index_t oh = 0; oh < a.Ho; oh += 2) {
+        for (index_t ow = 0; ow < a.Wo; ow += W) {
+          reg acc0[OB], acc1[OB];
+          for (int o = 0; o < OB; ++o) acc0[o] = acc1[o] = vb[o];
+          for (index_t c = 0; c < a.C; ++c) {
+            for (index_t i = 0; i < KH; ++i) {
+              const T* r0 = buf + c * ps + (oh * a.sh + i * a.dh) * rs + ow;
+              const T* r1 = r0 + a.sh * rs;
+              const T* wp = a.taps + (c * KH + i) * KW * Op + ob;
+              for (index_t j = 0; j < KW; ++j) {
+                const reg x0 = V::load(r0 + coff[j]), x1 = V::load(r1 + coff[j]);
+                for (int o = 0; o < OB; ++o) {
+                  const reg wv = V::set1(wp[j * Op + o]);
+                  acc0[o] = V::fmadd(wv, x0, acc0[o]);
+                  acc1[o] = V::fmadd(wv, x1, acc1[o]);
+                }
+              }
+            }
+          }
+          const index_t nv = std::min<index_t>(W, a.Wo - ow);
+          const auto m = V::mask_for(static_cast<int>(nv));
+          const bool two = oh + 1 < a.Ho;
+          for (int o = 0; o < OB; ++o) {
+            if (ob + o >= a.O) break;
+            T* yo = a.out + ((n * a.O + ob + o) * a.Ho + oh) * a.Wo + ow;
+            if (nv == W) {
+              V::store(yo, acc0[o]);
+              if (two) V::store(yo + a.Wo, acc1[o]);
+            } else {
+              V::store_part(yo, m, acc0[o]);
+              if (two) V::store_part(yo + a.Wo, m, acc1[o]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace PE_DW_NS
 }  // namespace dwconv
 }  // namespace cpu

@@ -42,6 +42,9 @@ CONV = [  # N, C, H, W, O, KH, KW, stride, padding, dilation, groups
     (2, 1, 9, 30, 5, 3, 3, (1, 1), (1, 1), (1, 1), 1),     # one input channel (a first layer): direct wgrad
     (9, 1, 8, 8, 4, 5, 5, (1, 1), (2, 2), (1, 1), 1),      # the same, 5x5, the batch in 8 uneven blocks
     (3, 2, 7, 11, 6, 3, 3, (2, 1), (1, 0), (1, 2), 2),     # one input channel per group, three outputs each
+    (3, 16, 14, 14, 32, 3, 3, (1, 1), (1, 1), (1, 1), 1),  # dense, few input channels: the direct tiles
+    (2, 5, 9, 21, 11, 3, 2, (2, 1), (1, 1), (1, 2), 1),    # direct: strided, dilated, O past the o-block
+    (2, 3, 13, 37, 6, 5, 5, (2, 2), (2, 2), (1, 1), 1),    # direct 5x5 stride 2 (dx from spread dy)
     (5, 4, 5, 6, 8, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # pointwise: x read in place
     (2, 4, 6, 6, 6, 1, 1, (1, 1), (0, 0), (1, 1), 2),      # grouped pointwise
     (2, 4, 9, 9, 8, 1, 1, (2, 2), (0, 0), (1, 1), 1),      # strided 1x1 (ResNet's downsample)
@@ -92,6 +95,26 @@ def test_depthwise_nonfinite_matches_twin(isa, dtype):
                                    ref.conv2d_backward_input(dy, w, (H, W), *args), rtol=2e-4, atol=2e-4)
         np.testing.assert_allclose(cpu.conv2d_backward_weight(dy, x, (3, 3), *args),
                                    ref.conv2d_backward_weight(dy, x, (3, 3), *args), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_dense_direct_nonfinite_matches_twin(isa):
+    """The dense direct tiles: NaN / inf weights and inputs land where the twin's im2col puts them."""
+    rng = np.random.default_rng(6)
+    x, w, b = rand(rng, (2, 4, 7, 19), np.float64), rand(rng, (6, 4, 3, 3), np.float64), rand(rng, (6,), np.float64)
+    w[1, 2, 0, 0], w[4, 0, 2, 2] = np.inf, np.nan
+    x[1, 3, 0, 5] = np.nan
+    for s in ((1, 1), (2, 2)):
+        args = (s, (1, 1), (1, 1), 1)
+        out = (_out(7, 3, s[0], 1, 1), _out(19, 3, s[1], 1, 1))
+        dy = rand(rng, (2, 6) + out, np.float64)
+        dy[0, 5, 1, 1] = np.nan
+        np.testing.assert_allclose(cpu.conv2d_forward(x, w, b, *args, out), ref.conv2d_forward(x, w, b, *args, out))
+        np.testing.assert_allclose(cpu.conv2d_backward_input(dy, w, (7, 19), *args),
+                                   ref.conv2d_backward_input(dy, w, (7, 19), *args))
+        w2 = np.nan_to_num(w, nan=0.5, posinf=2.0)  # finite weights: the direct input gradient
+        np.testing.assert_allclose(cpu.conv2d_backward_input(dy, w2, (7, 19), *args),
+                                   ref.conv2d_backward_input(dy, w2, (7, 19), *args))
 
 
 def test_conv2d_uneven_output_size(isa):
