@@ -10,7 +10,8 @@
 // Small images (fewer than kWideCols output positions: ResNet's 14x14 and 7x7 layers) are packed several
 // side by side, so that the GEMM is wide (forward, dgrad) or deep (wgrad) enough for its micro-panels. A 1x1 convolution of stride 1 without padding reads x in place (its columns are x).
 // Depthwise convolutions (one input and one output channel per group) run a direct loop per plane
-// instead: a GEMM of one row would be all packing.
+// instead: a GEMM of one row would be all packing. conv_depthwise.cpp's SIMD kernels take them (and dense
+// convolutions of few input channels) first; the depthwise loops here are their fallback.
 //
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and

@@ -13,7 +13,11 @@
 //                  d (K - 1) - p, stride 1, taps w reversed: the transpose of the forward as a correlation
 //   weight grad    dw[c, i, j] = sum_n sum_{p, q} dy[n, c, p, q] B(p sh + i dh, q sw + j dw), B = x as in
 //                  the forward; one vector accumulator per tap (registers for 3x3) over the batch's planes
-// Threads run planes (forward, input grad) or channels (weight grad), one buffer each.
+//   dense          (G == 1, few input channels) the C padded planes of an image built once; a register tile
+//                  of 2 output rows x OB output channels x one vector of columns sums all C KH KW taps, the
+//                  input gradient the same over spread dy with the weights transposed and reversed
+// Threads run planes (forward, input grad), (channel, batch block) units (weight grad) or images (dense),
+// one buffer each.
 #include "cpu/conv_depthwise.h"
 
 // GCC 12's AVX-512 intrinsic headers trip its own -Wmaybe-uninitialized (the `__Y = __Y` "undefined vector"
@@ -26,6 +30,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "cpu/simd.h"
@@ -81,6 +86,12 @@ struct Args {
   index_t Og = 1, nb = 1;                        // weight gradient: outputs per input channel, batch blocks
   index_t O = 0, Opad = 0;                       // dense: output channels, rounded up to the o-block
 };
+
+// nt buffers of `each` values, left uninitialised: build() writes every value of the planes it lays out.
+template <class T>
+std::unique_ptr<T[]> thread_buffers(int nt, index_t each) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(nt) * static_cast<size_t>(each)]);
+}
 
 template <class T>
 inline void build(const T* src, T* buf, const Layout& L) {
@@ -200,8 +211,8 @@ void run_units(Fn fn, Args<T> a, index_t n, int nt) {
 }
 
 inline bool takes(const ConvShape& s) {
-  return s.KW <= kMaxKW && s.N > 0 && s.C > 0 && s.Ho > 0 && s.Wo > 0 && s.H > 0 && s.W > 0 && s.KH > 0 && s.KW > 0 && s.sh > 0 &&
-         s.sw > 0 && s.dh > 0 && s.dw > 0;
+  return s.KW <= kMaxKW && s.N > 0 && s.C > 0 && s.Ho > 0 && s.Wo > 0 && s.H > 0 && s.W > 0 && s.KH > 0 &&
+         s.KW > 0 && s.sh > 0 && s.sw > 0 && s.dh > 0 && s.dw > 0;
 }
 
 }  // namespace dwconv
@@ -218,9 +229,10 @@ bool depthwise_forward(const T* x, const T* w, const T* b, T* y, const ConvShape
   a.N = s.N, a.C = s.C, a.Ho = s.Ho, a.Wo = s.Wo, a.KH = s.KH, a.KW = s.KW;
   a.sh = s.sh, a.sw = s.sw, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.H * s.W;
   const index_t P = s.N * s.C;
-  const int nt = std::max(1, static_cast<int>(std::min<index_t>(threads_for(P * s.Ho * s.Wo * s.KH * s.KW, kGrain), P)));
-  std::vector<T> bufs(static_cast<size_t>(nt) * static_cast<size_t>(a.L.size()));
-  a.bufs = bufs.data();
+  const int nt =
+      std::max(1, static_cast<int>(std::min<index_t>(threads_for(P * s.Ho * s.Wo * s.KH * s.KW, kGrain), P)));
+  const auto bufs = thread_buffers<T>(nt, a.L.size());
+  a.bufs = bufs.get();
   run_units(pick_planes<T>(), a, P, nt);
   return true;
 }
@@ -246,8 +258,8 @@ bool depthwise_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s
   a.sh = 1, a.sw = 1, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.Ho * s.Wo;
   const index_t P = s.N * s.C;
   const int nt = std::max(1, static_cast<int>(std::min<index_t>(threads_for(P * s.H * s.W * KK, kGrain), P)));
-  std::vector<T> bufs(static_cast<size_t>(nt) * static_cast<size_t>(a.L.size()));
-  a.bufs = bufs.data();
+  const auto bufs = thread_buffers<T>(nt, a.L.size());
+  a.bufs = bufs.get();
   run_units(pick_planes<T>(), a, P, nt);
   return true;
 }
@@ -272,8 +284,8 @@ bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& 
   a.part = part.data();
   const int nt = std::max(
       1, static_cast<int>(std::min<index_t>(threads_for(s.N * s.O * s.Ho * s.Wo * KK, kGrain), units)));
-  std::vector<T> bufs(static_cast<size_t>(nt) * static_cast<size_t>(a.L.size()));
-  a.bufs = bufs.data();
+  const auto bufs = thread_buffers<T>(nt, a.L.size());
+  a.bufs = bufs.get();
   run_units(pick_channels<T>(), a, units, nt);
   if (a.nb > 1) {  // dw[c's outputs] = the sum of the blocks' slots, in block order
     const index_t per = a.Og * KK;
@@ -324,8 +336,8 @@ bool dense_run(Args<T> a, index_t O, const T* bias, T* out, const Tap& tap) {
   a.taps = wt.data(), a.bias = bias, a.out = out, a.O = O, a.Opad = Op;
   const int nt = std::max(
       1, static_cast<int>(std::min<index_t>(threads_for(a.N * O * a.Ho * a.Wo * a.C * KK, kGrain), a.N)));
-  std::vector<T> bufs(static_cast<size_t>(nt) * static_cast<size_t>(a.C * a.L.size()));
-  a.bufs = bufs.data();
+  const auto bufs = thread_buffers<T>(nt, a.C * a.L.size());
+  a.bufs = bufs.get();
   run_units(pick_dense<T>(), a, a.N, nt);
   return true;
 }
