@@ -586,7 +586,8 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
 }
 
 index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
-  if (is_depthwise(s) || s.G < 1) return 0;
+  const index_t direct = direct_workspace_bytes(s, itemsize);  // conv_depthwise.cpp's buffers
+  if (is_depthwise(s) || s.G < 1) return direct;
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, L = s.Ho * s.Wo;
   const Blocks bl = plan_blocks(s, K);
   const index_t per_thread = bl.m > 1 ? bl.m * L * (K + Og) : bl.rows * s.Wo * K;
@@ -600,7 +601,7 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
       wgrad = tile_rows(s, K) * s.Wo * K;
     }
   }
-  return std::max(fwd, wgrad) * itemsize;
+  return std::max(std::max(fwd, wgrad) * itemsize, direct);
 }
 
 // ------------------------------------------------------------------ pooling

@@ -382,6 +382,26 @@ bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape
                    [&](index_t c, index_t o, index_t t) { return w[(o * C + c) * KK + (KK - 1 - t)]; });
 }
 
+index_t direct_workspace_bytes(const ConvShape& s, int itemsize) {
+  using namespace dwconv;
+  if (!takes(s)) return 0;
+  const index_t nt = num_threads(), KK = s.KH * s.KW;
+  const index_t lanes = std::max(lanes_for_isa(itemsize), 64 / itemsize);  // the widest vectors
+  const Layout fwd = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho + (s.Ho & 1), s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh,
+                                 s.dw, 4 * lanes);
+  const Layout bwd = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw,
+                                 s.H + (s.H & 1), s.W, s.KH, s.KW, 1, 1, s.dh, s.dw, 4 * lanes);
+  index_t values = 0;
+  if (s.G == s.C) {  // depthwise (and the weight gradient of one input channel per group): a plane per thread
+    values = nt * std::max(fwd.size(), bwd.size()) + s.O * KK;
+    if (s.C < 8) values += std::min<index_t>(s.N, 8) * s.O * KK;  // the batch blocks' partial sums
+  } else if (dense_takes(s)) {  // dense of few input channels: an image's planes per thread, weights (c, t, o)
+    const index_t ob = 8, Op = (std::max(s.O, s.C) + ob - 1) / ob * ob;
+    values = nt * std::max(s.C * fwd.size(), s.O * bwd.size()) + std::max(s.C, s.O) * KK * Op;
+  }
+  return values * itemsize;
+}
+
 #define PE_DW_INSTANTIATE(T)                                                               \
   template bool depthwise_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
   template bool depthwise_backward_input<T>(const T*, const T*, T*, const ConvShape&);   \

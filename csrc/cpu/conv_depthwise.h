@@ -25,5 +25,9 @@ bool dense_direct_forward(const T* x, const T* w, const T* b, T* y, const ConvSh
 template <class T>
 bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
 
+// Bytes the direct kernels above may allocate for this shape (per-thread padded planes, weight copies), at
+// the current thread count; 0 where none of them takes it.
+index_t direct_workspace_bytes(const ConvShape& s, int itemsize);
+
 }  // namespace cpu
 }  // namespace pe
