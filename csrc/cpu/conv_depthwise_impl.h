@@ -80,23 +80,22 @@ PE_DW_TARGET PE_INLINE void correlate(const T* buf, const T* taps, T bias, T* ou
 // Planes [lo, hi): out plane = correlation of the built source plane (forward and input gradient).
 template <class T>
 PE_DW_TARGET void planes(const Args<T>& a, index_t lo, index_t hi) {
-    T* buf = a.bufs + static_cast<index_t>(a.tid) * a.L.size();
-    const bool k3 = a.KH == 3 && a.KW == 3;
-    for (index_t p = lo; p < hi; ++p) {
-      const index_t c = p % a.C;
-      build(a.src + p * a.src_plane, buf, a.L);
-      const T* taps = a.taps + c * a.KH * a.KW;
-      const T bias = a.bias ? a.bias[c] : T(0);
-      T* out = a.out + p * a.Ho * a.Wo;
-      if (k3)
-        correlate<T, true>(buf, taps, bias, out, a);
-      else
-        correlate<T, false>(buf, taps, bias, out, a);
-    }
+  T* buf = a.bufs + static_cast<index_t>(a.tid) * a.L.size();
+  const bool k3 = a.KH == 3 && a.KW == 3;
+  for (index_t p = lo; p < hi; ++p) {
+    const index_t c = p % a.C;
+    build(a.src + p * a.src_plane, buf, a.L);
+    const T* taps = a.taps + c * a.KH * a.KW;
+    const T bias = a.bias ? a.bias[c] : T(0);
+    T* out = a.out + p * a.Ho * a.Wo;
+    if (k3)
+      correlate<T, true>(buf, taps, bias, out, a);
+    else
+      correlate<T, false>(buf, taps, bias, out, a);
+  }
 }
 
-// Channels [lo, hi): dw[c] = sum over the batch of dy's plane times B at each tap.
-// acc[t] += sum over the plane of dy * B at tap t (K3: t < 9 fixed; else KK accumulators in memory).
+// acc[t] += sum over the plane of dy * B at tap t (K3: t < 9, registers; else KK <= 25 accumulators).
 template <class T, bool K3>
 PE_DW_TARGET PE_INLINE void wplane(const T* buf, const T* g, const Args<T>& a,
                                    typename simd::Vec<T, PE_DW_ISA>::reg* acc) {
