@@ -44,6 +44,13 @@ CONV2D = [  # (N, C, H, W), (O, KH, KW), stride, padding, dilation, groups
     ((2, 3, 7, 9), (5, 3, 3), 1, 0, 1, 1),
     ((1, 4, 8, 5), (6, 3, 2), (2, 1), (1, 2), (2, 1), 2),
     ((3, 6, 11, 7), (6, 3, 3), 2, 1, 1, 6),          # depthwise
+    ((2, 5, 9, 70), (5, 3, 3), 1, 1, 1, 5),          # depthwise 3x3, rows of several vectors
+    ((3, 7, 13, 19), (7, 3, 3), 2, 1, 1, 7),         # depthwise stride 2, odd sizes
+    ((2, 4, 12, 10), (4, 5, 3), (2, 1), (2, 1), (1, 2), 4),  # depthwise 5x3, strided and dilated
+    ((4, 1, 11, 13), (6, 3, 3), 1, 1, 1, 1),         # one input channel: the direct weight gradient
+    ((2, 3, 9, 10), (6, 3, 3), 2, 1, 1, 3),          # two outputs per input channel
+    ((3, 16, 14, 14), (32, 3, 3), 1, 1, 1, 1),       # few input channels: the direct dense tiles
+    ((2, 5, 9, 21), (11, 3, 2), (2, 1), 1, (1, 2), 1),  # direct dense: strided, dilated, odd sizes
     ((2, 4, 5, 6), (8, 1, 1), 1, 0, 1, 1),           # 1x1
     ((2, 2, 6, 7), (3, 4, 3), 1, "same", (1, 2), 1),   # even kernel: one more after
     ((2, 2, 6, 7), (3, 3, 3), 3, "valid", 1, 1),

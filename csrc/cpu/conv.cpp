@@ -10,7 +10,8 @@
 // Small images (fewer than kWideCols output positions: ResNet's 14x14 and 7x7 layers) are packed several
 // side by side, so that the GEMM is wide (forward, dgrad) or deep (wgrad) enough for its micro-panels. A 1x1 convolution of stride 1 without padding reads x in place (its columns are x).
 // Depthwise convolutions (one input and one output channel per group) run a direct loop per plane
-// instead: a GEMM of one row would be all packing.
+// instead: a GEMM of one row would be all packing. conv_depthwise.cpp's SIMD kernels take them (and dense
+// convolutions of few input channels) first; the depthwise loops here are their fallback.
 //
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
@@ -24,7 +25,9 @@
 #include <limits>
 #include <vector>
 
+#include "cpu/conv_depthwise.h"
 #include "cpu/gemm.h"
+#include "cpu/simd.h"
 
 namespace pe {
 namespace cpu {
@@ -399,7 +402,11 @@ template <class T>
 void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
   const index_t L = s.Ho * s.Wo;
   if (s.N == 0 || s.O == 0 || L == 0) return;
-  if (is_depthwise(s)) return dw_forward(x, w, b, y, s);
+  if (is_depthwise(s)) {  // direct SIMD kernels (conv_depthwise.cpp), else the plain loops
+    if (!depthwise_forward(x, w, b, y, s)) dw_forward(x, w, b, y, s);
+    return;
+  }
+  if (dense_direct_forward(x, w, b, y, s)) return;  // few input channels: direct (conv_depthwise.cpp)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
   const bool direct = is_pointwise(s);
   Blocks bl = plan_blocks(s, K);
@@ -467,7 +474,11 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
     std::fill(dx, dx + s.N * s.C * HW, T(0));
     return;
   }
-  if (is_depthwise(s)) return dw_backward_input(dy, w, dx, s);
+  if (is_depthwise(s)) {  // direct SIMD kernels (conv_depthwise.cpp), else the plain loops
+    if (!depthwise_backward_input(dy, w, dx, s)) dw_backward_input(dy, w, dx, s);
+    return;
+  }
+  if (dense_direct_backward_input(dy, w, dx, s)) return;  // few output channels: direct (conv_depthwise.cpp)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW;
   const bool direct = is_pointwise(s);
   Blocks bl = plan_blocks(s, K);
@@ -531,7 +542,11 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
     std::fill(dw, dw + s.O * K, T(0));
     return;
   }
-  if (is_depthwise(s)) return dw_backward_weight(dy, x, dw, s);
+  if (is_depthwise(s)) {  // direct SIMD kernels (conv_depthwise.cpp), else the plain loops
+    if (!depthwise_backward_weight(dy, x, dw, s)) dw_backward_weight(dy, x, dw, s);
+    return;
+  }
+  if (s.G == s.C && depthwise_backward_weight(dy, x, dw, s)) return;  // one input channel per group
   if (is_pointwise(s)) {
     for (index_t n = 0; n < s.N; ++n)
       for (index_t g = 0; g < s.G; ++g)
@@ -571,7 +586,8 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
 }
 
 index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
-  if (is_depthwise(s) || s.G < 1) return 0;
+  const index_t direct = direct_workspace_bytes(s, itemsize);  // conv_depthwise.cpp's buffers
+  if (is_depthwise(s) || s.G < 1) return direct;
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, L = s.Ho * s.Wo;
   const Blocks bl = plan_blocks(s, K);
   const index_t per_thread = bl.m > 1 ? bl.m * L * (K + Og) : bl.rows * s.Wo * K;
@@ -585,14 +601,174 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
       wgrad = tile_rows(s, K) * s.Wo * K;
     }
   }
-  return std::max(fwd, wgrad) * itemsize;
+  return std::max(std::max(fwd, wgrad) * itemsize, direct);
 }
 
 // ------------------------------------------------------------------ pooling
 
+namespace {
+// One output row of a 2 x 2 window of stride 2 reading input rows r0, r1 (columns 2q, 2q + 1), no padding:
+// the window's first maximum in reading order, a NaN winning (the general loop's rule). Written so that the
+// compiler vectorises it for each ISA: the maxima and the winner's number (0..3, kept as a T) in one pass of
+// selects on T alone, the int64 positions in a second; in chunks of kChunk outputs (the numbers on the stack).
+template <class T>
+PE_INLINE void maxpool22_row_body(const T* r0, const T* r1, T* y, std::int64_t* idx, index_t Wo, std::int64_t base,
+                                  std::int64_t W) {
+  constexpr index_t kChunk = 256;
+  T code[kChunk];
+  for (index_t q0 = 0; q0 < Wo; q0 += kChunk) {
+    const index_t n = std::min(kChunk, Wo - q0);
+    const T* a0 = r0 + 2 * q0;
+    const T* a1 = r1 + 2 * q0;
+    T* yo = y + q0;
+    for (index_t q = 0; q < n; ++q) {
+      const T a = a0[2 * q], b = a0[2 * q + 1], c = a1[2 * q], d = a1[2 * q + 1];
+      T m = a, k = T(0);
+      bool t = (b > m) | ((b != b) & (m == m));
+      m = t ? b : m;
+      k = t ? T(1) : k;
+      t = (c > m) | ((c != c) & (m == m));
+      m = t ? c : m;
+      k = t ? T(2) : k;
+      t = (d > m) | ((d != d) & (m == m));
+      m = t ? d : m;
+      k = t ? T(3) : k;
+      yo[q] = m;
+      code[q] = k;
+    }
+    std::int64_t* io = idx + q0;
+    const std::int64_t first = base + 2 * q0;
+    for (index_t q = 0; q < n; ++q) {
+      const std::int64_t k = static_cast<std::int64_t>(code[q]);
+      io[q] = first + 2 * q + (k & 1) + (k >> 1) * W;
+    }
+  }
+}
+PE_ISA_VARIANTS(maxpool22_row, (const T* r0, const T* r1, T* y, std::int64_t* idx, index_t Wo, std::int64_t base,
+                                std::int64_t W),
+                (r0, r1, y, idx, Wo, base, W))
+
+#if PE_X86
+// The same rows for float with intrinsics (GCC keeps the selects above as branches): even and odd columns of
+// each row deinterleaved by permutes, the winner chosen by compare masks and blends, its position widened to
+// int64 per half. A last partial vector (and a row shorter than one: 28x28 planes pooled to 14) runs on
+// copies of its inputs in a stack buffer, its valid outputs copied out.
+template <int Lanes, class Step>
+inline __attribute__((always_inline)) void maxpool22_rows_by(const Step& step, const float* r0, const float* r1,
+                                                             float* y, std::int64_t* idx, index_t Wo,
+                                                             std::int64_t base) {
+  index_t q = 0;
+  for (; q + Lanes <= Wo; q += Lanes) step(r0 + 2 * q, r1 + 2 * q, y + q, idx + q, base + 2 * q);
+  if (q == Wo) return;
+  const index_t n = Wo - q;
+  float a[2 * Lanes] = {}, b[2 * Lanes] = {}, yt[Lanes];
+  std::int64_t it[Lanes];
+  std::memcpy(a, r0 + 2 * q, static_cast<size_t>(2 * n) * sizeof(float));
+  std::memcpy(b, r1 + 2 * q, static_cast<size_t>(2 * n) * sizeof(float));
+  step(a, b, yt, it, base + 2 * q);
+  std::memcpy(y + q, yt, static_cast<size_t>(n) * sizeof(float));
+  std::memcpy(idx + q, it, static_cast<size_t>(n) * sizeof(std::int64_t));
+}
+
+PE_TARGET_AVX512 void maxpool22_row_avx512f(const float* r0, const float* r1, float* y, std::int64_t* idx, index_t Wo,
+                                            std::int64_t base, std::int64_t W) {
+  const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+  const __m512i lane2 = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i one = _mm512_set1_epi64(1), vw = _mm512_set1_epi64(W);
+  auto step = [&](const float* p0, const float* p1, float* yo, std::int64_t* io, std::int64_t first)
+                  PE_TARGET_AVX512 {
+    const __m512 x0 = _mm512_loadu_ps(p0), x1 = _mm512_loadu_ps(p0 + 16);
+    const __m512 z0 = _mm512_loadu_ps(p1), z1 = _mm512_loadu_ps(p1 + 16);
+    const __m512 cand[3] = {_mm512_permutex2var_ps(x0, od, x1), _mm512_permutex2var_ps(z0, ev, z1),
+                            _mm512_permutex2var_ps(z0, od, z1)};
+    __m512 m = _mm512_permutex2var_ps(x0, ev, x1);
+    __m512i k = _mm512_setzero_si512();
+    for (int c = 0; c < 3; ++c) {
+      const __m512 v = cand[c];
+      const __mmask16 t = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
+                          (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q));
+      m = _mm512_mask_blend_ps(t, m, v);
+      k = _mm512_mask_blend_epi32(t, k, _mm512_set1_epi32(c + 1));
+    }
+    _mm512_storeu_ps(yo, m);
+    for (int h = 0; h < 2; ++h) {  // positions first + 2 lane + (k & 1) + (k >> 1) W
+      const __m512i kh = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(k, 1) : _mm512_castsi512_si256(k));
+      const __m512i row = _mm512_sub_epi64(_mm512_setzero_si512(), _mm512_srli_epi64(kh, 1));  // 0 or all ones
+      __m512i v = _mm512_add_epi64(_mm512_set1_epi64(first + 16 * h), lane2);
+      v = _mm512_add_epi64(v, _mm512_add_epi64(_mm512_and_si512(kh, one), _mm512_and_si512(row, vw)));
+      _mm512_storeu_si512(io + 8 * h, v);
+    }
+  };
+  maxpool22_rows_by<16>(step, r0, r1, y, idx, Wo, base);
+}
+
+PE_TARGET_AVX2 void maxpool22_row_avx2f(const float* r0, const float* r1, float* y, std::int64_t* idx, index_t Wo,
+                                        std::int64_t base, std::int64_t W) {
+  const __m256i lane2 = _mm256_setr_epi64x(0, 2, 4, 6);
+  const __m256i one = _mm256_set1_epi64x(1), vw = _mm256_set1_epi64x(W);
+  auto split = [](const float* p, __m256& even, __m256& odd) PE_TARGET_AVX2 {
+    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+  };
+  auto step = [&](const float* p0, const float* p1, float* yo, std::int64_t* io, std::int64_t first)
+                  PE_TARGET_AVX2 {
+    __m256 m, cand[3];
+    split(p0, m, cand[0]);
+    split(p1, cand[1], cand[2]);
+    __m256 k = _mm256_setzero_ps();
+    for (int c = 0; c < 3; ++c) {
+      const __m256 v = cand[c];
+      const __m256 t = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ),
+                                    _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(m, m, _CMP_ORD_Q)));
+      m = _mm256_blendv_ps(m, v, t);
+      k = _mm256_blendv_ps(k, _mm256_set1_ps(float(c + 1)), t);
+    }
+    _mm256_storeu_ps(yo, m);
+    const __m256i ki = _mm256_cvttps_epi32(k);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i kh = _mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(ki, 1) : _mm256_castsi256_si128(ki));
+      const __m256i row = _mm256_sub_epi64(_mm256_setzero_si256(), _mm256_srli_epi64(kh, 1));
+      __m256i v = _mm256_add_epi64(_mm256_set1_epi64x(first + 8 * h), lane2);
+      v = _mm256_add_epi64(v, _mm256_add_epi64(_mm256_and_si256(kh, one), _mm256_and_si256(row, vw)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(io + 4 * h), v);
+    }
+  };
+  maxpool22_rows_by<8>(step, r0, r1, y, idx, Wo, base);
+}
+#endif
+
+template <class T>
+auto maxpool22_row_fn() {
+  return maxpool22_row_for_isa<T>();
+}
+#if PE_X86
+template <>
+auto maxpool22_row_fn<float>() {
+  switch (isa()) {
+    case Isa::avx512: return &maxpool22_row_avx512f;
+    case Isa::avx2: return &maxpool22_row_avx2f;
+    default: return &maxpool22_row_generic<float>;
+  }
+}
+#endif
+}  // namespace
+
 template <class T>
 void max_pool2d_forward(const T* x, T* y, std::int64_t* idx, const PoolShape& s) {
   const index_t HW = s.H * s.W, L = s.Ho * s.Wo;
+  if (s.KH == 2 && s.KW == 2 && s.sh == 2 && s.sw == 2 && s.ph == 0 && s.pw == 0 && s.dh == 1 && s.dw == 1 &&
+      2 * s.Ho <= s.H && 2 * s.Wo <= s.W) {  // every window inside the plane: the vectorised rows
+    const auto row = maxpool22_row_fn<T>();
+    par_for(s.P, max_threads(s.P * L * 4), [&](index_t p, int) {
+      for (index_t oh = 0; oh < s.Ho; ++oh) {
+        const T* r0 = x + p * HW + 2 * oh * s.W;
+        row(r0, r0 + s.W, y + p * L + oh * s.Wo, idx + p * L + oh * s.Wo, s.Wo, 2 * oh * s.W, s.W);
+      }
+    });
+    return;
+  }
   par_for(s.P, max_threads(s.P * L * s.KH * s.KW), [&](index_t p, int) {
     const T* xp = x + p * HW;
     T* yp = y + p * L;
@@ -687,37 +863,78 @@ void avg_pool2d_backward(const T* dy, T* dx, const PoolShape& s, bool cip, index
 
 // ------------------------------------------------------------------ batch norm
 
+namespace {
+// Row passes of batch norm, vectorised per ISA; the sums run in double (omp simd reductions).
+template <class T>
+PE_INLINE void bn_sum_body(const T* r, index_t n, double* out) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (index_t l = 0; l < n; ++l) s += static_cast<double>(r[l]);
+  *out += s;
+}
+template <class T>
+PE_INLINE void bn_sqdev_body(const T* r, index_t n, double m, double* out) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (index_t l = 0; l < n; ++l) {
+    const double d = static_cast<double>(r[l]) - m;
+    s += d * d;
+  }
+  *out += s;
+}
+template <class T>
+PE_INLINE void bn_affine_body(const T* r, T* o, index_t n, T scale, T shift) {
+  for (index_t l = 0; l < n; ++l) o[l] = r[l] * scale + shift;
+}
+template <class T>
+PE_INLINE void bn_dots_body(const T* g, const T* r, index_t n, double m, double* sdy, double* sdyx) {
+  double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+  for (index_t l = 0; l < n; ++l) {
+    a += static_cast<double>(g[l]);
+    b += static_cast<double>(g[l]) * (static_cast<double>(r[l]) - m);
+  }
+  *sdy += a;
+  *sdyx += b;
+}
+template <class T>
+PE_INLINE void bn_dx_body(const T* g, const T* r, T* o, index_t n, T kk, T ta, T tb, T mt, bool training) {
+  if (training) {
+    for (index_t l = 0; l < n; ++l) o[l] = kk * (g[l] - ta - tb * (r[l] - mt));
+  } else {
+    for (index_t l = 0; l < n; ++l) o[l] = kk * g[l];
+  }
+}
+PE_ISA_VARIANTS(bn_sum, (const T* r, index_t n, double* out), (r, n, out))
+PE_ISA_VARIANTS(bn_sqdev, (const T* r, index_t n, double m, double* out), (r, n, m, out))
+PE_ISA_VARIANTS(bn_affine, (const T* r, T* o, index_t n, T scale, T shift), (r, o, n, scale, shift))
+PE_ISA_VARIANTS(bn_dots, (const T* g, const T* r, index_t n, double m, double* sdy, double* sdyx),
+                (g, r, n, m, sdy, sdyx))
+PE_ISA_VARIANTS(bn_dx, (const T* g, const T* r, T* o, index_t n, T kk, T ta, T tb, T mt, bool training),
+                (g, r, o, n, kk, ta, tb, mt, training))
+}  // namespace
+
 template <class T>
 void batch_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* var, index_t N, index_t C,
                         index_t L, double eps, bool stats) {
   const index_t cnt = N * L;
+  const auto sum = bn_sum_for_isa<T>();
+  const auto sqdev = bn_sqdev_for_isa<T>();
+  const auto affine = bn_affine_for_isa<T>();
   par_for(C, max_threads(N * C * L), [&](index_t c, int) {
     if (stats) {
       double s1 = 0;
-      for (index_t n = 0; n < N; ++n) {
-        const T* r = x + (n * C + c) * L;
-        for (index_t l = 0; l < L; ++l) s1 += r[l];
-      }
+      for (index_t n = 0; n < N; ++n) sum(x + (n * C + c) * L, L, &s1);
       const double m = cnt ? s1 / double(cnt) : std::nan("");
       double s2 = 0;
-      for (index_t n = 0; n < N; ++n) {
-        const T* r = x + (n * C + c) * L;
-        for (index_t l = 0; l < L; ++l) {
-          const double d = r[l] - m;
-          s2 += d * d;
-        }
-      }
+      for (index_t n = 0; n < N; ++n) sqdev(x + (n * C + c) * L, L, m, &s2);
       mean[c] = static_cast<T>(m);
       var[c] = static_cast<T>(cnt ? s2 / double(cnt) : std::nan(""));
     }
     const T rstd = static_cast<T>(1.0 / std::sqrt(double(var[c]) + eps));
     const T scale = weight ? rstd * weight[c] : rstd;
     const T shift = bias ? bias[c] - mean[c] * scale : -mean[c] * scale;
-    for (index_t n = 0; n < N; ++n) {
-      const T* r = x + (n * C + c) * L;
-      T* o = y + (n * C + c) * L;
-      for (index_t l = 0; l < L; ++l) o[l] = r[l] * scale + shift;
-    }
+    for (index_t n = 0; n < N; ++n) affine(x + (n * C + c) * L, y + (n * C + c) * L, L, scale, shift);
   });
 }
 
@@ -725,33 +942,20 @@ template <class T>
 void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* var, T* dx, T* dweight,
                          T* dbias, index_t N, index_t C, index_t L, double eps, bool training) {
   const index_t cnt = N * L;
+  const auto dots = bn_dots_for_isa<T>();
+  const auto dxrow = bn_dx_for_isa<T>();
   par_for(C, max_threads(N * C * L), [&](index_t c, int) {
     const double rstd = 1.0 / std::sqrt(double(var[c]) + eps), m = mean[c];
     double sdy = 0, sdyx = 0;
-    for (index_t n = 0; n < N; ++n) {
-      const T* g = dy + (n * C + c) * L;
-      const T* r = x + (n * C + c) * L;
-      for (index_t l = 0; l < L; ++l) {
-        sdy += g[l];
-        sdyx += double(g[l]) * (double(r[l]) - m);
-      }
-    }
+    for (index_t n = 0; n < N; ++n) dots(dy + (n * C + c) * L, x + (n * C + c) * L, L, m, &sdy, &sdyx);
     dbias[c] = static_cast<T>(sdy);
     if (dweight) dweight[c] = static_cast<T>(sdyx * rstd);
     const double k = (weight ? double(weight[c]) : 1.0) * rstd;
     const double a = training && cnt ? sdy / double(cnt) : 0.0;
     const double bcoef = training && cnt ? sdyx * rstd * rstd / double(cnt) : 0.0;
     const T kk = static_cast<T>(k), ta = static_cast<T>(a), tb = static_cast<T>(bcoef), mt = static_cast<T>(m);
-    for (index_t n = 0; n < N; ++n) {
-      const T* g = dy + (n * C + c) * L;
-      const T* r = x + (n * C + c) * L;
-      T* o = dx + (n * C + c) * L;
-      if (training) {
-        for (index_t l = 0; l < L; ++l) o[l] = kk * (g[l] - ta - tb * (r[l] - mt));
-      } else {
-        for (index_t l = 0; l < L; ++l) o[l] = kk * g[l];
-      }
-    }
+    for (index_t n = 0; n < N; ++n)
+      dxrow(dy + (n * C + c) * L, x + (n * C + c) * L, dx + (n * C + c) * L, L, kk, ta, tb, mt, training);
   });
 }
 

@@ -34,6 +34,17 @@ CONV = [  # N, C, H, W, O, KH, KW, stride, padding, dilation, groups
     (2, 4, 6, 9, 4, 3, 3, (1, 1), (1, 1), (1, 1), 4),      # depthwise 3x3 stride 1: fused taps, edges apart
     (2, 3, 7, 10, 3, 2, 5, (1, 1), (0, 2), (1, 2), 3),     # depthwise, 5 dilated taps per row
     (1, 2, 5, 3, 2, 3, 3, (1, 1), (2, 3), (1, 1), 2),      # depthwise, no column where every tap reads x
+    (2, 5, 17, 70, 5, 3, 3, (1, 1), (1, 1), (1, 1), 5),    # depthwise 3x3: four vectors a step, then a tail
+    (3, 7, 13, 37, 7, 3, 3, (2, 2), (1, 1), (1, 1), 7),    # depthwise 3x3 stride 2: rows split by phase
+    (2, 3, 9, 40, 3, 7, 7, (1, 2), (3, 3), (1, 1), 3),     # depthwise 7x7: weight grad on the fallback
+    (2, 3, 8, 9, 3, 3, 3, (3, 2), (5, 0), (2, 1), 3),      # depthwise, padding past d (K - 1): dx crops dy
+    (1, 1, 1, 1, 1, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # one value
+    (2, 1, 9, 30, 5, 3, 3, (1, 1), (1, 1), (1, 1), 1),     # one input channel (a first layer): direct wgrad
+    (9, 1, 8, 8, 4, 5, 5, (1, 1), (2, 2), (1, 1), 1),      # the same, 5x5, the batch in 8 uneven blocks
+    (3, 2, 7, 11, 6, 3, 3, (2, 1), (1, 0), (1, 2), 2),     # one input channel per group, three outputs each
+    (3, 16, 14, 14, 32, 3, 3, (1, 1), (1, 1), (1, 1), 1),  # dense, few input channels: the direct tiles
+    (2, 5, 9, 21, 11, 3, 2, (2, 1), (1, 1), (1, 2), 1),    # direct: strided, dilated, O past the o-block
+    (2, 3, 13, 37, 6, 5, 5, (2, 2), (2, 2), (1, 1), 1),    # direct 5x5 stride 2 (dx from spread dy)
     (5, 4, 5, 6, 8, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # pointwise: x read in place
     (2, 4, 6, 6, 6, 1, 1, (1, 1), (0, 0), (1, 1), 2),      # grouped pointwise
     (2, 4, 9, 9, 8, 1, 1, (2, 2), (0, 0), (1, 1), 1),      # strided 1x1 (ResNet's downsample)
@@ -60,6 +71,50 @@ def test_conv2d_matches_twin(isa, threads, case, dtype):
                  **tol)
     assert_close(cpu.conv2d_backward_weight(dy, x, (KH, KW), *args),
                  ref.conv2d_backward_weight(dy, x, (KH, KW), *args), **tol)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the twin's matmul, on the NaNs it makes
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_nonfinite_matches_twin(isa, dtype):
+    """A NaN or inf weight makes NaN exactly where its tap reads (padding included, as the twin's im2col);
+    a NaN in x or dy spreads as the twin's sums do."""
+    rng = np.random.default_rng(5)
+    N, C, H, W = 2, 4, 6, 21
+    x, w, b = rand(rng, (N, C, H, W), dtype), rand(rng, (C, 1, 3, 3), dtype), rand(rng, (C,), dtype)
+    w[1, 0, 0, 0], w[2, 0, 2, 1] = np.inf, np.nan
+    x[0, 2, 4, 7] = np.nan
+    x[1, 3, 0, 0] = np.nan
+    for s in ((1, 1), (2, 2)):
+        args = (s, (1, 1), (1, 1), C)
+        out = (_out(H, 3, s[0], 1, 1), _out(W, 3, s[1], 1, 1))
+        dy = rand(rng, (N, C) + out, dtype)
+        dy[0, 0, 1, 2] = np.nan
+        np.testing.assert_allclose(cpu.conv2d_forward(x, w, b, *args, out), ref.conv2d_forward(x, w, b, *args, out),
+                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(cpu.conv2d_backward_input(dy, w, (H, W), *args),
+                                   ref.conv2d_backward_input(dy, w, (H, W), *args), rtol=2e-4, atol=2e-4)
+        np.testing.assert_allclose(cpu.conv2d_backward_weight(dy, x, (3, 3), *args),
+                                   ref.conv2d_backward_weight(dy, x, (3, 3), *args), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_dense_direct_nonfinite_matches_twin(isa):
+    """The dense direct tiles: NaN / inf weights and inputs land where the twin's im2col puts them."""
+    rng = np.random.default_rng(6)
+    x, w, b = rand(rng, (2, 4, 7, 19), np.float64), rand(rng, (6, 4, 3, 3), np.float64), rand(rng, (6,), np.float64)
+    w[1, 2, 0, 0], w[4, 0, 2, 2] = np.inf, np.nan
+    x[1, 3, 0, 5] = np.nan
+    for s in ((1, 1), (2, 2)):
+        args = (s, (1, 1), (1, 1), 1)
+        out = (_out(7, 3, s[0], 1, 1), _out(19, 3, s[1], 1, 1))
+        dy = rand(rng, (2, 6) + out, np.float64)
+        dy[0, 5, 1, 1] = np.nan
+        np.testing.assert_allclose(cpu.conv2d_forward(x, w, b, *args, out), ref.conv2d_forward(x, w, b, *args, out))
+        np.testing.assert_allclose(cpu.conv2d_backward_input(dy, w, (7, 19), *args),
+                                   ref.conv2d_backward_input(dy, w, (7, 19), *args))
+        w2 = np.nan_to_num(w, nan=0.5, posinf=2.0)  # finite weights: the direct input gradient
+        np.testing.assert_allclose(cpu.conv2d_backward_input(dy, w2, (7, 19), *args),
+                                   ref.conv2d_backward_input(dy, w2, (7, 19), *args))
 
 
 def test_conv2d_uneven_output_size(isa):
@@ -131,6 +186,21 @@ def test_pooling_matches_twin(isa, threads, case, dtype):
                          ref.avg_pool2d_backward(dy, (9, 8), k, s, p, cip, div))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_2x2_rows_match_twin(isa, threads, dtype):
+    """The vectorised 2 x 2 stride-2 rows: wide odd planes (vectors and a tail), ties, NaNs, -inf windows."""
+    rng = np.random.default_rng(3)
+    x = np.round(rand(rng, (3, 5, 11, 75), dtype), 1)  # rounding makes ties within windows
+    x[0, 0, 2, 3], x[0, 0, 3, 2], x[1, 1, 0, 1], x[1, 1, 1, 0] = np.nan, np.nan, np.nan, np.nan
+    x[1, 2, 5, 73], x[1, 2, 4, 72] = np.nan, np.nan  # in the last, partial vector
+    x[2, 4, 4:6, 10:12] = -np.inf
+    x[2, 3, 6:8, 20:22] = 0.25
+    y, idx = cpu.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), (5, 37))
+    ry, ridx = ref.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), (5, 37))
+    assert_close(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+
+
 def test_max_pool_backward_skips_foreign_indices():
     dy = np.ones((1, 1, 2, 2), np.float32)
     idx = np.array([[[[0, 3], [-1, 99]]]], np.int64)
@@ -179,3 +249,14 @@ def test_workspace_is_bounded():
     a = cpu.conv2d_workspace_bytes((8, 64, 56, 56), (64, 64, 3, 3), (56, 56), (1, 1), (1, 1), (1, 1), 1, 4)
     b = cpu.conv2d_workspace_bytes((64, 64, 56, 56), (64, 64, 3, 3), (56, 56), (1, 1), (1, 1), (1, 1), 1, 4)
     assert a == b <= _C.num_threads() * (2 << 20) + 64 * 9 * 56 * 4 * _C.num_threads()
+
+
+def test_direct_kernels_report_their_buffers():
+    """Depthwise and few-channel convolutions count the direct kernels' padded planes (a plane or an image's
+    planes per thread, not the batch's)."""
+    args = ((1, 1), (1, 1), (1, 1))
+    for N in (8, 64):
+        dw = cpu.conv2d_workspace_bytes((N, 128, 56, 56), (128, 1, 3, 3), (56, 56), *args, 128, 4)
+        assert 0 < dw <= _C.num_threads() * 60 * 200 * 4 + 128 * 9 * 4
+        dense = cpu.conv2d_workspace_bytes((N, 16, 14, 14), (32, 16, 3, 3), (14, 14), *args, 1, 4)
+        assert _C.num_threads() * 16 * 16 * 16 * 4 <= dense <= _C.num_threads() * (2 << 20) + (1 << 20)

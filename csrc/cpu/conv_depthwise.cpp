@@ -1,0 +1,416 @@
+// Depthwise convolution, direct (see conv_depthwise.h; specification: pyengine/backend/reference/conv.py).
+//
+// Every pass is a correlation of one plane with its channel's KH x KW taps,
+//   out[p, q] = bias + sum_{i, j} k[i, j] B(p sh + i dh, q sw + j dw),
+// over a padded copy B of the plane that a thread builds in its own buffer first. B holds the zeros of the
+// padding (so the loops have no edge cases, and a tap reading padding computes w * 0 exactly as the twin's
+// im2col does), and stores its columns split by phase modulo the column stride: column c at (c mod sw,
+// c / sw), so the taps of a strided row are unit-stride vector loads too. One output vector (W lanes of q)
+// keeps its accumulator in a register over all KH KW taps (four vectors at a time for independent FMA
+// chains; a 3x3 kernel keeps its nine taps in registers), and is stored once.
+//   forward        B = x (padding ph, pw), stride (sh, sw), taps w
+//   input grad     B = dy spread out by the stride (dy[o] at o s, zeros between) and padded by
+//                  d (K - 1) - p, stride 1, taps w reversed: the transpose of the forward as a correlation
+//   weight grad    dw[c, i, j] = sum_n sum_{p, q} dy[n, c, p, q] B(p sh + i dh, q sw + j dw), B = x as in
+//                  the forward; one vector accumulator per tap (registers for 3x3) over the batch's planes
+//   dense          (G == 1, few input channels) the C padded planes of an image built once; a register tile
+//                  of 2 output rows x OB output channels x one vector of columns sums all C KH KW taps, the
+//                  input gradient the same over spread dy with the weights transposed and reversed
+// Threads run planes (forward, input grad), (channel, batch block) units (weight grad) or images (dense),
+// one buffer each.
+#include "cpu/conv_depthwise.h"
+
+// GCC 12's AVX-512 intrinsic headers trip its own -Wmaybe-uninitialized (the `__Y = __Y` "undefined vector"
+// idiom, GCC PR 105593); the warning is spurious (as in attention.cpp).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "cpu/simd.h"
+
+namespace pe {
+namespace cpu {
+namespace dwconv {
+
+constexpr index_t kMaxBuffer = index_t(1) << 22;  // values in one thread's padded plane (16 MiB of float)
+constexpr index_t kGrain = index_t(1) << 15;      // multiply-adds per thread, at least
+constexpr index_t kMaxKW = 32;                    // kernel columns the direct kernels take (wider: the fallback)
+// Dense direct kernels: output channels per register tile (2 rows x OB accumulators: 16 of AVX-512's 32
+// registers, 8 of AVX2's 16); the most input values per output position they take (C KH KW) and the most
+// values of an image's padded planes (so that they stay in L2).
+template <Isa I>
+constexpr int kDenseOB = I == Isa::avx512 ? 8 : 4;
+constexpr index_t kDenseMaxK = 288;  // C <= 32 for 3 x 3: ResNet's layers (C >= 64) stay on the GEMM
+constexpr index_t kDenseMaxBuffer = index_t(1) << 16;
+
+// The padded plane: padded coordinates (r, c) hold source element ((r - pt) / uh, (c - pl) / uw) where that
+// divides and lies inside (Hs, Ws), zero elsewhere. Row r starts at r rs; column c at (c % sw) pw + c / sw.
+struct Layout {
+  index_t Hs, Ws, uh, uw, pt, pl;  // source plane, its spreading, the padded position of its (0, 0)
+  index_t rows, sw, pw;            // buffer rows, column phases, phase width
+  index_t rs() const { return sw * pw; }
+  index_t size() const { return rows * sw * pw; }
+};
+
+// The layout for an output of (Ho, Wo) with stride (sh, sw), dilation (dh, dw) and a KH x KW kernel; the
+// phase width leaves room for a full vector read past the last output column of each tap.
+inline Layout make_layout(index_t Hs, index_t Ws, index_t uh, index_t uw, index_t pt, index_t pl, index_t Ho,
+                          index_t Wo, index_t KH, index_t KW, index_t sh, index_t sw, index_t dh, index_t dw,
+                          index_t lanes) {
+  Layout L{Hs, Ws, uh, uw, pt, pl, 0, sw, 0};
+  L.rows = (Ho - 1) * sh + (KH - 1) * dh + 1;
+  L.pw = Wo + lanes + (KW - 1) * dw / sw;
+  return L;
+}
+
+template <class T>
+struct Args {
+  const T* src;   // the planes B is built from (x, or dy for the input gradient)
+  const T* taps;  // KH KW per channel (reversed already for the input gradient)
+  const T* bias;  // per channel, or null
+  const T* dy;    // weight gradient: the output gradient
+  T* out;         // output planes (forward, input grad) or dw (C, KH KW)
+  T* bufs;        // one padded plane per thread
+  T* part;        // weight gradient: per unit dw slots when the batch is split in nb blocks
+  int tid;
+  Layout L;
+  index_t N, C, Ho, Wo, KH, KW, sh, sw, dh, dw;  // the correlation's output plane and geometry
+  index_t src_plane;                             // Hs Ws
+  index_t Og = 1, nb = 1;                        // weight gradient: outputs per input channel, batch blocks
+  index_t O = 0, Opad = 0;                       // dense: output channels, rounded up to the o-block
+};
+
+// nt buffers of `each` values, left uninitialised: build() writes every value of the planes it lays out.
+template <class T>
+std::unique_ptr<T[]> thread_buffers(int nt, index_t each) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(nt) * static_cast<size_t>(each)]);
+}
+
+template <class T>
+inline void build(const T* src, T* buf, const Layout& L) {
+  const index_t rs = L.rs();
+  for (index_t r = 0; r < L.rows; ++r) {
+    T* row = buf + r * rs;
+    const index_t sr = r - L.pt;
+    if (sr < 0 || sr % L.uh != 0 || sr / L.uh >= L.Hs) {
+      std::memset(row, 0, static_cast<size_t>(rs) * sizeof(T));
+      continue;
+    }
+    const T* s = src + (sr / L.uh) * L.Ws;
+    if (L.sw == 1 && L.uw == 1) {
+      const index_t lo = std::min(std::max<index_t>(L.pl, 0), L.pw);
+      const index_t hi = std::max(lo, std::min(L.pl + L.Ws, L.pw));
+      std::memset(row, 0, static_cast<size_t>(lo) * sizeof(T));
+      if (hi > lo) std::memcpy(row + lo, s + (lo - L.pl), static_cast<size_t>(hi - lo) * sizeof(T));
+      std::memset(row + hi, 0, static_cast<size_t>(L.pw - hi) * sizeof(T));
+      continue;
+    }
+    for (index_t k = 0; k < L.sw; ++k) {
+      T* ph = row + k * L.pw;
+      for (index_t t = 0; t < L.pw; ++t) {
+        const index_t sc = t * L.sw + k - L.pl;
+        ph[t] = (sc >= 0 && sc % L.uw == 0 && sc / L.uw < L.Ws) ? s[sc / L.uw] : T(0);
+      }
+    }
+  }
+}
+
+}  // namespace dwconv
+}  // namespace cpu
+}  // namespace pe
+
+#define PE_DW_NS dw_generic
+#define PE_DW_ISA Isa::generic
+#define PE_DW_TARGET
+#include "cpu/conv_depthwise_impl.h"
+#undef PE_DW_NS
+#undef PE_DW_ISA
+#undef PE_DW_TARGET
+#if PE_X86
+#define PE_DW_NS dw_avx2
+#define PE_DW_ISA Isa::avx2
+#define PE_DW_TARGET PE_TARGET_AVX2
+#include "cpu/conv_depthwise_impl.h"
+#undef PE_DW_NS
+#undef PE_DW_ISA
+#undef PE_DW_TARGET
+#define PE_DW_NS dw_avx512
+#define PE_DW_ISA Isa::avx512
+#define PE_DW_TARGET PE_TARGET_AVX512
+#include "cpu/conv_depthwise_impl.h"
+#undef PE_DW_NS
+#undef PE_DW_ISA
+#undef PE_DW_TARGET
+#endif
+
+namespace pe {
+namespace cpu {
+namespace dwconv {
+
+template <class T>
+using RangeFn = void (*)(const Args<T>&, index_t, index_t);
+
+template <class T>
+RangeFn<T> pick_planes() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return &dw_avx512::planes<T>;
+    case Isa::avx2: return &dw_avx2::planes<T>;
+    default: break;
+  }
+#endif
+  return &dw_generic::planes<T>;
+}
+
+template <class T>
+RangeFn<T> pick_channels() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return &dw_avx512::channels<T>;
+    case Isa::avx2: return &dw_avx2::channels<T>;
+    default: break;
+  }
+#endif
+  return &dw_generic::channels<T>;
+}
+
+inline int lanes_for_isa(int itemsize) {
+  switch (isa()) {
+    case Isa::avx512: return 64 / itemsize;
+    case Isa::avx2: return 32 / itemsize;
+    default: return 1;
+  }
+}
+
+// Runs fn over [0, n) one unit at a time on nt threads, each with its own tid (its buffer).
+template <class T, class Fn>
+void run_units(Fn fn, Args<T> a, index_t n, int nt) {
+  if (nt <= 1) {
+    a.tid = 0;
+    fn(a, 0, n);
+    return;
+  }
+#if defined(PYENGINE_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (index_t u = 0; u < n; ++u) {
+    Args<T> b = a;
+    b.tid = omp_get_thread_num();
+    fn(b, u, u + 1);
+  }
+#else
+  a.tid = 0;
+  fn(a, 0, n);
+#endif
+}
+
+inline bool takes(const ConvShape& s) {
+  return s.KW <= kMaxKW && s.N > 0 && s.C > 0 && s.Ho > 0 && s.Wo > 0 && s.H > 0 && s.W > 0 && s.KH > 0 &&
+         s.KW > 0 && s.sh > 0 && s.sw > 0 && s.dh > 0 && s.dw > 0;
+}
+
+}  // namespace dwconv
+
+template <class T>
+bool depthwise_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  using namespace dwconv;
+  if (!takes(s)) return false;
+  const index_t lanes = lanes_for_isa(sizeof(T));
+  Args<T> a{};
+  a.L = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho, s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh, s.dw, 4 * lanes);
+  if (a.L.size() > kMaxBuffer) return false;
+  a.src = x, a.taps = w, a.bias = b, a.out = y;
+  a.N = s.N, a.C = s.C, a.Ho = s.Ho, a.Wo = s.Wo, a.KH = s.KH, a.KW = s.KW;
+  a.sh = s.sh, a.sw = s.sw, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.H * s.W;
+  const index_t P = s.N * s.C;
+  const int nt =
+      std::max(1, static_cast<int>(std::min<index_t>(threads_for(P * s.Ho * s.Wo * s.KH * s.KW, kGrain), P)));
+  const auto bufs = thread_buffers<T>(nt, a.L.size());
+  a.bufs = bufs.get();
+  run_units(pick_planes<T>(), a, P, nt);
+  return true;
+}
+
+template <class T>
+bool depthwise_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+  using namespace dwconv;
+  if (!takes(s)) return false;
+  const index_t KK = s.KH * s.KW;
+  for (index_t t = 0; t < s.C * KK; ++t)
+    if (!std::isfinite(w[t])) return false;  // the fallback keeps the twin's 0 * w only where a tap was read
+  const index_t lanes = lanes_for_isa(sizeof(T));
+  Args<T> a{};
+  // dy spread by the stride, padded by d (K - 1) - p; the correlation's output is dx (H, W), stride 1
+  a.L = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw, s.H, s.W, s.KH,
+                    s.KW, 1, 1, s.dh, s.dw, 4 * lanes);
+  if (a.L.size() > kMaxBuffer) return false;
+  std::vector<T> flipped(static_cast<size_t>(s.C * KK));
+  for (index_t c = 0; c < s.C; ++c)
+    for (index_t t = 0; t < KK; ++t) flipped[c * KK + t] = w[c * KK + (KK - 1 - t)];
+  a.src = dy, a.taps = flipped.data(), a.bias = nullptr, a.out = dx;
+  a.N = s.N, a.C = s.C, a.Ho = s.H, a.Wo = s.W, a.KH = s.KH, a.KW = s.KW;
+  a.sh = 1, a.sw = 1, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.Ho * s.Wo;
+  const index_t P = s.N * s.C;
+  const int nt = std::max(1, static_cast<int>(std::min<index_t>(threads_for(P * s.H * s.W * KK, kGrain), P)));
+  const auto bufs = thread_buffers<T>(nt, a.L.size());
+  a.bufs = bufs.get();
+  run_units(pick_planes<T>(), a, P, nt);
+  return true;
+}
+
+template <class T>
+bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
+  using namespace dwconv;
+  if (!takes(s) || s.G != s.C || s.O % s.G != 0 || s.KH * s.KW > 25) return false;
+  const index_t lanes = lanes_for_isa(sizeof(T));
+  Args<T> a{};
+  a.L = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho, s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh, s.dw, lanes);
+  if (a.L.size() > kMaxBuffer) return false;
+  a.src = x, a.dy = dy, a.out = dw;
+  a.N = s.N, a.C = s.C, a.Ho = s.Ho, a.Wo = s.Wo, a.KH = s.KH, a.KW = s.KW;
+  a.sh = s.sh, a.sw = s.sw, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.H * s.W;
+  a.Og = s.O / s.G;
+  // Few input channels (a first layer's C = 1): the batch split in blocks too, so that threads have units;
+  // the block count depends on the shape alone, so the sums' order does not depend on the thread count.
+  a.nb = s.C >= 8 ? 1 : std::min<index_t>(s.N, (8 + s.C - 1) / s.C);
+  const index_t units = s.C * a.nb, KK = s.KH * s.KW;
+  std::vector<T> part(a.nb > 1 ? static_cast<size_t>(units * a.Og * KK) : 0);
+  a.part = part.data();
+  const int nt = std::max(
+      1, static_cast<int>(std::min<index_t>(threads_for(s.N * s.O * s.Ho * s.Wo * KK, kGrain), units)));
+  const auto bufs = thread_buffers<T>(nt, a.L.size());
+  a.bufs = bufs.get();
+  run_units(pick_channels<T>(), a, units, nt);
+  if (a.nb > 1) {  // dw[c's outputs] = the sum of the blocks' slots, in block order
+    const index_t per = a.Og * KK;
+    for (index_t c = 0; c < s.C; ++c) {
+      T* d = dw + c * per;
+      const T* p0 = part.data() + c * a.nb * per;
+      for (index_t t = 0; t < per; ++t) d[t] = p0[t];
+      for (index_t b = 1; b < a.nb; ++b)
+        for (index_t t = 0; t < per; ++t) d[t] += p0[b * per + t];
+    }
+  }
+  return true;
+}
+
+namespace dwconv {
+
+template <class T>
+RangeFn<T> pick_dense() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return &dw_avx512::dense_images<T>;
+    case Isa::avx2: return &dw_avx2::dense_images<T>;
+    default: break;
+  }
+#endif
+  return &dw_generic::dense_images<T>;
+}
+
+inline int dense_ob() {
+  switch (isa()) {
+    case Isa::avx512: return kDenseOB<Isa::avx512>;
+    case Isa::avx2: return kDenseOB<Isa::avx2>;
+    default: return kDenseOB<Isa::generic>;
+  }
+}
+
+// The dense correlation of a.C input planes into O output planes (a.L, geometry and src set by the caller);
+// w_t(c, i, j, o) = tap(o, c, i, j) from `tap`.
+template <class T, class Tap>
+bool dense_run(Args<T> a, index_t O, const T* bias, T* out, const Tap& tap) {
+  using namespace dwconv;
+  const index_t ob = dense_ob(), Op = (O + ob - 1) / ob * ob, KK = a.KH * a.KW;
+  if (a.C * KK > kDenseMaxK || a.C * a.L.size() > kDenseMaxBuffer || O < ob / 2) return false;
+  std::vector<T> wt(static_cast<size_t>(a.C * KK * Op), T(0));
+  for (index_t c = 0; c < a.C; ++c)
+    for (index_t t = 0; t < KK; ++t)
+      for (index_t o = 0; o < O; ++o) wt[(c * KK + t) * Op + o] = tap(o, c, t);
+  a.taps = wt.data(), a.bias = bias, a.out = out, a.O = O, a.Opad = Op;
+  const int nt = std::max(
+      1, static_cast<int>(std::min<index_t>(threads_for(a.N * O * a.Ho * a.Wo * a.C * KK, kGrain), a.N)));
+  const auto bufs = thread_buffers<T>(nt, a.C * a.L.size());
+  a.bufs = bufs.get();
+  run_units(pick_dense<T>(), a, a.N, nt);
+  return true;
+}
+
+inline bool dense_takes(const ConvShape& s) {
+  return takes(s) && s.G == 1 && s.KH * s.KW > 1 && s.C * s.KH * s.KW <= kDenseMaxK;
+}
+
+}  // namespace dwconv
+
+template <class T>
+bool dense_direct_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  using namespace dwconv;
+  if (!dense_takes(s)) return false;
+  Args<T> a{};
+  // rows for an even number of output rows: the tiles compute two rows at a time
+  a.L = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho + (s.Ho & 1), s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh, s.dw,
+                    lanes_for_isa(sizeof(T)));
+  a.src = x;
+  a.N = s.N, a.C = s.C, a.Ho = s.Ho, a.Wo = s.Wo, a.KH = s.KH, a.KW = s.KW;
+  a.sh = s.sh, a.sw = s.sw, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.H * s.W;
+  const index_t KK = s.KH * s.KW, C = s.C;
+  return dense_run(a, s.O, b, y, [&](index_t o, index_t c, index_t t) { return w[(o * C + c) * KK + t]; });
+}
+
+template <class T>
+bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+  using namespace dwconv;
+  if (!dense_takes(s) || s.O * s.KH * s.KW > kDenseMaxK) return false;
+  const index_t KK = s.KH * s.KW, C = s.C;
+  for (index_t t = 0; t < s.O * C * KK; ++t)
+    if (!std::isfinite(w[t])) return false;  // the fallback keeps the twin's 0 * w only where a tap was read
+  Args<T> a{};
+  // dy spread by the stride and padded by d (K - 1) - p, its O planes correlated into C planes of dx
+  a.L = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw, s.H + (s.H & 1), s.W,
+                    s.KH, s.KW, 1, 1, s.dh, s.dw, lanes_for_isa(sizeof(T)));
+  a.src = dy;
+  a.N = s.N, a.C = s.O, a.Ho = s.H, a.Wo = s.W, a.KH = s.KH, a.KW = s.KW;
+  a.sh = 1, a.sw = 1, a.dh = s.dh, a.dw = s.dw, a.src_plane = s.Ho * s.Wo;
+  // tap (c', o', t) of the transposed correlation: input plane o of dy, output plane c of dx, taps reversed
+  return dense_run(a, C, static_cast<const T*>(nullptr), dx,
+                   [&](index_t c, index_t o, index_t t) { return w[(o * C + c) * KK + (KK - 1 - t)]; });
+}
+
+index_t direct_workspace_bytes(const ConvShape& s, int itemsize) {
+  using namespace dwconv;
+  if (!takes(s)) return 0;
+  const index_t nt = num_threads(), KK = s.KH * s.KW;
+  const index_t lanes = std::max(lanes_for_isa(itemsize), 64 / itemsize);  // the widest vectors
+  const Layout fwd = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho + (s.Ho & 1), s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh,
+                                 s.dw, 4 * lanes);
+  const Layout bwd = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw,
+                                 s.H + (s.H & 1), s.W, s.KH, s.KW, 1, 1, s.dh, s.dw, 4 * lanes);
+  index_t values = 0;
+  if (s.G == s.C) {  // depthwise (and the weight gradient of one input channel per group): a plane per thread
+    values = nt * std::max(fwd.size(), bwd.size()) + s.O * KK;
+    if (s.C < 8) values += std::min<index_t>(s.N, 8) * s.O * KK;  // the batch blocks' partial sums
+  } else if (dense_takes(s)) {  // dense of few input channels: an image's planes per thread, weights (c, t, o)
+    const index_t ob = 8, Op = (std::max(s.O, s.C) + ob - 1) / ob * ob;
+    values = nt * std::max(s.C * fwd.size(), s.O * bwd.size()) + std::max(s.C, s.O) * KK * Op;
+  }
+  return values * itemsize;
+}
+
+#define PE_DW_INSTANTIATE(T)                                                               \
+  template bool depthwise_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
+  template bool depthwise_backward_input<T>(const T*, const T*, T*, const ConvShape&);   \
+  template bool depthwise_backward_weight<T>(const T*, const T*, T*, const ConvShape&); \
+  template bool dense_direct_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
+  template bool dense_direct_backward_input<T>(const T*, const T*, T*, const ConvShape&);
+PE_DW_INSTANTIATE(float)
+PE_DW_INSTANTIATE(double)
+#undef PE_DW_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace pe

@@ -1,0 +1,33 @@
+// Depthwise convolution (one input and one output channel per group, C == G == O): direct SIMD kernels,
+// picked by conv.cpp's dispatch before its per-plane fallback loops. Each returns false, having touched
+// nothing, when it does not take the case (empty sizes, a plane too large for its buffer, and for the input
+// gradient a non-finite weight, whose 0 * w terms the fallback keeps as the twin does); the caller then runs
+// the fallback. Specification: pyengine/backend/reference/conv.py (conv2d_* with groups == C).
+#pragma once
+#include "cpu/conv.h"
+
+namespace pe {
+namespace cpu {
+
+template <class T>
+bool depthwise_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s);
+template <class T>
+bool depthwise_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
+// Also takes one input channel per group with several outputs each (G == C, O = G Og: a first layer's
+// C = 1): dw[o] = sum over the batch of dy[n, o] correlated with x[n, o / Og].
+template <class T>
+bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
+
+// Dense (G == 1) convolutions of few input channels (C KH KW <= 288, an image's padded planes in L2): direct
+// register-tiled kernels. Same contract: false (nothing touched) where they do not take the case.
+template <class T>
+bool dense_direct_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s);
+template <class T>
+bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
+
+// Bytes the direct kernels above may allocate for this shape (per-thread padded planes, weight copies), at
+// the current thread count; 0 where none of them takes it.
+index_t direct_workspace_bytes(const ConvShape& s, int itemsize);
+
+}  // namespace cpu
+}  // namespace pe
