@@ -224,3 +224,38 @@ def test_autocast_training_steps_reduce_the_loss():
         losses.append(loss.item())
     assert all(p.dtype == pe.float32 and p.grad.dtype == pe.float32 for p in net.parameters())
     assert losses[-1] < 0.5 * losses[0]
+
+
+# ---------------------------------------------------------------------- pyengine train --dtype bf16
+
+
+def test_train_dtype_bf16_learns_like_fp32(tmp_path, monkeypatch):
+    """`pyengine train --dtype bf16`: the steps' forward runs under autocast (bfloat16 GEMMs, fp32 weights and
+    optimizer state); the run learns as the fp32 one does, to within bfloat16's rounding."""
+    from pyengine import lm
+    from pyengine.cli import main as cli_main
+    monkeypatch.setenv("PYENGINE_CACHE_DIR", str(tmp_path / "tokens"))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 40 + "pack my box with five dozen jugs. " * 40)
+    base = dict(data=str(corpus), preset="tiny", max_steps=40, batch_size=8, block_size=16, n_layer=1, n_head=2,
+                n_embd=32, eval_interval=40, eval_iters=4, lr=1e-2, warmup=5, log_interval=100)
+    calls = []
+    real = lm.autocast
+
+    def spy(*a, **k):
+        calls.append(k.get("dtype"))
+        return real(*a, **k)
+    monkeypatch.setattr(lm, "autocast", spy)
+    fp32 = lm.train(lm.TrainConfig(out=str(tmp_path / "fp32"), **base), quiet=True)
+    assert calls == []
+    bf16 = lm.train(lm.TrainConfig(out=str(tmp_path / "bf16"), dtype="bf16", **base), quiet=True)
+    assert len(calls) == 40 and set(calls) == {pe.bfloat16}
+    assert abs(bf16["best_val_loss"] - fp32["best_val_loss"]) < 0.1, (bf16["best_val_loss"], fp32["best_val_loss"])
+    model, _, _ = lm.load_checkpoint(bf16["best_checkpoint"])
+    assert all(p.dtype == pe.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match="dtype must be 'fp32' or 'bf16'"):
+        lm.train(lm.TrainConfig(out=str(tmp_path / "x"), dtype="fp16", **base), quiet=True)
+    rc = cli_main(["train", "--data", str(corpus), "--steps", "3", "--out", str(tmp_path / "cli"), "--n-layer", "1",
+                   "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4", "--eval-iters", "1",
+                   "--dtype", "bf16"])
+    assert rc == 0
