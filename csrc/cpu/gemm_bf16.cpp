@@ -33,6 +33,8 @@
 // in the same order for any thread count.
 #include "cpu/gemm_bf16.h"
 
+#include "cpu/simd.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -135,7 +137,7 @@ const char* bf16_path_name(Bf16Path p) {
 namespace gemm_bf16_detail {
 
 constexpr index_t KC = 512;  // depth block (multiple of 32)
-constexpr index_t NC = 256;  // column block (multiple of 32)
+constexpr index_t NC = 512;  // column block (multiple of 32)
 constexpr index_t MC = 256;  // row block (multiple of 32)
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
@@ -157,9 +159,68 @@ inline bf16_t bf16_round(float f) {
 
 // ------------------------------------------------------------------ packing
 
-// Ap[r][k] = op(A)[i0 + r][p0 + k] for r < mc, k < kc; zeros up to mcp x kcp.
+#if PE_X86
+// The 16-bit interleave of two rows x, y (32 values each): lo = x0 y0 x1 y1 ... x15 y15, hi = x16 y16 ... x31 y31:
+// the (k, k+1) pairs of 32 columns, as one 64-byte row of two VNNI panels.
+PE_TARGET_AVX512BF16 inline void interleave_pairs(__m512i x, __m512i y, __m512i& lo, __m512i& hi) {
+  alignas(64) static const std::uint16_t idx_lo[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                                       8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  alignas(64) static const std::uint16_t idx_hi[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54,
+                                                       23, 55, 24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61,
+                                                       30, 62, 31, 63};
+  lo = _mm512_permutex2var_epi16(x, _mm512_load_si512(idx_lo), y);
+  hi = _mm512_permutex2var_epi16(x, _mm512_load_si512(idx_hi), y);
+}
+
+// Bp rows for columns [0, n32) (a multiple of 32) of a B stored (K, N): rows k, k+1 interleaved, 32 columns
+// (two panels) per step.
+PE_TARGET_AVX512BF16
+void pack_b_rows_avx512(const bf16_t* b, index_t ldb, index_t p0, index_t kc, index_t j0, index_t n32,
+                        index_t kcp, bf16_t* bp) {
+  const index_t panel_size = kcp * 16;
+  for (index_t k = 0; k + 1 < kc; k += 2) {
+    const bf16_t* r0 = b + (p0 + k) * ldb + j0;
+    const bf16_t* r1 = r0 + ldb;
+    for (index_t j = 0; j < n32; j += 32) {
+      __m512i lo, hi;
+      interleave_pairs(_mm512_loadu_si512(r0 + j), _mm512_loadu_si512(r1 + j), lo, hi);
+      _mm512_storeu_si512(bp + (j >> 4) * panel_size + (k >> 1) * 32, lo);
+      _mm512_storeu_si512(bp + ((j >> 4) + 1) * panel_size + (k >> 1) * 32, hi);
+    }
+  }
+}
+
+// Ap[r][k] for a transposed A (op(A)[i][k] = a[k * lda + i]), 32 rows x 32 deep at a time: rows k, k+1 of the
+// stored A interleaved give the (k, k+1) pairs of 32 values of i as 32-bit units; a 16 x 16 transpose of those
+// units puts each i's 16 pairs (32 values of k) in one register, a row of Ap. Full blocks only: r32, k32 are
+// multiples of 32.
+PE_TARGET_AVX512BF16
+void pack_a_trans_avx512(const bf16_t* a, index_t lda, index_t i0, index_t r32, index_t p0, index_t k32,
+                         index_t kcp, bf16_t* ap) {
+  for (index_t r = 0; r < r32; r += 32) {
+    for (index_t k = 0; k < k32; k += 32) {
+      __m512 lo[16], hi[16];
+      for (int k2 = 0; k2 < 16; ++k2) {
+        const bf16_t* s0 = a + (p0 + k + 2 * k2) * lda + i0 + r;
+        __m512i l, h;
+        interleave_pairs(_mm512_loadu_si512(s0), _mm512_loadu_si512(s0 + lda), l, h);
+        lo[k2] = _mm512_castsi512_ps(l);
+        hi[k2] = _mm512_castsi512_ps(h);
+      }
+      simd::Vec<float, Isa::avx512>::transpose(lo);  // lo[i] = the 16 pairs of row r + i
+      simd::Vec<float, Isa::avx512>::transpose(hi);  // hi[i]: row r + 16 + i
+      for (int i = 0; i < 16; ++i) {
+        _mm512_storeu_ps(reinterpret_cast<float*>(ap + (r + i) * kcp + k), lo[i]);
+        _mm512_storeu_ps(reinterpret_cast<float*>(ap + (r + 16 + i) * kcp + k), hi[i]);
+      }
+    }
+  }
+}
+#endif
+
+// Ap[r][k] = op(A)[i0 + r][p0 + k] for r < mc, k < kc; zeros up to mcp x kcp. simd: AVX-512 may be used.
 void pack_a(const bf16_t* a, index_t lda, bool trans, index_t i0, index_t mc, index_t p0, index_t kc, index_t mcp,
-            index_t kcp, bf16_t* ap) {
+            index_t kcp, bf16_t* ap, bool simd) {
   if (!trans) {
     for (index_t r = 0; r < mc; ++r) {
       std::memcpy(ap + r * kcp, a + (i0 + r) * lda + p0, kc * sizeof(bf16_t));
@@ -167,9 +228,17 @@ void pack_a(const bf16_t* a, index_t lda, bool trans, index_t i0, index_t mc, in
     }
   } else {  // op(A)[i][k] = a[k * lda + i]
     for (index_t r = 0; r < mc; ++r) std::memset(ap + r * kcp + kc, 0, (kcp - kc) * sizeof(bf16_t));
-    for (index_t k = 0; k < kc; ++k) {
+    index_t r32 = 0, k32 = 0;
+#if PE_X86
+    if (simd) {
+      r32 = mc / 32 * 32, k32 = kc / 32 * 32;
+      pack_a_trans_avx512(a, lda, i0, r32, p0, k32, kcp, ap);
+    }
+#endif
+    (void)simd;
+    for (index_t k = 0; k < kc; ++k) {  // what the vector blocks left: rows past r32, depth past k32
       const bf16_t* src = a + (p0 + k) * lda + i0;
-      for (index_t r = 0; r < mc; ++r) ap[r * kcp + k] = src[r];
+      for (index_t r = k < k32 ? r32 : 0; r < mc; ++r) ap[r * kcp + k] = src[r];
     }
   }
   for (index_t r = mc; r < mcp; ++r) std::memset(ap + r * kcp, 0, kcp * sizeof(bf16_t));
@@ -177,35 +246,42 @@ void pack_a(const bf16_t* a, index_t lda, bool trans, index_t i0, index_t mc, in
 
 // Bp[panel][k2][j][t] = op(B)[p0 + 2 k2 + t][j0 + 16 panel + j], zeros outside kc x nc, ncp / 16 panels.
 void pack_b(const bf16_t* b, index_t ldb, bool trans, index_t p0, index_t kc, index_t j0, index_t nc, index_t kcp,
-            index_t ncp, bf16_t* bp) {
+            index_t ncp, bf16_t* bp, bool simd) {
   std::memset(bp, 0, kcp * ncp * sizeof(bf16_t));
   const index_t panel_size = kcp * 16;  // (kcp / 2) rows of 32 values
   if (!trans) {  // op(B)[k][j] = b[k * ldb + j]: rows of B are contiguous along j
-    for (index_t k = 0; k < kc; ++k) {
+    index_t n32 = 0;
+#if PE_X86
+    if (simd) {
+      n32 = nc / 32 * 32;
+      pack_b_rows_avx512(b, ldb, p0, kc, j0, n32, kcp, bp);
+    }
+#endif
+    (void)simd;
+    for (index_t k = 0; k < kc; ++k) {  // what the vector path left: columns past n32, an odd last row
       const bf16_t* src = b + (p0 + k) * ldb + j0;
       const index_t k2 = k >> 1, t = k & 1;
-      for (index_t j = 0; j < nc; ++j) bp[(j >> 4) * panel_size + k2 * 32 + (j & 15) * 2 + t] = src[j];
+      for (index_t j = (k + 1 < kc || (kc & 1) == 0) ? n32 : 0; j < nc; ++j)
+        bp[(j >> 4) * panel_size + k2 * 32 + (j & 15) * 2 + t] = src[j];
     }
   } else {  // op(B)[k][j] = b[j * ldb + k]: each column of op(B) is contiguous along k, pairs adjacent
     for (index_t j = 0; j < nc; ++j) {
       const bf16_t* src = b + (j0 + j) * ldb + p0;
       bf16_t* dst = bp + (j >> 4) * panel_size + (j & 15) * 2;
       index_t k = 0;
-      for (; k + 1 < kc; k += 2) {
-        dst[(k >> 1) * 32] = src[k];
-        dst[(k >> 1) * 32 + 1] = src[k + 1];
-      }
+      for (; k + 1 < kc; k += 2) std::memcpy(dst + (k >> 1) * 32, src + k, 2 * sizeof(bf16_t));
       if (k < kc) dst[(k >> 1) * 32] = src[k];
     }
   }
 }
 
 // ------------------------------------------------------------------ block kernels
-// c (ldc floats per row) is the 32 x 32 block; ap its 32 packed rows (row stride kcp); bp0/bp1 its two
-// 16-column panels (panel row k2 at bp + 32 k2). load_c: start from c, else from zero.
+// c (ldc floats per row) is the 32 x 32 block; ap its 32 rows of A (row stride sa: the packed block's kcp, or
+// A's own lda when its rows are read in place), kcp deep; bp0/bp1 its two 16-column panels (panel row k2 at
+// bp + 32 k2). load_c: start from c, else from zero.
 
-void block_generic(const bf16_t* ap, index_t kcp, const bf16_t* bp0, const bf16_t* bp1, float* c, index_t ldc,
-                   bool load_c) {
+void block_generic(const bf16_t* ap, index_t sa, index_t kcp, const bf16_t* bp0, const bf16_t* bp1, float* c,
+                   index_t ldc, bool load_c) {
   for (int r0 = 0; r0 < 32; r0 += 8) {
     float acc[8][32];
     for (int r = 0; r < 8; ++r)
@@ -219,7 +295,7 @@ void block_generic(const bf16_t* ap, index_t kcp, const bf16_t* bp0, const bf16_
         b1[16 + j] = bf16_value(bp1[k * 16 + 2 * j + 1]);
       }
       for (int r = 0; r < 8; ++r) {
-        const float a0 = bf16_value(ap[(r0 + r) * kcp + k]), a1 = bf16_value(ap[(r0 + r) * kcp + k + 1]);
+        const float a0 = bf16_value(ap[(r0 + r) * sa + k]), a1 = bf16_value(ap[(r0 + r) * sa + k + 1]);
         for (int j = 0; j < 32; ++j) acc[r][j] += a0 * b0[j] + a1 * b1[j];
       }
     }
@@ -230,8 +306,8 @@ void block_generic(const bf16_t* ap, index_t kcp, const bf16_t* bp0, const bf16_
 
 #if PE_X86
 PE_TARGET_AVX512BF16
-void block_avx512bf16(const bf16_t* ap, index_t kcp, const bf16_t* bp0, const bf16_t* bp1, float* c, index_t ldc,
-                      bool load_c) {
+void block_avx512bf16(const bf16_t* ap, index_t sa, index_t kcp, const bf16_t* bp0, const bf16_t* bp1, float* c,
+                      index_t ldc, bool load_c) {
   constexpr int R = 8;
   for (int r0 = 0; r0 < 32; r0 += R) {
     __m512 acc[R][2];
@@ -239,14 +315,14 @@ void block_avx512bf16(const bf16_t* ap, index_t kcp, const bf16_t* bp0, const bf
       acc[r][0] = load_c ? _mm512_loadu_ps(c + (r0 + r) * ldc) : _mm512_setzero_ps();
       acc[r][1] = load_c ? _mm512_loadu_ps(c + (r0 + r) * ldc + 16) : _mm512_setzero_ps();
     }
-    const bf16_t* arow = ap + r0 * kcp;
+    const bf16_t* arow = ap + r0 * sa;
     for (index_t k = 0; k < kcp; k += 2) {
       const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp0 + k * 16);
       const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp1 + k * 16);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         std::int32_t pair;
-        std::memcpy(&pair, arow + r * kcp + k, 4);
+        std::memcpy(&pair, arow + r * sa + k, 4);
         const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
         acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
         acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
@@ -287,9 +363,9 @@ PE_TARGET_AMX
 void amx_release() { _tile_release(); }
 
 PE_TARGET_AMX
-void block_amx(const bf16_t* ap, index_t kcp, const bf16_t* bp0, const bf16_t* bp1, float* c, index_t ldc,
-               bool load_c) {
-  const long sc = static_cast<long>(ldc * sizeof(float)), sa = static_cast<long>(kcp * sizeof(bf16_t));
+void block_amx(const bf16_t* ap, index_t sa_elems, index_t kcp, const bf16_t* bp0, const bf16_t* bp1, float* c,
+               index_t ldc, bool load_c) {
+  const long sc = static_cast<long>(ldc * sizeof(float)), sa = static_cast<long>(sa_elems * sizeof(bf16_t));
   if (load_c) {
     _tile_loadd(0, c, sc);
     _tile_loadd(1, c + 16, sc);
@@ -301,7 +377,7 @@ void block_amx(const bf16_t* ap, index_t kcp, const bf16_t* bp0, const bf16_t* b
     _tile_zero(2);
     _tile_zero(3);
   }
-  const bf16_t* a1 = ap + 16 * kcp;
+  const bf16_t* a1 = ap + 16 * sa_elems;
   for (index_t k = 0; k < kcp; k += 32) {
     _tile_loadd(4, ap + k, sa);
     _tile_loadd(5, a1 + k, sa);
@@ -319,7 +395,7 @@ void block_amx(const bf16_t* ap, index_t kcp, const bf16_t* bp0, const bf16_t* b
 }
 #endif
 
-using BlockFn = void (*)(const bf16_t*, index_t, const bf16_t*, const bf16_t*, float*, index_t, bool);
+using BlockFn = void (*)(const bf16_t*, index_t, index_t, const bf16_t*, const bf16_t*, float*, index_t, bool);
 
 BlockFn block_for(Bf16Path p) {
 #if PE_X86
@@ -350,7 +426,7 @@ struct Buffers {
   Buffers& operator=(const Buffers&) = delete;
 };
 
-void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, Buffers& buf) {
+void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Buffers& buf) {
   const bf16_t* A = g.a + u.b * g.stride_a;
   const bf16_t* B = g.b + u.b * g.stride_b;
   float* C = g.c + u.b * g.stride_c;
@@ -365,26 +441,33 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, Buffers& buf)
     const bool load_c = pc > 0 || g.accumulate;
     for (index_t jc = u.j0; jc < u.j1; jc += NC) {
       const index_t nc = std::min(NC, u.j1 - jc), ncp = round_up(nc, 32);
-      pack_b(B, g.ldb, g.trans_b, pc, kc, jc, nc, kcp, ncp, buf.bp);
+      pack_b(B, g.ldb, g.trans_b, pc, kc, jc, nc, kcp, ncp, buf.bp, simd);
       for (index_t ic = u.i0; ic < u.i1; ic += MC) {
         const index_t mc = std::min(MC, u.i1 - ic), mcp = round_up(mc, 32);
-        pack_a(A, g.lda, g.trans_a, ic, mc, pc, kc, mcp, kcp, buf.ap);
+        // A's rows are read in place (tile loads / broadcasts with stride lda) when it is not transposed and
+        // the depth block is whole 32-steps; only a last block of fewer than 32 rows is packed (zero-padded)
+        const bool direct = !g.trans_a && kc == kcp;
+        const index_t full = direct ? mc / 32 * 32 : 0;
+        if (!direct) pack_a(A, g.lda, g.trans_a, ic, mc, pc, kc, mcp, kcp, buf.ap, simd);
+        else if (full < mc) pack_a(A, g.lda, false, ic + full, mc - full, pc, kc, 32, kcp, buf.ap, simd);
         for (index_t ir = 0; ir < mcp; ir += 32) {
           const index_t m = std::min<index_t>(32, mc - ir);
-          const bf16_t* apr = buf.ap + ir * kcp;
+          const bool in_place = ir < full;
+          const bf16_t* apr = in_place ? A + (ic + ir) * g.lda + pc : buf.ap + (direct ? 0 : ir * kcp);
+          const index_t sa = in_place ? g.lda : kcp;
           for (index_t jr = 0; jr < ncp; jr += 32) {
             const index_t n = std::min<index_t>(32, nc - jr);
             const bf16_t* bp0 = buf.bp + (jr / 16) * kcp * 16;
             const bf16_t* bp1 = bp0 + kcp * 16;
             float* cb = C + (ic + ir) * g.ldc + jc + jr;
             if (m == 32 && n == 32) {
-              block(apr, kcp, bp0, bp1, cb, g.ldc, load_c);
+              block(apr, sa, kcp, bp0, bp1, cb, g.ldc, load_c);
             } else {  // edge: through the scratch tile
               if (load_c) {
                 std::fill(scratch, scratch + 32 * 32, 0.f);
                 for (index_t r = 0; r < m; ++r) std::memcpy(scratch + r * 32, cb + r * g.ldc, n * sizeof(float));
               }
-              block(apr, kcp, bp0, bp1, scratch, 32, load_c);
+              block(apr, sa, kcp, bp0, bp1, scratch, 32, load_c);
               for (index_t r = 0; r < m; ++r) std::memcpy(cb + r * g.ldc, scratch + r * 32, n * sizeof(float));
             }
           }
@@ -421,7 +504,7 @@ void gemm_bf16(const GemmBf16Args& g) {
   const int threads = threads_for(flops, index_t(1) << 21);
   const std::vector<Unit> units = plan_units(g, threads);
   const index_t n_units = static_cast<index_t>(units.size());
-  const bool amx = path == Bf16Path::amx;
+  const bool amx = path == Bf16Path::amx, simd = path != Bf16Path::generic;
 #if defined(PYENGINE_OPENMP)
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
@@ -433,7 +516,7 @@ void gemm_bf16(const GemmBf16Args& g) {
 #if defined(PYENGINE_OPENMP)
 #pragma omp for schedule(dynamic, 1)
 #endif
-    for (index_t t = 0; t < n_units; ++t) run_unit(g, units[static_cast<size_t>(t)], block, buf);
+    for (index_t t = 0; t < n_units; ++t) run_unit(g, units[static_cast<size_t>(t)], block, simd, buf);
 #if PE_X86
     if (amx) amx_release();
 #endif

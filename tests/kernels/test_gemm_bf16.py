@@ -57,7 +57,7 @@ def check(actual, a, b, trans_a=False, trans_b=False, prev=None, msg=""):
 
 
 SHAPES = [(1, 1, 1), (1, 7, 5), (5, 1, 3), (3, 5, 1), (16, 16, 32), (17, 31, 33), (32, 32, 64), (37, 41, 43),
-          (64, 1, 97), (1, 97, 64), (61, 67, 71)]
+          (64, 1, 97), (1, 97, 64), (61, 67, 71), (45, 33, 96), (70, 64, 32)]
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES)
@@ -73,8 +73,8 @@ def test_2d(path, M, N, K, trans_a, trans_b):
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True), (False, True)])
 def test_blocks(path, trans_a, trans_b):
-    """Past every cache block (KC = 512 deep, NC = 256 columns, MC = 256 rows), with edges in each."""
-    M, N, K = 270, 300, 530
+    """Past every cache block (KC = 512 deep, NC = 512 columns, MC = 256 rows), with edges in each."""
+    M, N, K = 270, 530, 530
     rng = np.random.default_rng(7)
     a = bf16(rng, (K, M) if trans_a else (M, K))
     b = bf16(rng, (N, K) if trans_b else (K, N))
@@ -88,6 +88,9 @@ def test_layouts(path):
     check(kernel.matmul_bf16(a.T, b.T), a.T, b.T)                 # views with a unit stride along rows
     a2, b2 = bf16(rng, (19, 80))[:, ::2], bf16(rng, (40, 66))[:, 1::2]
     check(kernel.matmul_bf16(a2, b2), a2, b2)                     # no unit stride: copied
+    a4 = bf16(rng, (50, 128))[:, :64]                             # rows read in place with lda = 128
+    b4 = bf16(rng, (64, 9))
+    check(kernel.matmul_bf16(a4, b4), a4, b4)
     a3 = bf16(rng, (3, 19, 40)).transpose(0, 2, 1)                # a batch of transposed views
     b3 = bf16(rng, (19, 7))
     check(kernel.matmul_bf16(a3, b3), a3, b3)
