@@ -1,7 +1,7 @@
 // Bindings of the bfloat16 GEMM family (csrc/cpu/gemm_bf16.cpp).
 //
-//   _C.matmul_bf16(a, b, trans_a=False, trans_b=False, out=None, accumulate=False, bf16_out=False)
-//       op(a) @ op(b) (+ out when accumulate), summed in float32. a, b: bfloat16 (ml_dtypes), (M, K) or
+//   _C.matmul_bf16(a, b, trans_a=False, trans_b=False, out=None, accumulate=False, bf16_out=False, bias=None)
+//       op(a) @ op(b) (+ out when accumulate) (+ bias: float32 (N,), every row), summed in float32. a, b: bfloat16 (ml_dtypes), (M, K) or
 //       (Ba, M, K) and (K, N) or (Bb, K, N) [last two axes swapped when trans_x]; batches equal or 1
 //       (broadcast). -> float32 (M, N) or (B, M, N); a bfloat16 array rounded to nearest even when bf16_out
 //       (or when out is bfloat16). out: C-contiguous float32 or bfloat16 of that shape, or None
@@ -85,7 +85,7 @@ Operand operand(py::array& x, const char* op, const char* name) {
 }
 
 py::array run(py::array a, py::array b, bool trans_a, bool trans_b, const py::object& out, bool accumulate,
-              bool bf16_out) {
+              bool bf16_out, const py::object& bias) {
   const char* op = "matmul_bf16";
   const Operand A = operand(a, op, "a"), B = operand(b, op, "b");
   const bool ta = trans_a != A.transposed, tb = trans_b != B.transposed;
@@ -118,35 +118,53 @@ py::array run(py::array a, py::array b, bool trans_a, bool trans_b, const py::ob
       throw py::value_error(std::string(op) + ": out must be C-contiguous (strides " + strides_str(result) + ")");
   }
   const bool to_bf16 = is_bf16(result);
-  // float32 C: out itself, or a temporary when out is bfloat16 (or may alias an operand's memory)
-  py::array c = result;
-  const bool aliased = !to_bf16 && !out.is_none() &&
-                       (py::module_::import("numpy").attr("may_share_memory")(result, a).cast<bool>() ||
-                        py::module_::import("numpy").attr("may_share_memory")(result, b).cast<bool>());
-  if (to_bf16 || aliased) {
-    c = py::array(py::dtype::of<float>(), shape);
+  // bias: None or (N,) float32, added before the rounding
+  py::array bias_arr;  // (a default py::array is an empty array, not null: has_bias / has_c say which are set)
+  const bool has_bias = !bias.is_none();
+  if (has_bias) {
+    if (!py::isinstance<py::array>(bias)) throw py::type_error(std::string(op) + ": bias must be a numpy array or None");
+    bias_arr = py::reinterpret_borrow<py::array>(bias);
+    if (!dtype_eq(bias_arr.dtype(), py::dtype::of<float>()))
+      throw py::type_error(std::string(op) + ": bias must be float32, got " + dtype_str(bias_arr));
+    check_shape(bias_arr, {static_cast<py::ssize_t>(N)}, op, "bias");
+    bias_arr = py::array::ensure(bias_arr, py::array::c_style);
+  }
+  // float32 C: out itself; or, for a bfloat16 result, partial sums (needed only past one depth pass or with
+  // accumulate: the kernel rounds each finished block into out); or a temporary when out may alias an operand
+  py::array c;
+  bool aliased = false, has_c = true;
+  if (to_bf16) {
     if (accumulate) {
-      if (to_bf16) {
-        py::gil_scoped_release release;
-        bf16_to_f32(static_cast<const bf16_t*>(result.data()), static_cast<float*>(c.mutable_data()), c.size());
-      } else {
-        c[py::ellipsis()] = result;
-      }
+      c = py::array(py::dtype::of<float>(), shape);
+      py::gil_scoped_release release;
+      bf16_to_f32(static_cast<const bf16_t*>(result.data()), static_cast<float*>(c.mutable_data()), c.size());
+    } else if (K > gemm_bf16_kc) {
+      c = py::array(py::dtype::of<float>(), shape);
+    } else {
+      has_c = false;
+    }
+  } else {
+    c = result;
+    aliased = !out.is_none() && (py::module_::import("numpy").attr("may_share_memory")(result, a).cast<bool>() ||
+                                 py::module_::import("numpy").attr("may_share_memory")(result, b).cast<bool>());
+    if (aliased) {
+      c = py::array(py::dtype::of<float>(), shape);
+      if (accumulate) c[py::ellipsis()] = result;
     }
   }
   GemmBf16Args g;
   g.batch = batch, g.M = M, g.N = N, g.K = K;
   g.a = A.ptr, g.lda = A.ld, g.stride_a = A.batch == 1 ? 0 : A.stride, g.trans_a = ta;
   g.b = B.ptr, g.ldb = B.ld, g.stride_b = B.batch == 1 ? 0 : B.stride, g.trans_b = tb;
-  g.c = static_cast<float*>(c.mutable_data()), g.ldc = N, g.stride_c = M * N;
+  g.c = has_c ? static_cast<float*>(c.mutable_data()) : nullptr, g.ldc = N, g.stride_c = M * N;
   g.accumulate = accumulate;
+  g.bias = has_bias ? static_cast<const float*>(bias_arr.data()) : nullptr;
+  if (to_bf16) g.c16 = static_cast<bf16_t*>(result.mutable_data()), g.ldc16 = N, g.stride_c16 = M * N;
   {
     py::gil_scoped_release release;
     gemm_bf16(g);
-    if (to_bf16) f32_to_bf16(static_cast<const float*>(c.data()), static_cast<bf16_t*>(result.mutable_data()),
-                             result.size());
   }
-  if (!to_bf16 && !c.is(result)) result[py::ellipsis()] = c;
+  if (aliased) result[py::ellipsis()] = c;
   return result;
 }
 
@@ -187,11 +205,15 @@ void register_gemm_bf16(py::module_& m) {
   using namespace gemm_bf16_bind;
   m.def("matmul_bf16",
         [](const py::array& a, const py::array& b, bool trans_a, bool trans_b, const py::object& out,
-           bool accumulate, bool bf16_out) { return run(a, b, trans_a, trans_b, out, accumulate, bf16_out); },
+           bool accumulate, bool bf16_out, const py::object& bias) {
+          return run(a, b, trans_a, trans_b, out, accumulate, bf16_out, bias);
+        },
         py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("out") = py::none(), py::arg("accumulate") = false, py::arg("bf16_out") = false,
-        "op(a) @ op(b) (+ out when accumulate) for bfloat16 a, b, summed in float32; a float32 result, or "
-        "bfloat16 (rounded to nearest even) when bf16_out or out is bfloat16.");
+        py::arg("bias") = py::none(),
+        "op(a) @ op(b) (+ out when accumulate) (+ bias, float32 (N,)) for bfloat16 a, b, summed in float32; a "
+        "float32 result, or bfloat16 (rounded to nearest even once, as each block finishes) when bf16_out or out "
+        "is bfloat16.");
   m.def("f32_to_bf16", [](const py::array& x, const py::object& out) { return convert("f32_to_bf16", x, out, true); },
         py::arg("x").noconvert(), py::arg("out") = py::none(),
         "float32 -> bfloat16, round to nearest even (NaN stays NaN).");

@@ -136,11 +136,42 @@ const char* bf16_path_name(Bf16Path p) {
 
 namespace gemm_bf16_detail {
 
-constexpr index_t KC = 512;  // depth block (multiple of 32)
+constexpr index_t KC = gemm_bf16_kc;  // depth block (multiple of 32)
 constexpr index_t NC = 512;  // column block (multiple of 32)
 constexpr index_t MC = 256;  // row block (multiple of 32)
 
 inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+void to_bf16_generic(const float* x, bf16_t* y, index_t n);
+#if PE_X86
+PE_TARGET_AVX512BF16 void to_bf16_avx512bf16(const float* x, bf16_t* y, index_t n);
+#endif
+
+// The end of a block: rows of `src` (stride ss floats, m x n) plus the bias (n values, or null) rounded to
+// bfloat16 into c16 (stride ldc16), or written as float32 into c (stride ldc) when c16 is null.
+void finish_block(const float* src, index_t ss, index_t m, index_t n, const float* bias, bf16_t* c16,
+                  index_t ldc16, float* c, index_t ldc, bool simd) {
+  alignas(64) float row[32];
+  for (index_t r = 0; r < m; ++r) {
+    const float* v = src + r * ss;
+    if (bias) {
+      for (index_t j = 0; j < n; ++j) row[j] = v[j] + bias[j];
+      v = row;
+    }
+    if (c16) {
+#if PE_X86
+      if (simd) {
+        to_bf16_avx512bf16(v, c16 + r * ldc16, n);
+        continue;
+      }
+#endif
+      to_bf16_generic(v, c16 + r * ldc16, n);
+    } else if (v != c + r * ldc) {
+      std::memcpy(c + r * ldc, v, n * sizeof(float));
+    }
+  }
+  (void)simd;
+}
 
 inline float bf16_value(bf16_t v) {
   std::uint32_t u = static_cast<std::uint32_t>(v) << 16;
@@ -430,15 +461,22 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
   const bf16_t* A = g.a + u.b * g.stride_a;
   const bf16_t* B = g.b + u.b * g.stride_b;
   float* C = g.c + u.b * g.stride_c;
+  bf16_t* C16 = g.c16 ? g.c16 + u.b * g.stride_c16 : nullptr;
   alignas(64) float scratch[32 * 32];
-  if (g.K == 0) {  // no products: C = 0, or C unchanged with accumulate
-    if (!g.accumulate)
-      for (index_t i = u.i0; i < u.i1; ++i) std::fill(C + i * g.ldc + u.j0, C + i * g.ldc + u.j1, 0.f);
+  if (g.K == 0) {  // no products: C = bias (or 0), or C + bias with accumulate
+    for (index_t i = u.i0; i < u.i1; ++i)
+      for (index_t j = u.j0; j < u.j1; j += 32) {
+        const index_t n = std::min<index_t>(32, u.j1 - j);
+        for (index_t t = 0; t < n; ++t) scratch[t] = g.accumulate ? C[i * g.ldc + j + t] : 0.f;
+        finish_block(scratch, 32, 1, n, g.bias ? g.bias + j : nullptr, C16 ? C16 + i * g.ldc16 + j : nullptr,
+                     g.ldc16, C ? C + i * g.ldc + j : nullptr, g.ldc, simd);
+      }
     return;
   }
   for (index_t pc = 0; pc < g.K; pc += KC) {
     const index_t kc = std::min(KC, g.K - pc), kcp = round_up(kc, 32);
     const bool load_c = pc > 0 || g.accumulate;
+    const bool last = pc + KC >= g.K;
     for (index_t jc = u.j0; jc < u.j1; jc += NC) {
       const index_t nc = std::min(NC, u.j1 - jc), ncp = round_up(nc, 32);
       pack_b(B, g.ldb, g.trans_b, pc, kc, jc, nc, kcp, ncp, buf.bp, simd);
@@ -459,8 +497,16 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
             const index_t n = std::min<index_t>(32, nc - jr);
             const bf16_t* bp0 = buf.bp + (jr / 16) * kcp * 16;
             const bf16_t* bp1 = bp0 + kcp * 16;
-            float* cb = C + (ic + ir) * g.ldc + jc + jr;
-            if (m == 32 && n == 32) {
+            float* cb = C ? C + (ic + ir) * g.ldc + jc + jr : nullptr;
+            if (last && (C16 || g.bias)) {  // the final values: through the scratch tile, + bias, rounded
+              if (load_c) {
+                std::fill(scratch, scratch + 32 * 32, 0.f);
+                for (index_t r = 0; r < m; ++r) std::memcpy(scratch + r * 32, cb + r * g.ldc, n * sizeof(float));
+              }
+              block(apr, sa, kcp, bp0, bp1, scratch, 32, load_c);
+              finish_block(scratch, 32, m, n, g.bias ? g.bias + jc + jr : nullptr,
+                           C16 ? C16 + (ic + ir) * g.ldc16 + jc + jr : nullptr, g.ldc16, cb, g.ldc, simd);
+            } else if (m == 32 && n == 32) {
               block(apr, sa, kcp, bp0, bp1, cb, g.ldc, load_c);
             } else {  // edge: through the scratch tile
               if (load_c) {

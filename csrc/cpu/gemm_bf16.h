@@ -57,7 +57,19 @@ struct GemmBf16Args {
   index_t ldc = 0, stride_c = 0;
 
   bool accumulate = false;  // false: C is write-only (never read, may hold NaN)
+
+  // (N,) float32 added to every row of the result (after the sums, before any rounding), or null.
+  const float* bias = nullptr;
+
+  // A bfloat16 result: with c16 set, the final values (sums + bias) are rounded to nearest even into c16 as
+  // each block finishes, and C holds float32 partial sums only: it is needed (read and written) when K >
+  // gemm_bf16_kc or with `accumulate` (then C's values are the ones added to), and may be null otherwise.
+  bf16_t* c16 = nullptr;
+  index_t ldc16 = 0, stride_c16 = 0;
 };
+
+// Depth of one pass of the kernel: a bfloat16 result of K <= this needs no float32 C.
+constexpr index_t gemm_bf16_kc = 512;
 
 // Runs on bf16_path()'s kernel, on up to pe::num_threads() threads. The caller (the binding) has
 // validated every pointer, size and stride.

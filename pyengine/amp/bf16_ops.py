@@ -6,7 +6,7 @@ floating input of ``a @ b`` / ``matmul`` / ``mm`` / ``bmm`` or ``F.linear`` is b
 call to ``MatMulBf16`` / ``LinearBf16`` here:
 
 - forward: the products summed in float32 by the kernel, the result rounded once to bfloat16 (nearest even);
-  linear's bias is added in float32 before that rounding;
+  linear's bias is added in float32 before that rounding (in the kernel, as each block finishes);
 - backward: dA = g B^T and dB = A^T g on the same kernel, each rounded once to bfloat16 (the inputs'
   dtype, as PyTorch's bfloat16 grads); linear's db sums g's rows in float32, then rounds.
 
@@ -119,12 +119,8 @@ class LinearBf16(Function):
         B = self.backend
         self.x_shape, self.weight = x.shape, weight
         self.x2 = x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
-        if bias is None:
-            y = B.matmul_bf16(x2, weight, trans_b=True, bf16_out=True)
-        else:
-            y32 = B.matmul_bf16(x2, weight, trans_b=True)
-            y32 += B.bf16_to_f32(bias)
-            y = B.f32_to_bf16(y32)
+        y = B.matmul_bf16(x2, weight, trans_b=True, bf16_out=True,
+                          bias=None if bias is None else B.bf16_to_f32(bias))
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, g):

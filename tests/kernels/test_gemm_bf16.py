@@ -240,3 +240,31 @@ def test_conversions_shapes_and_out(path):
     np.testing.assert_array_equal(out.view(np.uint16), x.astype(BF16).view(np.uint16))
     y = kernel.bf16_to_f32(out[:, ::2])  # strided input: copied first
     np.testing.assert_array_equal(y, out[:, ::2].astype(np.float32))
+
+
+@pytest.mark.parametrize("K", [0, 1, 40, 600])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_bias_and_bf16_result(path, K, trans_b):
+    """bias (float32, every row) is added before the one rounding; a bfloat16 result is rounded as each block
+    finishes, bit for bit the rounding of the float32 result (one or several depth passes)."""
+    rng = np.random.default_rng(K + 1)
+    M, N = 37, 45
+    a = bf16(rng, (M, K))
+    b = bf16(rng, (N, K) if trans_b else (K, N))
+    bias = rng.standard_normal(N).astype(np.float32)
+    c32 = kernel.matmul_bf16(a, b, trans_b=trans_b, bias=bias)
+    check(c32, a, b, trans_b=trans_b, prev=np.broadcast_to(bias, (M, N)))
+    c16 = kernel.matmul_bf16(a, b, trans_b=trans_b, bias=bias, bf16_out=True)
+    np.testing.assert_array_equal(c16.view(np.uint16), twin.f32_to_bf16(c32).view(np.uint16))
+    ref = reference.matmul_bf16(a, b, trans_b=trans_b, bias=bias, bf16_out=True)
+    assert np.abs(ref.astype(np.float32) - c16.astype(np.float32)).max() <= 2 ** -7 * (np.abs(ref.astype(np.float32)).max() + 1)
+    prev = rng.standard_normal((M, N)).astype(np.float32)
+    out16 = prev.astype(BF16)
+    kernel.matmul_bf16(a, b, trans_b=trans_b, bias=bias, out=out16, accumulate=True)
+    acc = kernel.matmul_bf16(a, b, trans_b=trans_b, bias=bias, out=twin.bf16_to_f32(prev.astype(BF16)),
+                             accumulate=True)
+    np.testing.assert_array_equal(out16.view(np.uint16), twin.f32_to_bf16(acc).view(np.uint16))
+    with pytest.raises(TypeError, match="bias must be float32"):
+        kernel.matmul_bf16(a, b, trans_b=trans_b, bias=bias.astype(np.float64))
+    with pytest.raises(ValueError, match="bias"):
+        kernel.matmul_bf16(a, b, trans_b=trans_b, bias=bias[:-1])

@@ -59,13 +59,14 @@ def bf16_to_f32(x, out=None):
     return y
 
 
-def matmul_bf16(a, b, trans_a=False, trans_b=False, out=None, accumulate=False, bf16_out=False):
-    """op(a) @ op(b) (+ out when accumulate) with bfloat16 a, b and float32 accumulation.
+def matmul_bf16(a, b, trans_a=False, trans_b=False, out=None, accumulate=False, bf16_out=False, bias=None):
+    """op(a) @ op(b) (+ out when accumulate) (+ bias) with bfloat16 a, b and float32 accumulation.
 
     a: (M, K) or (Ba, M, K)  [(K, M) / (Ba, K, M) when trans_a]
     b: (K, N) or (Bb, K, N)  [(N, K) / (Bb, N, K) when trans_b]; batches equal or 1 (broadcast)
     -> float32 (M, N) or (B, M, N); bfloat16 (rounded to nearest even) when bf16_out or out is bfloat16.
     out: float32 or bfloat16 of that shape (read first when accumulate, which needs it).
+    bias: float32 (N,) or None, added to every row before the result is rounded.
     """
     op = "matmul_bf16"
     for name, x in (("a", a), ("b", b)):
@@ -85,6 +86,11 @@ def matmul_bf16(a, b, trans_a=False, trans_b=False, out=None, accumulate=False, 
             raise ValueError(f"{op}: accumulate=True needs out")
         prev = _widen(out) if out.dtype == BF16 else out
         c = c + prev.astype(np.float64)
+    if bias is not None:
+        _check(op, "bias", bias, np.float32, "float32")
+        if bias.shape != (c.shape[-1],):
+            raise ValueError(f"{op}: bias has shape {bias.shape}, expected ({c.shape[-1]},)")
+        c = c + bias.astype(np.float64)
     c = c.astype(np.float32)
     if out is not None:
         if out.shape != c.shape:
