@@ -1,5 +1,5 @@
-"""Low-precision floats (bfloat16, float16): stored in 2 bytes, computed through float32, until kernels
-for them exist.
+"""Low-precision floats (bfloat16, float16): stored in 2 bytes, computed through float32 -- except matmul and
+linear on bfloat16 tensors, which run on the bfloat16 GEMM (AMX / AVX512-BF16; pyengine/amp/bf16_ops.py).
 
 A bfloat16 tensor stores its values as ``ml_dtypes.bfloat16``, a float16 one as NumPy's float16. The
 kernels compute in float32 or float64 only (and NumPy knows no bfloat16 arithmetic of its own), so
@@ -15,8 +15,9 @@ kernels compute in float32 or float64 only (and NumPy knows no bfloat16 arithmet
 The casts are graph nodes, so gradients flow as usual and arrive in the leaf's dtype. Results are the
 float32 results rounded to the low-precision dtype once per op (PyTorch's CPU bfloat16/float16 ops mostly
 accumulate in float32 too). View ops (reshape, transpose, indexing: ``returns_view``) run on the array as
-it is, so views share memory as for every dtype. Cost: two extra passes per op (the casts); a later issue
-adds kernels that read bfloat16 directly.
+it is, so views share memory as for every dtype. Cost: two extra passes per op (the casts, float32 <->
+bfloat16 on the conversion kernels, rounding to nearest even); ``autocast`` (pyengine/amp) decides which
+ops of a float32 model run in bfloat16.
 """
 import functools
 

@@ -240,6 +240,9 @@ def test_conversions_shapes_and_out(path):
     np.testing.assert_array_equal(out.view(np.uint16), x.astype(BF16).view(np.uint16))
     y = kernel.bf16_to_f32(out[:, ::2])  # strided input: copied first
     np.testing.assert_array_equal(y, out[:, ::2].astype(np.float32))
+    for m in (kernel, twin):  # 0-d stays 0-d
+        assert m.f32_to_bf16(np.asarray(np.float32(1.5))).shape == ()
+        assert m.bf16_to_f32(np.asarray(np.float32(1.5)).astype(BF16)).shape == ()
 
 
 @pytest.mark.parametrize("K", [0, 1, 40, 600])

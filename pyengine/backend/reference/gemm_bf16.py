@@ -22,7 +22,7 @@ BF16 = D.BF16_NP
 
 def _bits_to_bf16(f32):
     """float32 array -> uint16 bits of its bfloat16 rounding (nearest, ties to even)."""
-    u = np.ascontiguousarray(f32, dtype=np.float32).view(np.uint32)
+    u = np.asarray(f32, dtype=np.float32, order="C").view(np.uint32)  # (0-d stays 0-d)
     nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
     rounded = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
     quiet = (u >> np.uint32(16)) | np.uint32(0x0040)
@@ -31,7 +31,7 @@ def _bits_to_bf16(f32):
 
 def _widen(x):
     """bfloat16 array -> float32, exactly (bits shifted into the upper half)."""
-    return (np.ascontiguousarray(x).view(np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
+    return (np.asarray(x, order="C").view(np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
 def _check(op, name, x, dtype, what):
