@@ -84,4 +84,5 @@ PYBIND11_MODULE(_C, m) {
   pe::register_mask(m);
   pe::register_probe(m);
   pe::register_conv(m);
+  pe::register_gemm_bf16(m);
 }

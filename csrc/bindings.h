@@ -17,4 +17,5 @@ void register_elementwise(pybind11::module_& m);
 void register_mask(pybind11::module_& m);
 void register_probe(pybind11::module_& m);
 void register_conv(pybind11::module_& m);
+void register_gemm_bf16(pybind11::module_& m);
 }  // namespace pe

@@ -27,6 +27,8 @@ import os
 
 import numpy as np
 
+from .amp import autocast_mode as _autocast
+
 # what an op may raise (DESIGN.md); an op's message is completed with its name when it lacks it. An
 # OverflowError (a value that does not fit the dtype: inf into an int tensor) becomes a ValueError.
 _NAMED = (TypeError, ValueError, IndexError, RuntimeError, MemoryError, OverflowError)
@@ -176,6 +178,9 @@ def _generate(fn, op, params):
     exec(compile(src, filename, "exec"), scope)  # noqa: S102 - our own source, built above
     wrapper = functools.update_wrapper(scope[fn.__name__], fn)
     wrapper.__signature__ = sig
+    kind = _autocast.policy(f"{fn.__module__}.{fn.__name__}")
+    if kind is not None:  # an op on PyTorch's autocast lists (pyengine/amp/autocast_mode.py)
+        wrapper = _autocast.autocast_op(wrapper, kind)
     return wrapper
 
 

@@ -1,5 +1,5 @@
-"""Low-precision floats (bfloat16, float16): stored in 2 bytes, computed through float32, until kernels
-for them exist.
+"""Low-precision floats (bfloat16, float16): stored in 2 bytes, computed through float32 -- except matmul and
+linear on bfloat16 tensors, which run on the bfloat16 GEMM (AMX / AVX512-BF16; pyengine/amp/bf16_ops.py).
 
 A bfloat16 tensor stores its values as ``ml_dtypes.bfloat16``, a float16 one as NumPy's float16. The
 kernels compute in float32 or float64 only (and NumPy knows no bfloat16 arithmetic of its own), so
@@ -15,8 +15,9 @@ kernels compute in float32 or float64 only (and NumPy knows no bfloat16 arithmet
 The casts are graph nodes, so gradients flow as usual and arrive in the leaf's dtype. Results are the
 float32 results rounded to the low-precision dtype once per op (PyTorch's CPU bfloat16/float16 ops mostly
 accumulate in float32 too). View ops (reshape, transpose, indexing: ``returns_view``) run on the array as
-it is, so views share memory as for every dtype. Cost: two extra passes per op (the casts); a later issue
-adds kernels that read bfloat16 directly.
+it is, so views share memory as for every dtype. Cost: two extra passes per op (the casts, float32 <->
+bfloat16 on the conversion kernels, rounding to nearest even); ``autocast`` (pyengine/amp) decides which
+ops of a float32 model run in bfloat16.
 """
 import functools
 
@@ -65,10 +66,23 @@ def _down(out, floats):
     return back(out)
 
 
+_direct = None  # {Function class: handler}: ops with bfloat16 kernels (pyengine/amp/bf16_ops.py)
+
+
 def apply_upcast(cls, args):
-    """Run Function ``cls`` on ``args`` with its low-precision inputs in float32, its float outputs cast back."""
+    """Run Function ``cls`` on ``args`` with its low-precision inputs in float32, its float outputs cast back
+    (or, for matmul on bfloat16 operands, on the bfloat16 GEMM: amp/bf16_ops.py)."""
+    global _direct
     if cls.__name__ == "Cast" and len(args) == 2:  # ops' dtype conversion of a low-precision tensor
         return CastLowp.apply(*args)
+    if _direct is None:
+        from .amp.bf16_ops import direct_functions
+        _direct = direct_functions()
+    handler = _direct.get(cls)
+    if handler is not None:
+        out = handler(cls, args)
+        if out is not None:
+            return out
     floats = set()
     new = [_up(a, floats) for a in args]
     return _down(cls.apply(*new), floats)
@@ -76,7 +90,10 @@ def apply_upcast(cls, args):
 
 def via_float32(fn):
     """``fn`` (a public op whose checks require float32/float64) computing through float32 when one of its
-    Tensor arguments is bfloat16 or float16; one scan of the arguments otherwise."""
+    Tensor arguments is bfloat16 or float16; one scan of the arguments otherwise. (``F.linear`` on bfloat16
+    tensors alone runs on the bfloat16 GEMM instead: amp/bf16_ops.py.)"""
+    linear = f"{fn.__module__}.{fn.__name__}" == "pyengine.nn.functional.linear"
+
     @functools.wraps(fn)
     def op(*args, **kwargs):
         for a in args:
@@ -88,6 +105,11 @@ def via_float32(fn):
                     break
             else:
                 return fn(*args, **kwargs)
+        if linear:
+            from .amp.bf16_ops import linear_direct
+            out = linear_direct(args, kwargs)
+            if out is not None:
+                return out
         floats = set()
         args = [_up(a, floats) for a in args]
         kwargs = {k: _up(v, floats) for k, v in kwargs.items()}
@@ -106,13 +128,23 @@ class CastLowp(Function):
     (ops.Cast's backward knows floats by NumPy's kind "f", which bfloat16 is not.)"""
 
     saves = ()
+    lowp_native = True
 
     def forward(self, x, dtype):
         self.src = x.dtype
-        return x.astype(dtype)
+        return _convert(self.backend, x, dtype)
 
     def backward(self, g):
-        return (g.astype(self.src) if D.is_float_np(self.src) else None), None
+        return (_convert(self.backend, g, self.src) if D.is_float_np(self.src) else None), None
+
+
+def _convert(B, x, dtype):
+    """x.astype(dtype); float32 <-> bfloat16 on the conversion kernels (round to nearest even, as astype)."""
+    if x.dtype == _F32 and dtype == BF16:
+        return B.f32_to_bf16(x)
+    if x.dtype == BF16 and dtype == _F32:
+        return B.bf16_to_f32(x)
+    return x.astype(dtype)
 
 
 def cast(x, np_dtype):

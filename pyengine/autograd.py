@@ -182,6 +182,9 @@ class Function:
     # input, a saved value or the incoming gradient, nor one array for two inputs): the engine may then
     # adopt such an array as a leaf's .grad instead of copying it (a parameter's gradient, every step).
     fresh_grads = False
+    # True when forward takes bfloat16/float16 arrays as they are (the casts, the bfloat16 GEMM ops in
+    # pyengine/amp/bf16_ops.py); every other Function computes them through float32 (pyengine/_lowp.py).
+    lowp_native = False
     # True when backward returns, for its one tensor input, its one incoming gradient or a view of it
     # (Reshape; Clone and Contiguous pass it on as it is) and keeps no reference to it: if no one else
     # references that gradient, no one references the view either, so the engine may still add into it
@@ -229,7 +232,7 @@ class Function:
         for a in args:
             if isinstance(a, Tensor):
                 d = a._data
-                if d.itemsize == 2 and d.dtype in _LOW and not cls.returns_view and cls is not _lowp.CastLowp:
+                if d.itemsize == 2 and d.dtype in _LOW and not cls.returns_view and not cls.lowp_native:
                     return _lowp.apply_upcast(cls, args)
                 if a.requires_grad:
                     needs = True

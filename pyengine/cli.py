@@ -140,6 +140,10 @@ def _train_flags(lm):
          "time (default: 0, off)"),
         ("--stop-at", "stop_at", {"type": _positive}, "stop after this step, as if interrupted (the schedule "
          "still ends at --steps; continue with --resume) (default: run to the end)"),
+        ("--dtype", "dtype", {"choices": ["fp32", "bf16"]}, "bf16: run each step's forward under autocast(\"cpu\", "
+         "bfloat16): matmuls and linear layers in bfloat16 on the CPU's bfloat16 units (AMX / AVX512-BF16), "
+         "float32 weights, gradients and optimizer state; evaluations stay float32 "
+         f"(default: {d.dtype})"),
     ]
 
 

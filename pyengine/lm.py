@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import io as pio
+from ._dtype import bfloat16
+from .amp import autocast
 from .autograd import no_grad
 from .models.gpt import GPT, GPTConfig
 from .nn.utils import clip_grad_norm_
@@ -92,6 +94,9 @@ class TrainConfig:
     stop_at: int = None         # stop early after this step (as if interrupted); the schedule still ends at max_steps
     max_corpus_bytes: int = None  # train on the first N characters only (None: all of the text)
     profile: int = 0            # profile this many steps after a short warm-up (0: off): out/profile_trace.json
+    dtype: str = "fp32"         # "bf16": each step's forward under autocast("cpu", bfloat16) (matmuls and linear
+    #                             layers on the bfloat16 GEMM; fp32 weights, gradients and optimizer state;
+    #                             the evaluations stay fp32)
     extra: dict = field(default_factory=dict)
 
     def resolved(self):
@@ -139,6 +144,7 @@ class TrainConfig:
         need(isinstance(self.bias, bool), "bias", "True or False")
         need(isinstance(self.eval_at_start, bool), "eval_at_start", "True or False")
         need(self.gelu in ("tanh", "none"), "gelu", "'tanh' or 'none'")
+        need(self.dtype in ("fp32", "bf16"), "dtype", "'fp32' or 'bf16'")
         need(self.n_embd % self.n_head == 0, "n_embd", f"divisible by n_head ({self.n_head})")
 
 
@@ -606,7 +612,11 @@ def _train_step(run, step):
     cfg = run.cfg
     lr = run.scheduler.get_last_lr()[0]
     x, y = get_batch(run.train_ids, cfg.block_size, cfg.batch_size, run.batch_gen)
-    _, loss = run.net(tensor(x), tensor(y))
+    if cfg.dtype == "bf16":
+        with autocast("cpu", dtype=bfloat16):
+            _, loss = run.net(tensor(x), tensor(y))
+    else:
+        _, loss = run.net(tensor(x), tensor(y))
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()  # under DDP, gradients arrive averaged over the ranks
     if cfg.grad_clip:

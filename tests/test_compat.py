@@ -185,8 +185,11 @@ def test_autocast_accepted_with_torchs_signature():
                            torch.amp.autocast(device_type="cpu", dtype=torch.bfloat16))):
         with ctx_pe, ctx_t:
             assert pe.is_autocast_enabled("cpu") is torch.is_autocast_enabled("cpu") is True
-            y = lin(x)  # a no-op: float32 in, float32 out
-        assert y.dtype == pe.float32
+            y = lin(x)  # PyTorch's policy: linear runs in bfloat16 (tests/test_bf16.py checks the values)
+            yt = torch.nn.functional.linear(torch.tensor(x.numpy()), torch.tensor(lin.weight.detach().numpy()),
+                                            torch.tensor(lin.bias.detach().numpy()))
+        assert y.dtype == pe.bfloat16 and yt.dtype == torch.bfloat16
+        assert lin(x).dtype == pe.float32  # outside the region nothing changes
         assert pe.is_autocast_enabled("cpu") is torch.is_autocast_enabled("cpu") is False
 
     @pe.autocast("cpu", enabled=False)

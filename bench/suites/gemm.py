@@ -1,4 +1,5 @@
-"""GEMM: pyengine's packed SIMD GEMM vs NumPy (OpenBLAS) vs PyTorch, float32 and float64."""
+"""GEMM: pyengine's packed SIMD GEMM vs NumPy (OpenBLAS) vs PyTorch, float32 and float64; and the bfloat16 GEMM
+(AMX / AVX512-BF16, float32 accumulation) vs our float32 GEMM and PyTorch's bfloat16 matmul."""
 import numpy as np
 
 from ..common import Threads, check_close, timeit, torch
@@ -30,6 +31,33 @@ def _case(res, kernels, name, m, k, n, threads, dtype=np.float32, ta=False, tb=F
             work=flops, kind="compute")
 
 
+def _case_bf16(res, kernels, s, threads, quick=False):
+    """s^3 in bfloat16 (bfloat16 result, rounded once from the float32 sums) against our float32 GEMM on the
+    same values, interleaved in one process; PyTorch's bfloat16 matmul in the torch column."""
+    from pyengine import _dtype as D
+    from pyengine.backend.cpu import gemm_bf16
+    rng = np.random.default_rng(0)
+    a32, b32 = rng.standard_normal((s, s)).astype(np.float32), rng.standard_normal((s, s)).astype(np.float32)
+    a, b = a32.astype(D.BF16_NP), b32.astype(D.BF16_NP)
+    rep = 3 if quick or s >= 4096 else 5
+    with Threads(threads):
+        ours = kernels.matmul_bf16(a, b)
+        check_close(f"gemm bf16 {s}^3", ours, np.matmul(a.astype(np.float64), b.astype(np.float64)),
+                    rtol=1e-3, atol=1e-3 * np.sqrt(s))
+        t_bf16, t_f32 = [], []
+        for _ in range(rep):  # alternate, so both see the same moments of a busy machine
+            t_bf16.append(timeit(lambda: kernels.matmul_bf16(a, b, bf16_out=True), repeat=1, warmup=0)[0])
+            t_f32.append(timeit(lambda: kernels.matmul(a32, b32), repeat=1, warmup=0)[0])
+        t_ours, t_fp32 = float(np.min(t_bf16)), float(np.min(t_f32))
+        t_torch = None
+        if torch is not None:
+            ta_, tb_ = torch.from_numpy(a32).bfloat16(), torch.from_numpy(b32).bfloat16()
+            t_torch = timeit(lambda: torch.matmul(ta_, tb_), repeat=rep)[0]
+    res.add("gemm", f"bf16 {s}^3 ({gemm_bf16.path()})", threads, t_ours, None, t_torch, work=2.0 * s ** 3,
+            kind="compute", extra=f"our fp32 GEMM {t_fp32 * 1e3:.2f} ms: bf16 {t_fp32 / t_ours:.2f}x faster "
+            f"(best of {rep}, alternating)")
+
+
 def run(res, quick=False):
     from pyengine.backend import get_backend
     K = get_backend("cpu")
@@ -47,3 +75,6 @@ def run(res, quick=False):
         _case(res, K, f"1024^3 {'T' if ta else 'N'}{'T' if tb else 'N'}", 1024, 1024, 1024, 1, ta=ta, tb=tb)
     for s in (512, 1024):
         _case(res, K, f"{s}^3", s, s, s, 1, dtype=np.float64)
+    for threads in (1, 2):
+        for s in ((1024, 2048) if quick else (1024, 2048, 4096)):
+            _case_bf16(res, K, s, threads, quick=quick)

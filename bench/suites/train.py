@@ -94,6 +94,52 @@ def gpt_step(res, threads=2, steps=20, quick=False):
             extra=extra + f"; time: {split}")
 
 
+def gpt_step_bf16(res, threads=2, steps=10, quick=False, shape=(6, 6, 384, 256, 8)):
+    """The issue's bfloat16 step: GPT L6 H6 C384, T256, B8, AdamW, forward under autocast("cpu", bfloat16) in
+    both engines (fp32 weights, gradients and optimizer state), pyengine vs PyTorch alternating in one
+    process; pyengine's float32 step of the same model for reference."""
+    L, H, C, T, B = shape
+    cfg = GPTConfig(vocab_size=65, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0)
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, 65, (B, T)), rng.integers(0, 65, (B, T))) for _ in range(4)]
+    steps = 4 if quick else steps
+    with Threads(threads):
+        pe.manual_seed(0)
+        model = GPT(cfg)
+        opt = lm.make_optimizer(model, 1e-4, 0.1)
+
+        def ours(i, bf16=True):
+            x, y = batches[i % 4]
+            with pe.autocast("cpu", dtype=pe.bfloat16, enabled=bf16):
+                _, loss = model(pe.tensor(x), pe.tensor(y))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        tstep = None
+        if torch is not None:
+            from ..torch_gpt import TorchGPT, load_pyengine_state, make_optimizer
+            tmodel = TorchGPT(cfg)
+            load_pyengine_state(tmodel, model.state_dict())
+            topt = make_optimizer(tmodel, 1e-4, 0.1)
+            tb = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+
+            def tstep(i):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    _, loss = tmodel(*tb[i % 4])
+                topt.zero_grad(set_to_none=True)
+                loss.backward()
+                topt.step()
+        t_ours, t_torch = _seconds_per_step(ours, tstep, steps, 2, rounds=min(5, steps))
+        t_fp32, _ = _seconds_per_step(lambda i: ours(i, bf16=False), None, max(2, steps // 2), 1,
+                                      rounds=min(3, steps))
+    tok = B * T
+    extra = f"pyengine bf16 {tok / t_ours:,.0f} tok/s (fp32 {tok / t_fp32:,.0f} tok/s: bf16 {t_fp32 / t_ours:.2f}x)"
+    if t_torch:
+        extra += f" vs PyTorch autocast bf16 {tok / t_torch:,.0f} tok/s"
+    res.add("train", f"GPT step L{L} H{H} C{C} T{T} B{B} AdamW, autocast bf16", threads, t_ours, None, t_torch,
+            extra=extra)
+
+
 def shakespeare_char(res, data=None, steps=2000, threads=2, with_torch=True, seeds=(1337,)):
     """nanoGPT's CPU shakespeare-char recipe: 4 layers, 4 heads, 128 wide, block 64, batch 12, no biases, exact GELU,
     AdamW (betas 0.9/0.99, decay 0.1 on matrices), lr 1e-3 with 100 warmup steps, cosine-decayed over 2000
@@ -243,5 +289,6 @@ def gru_step(res, threads=2, steps=10, quick=False):
 def run(res, quick=False):
     gpt_step(res, threads=2, quick=quick)
     gpt_step(res, threads=1, quick=quick)
+    gpt_step_bf16(res, threads=2, quick=quick)
     lstm_step(res, threads=2, quick=quick)
     gru_step(res, threads=2, quick=quick)

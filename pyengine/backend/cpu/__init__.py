@@ -6,14 +6,15 @@ same signature and semantics; ``MISSING`` lists any that do not (the tests requi
 import numpy as np
 
 from .. import reference as _reference
-from . import activation, attention, conv, elementwise, embedding, gemm, loss, lstm, mask, norm, optim, reduce, rnn
+from . import (activation, attention, conv, elementwise, embedding, gemm, gemm_bf16, loss, lstm, mask, norm, optim,
+               reduce, rnn)
 from ._lib import _C
 
 name = "cpu"
 xp = np
 
 _families = (gemm, activation, loss, norm, embedding, attention, optim, lstm, rnn, reduce, mask, elementwise,
-             conv)
+             conv, gemm_bf16)
 for _mod in _families:
     for _name in _mod.__all__:
         globals()[_name] = getattr(_mod, _name)

@@ -23,12 +23,13 @@ from .reduce import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .mask import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
+from .gemm_bf16 import *  # noqa: F401,F403
 
 name = "reference"
 xp = np  # the array module of this backend's device
 
 from . import activation as _a, attention as _at, embedding as _e, gemm as _g, loss as _l, lstm as _ls, norm as _n, optim as _o
-from . import conv as _cv, elementwise as _ew, mask as _m, reduce as _r, rnn as _rn
+from . import conv as _cv, elementwise as _ew, gemm_bf16 as _gb, mask as _m, reduce as _r, rnn as _rn
 
 # Every kernel name; each backend provides all of them with the same signatures.
-KERNELS = [k for m in (_g, _a, _l, _n, _e, _at, _o, _ls, _rn, _r, _m, _ew, _cv) for k in m.__all__]
+KERNELS = [k for m in (_g, _a, _l, _n, _e, _at, _o, _ls, _rn, _r, _m, _ew, _cv, _gb) for k in m.__all__]

@@ -1,0 +1,170 @@
+"""bfloat16 matmul and linear on the bfloat16 GEMM kernel (backend ``matmul_bf16``), instead of through float32.
+
+Every other op on bfloat16 tensors computes through float32 (pyengine/_lowp.py). These two are where the
+time goes in a model, and the CPU has bfloat16 dot products (AMX tiles, AVX512-BF16), so when *every*
+floating input of ``a @ b`` / ``matmul`` / ``mm`` / ``bmm`` or ``F.linear`` is bfloat16, _lowp hands the
+call to ``MatMulBf16`` / ``LinearBf16`` here:
+
+- forward: the products summed in float32 by the kernel, the result rounded once to bfloat16 (nearest even);
+  linear's bias is added in float32 before that rounding (in the kernel, as each block finishes);
+- backward: dA = g B^T and dB = A^T g on the same kernel, each rounded once to bfloat16 (the inputs'
+  dtype, as PyTorch's bfloat16 grads); linear's db sums g's rows in float32, then rounds.
+
+Under ``autocast("cpu", dtype=bfloat16)`` (autocast_mode.py) float32 operands are cast to bfloat16 first and
+land here too; the casts are graph nodes, so float32 parameters get float32 gradients.
+"""
+import math
+
+import numpy as np
+
+from .. import _dtype as D
+from ..autograd import Function
+
+BF16 = D.BF16_NP
+
+
+class MatMulBf16(Function):
+    """y = a @ b for bfloat16 a, b with NumPy's rules (1-D promotion, broadcast batch dims).
+
+    a: (..., M, K)  b: (..., K, N)  ->  y: (..., M, N) bfloat16;  da = g b^T,  db = a^T g (the engine sums
+    each over the batch dims broadcasting added). The kernel takes 2-D or 3-D operands: batch dims are
+    merged into one (a copy only where a reshape cannot view them); a's batch is folded into its rows when
+    b is one matrix.
+    """
+
+    saves = (0, 1)
+    fresh_grads = True
+    lowp_native = True
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise RuntimeError("matmul: both arguments need at least 1 dimension, got 0-d")
+        self.a_vec, self.b_vec = a.ndim == 1, b.ndim == 1
+        a2 = a[None, :] if self.a_vec else a
+        b2 = b[:, None] if self.b_vec else b
+        M, K = a2.shape[-2:]
+        N = b2.shape[-1]
+        if K != b2.shape[-2]:
+            raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                               f"({K} != {b2.shape[-2]})")
+        if a2.ndim == 2 and b2.ndim == 2:
+            batch = ()
+        else:
+            try:
+                batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+            except ValueError:
+                raise RuntimeError(f"matmul: batch dims of {tuple(a.shape)} and {tuple(b.shape)} do not "
+                                   "broadcast") from None
+        self.batch, self.M, self.K, self.N = batch, M, K, N
+        self.fold = a2.ndim > 2 and math.prod(b2.shape[:-2]) == 1
+        if self.fold:
+            self.a, self.b = a2.reshape(math.prod(a2.shape[:-1]), K), b2.reshape(K, N)
+        elif batch:
+            self.a, self.b = self._batched(a2), self._batched(b2)
+        else:
+            self.a, self.b = a2, b2
+        y = self.backend.matmul_bf16(self.a, self.b, bf16_out=True)
+        return self._demote(y.reshape(batch + (M, N)))
+
+    def _batched(self, x):
+        """x (..., r, c) as the kernel takes it: 2-D when its batch is one matrix (it broadcasts), else
+        (prod(batch), r, c), broadcast to the full batch first."""
+        rc = x.shape[-2:]
+        if math.prod(x.shape[:-2]) == 1:
+            return x.reshape(rc)
+        if x.shape[:-2] != self.batch:
+            x = self.xp.broadcast_to(x, self.batch + rc)
+        return x.reshape((math.prod(self.batch),) + rc)
+
+    def _demote(self, y):
+        if self.a_vec:
+            y = y[..., 0, :]
+        if self.b_vec:
+            y = y[..., 0]
+        return y
+
+    def backward(self, g):
+        B, a, b = self.backend, self.a, self.b
+        M, K, N = self.M, self.K, self.N
+        g = g.reshape(self.batch + (M, N))
+        if self.fold or not self.batch:
+            g = g.reshape(math.prod(g.shape[:-1]), N)
+        else:
+            g = g.reshape((math.prod(self.batch), M, N))
+        da = db = None
+        if self.needs_input_grad[0]:
+            da = B.matmul_bf16(g, b, trans_b=True, bf16_out=True).reshape(self.batch + (M, K))
+        if self.needs_input_grad[1]:
+            db = B.matmul_bf16(a, g, trans_a=True, bf16_out=True)
+            if not self.fold:
+                db = db.reshape(self.batch + (K, N))
+        if da is not None and self.a_vec:
+            da = da[..., 0, :]
+        if db is not None and self.b_vec:
+            db = db[..., 0]
+        return da, db
+
+
+class LinearBf16(Function):
+    """y = x W^T + b for bfloat16 x, W, b: one GEMM summed in float32, the bias added in float32, one rounding.
+
+    x: (*, IN)  W: (OUT, IN)  b: (OUT,) or None  ->  y: (*, OUT);  dx = g W,  dW = g^T x,  db = sum_N g.
+    """
+
+    saves = (0, 1)
+    fresh_grads = True
+    lowp_native = True
+
+    def forward(self, x, weight, bias):
+        B = self.backend
+        self.x_shape, self.weight = x.shape, weight
+        self.x2 = x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+        y = B.matmul_bf16(x2, weight, trans_b=True, bf16_out=True,
+                          bias=None if bias is None else B.bf16_to_f32(bias))
+        return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    def backward(self, g):
+        B, n = self.backend, self.needs_input_grad
+        x2 = self.x2
+        g2 = g.reshape(x2.shape[0], g.shape[-1])
+        dx = B.matmul_bf16(g2, self.weight, bf16_out=True).reshape(self.x_shape) if n[0] else None
+        dw = B.matmul_bf16(g2, x2, trans_a=True, bf16_out=True) if n[1] else None
+        db = B.f32_to_bf16(B.sum_rows(B.bf16_to_f32(g2))) if n[2] else None
+        return dx, dw, db
+
+
+def _all_bf16(tensors):
+    from ..tensor import Tensor
+    return all(isinstance(t, Tensor) and t._data.dtype == BF16 for t in tensors)
+
+
+def matmul_direct(cls, args):
+    """MatMul's call on bfloat16 operands, on the bfloat16 kernel; None when it does not apply."""
+    if len(args) == 2 and _all_bf16(args):
+        return MatMulBf16.apply(*args)
+    return None
+
+
+def linear_direct(args, kwargs):
+    """F.linear(input, weight, bias=None) on bfloat16 tensors, on the bfloat16 kernel; None when it does not
+    apply (another dtype among them, or shapes that the op's own checks must refuse with its message)."""
+    from ..tensor import Tensor
+    names = ("input", "weight", "bias")
+    if len(args) > 3 or any(k not in names for k in kwargs):
+        return None
+    vals = dict(zip(names, args))
+    vals.update(kwargs)
+    x, w, bias = vals.get("input"), vals.get("weight"), vals.get("bias")
+    if not _all_bf16([x, w] + ([] if bias is None else [bias])):
+        return None
+    if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        return None
+    if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (w.shape[0],)):
+        return None
+    return LinearBf16.apply(x, w, bias)
+
+
+def direct_functions():
+    """{Function class: handler(cls, args)} for _lowp.apply_upcast."""
+    from ..ops.linalg import MatMul
+    return {MatMul: matmul_direct}
