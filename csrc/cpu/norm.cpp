@@ -130,32 +130,36 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
   for (index_t r = 0; r < N; ++r) k(x + r * C, weight, bias, y + r * C, mean + r, rstd + r, C, eps);
 }
 
-// dweight / dbias without races: each thread takes one contiguous block of rows
-// and adds its rows' dy xhat and dy into its own C-long staging sums in T (fused
-// into the dx pass, so dy and x are read from memory once). Every kFlushRows rows
-// the staging sums move into the thread's double sums, so a long column never
-// accumulates in float for more than kFlushRows terms. After the parallel region
-// the double sums are added in thread order, column by column: no atomics, no
-// locks, and for a given thread count the result is deterministic. (Splitting
-// over columns instead would need a second sweep over dy and x, which for large
-// N no longer fit in cache.)
-constexpr index_t kFlushRows = 32;
+// dweight / dbias without races: the rows are cut into blocks (their count fixed by N, never by the
+// thread count, which follows the machine's load), and each block adds its rows' dy xhat and dy into
+// C-long staging sums in T (fused into the dx pass, so dy and x are read from memory once). Every
+// kFlushRows rows the staging sums move into the block's double sums, so a long column never accumulates
+// in float for more than kFlushRows terms. After the parallel loop the blocks' sums are added in block
+// order, column by column: no atomics, no locks, and the same bits on any number of threads
+// (tests/test_thread_determinism.py). (Splitting over columns instead would need a second sweep over dy
+// and x, which for large N no longer fit in cache.)
+constexpr index_t kFlushRows = 32, kMaxBlocks = 16;
 
 template <class T>
 void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd, T* dx,
                          T* dweight, T* dbias, index_t N, index_t C) {
   auto k = ln_bwd_row_for_isa<T>();
-  const int nt = threads_for(N * C * 3);
+  // blocks of a whole number of flush groups, at least 8 of them (256 rows), at most kMaxBlocks blocks
+  const index_t groups = (N + kFlushRows - 1) / kFlushRows;
+  const index_t nb = std::max<index_t>(1, std::min<index_t>(kMaxBlocks, groups / 8));
+  const index_t rows_per_block = (groups + nb - 1) / nb * kFlushRows;
+  const int nt = static_cast<int>(std::min<index_t>(threads_for(N * C * 3), nb));
   const size_t Cs = static_cast<size_t>(C);
-  std::vector<double> part(static_cast<size_t>(nt) * 2 * Cs, 0.0);  // [thread][dw | db][C]
+  std::vector<double> part(static_cast<size_t>(nb) * 2 * Cs, 0.0);  // [block][dw | db][C]
+  std::vector<T> stages(static_cast<size_t>(std::max(nt, 1)) * 2 * Cs);  // per thread, [dw | db] in T
 
-  auto run_block = [&](int t, int team) {
-    const index_t r0 = N * t / team, r1 = N * (t + 1) / team;
-    double* dw = part.data() + static_cast<size_t>(t) * 2 * Cs;
+  parallel_for(nb, nt, 1, [&](index_t b) {
+    const index_t r0 = std::min(N, b * rows_per_block), r1 = std::min(N, r0 + rows_per_block);
+    double* dw = part.data() + static_cast<size_t>(b) * 2 * Cs;
     double* db = dw + Cs;
-    std::vector<T> stage(2 * Cs, T(0));  // [dw | db] in T, flushed every kFlushRows rows
-    T* sw = stage.data();
+    T* sw = stages.data() + static_cast<size_t>(nt > 1 ? vm::thread_id() : 0) * 2 * Cs;
     T* sb = sw + Cs;
+    std::fill(sw, sw + 2 * Cs, T(0));
     for (index_t r = r0; r < r1; ++r) {
       k(dy + r * C, x + r * C, weight, mean[r], rstd[r], dx + r * C, sw, sb, C);
       if ((r - r0) % kFlushRows == kFlushRows - 1 || r == r1 - 1) {
@@ -163,22 +167,16 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
           dw[j] += sw[j];
           db[j] += sb[j];
         }
-        std::fill(stage.begin(), stage.end(), T(0));
+        std::fill(sw, sw + 2 * Cs, T(0));
       }
     }
-  };
-  if (nt <= 1) {
-    run_block(0, 1);
-  } else {
-#pragma omp parallel num_threads(nt)
-    run_block(vm::thread_id(), vm::team_size());  // team may be smaller than nt; its buffers stay 0
-  }
+  });
 
   for (index_t j = 0; j < C; ++j) {
     double sw = 0.0, sb = 0.0;
-    for (int t = 0; t < nt; ++t) {
-      sw += part[static_cast<size_t>(t) * 2 * Cs + j];
-      sb += part[static_cast<size_t>(t) * 2 * Cs + Cs + j];
+    for (index_t b = 0; b < nb; ++b) {
+      sw += part[static_cast<size_t>(b) * 2 * Cs + j];
+      sb += part[static_cast<size_t>(b) * 2 * Cs + Cs + j];
     }
     if (dweight) dweight[j] = static_cast<T>(sw);
     dbias[j] = static_cast<T>(sb);

@@ -1,13 +1,13 @@
 // Column sums and in-place array sums (see reduce.h).
 //
-// Memory-bound: x is read once. Each thread adds a block of rows into its own
-// C-long double buffer, eight rows at a time (see accumulate_rows; the adds are
-// vectorised per ISA). Double, also for float input: a
-// float running sum over thousands of rows drifts by ~sqrt(N) ulps, a double
-// one is exact to the final rounding for any practical N, and the conversion
-// costs nothing next to the memory traffic. The partial sums are then added in
-// thread order: no atomics, and for a given thread count the result is
-// deterministic. When there are too few rows to share, threads take column
+// Memory-bound: x is read once. Column sums: each block of rows (row_blocks: the
+// count fixed by N, not by the threads) is added into its own C-long double
+// buffer, eight rows at a time (see accumulate_rows; the adds are vectorised per
+// ISA). Double, also for float input: a float running sum over thousands of rows
+// drifts by ~sqrt(N) ulps, a double one is exact to the final rounding for any
+// practical N, and the conversion costs nothing next to the memory traffic. The
+// blocks' sums are then added in block order: no atomics, and the same bits on
+// any number of threads. With too few rows for two blocks, threads take column
 // ranges instead (each column then summed in row order, as on one thread).
 #include "cpu/reduce.h"
 
@@ -161,6 +161,13 @@ PE_ISA_VARIANTS(add_span, (T * dst, const T* src, index_t n), (dst, src, n))
 
 }  // namespace
 
+// Row blocks for a column sum: fixed by the shape, never by the thread count. The thread count follows the
+// machine's load (common.cpp usable_threads), so a sum whose parts were one per thread could change its last
+// bits from one call to the next; with blocks of at least kBlockRows rows, at most kMaxBlocks of them, added
+// in block order, every team size gives the same bits (tests/test_thread_determinism.py).
+constexpr index_t kBlockRows = 256, kMaxBlocks = 16;
+inline index_t row_blocks(index_t N) { return std::max<index_t>(1, std::min<index_t>(kMaxBlocks, N / kBlockRows)); }
+
 // sum_rows, each sum multiplied by `scale` (in double) before it is rounded to T (also sum_dim's one-slice case).
 template <class T>
 static void sum_rows_scaled(const T* x, index_t N, index_t C, index_t ldx, double scale, T* out) {
@@ -168,35 +175,28 @@ static void sum_rows_scaled(const T* x, index_t N, index_t C, index_t ldx, doubl
   auto add = accumulate_rows_for_isa<T>();
   const int nt = threads_for(N * C);
   const size_t Cs = static_cast<size_t>(C);
+  const index_t nb = row_blocks(N);
 
-  if (nt > 1 && N < 4 * static_cast<index_t>(nt)) {
-    // Few rows: split the columns; each thread sums its range over all rows.
+  if (nb == 1) {
+    // Few rows: one block, each column summed in row order; threads (if any) split the columns.
     std::vector<double> acc(Cs, 0.0);  // allocated here: nothing may throw inside the region
-#pragma omp parallel num_threads(nt)
-    {
-      const index_t t = vm::thread_id(), team = vm::team_size();
+    const int team = static_cast<int>(std::min<index_t>(nt, (C + 15) / 16));
+    parallel_for(team, team, 1, [&](index_t t) {
       const index_t j0 = C * t / team, j1 = C * (t + 1) / team;
       add(acc.data() + j0, x + j0, N, ldx, j1 - j0);
-      for (index_t j = j0; j < j1; ++j) out[j] = static_cast<T>(acc[static_cast<size_t>(j)] * scale);
-    }
+    });
+    for (size_t j = 0; j < Cs; ++j) out[j] = static_cast<T>(acc[j] * scale);
     return;
   }
 
-  std::vector<double> part(static_cast<size_t>(std::max(nt, 1)) * Cs, 0.0);  // [thread][C]
-  auto run_block = [&](int t, int team) {
-    const index_t r0 = N * t / team, r1 = N * (t + 1) / team;
-    double* acc = part.data() + static_cast<size_t>(t) * Cs;
-    add(acc, x + r0 * ldx, r1 - r0, ldx, C);
-  };
-  if (nt <= 1) {
-    run_block(0, 1);
-  } else {
-#pragma omp parallel num_threads(nt)
-    run_block(vm::thread_id(), vm::team_size());  // a smaller team leaves its extra buffers at 0
-  }
+  std::vector<double> part(static_cast<size_t>(nb) * Cs, 0.0);  // [block][C]
+  parallel_for(nb, static_cast<int>(std::min<index_t>(nt, nb)), 1, [&](index_t b) {
+    const index_t r0 = N * b / nb, r1 = N * (b + 1) / nb;
+    add(part.data() + static_cast<size_t>(b) * Cs, x + r0 * ldx, r1 - r0, ldx, C);
+  });
   for (size_t j = 0; j < Cs; ++j) {
     double s = 0.0;
-    for (int t = 0; t < std::max(nt, 1); ++t) s += part[static_cast<size_t>(t) * Cs + j];
+    for (index_t b = 0; b < nb; ++b) s += part[static_cast<size_t>(b) * Cs + j];
     out[j] = static_cast<T>(s * scale);
   }
 }
