@@ -12,6 +12,7 @@ busy) and the engines' order, and the competitors are started and killed in ever
 machine moves both sides of each ratio alike. Reported: the median step of each engine and condition, the
 slowdown (busy / alone, of the medians) and the range of the per-round slowdowns.
 """
+import json
 import os
 import statistics
 import subprocess
@@ -26,23 +27,33 @@ B, T = 12, 64
 BUSY_LOOP = "while True: pass"
 
 
-def _batches():
+def _batches(batch, block, vocab):
     rng = np.random.default_rng(0)
-    return [(rng.integers(0, 65, (B, T)), rng.integers(0, 65, (B, T))) for _ in range(4)]
+    return [(rng.integers(0, vocab, (batch, block)), rng.integers(0, vocab, (batch, block))) for _ in range(4)]
+
+
+def _spec(spec):
+    """(GPT config dict, batch size, block length) of a worker: the default shape, or `spec` (JSON, as
+    `Worker(shape=...)` passes it: {"config": {...}, "batch": B, "block": T})."""
+    if spec is None:
+        return SHAPE, B, T
+    d = json.loads(spec)
+    return d["config"], int(d["batch"]), int(d["block"])
 
 
 # ------------------------------------------------------------------ workers (separate processes)
 
-def _worker_pyengine(threads, state_path):
+def _worker_pyengine(threads, state_path, spec=None):
     import pyengine as pe  # first: pyengine's OpenMP defaults apply, as in `pyengine train`
     from pyengine import _C, lm
     from pyengine.models.gpt import GPT, GPTConfig
+    config, batch, block = _spec(spec)
     pe.set_num_threads(threads)
     pe.manual_seed(0)
-    model = GPT(GPTConfig(**SHAPE))
+    model = GPT(GPTConfig(**config))
     np.savez(state_path, **{k: v.numpy() for k, v in model.state_dict().items()})
     opt = lm.make_optimizer(model, 1e-3, 0.1)
-    data = [(pe.tensor(x), pe.tensor(y)) for x, y in _batches()]
+    data = [(pe.tensor(x), pe.tensor(y)) for x, y in _batches(batch, block, config["vocab_size"])]
     used = []
 
     def step(i):
@@ -66,18 +77,19 @@ def _worker_pyengine(threads, state_path):
     _serve(step, command)
 
 
-def _worker_torch(threads, state_path):
+def _worker_torch(threads, state_path, spec=None):
     import types
 
     import torch
 
     from bench.torch_gpt import TorchGPT, load_pyengine_state, make_optimizer
+    config, batch, block = _spec(spec)
     torch.set_num_threads(threads)
-    model = TorchGPT(types.SimpleNamespace(**SHAPE))
+    model = TorchGPT(types.SimpleNamespace(**config))
     with np.load(state_path) as z:
         load_pyengine_state(model, {k: torch.from_numpy(z[k]) for k in z.files})
     opt = make_optimizer(model, 1e-3, 0.1)
-    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in _batches()]
+    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in _batches(batch, block, config["vocab_size"])]
 
     def step(i):
         _, loss = model(*data[i % 4])
@@ -121,15 +133,19 @@ def _serve(step, command):
 
 # ------------------------------------------------------------------ driver
 
-class _Worker:
-    def __init__(self, engine, threads, state_path, spin=False):
+class Worker:
+    """One engine's GPT step in a process of its own (``shape``: {"config": GPTConfig fields, "batch": B,
+    "block": T}; default: this suite's shape). Also used by the train suite to time each engine alone."""
+
+    def __init__(self, engine, threads, state_path, spin=False, shape=None):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {k: v for k, v in os.environ.items() if not (spin and k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))}
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         if spin:  # libgomp's default policy (spin, then sleep), as after `import torch; import pyengine`
             env["PYENGINE_OMP_DEFAULTS"] = "0"
+        spec = [] if shape is None else [json.dumps(shape)]
         self.p = subprocess.Popen([sys.executable, "-m", "bench.suites.busy", "--worker", engine, str(threads),
-                                   state_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                   state_path] + spec, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   env=env, cwd=root)
 
     def ask(self, msg):
@@ -177,16 +193,16 @@ def measure(threads=2, rounds=5, steps=10, busy_procs=None, with_torch=True, wit
         cores = os.cpu_count() or 1
     busy_procs = max(1, cores - 1) if busy_procs is None else busy_procs
     state = os.path.join(tempfile.mkdtemp(prefix="pyengine-busy-"), "gpt.npz")
-    workers = [_Worker("pyengine", threads, state)]
+    workers = [Worker("pyengine", threads, state)]
     try:
         loss_pe = float(workers[0].ask("loss"))  # also wrote the weights the others load
         cases = [("pyengine", workers[0], "1"), ("pyengine, adaptation off", workers[0], "0")]
         if with_spin:
-            workers.append(_Worker("pyengine", threads, state, spin=True))
+            workers.append(Worker("pyengine", threads, state, spin=True))
             cases += [("pyengine, spinning workers", workers[-1], "1"),
                       ("pyengine, spinning workers, adaptation off", workers[-1], "0")]
         if with_torch:
-            workers.append(_Worker("torch", threads, state))
+            workers.append(Worker("torch", threads, state))
             cases.append(("PyTorch", workers[-1], None))
         for w in workers[1:]:
             loss = float(w.ask("loss"))
@@ -253,9 +269,9 @@ def run(res, quick=False, busy_procs=None, threads=2):
 
 
 def _main(argv):
-    if len(argv) == 4 and argv[0] == "--worker":
+    if len(argv) in (4, 5) and argv[0] == "--worker":
         engine, threads, state = argv[1], int(argv[2]), argv[3]
-        (_worker_pyengine if engine == "pyengine" else _worker_torch)(threads, state)
+        (_worker_pyengine if engine == "pyengine" else _worker_torch)(threads, state, *argv[4:])
         return 0
     raise SystemExit("usage: python -m bench busy (this module's own command line is for its workers)")
 

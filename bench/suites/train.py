@@ -1,5 +1,6 @@
 """End to end: GPT training steps (forward, backward, AdamW) in pyengine vs its PyTorch twin, and the
 published nanoGPT shakespeare-char result (``python -m bench shakespeare_char``)."""
+import os
 import time
 
 import numpy as np
@@ -51,10 +52,19 @@ def _seconds_per_step(ours, theirs, steps, warmup, rounds=5):
     return meds[0], (meds[1] if theirs is not None else None)
 
 
-def gpt_step(res, threads=2, steps=20, quick=False):
-    """The issue's GPT step: 4 layers, 4 heads, 128 wide, T=128, B=16, AdamW, tokens/s."""
-    cfg = GPTConfig(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
-    B, T = 16, 128
+# The GPT steps issue 16 times (layers, heads, width, block T, batch B): the built-in GPT's row and a larger one
+GPT_SHAPES = {"small": (4, 4, 128, 128, 16), "large": (6, 6, 384, 256, 8)}
+
+
+def _gpt_config(shape):
+    L, H, C, T, B = shape
+    return GPTConfig(vocab_size=65, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0), B, T
+
+
+def gpt_step(res, threads=2, steps=20, quick=False, shape=GPT_SHAPES["small"]):
+    """The issue's GPT step (default 4 layers, 4 heads, 128 wide, T=128, B=16), AdamW, tokens/s; both engines
+    in this process, alternating."""
+    cfg, B, T = _gpt_config(shape)
     rng = np.random.default_rng(0)
     batches = [(rng.integers(0, 65, (B, T)), rng.integers(0, 65, (B, T))) for _ in range(4)]
     steps = 8 if quick else steps
@@ -90,8 +100,51 @@ def gpt_step(res, threads=2, steps=20, quick=False):
     tok = B * T
     split = ", ".join(f"{k} {100 * v / sum(timings.values()):.0f}%" for k, v in timings.items())
     extra = f"pyengine {tok / t_ours:,.0f} tok/s" + (f" vs PyTorch {tok / t_torch:,.0f} tok/s" if t_torch else "")
-    res.add("train", f"GPT step L4 H4 C128 T128 B16 AdamW", threads, t_ours, None, t_torch,
-            extra=extra + f"; time: {split}")
+    res.add("train", f"GPT step L{cfg.n_layer} H{cfg.n_head} C{cfg.n_embd} T{T} B{B} AdamW", threads, t_ours, None,
+            t_torch, extra=extra + f"; time: {split}; target >= 1.5x PyTorch")
+
+
+def gpt_step_alone(res, threads=2, rounds=5, steps=None, quick=False, shape=GPT_SHAPES["small"]):
+    """The same step measured the other way issue 16 asks for: each engine alone in a process of its own,
+    with its own default OpenMP policy (pyengine imported first: PASSIVE; PyTorch: its libgomp's default),
+    rounds alternating the engines (bench/suites/busy.py's workers, with no competitors)."""
+    import dataclasses
+    import statistics
+    import tempfile
+
+    from .busy import Worker
+    cfg, B, T = _gpt_config(shape)
+    spec = {"config": dataclasses.asdict(cfg), "batch": B, "block": T}
+    if steps is None:
+        steps = 3 if shape[2] >= 384 else 10
+    rounds = 3 if quick else rounds
+    state = os.path.join(tempfile.mkdtemp(prefix="pyengine-alone-"), "gpt.npz")
+    workers = [Worker("pyengine", threads, state, shape=spec)]
+    try:
+        loss = float(workers[0].ask("loss"))  # writes the weights the twin loads
+        if torch is not None:
+            workers.append(Worker("torch", threads, state, shape=spec))
+            tloss = float(workers[1].ask("loss"))
+            if abs(loss - tloss) > 1e-4:
+                raise AssertionError(f"GPT twin mismatch: pyengine loss {loss} vs torch {tloss}")
+        for w in workers:
+            w.ask("run 2")  # warm-up
+        times = [[] for _ in workers]
+        for r in range(rounds):
+            order = list(range(len(workers)))
+            for i in (order if r % 2 == 0 else order[::-1]):
+                times[i].append(float(workers[i].ask(f"run {steps}")))
+    finally:
+        for w in workers:
+            w.close()
+    t_ours = statistics.median(times[0])
+    t_torch = statistics.median(times[1]) if len(times) > 1 else None
+    extra = f"each engine alone in its own process, own OpenMP defaults; {rounds} alternating rounds x {steps} steps"
+    if t_torch is not None:
+        ratios = [b / a for a, b in zip(times[0], times[1])]
+        extra += f"; per-round ratio {min(ratios):.2f}-{max(ratios):.2f}x"
+    res.add("train", f"GPT step L{cfg.n_layer} H{cfg.n_head} C{cfg.n_embd} T{T} B{B} AdamW, alone", threads, t_ours,
+            None, t_torch, extra=extra + "; target >= 1.5x PyTorch")
 
 
 def gpt_step_bf16(res, threads=2, steps=10, quick=False, shape=(6, 6, 384, 256, 8)):
@@ -287,8 +340,13 @@ def gru_step(res, threads=2, steps=10, quick=False):
 
 
 def run(res, quick=False):
-    gpt_step(res, threads=2, quick=quick)
-    gpt_step(res, threads=1, quick=quick)
+    for threads in (2, 1):
+        gpt_step(res, threads=threads, quick=quick)
+        gpt_step(res, threads=threads, quick=quick, steps=6, shape=GPT_SHAPES["large"])
+    if not quick:
+        for threads in (2, 1):
+            for shape in GPT_SHAPES.values():
+                gpt_step_alone(res, threads=threads, shape=shape)
     gpt_step_bf16(res, threads=2, quick=quick)
     lstm_step(res, threads=2, quick=quick)
     gru_step(res, threads=2, quick=quick)
