@@ -12,6 +12,7 @@
 #include "binding_utils.h"
 #include "bindings.h"
 #include "cpu/conv.h"
+#include "cpu/conv_winograd.h"
 
 namespace pe {
 namespace {
@@ -241,6 +242,11 @@ void register_conv(py::module_& m) {
   m.def("set_conv_tile", [](std::int64_t elems) { cpu::set_conv_tile(elems); }, py::arg("elems"),
         "Tuning: the column tile (values, default 2**19) the convolution kernels pack at a time.");
   m.def("conv_tile", []() { return cpu::conv_tile(); }, "The column tile (values) of the convolution kernels.");
+  m.def("set_conv_winograd_min_channels", [](std::int64_t c) { cpu::set_winograd_min_channels(c); }, py::arg("c"),
+        "Tuning and tests: 3x3 stride-1 convolutions with at least c input and output channels (default 32) run "
+        "forward and input gradient as Winograd F(4x4, 3x3); 1 sends every such shape there, a huge c none.");
+  m.def("conv_winograd_min_channels", []() { return cpu::winograd_min_channels(); },
+        "The channel threshold of the Winograd convolution path.");
 
   m.def("max_pool2d_forward", [](const py::array& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
                                  py::array y, py::array idx) {

@@ -24,6 +24,7 @@
 #include <limits>
 #include <vector>
 
+#include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 
 namespace pe {
@@ -400,6 +401,7 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s
   const index_t L = s.Ho * s.Wo;
   if (s.N == 0 || s.O == 0 || L == 0) return;
   if (is_depthwise(s)) return dw_forward(x, w, b, y, s);
+  if (winograd_applies(s)) return winograd_forward(x, w, b, y, s);
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
   const bool direct = is_pointwise(s);
   Blocks bl = plan_blocks(s, K);
@@ -468,6 +470,7 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
     return;
   }
   if (is_depthwise(s)) return dw_backward_input(dy, w, dx, s);
+  if (winograd_applies(s)) return winograd_backward_input(dy, w, dx, s);
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW;
   const bool direct = is_pointwise(s);
   Blocks bl = plan_blocks(s, K);
@@ -585,6 +588,8 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
       wgrad = tile_rows(s, K) * s.Wo * K;
     }
   }
+  // Winograd shapes run forward and dgrad there, wgrad here
+  if (winograd_applies(s)) return std::max(wgrad * itemsize, winograd_workspace_bytes(s, itemsize));
   return std::max(fwd, wgrad) * itemsize;
 }
 

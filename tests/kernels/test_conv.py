@@ -179,3 +179,88 @@ def test_workspace_is_bounded():
     a = cpu.conv2d_workspace_bytes((8, 64, 56, 56), (64, 64, 3, 3), (56, 56), (1, 1), (1, 1), (1, 1), 1, 4)
     b = cpu.conv2d_workspace_bytes((64, 64, 56, 56), (64, 64, 3, 3), (56, 56), (1, 1), (1, 1), (1, 1), 1, 4)
     assert a == b <= _C.num_threads() * (2 << 20) + 64 * 9 * 56 * 4 * _C.num_threads()
+
+
+# Winograd F(4x4, 3x3): 3x3 stride-1 one-group convolutions (forward and input gradient). The threshold on
+# the channels is lowered to 1 so that small shapes take the path; tiles past the image's edge, panels of
+# tiles across images, output channels that do not fill a micro-panel, and paddings 0 to 2 are covered.
+WINOGRAD = [  # N, C, H, W, O, (ph, pw)
+    (2, 3, 7, 9, 5, (1, 1)),
+    (1, 1, 1, 1, 1, (1, 1)),     # one pixel: the tile is all padding but its centre
+    (3, 17, 13, 6, 29, (1, 1)),  # 29 output channels: a partial micro-panel on every ISA
+    (2, 8, 4, 4, 8, (0, 0)),     # a 2x2 output, one partial tile
+    (1, 5, 9, 11, 7, (2, 0)),    # padding 2 (dgrad then pads 0) and 0
+    (5, 4, 10, 3, 6, (0, 2)),
+    (9, 6, 8, 8, 3, (1, 1)),     # 36 tiles of whole 4x4s, spread over panels
+]
+
+
+@pytest.fixture
+def winograd_all():
+    before = _C.conv_winograd_min_channels()
+    _C.set_conv_winograd_min_channels(1)
+    yield
+    _C.set_conv_winograd_min_channels(before)
+
+
+def _winograd_tol(dtype, C):
+    # F(4x4, 3x3)'s transforms (constants up to 8, 1/24) lose about one to two digits against a direct sum:
+    # the error is bounded relative to the size of the sum, sqrt(9 C) for unit inputs, not to each output.
+    # Measured on ResNet's layers in float32: max 3e-5 to 6e-5, rms 2e-6 to 3e-6 of sqrt(9 C) (direct sums:
+    # max 2e-6, rms 3e-7).
+    scale = np.sqrt(9.0 * C)
+    return dict(rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-12) * scale)
+
+
+@pytest.mark.parametrize("case", WINOGRAD)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_winograd_matches_twin(isa, threads, winograd_all, case, dtype):
+    N, C, H, W, O, p = case
+    rng = np.random.default_rng(sum(case[:5]))
+    x, w, b = rand(rng, (N, C, H, W), np.float64), rand(rng, (O, C, 3, 3), np.float64), rand(rng, (O,), np.float64)
+    out = (H + 2 * p[0] - 2, W + 2 * p[1] - 2)
+    args = ((1, 1), p, (1, 1), 1)
+    dy = rand(rng, (N, O) + out, np.float64)
+    xs, ws, bs, dys = (a.astype(dtype) for a in (x, w, b, dy))
+    for bias, bias_s in ((b, bs), (None, None)):
+        assert_close(cpu.conv2d_forward(xs, ws, bias_s, *args, out), ref.conv2d_forward(x, w, bias, *args, out),
+                     **_winograd_tol(dtype, C))
+    assert_close(cpu.conv2d_backward_input(dys, ws, (H, W), *args), ref.conv2d_backward_input(dy, w, (H, W), *args),
+                 **_winograd_tol(dtype, O))
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert_close(cpu.conv2d_backward_weight(dys, xs, (3, 3), *args), ref.conv2d_backward_weight(dy, x, (3, 3), *args),
+                 **tol)
+
+
+def test_conv2d_winograd_resnet_layer_accuracy(winograd_all):
+    """A ResNet layer (64 channels, 14x14, batch 2) in float32 against the float64 twin: max error within
+    1e-4 sqrt(9 C), rms within 1e-5 sqrt(9 C) and within 20x the implicit GEMM's direct sums."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 64, 14, 14)), rng.standard_normal((64, 64, 3, 3))
+    dy = rng.standard_normal((2, 64, 14, 14))
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    x32, w32, dy32 = x.astype(np.float32), w.astype(np.float32), dy.astype(np.float32)
+    scale = np.sqrt(9 * 64)
+    for run, want in ((lambda: cpu.conv2d_forward(x32, w32, None, *args, (14, 14)),
+                       ref.conv2d_forward(x, w, None, *args, (14, 14))),
+                      (lambda: cpu.conv2d_backward_input(dy32, w32, (14, 14), *args),
+                       ref.conv2d_backward_input(dy, w, (14, 14), *args))):
+        _C.set_conv_winograd_min_channels(1)
+        err_w = run() - want
+        _C.set_conv_winograd_min_channels(1 << 40)
+        err_g = run() - want
+        rms_w, rms_g = np.sqrt((err_w ** 2).mean()), np.sqrt((err_g ** 2).mean())
+        assert np.abs(err_w).max() <= 1e-4 * scale
+        assert rms_w <= 1e-5 * scale and rms_w <= 20 * rms_g
+
+
+def test_conv2d_winograd_nonfinite(winograd_all):
+    """An inf or NaN in x reaches the outputs whose windows hold it (and, through the transforms, at most
+    the rest of its 4x4 tile's neighbours): never a finite value where the twin has inf or NaN."""
+    x = np.ones((1, 2, 8, 8), np.float32)
+    x[0, 1, 3, 5] = np.nan
+    w = np.ones((3, 2, 3, 3), np.float32)
+    y = cpu.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1), 1, (8, 8))
+    want = ref.conv2d_forward(x.astype(np.float64), w.astype(np.float64), None, (1, 1), (1, 1), (1, 1), 1, (8, 8))
+    assert np.isnan(y[~np.isfinite(want)]).all()
+

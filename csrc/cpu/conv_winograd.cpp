@@ -1,0 +1,421 @@
+// Winograd F(4x4, 3x3) convolution (see conv_winograd.h; specification: pyengine/backend/reference/conv.py).
+//
+// Every 4x4 output tile (image n, output channel o) of a 3x3 correlation is (Lavin and Gray, 2015)
+//   Y = A^T [ sum_c (G g_oc G^T) . (B^T d_c B) ] A
+// with d_c the 6x6 input patch of channel c under the tile and g_oc the 3x3 filter. At each of the 36
+// positions xi of the transformed 6x6 the channel sum is a GEMM,
+//   M[xi] (O, tiles) = U[xi] (O, C) @ V[xi] (C, tiles),
+// 36 C multiply-adds per 16 outputs instead of 9 C per output: 4x fewer. The transforms are adds and
+// small constant multiplies.
+//
+// The GEMMs run on the GEMM family's micro-kernel (gemm_kernel.h) without its driver: U is written
+// once per call straight into the A micro-panel layout (MR rows of O, C steps), and the input transform
+// writes V straight into the B micro-panel layout (NR tiles side by side, C steps), so nothing is
+// packed twice. Tiles are taken NR at a time (a "panel": NR consecutive tiles of the batch in raster
+// order, images one after the other), and the transforms run on all NR tiles of a panel at once, one
+// SIMD lane per tile.
+//
+// Memory: U (36 x O x C, O rounded up to MR) and, per chunk of panels, V (36 x C x NR per panel) and M
+// (36 x O x NR per panel); a chunk holds about one column tile (conv_tile() values, as the implicit GEMM's
+// tiles) and at least one panel per thread, so the extra memory is bounded whatever the batch.
+// Threads: per chunk, three parallel loops: input transform over (panel, channel block), the GEMMs over
+// (panel, xi), the output transform over (panel, output-channel block). All threads share U.
+//
+// Accuracy: the transforms' constants (up to 8 and 1/24) cost about two decimal digits against a direct
+// sum in float32; tests compare with the float64 twin at a tolerance scaled to the output's size.
+#include "cpu/conv_winograd.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "cpu/gemm_kernel.h"
+
+namespace pe {
+namespace cpu {
+namespace wino {
+
+constexpr int kAA = 36;                              // transformed positions (6 x 6)
+constexpr index_t kChanBlock = 32;                   // channels per unit of the transform loops
+index_t g_min_channels = 32;
+
+template <class F>
+void par_for(index_t n, int nt, const F& f) {
+  if (nt <= 1 || n <= 1) {
+    for (index_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#if defined(PYENGINE_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (index_t i = 0; i < n; ++i) f(i);
+#else
+  for (index_t i = 0; i < n; ++i) f(i);
+#endif
+}
+
+#define PE_WINO_INLINE inline __attribute__((always_inline))
+
+// The geometry shared by the loops: the effective convolution (x: N, C, H, W) -> (y: N, O, Ho, Wo).
+struct Geo {
+  index_t N, C, H, W, O, Ho, Wo, ph, pw;
+  index_t TH, TW, tiles;  // tiles per column / row of an image, tiles in the batch
+};
+
+// Lane l of a panel starting at tile t0: image n, top-left output (oh, ow); n < 0 past the last tile.
+template <int NR>
+PE_WINO_INLINE void lanes(const Geo& g, index_t t0, index_t* n, index_t* oh, index_t* ow) {
+  const index_t per = g.TH * g.TW;
+  index_t t = t0, nn = t0 / per, r = t0 % per, th = r / g.TW, tw = r % g.TW;
+  for (int l = 0; l < NR; ++l, ++t) {
+    n[l] = t < g.tiles ? nn : -1;
+    oh[l] = th * 4, ow[l] = tw * 4;
+    if (++tw == g.TW) {
+      tw = 0;
+      if (++th == g.TH) th = 0, ++nn;
+    }
+  }
+}
+
+// Input transform of channels [c0, c1) of the panel at t0: v[(xi C + c) NR + l] = (B^T d B)[xi] of lane l.
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+template <class T, int NR>
+PE_WINO_INLINE void input_impl(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {
+  index_t n[NR], oh[NR], ow[NR];
+  lanes<NR>(g, t0, n, oh, ow);
+  alignas(64) T d[kAA * NR];
+  alignas(64) T t[kAA * NR];
+  const index_t HW = g.H * g.W, vs = g.C * NR;
+  for (index_t c = c0; c < c1; ++c) {
+    for (int l = 0; l < NR; ++l) {
+      if (n[l] < 0) {
+        for (int k = 0; k < kAA; ++k) d[k * NR + l] = T(0);
+        continue;
+      }
+      const T* xc = x + (n[l] * g.C + c) * HW;
+      const index_t h0 = oh[l] - g.ph, w0 = ow[l] - g.pw;
+      if (h0 >= 0 && h0 + 6 <= g.H && w0 >= 0 && w0 + 6 <= g.W) {
+        const T* src = xc + h0 * g.W + w0;
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 6; ++j) d[(i * 6 + j) * NR + l] = src[i * g.W + j];
+      } else {
+        for (int i = 0; i < 6; ++i) {
+          const index_t ih = h0 + i;
+          const bool row = ih >= 0 && ih < g.H;
+          for (int j = 0; j < 6; ++j) {
+            const index_t iw = w0 + j;
+            d[(i * 6 + j) * NR + l] = row && iw >= 0 && iw < g.W ? xc[ih * g.W + iw] : T(0);
+          }
+        }
+      }
+    }
+    // t = B^T d (over the first index), then v = t B (over the second)
+    for (int j = 0; j < 6; ++j) {
+      const T *a0 = d + j * NR, *a1 = a0 + 6 * NR, *a2 = a1 + 6 * NR, *a3 = a2 + 6 * NR, *a4 = a3 + 6 * NR,
+              *a5 = a4 + 6 * NR;
+      T *r0 = t + j * NR, *r1 = r0 + 6 * NR, *r2 = r1 + 6 * NR, *r3 = r2 + 6 * NR, *r4 = r3 + 6 * NR,
+        *r5 = r4 + 6 * NR;
+      for (int l = 0; l < NR; ++l) {
+        const T p = a4[l] - T(4) * a2[l], q = a3[l] - T(4) * a1[l], s = a4[l] - a2[l], u = T(2) * (a3[l] - a1[l]);
+        r0[l] = T(4) * a0[l] - T(5) * a2[l] + a4[l];
+        r1[l] = p + q;
+        r2[l] = p - q;
+        r3[l] = s + u;
+        r4[l] = s - u;
+        r5[l] = T(4) * a1[l] - T(5) * a3[l] + a5[l];
+      }
+    }
+    T* vc = v + c * NR;
+    for (int i = 0; i < 6; ++i) {
+      const T* a = t + i * 6 * NR;
+      T* o = vc + i * 6 * vs;
+      for (int l = 0; l < NR; ++l) {
+        const T a0 = a[l], a1 = a[NR + l], a2 = a[2 * NR + l], a3 = a[3 * NR + l], a4 = a[4 * NR + l],
+                a5 = a[5 * NR + l];
+        const T p = a4 - T(4) * a2, q = a3 - T(4) * a1, s = a4 - a2, u = T(2) * (a3 - a1);
+        o[l] = T(4) * a0 - T(5) * a2 + a4;
+        o[vs + l] = p + q;
+        o[2 * vs + l] = p - q;
+        o[3 * vs + l] = s + u;
+        o[4 * vs + l] = s - u;
+        o[5 * vs + l] = T(4) * a1 - T(5) * a3 + a5;
+      }
+    }
+  }
+}
+
+// Output transform of output channels [o0, o1) of the panel at t0: y tile = A^T m A (+ bias), where
+// m[xi] of lane l is mp[(xi O + o) NR + l].   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+template <class T, int NR>
+PE_WINO_INLINE void output_impl(const T* mp, const T* bias, T* y, const Geo& g, index_t t0, index_t o0,
+                                index_t o1) {
+  index_t n[NR], oh[NR], ow[NR];
+  lanes<NR>(g, t0, n, oh, ow);
+  alignas(64) T t[4 * 6 * NR];
+  alignas(64) T r[16 * NR];
+  const index_t ms = g.O * NR, L = g.Ho * g.Wo;
+  for (index_t o = o0; o < o1; ++o) {
+    const T* m = mp + o * NR;
+    for (int j = 0; j < 6; ++j) {  // t (4 x 6) = A^T m
+      const T *a0 = m + j * ms, *a1 = a0 + 6 * ms, *a2 = a1 + 6 * ms, *a3 = a2 + 6 * ms, *a4 = a3 + 6 * ms,
+              *a5 = a4 + 6 * ms;
+      T *r0 = t + j * NR, *r1 = r0 + 6 * NR, *r2 = r1 + 6 * NR, *r3 = r2 + 6 * NR;
+      for (int l = 0; l < NR; ++l) {
+        const T p = a1[l] + a2[l], q = a1[l] - a2[l], s = a3[l] + a4[l], u = a3[l] - a4[l];
+        r0[l] = a0[l] + p + s;
+        r1[l] = q + T(2) * u;
+        r2[l] = p + T(4) * s;
+        r3[l] = q + T(8) * u + a5[l];
+      }
+    }
+    for (int i = 0; i < 4; ++i) {  // r (4 x 4) = t A
+      const T* a = t + i * 6 * NR;
+      T* o4 = r + i * 4 * NR;
+      for (int l = 0; l < NR; ++l) {
+        const T a0 = a[l], a1 = a[NR + l], a2 = a[2 * NR + l], a3 = a[3 * NR + l], a4 = a[4 * NR + l],
+                a5 = a[5 * NR + l];
+        const T p = a1 + a2, q = a1 - a2, s = a3 + a4, u = a3 - a4;
+        o4[l] = a0 + p + s;
+        o4[NR + l] = q + T(2) * u;
+        o4[2 * NR + l] = p + T(4) * s;
+        o4[3 * NR + l] = q + T(8) * u + a5;
+      }
+    }
+    const T bv = bias ? bias[o] : T(0);
+    for (int l = 0; l < NR; ++l) {
+      if (n[l] < 0) break;
+      T* yo = y + (n[l] * g.O + o) * L + oh[l] * g.Wo + ow[l];
+      const int mi = static_cast<int>(std::min<index_t>(4, g.Ho - oh[l]));
+      const int mj = static_cast<int>(std::min<index_t>(4, g.Wo - ow[l]));
+      for (int i = 0; i < mi; ++i)
+        for (int j = 0; j < mj; ++j) yo[i * g.Wo + j] = r[(i * 4 + j) * NR + l] + bv;
+    }
+  }
+}
+
+// Filter transform of rows [op MR, op MR + MR) (zero past O) and input channels [c0, c1) into the packed
+// A panels: up[((xi OP + op) C + c) MR + i] = (G g G^T)[xi] of row op MR + i, channel c. The filter of
+// (o, c) is w[o so + c sc + (i, j)] (or rotated by 180 degrees when flip).
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+template <class T, int MR>
+PE_WINO_INLINE void filter_impl(const T* w, index_t so, index_t sc, bool flip, index_t O, index_t C, index_t OP,
+                                index_t op, index_t c0, index_t c1, T* up) {
+  alignas(64) T gk[9 * MR];
+  alignas(64) T t[18 * MR];
+  const index_t xs = OP * C * MR;
+  for (index_t c = c0; c < c1; ++c) {
+    for (int i = 0; i < MR; ++i) {
+      const index_t o = op * MR + i;
+      for (int k = 0; k < 9; ++k)
+        gk[k * MR + i] = o < O ? w[o * so + c * sc + (flip ? 8 - k : k)] : T(0);
+    }
+    for (int j = 0; j < 3; ++j) {  // t (6 x 3) = G g
+      const T *a0 = gk + j * MR, *a1 = a0 + 3 * MR, *a2 = a1 + 3 * MR;
+      for (int i = 0; i < MR; ++i) {
+        const T p = a0[i] + a2[i];
+        t[(0 * 3 + j) * MR + i] = a0[i] * T(0.25);
+        t[(1 * 3 + j) * MR + i] = -(p + a1[i]) / T(6);
+        t[(2 * 3 + j) * MR + i] = -(p - a1[i]) / T(6);
+        t[(3 * 3 + j) * MR + i] = a0[i] / T(24) + a1[i] / T(12) + a2[i] / T(6);
+        t[(4 * 3 + j) * MR + i] = a0[i] / T(24) - a1[i] / T(12) + a2[i] / T(6);
+        t[(5 * 3 + j) * MR + i] = a2[i];
+      }
+    }
+    T* dst = up + (op * C + c) * MR;
+    for (int r6 = 0; r6 < 6; ++r6) {  // u (6 x 6) = t G^T
+      const T *a0 = t + r6 * 3 * MR, *a1 = a0 + MR, *a2 = a1 + MR;
+      T* o = dst + r6 * 6 * xs;
+      for (int i = 0; i < MR; ++i) {
+        const T p = a0[i] + a2[i];
+        o[i] = a0[i] * T(0.25);
+        o[xs + i] = -(p + a1[i]) / T(6);
+        o[2 * xs + i] = -(p - a1[i]) / T(6);
+        o[3 * xs + i] = a0[i] / T(24) + a1[i] / T(12) + a2[i] / T(6);
+        o[4 * xs + i] = a0[i] / T(24) - a1[i] / T(12) + a2[i] / T(6);
+        o[5 * xs + i] = a2[i];
+      }
+    }
+  }
+}
+
+template <class T>
+using InputFn = void (*)(const T*, const Geo&, index_t, index_t, index_t, T*);
+template <class T>
+using OutputFn = void (*)(const T*, const T*, T*, const Geo&, index_t, index_t, index_t);
+template <class T>
+using FilterFn = void (*)(const T*, index_t, index_t, bool, index_t, index_t, index_t, index_t, index_t, index_t,
+                          T*);
+
+// The loops above compiled once per ISA (vectorised along the NR tiles / MR rows by the compiler).
+#define PE_WINO_OPS(SUFFIX, ATTR)                                                                             \
+  template <class T, int NR>                                                                                  \
+  ATTR void input_##SUFFIX(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {              \
+    input_impl<T, NR>(x, g, t0, c0, c1, v);                                                                   \
+  }                                                                                                           \
+  template <class T, int NR>                                                                                  \
+  ATTR void output_##SUFFIX(const T* m, const T* b, T* y, const Geo& g, index_t t0, index_t o0, index_t o1) { \
+    output_impl<T, NR>(m, b, y, g, t0, o0, o1);                                                               \
+  }                                                                                                           \
+  template <class T, int MR>                                                                                  \
+  ATTR void filter_##SUFFIX(const T* w, index_t so, index_t sc, bool flip, index_t O, index_t C, index_t OP,  \
+                            index_t op, index_t c0, index_t c1, T* up) {                                      \
+    filter_impl<T, MR>(w, so, sc, flip, O, C, OP, op, c0, c1, up);                                            \
+  }
+PE_WINO_OPS(generic, )
+#if PE_X86
+PE_WINO_OPS(avx2, PE_TARGET_AVX2)
+PE_WINO_OPS(avx512, PE_TARGET_AVX512)
+#endif
+#undef PE_WINO_OPS
+
+template <class T>
+struct Ops {
+  int MR, NR;
+  gemm_detail::MicroKernel<T> micro;
+  InputFn<T> input;
+  OutputFn<T> output;
+  FilterFn<T> filter;
+};
+
+// The micro-kernel contract (gemm_kernel.h) as a plain loop, for the generic level: gemm.cpp keeps its
+// generic kernels to itself (kernels_generic is not instantiated for other files).
+template <class T, int MR, int NR>
+void micro_plain(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha, T beta,
+                 const T* bias) {
+  T acc[MR][NR] = {};
+  for (index_t p = 0; p < k; ++p)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += a[p * MR + i] * b[p * NR + j];
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      T v = alpha * acc[i][j] + (bias ? bias[j] : T(0));
+      if (beta != T(0)) v += beta * c[i * ldc + j];
+      c[i * ldc + j] = v;
+    }
+}
+
+template <class T>
+Ops<T> ops() {
+  using namespace gemm_detail;
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: {
+      using Tl = TileAvx512<T>;
+      static const Kernels<T> ks = kernels_avx512<T>();
+      return {Tl::MR, Tl::NR, ks.micro, input_avx512<T, Tl::NR>, output_avx512<T, Tl::NR>, filter_avx512<T, Tl::MR>};
+    }
+    case Isa::avx2: {
+      using Tl = TileAvx2<T>;
+      static const Kernels<T> ks = kernels_avx2<T>();
+      return {Tl::MR, Tl::NR, ks.micro, input_avx2<T, Tl::NR>, output_avx2<T, Tl::NR>, filter_avx2<T, Tl::MR>};
+    }
+    default: break;
+  }
+#endif
+  using Tl = TileGeneric<T>;
+  return {Tl::MR, Tl::NR, micro_plain<T, Tl::MR, Tl::NR>, input_generic<T, Tl::NR>, output_generic<T, Tl::NR>,
+          filter_generic<T, Tl::MR>};
+}
+
+Geo geometry(index_t N, index_t C, index_t H, index_t W, index_t O, index_t Ho, index_t Wo, index_t ph,
+             index_t pw) {
+  Geo g{N, C, H, W, O, Ho, Wo, ph, pw, (Ho + 3) / 4, (Wo + 3) / 4, 0};
+  g.tiles = N * g.TH * g.TW;
+  return g;
+}
+
+// Panels per chunk: V and M of about conv_tile() values, at least one panel per thread, at most all.
+index_t chunk_panels(const Geo& g, int NR, int nt) {
+  const index_t panels = (g.tiles + NR - 1) / NR;
+  const index_t per = kAA * (g.C + g.O) * NR;
+  return std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
+}
+
+// y (N, O, Ho, Wo) = the 3x3 correlation of x (N, C, H, W), zero-padded by (ph, pw), with the filter
+// w[o so + c sc + (i, j)] (rotated when flip), + bias.
+template <class T>
+void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bias, T* y, const Geo& g) {
+  const Ops<T> k = ops<T>();
+  const int MR = k.MR, NR = k.NR;
+  const int nt = threads_for(g.N * g.O * g.Ho * g.Wo * g.C * 9, index_t(1) << 20);
+  const index_t OP = (g.O + MR - 1) / MR, panels = (g.tiles + NR - 1) / NR;
+  const index_t cblocks = (g.C + kChanBlock - 1) / kChanBlock, oblocks = (g.O + kChanBlock - 1) / kChanBlock;
+  std::vector<T> up(static_cast<size_t>(kAA * OP * MR * g.C));
+  par_for(OP * cblocks, nt, [&](index_t u) {
+    const index_t op = u / cblocks, c0 = (u % cblocks) * kChanBlock;
+    k.filter(w, so, sc, flip, g.O, g.C, OP, op, c0, std::min(g.C, c0 + kChanBlock), up.data());
+  });
+  const index_t cp = chunk_panels(g, NR, nt);
+  const index_t vsz = kAA * g.C * NR, msz = kAA * g.O * NR;
+  std::vector<T> buf(static_cast<size_t>(cp * (vsz + msz)));
+  T* vb = buf.data();
+  T* mb = vb + cp * vsz;
+  for (index_t p0 = 0; p0 < panels; p0 += cp) {
+    const index_t np = std::min(cp, panels - p0);
+    par_for(np * cblocks, nt, [&](index_t u) {
+      const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
+      k.input(x, g, (p0 + p) * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
+    });
+    par_for(np * kAA, nt, [&](index_t u) {
+      const index_t p = u / kAA, xi = u % kAA;
+      const T* b = vb + p * vsz + xi * g.C * NR;
+      T* c = mb + p * msz + xi * g.O * NR;
+      const T* a = up.data() + xi * OP * MR * g.C;
+      for (index_t op = 0; op < OP; ++op)
+        k.micro(g.C, a + op * MR * g.C, b, c + op * MR * NR, NR, static_cast<int>(std::min<index_t>(MR, g.O - op * MR)),
+                NR, T(1), T(0), nullptr);
+    });
+    par_for(np * oblocks, nt, [&](index_t u) {
+      const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
+      k.output(mb + p * msz, bias, y, g, (p0 + p) * NR, o0, std::min(g.O, o0 + kChanBlock));
+    });
+  }
+}
+
+}  // namespace wino
+
+void set_winograd_min_channels(index_t c) { wino::g_min_channels = std::max<index_t>(c, 1); }
+index_t winograd_min_channels() { return wino::g_min_channels; }
+
+bool winograd_applies(const ConvShape& s) {
+  return s.KH == 3 && s.KW == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.G == 1 && s.ph <= 2 &&
+         s.pw <= 2 && s.Ho == s.H + 2 * s.ph - 2 && s.Wo == s.W + 2 * s.pw - 2 && s.Ho > 0 && s.Wo > 0 &&
+         s.N > 0 && std::min(s.C, s.O) >= wino::g_min_channels;
+}
+
+template <class T>
+void winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  wino::run<T>(x, w, s.C * 9, 9, false, b, y, wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw));
+}
+
+template <class T>
+void winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+  // dx[n, c] = sum_o corr(dy[n, o] padded by 2 - p, w[o, c] rotated): a convolution O -> C whose
+  // filter (c, o) is w[o C 9 + c 9] flipped.
+  wino::run<T>(dy, w, 9, s.C * 9, true, nullptr, dx,
+               wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw));
+}
+
+index_t winograd_workspace_bytes(const ConvShape& s, int itemsize) {
+  int MR = 4, NR = itemsize == 4 ? 8 : 4;
+#if PE_X86
+  if (isa() == Isa::avx512) MR = gemm_detail::TileAvx512<float>::MR, NR = itemsize == 4 ? 32 : 16;
+  else if (isa() == Isa::avx2) MR = gemm_detail::TileAvx2<float>::MR, NR = itemsize == 4 ? 16 : 8;
+#endif
+  const int nt = num_threads();
+  index_t most = 0;
+  for (int dir = 0; dir < 2; ++dir) {  // forward (C -> O) and input gradient (O -> C)
+    const wino::Geo g = dir == 0 ? wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw)
+                                 : wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw);
+    const index_t OP = (g.O + MR - 1) / MR;
+    const index_t cp = wino::chunk_panels(g, NR, nt);
+    most = std::max(most, (wino::kAA * OP * MR * g.C + cp * wino::kAA * (g.C + g.O) * NR) * itemsize);
+  }
+  return most;
+}
+
+template void winograd_forward<float>(const float*, const float*, const float*, float*, const ConvShape&);
+template void winograd_forward<double>(const double*, const double*, const double*, double*, const ConvShape&);
+template void winograd_backward_input<float>(const float*, const float*, float*, const ConvShape&);
+template void winograd_backward_input<double>(const double*, const double*, double*, const ConvShape&);
+
+}  // namespace cpu
+}  // namespace pe
