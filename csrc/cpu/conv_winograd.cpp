@@ -26,7 +26,7 @@
 #include "cpu/conv_winograd.h"
 
 #include <algorithm>
-#include <vector>
+#include <memory>
 
 #include "cpu/gemm_kernel.h"
 
@@ -37,18 +37,19 @@ namespace wino {
 constexpr int kAA = 36;                              // transformed positions (6 x 6)
 constexpr index_t kChanBlock = 32;                   // channels per unit of the transform loops
 index_t g_min_channels = 32;
+index_t g_min_tiles = 64;
 
 template <class F>
 void par_for(index_t n, int nt, const F& f) {
   if (nt <= 1 || n <= 1) {
-    for (index_t i = 0; i < n; ++i) f(i);
+    for (index_t i = 0; i < n; ++i) f(i, 0);
     return;
   }
 #if defined(PYENGINE_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-  for (index_t i = 0; i < n; ++i) f(i);
+  for (index_t i = 0; i < n; ++i) f(i, omp_get_thread_num());
 #else
-  for (index_t i = 0; i < n; ++i) f(i);
+  for (index_t i = 0; i < n; ++i) f(i, 0);
 #endif
 }
 
@@ -198,41 +199,58 @@ PE_WINO_INLINE void output_impl(const T* mp, const T* bias, T* y, const Geo& g, 
 template <class T, int MR>
 PE_WINO_INLINE void filter_impl(const T* w, index_t so, index_t sc, bool flip, index_t O, index_t C, index_t OP,
                                 index_t op, index_t c0, index_t c1, T* up) {
-  alignas(64) T gk[9 * MR];
-  alignas(64) T t[18 * MR];
+  constexpr int V = (MR + 7) / 8 * 8;  // the MR rows as whole vectors (rows past MR are zero and not stored)
+  alignas(64) T gk[9 * V];
+  alignas(64) T t[18 * V];
+  alignas(64) T u[kAA * V];
   const index_t xs = OP * C * MR;
+  const T sixth = T(1.0 / 6.0);
+  index_t rows[V];
+  int valid = 0;
+  for (int i = 0; i < V; ++i) {
+    const index_t o = op * MR + i;
+    rows[i] = i < MR && o < O ? o * so : -1;
+    valid += rows[i] >= 0;
+  }
+  std::fill(gk, gk + 9 * V, T(0));
   for (index_t c = c0; c < c1; ++c) {
-    for (int i = 0; i < MR; ++i) {
-      const index_t o = op * MR + i;
-      for (int k = 0; k < 9; ++k)
-        gk[k * MR + i] = o < O ? w[o * so + c * sc + (flip ? 8 - k : k)] : T(0);
+    for (int i = 0; i < valid; ++i) {
+      const T* src = w + rows[i] + c * sc;
+      if (flip) {
+        for (int k = 0; k < 9; ++k) gk[k * V + i] = src[8 - k];
+      } else {
+        for (int k = 0; k < 9; ++k) gk[k * V + i] = src[k];
+      }
     }
-    for (int j = 0; j < 3; ++j) {  // t (6 x 3) = G g
-      const T *a0 = gk + j * MR, *a1 = a0 + 3 * MR, *a2 = a1 + 3 * MR;
-      for (int i = 0; i < MR; ++i) {
-        const T p = a0[i] + a2[i];
-        t[(0 * 3 + j) * MR + i] = a0[i] * T(0.25);
-        t[(1 * 3 + j) * MR + i] = -(p + a1[i]) / T(6);
-        t[(2 * 3 + j) * MR + i] = -(p - a1[i]) / T(6);
-        t[(3 * 3 + j) * MR + i] = a0[i] / T(24) + a1[i] / T(12) + a2[i] / T(6);
-        t[(4 * 3 + j) * MR + i] = a0[i] / T(24) - a1[i] / T(12) + a2[i] / T(6);
-        t[(5 * 3 + j) * MR + i] = a2[i];
+    // t (6 x 3) = G g, then u (6 x 6) = t G^T; rows 3 and 4 of G are (g0 / 4 +- g1 / 2 + g2) / 6
+    for (int j = 0; j < 3; ++j) {
+      const T *a0 = gk + j * V, *a1 = a0 + 3 * V, *a2 = a1 + 3 * V;
+      for (int i = 0; i < V; ++i) {
+        const T p = a0[i] + a2[i], q = T(0.25) * a0[i] + a2[i], h = T(0.5) * a1[i];
+        t[(0 * 3 + j) * V + i] = T(0.25) * a0[i];
+        t[(1 * 3 + j) * V + i] = -sixth * (p + a1[i]);
+        t[(2 * 3 + j) * V + i] = -sixth * (p - a1[i]);
+        t[(3 * 3 + j) * V + i] = sixth * (q + h);
+        t[(4 * 3 + j) * V + i] = sixth * (q - h);
+        t[(5 * 3 + j) * V + i] = a2[i];
+      }
+    }
+    for (int r6 = 0; r6 < 6; ++r6) {
+      const T *a0 = t + r6 * 3 * V, *a1 = a0 + V, *a2 = a1 + V;
+      T* o = u + r6 * 6 * V;
+      for (int i = 0; i < V; ++i) {
+        const T p = a0[i] + a2[i], q = T(0.25) * a0[i] + a2[i], h = T(0.5) * a1[i];
+        o[i] = T(0.25) * a0[i];
+        o[V + i] = -sixth * (p + a1[i]);
+        o[2 * V + i] = -sixth * (p - a1[i]);
+        o[3 * V + i] = sixth * (q + h);
+        o[4 * V + i] = sixth * (q - h);
+        o[5 * V + i] = a2[i];
       }
     }
     T* dst = up + (op * C + c) * MR;
-    for (int r6 = 0; r6 < 6; ++r6) {  // u (6 x 6) = t G^T
-      const T *a0 = t + r6 * 3 * MR, *a1 = a0 + MR, *a2 = a1 + MR;
-      T* o = dst + r6 * 6 * xs;
-      for (int i = 0; i < MR; ++i) {
-        const T p = a0[i] + a2[i];
-        o[i] = a0[i] * T(0.25);
-        o[xs + i] = -(p + a1[i]) / T(6);
-        o[2 * xs + i] = -(p - a1[i]) / T(6);
-        o[3 * xs + i] = a0[i] / T(24) + a1[i] / T(12) + a2[i] / T(6);
-        o[4 * xs + i] = a0[i] / T(24) - a1[i] / T(12) + a2[i] / T(6);
-        o[5 * xs + i] = a2[i];
-      }
-    }
+    for (int xi = 0; xi < kAA; ++xi)
+      for (int i = 0; i < MR; ++i) dst[xi * xs + i] = u[xi * V + i];
   }
 }
 
@@ -322,11 +340,19 @@ Geo geometry(index_t N, index_t C, index_t H, index_t W, index_t O, index_t Ho, 
   return g;
 }
 
-// Panels per chunk: V and M of about conv_tile() values, at least one panel per thread, at most all.
-index_t chunk_panels(const Geo& g, int NR, int nt) {
-  const index_t panels = (g.tiles + NR - 1) / NR;
-  const index_t per = kAA * (g.C + g.O) * NR;
-  return std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
+// How a call runs: panels per chunk (V and M of about conv_tile() values, at least one panel per thread)
+// and the extra memory (U, then the chunk's V and M), in values. U is transformed once per call and
+// shared by all chunks and threads.
+struct Plan {
+  index_t cp, values;
+};
+
+Plan plan(const Geo& g, int MR, int NR, int nt) {
+  const index_t panels = (g.tiles + NR - 1) / NR, per = kAA * (g.C + g.O) * NR;
+  Plan p;
+  p.cp = std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
+  p.values = kAA * (g.O + MR - 1) / MR * MR * g.C + p.cp * per;
+  return p;
 }
 
 // y (N, O, Ho, Wo) = the 3x3 correlation of x (N, C, H, W), zero-padded by (ph, pw), with the filter
@@ -338,32 +364,34 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
   const int nt = threads_for(g.N * g.O * g.Ho * g.Wo * g.C * 9, index_t(1) << 20);
   const index_t OP = (g.O + MR - 1) / MR, panels = (g.tiles + NR - 1) / NR;
   const index_t cblocks = (g.C + kChanBlock - 1) / kChanBlock, oblocks = (g.O + kChanBlock - 1) / kChanBlock;
-  std::vector<T> up(static_cast<size_t>(kAA * OP * MR * g.C));
-  par_for(OP * cblocks, nt, [&](index_t u) {
-    const index_t op = u / cblocks, c0 = (u % cblocks) * kChanBlock;
-    k.filter(w, so, sc, flip, g.O, g.C, OP, op, c0, std::min(g.C, c0 + kChanBlock), up.data());
-  });
-  const index_t cp = chunk_panels(g, NR, nt);
+  const Plan pl = plan(g, MR, NR, nt);
   const index_t vsz = kAA * g.C * NR, msz = kAA * g.O * NR;
-  std::vector<T> buf(static_cast<size_t>(cp * (vsz + msz)));
-  T* vb = buf.data();
-  T* mb = vb + cp * vsz;
-  for (index_t p0 = 0; p0 < panels; p0 += cp) {
-    const index_t np = std::min(cp, panels - p0);
-    par_for(np * cblocks, nt, [&](index_t u) {
+  // not zeroed: the filter transform writes every value (zero rows past O), the input transform every lane
+  // (zero past the last tile), the GEMMs every row below O of M
+  std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
+  T* ub = buf.get();  // U: OP micro-panels per xi
+  T* vb = ub + kAA * OP * MR * g.C;
+  T* mb = vb + pl.cp * vsz;
+  par_for(OP * cblocks, nt, [&](index_t u, int) {
+    const index_t op = u / cblocks, c0 = (u % cblocks) * kChanBlock;
+    k.filter(w, so, sc, flip, g.O, g.C, OP, op, c0, std::min(g.C, c0 + kChanBlock), ub);
+  });
+  for (index_t p0 = 0; p0 < panels; p0 += pl.cp) {
+    const index_t np = std::min(pl.cp, panels - p0);
+    par_for(np * cblocks, nt, [&](index_t u, int) {
       const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
       k.input(x, g, (p0 + p) * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
     });
-    par_for(np * kAA, nt, [&](index_t u) {
+    par_for(np * kAA, nt, [&](index_t u, int) {
       const index_t p = u / kAA, xi = u % kAA;
       const T* b = vb + p * vsz + xi * g.C * NR;
       T* c = mb + p * msz + xi * g.O * NR;
-      const T* a = up.data() + xi * OP * MR * g.C;
+      const T* a = ub + xi * OP * MR * g.C;
       for (index_t op = 0; op < OP; ++op)
-        k.micro(g.C, a + op * MR * g.C, b, c + op * MR * NR, NR, static_cast<int>(std::min<index_t>(MR, g.O - op * MR)),
-                NR, T(1), T(0), nullptr);
+        k.micro(g.C, a + op * MR * g.C, b, c + op * MR * NR, NR,
+                static_cast<int>(std::min<index_t>(MR, g.O - op * MR)), NR, T(1), T(0), nullptr);
     });
-    par_for(np * oblocks, nt, [&](index_t u) {
+    par_for(np * oblocks, nt, [&](index_t u, int) {
       const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
       k.output(mb + p * msz, bias, y, g, (p0 + p) * NR, o0, std::min(g.O, o0 + kChanBlock));
     });
@@ -372,13 +400,18 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
 
 }  // namespace wino
 
-void set_winograd_min_channels(index_t c) { wino::g_min_channels = std::max<index_t>(c, 1); }
+void set_winograd_min(index_t channels, index_t tiles) {
+  wino::g_min_channels = std::max<index_t>(channels, 1);
+  wino::g_min_tiles = std::max<index_t>(tiles, 1);
+}
 index_t winograd_min_channels() { return wino::g_min_channels; }
+index_t winograd_min_tiles() { return wino::g_min_tiles; }
 
 bool winograd_applies(const ConvShape& s) {
   return s.KH == 3 && s.KW == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.G == 1 && s.ph <= 2 &&
          s.pw <= 2 && s.Ho == s.H + 2 * s.ph - 2 && s.Wo == s.W + 2 * s.pw - 2 && s.Ho > 0 && s.Wo > 0 &&
-         s.N > 0 && std::min(s.C, s.O) >= wino::g_min_channels;
+         s.N > 0 && std::min(s.C, s.O) >= wino::g_min_channels &&
+         s.N * std::min((s.Ho + 3) / 4 * ((s.Wo + 3) / 4), (s.H + 3) / 4 * ((s.W + 3) / 4)) >= wino::g_min_tiles;
 }
 
 template <class T>
@@ -395,21 +428,15 @@ void winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s)
 }
 
 index_t winograd_workspace_bytes(const ConvShape& s, int itemsize) {
-  int MR = 4, NR = itemsize == 4 ? 8 : 4;
+  int MR = gemm_detail::TileGeneric<float>::MR, NR = itemsize == 4 ? 8 : 4;
 #if PE_X86
   if (isa() == Isa::avx512) MR = gemm_detail::TileAvx512<float>::MR, NR = itemsize == 4 ? 32 : 16;
   else if (isa() == Isa::avx2) MR = gemm_detail::TileAvx2<float>::MR, NR = itemsize == 4 ? 16 : 8;
 #endif
   const int nt = num_threads();
-  index_t most = 0;
-  for (int dir = 0; dir < 2; ++dir) {  // forward (C -> O) and input gradient (O -> C)
-    const wino::Geo g = dir == 0 ? wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw)
-                                 : wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw);
-    const index_t OP = (g.O + MR - 1) / MR;
-    const index_t cp = wino::chunk_panels(g, NR, nt);
-    most = std::max(most, (wino::kAA * OP * MR * g.C + cp * wino::kAA * (g.C + g.O) * NR) * itemsize);
-  }
-  return most;
+  const wino::Plan f = wino::plan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt);
+  const wino::Plan d = wino::plan(wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw), MR, NR, nt);
+  return std::max(f.values, d.values) * itemsize;
 }
 
 template void winograd_forward<float>(const float*, const float*, const float*, float*, const ConvShape&);

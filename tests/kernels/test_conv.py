@@ -197,10 +197,10 @@ WINOGRAD = [  # N, C, H, W, O, (ph, pw)
 
 @pytest.fixture
 def winograd_all():
-    before = _C.conv_winograd_min_channels()
-    _C.set_conv_winograd_min_channels(1)
+    before = _C.conv_winograd()
+    _C.set_conv_winograd(1, 1)
     yield
-    _C.set_conv_winograd_min_channels(before)
+    _C.set_conv_winograd(*before)
 
 
 def _winograd_tol(dtype, C):
@@ -245,9 +245,9 @@ def test_conv2d_winograd_resnet_layer_accuracy(winograd_all):
                        ref.conv2d_forward(x, w, None, *args, (14, 14))),
                       (lambda: cpu.conv2d_backward_input(dy32, w32, (14, 14), *args),
                        ref.conv2d_backward_input(dy, w, (14, 14), *args))):
-        _C.set_conv_winograd_min_channels(1)
+        _C.set_conv_winograd(1, 1)
         err_w = run() - want
-        _C.set_conv_winograd_min_channels(1 << 40)
+        _C.set_conv_winograd(1 << 40, 1)
         err_g = run() - want
         rms_w, rms_g = np.sqrt((err_w ** 2).mean()), np.sqrt((err_g ** 2).mean())
         assert np.abs(err_w).max() <= 1e-4 * scale
