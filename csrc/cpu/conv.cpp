@@ -24,6 +24,7 @@
 #include <limits>
 #include <vector>
 
+#include "cpu/conv_wgrad.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 
@@ -535,6 +536,7 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
     return;
   }
   if (is_depthwise(s)) return dw_backward_weight(dy, x, dw, s);
+  if (packed_wgrad_applies(s)) return packed_backward_weight(dy, x, dw, s);
   if (is_pointwise(s)) {
     for (index_t n = 0; n < s.N; ++n)
       for (index_t g = 0; g < s.G; ++g)
@@ -588,9 +590,10 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
       wgrad = tile_rows(s, K) * s.Wo * K;
     }
   }
-  // Winograd shapes run forward and dgrad there, wgrad here
-  if (winograd_applies(s)) return std::max(wgrad * itemsize, winograd_workspace_bytes(s, itemsize));
-  return std::max(fwd, wgrad) * itemsize;
+  // one-group shapes run wgrad on packed panels (conv_wgrad.cpp), Winograd shapes forward and dgrad there
+  const index_t wg = packed_wgrad_applies(s) ? packed_wgrad_workspace_bytes(s, itemsize) : wgrad * itemsize;
+  if (winograd_applies(s)) return std::max(wg, winograd_workspace_bytes(s, itemsize));
+  return std::max(fwd * itemsize, wg);
 }
 
 // ------------------------------------------------------------------ pooling

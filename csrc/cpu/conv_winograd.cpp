@@ -15,11 +15,12 @@
 // order, images one after the other), and the transforms run on all NR tiles of a panel at once, one
 // SIMD lane per tile.
 //
-// Memory: U (36 x O x C, O rounded up to MR) and, per chunk of panels, V (36 x C x NR per panel) and M
-// (36 x O x NR per panel); a chunk holds about one column tile (conv_tile() values, as the implicit GEMM's
-// tiles) and at least one panel per thread, so the extra memory is bounded whatever the batch.
-// Threads: per chunk, three parallel loops: input transform over (panel, channel block), the GEMMs over
-// (panel, xi), the output transform over (panel, output-channel block). All threads share U.
+// Memory: U (36 x O x C, O rounded up to MR), and V (36 x C x NR) and M (36 x O x NR) per panel in flight:
+// one per thread, or a chunk of about one column tile (conv_tile() values, as the implicit GEMM's tiles)
+// when there are few panels; bounded whatever the batch.
+// Threads: all share U (transformed once per call, in parallel). Each thread then runs whole panels
+// (input transform, GEMMs, output transform: no barrier in between); with fewer than two panels per
+// thread, a chunk's three steps are each split over the threads instead (see Plan).
 //
 // Accuracy: the transforms' constants (up to 8 and 1/24) cost about two decimal digits against a direct
 // sum in float32; tests compare with the float64 twin at a tolerance scaled to the output's size.
@@ -340,17 +341,22 @@ Geo geometry(index_t N, index_t C, index_t H, index_t W, index_t O, index_t Ho, 
   return g;
 }
 
-// How a call runs: panels per chunk (V and M of about conv_tile() values, at least one panel per thread)
-// and the extra memory (U, then the chunk's V and M), in values. U is transformed once per call and
-// shared by all chunks and threads.
+// How a call runs. With at least two panels per thread (or one thread), each thread takes whole panels
+// (input transform, 36 GEMMs, output transform) into its own V and M: one parallel loop, no barrier
+// between the steps, V and M of a panel stay in the thread's cache. With fewer panels, chunks of panels
+// (V and M of about conv_tile() values, at least one panel per thread) go through three parallel loops
+// (input transform, GEMMs over (panel, xi), output transform). U is transformed once per call and shared
+// by all threads. values: the extra memory (U, then V and M), in values.
 struct Plan {
+  bool by_panel;
   index_t cp, values;
 };
 
 Plan plan(const Geo& g, int MR, int NR, int nt) {
   const index_t panels = (g.tiles + NR - 1) / NR, per = kAA * (g.C + g.O) * NR;
   Plan p;
-  p.cp = std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
+  p.by_panel = nt <= 1 || panels >= 2 * nt;
+  p.cp = p.by_panel ? nt : std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
   p.values = kAA * (g.O + MR - 1) / MR * MR * g.C + p.cp * per;
   return p;
 }
@@ -376,21 +382,31 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
     const index_t op = u / cblocks, c0 = (u % cblocks) * kChanBlock;
     k.filter(w, so, sc, flip, g.O, g.C, OP, op, c0, std::min(g.C, c0 + kChanBlock), ub);
   });
+  auto gemms = [&](const T* v, T* m, index_t xi) {  // M[xi] (O, NR) = U[xi] (O, C) @ V[xi] (C, NR)
+    const T* a = ub + xi * OP * MR * g.C;
+    const T* b = v + xi * g.C * NR;
+    T* c = m + xi * g.O * NR;
+    for (index_t op = 0; op < OP; ++op)
+      k.micro(g.C, a + op * MR * g.C, b, c + op * MR * NR, NR, static_cast<int>(std::min<index_t>(MR, g.O - op * MR)),
+              NR, T(1), T(0), nullptr);
+  };
+  if (pl.by_panel) {
+    par_for(panels, nt, [&](index_t p, int tid) {
+      T* v = vb + tid * (vsz + msz);
+      T* m = v + vsz;
+      k.input(x, g, p * NR, 0, g.C, v);
+      for (index_t xi = 0; xi < kAA; ++xi) gemms(v, m, xi);
+      k.output(m, bias, y, g, p * NR, 0, g.O);
+    });
+    return;
+  }
   for (index_t p0 = 0; p0 < panels; p0 += pl.cp) {
     const index_t np = std::min(pl.cp, panels - p0);
     par_for(np * cblocks, nt, [&](index_t u, int) {
       const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
       k.input(x, g, (p0 + p) * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
     });
-    par_for(np * kAA, nt, [&](index_t u, int) {
-      const index_t p = u / kAA, xi = u % kAA;
-      const T* b = vb + p * vsz + xi * g.C * NR;
-      T* c = mb + p * msz + xi * g.O * NR;
-      const T* a = ub + xi * OP * MR * g.C;
-      for (index_t op = 0; op < OP; ++op)
-        k.micro(g.C, a + op * MR * g.C, b, c + op * MR * NR, NR,
-                static_cast<int>(std::min<index_t>(MR, g.O - op * MR)), NR, T(1), T(0), nullptr);
-    });
+    par_for(np * kAA, nt, [&](index_t u, int) { gemms(vb + (u / kAA) * vsz, mb + (u / kAA) * msz, u % kAA); });
     par_for(np * oblocks, nt, [&](index_t u, int) {
       const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
       k.output(mb + p * msz, bias, y, g, (p0 + p) * NR, o0, std::min(g.O, o0 + kChanBlock));

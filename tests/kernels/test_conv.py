@@ -192,6 +192,8 @@ WINOGRAD = [  # N, C, H, W, O, (ph, pw)
     (1, 5, 9, 11, 7, (2, 0)),    # padding 2 (dgrad then pads 0) and 0
     (5, 4, 10, 3, 6, (0, 2)),
     (9, 6, 8, 8, 3, (1, 1)),     # 36 tiles of whole 4x4s, spread over panels
+    (2, 40, 16, 15, 36, (1, 1)),   # 2 threads: few panels, each step split over the threads
+    (25, 32, 8, 7, 33, (1, 1)),    # 2 threads: whole panels per thread (100 tiles)
 ]
 
 
@@ -264,3 +266,32 @@ def test_conv2d_winograd_nonfinite(winograd_all):
     want = ref.conv2d_forward(x.astype(np.float64), w.astype(np.float64), None, (1, 1), (1, 1), (1, 1), 1, (8, 8))
     assert np.isnan(y[~np.isfinite(want)]).all()
 
+
+
+@pytest.mark.parametrize("threads_n", [1, 2])
+def test_conv2d_winograd_against_torch(threads_n):
+    """F.conv2d on a shape the default thresholds send through Winograd (33 -> 40 channels, 4 images of 13x17:
+    80 tiles), with a non-contiguous input: forward and the gradients of x, weight and bias against PyTorch."""
+    torch = pytest.importorskip("torch")
+    import pyengine as pe
+    import pyengine.nn.functional as F
+    assert _C.conv_winograd() == (32, 64)
+    before = _C.num_threads()
+    _C.set_num_threads(threads_n)
+    try:
+        rng = np.random.default_rng(11)
+        x = np.swapaxes(rng.standard_normal((4, 33, 17, 13)).astype(np.float32), -1, -2)  # (4, 33, 13, 17) view
+        w = (rng.standard_normal((40, 33, 3, 3)) / np.sqrt(9 * 33)).astype(np.float32)
+        b = rng.standard_normal(40).astype(np.float32)
+        g = rng.standard_normal((4, 40, 13, 17)).astype(np.float32)
+        px, pw, pb = (pe.from_numpy(a).requires_grad_() for a in (x, w, b))
+        tx, tw, tb = (torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in (x, w, b))
+        y, ty = F.conv2d(px, pw, pb, 1, 1), torch.nn.functional.conv2d(tx, tw, tb, 1, 1)
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=0, atol=2e-4)
+        y.backward(pe.tensor(g))
+        ty.backward(torch.tensor(g))
+        np.testing.assert_allclose(px.grad.numpy(), tx.grad.numpy(), rtol=0, atol=2e-4 * np.sqrt(40 / 33))
+        np.testing.assert_allclose(pw.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(pb.grad.numpy(), tb.grad.numpy(), rtol=1e-4, atol=1e-3)
+    finally:
+        _C.set_num_threads(before)
