@@ -10,7 +10,10 @@
 // Small images (fewer than kWideCols output positions: ResNet's 14x14 and 7x7 layers) are packed several
 // side by side, so that the GEMM is wide (forward, dgrad) or deep (wgrad) enough for its micro-panels. A 1x1 convolution of stride 1 without padding reads x in place (its columns are x).
 // Depthwise convolutions (one input and one output channel per group) run a direct loop per plane
-// instead: a GEMM of one row would be all packing.
+// instead: a GEMM of one row would be all packing. Two paths on the GEMM micro-kernel take over for
+// one-group convolutions: 3x3 stride-1 forward and dgrad run as Winograd F(4x4, 3x3) above a size
+// threshold (conv_winograd.cpp), and wgrad of every non-pointwise one packs its columns per B
+// micro-panel (conv_wgrad.cpp); what remains here is the grouped and pointwise wgrad and the rest.
 //
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and

@@ -7,17 +7,19 @@
 // the GEMM packed it again (transposed) into B panels, a tile of megabytes at a time; here NR columns
 // (c, i, j) at a time are gathered from x and packed while in L1, into the B micro-panel layout.
 //
-// Work: units of (image, block of kPos positions). A unit packs dy's block into A panels (all O rows,
-// MR at a time), then for each B panel of NR columns gathers its rows from x (contiguous runs copied)
-// and packs them with the GEMM family's B packer (an in-register transpose on AVX-512), and runs the
-// micro-kernel on every A panel, accumulating into dW. Threads take units and accumulate into their own dW (the first thread
-// into dw itself); the copies are summed at the end. Extra memory: per thread kPos (O + NR) values of
-// panels, and (threads - 1) O K values of accumulators.
+// Work: units of kPos positions of the batch (images one after the other, so that small images still
+// give the micro-kernel a deep product). A unit packs dy's block into A panels (all O rows, MR at a
+// time), then for each B panel of NR columns gathers its rows from x (contiguous runs copied), packs
+// them with the GEMM family's B packer (an in-register transpose on AVX-512) and runs the micro-kernel
+// on every A panel, accumulating into dW. Threads take units and accumulate into their own dW (the
+// first thread into dw itself); the copies are summed at the end. Extra memory: per thread
+// kPos (O + 2 NR) values of panels, and (threads - 1) O K values of accumulators.
 #include "cpu/conv_wgrad.h"
 
 #include <algorithm>
 #include <memory>
 
+#include "cpu/conv_panels.h"
 #include "cpu/gemm_kernel.h"
 
 namespace pe {
@@ -26,34 +28,8 @@ namespace wgrad {
 
 constexpr index_t kPos = 256;  // positions per unit: the micro-kernel's depth
 
-template <class F>
-void par_for(index_t n, int nt, const F& f) {
-  if (nt <= 1 || n <= 1) {
-    for (index_t i = 0; i < n; ++i) f(i, 0);
-    return;
-  }
-#if defined(PYENGINE_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-  for (index_t i = 0; i < n; ++i) f(i, omp_get_thread_num());
-#else
-  for (index_t i = 0; i < n; ++i) f(i, 0);
-#endif
-}
+using panels::par_for;
 
-template <class T, int MR, int NR>
-void micro_plain(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha, T beta,
-                 const T* bias) {
-  T acc[MR][NR] = {};
-  for (index_t p = 0; p < k; ++p)
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] += a[p * MR + i] * b[p * NR + j];
-  for (int i = 0; i < m; ++i)
-    for (int j = 0; j < n; ++j) {
-      T v = alpha * acc[i][j] + (bias ? bias[j] : T(0));
-      if (beta != T(0)) v += beta * c[i * ldc + j];
-      c[i * ldc + j] = v;
-    }
-}
 
 // Rows k0 .. k0 + rows of the columns, positions [p0, p1): r[(k - k0) ld + p - p0] = x[n, c, ih, iw] of
 // column k = (c, i, j) at position p = (oh, ow), zero in the padding. Contiguous runs are copied.
@@ -93,36 +69,49 @@ void gather_rows(const T* xn, const ConvShape& s, index_t k0, int rows, index_t 
 }
 
 template <class T, int MR, int NR>
-void run(gemm_detail::MicroKernel<T> micro, gemm_detail::PackFn<T> pack_b, const T* dy, const T* x, T* dw, const ConvShape& s) {
-  const index_t K = s.C * s.KH * s.KW, L = s.Ho * s.Wo, O = s.O;
-  const index_t blocks = (L + kPos - 1) / kPos, units = s.N * blocks;
+void run(gemm_detail::MicroKernel<T> micro, gemm_detail::PackFn<T> pack_a, gemm_detail::PackFn<T> pack_b,
+         const T* dy, const T* x, T* dw, const ConvShape& s) {
+  const index_t K = s.C * s.KH * s.KW, L = s.Ho * s.Wo, O = s.O, CHW = s.C * s.H * s.W;
+  const index_t units = (s.N * L + kPos - 1) / kPos;  // blocks of kPos positions of the batch, images in order
   const index_t OP = (O + MR - 1) / MR, KP = (K + NR - 1) / NR;
   const int nt = static_cast<int>(std::min<index_t>(threads_for(s.N * O * L * K, index_t(1) << 20), units));
-  const index_t apanel = OP * MR * kPos, bpanel = 2 * NR * kPos;  // B: the rows, then the panel
+  const index_t apanel = OP * MR * kPos, bpanel = 2 * NR * kPos;  // B: the gathered rows, then the panel
   std::unique_ptr<T[]> buf(new T[static_cast<size_t>(nt * (apanel + bpanel) + (nt - 1) * O * K)]);
+  T* accs = buf.get() + nt * (apanel + bpanel);
   std::fill(dw, dw + O * K, T(0));
-  std::fill(buf.get() + nt * (apanel + bpanel), buf.get() + nt * (apanel + bpanel) + (nt - 1) * O * K, T(0));
+  std::fill(accs, accs + (nt - 1) * O * K, T(0));
+  // the images' runs [q, e) of the positions [q0, q1) of the batch: f(n, p, q - q0, e - q)
+  auto segments = [&](index_t q0, index_t q1, const auto& f) {
+    for (index_t q = q0; q < q1;) {
+      const index_t n = q / L, p = q % L, e = std::min(q1, (n + 1) * L);
+      f(n, p, q - q0, e - q);
+      q = e;
+    }
+  };
   par_for(units, nt, [&](index_t u, int tid) {
     T* a = buf.get() + tid * (apanel + bpanel);
     T* b = a + apanel;
-    T* acc = tid == 0 ? dw : buf.get() + nt * (apanel + bpanel) + (tid - 1) * O * K;
-    const index_t n = u / blocks, p0 = (u % blocks) * kPos, p1 = std::min(L, p0 + kPos), kc = p1 - p0;
-    const T* dyn = dy + n * O * L + p0;
-    for (index_t op = 0; op < OP; ++op)
-      gemm_detail::pack_interleave<T, MR>(a + op * MR * kc, dyn + op * MR * L, L,
-                                          static_cast<int>(std::min<index_t>(MR, O - op * MR)), kc);
-    const T* xn = x + n * s.C * s.H * s.W;
+    T* rows = b + NR * kPos;
+    T* acc = tid == 0 ? dw : accs + (tid - 1) * O * K;
+    const index_t q0 = u * kPos, q1 = std::min(s.N * L, q0 + kPos), kc = q1 - q0;
+    segments(q0, q1, [&](index_t n, index_t p, index_t at, index_t len) {
+      for (index_t op = 0; op < OP; ++op)
+        pack_a(a + op * MR * kc + at * MR, dy + (n * O + op * MR) * L + p, L,
+               static_cast<int>(std::min<index_t>(MR, O - op * MR)), len);
+    });
     for (index_t kp = 0; kp < KP; ++kp) {
       const int nv = static_cast<int>(std::min<index_t>(NR, K - kp * NR));
-      gather_rows(xn, s, kp * NR, nv, p0, p1, b + NR * kPos, kc);
-      pack_b(b, b + NR * kPos, kc, nv, kc);
+      segments(q0, q1, [&](index_t n, index_t p, index_t at, index_t len) {
+        gather_rows(x + n * CHW, s, kp * NR, nv, p, p + len, rows + at, kc);
+      });
+      pack_b(b, rows, kc, nv, kc);
       for (index_t op = 0; op < OP; ++op)
         micro(kc, a + op * MR * kc, b, acc + op * MR * K + kp * NR, K,
               static_cast<int>(std::min<index_t>(MR, O - op * MR)), nv, T(1), T(1), nullptr);
     }
   });
   for (int t = 1; t < nt; ++t) {
-    const T* src = buf.get() + nt * (apanel + bpanel) + (t - 1) * O * K;
+    const T* src = accs + (t - 1) * O * K;
     for (index_t i = 0; i < O * K; ++i) dw[i] += src[i];
   }
 }
@@ -142,17 +131,19 @@ void packed_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
   switch (isa()) {
     case Isa::avx512: {
       static const Kernels<T> ks = kernels_avx512<T>();
-      return wgrad::run<T, TileAvx512<T>::MR, TileAvx512<T>::NR>(ks.micro, ks.b_interleave, dy, x, dw, s);
+      return wgrad::run<T, TileAvx512<T>::MR, TileAvx512<T>::NR>(ks.micro, ks.a_interleave, ks.b_interleave, dy,
+                                                                  x, dw, s);
     }
     case Isa::avx2: {
       static const Kernels<T> ks = kernels_avx2<T>();
-      return wgrad::run<T, TileAvx2<T>::MR, TileAvx2<T>::NR>(ks.micro, ks.b_interleave, dy, x, dw, s);
+      return wgrad::run<T, TileAvx2<T>::MR, TileAvx2<T>::NR>(ks.micro, ks.a_interleave, ks.b_interleave, dy, x,
+                                                              dw, s);
     }
     default: break;
   }
 #endif
   constexpr int MR = TileGeneric<T>::MR, NR = TileGeneric<T>::NR;
-  wgrad::run<T, MR, NR>(wgrad::micro_plain<T, MR, NR>, pack_interleave<T, NR>, dy, x, dw, s);
+  wgrad::run<T, MR, NR>(panels::micro_plain<T, MR, NR>, pack_interleave<T, MR>, pack_interleave<T, NR>, dy, x, dw, s);
 }
 
 index_t packed_wgrad_workspace_bytes(const ConvShape& s, int itemsize) {

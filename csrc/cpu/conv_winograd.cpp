@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "cpu/conv_panels.h"
 #include "cpu/gemm_kernel.h"
 
 namespace pe {
@@ -40,19 +41,7 @@ constexpr index_t kChanBlock = 32;                   // channels per unit of the
 index_t g_min_channels = 32;
 index_t g_min_tiles = 64;
 
-template <class F>
-void par_for(index_t n, int nt, const F& f) {
-  if (nt <= 1 || n <= 1) {
-    for (index_t i = 0; i < n; ++i) f(i, 0);
-    return;
-  }
-#if defined(PYENGINE_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-  for (index_t i = 0; i < n; ++i) f(i, omp_get_thread_num());
-#else
-  for (index_t i = 0; i < n; ++i) f(i, 0);
-#endif
-}
+using panels::par_for;
 
 #define PE_WINO_INLINE inline __attribute__((always_inline))
 
@@ -294,22 +283,6 @@ struct Ops {
   FilterFn<T> filter;
 };
 
-// The micro-kernel contract (gemm_kernel.h) as a plain loop, for the generic level: gemm.cpp keeps its
-// generic kernels to itself (kernels_generic is not instantiated for other files).
-template <class T, int MR, int NR>
-void micro_plain(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha, T beta,
-                 const T* bias) {
-  T acc[MR][NR] = {};
-  for (index_t p = 0; p < k; ++p)
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] += a[p * MR + i] * b[p * NR + j];
-  for (int i = 0; i < m; ++i)
-    for (int j = 0; j < n; ++j) {
-      T v = alpha * acc[i][j] + (bias ? bias[j] : T(0));
-      if (beta != T(0)) v += beta * c[i * ldc + j];
-      c[i * ldc + j] = v;
-    }
-}
 
 template <class T>
 Ops<T> ops() {
@@ -330,7 +303,8 @@ Ops<T> ops() {
   }
 #endif
   using Tl = TileGeneric<T>;
-  return {Tl::MR, Tl::NR, micro_plain<T, Tl::MR, Tl::NR>, input_generic<T, Tl::NR>, output_generic<T, Tl::NR>,
+  return {Tl::MR, Tl::NR, panels::micro_plain<T, Tl::MR, Tl::NR>, input_generic<T, Tl::NR>,
+          output_generic<T, Tl::NR>,
           filter_generic<T, Tl::MR>};
 }
 
@@ -356,7 +330,8 @@ Plan plan(const Geo& g, int MR, int NR, int nt) {
   const index_t panels = (g.tiles + NR - 1) / NR, per = kAA * (g.C + g.O) * NR;
   Plan p;
   p.by_panel = nt <= 1 || panels >= 2 * nt;
-  p.cp = p.by_panel ? nt : std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
+  p.cp = p.by_panel ? nt
+                    : std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
   p.values = kAA * (g.O + MR - 1) / MR * MR * g.C + p.cp * per;
   return p;
 }
@@ -406,7 +381,8 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
       const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
       k.input(x, g, (p0 + p) * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
     });
-    par_for(np * kAA, nt, [&](index_t u, int) { gemms(vb + (u / kAA) * vsz, mb + (u / kAA) * msz, u % kAA); });
+    par_for(np * kAA, nt,
+            [&](index_t u, int) { gemms(vb + (u / kAA) * vsz, mb + (u / kAA) * msz, u % kAA); });
     par_for(np * oblocks, nt, [&](index_t u, int) {
       const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
       k.output(mb + p * msz, bias, y, g, (p0 + p) * NR, o0, std::min(g.O, o0 + kChanBlock));
