@@ -10,10 +10,9 @@
 // Small images (fewer than kWideCols output positions: ResNet's 14x14 and 7x7 layers) are packed several
 // side by side, so that the GEMM is wide (forward, dgrad) or deep (wgrad) enough for its micro-panels. A 1x1 convolution of stride 1 without padding reads x in place (its columns are x).
 // Depthwise convolutions (one input and one output channel per group) run a direct loop per plane
-// instead: a GEMM of one row would be all packing. Two paths on the GEMM micro-kernel take over for
-// one-group convolutions: 3x3 stride-1 forward and dgrad run as Winograd F(4x4, 3x3) above a size
-// threshold (conv_winograd.cpp), and wgrad of every non-pointwise one packs its columns per B
-// micro-panel (conv_wgrad.cpp); what remains here is the grouped and pointwise wgrad and the rest.
+// instead: a GEMM of one row would be all packing. 3x3 stride-1 one-group convolutions above a size
+// threshold run forward and dgrad as Winograd F(4x4, 3x3) on the GEMM micro-kernel (conv_winograd.cpp);
+// their wgrad stays here.
 //
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
@@ -27,7 +26,6 @@
 #include <limits>
 #include <vector>
 
-#include "cpu/conv_wgrad.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 
@@ -539,7 +537,6 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
     return;
   }
   if (is_depthwise(s)) return dw_backward_weight(dy, x, dw, s);
-  if (packed_wgrad_applies(s)) return packed_backward_weight(dy, x, dw, s);
   if (is_pointwise(s)) {
     for (index_t n = 0; n < s.N; ++n)
       for (index_t g = 0; g < s.G; ++g)
@@ -593,10 +590,9 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
       wgrad = tile_rows(s, K) * s.Wo * K;
     }
   }
-  // one-group shapes run wgrad on packed panels (conv_wgrad.cpp), Winograd shapes forward and dgrad there
-  const index_t wg = packed_wgrad_applies(s) ? packed_wgrad_workspace_bytes(s, itemsize) : wgrad * itemsize;
-  if (winograd_applies(s)) return std::max(wg, winograd_workspace_bytes(s, itemsize));
-  return std::max(fwd * itemsize, wg);
+  // Winograd shapes run forward and dgrad there, wgrad here
+  if (winograd_applies(s)) return std::max(wgrad * itemsize, winograd_workspace_bytes(s, itemsize));
+  return std::max(fwd, wgrad) * itemsize;
 }
 
 // ------------------------------------------------------------------ pooling

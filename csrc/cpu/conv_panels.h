@@ -1,6 +1,6 @@
-// Internal to the conv family: what the two paths on the GEMM micro-kernel (conv_winograd.cpp,
-// conv_wgrad.cpp) share: their parallel loop and a plain micro-kernel for the generic level (gemm.cpp
-// keeps its generic kernels to itself: kernels_generic is not instantiated for other files).
+// Internal to the conv family: for the paths that run on the GEMM micro-kernel without its driver
+// (conv_winograd.cpp): a parallel loop that passes the thread, and a plain micro-kernel for the generic
+// level (gemm.cpp keeps its generic kernels to itself: kernels_generic is not instantiated for other files).
 #pragma once
 #include "common.h"
 
