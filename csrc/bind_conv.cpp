@@ -12,6 +12,7 @@
 #include "binding_utils.h"
 #include "bindings.h"
 #include "cpu/conv.h"
+#include "cpu/conv_winograd.h"
 
 namespace pe {
 namespace {
@@ -241,6 +242,13 @@ void register_conv(py::module_& m) {
   m.def("set_conv_tile", [](std::int64_t elems) { cpu::set_conv_tile(elems); }, py::arg("elems"),
         "Tuning: the column tile (values, default 2**19) the convolution kernels pack at a time.");
   m.def("conv_tile", []() { return cpu::conv_tile(); }, "The column tile (values) of the convolution kernels.");
+  m.def("set_conv_winograd", [](std::int64_t channels, std::int64_t tiles) { cpu::set_winograd_min(channels, tiles); },
+        py::arg("min_channels"), py::arg("min_tiles"),
+        "Tuning and tests: 3x3 stride-1 convolutions with at least min_channels input and output channels "
+        "(default 32) and min_tiles 4x4 output tiles in the batch (default 64) run forward and input gradient "
+        "as Winograd F(4x4, 3x3); (1, 1) sends every such shape there, a huge value none.");
+  m.def("conv_winograd", []() { return py::make_tuple(cpu::winograd_min_channels(), cpu::winograd_min_tiles()); },
+        "The (min_channels, min_tiles) thresholds of the Winograd convolution path.");
 
   m.def("max_pool2d_forward", [](const py::array& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
                                  py::array y, py::array idx) {

@@ -174,6 +174,18 @@ def _case_conv2d(dtype):
     return run
 
 
+def _case_conv2d_winograd(dtype):
+    x = _rng(45).standard_normal((3, 32, 23, 26)).astype(dtype)  # 3x3 stride 1, >= 32 channels: Winograd
+    w = _rng(46).standard_normal((40, 32, 3, 3)).astype(dtype)
+    g = _rng(47).standard_normal((3, 40, 23, 26)).astype(dtype)
+    def run():
+        xs, ws = _t(x), _t(w)
+        y = F.conv2d(xs, ws, padding=1)
+        (y * pe.tensor(g)).sum().backward()
+        return [y, xs.grad, ws.grad]
+    return run
+
+
 def _case_batch_norm_pool(dtype):
     x = _rng(37).standard_normal((9, 13, 30, 34)).astype(dtype)
     w = _rng(38).standard_normal(13).astype(dtype)
@@ -214,9 +226,9 @@ def _case_adamw(dtype):
 
 
 CASES = {f.__name__[len("_case_"):]: f for f in (
-    _case_sum_dim0, _case_sum_dim0_few_rows, _case_sum_middle, _case_sum_all, _case_linear_bias_grad, _case_layer_norm, _case_attention,
-    _case_attention_one_head, _case_cross_entropy, _case_mse, _case_embedding, _case_softmax, _case_conv2d,
-    _case_batch_norm_pool, _case_lstm, _case_adamw)}
+    _case_sum_dim0, _case_sum_dim0_few_rows, _case_sum_middle, _case_sum_all, _case_linear_bias_grad,
+    _case_layer_norm, _case_attention, _case_attention_one_head, _case_cross_entropy, _case_mse, _case_embedding,
+    _case_softmax, _case_conv2d, _case_conv2d_winograd, _case_batch_norm_pool, _case_lstm, _case_adamw)}
 
 
 def _bits(tensors):

@@ -11,7 +11,9 @@
 // side by side, so that the GEMM is wide (forward, dgrad) or deep (wgrad) enough for its micro-panels. A 1x1 convolution of stride 1 without padding reads x in place (its columns are x).
 // Depthwise convolutions (one input and one output channel per group) run a direct loop per plane
 // instead: a GEMM of one row would be all packing. conv_depthwise.cpp's SIMD kernels take them (and dense
-// convolutions of few input channels) first; the depthwise loops here are their fallback.
+// convolutions of few input channels) first; the depthwise loops here are their fallback. 3x3 stride-1
+// one-group convolutions above a size threshold run forward and dgrad as Winograd F(4x4, 3x3) on the GEMM
+// micro-kernel (conv_winograd.cpp); their wgrad stays here.
 //
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "cpu/conv_depthwise.h"
+#include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/simd.h"
 
@@ -67,6 +70,29 @@ bool is_pointwise(const ConvShape& s) {
 }
 
 bool is_depthwise(const ConvShape& s) { return s.G == s.C && s.G == s.O; }
+
+// Whether x[0:n) holds no NaN or inf (x - x is 0 for a finite x, NaN otherwise; 16 independent lanes so the
+// loop vectorises). Winograd's transforms mix a whole 6x6 input tile into every output of its 4x4 tile, so a
+// NaN or inf there would reach outputs whose 3x3 window never read it (and an inf would turn NaN): such
+// inputs take the im2col path, which keeps the twin's NaN and inf placement exactly. One read of the
+// operands: a few percent of the convolution's time.
+template <class T>
+PE_TARGET_CLONES bool all_finite(const T* x, index_t n) {
+  T acc[16] = {};
+  index_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += x[i + j] - x[i + j];
+  for (; i < n; ++i) acc[0] += x[i] - x[i];
+  T total = 0;
+  for (int j = 0; j < 16; ++j) total += acc[j];
+  return total == total;
+}
+
+// Winograd for this call: the shape qualifies and the operands it transforms are finite.
+template <class T>
+bool use_winograd(const ConvShape& s, const T* in, index_t in_size, const T* w) {
+  return winograd_applies(s) && all_finite(w, s.O * (s.C / s.G) * s.KH * s.KW) && all_finite(in, in_size);
+}
 
 index_t tile_rows(const ConvShape& s, index_t K) {
   const index_t per_row = std::max<index_t>(K * s.Wo, 1);
@@ -406,6 +432,7 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s
     if (!depthwise_forward(x, w, b, y, s)) dw_forward(x, w, b, y, s);
     return;
   }
+  if (use_winograd(s, x, s.N * s.C * s.H * s.W, w)) return winograd_forward(x, w, b, y, s);
   if (dense_direct_forward(x, w, b, y, s)) return;  // few input channels: direct (conv_depthwise.cpp)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
   const bool direct = is_pointwise(s);
@@ -478,6 +505,7 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
     if (!depthwise_backward_input(dy, w, dx, s)) dw_backward_input(dy, w, dx, s);
     return;
   }
+  if (use_winograd(s, dy, s.N * s.O * s.Ho * s.Wo, w)) return winograd_backward_input(dy, w, dx, s);
   if (dense_direct_backward_input(dy, w, dx, s)) return;  // few output channels: direct (conv_depthwise.cpp)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW;
   const bool direct = is_pointwise(s);
@@ -601,6 +629,8 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
       wgrad = tile_rows(s, K) * s.Wo * K;
     }
   }
+  // Winograd shapes run forward and dgrad there, wgrad here
+  if (winograd_applies(s)) return std::max(std::max(wgrad * itemsize, winograd_workspace_bytes(s, itemsize)), direct);
   return std::max(std::max(fwd, wgrad) * itemsize, direct);
 }
 

@@ -260,3 +260,132 @@ def test_direct_kernels_report_their_buffers():
         assert 0 < dw <= _C.num_threads() * 60 * 200 * 4 + 128 * 9 * 4
         dense = cpu.conv2d_workspace_bytes((N, 16, 14, 14), (32, 16, 3, 3), (14, 14), *args, 1, 4)
         assert _C.num_threads() * 16 * 16 * 16 * 4 <= dense <= _C.num_threads() * (2 << 20) + (1 << 20)
+
+
+# Winograd F(4x4, 3x3): 3x3 stride-1 one-group convolutions (forward and input gradient). The threshold on
+# the channels is lowered to 1 so that small shapes take the path; tiles past the image's edge, panels of
+# tiles across images, output channels that do not fill a micro-panel, and paddings 0 to 2 are covered.
+WINOGRAD = [  # N, C, H, W, O, (ph, pw)
+    (2, 3, 7, 9, 5, (1, 1)),
+    (1, 1, 1, 1, 1, (1, 1)),     # one pixel: the tile is all padding but its centre
+    (3, 17, 13, 6, 29, (1, 1)),  # 29 output channels: a partial micro-panel on every ISA
+    (2, 8, 4, 4, 8, (0, 0)),     # a 2x2 output, one partial tile
+    (1, 5, 9, 11, 7, (2, 0)),    # padding 2 (dgrad then pads 0) and 0
+    (5, 4, 10, 3, 6, (0, 2)),
+    (9, 6, 8, 8, 3, (1, 1)),     # 36 tiles of whole 4x4s, spread over panels
+    (2, 40, 16, 15, 36, (1, 1)),   # 2 threads: few panels, each step split over the threads
+    (25, 32, 8, 7, 33, (1, 1)),    # 2 threads: whole panels per thread (100 tiles)
+]
+
+
+@pytest.fixture
+def winograd_all():
+    before = _C.conv_winograd()
+    _C.set_conv_winograd(1, 1)
+    yield
+    _C.set_conv_winograd(*before)
+
+
+def _winograd_tol(dtype, C):
+    # F(4x4, 3x3)'s transforms (constants up to 8, 1/24) lose about one to two digits against a direct sum:
+    # the error is bounded relative to the size of the sum, sqrt(9 C) for unit inputs, not to each output.
+    # Measured on ResNet's layers in float32: max 3e-5 to 6e-5, rms 2e-6 to 3e-6 of sqrt(9 C) (direct sums:
+    # max 2e-6, rms 3e-7).
+    scale = np.sqrt(9.0 * C)
+    return dict(rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-12) * scale)
+
+
+@pytest.mark.parametrize("case", WINOGRAD)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_winograd_matches_twin(isa, threads, winograd_all, case, dtype):
+    N, C, H, W, O, p = case
+    rng = np.random.default_rng(sum(case[:5]))
+    x, w, b = rand(rng, (N, C, H, W), np.float64), rand(rng, (O, C, 3, 3), np.float64), rand(rng, (O,), np.float64)
+    out = (H + 2 * p[0] - 2, W + 2 * p[1] - 2)
+    args = ((1, 1), p, (1, 1), 1)
+    dy = rand(rng, (N, O) + out, np.float64)
+    xs, ws, bs, dys = (a.astype(dtype) for a in (x, w, b, dy))
+    for bias, bias_s in ((b, bs), (None, None)):
+        assert_close(cpu.conv2d_forward(xs, ws, bias_s, *args, out), ref.conv2d_forward(x, w, bias, *args, out),
+                     **_winograd_tol(dtype, C))
+    assert_close(cpu.conv2d_backward_input(dys, ws, (H, W), *args), ref.conv2d_backward_input(dy, w, (H, W), *args),
+                 **_winograd_tol(dtype, O))
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert_close(cpu.conv2d_backward_weight(dys, xs, (3, 3), *args), ref.conv2d_backward_weight(dy, x, (3, 3), *args),
+                 **tol)
+
+
+def test_conv2d_winograd_resnet_layer_accuracy(winograd_all):
+    """A ResNet layer (64 channels, 14x14, batch 2) in float32 against the float64 twin: max error within
+    1e-4 sqrt(9 C), rms within 1e-5 sqrt(9 C) and within 20x the implicit GEMM's direct sums."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 64, 14, 14)), rng.standard_normal((64, 64, 3, 3))
+    dy = rng.standard_normal((2, 64, 14, 14))
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    x32, w32, dy32 = x.astype(np.float32), w.astype(np.float32), dy.astype(np.float32)
+    scale = np.sqrt(9 * 64)
+    for run, want in ((lambda: cpu.conv2d_forward(x32, w32, None, *args, (14, 14)),
+                       ref.conv2d_forward(x, w, None, *args, (14, 14))),
+                      (lambda: cpu.conv2d_backward_input(dy32, w32, (14, 14), *args),
+                       ref.conv2d_backward_input(dy, w, (14, 14), *args))):
+        _C.set_conv_winograd(1, 1)
+        err_w = run() - want
+        _C.set_conv_winograd(1 << 40, 1)
+        err_g = run() - want
+        rms_w, rms_g = np.sqrt((err_w ** 2).mean()), np.sqrt((err_g ** 2).mean())
+        assert np.abs(err_w).max() <= 1e-4 * scale
+        assert rms_w <= 1e-5 * scale and rms_w <= 20 * rms_g
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the twin's matmul, on the NaNs it makes
+def test_conv2d_winograd_nonfinite(winograd_all):
+    """A NaN or inf in x, w or dy reaches exactly the outputs the twin's sums put it in (Winograd's transforms
+    would spread it over the whole tile: such calls take the im2col path), finite values everywhere else."""
+    rng = np.random.default_rng(11)
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    for where in ("x", "w", "dy"):
+        x, w = rng.standard_normal((2, 3, 9, 10)), rng.standard_normal((4, 3, 3, 3))
+        dy = rng.standard_normal((2, 4, 9, 10))
+        if where == "x":
+            x[0, 1, 3, 5], x[1, 2, 0, 9] = np.nan, np.inf
+        elif where == "w":
+            w[2, 1, 0, 2] = np.inf
+        else:
+            dy[1, 3, 4, 4], dy[0, 0, 8, 0] = np.nan, -np.inf
+        got = (cpu.conv2d_forward(x.astype(np.float32), w.astype(np.float32), None, *args, (9, 10)),
+               cpu.conv2d_backward_input(dy.astype(np.float32), w.astype(np.float32), (9, 10), *args))
+        want = (ref.conv2d_forward(x, w, None, *args, (9, 10)), ref.conv2d_backward_input(dy, w, (9, 10), *args))
+        for g, t in zip(got, want):
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(t), err_msg=f"NaN placement, non-finite {where}")
+            np.testing.assert_array_equal(np.isinf(g), np.isinf(t), err_msg=f"inf placement, non-finite {where}")
+            fin = np.isfinite(t)
+            np.testing.assert_allclose(g[fin], t[fin], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads_n", [1, 2])
+def test_conv2d_winograd_against_torch(threads_n):
+    """F.conv2d on a shape the default thresholds send through Winograd (33 -> 40 channels, 4 images of 13x17:
+    80 tiles), with a non-contiguous input: forward and the gradients of x, weight and bias against PyTorch."""
+    torch = pytest.importorskip("torch")
+    import pyengine as pe
+    import pyengine.nn.functional as F
+    assert _C.conv_winograd() == (32, 64)
+    before = _C.num_threads()
+    _C.set_num_threads(threads_n)
+    try:
+        rng = np.random.default_rng(11)
+        x = np.swapaxes(rng.standard_normal((4, 33, 17, 13)).astype(np.float32), -1, -2)  # (4, 33, 13, 17) view
+        w = (rng.standard_normal((40, 33, 3, 3)) / np.sqrt(9 * 33)).astype(np.float32)
+        b = rng.standard_normal(40).astype(np.float32)
+        g = rng.standard_normal((4, 40, 13, 17)).astype(np.float32)
+        px, pw, pb = (pe.from_numpy(a).requires_grad_() for a in (x, w, b))
+        tx, tw, tb = (torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in (x, w, b))
+        y, ty = F.conv2d(px, pw, pb, 1, 1), torch.nn.functional.conv2d(tx, tw, tb, 1, 1)
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=0, atol=2e-4)
+        y.backward(pe.tensor(g))
+        ty.backward(torch.tensor(g))
+        np.testing.assert_allclose(px.grad.numpy(), tx.grad.numpy(), rtol=0, atol=2e-4 * np.sqrt(40 / 33))
+        np.testing.assert_allclose(pw.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(pb.grad.numpy(), tb.grad.numpy(), rtol=1e-4, atol=1e-3)
+    finally:
+        _C.set_num_threads(before)

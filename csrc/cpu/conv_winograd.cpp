@@ -1,0 +1,440 @@
+// Winograd F(4x4, 3x3) convolution (see conv_winograd.h; specification: pyengine/backend/reference/conv.py).
+//
+// Every 4x4 output tile (image n, output channel o) of a 3x3 correlation is (Lavin and Gray, 2015)
+//   Y = A^T [ sum_c (G g_oc G^T) . (B^T d_c B) ] A
+// with d_c the 6x6 input patch of channel c under the tile and g_oc the 3x3 filter. At each of the 36
+// positions xi of the transformed 6x6 the channel sum is a GEMM,
+//   M[xi] (O, tiles) = U[xi] (O, C) @ V[xi] (C, tiles),
+// 36 C multiply-adds per 16 outputs instead of 9 C per output: 4x fewer. The transforms are adds and
+// small constant multiplies.
+//
+// The GEMMs run on the GEMM family's micro-kernel (gemm_kernel.h) without its driver: U is written
+// once per call straight into the A micro-panel layout (MR rows of O, C steps), and the input transform
+// writes V straight into the B micro-panel layout (NR tiles side by side, C steps), so nothing is
+// packed twice. Tiles are taken NR at a time (a "panel": NR consecutive tiles of the batch in raster
+// order, images one after the other), and the transforms run on all NR tiles of a panel at once, one
+// SIMD lane per tile.
+//
+// Memory: U (36 x O x C, O rounded up to MR), and V (36 x C x NR) and M (36 x O x NR) per panel in flight:
+// one per thread, or a chunk of about one column tile (conv_tile() values, as the implicit GEMM's tiles)
+// when there are few panels; bounded whatever the batch.
+// Threads: all share U (transformed once per call, in parallel). Each thread then runs whole panels
+// (input transform, GEMMs, output transform: no barrier in between); with fewer than two panels per
+// thread, a chunk's three steps are each split over the threads instead (see Plan).
+//
+// Accuracy: the transforms' constants (up to 8 and 1/24) cost about two decimal digits against a direct
+// sum in float32; tests compare with the float64 twin at a tolerance scaled to the output's size.
+#include "cpu/conv_winograd.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "cpu/conv_panels.h"
+#include "cpu/gemm_kernel.h"
+
+namespace pe {
+namespace cpu {
+namespace wino {
+
+constexpr int kAA = 36;                              // transformed positions (6 x 6)
+constexpr index_t kChanBlock = 32;                   // channels per unit of the transform loops
+index_t g_min_channels = 32;
+index_t g_min_tiles = 64;
+
+using panels::par_for;
+
+#define PE_WINO_INLINE inline __attribute__((always_inline))
+
+// The geometry shared by the loops: the effective convolution (x: N, C, H, W) -> (y: N, O, Ho, Wo).
+struct Geo {
+  index_t N, C, H, W, O, Ho, Wo, ph, pw;
+  index_t TH, TW, tiles;  // tiles per column / row of an image, tiles in the batch
+};
+
+// Lane l of a panel starting at tile t0: image n, top-left output (oh, ow); n < 0 past the last tile.
+template <int NR>
+PE_WINO_INLINE void lanes(const Geo& g, index_t t0, index_t* n, index_t* oh, index_t* ow) {
+  const index_t per = g.TH * g.TW;
+  index_t t = t0, nn = t0 / per, r = t0 % per, th = r / g.TW, tw = r % g.TW;
+  for (int l = 0; l < NR; ++l, ++t) {
+    n[l] = t < g.tiles ? nn : -1;
+    oh[l] = th * 4, ow[l] = tw * 4;
+    if (++tw == g.TW) {
+      tw = 0;
+      if (++th == g.TH) th = 0, ++nn;
+    }
+  }
+}
+
+// Input transform of channels [c0, c1) of the panel at t0: v[(xi C + c) NR + l] = (B^T d B)[xi] of lane l.
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+template <class T, int NR>
+PE_WINO_INLINE void input_impl(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {
+  index_t n[NR], oh[NR], ow[NR];
+  lanes<NR>(g, t0, n, oh, ow);
+  alignas(64) T d[kAA * NR];
+  alignas(64) T t[kAA * NR];
+  const index_t HW = g.H * g.W, vs = g.C * NR;
+  for (index_t c = c0; c < c1; ++c) {
+    for (int l = 0; l < NR; ++l) {
+      if (n[l] < 0) {
+        for (int k = 0; k < kAA; ++k) d[k * NR + l] = T(0);
+        continue;
+      }
+      const T* xc = x + (n[l] * g.C + c) * HW;
+      const index_t h0 = oh[l] - g.ph, w0 = ow[l] - g.pw;
+      if (h0 >= 0 && h0 + 6 <= g.H && w0 >= 0 && w0 + 6 <= g.W) {
+        const T* src = xc + h0 * g.W + w0;
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 6; ++j) d[(i * 6 + j) * NR + l] = src[i * g.W + j];
+      } else {
+        for (int i = 0; i < 6; ++i) {
+          const index_t ih = h0 + i;
+          const bool row = ih >= 0 && ih < g.H;
+          for (int j = 0; j < 6; ++j) {
+            const index_t iw = w0 + j;
+            d[(i * 6 + j) * NR + l] = row && iw >= 0 && iw < g.W ? xc[ih * g.W + iw] : T(0);
+          }
+        }
+      }
+    }
+    // t = B^T d (over the first index), then v = t B (over the second)
+    for (int j = 0; j < 6; ++j) {
+      const T *a0 = d + j * NR, *a1 = a0 + 6 * NR, *a2 = a1 + 6 * NR, *a3 = a2 + 6 * NR, *a4 = a3 + 6 * NR,
+              *a5 = a4 + 6 * NR;
+      T *r0 = t + j * NR, *r1 = r0 + 6 * NR, *r2 = r1 + 6 * NR, *r3 = r2 + 6 * NR, *r4 = r3 + 6 * NR,
+        *r5 = r4 + 6 * NR;
+      for (int l = 0; l < NR; ++l) {
+        const T p = a4[l] - T(4) * a2[l], q = a3[l] - T(4) * a1[l], s = a4[l] - a2[l], u = T(2) * (a3[l] - a1[l]);
+        r0[l] = T(4) * a0[l] - T(5) * a2[l] + a4[l];
+        r1[l] = p + q;
+        r2[l] = p - q;
+        r3[l] = s + u;
+        r4[l] = s - u;
+        r5[l] = T(4) * a1[l] - T(5) * a3[l] + a5[l];
+      }
+    }
+    T* vc = v + c * NR;
+    for (int i = 0; i < 6; ++i) {
+      const T* a = t + i * 6 * NR;
+      T* o = vc + i * 6 * vs;
+      for (int l = 0; l < NR; ++l) {
+        const T a0 = a[l], a1 = a[NR + l], a2 = a[2 * NR + l], a3 = a[3 * NR + l], a4 = a[4 * NR + l],
+                a5 = a[5 * NR + l];
+        const T p = a4 - T(4) * a2, q = a3 - T(4) * a1, s = a4 - a2, u = T(2) * (a3 - a1);
+        o[l] = T(4) * a0 - T(5) * a2 + a4;
+        o[vs + l] = p + q;
+        o[2 * vs + l] = p - q;
+        o[3 * vs + l] = s + u;
+        o[4 * vs + l] = s - u;
+        o[5 * vs + l] = T(4) * a1 - T(5) * a3 + a5;
+      }
+    }
+  }
+}
+
+// Output transform of output channels [o0, o1) of the panel at t0: y tile = A^T m A (+ bias), where
+// m[xi] of lane l is mp[(xi O + o) NR + l].   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+template <class T, int NR>
+PE_WINO_INLINE void output_impl(const T* mp, const T* bias, T* y, const Geo& g, index_t t0, index_t o0,
+                                index_t o1) {
+  index_t n[NR], oh[NR], ow[NR];
+  lanes<NR>(g, t0, n, oh, ow);
+  alignas(64) T t[4 * 6 * NR];
+  alignas(64) T r[16 * NR];
+  const index_t ms = g.O * NR, L = g.Ho * g.Wo;
+  for (index_t o = o0; o < o1; ++o) {
+    const T* m = mp + o * NR;
+    for (int j = 0; j < 6; ++j) {  // t (4 x 6) = A^T m
+      const T *a0 = m + j * ms, *a1 = a0 + 6 * ms, *a2 = a1 + 6 * ms, *a3 = a2 + 6 * ms, *a4 = a3 + 6 * ms,
+              *a5 = a4 + 6 * ms;
+      T *r0 = t + j * NR, *r1 = r0 + 6 * NR, *r2 = r1 + 6 * NR, *r3 = r2 + 6 * NR;
+      for (int l = 0; l < NR; ++l) {
+        const T p = a1[l] + a2[l], q = a1[l] - a2[l], s = a3[l] + a4[l], u = a3[l] - a4[l];
+        r0[l] = a0[l] + p + s;
+        r1[l] = q + T(2) * u;
+        r2[l] = p + T(4) * s;
+        r3[l] = q + T(8) * u + a5[l];
+      }
+    }
+    for (int i = 0; i < 4; ++i) {  // r (4 x 4) = t A
+      const T* a = t + i * 6 * NR;
+      T* o4 = r + i * 4 * NR;
+      for (int l = 0; l < NR; ++l) {
+        const T a0 = a[l], a1 = a[NR + l], a2 = a[2 * NR + l], a3 = a[3 * NR + l], a4 = a[4 * NR + l],
+                a5 = a[5 * NR + l];
+        const T p = a1 + a2, q = a1 - a2, s = a3 + a4, u = a3 - a4;
+        o4[l] = a0 + p + s;
+        o4[NR + l] = q + T(2) * u;
+        o4[2 * NR + l] = p + T(4) * s;
+        o4[3 * NR + l] = q + T(8) * u + a5;
+      }
+    }
+    const T bv = bias ? bias[o] : T(0);
+    for (int l = 0; l < NR; ++l) {
+      if (n[l] < 0) break;
+      T* yo = y + (n[l] * g.O + o) * L + oh[l] * g.Wo + ow[l];
+      const int mi = static_cast<int>(std::min<index_t>(4, g.Ho - oh[l]));
+      const int mj = static_cast<int>(std::min<index_t>(4, g.Wo - ow[l]));
+      for (int i = 0; i < mi; ++i)
+        for (int j = 0; j < mj; ++j) yo[i * g.Wo + j] = r[(i * 4 + j) * NR + l] + bv;
+    }
+  }
+}
+
+// Filter transform of rows [op MR, op MR + MR) (zero past O) and input channels [c0, c1) into the packed
+// A panels: up[((xi OP + op) C + c) MR + i] = (G g G^T)[xi] of row op MR + i, channel c. The filter of
+// (o, c) is w[o so + c sc + (i, j)] (or rotated by 180 degrees when flip).
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+template <class T, int MR>
+PE_WINO_INLINE void filter_impl(const T* w, index_t so, index_t sc, bool flip, index_t O, index_t C, index_t OP,
+                                index_t op, index_t c0, index_t c1, T* up) {
+  constexpr int V = (MR + 7) / 8 * 8;  // the MR rows as whole vectors (rows past MR are zero and not stored)
+  alignas(64) T gk[9 * V];
+  alignas(64) T t[18 * V];
+  alignas(64) T u[kAA * V];
+  const index_t xs = OP * C * MR;
+  const T sixth = T(1.0 / 6.0);
+  index_t rows[V];
+  int valid = 0;
+  for (int i = 0; i < V; ++i) {
+    const index_t o = op * MR + i;
+    rows[i] = i < MR && o < O ? o * so : -1;
+    valid += rows[i] >= 0;
+  }
+  std::fill(gk, gk + 9 * V, T(0));
+  for (index_t c = c0; c < c1; ++c) {
+    for (int i = 0; i < valid; ++i) {
+      const T* src = w + rows[i] + c * sc;
+      if (flip) {
+        for (int k = 0; k < 9; ++k) gk[k * V + i] = src[8 - k];
+      } else {
+        for (int k = 0; k < 9; ++k) gk[k * V + i] = src[k];
+      }
+    }
+    // t (6 x 3) = G g, then u (6 x 6) = t G^T; rows 3 and 4 of G are (g0 / 4 +- g1 / 2 + g2) / 6
+    for (int j = 0; j < 3; ++j) {
+      const T *a0 = gk + j * V, *a1 = a0 + 3 * V, *a2 = a1 + 3 * V;
+      for (int i = 0; i < V; ++i) {
+        const T p = a0[i] + a2[i], q = T(0.25) * a0[i] + a2[i], h = T(0.5) * a1[i];
+        t[(0 * 3 + j) * V + i] = T(0.25) * a0[i];
+        t[(1 * 3 + j) * V + i] = -sixth * (p + a1[i]);
+        t[(2 * 3 + j) * V + i] = -sixth * (p - a1[i]);
+        t[(3 * 3 + j) * V + i] = sixth * (q + h);
+        t[(4 * 3 + j) * V + i] = sixth * (q - h);
+        t[(5 * 3 + j) * V + i] = a2[i];
+      }
+    }
+    for (int r6 = 0; r6 < 6; ++r6) {
+      const T *a0 = t + r6 * 3 * V, *a1 = a0 + V, *a2 = a1 + V;
+      T* o = u + r6 * 6 * V;
+      for (int i = 0; i < V; ++i) {
+        const T p = a0[i] + a2[i], q = T(0.25) * a0[i] + a2[i], h = T(0.5) * a1[i];
+        o[i] = T(0.25) * a0[i];
+        o[V + i] = -sixth * (p + a1[i]);
+        o[2 * V + i] = -sixth * (p - a1[i]);
+        o[3 * V + i] = sixth * (q + h);
+        o[4 * V + i] = sixth * (q - h);
+        o[5 * V + i] = a2[i];
+      }
+    }
+    T* dst = up + (op * C + c) * MR;
+    for (int xi = 0; xi < kAA; ++xi)
+      for (int i = 0; i < MR; ++i) dst[xi * xs + i] = u[xi * V + i];
+  }
+}
+
+template <class T>
+using InputFn = void (*)(const T*, const Geo&, index_t, index_t, index_t, T*);
+template <class T>
+using OutputFn = void (*)(const T*, const T*, T*, const Geo&, index_t, index_t, index_t);
+template <class T>
+using FilterFn = void (*)(const T*, index_t, index_t, bool, index_t, index_t, index_t, index_t, index_t, index_t,
+                          T*);
+
+// The loops above compiled once per ISA (vectorised along the NR tiles / MR rows by the compiler).
+#define PE_WINO_OPS(SUFFIX, ATTR)                                                                             \
+  template <class T, int NR>                                                                                  \
+  ATTR void input_##SUFFIX(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {              \
+    input_impl<T, NR>(x, g, t0, c0, c1, v);                                                                   \
+  }                                                                                                           \
+  template <class T, int NR>                                                                                  \
+  ATTR void output_##SUFFIX(const T* m, const T* b, T* y, const Geo& g, index_t t0, index_t o0, index_t o1) { \
+    output_impl<T, NR>(m, b, y, g, t0, o0, o1);                                                               \
+  }                                                                                                           \
+  template <class T, int MR>                                                                                  \
+  ATTR void filter_##SUFFIX(const T* w, index_t so, index_t sc, bool flip, index_t O, index_t C, index_t OP,  \
+                            index_t op, index_t c0, index_t c1, T* up) {                                      \
+    filter_impl<T, MR>(w, so, sc, flip, O, C, OP, op, c0, c1, up);                                            \
+  }
+PE_WINO_OPS(generic, )
+#if PE_X86
+PE_WINO_OPS(avx2, PE_TARGET_AVX2)
+PE_WINO_OPS(avx512, PE_TARGET_AVX512)
+#endif
+#undef PE_WINO_OPS
+
+template <class T>
+struct Ops {
+  int MR, NR;
+  gemm_detail::MicroKernel<T> micro;
+  InputFn<T> input;
+  OutputFn<T> output;
+  FilterFn<T> filter;
+};
+
+
+template <class T>
+Ops<T> ops() {
+  using namespace gemm_detail;
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: {
+      using Tl = TileAvx512<T>;
+      static const Kernels<T> ks = kernels_avx512<T>();
+      return {Tl::MR, Tl::NR, ks.micro, input_avx512<T, Tl::NR>, output_avx512<T, Tl::NR>, filter_avx512<T, Tl::MR>};
+    }
+    case Isa::avx2: {
+      using Tl = TileAvx2<T>;
+      static const Kernels<T> ks = kernels_avx2<T>();
+      return {Tl::MR, Tl::NR, ks.micro, input_avx2<T, Tl::NR>, output_avx2<T, Tl::NR>, filter_avx2<T, Tl::MR>};
+    }
+    default: break;
+  }
+#endif
+  using Tl = TileGeneric<T>;
+  return {Tl::MR, Tl::NR, panels::micro_plain<T, Tl::MR, Tl::NR>, input_generic<T, Tl::NR>,
+          output_generic<T, Tl::NR>,
+          filter_generic<T, Tl::MR>};
+}
+
+Geo geometry(index_t N, index_t C, index_t H, index_t W, index_t O, index_t Ho, index_t Wo, index_t ph,
+             index_t pw) {
+  Geo g{N, C, H, W, O, Ho, Wo, ph, pw, (Ho + 3) / 4, (Wo + 3) / 4, 0};
+  g.tiles = N * g.TH * g.TW;
+  return g;
+}
+
+// How a call runs. With at least two panels per thread (or one thread), each thread takes whole panels
+// (input transform, 36 GEMMs, output transform) into its own V and M: one parallel loop, no barrier
+// between the steps, V and M of a panel stay in the thread's cache. With fewer panels, chunks of panels
+// (V and M of about conv_tile() values, at least one panel per thread) go through three parallel loops
+// (input transform, GEMMs over (panel, xi), output transform). U is transformed once per call and shared
+// by all threads. values: the extra memory (U, then V and M), in values.
+struct Plan {
+  bool by_panel;
+  index_t cp, values;
+};
+
+Plan plan(const Geo& g, int MR, int NR, int nt) {
+  const index_t panels = (g.tiles + NR - 1) / NR, per = kAA * (g.C + g.O) * NR;
+  Plan p;
+  p.by_panel = nt <= 1 || panels >= 2 * nt;
+  p.cp = p.by_panel ? nt
+                    : std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
+  p.values = kAA * (g.O + MR - 1) / MR * MR * g.C + p.cp * per;
+  return p;
+}
+
+// y (N, O, Ho, Wo) = the 3x3 correlation of x (N, C, H, W), zero-padded by (ph, pw), with the filter
+// w[o so + c sc + (i, j)] (rotated when flip), + bias.
+template <class T>
+void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bias, T* y, const Geo& g) {
+  const Ops<T> k = ops<T>();
+  const int MR = k.MR, NR = k.NR;
+  const int nt = threads_for(g.N * g.O * g.Ho * g.Wo * g.C * 9, index_t(1) << 20);
+  const index_t OP = (g.O + MR - 1) / MR, panels = (g.tiles + NR - 1) / NR;
+  const index_t cblocks = (g.C + kChanBlock - 1) / kChanBlock, oblocks = (g.O + kChanBlock - 1) / kChanBlock;
+  const Plan pl = plan(g, MR, NR, nt);
+  const index_t vsz = kAA * g.C * NR, msz = kAA * g.O * NR;
+  // not zeroed: the filter transform writes every value (zero rows past O), the input transform every lane
+  // (zero past the last tile), the GEMMs every row below O of M
+  std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
+  T* ub = buf.get();  // U: OP micro-panels per xi
+  T* vb = ub + kAA * OP * MR * g.C;
+  T* mb = vb + pl.cp * vsz;
+  par_for(OP * cblocks, nt, [&](index_t u, int) {
+    const index_t op = u / cblocks, c0 = (u % cblocks) * kChanBlock;
+    k.filter(w, so, sc, flip, g.O, g.C, OP, op, c0, std::min(g.C, c0 + kChanBlock), ub);
+  });
+  auto gemms = [&](const T* v, T* m, index_t xi) {  // M[xi] (O, NR) = U[xi] (O, C) @ V[xi] (C, NR)
+    const T* a = ub + xi * OP * MR * g.C;
+    const T* b = v + xi * g.C * NR;
+    T* c = m + xi * g.O * NR;
+    for (index_t op = 0; op < OP; ++op)
+      k.micro(g.C, a + op * MR * g.C, b, c + op * MR * NR, NR, static_cast<int>(std::min<index_t>(MR, g.O - op * MR)),
+              NR, T(1), T(0), nullptr);
+  };
+  if (pl.by_panel) {
+    par_for(panels, nt, [&](index_t p, int tid) {
+      T* v = vb + tid * (vsz + msz);
+      T* m = v + vsz;
+      k.input(x, g, p * NR, 0, g.C, v);
+      for (index_t xi = 0; xi < kAA; ++xi) gemms(v, m, xi);
+      k.output(m, bias, y, g, p * NR, 0, g.O);
+    });
+    return;
+  }
+  for (index_t p0 = 0; p0 < panels; p0 += pl.cp) {
+    const index_t np = std::min(pl.cp, panels - p0);
+    par_for(np * cblocks, nt, [&](index_t u, int) {
+      const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
+      k.input(x, g, (p0 + p) * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
+    });
+    par_for(np * kAA, nt,
+            [&](index_t u, int) { gemms(vb + (u / kAA) * vsz, mb + (u / kAA) * msz, u % kAA); });
+    par_for(np * oblocks, nt, [&](index_t u, int) {
+      const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
+      k.output(mb + p * msz, bias, y, g, (p0 + p) * NR, o0, std::min(g.O, o0 + kChanBlock));
+    });
+  }
+}
+
+}  // namespace wino
+
+void set_winograd_min(index_t channels, index_t tiles) {
+  wino::g_min_channels = std::max<index_t>(channels, 1);
+  wino::g_min_tiles = std::max<index_t>(tiles, 1);
+}
+index_t winograd_min_channels() { return wino::g_min_channels; }
+index_t winograd_min_tiles() { return wino::g_min_tiles; }
+
+bool winograd_applies(const ConvShape& s) {
+  return s.KH == 3 && s.KW == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.G == 1 && s.ph <= 2 &&
+         s.pw <= 2 && s.Ho == s.H + 2 * s.ph - 2 && s.Wo == s.W + 2 * s.pw - 2 && s.Ho > 0 && s.Wo > 0 &&
+         s.N > 0 && std::min(s.C, s.O) >= wino::g_min_channels &&
+         s.N * std::min((s.Ho + 3) / 4 * ((s.Wo + 3) / 4), (s.H + 3) / 4 * ((s.W + 3) / 4)) >= wino::g_min_tiles;
+}
+
+template <class T>
+void winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  wino::run<T>(x, w, s.C * 9, 9, false, b, y, wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw));
+}
+
+template <class T>
+void winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+  // dx[n, c] = sum_o corr(dy[n, o] padded by 2 - p, w[o, c] rotated): a convolution O -> C whose
+  // filter (c, o) is w[o C 9 + c 9] flipped.
+  wino::run<T>(dy, w, 9, s.C * 9, true, nullptr, dx,
+               wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw));
+}
+
+index_t winograd_workspace_bytes(const ConvShape& s, int itemsize) {
+  int MR = gemm_detail::TileGeneric<float>::MR, NR = itemsize == 4 ? 8 : 4;
+#if PE_X86
+  if (isa() == Isa::avx512) MR = gemm_detail::TileAvx512<float>::MR, NR = itemsize == 4 ? 32 : 16;
+  else if (isa() == Isa::avx2) MR = gemm_detail::TileAvx2<float>::MR, NR = itemsize == 4 ? 16 : 8;
+#endif
+  const int nt = num_threads();
+  const wino::Plan f = wino::plan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt);
+  const wino::Plan d = wino::plan(wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw), MR, NR, nt);
+  return std::max(f.values, d.values) * itemsize;
+}
+
+template void winograd_forward<float>(const float*, const float*, const float*, float*, const ConvShape&);
+template void winograd_forward<double>(const double*, const double*, const double*, double*, const ConvShape&);
+template void winograd_backward_input<float>(const float*, const float*, float*, const ConvShape&);
+template void winograd_backward_input<double>(const double*, const double*, double*, const ConvShape&);
+
+}  // namespace cpu
+}  // namespace pe
