@@ -124,6 +124,42 @@ def timeit(fn, setup=None, repeat=7, min_time=0.05, warmup=1):
     return statistics.median(samples), min(samples)
 
 
+def _loop_count(fn, min_time):
+    """How many calls of ``fn`` make a sample of at least ``min_time`` seconds."""
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= min_time or n >= 1 << 16:
+            return n
+        n *= 2 if dt == 0 else max(2, int(min_time / max(dt, 1e-9)))
+
+
+def timeit_pair(ours, theirs, repeat=7, min_time=0.05, warmup=1):
+    """Median seconds per call of ``ours`` and of ``theirs`` (None: ours alone), sampled in alternating
+    rounds (ours then theirs, then theirs then ours, ...), so that a machine whose speed drifts (other
+    tenants, frequency) moves both sides of the ratio alike; back-to-back blocks of samples put the two
+    engines in different moments and moved ratios by 2x on the shared VM."""
+    fns = [f for f in (ours, theirs) if f is not None]
+    for f in fns:
+        for _ in range(warmup):
+            f()
+    counts = [_loop_count(f, min_time) for f in fns]
+    samples = [[] for _ in fns]
+    for r in range(repeat):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            f, n = fns[i], counts[i]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            samples[i].append((time.perf_counter() - t0) / n)
+    meds = [statistics.median(s) for s in samples]
+    return meds[0], (meds[1] if theirs is not None else None)
+
+
 class Machine:
     """This machine's ceilings, measured once per run: peak FMA GFLOP/s and triad GB/s."""
 

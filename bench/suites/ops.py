@@ -11,7 +11,7 @@ import numpy as np
 
 import pyengine as pe
 
-from ..common import Threads, timeit, torch
+from ..common import Threads, timeit, timeit_pair, torch
 
 
 def build_gpt(tm, vocab, block, n_layer, n_head, n_embd):
@@ -171,8 +171,7 @@ def single_ops(res, threads, quick=False):
                 for t in pts:
                     t.grad = None
                 fn(pe, *pts).sum().backward()
-            t_ours = timeit(ours, repeat=3 if quick else 7)[0]
-            t_torch = None
+            theirs = None
             if torch is not None:
                 tts = [torch.tensor(a, requires_grad=True) for a in arrays]
                 out_p = fn(pe, *[pe.tensor(a) for a in arrays]).numpy()
@@ -184,7 +183,7 @@ def single_ops(res, threads, quick=False):
                     for t in tts:
                         t.grad = None
                     fn(torch, *tts).sum().backward()
-                t_torch = timeit(theirs, repeat=3 if quick else 7)[0]
+            t_ours, t_torch = timeit_pair(ours, theirs, repeat=3 if quick else 9)
             n = int(np.prod(shapes[0]))
             res.add("ops", f"{name} {tuple(shapes[0])}: fwd+bwd", threads, t_ours, None, t_torch,
                     extra=f"{n:,} elements; target >= 0.8x PyTorch")
@@ -195,18 +194,18 @@ def per_op_overhead(res):
     with Threads(1):
         a = pe.tensor([1.5], requires_grad=True)
         b = pe.tensor([2.0])
-        t_ours = timeit(lambda: a * b, min_time=0.2)[0]
-        t_torch = None
+        theirs = None
         if torch is not None:
             ta, tb = torch.tensor([1.5], requires_grad=True), torch.tensor([2.0])
-            t_torch = timeit(lambda: ta * tb, min_time=0.2)[0]
+            theirs = lambda: ta * tb  # noqa: E731
+        t_ours, t_torch = timeit_pair(lambda: a * b, theirs, repeat=9, min_time=0.1)
         res.add("ops", "mul, 1 element, with grad tracking", 1, t_ours, None, t_torch,
                 extra="per-op overhead; target <= PyTorch's time")
         x = pe.tensor([1.5])
-        t_ours = timeit(lambda: (x + 1.0).exp(), min_time=0.2)[0]
         if torch is not None:
             tx = torch.tensor([1.5])
-            t_torch = timeit(lambda: (tx + 1.0).exp(), min_time=0.2)[0]
+            theirs = lambda: (tx + 1.0).exp()  # noqa: E731
+        t_ours, t_torch = timeit_pair(lambda: (x + 1.0).exp(), theirs, repeat=9, min_time=0.1)
         res.add("ops", "add + exp, 1 element, no grad", 1, t_ours, None, t_torch, extra="two op calls")
 
 
