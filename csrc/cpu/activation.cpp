@@ -211,18 +211,35 @@ PE_INLINE void softmax_fwd_row_body(const T* x, T* y, index_t C, bool log) {
     for (index_t j = 0; j < C; ++j) y[j] *= inv;
   }
 }
+// sum_j a[j] * b[j] (b == nullptr: sum_j a[j]) in double, by kLanes independent running sums: one vector of
+// sums (what `omp simd reduction` compiles) waits on its own adds, 4 cycles per 8 doubles, and left the
+// softmax row backward at 2.6x PyTorch's time. The order is fixed by n: the same bits on any thread count.
+constexpr index_t kDotLanes = 16;
+template <class T>
+PE_INLINE double dot_lanes(const T* a, const T* b, index_t n) {
+  double acc[kDotLanes] = {};
+  index_t j = 0;
+  for (; j + kDotLanes <= n; j += kDotLanes) {
+#pragma omp simd
+    for (index_t k = 0; k < kDotLanes; ++k)
+      acc[k] += static_cast<double>(a[j + k]) * (b ? static_cast<double>(b[j + k]) : 1.0);
+  }
+  double tail = 0.0;
+  for (; j < n; ++j) tail += static_cast<double>(a[j]) * (b ? static_cast<double>(b[j]) : 1.0);
+  for (index_t w = kDotLanes / 2; w > 0; w /= 2)  // pairwise: 16 -> 8 -> ... -> 1
+    for (index_t k = 0; k < w; ++k) acc[k] += acc[k + w];
+  return acc[0] + tail;
+}
+
 template <class T>
 PE_INLINE void softmax_bwd_row_body(const T* y, const T* dy, T* dx, index_t C, bool log) {
-  double s = 0.0;
   if (log) {
-#pragma omp simd reduction(+ : s)
-    for (index_t j = 0; j < C; ++j) s += dy[j];
-    const T st = static_cast<T>(s);
+    const T st = static_cast<T>(dot_lanes<T>(dy, nullptr, C));
+#pragma omp simd
     for (index_t j = 0; j < C; ++j) dx[j] = dy[j] - vm::vexp(y[j]) * st;
   } else {
-#pragma omp simd reduction(+ : s)
-    for (index_t j = 0; j < C; ++j) s += static_cast<double>(dy[j]) * y[j];
-    const T st = static_cast<T>(s);
+    const T st = static_cast<T>(dot_lanes(dy, y, C));
+#pragma omp simd
     for (index_t j = 0; j < C; ++j) dx[j] = y[j] * (dy[j] - st);
   }
 }
