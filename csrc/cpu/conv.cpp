@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "cpu/conv_depthwise.h"
+#include "cpu/conv_panels.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/simd.h"
@@ -41,19 +42,7 @@ constexpr index_t kWideCols = 512;          // images below this many output pos
 constexpr index_t kGroupElems = index_t(1) << 21;  // at most this many column values per image group
 constexpr index_t kGrain = index_t(1) << 16;
 
-template <class F>
-void par_for(index_t n, int nt, const F& f) {
-  if (nt <= 1 || n <= 1) {
-    for (index_t i = 0; i < n; ++i) f(i, 0);
-    return;
-  }
-#if defined(PYENGINE_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-  for (index_t i = 0; i < n; ++i) f(i, omp_get_thread_num());
-#else
-  for (index_t i = 0; i < n; ++i) f(i, 0);
-#endif
-}
+using panels::par_for;  // f(i, thread) on nt threads (conv_panels.h)
 
 int max_threads(index_t work) { return threads_for(work, kGrain); }
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _dtype as D
 from ..autograd import Function
+from ..ops.linalg import matmul_shapes
 
 BF16 = D.BF16_NP
 
@@ -37,25 +38,8 @@ class MatMulBf16(Function):
     lowp_native = True
 
     def forward(self, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise RuntimeError("matmul: both arguments need at least 1 dimension, got 0-d")
-        self.a_vec, self.b_vec = a.ndim == 1, b.ndim == 1
-        a2 = a[None, :] if self.a_vec else a
-        b2 = b[:, None] if self.b_vec else b
-        M, K = a2.shape[-2:]
-        N = b2.shape[-1]
-        if K != b2.shape[-2]:
-            raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
-                               f"({K} != {b2.shape[-2]})")
-        if a2.ndim == 2 and b2.ndim == 2:
-            batch = ()
-        else:
-            try:
-                batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
-            except ValueError:
-                raise RuntimeError(f"matmul: batch dims of {tuple(a.shape)} and {tuple(b.shape)} do not "
-                                   "broadcast") from None
-        self.batch, self.M, self.K, self.N = batch, M, K, N
+        a2, b2, batch = matmul_shapes(self, a, b)  # NumPy's rules, as MatMul
+        M, K, N = self.M, self.K, self.N
         self.fold = a2.ndim > 2 and math.prod(b2.shape[:-2]) == 1
         if self.fold:
             self.a, self.b = a2.reshape(math.prod(a2.shape[:-1]), K), b2.reshape(K, N)

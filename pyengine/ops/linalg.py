@@ -13,6 +13,32 @@ from .._checks import KERNEL_FLOATS, tensor_op
 from ..autograd import Function
 
 
+def matmul_shapes(fn, a, b):
+    """NumPy's matmul rules for one call (MatMul and the bfloat16 MatMulBf16): a 1-D operand promoted to a
+    matrix (fn.a_vec / fn.b_vec say which), the inner sizes checked, the batch dims broadcast. Sets fn.batch,
+    fn.M, fn.K, fn.N; returns (a2, b2, batch), the operands as matrices (or stacks of them)."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError("matmul: both arguments need at least 1 dimension, got 0-d")
+    fn.a_vec, fn.b_vec = a.ndim == 1, b.ndim == 1
+    a2 = a[None, :] if fn.a_vec else a
+    b2 = b[:, None] if fn.b_vec else b
+    M, K = a2.shape[-2:]
+    N = b2.shape[-1]
+    if K != b2.shape[-2]:
+        raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                           f"({K} != {b2.shape[-2]})")
+    if a2.ndim == 2 and b2.ndim == 2:
+        batch = ()
+    else:
+        try:
+            batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        except ValueError:
+            raise RuntimeError(f"matmul: batch dims of {tuple(a.shape)} and {tuple(b.shape)} do not "
+                               "broadcast") from None
+    fn.batch, fn.M, fn.K, fn.N = batch, M, K, N
+    return a2, b2, batch
+
+
 class MatMul(Function):
     """y = a @ b with NumPy's rules (1-D promotion, broadcast batch dims).
 
@@ -29,27 +55,10 @@ class MatMul(Function):
     fresh_grads = True  # da, db: new arrays from the GEMM
 
     def forward(self, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise RuntimeError("matmul: both arguments need at least 1 dimension, got 0-d")
-        self.a_vec, self.b_vec = a.ndim == 1, b.ndim == 1
-        a2 = a[None, :] if self.a_vec else a
-        b2 = b[:, None] if self.b_vec else b
-        M, K = a2.shape[-2:]
-        N = b2.shape[-1]
-        if K != b2.shape[-2]:
-            raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
-                               f"({K} != {b2.shape[-2]})")
+        a2, b2, batch = matmul_shapes(self, a, b)
         if a.dtype != b.dtype:
             raise TypeError(f"matmul: expected both operands to have the same dtype, got {a.dtype} and {b.dtype}")
-        if a2.ndim == 2 and b2.ndim == 2:
-            batch = ()
-        else:
-            try:
-                batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
-            except ValueError:
-                raise RuntimeError(f"matmul: batch dims of {tuple(a.shape)} and {tuple(b.shape)} do not "
-                                   "broadcast") from None
-        self.batch, self.M, self.K, self.N = batch, M, K, N
+        M, K, N = self.M, self.K, self.N
         # a's batch folded into its rows when b is one matrix for the whole batch: one 2-D GEMM
         self.fold = a2.ndim > 2 and math.prod(b2.shape[:-2]) == 1
         self.bshape = None  # the batch dims the GEMM sees (one or two), when not folded
