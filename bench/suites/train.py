@@ -61,12 +61,17 @@ def _gpt_config(shape):
     return GPTConfig(vocab_size=65, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0), B, T
 
 
+def _batches(B, T):
+    """Four (input, target) batches of random character ids (vocabulary 65), the same in every run."""
+    rng = np.random.default_rng(0)
+    return [(rng.integers(0, 65, (B, T)), rng.integers(0, 65, (B, T))) for _ in range(4)]
+
+
 def gpt_step(res, threads=2, steps=20, quick=False, shape=GPT_SHAPES["small"]):
     """The issue's GPT step (default 4 layers, 4 heads, 128 wide, T=128, B=16), AdamW, tokens/s; both engines
     in this process, alternating."""
     cfg, B, T = _gpt_config(shape)
-    rng = np.random.default_rng(0)
-    batches = [(rng.integers(0, 65, (B, T)), rng.integers(0, 65, (B, T))) for _ in range(4)]
+    batches = _batches(B, T)
     steps = 8 if quick else steps
     with Threads(threads):
         pe.manual_seed(0)
@@ -151,10 +156,8 @@ def gpt_step_bf16(res, threads=2, steps=10, quick=False, shape=(6, 6, 384, 256, 
     """The issue's bfloat16 step: GPT L6 H6 C384, T256, B8, AdamW, forward under autocast("cpu", bfloat16) in
     both engines (fp32 weights, gradients and optimizer state), pyengine vs PyTorch alternating in one
     process; pyengine's float32 step of the same model for reference."""
-    L, H, C, T, B = shape
-    cfg = GPTConfig(vocab_size=65, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0)
-    rng = np.random.default_rng(0)
-    batches = [(rng.integers(0, 65, (B, T)), rng.integers(0, 65, (B, T))) for _ in range(4)]
+    cfg, B, T = _gpt_config(shape)
+    batches = _batches(B, T)
     steps = 4 if quick else steps
     with Threads(threads):
         pe.manual_seed(0)
@@ -189,8 +192,8 @@ def gpt_step_bf16(res, threads=2, steps=10, quick=False, shape=(6, 6, 384, 256, 
     extra = f"pyengine bf16 {tok / t_ours:,.0f} tok/s (fp32 {tok / t_fp32:,.0f} tok/s: bf16 {t_fp32 / t_ours:.2f}x)"
     if t_torch:
         extra += f" vs PyTorch autocast bf16 {tok / t_torch:,.0f} tok/s"
-    res.add("train", f"GPT step L{L} H{H} C{C} T{T} B{B} AdamW, autocast bf16", threads, t_ours, None, t_torch,
-            extra=extra)
+    res.add("train", f"GPT step L{cfg.n_layer} H{cfg.n_head} C{cfg.n_embd} T{T} B{B} AdamW, autocast bf16", threads,
+            t_ours, None, t_torch, extra=extra)
 
 
 def shakespeare_char(res, data=None, steps=2000, threads=2, with_torch=True, seeds=(1337,)):
