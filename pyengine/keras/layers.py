@@ -727,6 +727,20 @@ class _RecurrentLayer(Layer):
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
 
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                "kernel_initializer": _init_config(self._init_names[0]),
+                "recurrent_initializer": _init_config(self._init_names[1]),
+                "bias_initializer": _init_config(self._init_names[2]),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "dropout": self.dropout, "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards}
+
+    def extra_repr(self):
+        return f"name={self.name!r}, units={self.units}, return_sequences={self.return_sequences}"
+
 
 class LSTM(_RecurrentLayer):
     """Long short-term memory over a batch of sequences (Hochreiter & Schmidhuber 1997), batch first.
@@ -848,18 +862,7 @@ class LSTM(_RecurrentLayer):
                 getattr(self.cell, "bias_hh" + sfx)._data[...] = 0.0
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
-                "kernel_initializer": _init_config(self._init_names[0]),
-                "recurrent_initializer": _init_config(self._init_names[1]),
-                "bias_initializer": _init_config(self._init_names[2]), "unit_forget_bias": self.unit_forget_bias,
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "dropout": self.dropout, "return_sequences": self.return_sequences,
-                "return_state": self.return_state, "go_backwards": self.go_backwards}
-
-    def extra_repr(self):
-        return f"name={self.name!r}, units={self.units}, return_sequences={self.return_sequences}"
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
 
 def _padding_spans(mask, name):
@@ -1048,19 +1051,6 @@ class _Recurrent(_RecurrentLayer):
             for p, value in zip(self._torch_params(sfx), self._keras_to_torch(keras)):
                 p._data[...] = value
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
-                "kernel_initializer": _init_config(self._init_names[0]),
-                "recurrent_initializer": _init_config(self._init_names[1]),
-                "bias_initializer": _init_config(self._init_names[2]),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "dropout": self.dropout, "return_sequences": self.return_sequences,
-                "return_state": self.return_state, "go_backwards": self.go_backwards}
-
-    def extra_repr(self):
-        return f"name={self.name!r}, units={self.units}, return_sequences={self.return_sequences}"
 
 
 class GRU(_Recurrent):
