@@ -137,26 +137,36 @@ def _loop_count(fn, min_time):
         n *= 2 if dt == 0 else max(2, int(min_time / max(dt, 1e-9)))
 
 
-def timeit_pair(ours, theirs, repeat=7, min_time=0.05, warmup=1):
-    """Median seconds per call of ``ours`` and of ``theirs`` (None: ours alone), sampled in alternating
-    rounds (ours then theirs, then theirs then ours, ...), so that a machine whose speed drifts (other
-    tenants, frequency) moves both sides of the ratio alike; back-to-back blocks of samples put the two
-    engines in different moments and moved ratios by 2x on the shared VM."""
-    fns = [f for f in (ours, theirs) if f is not None]
-    for f in fns:
-        for _ in range(warmup):
-            f()
-    counts = [_loop_count(f, min_time) for f in fns]
+def alternating_rounds(fns, counts, rounds, indexed=False):
+    """Median seconds per call of each of ``fns`` over ``rounds`` rounds; in each round every function runs
+    ``counts[i]`` calls back to back, the order reversed every other round (first..last, then last..first).
+    ``indexed``: call f(k) with a running call index k (a training step picking its batch), else f().
+    Alternating matters on a machine whose speed drifts (other tenants, frequency): back-to-back blocks of
+    samples once put two engines in different moments and moved their ratio by up to 2x on the shared VM."""
     samples = [[] for _ in fns]
-    for r in range(repeat):
+    for r in range(rounds):
         order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
         for i in order:
             f, n = fns[i], counts[i]
             t0 = time.perf_counter()
-            for _ in range(n):
-                f()
+            if indexed:
+                for k in range(r * n, (r + 1) * n):
+                    f(k)
+            else:
+                for _ in range(n):
+                    f()
             samples[i].append((time.perf_counter() - t0) / n)
-    meds = [statistics.median(s) for s in samples]
+    return [statistics.median(s) for s in samples]
+
+
+def timeit_pair(ours, theirs, repeat=7, min_time=0.05, warmup=1):
+    """Median seconds per call of ``ours`` and of ``theirs`` (None: ours alone), sampled in alternating
+    rounds (alternating_rounds), each sample at least ``min_time`` seconds of calls."""
+    fns = [f for f in (ours, theirs) if f is not None]
+    for f in fns:
+        for _ in range(warmup):
+            f()
+    meds = alternating_rounds(fns, [_loop_count(f, min_time) for f in fns], repeat)
     return meds[0], (meds[1] if theirs is not None else None)
 
 

@@ -12,7 +12,7 @@ from pyengine.text import get_batch
 from pyengine.nn.utils import clip_grad_norm_
 from pyengine.optim.lr_scheduler import WarmupCosineLR
 
-from ..common import Threads, torch
+from ..common import Threads, alternating_rounds, torch
 
 
 def _pe_step(model, opt, x, y, timings=None):
@@ -33,22 +33,14 @@ def _pe_step(model, opt, x, y, timings=None):
 
 def _seconds_per_step(ours, theirs, steps, warmup, rounds=5):
     """Seconds per step of ours(i) and of theirs(i) (None: ours only): `warmup` untimed steps each, then
-    `rounds` rounds that alternate the engines, `steps` / `rounds` steps per engine and round; the median
-    round of each. Alternating matters on a machine whose speed drifts: back-to-back blocks of 20 steps
-    once put the two engines in different moments and moved this ratio by +-20%."""
+    `rounds` alternating rounds (bench.common.alternating_rounds) of `steps` / `rounds` steps per engine;
+    the median round of each."""
     engines = [f for f in (ours, theirs) if f is not None]
     for f in engines:
         for i in range(warmup):
             f(i)
     per = max(1, steps // rounds)
-    times = [[] for _ in engines]
-    for r in range(rounds):
-        for f, ts in zip(engines, times):
-            t0 = time.perf_counter()
-            for i in range(per):
-                f(r * per + i)
-            ts.append((time.perf_counter() - t0) / per)
-    meds = [float(np.median(ts)) for ts in times]
+    meds = alternating_rounds(engines, [per] * len(engines), rounds, indexed=True)
     return meds[0], (meds[1] if theirs is not None else None)
 
 
