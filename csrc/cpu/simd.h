@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "common.h"
@@ -584,7 +585,12 @@ inline void parallel_for(index_t n, int nt, index_t chunk, F&& body) {
     std::atomic<index_t> next;
     index_t end;
   };
-  std::vector<Share> shares(static_cast<size_t>(nt));  // allocated here: nothing may throw inside the region
+  // Allocated here (nothing may throw inside the region); on the stack for the usual team sizes, so a
+  // ~10 us kernel pays no heap allocation per call.
+  constexpr int kStackShares = 16;
+  Share stack_shares[kStackShares];
+  std::unique_ptr<Share[]> heap_shares(nt > kStackShares ? new Share[static_cast<size_t>(nt)] : nullptr);
+  Share* shares = nt > kStackShares ? heap_shares.get() : stack_shares;
   for (int t = 0; t < nt; ++t) {
     shares[t].next.store(chunks * t / nt, std::memory_order_relaxed);
     shares[t].end = chunks * (t + 1) / nt;
