@@ -18,7 +18,11 @@ void winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvShape&
 // dx: the convolution of dy, padded by 2 - p, with the rotated, transposed filter.
 template <class T>
 void winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
-// Bytes winograd_forward / winograd_backward_input allocate (transformed filter + per-chunk buffers).
+// dw (O, C, 3, 3): sum over the tiles of the batch of the transformed gradient tiles times the input tiles,
+// 36 GEMMs in chunks of tiles (see conv_winograd.cpp); the same bits on any number of threads.
+template <class T>
+void winograd_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
+// Bytes winograd_forward / winograd_backward_input / winograd_backward_weight allocate (transformed filter + per-chunk buffers).
 index_t winograd_workspace_bytes(const ConvShape& s, int itemsize);
 
 // The thresholds (defaults 32 channels, 64 tiles), settable for tests and tuning: (1, 1) sends every
