@@ -39,7 +39,7 @@ namespace wino {
 constexpr int kAA = 36;                              // transformed positions (6 x 6)
 constexpr index_t kChanBlock = 32;                   // channels per unit of the transform loops
 index_t g_min_channels = 32;
-index_t g_min_tiles = 64;
+index_t g_min_tiles = 32;
 
 using panels::par_for;
 
@@ -383,44 +383,49 @@ PE_WINO_INLINE void wgrad_impl(const T* dy, const Geo& g, index_t t0, index_t t1
   }
 }
 
-// dw[o, c] (3 x 3) = G^T dU(o, c) G for channels c of output channel o, with dU[xi](o, c) = u[xi OC + o C + c]:
+// dw[o, c] (3 x 3) = G^T dU(o, c) G for a block of m output channels from o0 and n input channels from c0,
+// with dU[xi](o0 + i, c0 + j) = u[xi xst + i ldc + j]; dw is (O, C, 3, 3):
 //   G^T y = (y0/4 - (y1+y2)/6 + (y3+y4)/24, (y2-y1)/6 + (y3-y4)/12, (y3+y4-y1-y2)/6 + y5) in each direction.
 template <class T>
-PE_WINO_INLINE void wfilter_impl(const T* u, index_t O, index_t C, index_t o, T* dw) {
+PE_WINO_INLINE void wfilter_impl(const T* u, index_t xst, index_t ldc, int m, int n, index_t o0, index_t c0,
+                                 index_t C, T* dw) {
   constexpr int VL = 16;
   alignas(64) T a[kAA * VL];
   alignas(64) T t[18 * VL];
   alignas(64) T r[9 * VL];
   const T sixth = T(1.0 / 6.0), twelfth = T(1.0 / 12.0), tw4 = T(1.0 / 24.0);
-  for (index_t c0 = 0; c0 < C; c0 += VL) {
-    const int cl = static_cast<int>(std::min<index_t>(VL, C - c0));
-    for (int xi = 0; xi < kAA; ++xi) {
-      const T* src = u + xi * O * C + o * C + c0;
-      for (int l = 0; l < VL; ++l) a[xi * VL + l] = l < cl ? src[l] : T(0);
-    }
-    for (int j = 0; j < 6; ++j) {  // t (3 x 6) = G^T a (down the columns)
-      const T *y0 = a + j * VL, *y1 = y0 + 6 * VL, *y2 = y1 + 6 * VL, *y3 = y2 + 6 * VL, *y4 = y3 + 6 * VL,
-              *y5 = y4 + 6 * VL;
-      for (int l = 0; l < VL; ++l) {
-        const T p = y1[l] + y2[l], q = y3[l] + y4[l];
-        t[j * VL + l] = T(0.25) * y0[l] - sixth * p + tw4 * q;
-        t[(6 + j) * VL + l] = sixth * (y2[l] - y1[l]) + twelfth * (y3[l] - y4[l]);
-        t[(12 + j) * VL + l] = sixth * (q - p) + y5[l];
+  for (int i = 0; i < m; ++i) {
+    for (int j0 = 0; j0 < n; j0 += VL) {
+      const int cl = std::min(VL, n - j0);
+      for (int xi = 0; xi < kAA; ++xi) {
+        const T* src = u + xi * xst + i * ldc + j0;
+        for (int l = 0; l < VL; ++l) a[xi * VL + l] = l < cl ? src[l] : T(0);
       }
-    }
-    for (int i = 0; i < 3; ++i) {  // r (3 x 3) = t G (along the rows)
-      const T* y = t + i * 6 * VL;
-      for (int l = 0; l < VL; ++l) {
-        const T y0 = y[l], y1 = y[VL + l], y2 = y[2 * VL + l], y3 = y[3 * VL + l], y4 = y[4 * VL + l],
-                y5 = y[5 * VL + l];
-        const T p = y1 + y2, q = y3 + y4;
-        r[(i * 3) * VL + l] = T(0.25) * y0 - sixth * p + tw4 * q;
-        r[(i * 3 + 1) * VL + l] = sixth * (y2 - y1) + twelfth * (y3 - y4);
-        r[(i * 3 + 2) * VL + l] = sixth * (q - p) + y5;
+      for (int j = 0; j < 6; ++j) {  // t (3 x 6) = G^T a (down the columns)
+        const T *y0 = a + j * VL, *y1 = y0 + 6 * VL, *y2 = y1 + 6 * VL, *y3 = y2 + 6 * VL, *y4 = y3 + 6 * VL,
+                *y5 = y4 + 6 * VL;
+        for (int l = 0; l < VL; ++l) {
+          const T p = y1[l] + y2[l], q = y3[l] + y4[l];
+          t[j * VL + l] = T(0.25) * y0[l] - sixth * p + tw4 * q;
+          t[(6 + j) * VL + l] = sixth * (y2[l] - y1[l]) + twelfth * (y3[l] - y4[l]);
+          t[(12 + j) * VL + l] = sixth * (q - p) + y5[l];
+        }
       }
+      for (int k = 0; k < 3; ++k) {  // r (3 x 3) = t G (along the rows)
+        const T* y = t + k * 6 * VL;
+        for (int l = 0; l < VL; ++l) {
+          const T y0 = y[l], y1 = y[VL + l], y2 = y[2 * VL + l], y3 = y[3 * VL + l], y4 = y[4 * VL + l],
+                  y5 = y[5 * VL + l];
+          const T p = y1 + y2, q = y3 + y4;
+          r[(k * 3) * VL + l] = T(0.25) * y0 - sixth * p + tw4 * q;
+          r[(k * 3 + 1) * VL + l] = sixth * (y2 - y1) + twelfth * (y3 - y4);
+          r[(k * 3 + 2) * VL + l] = sixth * (q - p) + y5;
+        }
+      }
+      T* dst = dw + ((o0 + i) * C + c0 + j0) * 9;
+      for (int l = 0; l < cl; ++l)
+        for (int k = 0; k < 9; ++k) dst[l * 9 + k] = r[k * VL + l];
     }
-    for (int l = 0; l < cl; ++l)
-      for (int k = 0; k < 9; ++k) dw[(o * C + c0 + l) * 9 + k] = r[k * VL + l];
   }
 }
 
@@ -458,8 +463,9 @@ using FilterFn = void (*)(const T*, index_t, index_t, bool, index_t, index_t, in
     wgrad_impl<T, W>(dy, g, t0, t1, s0, o0, m, xs);                                                           \
   }                                                                                                           \
   template <class T>                                                                                          \
-  ATTR void wfilter_##SUFFIX(const T* u, index_t O, index_t C, index_t o, T* dw) {                            \
-    wfilter_impl<T>(u, O, C, o, dw);                                                                          \
+  ATTR void wfilter_##SUFFIX(const T* u, index_t xst, index_t ldc, int m, int n, index_t o0, index_t c0,       \
+                             index_t C, T* dw) {                                                              \
+    wfilter_impl<T>(u, xst, ldc, m, n, o0, c0, C, dw);                                                        \
   }
 PE_WINO_OPS(generic, )
 #if PE_X86
@@ -471,7 +477,7 @@ PE_WINO_OPS(avx512, PE_TARGET_AVX512)
 template <class T>
 using WTransformFn = void (*)(const T*, const Geo&, index_t, index_t, index_t, index_t, T*, index_t);
 template <class T>
-using WFilterFn = void (*)(const T*, index_t, index_t, index_t, T*);
+using WFilterFn = void (*)(const T*, index_t, index_t, int, int, index_t, index_t, index_t, T*);
 
 template <class T>
 struct Ops {
@@ -525,14 +531,27 @@ Geo geometry(index_t N, index_t C, index_t H, index_t W, index_t O, index_t Ho, 
 // (V and M of about conv_tile() values, at least one panel per thread) go through three parallel loops
 // (input transform, GEMMs over (panel, xi), output transform). U is transformed once per call and shared
 // by all threads. values: the extra memory (U, then V and M), in values.
+// When the whole batch's V and M take no more than U (few tiles, many channels: ResNet's 7x7 and 14x14
+// layers at batch 8), U is never formed: V of every panel is transformed first, then a unit (one A panel
+// of MR output channels) transforms its rows of U into a buffer of its thread (36 C MR values, kept in
+// cache) and runs them against every panel, then the output transform. A U of 36 x 512 x 512 values was
+// written and read once per call (and its fresh pages faulted in): at 7x7 x 512 that took twice the
+// GEMMs. Every plan gives the same bits: each output sums the same products in the same order.
 struct Plan {
-  bool by_panel;
+  bool by_panel, by_op;
   index_t cp, values;
 };
 
 Plan plan(const Geo& g, int MR, int NR, int nt) {
   const index_t panels = (g.tiles + NR - 1) / NR, per = kAA * (g.C + g.O) * NR;
+  const index_t usz = kAA * (g.O + MR - 1) / MR * MR * g.C;
   Plan p;
+  p.by_op = panels * per <= usz;
+  if (p.by_op) {
+    p.by_panel = false, p.cp = panels;
+    p.values = nt * kAA * g.C * MR + panels * per;
+    return p;
+  }
   p.by_panel = nt <= 1 || panels >= 2 * nt;
   p.cp = p.by_panel ? nt
                     : std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
@@ -554,6 +573,29 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
   // not zeroed: the filter transform writes every value (zero rows past O), the input transform every lane
   // (zero past the last tile), the GEMMs every row below O of M
   std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
+  if (pl.by_op) {
+    T* vb = buf.get();  // V, M of every panel, then the threads' rows of U
+    T* mb = vb + panels * vsz;
+    T* ub = mb + panels * msz;
+    par_for(panels * cblocks, nt, [&](index_t u, int) {
+      const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
+      k.input(x, g, p * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
+    });
+    par_for(OP, nt, [&](index_t op, int tid) {
+      T* u = ub + tid * kAA * g.C * MR;  // u[(xi C + c) MR + i]: rows op MR + i of U[xi]
+      k.filter(w + op * MR * so, so, sc, flip, g.O - op * MR, g.C, 1, 0, 0, g.C, u);
+      const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
+      for (index_t p = 0; p < panels; ++p)
+        for (index_t xi = 0; xi < kAA; ++xi)
+          k.micro(g.C, u + xi * g.C * MR, vb + p * vsz + xi * g.C * NR, mb + p * msz + (xi * g.O + op * MR) * NR, NR,
+                  m, NR, T(1), T(0), nullptr);
+    });
+    par_for(panels * oblocks, nt, [&](index_t u, int) {
+      const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
+      k.output(mb + p * msz, bias, y, g, p * NR, o0, std::min(g.O, o0 + kChanBlock));
+    });
+    return;
+  }
   T* ub = buf.get();  // U: OP micro-panels per xi
   T* vb = ub + kAA * OP * MR * g.C;
   T* mb = vb + pl.cp * vsz;
@@ -597,41 +639,46 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
 // The weight gradient's chunks: KT tiles of the batch at a time (fixed by the shape, never by the threads,
 // so the sums run in the same order on any number of threads). A chunk's panels hold 36 (C + O) KT
 // values: at most about one column tile, or twice dU (the 36 O C accumulators) where dU is larger, and at
-// least 32 tiles so that the GEMMs are deep enough.
+// least 32 tiles so that the GEMMs are deep enough. With one chunk (ResNet's 7x7 and 14x14 layers at batch
+// 8) dU is never formed: a unit's 36 blocks go to a buffer of its thread (36 MR NR) and straight to dw.
 struct WPlan {
   index_t KT, CP, OP, values;
+  bool one;  // a single chunk
 };
 
-WPlan wplan(const Geo& g, int MR, int NR) {
+WPlan wplan(const Geo& g, int MR, int NR, int nt) {
   WPlan p;
   p.CP = (g.C + NR - 1) / NR, p.OP = (g.O + MR - 1) / MR;
   const index_t per = kAA * (p.CP * NR + p.OP * MR);
   p.KT = std::min(g.tiles, std::max<index_t>(32, std::min<index_t>(1024, std::max(conv_tile(), 2 * kAA * g.O * g.C) / per)));
-  p.values = kAA * g.O * g.C + p.KT * per;
+  p.one = p.KT >= g.tiles;
+  p.values = (p.one ? nt * kAA * MR * NR : kAA * g.O * g.C) + p.KT * per;
   return p;
 }
 
 // dw (O, C, 3, 3) = the weight gradient of the 3x3 correlation y = x * w (geometry g) for the output gradient
 // dy. Per chunk: the transforms (units: 16 tiles x one channel panel), then the GEMMs
 //   dU[xi] (O, C) (+)= dM[xi] (O, KT) @ V[xi] (KT, C)
-// on the micro-kernel (units: xi x one A panel of MR output channels, each over all B panels; the first
-// chunk writes dU, the others add to it: every value of dU is summed by one thread, chunk after chunk).
-// Last dw = G^T dU G (units: output channels).
+// on the micro-kernel, a unit being one A panel (MR output channels) x one B panel (NR input channels) for
+// the 36 xi (the first chunk writes dU, the others add to it: every value of dU is summed by one thread,
+// chunk after chunk, the same whatever the split into units); after its last chunk's GEMMs a unit
+// transforms its block, dw = G^T dU G, while it is in cache.
 template <class T>
 void run_wgrad(const T* dy, const T* x, T* dw, const Geo& g) {
   const Ops<T> k = ops<T>();
   const int MR = k.MR, NR = k.NR;
   const int nt = threads_for(g.N * g.O * g.Ho * g.Wo * g.C * 9, index_t(1) << 20);
-  const WPlan pl = wplan(g, MR, NR);
+  const WPlan pl = wplan(g, MR, NR, nt);
   const index_t KT = pl.KT, CP = pl.CP, OP = pl.OP, OC = g.O * g.C;
   std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
-  T* ub = buf.get();
-  T* vb = ub + kAA * OC;                 // V: vb[((xi CP + cp) KT + slot) NR + l]
-  T* mb = vb + kAA * CP * KT * NR;       // dM: mb[((xi OP + op) KT + slot) MR + l]
+  T* ub = buf.get();                                   // dU[xi](o, c) = ub[xi OC + o C + c], or per thread
+  T* vb = ub + (pl.one ? nt * kAA * MR * NR : kAA * OC);  // V: vb[((xi CP + cp) KT + slot) NR + l]
+  T* mb = vb + kAA * CP * KT * NR;                     // dM: mb[((xi OP + op) KT + slot) MR + l]
   const index_t vxs = CP * KT * NR, mxs = OP * KT * MR;
   constexpr index_t kTileGroup = 16;
   for (index_t t0 = 0; t0 < g.tiles; t0 += KT) {
     const index_t cnt = std::min(KT, g.tiles - t0), groups = (cnt + kTileGroup - 1) / kTileGroup;
+    const bool last = t0 + cnt >= g.tiles;
     par_for(groups * (CP + OP), nt, [&](index_t u, int) {
       const index_t s0 = (u / (CP + OP)) * kTileGroup, b = u % (CP + OP);
       const index_t a0 = t0 + s0, a1 = t0 + std::min(cnt, s0 + kTileGroup);
@@ -641,17 +688,18 @@ void run_wgrad(const T* dy, const T* x, T* dw, const Geo& g) {
         k.wgrad(dy, g, a0, a1, s0, (b - CP) * MR, mb + (b - CP) * KT * MR, mxs);
     });
     const T beta = t0 ? T(1) : T(0);
-    par_for(kAA * OP, nt, [&](index_t u, int) {
-      const index_t xi = u / OP, op = u % OP;
-      const T* a = mb + xi * mxs + op * KT * MR;
+    par_for(OP * CP, nt, [&](index_t u, int tid) {
+      const index_t op = u / CP, cp = u % CP;
       const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
-      T* c = ub + xi * OC + op * MR * g.C;
-      for (index_t cp = 0; cp < CP; ++cp)
-        k.micro(cnt, a, vb + xi * vxs + cp * KT * NR, c + cp * NR, g.C,
-                m, static_cast<int>(std::min<index_t>(NR, g.C - cp * NR)), T(1), beta, nullptr);
+      const int n = static_cast<int>(std::min<index_t>(NR, g.C - cp * NR));
+      T* c = pl.one ? ub + tid * kAA * MR * NR : ub + op * MR * g.C + cp * NR;
+      const index_t xst = pl.one ? MR * NR : OC, ldc = pl.one ? NR : g.C;
+      for (index_t xi = 0; xi < kAA; ++xi)
+        k.micro(cnt, mb + xi * mxs + op * KT * MR, vb + xi * vxs + cp * KT * NR, c + xi * xst, ldc, m, n, T(1),
+                beta, nullptr);
+      if (last) k.wfilter(c, xst, ldc, m, n, op * MR, cp * NR, g.C, dw);
     });
   }
-  par_for(g.O, nt, [&](index_t o, int) { k.wfilter(ub, g.O, g.C, o, dw); });
 }
 
 }  // namespace wino
@@ -697,7 +745,7 @@ index_t winograd_workspace_bytes(const ConvShape& s, int itemsize) {
   const int nt = num_threads();
   const wino::Plan f = wino::plan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt);
   const wino::Plan d = wino::plan(wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw), MR, NR, nt);
-  const wino::WPlan w = wino::wplan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR);
+  const wino::WPlan w = wino::wplan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt);
   return std::max({f.values, d.values, w.values}) * itemsize;
 }
 
