@@ -15,9 +15,14 @@
 // order, images one after the other), and the transforms run on all NR tiles of a panel at once, one
 // SIMD lane per tile.
 //
+// The weight gradient (run_wgrad) runs the same algebra backwards: dU[xi] (O, C) = sum over the batch's
+// tiles of (A dY A^T)[xi] (O, tiles) @ (B^T d B)[xi] (tiles, C), dw = G^T dU G, in chunks of tiles.
+//
 // Memory: U (36 x O x C, O rounded up to MR), and V (36 x C x NR) and M (36 x O x NR) per panel in flight:
 // one per thread, or a chunk of about one column tile (conv_tile() values, as the implicit GEMM's tiles)
-// when there are few panels; bounded whatever the batch.
+// when there are few panels; bounded whatever the batch. With few tiles and many channels, U's rows of
+// one A panel per thread instead of U (see Plan). The weight gradient: a chunk's panels and dU (or, with
+// one chunk, 36 MR NR per thread); see WPlan.
 // Threads: all share U (transformed once per call, in parallel). Each thread then runs whole panels
 // (input transform, GEMMs, output transform: no barrier in between); with fewer than two panels per
 // thread, a chunk's three steps are each split over the threads instead (see Plan).

@@ -275,6 +275,7 @@ WINOGRAD = [  # N, C, H, W, O, (ph, pw)
     (9, 6, 8, 8, 3, (1, 1)),     # 36 tiles of whole 4x4s, spread over panels
     (2, 40, 16, 15, 36, (1, 1)),   # 2 threads: few panels, each step split over the threads
     (25, 32, 8, 7, 33, (1, 1)),    # 2 threads: whole panels per thread (100 tiles)
+    (1, 70, 5, 6, 75, (1, 1)),     # many channels, 4 tiles: U transformed per A panel (no whole U)
 ]
 
 
@@ -323,6 +324,32 @@ def test_conv2d_winograd_matches_twin(isa, threads, winograd_all, case, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_winograd_few_tiles_thread_bits(isa, winograd_all, dtype):
+    """Many channels and few tiles (U transformed per A panel into the thread's buffer, the weight gradient in
+    one chunk): forward and both gradients against the twin, with the same bits on 1, 2 and 3 threads."""
+    rng = np.random.default_rng(4)
+    x, w, dy = rand(rng, (2, 67, 7, 5), np.float64), rand(rng, (71, 67, 3, 3), np.float64), rand(rng, (2, 71, 7, 5), np.float64)
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    xs, ws, dys = (a.astype(dtype) for a in (x, w, dy))
+    before, adapt, got = _C.num_threads(), _C.adapt_threads(), []
+    _C.set_adapt_threads(False)  # the thread counts asked for, whatever the machine's load
+    try:
+        for nt in (1, 2, 3):
+            _C.set_num_threads(nt)
+            got.append((cpu.conv2d_forward(xs, ws, None, *args, (7, 5)), cpu.conv2d_backward_input(dys, ws, (7, 5), *args),
+                        cpu.conv2d_backward_weight(dys, xs, (3, 3), *args)))
+    finally:
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    assert_close(got[0][0], ref.conv2d_forward(x, w, None, *args, (7, 5)), **_winograd_tol(dtype, 67))
+    assert_close(got[0][1], ref.conv2d_backward_input(dy, w, (7, 5), *args), **_winograd_tol(dtype, 71))
+    assert_close(got[0][2], ref.conv2d_backward_weight(dy, x, (3, 3), *args), **_winograd_wgrad_tol(dtype, 2, 35))
+    for g in got[1:]:
+        for a, b in zip(g, got[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_winograd_wgrad_chunks_thread_bits(isa, winograd_all, dtype):
     """The weight gradient in several chunks of tiles (the column tile shrunk: 32 tiles a chunk, 3 chunks, the
     last partial) against the twin, with the same bits on 1, 2 and 3 threads."""
@@ -331,7 +358,8 @@ def test_conv2d_winograd_wgrad_chunks_thread_bits(isa, winograd_all, dtype):
     args = ((1, 1), (1, 1), (1, 1), 1)
     want = ref.conv2d_backward_weight(dy, x, (3, 3), *args)
     xs, dys = x.astype(dtype), dy.astype(dtype)
-    tile, before = _C.conv_tile(), _C.num_threads()
+    tile, before, adapt = _C.conv_tile(), _C.num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
     try:
         _C.set_conv_tile(1)
         got = []
@@ -341,6 +369,7 @@ def test_conv2d_winograd_wgrad_chunks_thread_bits(isa, winograd_all, dtype):
     finally:
         _C.set_conv_tile(tile)
         _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
     assert_close(got[0], want, **_winograd_wgrad_tol(dtype, 7, 130))
     for g in got[1:]:
         np.testing.assert_array_equal(g, got[0])
