@@ -245,8 +245,8 @@ void register_conv(py::module_& m) {
   m.def("set_conv_winograd", [](std::int64_t channels, std::int64_t tiles) { cpu::set_winograd_min(channels, tiles); },
         py::arg("min_channels"), py::arg("min_tiles"),
         "Tuning and tests: 3x3 stride-1 convolutions with at least min_channels input and output channels "
-        "(default 32) and min_tiles 4x4 output tiles in the batch (default 64) run forward and input gradient "
-        "as Winograd F(4x4, 3x3); (1, 1) sends every such shape there, a huge value none.");
+        "(default 32) and min_tiles 4x4 output tiles in the batch (default 32) run forward, input and weight "
+        "gradients as Winograd F(4x4, 3x3); (1, 1) sends every such shape there, a huge value none.");
   m.def("conv_winograd", []() { return py::make_tuple(cpu::winograd_min_channels(), cpu::winograd_min_tiles()); },
         "The (min_channels, min_tiles) thresholds of the Winograd convolution path.");
 

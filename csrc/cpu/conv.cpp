@@ -12,8 +12,8 @@
 // Depthwise convolutions (one input and one output channel per group) run a direct loop per plane
 // instead: a GEMM of one row would be all packing. conv_depthwise.cpp's SIMD kernels take them (and dense
 // convolutions of few input channels) first; the depthwise loops here are their fallback. 3x3 stride-1
-// one-group convolutions above a size threshold run forward and dgrad as Winograd F(4x4, 3x3) on the GEMM
-// micro-kernel (conv_winograd.cpp); their wgrad stays here.
+// one-group convolutions above a size threshold run forward, dgrad and wgrad as Winograd F(4x4, 3x3) on the
+// GEMM micro-kernel (conv_winograd.cpp).
 //
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
@@ -564,6 +564,8 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
     return;
   }
   if (s.G == s.C && depthwise_backward_weight(dy, x, dw, s)) return;  // one input channel per group
+  if (winograd_applies(s) && all_finite(x, s.N * s.C * HW) && all_finite(dy, s.N * s.O * L))
+    return winograd_backward_weight(dy, x, dw, s);
   if (is_pointwise(s)) {
     for (index_t n = 0; n < s.N; ++n)
       for (index_t g = 0; g < s.G; ++g)
@@ -618,8 +620,8 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
       wgrad = tile_rows(s, K) * s.Wo * K;
     }
   }
-  // Winograd shapes run forward and dgrad there, wgrad here
-  if (winograd_applies(s)) return std::max(std::max(wgrad * itemsize, winograd_workspace_bytes(s, itemsize)), direct);
+  // Winograd shapes run all three passes there
+  if (winograd_applies(s)) return std::max(winograd_workspace_bytes(s, itemsize), direct);
   return std::max(std::max(fwd, wgrad) * itemsize, direct);
 }
 

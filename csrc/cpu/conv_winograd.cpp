@@ -15,9 +15,14 @@
 // order, images one after the other), and the transforms run on all NR tiles of a panel at once, one
 // SIMD lane per tile.
 //
+// The weight gradient (run_wgrad) runs the same algebra backwards: dU[xi] (O, C) = sum over the batch's
+// tiles of (A dY A^T)[xi] (O, tiles) @ (B^T d B)[xi] (tiles, C), dw = G^T dU G, in chunks of tiles.
+//
 // Memory: U (36 x O x C, O rounded up to MR), and V (36 x C x NR) and M (36 x O x NR) per panel in flight:
 // one per thread, or a chunk of about one column tile (conv_tile() values, as the implicit GEMM's tiles)
-// when there are few panels; bounded whatever the batch.
+// when there are few panels; bounded whatever the batch. With few tiles and many channels, U's rows of
+// one A panel per thread instead of U (see Plan). The weight gradient: a chunk's panels and dU (or, with
+// one chunk, 36 MR NR per thread); see WPlan.
 // Threads: all share U (transformed once per call, in parallel). Each thread then runs whole panels
 // (input transform, GEMMs, output transform: no barrier in between); with fewer than two panels per
 // thread, a chunk's three steps are each split over the threads instead (see Plan).
@@ -39,7 +44,7 @@ namespace wino {
 constexpr int kAA = 36;                              // transformed positions (6 x 6)
 constexpr index_t kChanBlock = 32;                   // channels per unit of the transform loops
 index_t g_min_channels = 32;
-index_t g_min_tiles = 64;
+index_t g_min_tiles = 32;
 
 using panels::par_for;
 
@@ -244,6 +249,191 @@ PE_WINO_INLINE void filter_impl(const T* w, index_t so, index_t sc, bool flip, i
   }
 }
 
+// ---- weight gradient. The forward tile is Y = A^T M A with M[xi] = sum_c U[xi](o, c) V[xi](c, tile), so
+// by the chain rule (everything is linear): dM = A dY A^T (the 4x4 output-gradient tile lifted to 6x6;
+// zero past Ho, Wo), dU[xi](o, c) = sum_tiles dM[xi](o, tile) V[xi](c, tile), and, U = G g G^T,
+// dg = G^T dU G. The tile sums are 36 GEMMs with K = the tiles of the batch. Here the lanes of the
+// transforms are channels (the GEMMs' M and N), one tile at a time: the packed panels hold W channels
+// side by side per tile (k step).
+
+// Input transform of tiles [t0, t1) (chunk slots from s0), channels [c0, c0 + W) (zero past C), into the
+// B panels: v[xi xs + s W + l] = (B^T d B)[xi] of channel c0 + l in the tile of slot s.
+template <class T, int W>
+PE_WINO_INLINE void winput_impl(const T* x, const Geo& g, index_t t0, index_t t1, index_t s0, index_t c0, T* v,
+                                index_t xs) {
+  constexpr int VL = (W + 7) / 8 * 8;
+  alignas(64) T d[kAA * VL];
+  alignas(64) T t[kAA * VL];
+  std::fill(d, d + kAA * VL, T(0));
+  const int valid = static_cast<int>(std::min<index_t>(W, g.C - c0));
+  const index_t HW = g.H * g.W, per = g.TH * g.TW;
+  for (index_t tt = t0; tt < t1; ++tt) {
+    const index_t n = tt / per, r = tt % per;
+    const index_t h0 = (r / g.TW) * 4 - g.ph, w0 = (r % g.TW) * 4 - g.pw;
+    const T* xn = x + (n * g.C + c0) * HW;
+    if (h0 >= 0 && h0 + 6 <= g.H && w0 >= 0 && w0 + 6 <= g.W) {
+      for (int l = 0; l < valid; ++l) {
+        const T* src = xn + l * HW + h0 * g.W + w0;
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 6; ++j) d[(i * 6 + j) * VL + l] = src[i * g.W + j];
+      }
+    } else {
+      for (int l = 0; l < valid; ++l) {
+        const T* xc = xn + l * HW;
+        for (int i = 0; i < 6; ++i) {
+          const index_t ih = h0 + i;
+          const bool row = ih >= 0 && ih < g.H;
+          for (int j = 0; j < 6; ++j) {
+            const index_t iw = w0 + j;
+            d[(i * 6 + j) * VL + l] = row && iw >= 0 && iw < g.W ? xc[ih * g.W + iw] : T(0);
+          }
+        }
+      }
+    }
+    for (int j = 0; j < 6; ++j) {  // t = B^T d (as the forward's input transform)
+      const T *a0 = d + j * VL, *a1 = a0 + 6 * VL, *a2 = a1 + 6 * VL, *a3 = a2 + 6 * VL, *a4 = a3 + 6 * VL,
+              *a5 = a4 + 6 * VL;
+      T *r0 = t + j * VL, *r1 = r0 + 6 * VL, *r2 = r1 + 6 * VL, *r3 = r2 + 6 * VL, *r4 = r3 + 6 * VL,
+        *r5 = r4 + 6 * VL;
+      for (int l = 0; l < VL; ++l) {
+        const T p = a4[l] - T(4) * a2[l], q = a3[l] - T(4) * a1[l], s = a4[l] - a2[l], u = T(2) * (a3[l] - a1[l]);
+        r0[l] = T(4) * a0[l] - T(5) * a2[l] + a4[l];
+        r1[l] = p + q;
+        r2[l] = p - q;
+        r3[l] = s + u;
+        r4[l] = s - u;
+        r5[l] = T(4) * a1[l] - T(5) * a3[l] + a5[l];
+      }
+    }
+    T* vs = v + (s0 + tt - t0) * W;
+    for (int i = 0; i < 6; ++i) {  // v = t B
+      const T* a = t + i * 6 * VL;
+      T* o = vs + i * 6 * xs;
+      alignas(64) T row[6][VL];
+      for (int l = 0; l < VL; ++l) {
+        const T a0 = a[l], a1 = a[VL + l], a2 = a[2 * VL + l], a3 = a[3 * VL + l], a4 = a[4 * VL + l],
+                a5 = a[5 * VL + l];
+        const T p = a4 - T(4) * a2, q = a3 - T(4) * a1, s = a4 - a2, u = T(2) * (a3 - a1);
+        row[0][l] = T(4) * a0 - T(5) * a2 + a4;
+        row[1][l] = p + q;
+        row[2][l] = p - q;
+        row[3][l] = s + u;
+        row[4][l] = s - u;
+        row[5][l] = T(4) * a1 - T(5) * a3 + a5;
+      }
+      for (int k = 0; k < 6; ++k)
+        for (int l = 0; l < W; ++l) o[k * xs + l] = row[k][l];
+    }
+  }
+}
+
+// Output-gradient transform of tiles [t0, t1) (slots from s0), output channels [o0, o0 + W) (zero past O),
+// into the A panels: m[xi xs + s W + l] = (A dy A^T)[xi] of channel o0 + l, dy's 4x4 tile zero past Ho, Wo.
+//   A dy A^T with A^T as in output_impl: z = A y is (y0, y0+y1+y2+y3, y0-y1+y2-y3, y0+2y1+4y2+8y3,
+//   y0-2y1+4y2-8y3, y3) along each direction.
+template <class T, int W>
+PE_WINO_INLINE void wgrad_impl(const T* dy, const Geo& g, index_t t0, index_t t1, index_t s0, index_t o0, T* m,
+                               index_t xs) {
+  constexpr int VL = (W + 7) / 8 * 8;
+  alignas(64) T d[16 * VL];
+  alignas(64) T t[24 * VL];
+  std::fill(d, d + 16 * VL, T(0));
+  const int valid = static_cast<int>(std::min<index_t>(W, g.O - o0));
+  const index_t L = g.Ho * g.Wo, per = g.TH * g.TW;
+  for (index_t tt = t0; tt < t1; ++tt) {
+    const index_t n = tt / per, r = tt % per, oh = (r / g.TW) * 4, ow = (r % g.TW) * 4;
+    const int mi = static_cast<int>(std::min<index_t>(4, g.Ho - oh));
+    const int mj = static_cast<int>(std::min<index_t>(4, g.Wo - ow));
+    const T* src = dy + (n * g.O + o0) * L + oh * g.Wo + ow;
+    if (mi == 4 && mj == 4) {
+      for (int l = 0; l < valid; ++l)
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) d[(i * 4 + j) * VL + l] = src[l * L + i * g.Wo + j];
+    } else {
+      for (int l = 0; l < valid; ++l)
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) d[(i * 4 + j) * VL + l] = i < mi && j < mj ? src[l * L + i * g.Wo + j] : T(0);
+    }
+    for (int j = 0; j < 4; ++j) {  // t (6 x 4) = A d (down the columns)
+      const T *y0 = d + j * VL, *y1 = y0 + 4 * VL, *y2 = y1 + 4 * VL, *y3 = y2 + 4 * VL;
+      T* r0 = t + j * VL;
+      for (int l = 0; l < VL; ++l) {
+        const T p = y0[l] + y2[l], q = y1[l] + y3[l], s = y0[l] + T(4) * y2[l], u = T(2) * y1[l] + T(8) * y3[l];
+        r0[l] = y0[l];
+        r0[4 * VL + l] = p + q;
+        r0[8 * VL + l] = p - q;
+        r0[12 * VL + l] = s + u;
+        r0[16 * VL + l] = s - u;
+        r0[20 * VL + l] = y3[l];
+      }
+    }
+    T* ms = m + (s0 + tt - t0) * W;
+    for (int i = 0; i < 6; ++i) {  // m = t A^T (along the rows)
+      const T* a = t + i * 4 * VL;
+      alignas(64) T row[6][VL];
+      for (int l = 0; l < VL; ++l) {
+        const T y0 = a[l], y1 = a[VL + l], y2 = a[2 * VL + l], y3 = a[3 * VL + l];
+        const T p = y0 + y2, q = y1 + y3, s = y0 + T(4) * y2, u = T(2) * y1 + T(8) * y3;
+        row[0][l] = y0;
+        row[1][l] = p + q;
+        row[2][l] = p - q;
+        row[3][l] = s + u;
+        row[4][l] = s - u;
+        row[5][l] = y3;
+      }
+      T* o = ms + i * 6 * xs;
+      for (int k = 0; k < 6; ++k)
+        for (int l = 0; l < W; ++l) o[k * xs + l] = row[k][l];
+    }
+  }
+}
+
+// dw[o, c] (3 x 3) = G^T dU(o, c) G for a block of m output channels from o0 and n input channels from c0,
+// with dU[xi](o0 + i, c0 + j) = u[xi xst + i ldc + j]; dw is (O, C, 3, 3):
+//   G^T y = (y0/4 - (y1+y2)/6 + (y3+y4)/24, (y2-y1)/6 + (y3-y4)/12, (y3+y4-y1-y2)/6 + y5) in each direction.
+template <class T>
+PE_WINO_INLINE void wfilter_impl(const T* u, index_t xst, index_t ldc, int m, int n, index_t o0, index_t c0,
+                                 index_t C, T* dw) {
+  constexpr int VL = 16;
+  alignas(64) T a[kAA * VL];
+  alignas(64) T t[18 * VL];
+  alignas(64) T r[9 * VL];
+  const T sixth = T(1.0 / 6.0), twelfth = T(1.0 / 12.0), tw4 = T(1.0 / 24.0);
+  for (int i = 0; i < m; ++i) {
+    for (int j0 = 0; j0 < n; j0 += VL) {
+      const int cl = std::min(VL, n - j0);
+      for (int xi = 0; xi < kAA; ++xi) {
+        const T* src = u + xi * xst + i * ldc + j0;
+        for (int l = 0; l < VL; ++l) a[xi * VL + l] = l < cl ? src[l] : T(0);
+      }
+      for (int j = 0; j < 6; ++j) {  // t (3 x 6) = G^T a (down the columns)
+        const T *y0 = a + j * VL, *y1 = y0 + 6 * VL, *y2 = y1 + 6 * VL, *y3 = y2 + 6 * VL, *y4 = y3 + 6 * VL,
+                *y5 = y4 + 6 * VL;
+        for (int l = 0; l < VL; ++l) {
+          const T p = y1[l] + y2[l], q = y3[l] + y4[l];
+          t[j * VL + l] = T(0.25) * y0[l] - sixth * p + tw4 * q;
+          t[(6 + j) * VL + l] = sixth * (y2[l] - y1[l]) + twelfth * (y3[l] - y4[l]);
+          t[(12 + j) * VL + l] = sixth * (q - p) + y5[l];
+        }
+      }
+      for (int k = 0; k < 3; ++k) {  // r (3 x 3) = t G (along the rows)
+        const T* y = t + k * 6 * VL;
+        for (int l = 0; l < VL; ++l) {
+          const T y0 = y[l], y1 = y[VL + l], y2 = y[2 * VL + l], y3 = y[3 * VL + l], y4 = y[4 * VL + l],
+                  y5 = y[5 * VL + l];
+          const T p = y1 + y2, q = y3 + y4;
+          r[(k * 3) * VL + l] = T(0.25) * y0 - sixth * p + tw4 * q;
+          r[(k * 3 + 1) * VL + l] = sixth * (y2 - y1) + twelfth * (y3 - y4);
+          r[(k * 3 + 2) * VL + l] = sixth * (q - p) + y5;
+        }
+      }
+      T* dst = dw + ((o0 + i) * C + c0 + j0) * 9;
+      for (int l = 0; l < cl; ++l)
+        for (int k = 0; k < 9; ++k) dst[l * 9 + k] = r[k * VL + l];
+    }
+  }
+}
+
 template <class T>
 using InputFn = void (*)(const T*, const Geo&, index_t, index_t, index_t, T*);
 template <class T>
@@ -266,6 +456,21 @@ using FilterFn = void (*)(const T*, index_t, index_t, bool, index_t, index_t, in
   ATTR void filter_##SUFFIX(const T* w, index_t so, index_t sc, bool flip, index_t O, index_t C, index_t OP,  \
                             index_t op, index_t c0, index_t c1, T* up) {                                      \
     filter_impl<T, MR>(w, so, sc, flip, O, C, OP, op, c0, c1, up);                                            \
+  }                                                                                                           \
+  template <class T, int W>                                                                                   \
+  ATTR void winput_##SUFFIX(const T* x, const Geo& g, index_t t0, index_t t1, index_t s0, index_t c0, T* v,   \
+                            index_t xs) {                                                                     \
+    winput_impl<T, W>(x, g, t0, t1, s0, c0, v, xs);                                                           \
+  }                                                                                                           \
+  template <class T, int W>                                                                                   \
+  ATTR void wgrad_##SUFFIX(const T* dy, const Geo& g, index_t t0, index_t t1, index_t s0, index_t o0, T* m,   \
+                           index_t xs) {                                                                      \
+    wgrad_impl<T, W>(dy, g, t0, t1, s0, o0, m, xs);                                                           \
+  }                                                                                                           \
+  template <class T>                                                                                          \
+  ATTR void wfilter_##SUFFIX(const T* u, index_t xst, index_t ldc, int m, int n, index_t o0, index_t c0,       \
+                             index_t C, T* dw) {                                                              \
+    wfilter_impl<T>(u, xst, ldc, m, n, o0, c0, C, dw);                                                        \
   }
 PE_WINO_OPS(generic, )
 #if PE_X86
@@ -275,12 +480,20 @@ PE_WINO_OPS(avx512, PE_TARGET_AVX512)
 #undef PE_WINO_OPS
 
 template <class T>
+using WTransformFn = void (*)(const T*, const Geo&, index_t, index_t, index_t, index_t, T*, index_t);
+template <class T>
+using WFilterFn = void (*)(const T*, index_t, index_t, int, int, index_t, index_t, index_t, T*);
+
+template <class T>
 struct Ops {
   int MR, NR;
   gemm_detail::MicroKernel<T> micro;
   InputFn<T> input;
   OutputFn<T> output;
   FilterFn<T> filter;
+  WTransformFn<T> winput;  // weight gradient: x into B panels (NR channels), dy into A panels (MR channels)
+  WTransformFn<T> wgrad;
+  WFilterFn<T> wfilter;
 };
 
 
@@ -292,20 +505,22 @@ Ops<T> ops() {
     case Isa::avx512: {
       using Tl = TileAvx512<T>;
       static const Kernels<T> ks = kernels_avx512<T>();
-      return {Tl::MR, Tl::NR, ks.micro, input_avx512<T, Tl::NR>, output_avx512<T, Tl::NR>, filter_avx512<T, Tl::MR>};
+      return {Tl::MR, Tl::NR, ks.micro, input_avx512<T, Tl::NR>, output_avx512<T, Tl::NR>, filter_avx512<T, Tl::MR>,
+              winput_avx512<T, Tl::NR>, wgrad_avx512<T, Tl::MR>, wfilter_avx512<T>};
     }
     case Isa::avx2: {
       using Tl = TileAvx2<T>;
       static const Kernels<T> ks = kernels_avx2<T>();
-      return {Tl::MR, Tl::NR, ks.micro, input_avx2<T, Tl::NR>, output_avx2<T, Tl::NR>, filter_avx2<T, Tl::MR>};
+      return {Tl::MR, Tl::NR, ks.micro, input_avx2<T, Tl::NR>, output_avx2<T, Tl::NR>, filter_avx2<T, Tl::MR>,
+              winput_avx2<T, Tl::NR>, wgrad_avx2<T, Tl::MR>, wfilter_avx2<T>};
     }
     default: break;
   }
 #endif
   using Tl = TileGeneric<T>;
   return {Tl::MR, Tl::NR, panels::micro_plain<T, Tl::MR, Tl::NR>, input_generic<T, Tl::NR>,
-          output_generic<T, Tl::NR>,
-          filter_generic<T, Tl::MR>};
+          output_generic<T, Tl::NR>, filter_generic<T, Tl::MR>, winput_generic<T, Tl::NR>,
+          wgrad_generic<T, Tl::MR>, wfilter_generic<T>};
 }
 
 Geo geometry(index_t N, index_t C, index_t H, index_t W, index_t O, index_t Ho, index_t Wo, index_t ph,
@@ -321,14 +536,27 @@ Geo geometry(index_t N, index_t C, index_t H, index_t W, index_t O, index_t Ho, 
 // (V and M of about conv_tile() values, at least one panel per thread) go through three parallel loops
 // (input transform, GEMMs over (panel, xi), output transform). U is transformed once per call and shared
 // by all threads. values: the extra memory (U, then V and M), in values.
+// When the whole batch's V and M take no more than U (few tiles, many channels: ResNet's 7x7 and 14x14
+// layers at batch 8), U is never formed: V of every panel is transformed first, then a unit (one A panel
+// of MR output channels) transforms its rows of U into a buffer of its thread (36 C MR values, kept in
+// cache) and runs them against every panel, then the output transform. A U of 36 x 512 x 512 values was
+// written and read once per call (and its fresh pages faulted in): at 7x7 x 512 that took twice the
+// GEMMs. Every plan gives the same bits: each output sums the same products in the same order.
 struct Plan {
-  bool by_panel;
+  bool by_panel, by_op;
   index_t cp, values;
 };
 
 Plan plan(const Geo& g, int MR, int NR, int nt) {
   const index_t panels = (g.tiles + NR - 1) / NR, per = kAA * (g.C + g.O) * NR;
+  const index_t usz = kAA * (g.O + MR - 1) / MR * MR * g.C;
   Plan p;
+  p.by_op = panels * per <= usz;
+  if (p.by_op) {
+    p.by_panel = false, p.cp = panels;
+    p.values = nt * kAA * g.C * MR + panels * per;
+    return p;
+  }
   p.by_panel = nt <= 1 || panels >= 2 * nt;
   p.cp = p.by_panel ? nt
                     : std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
@@ -350,6 +578,29 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
   // not zeroed: the filter transform writes every value (zero rows past O), the input transform every lane
   // (zero past the last tile), the GEMMs every row below O of M
   std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
+  if (pl.by_op) {
+    T* vb = buf.get();  // V, M of every panel, then the threads' rows of U
+    T* mb = vb + panels * vsz;
+    T* ub = mb + panels * msz;
+    par_for(panels * cblocks, nt, [&](index_t u, int) {
+      const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
+      k.input(x, g, p * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
+    });
+    par_for(OP, nt, [&](index_t op, int tid) {
+      T* u = ub + tid * kAA * g.C * MR;  // u[(xi C + c) MR + i]: rows op MR + i of U[xi]
+      k.filter(w + op * MR * so, so, sc, flip, g.O - op * MR, g.C, 1, 0, 0, g.C, u);
+      const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
+      for (index_t p = 0; p < panels; ++p)
+        for (index_t xi = 0; xi < kAA; ++xi)
+          k.micro(g.C, u + xi * g.C * MR, vb + p * vsz + xi * g.C * NR, mb + p * msz + (xi * g.O + op * MR) * NR, NR,
+                  m, NR, T(1), T(0), nullptr);
+    });
+    par_for(panels * oblocks, nt, [&](index_t u, int) {
+      const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
+      k.output(mb + p * msz, bias, y, g, p * NR, o0, std::min(g.O, o0 + kChanBlock));
+    });
+    return;
+  }
   T* ub = buf.get();  // U: OP micro-panels per xi
   T* vb = ub + kAA * OP * MR * g.C;
   T* mb = vb + pl.cp * vsz;
@@ -390,6 +641,72 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
   }
 }
 
+// The weight gradient's chunks: KT tiles of the batch at a time (fixed by the shape, never by the threads,
+// so the sums run in the same order on any number of threads). A chunk's panels hold 36 (C + O) KT
+// values: at most about one column tile, or twice dU (the 36 O C accumulators) where dU is larger, and at
+// least 32 tiles so that the GEMMs are deep enough. With one chunk (ResNet's 7x7 and 14x14 layers at batch
+// 8) dU is never formed: a unit's 36 blocks go to a buffer of its thread (36 MR NR) and straight to dw.
+struct WPlan {
+  index_t KT, CP, OP, values;
+  bool one;  // a single chunk
+};
+
+WPlan wplan(const Geo& g, int MR, int NR, int nt) {
+  WPlan p;
+  p.CP = (g.C + NR - 1) / NR, p.OP = (g.O + MR - 1) / MR;
+  const index_t per = kAA * (p.CP * NR + p.OP * MR);
+  p.KT = std::min(g.tiles, std::max<index_t>(32, std::min<index_t>(1024, std::max(conv_tile(), 2 * kAA * g.O * g.C) / per)));
+  p.one = p.KT >= g.tiles;
+  p.values = (p.one ? nt * kAA * MR * NR : kAA * g.O * g.C) + p.KT * per;
+  return p;
+}
+
+// dw (O, C, 3, 3) = the weight gradient of the 3x3 correlation y = x * w (geometry g) for the output gradient
+// dy. Per chunk: the transforms (units: 16 tiles x one channel panel), then the GEMMs
+//   dU[xi] (O, C) (+)= dM[xi] (O, KT) @ V[xi] (KT, C)
+// on the micro-kernel, a unit being one A panel (MR output channels) x one B panel (NR input channels) for
+// the 36 xi (the first chunk writes dU, the others add to it: every value of dU is summed by one thread,
+// chunk after chunk, the same whatever the split into units); after its last chunk's GEMMs a unit
+// transforms its block, dw = G^T dU G, while it is in cache.
+template <class T>
+void run_wgrad(const T* dy, const T* x, T* dw, const Geo& g) {
+  const Ops<T> k = ops<T>();
+  const int MR = k.MR, NR = k.NR;
+  const int nt = threads_for(g.N * g.O * g.Ho * g.Wo * g.C * 9, index_t(1) << 20);
+  const WPlan pl = wplan(g, MR, NR, nt);
+  const index_t KT = pl.KT, CP = pl.CP, OP = pl.OP, OC = g.O * g.C;
+  std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
+  T* ub = buf.get();                                   // dU[xi](o, c) = ub[xi OC + o C + c], or per thread
+  T* vb = ub + (pl.one ? nt * kAA * MR * NR : kAA * OC);  // V: vb[((xi CP + cp) KT + slot) NR + l]
+  T* mb = vb + kAA * CP * KT * NR;                     // dM: mb[((xi OP + op) KT + slot) MR + l]
+  const index_t vxs = CP * KT * NR, mxs = OP * KT * MR;
+  constexpr index_t kTileGroup = 16;
+  for (index_t t0 = 0; t0 < g.tiles; t0 += KT) {
+    const index_t cnt = std::min(KT, g.tiles - t0), groups = (cnt + kTileGroup - 1) / kTileGroup;
+    const bool last = t0 + cnt >= g.tiles;
+    par_for(groups * (CP + OP), nt, [&](index_t u, int) {
+      const index_t s0 = (u / (CP + OP)) * kTileGroup, b = u % (CP + OP);
+      const index_t a0 = t0 + s0, a1 = t0 + std::min(cnt, s0 + kTileGroup);
+      if (b < CP)
+        k.winput(x, g, a0, a1, s0, b * NR, vb + b * KT * NR, vxs);
+      else
+        k.wgrad(dy, g, a0, a1, s0, (b - CP) * MR, mb + (b - CP) * KT * MR, mxs);
+    });
+    const T beta = t0 ? T(1) : T(0);
+    par_for(OP * CP, nt, [&](index_t u, int tid) {
+      const index_t op = u / CP, cp = u % CP;
+      const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
+      const int n = static_cast<int>(std::min<index_t>(NR, g.C - cp * NR));
+      T* c = pl.one ? ub + tid * kAA * MR * NR : ub + op * MR * g.C + cp * NR;
+      const index_t xst = pl.one ? MR * NR : OC, ldc = pl.one ? NR : g.C;
+      for (index_t xi = 0; xi < kAA; ++xi)
+        k.micro(cnt, mb + xi * mxs + op * KT * MR, vb + xi * vxs + cp * KT * NR, c + xi * xst, ldc, m, n, T(1),
+                beta, nullptr);
+      if (last) k.wfilter(c, xst, ldc, m, n, op * MR, cp * NR, g.C, dw);
+    });
+  }
+}
+
 }  // namespace wino
 
 void set_winograd_min(index_t channels, index_t tiles) {
@@ -419,6 +736,11 @@ void winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s)
                wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw));
 }
 
+template <class T>
+void winograd_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
+  wino::run_wgrad<T>(dy, x, dw, wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw));
+}
+
 index_t winograd_workspace_bytes(const ConvShape& s, int itemsize) {
   int MR = gemm_detail::TileGeneric<float>::MR, NR = itemsize == 4 ? 8 : 4;
 #if PE_X86
@@ -428,13 +750,16 @@ index_t winograd_workspace_bytes(const ConvShape& s, int itemsize) {
   const int nt = num_threads();
   const wino::Plan f = wino::plan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt);
   const wino::Plan d = wino::plan(wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw), MR, NR, nt);
-  return std::max(f.values, d.values) * itemsize;
+  const wino::WPlan w = wino::wplan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt);
+  return std::max({f.values, d.values, w.values}) * itemsize;
 }
 
 template void winograd_forward<float>(const float*, const float*, const float*, float*, const ConvShape&);
 template void winograd_forward<double>(const double*, const double*, const double*, double*, const ConvShape&);
 template void winograd_backward_input<float>(const float*, const float*, float*, const ConvShape&);
 template void winograd_backward_input<double>(const double*, const double*, double*, const ConvShape&);
+template void winograd_backward_weight<float>(const float*, const float*, float*, const ConvShape&);
+template void winograd_backward_weight<double>(const double*, const double*, double*, const ConvShape&);
 
 }  // namespace cpu
 }  // namespace pe

@@ -262,7 +262,7 @@ def test_direct_kernels_report_their_buffers():
         assert _C.num_threads() * 16 * 16 * 16 * 4 <= dense <= _C.num_threads() * (2 << 20) + (1 << 20)
 
 
-# Winograd F(4x4, 3x3): 3x3 stride-1 one-group convolutions (forward and input gradient). The threshold on
+# Winograd F(4x4, 3x3): 3x3 stride-1 one-group convolutions (forward, input and weight gradients). The threshold on
 # the channels is lowered to 1 so that small shapes take the path; tiles past the image's edge, panels of
 # tiles across images, output channels that do not fill a micro-panel, and paddings 0 to 2 are covered.
 WINOGRAD = [  # N, C, H, W, O, (ph, pw)
@@ -275,6 +275,7 @@ WINOGRAD = [  # N, C, H, W, O, (ph, pw)
     (9, 6, 8, 8, 3, (1, 1)),     # 36 tiles of whole 4x4s, spread over panels
     (2, 40, 16, 15, 36, (1, 1)),   # 2 threads: few panels, each step split over the threads
     (25, 32, 8, 7, 33, (1, 1)),    # 2 threads: whole panels per thread (100 tiles)
+    (1, 70, 5, 6, 75, (1, 1)),     # many channels, 4 tiles: U transformed per A panel (no whole U)
 ]
 
 
@@ -295,6 +296,14 @@ def _winograd_tol(dtype, C):
     return dict(rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-12) * scale)
 
 
+def _winograd_wgrad_tol(dtype, N, L):
+    # The weight gradient sums N L products per value (sqrt(N L) for unit inputs), through the same transforms
+    # (dy lifted by A, constants up to 8; x by B^T; the result by G^T, 1/24). Measured in float32 on ResNet's
+    # layers at batch 2 and 8: max 1.4e-5 to 2.1e-5, rms 0.9e-6 to 2.3e-6 of sqrt(N L) (direct sums: max
+    # 1.4e-6 to 2.8e-6, rms 1.5e-7 to 3.7e-7); float64: max 4e-14.
+    return dict(rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-12) * np.sqrt(N * L))
+
+
 @pytest.mark.parametrize("case", WINOGRAD)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_winograd_matches_twin(isa, threads, winograd_all, case, dtype):
@@ -310,24 +319,77 @@ def test_conv2d_winograd_matches_twin(isa, threads, winograd_all, case, dtype):
                      **_winograd_tol(dtype, C))
     assert_close(cpu.conv2d_backward_input(dys, ws, (H, W), *args), ref.conv2d_backward_input(dy, w, (H, W), *args),
                  **_winograd_tol(dtype, O))
-    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     assert_close(cpu.conv2d_backward_weight(dys, xs, (3, 3), *args), ref.conv2d_backward_weight(dy, x, (3, 3), *args),
-                 **tol)
+                 **_winograd_wgrad_tol(dtype, N, out[0] * out[1]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_winograd_few_tiles_thread_bits(isa, winograd_all, dtype):
+    """Many channels and few tiles (U transformed per A panel into the thread's buffer, the weight gradient in
+    one chunk): forward and both gradients against the twin, with the same bits on 1, 2 and 3 threads."""
+    rng = np.random.default_rng(4)
+    x, w, dy = rand(rng, (2, 67, 7, 5), np.float64), rand(rng, (71, 67, 3, 3), np.float64), rand(rng, (2, 71, 7, 5), np.float64)
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    xs, ws, dys = (a.astype(dtype) for a in (x, w, dy))
+    before, adapt, got = _C.num_threads(), _C.adapt_threads(), []
+    _C.set_adapt_threads(False)  # the thread counts asked for, whatever the machine's load
+    try:
+        for nt in (1, 2, 3):
+            _C.set_num_threads(nt)
+            got.append((cpu.conv2d_forward(xs, ws, None, *args, (7, 5)), cpu.conv2d_backward_input(dys, ws, (7, 5), *args),
+                        cpu.conv2d_backward_weight(dys, xs, (3, 3), *args)))
+    finally:
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    assert_close(got[0][0], ref.conv2d_forward(x, w, None, *args, (7, 5)), **_winograd_tol(dtype, 67))
+    assert_close(got[0][1], ref.conv2d_backward_input(dy, w, (7, 5), *args), **_winograd_tol(dtype, 71))
+    assert_close(got[0][2], ref.conv2d_backward_weight(dy, x, (3, 3), *args), **_winograd_wgrad_tol(dtype, 2, 35))
+    for g in got[1:]:
+        for a, b in zip(g, got[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_winograd_wgrad_chunks_thread_bits(isa, winograd_all, dtype):
+    """The weight gradient in several chunks of tiles (the column tile shrunk: 32 tiles a chunk, 3 chunks, the
+    last partial) against the twin, with the same bits on 1, 2 and 3 threads."""
+    rng = np.random.default_rng(3)
+    x, dy = rand(rng, (7, 19, 13, 10), np.float64), rand(rng, (7, 23, 13, 10), np.float64)  # 7 x 4 x 3 tiles
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    want = ref.conv2d_backward_weight(dy, x, (3, 3), *args)
+    xs, dys = x.astype(dtype), dy.astype(dtype)
+    tile, before, adapt = _C.conv_tile(), _C.num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
+    try:
+        _C.set_conv_tile(1)
+        got = []
+        for nt in (1, 2, 3):
+            _C.set_num_threads(nt)
+            got.append(cpu.conv2d_backward_weight(dys, xs, (3, 3), *args))
+    finally:
+        _C.set_conv_tile(tile)
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    assert_close(got[0], want, **_winograd_wgrad_tol(dtype, 7, 130))
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])
 
 
 def test_conv2d_winograd_resnet_layer_accuracy(winograd_all):
     """A ResNet layer (64 channels, 14x14, batch 2) in float32 against the float64 twin: max error within
-    1e-4 sqrt(9 C), rms within 1e-5 sqrt(9 C) and within 20x the implicit GEMM's direct sums."""
+    1e-4 sqrt(9 C) (weight gradient: sqrt(N L)), rms within 1e-5 of that and within 20x the implicit GEMM's
+    direct sums."""
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal((2, 64, 14, 14)), rng.standard_normal((64, 64, 3, 3))
     dy = rng.standard_normal((2, 64, 14, 14))
     args = ((1, 1), (1, 1), (1, 1), 1)
     x32, w32, dy32 = x.astype(np.float32), w.astype(np.float32), dy.astype(np.float32)
-    scale = np.sqrt(9 * 64)
-    for run, want in ((lambda: cpu.conv2d_forward(x32, w32, None, *args, (14, 14)),
-                       ref.conv2d_forward(x, w, None, *args, (14, 14))),
-                      (lambda: cpu.conv2d_backward_input(dy32, w32, (14, 14), *args),
-                       ref.conv2d_backward_input(dy, w, (14, 14), *args))):
+    for run, want, scale in ((lambda: cpu.conv2d_forward(x32, w32, None, *args, (14, 14)),
+                              ref.conv2d_forward(x, w, None, *args, (14, 14)), np.sqrt(9 * 64)),
+                             (lambda: cpu.conv2d_backward_input(dy32, w32, (14, 14), *args),
+                              ref.conv2d_backward_input(dy, w, (14, 14), *args), np.sqrt(9 * 64)),
+                             (lambda: cpu.conv2d_backward_weight(dy32, x32, (3, 3), *args),
+                              ref.conv2d_backward_weight(dy, x, (3, 3), *args), np.sqrt(2 * 14 * 14))):
         _C.set_conv_winograd(1, 1)
         err_w = run() - want
         _C.set_conv_winograd(1 << 40, 1)
@@ -353,8 +415,10 @@ def test_conv2d_winograd_nonfinite(winograd_all):
         else:
             dy[1, 3, 4, 4], dy[0, 0, 8, 0] = np.nan, -np.inf
         got = (cpu.conv2d_forward(x.astype(np.float32), w.astype(np.float32), None, *args, (9, 10)),
-               cpu.conv2d_backward_input(dy.astype(np.float32), w.astype(np.float32), (9, 10), *args))
-        want = (ref.conv2d_forward(x, w, None, *args, (9, 10)), ref.conv2d_backward_input(dy, w, (9, 10), *args))
+               cpu.conv2d_backward_input(dy.astype(np.float32), w.astype(np.float32), (9, 10), *args),
+               cpu.conv2d_backward_weight(dy.astype(np.float32), x.astype(np.float32), (3, 3), *args))
+        want = (ref.conv2d_forward(x, w, None, *args, (9, 10)), ref.conv2d_backward_input(dy, w, (9, 10), *args),
+                ref.conv2d_backward_weight(dy, x, (3, 3), *args))
         for g, t in zip(got, want):
             np.testing.assert_array_equal(np.isnan(g), np.isnan(t), err_msg=f"NaN placement, non-finite {where}")
             np.testing.assert_array_equal(np.isinf(g), np.isinf(t), err_msg=f"inf placement, non-finite {where}")
@@ -369,7 +433,7 @@ def test_conv2d_winograd_against_torch(threads_n):
     torch = pytest.importorskip("torch")
     import pyengine as pe
     import pyengine.nn.functional as F
-    assert _C.conv_winograd() == (32, 64)
+    assert _C.conv_winograd() == (32, 32)
     before = _C.num_threads()
     _C.set_num_threads(threads_n)
     try:
