@@ -15,10 +15,18 @@
 // one-group convolutions above a size threshold run forward and dgrad as Winograd F(4x4, 3x3) on the GEMM
 // micro-kernel (conv_winograd.cpp); their wgrad stays here.
 //
+// Stride-2 rows (ResNet's downsampling 3x3 and 1x1) are gathered by im2col and scattered by col2im a vector
+// at a time (float on AVX-512 / AVX2: loads of the row and a permute of its even lanes).
+//
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
-// packers. wgrad accumulates into dW, so it runs the tiles in order on the threaded GEMM. Pooling and
-// batch norm run planes / channels on threads.
+// packers. Image groups are made smaller where their count would not share evenly between the threads
+// (balance_groups: the GEMM's sums do not depend on its width). wgrad of small images (a group of whole
+// images per GEMM) splits the batch's groups into at most kWgradChunks chunks, a rule of the shape alone:
+// chunks run on threads, each summing into its own dW (the first into dw), and the partial dWs are added
+// in chunk order, so the bits do not depend on the thread count; wgrad of large images (row tiles)
+// accumulates into dW, so it runs the tiles in order on the threaded GEMM. Pooling and batch norm run
+// planes / channels on threads.
 #include "cpu/conv.h"
 
 #include <algorithm>
@@ -710,10 +718,12 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
           for (index_t k = 0; k < cnt; ++k) {
             const index_t n = n0 + k;
             pack_cols(x + (n * s.C + g * Cg) * HW, cols + k * L, Lt, s, Cg, 0, s.Ho);
-            for (index_t o = 0; o < Og; ++o)
-              std::memcpy(dyb + o * Lt + k * L, dy + (n * s.O + g * Og + o) * L, static_cast<size_t>(L) * sizeof(T));
+            if (cnt > 1)
+              for (index_t o = 0; o < Og; ++o)
+                std::memcpy(dyb + o * Lt + k * L, dy + (n * s.O + g * Og + o) * L, static_cast<size_t>(L) * sizeof(T));
           }
-          mm<T>(Og, K, Lt, dyb, Lt, false, cols, Lt, true, acc + g * Og * K, K, q > q0 ? T(1) : T(0));
+          const T* dyg = cnt > 1 ? dyb : dy + (n0 * s.O + g * Og) * L;  // one image: dy read in place
+          mm<T>(Og, K, Lt, dyg, Lt, false, cols, Lt, true, acc + g * Og * K, K, q > q0 ? T(1) : T(0));
         }
       }
     });
