@@ -15,10 +15,18 @@
 // one-group convolutions above a size threshold run forward, dgrad and wgrad as Winograd F(4x4, 3x3) on the
 // GEMM micro-kernel (conv_winograd.cpp).
 //
+// Stride-2 rows (ResNet's downsampling 3x3 and 1x1) are gathered by im2col and scattered by col2im a vector
+// at a time (float on AVX-512 / AVX2: loads of the row and a permute of its even lanes).
+//
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
-// packers. wgrad accumulates into dW, so it runs the tiles in order on the threaded GEMM. Pooling and
-// batch norm run planes / channels on threads.
+// packers. Image groups are made smaller where their count would not share evenly between the threads
+// (balance_groups: the GEMM's sums do not depend on its width). wgrad of small images (a group of whole
+// images per GEMM) splits the batch's groups into at most kWgradChunks chunks, a rule of the shape alone:
+// chunks run on threads, each summing into its own dW (the first into dw), and the partial dWs are added
+// in chunk order, so the bits do not depend on the thread count; wgrad of large images (row tiles)
+// accumulates into dW, so it runs the tiles in order on the threaded GEMM. Pooling and batch norm run
+// planes / channels on threads.
 #include "cpu/conv.h"
 
 #include <algorithm>
@@ -142,10 +150,102 @@ RowOps<T> row_ops() {
   return {axpy_generic<T>, taps_generic<T>, mac_generic<T>};
 }
 
+// Stride-2 rows of pack_cols and unpack_add: dst[q] = src[2 q] and dst[2 q] += src[q] for q < n. The plain
+// loops (double, the generic level) gather one value at a time; float on AVX-512 / AVX2 moves a vector of
+// outputs per step: two loads of the input row and one permute picking the even lanes (gather), or the
+// inverse permute spreading a vector over the even lanes of two masked adds (scatter). The last step's
+// loads and stores are masked to the values the row owns (a masked lane is never read or written), so a
+// row that ends at the end of its array is never read past.
+template <class T>
+void gather2_plain(T* __restrict dst, const T* __restrict src, index_t n) {
+  for (index_t q = 0; q < n; ++q) dst[q] = src[2 * q];
+}
+template <class T>
+void scatter2_plain(T* __restrict dst, const T* __restrict src, index_t n) {
+  for (index_t q = 0; q < n; ++q) dst[2 * q] += src[q];
+}
+#if PE_X86
+// masks of the first k lanes (k clamped to [0, 16])
+inline __mmask16 first_lanes16(index_t k) {
+  return k <= 0 ? __mmask16(0) : k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << k) - 1);
+}
+PE_TARGET_AVX512 void gather2_avx512f(float* __restrict dst, const float* __restrict src, index_t n) {
+  const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  index_t q = 0;
+  for (; q + 16 < n; q += 16)  // reads src[2 q .. 2 q + 31], all below 2 (n - 1)
+    _mm512_storeu_ps(dst + q, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * q), ev,
+                                                     _mm512_loadu_ps(src + 2 * q + 16)));
+  const index_t r = n - q, span = 2 * r - 1;  // 1..16 outputs from src[2 q .. 2 q + span)
+  if (r <= 0) return;
+  const __m512 a = _mm512_maskz_loadu_ps(first_lanes16(span), src + 2 * q);
+  const __m512 b = _mm512_maskz_loadu_ps(first_lanes16(span - 16), src + 2 * q + 16);
+  _mm512_mask_storeu_ps(dst + q, first_lanes16(r), _mm512_permutex2var_ps(a, ev, b));
+}
+PE_TARGET_AVX512 void scatter2_avx512f(float* __restrict dst, const float* __restrict src, index_t n) {
+  const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+  const __mmask16 even = 0x5555;
+  for (index_t q = 0; q < n; q += 16) {  // dst[2 q .. 2 q + 2 r - 1) (even lanes written)
+    const index_t r = std::min<index_t>(16, n - q), span = 2 * r - 1;
+    const __mmask16 m0 = first_lanes16(span) & even, m1 = first_lanes16(span - 16) & even;
+    const __m512 s = _mm512_maskz_loadu_ps(first_lanes16(r), src + q);
+    float* d = dst + 2 * q;
+    const __m512 d0 = _mm512_maskz_loadu_ps(m0, d), d1 = _mm512_maskz_loadu_ps(m1, d + 16);
+    _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(d0, _mm512_permutexvar_ps(lo, s)));
+    _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(d1, _mm512_permutexvar_ps(hi, s)));
+  }
+}
+PE_TARGET_AVX2 void gather2_avx2f(float* __restrict dst, const float* __restrict src, index_t n) {
+  index_t q = 0;
+  for (; q + 8 < n; q += 8) {  // reads src[2 q .. 2 q + 15], all below 2 (n - 1)
+    const __m256 a = _mm256_loadu_ps(src + 2 * q), b = _mm256_loadu_ps(src + 2 * q + 8);
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88);  // a0 a2 b0 b2 | a4 a6 b4 b6
+    _mm256_storeu_ps(dst + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+  }
+  for (; q < n; ++q) dst[q] = src[2 * q];
+}
+PE_TARGET_AVX2 void scatter2_avx2f(float* __restrict dst, const float* __restrict src, index_t n) {
+  index_t q = 0;
+  for (; q + 8 < n; q += 8) {  // dst[2 q .. 2 q + 15], all below 2 (n - 1)
+    const __m256 s = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_loadu_ps(src + q)), 0xD8));
+    const __m256 z = _mm256_setzero_ps();
+    float* d = dst + 2 * q;  // s0 s1 s4 s5 | s2 s3 s6 s7: unpack with zeros gives s0 0 s1 0 | s2 0 s3 0 ...
+    const __m256 e0 = _mm256_unpacklo_ps(s, z), e1 = _mm256_unpackhi_ps(s, z);
+    // e0 = s0 0 s1 0 | s2 0 s3 0, e1 = s4 0 s5 0 | s6 0 s7 0: adding 0 to the odd lanes keeps them
+    // (x + 0 is x for every x but -0, whose sum is +0: the odd lanes are not ours, so blend them back)
+    const __m256 d0 = _mm256_loadu_ps(d), d1 = _mm256_loadu_ps(d + 8);
+    _mm256_storeu_ps(d, _mm256_blend_ps(d0, _mm256_add_ps(d0, e0), 0x55));
+    _mm256_storeu_ps(d + 8, _mm256_blend_ps(d1, _mm256_add_ps(d1, e1), 0x55));
+  }
+  for (; q < n; ++q) dst[2 * q] += src[q];
+}
+#endif
+
+template <class T>
+struct Stride2 {
+  void (*gather)(T*, const T*, index_t);
+  void (*scatter)(T*, const T*, index_t);
+};
+template <class T>
+Stride2<T> stride2_ops() {
+  return {gather2_plain<T>, scatter2_plain<T>};
+}
+#if PE_X86
+template <>
+Stride2<float> stride2_ops<float>() {
+  switch (isa()) {
+    case Isa::avx512: return {gather2_avx512f, scatter2_avx512f};
+    case Isa::avx2: return {gather2_avx2f, scatter2_avx2f};
+    default: return {gather2_plain<float>, scatter2_plain<float>};
+  }
+}
+#endif
+
 // cols[k, (oh - oh0) Wo + ow] (row stride ld) for k = (c, i, j) over the Cg channels at xg, rows [oh0, oh1).
 template <class T>
 void pack_cols(const T* xg, T* cols, index_t ld, const ConvShape& s, index_t Cg, index_t oh0, index_t oh1) {
   const index_t KK = s.KH * s.KW, rows = Cg * KK;
+  const Stride2<T> s2 = stride2_ops<T>();
   par_for(rows, max_threads(rows * (oh1 - oh0) * s.Wo), [&](index_t k, int) {
     const index_t c = k / KK, i = (k % KK) / s.KW, j = k % s.KW;
     const T* xc = xg + c * s.H * s.W;
@@ -163,6 +263,8 @@ void pack_cols(const T* xg, T* cols, index_t ld, const ConvShape& s, index_t Cg,
       std::fill(dst, dst + lo, T(0));
       if (s.sw == 1) {
         if (hi > lo) std::memcpy(dst + lo, src + lo + off, static_cast<size_t>(hi - lo) * sizeof(T));
+      } else if (s.sw == 2) {
+        if (hi > lo) s2.gather(dst + lo, src + 2 * lo + off, hi - lo);
       } else {
         for (index_t q = lo; q < hi; ++q) dst[q] = src[q * s.sw + off];
       }
@@ -176,6 +278,7 @@ template <class T>
 void unpack_add(const T* cols, index_t ld, T* dxg, const ConvShape& s, index_t Cg, index_t oh0, index_t oh1) {
   const index_t KK = s.KH * s.KW;
   const RowOps<T> ops = row_ops<T>();
+  const Stride2<T> s2 = stride2_ops<T>();
   par_for(Cg, max_threads(Cg * KK * (oh1 - oh0) * s.Wo), [&](index_t c, int) {
     T* dc = dxg + c * s.H * s.W;
     for (index_t i = 0; i < s.KH; ++i) {
@@ -190,6 +293,8 @@ void unpack_add(const T* cols, index_t ld, T* dxg, const ConvShape& s, index_t C
           T* d = dc + ih * s.W + off;
           if (s.sw == 1) {
             if (hi > lo) ops.axpy(d + lo, src + lo, T(1), hi - lo);
+          } else if (s.sw == 2) {
+            if (hi > lo) s2.scatter(d + 2 * lo, src + lo, hi - lo);
           } else {
             for (index_t q = lo; q < hi; ++q) d[q * s.sw] += src[q];
           }
@@ -411,6 +516,28 @@ Blocks plan_blocks(const ConvShape& s, index_t K) {
   return b;
 }
 
+// Image groups run on nt threads: fewer images per group while the groups do not share evenly between the
+// threads (3 groups of 3, 3 and 2 images on 2 threads: 4 of 2), down to a group of kWideCols / 4 columns
+// (or one image). The GEMM sums each output over K in an order that its width does not change, so the
+// results do not depend on the grouping.
+void balance_groups(Blocks& b, const ConvShape& s, int nt) {
+  if (b.m <= 1 || nt <= 1) return;
+  const index_t L = s.Ho * s.Wo;
+  for (index_t m = b.m; m >= 1; --m) {
+    if (m < b.m && m * L < kWideCols / 4) break;
+    const index_t count = (s.N + m - 1) / m;
+    if (count % nt == 0 || count >= 4 * nt) {
+      b.m = m, b.count = count;
+      return;
+    }
+  }
+}
+
+// The weight gradient's image groups are summed in at most this many chunks, each into its own dW (the
+// first into dw), added in chunk order at the end: chunks run on threads, and the chunk rule depends on
+// the shape alone, so the bits do not depend on the thread count.
+constexpr index_t kWgradChunks = 4;
+
 }  // namespace
 
 template <class T>
@@ -428,6 +555,7 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s
   Blocks bl = plan_blocks(s, K);
   if (direct && bl.m == 1) bl.rows = s.Ho, bl.per_image = 1, bl.count = s.N;
   const int nt = threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20);
+  balance_groups(bl, s, nt);
   const bool by_units = nt > 1 && bl.count >= nt;
   const size_t colsz = static_cast<size_t>(bl.m > 1 ? bl.m * L * K : bl.rows * s.Wo * K);
   const size_t outsz = static_cast<size_t>(bl.m > 1 ? Og * bl.m * L : 0);
@@ -501,6 +629,7 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
   Blocks bl = plan_blocks(s, K);
   if (direct && bl.m == 1) bl.rows = s.Ho, bl.per_image = 1, bl.count = s.N;
   const int nt = threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20);
+  balance_groups(bl, s, nt);
   // units that write dx: image groups, or whole images (their row tiles overlap in dx)
   const index_t units = bl.m > 1 ? bl.count : s.N;
   const bool by_units = nt > 1 && units >= nt;
@@ -575,18 +704,39 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
   }
   if (L * K <= g_tile_elems) {  // whole images side by side: cols (K, m L), dy (Og, m L)
     const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, g_tile_elems / (L * K)));
-    std::vector<T> cols(static_cast<size_t>(K * m * L)), dyb(static_cast<size_t>(Og * m * L));
-    for (index_t n0 = 0; n0 < s.N; n0 += m) {
-      const index_t cnt = std::min(m, s.N - n0), Lt = cnt * L;
-      for (index_t g = 0; g < s.G; ++g) {
-        for (index_t k = 0; k < cnt; ++k) {
-          const index_t n = n0 + k;
-          pack_cols(x + (n * s.C + g * Cg) * HW, cols.data() + k * L, Lt, s, Cg, 0, s.Ho);
-          for (index_t o = 0; o < Og; ++o)
-            std::memcpy(dyb.data() + o * Lt + k * L, dy + (n * s.O + g * Og + o) * L, static_cast<size_t>(L) * sizeof(T));
+    const index_t groups = (s.N + m - 1) / m, chunks = std::min(groups, kWgradChunks), OK = s.O * K;
+    const int team = static_cast<int>(std::min<index_t>(
+        chunks, threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20)));
+    const size_t per = static_cast<size_t>(m * L * (K + Og));
+    std::vector<T> buf(static_cast<size_t>(team) * per), parts(static_cast<size_t>((chunks - 1) * OK));
+    par_for(chunks, team, [&](index_t c, int tid) {  // chunk c: groups [c groups / chunks, (c + 1) groups / chunks)
+      T* acc = c ? parts.data() + (c - 1) * OK : dw;
+      T* cols = buf.data() + static_cast<size_t>(tid) * per;
+      T* dyb = cols + m * L * K;
+      const index_t q0 = c * groups / chunks, q1 = (c + 1) * groups / chunks;
+      for (index_t q = q0; q < q1; ++q) {
+        const index_t n0 = q * m, cnt = std::min(m, s.N - n0), Lt = cnt * L;
+        for (index_t g = 0; g < s.G; ++g) {
+          for (index_t k = 0; k < cnt; ++k) {
+            const index_t n = n0 + k;
+            pack_cols(x + (n * s.C + g * Cg) * HW, cols + k * L, Lt, s, Cg, 0, s.Ho);
+            if (cnt > 1)
+              for (index_t o = 0; o < Og; ++o)
+                std::memcpy(dyb + o * Lt + k * L, dy + (n * s.O + g * Og + o) * L, static_cast<size_t>(L) * sizeof(T));
+          }
+          const T* dyg = cnt > 1 ? dyb : dy + (n0 * s.O + g * Og) * L;  // one image: dy read in place
+          mm<T>(Og, K, Lt, dyg, Lt, false, cols, Lt, true, acc + g * Og * K, K, q > q0 ? T(1) : T(0));
         }
-        mm<T>(Og, K, Lt, dyb.data(), Lt, false, cols.data(), Lt, true, dw + g * Og * K, K, n0 ? T(1) : T(0));
       }
+    });
+    if (chunks > 1) {  // dw += parts[0], then parts[1], ...: blocks of dw on threads, each in chunk order
+      constexpr index_t kBlock = 4096;
+      const RowOps<T> ops = row_ops<T>();
+      const index_t blocks = (OK + kBlock - 1) / kBlock;
+      par_for(blocks, max_threads(OK * (chunks - 1)), [&](index_t i, int) {
+        const index_t lo = i * kBlock, n = std::min(kBlock, OK - lo);
+        for (index_t c = 1; c < chunks; ++c) ops.axpy(dw + lo, parts.data() + (c - 1) * OK + lo, T(1), n);
+      });
     }
     return;
   }
@@ -613,9 +763,10 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
   const index_t fwd = static_cast<index_t>(num_threads()) * per_thread;
   index_t wgrad = 0;
   if (!is_pointwise(s)) {
-    if (L * K <= g_tile_elems) {
+    if (L * K <= g_tile_elems) {  // a group's buffers per thread, and the chunks' partial dW
       const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, g_tile_elems / std::max<index_t>(L * K, 1)));
-      wgrad = m * L * (K + Og);
+      const index_t chunks = std::min((s.N + m - 1) / m, kWgradChunks);
+      wgrad = std::min<index_t>(num_threads(), chunks) * m * L * (K + Og) + (chunks - 1) * s.O * K;
     } else {
       wgrad = tile_rows(s, K) * s.Wo * K;
     }

@@ -17,7 +17,7 @@
 //                  of 2 output rows x OB output channels x one vector of columns sums all C KH KW taps, the
 //                  input gradient the same over spread dy with the weights transposed and reversed
 // Threads run planes (forward, input grad), (channel, batch block) units (weight grad) or images (dense),
-// one buffer each.
+// one buffer each, in contiguous shares per thread (run_units).
 #include "cpu/conv_depthwise.h"
 
 // GCC 12's AVX-512 intrinsic headers trip its own -Wmaybe-uninitialized (the `__Y = __Y` "undefined vector"
@@ -189,7 +189,10 @@ inline int lanes_for_isa(int itemsize) {
   }
 }
 
-// Runs fn over [0, n) one unit at a time on nt threads, each with its own tid (its buffer).
+// Runs fn over [0, n) one unit at a time on nt threads, each with its own tid (its buffer), on
+// pe::parallel_for's schedule: thread t starts on its own contiguous share of the units, the same on every
+// call (so the planes it writes in one pass are the ones it reads in the next, in its core's cache), then
+// takes what is left of the others' shares; one counter per share instead of one for all the units.
 template <class T, class Fn>
 void run_units(Fn fn, Args<T> a, index_t n, int nt) {
   if (nt <= 1) {
@@ -197,17 +200,11 @@ void run_units(Fn fn, Args<T> a, index_t n, int nt) {
     fn(a, 0, n);
     return;
   }
-#if defined(PYENGINE_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-  for (index_t u = 0; u < n; ++u) {
+  parallel_for(n, nt, 1, [&](index_t u) {
     Args<T> b = a;
-    b.tid = omp_get_thread_num();
+    b.tid = vm::thread_id();
     fn(b, u, u + 1);
-  }
-#else
-  a.tid = 0;
-  fn(a, 0, n);
-#endif
+  });
 }
 
 inline bool takes(const ConvShape& s) {

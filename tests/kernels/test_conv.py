@@ -453,3 +453,65 @@ def test_conv2d_winograd_against_torch(threads_n):
         np.testing.assert_allclose(pb.grad.numpy(), tb.grad.numpy(), rtol=1e-4, atol=1e-3)
     finally:
         _C.set_num_threads(before)
+
+
+# Stride-2 rows of the GEMM path: pack_cols gathers every other input column and col2im scatters back into
+# them (float on AVX-512 / AVX2: a vector of outputs per step, masked last steps); output widths from 1 to
+# past two vectors, odd and even input widths, paddings 0 and 1. C * KH * KW > 288 keeps them off the
+# direct kernels.
+STRIDE2 = [  # N, C, H, W, O, KH, KW, padding
+    (2, 33, 9, 2, 5, 3, 3, (1, 1)),     # Wo 1
+    (3, 33, 11, 33, 7, 3, 3, (1, 1)),   # Wo 17: a vector and a tail of one
+    (2, 40, 7, 64, 6, 3, 3, (1, 0)),    # Wo 31 without column padding
+    (1, 33, 5, 71, 4, 3, 3, (1, 1)),    # Wo 36
+    (2, 9, 6, 33, 3, 1, 1, (0, 0)),     # 1x1 stride 2: the last row read ends at the plane's last value
+    (3, 80, 5, 18, 6, 2, 2, (0, 1)),    # even kernel: the taps' columns differ in parity
+]
+
+
+@pytest.mark.parametrize("case", STRIDE2)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_stride2_rows_match_twin(isa, threads, case, dtype):
+    N, C, H, W, O, KH, KW, p = case
+    rng = np.random.default_rng(sum(case[:7]))
+    x, w, b = rand(rng, (N, C, H, W), dtype), rand(rng, (O, C, KH, KW), dtype), rand(rng, (O,), dtype)
+    args = ((2, 2), p, (1, 1), 1)
+    out = (_out(H, KH, 2, p[0], 1), _out(W, KW, 2, p[1], 1))
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert_close(cpu.conv2d_forward(x, w, b, *args, out), ref.conv2d_forward(x, w, b, *args, out), **tol)
+    dy = rand(rng, (N, O) + out, dtype)
+    assert_close(cpu.conv2d_backward_input(dy, w, (H, W), *args), ref.conv2d_backward_input(dy, w, (H, W), *args),
+                 **tol)
+    assert_close(cpu.conv2d_backward_weight(dy, x, (KH, KW), *args),
+                 ref.conv2d_backward_weight(dy, x, (KH, KW), *args), **tol)
+
+
+def test_conv2d_gemm_path_bits_do_not_depend_on_threads():
+    """The GEMM path's thread schedules: image groups re-balanced for the thread count (forward and input
+    gradient: 3 groups of 3 images on 1 or 3 threads, 4 of 2 on 2) and the weight gradient's chunks of
+    images, each summed into its own dW and added in chunk order (2 chunks with the default column tile,
+    4 with a small one). Same bits on 1, 2 and 3 threads, and the twin's values."""
+    rng = np.random.default_rng(5)
+    N, C, H, O = 8, 40, 27, 24
+    x, w = rand(rng, (N, C, H, H), np.float32), rand(rng, (O, C, 3, 3), np.float32)
+    dy = rand(rng, (N, O, 14, 14), np.float32)
+    args = ((2, 2), (1, 1), (1, 1), 1)
+    before, adapt, tile = _C.num_threads(), _C.adapt_threads(), _C.conv_tile()
+    _C.set_adapt_threads(False)
+    try:
+        for t in (tile, 1 << 14):
+            _C.set_conv_tile(t)
+            runs = []
+            for n in (1, 2, 3):
+                _C.set_num_threads(n)
+                runs.append((cpu.conv2d_forward(x, w, None, *args, (14, 14)),
+                             cpu.conv2d_backward_input(dy, w, (H, H), *args),
+                             cpu.conv2d_backward_weight(dy, x, (3, 3), *args)))
+            for other in runs[1:]:
+                for a, b in zip(runs[0], other):
+                    assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+            assert_close(runs[0][2], ref.conv2d_backward_weight(dy, x, (3, 3), *args), rtol=2e-4, atol=2e-4)
+    finally:
+        _C.set_conv_tile(tile)
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
