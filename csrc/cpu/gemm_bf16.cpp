@@ -136,7 +136,7 @@ const char* bf16_path_name(Bf16Path p) {
 
 namespace gemm_bf16_detail {
 
-constexpr index_t KC = gemm_bf16_kc;  // depth block (multiple of 32)
+constexpr index_t KC = gemm_bf16_kc_max;  // the buffers' depth (multiple of 32); a pass is gemm_bf16_kc() deep
 constexpr index_t NC = 512;  // column block (multiple of 32)
 constexpr index_t MC = 256;  // row block (multiple of 32)
 
@@ -149,8 +149,50 @@ PE_TARGET_AVX512BF16 void to_bf16_avx512bf16(const float* x, bf16_t* y, index_t 
 
 // The end of a block: rows of `src` (stride ss floats, m x n) plus the bias (n values, or null) rounded to
 // bfloat16 into c16 (stride ldc16), or written as float32 into c (stride ldc) when c16 is null.
+#if PE_X86
+// finish_block's bfloat16 case in registers: each row's 32 values (+ bias) rounded by vcvtne2ps2bf16 and
+// stored under a mask of the n valid columns; a row holding a float32 denormal (which that instruction
+// flushes) goes through the bit arithmetic instead, so every value is the exact rounding.
+PE_TARGET_AVX512BF16
+void finish_rows_bf16_avx512(const float* src, index_t ss, index_t m, index_t n, const float* bias, bf16_t* c16,
+                             index_t ldc16) {
+  const std::uint32_t keep = n >= 32 ? 0xffffffffu : (1u << n) - 1u;
+  const __mmask16 k0 = static_cast<__mmask16>(keep), k1 = static_cast<__mmask16>(keep >> 16);
+  const __m512 b0 = bias ? _mm512_maskz_loadu_ps(k0, bias) : _mm512_setzero_ps();
+  const __m512 b1 = bias ? _mm512_maskz_loadu_ps(k1, bias + 16) : _mm512_setzero_ps();
+  const __m512i exp_mask = _mm512_set1_epi32(0x7f800000), man_mask = _mm512_set1_epi32(0x007fffff);
+  const __m512i zero = _mm512_setzero_si512();
+  for (index_t r = 0; r < m; ++r) {
+    __m512 lo = _mm512_maskz_loadu_ps(k0, src + r * ss), hi = _mm512_maskz_loadu_ps(k1, src + r * ss + 16);
+    if (bias) {
+      lo = _mm512_add_ps(lo, b0);
+      hi = _mm512_add_ps(hi, b1);
+    }
+    const __m512i ulo = _mm512_castps_si512(lo), uhi = _mm512_castps_si512(hi);
+    const __mmask16 dlo = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(ulo, man_mask),
+                                                       _mm512_and_si512(ulo, exp_mask), zero);
+    const __mmask16 dhi = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(uhi, man_mask),
+                                                       _mm512_and_si512(uhi, exp_mask), zero);
+    if ((dlo | dhi) != 0) {
+      alignas(64) float row[32];
+      _mm512_store_ps(row, lo);
+      _mm512_store_ps(row + 16, hi);
+      to_bf16_generic(row, c16 + r * ldc16, n);
+      continue;
+    }
+    _mm512_mask_storeu_epi16(c16 + r * ldc16, keep, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+}
+#endif
+
 void finish_block(const float* src, index_t ss, index_t m, index_t n, const float* bias, bf16_t* c16,
                   index_t ldc16, float* c, index_t ldc, bool simd) {
+#if PE_X86
+  if (simd && c16) {
+    finish_rows_bf16_avx512(src, ss, m, n, bias, c16, ldc16);
+    return;
+  }
+#endif
   alignas(64) float row[32];
   for (index_t r = 0; r < m; ++r) {
     const float* v = src + r * ss;
@@ -247,6 +289,46 @@ void pack_a_trans_avx512(const bf16_t* a, index_t lda, index_t i0, index_t r32, 
     }
   }
 }
+// Bp rows for a transposed B (op(B)[k][j] = b[j * ldb + k]), columns [0, n16) (a multiple of 16), depth
+// [0, k32) (a multiple of 32), 16 columns x 32 deep at a time: row j of the stored B holds column j's (k, k+1)
+// pairs as 32-bit units, so 16 rows loaded as 16 registers and transposed as 16 x 16 units give the 16 panel
+// rows k2 (each: one pair of every column), stored as they are.
+PE_TARGET_AVX512BF16
+void pack_b_trans_avx512(const bf16_t* b, index_t ldb, index_t p0, index_t k32, index_t j0, index_t n16,
+                         index_t kcp, bf16_t* bp) {
+  const index_t panel_size = kcp * 16;
+  for (index_t j = 0; j < n16; j += 16) {
+    bf16_t* panel = bp + (j >> 4) * panel_size;
+    for (index_t k = 0; k < k32; k += 32) {
+      __m512 r[16];
+      for (int t = 0; t < 16; ++t) r[t] = _mm512_castsi512_ps(_mm512_loadu_si512(b + (j0 + j + t) * ldb + p0 + k));
+      simd::Vec<float, Isa::avx512>::transpose(r);  // r[k2] = pair k2 of the 16 columns
+      for (int k2 = 0; k2 < 16; ++k2) _mm512_storeu_ps(reinterpret_cast<float*>(panel + ((k >> 1) + k2) * 32), r[k2]);
+    }
+  }
+}
+
+// y[i] = x[i] widened to float32 (exact: the 16 bits become the upper half), 16 values per step.
+PE_TARGET_AVX512BF16
+void to_f32_avx512(const bf16_t* x, float* y, index_t n) {
+  index_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+    const __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 16)));
+    _mm512_storeu_si512(y + i, _mm512_slli_epi32(lo, 16));
+    _mm512_storeu_si512(y + i + 16, _mm512_slli_epi32(hi, 16));
+  }
+  if (i < n) {
+    const __mmask16 m0 = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m0, x + i));
+    _mm512_mask_storeu_epi32(y + i, m0, _mm512_slli_epi32(lo, 16));
+    if (n - i > 16) {
+      const __mmask16 m1 = static_cast<__mmask16>((1u << (n - i - 16)) - 1);
+      const __m512i hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m1, x + i + 16));
+      _mm512_mask_storeu_epi32(y + i + 16, m1, _mm512_slli_epi32(hi, 16));
+    }
+  }
+}
 #endif
 
 // Ap[r][k] = op(A)[i0 + r][p0 + k] for r < mc, k < kc; zeros up to mcp x kcp. simd: AVX-512 may be used.
@@ -278,7 +360,7 @@ void pack_a(const bf16_t* a, index_t lda, bool trans, index_t i0, index_t mc, in
 // Bp[panel][k2][j][t] = op(B)[p0 + 2 k2 + t][j0 + 16 panel + j], zeros outside kc x nc, ncp / 16 panels.
 void pack_b(const bf16_t* b, index_t ldb, bool trans, index_t p0, index_t kc, index_t j0, index_t nc, index_t kcp,
             index_t ncp, bf16_t* bp, bool simd) {
-  std::memset(bp, 0, kcp * ncp * sizeof(bf16_t));
+  if (kc % 32 != 0 || nc % 32 != 0) std::memset(bp, 0, kcp * ncp * sizeof(bf16_t));  // else all written below
   const index_t panel_size = kcp * 16;  // (kcp / 2) rows of 32 values
   if (!trans) {  // op(B)[k][j] = b[k * ldb + j]: rows of B are contiguous along j
     index_t n32 = 0;
@@ -296,10 +378,18 @@ void pack_b(const bf16_t* b, index_t ldb, bool trans, index_t p0, index_t kc, in
         bp[(j >> 4) * panel_size + k2 * 32 + (j & 15) * 2 + t] = src[j];
     }
   } else {  // op(B)[k][j] = b[j * ldb + k]: each column of op(B) is contiguous along k, pairs adjacent
-    for (index_t j = 0; j < nc; ++j) {
+    index_t n16 = 0, k32 = 0;
+#if PE_X86
+    if (simd) {
+      n16 = nc / 16 * 16;
+      k32 = kc / 32 * 32;
+      pack_b_trans_avx512(b, ldb, p0, k32, j0, n16, kcp, bp);
+    }
+#endif
+    for (index_t j = 0; j < nc; ++j) {  // what the vector path left: columns past n16, depth past k32
       const bf16_t* src = b + (j0 + j) * ldb + p0;
       bf16_t* dst = bp + (j >> 4) * panel_size + (j & 15) * 2;
-      index_t k = 0;
+      index_t k = j < n16 ? k32 : 0;
       for (; k + 1 < kc; k += 2) std::memcpy(dst + (k >> 1) * 32, src + k, 2 * sizeof(bf16_t));
       if (k < kc) dst[(k >> 1) * 32] = src[k];
     }
@@ -473,10 +563,11 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
       }
     return;
   }
-  for (index_t pc = 0; pc < g.K; pc += KC) {
-    const index_t kc = std::min(KC, g.K - pc), kcp = round_up(kc, 32);
+  const index_t KP = gemm_bf16_kc();
+  for (index_t pc = 0; pc < g.K; pc += KP) {
+    const index_t kc = std::min(KP, g.K - pc), kcp = round_up(kc, 32);
     const bool load_c = pc > 0 || g.accumulate;
-    const bool last = pc + KC >= g.K;
+    const bool last = pc + KP >= g.K;
     for (index_t jc = u.j0; jc < u.j1; jc += NC) {
       const index_t nc = std::min(NC, u.j1 - jc), ncp = round_up(nc, 32);
       pack_b(B, g.ldb, g.trans_b, pc, kc, jc, nc, kcp, ncp, buf.bp, simd);
@@ -540,6 +631,15 @@ std::vector<Unit> plan_units(const GemmBf16Args& g, int threads) {
 }
 
 }  // namespace gemm_bf16_detail
+
+index_t gemm_bf16_kc() {
+  static const index_t kc = [] {
+    index_t v = gemm_bf16_kc_max;
+    if (const char* env = std::getenv("PYENGINE_BF16_KC")) v = std::atoi(env) / 32 * 32;
+    return std::min(gemm_bf16_kc_max, std::max<index_t>(32, v));
+  }();
+  return kc;
+}
 
 void gemm_bf16(const GemmBf16Args& g) {
   using namespace gemm_bf16_detail;
@@ -613,6 +713,49 @@ void to_f32(const bf16_t* x, float* y, index_t n) {
 
 }  // namespace gemm_bf16_detail
 
+namespace gemm_bf16_detail {
+
+constexpr index_t kSumCols = 64;  // columns per unit of sum_rows_bf16: 64 float64 accumulators
+
+// Columns [c0, c0 + w) (w <= kSumCols) of x summed over its rows, in row order, in float64.
+template <class Tag>
+PE_INLINE void sum_cols_body(const bf16_t* x, index_t rows, index_t cols, index_t c0, index_t w, float* out) {
+  double acc[kSumCols] = {};
+  for (index_t r = 0; r < rows; ++r) {
+    const bf16_t* row = x + r * cols + c0;
+#pragma omp simd
+    for (index_t j = 0; j < w; ++j) acc[j] += static_cast<double>(bf16_value(row[j]));
+  }
+  for (index_t j = 0; j < w; ++j) out[c0 + j] = static_cast<float>(acc[j]);
+}
+
+struct GenericTag {};
+struct Avx512Tag {};
+void sum_cols_generic(const bf16_t* x, index_t rows, index_t cols, index_t c0, index_t w, float* out) {
+  sum_cols_body<GenericTag>(x, rows, cols, c0, w, out);
+}
+#if PE_X86
+PE_TARGET_AVX512BF16
+void sum_cols_avx512(const bf16_t* x, index_t rows, index_t cols, index_t c0, index_t w, float* out) {
+  sum_cols_body<Avx512Tag>(x, rows, cols, c0, w, out);
+}
+#endif
+
+}  // namespace gemm_bf16_detail
+
+void sum_rows_bf16(const bf16_t* x, index_t rows, index_t cols, float* out) {
+  using namespace gemm_bf16_detail;
+  auto body = sum_cols_generic;
+#if PE_X86
+  if (bf16_path() != Bf16Path::generic) body = sum_cols_avx512;
+#endif
+  const index_t units = (cols + kSumCols - 1) / kSumCols;
+  parallel_for(units, threads_for(rows * cols), 1, [&](index_t u) {
+    const index_t c0 = u * kSumCols;
+    body(x, rows, cols, c0, std::min(kSumCols, cols - c0), out);
+  });
+}
+
 void f32_to_bf16(const float* x, bf16_t* y, index_t n) {
   using namespace gemm_bf16_detail;
   const bool simd = bf16_path() != Bf16Path::generic;
@@ -636,6 +779,7 @@ void f32_to_bf16(const float* x, bf16_t* y, index_t n) {
 
 void bf16_to_f32(const bf16_t* x, float* y, index_t n) {
   using namespace gemm_bf16_detail;
+  const bool simd = bf16_path() != Bf16Path::generic;
   const int threads = threads_for(n, index_t(1) << 17);
   const index_t chunk = round_up((n + threads - 1) / std::max(threads, 1), 64);
 #if defined(PYENGINE_OPENMP)
@@ -643,8 +787,15 @@ void bf16_to_f32(const bf16_t* x, float* y, index_t n) {
 #endif
   for (int t = 0; t < threads; ++t) {
     const index_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
+#if PE_X86
+    if (simd) {
+      to_f32_avx512(x + lo, y + lo, hi - lo);
+      continue;
+    }
+#endif
     to_f32(x + lo, y + lo, hi - lo);
   }
+  (void)simd;
 }
 
 }  // namespace pe
