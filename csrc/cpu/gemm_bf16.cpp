@@ -499,13 +499,15 @@ void block_amx(const bf16_t* ap, index_t sa_elems, index_t kcp, const bf16_t* bp
     _tile_zero(3);
   }
   const bf16_t* a1 = ap + 16 * sa_elems;
+  // Each load is placed just before the first product that needs it, so it can overlap the products
+  // already issued (the tile registers are not renamed).
   for (index_t k = 0; k < kcp; k += 32) {
     _tile_loadd(4, ap + k, sa);
-    _tile_loadd(5, a1 + k, sa);
     _tile_loadd(6, bp0 + k * 16, 64);
-    _tile_loadd(7, bp1 + k * 16, 64);
     _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, bp1 + k * 16, 64);
     _tile_dpbf16ps(1, 4, 7);
+    _tile_loadd(5, a1 + k, sa);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
@@ -735,9 +737,28 @@ void sum_cols_generic(const bf16_t* x, index_t rows, index_t cols, index_t c0, i
   sum_cols_body<GenericTag>(x, rows, cols, c0, w, out);
 }
 #if PE_X86
+// The same sums (each column in row order, in float64): 16 columns per step widened to float32 (exact) and
+// then to two halves of 8 float64, into 8 accumulator registers for the 64 columns of a unit.
 PE_TARGET_AVX512BF16
 void sum_cols_avx512(const bf16_t* x, index_t rows, index_t cols, index_t c0, index_t w, float* out) {
-  sum_cols_body<Avx512Tag>(x, rows, cols, c0, w, out);
+  if (w < kSumCols) {
+    sum_cols_body<Avx512Tag>(x, rows, cols, c0, w, out);
+    return;
+  }
+  __m512d acc[8];
+  for (int q = 0; q < 8; ++q) acc[q] = _mm512_setzero_pd();
+  for (index_t r = 0; r < rows; ++r) {
+    const bf16_t* row = x + r * cols + c0;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16 * q));
+      const __m512 f = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      acc[2 * q] = _mm512_add_pd(acc[2 * q], _mm512_cvtps_pd(_mm512_castps512_ps256(f)));
+      acc[2 * q + 1] = _mm512_add_pd(
+          acc[2 * q + 1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))));
+    }
+  }
+  for (int q = 0; q < 8; ++q) _mm256_storeu_ps(out + c0 + 8 * q, _mm512_cvtpd_ps(acc[q]));
 }
 #endif
 
