@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <vector>
 
@@ -549,7 +550,21 @@ struct Buffers {
   Buffers& operator=(const Buffers&) = delete;
 };
 
-void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Buffers& buf) {
+// op(B) packed whole before the units start, by all the threads together, and then read by all of them
+// (instead of each unit packing the blocks it uses: with two threads splitting M, both packed all of B).
+// Block (p, q) -- depth [p KP, p KP + kc), columns [q NC, q NC + nc) -- is laid out as pack_b writes it, at
+// offset[p * nq + q]. Used when B is one matrix for the whole batch and the packed copy is small enough;
+// the buffer belongs to the calling thread and is kept for its next call.
+struct SharedB {
+  const bf16_t* data = nullptr;  // null: every unit packs its own blocks
+  index_t KP = 0, nq = 0;
+  std::vector<index_t> offset;
+  const bf16_t* block(index_t p, index_t q) const { return data + offset[static_cast<size_t>(p * nq + q)]; }
+};
+
+constexpr index_t kSharedBMax = index_t(8) << 20;  // bytes of packed B shared at most
+
+void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Buffers& buf, const SharedB& sb) {
   const bf16_t* A = g.a + u.b * g.stride_a;
   const bf16_t* B = g.b + u.b * g.stride_b;
   float* C = g.c + u.b * g.stride_c;
@@ -570,9 +585,12 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
     const index_t kc = std::min(KP, g.K - pc), kcp = round_up(kc, 32);
     const bool load_c = pc > 0 || g.accumulate;
     const bool last = pc + KP >= g.K;
-    for (index_t jc = u.j0; jc < u.j1; jc += NC) {
-      const index_t nc = std::min(NC, u.j1 - jc), ncp = round_up(nc, 32);
-      pack_b(B, g.ldb, g.trans_b, pc, kc, jc, nc, kcp, ncp, buf.bp, simd);
+    for (index_t q = u.j0 / NC; q * NC < u.j1; ++q) {  // column blocks of NC on the matrix's grid
+      const index_t jg = q * NC, jc = std::max(jg, u.j0);    // (u.j0 is a multiple of 32: so is jc - jg)
+      const index_t nc = std::min(jg + NC, u.j1) - jc, ncp = round_up(nc, 32);
+      const bf16_t* bpc = buf.bp;
+      if (sb.data) bpc = sb.block(pc / KP, q) + ((jc - jg) / 16) * kcp * 16;
+      else pack_b(B, g.ldb, g.trans_b, pc, kc, jc, nc, kcp, ncp, buf.bp, simd);
       for (index_t ic = u.i0; ic < u.i1; ic += MC) {
         const index_t mc = std::min(MC, u.i1 - ic), mcp = round_up(mc, 32);
         // A's rows are read in place (tile loads / broadcasts with stride lda) when it is not transposed and
@@ -588,7 +606,7 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
           const index_t sa = in_place ? g.lda : kcp;
           for (index_t jr = 0; jr < ncp; jr += 32) {
             const index_t n = std::min<index_t>(32, nc - jr);
-            const bf16_t* bp0 = buf.bp + (jr / 16) * kcp * 16;
+            const bf16_t* bp0 = bpc + (jr / 16) * kcp * 16;
             const bf16_t* bp1 = bp0 + kcp * 16;
             float* cb = C ? C + (ic + ir) * g.ldc + jc + jr : nullptr;
             if (last && (C16 || g.bias)) {  // the final values: through the scratch tile, + bias, rounded
@@ -653,18 +671,59 @@ void gemm_bf16(const GemmBf16Args& g) {
   const std::vector<Unit> units = plan_units(g, threads);
   const index_t n_units = static_cast<index_t>(units.size());
   const bool amx = path == Bf16Path::amx, simd = path != Bf16Path::generic;
+  // The shared packed B: its blocks' offsets, and the calling thread's buffer grown to hold them.
+  SharedB sb;
+  struct Block {
+    index_t pc, kc, kcp, jc, nc, ncp;
+  };
+  std::vector<Block> sblocks;
+  if ((g.batch == 1 || g.stride_b == 0) && g.K > 0) {
+    sb.KP = gemm_bf16_kc();
+    sb.nq = (g.N + NC - 1) / NC;
+    index_t total = 0;
+    for (index_t pc = 0; pc < g.K; pc += sb.KP)
+      for (index_t q = 0; q < sb.nq; ++q) {
+        const index_t kc = std::min(sb.KP, g.K - pc), nc = std::min(NC, g.N - q * NC);
+        const Block b{pc, kc, round_up(kc, 32), q * NC, nc, round_up(nc, 32)};
+        sb.offset.push_back(total);
+        sblocks.push_back(b);
+        total += b.kcp * b.ncp;
+      }
+    if (total * static_cast<index_t>(sizeof(bf16_t)) <= kSharedBMax) {
+      struct Free {
+        void operator()(bf16_t* p) const { ::operator delete[](p, std::align_val_t(64)); }
+      };
+      thread_local std::unique_ptr<bf16_t[], Free> keep;
+      thread_local index_t keep_size = 0;
+      if (keep_size < total) {
+        keep.reset(static_cast<bf16_t*>(::operator new[](total * sizeof(bf16_t), std::align_val_t(64))));
+        keep_size = total;
+      }
+      sb.data = keep.get();
+    }
+  }
+  bf16_t* const sdata = const_cast<bf16_t*>(sb.data);
+  const index_t n_sblocks = sdata ? static_cast<index_t>(sblocks.size()) : 0;
 #if defined(PYENGINE_OPENMP)
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
   {
     Buffers buf;
+#if defined(PYENGINE_OPENMP)
+#pragma omp for schedule(dynamic, 1)  // (its end waits for every block: the units read all of them)
+#endif
+    for (index_t t = 0; t < n_sblocks; ++t) {
+      const Block& b = sblocks[static_cast<size_t>(t)];
+      pack_b(g.b, g.ldb, g.trans_b, b.pc, b.kc, b.jc, b.nc, b.kcp, b.ncp, sdata + sb.offset[static_cast<size_t>(t)],
+             simd);
+    }
 #if PE_X86
     if (amx) amx_configure();
 #endif
 #if defined(PYENGINE_OPENMP)
 #pragma omp for schedule(dynamic, 1)
 #endif
-    for (index_t t = 0; t < n_units; ++t) run_unit(g, units[static_cast<size_t>(t)], block, simd, buf);
+    for (index_t t = 0; t < n_units; ++t) run_unit(g, units[static_cast<size_t>(t)], block, simd, buf, sb);
 #if PE_X86
     if (amx) amx_release();
 #endif

@@ -367,3 +367,34 @@ def test_sum_rows_bf16(path, shape):
             m.sum_rows_bf16(x.astype(np.float32))
         with pytest.raises(ValueError, match="2-D"):
             m.sum_rows_bf16(x[0])
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, True), (True, False), (False, False)])
+def test_shared_packed_b_any_thread_count(path, trans_a, trans_b):
+    """op(B) is packed once by all the threads and read by every unit (units split M and N, and N crosses the
+    512-column blocks off their grid): the same bits on 1, 2 and 3 threads, load adaptation off; a broadcast
+    B (batch stride 0) too."""
+    rng = np.random.default_rng(11)
+    M, N, K = 200, 1100, 600
+    a = bf16(rng, (K, M) if trans_a else (M, K))
+    b = bf16(rng, (N, K) if trans_b else (K, N))
+    bias = rng.standard_normal(N).astype(np.float32)
+    a3 = bf16(rng, (3, 40, K)) if not trans_a else None
+    before, adapt = cpu.get_num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
+    try:
+        outs = []
+        for t in (1, 2, 3):
+            cpu.set_num_threads(t)
+            outs.append([kernel.matmul_bf16(a, b, trans_a, trans_b),
+                         kernel.matmul_bf16(a, b, trans_a, trans_b, bf16_out=True, bias=bias).view(np.uint16)]
+                        + ([kernel.matmul_bf16(a3, b, False, trans_b)] if a3 is not None else []))
+    finally:
+        cpu.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    check(outs[0][0], a, b, trans_a, trans_b, msg=f"{path}: ")
+    if a3 is not None:
+        check(outs[0][2], a3, b, False, trans_b, msg=f"{path} batched: ")
+    for o in outs[1:]:
+        for x, y in zip(o, outs[0]):
+            np.testing.assert_array_equal(x, y)
