@@ -2,10 +2,12 @@
 //
 // Structure (shapes of op(A): (M, K), op(B): (K, N), C: (M, N), row-major):
 //
+//   pack all of op(B), block by block (KC x NC), by all threads -> shared Bp  <- OpenMP (when B is one
+//                                                                               matrix and fits 8 MiB)
 //   for each work unit (batch b, rows [i0, i1), columns [j0, j1))            <- OpenMP
 //     for pc in [0, K) step KC:                                              depth block
-//       for jc in [j0, j1) step NC:                                          column block
-//         pack op(B)[pc:pc+kc, jc:jc+nc] -> Bp   (VNNI panels, below)        L2
+//       for jc in [j0, j1) on the NC grid of the matrix:                     column block
+//         (its shared block, or: pack op(B)[pc:pc+kc, jc:jc+nc] -> Bp  (VNNI panels, below))  L2
 //         for ic in [i0, i1) step MC:                                        row block
 //           pack op(A)[ic:ic+mc, pc:pc+kc] -> Ap  (row-major, zero-padded)   L2
 //           for each 32 x 32 block of C in it: the path's block kernel       L1 / tiles / registers
@@ -26,11 +28,14 @@
 //               row times B's 32 pairs (two zmm rows of the panels).
 //   generic     the same loop in plain C++ on float32 values.
 // The first depth pass starts from zero (or from C with `accumulate`), later passes from C. A block that
-// sticks out of C (edges) runs through a 32 x 32 float scratch tile, then its valid part is copied out.
+// sticks out of C (edges) runs through a 32 x 32 float scratch tile, then its valid part is copied out; so
+// does every block of the last pass when a bias is added or the result is bfloat16 (the epilogue: + bias,
+// rounding with vcvtne2ps2bf16, masked stores).
 //
-// Threads: units are (batch, row range, column range) with their own C region and thread-private packing
-// buffers; ranges are split (in multiples of 32) until every thread has a unit. Each C element is summed
-// in the same order for any thread count.
+// Threads: units are (batch, row range, column range) with their own C region and thread-private A packing
+// buffers; ranges are split (in multiples of 32) until every thread has a unit. op(B) is packed once into a
+// buffer all units read (the calling thread's, kept between calls), or, for a batched B or a large one, by
+// each unit into its own buffer. Each C element is summed in the same order for any thread count.
 #include "cpu/gemm_bf16.h"
 
 #include "cpu/simd.h"
