@@ -16,6 +16,7 @@
 
 #include "binding_utils.h"
 #include "bindings.h"
+#include "cpu/activation_bf16.h"
 #include "cpu/gemm_bf16.h"
 
 namespace pe {
@@ -138,7 +139,7 @@ py::array run(py::array a, py::array b, bool trans_a, bool trans_b, const py::ob
       c = py::array(py::dtype::of<float>(), shape);
       py::gil_scoped_release release;
       bf16_to_f32(static_cast<const bf16_t*>(result.data()), static_cast<float*>(c.mutable_data()), c.size());
-    } else if (K > gemm_bf16_kc) {
+    } else if (K > gemm_bf16_kc()) {
       c = py::array(py::dtype::of<float>(), shape);
     } else {
       has_c = false;
@@ -198,6 +199,44 @@ py::array convert(const char* op, py::array x, const py::object& out, bool to_bf
   return y;
 }
 
+// GELU on bfloat16: x (and dy) any shape, the same shape, bfloat16; contiguous copies where they are not.
+py::array gelu(const char* op, py::array x, const py::object& dy_obj, bool tanh_approx) {
+  if (!dtype_eq(x.dtype(), bf16_dtype())) throw py::type_error(std::string(op) + ": x must be bfloat16, got " + dtype_str(x));
+  x = py::array::ensure(x, py::array::c_style);
+  std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+  py::array dy;
+  if (!dy_obj.is_none()) {
+    if (!py::isinstance<py::array>(dy_obj)) throw py::type_error(std::string(op) + ": dy must be a numpy array");
+    dy = py::reinterpret_borrow<py::array>(dy_obj);
+    if (!dtype_eq(dy.dtype(), bf16_dtype()))
+      throw py::type_error(std::string(op) + ": dy must be bfloat16, got " + dtype_str(dy));
+    check_shape(dy, shape, op, "dy");
+    dy = py::array::ensure(dy, py::array::c_style);
+  }
+  py::array y(bf16_dtype(), shape);
+  const index_t n = x.size();
+  const auto* xp = static_cast<const bf16_t*>(x.data());
+  auto* yp = static_cast<bf16_t*>(y.mutable_data());
+  py::gil_scoped_release release;
+  if (dy_obj.is_none()) gelu_bf16_forward(xp, yp, n, tanh_approx);
+  else gelu_bf16_backward(xp, static_cast<const bf16_t*>(dy.data()), yp, n, tanh_approx);
+  return y;
+}
+
+// Column sums of a 2-D bfloat16 array (a contiguous copy where it is not): float32 (cols,).
+py::array sum_rows(py::array x) {
+  if (!dtype_eq(x.dtype(), bf16_dtype())) throw py::type_error("sum_rows_bf16: x must be bfloat16, got " + dtype_str(x));
+  if (x.ndim() != 2) throw py::value_error("sum_rows_bf16: x must be 2-D, got " + std::to_string(x.ndim()) + "-D");
+  x = py::array::ensure(x, py::array::c_style);
+  const index_t rows = x.shape(0), cols = x.shape(1);
+  py::array out(py::dtype::of<float>(), std::vector<py::ssize_t>{x.shape(1)});
+  const auto* xp = static_cast<const bf16_t*>(x.data());
+  auto* op = static_cast<float*>(out.mutable_data());
+  py::gil_scoped_release release;
+  sum_rows_bf16(xp, rows, cols, op);
+  return out;
+}
+
 }  // namespace
 }  // namespace gemm_bf16_bind
 
@@ -219,6 +258,18 @@ void register_gemm_bf16(py::module_& m) {
         "float32 -> bfloat16, round to nearest even (NaN stays NaN).");
   m.def("bf16_to_f32", [](const py::array& x, const py::object& out) { return convert("bf16_to_f32", x, out, false); },
         py::arg("x").noconvert(), py::arg("out") = py::none(), "bfloat16 -> float32 (exact).");
+  m.def("gelu_bf16_forward",
+        [](const py::array& x, bool tanh_approx) { return gelu("gelu_bf16_forward", x, py::none(), tanh_approx); },
+        py::arg("x").noconvert(), py::arg("tanh_approx") = false,
+        "GELU of bfloat16 x computed in float32, rounded to bfloat16 once (tanh_approx: the tanh form).");
+  m.def("gelu_bf16_backward",
+        [](const py::array& x, const py::array& dy, bool tanh_approx) {
+          return gelu("gelu_bf16_backward", x, dy, tanh_approx);
+        },
+        py::arg("x").noconvert(), py::arg("dy").noconvert(), py::arg("tanh_approx") = false,
+        "dy * GELU'(x) for bfloat16 x, dy, computed in float32, rounded to bfloat16 once.");
+  m.def("sum_rows_bf16", [](const py::array& x) { return sum_rows(x); }, py::arg("x").noconvert(),
+        "out[j] = sum_r x[r, j] for a 2-D bfloat16 x: float32 (cols,), summed in float64 in row order.");
   m.def("bf16_path", [] { return std::string(bf16_path_name(bf16_path())); },
         "The bfloat16 GEMM path in use: amx | avx512bf16 | generic.");
   m.def("bf16_path_supported", [] { return std::string(bf16_path_name(bf16_path_supported())); },

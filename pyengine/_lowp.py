@@ -1,5 +1,6 @@
 """Low-precision floats (bfloat16, float16): stored in 2 bytes, computed through float32 -- except matmul and
-linear on bfloat16 tensors, which run on the bfloat16 GEMM (AMX / AVX512-BF16; pyengine/amp/bf16_ops.py).
+linear on bfloat16 tensors, which run on the bfloat16 GEMM (AMX / AVX512-BF16), and GELU, whose bfloat16
+kernel widens and rounds inside (pyengine/amp/bf16_ops.py).
 
 A bfloat16 tensor stores its values as ``ml_dtypes.bfloat16``, a float16 one as NumPy's float16. The
 kernels compute in float32 or float64 only (and NumPy knows no bfloat16 arithmetic of its own), so
@@ -91,8 +92,11 @@ def apply_upcast(cls, args):
 def via_float32(fn):
     """``fn`` (a public op whose checks require float32/float64) computing through float32 when one of its
     Tensor arguments is bfloat16 or float16; one scan of the arguments otherwise. (``F.linear`` on bfloat16
-    tensors alone runs on the bfloat16 GEMM instead: amp/bf16_ops.py.)"""
-    linear = f"{fn.__module__}.{fn.__name__}" == "pyengine.nn.functional.linear"
+    tensors alone runs on the bfloat16 GEMM instead, ``gelu`` of a bfloat16 tensor on its bfloat16 kernel:
+    amp/bf16_ops.py.)"""
+    qualname = f"{fn.__module__}.{fn.__name__}"
+    linear = qualname == "pyengine.nn.functional.linear"
+    gelu = qualname == "pyengine.ops.elementwise.gelu"
 
     @functools.wraps(fn)
     def op(*args, **kwargs):
@@ -108,6 +112,11 @@ def via_float32(fn):
         if linear:
             from .amp.bf16_ops import linear_direct
             out = linear_direct(args, kwargs)
+            if out is not None:
+                return out
+        elif gelu:
+            from .amp.bf16_ops import gelu_direct
+            out = gelu_direct(args, kwargs)
             if out is not None:
                 return out
         floats = set()

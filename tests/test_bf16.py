@@ -9,7 +9,7 @@ import torch
 import pyengine as pe
 import pyengine.nn as nn
 import pyengine.nn.functional as F
-from pyengine.amp.bf16_ops import LinearBf16, MatMulBf16
+from pyengine.amp.bf16_ops import GeluBf16, LinearBf16, MatMulBf16
 
 
 def pair(rng, *shape, bf16=True, grad=True):
@@ -91,6 +91,43 @@ def test_bf16_linear_bad_shapes_keep_the_ops_message():
     x, w = pe.ones(3, 4, dtype=pe.bfloat16), pe.ones(5, 3, dtype=pe.bfloat16)
     with pytest.raises(RuntimeError, match="linear: input"):
         F.linear(x, w)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("shape", [(1,), (7, 13), (2, 3, 4099)])
+def test_bf16_gelu_matches_torch_and_the_float32_path(approximate, shape):
+    rng = np.random.default_rng(sum(shape))
+    x, tx = pair(rng, *shape)
+    y, ty = F.gelu(x, approximate=approximate), torch.nn.functional.gelu(tx, approximate=approximate)
+    assert y.dtype == pe.bfloat16 and type(y.grad_fn.fn) is GeluBf16
+    close_bf16(y, ty, 1, "forward: ")
+    gy = rng.standard_normal(shape).astype(np.float32)
+    y.backward(pe.tensor(gy).to(pe.bfloat16))
+    ty.backward(torch.tensor(gy).bfloat16())
+    assert x.grad.dtype == pe.bfloat16
+    close_bf16(x.grad, tx.grad, 1, "dx: ")
+    # the same bits as through float32 (widen, GELU, round once)
+    x32 = x.detach().float().requires_grad_()
+    y32 = F.gelu(x32, approximate=approximate)
+    np.testing.assert_array_equal(y._data.view(np.uint16), y32.to(pe.bfloat16)._data.view(np.uint16))
+    y32.backward(pe.tensor(gy).to(pe.bfloat16).float())
+    np.testing.assert_array_equal(x.grad._data.view(np.uint16), x32.grad.to(pe.bfloat16)._data.view(np.uint16))
+
+
+def test_bf16_gelu_module_non_contiguous_and_errors():
+    rng = np.random.default_rng(1)
+    x, tx = pair(rng, 6, 10)
+    xs, txs = x[:, ::3].t(), tx[:, ::3].t()
+    y, ty = nn.GELU(approximate="tanh")(xs), torch.nn.GELU(approximate="tanh")(txs)
+    close_bf16(y, ty, 1, "forward: ")
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    close_bf16(x.grad, tx.grad, 1, "dx: ")
+    with pytest.raises(ValueError, match="approximate"):
+        F.gelu(x, approximate="fast")
+    # a float32 gradient reaching the bfloat16 GELU (the output used in float32 downstream)
+    z = F.gelu(x.detach().requires_grad_())
+    (z.float() * pe.ones(6, 10)).sum().backward()
 
 
 # ---------------------------------------------------------------------- autocast

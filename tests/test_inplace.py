@@ -199,6 +199,7 @@ CALLS = {
     "Linear": lambda: F.linear(_r(2, 3), _r(4, 3), _r(4)),
     "LinearBf16": lambda: F.linear(_r(2, 3, dtype=pe.bfloat16), _r(4, 3, dtype=pe.bfloat16), _r(4, dtype=pe.bfloat16)),
     "MatMulBf16": lambda: _r(2, 2, 3, dtype=pe.bfloat16) @ _r(3, 4, dtype=pe.bfloat16),
+    "GeluBf16": lambda: F.gelu(_r(2, 3, dtype=pe.bfloat16), approximate="tanh"),
     "CrossEntropy": lambda: F.cross_entropy(_r(4, 5), pe.tensor([0, 1, 4, 2])),
     "NllLoss": lambda: F.nll_loss(_r(4, 5).log_softmax(1), pe.tensor([0, 1, 4, 2])),
     "MSELoss": lambda: F.mse_loss(_r(3), _r(3)),

@@ -2,10 +2,12 @@
 //
 // Structure (shapes of op(A): (M, K), op(B): (K, N), C: (M, N), row-major):
 //
+//   pack all of op(B), block by block (KC x NC), by all threads -> shared Bp  <- OpenMP (when B is one
+//                                                                               matrix and fits 8 MiB)
 //   for each work unit (batch b, rows [i0, i1), columns [j0, j1))            <- OpenMP
 //     for pc in [0, K) step KC:                                              depth block
-//       for jc in [j0, j1) step NC:                                          column block
-//         pack op(B)[pc:pc+kc, jc:jc+nc] -> Bp   (VNNI panels, below)        L2
+//       for jc in [j0, j1) on the NC grid of the matrix:                     column block
+//         (its shared block, or: pack op(B)[pc:pc+kc, jc:jc+nc] -> Bp  (VNNI panels, below))  L2
 //         for ic in [i0, i1) step MC:                                        row block
 //           pack op(A)[ic:ic+mc, pc:pc+kc] -> Ap  (row-major, zero-padded)   L2
 //           for each 32 x 32 block of C in it: the path's block kernel       L1 / tiles / registers
@@ -26,11 +28,14 @@
 //               row times B's 32 pairs (two zmm rows of the panels).
 //   generic     the same loop in plain C++ on float32 values.
 // The first depth pass starts from zero (or from C with `accumulate`), later passes from C. A block that
-// sticks out of C (edges) runs through a 32 x 32 float scratch tile, then its valid part is copied out.
+// sticks out of C (edges) runs through a 32 x 32 float scratch tile, then its valid part is copied out; so
+// does every block of the last pass when a bias is added or the result is bfloat16 (the epilogue: + bias,
+// rounding with vcvtne2ps2bf16, masked stores).
 //
-// Threads: units are (batch, row range, column range) with their own C region and thread-private packing
-// buffers; ranges are split (in multiples of 32) until every thread has a unit. Each C element is summed
-// in the same order for any thread count.
+// Threads: units are (batch, row range, column range) with their own C region and thread-private A packing
+// buffers; ranges are split (in multiples of 32) until every thread has a unit. op(B) is packed once into a
+// buffer all units read (the calling thread's, kept between calls), or, for a batched B or a large one, by
+// each unit into its own buffer. Each C element is summed in the same order for any thread count.
 #include "cpu/gemm_bf16.h"
 
 #include "cpu/simd.h"
@@ -38,6 +43,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <vector>
 
@@ -136,7 +142,7 @@ const char* bf16_path_name(Bf16Path p) {
 
 namespace gemm_bf16_detail {
 
-constexpr index_t KC = gemm_bf16_kc;  // depth block (multiple of 32)
+constexpr index_t KC = gemm_bf16_kc_max;  // the buffers' depth (multiple of 32); a pass is gemm_bf16_kc() deep
 constexpr index_t NC = 512;  // column block (multiple of 32)
 constexpr index_t MC = 256;  // row block (multiple of 32)
 
@@ -149,8 +155,50 @@ PE_TARGET_AVX512BF16 void to_bf16_avx512bf16(const float* x, bf16_t* y, index_t 
 
 // The end of a block: rows of `src` (stride ss floats, m x n) plus the bias (n values, or null) rounded to
 // bfloat16 into c16 (stride ldc16), or written as float32 into c (stride ldc) when c16 is null.
+#if PE_X86
+// finish_block's bfloat16 case in registers: each row's 32 values (+ bias) rounded by vcvtne2ps2bf16 and
+// stored under a mask of the n valid columns; a row holding a float32 denormal (which that instruction
+// flushes) goes through the bit arithmetic instead, so every value is the exact rounding.
+PE_TARGET_AVX512BF16
+void finish_rows_bf16_avx512(const float* src, index_t ss, index_t m, index_t n, const float* bias, bf16_t* c16,
+                             index_t ldc16) {
+  const std::uint32_t keep = n >= 32 ? 0xffffffffu : (1u << n) - 1u;
+  const __mmask16 k0 = static_cast<__mmask16>(keep), k1 = static_cast<__mmask16>(keep >> 16);
+  const __m512 b0 = bias ? _mm512_maskz_loadu_ps(k0, bias) : _mm512_setzero_ps();
+  const __m512 b1 = bias ? _mm512_maskz_loadu_ps(k1, bias + 16) : _mm512_setzero_ps();
+  const __m512i exp_mask = _mm512_set1_epi32(0x7f800000), man_mask = _mm512_set1_epi32(0x007fffff);
+  const __m512i zero = _mm512_setzero_si512();
+  for (index_t r = 0; r < m; ++r) {
+    __m512 lo = _mm512_maskz_loadu_ps(k0, src + r * ss), hi = _mm512_maskz_loadu_ps(k1, src + r * ss + 16);
+    if (bias) {
+      lo = _mm512_add_ps(lo, b0);
+      hi = _mm512_add_ps(hi, b1);
+    }
+    const __m512i ulo = _mm512_castps_si512(lo), uhi = _mm512_castps_si512(hi);
+    const __mmask16 dlo = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(ulo, man_mask),
+                                                       _mm512_and_si512(ulo, exp_mask), zero);
+    const __mmask16 dhi = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(uhi, man_mask),
+                                                       _mm512_and_si512(uhi, exp_mask), zero);
+    if ((dlo | dhi) != 0) {
+      alignas(64) float row[32];
+      _mm512_store_ps(row, lo);
+      _mm512_store_ps(row + 16, hi);
+      to_bf16_generic(row, c16 + r * ldc16, n);
+      continue;
+    }
+    _mm512_mask_storeu_epi16(c16 + r * ldc16, keep, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+}
+#endif
+
 void finish_block(const float* src, index_t ss, index_t m, index_t n, const float* bias, bf16_t* c16,
                   index_t ldc16, float* c, index_t ldc, bool simd) {
+#if PE_X86
+  if (simd && c16) {
+    finish_rows_bf16_avx512(src, ss, m, n, bias, c16, ldc16);
+    return;
+  }
+#endif
   alignas(64) float row[32];
   for (index_t r = 0; r < m; ++r) {
     const float* v = src + r * ss;
@@ -247,6 +295,46 @@ void pack_a_trans_avx512(const bf16_t* a, index_t lda, index_t i0, index_t r32, 
     }
   }
 }
+// Bp rows for a transposed B (op(B)[k][j] = b[j * ldb + k]), columns [0, n16) (a multiple of 16), depth
+// [0, k32) (a multiple of 32), 16 columns x 32 deep at a time: row j of the stored B holds column j's (k, k+1)
+// pairs as 32-bit units, so 16 rows loaded as 16 registers and transposed as 16 x 16 units give the 16 panel
+// rows k2 (each: one pair of every column), stored as they are.
+PE_TARGET_AVX512BF16
+void pack_b_trans_avx512(const bf16_t* b, index_t ldb, index_t p0, index_t k32, index_t j0, index_t n16,
+                         index_t kcp, bf16_t* bp) {
+  const index_t panel_size = kcp * 16;
+  for (index_t j = 0; j < n16; j += 16) {
+    bf16_t* panel = bp + (j >> 4) * panel_size;
+    for (index_t k = 0; k < k32; k += 32) {
+      __m512 r[16];
+      for (int t = 0; t < 16; ++t) r[t] = _mm512_castsi512_ps(_mm512_loadu_si512(b + (j0 + j + t) * ldb + p0 + k));
+      simd::Vec<float, Isa::avx512>::transpose(r);  // r[k2] = pair k2 of the 16 columns
+      for (int k2 = 0; k2 < 16; ++k2) _mm512_storeu_ps(reinterpret_cast<float*>(panel + ((k >> 1) + k2) * 32), r[k2]);
+    }
+  }
+}
+
+// y[i] = x[i] widened to float32 (exact: the 16 bits become the upper half), 16 values per step.
+PE_TARGET_AVX512BF16
+void to_f32_avx512(const bf16_t* x, float* y, index_t n) {
+  index_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+    const __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 16)));
+    _mm512_storeu_si512(y + i, _mm512_slli_epi32(lo, 16));
+    _mm512_storeu_si512(y + i + 16, _mm512_slli_epi32(hi, 16));
+  }
+  if (i < n) {
+    const __mmask16 m0 = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m0, x + i));
+    _mm512_mask_storeu_epi32(y + i, m0, _mm512_slli_epi32(lo, 16));
+    if (n - i > 16) {
+      const __mmask16 m1 = static_cast<__mmask16>((1u << (n - i - 16)) - 1);
+      const __m512i hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m1, x + i + 16));
+      _mm512_mask_storeu_epi32(y + i + 16, m1, _mm512_slli_epi32(hi, 16));
+    }
+  }
+}
 #endif
 
 // Ap[r][k] = op(A)[i0 + r][p0 + k] for r < mc, k < kc; zeros up to mcp x kcp. simd: AVX-512 may be used.
@@ -278,7 +366,7 @@ void pack_a(const bf16_t* a, index_t lda, bool trans, index_t i0, index_t mc, in
 // Bp[panel][k2][j][t] = op(B)[p0 + 2 k2 + t][j0 + 16 panel + j], zeros outside kc x nc, ncp / 16 panels.
 void pack_b(const bf16_t* b, index_t ldb, bool trans, index_t p0, index_t kc, index_t j0, index_t nc, index_t kcp,
             index_t ncp, bf16_t* bp, bool simd) {
-  std::memset(bp, 0, kcp * ncp * sizeof(bf16_t));
+  if (kc % 32 != 0 || nc % 32 != 0) std::memset(bp, 0, kcp * ncp * sizeof(bf16_t));  // else all written below
   const index_t panel_size = kcp * 16;  // (kcp / 2) rows of 32 values
   if (!trans) {  // op(B)[k][j] = b[k * ldb + j]: rows of B are contiguous along j
     index_t n32 = 0;
@@ -296,10 +384,18 @@ void pack_b(const bf16_t* b, index_t ldb, bool trans, index_t p0, index_t kc, in
         bp[(j >> 4) * panel_size + k2 * 32 + (j & 15) * 2 + t] = src[j];
     }
   } else {  // op(B)[k][j] = b[j * ldb + k]: each column of op(B) is contiguous along k, pairs adjacent
-    for (index_t j = 0; j < nc; ++j) {
+    index_t n16 = 0, k32 = 0;
+#if PE_X86
+    if (simd) {
+      n16 = nc / 16 * 16;
+      k32 = kc / 32 * 32;
+      pack_b_trans_avx512(b, ldb, p0, k32, j0, n16, kcp, bp);
+    }
+#endif
+    for (index_t j = 0; j < nc; ++j) {  // what the vector path left: columns past n16, depth past k32
       const bf16_t* src = b + (j0 + j) * ldb + p0;
       bf16_t* dst = bp + (j >> 4) * panel_size + (j & 15) * 2;
-      index_t k = 0;
+      index_t k = j < n16 ? k32 : 0;
       for (; k + 1 < kc; k += 2) std::memcpy(dst + (k >> 1) * 32, src + k, 2 * sizeof(bf16_t));
       if (k < kc) dst[(k >> 1) * 32] = src[k];
     }
@@ -409,13 +505,15 @@ void block_amx(const bf16_t* ap, index_t sa_elems, index_t kcp, const bf16_t* bp
     _tile_zero(3);
   }
   const bf16_t* a1 = ap + 16 * sa_elems;
+  // Each load is placed just before the first product that needs it, so it can overlap the products
+  // already issued (the tile registers are not renamed).
   for (index_t k = 0; k < kcp; k += 32) {
     _tile_loadd(4, ap + k, sa);
-    _tile_loadd(5, a1 + k, sa);
     _tile_loadd(6, bp0 + k * 16, 64);
-    _tile_loadd(7, bp1 + k * 16, 64);
     _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, bp1 + k * 16, 64);
     _tile_dpbf16ps(1, 4, 7);
+    _tile_loadd(5, a1 + k, sa);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
@@ -457,7 +555,21 @@ struct Buffers {
   Buffers& operator=(const Buffers&) = delete;
 };
 
-void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Buffers& buf) {
+// op(B) packed whole before the units start, by all the threads together, and then read by all of them
+// (instead of each unit packing the blocks it uses: with two threads splitting M, both packed all of B).
+// Block (p, q) -- depth [p KP, p KP + kc), columns [q NC, q NC + nc) -- is laid out as pack_b writes it, at
+// offset[p * nq + q]. Used when B is one matrix for the whole batch and the packed copy is small enough;
+// the buffer belongs to the calling thread and is kept for its next call.
+struct SharedB {
+  const bf16_t* data = nullptr;  // null: every unit packs its own blocks
+  index_t KP = 0, nq = 0;
+  std::vector<index_t> offset;
+  const bf16_t* block(index_t p, index_t q) const { return data + offset[static_cast<size_t>(p * nq + q)]; }
+};
+
+constexpr index_t kSharedBMax = index_t(8) << 20;  // bytes of packed B shared at most
+
+void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Buffers& buf, const SharedB& sb) {
   const bf16_t* A = g.a + u.b * g.stride_a;
   const bf16_t* B = g.b + u.b * g.stride_b;
   float* C = g.c + u.b * g.stride_c;
@@ -473,13 +585,17 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
       }
     return;
   }
-  for (index_t pc = 0; pc < g.K; pc += KC) {
-    const index_t kc = std::min(KC, g.K - pc), kcp = round_up(kc, 32);
+  const index_t KP = gemm_bf16_kc();
+  for (index_t pc = 0; pc < g.K; pc += KP) {
+    const index_t kc = std::min(KP, g.K - pc), kcp = round_up(kc, 32);
     const bool load_c = pc > 0 || g.accumulate;
-    const bool last = pc + KC >= g.K;
-    for (index_t jc = u.j0; jc < u.j1; jc += NC) {
-      const index_t nc = std::min(NC, u.j1 - jc), ncp = round_up(nc, 32);
-      pack_b(B, g.ldb, g.trans_b, pc, kc, jc, nc, kcp, ncp, buf.bp, simd);
+    const bool last = pc + KP >= g.K;
+    for (index_t q = u.j0 / NC; q * NC < u.j1; ++q) {  // column blocks of NC on the matrix's grid
+      const index_t jg = q * NC, jc = std::max(jg, u.j0);    // (u.j0 is a multiple of 32: so is jc - jg)
+      const index_t nc = std::min(jg + NC, u.j1) - jc, ncp = round_up(nc, 32);
+      const bf16_t* bpc = buf.bp;
+      if (sb.data) bpc = sb.block(pc / KP, q) + ((jc - jg) / 16) * kcp * 16;
+      else pack_b(B, g.ldb, g.trans_b, pc, kc, jc, nc, kcp, ncp, buf.bp, simd);
       for (index_t ic = u.i0; ic < u.i1; ic += MC) {
         const index_t mc = std::min(MC, u.i1 - ic), mcp = round_up(mc, 32);
         // A's rows are read in place (tile loads / broadcasts with stride lda) when it is not transposed and
@@ -495,7 +611,7 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
           const index_t sa = in_place ? g.lda : kcp;
           for (index_t jr = 0; jr < ncp; jr += 32) {
             const index_t n = std::min<index_t>(32, nc - jr);
-            const bf16_t* bp0 = buf.bp + (jr / 16) * kcp * 16;
+            const bf16_t* bp0 = bpc + (jr / 16) * kcp * 16;
             const bf16_t* bp1 = bp0 + kcp * 16;
             float* cb = C ? C + (ic + ir) * g.ldc + jc + jr : nullptr;
             if (last && (C16 || g.bias)) {  // the final values: through the scratch tile, + bias, rounded
@@ -541,6 +657,15 @@ std::vector<Unit> plan_units(const GemmBf16Args& g, int threads) {
 
 }  // namespace gemm_bf16_detail
 
+index_t gemm_bf16_kc() {
+  static const index_t kc = [] {
+    index_t v = gemm_bf16_kc_max;
+    if (const char* env = std::getenv("PYENGINE_BF16_KC")) v = std::atoi(env) / 32 * 32;
+    return std::min(gemm_bf16_kc_max, std::max<index_t>(32, v));
+  }();
+  return kc;
+}
+
 void gemm_bf16(const GemmBf16Args& g) {
   using namespace gemm_bf16_detail;
   if (g.batch <= 0 || g.M <= 0 || g.N <= 0) return;
@@ -551,18 +676,59 @@ void gemm_bf16(const GemmBf16Args& g) {
   const std::vector<Unit> units = plan_units(g, threads);
   const index_t n_units = static_cast<index_t>(units.size());
   const bool amx = path == Bf16Path::amx, simd = path != Bf16Path::generic;
+  // The shared packed B: its blocks' offsets, and the calling thread's buffer grown to hold them.
+  SharedB sb;
+  struct Block {
+    index_t pc, kc, kcp, jc, nc, ncp;
+  };
+  std::vector<Block> sblocks;
+  if ((g.batch == 1 || g.stride_b == 0) && g.K > 0) {
+    sb.KP = gemm_bf16_kc();
+    sb.nq = (g.N + NC - 1) / NC;
+    index_t total = 0;
+    for (index_t pc = 0; pc < g.K; pc += sb.KP)
+      for (index_t q = 0; q < sb.nq; ++q) {
+        const index_t kc = std::min(sb.KP, g.K - pc), nc = std::min(NC, g.N - q * NC);
+        const Block b{pc, kc, round_up(kc, 32), q * NC, nc, round_up(nc, 32)};
+        sb.offset.push_back(total);
+        sblocks.push_back(b);
+        total += b.kcp * b.ncp;
+      }
+    if (total * static_cast<index_t>(sizeof(bf16_t)) <= kSharedBMax) {
+      struct Free {
+        void operator()(bf16_t* p) const { ::operator delete[](p, std::align_val_t(64)); }
+      };
+      thread_local std::unique_ptr<bf16_t[], Free> keep;
+      thread_local index_t keep_size = 0;
+      if (keep_size < total) {
+        keep.reset(static_cast<bf16_t*>(::operator new[](total * sizeof(bf16_t), std::align_val_t(64))));
+        keep_size = total;
+      }
+      sb.data = keep.get();
+    }
+  }
+  bf16_t* const sdata = const_cast<bf16_t*>(sb.data);
+  const index_t n_sblocks = sdata ? static_cast<index_t>(sblocks.size()) : 0;
 #if defined(PYENGINE_OPENMP)
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
   {
     Buffers buf;
+#if defined(PYENGINE_OPENMP)
+#pragma omp for schedule(dynamic, 1)  // (its end waits for every block: the units read all of them)
+#endif
+    for (index_t t = 0; t < n_sblocks; ++t) {
+      const Block& b = sblocks[static_cast<size_t>(t)];
+      pack_b(g.b, g.ldb, g.trans_b, b.pc, b.kc, b.jc, b.nc, b.kcp, b.ncp, sdata + sb.offset[static_cast<size_t>(t)],
+             simd);
+    }
 #if PE_X86
     if (amx) amx_configure();
 #endif
 #if defined(PYENGINE_OPENMP)
 #pragma omp for schedule(dynamic, 1)
 #endif
-    for (index_t t = 0; t < n_units; ++t) run_unit(g, units[static_cast<size_t>(t)], block, simd, buf);
+    for (index_t t = 0; t < n_units; ++t) run_unit(g, units[static_cast<size_t>(t)], block, simd, buf, sb);
 #if PE_X86
     if (amx) amx_release();
 #endif
@@ -613,6 +779,68 @@ void to_f32(const bf16_t* x, float* y, index_t n) {
 
 }  // namespace gemm_bf16_detail
 
+namespace gemm_bf16_detail {
+
+constexpr index_t kSumCols = 64;  // columns per unit of sum_rows_bf16: 64 float64 accumulators
+
+// Columns [c0, c0 + w) (w <= kSumCols) of x summed over its rows, in row order, in float64.
+template <class Tag>
+PE_INLINE void sum_cols_body(const bf16_t* x, index_t rows, index_t cols, index_t c0, index_t w, float* out) {
+  double acc[kSumCols] = {};
+  for (index_t r = 0; r < rows; ++r) {
+    const bf16_t* row = x + r * cols + c0;
+#pragma omp simd
+    for (index_t j = 0; j < w; ++j) acc[j] += static_cast<double>(bf16_value(row[j]));
+  }
+  for (index_t j = 0; j < w; ++j) out[c0 + j] = static_cast<float>(acc[j]);
+}
+
+struct GenericTag {};
+struct Avx512Tag {};
+void sum_cols_generic(const bf16_t* x, index_t rows, index_t cols, index_t c0, index_t w, float* out) {
+  sum_cols_body<GenericTag>(x, rows, cols, c0, w, out);
+}
+#if PE_X86
+// The same sums (each column in row order, in float64): 16 columns per step widened to float32 (exact) and
+// then to two halves of 8 float64, into 8 accumulator registers for the 64 columns of a unit.
+PE_TARGET_AVX512BF16
+void sum_cols_avx512(const bf16_t* x, index_t rows, index_t cols, index_t c0, index_t w, float* out) {
+  if (w < kSumCols) {
+    sum_cols_body<Avx512Tag>(x, rows, cols, c0, w, out);
+    return;
+  }
+  __m512d acc[8];
+  for (int q = 0; q < 8; ++q) acc[q] = _mm512_setzero_pd();
+  for (index_t r = 0; r < rows; ++r) {
+    const bf16_t* row = x + r * cols + c0;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16 * q));
+      const __m512 f = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      acc[2 * q] = _mm512_add_pd(acc[2 * q], _mm512_cvtps_pd(_mm512_castps512_ps256(f)));
+      acc[2 * q + 1] = _mm512_add_pd(
+          acc[2 * q + 1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))));
+    }
+  }
+  for (int q = 0; q < 8; ++q) _mm256_storeu_ps(out + c0 + 8 * q, _mm512_cvtpd_ps(acc[q]));
+}
+#endif
+
+}  // namespace gemm_bf16_detail
+
+void sum_rows_bf16(const bf16_t* x, index_t rows, index_t cols, float* out) {
+  using namespace gemm_bf16_detail;
+  auto body = sum_cols_generic;
+#if PE_X86
+  if (bf16_path() != Bf16Path::generic) body = sum_cols_avx512;
+#endif
+  const index_t units = (cols + kSumCols - 1) / kSumCols;
+  parallel_for(units, threads_for(rows * cols), 1, [&](index_t u) {
+    const index_t c0 = u * kSumCols;
+    body(x, rows, cols, c0, std::min(kSumCols, cols - c0), out);
+  });
+}
+
 void f32_to_bf16(const float* x, bf16_t* y, index_t n) {
   using namespace gemm_bf16_detail;
   const bool simd = bf16_path() != Bf16Path::generic;
@@ -636,6 +864,7 @@ void f32_to_bf16(const float* x, bf16_t* y, index_t n) {
 
 void bf16_to_f32(const bf16_t* x, float* y, index_t n) {
   using namespace gemm_bf16_detail;
+  const bool simd = bf16_path() != Bf16Path::generic;
   const int threads = threads_for(n, index_t(1) << 17);
   const index_t chunk = round_up((n + threads - 1) / std::max(threads, 1), 64);
 #if defined(PYENGINE_OPENMP)
@@ -643,8 +872,15 @@ void bf16_to_f32(const bf16_t* x, float* y, index_t n) {
 #endif
   for (int t = 0; t < threads; ++t) {
     const index_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
+#if PE_X86
+    if (simd) {
+      to_f32_avx512(x + lo, y + lo, hi - lo);
+      continue;
+    }
+#endif
     to_f32(x + lo, y + lo, hi - lo);
   }
+  (void)simd;
 }
 
 }  // namespace pe

@@ -63,17 +63,24 @@ struct GemmBf16Args {
 
   // A bfloat16 result: with c16 set, the final values (sums + bias) are rounded to nearest even into c16 as
   // each block finishes, and C holds float32 partial sums only: it is needed (read and written) when K >
-  // gemm_bf16_kc or with `accumulate` (then C's values are the ones added to), and may be null otherwise.
+  // gemm_bf16_kc() or with `accumulate` (then C's values are the ones added to), and may be null otherwise.
   bf16_t* c16 = nullptr;
   index_t ldc16 = 0, stride_c16 = 0;
 };
 
-// Depth of one pass of the kernel: a bfloat16 result of K <= this needs no float32 C.
-constexpr index_t gemm_bf16_kc = 512;
+// Depth of one pass of the kernel: a bfloat16 result of K <= this needs no float32 C. A multiple of 32, at
+// most gemm_bf16_kc_max (PYENGINE_BF16_KC sets it, read once).
+constexpr index_t gemm_bf16_kc_max = 512;
+index_t gemm_bf16_kc();
 
 // Runs on bf16_path()'s kernel, on up to pe::num_threads() threads. The caller (the binding) has
 // validated every pointer, size and stride.
 void gemm_bf16(const GemmBf16Args& args);
+
+// out[j] = sum over rows r of x[r * cols + j] (x: (rows, cols) bfloat16, contiguous; out: (cols,) float32),
+// summed in float64 in row order, then rounded to float32 (the bias gradient of a bfloat16 linear). Columns
+// are spread over threads, each summed by one: the same bits for any thread count.
+void sum_rows_bf16(const bf16_t* x, index_t rows, index_t cols, float* out);
 
 // y[i] = x[i] rounded to bfloat16 (nearest, ties to even) / widened to float32 (exact). n elements,
 // contiguous; threaded for large n.

@@ -1,4 +1,5 @@
-"""bfloat16 matmul and linear on the bfloat16 GEMM kernel (backend ``matmul_bf16``), instead of through float32.
+"""bfloat16 matmul and linear on the bfloat16 GEMM kernel (backend ``matmul_bf16``), and GELU on its bfloat16
+kernel (``gelu_bf16_forward``), instead of through float32.
 
 Every other op on bfloat16 tensors computes through float32 (pyengine/_lowp.py). These two are where the
 time goes in a model, and the CPU has bfloat16 dot products (AMX tiles, AVX512-BF16), so when *every*
@@ -9,6 +10,10 @@ call to ``MatMulBf16`` / ``LinearBf16`` here:
   linear's bias is added in float32 before that rounding (in the kernel, as each block finishes);
 - backward: dA = g B^T and dB = A^T g on the same kernel, each rounded once to bfloat16 (the inputs'
   dtype, as PyTorch's bfloat16 grads); linear's db sums g's rows in float32, then rounds.
+
+GELU on a bfloat16 tensor (``gelu`` / ``F.gelu`` / ``nn.GELU``) runs as ``GeluBf16``: the float32 GELU of
+spans of the input inside the kernel, rounded once, so its results are those of the float32 path bit for bit
+at a third of the memory traffic.
 
 Under ``autocast("cpu", dtype=bfloat16)`` (autocast_mode.py) float32 operands are cast to bfloat16 first and
 land here too; the casts are graph nodes, so float32 parameters get float32 gradients.
@@ -113,8 +118,31 @@ class LinearBf16(Function):
         g2 = g.reshape(x2.shape[0], g.shape[-1])
         dx = B.matmul_bf16(g2, self.weight, bf16_out=True).reshape(self.x_shape) if n[0] else None
         dw = B.matmul_bf16(g2, x2, trans_a=True, bf16_out=True) if n[1] else None
-        db = B.f32_to_bf16(B.sum_rows(B.bf16_to_f32(g2))) if n[2] else None
+        db = B.f32_to_bf16(B.sum_rows_bf16(g2)) if n[2] else None
         return dx, dw, db
+
+
+class GeluBf16(Function):
+    """y = GELU(x) for a bfloat16 x ('none': x Phi(x); 'tanh': the tanh form), computed in float32 spans inside
+    the kernel and rounded once: the same bits as through float32 (widen, float32 GELU, round), without the two
+    float32 arrays (the MLP of a model under autocast: bfloat16 linear -> GELU -> bfloat16 linear).
+
+    x: any shape, bfloat16  ->  y: bfloat16;  dx = g * GELU'(x) in float32, rounded once.
+    """
+
+    saves = (0,)
+    fresh_grads = True
+    lowp_native = True
+
+    def forward(self, x, approximate):
+        self.x, self.approximate = x, approximate
+        return self.backend.gelu_bf16_forward(x, approximate)
+
+    def backward(self, g):
+        B = self.backend
+        if g.dtype != BF16:  # a float32 gradient (mixed use downstream): rounded as its cast would round it
+            g = B.f32_to_bf16(self.xp.ascontiguousarray(g, dtype=np.float32))
+        return B.gelu_bf16_backward(self.x, g, self.approximate), None
 
 
 def _all_bf16(tensors):
@@ -146,6 +174,20 @@ def linear_direct(args, kwargs):
     if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (w.shape[0],)):
         return None
     return LinearBf16.apply(x, w, bias)
+
+
+def gelu_direct(args, kwargs):
+    """gelu(x, approximate="none") on a bfloat16 tensor, on the bfloat16 GELU kernel; None when it does not
+    apply (another dtype, or arguments that the op's own checks must refuse with its message)."""
+    names = ("x", "approximate")
+    if len(args) > 2 or any(k not in names for k in kwargs):
+        return None
+    vals = dict(zip(names, args))
+    vals.update(kwargs)
+    x, approximate = vals.get("x"), vals.get("approximate", "none")
+    if not _all_bf16([x]) or not isinstance(approximate, str) or approximate not in ("none", "tanh"):
+        return None
+    return GeluBf16.apply(x, approximate)
 
 
 def direct_functions():

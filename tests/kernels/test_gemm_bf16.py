@@ -271,3 +271,130 @@ def test_bias_and_bf16_result(path, K, trans_b):
         kernel.matmul_bf16(a, b, trans_b=trans_b, bias=bias.astype(np.float64))
     with pytest.raises(ValueError, match="bias"):
         kernel.matmul_bf16(a, b, trans_b=trans_b, bias=bias[:-1])
+
+
+# ------------------------------------------------------------------ GELU on bfloat16
+
+ISAS = ["generic", "avx2", "avx512"]
+
+
+@pytest.fixture(params=ISAS[: ISAS.index(_C.isa_supported()) + 1])
+def isa(request):
+    """Run a test once per SIMD level this machine has (the float32 GELU kernels the bfloat16 ones call; below
+    avx512 the conversions take the generic path)."""
+    before = _C.isa()
+    _C.set_isa(request.param)
+    yield request.param
+    _C.set_isa(before)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("shape", [(0,), (1,), (7,), (4095,), (4097,), (3, 4096 + 5), (2, 3, 3001)])
+def test_gelu_bf16_is_the_float32_path_rounded(isa, approximate, shape):
+    """Bit for bit what the op did through float32 (widen, float32 GELU kernel, round), and within one
+    bfloat16 rounding (plus the float32 kernel's error) of the float64 twin."""
+    rng = np.random.default_rng(sum(shape) + len(approximate))
+    x = (3 * rng.standard_normal(shape)).astype(np.float32).astype(BF16)
+    dy = rng.standard_normal(shape).astype(np.float32).astype(BF16)
+    if x.size > 8:
+        x.reshape(-1)[:8] = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 30.0, -30.0, 1e-30], np.float32).astype(BF16)
+    y, dx = kernel.gelu_bf16_forward(x, approximate), kernel.gelu_bf16_backward(x, dy, approximate)
+    assert y.dtype == BF16 and dx.dtype == BF16 and y.shape == x.shape and dx.shape == x.shape
+    xf, gf = kernel.bf16_to_f32(x), kernel.bf16_to_f32(dy)
+    np.testing.assert_array_equal(y.view(np.uint16), kernel.f32_to_bf16(cpu.gelu_forward(xf, approximate)).view(np.uint16))
+    np.testing.assert_array_equal(dx.view(np.uint16),
+                                  kernel.f32_to_bf16(cpu.gelu_backward(xf, gf, approximate)).view(np.uint16))
+    for got, want in ((y, twin.gelu_bf16_forward(x, approximate)), (dx, twin.gelu_bf16_backward(x, dy, approximate))):
+        g, w = got.astype(np.float64), want.astype(np.float64)
+        assert np.array_equal(np.isnan(g), np.isnan(w))
+        ok = ~np.isnan(w) & (g != w)  # (equal infinities: no difference)
+        assert np.all(np.abs(g[ok] - w[ok]) <= 2 ** -7 * np.abs(w[ok]) + 1e-6)
+
+
+def test_gelu_bf16_layouts_and_errors():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 14)).astype(np.float32).astype(BF16)
+    xs = x[:, ::2]  # strided: copied first
+    np.testing.assert_array_equal(kernel.gelu_bf16_forward(xs, "tanh").view(np.uint16),
+                                  kernel.gelu_bf16_forward(np.ascontiguousarray(xs), "tanh").view(np.uint16))
+    assert kernel.gelu_bf16_forward(np.asarray(np.float32(1.0)).astype(BF16)).shape == ()
+    for m in (kernel, twin):
+        with pytest.raises(TypeError, match="bfloat16"):
+            m.gelu_bf16_forward(x.astype(np.float32))
+        with pytest.raises(ValueError, match="approximate"):
+            m.gelu_bf16_forward(x, "fast")
+        with pytest.raises((ValueError, RuntimeError), match="dy"):
+            m.gelu_bf16_backward(x, x[:, :3])
+
+
+def test_gelu_bf16_threads_do_not_change_results():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(50001).astype(np.float32).astype(BF16)
+    before = _C.num_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3):
+            _C.set_num_threads(t)
+            outs.append((kernel.gelu_bf16_forward(x, "tanh").view(np.uint16),
+                         kernel.gelu_bf16_backward(x, x, "none").view(np.uint16)))
+    finally:
+        _C.set_num_threads(before)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o[0], outs[0][0])
+        np.testing.assert_array_equal(o[1], outs[0][1])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (2048, 65), (13, 64), (300, 385)])
+def test_sum_rows_bf16(path, shape):
+    rng = np.random.default_rng(shape[1])
+    x = rng.standard_normal(shape).astype(np.float32).astype(BF16)
+    got, want = kernel.sum_rows_bf16(x), twin.sum_rows_bf16(x)
+    assert got.dtype == np.float32 and got.shape == (shape[1],)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(kernel.sum_rows_bf16(x[::2]), twin.sum_rows_bf16(np.ascontiguousarray(x[::2])))
+    before = _C.num_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3):
+            _C.set_num_threads(t)
+            outs.append(kernel.sum_rows_bf16(x).view(np.uint32))
+    finally:
+        _C.set_num_threads(before)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+    for m in (kernel, twin):
+        with pytest.raises(TypeError, match="bfloat16"):
+            m.sum_rows_bf16(x.astype(np.float32))
+        with pytest.raises(ValueError, match="2-D"):
+            m.sum_rows_bf16(x[0])
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, True), (True, False), (False, False)])
+def test_shared_packed_b_any_thread_count(path, trans_a, trans_b):
+    """op(B) is packed once by all the threads and read by every unit (units split M and N, and N crosses the
+    512-column blocks off their grid): the same bits on 1, 2 and 3 threads, load adaptation off; a broadcast
+    B (batch stride 0) too."""
+    rng = np.random.default_rng(11)
+    M, N, K = 200, 1100, 600
+    a = bf16(rng, (K, M) if trans_a else (M, K))
+    b = bf16(rng, (N, K) if trans_b else (K, N))
+    bias = rng.standard_normal(N).astype(np.float32)
+    a3 = bf16(rng, (3, 40, K)) if not trans_a else None
+    before, adapt = cpu.get_num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
+    try:
+        outs = []
+        for t in (1, 2, 3):
+            cpu.set_num_threads(t)
+            outs.append([kernel.matmul_bf16(a, b, trans_a, trans_b),
+                         kernel.matmul_bf16(a, b, trans_a, trans_b, bf16_out=True, bias=bias).view(np.uint16)]
+                        + ([kernel.matmul_bf16(a3, b, False, trans_b)] if a3 is not None else []))
+    finally:
+        cpu.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    check(outs[0][0], a, b, trans_a, trans_b, msg=f"{path}: ")
+    if a3 is not None:
+        check(outs[0][2], a3, b, False, trans_b, msg=f"{path} batched: ")
+    for o in outs[1:]:
+        for x, y in zip(o, outs[0]):
+            np.testing.assert_array_equal(x, y)

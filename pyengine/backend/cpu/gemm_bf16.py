@@ -1,4 +1,4 @@
-"""Compiled bfloat16 GEMM and conversions (csrc/cpu/gemm_bf16.cpp); the specification is
+"""Compiled bfloat16 GEMM and conversions (csrc/cpu/gemm_bf16.cpp), GELU on bfloat16 (activation_bf16.cpp); the specification is
 reference/gemm_bf16.py.
 
 ``path()`` names the kernel in use ('amx', 'avx512bf16' or 'generic'), ``supported_path()`` the best this
@@ -8,11 +8,33 @@ avx512 (PYENGINE_ISA, ``_C.set_isa``) means the generic path.
 """
 from ._lib import _C
 
-__all__ = ["matmul_bf16", "f32_to_bf16", "bf16_to_f32"]
+__all__ = ["matmul_bf16", "f32_to_bf16", "bf16_to_f32", "gelu_bf16_forward", "gelu_bf16_backward",
+           "sum_rows_bf16"]
 
 matmul_bf16 = _C.matmul_bf16
 f32_to_bf16 = _C.f32_to_bf16
 bf16_to_f32 = _C.bf16_to_f32
+sum_rows_bf16 = _C.sum_rows_bf16
+
+
+def _tanh(approximate):
+    if approximate == "tanh":
+        return True
+    if approximate == "none":
+        return False
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def gelu_bf16_forward(x, approximate="none"):
+    """GELU of bfloat16 x in float32 spans, rounded once (csrc/cpu/activation_bf16.cpp)."""
+    return _C.gelu_bf16_forward(x, _tanh(approximate))
+
+
+def gelu_bf16_backward(x, dy, approximate="none"):
+    """dy * GELU'(x) for bfloat16 x, dy, in float32 spans, rounded once."""
+    return _C.gelu_bf16_backward(x, dy, _tanh(approximate))
+
+
 path = _C.bf16_path
 supported_path = _C.bf16_path_supported
 set_path = _C.set_bf16_path

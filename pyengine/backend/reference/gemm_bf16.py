@@ -7,6 +7,8 @@ the bits (``view(np.uint16)``) so that the rounding is stated here, not borrowed
   bits, keep the upper 16. NaN stays NaN (its upper bits, with the quiet bit 0x0040 set). Infinities and
   denormals follow the same arithmetic (never flushed); a value past the largest bfloat16 rounds to inf.
 - bfloat16 -> float32 is exact: the 16 bits shifted into the upper half.
+- GELU on bfloat16 (gelu_bf16_forward/backward) is the float32 GELU of the widened values, rounded once: the
+  float32 result of activation.gelu_forward/backward converted as above (what the op did through float32).
 - the GEMM widens both operands exactly, multiplies and sums in float64 here (the kernels sum in float32,
   in their own order, and the AMX/AVX512-BF16 paths treat float32 denormal products as zero: compare with a
   float32-rounding tolerance), then returns float32, or bfloat16 rounded as above.
@@ -15,7 +17,8 @@ import numpy as np
 
 from ... import _dtype as D
 
-__all__ = ["matmul_bf16", "f32_to_bf16", "bf16_to_f32"]
+__all__ = ["matmul_bf16", "f32_to_bf16", "bf16_to_f32", "gelu_bf16_forward", "gelu_bf16_backward",
+           "sum_rows_bf16"]
 
 BF16 = D.BF16_NP
 
@@ -98,3 +101,36 @@ def matmul_bf16(a, b, trans_a=False, trans_b=False, out=None, accumulate=False, 
         out[...] = f32_to_bf16(c) if out.dtype == BF16 else c
         return out
     return f32_to_bf16(c) if bf16_out else c
+
+
+def _gelu_tanh(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return approximate
+
+
+def gelu_bf16_forward(x, approximate="none"):
+    """GELU of bfloat16 ``x``: the float32 GELU (activation.gelu_forward) of the widened values, rounded to
+    bfloat16 (nearest even)."""
+    from .activation import gelu_forward
+    _check("gelu_bf16_forward", "x", x, BF16, "bfloat16")
+    return f32_to_bf16(gelu_forward(_widen(x), _gelu_tanh(approximate)))
+
+
+def gelu_bf16_backward(x, dy, approximate="none"):
+    """dy * GELU'(x) for bfloat16 ``x``, ``dy`` (same shape): float32 (activation.gelu_backward), rounded."""
+    from .activation import gelu_backward
+    _check("gelu_bf16_backward", "x", x, BF16, "bfloat16")
+    _check("gelu_bf16_backward", "dy", dy, BF16, "bfloat16")
+    if x.shape != dy.shape:
+        raise ValueError(f"gelu_bf16_backward: dy has shape {dy.shape}, expected {x.shape}")
+    return f32_to_bf16(gelu_backward(_widen(x), _widen(dy), _gelu_tanh(approximate)))
+
+
+def sum_rows_bf16(x):
+    """out[j] = sum_r x[r, j] for a 2-D bfloat16 ``x``: float32 (cols,), summed in float64 (the bias gradient
+    of a bfloat16 linear)."""
+    _check("sum_rows_bf16", "x", x, BF16, "bfloat16")
+    if x.ndim != 2:
+        raise ValueError(f"sum_rows_bf16: x must be 2-D, got {x.ndim}-D")
+    return np.sum(_widen(x), axis=0, dtype=np.float64).astype(np.float32)
