@@ -149,11 +149,13 @@ template <class T>
 void lstm_sequence_forward(T* G, const T* w_hh, T* Hs, T* Cs, const index_t* batch_sizes, index_t Tn, index_t B,
                            index_t H) {
   const auto cell = forward_rows_for_isa<T>();
-  rec::forward_steps(batch_sizes, Tn, B, 4, H, [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
-    T* gt = G + st.row(t) * 4 * H;
-    rec::gate_columns<T>(n, H, 4, Hs + st.prev(t) * H, w_hh, gt, 4 * H, u0, u1);  // this thread's gate columns
-    cell(gt, Cs + st.prev(t) * H, Hs + st.out(t) * H, Cs + st.out(t) * H, 0, n, H, u0, u1);
-  });
+  rec::forward_steps<T>(batch_sizes, Tn, B, 4, H, w_hh,
+                        [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1, rec::StepGemm<T>& gm) {
+                          T* gt = G + st.row(t) * 4 * H;
+                          gm.rows(n, Hs + st.prev(t) * H, H);  // this thread's gate columns: G[t] += h W^T
+                          for (index_t g = 0; g < 4; ++g) gm.run(g, gt + g * H + u0, 4 * H, T(1));
+                          cell(gt, Cs + st.prev(t) * H, Hs + st.out(t) * H, Cs + st.out(t) * H, 0, n, H, u0, u1);
+                        });
 }
 
 template <class T>

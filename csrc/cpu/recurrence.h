@@ -18,16 +18,22 @@
 // recurrent GEMM and of the cell, then the threads meet at one barrier (step t + 1 reads all of
 // h_t). What this saves over a GEMM and a cell kernel per step is the fork/join and thread wake-up
 // per kernel, which cost as much as the step's arithmetic (~0.5 MFMA); on one thread it saves the
-// Python loop. The GEMMs run on the calling thread (threads_for is 1 inside a parallel region).
+// Python loop. The step's GEMM runs on the calling thread as micro-kernel calls on weights packed
+// once per sequence (StepGemm), and the barrier spins instead of sleeping (SpinBarrier).
 // Backward keeps the gradient of each row's state in a carried (B, H) array dh (as dc for the LSTM's
 // cell state): in: dL/dh_n, out: dL/dh_0; a row that has not started (going backwards) keeps its
 // dL/dh_n until its last step is reached.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <new>
+#include <thread>
 #include <vector>
 
 #include "cpu/gemm.h"
+#include "cpu/gemm_kernel.h"
 #include "cpu/simd.h"
 
 namespace pe {
@@ -60,7 +66,7 @@ class Steps {
   std::vector<index_t> off_;
 };
 
-// ------------------------------------------------------------------ GEMM slices and threads
+// ------------------------------------------------------------------ GEMM slices
 
 // C (M x N, row stride ldc) = op(A) op(B) + beta C on the calling thread (inside the recurrence's
 // parallel region; outside it gemm may use threads of its own).
@@ -76,21 +82,127 @@ void gemm_slice(index_t M, index_t N, index_t K, const T* a, index_t lda, const 
   gemm<T>(g);
 }
 
-// Forward, for each gate g < gates: C[:, g*H + u0 : g*H + u1] += A w[g*H + u0 : g*H + u1]^T
-//   a: (M, H) the states before the step   w: (gates*H, H)   c: (M, ldc), ldc >= gates*H
+// The GEMM family's micro-kernels for the SIMD level in use (gemm_kernel.h), or none on the generic
+// level (its kernels are private to gemm.cpp): StepGemm then calls gemm_slice every step.
 template <class T>
-void gate_columns(index_t M, index_t H, index_t gates, const T* a, const T* w, T* c, index_t ldc, index_t u0,
-                  index_t u1) {
-  for (index_t g = 0; g < gates; ++g)
-    gemm_slice<T>(M, u1 - u0, H, a, H, w + (g * H + u0) * H, H, true, c + g * H + u0, ldc, T(1));
+struct Tiles {
+  const gemm_detail::Kernels<T>* ks = nullptr;
+  int MR = 0, NR = 0;
+};
+
+template <class T>
+Tiles<T> tiles_for_isa() {
+  Tiles<T> t;
+#if PE_X86
+  using namespace gemm_detail;
+  if (isa() == Isa::avx512) {
+    static const Kernels<T> k = kernels_avx512<T>();
+    t.ks = &k, t.MR = TileAvx512<T>::MR, t.NR = TileAvx512<T>::NR;
+  } else if (isa() == Isa::avx2) {
+    static const Kernels<T> k = kernels_avx2<T>();
+    t.ks = &k, t.MR = TileAvx2<T>::MR, t.NR = TileAvx2<T>::NR;
+  }
+#endif
+  return t;
 }
 
-// Backward: dh[:, u0:u1] = da w[:, u0:u1] + beta dh[:, u0:u1]
-//   da: (M, gates*H) gradients of the recurrent pre-activations   w: (gates*H, H)   dh: (M, H)
+// One thread's share of a recurrent product, run every step:  C_s (+)= A op(W_s)  for the column
+// segments s it owns (the LSTM forward: one per gate, W_s = rows g H + [u0, u1) of W_hh; backward: one,
+// columns [u0, u1) of W_hh). The weights do not change over the sequence, so each op(W_s) (K x w) is
+// packed ONCE, before the first step, into the micro-kernel's NR-column panels; a step is then only
+// micro-kernel calls (A read in place where the kernel can, else its rows packed once per step for
+// every segment). A gemm call per step and gate packed the same weights again every step and planned
+// its work each time. Each C element is one FMA chain over p = 0 .. K-1 whatever its segment and
+// column, so the bits do not depend on how the units are split among threads.
 template <class T>
-void state_grad(index_t M, index_t H, index_t gates, const T* da, const T* w, T* dh, index_t u0, index_t u1, T beta) {
-  gemm_slice<T>(M, u1 - u0, gates * H, da, gates * H, w + u0, H, false, dh + u0, H, beta);
-}
+class StepGemm {
+ public:
+  static constexpr int kMaxSegs = 4;
+  struct Seg {
+    const T* w;   // op(W)(p, j) = trans ? w[j ld + p] : w[p ld + j]
+    index_t ld, width;
+    bool trans;
+  };
+
+  // Elements of packed storage one thread needs (0: nothing packed).
+  static size_t b_elems(const Tiles<T>& tl, index_t segs, index_t width, index_t K) {
+    return tl.ks ? static_cast<size_t>(segs * round_up(width, tl.NR) * K) : 0;
+  }
+  static size_t a_elems(const Tiles<T>& tl, index_t m, index_t K) {
+    return tl.ks ? static_cast<size_t>(round_up(m, tl.MR) * K) : 0;
+  }
+
+  // bbuf / abuf: b_elems / a_elems elements, 64-byte aligned (null with tl.ks null: the gemm_slice path).
+  StepGemm(const Tiles<T>& tl, index_t K, T* bbuf, T* abuf) : tl_(tl), K_(K), bbuf_(bbuf), abuf_(abuf) {
+    if (!bbuf_ || !abuf_) tl_.ks = nullptr;
+  }
+
+  // Adds segment number segs() (packing it when packed).
+  void add(const T* w, index_t ld, bool trans, index_t width) {
+    Seg& s = seg_[nseg_];
+    s.w = w, s.ld = ld, s.width = width, s.trans = trans;
+    off_[nseg_ + 1] = off_[nseg_] + (tl_.ks ? round_up(width, tl_.NR) * K_ : 0);
+    ++nseg_;
+    if (!tl_.ks) return;
+    T* dst = bbuf_ + off_[nseg_ - 1];
+    for (index_t jr = 0; jr < width; jr += tl_.NR) {
+      const int cols = static_cast<int>(std::min<index_t>(tl_.NR, width - jr));
+      if (trans)
+        tl_.ks->b_interleave(dst + jr * K_, w + jr * ld, ld, cols, K_);
+      else
+        tl_.ks->b_copy(dst + jr * K_, w + jr, ld, cols, K_);
+    }
+  }
+  index_t segs() const { return nseg_; }
+
+  // The step's A: M x K, row stride lda (packs the row tiles the kernel cannot read in place).
+  void rows(index_t M, const T* a, index_t lda) {
+    M_ = M, a_ = a, lda_ = lda;
+    if (!tl_.ks) return;
+    for (index_t i0 = 0; i0 < M; i0 += tl_.MR) {
+      const int m = static_cast<int>(std::min<index_t>(tl_.MR, M - i0));
+      if (!in_place(m)) tl_.ks->a_interleave(abuf_ + i0 * K_, a + i0 * lda, lda, m, K_);
+    }
+  }
+
+  // C[:M, 0:width_s] = A op(W_s) + beta C;  c: the segment's first column, row stride ldc.
+  void run(index_t s, T* c, index_t ldc, T beta) const {
+    const Seg& sg = seg_[s];
+    if (!tl_.ks) {
+      gemm_slice<T>(M_, sg.width, K_, a_, lda_, sg.w, sg.ld, sg.trans, c, ldc, beta);
+      return;
+    }
+    const T* bp = bbuf_ + off_[s];
+    for (index_t i0 = 0; i0 < M_; i0 += tl_.MR) {
+      const int m = static_cast<int>(std::min<index_t>(tl_.MR, M_ - i0));
+      T* crow = c + i0 * ldc;
+      for (index_t jr = 0; jr < sg.width; jr += tl_.NR) {
+        const int n = static_cast<int>(std::min<index_t>(tl_.NR, sg.width - jr));
+        if (in_place(m))
+          tl_.ks->micro_rows(K_, a_ + i0 * lda_, lda_, bp + jr * K_, crow + jr, ldc, n, T(1), beta, nullptr);
+        else
+          tl_.ks->micro(K_, abuf_ + i0 * K_, bp + jr * K_, crow + jr, ldc, m, n, T(1), beta, nullptr);
+      }
+    }
+  }
+
+ private:
+  static index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
+  // A full tile read in place from rows no longer than 2 KiB (gemm.cpp's rule: longer rows stream badly)
+  bool in_place(int m) const {
+    return tl_.ks->micro_rows && m == tl_.MR && lda_ * static_cast<index_t>(sizeof(T)) <= 2048;
+  }
+
+  Tiles<T> tl_;
+  index_t K_;
+  T* bbuf_;
+  T* abuf_;
+  Seg seg_[kMaxSegs] = {};
+  index_t off_[kMaxSegs + 1] = {};
+  index_t nseg_ = 0;
+  index_t M_ = 0, lda_ = 0;
+  const T* a_ = nullptr;
+};
 
 // dst[b, j] += src[b, j] for rows b < M, units [u0, u1); both (M, H)
 template <class T>
@@ -103,6 +215,8 @@ void add_units(T* dst, const T* src, index_t M, index_t H, index_t u0, index_t u
   }
 }
 
+// ------------------------------------------------------------------ threads
+
 // Threads for a recurrence with `gates` gate blocks: enough work per step (B gates H^2 FMAs), and
 // at least 16 units each.
 inline int sequence_threads(index_t B, index_t gates, index_t H) {
@@ -110,48 +224,121 @@ inline int sequence_threads(index_t B, index_t gates, index_t H) {
   return static_cast<int>(std::max<index_t>(1, std::min<index_t>(nt, H / 16)));
 }
 
-// Runs steps(u0, u1, sync) once per thread, each thread owning units [u0, u1) of the H (one thread:
-// steps(0, H, false)). `steps` loops over time and calls barrier(sync) after each step.
+// The barrier the threads meet at after every step. OpenMP's barrier sleeps in the kernel under
+// OMP_WAIT_POLICY=PASSIVE (pyengine's default, _lib.py), so each of the T barriers was a futex wait and
+// wake-up, as long as a step's arithmetic (~10 us at B = 32, H = 128 on 2 threads). This one spins
+// (pause) for about as long as a few steps, then yields the core at every check, so a peer the OS holds
+// back (a busy machine) is not kept from running. Sense by generation: a thread reads the generation
+// before it arrives; the last to arrive resets the count and publishes the next generation (release),
+// the others wait to see it (acquire), so every write before the barrier is visible after it.
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int n) : n_(n) {}
+  void wait() {
+    const int gen = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      gen_.store(gen + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins < kSpins) {
+#if PE_X86
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  static constexpr int kSpins = 2000;  // ~40-100 us of pause, depending on the core's pause latency
+  alignas(64) std::atomic<int> count_{0};
+  alignas(64) std::atomic<int> gen_{0};
+  int n_;
+};
+
+// What a thread's time loop gets: its units [u0, u1) and the barrier to meet the others at after
+// each step (none on one thread).
+struct Team {
+  index_t u0, u1;
+  SpinBarrier* bar;
+  void barrier() const {
+    if (bar) bar->wait();
+  }
+};
+
+// Runs steps(team, k) once per thread, k its index in [0, nt) (-1: no buffer of its own), each thread owning units [u0, u1) of the H
+// (one thread: units [0, H), no barrier). nt: sequence_threads (the caller sized its buffers by it);
+// if OpenMP gives a smaller team, every thread of it sees so, and the units are split among those.
 template <class Steps_>
-void over_units(index_t B, index_t gates, index_t H, Steps_&& steps) {
-  const int nt = sequence_threads(B, gates, H);
+void over_units(int nt, index_t H, Steps_&& steps) {
   if (nt <= 1) {
-    steps(index_t(0), H, false);
+    steps(Team{0, H, nullptr}, 0);
     return;
   }
 #if defined(PYENGINE_OPENMP)
+  SpinBarrier bar(nt);
 #pragma omp parallel num_threads(nt)
   {
-    const index_t k = vm::thread_id(), n = vm::team_size();
-    steps(H * k / n, H * (k + 1) / n, true);
+    const int k = vm::thread_id(), n = vm::team_size();
+    SpinBarrier* b = n == nt ? &bar : nullptr;
+    if (n == nt) {
+      steps(Team{H * k / n, H * (k + 1) / n, b}, k);
+    } else if (k == 0) {  // a smaller team than asked for (nested or limited): thread 0 runs it all,
+      steps(Team{0, H, nullptr}, -1);  // without the buffers (sized for nt threads)
+    }
   }
+#else
+  (void)nt;
 #endif
 }
 
-// The one barrier per step (an orphaned barrier: it binds to over_units' parallel region).
-inline void barrier(bool sync) {
-#if defined(PYENGINE_OPENMP)
-  if (sync) {
-#pragma omp barrier
+// One 64-byte aligned buffer of `per` elements for each of nt threads (the packed weights and A rows
+// of StepGemm); allocated before the parallel region, which must not throw.
+template <class T>
+class ThreadBuffers {
+ public:
+  ThreadBuffers(int nt, size_t per) : per_((per + 15) / 16 * 16) {
+    const size_t bytes = std::max<size_t>(64, (per_ * nt * sizeof(T) + 63) / 64 * 64);
+    p_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (!p_) throw std::bad_alloc();
   }
-#else
-  (void)sync;
-#endif
-}
+  ~ThreadBuffers() { std::free(p_); }
+  ThreadBuffers(const ThreadBuffers&) = delete;
+  ThreadBuffers& operator=(const ThreadBuffers&) = delete;
+  T* at(int k) const { return p_ + per_ * static_cast<size_t>(k); }
+
+ private:
+  size_t per_;
+  T* p_;
+};
 
 // ------------------------------------------------------------------ the two time loops
 
-// Forward: for t = 0 .. T-1, each thread runs step(st, t, n, u0, u1) (its slice of the recurrent GEMM and
-// its units of the cell, for the n = bs[t] rows of step t), then the threads meet at the barrier.
-template <class Step>
-void forward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, Step&& step) {
+// Forward: for t = 0 .. T-1, each thread runs step(st, t, n, u0, u1, gm) (its slice of the recurrent GEMM
+// and its units of the cell, for the n = bs[t] rows of step t), then the threads meet at the barrier.
+// gm: the thread's StepGemm with one segment per gate g < gates, W_g = w_hh rows g H + [u0, u1), depth H
+// (gm.rows(n, h_prev, H) then gm.run(g, C + g H + u0, ldc, beta) computes C[:, g H + u0 : g H + u1]).
+template <class T, class Step>
+void forward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
+                   Step&& step) {
   const Steps st(batch_sizes, Tn, B);
-  over_units(B, gates, H, [&](index_t u0, index_t u1, bool sync) {
+  const int nt = sequence_threads(B, gates, H);
+  const Tiles<T> tl = tiles_for_isa<T>();
+  const index_t width = (H + nt - 1) / nt;
+  const size_t nb = StepGemm<T>::b_elems(tl, gates, width, H), na = StepGemm<T>::a_elems(tl, B, H);
+  ThreadBuffers<T> buf(nt, nb + na);
+  over_units(nt, H, [&](const Team& team, int k) {
+    const bool own = tl.ks && k >= 0;
+    StepGemm<T> gm(tl, H, own ? buf.at(k) : nullptr, own ? buf.at(k) + nb : nullptr);
+    for (index_t g = 0; g < gates; ++g) gm.add(w_hh + (g * H + team.u0) * H, H, true, team.u1 - team.u0);
     for (index_t t = 0; t < Tn; ++t) {
       const index_t n = st.rows(t);
       if (n == 0) break;  // batch sizes never grow again: every thread stops here
-      step(st, t, n, u0, u1);
-      barrier(sync);
+      step(st, t, n, team.u0, team.u1, gm);
+      team.barrier();
     }
   });
 }
@@ -168,14 +355,24 @@ template <class T, class Cell>
 void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
                     const T* dH, T* dh, T beta, Cell&& cell) {
   const Steps st(batch_sizes, Tn, B);
-  over_units(B, gates, H, [&](index_t u0, index_t u1, bool sync) {
+  const int nt = sequence_threads(B, gates, H);
+  const Tiles<T> tl = tiles_for_isa<T>();
+  const index_t width = (H + nt - 1) / nt, K = gates * H;
+  const size_t nb = StepGemm<T>::b_elems(tl, 1, width, K), na = StepGemm<T>::a_elems(tl, B, K);
+  ThreadBuffers<T> buf(nt, nb + na);
+  over_units(nt, H, [&](const Team& team, int k) {
+    const index_t u0 = team.u0, u1 = team.u1;
+    const bool own = tl.ks && k >= 0;
+    StepGemm<T> gm(tl, K, own ? buf.at(k) : nullptr, own ? buf.at(k) + nb : nullptr);
+    gm.add(w_hh + u0, H, false, u1 - u0);
     for (index_t t = Tn - 1; t >= 0; --t) {
       const index_t n = st.rows(t);
       if (n == 0) continue;
       add_units<T>(dh, dH + st.row(t) * H, n, H, u0, u1);
       const T* da = cell(st, t, n, u0, u1);
-      barrier(sync);
-      state_grad<T>(n, H, gates, da, w_hh, dh, u0, u1, beta);
+      team.barrier();
+      gm.rows(n, da, K);
+      gm.run(0, dh + u0, H, beta);
     }
   });
 }

@@ -138,14 +138,17 @@ template <class T>
 void gru_sequence_forward(T* G, T* Q, const T* w_hh, const T* b_hn, T* Hs, const index_t* batch_sizes, index_t Tn,
                           index_t B, index_t H) {
   const auto cell = gru_forward_rows_for_isa<T>();
-  rec::forward_steps(batch_sizes, Tn, B, 3, H, [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
-    T* gt = G + st.row(t) * 3 * H;
-    T* qt = Q + st.row(t) * H;
-    const T* hp = Hs + st.prev(t) * H;
-    rec::gate_columns<T>(n, H, 2, hp, w_hh, gt, 3 * H, u0, u1);  // r, z: G += h W^T
-    rec::gemm_slice<T>(n, u1 - u0, H, hp, H, w_hh + (2 * H + u0) * H, H, true, qt + u0, H, T(0));  // q = h W_hn^T
-    cell(gt, qt, b_hn, hp, Hs + st.out(t) * H, n, H, u0, u1);
-  });
+  rec::forward_steps<T>(batch_sizes, Tn, B, 3, H, w_hh,
+                        [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1, rec::StepGemm<T>& gm) {
+                          T* gt = G + st.row(t) * 3 * H;
+                          T* qt = Q + st.row(t) * H;
+                          const T* hp = Hs + st.prev(t) * H;
+                          gm.rows(n, hp, H);
+                          gm.run(0, gt + u0, 3 * H, T(1));      // r, z: G += h W^T
+                          gm.run(1, gt + H + u0, 3 * H, T(1));
+                          gm.run(2, qt + u0, H, T(0));          // q = h W_hn^T
+                          cell(gt, qt, b_hn, hp, Hs + st.out(t) * H, n, H, u0, u1);
+                        });
 }
 
 template <class T>
@@ -168,11 +171,13 @@ template <class T>
 void rnn_sequence_forward(T* G, const T* w_hh, T* Hs, bool relu, const index_t* batch_sizes, index_t Tn, index_t B,
                           index_t H) {
   const auto cell = rnn_forward_rows_for_isa<T>();
-  rec::forward_steps(batch_sizes, Tn, B, 1, H, [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
-    T* gt = G + st.row(t) * H;
-    rec::gate_columns<T>(n, H, 1, Hs + st.prev(t) * H, w_hh, gt, H, u0, u1);
-    cell(gt, Hs + st.out(t) * H, relu, n, H, u0, u1);
-  });
+  rec::forward_steps<T>(batch_sizes, Tn, B, 1, H, w_hh,
+                        [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1, rec::StepGemm<T>& gm) {
+                          T* gt = G + st.row(t) * H;
+                          gm.rows(n, Hs + st.prev(t) * H, H);
+                          gm.run(0, gt + u0, H, T(1));
+                          cell(gt, Hs + st.out(t) * H, relu, n, H, u0, u1);
+                        });
 }
 
 template <class T>
