@@ -259,23 +259,60 @@ class SpinBarrier {
   int n_;
 };
 
-// What a thread's time loop gets: its units [u0, u1) and the barrier to meet the others at after
-// each step (none on one thread).
+// What a thread's time loop gets: the rows [r0, r1) of the batch and the units [u0, u1) it owns, and
+// the barrier to meet the others at after each step (none when it owns whole rows, or on one thread).
 struct Team {
-  index_t u0, u1;
+  index_t r0, r1, u0, u1;
   SpinBarrier* bar;
   void barrier() const {
     if (bar) bar->wait();
   }
 };
 
-// Runs steps(team, k) once per thread, k its index in [0, nt) (-1: no buffer of its own), each thread owning units [u0, u1) of the H
-// (one thread: units [0, H), no barrier). nt: sequence_threads (the caller sized its buffers by it);
-// if OpenMP gives a smaller team, every thread of it sees so, and the units are split among those.
+// How a recurrence splits among nt threads. Rows of the batch are independent sequences: a thread that
+// owns whole rows (all units) never reads another's state, so it needs no barrier at all, and its
+// weights stay in its own cache; each thread then packs all of W_hh (gates H^2 values). That needs rows
+// enough for a micro-kernel tile (>= 8 each); else the threads split the hidden units and meet after
+// every step. Rows are cut by work (a packed batch's rows run for different lengths, the first ones
+// longest), contiguous, in order.
+struct Split {
+  int nt = 1;
+  bool rows = false;
+  std::vector<index_t> cut;  // rows split: thread k owns rows [cut[k], cut[k + 1])
+
+  Split(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H) {
+    nt = sequence_threads(B, gates, H);
+    rows = nt > 1 && B >= 8 * nt;
+    if (!rows) return;
+    std::vector<index_t> len(static_cast<size_t>(B), 0);  // len[b]: steps row b runs
+    for (index_t t = 0; t < Tn; ++t)
+      for (index_t b = 0; b < batch_sizes[t]; ++b) ++len[b];
+    index_t total = 0;
+    for (index_t b = 0; b < B; ++b) total += len[b];
+    cut.assign(static_cast<size_t>(nt) + 1, B);
+    cut[0] = 0;
+    index_t acc = 0, k = 1;
+    for (index_t b = 0; b < B && k < nt; ++b) {
+      acc += len[b];
+      while (k < nt && acc * nt >= total * k) cut[k++] = b + 1;
+    }
+  }
+  index_t units_max(index_t H) const { return rows ? H : (H + nt - 1) / nt; }
+  index_t rows_max(index_t B) const {
+    if (!rows) return B;
+    index_t m = 0;
+    for (int k = 0; k < nt; ++k) m = std::max(m, cut[k + 1] - cut[k]);
+    return m;
+  }
+};
+
+// Runs steps(team, k) once per thread, k its index in [0, nt) (-1: no buffer of its own). If OpenMP
+// gives a smaller team than nt, every thread of it sees so, and thread 0 runs the whole recurrence.
 template <class Steps_>
-void over_units(int nt, index_t H, Steps_&& steps) {
+void over_team(const Split& sp, index_t B, index_t H, Steps_&& steps) {
+  const int nt = sp.nt;
   if (nt <= 1) {
-    steps(Team{0, H, nullptr}, 0);
+    steps(Team{0, B, 0, H, nullptr}, 0);
     return;
   }
 #if defined(PYENGINE_OPENMP)
@@ -283,15 +320,16 @@ void over_units(int nt, index_t H, Steps_&& steps) {
 #pragma omp parallel num_threads(nt)
   {
     const int k = vm::thread_id(), n = vm::team_size();
-    SpinBarrier* b = n == nt ? &bar : nullptr;
-    if (n == nt) {
-      steps(Team{H * k / n, H * (k + 1) / n, b}, k);
-    } else if (k == 0) {  // a smaller team than asked for (nested or limited): thread 0 runs it all,
-      steps(Team{0, H, nullptr}, -1);  // without the buffers (sized for nt threads)
+    if (n != nt) {
+      if (k == 0) steps(Team{0, B, 0, H, nullptr}, -1);  // without the buffers (sized for nt threads)
+    } else if (sp.rows) {
+      steps(Team{sp.cut[k], sp.cut[k + 1], 0, H, nullptr}, k);
+    } else {
+      steps(Team{0, B, H * k / n, H * (k + 1) / n, &bar}, k);
     }
   }
 #else
-  (void)nt;
+  (void)B, (void)H;
 #endif
 }
 
@@ -317,62 +355,66 @@ class ThreadBuffers {
 
 // ------------------------------------------------------------------ the two time loops
 
-// Forward: for t = 0 .. T-1, each thread runs step(st, t, n, u0, u1, gm) (its slice of the recurrent GEMM
-// and its units of the cell, for the n = bs[t] rows of step t), then the threads meet at the barrier.
-// gm: the thread's StepGemm with one segment per gate g < gates, W_g = w_hh rows g H + [u0, u1), depth H
-// (gm.rows(n, h_prev, H) then gm.run(g, C + g H + u0, ldc, beta) computes C[:, g H + u0 : g H + u1]).
+// Forward: for t = 0 .. T-1, each thread runs step(st, t, r0, m, u0, u1, gm) (its slice of the recurrent
+// GEMM and of the cell: rows [r0, r0 + m) of step t's, units [u0, u1)), then (units split) the threads
+// meet at the barrier. gm: the thread's StepGemm with one segment per gate g < gates, W_g = w_hh rows
+// g H + [u0, u1), depth H (gm.rows(m, h_prev + r0 H, H) then gm.run(g, C + r0 ldc + g H + u0, ldc, beta)
+// computes those rows of C[:, g H + u0 : g H + u1]).
 template <class T, class Step>
 void forward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
                    Step&& step) {
   const Steps st(batch_sizes, Tn, B);
-  const int nt = sequence_threads(B, gates, H);
+  const Split sp(batch_sizes, Tn, B, gates, H);
   const Tiles<T> tl = tiles_for_isa<T>();
-  const index_t width = (H + nt - 1) / nt;
-  const size_t nb = StepGemm<T>::b_elems(tl, gates, width, H), na = StepGemm<T>::a_elems(tl, B, H);
-  ThreadBuffers<T> buf(nt, nb + na);
-  over_units(nt, H, [&](const Team& team, int k) {
+  const size_t nb = StepGemm<T>::b_elems(tl, gates, sp.units_max(H), H);
+  const size_t na = StepGemm<T>::a_elems(tl, sp.rows_max(B), H);
+  ThreadBuffers<T> buf(sp.nt, nb + na);
+  over_team(sp, B, H, [&](const Team& team, int k) {
     const bool own = tl.ks && k >= 0;
     StepGemm<T> gm(tl, H, own ? buf.at(k) : nullptr, own ? buf.at(k) + nb : nullptr);
+    if (team.r0 >= team.r1) return;  // no rows (a rows split of a short batch)
     for (index_t g = 0; g < gates; ++g) gm.add(w_hh + (g * H + team.u0) * H, H, true, team.u1 - team.u0);
     for (index_t t = 0; t < Tn; ++t) {
-      const index_t n = st.rows(t);
-      if (n == 0) break;  // batch sizes never grow again: every thread stops here
-      step(st, t, n, team.u0, team.u1, gm);
+      const index_t m = std::min(st.rows(t), team.r1) - team.r0;
+      if (m <= 0) break;  // batch sizes never grow again: this thread's rows (all rows, units split) are done
+      step(st, t, team.r0, m, team.u0, team.u1, gm);
       team.barrier();
     }
   });
 }
 
-// Backward, for t = T-1 .. 0, each thread on its units:
+// Backward, for t = T-1 .. 0, each thread on its rows [r0, r0 + m) of step t's and its units:
 //   dh += dH[t]                          (dL/dh_t: from the output, and carried from step t + 1)
-//   da = cell(st, t, n, u0, u1)          the step's gradients of the recurrent pre-activations (n, gates H);
+//   da = cell(st, t, r0, m, u0, u1)      step t's gradients of the recurrent pre-activations (its rows of
+//                                        da; the cell returns row 0 of the step's (bs[t], gates H) array);
 //                                        the cell leaves in dh the part of dL/dh_{t-1} that does not pass
 //                                        through W_hh (beta = 1: GRU), or nothing (beta = 0)
-//   barrier                              (the next line reads every unit's columns of da)
-//   dh = da W_hh[:, u0:u1] + beta dh     this thread's units of dL/dh_{t-1}; only it reads them next step
+//   barrier (units split)                (the next line reads every unit's columns of da)
+//   dh = da W_hh[:, u0:u1] + beta dh     this thread's part of dL/dh_{t-1}; only it reads it next step
 //   dH: (N, H)   dh: (B, H) in: dL/dh_n; out: dL/dh_0   w_hh: (gates H, H)
 template <class T, class Cell>
 void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
                     const T* dH, T* dh, T beta, Cell&& cell) {
   const Steps st(batch_sizes, Tn, B);
-  const int nt = sequence_threads(B, gates, H);
+  const Split sp(batch_sizes, Tn, B, gates, H);
   const Tiles<T> tl = tiles_for_isa<T>();
-  const index_t width = (H + nt - 1) / nt, K = gates * H;
-  const size_t nb = StepGemm<T>::b_elems(tl, 1, width, K), na = StepGemm<T>::a_elems(tl, B, K);
-  ThreadBuffers<T> buf(nt, nb + na);
-  over_units(nt, H, [&](const Team& team, int k) {
-    const index_t u0 = team.u0, u1 = team.u1;
+  const index_t K = gates * H;
+  const size_t nb = StepGemm<T>::b_elems(tl, 1, sp.units_max(H), K), na = StepGemm<T>::a_elems(tl, sp.rows_max(B), K);
+  ThreadBuffers<T> buf(sp.nt, nb + na);
+  over_team(sp, B, H, [&](const Team& team, int k) {
+    const index_t r0 = team.r0, u0 = team.u0, u1 = team.u1;
     const bool own = tl.ks && k >= 0;
     StepGemm<T> gm(tl, K, own ? buf.at(k) : nullptr, own ? buf.at(k) + nb : nullptr);
+    if (team.r0 >= team.r1) return;
     gm.add(w_hh + u0, H, false, u1 - u0);
     for (index_t t = Tn - 1; t >= 0; --t) {
-      const index_t n = st.rows(t);
-      if (n == 0) continue;
-      add_units<T>(dh, dH + st.row(t) * H, n, H, u0, u1);
-      const T* da = cell(st, t, n, u0, u1);
+      const index_t m = std::min(st.rows(t), team.r1) - r0;
+      if (m <= 0) continue;  // (units split: every thread skips the same steps)
+      add_units<T>(dh + r0 * H, dH + (st.row(t) + r0) * H, m, H, u0, u1);
+      const T* da = cell(st, t, r0, m, u0, u1);
       team.barrier();
-      gm.rows(n, da, K);
-      gm.run(0, dh + u0, H, beta);
+      gm.rows(m, da + r0 * K, K);
+      gm.run(0, dh + r0 * H + u0, H, beta);
     }
   });
 }

@@ -101,13 +101,13 @@ def test_threads_split_units_the_same(isa, kind, threads, lengths, H):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("lengths", [[5] * 32, [6] * 20 + [3] * 9 + [1] * 2])
-def test_thread_count_gives_the_same_bits(isa, kind, lengths):
+@pytest.mark.parametrize("lengths,H", [([5] * 32, 160), ([6] * 20 + [3] * 9 + [1] * 2, 160), ([5] * 9, 320),
+                                       ([4] * 5 + [2] * 4, 320)])
+def test_thread_count_gives_the_same_bits(isa, kind, lengths, H):
     """1, 2 and 3 threads (adaptation off, so a busy machine cannot quietly run them all on one) give
-    identical bits: each thread owns whole units, and every GEMM element is one FMA chain over the same
-    depth whatever the split (H = 160: 3 threads own 53, 53, 54 units, partial micro-panels; B = 32 and 31
-    rows: full and partial row tiles)."""
-    H = 160
+    identical bits: every GEMM element is one FMA chain over the same depth whichever thread and tile
+    computes it. B = 32 and 31: the threads own rows (cut by work on the packed batch; full and partial
+    row tiles); B = 9: they own units (3 threads: 106, 107, 107 of 320, partial micro-panels)."""
     bs = batch_sizes_of(lengths)
     inp = _inputs(kind, 3, len(lengths), H, bs, np.float32)
     before, adapt = _C.num_threads(), _C.adapt_threads()
