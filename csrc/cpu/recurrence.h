@@ -128,8 +128,8 @@ class StepGemm {
   static size_t b_elems(const Tiles<T>& tl, index_t segs, index_t width, index_t K) {
     return tl.ks ? static_cast<size_t>(segs * round_up(width, tl.NR) * K) : 0;
   }
-  static size_t a_elems(const Tiles<T>& tl, index_t m, index_t K) {
-    return tl.ks ? static_cast<size_t>(round_up(m, tl.MR) * K) : 0;
+  static size_t a_elems(const Tiles<T>& tl, index_t m, index_t K) {  // a packed tile takes MR x K whatever its rows
+    return tl.ks ? static_cast<size_t>(((m + tl.MR - 1) / tl.MR + 2) * tl.MR * K) : 0;
   }
 
   // bbuf / abuf: b_elems / a_elems elements, 64-byte aligned (null with tl.ks null: the gemm_slice path).
@@ -155,13 +155,19 @@ class StepGemm {
   }
   index_t segs() const { return nseg_; }
 
-  // The step's A: M x K, row stride lda (packs the row tiles the kernel cannot read in place).
+  // The step's A: M x K, row stride lda (plans the row tiles, packs those the kernel cannot read in place).
   void rows(index_t M, const T* a, index_t lda) {
-    M_ = M, a_ = a, lda_ = lda;
-    if (!tl_.ks) return;
-    for (index_t i0 = 0; i0 < M; i0 += tl_.MR) {
-      const int m = static_cast<int>(std::min<index_t>(tl_.MR, M - i0));
-      if (!in_place(m)) tl_.ks->a_interleave(abuf_ + i0 * K_, a + i0 * lda, lda, m, K_);
+    a_ = a, lda_ = lda;
+    if (!tl_.ks) {
+      M_ = M;
+      return;
+    }
+    if (M != M_) plan(M);
+    index_t i0 = 0;
+    for (int j = 0; j < ntiles(); ++j) {
+      const int m = tile(j);
+      if (!in_place(m)) tl_.ks->a_interleave(abuf_ + j * tl_.MR * K_, a + i0 * lda, lda, m, K_);
+      i0 += m;
     }
   }
 
@@ -173,21 +179,49 @@ class StepGemm {
       return;
     }
     const T* bp = bbuf_ + off_[s];
-    for (index_t i0 = 0; i0 < M_; i0 += tl_.MR) {
-      const int m = static_cast<int>(std::min<index_t>(tl_.MR, M_ - i0));
+    index_t i0 = 0;
+    for (int j = 0; j < ntiles(); i0 += tile(j), ++j) {
+      const int m = tile(j);
       T* crow = c + i0 * ldc;
       for (index_t jr = 0; jr < sg.width; jr += tl_.NR) {
         const int n = static_cast<int>(std::min<index_t>(tl_.NR, sg.width - jr));
         if (in_place(m))
           tl_.ks->micro_rows(K_, a_ + i0 * lda_, lda_, bp + jr * K_, crow + jr, ldc, n, T(1), beta, nullptr);
         else
-          tl_.ks->micro(K_, abuf_ + i0 * K_, bp + jr * K_, crow + jr, ldc, m, n, T(1), beta, nullptr);
+          tl_.ks->micro(K_, abuf_ + j * tl_.MR * K_, bp + jr * K_, crow + jr, ldc, m, n, T(1), beta, nullptr);
       }
     }
   }
 
  private:
   static index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
+
+  // Row tiles of M: full MR-row tiles, then at most 3 smaller ones. The AVX-512 kernel (MR = 14) computes
+  // a tile of m rows as 14, 8 or 4 rows (the narrowest that holds m), so the rest r = M mod 14 is cut
+  // into 8s and 4s where that costs fewer rows: M = 16 (a thread's half of a 32-row batch) runs as
+  // 8 + 8, not 14 + 2 (as 14 + 4). Every tile computes its rows the same way, so the cut does not change
+  // the bits.
+  void plan(index_t M) {
+    M_ = M;
+    const int MR = tl_.MR;
+    nfull_ = M / MR;
+    const int r = static_cast<int>(M % MR);
+    ntail_ = 0;
+    if (MR != 14 || r == 0 || r == 13) {
+      if (r) tail_[ntail_++] = r;
+    } else if (r <= 2 && nfull_ > 0) {  // 14 + r -> 8 + (6 + r)
+      --nfull_;
+      tail_[ntail_++] = 8;
+      tail_[ntail_++] = 6 + r;
+    } else if (r <= 8) {
+      tail_[ntail_++] = r;
+    } else {  // 9 .. 12 -> 8 + (r - 8)
+      tail_[ntail_++] = 8;
+      tail_[ntail_++] = r - 8;
+    }
+  }
+  int ntiles() const { return static_cast<int>(nfull_) + ntail_; }
+  int tile(int j) const { return j < nfull_ ? tl_.MR : tail_[j - nfull_]; }
   // A full tile read in place from rows no longer than 2 KiB (gemm.cpp's rule: longer rows stream badly)
   bool in_place(int m) const {
     return tl_.ks->micro_rows && m == tl_.MR && lda_ * static_cast<index_t>(sizeof(T)) <= 2048;
@@ -200,7 +234,10 @@ class StepGemm {
   Seg seg_[kMaxSegs] = {};
   index_t off_[kMaxSegs + 1] = {};
   index_t nseg_ = 0;
-  index_t M_ = 0, lda_ = 0;
+  index_t M_ = -1, lda_ = 0;  // M_: the rows the tiles are planned for
+  index_t nfull_ = 0;
+  int tail_[3] = {0, 0, 0};
+  int ntail_ = 0;
   const T* a_ = nullptr;
 };
 
