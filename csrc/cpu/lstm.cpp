@@ -139,7 +139,7 @@ void lstm_cell_backward(const T* gates, const T* c_prev, const T* c, const T* dh
 
 // ====================================================================== whole sequence
 // One layer's recurrence over all T steps in one OpenMP region, threads owning
-// slices of the hidden units (recurrence.h: the layout, the threads, the barrier).
+// rows of the batch or slices of the hidden units (recurrence.h: the layout, the threads, the GEMM).
 //
 // Forward:   G[t] += h_{t-1} W_hh^T;  cell(G[t], c_{t-1}) -> h_t, c_t
 // Backward:  dh += dH[t];  cell_backward(G[t], c_{t-1}, c_t, dh, dc) -> dG[t], dc;

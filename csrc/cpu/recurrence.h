@@ -13,13 +13,16 @@
 //   [B + off_t, B + off_t + bs[t]); the state before step t is rows [prev(t), prev(t) + bs[t]) with
 //   prev(0) = 0 and prev(t) = B + off_{t-1} (a prefix of the previous step's rows).
 //
-// Threads (measured on the LSTM bench, B = 32, H = 128, T = 100): thread k owns hidden units
-// [u0, u1) and hence the gate columns g*H + u of those units; each step it runs its slice of the
-// recurrent GEMM and of the cell, then the threads meet at one barrier (step t + 1 reads all of
-// h_t). What this saves over a GEMM and a cell kernel per step is the fork/join and thread wake-up
-// per kernel, which cost as much as the step's arithmetic (~0.5 MFMA); on one thread it saves the
-// Python loop. The step's GEMM runs on the calling thread as micro-kernel calls on weights packed
-// once per sequence (StepGemm), and the barrier spins instead of sleeping (SpinBarrier).
+// Threads: the whole time loop is one OpenMP region (a GEMM and a cell kernel per step paid a fork/join
+// and a thread wake-up per kernel, as much as the step's arithmetic, ~0.5 MFMA at B = 32, H = 128).
+// Rows of the batch are independent sequences, so with rows enough (>= 8 per thread) thread k owns
+// rows [r0, r1) and every unit: it never reads another thread's state, and the threads never meet
+// until the region ends. With fewer rows, thread k owns hidden units [u0, u1) and hence the gate
+// columns g*H + u of those units; each step it runs its slice of the recurrent GEMM and of the cell,
+// then the threads meet at one barrier (step t + 1 reads all of h_t), a spinning one (SpinBarrier:
+// OpenMP's sleeps under pyengine's PASSIVE wait policy). Either way the step's GEMM runs on the
+// calling thread as micro-kernel calls on weights packed once per sequence (StepGemm); on one thread
+// the region saves the Python loop.
 // Backward keeps the gradient of each row's state in a carried (B, H) array dh (as dc for the LSTM's
 // cell state): in: dL/dh_n, out: dL/dh_0; a row that has not started (going backwards) keeps its
 // dL/dh_n until its last step is reached.
@@ -112,8 +115,8 @@ Tiles<T> tiles_for_isa() {
 // packed ONCE, before the first step, into the micro-kernel's NR-column panels; a step is then only
 // micro-kernel calls (A read in place where the kernel can, else its rows packed once per step for
 // every segment). A gemm call per step and gate packed the same weights again every step and planned
-// its work each time. Each C element is one FMA chain over p = 0 .. K-1 whatever its segment and
-// column, so the bits do not depend on how the units are split among threads.
+// its work each time. Each C element is one FMA chain over p = 0 .. K-1 whatever its tile, segment and
+// column, so the bits do not depend on how the rows or units are split among threads.
 template <class T>
 class StepGemm {
  public:

@@ -1,6 +1,6 @@
 // GRU and Elman RNN whole-sequence recurrences (see rnn.h), on the shared skeleton of recurrence.h:
-// per step each thread runs its slice of the recurrent GEMM and its units of the cell, then one
-// barrier. The cells are auto-vectorised bodies compiled per ISA (simd.h's PE_ISA_VARIANTS) and
+// per step each thread runs its slice of the recurrent GEMM and of the cell (its rows of the batch,
+// or its units and then one barrier). The cells are auto-vectorised bodies compiled per ISA (simd.h's PE_ISA_VARIANTS) and
 // chosen by pe::isa() at call time.
 //
 // GRU (Cho et al. 2014, PyTorch's form: the reset gate multiplies W_hn h + b_hn, not h):
