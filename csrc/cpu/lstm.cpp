@@ -139,7 +139,7 @@ void lstm_cell_backward(const T* gates, const T* c_prev, const T* c, const T* dh
 
 // ====================================================================== whole sequence
 // One layer's recurrence over all T steps in one OpenMP region, threads owning
-// slices of the hidden units (recurrence.h: the layout, the threads, the barrier).
+// rows of the batch or slices of the hidden units (recurrence.h: the layout, the threads, the GEMM).
 //
 // Forward:   G[t] += h_{t-1} W_hh^T;  cell(G[t], c_{t-1}) -> h_t, c_t
 // Backward:  dh += dH[t];  cell_backward(G[t], c_{t-1}, c_t, dh, dc) -> dG[t], dc;
@@ -149,11 +149,15 @@ template <class T>
 void lstm_sequence_forward(T* G, const T* w_hh, T* Hs, T* Cs, const index_t* batch_sizes, index_t Tn, index_t B,
                            index_t H) {
   const auto cell = forward_rows_for_isa<T>();
-  rec::forward_steps(batch_sizes, Tn, B, 4, H, [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
-    T* gt = G + st.row(t) * 4 * H;
-    rec::gate_columns<T>(n, H, 4, Hs + st.prev(t) * H, w_hh, gt, 4 * H, u0, u1);  // this thread's gate columns
-    cell(gt, Cs + st.prev(t) * H, Hs + st.out(t) * H, Cs + st.out(t) * H, 0, n, H, u0, u1);
-  });
+  rec::forward_steps<T>(batch_sizes, Tn, B, 4, H, w_hh,
+                        [&](const rec::Steps& st, index_t t, index_t r0, index_t m, index_t u0, index_t u1,
+                            rec::StepGemm<T>& gm) {
+                          T* gt = G + st.row(t) * 4 * H;
+                          gm.rows(m, Hs + (st.prev(t) + r0) * H, H);  // this thread's part: G[t] += h W^T
+                          for (index_t g = 0; g < 4; ++g) gm.run(g, gt + r0 * 4 * H + g * H + u0, 4 * H, T(1));
+                          cell(gt, Cs + st.prev(t) * H, Hs + st.out(t) * H, Cs + st.out(t) * H, r0, r0 + m, H, u0,
+                               u1);
+                        });
 }
 
 template <class T>
@@ -161,10 +165,10 @@ void lstm_sequence_backward(const T* G, const T* w_hh, const T* Cs, const T* dH,
                             const index_t* batch_sizes, index_t Tn, index_t B, index_t H) {
   const auto cell = backward_rows_for_isa<T>();
   rec::backward_steps<T>(batch_sizes, Tn, B, 4, H, w_hh, dH, dh, T(0),
-                         [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
+                         [&](const rec::Steps& st, index_t t, index_t r0, index_t m, index_t u0, index_t u1) {
                            T* dgt = dG + st.row(t) * 4 * H;
-                           cell(G + st.row(t) * 4 * H, Cs + st.prev(t) * H, Cs + st.out(t) * H, dh, dc, dgt, 0, n,
-                                H, u0, u1);
+                           cell(G + st.row(t) * 4 * H, Cs + st.prev(t) * H, Cs + st.out(t) * H, dh, dc, dgt, r0,
+                                r0 + m, H, u0, u1);
                            return static_cast<const T*>(dgt);
                          });
 }

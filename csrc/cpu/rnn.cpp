@@ -1,6 +1,6 @@
 // GRU and Elman RNN whole-sequence recurrences (see rnn.h), on the shared skeleton of recurrence.h:
-// per step each thread runs its slice of the recurrent GEMM and its units of the cell, then one
-// barrier. The cells are auto-vectorised bodies compiled per ISA (simd.h's PE_ISA_VARIANTS) and
+// per step each thread runs its slice of the recurrent GEMM and of the cell (its rows of the batch,
+// or its units and then one barrier). The cells are auto-vectorised bodies compiled per ISA (simd.h's PE_ISA_VARIANTS) and
 // chosen by pe::isa() at call time.
 //
 // GRU (Cho et al. 2014, PyTorch's form: the reset gate multiplies W_hn h + b_hn, not h):
@@ -138,14 +138,18 @@ template <class T>
 void gru_sequence_forward(T* G, T* Q, const T* w_hh, const T* b_hn, T* Hs, const index_t* batch_sizes, index_t Tn,
                           index_t B, index_t H) {
   const auto cell = gru_forward_rows_for_isa<T>();
-  rec::forward_steps(batch_sizes, Tn, B, 3, H, [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
-    T* gt = G + st.row(t) * 3 * H;
-    T* qt = Q + st.row(t) * H;
-    const T* hp = Hs + st.prev(t) * H;
-    rec::gate_columns<T>(n, H, 2, hp, w_hh, gt, 3 * H, u0, u1);  // r, z: G += h W^T
-    rec::gemm_slice<T>(n, u1 - u0, H, hp, H, w_hh + (2 * H + u0) * H, H, true, qt + u0, H, T(0));  // q = h W_hn^T
-    cell(gt, qt, b_hn, hp, Hs + st.out(t) * H, n, H, u0, u1);
-  });
+  rec::forward_steps<T>(batch_sizes, Tn, B, 3, H, w_hh,
+                        [&](const rec::Steps& st, index_t t, index_t r0, index_t m, index_t u0, index_t u1,
+                            rec::StepGemm<T>& gm) {
+                          T* gt = G + (st.row(t) + r0) * 3 * H;  // this thread's rows r0 .. r0 + m of step t
+                          T* qt = Q + (st.row(t) + r0) * H;
+                          const T* hp = Hs + (st.prev(t) + r0) * H;
+                          gm.rows(m, hp, H);
+                          gm.run(0, gt + u0, 3 * H, T(1));      // r, z: G += h W^T
+                          gm.run(1, gt + H + u0, 3 * H, T(1));
+                          gm.run(2, qt + u0, H, T(0));          // q = h W_hn^T
+                          cell(gt, qt, b_hn, hp, Hs + (st.out(t) + r0) * H, m, H, u0, u1);
+                        });
 }
 
 template <class T>
@@ -154,10 +158,11 @@ void gru_sequence_backward(const T* G, const T* Q, const T* w_hh, const T* Hs, c
   const auto cell = gru_backward_rows_for_isa<T>();
   // dh_{t-1} = dh_t z (left in dh by the cell) + [da_r, da_z, dq] W_hh
   rec::backward_steps<T>(batch_sizes, Tn, B, 3, H, w_hh, dH, dh, T(1),
-                         [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
+                         [&](const rec::Steps& st, index_t t, index_t r0, index_t m, index_t u0, index_t u1) {
                            T* dght = dGh + st.row(t) * 3 * H;
-                           cell(G + st.row(t) * 3 * H, Q + st.row(t) * H, Hs + st.prev(t) * H, dh,
-                                dG + st.row(t) * 3 * H, dght, n, H, u0, u1);
+                           const index_t row = st.row(t) + r0;  // this thread's rows r0 .. r0 + m of step t
+                           cell(G + row * 3 * H, Q + row * H, Hs + (st.prev(t) + r0) * H, dh + r0 * H,
+                                dG + row * 3 * H, dght + r0 * 3 * H, m, H, u0, u1);
                            return static_cast<const T*>(dght);
                          });
 }
@@ -168,11 +173,14 @@ template <class T>
 void rnn_sequence_forward(T* G, const T* w_hh, T* Hs, bool relu, const index_t* batch_sizes, index_t Tn, index_t B,
                           index_t H) {
   const auto cell = rnn_forward_rows_for_isa<T>();
-  rec::forward_steps(batch_sizes, Tn, B, 1, H, [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
-    T* gt = G + st.row(t) * H;
-    rec::gate_columns<T>(n, H, 1, Hs + st.prev(t) * H, w_hh, gt, H, u0, u1);
-    cell(gt, Hs + st.out(t) * H, relu, n, H, u0, u1);
-  });
+  rec::forward_steps<T>(batch_sizes, Tn, B, 1, H, w_hh,
+                        [&](const rec::Steps& st, index_t t, index_t r0, index_t m, index_t u0, index_t u1,
+                            rec::StepGemm<T>& gm) {
+                          T* gt = G + (st.row(t) + r0) * H;
+                          gm.rows(m, Hs + (st.prev(t) + r0) * H, H);
+                          gm.run(0, gt + u0, H, T(1));
+                          cell(gt, Hs + (st.out(t) + r0) * H, relu, m, H, u0, u1);
+                        });
 }
 
 template <class T>
@@ -180,9 +188,9 @@ void rnn_sequence_backward(const T* w_hh, const T* Hs, const T* dH, T* dh, T* dG
                            const index_t* batch_sizes, index_t Tn, index_t B, index_t H) {
   const auto cell = rnn_backward_rows_for_isa<T>();
   rec::backward_steps<T>(batch_sizes, Tn, B, 1, H, w_hh, dH, dh, T(0),
-                         [&](const rec::Steps& st, index_t t, index_t n, index_t u0, index_t u1) {
+                         [&](const rec::Steps& st, index_t t, index_t r0, index_t m, index_t u0, index_t u1) {
                            T* dgt = dG + st.row(t) * H;
-                           cell(Hs + st.out(t) * H, dh, dgt, relu, n, H, u0, u1);
+                           cell(Hs + (st.out(t) + r0) * H, dh + r0 * H, dgt + r0 * H, relu, m, H, u0, u1);
                            return static_cast<const T*>(dgt);
                          });
 }

@@ -101,6 +101,31 @@ def test_threads_split_units_the_same(isa, kind, threads, lengths, H):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("lengths,H", [([5] * 32, 160), ([6] * 20 + [3] * 9 + [1] * 2, 160), ([5] * 9, 320),
+                                       ([4] * 5 + [2] * 4, 320)])
+def test_thread_count_gives_the_same_bits(isa, kind, lengths, H):
+    """1, 2 and 3 threads (adaptation off, so a busy machine cannot quietly run them all on one) give
+    identical bits: every GEMM element is one FMA chain over the same depth whichever thread and tile
+    computes it. B = 32 and 31: the threads own rows (cut by work on the packed batch; full and partial
+    row tiles); B = 9: they own units (3 threads: 106, 107, 107 of 320, partial micro-panels)."""
+    bs = batch_sizes_of(lengths)
+    inp = _inputs(kind, 3, len(lengths), H, bs, np.float32)
+    before, adapt = _C.num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            _C.set_num_threads(threads)
+            results.append(run(cpu, kind, inp, bs))
+    finally:
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    for name, one in results[0].items():
+        for threads, res in zip((2, 3), results[1:]):
+            assert np.array_equal(res[name], one), f"{kind} {name}: {threads} threads differ from 1 [{isa}]"
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_finished_rows_keep_their_state(kind):
     """A packed batch gives each row what running that row alone over its own length gives: its outputs,
     its final state (the one after its last step), and dL/dh_0 (dL/dc_0)."""

@@ -15,8 +15,9 @@ G = 4, 3, 1), ``weight_hh_l{k}``: (G H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}``: 
 Speed: a layer over a whole sequence, one direction, is ONE autograd Function (``LSTMLayer``,
 ``GRULayer``, ``RNNLayer``), not a graph of per-step ops. Its forward does the input projection of every
 step as one GEMM, then the whole recurrence in one kernel call (``lstm/gru/rnn_sequence_forward``: per
-step the recurrent GEMM and the fused cell, threads owning slices of the hidden units); its backward is
-one kernel call for the recurrence in reverse, then dW_hh, dW_ih and dx are one GEMM each over all steps.
+step the recurrent GEMM and the fused cell, threads owning rows of the batch or slices of the hidden
+units); its backward is one kernel call for the recurrence in reverse, then dW_hh, dW_ih and dx are one
+GEMM each over all steps.
 
 Variable lengths: the kernels run PyTorch's packed layout (``nn.utils.rnn.PackedSequence``): step t
 computes only the sequences still running, so a PackedSequence input costs no padding, and the final
