@@ -123,6 +123,32 @@ def tiny_blocks(isa):
         _C.set_gemm_blocking(isa, dt, t["mc"], t["kc"], t["nc"])
 
 
+@pytest.mark.parametrize("kc", [16, 37])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_packing_row_sweeps(isa, kc, ta, tb):
+    """A transposed and B not are packed 16 source rows at a time across a whole block (pack_a / pack_b
+    in gemm.cpp): depth blocks of exactly 16 and of 37 (16 + 16 + 5), a last one of 26 (16 + 10), and row
+    and column blocks with partial micro-panels."""
+    saved = {dt: _C.gemm_blocking(isa, dt) for dt in DTYPES}
+    try:
+        for dt in DTYPES:
+            t = saved[dt]
+            _C.set_gemm_blocking(isa, dt, 3 * t["mr"], kc, 2 * t["nr"])
+        for dtype in DTYPES:
+            m, k, n = 4 * _C.gemm_blocking(isa, dtype)["mr"] + 5, 100, 5 * _C.gemm_blocking(isa, dtype)["nr"] + 3
+            rng = np.random.default_rng(kc)
+            a = rand(rng, (k, m) if ta else (m, k), dtype)
+            b = rand(rng, (n, k) if tb else (k, n), dtype)
+            out0 = rand(rng, (m, n), dtype)
+            out = out0.copy()
+            cpu.matmul(a, b, ta, tb, 0.75, 1.0, out)
+            check_gemm(out, a, b, ta, tb, 0.75, 1.0, out0)
+    finally:
+        for dt in DTYPES:
+            t = saved[dt]
+            _C.set_gemm_blocking(isa, dt, t["mc"], t["kc"], t["nc"])
+
+
 @settings(deadline=None)
 @given(m=sizes, k=sizes, n=sizes, ta=st.booleans(), tb=st.booleans(), dtype=dtypes, beta=betas, seed=seeds)
 def test_matmul_across_blocks(tiny_blocks, m, k, n, ta, tb, dtype, beta, seed):
