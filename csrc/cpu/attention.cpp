@@ -256,7 +256,10 @@ void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
 #pragma omp for schedule(dynamic, 1)
       for (index_t t = 0; t < a.BH; ++t) {
         const index_t bh = (t % nb) * a.H + t / nb;
-        zero_rows(a.dq + a.at(a.dq_rows, bh, 0), a.Tq, a.D, a.dq_rows.st);
+        // dq rows of the query blocks before the first one key block 0 visits (backward_key_block)
+        // (all of them when there are no keys)
+        zero_rows(a.dq + a.at(a.dq_rows, bh, 0), nkb == 0 ? a.Tq : std::min(a.Tq, a.first_query(0) / a.br * a.br),
+                  a.D, a.dq_rows.st);
         for (index_t kb = 0; kb < nkb; ++kb) K.backward_key_block(a, ws, bh, kb * a.bc, true);
       }
     } else {

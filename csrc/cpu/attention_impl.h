@@ -128,6 +128,24 @@ PE_ATTN_TARGET void pack_transposed(const T* src, index_t lds, index_t nc, index
 }
 
 // ====================================================================== row helpers
+// p[0:n) = 0 with vector stores. The rows zeroed here are short (the hidden tail of a
+// score row, a Dv-wide accumulator row): a libc memset call per row (what std::fill_n
+// becomes) cost more than the stores, ~10% of the backward pass at T = 128, D = 32.
+template <class T>
+PE_ATTN_TARGET void zero_span(T* p, index_t n) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  index_t c = 0;
+  for (; c + W <= n; c += W) VT::store(p + c, VT::zero());
+  if (c < n) VT::store_part(p + c, VT::mask_for(static_cast<int>(n - c)), VT::zero());
+}
+
+// zero_span on `rows` rows of n values, row stride ld.
+template <class T>
+PE_ATTN_TARGET void zero_block(T* p, index_t rows, index_t n, index_t ld) {
+  for (index_t r = 0; r < rows; ++r) zero_span(p + r * ld, n);
+}
+
 // s[0:n) = scale * s[0:n), then the mask of query row (bh, i) over keys [j0, j0+n):
 // bool: -inf where False; float: added.
 template <class T>
@@ -190,9 +208,14 @@ PE_ATTN_TARGET bool has_nan(const T* s, index_t n) {
   return false;
 }
 
-// s[0:n) = exp(scale * s[0:n) - m) for a finite m; returns the sum of the new values.
+// s[0:n) = exp(scale * s[0:n) - m) for a finite m (returns their sum) and s[n:nc) = 0, in
+// one pass of whole-vector stores. The hidden tail of the row must be 0 for the block
+// GEMMs that read it next; zeroing it in a pass of its own cost more than the exps at
+// D = 32 (a memset call per row; or masked stores, which do not forward to the GEMM's
+// scalar loads that follow). Lanes past n are computed from whatever s holds there
+// and dropped by a select.
 template <class T>
-PE_ATTN_TARGET T exp_row(T* s, index_t n, T scale, T m) {
+PE_ATTN_TARGET T exp_row_padded(T* s, index_t n, index_t nc, T scale, T m) {
   using VT = V<T>;
   constexpr int W = VT::W;
   const auto vm = VT::set1(m), vs = VT::set1(scale);
@@ -203,12 +226,22 @@ PE_ATTN_TARGET T exp_row(T* s, index_t n, T scale, T m) {
     VT::store(s + c, e);
     sum = VT::add(sum, e);
   }
-  if (c < n) {  // lanes past n are zeroed before the sum
-    const auto mk = VT::mask_for(static_cast<int>(n - c));
-    const auto e = VT::keep_part(VT::exp(VT::sub(VT::mul(VT::load_part(s + c, mk), vs), vm)), mk, VT::zero());
-    VT::store_part(s + c, mk, e);
-    sum = VT::add(sum, e);
+  if (c < n) {  // the vector that holds column n
+    const auto keep = VT::mask_for(static_cast<int>(n - c));
+    if (c + W <= nc) {
+      const auto e = VT::keep_part(VT::exp(VT::sub(VT::mul(VT::load(s + c), vs), vm)), keep, VT::zero());
+      VT::store(s + c, e);
+      sum = VT::add(sum, e);
+    } else {
+      const auto mk = VT::mask_for(static_cast<int>(nc - c));
+      const auto e = VT::keep_part(VT::exp(VT::sub(VT::mul(VT::load_part(s + c, mk), vs), vm)), keep, VT::zero());
+      VT::store_part(s + c, mk, e);
+      sum = VT::add(sum, e);
+    }
+    c += W;
   }
+  for (; c + W <= nc; c += W) VT::store(s + c, VT::zero());
+  if (c < nc) VT::store_part(s + c, VT::mask_for(static_cast<int>(nc - c)), VT::zero());
   return VT::hsum(sum);
 }
 
@@ -241,9 +274,10 @@ PE_ATTN_TARGET T dot_row(const T* x, const T* y, index_t n) {
   return VT::hsum(acc);
 }
 
-// ds[0:n) = scale * p * (dp - delta), in place in dp: dS = P o (dP - D_i) (scale folded in).
+// ds[0:n) = scale * p * (dp - delta), in place in dp (dS = P o (dP - D_i), scale folded in), and
+// ds[n:nc) = 0, in one pass of whole-vector stores (see exp_row_padded).
 template <class T>
-PE_ATTN_TARGET void ds_row(const T* p, T* dp, index_t n, T delta, T scale) {
+PE_ATTN_TARGET void ds_row_padded(const T* p, T* dp, index_t n, index_t nc, T delta, T scale) {
   using VT = V<T>;
   constexpr int W = VT::W;
   const auto vd = VT::set1(delta), vs = VT::set1(scale);
@@ -251,9 +285,20 @@ PE_ATTN_TARGET void ds_row(const T* p, T* dp, index_t n, T delta, T scale) {
   for (; c + W <= n; c += W)
     VT::store(dp + c, VT::mul(VT::mul(VT::load(p + c), VT::sub(VT::load(dp + c), vd)), vs));
   if (c < n) {
-    const auto mk = VT::mask_for(static_cast<int>(n - c));
-    VT::store_part(dp + c, mk, VT::mul(VT::mul(VT::load_part(p + c, mk), VT::sub(VT::load_part(dp + c, mk), vd)), vs));
+    const auto keep = VT::mask_for(static_cast<int>(n - c));
+    if (c + W <= nc) {
+      VT::store(dp + c, VT::keep_part(VT::mul(VT::mul(VT::load(p + c), VT::sub(VT::load(dp + c), vd)), vs), keep,
+                                      VT::zero()));
+    } else {
+      const auto mk = VT::mask_for(static_cast<int>(nc - c));
+      VT::store_part(dp + c, mk,
+                     VT::keep_part(VT::mul(VT::mul(VT::load_part(p + c, mk), VT::sub(VT::load_part(dp + c, mk), vd)),
+                                           vs), keep, VT::zero()));
+    }
+    c += W;
   }
+  for (; c + W <= nc; c += W) VT::store(dp + c, VT::zero());
+  if (c < nc) VT::store_part(dp + c, VT::mask_for(static_cast<int>(nc - c)), VT::zero());
 }
 
 // ====================================================================== causal reach
@@ -297,7 +342,7 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
   for (index_t r = 0; r < mr; ++r) {
     m[r] = ninf;
     l[r] = T(0);
-    std::fill_n(O + r * ldo, Dv, T(0));
+    zero_span(O + r * ldo, Dv);
   }
 
   // Key blocks wholly above the causal diagonal are never visited: the last row
@@ -325,13 +370,12 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
         // vector max returns its second operand when either is NaN; std::max its first): then the row is
         // NaN from here on, as the formula says; m = NaN makes every later P, and so O and l, NaN.
         if (!has_nan(s, n)) {
-          std::fill_n(s, nc, T(0));
+          zero_span(s, nc);
           continue;
         }
         m_new = std::numeric_limits<T>::quiet_NaN();
       }
-      const T rowsum = exp_row(s, n, scale, m_new);  // P = exp(S - m')
-      std::fill_n(s + n, nc - n, T(0));
+      const T rowsum = exp_row_padded(s, n, nc, scale, m_new);  // P = exp(S - m'), 0 past n
       const T alpha = std::exp(m[r] - m_new);  // e^(m - m'); 0 when m = -inf
       if (alpha != T(1)) scale_row(O + r * ldo, Dv, alpha);
       l[r] = alpha * l[r] + rowsum;
@@ -349,7 +393,7 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
       scale_row(out_i, Dv, T(1) / l[r]);
       a.lse[bh * a.Tq + i] = m[r] + std::log(l[r]);
     } else {  // the row sees no key (every score masked): 0 by design, not the formula's 0 / 0
-      std::fill_n(out_i, Dv, T(0));
+      zero_span(out_i, Dv);
       a.lse[bh * a.Tq + i] = ninf;
     }
   }
@@ -397,17 +441,20 @@ PE_ATTN_TARGET void backward_scores(const AttnArgs<T>& a, const Workspace<T>& ws
       scale_mask_row(p, n, a.scale, a.mask, a.H, bh, i, j0);
       scale = T(1);
     }
-    if (n > 0) exp_row(p, n, scale, lse);
-    ds_row(p, ds, n, a.delta[row0 + r], a.scale);
-    std::fill_n(p + n, nc - n, T(0));
-    std::fill_n(ds + n, nc - n, T(0));
+    exp_row_padded(p, n, nc, scale, lse);  // (n = 0: only the zeros)
+    ds_row_padded(p, ds, n, nc, a.delta[row0 + r], a.scale);
   }
 }
 
 // One key block j = keys [j0, j0 + nc) of head bh: writes dK_j and dV_j (only this
 // call touches those rows), looping over the query blocks that can see the block:
 //   dV_j += P^T dO_i      dK_j += dS^T Q_i      (and dQ_i += dS K_j if with_dq)
-// The dq rows must be zeroed by the caller when with_dq is set.
+// The first query block writes dK_j and dV_j instead of adding (no zeroing pass). With
+// with_dq, the block j0 = 0 likewise writes the dq rows of the query blocks it visits
+// (every block from first_query(0) on: each later key block visits a subset of them);
+// the caller zeroes the rows before that first block.
+// (The block GEMMs write 0 for a tile with nothing to add when not accumulating, so
+// every row of a written block is set.)
 template <class T>
 PE_ATTN_TARGET void backward_key_block(const AttnArgs<T>& a, const Workspace<T>& ws, index_t bh, index_t j0,
                                        bool with_dq) {
@@ -417,23 +464,27 @@ PE_ATTN_TARGET void backward_key_block(const AttnArgs<T>& a, const Workspace<T>&
   const T* k_j = a.k + a.at(a.k_rows, bh, j0);
   T* dk_j = a.dk + a.at(a.dk_rows, bh, j0);
   T* dv_j = a.dv + a.at(a.dv_rows, bh, j0);
-  zero_rows(dk_j, nc, D, lddk);
-  zero_rows(dv_j, nc, Dv, lddv);
-  pack_transposed(k_j, ldk, nc, D, ws.kt, lds);
-  pack_transposed(a.v + a.at(a.v_rows, bh, j0), a.v_rows.st, nc, Dv, ws.vt, lds);
   // Query blocks wholly above the causal diagonal see none of these keys.
   const index_t first = a.first_query(j0) / a.br * a.br;
+  if (first >= a.Tq) {  // no query sees these keys
+    zero_block(dk_j, nc, D, lddk);
+    zero_block(dv_j, nc, Dv, lddv);
+    return;
+  }
+  pack_transposed(k_j, ldk, nc, D, ws.kt, lds);
+  pack_transposed(a.v + a.at(a.v_rows, bh, j0), a.v_rows.st, nc, Dv, ws.vt, lds);
   for (index_t i0 = first; i0 < a.Tq; i0 += a.br) {
     const index_t mr = std::min(a.br, a.Tq - i0);
+    const bool acc = i0 != first;
     backward_scores(a, ws, bh, i0, mr, j0, nc);
     const auto queries = seeing_queries(a, i0, j0, mr);
-    gemm<T>(nc, Dv, mr, ws.s, 1, lds, a.dout + a.at(a.dout_rows, bh, i0), a.dout_rows.st, dv_j, lddv, true,
+    gemm<T>(nc, Dv, mr, ws.s, 1, lds, a.dout + a.at(a.dout_rows, bh, i0), a.dout_rows.st, dv_j, lddv, acc,
             [&](index_t c, int cols) { return Reach{Dv, queries(c, cols), mr}; });  // dV_j += P^T dO_i
-    gemm<T>(nc, D, mr, ws.dp, 1, lds, a.q + a.at(a.q_rows, bh, i0), a.q_rows.st, dk_j, lddk, true,
+    gemm<T>(nc, D, mr, ws.dp, 1, lds, a.q + a.at(a.q_rows, bh, i0), a.q_rows.st, dk_j, lddk, acc,
             [&](index_t c, int cols) { return Reach{D, queries(c, cols), mr}; });  // dK_j += dS^T Q_i
     if (with_dq) {
       const auto keys = visible_keys(a, i0, j0, nc);
-      gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, ldk, a.dq + a.at(a.dq_rows, bh, i0), a.dq_rows.st, true,
+      gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, ldk, a.dq + a.at(a.dq_rows, bh, i0), a.dq_rows.st, j0 != 0,
               [&](index_t r, int rows) { return Reach{D, 0, keys(r, rows)}; });  // dQ_i += dS K_j
     }
   }
@@ -447,8 +498,8 @@ PE_ATTN_TARGET void backward_query_block(const AttnArgs<T>& a, const Workspace<T
   const index_t D = a.D, lds = ws.lds;
   const index_t mr = std::min(a.br, a.Tq - i0);
   T* dq_i = a.dq + a.at(a.dq_rows, bh, i0);
-  zero_rows(dq_i, mr, D, a.dq_rows.st);
   const index_t kend = a.key_end(i0 + mr - 1);
+  if (kend <= 0) zero_block(dq_i, mr, D, a.dq_rows.st);  // else the block j0 = 0 writes every row
   for (index_t j0 = 0; j0 < kend; j0 += a.bc) {
     const index_t nc = std::min(a.bc, kend - j0);
     const T* k_j = a.k + a.at(a.k_rows, bh, j0);
@@ -456,7 +507,7 @@ PE_ATTN_TARGET void backward_query_block(const AttnArgs<T>& a, const Workspace<T
     pack_transposed(a.v + a.at(a.v_rows, bh, j0), a.v_rows.st, nc, a.Dv, ws.vt, lds);
     backward_scores(a, ws, bh, i0, mr, j0, nc);
     const auto keys = visible_keys(a, i0, j0, nc);
-    gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, a.k_rows.st, dq_i, a.dq_rows.st, true,
+    gemm<T>(mr, D, nc, ws.dp, lds, 1, k_j, a.k_rows.st, dq_i, a.dq_rows.st, j0 != 0,
             [&](index_t r, int rows) { return Reach{D, 0, keys(r, rows)}; });  // dQ_i += dS K_j
   }
 }

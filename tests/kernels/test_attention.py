@@ -124,6 +124,30 @@ def test_small_blocks_both_backward_schedules(isa, dtype, strategy, blocks, kind
         _close(g, g_r, dtype, name)
 
 
+@pytest.mark.parametrize("strategy", ["per_bh", "split"])
+@pytest.mark.parametrize("kind", ["none", "causal", "causal_neg", "causal_pos", "bool_causal"])
+def test_backward_writes_every_gradient_element(isa, strategy, kind):
+    """The kernels write dq, dk and dv without zeroing them first (the first block that reaches a row writes
+    it, rows no block reaches are zeroed): buffers full of NaN must come back fully overwritten, at the
+    default blocks and at small ones, with keys or queries no block reaches (causal_neg / causal_pos)."""
+    rng = np.random.default_rng(11)
+    for blocks, (tq, tk) in (((0, 0), (70, 90)), ((0, 0), (130, 67)), ((4, 6), (19, 23)), ((5, 3), (23, 19))):
+        q, k, v, mask, offset = _problem(rng, np.float32, 3, tq, tk, 8, 6, kind)
+        out_r, lse_r = ref.attention_forward(q, k, v, mask=mask, causal_offset=offset)
+        dout = rng.standard_normal(out_r.shape).astype(np.float32)
+        grads_r = ref.attention_backward(q, k, v, out_r, lse_r, dout, mask=mask, causal_offset=offset)
+        mask_v = None if mask is None else np.broadcast_to(mask, (3, tq, tk))
+        out, lse = np.empty_like(out_r), np.empty_like(lse_r)
+        _C.attention_forward(q, k, v, out, lse, mask_v, offset, 1 / np.sqrt(8), block_q=blocks[0],
+                             block_k=blocks[1])
+        grads = [np.full_like(a, np.nan) for a in (q, k, v)]
+        _C.attention_backward(q, k, v, out, lse, dout, *grads, mask_v, offset, 1 / np.sqrt(8), block_q=blocks[0],
+                              block_k=blocks[1], strategy=strategy)
+        for name, g, g_r in zip(("dq", "dk", "dv"), grads, grads_r):
+            assert not np.isnan(g).any(), f"{name}: elements left unwritten (blocks {blocks}, {tq}x{tk})"
+            _close(g, g_r, np.float32, name)
+
+
 def test_rows_that_see_nothing_get_zeros(isa):
     rng = np.random.default_rng(3)
     bh, tq, tk, d = 2, 70, 90, 16
