@@ -209,6 +209,90 @@ void sum_dim(const T* x, index_t N, index_t R, index_t I, double scale, T* out) 
   });
 }
 
+// max / min along the middle axis of (N, R, I), with the index. A row (I == 1): its extreme by a vectorised
+// pass (a NaN is the extreme: its presence found in the same pass), then the first position holding it (a
+// scalar scan that stops there). Columns (I > 1): blocks of kCols columns, rows r in order, each column's
+// running extreme and index updated by a select (vectorises). Rows or blocks over threads: every output is
+// computed by one thread alone, so any team size gives the same result.
+template <class T>
+PE_INLINE void max_row_body(const T* x, index_t R, bool is_max, T* val, std::int64_t* idx) {
+  T m = x[0];
+  bool nan = false;
+  if (is_max) {
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (index_t r = 0; r < R; ++r) {
+      m = x[r] > m ? x[r] : m;
+      nan |= x[r] != x[r];
+    }
+  } else {
+#pragma omp simd reduction(min : m) reduction(| : nan)
+    for (index_t r = 0; r < R; ++r) {
+      m = x[r] < m ? x[r] : m;
+      nan |= x[r] != x[r];
+    }
+  }
+  index_t r = 0;
+  if (nan) {
+    while (x[r] == x[r]) ++r;
+  } else {
+    while (x[r] != m) ++r;
+  }
+  *val = x[r];
+  *idx = r;
+}
+PE_ISA_VARIANTS(max_row, (const T* x, index_t R, bool is_max, T* val, std::int64_t* idx), (x, R, is_max, val, idx))
+
+template <class T>
+PE_INLINE void max_cols_body(const T* x, index_t R, index_t I, index_t n, bool is_max, T* val, std::int64_t* idx) {
+  T m[kCols];
+  std::int64_t k[kCols];
+  for (index_t j = 0; j < n; ++j) m[j] = x[j], k[j] = 0;
+  for (index_t r = 1; r < R; ++r) {
+    const T* xr = x + r * I;
+#pragma omp simd
+    for (index_t j = 0; j < n; ++j) {
+      const T v = xr[j];
+      // replace when v is beyond m, or v is the first NaN (m not NaN yet)
+      const bool take = (is_max ? v > m[j] : v < m[j]) || (v != v && m[j] == m[j]);
+      m[j] = take ? v : m[j];
+      k[j] = take ? r : k[j];
+    }
+  }
+  for (index_t j = 0; j < n; ++j) val[j] = m[j], idx[j] = k[j];
+}
+PE_ISA_VARIANTS(max_cols, (const T* x, index_t R, index_t I, index_t n, bool is_max, T* val, std::int64_t* idx),
+                (x, R, I, n, is_max, val, idx))
+
+template <class T>
+void max_dim(const T* x, index_t N, index_t R, index_t I, bool is_max, T* vals, std::int64_t* idx) {
+  if (N <= 0 || I <= 0 || R <= 0) return;
+  const int nt = threads_for(N * R * I);
+  if (I == 1) {
+    auto k = max_row_for_isa<T>();
+    const index_t per = std::max<index_t>(1, 4096 / R);  // rows per chunk: ~16 KiB of float x
+    parallel_for(N, nt, per, [&](index_t r) { k(x + r * R, R, is_max, vals + r, idx + r); });
+    return;
+  }
+  auto k = max_cols_for_isa<T>();
+  const index_t nb = (I + kCols - 1) / kCols;
+  parallel_for(N * nb, nt, 1, [&](index_t u) {
+    const index_t n = u / nb, j0 = u % nb * kCols;
+    k(x + n * R * I + j0, R, I, std::min(kCols, I - j0), is_max, vals + n * I + j0, idx + n * I + j0);
+  });
+}
+
+template <class T>
+void max_dim_backward(const T* g, const std::int64_t* idx, index_t N, index_t R, index_t I, T* dx) {
+  if (N <= 0 || I <= 0 || R <= 0) return;
+  const index_t slice = R * I;
+  const index_t per = std::max<index_t>(1, 4096 / slice);
+  parallel_for(N, threads_for(N * slice), per, [&](index_t n) {
+    T* d = dx + n * slice;
+    std::fill(d, d + slice, T(0));
+    for (index_t i = 0; i < I; ++i) d[idx[n * I + i] * I + i] = g[n * I + i];
+  });
+}
+
 // Memory-bound (two reads, one write per element): on 2 threads it runs at up to
 // twice the bandwidth NumPy's single-threaded `+=` gets. Chunks of 64 KiB.
 template <class T>
@@ -335,6 +419,12 @@ PE_COPY(uint32_t)
 PE_COPY(uint64_t)
 #undef PE_COPY
 template void add_into<double>(double*, const double*, index_t);
+#define PE_MAX(T)                                                                                        \
+  template void max_dim<T>(const T*, index_t, index_t, index_t, bool, T*, std::int64_t*);                \
+  template void max_dim_backward<T>(const T*, const std::int64_t*, index_t, index_t, index_t, T*);
+PE_MAX(float)
+PE_MAX(double)
+#undef PE_MAX
 
 }  // namespace cpu
 }  // namespace pe
