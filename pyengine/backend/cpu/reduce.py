@@ -38,6 +38,15 @@ def sum_dims(x, dims, mean=False):
     broadcast back) are not read r times: the sum of r copies of v is r * v, which in double is exactly
     what adding them up gives for float32 (|r v| needs at most 24 + 31 bits), and the mean is v."""
     strides = x.strides
+    if len(dims) == 1 and strides[dims[0]] and x.flags.c_contiguous:
+        # the common case (one dim of a C-ordered array) without the general path's generator and copies:
+        # ~1 us of a sum's ~4 us of Python
+        d = dims[0]
+        shape = x.shape
+        n, r, i = _nri(shape, d)
+        out = np.empty(shape[:d] + shape[d + 1:], x.dtype)
+        _sum_dim(x.reshape(n, r, i), out.reshape(n, i), (1.0 / r if r else math.nan) if mean else 1.0)
+        return out
     if x.size and all(strides[d] == 0 for d in dims):
         one = x[tuple(0 if i in dims else slice(None) for i in range(x.ndim))]
         if mean:
