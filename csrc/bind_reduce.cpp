@@ -3,6 +3,9 @@
 //   sum_rows(x, out): out[j] = sum_n x[n, j]
 //   sum_dim(x, out, scale): out[n, i] = scale * sum_r x[n, r, i]  (x: (N, R, I) C-contiguous, out: (N, I))
 //   add_into(dst, src): dst += src (gradient accumulation)
+//   max_dim(x, vals, idx, is_max): vals[n, i] = max (min) over r of x[n, r, i], idx[n, i] its first r (a NaN
+//       wins); x: (N, R, I) C-contiguous, R >= 1, vals: (N, I) x's dtype, idx: (N, I) int64
+//   max_dim_backward(g, idx, dx): dx[n, r, i] = g[n, i] at r = idx[n, i], else 0; every idx checked in [0, R)
 //   copy_into(dst, src): dst[...] = src, both of any layout with non-negative strides, the same shape and
 //       dtype (any of 1, 2, 4 or 8 bytes), not overlapping (the wrapper copies other cases with NumPy)
 //
@@ -10,6 +13,10 @@
 // least one row (a row slice of a wider array is read in place); out: (C,), x's dtype,
 // C-contiguous, writeable, allocated by the caller (pyengine/backend/cpu/reduce.py).
 // The GIL is released around the kernel.
+#include <cstdint>
+#include <utility>
+#include <vector>
+
 #include "binding_utils.h"
 #include "bindings.h"
 #include "cpu/reduce.h"
@@ -145,6 +152,72 @@ void register_reduce(py::module_& m) {
       },
       py::arg("x"), py::arg("out"), py::arg("scale"),
       "out[n, i] = scale * sum over r of x[n, r, i] (x: (N, R, I) C-contiguous, out: (N, I)), in double.");
+  m.def(
+      "max_dim",
+      [](py::array x, py::array vals, py::array idx, bool is_max) {
+        constexpr const char* op = "max_dim";
+        const char kind = float_kind(x, op, "x");
+        check_ndim(x, 3, op, "x (N, R, I)");
+        check_contiguous(x, op, "x");
+        if (x.shape(1) < 1)
+          throw py::value_error(std::string(op) + ": cannot reduce over a zero-size dim, x " + shape_str(x));
+        check_same_dtype(x, vals, op, "x", "vals");
+        check_dtype<std::int64_t>(idx, op, "idx");
+        for (const auto& [a, name] : {std::pair<py::array*, const char*>{&vals, "vals (N, I)"}, {&idx, "idx (N, I)"}}) {
+          check_shape(*a, {x.shape(0), x.shape(2)}, op, name);
+          check_contiguous(*a, op, name);
+          check_writeable(*a, op, name);
+        }
+        const index_t N = x.shape(0), R = x.shape(1), I = x.shape(2);
+        auto* pi = static_cast<std::int64_t*>(idx.mutable_data());
+        if (kind == 'f') {
+          const float* px = static_cast<const float*>(x.data());
+          float* pv = static_cast<float*>(vals.mutable_data());
+          py::gil_scoped_release release;
+          cpu::max_dim<float>(px, N, R, I, is_max, pv, pi);
+        } else {
+          const double* px = static_cast<const double*>(x.data());
+          double* pv = static_cast<double*>(vals.mutable_data());
+          py::gil_scoped_release release;
+          cpu::max_dim<double>(px, N, R, I, is_max, pv, pi);
+        }
+      },
+      py::arg("x"), py::arg("vals"), py::arg("idx"), py::arg("is_max"),
+      "vals, idx = the max (min) of x (N, R, I) over r and its first index (a NaN wins), (N, I) each.");
+  m.def(
+      "max_dim_backward",
+      [](py::array g, py::array idx, py::array dx) {
+        constexpr const char* op = "max_dim_backward";
+        const char kind = float_kind(g, op, "g");
+        check_ndim(dx, 3, op, "dx (N, R, I)");
+        check_same_dtype(g, dx, op, "g", "dx");
+        check_dtype<std::int64_t>(idx, op, "idx");
+        check_shape(g, {dx.shape(0), dx.shape(2)}, op, "g (N, I)");
+        check_shape(idx, {dx.shape(0), dx.shape(2)}, op, "idx (N, I)");
+        for (const auto& [a, name] : {std::pair<py::array*, const char*>{&g, "g"}, {&idx, "idx"}, {&dx, "dx"}})
+          check_contiguous(*a, op, name);
+        check_writeable(dx, op, "dx");
+        const index_t N = dx.shape(0), R = dx.shape(1), I = dx.shape(2);
+        // every index in range before the kernel writes through it (idx is ours: a copy is taken)
+        std::vector<std::int64_t> ids = copy_indices(idx.reshape({idx.size()}), idx.size(), op, "idx");
+        for (const std::int64_t v : ids)
+          if (v < 0 || v >= R)
+            throw py::index_error(std::string(op) + ": index " + std::to_string(v) + " out of range for a dim of " +
+                                  std::to_string(R));
+        if (kind == 'f') {
+          const float* pg = static_cast<const float*>(g.data());
+          float* pd = static_cast<float*>(dx.mutable_data());
+          py::gil_scoped_release release;
+          cpu::max_dim_backward<float>(pg, ids.data(), N, R, I, pd);
+        } else {
+          const double* pg = static_cast<const double*>(g.data());
+          double* pd = static_cast<double*>(dx.mutable_data());
+          py::gil_scoped_release release;
+          cpu::max_dim_backward<double>(pg, ids.data(), N, R, I, pd);
+        }
+      },
+      py::arg("g"), py::arg("idx"), py::arg("dx"),
+      "dx (N, R, I) = g (N, I) scattered to r = idx (N, I) along the middle axis, zeros elsewhere.");
   m.def(
       "add_into",
       [](py::array dst, py::array src) {

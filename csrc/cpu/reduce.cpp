@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu/lanes.h"
 #include "cpu/simd.h"
 
 // GCC 12 reports the undefined pass-through operands inside _mm512_cvtps_pd / _mm512_reduce_add_pd as
@@ -57,76 +58,28 @@ PE_INLINE void accumulate_rows_body(double* acc, const T* x, index_t R, index_t 
 PE_ISA_VARIANTS(accumulate_rows, (double* acc, const T* x, index_t R, index_t ldx, index_t C),
                 (acc, x, R, ldx, C))
 
-// The sum of x[0:n), in double, by several running sums so that the adds' latency overlaps (one vector
-// of sums, as `omp simd reduction` compiles, waited 4 cycles per 8 floats: 1.8x the time of PyTorch's
-// float sum of a 131k-element row). Float at AVX2 / AVX-512 by intrinsics (4 registers of doubles; GCC
-// kept an array of running sums in memory, or added its lanes up one by one); generic and double: kLanes
-// plain sums. The order is fixed per level: the result does not depend on the thread count.
-constexpr index_t kLanes = 8;
-template <class T>
-PE_INLINE double lanes_sum(const T* x, index_t n) {
-  double a[kLanes] = {};
-  index_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (index_t j = 0; j < kLanes; ++j) a[j] += static_cast<double>(x[i + j]);
-  double tail = 0.0;
-  for (; i < n; ++i) tail += static_cast<double>(x[i]);
-  return (((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))) + tail;
-}
-#if PE_X86
-PE_TARGET_AVX512 PE_INLINE double lanes_sum_avx512(const float* x, index_t n) {
-  __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-  index_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
-    a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)));
-    a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)));
-    a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24)));
-  }
-  for (; i + 8 <= n; i += 8) a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
-  double tail = 0.0;
-  for (; i < n; ++i) tail += static_cast<double>(x[i]);
-  return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a2), _mm512_add_pd(a1, a3))) + tail;
-}
-PE_TARGET_AVX2 PE_INLINE double lanes_sum_avx2(const float* x, index_t n) {
-  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-  index_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
-    a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4)));
-    a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 8)));
-    a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm_loadu_ps(x + i + 12)));
-  }
-  for (; i + 4 <= n; i += 4) a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
-  double tail = 0.0;
-  for (; i < n; ++i) tail += static_cast<double>(x[i]);
-  const __m256d v = _mm256_add_pd(_mm256_add_pd(a0, a2), _mm256_add_pd(a1, a3));
-  const __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h))) + tail;
-}
-#endif
-
 // *s = the sum of x[0:n) (a part of a long row); out[r] = scale * the sum of row r of the (rows, n) block x
 // (many short rows per call: sum(dim=-1) of 64-element rows paid a call per row).
 #define PE_ROW_SUMS(suffix, target, fsum)                                                            \
   template <class T>                                                                                 \
   target void row_sum_##suffix(const T* x, index_t n, double* s) {                                   \
-    if constexpr (std::is_same_v<T, float>) *s = fsum(x, n);                                         \
-    else *s = lanes_sum(x, n);                                                                       \
+    if constexpr (std::is_same_v<T, float>) *s = fsum<false>(x, x, n);                               \
+    else *s = lanes::dot_generic<false>(x, x, n);                                                    \
   }                                                                                                  \
   template <class T>                                                                                 \
   target void row_sums_##suffix(const T* x, index_t rows, index_t n, double scale, T* out) {         \
     for (index_t r = 0; r < rows; ++r) {                                                             \
+      const T* row = x + r * n;                                                                      \
       double s;                                                                                      \
-      if constexpr (std::is_same_v<T, float>) s = fsum(x + r * n, n);                                \
-      else s = lanes_sum(x + r * n, n);                                                              \
+      if constexpr (std::is_same_v<T, float>) s = fsum<false>(row, row, n);                          \
+      else s = lanes::dot_generic<false>(row, row, n);                                               \
       out[r] = static_cast<T>(s * scale);                                                            \
     }                                                                                                \
   }
-PE_ROW_SUMS(generic, , lanes_sum)
+PE_ROW_SUMS(generic, , lanes::dot_generic)
 #if PE_X86
-PE_ROW_SUMS(avx512, PE_TARGET_AVX512, lanes_sum_avx512)
-PE_ROW_SUMS(avx2, PE_TARGET_AVX2, lanes_sum_avx2)
+PE_ROW_SUMS(avx512, PE_TARGET_AVX512, lanes::dot_avx512)
+PE_ROW_SUMS(avx2, PE_TARGET_AVX2, lanes::dot_avx2)
 #endif
 #undef PE_ROW_SUMS
 template <class T>
@@ -256,6 +209,90 @@ void sum_dim(const T* x, index_t N, index_t R, index_t I, double scale, T* out) 
   });
 }
 
+// max / min along the middle axis of (N, R, I), with the index. A row (I == 1): its extreme by a vectorised
+// pass (a NaN is the extreme: its presence found in the same pass), then the first position holding it (a
+// scalar scan that stops there). Columns (I > 1): blocks of kCols columns, rows r in order, each column's
+// running extreme and index updated by a select (vectorises). Rows or blocks over threads: every output is
+// computed by one thread alone, so any team size gives the same result.
+template <class T>
+PE_INLINE void max_row_body(const T* x, index_t R, bool is_max, T* val, std::int64_t* idx) {
+  T m = x[0];
+  bool nan = false;
+  if (is_max) {
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (index_t r = 0; r < R; ++r) {
+      m = x[r] > m ? x[r] : m;
+      nan |= x[r] != x[r];
+    }
+  } else {
+#pragma omp simd reduction(min : m) reduction(| : nan)
+    for (index_t r = 0; r < R; ++r) {
+      m = x[r] < m ? x[r] : m;
+      nan |= x[r] != x[r];
+    }
+  }
+  index_t r = 0;
+  if (nan) {
+    while (x[r] == x[r]) ++r;
+  } else {
+    while (x[r] != m) ++r;
+  }
+  *val = x[r];
+  *idx = r;
+}
+PE_ISA_VARIANTS(max_row, (const T* x, index_t R, bool is_max, T* val, std::int64_t* idx), (x, R, is_max, val, idx))
+
+template <class T>
+PE_INLINE void max_cols_body(const T* x, index_t R, index_t I, index_t n, bool is_max, T* val, std::int64_t* idx) {
+  T m[kCols];
+  std::int64_t k[kCols];
+  for (index_t j = 0; j < n; ++j) m[j] = x[j], k[j] = 0;
+  for (index_t r = 1; r < R; ++r) {
+    const T* xr = x + r * I;
+#pragma omp simd
+    for (index_t j = 0; j < n; ++j) {
+      const T v = xr[j];
+      // replace when v is beyond m, or v is the first NaN (m not NaN yet)
+      const bool take = (is_max ? v > m[j] : v < m[j]) || (v != v && m[j] == m[j]);
+      m[j] = take ? v : m[j];
+      k[j] = take ? r : k[j];
+    }
+  }
+  for (index_t j = 0; j < n; ++j) val[j] = m[j], idx[j] = k[j];
+}
+PE_ISA_VARIANTS(max_cols, (const T* x, index_t R, index_t I, index_t n, bool is_max, T* val, std::int64_t* idx),
+                (x, R, I, n, is_max, val, idx))
+
+template <class T>
+void max_dim(const T* x, index_t N, index_t R, index_t I, bool is_max, T* vals, std::int64_t* idx) {
+  if (N <= 0 || I <= 0 || R <= 0) return;
+  const int nt = threads_for(N * R * I);
+  if (I == 1) {
+    auto k = max_row_for_isa<T>();
+    const index_t per = std::max<index_t>(1, 4096 / R);  // rows per chunk: ~16 KiB of float x
+    parallel_for(N, nt, per, [&](index_t r) { k(x + r * R, R, is_max, vals + r, idx + r); });
+    return;
+  }
+  auto k = max_cols_for_isa<T>();
+  const index_t nb = (I + kCols - 1) / kCols;
+  parallel_for(N * nb, nt, 1, [&](index_t u) {
+    const index_t n = u / nb, j0 = u % nb * kCols;
+    k(x + n * R * I + j0, R, I, std::min(kCols, I - j0), is_max, vals + n * I + j0, idx + n * I + j0);
+  });
+}
+
+template <class T>
+void max_dim_backward(const T* g, const std::int64_t* idx, index_t N, index_t R, index_t I, T* dx) {
+  if (N <= 0 || I <= 0 || R <= 0) return;
+  const index_t slice = R * I;
+  const index_t per = std::max<index_t>(1, 4096 / slice);
+  parallel_for(N, threads_for(N * slice), per, [&](index_t n) {
+    T* d = dx + n * slice;
+    std::fill(d, d + slice, T(0));
+    for (index_t i = 0; i < I; ++i) d[idx[n * I + i] * I + i] = g[n * I + i];
+  });
+}
+
 // Memory-bound (two reads, one write per element): on 2 threads it runs at up to
 // twice the bandwidth NumPy's single-threaded `+=` gets. Chunks of 64 KiB.
 template <class T>
@@ -382,6 +419,12 @@ PE_COPY(uint32_t)
 PE_COPY(uint64_t)
 #undef PE_COPY
 template void add_into<double>(double*, const double*, index_t);
+#define PE_MAX(T)                                                                                        \
+  template void max_dim<T>(const T*, index_t, index_t, index_t, bool, T*, std::int64_t*);                \
+  template void max_dim_backward<T>(const T*, const std::int64_t*, index_t, index_t, index_t, T*);
+PE_MAX(float)
+PE_MAX(double)
+#undef PE_MAX
 
 }  // namespace cpu
 }  // namespace pe

@@ -3,6 +3,8 @@
 // pointers; the bindings (csrc/bind_reduce.cpp) check shapes and dtypes.
 // Specification: pyengine/backend/reference/reduce.py.
 #pragma once
+#include <cstdint>
+
 #include "common.h"
 
 namespace pe {
@@ -18,6 +20,17 @@ void sum_rows(const T* x, index_t N, index_t C, index_t ldx, T* out);
 // out[n, i] = scale * sum_r x[n, r, i], accumulated in double (scale = 1 / R: the mean).
 template <class T>
 void sum_dim(const T* x, index_t N, index_t R, index_t I, double scale, T* out);
+
+// x: (N, R, I) C-contiguous   vals, idx: (N, I)
+// vals[n, i] = the largest (is_max) or smallest x[n, r, i] over r, idx[n, i] = its first r; a NaN wins over
+// any number (the first NaN), as torch.max / np.argmax. R >= 1.
+template <class T>
+void max_dim(const T* x, index_t N, index_t R, index_t I, bool is_max, T* vals, std::int64_t* idx);
+
+// g, idx: (N, I), 0 <= idx < R (checked by the caller)   dx: (N, R, I)
+// dx[n, r, i] = g[n, i] where r == idx[n, i], else 0: max_dim's backward.
+template <class T>
+void max_dim_backward(const T* g, const std::int64_t* idx, index_t N, index_t R, index_t I, T* dx);
 
 // dst = src over an n-D index space (ndim <= kCopyMaxDims): shape[d], strides ds[d] / ss[d] in elements
 // (non-negative); dst does not overlap src. Rows of the last dim are memcpy'd when both are unit-stride.

@@ -30,6 +30,10 @@ def _expand_grad(xp, g, shape, axes, keepdim):
         g = g.reshape(tuple([1 if i in axes else n for i, n in enumerate(shape)]))
     if g.shape == shape:  # nothing to broadcast (a one-element sum)
         return g
+    if type(g) is _ndarray and g.ndim == len(shape) and not g.flags.c_contiguous and g.size and g.strides.count(0) == g.ndim:
+        # a broadcast one-element gradient (the gradient of a sum of a sum): its first element, a contiguous
+        # view, is the buffer of the view below (np.broadcast_to's argument handling avoided here too)
+        g = g[(_first,) * g.ndim]
     if type(g) is _ndarray and g.ndim == len(shape) and g.flags.c_contiguous:
         # np.broadcast_to's view built directly: stride 0 along the stretched dims, read-only. NumPy's function
         # spends ~5 us on argument handling, in every reduction's backward; this costs ~1.5.
@@ -49,6 +53,7 @@ def _expand_grad(xp, g, shape, axes, keepdim):
 
 
 _ndarray = np.ndarray
+_first = slice(0, 1)
 
 
 def _kept(y, shape, axes):
@@ -144,29 +149,26 @@ class MaxMinDim(Function):
     """max/min along one dim returning (values, indices); the gradient goes to the chosen index."""
 
     saves = ()
+    fresh_grads = True  # dx: a new array from the kernel
 
     differentiable_outputs = (0,)
 
     def forward(self, x, dim, keepdim, is_max):
-        xp = self.xp
         if x.shape[dim] == 0:
             raise IndexError(f"{'max' if is_max else 'min'}(): cannot reduce over a zero-size dimension {dim}")
-        self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
-        idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim)
-        idx_k = xp.expand_dims(idx, dim)
-        vals = xp.take_along_axis(x, idx_k, axis=dim)
-        self.idx_k = idx_k
+        self.shape, self.dim = x.shape, dim
+        vals, idx = self.backend.max_dim(x, dim, is_max)  # kernel: reduce.max_dim (threaded)
+        self.idx = idx  # kept for backward: the indices returned are a copy the caller may change
+        idx = idx.copy()
         if keepdim:
-            return vals, idx_k.astype(np.int64)
-        return xp.squeeze(vals, dim), idx.astype(np.int64)
+            kept = x.shape[:dim] + (1,) + x.shape[dim + 1:]
+            return vals.reshape(kept), idx.reshape(kept)
+        return vals, idx
 
     def backward(self, g, g_idx=None):
-        xp = self.xp
-        if not self.keepdim:
-            g = xp.expand_dims(g, self.dim)
-        dx = xp.zeros(self.shape, g.dtype)
-        xp.put_along_axis(dx, self.idx_k, g, axis=self.dim)
-        return dx, None, None, None
+        if g.shape != self.idx.shape:  # keepdim: the reduced dim back out
+            g = g.reshape(self.idx.shape)
+        return self.backend.max_dim_backward(g, self.idx, self.shape, self.dim), None, None, None
 
 
 class LogSumExp(Function):

@@ -255,3 +255,63 @@ def test_copy_into_checks():
         _C.copy_into(a, np.zeros((4, 5), np.float32)[::-1])
     b = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(cpu.copy_into(b[:, :2], b[:, 1:].copy()), [[1, 2], [4, 5]])   # numpy path
+
+
+@settings(deadline=None, max_examples=40)
+@given(shape=st.sampled_from([(1,), (7,), (3, 1), (5, 64), (2, 3, 5), (4, 130, 3), (3, 300, 2), (2, 5, 257),
+                              (0, 4), (4, 0, 3), (1, 4099)]),
+       data=st.data(), dtype=st.sampled_from(DTYPES), is_max=st.booleans(),
+       special=st.sampled_from(["none", "ties", "nan", "inf"]), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**32 - 1))
+def test_max_dim_matches_reference(isa, shape, data, dtype, is_max, special, threads, seed):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    if shape[dim] == 0:
+        dim = next(d for d in range(len(shape)) if shape[d])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    if special == "ties":
+        x = np.round(x).astype(dtype)  # few distinct values: the first extreme must be chosen
+    elif special in ("nan", "inf") and x.size:
+        flat = x.reshape(-1)
+        for k in rng.integers(0, x.size, 1 + x.size // 7):
+            flat[k] = np.nan if special == "nan" else rng.choice([np.inf, -np.inf])
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        vals, idx = cpu.max_dim(x, dim, is_max)
+        g = rng.standard_normal(vals.shape).astype(dtype)
+        dx = cpu.max_dim_backward(g, idx, x.shape, dim)
+    finally:
+        _C.set_num_threads(before)
+    want_vals, want_idx = ref.max_dim(x, dim, is_max)
+    assert vals.dtype == dtype and idx.dtype == np.int64 and vals.shape == want_vals.shape
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(vals, want_vals)  # NaN == NaN here
+    np.testing.assert_array_equal(dx, ref.max_dim_backward(g, want_idx, x.shape, dim))
+
+
+def test_max_dim_matches_torch_on_nan_and_ties():
+    torch = pytest.importorskip("torch")
+    x = np.array([[1.0, 3.0, 3.0, -1.0], [np.nan, 2.0, np.nan, 5.0], [2.0, np.nan, 9.0, 9.0],
+                  [-np.inf, -np.inf, -np.inf, -np.inf]], np.float32)
+    for is_max in (True, False):
+        vals, idx = cpu.max_dim(x, 1, is_max)
+        tv, ti = (torch.max if is_max else torch.min)(torch.from_numpy(x), 1)
+        np.testing.assert_array_equal(vals, tv.numpy())
+        np.testing.assert_array_equal(idx, ti.numpy())
+
+
+def test_max_dim_binding_checks():
+    x = np.zeros((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="max_dim.*zero-size"):
+        _C.max_dim(np.zeros((2, 0, 4), np.float32), np.empty((2, 4), np.float32), np.empty((2, 4), np.int64), True)
+    with pytest.raises(TypeError, match="max_dim"):
+        _C.max_dim(x, np.empty((2, 4), np.float32), np.empty((2, 4), np.int32), True)
+    with pytest.raises(ValueError, match="max_dim"):
+        _C.max_dim(x, np.empty((2, 3), np.float32), np.empty((2, 4), np.int64), True)
+    with pytest.raises(IndexError, match="max_dim_backward: index 3 out of range"):
+        _C.max_dim_backward(np.ones((2, 4), np.float32), np.full((2, 4), 3, np.int64), np.empty((2, 3, 4), np.float32))
+    with pytest.raises(IndexError, match="max_dim_backward: index -1"):
+        _C.max_dim_backward(np.ones((2, 4), np.float32), np.full((2, 4), -1, np.int64), np.empty((2, 3, 4), np.float32))
+    with pytest.raises(TypeError, match="max_dim_backward"):
+        _C.max_dim_backward(np.ones((2, 4), np.float64), np.zeros((2, 4), np.int64), np.empty((2, 3, 4), np.float32))

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ._lib import _C
+from .reduce import copy_into
 
 __all__ = ["relu_forward", "relu_backward", "gelu_forward", "gelu_backward",
            "softmax_forward", "softmax_backward"]
@@ -97,7 +98,9 @@ def softmax_forward(x, log=False, dim=-1):
 def softmax_backward(y, dy, log=False, dim=-1):
     """softmax: dx = y * (dy - sum(dy * y));  log-softmax: dx = dy - exp(y) * sum(dy), along ``dim``."""
     y = np.asarray(y, order="C")
-    dy = np.asarray(dy, order="C")
+    dy = np.asarray(dy)
+    if not dy.flags.c_contiguous:  # e.g. the broadcast gradient of a sum: the threaded copy (NumPy's: 1 thread)
+        dy = copy_into(np.empty(dy.shape, dy.dtype), dy)
     dx = _empty_like(dy)
     if not y.ndim:
         _softmax_bwd(y, dy, dx, bool(log))

@@ -3,14 +3,18 @@ import math
 
 import numpy as np
 
+from ..reference import reduce as _ref
 from ._lib import _C, followable
 
-__all__ = ["sum_rows", "sum_dims", "add_into", "copy_into"]
+__all__ = ["sum_rows", "sum_dims", "add_into", "copy_into", "max_dim", "max_dim_backward"]
 
 _sum_rows = _C.sum_rows
 _sum_dim = _C.sum_dim
 _copy_into = _C.copy_into
 _add_into = _C.add_into
+_max_dim = _C.max_dim
+_max_dim_bwd = _C.max_dim_backward
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def sum_rows(x):
@@ -34,6 +38,15 @@ def sum_dims(x, dims, mean=False):
     broadcast back) are not read r times: the sum of r copies of v is r * v, which in double is exactly
     what adding them up gives for float32 (|r v| needs at most 24 + 31 bits), and the mean is v."""
     strides = x.strides
+    if len(dims) == 1 and strides[dims[0]] and x.flags.c_contiguous:
+        # the common case (one dim of a C-ordered array) without the general path's generator and copies:
+        # ~1 us of a sum's ~4 us of Python
+        d = dims[0]
+        shape = x.shape
+        n, r, i = _nri(shape, d)
+        out = np.empty(shape[:d] + shape[d + 1:], x.dtype)
+        _sum_dim(x.reshape(n, r, i), out.reshape(n, i), (1.0 / r if r else math.nan) if mean else 1.0)
+        return out
     if x.size and all(strides[d] == 0 for d in dims):
         one = x[tuple(0 if i in dims else slice(None) for i in range(x.ndim))]
         if mean:
@@ -84,3 +97,41 @@ def copy_into(dst, src):
     else:
         _copy_into(dst, src)
     return dst
+
+
+def _nri(shape, d):
+    """(N, R, I): the kernels' view of an array of ``shape`` reduced along axis d."""
+    n = i = 1
+    for s in shape[:d]:
+        n *= s
+    for s in shape[d + 1:]:
+        i *= s
+    return n, shape[d], i
+
+
+def max_dim(x, dim, is_max=True):
+    """(values, indices) of the max (min) along ``dim``: the first extreme, a NaN winning (reference/reduce.py).
+    float32/float64 on the kernel (threaded rows or column blocks, in place for a C-contiguous x); other
+    dtypes on the reference."""
+    if x.dtype not in _FLOATS or not x.ndim:
+        return _ref.max_dim(x, dim, is_max)
+    shape = x.shape
+    d = dim % len(shape)
+    n, r, i = _nri(shape, d)
+    out_shape = shape[:d] + shape[d + 1:]
+    vals = np.empty(out_shape, x.dtype)
+    idx = np.empty(out_shape, np.int64)
+    _max_dim(np.ascontiguousarray(x).reshape(n, r, i), vals.reshape(n, i), idx.reshape(n, i), bool(is_max))
+    return vals, idx
+
+
+def max_dim_backward(g, idx, shape, dim):
+    """g (``shape`` without ``dim``) scattered to ``idx`` along ``dim``, zeros elsewhere: one threaded pass."""
+    if g.dtype not in _FLOATS or not len(shape):
+        return _ref.max_dim_backward(g, idx, shape, dim)
+    d = dim % len(shape)
+    n, r, i = _nri(shape, d)
+    dx = np.empty(shape, g.dtype)
+    _max_dim_bwd(np.ascontiguousarray(g).reshape(n, i), np.ascontiguousarray(idx, dtype=np.int64).reshape(n, i),
+                 dx.reshape(n, r, i))
+    return dx

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-__all__ = ["sum_rows", "sum_dims", "add_into", "copy_into"]
+__all__ = ["sum_rows", "sum_dims", "add_into", "copy_into", "max_dim", "max_dim_backward"]
 
 
 def sum_rows(x):
@@ -36,3 +36,20 @@ def copy_into(dst, src):
         raise ValueError(f"copy_into: dst {dst.shape} {dst.dtype} and src {src.shape} {src.dtype} differ")
     dst[...] = src
     return dst
+
+
+def max_dim(x, dim, is_max=True):
+    """(values, indices) of the max (min with not ``is_max``) of x along ``dim``: the first extreme, a NaN
+    counting as the extreme (the first NaN), as torch.max.   x: ndim >= 1, x.shape[dim] >= 1 -> two arrays
+    of x's shape without dim (x's dtype, int64)."""
+    idx = (np.argmax if is_max else np.argmin)(x, axis=dim)
+    vals = np.take_along_axis(x, np.expand_dims(idx, dim), axis=dim)
+    return np.squeeze(vals, dim), np.asarray(idx, dtype=np.int64)
+
+
+def max_dim_backward(g, idx, shape, dim):
+    """max_dim's input gradient: g (x's shape without dim) at the indices ``idx`` along ``dim``, zeros
+    elsewhere.   -> (shape), g's dtype."""
+    dx = np.zeros(shape, g.dtype)
+    np.put_along_axis(dx, np.expand_dims(idx, dim), np.expand_dims(g, dim), axis=dim)
+    return dx
