@@ -71,8 +71,26 @@ PE_WINO_INLINE void lanes(const Geo& g, index_t t0, index_t* n, index_t* oh, ind
   }
 }
 
-// Input transform of channels [c0, c1) of the panel at t0: v[(xi C + c) NR + l] = (B^T d B)[xi] of lane l.
+// The six-point B^T transform of L lanes, the one formula every input transform applies twice (B^T d, then
+// (B^T d) B as B^T of the transposed tile): o[k os + l] = sum_i B^T[k][i] a[i as + l], with
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+// written with the shared terms p, q, s, u (rows 1-4 pair up as p +- q and s +- u).
+template <class T, int L>
+PE_WINO_INLINE void bt6(const T* a, index_t as, T* o, index_t os) {
+  const T *a0 = a, *a1 = a0 + as, *a2 = a1 + as, *a3 = a2 + as, *a4 = a3 + as, *a5 = a4 + as;
+  T *r0 = o, *r1 = r0 + os, *r2 = r1 + os, *r3 = r2 + os, *r4 = r3 + os, *r5 = r4 + os;
+  for (int l = 0; l < L; ++l) {
+    const T p = a4[l] - T(4) * a2[l], q = a3[l] - T(4) * a1[l], s = a4[l] - a2[l], u = T(2) * (a3[l] - a1[l]);
+    r0[l] = T(4) * a0[l] - T(5) * a2[l] + a4[l];
+    r1[l] = p + q;
+    r2[l] = p - q;
+    r3[l] = s + u;
+    r4[l] = s - u;
+    r5[l] = T(4) * a1[l] - T(5) * a3[l] + a5[l];
+  }
+}
+
+// Input transform of channels [c0, c1) of the panel at t0: v[(xi C + c) NR + l] = (B^T d B)[xi] of lane l. (B^T: bt6)
 template <class T, int NR>
 PE_WINO_INLINE void input_impl(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {
   index_t n[NR], oh[NR], ow[NR];
@@ -104,37 +122,9 @@ PE_WINO_INLINE void input_impl(const T* x, const Geo& g, index_t t0, index_t c0,
       }
     }
     // t = B^T d (over the first index), then v = t B (over the second)
-    for (int j = 0; j < 6; ++j) {
-      const T *a0 = d + j * NR, *a1 = a0 + 6 * NR, *a2 = a1 + 6 * NR, *a3 = a2 + 6 * NR, *a4 = a3 + 6 * NR,
-              *a5 = a4 + 6 * NR;
-      T *r0 = t + j * NR, *r1 = r0 + 6 * NR, *r2 = r1 + 6 * NR, *r3 = r2 + 6 * NR, *r4 = r3 + 6 * NR,
-        *r5 = r4 + 6 * NR;
-      for (int l = 0; l < NR; ++l) {
-        const T p = a4[l] - T(4) * a2[l], q = a3[l] - T(4) * a1[l], s = a4[l] - a2[l], u = T(2) * (a3[l] - a1[l]);
-        r0[l] = T(4) * a0[l] - T(5) * a2[l] + a4[l];
-        r1[l] = p + q;
-        r2[l] = p - q;
-        r3[l] = s + u;
-        r4[l] = s - u;
-        r5[l] = T(4) * a1[l] - T(5) * a3[l] + a5[l];
-      }
-    }
+    for (int j = 0; j < 6; ++j) bt6<T, NR>(d + j * NR, 6 * NR, t + j * NR, 6 * NR);
     T* vc = v + c * NR;
-    for (int i = 0; i < 6; ++i) {
-      const T* a = t + i * 6 * NR;
-      T* o = vc + i * 6 * vs;
-      for (int l = 0; l < NR; ++l) {
-        const T a0 = a[l], a1 = a[NR + l], a2 = a[2 * NR + l], a3 = a[3 * NR + l], a4 = a[4 * NR + l],
-                a5 = a[5 * NR + l];
-        const T p = a4 - T(4) * a2, q = a3 - T(4) * a1, s = a4 - a2, u = T(2) * (a3 - a1);
-        o[l] = T(4) * a0 - T(5) * a2 + a4;
-        o[vs + l] = p + q;
-        o[2 * vs + l] = p - q;
-        o[3 * vs + l] = s + u;
-        o[4 * vs + l] = s - u;
-        o[5 * vs + l] = T(4) * a1 - T(5) * a3 + a5;
-      }
-    }
+    for (int i = 0; i < 6; ++i) bt6<T, NR>(t + i * 6 * NR, NR, vc + i * 6 * vs, vs);
   }
 }
 
@@ -290,37 +280,13 @@ PE_WINO_INLINE void winput_impl(const T* x, const Geo& g, index_t t0, index_t t1
         }
       }
     }
-    for (int j = 0; j < 6; ++j) {  // t = B^T d (as the forward's input transform)
-      const T *a0 = d + j * VL, *a1 = a0 + 6 * VL, *a2 = a1 + 6 * VL, *a3 = a2 + 6 * VL, *a4 = a3 + 6 * VL,
-              *a5 = a4 + 6 * VL;
-      T *r0 = t + j * VL, *r1 = r0 + 6 * VL, *r2 = r1 + 6 * VL, *r3 = r2 + 6 * VL, *r4 = r3 + 6 * VL,
-        *r5 = r4 + 6 * VL;
-      for (int l = 0; l < VL; ++l) {
-        const T p = a4[l] - T(4) * a2[l], q = a3[l] - T(4) * a1[l], s = a4[l] - a2[l], u = T(2) * (a3[l] - a1[l]);
-        r0[l] = T(4) * a0[l] - T(5) * a2[l] + a4[l];
-        r1[l] = p + q;
-        r2[l] = p - q;
-        r3[l] = s + u;
-        r4[l] = s - u;
-        r5[l] = T(4) * a1[l] - T(5) * a3[l] + a5[l];
-      }
-    }
+    for (int j = 0; j < 6; ++j) bt6<T, VL>(d + j * VL, 6 * VL, t + j * VL, 6 * VL);  // t = B^T d
     T* vs = v + (s0 + tt - t0) * W;
     for (int i = 0; i < 6; ++i) {  // v = t B
       const T* a = t + i * 6 * VL;
       T* o = vs + i * 6 * xs;
       alignas(64) T row[6][VL];
-      for (int l = 0; l < VL; ++l) {
-        const T a0 = a[l], a1 = a[VL + l], a2 = a[2 * VL + l], a3 = a[3 * VL + l], a4 = a[4 * VL + l],
-                a5 = a[5 * VL + l];
-        const T p = a4 - T(4) * a2, q = a3 - T(4) * a1, s = a4 - a2, u = T(2) * (a3 - a1);
-        row[0][l] = T(4) * a0 - T(5) * a2 + a4;
-        row[1][l] = p + q;
-        row[2][l] = p - q;
-        row[3][l] = s + u;
-        row[4][l] = s - u;
-        row[5][l] = T(4) * a1 - T(5) * a3 + a5;
-      }
+      bt6<T, VL>(a, VL, &row[0][0], VL);
       for (int k = 0; k < 6; ++k)
         for (int l = 0; l < W; ++l) o[k * xs + l] = row[k][l];
     }

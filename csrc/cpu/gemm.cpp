@@ -169,42 +169,39 @@ static thread_local Scratch tl_shared_b;
 // 2048^3 and 4096^3 on one thread: see dev/gemm_notes.md, "Packing".)
 constexpr index_t kPackRows = 16;
 
+// R-wide micro-panels of an operand over depth [p0, p0+kc) and its other index [i0, i0+n): A's rows (R = MR)
+// or B's columns (R = NR), the one packing routine both operands share. `along_depth`: the operand is stored
+// with that other index as its rows (A (M, K), B (N, K)), so a micro-panel reads R rows along the depth
+// (`interleave`); else the depth is its rows (A (K, M), B (K, N)) and kPackRows of them are copied at a time
+// across all the micro-panels (`copy`), as said above.
+template <class T, int R, class Interleave, class Copy>
+static void pack_panels(Interleave interleave, Copy copy, T* dst, const T* src, index_t ld, bool along_depth,
+                        index_t i0, index_t n, index_t p0, index_t kc) {
+  if (along_depth) {
+    for (index_t ir = 0; ir < n; ir += R)
+      interleave(dst + ir * kc, src + (i0 + ir) * ld + p0, ld, static_cast<int>(std::min<index_t>(R, n - ir)), kc);
+    return;
+  }
+  for (index_t q = 0; q < kc; q += kPackRows) {
+    const index_t qn = std::min(kPackRows, kc - q);
+    for (index_t ir = 0; ir < n; ir += R)
+      copy(dst + ir * kc + q * R, src + (p0 + q) * ld + (i0 + ir), ld, static_cast<int>(std::min<index_t>(R, n - ir)),
+           qn);
+  }
+}
+
 // Ap: rows [i0, i0+mc) x depth [p0, p0+kc) of op(A), as ceil(mc/MR) micro-panels.
 template <class T, int MR>
 static void pack_a(const Kernels<T>& ks, T* ap, const GemmArgs<T>& g, const T* a, index_t i0, index_t mc,
                    index_t p0, index_t kc) {
-  if (!g.trans_a) {  // A stored (M, K): op(A)(i, p) = a[i*lda + p]; a micro-panel reads MR rows along p
-    for (index_t ir = 0; ir < mc; ir += MR)
-      ks.a_interleave(ap + ir * kc, a + (i0 + ir) * g.lda + p0, g.lda,
-                      static_cast<int>(std::min<index_t>(MR, mc - ir)), kc);
-    return;
-  }
-  // A stored (K, M): op(A)(i, p) = a[p*lda + i]; kPackRows rows of it at a time.
-  for (index_t q = 0; q < kc; q += kPackRows) {
-    const index_t qn = std::min(kPackRows, kc - q);
-    for (index_t ir = 0; ir < mc; ir += MR)
-      ks.a_copy(ap + ir * kc + q * MR, a + (p0 + q) * g.lda + (i0 + ir), g.lda,
-                static_cast<int>(std::min<index_t>(MR, mc - ir)), qn);
-  }
+  pack_panels<T, MR>(ks.a_interleave, ks.a_copy, ap, a, g.lda, !g.trans_a, i0, mc, p0, kc);
 }
 
 // Bp: depth [p0, p0+kc) x columns [j0, j0+nc) of op(B), as ceil(nc/NR) micro-panels.
 template <class T, int NR>
 static void pack_b(const Kernels<T>& ks, T* bp, const GemmArgs<T>& g, const T* b, index_t j0, index_t nc,
                    index_t p0, index_t kc) {
-  if (g.trans_b) {  // B stored (N, K): op(B)(p, j) = b[j*ldb + p]; a micro-panel reads NR rows along p
-    for (index_t jr = 0; jr < nc; jr += NR)
-      ks.b_interleave(bp + jr * kc, b + (j0 + jr) * g.ldb + p0, g.ldb,
-                      static_cast<int>(std::min<index_t>(NR, nc - jr)), kc);
-    return;
-  }
-  // B stored (K, N): op(B)(p, j) = b[p*ldb + j]; kPackRows rows of it at a time.
-  for (index_t q = 0; q < kc; q += kPackRows) {
-    const index_t qn = std::min(kPackRows, kc - q);
-    for (index_t jr = 0; jr < nc; jr += NR)
-      ks.b_copy(bp + jr * kc + q * NR, b + (p0 + q) * g.ldb + (j0 + jr), g.ldb,
-                static_cast<int>(std::min<index_t>(NR, nc - jr)), qn);
-  }
+  pack_panels<T, NR>(ks.b_interleave, ks.b_copy, bp, b, g.ldb, g.trans_b, j0, nc, p0, kc);
 }
 
 // ------------------------------------------------------------------ generic micro-kernel

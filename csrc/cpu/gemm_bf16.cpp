@@ -153,6 +153,21 @@ void to_bf16_generic(const float* x, bf16_t* y, index_t n);
 PE_TARGET_AVX512BF16 void to_bf16_avx512bf16(const float* x, bf16_t* y, index_t n);
 #endif
 
+#if PE_X86
+// Whether any of the 32 floats lo, hi is a float32 denormal (exponent bits 0, mantissa not 0): vcvtne2ps2bf16
+// flushes those, so such a group is rounded by the bit arithmetic instead (to_bf16_generic).
+PE_TARGET_AVX512BF16 inline bool any_denormal(__m512 lo, __m512 hi) {
+  const __m512i exp_mask = _mm512_set1_epi32(0x7f800000), man_mask = _mm512_set1_epi32(0x007fffff);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i ulo = _mm512_castps_si512(lo), uhi = _mm512_castps_si512(hi);
+  const __mmask16 dlo = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(ulo, man_mask),
+                                                     _mm512_and_si512(ulo, exp_mask), zero);
+  const __mmask16 dhi = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(uhi, man_mask),
+                                                     _mm512_and_si512(uhi, exp_mask), zero);
+  return (dlo | dhi) != 0;
+}
+#endif
+
 // The end of a block: rows of `src` (stride ss floats, m x n) plus the bias (n values, or null) rounded to
 // bfloat16 into c16 (stride ldc16), or written as float32 into c (stride ldc) when c16 is null.
 #if PE_X86
@@ -166,20 +181,13 @@ void finish_rows_bf16_avx512(const float* src, index_t ss, index_t m, index_t n,
   const __mmask16 k0 = static_cast<__mmask16>(keep), k1 = static_cast<__mmask16>(keep >> 16);
   const __m512 b0 = bias ? _mm512_maskz_loadu_ps(k0, bias) : _mm512_setzero_ps();
   const __m512 b1 = bias ? _mm512_maskz_loadu_ps(k1, bias + 16) : _mm512_setzero_ps();
-  const __m512i exp_mask = _mm512_set1_epi32(0x7f800000), man_mask = _mm512_set1_epi32(0x007fffff);
-  const __m512i zero = _mm512_setzero_si512();
   for (index_t r = 0; r < m; ++r) {
     __m512 lo = _mm512_maskz_loadu_ps(k0, src + r * ss), hi = _mm512_maskz_loadu_ps(k1, src + r * ss + 16);
     if (bias) {
       lo = _mm512_add_ps(lo, b0);
       hi = _mm512_add_ps(hi, b1);
     }
-    const __m512i ulo = _mm512_castps_si512(lo), uhi = _mm512_castps_si512(hi);
-    const __mmask16 dlo = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(ulo, man_mask),
-                                                       _mm512_and_si512(ulo, exp_mask), zero);
-    const __mmask16 dhi = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(uhi, man_mask),
-                                                       _mm512_and_si512(uhi, exp_mask), zero);
-    if ((dlo | dhi) != 0) {
+    if (any_denormal(lo, hi)) {
       alignas(64) float row[32];
       _mm512_store_ps(row, lo);
       _mm512_store_ps(row + 16, hi);
@@ -749,17 +757,10 @@ void to_bf16_generic(const float* x, bf16_t* y, index_t n) {
 // rounding for every input.
 PE_TARGET_AVX512BF16
 void to_bf16_avx512bf16(const float* x, bf16_t* y, index_t n) {
-  const __m512i exp_mask = _mm512_set1_epi32(0x7f800000), man_mask = _mm512_set1_epi32(0x007fffff);
-  const __m512i zero = _mm512_setzero_si512();
   index_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m512 lo = _mm512_loadu_ps(x + i), hi = _mm512_loadu_ps(x + i + 16);
-    const __m512i ulo = _mm512_castps_si512(lo), uhi = _mm512_castps_si512(hi);
-    const __mmask16 dlo = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(ulo, man_mask),
-                                                       _mm512_and_si512(ulo, exp_mask), zero);
-    const __mmask16 dhi = _mm512_mask_cmpeq_epi32_mask(_mm512_test_epi32_mask(uhi, man_mask),
-                                                       _mm512_and_si512(uhi, exp_mask), zero);
-    if ((dlo | dhi) != 0) {
+    if (any_denormal(lo, hi)) {
       to_bf16_generic(x + i, y + i, 32);
       continue;
     }

@@ -7,6 +7,7 @@ machine allows (AMX needs the CPU flags and the OS's permission for the tile sta
 avx512 (PYENGINE_ISA, ``_C.set_isa``) means the generic path.
 """
 from ._lib import _C
+from .activation import _is_tanh  # gelu's approximate= check, one place for both GELUs
 
 __all__ = ["matmul_bf16", "f32_to_bf16", "bf16_to_f32", "gelu_bf16_forward", "gelu_bf16_backward",
            "sum_rows_bf16"]
@@ -17,22 +18,14 @@ bf16_to_f32 = _C.bf16_to_f32
 sum_rows_bf16 = _C.sum_rows_bf16
 
 
-def _tanh(approximate):
-    if approximate == "tanh":
-        return True
-    if approximate == "none":
-        return False
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-
-
 def gelu_bf16_forward(x, approximate="none"):
     """GELU of bfloat16 x in float32 spans, rounded once (csrc/cpu/activation_bf16.cpp)."""
-    return _C.gelu_bf16_forward(x, _tanh(approximate))
+    return _C.gelu_bf16_forward(x, _is_tanh(approximate))
 
 
 def gelu_bf16_backward(x, dy, approximate="none"):
     """dy * GELU'(x) for bfloat16 x, dy, in float32 spans, rounded once."""
-    return _C.gelu_bf16_backward(x, dy, _tanh(approximate))
+    return _C.gelu_bf16_backward(x, dy, _is_tanh(approximate))
 
 
 path = _C.bf16_path
