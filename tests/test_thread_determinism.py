@@ -30,6 +30,16 @@ def _t(a, grad=True):
     return pe.tensor(a, requires_grad=grad)
 
 
+def _grads(f, inputs, g):
+    """A case running y = f(*inputs) and y.backward(g): returns y and every input's gradient."""
+    def run():
+        ts = [_t(a) for a in inputs]
+        y = f(*ts)
+        y.backward(pe.tensor(g))
+        return [y] + [t.grad for t in ts]
+    return run
+
+
 def _case_sum_dim0(dtype):
     x = _rng(1).standard_normal((4099, 37)).astype(dtype)  # column sums: rows split between threads
     def run():
@@ -65,12 +75,7 @@ def _case_linear_bias_grad(dtype):
     w = _rng(5).standard_normal((131, 67)).astype(dtype)
     b = _rng(6).standard_normal(131).astype(dtype)
     g = _rng(7).standard_normal((2051, 131)).astype(dtype)
-    def run():
-        xs, ws, bs = _t(x), _t(w), _t(b)
-        y = F.linear(xs, ws, bs)
-        y.backward(pe.tensor(g))
-        return [y, xs.grad, ws.grad, bs.grad]
-    return run
+    return _grads(F.linear, (x, w, b), g)
 
 
 def _case_layer_norm(dtype):
@@ -78,32 +83,17 @@ def _case_layer_norm(dtype):
     w = _rng(9).standard_normal(97).astype(dtype)
     b = _rng(10).standard_normal(97).astype(dtype)
     g = _rng(11).standard_normal((2063, 97)).astype(dtype)
-    def run():
-        xs, ws, bs = _t(x), _t(w), _t(b)
-        y = F.layer_norm(xs, (97,), ws, bs)
-        y.backward(pe.tensor(g))
-        return [y, xs.grad, ws.grad, bs.grad]
-    return run
+    return _grads(lambda xs, ws, bs: F.layer_norm(xs, (97,), ws, bs), (x, w, b), g)
 
 
 def _case_attention(dtype):
     q, k, v, g = (_rng(12 + i).standard_normal((2, 3, 257, 32)).astype(dtype) for i in range(4))
-    def run():
-        qs, ks, vs = _t(q), _t(k), _t(v)
-        y = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True)
-        y.backward(pe.tensor(g))
-        return [y, qs.grad, ks.grad, vs.grad]
-    return run
+    return _grads(lambda qs, ks, vs: F.scaled_dot_product_attention(qs, ks, vs, is_causal=True), (q, k, v), g)
 
 
 def _case_attention_one_head(dtype):  # one head: the backward's split schedule on several threads
     q, k, v, g = (_rng(16 + i).standard_normal((1, 1, 513, 64)).astype(dtype) for i in range(4))
-    def run():
-        qs, ks, vs = _t(q), _t(k), _t(v)
-        y = F.scaled_dot_product_attention(qs, ks, vs)
-        y.backward(pe.tensor(g))
-        return [y, qs.grad, ks.grad, vs.grad]
-    return run
+    return _grads(F.scaled_dot_product_attention, (q, k, v), g)
 
 
 def _case_cross_entropy(dtype):
