@@ -4,12 +4,11 @@ Same signatures and return conventions as the reference. Inputs are made C-conti
 outputs are allocated here and filled by the kernels. float32 / float64 only (other dtypes
 raise TypeError from the binding).
 """
-import math
 
 import numpy as np
 
 from ._lib import _C
-from .reduce import copy_into
+from .reduce import _nri, copy_into  # _nri: (N, C, I), the kernels' view along dim
 
 __all__ = ["relu_forward", "relu_backward", "gelu_forward", "gelu_backward",
            "softmax_forward", "softmax_backward"]
@@ -73,12 +72,6 @@ def gelu_backward(x, dy, approximate="none"):
 # Softmax works on the last dim. The kernels take (N, C); other ranks (e.g. attention scores
 # (B, H, T, T)) are viewed as (-1, C) and the result viewed back.
 
-def _slices(shape, dim):
-    """(N, C, I) for softmax along ``dim`` of an array of ``shape``: the kernel's view of it (C order)."""
-    d = dim % len(shape)
-    return math.prod(shape[:d]), shape[d], math.prod(shape[d + 1:])
-
-
 def softmax_forward(x, log=False, dim=-1):
     """Softmax (or log-softmax) along ``dim``, max-subtracted.   x: any shape -> y: x's shape.
 
@@ -89,7 +82,7 @@ def softmax_forward(x, log=False, dim=-1):
     if not x.ndim:
         _softmax_fwd(x, y, bool(log))  # the binding rejects a 0-d x, naming the op
         return y
-    n, c, i = _slices(x.shape, dim)
+    n, c, i = _nri(x.shape, dim)
     shape = (n, c) if i == 1 else (n, c, i)
     _softmax_fwd(x.reshape(shape), y.reshape(shape), bool(log))
     return y
@@ -107,7 +100,7 @@ def softmax_backward(y, dy, log=False, dim=-1):
         return dx
     if dy.shape != y.shape:  # the binding would only see the flattened shapes
         raise ValueError(f"softmax_backward: y {y.shape} and dy {dy.shape} must have the same shape")
-    n, c, i = _slices(y.shape, dim)
+    n, c, i = _nri(y.shape, dim)
     shape = (n, c) if i == 1 else (n, c, i)
     _softmax_bwd(y.reshape(shape), dy.reshape(shape), dx.reshape(shape), bool(log))
     return dx

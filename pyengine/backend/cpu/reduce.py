@@ -100,13 +100,10 @@ def copy_into(dst, src):
 
 
 def _nri(shape, d):
-    """(N, R, I): the kernels' view of an array of ``shape`` reduced along axis d."""
-    n = i = 1
-    for s in shape[:d]:
-        n *= s
-    for s in shape[d + 1:]:
-        i *= s
-    return n, shape[d], i
+    """(N, R, I): the kernels' C-order view of an array of ``shape`` reduced (or softmaxed) along axis d
+    (negative d counts from the end)."""
+    d %= len(shape)
+    return math.prod(shape[:d]), shape[d], math.prod(shape[d + 1:])
 
 
 def max_dim(x, dim, is_max=True):
