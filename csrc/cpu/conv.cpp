@@ -85,11 +85,14 @@ PE_TARGET_CLONES bool all_finite(const T* x, index_t n) {
   return total == total;
 }
 
-// Winograd for this call: the shape qualifies and the operands it transforms are finite.
+// Winograd for this call: the shape qualifies and the two operands it transforms (a[0:na), b[0:nb)) are finite.
 template <class T>
-bool use_winograd(const ConvShape& s, const T* in, index_t in_size, const T* w) {
-  return winograd_applies(s) && all_finite(w, s.O * (s.C / s.G) * s.KH * s.KW) && all_finite(in, in_size);
+bool use_winograd(const ConvShape& s, const T* a, index_t na, const T* b, index_t nb) {
+  return winograd_applies(s) && all_finite(b, nb) && all_finite(a, na);
 }
+
+// The weights' element count (for use_winograd).
+index_t weight_size(const ConvShape& s) { return s.O * (s.C / s.G) * s.KH * s.KW; }
 
 index_t tile_rows(const ConvShape& s, index_t K) {
   const index_t per_row = std::max<index_t>(K * s.Wo, 1);
@@ -548,7 +551,7 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s
     if (!depthwise_forward(x, w, b, y, s)) dw_forward(x, w, b, y, s);
     return;
   }
-  if (use_winograd(s, x, s.N * s.C * s.H * s.W, w)) return winograd_forward(x, w, b, y, s);
+  if (use_winograd(s, x, s.N * s.C * s.H * s.W, w, weight_size(s))) return winograd_forward(x, w, b, y, s);
   if (dense_direct_forward(x, w, b, y, s)) return;  // few input channels: direct (conv_depthwise.cpp)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
   const bool direct = is_pointwise(s);
@@ -622,7 +625,7 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
     if (!depthwise_backward_input(dy, w, dx, s)) dw_backward_input(dy, w, dx, s);
     return;
   }
-  if (use_winograd(s, dy, s.N * s.O * s.Ho * s.Wo, w)) return winograd_backward_input(dy, w, dx, s);
+  if (use_winograd(s, dy, s.N * s.O * s.Ho * s.Wo, w, weight_size(s))) return winograd_backward_input(dy, w, dx, s);
   if (dense_direct_backward_input(dy, w, dx, s)) return;  // few output channels: direct (conv_depthwise.cpp)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW;
   const bool direct = is_pointwise(s);
@@ -693,7 +696,7 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
     return;
   }
   if (s.G == s.C && depthwise_backward_weight(dy, x, dw, s)) return;  // one input channel per group
-  if (winograd_applies(s) && all_finite(x, s.N * s.C * HW) && all_finite(dy, s.N * s.O * L))
+  if (use_winograd(s, x, s.N * s.C * HW, dy, s.N * s.O * L))
     return winograd_backward_weight(dy, x, dw, s);
   if (is_pointwise(s)) {
     for (index_t n = 0; n < s.N; ++n)
