@@ -772,10 +772,7 @@ void to_bf16_avx512bf16(const float* x, bf16_t* y, index_t n) {
 #endif
 
 void to_f32(const bf16_t* x, float* y, index_t n) {
-  for (index_t i = 0; i < n; ++i) {
-    const std::uint32_t u = static_cast<std::uint32_t>(x[i]) << 16;
-    std::memcpy(y + i, &u, 4);
-  }
+  for (index_t i = 0; i < n; ++i) y[i] = bf16_value(x[i]);
 }
 
 }  // namespace gemm_bf16_detail
@@ -842,9 +839,14 @@ void sum_rows_bf16(const bf16_t* x, index_t rows, index_t cols, float* out) {
   });
 }
 
-void f32_to_bf16(const float* x, bf16_t* y, index_t n) {
-  using namespace gemm_bf16_detail;
-  const bool simd = bf16_path() != Bf16Path::generic;
+namespace gemm_bf16_detail {
+
+// y[0:n) = convert(x[0:n)) in equal 64-aligned spans on threads: `simd` (AVX-512 paths) where the bf16
+// path in use allows it, `plain` otherwise; elementwise, so the split does not change a bit.
+template <class From, class To>
+void convert_threaded(const From* x, To* y, index_t n, void (*simd)(const From*, To*, index_t),
+                      void (*plain)(const From*, To*, index_t)) {
+  const bool use_simd = PE_X86 && bf16_path() != Bf16Path::generic;
   const int threads = threads_for(n, index_t(1) << 17);
   const index_t chunk = round_up((n + threads - 1) / std::max(threads, 1), 64);
 #if defined(PYENGINE_OPENMP)
@@ -852,36 +854,28 @@ void f32_to_bf16(const float* x, bf16_t* y, index_t n) {
 #endif
   for (int t = 0; t < threads; ++t) {
     const index_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
-#if PE_X86
-    if (simd) {
-      to_bf16_avx512bf16(x + lo, y + lo, hi - lo);
-      continue;
-    }
-#endif
-    to_bf16_generic(x + lo, y + lo, hi - lo);
+    (use_simd ? simd : plain)(x + lo, y + lo, hi - lo);
   }
-  (void)simd;
+}
+
+}  // namespace gemm_bf16_detail
+
+void f32_to_bf16(const float* x, bf16_t* y, index_t n) {
+  using namespace gemm_bf16_detail;
+#if PE_X86
+  convert_threaded(x, y, n, to_bf16_avx512bf16, to_bf16_generic);
+#else
+  convert_threaded(x, y, n, to_bf16_generic, to_bf16_generic);
+#endif
 }
 
 void bf16_to_f32(const bf16_t* x, float* y, index_t n) {
   using namespace gemm_bf16_detail;
-  const bool simd = bf16_path() != Bf16Path::generic;
-  const int threads = threads_for(n, index_t(1) << 17);
-  const index_t chunk = round_up((n + threads - 1) / std::max(threads, 1), 64);
-#if defined(PYENGINE_OPENMP)
-#pragma omp parallel for num_threads(threads) if (threads > 1)
-#endif
-  for (int t = 0; t < threads; ++t) {
-    const index_t lo = std::min(n, t * chunk), hi = std::min(n, lo + chunk);
 #if PE_X86
-    if (simd) {
-      to_f32_avx512(x + lo, y + lo, hi - lo);
-      continue;
-    }
+  convert_threaded(x, y, n, to_f32_avx512, to_f32);
+#else
+  convert_threaded(x, y, n, to_f32, to_f32);
 #endif
-    to_f32(x + lo, y + lo, hi - lo);
-  }
-  (void)simd;
 }
 
 }  // namespace pe
