@@ -193,8 +193,7 @@ PE_TARGET_AVX512 inline SigmoidF16 gelu_tanh_sigmoid16(__m512 x) {
   const __m512 v = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(u2), _mm512_set1_epi32(INT32_MIN)));
   const __m512 ea = VF16::exp(v);  // e^{-|2u|}
   const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), ea);
-  const __m512 r0 = _mm512_rcp14_ps(d);
-  const __m512 r = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(d, r0, _mm512_set1_ps(1.0f)), r0);  // 1 / (1 + ea)
+  const __m512 r = VF16::recip(d);  // 1 / (1 + ea)
   const __m512 re = _mm512_mul_ps(ea, r);
   const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
   return {_mm512_mask_mov_ps(re, pos, r), _mm512_mask_mov_ps(r, pos, re)};

@@ -272,10 +272,7 @@ PE_EW_EXP_BLOCK(avx2, PE_TARGET_AVX2, Isa::avx2)
 struct Fast512 {
   using V = simd::Vec<float, Isa::avx512>;
   using reg = __m512;
-  PE_TARGET_AVX512 static PE_INLINE reg recip(reg d) {
-    const reg r = _mm512_rcp14_ps(d);
-    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
-  }
+  PE_TARGET_AVX512 static PE_INLINE reg recip(reg d) { return V::recip(d); }
   PE_TARGET_AVX512 static PE_INLINE reg abs(reg x) { return _mm512_abs_ps(x); }
   PE_TARGET_AVX512 static PE_INLINE reg sign(reg x) {  // x's sign bit alone
     return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN)));
@@ -370,8 +367,7 @@ PE_TARGET_AVX512 PE_INLINE __m512 log_vec_avx512(__m512 x) {
   const __m512 m = _mm512_mask_mul_ps(m1, hi, m1, _mm512_set1_ps(0.5f));
   e = _mm512_mask_add_ps(e, hi, e, _mm512_set1_ps(1.0f));
   const __m512 d = _mm512_add_ps(m, _mm512_set1_ps(1.0f));
-  __m512 r = _mm512_rcp14_ps(d);
-  r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+  const __m512 r = simd::Vec<float, Isa::avx512>::recip(d);
   const __m512 sv = _mm512_mul_ps(_mm512_sub_ps(m, _mm512_set1_ps(1.0f)), r);
   const __m512 s2 = _mm512_mul_ps(sv, sv);
   __m512 q = _mm512_set1_ps(2.0f / 11);
