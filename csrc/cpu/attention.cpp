@@ -166,10 +166,10 @@ class Scratch {
 // (all values beyond mean "no key" / "every key"), which keeps i + offset from
 // overflowing.
 template <class T>
-AttnArgs<T> normalised(const AttnArgs<T>& args) {
+AttnArgs<T> normalised(const AttnArgs<T>& args, index_t default_bc) {
   AttnArgs<T> a = args;
   if (a.br <= 0) a.br = kBlockQ;
-  if (a.bc <= 0) a.bc = kBlockK;
+  if (a.bc <= 0) a.bc = a.Tk <= kBlockK ? kBlockK : default_bc;  // short Tk: one block of kBlockK either way
   a.causal_offset = std::min(a.Tk, std::max(-(a.Tq + 1), a.causal_offset));
   return a;
 }
@@ -186,7 +186,7 @@ index_t work_of(const AttnArgs<T>& a, index_t gemms_per_pair) {
 
 template <class T>
 void attention_forward(const AttnArgs<T>& args) {
-  const AttnArgs<T> a = normalised(args);
+  const AttnArgs<T> a = normalised(args, kBlockKForward);
   const index_t nqb = (a.Tq + a.br - 1) / a.br;
   const index_t ntasks = a.BH * nqb;
   if (ntasks == 0) return;
@@ -222,7 +222,7 @@ void attention_forward(const AttnArgs<T>& args) {
 // extra 40% of flops.
 template <class T>
 void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
-  AttnArgs<T> a = normalised(args);
+  AttnArgs<T> a = normalised(args, kBlockK);
   if (a.BH == 0) return;
   const index_t nqb = (a.Tq + a.br - 1) / a.br, nkb = (a.Tk + a.bc - 1) / a.bc;
   int nt = threads_for(work_of(a, 4));
