@@ -7,14 +7,13 @@ remainder (optimizer, engine bookkeeping, non-Function ops) is printed as 'other
 float32 power with exponent 3.0 is ~70 ms of the step's ~100 ms GELU per layer).
 --torch: also time PyTorch's step, interleaved (seconds per step, min of the rounds).
 """
-import collections
 import sys
 import time
 
 import numpy as np
 
 import pyengine as pe
-from pyengine import autograd
+import function_timers as timers  # dev/ is the script's directory: on sys.path
 from bench.suites.ops import build_gpt
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -30,54 +29,8 @@ try:
 except ImportError:
     pass
 
-fwd = collections.defaultdict(lambda: [0.0, 0])
-bwd = collections.defaultdict(lambda: [0.0, 0])
-depth = [0]
-orig_apply = autograd.Function.apply.__func__
-
-
-def timed_apply(cls, *args):
-    if depth[0]:
-        return orig_apply(cls, *args)
-    depth[0] += 1
-    t0 = time.perf_counter()
-    try:
-        return orig_apply(cls, *args)
-    finally:
-        r = fwd[cls.__name__]
-        r[0] += time.perf_counter() - t0
-        r[1] += 1
-        depth[0] -= 1
-
-
-def wrap_backward(cls):
-    ob = cls.__dict__.get("backward")
-    if ob is None or getattr(ob, "_timed", False):
-        return
-
-    def backward(self, *g):
-        t0 = time.perf_counter()
-        try:
-            return ob(self, *g)
-        finally:
-            r = bwd[type(self).__name__]
-            r[0] += time.perf_counter() - t0
-            r[1] += 1
-    backward._timed = True
-    cls.backward = backward
-
-
-def all_subclasses(c):
-    for s in c.__subclasses__():
-        yield s
-        yield from all_subclasses(s)
-
-
-autograd.Function.apply = classmethod(timed_apply)
-for c in list(all_subclasses(autograd.Function)):
-    if "apply" in c.__dict__:
-        continue
-    wrap_backward(c)
+timers.install()
+fwd, bwd = timers.fwd, timers.bwd
 
 V, T, B, L, H, C = 65, 128, 16, 4, 4, 128
 rng = np.random.default_rng(0)
@@ -107,15 +60,7 @@ t_all = time.perf_counter() - t_all
 ms = 1e3 / steps
 print(f"threads={threads} step {t_all * ms:.1f} ms: forward {tot['fwd'] * ms:.1f}, backward {tot['bwd'] * ms:.1f}, "
       f"optimizer {tot['opt'] * ms:.1f}")
-rows = sorted(set(fwd) | set(bwd), key=lambda k: -(fwd[k][0] + bwd[k][0]))
-print(f"{'Function':22s} {'calls':>6s} {'fwd ms':>8s} {'bwd ms':>8s}")
-sf = sb = 0.0
-for k in rows:
-    f, b = fwd[k], bwd[k]
-    sf += f[0]; sb += b[0]
-    print(f"{k:22s} {f[1] // steps:6d} {f[0] * ms:8.2f} {b[0] * ms:8.2f}")
-print(f"{'(Functions total)':22s} {'':6s} {sf * ms:8.2f} {sb * ms:8.2f}")
-print(f"{'(other: engine etc.)':22s} {'':6s} {(tot['fwd'] - sf) * ms:8.2f} {(tot['bwd'] - sb) * ms:8.2f}")
+timers.print_table(steps, tot["fwd"], tot["bwd"])
 
 if "--torch" in sys.argv:
     import torch
@@ -132,7 +77,7 @@ if "--torch" in sys.argv:
         loss.backward()
         topt.step()
     tstep()
-    autograd.Function.apply = classmethod(orig_apply)  # untimed from here
+    timers.uninstall()  # untimed from here
     best = {"pe": 1e9, "torch": 1e9}
     for _ in range(4):
         for name, f in (("pe", step), ("torch", tstep)):
