@@ -349,10 +349,10 @@ def binary_apply(cls, other):
     """``apply(a, b)``: ``cls.apply(a, b)`` for an arithmetic operator's Function (Add, Sub, Mul, Div: two inputs,
     one output, saving both inputs or neither), each operand a Tensor or a Python float / int, specialised to two
     arguments: the same graph, records and results as ``Function.apply``, without its argument loops and lists
-    (~1 us of a one-element ``a * b``'s ~3 us; dev/gpt_ops_notes.md, "Per-op overhead"). ``Function.apply``
-    takes what it does not specialise: two numbers, a 2-byte operand (bfloat16 / float16, pyengine/_lowp.py),
-    a recording profiler. ``other(a, b)`` is called when an operand is of another type (a bool, an array,
-    a list: the op converts it). The operators are these functions themselves (Tensor.__mul__ ...)."""
+    (~0.7 us of a one-element ``a * b``'s ~2.9 us; dev/gpt_ops_notes.md, "Per-op overhead", round 2).
+    ``Function.apply`` takes what it does not specialise: two numbers, a 2-byte operand (bfloat16 / float16,
+    pyengine/_lowp.py), a recording profiler. ``other(a, b)`` is called when an operand is of another type (a
+    bool, an array, a list: the op converts it). The operators are these functions (Tensor.__mul__ ...)."""
     saves = cls._binary_saves
     if saves is None:
         raise TypeError(f"binary_apply: {cls.__name__} is not a two-input Function that saves both inputs or none")
@@ -361,25 +361,23 @@ def binary_apply(cls, other):
         if _profiler is not None:
             return cls.apply(a, b)
         if isinstance(a, Tensor):
-            da = a._data
-            ra = a.requires_grad
-            if da.itemsize == 2:
-                return cls.apply(a, b)
+            da, ra = a._data, a.requires_grad
         elif type(a) is float or type(a) is int:
             da, ra = a, False
         else:
             return other(a, b)
         if isinstance(b, Tensor):
-            db = b._data
-            rb = b.requires_grad
-            if db.itemsize == 2:
+            db, rb = b._data, b.requires_grad
+            if db.itemsize == 2:  # bfloat16 / float16: computed through float32 (pyengine/_lowp.py)
                 return cls.apply(a, b)
-        elif type(b) is float or type(b) is int:
-            if da is a:  # two numbers
-                return cls.apply(a, b)
-            db, rb = b, False
-        else:
+        elif type(b) is not float and type(b) is not int:
             return other(a, b)
+        elif da is a:  # two numbers
+            return cls.apply(a, b)
+        else:
+            db, rb = b, False
+        if da is not a and da.itemsize == 2:
+            return cls.apply(a, b)
         fn = _new(cls)
         fn.backend = B = backend_of(a, b)
         fn.xp = B.xp

@@ -443,8 +443,8 @@ def test_version_record_of_a_tensor_without_counter():
 
 
 def test_hot_operators_are_the_ops():
-    """a + b, a * b, a.exp() ... call pyengine.ops' functions (the operators: their two-operand apply) directly (one Python call less per op): the same
-    results, gradients and errors as the ops."""
+    """a + b, a * b, a.exp() ... call pyengine.ops' functions directly (one Python call less per op; the four
+    arithmetic operators: their Functions' two-operand apply): the same results, gradients and errors as the ops."""
     from pyengine.ops.elementwise import OPERATORS
     for method, op in (("exp", pe.ops.exp), ("tanh", pe.ops.tanh), ("matmul", pe.ops.matmul), *OPERATORS.items()):
         assert vars(pe.Tensor)[method] is op
