@@ -203,6 +203,7 @@ class Function:
     _saves_plan = None  # saves as apply reads it (_plan_saves)
     _saves_inputs, _saves_out = -1, False
     _apply_facts = (False, -1, False, None)
+    _binary_saves = None
 
     def forward(self, *args):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -344,6 +345,96 @@ class Function:
         return res
 
 
+def binary_apply(cls, other):
+    """``apply(a, b)``: ``cls.apply(a, b)`` for an arithmetic operator's Function (Add, Sub, Mul, Div: two inputs,
+    one output, saving both inputs or neither), each operand a Tensor or a Python float / int, specialised to two
+    arguments: the same graph, records and results as ``Function.apply``, without its argument loops and lists
+    (~0.7 us of a one-element ``a * b``'s ~2.9 us; dev/gpt_ops_notes.md, "Per-op overhead", round 2).
+    ``Function.apply`` takes what it does not specialise: two numbers, a 2-byte operand (bfloat16 / float16,
+    pyengine/_lowp.py), a recording profiler. ``other(a, b)`` is called when an operand is of another type (a
+    bool, an array, a list: the op converts it). The operators are these functions (Tensor.__mul__ ...)."""
+    saves = cls._binary_saves
+    if saves is None:
+        raise TypeError(f"binary_apply: {cls.__name__} is not a two-input Function that saves both inputs or none")
+
+    def apply(a, b):
+        if _profiler is not None:
+            return cls.apply(a, b)
+        if isinstance(a, Tensor):
+            da, ra = a._data, a.requires_grad
+        elif type(a) is float or type(a) is int:
+            da, ra = a, False
+        else:
+            return other(a, b)
+        if isinstance(b, Tensor):
+            db, rb = b._data, b.requires_grad
+            if db.itemsize == 2:  # bfloat16 / float16: computed through float32 (pyengine/_lowp.py)
+                return cls.apply(a, b)
+        elif type(b) is not float and type(b) is not int:
+            return other(a, b)
+        elif da is a:  # two numbers
+            return cls.apply(a, b)
+        else:
+            db, rb = b, False
+        if da is not a and da.itemsize == 2:
+            return cls.apply(a, b)
+        fn = _new(cls)
+        fn.backend = B = backend_of(a, b)
+        fn.xp = B.xp
+        res = _new(Tensor)  # _wrap inlined
+        res._hooks = res._post_hooks = res._version = res._base = res._vv = res.grad = None
+        res._out_index = 0
+        if not (ra or rb) or (_grad_off_threads and not _state.enabled):  # no graph: the forward computation only
+            out = fn.forward(da, db)
+            res._data = out if type(out) is np.ndarray else np.asarray(out)
+            res.grad_fn = None
+            res.requires_grad = False
+            return res
+        # the graph, as Function.apply's second walk and its records
+        if da is a:
+            ea = sa = None
+        else:
+            if a._base is not None and a._version[0] != a._vv:  # its base was written in place
+                inplace.refresh_view(a)
+            ra = a.requires_grad
+            gf = a.grad_fn
+            ea = (a if gf is None else (gf, a._out_index)) if ra else None
+            sa = da.shape
+        if db is b:
+            eb = sb = None
+        else:
+            if b._base is not None and b._version[0] != b._vv:
+                inplace.refresh_view(b)
+            rb = b.requires_grad
+            gf = b.grad_fn
+            eb = (b if gf is None else (gf, b._out_index)) if rb else None
+            sb = db.shape
+        fn.needs_input_grad = (ra, rb)
+        out = fn.forward(da, db)
+        node = _new(Node)  # Node(fn, edges, shapes) inlined
+        node.fn = fn
+        node.edges = [ea, eb]
+        node.shapes = [sa, sb]
+        node.n_outputs = 1
+        node.retained = node.versions = None
+        res._data = out if type(out) is np.ndarray else np.asarray(out)
+        res.grad_fn = node
+        res.requires_grad = True
+        if saves:  # the version records of both inputs, as Function.apply takes them
+            rec = []
+            if da is not a:
+                v = a._version
+                rec.append(a if v is None else (v, v[0], a.grad_fn, a._out_index, da))
+            if db is not b:
+                v = b._version
+                rec.append(b if v is None else (v, v[0], b.grad_fn, b._out_index, db))
+            node.versions = rec
+        return res
+
+    apply.__name__ = apply.__qualname__ = f"apply_{cls.__name__}"
+    return apply
+
+
 def _plan_saves(cls):
     """``cls.saves`` as the loop in Function.apply reads it: a tuple of argument indices, -1 for "out"
     (None: every tensor, _record_versions), computed once per class."""
@@ -355,6 +446,9 @@ def _plan_saves(cls):
     cls._saves_inputs = len(inputs) if saves is not None and inputs == set(range(len(inputs))) and inputs else -1
     cls._saves_out = saves is not None and "out" in saves
     cls._apply_facts = (cls.returns_view, cls._saves_inputs, cls._saves_out, cls._saves_plan)
+    # binary_apply's plan: True when both inputs are saved, False when none is, None when it does not apply
+    cls._binary_saves = (None if cls.returns_view or cls._saves_out or saves is None else
+                         True if inputs == {0, 1} else False if not inputs else None)
 
 
 class FunctionCtx:

@@ -1118,10 +1118,10 @@ from . import _legacy, _lowp, autograd, ops  # noqa: E402
 
 # The hottest methods are the ops themselves instead of the one-line forwards declared above (which they
 # replace with the same arguments in the same order): one Python call less per op, ~0.1 us of a one-element
-# op's ~2 us (dev/gpt_ops_notes.md, "Per-op overhead").
-for _method, _op in (("__add__", ops.add), ("__sub__", ops.sub), ("__mul__", ops.mul), ("__truediv__", ops.div),
-                     ("__matmul__", ops.matmul), ("__neg__", ops.neg), ("exp", ops.exp), ("log", ops.log),
+# op's ~2 us (dev/gpt_ops_notes.md, "Per-op overhead"). a + b, a - b, a * b, a / b are the Functions' two-operand
+# apply (ops.elementwise.OPERATORS, autograd.binary_apply), which pyengine.add ... call too.
+for _method, _op in (("__matmul__", ops.matmul), ("__neg__", ops.neg), ("exp", ops.exp), ("log", ops.log),
                      ("sqrt", ops.sqrt), ("rsqrt", ops.rsqrt), ("tanh", ops.tanh), ("sigmoid", ops.sigmoid),
-                     ("relu", ops.relu), ("matmul", ops.matmul)):
+                     ("relu", ops.relu), ("matmul", ops.matmul), *ops.elementwise.OPERATORS.items()):
     setattr(Tensor, _method, _op)
 del _method, _op

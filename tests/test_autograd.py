@@ -443,10 +443,10 @@ def test_version_record_of_a_tensor_without_counter():
 
 
 def test_hot_operators_are_the_ops():
-    """a + b, a * b, a.exp() ... call pyengine.ops' functions directly (one Python call less per op): the same
-    results, gradients and errors as the ops."""
-    for method, op in (("__add__", pe.ops.add), ("__mul__", pe.ops.mul), ("__truediv__", pe.ops.div),
-                       ("exp", pe.ops.exp), ("tanh", pe.ops.tanh), ("matmul", pe.ops.matmul)):
+    """a + b, a * b, a.exp() ... call pyengine.ops' functions directly (one Python call less per op; the four
+    arithmetic operators: their Functions' two-operand apply): the same results, gradients and errors as the ops."""
+    from pyengine.ops.elementwise import OPERATORS
+    for method, op in (("exp", pe.ops.exp), ("tanh", pe.ops.tanh), ("matmul", pe.ops.matmul), *OPERATORS.items()):
         assert vars(pe.Tensor)[method] is op
     torch = pytest.importorskip("torch")
     v = np.array([[1.0, -2.0], [0.5, 3.0]], np.float32)
@@ -461,3 +461,93 @@ def test_hot_operators_are_the_ops():
         x * "a"
     with pytest.raises(TypeError, match="matmul"):
         x @ 3
+
+
+def _graph_of(t):
+    """What a Function application leaves for backward: the node's edges, shapes, saved-version records and
+    the Function's needs_input_grad (None without a node)."""
+    node = t.grad_fn
+    if node is None:
+        return None
+
+    def rec(r):
+        return ("tensor", id(r)) if isinstance(r, pe.Tensor) else (r[1], id(r[2]), r[3], id(r[4]))
+    edges = [e if e is None or isinstance(e, pe.Tensor) else (id(e[0]), e[1]) for e in node.edges]
+    return (type(node.fn), [id(e) if isinstance(e, pe.Tensor) else e for e in edges], node.shapes, node.n_outputs,
+            None if node.versions is None else [rec(r) for r in node.versions], node.fn.needs_input_grad)
+
+
+def _ids(operands):
+    """Object id -> its place among ``operands`` (the tensor, its producer, its array)."""
+    ids = {}
+    for k, o in enumerate(operands):
+        if isinstance(o, pe.Tensor):
+            ids.update({id(o): k, id(o._data): ("data", k)})
+            if o.grad_fn is not None:
+                ids[id(o.grad_fn)] = ("node", k)
+    return ids
+
+
+def _by_position(x, ids):
+    """``x`` (from _graph_of) with the ids in it replaced by places among the operands, "other" for anything else
+    (a temporary, a new node)."""
+    if isinstance(x, (tuple, list)):
+        return type(x)(_by_position(v, ids) for v in x)
+    return ids.get(x, "other") if isinstance(x, int) and not isinstance(x, bool) and x > 1 << 20 else x
+
+
+def test_operators_build_what_function_apply_builds():
+    """The operators' two-operand apply (autograd.binary_apply) is Function.apply specialised: for every mix of
+    Tensor and number operands, grad or not, dtypes (int * float promotes, float64, bfloat16), broadcasting,
+    a view whose base was written in place, no_grad and inference_mode, the same values, dtype, graph and
+    version records; and the same gradients and in-place checks afterwards."""
+    from pyengine.ops import elementwise as E
+
+    def operands():  # the same values at every call
+        rng = np.random.default_rng(0)
+        a = pe.tensor(rng.standard_normal((3, 1)).astype(np.float32), requires_grad=True)
+        y = a * 2.0  # a non-leaf
+        leaf = pe.tensor(rng.standard_normal((3, 5)).astype(np.float32), requires_grad=True)
+        base = leaf * 1.0
+        view = base[0]
+        base.mul_(2.0)  # the view's grad_fn is stale until an op reads it
+        return [a, y, view, leaf, pe.tensor(rng.standard_normal(5).astype(np.float32)),
+                pe.tensor(rng.standard_normal((3, 5))), pe.tensor(np.arange(5)), pe.nn.Parameter(pe.ones(1)),
+                pe.tensor(rng.standard_normal(5).astype(np.float32)).to(pe.bfloat16), 2.5, 3]
+
+    for cls, fast in ((E.Add, E._add), (E.Sub, E._sub), (E.Mul, E._mul), (E.Div, E._div)):
+        for mode in (None, pe.no_grad, pe.inference_mode):
+            n = len(operands())
+            for i in range(n):
+                for j in range(n):
+                    xs, ys = operands(), operands()
+                    if not isinstance(xs[i], pe.Tensor) and not isinstance(xs[j], pe.Tensor):
+                        continue
+                    ids1, ids2 = _ids(xs), _ids(ys)  # before the ops (which refresh the view's grad_fn)
+                    with mode() if mode else pe.enable_grad():
+                        r1 = cls.apply(xs[i], xs[j])
+                        r2 = fast(ys[i], ys[j])
+                    if isinstance(ys[i], pe.Tensor) and ys[i].numel() > 1:  # errors as Function.apply's
+                        with pytest.raises(ValueError, match=f"{cls.__name__.lower()}: shapes .* cannot be broadcast"):
+                            fast(pe.ones(4, 7), ys[i])
+                    where = f"{cls.__name__}({i}, {j}) {mode}"
+                    assert r1.dtype == r2.dtype and r1.requires_grad == r2.requires_grad, where
+                    np.testing.assert_array_equal(r1._data.astype(np.float32), r2._data.astype(np.float32),
+                                                  err_msg=where)
+                    g1, g2 = _graph_of(r1), _graph_of(r2)
+                    if g1 is None or g2 is None:
+                        assert g1 is g2, where
+                        continue
+                    assert g1[0] is g2[0] and _by_position(g1[1:], ids1) == _by_position(g2[1:], ids2), where
+                    if r1.dtype.is_floating_point:
+                        r1.sum().backward()
+                        r2.sum().backward()
+                        for p, q in zip(xs, ys):
+                            if isinstance(p, pe.Tensor) and (p.grad is not None or q.grad is not None):
+                                np.testing.assert_array_equal(p.grad._data.astype(np.float32),
+                                                              q.grad._data.astype(np.float32), err_msg=where)
+    x, w = pe.tensor([1.0, 2.0], requires_grad=True), pe.tensor([3.0, 4.0])
+    y = x * w
+    w.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()

@@ -10,7 +10,7 @@ what each computes; on the CPU one compiled pass each for large float inputs, Nu
 import numpy as np
 
 from .._checks import KERNEL_FLOATS, check_kernel_float, int64_arg, real_arg, scalar_arg, tensor_op, with_name
-from ..autograd import Function
+from ..autograd import Function, binary_apply
 from ..backend import backend_of, xp_of
 from ..tensor import Tensor, _wrap
 from ..tensor import _array_of as _arr
@@ -482,31 +482,37 @@ def _operand(x, like, op, position):
     raise TypeError(f"{op}(): argument {position} must be a Tensor or a number, not {type(x).__name__}")
 
 
-# add, sub, mul and div are every model's hottest path (the operators call them): they are not tensor_ops,
-# whose wrapper costs ~40 ns a call. They check their own arguments instead (either operand may be a
-# number: 2 * x calls mul(2, x); _operand checks both) and name the op in their errors (_binary).
+# add, sub, mul and div are every model's hottest path (the operators): they are not tensor_ops, whose wrapper
+# costs ~40 ns a call. Tensors and Python numbers go straight to the Function (autograd.binary_apply: either
+# operand may be a number, 2 * x is mul(2, x)); anything else through _operand, which checks and converts it.
+# The forwards name the op in their errors (_binary).
 
 
-# The operands that _operand passes through as they are, tested by exact type first (x + y, x * 2.0: no call).
-_PLAIN = frozenset((Tensor, float, int))
+def _converted(cls, op):
+    """``cls.apply`` of the operands as _operand converts them (a bool, an array, a list; else a TypeError)."""
+    def apply(a, b):
+        return cls.apply(_operand(a, b, op, 1), _operand(b, a, op, 2))
+    return apply
+
+
+_add, _sub = binary_apply(Add, _converted(Add, "add")), binary_apply(Sub, _converted(Sub, "sub"))
+_mul, _div = binary_apply(Mul, _converted(Mul, "mul")), binary_apply(Div, _converted(Div, "div"))
+# Tensor's operators are these functions themselves: a + b is one Python call before the Function's forward.
+OPERATORS = {"__add__": _add, "__sub__": _sub, "__mul__": _mul, "__truediv__": _div}
 
 
 def add(a, b, alpha=1):
-    if type(a) in _PLAIN and type(b) in _PLAIN and alpha == 1:
-        return Add.apply(a, b)
+    if alpha == 1:
+        return _add(a, b)
     a, b = _operand(a, b, "add", 1), _operand(b, a, "add", 2)
-    if alpha != 1:
-        b = _times_alpha(b, alpha, "add")
-    return Add.apply(a, b)
+    return Add.apply(a, _times_alpha(b, alpha, "add"))
 
 
 def sub(a, b, alpha=1):
-    if type(a) in _PLAIN and type(b) in _PLAIN and alpha == 1:
-        return Sub.apply(a, b)
+    if alpha == 1:
+        return _sub(a, b)
     a, b = _operand(a, b, "sub", 1), _operand(b, a, "sub", 2)
-    if alpha != 1:
-        b = _times_alpha(b, alpha, "sub")
-    return Sub.apply(a, b)
+    return Sub.apply(a, _times_alpha(b, alpha, "sub"))
 
 
 def _times_alpha(b, alpha, op):
@@ -518,18 +524,14 @@ def _times_alpha(b, alpha, op):
 
 
 def mul(a, b):
-    if type(a) in _PLAIN and type(b) in _PLAIN:
-        return Mul.apply(a, b)
-    return Mul.apply(_operand(a, b, "mul", 1), _operand(b, a, "mul", 2))
+    return _mul(a, b)
 
 
 def div(a, b, rounding_mode=None):
-    if type(a) in _PLAIN and type(b) in _PLAIN and rounding_mode is None:
-        return Div.apply(a, b)
+    if rounding_mode is None:
+        return _div(a, b)
     a, b = _operand(a, b, "div", 1), _operand(b, a, "div", 2)
-    if rounding_mode is not None:
-        return _div_rounded(a, b, rounding_mode)
-    return Div.apply(a, b)
+    return _div_rounded(a, b, rounding_mode)
 
 
 @tensor_op(name="div")
