@@ -80,7 +80,10 @@ _COPY_MIN = 1 << 14  # elements; below this NumPy's copy costs less than a kerne
 def _steps(x):
     """Strides the copy kernel follows: non-negative multiples of the item size."""
     item = x.itemsize
-    return all(s >= 0 and s % item == 0 for s in x.strides)
+    for s in x.strides:  # a loop, not all() over a generator: ~1 us less per copy
+        if s < 0 or s % item:
+            return False
+    return True
 
 
 def copy_into(dst, src):
