@@ -7,9 +7,9 @@
 //
 // The walker: the binding has merged every axis it could, so the last axis is a "row" and most calls
 // are one row (contiguous, same shape) or rows with a broadcast operand. Each row runs one of a few
-// loops chosen by the operands' strides along it: every operand contiguous (the vectorised loop),
-// one input with stride 0 (a broadcast scalar or column: loaded once, the rest contiguous), or any
-// strides (a scalar loop). Each loop is compiled per op and per SIMD level (style 1 of simd.h: the
+// loops chosen by the operands' strides along it: each input contiguous or of stride 0 (a broadcast
+// scalar or column: loaded once), in any combination (the vectorised loops), or any strides (a scalar
+// loop). Each loop is compiled per op and per SIMD level (style 1 of simd.h: the
 // bodies are always-inline and vectorise inside run_avx2 / run_avx512).
 //
 // Threads: the output's elements are split in equal ranges; a range may start and end mid-row.
