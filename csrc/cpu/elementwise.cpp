@@ -7,9 +7,9 @@
 //
 // The walker: the binding has merged every axis it could, so the last axis is a "row" and most calls
 // are one row (contiguous, same shape) or rows with a broadcast operand. Each row runs one of a few
-// loops chosen by the operands' strides along it: every operand contiguous (the vectorised loop),
-// one input with stride 0 (a broadcast scalar or column: loaded once, the rest contiguous), or any
-// strides (a scalar loop). Each loop is compiled per op and per SIMD level (style 1 of simd.h: the
+// loops chosen by the operands' strides along it: each input contiguous or of stride 0 (a broadcast
+// scalar or column: loaded once), in any combination (the vectorised loops), or any strides (a scalar
+// loop). Each loop is compiled per op and per SIMD level (style 1 of simd.h: the
 // bodies are always-inline and vectorise inside run_avx2 / run_avx512).
 //
 // Threads: the output's elements are split in equal ranges; a range may start and end mid-row.
@@ -483,12 +483,15 @@ struct Walk {
     }  // (called only under the same condition, from row_any)
   }
 
-  // Picks the row loop from the strides along the row.
+  // Picks the row loop from the strides along the row: a contiguous output whose inputs are each contiguous
+  // or one value (stride 0) runs the hoisted loop of that combination (all 2^arity of them: the gradient of
+  // a sum is a broadcast scalar, so a backward such as div's da = g / b with b broadcast along the row has
+  // two stride-0 inputs, and took the any-stride scalar loop: 2x slower than PyTorch on (64, 32, 64)).
   static PE_INLINE void row_any(O* o, index_t so, const A* a, index_t sa, const B* b, index_t sb, const C* c,
                                 index_t sc, index_t n, T p) {
     constexpr int N = K::arity;
     if (so == 1) {
-      const bool ca = sa == 1, cb = N < 2 || sb == 1, cc = N < 3 || sc == 1;
+      const bool ca = sa == 1;
       if constexpr (N == 1 && std::is_same_v<T, float> && I != Isa::generic && exp_arg_of<K>::value != 0) {
         if (ca) return exp_row(o, a, n);
       }
@@ -497,16 +500,31 @@ struct Walk {
         if (ca) return unary_block_avx512<std::is_same_v<K, Log<float>> ? 0 : 1>(a, o, n);
       }
 #endif
-      if (ca && cb && cc) return row<1, 1, N < 2 ? 0 : 1, N < 3 ? 0 : 1>(o, 1, a, 1, b, 0, c, 0, n, p);
-      if constexpr (N == 1) {
-        if (sa == 0) return row<1, 0, 0, 0>(o, 1, a, 0, b, 0, c, 0, n, p);
-      } else if constexpr (N == 2) {
-        if (sa == 0 && cb) return row<1, 0, 1, 0>(o, 1, a, 0, b, 1, c, 0, n, p);
-        if (ca && sb == 0) return row<1, 1, 0, 0>(o, 1, a, 1, b, 0, c, 0, n, p);
-      } else {
-        if (sa == 0 && cb && cc) return row<1, 0, 1, 1>(o, 1, a, 0, b, 1, c, 1, n, p);
-        if (ca && sb == 0 && cc) return row<1, 1, 0, 1>(o, 1, a, 1, b, 0, c, 1, n, p);
-        if (ca && cb && sc == 0) return row<1, 1, 1, 0>(o, 1, a, 1, b, 1, c, 0, n, p);
+      const int ma = sa == 1 ? 1 : sa == 0 ? 0 : 2;
+      const int mb = N < 2 ? 0 : sb == 1 ? 1 : sb == 0 ? 0 : 2;
+      const int mc = N < 3 ? 0 : sc == 1 ? 1 : sc == 0 ? 0 : 2;
+      if (ma != 2 && mb != 2 && mc != 2) {
+        switch (ma | mb << 1 | mc << 2) {
+          case 0: return row<1, 0, 0, 0>(o, 1, a, 0, b, 0, c, 0, n, p);
+          case 1: return row<1, 1, 0, 0>(o, 1, a, 1, b, 0, c, 0, n, p);
+          default: break;
+        }
+        if constexpr (N >= 2) {
+          switch (ma | mb << 1 | mc << 2) {
+            case 2: return row<1, 0, 1, 0>(o, 1, a, 0, b, 1, c, 0, n, p);
+            case 3: return row<1, 1, 1, 0>(o, 1, a, 1, b, 1, c, 0, n, p);
+            default: break;
+          }
+        }
+        if constexpr (N >= 3) {
+          switch (ma | mb << 1 | mc << 2) {
+            case 4: return row<1, 0, 0, 1>(o, 1, a, 0, b, 0, c, 1, n, p);
+            case 5: return row<1, 1, 0, 1>(o, 1, a, 1, b, 0, c, 1, n, p);
+            case 6: return row<1, 0, 1, 1>(o, 1, a, 0, b, 1, c, 1, n, p);
+            case 7: return row<1, 1, 1, 1>(o, 1, a, 1, b, 1, c, 1, n, p);
+            default: break;
+          }
+        }
       }
     }
     row<2, 2, N < 2 ? 0 : 2, N < 3 ? 0 : 2>(o, so, a, sa, b, sb, c, sc, n, p);

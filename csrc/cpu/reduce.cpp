@@ -326,13 +326,30 @@ PE_INLINE void copy_row(T* dst, const T* src, index_t n) {
   for (; k < bytes; k += sizeof(T)) __builtin_memcpy(d + k, s + k, sizeof(T));
 }
 
-// Rows [r0, r1) of copy_into's index space (r0's offsets found by division, then an odometer over the outer
-// dims), compiled once per SIMD level.
+// Rows [r0, r1) of copy_into's index space (r0's offsets found by division), compiled once per SIMD level.
+// The rows along the innermost outer dim run as a loop of fixed strides; the odometer over the dims above it
+// steps once per run. Stepped once per row, it cost a third of a (16, 128, 4, 32) transpose's time (8192
+// rows of 128 bytes: 93 vs 64 us on one thread, a standalone copy of this loop).
 template <class T>
 PE_INLINE void copy_rows_body(T* dst, const T* src, int outer, const index_t* shape, const index_t* ds,
                               const index_t* ss, index_t r0, index_t r1) {
   const index_t n = shape[outer], dn = ds[outer], sn = ss[outer];
   const bool unit = dn == 1 && sn == 1;
+  // k rows, row q at out + q * dstep and in + q * sstep
+  auto rows = [&](T* out, const T* in, index_t k, index_t dstep, index_t sstep) {
+    if (unit) {
+      for (index_t q = 0; q < k; ++q) copy_row(out + q * dstep, in + q * sstep, n);
+    } else if (dn == 1 && sn == 0) {  // rows broadcast along the last dim
+      for (index_t q = 0; q < k; ++q) std::fill(out + q * dstep, out + q * dstep + n, in[q * sstep]);
+    } else {
+      for (index_t q = 0; q < k; ++q)
+        for (index_t j = 0; j < n; ++j) out[q * dstep + j * dn] = in[q * sstep + j * sn];
+    }
+  };
+  if (outer == 0) {  // a single row
+    rows(dst, src, r1 - r0, 0, 0);
+    return;
+  }
   index_t idx[kCopyMaxDims], od = 0, os = 0, rest = r0;
   for (int d = outer - 1; d >= 0; --d) {
     idx[d] = rest % shape[d];
@@ -340,17 +357,20 @@ PE_INLINE void copy_rows_body(T* dst, const T* src, int outer, const index_t* sh
     od += idx[d] * ds[d];
     os += idx[d] * ss[d];
   }
-  for (index_t r = r0; r < r1; ++r) {
-    T* out = dst + od;
-    const T* in = src + os;
-    if (unit) {
-      copy_row(out, in, n);
-    } else if (dn == 1 && sn == 0) {
-      std::fill(out, out + n, *in);  // a row broadcast along the last dim
-    } else {
-      for (index_t j = 0; j < n; ++j) out[j * dn] = in[j * sn];
-    }
-    for (int d = outer - 1; d >= 0; --d) {  // the next row: the odometer over the outer dims
+  const int in = outer - 1;  // the innermost outer dim: runs of its rows
+  const index_t m = shape[in], dstep = ds[in], sstep = ss[in];
+  for (index_t r = r0; r < r1;) {
+    const index_t k = std::min(m - idx[in], r1 - r);
+    rows(dst + od, src + os, k, dstep, sstep);
+    r += k;
+    idx[in] += k;
+    od += k * dstep;
+    os += k * sstep;
+    if (idx[in] < m) break;  // (only at r1)
+    idx[in] = 0;
+    od -= m * dstep;
+    os -= m * sstep;
+    for (int d = in - 1; d >= 0; --d) {  // the odometer over the dims above
       od += ds[d];
       os += ss[d];
       if (++idx[d] < shape[d]) break;

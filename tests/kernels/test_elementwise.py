@@ -175,6 +175,30 @@ def test_backward_matches_reference(kernel, isa, name, data, shape, dtype, seed,
     assert_close(got, want)
 
 
+@pytest.mark.parametrize("name", ["div_backward_b", "pow_backward_a", "maximum_backward_b"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_row_mode_combination(kernel, isa, name, dtype):
+    # each input contiguous along the row or one value per row (stride 0: a column broadcast, or a broadcast
+    # scalar such as the gradient of a sum): every combination has its own row loop (elementwise.cpp row_any)
+    rng = np.random.default_rng(7)
+    shape = (5, 37)
+    for modes in np.ndindex(2, 2, 2):
+        args = []
+        for i, (kind, m) in enumerate(zip(BACKWARD[name], modes)):
+            v = (rng.standard_normal(shape if m else (5, 1)) + (3.0 if kind == "pos" else 0.0)).astype(dtype)
+            if kind == "pos":
+                v = np.abs(v) + dtype(0.5)
+            if i == 0 and not m:  # g: a stride-0 scalar, as the gradient of a sum
+                v = v[:1]
+            args.append(np.broadcast_to(v, shape))
+        got, want = getattr(cpu, name)(*args), getattr(ref, name)(*args)
+        assert_close(got, want)
+    a, col = rng.standard_normal(shape).astype(dtype), rng.standard_normal((5, 1)).astype(dtype)
+    one = np.broadcast_to(dtype(1.5), shape)
+    for x, y in [(one, np.broadcast_to(col, shape)), (col, one), (one, a), (col, a)]:
+        np.testing.assert_array_equal(cpu.div(x, y), x / y)
+
+
 @given(data=st.data(), shape=shapes, dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1),
        layout=st.sampled_from(LAYOUTS), number=st.sampled_from([None, "a", "b"]))
 def test_where_and_its_backward(kernel, isa, data, shape, dtype, seed, layout, number):

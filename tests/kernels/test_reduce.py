@@ -241,6 +241,27 @@ def test_copy_into_any_layout(shape, data, dtype, threads, seed):
         assert not wide[mask].any()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_copy_into_runs_across_chunks(isa, threads):
+    # the kernel copies runs of rows along the innermost outer dim (11 here) in chunks of ~16 KiB of rows
+    # (1365 rows of 3 floats): chunks start and end mid-run; unit, strided and broadcast rows
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((5, 11, 301, 3)).astype(np.float32)
+    srcs = [base.transpose(0, 2, 1, 3),                                  # rows of 3, permuted outer dims
+            base.transpose(0, 2, 3, 1),                                  # strided rows (stride 3 * 301)
+            np.broadcast_to(base[:, :, :, :1], base.shape).transpose(0, 2, 1, 3),  # broadcast rows
+            base[:, :, ::2].transpose(1, 0, 2, 3)]                       # stepped
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        for src in srcs:
+            out = np.empty(src.shape, src.dtype)
+            _C.copy_into(out, src)
+            np.testing.assert_array_equal(out, src)
+    finally:
+        _C.set_num_threads(before)
+
+
 def test_copy_into_checks():
     a = np.zeros((4, 5), np.float32)
     with pytest.raises(ValueError, match="overlap"):
