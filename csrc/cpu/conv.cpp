@@ -16,7 +16,9 @@
 // GEMM micro-kernel (conv_winograd.cpp).
 //
 // Stride-2 rows (ResNet's downsampling 3x3 and 1x1) are gathered by im2col and scattered by col2im a vector
-// at a time (float on AVX-512 / AVX2: loads of the row and a permute of its even lanes).
+// at a time (float on AVX-512 / AVX2: loads of the row and a permute of its even lanes). The float forward
+// of a stride-2 convolution of kernel 2x2 or larger on AVX-512 skips im2col: the input is split into its
+// four phase planes and the GEMM's B micro-panels are packed straight from them (conv_phase.h).
 //
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
@@ -33,10 +35,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/conv_depthwise.h"
 #include "cpu/conv_panels.h"
+#include "cpu/conv_phase.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/simd.h"
@@ -536,6 +540,32 @@ void balance_groups(Blocks& b, const ConvShape& s, int nt) {
   }
 }
 
+// The phase path's units: image groups as the im2col path's (plan_blocks, balance_groups), whole images
+// for larger ones. The path is taken when one image's phase planes stay within a few column tiles (a rule
+// of the shape alone: which path runs must not depend on the thread count, whose sums differ in the bits).
+index_t phase_images(const ConvShape& s, int nt) {
+  if (phase::geometry(s).image > 4 * g_tile_elems) return 0;
+  Blocks bl = plan_blocks(s, s.C * s.KH * s.KW);
+  if (bl.m > 1) balance_groups(bl, s, nt);
+  return std::max<index_t>(bl.m, 1);
+}
+
+template <class T>
+bool phase_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+#if PE_X86
+  if constexpr (std::is_same<T, float>::value) {
+    if (!phase::applies(s)) return false;
+    const int nt = threads_for(s.N * s.O * s.Ho * s.Wo * s.C * s.KH * s.KW, index_t(1) << 20);
+    const index_t m = phase_images(s, nt);
+    if (m == 0) return false;
+    phase::forward(x, w, b, y, s, m, nt);
+    return true;
+  }
+#endif
+  (void)x, (void)w, (void)b, (void)y, (void)s;
+  return false;
+}
+
 // The weight gradient's image groups are summed in at most this many chunks, each into its own dW (the
 // first into dw), added in chunk order at the end: chunks run on threads, and the chunk rule depends on
 // the shape alone, so the bits do not depend on the thread count.
@@ -553,6 +583,7 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s
   }
   if (use_winograd(s, x, s.N * s.C * s.H * s.W, w, weight_size(s))) return winograd_forward(x, w, b, y, s);
   if (dense_direct_forward(x, w, b, y, s)) return;  // few input channels: direct (conv_depthwise.cpp)
+  if (phase_forward(x, w, b, y, s)) return;            // stride 2: the phase planes (conv_phase.h)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
   const bool direct = is_pointwise(s);
   Blocks bl = plan_blocks(s, K);
@@ -763,7 +794,9 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, L = s.Ho * s.Wo;
   const Blocks bl = plan_blocks(s, K);
   const index_t per_thread = bl.m > 1 ? bl.m * L * (K + Og) : bl.rows * s.Wo * K;
-  const index_t fwd = static_cast<index_t>(num_threads()) * per_thread;
+  index_t fwd = static_cast<index_t>(num_threads()) * per_thread;
+  if (itemsize == 4 && phase::applies(s))  // the stride-2 forward on phase planes, when it takes the shape
+    if (const index_t m = phase_images(s, num_threads())) fwd = phase::workspace_floats(s, m, num_threads());
   index_t wgrad = 0;
   if (!is_pointwise(s)) {
     if (L * K <= g_tile_elems) {  // a group's buffers per thread, and the chunks' partial dW

@@ -466,6 +466,12 @@ STRIDE2 = [  # N, C, H, W, O, KH, KW, padding
     (1, 33, 5, 71, 4, 3, 3, (1, 1)),    # Wo 36
     (2, 9, 6, 33, 3, 1, 1, (0, 0)),     # 1x1 stride 2: the last row read ends at the plane's last value
     (3, 80, 5, 18, 6, 2, 2, (0, 1)),    # even kernel: the taps' columns differ in parity
+    # float on AVX-512: the phase planes (conv_phase.h)
+    (5, 36, 13, 15, 30, 3, 3, (1, 1)),  # image groups with a short last one; O past the A panels
+    (2, 40, 50, 47, 17, 3, 3, (1, 1)),  # one image a unit, two column blocks (L 600)
+    (2, 34, 12, 11, 9, 5, 5, (2, 2)),   # 5x5, padding 2: row and column shifts -1 .. 1
+    (3, 36, 9, 10, 8, 3, 4, (0, 2)),    # 3x4, no row padding, column padding 2
+    (1, 40, 20, 21, 15, 4, 4, (1, 1)),  # one image: column blocks x A panels on the threads
 ]
 
 
@@ -484,6 +490,30 @@ def test_conv2d_stride2_rows_match_twin(isa, threads, case, dtype):
                  **tol)
     assert_close(cpu.conv2d_backward_weight(dy, x, (KH, KW), *args),
                  ref.conv2d_backward_weight(dy, x, (KH, KW), *args), **tol)
+
+
+@pytest.mark.parametrize("shape", [(1, 40, 31, 29, 20), (7, 36, 14, 14, 33), (9, 48, 56, 56, 16)])
+def test_conv2d_phase_forward_bits_do_not_depend_on_threads(shape):
+    """The stride-2 forward on phase planes: units of images on the threads, or one unit's column blocks x
+    A panels when there are fewer units than threads; the same bits on 1, 2 and 3 threads."""
+    N, C, H, W, O = shape
+    rng = np.random.default_rng(N)
+    x, w, b = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, 3, 3), np.float32), rand(rng, (O,), np.float32)
+    args = ((2, 2), (1, 1), (1, 1), 1)
+    out = (_out(H, 3, 2, 1, 1), _out(W, 3, 2, 1, 1))
+    before, adapt = _C.num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
+    try:
+        runs = []
+        for n in (1, 2, 3):
+            _C.set_num_threads(n)
+            runs.append(cpu.conv2d_forward(x, w, b, *args, out))
+    finally:
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    for other in runs[1:]:
+        assert np.array_equal(runs[0].view(np.uint32), other.view(np.uint32))
+    assert_close(runs[0], ref.conv2d_forward(x, w, b, *args, out), rtol=2e-4, atol=2e-4)
 
 
 def test_conv2d_gemm_path_bits_do_not_depend_on_threads():

@@ -1,0 +1,316 @@
+// Internal to the conv family (conv.cpp): the forward pass of a stride-2 convolution (ResNet's 3x3
+// downsampling rows) through the polyphase components of the input, float on AVX-512.
+//
+// Tap (i, j) of output (oh, ow) reads x[2 oh + i - ph, 2 ow + j - pw]: with e_i = floor((i - ph) / 2) and
+// a = (i - ph) mod 2 (f_j, b likewise for columns) that is row oh + e_i of the input rows of parity a and
+// column ow + f_j of the columns of parity b. So the image is split once into its four phase planes
+// P_ab[c] (Hp x Wp, rows and columns shifted by the smallest e and f, zero where they fall outside x), and
+// the im2col row of k = (c, i, j) over one output row is then a contiguous run of P_ab[c]: no stride-2
+// gather per tap and no padding test per run (the planes carry the zeros).
+//
+// The GEMM runs on the micro-kernel without the driver: y (O, L) = W (O, K) @ cols (K, L), K = C KH KW.
+// W is packed once per call into MR-row micro-panels per depth block (shared by the threads); the B
+// micro-panels (NR = 32 output positions, two vectors of 16) are written straight from the phase planes,
+// each half-panel by a few masked loads (one per output row it covers, lanes lined up with the row's
+// columns; the offsets depend on the panel only, not on k), so the im2col matrix is never formed and
+// nothing is packed twice. Images with few output positions go several to a unit (columns side by side,
+// C computed into a buffer and copied out per image); a unit of one image writes y in place.
+// Each output is summed over k in depth blocks in a fixed order: the result does not depend on the threads.
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cpu/conv.h"
+#include "cpu/conv_panels.h"
+#include "cpu/gemm_kernel.h"
+
+#if PE_X86
+#include <immintrin.h>
+#endif
+
+namespace pe {
+namespace cpu {
+namespace phase {
+
+inline index_t floor_div2(index_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+
+// Geometry of the phase planes of one image.
+struct Geo {
+  index_t e0, f0;   // smallest row / column shift (floor((0 - ph) / 2), floor((0 - pw) / 2))
+  index_t Hp, Wp;   // plane rows and columns
+  index_t plane;    // Hp * Wp
+  index_t image;    // 4 C plane: one image's planes, [a][b][c][Hp][Wp]
+};
+
+inline Geo geometry(const ConvShape& s) {
+  Geo g;
+  g.e0 = floor_div2(-s.ph), g.f0 = floor_div2(-s.pw);
+  g.Hp = s.Ho + floor_div2(s.KH - 1 - s.ph) - g.e0;
+  g.Wp = s.Wo + floor_div2(s.KW - 1 - s.pw) - g.f0;
+  g.plane = g.Hp * g.Wp;
+  g.image = 4 * s.C * g.plane;
+  return g;
+}
+
+// Whether the phase path takes this convolution (float, AVX-512; the caller checks the dtype).
+inline bool applies(const ConvShape& s) {
+#if PE_X86
+  return isa() == Isa::avx512 && s.sh == 2 && s.sw == 2 && s.dh == 1 && s.dw == 1 && s.KH >= 2 && s.KW >= 2 &&
+         s.G == 1 && s.Ho > 0 && s.Wo > 0;
+#else
+  (void)s;
+  return false;
+#endif
+}
+
+// The buffers of one call: per thread the phase planes of m images, one packed B block and (m > 1) the C of
+// the unit; shared, the packed W.
+constexpr index_t kKC = 384, kNC = 512;  // depth and width of a B block (the GEMM driver's float blocking)
+constexpr int kMR = gemm_detail::TileAvx512<float>::MR, kNR = gemm_detail::TileAvx512<float>::NR;
+
+inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
+
+struct Plan {
+  index_t m, units;          // images per unit, units
+  index_t K, Opad;           // depth, O rounded up to MR
+  index_t nkb, kc;           // depth blocks, their depth (the last may be shorter)
+  index_t cols, ncb, nc;     // columns of a unit (m L), column blocks, their width (multiple of NR)
+  index_t per_thread;        // floats per thread
+};
+
+inline Plan plan(const ConvShape& s, index_t m) {
+  Plan p;
+  const Geo g = geometry(s);
+  p.m = m, p.units = ceil_div(s.N, m);
+  p.K = s.C * s.KH * s.KW, p.Opad = round_up(s.O, kMR);
+  p.nkb = ceil_div(p.K, kKC), p.kc = ceil_div(p.K, p.nkb);
+  p.cols = m * s.Ho * s.Wo;
+  p.ncb = ceil_div(p.cols, kNC), p.nc = round_up(ceil_div(p.cols, p.ncb), kNR);
+  p.per_thread = m * g.image + p.kc * p.nc + (m > 1 ? s.O * p.cols : 0);
+  return p;
+}
+
+inline index_t workspace_floats(const ConvShape& s, index_t m, int threads) {
+  const Plan p = plan(s, m);
+  return threads * p.per_thread + p.K * p.Opad;
+}
+
+#if PE_X86
+// Phase planes of one image x (C, H, W) into P ([a][b][c][Hp][Wp]).
+PE_TARGET_AVX512 inline void split(const float* x, float* P, const ConvShape& s, const Geo& g) {
+  const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+  // columns V whose input columns 2 (V + f0) and 2 (V + f0) + 1 both lie in x: [v0, v1)
+  const index_t v0 = std::min(std::max<index_t>(-g.f0, 0), g.Wp);
+  const index_t v1 = std::max(v0, std::min(g.Wp, floor_div2(s.W - 2) - g.f0 + 1));
+  for (index_t c = 0; c < s.C; ++c) {
+    const float* xc = x + c * s.H * s.W;
+    for (int a = 0; a < 2; ++a) {
+      float* d0 = P + ((2 * a) * s.C + c) * g.plane;
+      float* d1 = P + ((2 * a + 1) * s.C + c) * g.plane;
+      for (index_t U = 0; U < g.Hp; ++U, d0 += g.Wp, d1 += g.Wp) {
+        const index_t r = 2 * (U + g.e0) + a;
+        if (r < 0 || r >= s.H) {
+          std::memset(d0, 0, static_cast<size_t>(g.Wp) * sizeof(float));
+          std::memset(d1, 0, static_cast<size_t>(g.Wp) * sizeof(float));
+          continue;
+        }
+        const float* row = xc + r * s.W;
+        auto edge = [&](index_t V) {
+          const index_t col = 2 * (V + g.f0);
+          d0[V] = col >= 0 && col < s.W ? row[col] : 0.f;
+          d1[V] = col + 1 >= 0 && col + 1 < s.W ? row[col + 1] : 0.f;
+        };
+        for (index_t V = 0; V < v0; ++V) edge(V);
+        index_t V = v0;
+        const float* src = row + 2 * (v0 + g.f0);
+        for (; V + 16 <= v1; V += 16, src += 32) {
+          const __m512 lo = _mm512_loadu_ps(src), hi = _mm512_loadu_ps(src + 16);
+          _mm512_storeu_ps(d0 + V, _mm512_permutex2var_ps(lo, ev, hi));
+          _mm512_storeu_ps(d1 + V, _mm512_permutex2var_ps(lo, od, hi));
+        }
+        if (V < v1) {  // r < 16 columns: 2 r input values, all inside the row
+          const index_t r2 = 2 * (v1 - V);
+          const __mmask16 mlo = static_cast<__mmask16>(r2 >= 16 ? 0xFFFF : (1u << r2) - 1);
+          const __mmask16 mhi = static_cast<__mmask16>(r2 <= 16 ? 0 : (1u << (r2 - 16)) - 1);
+          const __mmask16 mo = static_cast<__mmask16>((1u << (v1 - V)) - 1);
+          const __m512 lo = _mm512_maskz_loadu_ps(mlo, src), hi = _mm512_maskz_loadu_ps(mhi, src + 16);
+          _mm512_mask_storeu_ps(d0 + V, mo, _mm512_permutex2var_ps(lo, ev, hi));
+          _mm512_mask_storeu_ps(d1 + V, mo, _mm512_permutex2var_ps(lo, od, hi));
+        }
+        for (V = v1; V < g.Wp; ++V) edge(V);
+      }
+    }
+  }
+}
+
+// A run of lanes of a half-panel that reads one output row: lanes in `mask`, lane l at base_k + off + l.
+struct Seg {
+  index_t off;
+  __mmask16 mask;
+};
+
+// Segments of every half-panel of the column block [j0, j0 + nc) (nc a multiple of NR): seg[first[h] ..
+// first[h + 1]) for half-panel h. Columns q >= cols get no lane (zero).
+inline void segments(const ConvShape& s, const Geo& g, index_t j0, index_t nc, index_t cols, std::vector<Seg>& seg,
+                     std::vector<index_t>& first) {
+  const index_t L = s.Ho * s.Wo, halves = nc / 16;
+  seg.clear();
+  first.assign(static_cast<size_t>(halves + 1), 0);
+  for (index_t h = 0; h < halves; ++h) {
+    first[static_cast<size_t>(h)] = static_cast<index_t>(seg.size());
+    index_t l = 0;
+    while (l < 16) {
+      const index_t q = j0 + 16 * h + l;
+      if (q >= cols) break;
+      const index_t n = q / L, rem = q % L, oh = rem / s.Wo, ow = rem % s.Wo;
+      const index_t len = std::min<index_t>({16 - l, s.Wo - ow, cols - q});
+      const unsigned bits = ((len >= 16 ? 0xFFFFu : ((1u << len) - 1)) << l) & 0xFFFFu;
+      seg.push_back({n * g.image + oh * g.Wp + ow - l, static_cast<__mmask16>(bits)});
+      l += len;
+    }
+  }
+  first[static_cast<size_t>(halves)] = static_cast<index_t>(seg.size());
+}
+
+// B block: depth rows [p0, p0 + kc) x the block's half-panels, from the planes P (k's base: P + kbase[k]).
+PE_TARGET_AVX512 inline void pack_b(float* bp, const float* P, const index_t* kbase, index_t p0, index_t kc,
+                                    const Seg* seg, const index_t* first, index_t halves) {
+  for (index_t h = 0; h < halves; ++h) {
+    float* d = bp + (h / 2) * kc * kNR + (h % 2) * 16;
+    const Seg* s0 = seg + first[h];
+    const index_t ns = first[h + 1] - first[h];
+    if (ns == 1 && s0->mask == 0xFFFF) {  // one output row covers the half-panel
+      const index_t off = s0->off;
+      for (index_t p = 0; p < kc; ++p) _mm512_storeu_ps(d + p * kNR, _mm512_loadu_ps(P + kbase[p0 + p] + off));
+      continue;
+    }
+    for (index_t p = 0; p < kc; ++p) {
+      const float* base = P + kbase[p0 + p];
+      __m512 v = _mm512_setzero_ps();
+      for (index_t t = 0; t < ns; ++t) v = _mm512_mask_loadu_ps(v, s0[t].mask, base + s0[t].off);
+      _mm512_storeu_ps(d + p * kNR, v);
+    }
+  }
+}
+
+// y = conv(x, w) + b through the phase planes, in units of m images, on nt threads.
+inline void forward(const float* x, const float* w, const float* b, float* y, const ConvShape& s, index_t m, int nt) {
+  using namespace gemm_detail;
+  static const Kernels<float> ks = kernels_avx512<float>();
+  const Geo g = geometry(s);
+  const Plan pl = plan(s, m);
+  const index_t L = s.Ho * s.Wo, KK = s.KH * s.KW;
+  // k = (c, i, j): its run's start in the planes
+  std::vector<index_t> kbase(static_cast<size_t>(pl.K));
+  for (index_t k = 0; k < pl.K; ++k) {
+    const index_t c = k / KK, i = (k % KK) / s.KW, j = k % s.KW;
+    const index_t a = (i - s.ph) & 1, bb = (j - s.pw) & 1;
+    kbase[static_cast<size_t>(k)] =
+        ((2 * a + bb) * s.C + c) * g.plane + (floor_div2(i - s.ph) - g.e0) * g.Wp + (floor_div2(j - s.pw) - g.f0);
+  }
+  // W packed: depth block kb at ap + kb kc Opad, its panel r at + r kc' MR (kc' the block's depth)
+  std::vector<float> ap(static_cast<size_t>(pl.K * pl.Opad));
+  const index_t npan = pl.Opad / kMR;
+  panels::par_for(pl.nkb * npan, nt, [&](index_t u, int) {
+    const index_t kb = u / npan, r = u % npan, p0 = kb * pl.kc, kc = std::min(pl.kc, pl.K - p0);
+    ks.a_interleave(ap.data() + p0 * pl.Opad + r * kc * kMR, w + r * kMR * pl.K + p0, pl.K,
+                    static_cast<int>(std::min<index_t>(kMR, s.O - r * kMR)), kc);
+  });
+  // Units on threads when there are enough of them; else the units one at a time, each one's column
+  // blocks x groups of A panels on the threads (every C tile is the same sum whoever computes it).
+  const bool by_units = nt <= 1 || pl.units >= nt;
+  const int team = std::max(nt, 1);
+  std::vector<float> buf(static_cast<size_t>(team) * static_cast<size_t>(pl.per_thread));
+  // the half-panel segments of each column block (the same for every unit of m images, but a last short one)
+  const index_t kinds = (s.N % m) ? 2 : 1;
+  std::vector<std::vector<Seg>> segs(static_cast<size_t>(kinds * pl.ncb));
+  std::vector<std::vector<index_t>> firsts(static_cast<size_t>(kinds * pl.ncb));
+  for (index_t kind = 0; kind < kinds; ++kind) {
+    const index_t cols = (kind == 0 ? m : s.N % m) * L;
+    for (index_t cb = 0; cb < pl.ncb; ++cb) {
+      const index_t j0 = cb * pl.nc, nc = std::max<index_t>(0, std::min(pl.nc, round_up(cols - j0, kNR)));
+      segments(s, g, j0, nc, cols, segs[static_cast<size_t>(kind * pl.ncb + cb)],
+               firsts[static_cast<size_t>(kind * pl.ncb + cb)]);
+    }
+  }
+  auto thread_buf = [&](int tid) { return buf.data() + static_cast<size_t>(tid) * static_cast<size_t>(pl.per_thread); };
+  struct Unit {
+    index_t n0, cnt, cols, kind;
+    float* c;
+    index_t ldc;
+  };
+  auto unit = [&](index_t u, float* tmp) {
+    Unit t;
+    t.n0 = u * m, t.cnt = std::min(m, s.N - t.n0), t.cols = t.cnt * L, t.kind = t.cnt == m ? 0 : 1;
+    t.c = m > 1 ? tmp : y + t.n0 * s.O * L;
+    t.ldc = m > 1 ? t.cols : L;
+    return t;
+  };
+  // column block cb of unit t, A panels [r0, r1), B packed into bp; with m == 1 the bias is added here
+  auto block = [&](const Unit& t, const float* P, float* bp, index_t cb, index_t r0, index_t r1) {
+    const index_t j0 = cb * pl.nc;
+    if (j0 >= t.cols) return;
+    const index_t nc = std::min(pl.nc, t.cols - j0), halves = round_up(nc, kNR) / 16;
+    const std::vector<Seg>& sg = segs[static_cast<size_t>(t.kind * pl.ncb + cb)];
+    const std::vector<index_t>& fs = firsts[static_cast<size_t>(t.kind * pl.ncb + cb)];
+    for (index_t kb = 0; kb < pl.nkb; ++kb) {
+      const index_t p0 = kb * pl.kc, kc = std::min(pl.kc, pl.K - p0);
+      pack_b(bp, P, kbase.data(), p0, kc, sg.data(), fs.data(), halves);
+      const float* a0 = ap.data() + p0 * pl.Opad;
+      for (index_t r = r0; r < r1; ++r) {
+        const int mm = static_cast<int>(std::min<index_t>(kMR, s.O - r * kMR));
+        float* crow = t.c + r * kMR * t.ldc + j0;
+        for (index_t jr = 0; jr < nc; jr += kNR)
+          ks.micro(kc, a0 + r * kc * kMR, bp + (jr / kNR) * kc * kNR, crow + jr, t.ldc, mm,
+                   static_cast<int>(std::min<index_t>(kNR, nc - jr)), 1.f, kb ? 1.f : 0.f, nullptr);
+      }
+    }
+    if (b && m == 1)
+      for (index_t o = r0 * kMR; o < std::min(s.O, r1 * kMR); ++o) {
+        float* r = t.c + o * t.ldc + j0;
+        const float bv = b[o];
+        for (index_t q = 0; q < nc; ++q) r[q] += bv;
+      }
+  };
+  auto copy_out = [&](const Unit& t, index_t o) {  // m > 1: C row o of each image, plus the bias, into y
+    for (index_t k = 0; k < t.cnt; ++k) {
+      float* dst = y + ((t.n0 + k) * s.O + o) * L;
+      const float* src = t.c + o * t.cols + k * L;
+      const float bv = b ? b[o] : 0.f;
+      for (index_t q = 0; q < L; ++q) dst[q] = src[q] + bv;
+    }
+  };
+  if (by_units) {
+    panels::par_for(pl.units, std::min<index_t>(team, pl.units), [&](index_t u, int tid) {
+      float* P = thread_buf(tid);
+      float* bp = P + m * g.image;
+      const Unit t = unit(u, bp + pl.kc * pl.nc);
+      for (index_t k = 0; k < t.cnt; ++k) split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g);
+      for (index_t cb = 0; cb < pl.ncb; ++cb) block(t, P, bp, cb, 0, npan);
+      if (m > 1)
+        for (index_t o = 0; o < s.O; ++o) copy_out(t, o);
+    });
+    return;
+  }
+  float* P = thread_buf(0);
+  const index_t rgroups = std::min<index_t>(npan, 2 * team);  // A panel groups per column block
+  for (index_t u = 0; u < pl.units; ++u) {
+    const Unit t = unit(u, P + m * g.image + pl.kc * pl.nc);
+    panels::par_for(t.cnt, team, [&](index_t k, int) {
+      split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g);
+    });
+    panels::par_for(pl.ncb * rgroups, team, [&](index_t i, int tid) {
+      const index_t cb = i / rgroups, rg = i % rgroups;
+      block(t, P, thread_buf(tid) + m * g.image, cb, rg * npan / rgroups, (rg + 1) * npan / rgroups);
+    });
+    if (m > 1) panels::par_for(s.O, team, [&](index_t o, int) { copy_out(t, o); });
+  }
+}
+#endif
+
+}  // namespace phase
+}  // namespace cpu
+}  // namespace pe
