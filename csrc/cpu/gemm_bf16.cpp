@@ -30,7 +30,7 @@
 // The first depth pass starts from zero (or from C with `accumulate`), later passes from C. A block that
 // sticks out of C (edges) runs through a 32 x 32 float scratch tile, then its valid part is copied out; so
 // does every block of the last pass when a bias is added or the result is bfloat16 (the epilogue: + bias,
-// rounding with vcvtne2ps2bf16, masked stores).
+// rounding with vcvtne2ps2bf16, masked stores), run one block late so it overlaps the next block's tile work.
 //
 // Threads: units are (batch, row range, column range) with their own C region and thread-private A packing
 // buffers; ranges are split (in multiples of 32) until every thread has a unit. op(B) is packed once into a
@@ -583,6 +583,22 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
   float* C = g.c + u.b * g.stride_c;
   bf16_t* C16 = g.c16 ? g.c16 + u.b * g.stride_c16 : nullptr;
   alignas(64) float scratch[32 * 32];
+  // The final blocks' epilogue runs one block late: block jr's tiles are stored into one of two tiles here
+  // while block jr - 1's (the other) is finished, so the rounding does not wait on tile stores just issued.
+  alignas(64) float ready[2][32 * 32];
+  struct Pending {
+    const float* src = nullptr;
+    index_t m = 0, n = 0;
+    const float* bias = nullptr;
+    bf16_t* c16 = nullptr;
+    float* c = nullptr;
+  } pending;
+  auto flush = [&] {
+    if (pending.src)
+      finish_block(pending.src, 32, pending.m, pending.n, pending.bias, pending.c16, g.ldc16, pending.c, g.ldc, simd);
+    pending.src = nullptr;
+  };
+  int slot = 0;
   if (g.K == 0) {  // no products: C = bias (or 0), or C + bias with accumulate
     for (index_t i = u.i0; i < u.i1; ++i)
       for (index_t j = u.j0; j < u.j1; j += 32) {
@@ -622,14 +638,17 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
             const bf16_t* bp0 = bpc + (jr / 16) * kcp * 16;
             const bf16_t* bp1 = bp0 + kcp * 16;
             float* cb = C ? C + (ic + ir) * g.ldc + jc + jr : nullptr;
-            if (last && (C16 || g.bias)) {  // the final values: through the scratch tile, + bias, rounded
+            if (last && (C16 || g.bias)) {  // the final values: through a ready tile, + bias, rounded
+              float* tile = ready[slot];
+              slot ^= 1;
               if (load_c) {
-                std::fill(scratch, scratch + 32 * 32, 0.f);
-                for (index_t r = 0; r < m; ++r) std::memcpy(scratch + r * 32, cb + r * g.ldc, n * sizeof(float));
+                std::fill(tile, tile + 32 * 32, 0.f);
+                for (index_t r = 0; r < m; ++r) std::memcpy(tile + r * 32, cb + r * g.ldc, n * sizeof(float));
               }
-              block(apr, sa, kcp, bp0, bp1, scratch, 32, load_c);
-              finish_block(scratch, 32, m, n, g.bias ? g.bias + jc + jr : nullptr,
-                           C16 ? C16 + (ic + ir) * g.ldc16 + jc + jr : nullptr, g.ldc16, cb, g.ldc, simd);
+              block(apr, sa, kcp, bp0, bp1, tile, 32, load_c);
+              flush();  // the previous block's (the other tile)
+              pending = {tile, m, n, g.bias ? g.bias + jc + jr : nullptr,
+                         C16 ? C16 + (ic + ir) * g.ldc16 + jc + jr : nullptr, cb};
             } else if (m == 32 && n == 32) {
               block(apr, sa, kcp, bp0, bp1, cb, g.ldc, load_c);
             } else {  // edge: through the scratch tile
@@ -645,6 +664,7 @@ void run_unit(const GemmBf16Args& g, const Unit& u, BlockFn block, bool simd, Bu
       }
     }
   }
+  flush();
 }
 
 std::vector<Unit> plan_units(const GemmBf16Args& g, int threads) {

@@ -369,6 +369,23 @@ def test_sum_rows_bf16(path, shape):
             m.sum_rows_bf16(x[0])
 
 
+@pytest.mark.parametrize("K", [40, 600])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, True), (True, False)])
+def test_bf16_result_across_blocks(path, K, trans_a, trans_b):
+    """The bfloat16 epilogue runs one block late (block j's tiles are stored while block j - 1 is rounded): over
+    many blocks -- row blocks past MC = 256, column blocks past NC = 512, edges of both -- every value is the
+    rounding of the float32 result, with and without a bias."""
+    rng = np.random.default_rng(K + 7)
+    M, N = 300, 545
+    a = bf16(rng, (K, M) if trans_a else (M, K))
+    b = bf16(rng, (N, K) if trans_b else (K, N))
+    bias = rng.standard_normal(N).astype(np.float32)
+    for bs in (None, bias):
+        c32 = kernel.matmul_bf16(a, b, trans_a, trans_b, bias=bs)
+        c16 = kernel.matmul_bf16(a, b, trans_a, trans_b, bias=bs, bf16_out=True)
+        np.testing.assert_array_equal(c16.view(np.uint16), twin.f32_to_bf16(c32).view(np.uint16))
+
+
 @pytest.mark.parametrize("trans_a,trans_b", [(False, True), (True, False), (False, False)])
 def test_shared_packed_b_any_thread_count(path, trans_a, trans_b):
     """op(B) is packed once by all the threads and read by every unit (units split M and N, and N crosses the
