@@ -7,7 +7,9 @@ The storage is dense: a sparse COO tensor here is a Tensor (subclass ``SparseCOO
 element, zeros included, and which reports ``layout == torch.sparse_coo`` and ``is_sparse``. Values, gradients
 and the results of every op are PyTorch's (an op that mixes a sparse and a dense operand gives a dense result,
 as PyTorch; ops that PyTorch keeps sparse, such as ``sum(dim)``, give a dense tensor of the same values here).
-What it does not give is sparse's memory or speed: an N x N adjacency matrix takes N*N elements.
+What it does not give is sparse's memory or speed: an N x N adjacency matrix takes N*N elements. And a tensor
+here is always coalesced: ``_nnz()`` of one built with duplicate indices counts them once (PyTorch counts each
+until ``coalesce()``), and ``indices()`` works without ``coalesce()`` (PyTorch raises).
 """
 import numpy as np
 

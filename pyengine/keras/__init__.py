@@ -28,5 +28,4 @@ from .layers import Input  # noqa: F401
 from .models import Model, Sequential, load_model  # noqa: F401
 
 __all__ = ["Sequential", "Model", "Input", "load_model", "activations", "backend", "callbacks", "datasets",
-           "initializers",
-           "layers", "losses", "metrics", "models", "optimizers", "preprocessing", "regularizers", "utils"]
+           "initializers", "layers", "losses", "metrics", "models", "optimizers", "preprocessing", "regularizers", "utils"]
