@@ -133,10 +133,11 @@ def _rules():
     global _RULES
     if _RULES is None:
         from .nn.functional import Linear
-        from .ops.elementwise import Add, Div, Exp, Mul, Neg, Pow, Relu, Sigmoid, Sub, Tanh, Where
+        from .ops.elementwise import Add, Div, Exp, Mul, Neg, Pow, PowConstExponent, Relu, Sigmoid, Sub, Tanh, Where
         from .ops.reduction import Mean, Sum
         from .ops.shape import Reshape
-        _RULES = {Linear: _linear, Add: _add, Sub: _sub, Mul: _mul, Div: _div, Pow: _pow, Where: _where,
+        _RULES = {Linear: _linear, Add: _add, Sub: _sub, Mul: _mul, Div: _div, Pow: _pow, PowConstExponent: _pow,
+                  Where: _where,
                   Neg: _neg, Relu: _relu, Tanh: _tanh, Sigmoid: _sigmoid, Exp: _exp, Reshape: _reshape,
                   Sum: _sum, Mean: _mean}
     return _RULES
