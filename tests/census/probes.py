@@ -385,6 +385,14 @@ def _hogwild_child(m):
         m.weight.add_(1.0)
 probe("torch.multiprocessing + Module.share_memory (a child's in-place update is seen)")(_hogwild)
 
+def _embedding_bag():
+    w = t(A(6, 3), rg=True)
+    y = torch.nn.functional.embedding_bag(torch.tensor([1, 2, 4, 5, 4, 3, 2]), w, torch.tensor([0, 2, 2]), mode="mean")
+    (y * t(A(3, 3))).sum().backward()
+    return [y, w.grad]
+probe("torch.nn.EmbeddingBag / F.embedding_bag (offsets, mean)")(_embedding_bag)
+probe("torch.nn.PixelShuffle")(lambda: grad_of(lambda x: torch.nn.PixelShuffle(2)(x) * t(A(1, 2, 4, 6)), A(1, 8, 2, 3)))
+
 
 def enc(v):
     if isinstance(v, torch.Tensor):
