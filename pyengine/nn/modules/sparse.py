@@ -100,13 +100,13 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     input[offsets[b]:offsets[b+1]] (the last runs to the end, or ``offsets`` has B+1 entries with
     ``include_last_offset``). An empty bag gives zeros. ``per_sample_weights`` (input's shape) scale each
     embedding (mode "sum" only). Entries equal to ``padding_idx`` are left out of their bag (and its count).
+    ``sparse=True`` is accepted and gives the same gradient values stored dense (pyengine has no sparse
+    gradients): plain SGD then updates the weights exactly as PyTorch's sparse update does.
     """
     from ...ops import index_add
     from ...tensor import zeros
     if mode not in ("sum", "mean", "max"):
         raise ValueError(f"embedding_bag: mode has to be one of sum, mean or max, got {mode!r}")
-    if sparse:
-        raise NotImplementedError("embedding_bag: sparse gradients are not supported (sparse=True)")
     if per_sample_weights is not None and mode != "sum":
         raise NotImplementedError(f"embedding_bag: per_sample_weights is only supported for mode='sum' "
                                   f"(got mode={mode!r}), as PyTorch")
@@ -164,7 +164,7 @@ class EmbeddingBag(Module):
         super().__init__()
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"EmbeddingBag: mode has to be one of sum, mean or max, got {mode!r}")
-        inner = Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx, sparse=sparse,
+        inner = Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx,
                           _weight=_weight, device=device, dtype=dtype)
         self.num_embeddings, self.embedding_dim = inner.num_embeddings, inner.embedding_dim
         self.padding_idx = inner.padding_idx
