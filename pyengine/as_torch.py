@@ -85,6 +85,7 @@ def _alias_in_spawned_children():
         return data
 
     get_preparation_data._pyengine_alias = True
+    get_preparation_data._pyengine_original = prepare
     spawn.get_preparation_data = get_preparation_data
 
 
@@ -92,6 +93,9 @@ def uninstall():
     """Undo install(): later imports of torch find the real PyTorch (if installed)."""
     if _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
+    spawn = sys.modules.get("multiprocessing.spawn")
+    if spawn is not None and getattr(spawn.get_preparation_data, "_pyengine_alias", False):
+        spawn.get_preparation_data = spawn.get_preparation_data._pyengine_original
     for name in [n for n in sys.modules if n == "torch" or n.startswith("torch.")]:
         if getattr(sys.modules[name], "__name__", "").startswith("pyengine"):
             del sys.modules[name]
