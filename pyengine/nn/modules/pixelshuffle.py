@@ -1,10 +1,11 @@
 """PixelShuffle / PixelUnshuffle: channels to space and back (pytorch/examples super_resolution)."""
-from ..._checks import size_arg
+from ..._checks import size_arg, tensor_op
 from .module import Module
 
 __all__ = ["PixelShuffle", "PixelUnshuffle", "pixel_shuffle", "pixel_unshuffle"]
 
 
+@tensor_op("input")
 def pixel_shuffle(input, upscale_factor):
     """(*, C*r*r, H, W) -> (*, C, H*r, W*r): out[..., c, h*r+i, w*r+j] = in[..., c*r*r + i*r + j, h, w]."""
     r = size_arg("pixel_shuffle", "upscale_factor", upscale_factor)
@@ -18,6 +19,7 @@ def pixel_shuffle(input, upscale_factor):
     return x.reshape(*lead, c // (r * r), h * r, w * r)
 
 
+@tensor_op("input")
 def pixel_unshuffle(input, downscale_factor):
     """The inverse of pixel_shuffle: (*, C, H*r, W*r) -> (*, C*r*r, H, W)."""
     r = size_arg("pixel_unshuffle", "downscale_factor", downscale_factor)

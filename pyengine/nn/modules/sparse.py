@@ -1,7 +1,7 @@
 """Embedding: a lookup table of learnable vectors; EmbeddingBag: reductions over bags of its rows."""
 import numpy as np
 
-from ..._checks import int64_arg, real_arg, size_arg
+from ..._checks import int64_arg, real_arg, size_arg, tensor_op
 from ...autograd import no_grad
 from ...tensor import Tensor, _wrap
 from .. import functional as F
@@ -92,6 +92,7 @@ class Embedding(Module):
         return s
 
 
+@tensor_op("input", "weight", "offsets?", "per_sample_weights?")
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
                   sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
     """Sums / means / maxima of bags of embeddings, without materialising the bags' (B, L, D) tensor.
