@@ -24,6 +24,8 @@ from .ops.shape import multinomial, one_hot  # noqa: E402,F401
 
 from . import distributed, keras, linalg, models, nn, optim, preprocessing, profiler, text, utils  # noqa: E402,F401
 from . import serialization  # noqa: E402,F401
+from . import sparse  # noqa: E402,F401
+from .sparse import layout, sparse_coo, sparse_coo_tensor, spmm, strided  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
 
 # PyTorch compatibility: device and accelerator modules of a CPU-only build, legacy API, no-op settings

@@ -61,12 +61,41 @@ def install():
         sys.meta_path.insert(0, _FINDER)
     import pyengine
     sys.modules["torch"] = pyengine
+    _alias_in_spawned_children()
+
+
+class _InstallInChild:
+    """Part of the data a spawned child process (multiprocessing's "spawn" / "forkserver") unpickles before it
+    runs the parent's ``__main__``: unpickling it installs the alias there too, so that ``import torch`` in
+    the child's copy of the program (torch.multiprocessing, DataLoader workers) is pyengine as in the parent."""
+
+    def __reduce__(self):
+        return install, ()
+
+
+def _alias_in_spawned_children():
+    import multiprocessing.spawn as spawn
+    prepare = spawn.get_preparation_data
+    if getattr(prepare, "_pyengine_alias", False):
+        return
+
+    def get_preparation_data(name):
+        data = prepare(name)
+        data["pyengine_as_torch"] = _InstallInChild()  # multiprocessing's prepare() ignores keys it does not know
+        return data
+
+    get_preparation_data._pyengine_alias = True
+    get_preparation_data._pyengine_original = prepare
+    spawn.get_preparation_data = get_preparation_data
 
 
 def uninstall():
     """Undo install(): later imports of torch find the real PyTorch (if installed)."""
     if _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
+    spawn = sys.modules.get("multiprocessing.spawn")
+    if spawn is not None and getattr(spawn.get_preparation_data, "_pyengine_alias", False):
+        spawn.get_preparation_data = spawn.get_preparation_data._pyengine_original
     for name in [n for n in sys.modules if n == "torch" or n.startswith("torch.")]:
         if getattr(sys.modules[name], "__name__", "").startswith("pyengine"):
             del sys.modules[name]
@@ -74,6 +103,8 @@ def uninstall():
 
 def main(argv=None):
     """``python -m pyengine.as_torch SCRIPT [ARGS...]`` or ``-m MODULE [ARGS...]``: run it with the alias."""
+    if __name__ == "__main__":  # run as -m: use the importable module, whose functions pickle by name
+        return importlib.import_module("pyengine.as_torch").main(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m pyengine.as_torch SCRIPT.py [ARGS...]\n"

@@ -1008,19 +1008,34 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     run_backward(tensors, seeds, retain_graph=bool(retain_graph), inputs=inputs)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=None):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Gradients of ``outputs`` w.r.t. ``inputs`` (leaves or not), without touching ``.grad``.
 
-    An input the outputs do not depend on gets None with ``allow_unused=True``, else an error.
+    An input the outputs do not depend on gets None with ``allow_unused=True``, else an error. With
+    ``create_graph=True`` the gradients are differentiable (pyengine/_double_backward.py; the graph is kept).
     """
     outputs = _as_list(outputs)
     inputs = _as_list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     grad_outputs = _as_list(grad_outputs)
+    if is_grads_batched:
+        raise NotImplementedError("grad: is_grads_batched=True is not supported")
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("grad: one of the inputs does not require grad")
+    if create_graph:
+        from . import _double_backward
+        out = _double_backward.grad(outputs, inputs, grad_outputs, allow_unused or materialize_grads)
+    else:
+        out = _grad(outputs, inputs, grad_outputs, bool(retain_graph), allow_unused or materialize_grads)
+    if materialize_grads:
+        out = tuple(_wrap(np.zeros(t.shape, t._data.dtype)) if g is None else g for t, g in zip(inputs, out))
+    return out
+
+
+def _grad(outputs, inputs, grad_outputs, retain_graph, allow_unused):
     seeds = [_seed_grad(o, g, "grad") for o, g in zip(outputs, grad_outputs)]
     res = run_backward(outputs, seeds, retain_graph=retain_graph, inputs=inputs, accumulate=False)
     out = []

@@ -7,6 +7,7 @@ the op of the same name.
 import builtins
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -582,9 +583,18 @@ class Tensor:
     is_mps = property(lambda self: False)
     is_meta = property(lambda self: False)
     is_sparse = property(lambda self: False)
+    layout = property(lambda self: _sparse().strided, doc="torch.strided (pyengine.sparse.SparseCOOTensor: sparse_coo).")
+
+    def to_sparse(self, sparse_dim=None, layout=None): return _sparse().to_sparse(self, sparse_dim, layout)
+
+    def to_dense(self):
+        return self
     is_quantized = property(lambda self: False)
     nbytes = property(lambda self: self._data.nbytes, doc="Bytes of this tensor's elements.")
     itemsize = property(lambda self: self._data.itemsize, doc="Bytes of one element.")
+
+    def share_memory_(self): return _shm().share_memory_(self)
+    def is_shared(self): return _shm().is_shared(self)
 
     def untyped_storage(self):
         """The memory block under this tensor (its base's, for a view) as bytes (PyTorch's UntypedStorage)."""
@@ -720,7 +730,7 @@ class Tensor:
         return (self.grad_fn, self._out_index)
 
     def __getstate__(self):
-        return {"data": self._data, "requires_grad": self.requires_grad}
+        return {"data": _pickled(self._data), "requires_grad": self.requires_grad}
 
     def __setstate__(self, state):
         self._data = state["data"]
@@ -756,6 +766,22 @@ class _HookHandle:
 
     def remove(self):
         self.store.pop(self.key, None)
+
+
+def _pickled(arr):
+    """The array as a pickle should hold it: a reference to its block when in shared memory (multiprocessing)."""
+    shm = sys.modules.get("pyengine.multiprocessing._shared")
+    return arr if shm is None else shm.pickled(arr)
+
+
+def _shm():
+    from .multiprocessing import _shared
+    return _shared
+
+
+def _sparse():
+    from . import sparse
+    return sparse
 
 
 def _new(arr, requires_grad=False):
@@ -879,6 +905,15 @@ def from_numpy(array):
     return _wrap(array)
 
 
+def _sizes(sizes, size, op):
+    """A factory's shape given positionally (``zeros(2, 3)``, ``zeros((2, 3))``) or as ``size=`` (PyTorch takes both)."""
+    if size is None:
+        return sizes
+    if sizes:
+        raise TypeError(f"{op}(): the shape is given twice (positionally and as size=)")
+    return (size,)
+
+
 def _shape_arg(size, op, itemsize=8):
     """The shape of a new tensor: non-negative ints (one sequence or several ints) whose product, in bytes
     of ``itemsize``, an array can address; else TypeError / ValueError naming the op, before any allocation."""
@@ -915,21 +950,21 @@ def _make(arr, requires_grad, device):
 
 
 @tensor_op()
-def zeros(*size, dtype=None, device=None, requires_grad=False):
+def zeros(*sizes, size=None, dtype=None, device=None, requires_grad=False):
     npd = _factory_dtype(dtype)
-    return _make(np.zeros(_shape_arg(size, "zeros", npd.itemsize), npd), requires_grad, device)
+    return _make(np.zeros(_shape_arg(_sizes(sizes, size, "zeros"), "zeros", npd.itemsize), npd), requires_grad, device)
 
 
 @tensor_op()
-def ones(*size, dtype=None, device=None, requires_grad=False):
+def ones(*sizes, size=None, dtype=None, device=None, requires_grad=False):
     npd = _factory_dtype(dtype)
-    return _make(np.ones(_shape_arg(size, "ones", npd.itemsize), npd), requires_grad, device)
+    return _make(np.ones(_shape_arg(_sizes(sizes, size, "ones"), "ones", npd.itemsize), npd), requires_grad, device)
 
 
 @tensor_op()
-def empty(*size, dtype=None, device=None, requires_grad=False):
+def empty(*sizes, size=None, dtype=None, device=None, requires_grad=False):
     npd = _factory_dtype(dtype)
-    return _make(np.empty(_shape_arg(size, "empty", npd.itemsize), npd), requires_grad, device)
+    return _make(np.empty(_shape_arg(_sizes(sizes, size, "empty"), "empty", npd.itemsize), npd), requires_grad, device)
 
 
 @tensor_op()
@@ -1001,18 +1036,18 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
 
 
 @tensor_op()
-def randn(*size, dtype=None, generator=None, device=None, requires_grad=False):
+def randn(*sizes, size=None, dtype=None, generator=None, device=None, requires_grad=False):
     """Standard normal samples."""
     npd = _factory_dtype(dtype)
-    arr = _rng(generator).standard_normal(_shape_arg(size, "randn", 8), dtype=np.float64).astype(npd, copy=False)
+    arr = _rng(generator).standard_normal(_shape_arg(_sizes(sizes, size, "randn"), "randn", 8), dtype=np.float64).astype(npd, copy=False)
     return _make(arr, requires_grad, device)
 
 
 @tensor_op()
-def rand(*size, dtype=None, generator=None, device=None, requires_grad=False):
+def rand(*sizes, size=None, dtype=None, generator=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1)."""
     npd = _factory_dtype(dtype)
-    arr = _rng(generator).random(_shape_arg(size, "rand", 8), dtype=np.float64).astype(npd, copy=False)
+    arr = _rng(generator).random(_shape_arg(_sizes(sizes, size, "rand"), "rand", 8), dtype=np.float64).astype(npd, copy=False)
     return _make(arr, requires_grad, device)
 
 

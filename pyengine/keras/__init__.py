@@ -22,10 +22,10 @@ follow (padding at the start or end of sequences, as pad_sequences makes). What 
 NotImplementedError naming the feature (e.g. LSTM(recurrent_dropout=...), GRU(reset_after=False), models with several
 outputs).
 """
-from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models,  # noqa: F401
+from . import (activations, backend, callbacks, datasets, initializers, layers, losses, metrics, models,  # noqa: F401
                optimizers, preprocessing, regularizers, utils)
 from .layers import Input  # noqa: F401
 from .models import Model, Sequential, load_model  # noqa: F401
 
-__all__ = ["Sequential", "Model", "Input", "load_model", "activations", "backend", "callbacks", "initializers",
-           "layers", "losses", "metrics", "models", "optimizers", "preprocessing", "regularizers", "utils"]
+__all__ = ["Sequential", "Model", "Input", "load_model", "activations", "backend", "callbacks", "datasets",
+           "initializers", "layers", "losses", "metrics", "models", "optimizers", "preprocessing", "regularizers", "utils"]

@@ -1124,3 +1124,24 @@ from ._vision import *  # noqa: F401,F403,E402
 from ._vision import __all__ as _vision_all  # noqa: E402
 
 __all__ += _vision_all
+
+
+# bags of embeddings and pixel shuffles live beside their modules (modules/sparse.py, modules/pixelshuffle.py)
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
+                  sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    from .modules.sparse import embedding_bag as impl
+    return impl(input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode, sparse, per_sample_weights,
+                include_last_offset, padding_idx)
+
+
+def pixel_shuffle(input, upscale_factor):
+    from .modules.pixelshuffle import pixel_shuffle as impl
+    return impl(input, upscale_factor)
+
+
+def pixel_unshuffle(input, downscale_factor):
+    from .modules.pixelshuffle import pixel_unshuffle as impl
+    return impl(input, downscale_factor)
+
+
+__all__ += ["embedding_bag", "pixel_shuffle", "pixel_unshuffle"]

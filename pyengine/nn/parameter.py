@@ -2,7 +2,7 @@
 import numpy as np
 
 from .._checks import named_init
-from ..tensor import Tensor, _as_array, _wrap
+from ..tensor import Tensor, _as_array, _pickled, _wrap
 
 
 class Parameter(Tensor):
@@ -40,4 +40,4 @@ class Parameter(Tensor):
         return p
 
     def __reduce_ex__(self, protocol):
-        return (Parameter, (self._data, self.requires_grad))
+        return (Parameter, (_pickled(self._data), self.requires_grad))

@@ -94,7 +94,7 @@ class Cat(Function):
     def forward(self, dim, *xs):
         self.dim = dim
         self.bounds = np.cumsum([0] + [x.shape[dim] for x in xs])
-        return self.xp.concatenate(xs, axis=dim)
+        return _c_order(self.xp, self.xp.concatenate(xs, axis=dim))
 
     def backward(self, g):
         grads = [None]
@@ -108,6 +108,12 @@ class Cat(Function):
         return tuple(grads)
 
 
+def _c_order(xp, y):
+    """PyTorch's cat and stack return a contiguous tensor; NumPy's keep the inputs' memory order (a stack of
+    transposed inputs is transposed), which makes a later ``view`` fail where PyTorch's works."""
+    return y if y.flags.c_contiguous else xp.ascontiguousarray(y)
+
+
 class Stack(Function):
     """y = inputs stacked along a new dim;  each input's grad is its index of g."""
 
@@ -115,7 +121,7 @@ class Stack(Function):
 
     def forward(self, dim, *xs):
         self.dim = dim
-        return self.xp.stack(xs, axis=dim)
+        return _c_order(self.xp, self.xp.stack(xs, axis=dim))
 
     def backward(self, g):
         return (None,) + tuple(self.xp.take(g, i, axis=self.dim) if need else None

@@ -328,6 +328,72 @@ probe("torch.onnx (import)")(lambda: [callable(__import__("torch.onnx", fromlist
 probe("torch.set_num_threads / get_num_threads")(lambda: [torch.get_num_threads() >= 1])
 
 
+# ---------------- census round 3 (gcn/gat, mnist_hogwild, wgan_gp, keras mnist_convnet) ----------------
+def _sparse_probe():
+    adj = torch.sparse_coo_tensor(np.array([[0, 1, 1, 2, 2], [1, 0, 2, 1, 1]], dtype=np.int32), torch.ones(5), (3, 3), dtype=torch.int64)
+    a = torch.eye(3) + adj
+    d = torch.diag(torch.sqrt(1 / torch.sum(a, dim=1))).to_sparse()
+    norm = d @ a @ d
+    feats = t(X34[:3], rg=True)
+    w = t(A(4, 2), rg=True)
+    out = torch.spmm(norm.to_sparse(), torch.mm(feats.to_sparse(), w))
+    out.sum().backward()
+    return [adj.to_dense(), adj.is_sparse, a.is_sparse, str(adj.layout), str(a.layout), adj.coalesce().indices(),
+            adj.coalesce().values(), adj.coalesce()._nnz(), norm, out, feats.grad, w.grad]
+probe("torch.sparse_coo_tensor / Tensor.to_sparse / torch.spmm / sparse @ dense")(_sparse_probe)
+def _sparse_values_grad():
+    v = t(A(3), rg=True)
+    s = torch.sparse_coo_tensor(torch.tensor([[0, 2, 0], [1, 0, 1]]), v, (3, 2))
+    y = torch.sparse.mm(s, t(A(2, 4)))
+    y.sum().backward()
+    return [s.to_dense(), y, v.grad]
+probe("torch.sparse_coo_tensor(values requiring grad) + torch.sparse.mm")(_sparse_values_grad)
+probe("factories with size= keyword (torch.empty(size=...))", "shape")(lambda: [torch.empty(size=(2, 3)), torch.zeros(size=(4,)), torch.ones(size=[1, 2]), torch.randn(size=(3, 1)), torch.rand(size=(2,))])
+def _grad_penalty():
+    D = torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.LeakyReLU(0.2), torch.nn.Linear(5, 3), torch.nn.Tanh(),
+                            torch.nn.Linear(3, 1), torch.nn.Sigmoid())
+    with torch.no_grad():
+        for p in D.parameters():
+            p.copy_(torch.from_numpy(A(*p.shape)))
+    x = t(A(4, 7), rg=True)
+    d = D(x * 2 - 1)
+    g, = torch.autograd.grad(outputs=d, inputs=x, grad_outputs=torch.ones(4, 1), create_graph=True, retain_graph=True,
+                             only_inputs=True)
+    gp = ((g.view(4, -1).norm(2, dim=1) - 1) ** 2).mean()
+    (gp + d.mean()).backward()
+    return [g, gp] + [p.grad for p in D.parameters()] + [x.grad]
+probe("torch.autograd.grad(create_graph=True) (WGAN-GP gradient penalty)")(_grad_penalty)
+def _double_grad():
+    x = t(A(5), rg=True)
+    y = (x.exp() * x - x / (x * x + 1)).sum()
+    g, = torch.autograd.grad(y, x, create_graph=True)
+    h, = torch.autograd.grad(g.sum(), x)
+    return [g, h]
+probe("torch.autograd.grad twice (second derivative)")(_double_grad)
+probe("torch.cat/stack of transposed tensors are contiguous")(lambda: [torch.stack([t(X34).t(), t(X34).t()]).view(2, -1), torch.cat([t(X34).t(), t(X34).t()]).is_contiguous()])
+def _hogwild():
+    import torch.multiprocessing as mp
+    m = torch.nn.Linear(3, 2)
+    m.share_memory()
+    before = m.weight.detach().clone()
+    p = mp.get_context("fork").Process(target=_hogwild_child, args=(m,))
+    p.start()
+    p.join()
+    return [m.weight.is_shared(), p.exitcode, m.weight.detach() - before]
+def _hogwild_child(m):
+    with torch.no_grad():
+        m.weight.add_(1.0)
+probe("torch.multiprocessing + Module.share_memory (a child's in-place update is seen)")(_hogwild)
+
+def _embedding_bag():
+    w = t(A(6, 3), rg=True)
+    y = torch.nn.functional.embedding_bag(torch.tensor([1, 2, 4, 5, 4, 3, 2]), w, torch.tensor([0, 2, 2]), mode="mean")
+    (y * t(A(3, 3))).sum().backward()
+    return [y, w.grad]
+probe("torch.nn.EmbeddingBag / F.embedding_bag (offsets, mean)")(_embedding_bag)
+probe("torch.nn.PixelShuffle")(lambda: grad_of(lambda x: torch.nn.PixelShuffle(2)(x) * t(A(1, 2, 4, 6)), A(1, 8, 2, 3)))
+
+
 def enc(v):
     if isinstance(v, torch.Tensor):
         a = v.detach().numpy() if hasattr(v, "detach") else np.asarray(v)

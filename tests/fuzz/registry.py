@@ -2076,6 +2076,14 @@ module(nn.Unfold, ctor(**{"0": ("size", st.sampled_from((1, 2)))}), fwd_spatial(
 module(nn.Fold, ctor(**{"0": ("shape", st.sampled_from(((3, 3), (2, 4)))), "1": ("size", st.sampled_from((1, 2)))}),
        fwd_spatial(1, channels="x", batched_dims=True), names=("fold",))
 
+module(nn.EmbeddingBag, ctor(**{"0": ("size", sizes_), "1": ("size", sizes_),
+                                "mode": ("choice", st.sampled_from(("sum", "mean", "max")))}),
+       fwd_indices(), names=("embedding_bag",))
+module(nn.PixelShuffle, ctor(**{"0": ("size", st.sampled_from((1, 2)))}), fwd_spatial(2, channels="x"),
+       names=("pixel_shuffle",))
+module(nn.PixelUnshuffle, ctor(**{"0": ("size", st.sampled_from((1, 2)))}), fwd_spatial(2, channels="x"),
+       names=("pixel_unshuffle",))
+
 # ---------------------------------------------------------------------- what must be covered
 
 EXCLUDED = {

@@ -531,7 +531,12 @@ class Module:
         raise RuntimeError("pyengine has no XPU backend: Module.xpu() is not available")
 
     def share_memory(self):
-        """PyTorch moves storages to shared memory for worker processes; pyengine's workers fork: no-op."""
+        """Move every parameter and buffer (and existing gradient) into shared memory, so that processes
+        that receive this module (torch.multiprocessing) update the same weights (Hogwild)."""
+        for t in list(self.parameters()) + list(self.buffers()):
+            t.share_memory_()
+            if t.grad is not None:
+                t.grad.share_memory_()
         return self
 
     # ------------------------------------------------------------------ printing

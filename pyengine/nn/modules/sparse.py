@@ -1,16 +1,16 @@
-"""Embedding: a lookup table of learnable vectors."""
+"""Embedding: a lookup table of learnable vectors; EmbeddingBag: reductions over bags of its rows."""
 import numpy as np
 
-from ..._checks import int64_arg, real_arg, size_arg
+from ..._checks import int64_arg, real_arg, size_arg, tensor_op
 from ...autograd import no_grad
-from ...tensor import Tensor
+from ...tensor import Tensor, _wrap
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
 from ._utils import check_params, float_dtype
 from .module import Module
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]
 
 
 class Embedding(Module):
@@ -90,3 +90,106 @@ class Embedding(Module):
         if self.scale_grad_by_freq:
             s += ", scale_grad_by_freq=True"
         return s
+
+
+@tensor_op("input", "weight", "offsets?", "per_sample_weights?")
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
+                  sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sums / means / maxima of bags of embeddings, without materialising the bags' (B, L, D) tensor.
+
+    input (B, L): each row a bag (``offsets`` must be None); input (N,) with ``offsets`` (B,): bag b is
+    input[offsets[b]:offsets[b+1]] (the last runs to the end, or ``offsets`` has B+1 entries with
+    ``include_last_offset``). An empty bag gives zeros. ``per_sample_weights`` (input's shape) scale each
+    embedding (mode "sum" only). Entries equal to ``padding_idx`` are left out of their bag (and its count).
+    ``sparse=True`` is accepted and gives the same gradient values stored dense (pyengine has no sparse
+    gradients): plain SGD then updates the weights exactly as PyTorch's sparse update does.
+    """
+    from ...ops import index_add
+    from ...tensor import zeros
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode has to be one of sum, mean or max, got {mode!r}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights is only supported for mode='sum' "
+                                  f"(got mode={mode!r}), as PyTorch")
+    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    if idx.ndim == 2:
+        if offsets is not None:
+            raise ValueError("embedding_bag: if input is 2D, then offsets has to be None, as input is treated as "
+                             "a mini-batch of fixed length sequences")
+        n_bags, length = idx.shape
+        starts = np.arange(n_bags, dtype=np.int64) * length
+        flat = idx.reshape(-1)
+        psw = per_sample_weights.reshape(-1) if per_sample_weights is not None else None
+    elif idx.ndim == 1:
+        if offsets is None:
+            raise ValueError("embedding_bag: offsets has to be a 1D Tensor but got None")
+        starts = np.asarray(offsets._data if isinstance(offsets, Tensor) else offsets, np.int64).reshape(-1)
+        if include_last_offset:
+            starts = starts[:-1]
+        n_bags = starts.shape[0]
+        if n_bags and (starts[0] != 0 or (np.diff(starts) < 0).any() or starts[-1] > idx.shape[0]):
+            raise ValueError(f"embedding_bag: offsets must start at 0, be non-decreasing and within the input's "
+                             f"{idx.shape[0]} indices, got {starts.tolist()}")
+        flat = idx
+        psw = per_sample_weights
+    else:
+        raise ValueError(f"embedding_bag: input has to be 1D or 2D Tensor, but got Tensor of dimension {idx.ndim}")
+    if flat.dtype.kind not in "iu":
+        raise TypeError(f"embedding_bag: input must be an integer tensor, got {flat.dtype}")
+    bag = np.searchsorted(starts, np.arange(flat.shape[0]), side="right") - 1  # the bag of each entry
+    keep = np.ones(flat.shape[0], bool) if padding_idx is None else flat != padding_idx % weight.shape[0]
+    pos = np.nonzero(keep)[0]
+    emb = F.embedding(_wrap(flat[pos].astype(np.int64)), weight, None, max_norm, norm_type,
+                      scale_grad_by_freq)
+    if psw is not None:
+        emb = emb * (psw if pos.shape[0] == flat.shape[0] else psw[_wrap(pos)]).unsqueeze(-1)
+    counts = np.bincount(bag[pos], minlength=n_bags)
+    if mode == "max":
+        rows = [emb[_wrap(np.nonzero(bag[pos] == b)[0])].amax(0) if counts[b]
+                else zeros(weight.shape[1], dtype=weight.dtype) for b in range(n_bags)]
+        from ...ops import stack
+        return stack(rows) if rows else zeros(0, weight.shape[1], dtype=weight.dtype)
+    out = index_add(zeros(n_bags, weight.shape[1], dtype=weight.dtype), 0, _wrap(bag[pos].astype(np.int64)), emb)
+    if mode == "mean":
+        out = out / _wrap(np.maximum(counts, 1).astype(weight._data.dtype)[:, None])
+    return out
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima over bags of embeddings (``embedding_bag``): forward(input, offsets=None,
+    per_sample_weights=None) -> (bags, embedding_dim). Initialised N(0, 1), the ``padding_idx`` row zeroed."""
+
+    def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+                 mode="mean", sparse=False, _weight=None, include_last_offset=False, padding_idx=None,
+                 device=None, dtype=None):
+        super().__init__()
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"EmbeddingBag: mode has to be one of sum, mean or max, got {mode!r}")
+        inner = Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx,
+                          _weight=_weight, device=device, dtype=dtype)
+        self.num_embeddings, self.embedding_dim = inner.num_embeddings, inner.embedding_dim
+        self.padding_idx = inner.padding_idx
+        self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
+        self.mode, self.sparse, self.include_last_offset = mode, sparse, include_last_offset
+        self.weight = inner.weight
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight._data[self.padding_idx] = 0
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type, self.scale_grad_by_freq,
+                             self.mode, self.sparse, per_sample_weights, self.include_last_offset, self.padding_idx)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}" + (
+            f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, **kwargs):
+        w = embeddings if isinstance(embeddings, Tensor) else Tensor(np.asarray(embeddings))
+        bag = cls(w.shape[0], w.shape[1], _weight=w, **kwargs)
+        bag.weight.requires_grad = not freeze
+        return bag

@@ -32,7 +32,7 @@ def default_collate(batch):
                                f"got shapes {sorted(shapes)}")
         if any(x.requires_grad for x in batch):
             return _stack(batch)
-        return _wrap(np.stack([x._data for x in batch]))
+        return _wrap(np.ascontiguousarray(np.stack([x._data for x in batch])))  # contiguous, as PyTorch
     if isinstance(elem, np.ndarray):
         if elem.dtype.kind in "USO":
             raise TypeError(f"default_collate: cannot make a Tensor of numpy arrays of dtype {elem.dtype}")
@@ -40,7 +40,7 @@ def default_collate(batch):
         if len(shapes) != 1:
             raise RuntimeError(f"default_collate: each array in the batch should be of equal size, "
                                f"got shapes {sorted(shapes)}")
-        return as_tensor(np.stack(batch))
+        return as_tensor(np.ascontiguousarray(np.stack(batch)))
     if isinstance(elem, np.generic):
         if elem.dtype.kind in "USO":
             return list(batch)
