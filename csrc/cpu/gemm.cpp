@@ -596,11 +596,14 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
 // measured (the threads got a fraction of a core). See dev/gemm_notes.md,
 // "Weight-gradient shapes"; to be re-measured on a quiet machine.
 constexpr index_t kDepthChunk = 512;
-constexpr index_t kSplitMaxC = index_t(256) << 10;  // elements of C (1 MiB of float)
+constexpr index_t kSplitMaxC = index_t(256) << 10;      // elements of C (1 MiB of float)
+constexpr index_t kSplitMaxParts = index_t(4) << 20;   // elements of all partials (16 MiB of float)
 
 template <class T>
 static bool use_depth_split(const GemmArgs<T>& g) {
-  return g.batch == 1 && g.K >= 2 * kDepthChunk && g.M * g.N <= kSplitMaxC && 4 * g.M * g.N <= g.K * g.K;
+  const index_t mn = g.M * g.N;
+  return g.batch == 1 && g.K >= 2 * kDepthChunk && mn <= kSplitMaxC && 4 * mn <= g.K * g.K &&
+         ceil_div(g.K, kDepthChunk) * mn <= kSplitMaxParts;
 }
 
 // The partial C's of run_depth_split: the calling thread's.
