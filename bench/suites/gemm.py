@@ -63,6 +63,9 @@ def _case_bf16(res, kernels, s, threads, quick=False):
             f"(best of {rep}, alternating)")
 
 
+GPT_DW = ((128, 128), (128, 384), (128, 512), (512, 128), (384, 384), (384, 1152), (384, 1536), (1536, 384))
+
+
 def run(res, quick=False):
     from pyengine.backend import get_backend
     K = get_backend("cpu")
@@ -73,6 +76,10 @@ def run(res, quick=False):
         for (m, k, n) in ((2048, 128, 384), (2048, 128, 512), (2048, 512, 128), (4096, 768, 3072),
                           (8192, 768, 768)):
             _case(res, K, f"M{m} K{k} N{n}", m, k, n, threads, quick=quick)
+        # the GPT's weight gradients dW = X^T dY (A stored transposed, K = batch x time): the L4 C128 model's
+        # (C x C, C x 3C, C x 4C, 4C x C), then the L6 C384 model's
+        for (m, n) in GPT_DW[:4] if quick else GPT_DW:
+            _case(res, K, f"dW M{m} N{n} K2048 TN", m, 2048, n, threads, ta=True, quick=quick)
     for s in (64, 128):
         _case(res, K, f"small {s}^3", s, s, s, 1)
     _case(res, K, "batched 64 x 128x64x128", 128, 64, 128, 1, batch=64)

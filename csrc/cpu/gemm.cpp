@@ -260,6 +260,7 @@ constexpr index_t kGrainFma = index_t(1) << 20;
 constexpr index_t kSharedBBytes = index_t(24) << 20;
 constexpr int kUnitsPerThread = 4;
 static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
+static std::atomic<bool> g_depth_split{false};  // set_gemm_depth_split (run_depth_split): off, see there
 
 static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -402,11 +403,11 @@ static void pack_a_block(const Kernels<T>& ks, T* ap, const GemmArgs<T>& g, cons
 
 // C[i0:i0+mc, jc:jc+nc] (+)= A block (ap, or A in place) @ packed B block bp
 // (kc x nc as NR-column micro-panels), one micro-kernel call per MR x NR tile.
-// The first depth pass (pc == 0) applies beta and the bias, later ones add.
+// The first depth pass (`first`) applies beta and the bias, later ones add.
 template <class T, int MR, int NR>
 static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a, const T* ap, const T* a,
-                         index_t i0, index_t mc, index_t pc, index_t kc, const T* bp, T* c, index_t jc, index_t nc) {
-  const bool first = pc == 0;
+                         index_t i0, index_t mc, index_t pc, index_t kc, bool first, const T* bp, T* c, index_t jc,
+                         index_t nc) {
   const T beta = first ? g.beta : T(1);
   for (index_t ir = 0; ir < mc; ir += MR) {
     const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
@@ -555,7 +556,8 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
             for (index_t jc = j0; jc < j1;) {
               const index_t jb0 = jc / NC * NC, jnext = std::min(j1, jb0 + NC);
               const T* blk = b_block(pc, kc, jb0);
-              block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, blk + (jc - jb0) * kc, c, jc, jnext - jc);
+              block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, pc == 0, blk + (jc - jb0) * kc, c, jc,
+                                      jnext - jc);
               jc = jnext;
             }
           }
@@ -564,6 +566,116 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
 #if defined(PYENGINE_OPENMP)
 #pragma omp barrier
 #endif
+        }
+      }
+    }
+  }
+  if (out_of_memory) throw std::bad_alloc();
+}
+
+// ------------------------------------------------------------------ depth split
+
+// Small C, long depth: the GPT's weight gradients dW = X^T dY (M, N = 128..512,
+// K = batch x time = 2048). Cut by rows or columns among threads, each thread
+// would pack all of the depth of the operand it shares, for a sliver of C; on
+// one thread, MC / NC blocks smaller than C would re-pack A or B. Instead the
+// depth is cut into chunks of kDepthChunk, a constant, so the cut (and the
+// summation order of every element of C) is the same on any thread count:
+// each chunk is one unit, which packs A and B once per depth pass over the
+// whole of C (one row block of all M rows, NC-wide column blocks) and writes
+// its own partial product (M x N, alpha 1, no bias); then the partials are
+// added in chunk order, and alpha, the bias and beta * C applied, rows split
+// among the threads. Bits are identical on 1, 2, 3 threads
+// (tests/kernels/test_gemm.py, test_depth_split); the cost is writing and re-reading
+// K / kDepthChunk partial C's, small next to the product when C is small
+// (kSplitMaxC) and K long (use_depth_split).
+// OFF by default (_C.set_gemm_depth_split(True) turns it on): on the busy
+// development VM it did not win. 1 thread: -4..+1% against the plans above on
+// the GPT's dW shapes (within noise); 2 threads: GFLOP per CPU-second 2-12%
+// lower (the partials' writes and the final sum), and wall-clock could not be
+// measured (the threads got a fraction of a core). See dev/gemm_notes.md,
+// "Weight-gradient shapes"; to be re-measured on a quiet machine.
+constexpr index_t kDepthChunk = 512;
+constexpr index_t kSplitMaxC = index_t(256) << 10;      // elements of C (1 MiB of float)
+constexpr index_t kSplitMaxParts = index_t(4) << 20;   // elements of all partials (16 MiB of float)
+
+template <class T>
+static bool use_depth_split(const GemmArgs<T>& g) {
+  const index_t mn = g.M * g.N;
+  return g.batch == 1 && g.K >= 2 * kDepthChunk && mn <= kSplitMaxC && 4 * mn <= g.K * g.K &&
+         ceil_div(g.K, kDepthChunk) * mn <= kSplitMaxParts;
+}
+
+// The partial C's of run_depth_split: the calling thread's.
+static thread_local Scratch tl_partials;
+
+template <class T, int MR, int NR>
+static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC, index_t NC) {
+  const index_t M = g.M, N = g.N, K = g.K, MN = M * N;
+  const index_t nchunks = ceil_div(K, kDepthChunk);
+  // Depth passes inside a chunk: as few as KC allows, of equal depth (a chunk of
+  // 512 with KC 384 runs as 2 x 256, not 384 + 128).
+  const index_t npass = ceil_div(kDepthChunk, KC), kc_max = ceil_div(kDepthChunk, npass);
+  const index_t nc_max = std::min(NC, round_up(N, NR));
+  T* parts = static_cast<T*>(tl_partials.get(static_cast<size_t>(nchunks * MN) * sizeof(T)));
+  if (!parts) throw std::bad_alloc();
+  // Rows of C per unit of the final sum: ~16 KiB of C.
+  const index_t sum_rows = std::max<index_t>(1, (index_t(4096) + N - 1) / N);
+  const index_t sum_units = ceil_div(M, sum_rows);
+  const int nt = static_cast<int>(std::min<index_t>(threads_for(M * N * K, kGrainFma), nchunks));
+  std::atomic<bool> out_of_memory{false};
+
+  GemmArgs<T> gp = g;  // the chunks' products: plain, into their partials (row stride N)
+  gp.alpha = T(1);
+  gp.beta = T(0);
+  gp.bias = nullptr;
+  gp.ldc = N;
+
+#if defined(PYENGINE_OPENMP)
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+  {
+#if defined(PYENGINE_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+    for (index_t u = 0; u < nchunks; ++u) {
+      T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(round_up(M, MR) * kc_max) * sizeof(T)));
+      T* bp = static_cast<T*>(tl_pack_b.get(static_cast<size_t>(nc_max * kc_max) * sizeof(T)));
+      if (!ap || !bp) {
+        out_of_memory = true;
+        continue;
+      }
+      const index_t p0 = u * kDepthChunk, p1 = std::min(K, p0 + kDepthChunk);
+      const index_t np = ceil_div(p1 - p0, kc_max);
+      T* part = parts + u * MN;
+      for (index_t q = 0, pc = p0; q < np; ++q) {
+        const index_t kc = ceil_div(p1 - pc, np - q);
+        pack_a<T, MR>(ks, ap, g, g.a, 0, M, pc, kc);
+        for (index_t jc = 0; jc < N; jc += NC) {
+          const index_t nc = std::min(NC, N - jc);
+          pack_b<T, NR>(ks, bp, g, g.b, jc, nc, pc, kc);
+          block_kernel<T, MR, NR>(gp, ks, false, ap, nullptr, 0, M, pc, kc, pc == p0, bp, part, jc, nc);
+        }
+        pc += kc;
+      }
+    }
+    // (the omp for above ends with a barrier: every partial is complete)
+#if defined(PYENGINE_OPENMP)
+#pragma omp for schedule(static)
+#endif
+    for (index_t r = 0; r < sum_units; ++r) {
+      for (index_t i = r * sum_rows; i < std::min(M, (r + 1) * sum_rows); ++i) {
+        T* ci = g.c + i * g.ldc;
+        T* p = parts + i * N;  // the sum gathers in chunk 0's partial: ((p0 + p1) + p2) + ...
+        for (index_t q = 1; q < nchunks; ++q) {
+          const T* pq = p + q * MN;
+          for (index_t j = 0; j < N; ++j) p[j] += pq[j];
+        }
+        for (index_t j = 0; j < N; ++j) {
+          T val = g.alpha * p[j];
+          if (g.bias) val += g.bias[j];
+          if (g.beta != T(0)) val += g.beta * ci[j];
+          ci[j] = val;
         }
       }
     }
@@ -595,6 +707,10 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
                       g.lda * static_cast<index_t>(sizeof(T)) <= 2048;
   // One matrix (or a few) tall enough to cut by rows among the threads: share
   // one packed B (run_shared_b) rather than pack it once per row block.
+  if (use_depth_split(g) && g_depth_split.load()) {
+    run_depth_split<T, MR, NR>(g, ks, KC, NC);
+    return;
+  }
   const int units_per_thread = g_shared_b.load();
   if (pl.threads > 1 && K > 0 && g.batch < 2 * pl.threads && M >= 8 * MR && units_per_thread > 0) {
     run_shared_b<T, MR, NR>(g, ks, KC, MC, NC, rows_a, pl.threads, units_per_thread);
@@ -626,7 +742,7 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
       for (index_t jc = j0; jc < j1; jc += NC) {
         const index_t nc = std::min(NC, j1 - jc);
         pack_b<T, NR>(ks, bp, g, b, jc, nc, pc, kc);
-        block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, bp, c, jc, nc);
+        block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, pc == 0, bp, c, jc, nc);
       }
       if (K == 0) break;
     }
@@ -678,5 +794,7 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
 }
 
 int set_gemm_shared_b(int units_per_thread) { return gemm_detail::g_shared_b.exchange(units_per_thread); }
+
+bool set_gemm_depth_split(bool on) { return gemm_detail::g_depth_split.exchange(on); }
 
 }  // namespace pe

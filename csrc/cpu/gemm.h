@@ -61,4 +61,9 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
 // old value. For A/B timings in one process; not thread-safe.
 int set_gemm_shared_b(int units_per_thread);
 
+// Tuning hook: whether small C with a long depth (the weight gradients' shapes)
+// runs as fixed depth chunks summed in order (run_depth_split in gemm.cpp; off
+// by default) or by the plans above; returns the old value. Not thread-safe.
+bool set_gemm_depth_split(bool on);
+
 }  // namespace pe

@@ -362,6 +362,83 @@ def test_shared_b_slabs(k, n):
     check_gemm(r2, a, b)
 
 
+def _on_threads(fn, counts=(1, 2, 3)):
+    before = _C.num_threads()
+    try:
+        res = []
+        for t in counts:
+            _C.set_num_threads(t)
+            res.append(fn())
+        return res
+    finally:
+        _C.set_num_threads(before)
+
+
+@pytest.fixture
+def depth_split():
+    """run_depth_split on (it is off by default) for the test, the previous setting restored after."""
+    prev = _C.set_gemm_depth_split(True)
+    yield
+    _C.set_gemm_depth_split(prev)
+
+
+@pytest.mark.parametrize("m, k, n, ta, tb", [
+    (128, 2048, 128, True, False),   # the GPT's weight gradient dW = X^T dY
+    (37, 1500, 53, True, False),     # a last chunk of 476: passes of unequal depth
+    (113, 1100, 61, False, True),    # 3 chunks, the last 76 deep
+    (17, 1024, 600, True, True),     # C wider than one column block (NC)
+    (300, 1400, 5, False, False),
+])
+def test_depth_split(isa, depth_split, m, k, n, ta, tb):
+    """Small C, long depth (run_depth_split): depth chunks of a fixed size summed in chunk order, so 1, 2 and 3
+    threads give the same bits; alpha, beta, a bias, an out view inside a NaN-filled buffer; vs the reference and
+    vs the row/column plans (set_gemm_depth_split(False))."""
+    for dtype in DTYPES:
+        rng = np.random.default_rng(m * k + n)
+        a = rand(rng, (k, m) if ta else (m, k), dtype)
+        b = rand(rng, (n, k) if tb else (k, n), dtype)
+        c0 = rand(rng, (m, n), dtype)
+
+        def run(alpha=-0.5, beta=2.0):
+            buf = np.full((m, n + 3), np.nan, dtype)
+            out = buf[:, 1:1 + n]
+            out[...] = c0 if beta != 0.0 else np.nan
+            res = cpu.matmul(a, b, ta, tb, alpha=alpha, beta=beta, out=out)
+            assert res is out and np.all(np.isnan(buf[:, 0])) and np.all(np.isnan(buf[:, -2:]))
+            return res.copy()
+
+        r1, r2, r3 = _on_threads(run)
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(r1, r3)
+        check_gemm(r1, a, b, ta, tb, -0.5, 2.0, c0)
+        z1, z2 = _on_threads(lambda: run(1.0, 0.0), (1, 2))  # beta 0: out (NaN) never read
+        np.testing.assert_array_equal(z1, z2)
+        check_gemm(z1, a, b, ta, tb)
+        assert _C.set_gemm_depth_split(False) is True
+        try:
+            check_gemm(run(), a, b, ta, tb, -0.5, 2.0, c0)
+        finally:
+            _C.set_gemm_depth_split(True)
+        if not ta:
+            w = b if tb else np.ascontiguousarray(b.T)
+            bias = rand(rng, (n,), dtype)
+            l1, l2, l3 = _on_threads(lambda: cpu.linear(a, w, bias))
+            np.testing.assert_array_equal(l1, l2)
+            np.testing.assert_array_equal(l1, l3)
+            assert_close(l1, reference.linear(a.astype(np.float64), w, bias),
+                         rtol=10 * np.finfo(dtype).eps * math.sqrt(k), atol=40 * np.finfo(dtype).eps * math.sqrt(k))
+
+
+def test_depth_split_tiny_blocks(tiny_blocks, depth_split):
+    """run_depth_split with KC = 7 and NC = 2 NR: many depth passes per chunk, several column blocks."""
+    rng = np.random.default_rng(5)
+    for dtype in DTYPES:
+        a, b = rand(rng, (1030, 41), dtype), rand(rng, (1030, 70), dtype)
+        r1, r2 = _on_threads(lambda: cpu.matmul(a, b, True, False), (1, 2))
+        np.testing.assert_array_equal(r1, r2)
+        check_gemm(r1, a, b, True, False)
+
+
 def test_small_batched_threads(isa):
     """A batch large enough to go multi-threaded gives bitwise the 1-thread result."""
     rng = np.random.default_rng(2)
