@@ -336,8 +336,8 @@ void register_gemm(py::module_& m) {
         "Tuning hook: units per thread when the threads of a tall GEMM share one packed B, or 0 to pack B per "
         "row block; returns the previous value. Not thread-safe.");
   m.def("set_gemm_depth_split", [](bool on) { return set_gemm_depth_split(on); }, py::arg("on"),
-        "Tuning hook: run small-C, long-depth GEMMs as fixed depth chunks summed in order, or by the row/column "
-        "plans (the default); returns the previous value. Not thread-safe.");
+        "Tuning hook: run small-C, long-depth GEMMs as fixed depth chunks summed in order (the default), or by "
+        "the row/column plans; returns the previous value. Not thread-safe.");
 }
 
 }  // namespace pe

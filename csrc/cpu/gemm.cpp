@@ -260,7 +260,7 @@ constexpr index_t kGrainFma = index_t(1) << 20;
 constexpr index_t kSharedBBytes = index_t(24) << 20;
 constexpr int kUnitsPerThread = 4;
 static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
-static std::atomic<bool> g_depth_split{false};  // set_gemm_depth_split (run_depth_split): off, see there
+static std::atomic<bool> g_depth_split{true};  // set_gemm_depth_split (run_depth_split): on, see there
 
 static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -589,12 +589,13 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
 // (tests/kernels/test_gemm.py, test_depth_split); the cost is writing and re-reading
 // K / kDepthChunk partial C's, small next to the product when C is small
 // (kSplitMaxC) and K long (use_depth_split).
-// OFF by default (_C.set_gemm_depth_split(True) turns it on): on the busy
-// development VM it did not win. 1 thread: -4..+1% against the plans above on
-// the GPT's dW shapes (within noise); 2 threads: GFLOP per CPU-second 2-12%
-// lower (the partials' writes and the final sum), and wall-clock could not be
-// measured (the threads got a fraction of a core). See dev/gemm_notes.md,
-// "Weight-gradient shapes"; to be re-measured on a quiet machine.
+// On by default (_C.set_gemm_depth_split(False) turns it off for A/B runs).
+// Quiet-machine A/B (2026-12-06 18:26 UTC, dev/gemm_dw_bench.py, wall GFLOP/s
+// best of 9, alternating): 2 threads, 128x128 / 128x384 / 128x512 with K 2048:
+// 186-203 / 189-213 / 184-197 split vs 128-144 / 146-168 / 148-150 by the
+// plans above (PyTorch 183-213 / 197-224 / 196); 512x128 and 384x384 level.
+// 1 thread: 0-4% behind the plans (the partials' writes and the final sum).
+// See dev/gemm_notes.md, "Weight-gradient shapes".
 constexpr index_t kDepthChunk = 512;
 constexpr index_t kSplitMaxC = index_t(256) << 10;      // elements of C (1 MiB of float)
 constexpr index_t kSplitMaxParts = index_t(4) << 20;   // elements of all partials (16 MiB of float)

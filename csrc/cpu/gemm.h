@@ -62,7 +62,7 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
 int set_gemm_shared_b(int units_per_thread);
 
 // Tuning hook: whether small C with a long depth (the weight gradients' shapes)
-// runs as fixed depth chunks summed in order (run_depth_split in gemm.cpp; off
+// runs as fixed depth chunks summed in order (run_depth_split in gemm.cpp; on
 // by default) or by the plans above; returns the old value. Not thread-safe.
 bool set_gemm_depth_split(bool on);
 
