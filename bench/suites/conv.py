@@ -9,7 +9,7 @@ import pyengine.nn as nn
 import pyengine.nn.functional as F
 from pyengine.backend.cpu import conv as _cpu_conv
 
-from ..common import Threads, check_close, timeit, torch
+from ..common import Threads, check_close, timeit_pair, torch
 
 # (C, H, O, kernel, stride, groups): ResNet-18's convolutions after the stem, and a depthwise 3x3
 SHAPES = [
@@ -38,11 +38,10 @@ def _conv_case(res, N, C, H, O, k, s, g, threads, quick):
         tx.grad = tw.grad = tb.grad = None
         F.conv2d(tx, tw, tb, s, p, 1, g).backward(tg)
 
-    rep = 3 if quick else 5
+    rep = 3 if quick else 7
     with Threads(threads):
         ws = _cpu_conv.conv2d_workspace_bytes((N, C, H, H), (O, C // g, k, k), (Ho, Ho), (s, s), (p, p), (1, 1), g, 4)
-        t_ours = timeit(ours, repeat=rep)[0]
-        t_torch = None
+        theirs = None
         if torch is not None:
             X, W, B = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
             G = torch.from_numpy(gy)
@@ -54,7 +53,8 @@ def _conv_case(res, N, C, H, O, k, s, g, threads, quick):
             def theirs():
                 X.grad = W.grad = B.grad = None
                 torch.nn.functional.conv2d(X, W, B, s, p, 1, g).backward(G)
-            t_torch = timeit(theirs, repeat=rep)[0]
+        # both engines in alternating rounds: a neighbour that slows the VM for a while hits both
+        t_ours, t_torch = timeit_pair(ours, theirs, repeat=rep)
     flops = 3 * 2.0 * N * O * Ho * Ho * (C // g) * k * k
     im2col = N * (C // g) * k * k * Ho * Ho * 4 * (g if g > 1 else 1)
     name = f"conv {k}x{k}{' dw' if g > 1 else ''} s{s} {C}->{O} {H}x{H} N{N} fwd+bwd"
@@ -82,10 +82,9 @@ def _train_case(res, threads, quick, N=32):
         F.cross_entropy(net(X), Y).backward()
         opt.step()
 
-    rep = 3 if quick else 5
+    rep = 3 if quick else 7
     with Threads(threads):
-        t_ours = timeit(ours, repeat=rep)[0]
-        t_torch = None
+        theirs = None
         if torch is not None:
             tnet = _cnn(torch.nn)
             topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
@@ -95,7 +94,7 @@ def _train_case(res, threads, quick, N=32):
                 topt.zero_grad()
                 torch.nn.functional.cross_entropy(tnet(TX), TY).backward()
                 topt.step()
-            t_torch = timeit(theirs, repeat=rep)[0]
+        t_ours, t_torch = timeit_pair(ours, theirs, repeat=rep)
     res.add("conv", f"small CNN train step (2 conv+bn+pool, linear) N{N} 28x28", threads, t_ours, None, t_torch)
 
 

@@ -523,21 +523,21 @@ Blocks plan_blocks(const ConvShape& s, index_t K) {
   return b;
 }
 
-// Image groups run on nt threads: fewer images per group while the groups do not share evenly between the
-// threads (3 groups of 3, 3 and 2 images on 2 threads: 4 of 2), down to a group of kWideCols / 4 columns
-// (or one image). The GEMM sums each output over K in an order that its width does not change, so the
-// results do not depend on the grouping.
+// Image groups run on nt threads: the group size (down to kWideCols / 4 columns, or one image) whose
+// busiest thread gets the fewest images, the largest such. 8 images of 49 positions on 2 threads: groups
+// of 8 would leave one thread idle, of 7 give it 7 and 1, of 4 give 4 and 4. The GEMM sums each output
+// over K in an order that its width does not change, so the results do not depend on the grouping.
 void balance_groups(Blocks& b, const ConvShape& s, int nt) {
   if (b.m <= 1 || nt <= 1) return;
   const index_t L = s.Ho * s.Wo;
+  index_t best = b.m, best_load = -1;
   for (index_t m = b.m; m >= 1; --m) {
     if (m < b.m && m * L < kWideCols / 4) break;
     const index_t count = (s.N + m - 1) / m;
-    if (count % nt == 0 || count >= 4 * nt) {
-      b.m = m, b.count = count;
-      return;
-    }
+    const index_t load = std::min(s.N, (count + nt - 1) / nt * m);  // images of the busiest thread
+    if (best_load < 0 || load < best_load) best = m, best_load = load;
   }
+  b.m = best, b.count = (s.N + best - 1) / best;
 }
 
 // The phase path's units: image groups as the im2col path's (plan_blocks, balance_groups), whole images
