@@ -137,17 +137,28 @@ def _loop_count(fn, min_time):
         n *= 2 if dt == 0 else max(2, int(min_time / max(dt, 1e-9)))
 
 
+# Pause before each block of calls when several threads run: an engine's idle workers may still spin on the cores
+# after its block (OpenBLAS's for ~0.1 s), and the block that follows would run short of a core. 2026-12-06, 2
+# threads, 1024^3 GEMM: the same pyengine call read 14.5 ms right after NumPy's block and 9.6 ms after its own;
+# with this pause 9.7 and 10.2 ms.
+SETTLE_S = 0.15
+
+
 def alternating_rounds(fns, counts, rounds, indexed=False):
     """Median seconds per call of each of ``fns`` over ``rounds`` rounds; in each round every function runs
     ``counts[i]`` calls back to back, the order reversed every other round (first..last, then last..first).
     ``indexed``: call f(k) with a running call index k (a training step picking its batch), else f().
     Alternating matters on a machine whose speed drifts (other tenants, frequency): back-to-back blocks of
-    samples once put two engines in different moments and moved their ratio by up to 2x on the shared VM."""
+    samples once put two engines in different moments and moved their ratio by up to 2x on the shared VM.
+    With more than one thread each block starts after a pause of SETTLE_S (see there)."""
     samples = [[] for _ in fns]
+    import pyengine as pe
+    settle = SETTLE_S if len(fns) > 1 and pe.get_num_threads() > 1 else 0.0
     for r in range(rounds):
         order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
         for i in order:
             f, n = fns[i], counts[i]
+            time.sleep(settle)
             t0 = time.perf_counter()
             if indexed:
                 for k in range(r * n, (r + 1) * n):
