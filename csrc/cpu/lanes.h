@@ -32,51 +32,33 @@ PE_INLINE double dot_generic(const T* a, const T* b, index_t n) {
 }
 
 #if PE_X86
-template <bool kDot>
-PE_TARGET_AVX512 PE_INLINE __m512d wide512(const float* a, const float* b, index_t i) {
-  const __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(a + i));
-  if constexpr (kDot) return _mm512_mul_pd(x, _mm512_cvtps_pd(_mm256_loadu_ps(b + i)));
-  return x;
-}
-template <bool kDot>
-PE_TARGET_AVX512 PE_INLINE double dot_avx512(const float* a, const float* b, index_t n) {
-  __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-  index_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    s0 = _mm512_add_pd(s0, wide512<kDot>(a, b, i));
-    s1 = _mm512_add_pd(s1, wide512<kDot>(a, b, i + 8));
-    s2 = _mm512_add_pd(s2, wide512<kDot>(a, b, i + 16));
-    s3 = _mm512_add_pd(s3, wide512<kDot>(a, b, i + 24));
+// The same sums of float rows on one SIMD level (V = Vec<double, isa>): four vectors of doubles, the floats
+// widened as they load, 4 W floats a step, then W at a time, then the tail one by one; one body, compiled
+// per level (the target attribute must be the function's own for the intrinsics to inline).
+#define PE_LANES_WIDE(i) (kDot ? V::mul(V::load_widen(a + (i)), V::load_widen(b + (i))) : V::load_widen(a + (i)))
+#define PE_LANES_DOT(name, target, isa)                                                                     \
+  template <bool kDot>                                                                                      \
+  target PE_INLINE double name(const float* a, const float* b, index_t n) {                                \
+    using V = simd::Vec<double, isa>;                                                                       \
+    constexpr index_t W = V::W;                                                                             \
+    typename V::reg s0 = V::zero(), s1 = s0, s2 = s0, s3 = s0;                                              \
+    index_t i = 0;                                                                                          \
+    for (; i + 4 * W <= n; i += 4 * W) {                                                                    \
+      s0 = V::add(s0, PE_LANES_WIDE(i));                                                                    \
+      s1 = V::add(s1, PE_LANES_WIDE(i + W));                                                                \
+      s2 = V::add(s2, PE_LANES_WIDE(i + 2 * W));                                                            \
+      s3 = V::add(s3, PE_LANES_WIDE(i + 3 * W));                                                            \
+    }                                                                                                       \
+    for (; i + W <= n; i += W) s0 = V::add(s0, PE_LANES_WIDE(i));                                           \
+    double tail = 0.0;                                                                                      \
+    for (; i < n; ++i)                                                                                      \
+      tail += kDot ? static_cast<double>(a[i]) * static_cast<double>(b[i]) : static_cast<double>(a[i]);    \
+    return V::hsum(V::add(V::add(s0, s2), V::add(s1, s3))) + tail;                                          \
   }
-  for (; i + 8 <= n; i += 8) s0 = _mm512_add_pd(s0, wide512<kDot>(a, b, i));
-  double tail = 0.0;
-  for (; i < n; ++i) tail += kDot ? static_cast<double>(a[i]) * static_cast<double>(b[i]) : static_cast<double>(a[i]);
-  return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s2), _mm512_add_pd(s1, s3))) + tail;
-}
-
-template <bool kDot>
-PE_TARGET_AVX2 PE_INLINE __m256d wide256(const float* a, const float* b, index_t i) {
-  const __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(a + i));
-  if constexpr (kDot) return _mm256_mul_pd(x, _mm256_cvtps_pd(_mm_loadu_ps(b + i)));
-  return x;
-}
-template <bool kDot>
-PE_TARGET_AVX2 PE_INLINE double dot_avx2(const float* a, const float* b, index_t n) {
-  __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-  index_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_add_pd(s0, wide256<kDot>(a, b, i));
-    s1 = _mm256_add_pd(s1, wide256<kDot>(a, b, i + 4));
-    s2 = _mm256_add_pd(s2, wide256<kDot>(a, b, i + 8));
-    s3 = _mm256_add_pd(s3, wide256<kDot>(a, b, i + 12));
-  }
-  for (; i + 4 <= n; i += 4) s0 = _mm256_add_pd(s0, wide256<kDot>(a, b, i));
-  double tail = 0.0;
-  for (; i < n; ++i) tail += kDot ? static_cast<double>(a[i]) * static_cast<double>(b[i]) : static_cast<double>(a[i]);
-  const __m256d v = _mm256_add_pd(_mm256_add_pd(s0, s2), _mm256_add_pd(s1, s3));
-  const __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h))) + tail;
-}
+PE_LANES_DOT(dot_avx512, PE_TARGET_AVX512, Isa::avx512)
+PE_LANES_DOT(dot_avx2, PE_TARGET_AVX2, Isa::avx2)
+#undef PE_LANES_DOT
+#undef PE_LANES_WIDE
 #endif
 
 }  // namespace lanes

@@ -264,6 +264,7 @@ namespace simd {
 //   store_part(p, m, x)  row's end), so edge tiles and row tails touch exactly their valid elements
 //   keep_part(x, m, fill)  lanes outside m = fill
 //   hsum, hmax        horizontal sum / max
+//   load_widen(p)     (double, AVX2 / AVX-512) W floats at p, widened to double
 //   exp               the algorithm described above ExpConst, by Horner on ExpConst<T>::c
 //   transpose(r)      a W x W block in W registers: r[i] holds row i on entry, column i on exit
 // The generic version has W = 1 and ignores masks (its one lane is always valid); its exp is libm's.
@@ -380,6 +381,7 @@ struct Vec<double, Isa::avx2> {
   PE_AVX2_MEMBER reg zero() { return _mm256_setzero_pd(); }
   PE_AVX2_MEMBER reg set1(double x) { return _mm256_set1_pd(x); }
   PE_AVX2_MEMBER reg load(const double* p) { return _mm256_loadu_pd(p); }
+  PE_AVX2_MEMBER reg load_widen(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
   PE_AVX2_MEMBER void store(double* p, reg x) { _mm256_storeu_pd(p, x); }
   PE_AVX2_MEMBER mask mask_for(int n) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
@@ -502,6 +504,7 @@ struct Vec<double, Isa::avx512> {
   PE_AVX512_MEMBER reg zero() { return _mm512_setzero_pd(); }
   PE_AVX512_MEMBER reg set1(double x) { return _mm512_set1_pd(x); }
   PE_AVX512_MEMBER reg load(const double* p) { return _mm512_loadu_pd(p); }
+  PE_AVX512_MEMBER reg load_widen(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
   PE_AVX512_MEMBER void store(double* p, reg x) { _mm512_storeu_pd(p, x); }
   PE_AVX512_MEMBER mask mask_for(int n) { return n >= W ? mask(0xFF) : mask((1u << n) - 1u); }
   PE_AVX512_MEMBER reg load_part(const double* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
