@@ -136,19 +136,20 @@ class Scratch {
   Scratch(const AttnArgs<T>& a, bool backward) {
     constexpr index_t align = 64 / sizeof(T);
     const index_t lds = round_up(a.bc, align), ldo = round_up(std::max<index_t>(a.Dv, 1), align);
-    const index_t sizes[7] = {a.D * lds,                 // kt
-                              backward ? a.Dv * lds : 0,  // vt
-                              a.br * lds,                 // s
-                              backward ? a.br * lds : 0,  // dp
-                              backward ? 0 : a.br * ldo,  // o
-                              a.br, a.br};                // m, l
+    constexpr int nbuf = 8;
+    const index_t sizes[nbuf] = {a.D * lds,                 // kt
+                                 backward ? a.Dv * lds : 0,  // vt
+                                 a.br * lds,                 // s
+                                 backward ? a.br * lds : 0,  // dp
+                                 backward ? 0 : a.br * ldo,  // o
+                                 a.br, a.br, a.br};          // m, l, mb
     index_t total = align;
     for (index_t s : sizes) total += round_up(s, align);
     buf_.assign(static_cast<size_t>(total), T(0));
     T* p = buf_.data();
     while (reinterpret_cast<std::uintptr_t>(p) % 64) ++p;
-    T** dst[7] = {&ws_.kt, &ws_.vt, &ws_.s, &ws_.dp, &ws_.o, &ws_.m, &ws_.l};
-    for (int b = 0; b < 7; ++b) {
+    T** dst[nbuf] = {&ws_.kt, &ws_.vt, &ws_.s, &ws_.dp, &ws_.o, &ws_.m, &ws_.l, &ws_.mb};
+    for (int b = 0; b < nbuf; ++b) {
       *dst[b] = p;
       p += round_up(sizes[b], align);
     }

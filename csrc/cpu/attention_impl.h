@@ -354,17 +354,22 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
     pack_transposed(k_bh + j0 * ldk, ldk, nc, D, ws.kt, lds);
     gemm<T>(mr, nc, D, q_i, ldq, 1, ws.kt, lds, S, lds, false,
             [&](index_t r, int rows) { return Reach{keys(r, rows), 0, D}; });  // S = Q_i K_j^T
+    // The rows' maxima first, then their exps: a row's max -> exp -> sum is a chain of dependent
+    // horizontal reductions, and in two passes the rows of each pass are independent of each other, so
+    // their chains overlap (one pass per row left the core waiting on each row's reductions).
+    // Keys [j0, j0 + n) of this block are causally visible to row i0 + r.
+    const auto visible = [&](index_t r) { return std::max<index_t>(0, std::min(nc, a.key_end(i0 + r) - j0)); };
+    const T scale = a.mask.kind == AttnMask::none ? a.scale : T(1);  // else the mask pass applies it
     for (index_t r = 0; r < mr; ++r) {
       T* s = S + r * lds;
-      const index_t i = i0 + r;
-      // Keys [j0, j0 + n) of this block are causally visible to row i.
-      const index_t n = std::max<index_t>(0, std::min(nc, a.key_end(i) - j0));
-      T scale = a.scale;  // applied by row_max and exp_row, unless a mask pass applies it first
-      if (a.mask.kind != AttnMask::none) {
-        scale_mask_row(s, n, a.scale, a.mask, a.H, bh, i, j0);
-        scale = T(1);
-      }
-      T m_new = std::max(m[r], row_max(s, n, scale));
+      const index_t n = visible(r);
+      if (a.mask.kind != AttnMask::none) scale_mask_row(s, n, a.scale, a.mask, a.H, bh, i0 + r, j0);
+      ws.mb[r] = row_max(s, n, scale);
+    }
+    for (index_t r = 0; r < mr; ++r) {
+      T* s = S + r * lds;
+      const index_t n = visible(r);
+      T m_new = std::max(m[r], ws.mb[r]);
       if (m_new == ninf) {
         // Nothing visible yet: P = 0, O and l stay 0. Unless the scores hold a NaN that the max let go (a
         // vector max returns its second operand when either is NaN; std::max its first): then the row is
@@ -376,8 +381,8 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
         m_new = std::numeric_limits<T>::quiet_NaN();
       }
       const T rowsum = exp_row_padded(s, n, nc, scale, m_new);  // P = exp(S - m'), 0 past n
-      const T alpha = std::exp(m[r] - m_new);  // e^(m - m'); 0 when m = -inf
-      if (alpha != T(1)) scale_row(O + r * ldo, Dv, alpha);
+      const T alpha = m[r] == ninf ? T(0) : std::exp(m[r] - m_new);  // e^(m - m'); 0 when m = -inf (no libm call)
+      if (alpha != T(1) && m[r] != ninf) scale_row(O + r * ldo, Dv, alpha);  // (m = -inf: O holds 0 * V_j, kept)
       l[r] = alpha * l[r] + rowsum;
       m[r] = m_new;
     }
