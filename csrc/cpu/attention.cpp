@@ -245,9 +245,6 @@ void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
 #pragma omp parallel num_threads(nt)
   {
     const Workspace<T>& ws = scratch[thread_id()].ws();
-#pragma omp for schedule(static)
-    for (index_t bh = 0; bh < a.BH; ++bh) K.backward_delta(a, bh, delta.data());
-    // (implicit barrier: every D_i is ready)
     if (per_bh) {
       // Heads in batch-major order: tasks that run at the same time then belong to different batch
       // entries. In a (B, T, H, D) layout (attn::Rows) the rows of heads h and h + 1 of one entry are
@@ -257,6 +254,7 @@ void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
 #pragma omp for schedule(dynamic, 1)
       for (index_t t = 0; t < a.BH; ++t) {
         const index_t bh = (t % nb) * a.H + t / nb;
+        K.backward_delta(a, bh, delta.data());  // this head's D_i (only this task reads them)
         // dq rows of the query blocks before the first one key block 0 visits (backward_key_block)
         // (all of them when there are no keys)
         zero_rows(a.dq + a.at(a.dq_rows, bh, 0), nkb == 0 ? a.Tq : std::min(a.Tq, a.first_query(0) / a.br * a.br),
@@ -264,6 +262,9 @@ void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
         for (index_t kb = 0; kb < nkb; ++kb) K.backward_key_block(a, ws, bh, kb * a.bc, true);
       }
     } else {
+#pragma omp for schedule(static)
+      for (index_t bh = 0; bh < a.BH; ++bh) K.backward_delta(a, bh, delta.data());
+      // (implicit barrier: every D_i is ready)
 #pragma omp for schedule(dynamic, 1)
       for (index_t t = 0; t < a.BH * nkb; ++t) K.backward_key_block(a, ws, t / nkb, (t % nkb) * a.bc, false);
 #pragma omp for schedule(dynamic, 1)
