@@ -2,7 +2,7 @@
 
 PYTHONPATH=. python dev/profile_lstm_step.py [threads] [steps] [--torch] [--gru]
 Model: Embedding(10000, 256) -> LSTM(256, 128, batch_first) -> Linear(128, 1) on h_n[-1], BCE with logits,
-batch 32, length 100, Adam (bench/suites/train.py, _recurrent_classifier_step).
+batch 32, length 100, Adam (bench/suites/train.py, recurrent_classifier).
 Prints: per Function, forward and backward ms per step (dev/function_timers.py), and inside them the backend
 kernels (each backend function the step calls, wrapped with a timer); with --torch, both engines' whole step
 in alternating rounds (min and median ms) and torch.profiler's per-op table of PyTorch's step.
@@ -15,6 +15,7 @@ import numpy as np
 
 import pyengine as pe
 import function_timers as timers  # dev/ is the script's directory: on sys.path
+from bench.suites.train import classifier_batches, recurrent_classifier
 from pyengine.backend import cpu as K
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -33,46 +34,9 @@ try:
 except ImportError:
     pass
 
-rng = np.random.default_rng(0)
-batches = [(rng.integers(0, 10000, (32, 100)), rng.integers(0, 2, (32, 1)).astype(np.float32)) for _ in range(4)]
-
-
-def last_state(out):
-    return (out[1][0] if kind == "LSTM" else out[1])[-1]
-
-
-pe.manual_seed(0)
-nn = pe.nn
-emb, rnn, head = nn.Embedding(10000, 256), getattr(nn, kind)(256, 128, batch_first=True), nn.Linear(128, 1)
-params = list(emb.parameters()) + list(rnn.parameters()) + list(head.parameters())
-opt, crit = pe.optim.Adam(params, lr=1e-3), nn.BCEWithLogitsLoss()
-data = [(pe.tensor(x), pe.tensor(y)) for x, y in batches]
-
-
-def step(i):
-    x, y = data[i % 4]
-    loss = crit(head(last_state(rnn(emb(x)))), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-
-
-tstep = None
-if torch is not None and "--torch" in sys.argv:
-    torch.manual_seed(0)
-    temb, trnn = torch.nn.Embedding(10000, 256), getattr(torch.nn, kind)(256, 128, batch_first=True)
-    thead = torch.nn.Linear(128, 1)
-    tparams = list(temb.parameters()) + list(trnn.parameters()) + list(thead.parameters())
-    topt, tcrit = torch.optim.Adam(tparams, lr=1e-3), torch.nn.BCEWithLogitsLoss()
-    tdata = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
-
-    def tstep(i):
-        x, y = tdata[i % 4]
-        loss = tcrit(thead(last_state(trnn(temb(x)))), y)
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
-
+batches = classifier_batches()
+step = recurrent_classifier(pe, kind, batches)
+tstep = recurrent_classifier(torch, kind, batches) if torch is not None and "--torch" in sys.argv else None
 # whole step, alternating rounds
 for i in range(3):
     step(i)
@@ -120,26 +84,19 @@ for name in K.KERNELS:
 timers.install()
 step(0)
 timers.fwd.clear(), timers.bwd.clear(), kt.clear()
-tot = {"fwd": 0.0, "bwd": 0.0, "opt": 0.0}
+t_all = 0.0
 for i in range(steps):
-    x, y = data[i % 4]
     t0 = time.perf_counter()
-    loss = crit(head(last_state(rnn(emb(x)))), y)
-    t1 = time.perf_counter()
-    opt.zero_grad()
-    loss.backward()
-    t2 = time.perf_counter()
-    opt.step()
-    t3 = time.perf_counter()
-    tot["fwd"] += t1 - t0
-    tot["bwd"] += t2 - t1
-    tot["opt"] += t3 - t2
+    step(i)
+    t_all += time.perf_counter() - t0
     for k, (s_, c) in kt.items():
         per_step[k].append(s_)  # cumulative; differenced below
 timers.uninstall()
 ms = 1e3 / steps
-print(f"\nprofiled step: forward {tot['fwd'] * ms:.2f}  backward {tot['bwd'] * ms:.2f}  optimizer {tot['opt'] * ms:.2f} ms")
-timers.print_table(steps, tot["fwd"], tot["bwd"])
+sf, sb = (sum(v[0] for v in d.values()) for d in (timers.fwd, timers.bwd))
+print(f"\nprofiled step: {t_all * ms:.2f} ms, of which Functions' forward {sf * ms:.2f}, backward {sb * ms:.2f}; "
+      f"the rest (optimizer, engine) {(t_all - sf - sb) * ms:.2f}")
+timers.print_table(steps, sf, sb)
 print(f"\n{'backend kernel':28s} {'calls':>6s} {'mean ms':>8s} {'min ms':>8s} {'med ms':>8s}")
 for k, (s, c) in sorted(kt.items(), key=lambda kv: -kv[1][0]):
     cum = np.array(per_step[k])
