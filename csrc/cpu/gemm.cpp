@@ -110,6 +110,17 @@ static GemmBlocking g_blocking[3][2] = {
 // micro-panels on AVX-512. Measured on the GPT's narrow shapes (N = 64..128,
 // K = 64..512) 5-15% faster than packing, on 1 and 2 threads.
 constexpr index_t kRowsAMaxN = 128;
+// Short rows (lda up to 1 KiB: K <= 256 floats): A is read in place for any N.
+// The MR rows of a strip (14 x 1 KiB at most) then stay in L1 for all the B
+// micro-panels of the block, as a packed A micro-panel does, and A is never
+// copied: the GPT's forward x W^T (M 2048, K 128, N 384 / 512) packed 1 MiB of
+// A per call. One row block also takes up to kRowsAMaxMC rows when B is one
+// column block (N <= NC), so B is packed once per call instead of once per 896
+// rows. Measured (1 thread, alternating with the old rule in one process, dev/gemm_notes.md "Short depth"): +2-8% on
+// the K = 128 forward rows and 256^3, level elsewhere. set_gemm_short_rows_a(False) restores the
+// narrow-C rule alone for A/B runs.
+constexpr index_t kRowsAShortLdBytes = 1024;
+constexpr index_t kRowsAMaxMC = 4096;
 
 static GemmBlocking& blocking_ref(Isa level, char dtype) {
   return g_blocking[static_cast<int>(level)][dtype == 'd' ? 1 : 0];
@@ -261,6 +272,7 @@ constexpr index_t kSharedBBytes = index_t(24) << 20;
 constexpr int kUnitsPerThread = 4;
 static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
 static std::atomic<bool> g_depth_split{true};  // set_gemm_depth_split (run_depth_split): on, see there
+static std::atomic<bool> g_short_rows_a{true};  // set_gemm_short_rows_a: see kRowsAShortLdBytes
 
 static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -693,19 +705,23 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
     return;
   }
   const index_t KC = std::max<index_t>(blk.kc, 1);
-  const index_t MC = std::max<index_t>(round_up(blk.mc, MR), MR);
   const index_t NC = std::max<index_t>(round_up(blk.nc, NR), NR);
-  const Plan pl = plan_units(g.batch, M, N, K, MR, NR, MC);
-
-  // Packing buffer sizes (elements); kc <= KC, the B block is at most NC wide.
-  const index_t kc_max = std::max<index_t>(std::min(K, KC), 1);
   // Narrow C (N up to kRowsAMaxN): a packed A block would serve only a few B
   // micro-panels, so the copy costs more than it saves; read A in place instead.
   // Only for short rows (lda up to 2 KiB): the MR row streams then stay apart in
   // L1 and the prefetchers keep up; with longer rows it measured slower than
-  // packing (K = 768: 114 vs 133 GFLOP/s; K = 4096: 93 vs 124).
-  const bool rows_a = ks.micro_rows != nullptr && !g.trans_a && N <= kRowsAMaxN &&
-                      g.lda * static_cast<index_t>(sizeof(T)) <= 2048;
+  // packing (K = 768: 114 vs 133 GFLOP/s; K = 4096: 93 vs 124). Rows of up to
+  // kRowsAShortLdBytes: in place whatever N (see there).
+  const index_t lda_bytes = g.lda * static_cast<index_t>(sizeof(T));
+  const bool short_rows = g_short_rows_a.load() && lda_bytes <= kRowsAShortLdBytes;
+  const bool rows_a =
+      ks.micro_rows != nullptr && !g.trans_a && ((N <= kRowsAMaxN && lda_bytes <= 2048) || short_rows);
+  index_t MC = std::max<index_t>(round_up(blk.mc, MR), MR);
+  if (rows_a && short_rows && N <= NC) MC = std::max(MC, round_up(std::min(M, kRowsAMaxMC), MR));
+  const Plan pl = plan_units(g.batch, M, N, K, MR, NR, MC);
+
+  // Packing buffer sizes (elements); kc <= KC, the B block is at most NC wide.
+  const index_t kc_max = std::max<index_t>(std::min(K, KC), 1);
   // One matrix (or a few) tall enough to cut by rows among the threads: share
   // one packed B (run_shared_b) rather than pack it once per row block.
   if (use_depth_split(g) && g_depth_split.load()) {
@@ -797,5 +813,7 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
 int set_gemm_shared_b(int units_per_thread) { return gemm_detail::g_shared_b.exchange(units_per_thread); }
 
 bool set_gemm_depth_split(bool on) { return gemm_detail::g_depth_split.exchange(on); }
+
+bool set_gemm_short_rows_a(bool on) { return gemm_detail::g_short_rows_a.exchange(on); }
 
 }  // namespace pe
