@@ -110,16 +110,19 @@ static GemmBlocking g_blocking[3][2] = {
 // micro-panels on AVX-512. Measured on the GPT's narrow shapes (N = 64..128,
 // K = 64..512) 5-15% faster than packing, on 1 and 2 threads.
 constexpr index_t kRowsAMaxN = 128;
-// Short rows (lda up to 1 KiB: K <= 256 floats): A is read in place for any N.
-// The MR rows of a strip (14 x 1 KiB at most) then stay in L1 for all the B
-// micro-panels of the block, as a packed A micro-panel does, and A is never
-// copied: the GPT's forward x W^T (M 2048, K 128, N 384 / 512) packed 1 MiB of
-// A per call. One row block also takes up to kRowsAMaxMC rows when B is one
-// column block (N <= NC), so B is packed once per call instead of once per 896
-// rows. Measured (1 thread, alternating with the old rule in one process, dev/gemm_notes.md "Short depth"): +2-8% on
-// the K = 128 forward rows and 256^3, level elsewhere. set_gemm_short_rows_a(False) restores the
-// narrow-C rule alone for A/B runs.
-constexpr index_t kRowsAShortLdBytes = 1024;
+// Short rows (lda up to 512 bytes: K <= 128 floats) and one column block (N <= NC): A is read in place
+// whatever N. The MR rows of a strip (7 KiB at most) then stay in L1 for all
+// the B micro-panels of the block, as a packed A micro-panel does, and A is
+// never copied: the GPT's forward x W^T (M 2048, K 128, N 384 / 512) packed
+// 1 MiB of A per call. The row block then takes up to kRowsAMaxMC rows, so B is
+// packed once per call instead of once per 896 rows. Paired A/B on 1 thread
+// (dev/gemm_notes.md, "Short depth"): +2-5% on those rows, faster in 64-84% of
+// rounds. Not wider: with N = 1024 (two column blocks, M 4096, K 64) or 1 KiB
+// rows (256^3) the in-place strip ran 3-6% slower in most rounds (the packed
+// path's copy of A is amortised over more B micro-panels there, and the
+// in-place micro-kernel addresses 14 rows).
+// set_gemm_short_rows_a(False) turns this off (narrow-C rule alone) for A/B runs.
+constexpr index_t kRowsAShortLdBytes = 512;
 constexpr index_t kRowsAMaxMC = 4096;
 
 static GemmBlocking& blocking_ref(Isa level, char dtype) {
@@ -713,11 +716,11 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
   // packing (K = 768: 114 vs 133 GFLOP/s; K = 4096: 93 vs 124). Rows of up to
   // kRowsAShortLdBytes: in place whatever N (see there).
   const index_t lda_bytes = g.lda * static_cast<index_t>(sizeof(T));
-  const bool short_rows = g_short_rows_a.load() && lda_bytes <= kRowsAShortLdBytes;
+  const bool short_rows = g_short_rows_a.load() && lda_bytes <= kRowsAShortLdBytes && N <= NC;
   const bool rows_a =
       ks.micro_rows != nullptr && !g.trans_a && ((N <= kRowsAMaxN && lda_bytes <= 2048) || short_rows);
   index_t MC = std::max<index_t>(round_up(blk.mc, MR), MR);
-  if (rows_a && short_rows && N <= NC) MC = std::max(MC, round_up(std::min(M, kRowsAMaxMC), MR));
+  if (rows_a && short_rows) MC = std::max(MC, round_up(std::min(M, kRowsAMaxMC), MR));
   const Plan pl = plan_units(g.batch, M, N, K, MR, NR, MC);
 
   // Packing buffer sizes (elements); kc <= KC, the B block is at most NC wide.

@@ -194,11 +194,11 @@ def test_narrow_c_reads_a_in_place(isa, threads, m, k, n):
         _C.set_num_threads(before)
 
 
-@pytest.mark.parametrize("m, k, n", [(2048, 128, 384), (101, 128, 512), (29, 64, 1100), (4103, 9, 141),
-                                     (57, 200, 130)])
+@pytest.mark.parametrize("m, k, n", [(2048, 128, 384), (101, 128, 512), (29, 64, 500), (4103, 9, 141),
+                                     (57, 60, 130), (43, 100, 1100)])
 def test_short_rows_read_a_in_place(isa, m, k, n):
-    """A with short rows (up to 1 KiB) is read in place whatever N (the GPT's forward x W^T: M 2048, K 128,
-    N 384), one row block of up to 4096 rows when B is one column block. Same bits as the packed-A path
+    """A with short rows (up to 512 bytes) and B one column block (N <= NC) is read in place whatever N (the GPT's
+    forward x W^T: M 2048, K 128, N 384), one row block of up to 4096 rows. Same bits as the packed-A path
     (set_gemm_short_rows_a(False)) and on 1, 2, 3 threads; A is a column slice of a wider array (lda > K), C a
     view inside a NaN-filled buffer; linear's bias in the epilogue; vs the reference."""
     for dtype in DTYPES:
