@@ -416,14 +416,57 @@ static void pack_a_block(const Kernels<T>& ks, T* ap, const GemmArgs<T>& g, cons
   }
 }
 
+// Contiguous byte ranges that the micro-kernel calls of a block prefetch into L2, kc lines per call
+// (Kernels::micro_pf), in order: the next depth pass's source rows, fetched while this pass computes.
+struct L2Ahead {
+  const char* p[2] = {nullptr, nullptr};
+  index_t lines[2] = {0, 0};
+  int cur = 0;
+  void add(const void* base, index_t bytes) {
+    for (int r = 0; r < 2; ++r)
+      if (lines[r] == 0) {
+        p[r] = static_cast<const char*>(base);
+        lines[r] = (bytes + 63) / 64;
+        return;
+      }
+  }
+  // The next at most n lines of one range: (start, count); count 0 when all are taken.
+  const char* take(index_t n, index_t& got) {
+    while (cur < 2 && lines[cur] == 0) ++cur;
+    if (cur >= 2) {
+      got = 0;
+      return nullptr;
+    }
+    got = std::min(n, lines[cur]);
+    const char* q = p[cur];
+    p[cur] += got * 64;
+    lines[cur] -= got;
+    return q;
+  }
+};
+
 // C[i0:i0+mc, jc:jc+nc] (+)= A block (ap, or A in place) @ packed B block bp
 // (kc x nc as NR-column micro-panels), one micro-kernel call per MR x NR tile.
 // The first depth pass (`first`) applies beta and the bias, later ones add.
 template <class T, int MR, int NR>
 static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a, const T* ap, const T* a,
                          index_t i0, index_t mc, index_t pc, index_t kc, bool first, const T* bp, T* c, index_t jc,
-                         index_t nc) {
+                         index_t nc, L2Ahead* ahead = nullptr) {
   const T beta = first ? g.beta : T(1);
+  if (ahead && ks.micro_pf && !rows_a) {
+    for (index_t ir = 0; ir < mc; ir += MR) {
+      const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
+      T* crow = c + (i0 + ir) * g.ldc;
+      for (index_t jr = 0; jr < nc; jr += NR) {
+        const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
+        const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
+        index_t got = 0;
+        const char* pf = ahead->take(kc, got);
+        ks.micro_pf(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias, pf, got);
+      }
+    }
+    return;
+  }
   for (index_t ir = 0; ir < mc; ir += MR) {
     const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
     T* crow = c + (i0 + ir) * g.ldc;
@@ -611,6 +654,12 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
 // plans above (PyTorch 183-213 / 197-224 / 196); 512x128 and 384x384 level.
 // 1 thread: 0-4% behind the plans (the partials' writes and the final sum).
 // See dev/gemm_notes.md, "Weight-gradient shapes".
+// While a pass computes, its micro-kernel calls prefetch the next pass's rows of
+// A and B into L2 (L2Ahead, one line per k step: Kernels::micro_pf, AVX-512),
+// where they are contiguous (A stored (K, M), B (K, N): the dW shapes): the
+// packing of the next pass then reads L2, not L3 with no FMAs to overlap.
+// Paired A/B (1 thread, the five L4 C128 dW shapes): +2-8% median, faster in
+// 71-86% of rounds; 2 threads +3-17% (dev/gemm_notes.md, "Short depth").
 constexpr index_t kDepthChunk = 512;
 constexpr index_t kSplitMaxC = index_t(256) << 10;      // elements of C (1 MiB of float)
 constexpr index_t kSplitMaxParts = index_t(4) << 20;   // elements of all partials (16 MiB of float)
@@ -667,10 +716,16 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
       for (index_t q = 0, pc = p0; q < np; ++q) {
         const index_t kc = ceil_div(p1 - pc, np - q);
         pack_a<T, MR>(ks, ap, g, g.a, 0, M, pc, kc);
+        // The next depth pass's rows of A and B (this chunk's next, or the next chunk's first: on one thread
+        // the data the next pass packs) into L2 while this pass computes, where they are contiguous.
+        L2Ahead ahead;
+        const index_t pn = pc + kc, kn = std::min(kc, K - pn), sz = static_cast<index_t>(sizeof(T));
+        if (kn > 0 && g.trans_a) ahead.add(g.a + pn * g.lda, (kn - 1) * g.lda * sz + M * sz);
+        if (kn > 0 && !g.trans_b) ahead.add(g.b + pn * g.ldb, (kn - 1) * g.ldb * sz + N * sz);
         for (index_t jc = 0; jc < N; jc += NC) {
           const index_t nc = std::min(NC, N - jc);
           pack_b<T, NR>(ks, bp, g, g.b, jc, nc, pc, kc);
-          block_kernel<T, MR, NR>(gp, ks, false, ap, nullptr, 0, M, pc, kc, pc == p0, bp, part, jc, nc);
+          block_kernel<T, MR, NR>(gp, ks, false, ap, nullptr, 0, M, pc, kc, pc == p0, bp, part, jc, nc, &ahead);
         }
         pc += kc;
       }
