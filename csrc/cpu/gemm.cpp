@@ -448,36 +448,29 @@ struct L2Ahead {
 // C[i0:i0+mc, jc:jc+nc] (+)= A block (ap, or A in place) @ packed B block bp
 // (kc x nc as NR-column micro-panels), one micro-kernel call per MR x NR tile.
 // The first depth pass (`first`) applies beta and the bias, later ones add.
+// `ahead`: ranges each packed-A call prefetches kc lines of (see L2Ahead).
 template <class T, int MR, int NR>
 static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a, const T* ap, const T* a,
                          index_t i0, index_t mc, index_t pc, index_t kc, bool first, const T* bp, T* c, index_t jc,
                          index_t nc, L2Ahead* ahead = nullptr) {
   const T beta = first ? g.beta : T(1);
-  if (ahead && ks.micro_pf && !rows_a) {
-    for (index_t ir = 0; ir < mc; ir += MR) {
-      const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
-      T* crow = c + (i0 + ir) * g.ldc;
-      for (index_t jr = 0; jr < nc; jr += NR) {
-        const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
-        const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
-        index_t got = 0;
-        const char* pf = ahead->take(kc, got);
-        ks.micro_pf(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias, pf, got);
-      }
-    }
-    return;
-  }
+  const bool prefetch = ahead != nullptr && ks.micro_pf != nullptr;
   for (index_t ir = 0; ir < mc; ir += MR) {
     const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
     T* crow = c + (i0 + ir) * g.ldc;
     for (index_t jr = 0; jr < nc; jr += NR) {
       const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
       const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
-      if (rows_a && m == MR)
+      if (rows_a && m == MR) {
         ks.micro_rows(kc, a + (i0 + ir) * g.lda + pc, g.lda, bp + jr * kc, crow + jc + jr, g.ldc, n, g.alpha, beta,
                       bias);
-      else
+      } else if (prefetch) {
+        index_t lines = 0;
+        const char* pf = ahead->take(kc, lines);
+        ks.micro_pf(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias, pf, lines);
+      } else {
         ks.micro(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias);
+      }
     }
   }
 }
