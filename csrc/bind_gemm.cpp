@@ -338,6 +338,9 @@ void register_gemm(py::module_& m) {
   m.def("set_gemm_depth_split", [](bool on) { return set_gemm_depth_split(on); }, py::arg("on"),
         "Tuning hook: run small-C, long-depth GEMMs as fixed depth chunks summed in order (the default), or by "
         "the row/column plans; returns the previous value. Not thread-safe.");
+  m.def("set_gemm_short_rows_a", [](bool on) { return set_gemm_short_rows_a(on); }, py::arg("on"),
+        "Tuning hook: read A in place when its rows are short (up to 512 bytes) and N fits one column block (the "
+        "default), or only for narrow C; returns the previous value. Not thread-safe.");
 }
 
 }  // namespace pe

@@ -110,6 +110,20 @@ static GemmBlocking g_blocking[3][2] = {
 // micro-panels on AVX-512. Measured on the GPT's narrow shapes (N = 64..128,
 // K = 64..512) 5-15% faster than packing, on 1 and 2 threads.
 constexpr index_t kRowsAMaxN = 128;
+// Short rows (lda up to 512 bytes: K <= 128 floats) and one column block (N <= NC): A is read in place
+// whatever N. The MR rows of a strip (7 KiB at most) then stay in L1 for all
+// the B micro-panels of the block, as a packed A micro-panel does, and A is
+// never copied: the GPT's forward x W^T (M 2048, K 128, N 384 / 512) packed
+// 1 MiB of A per call. The row block then takes up to kRowsAMaxMC rows, so B is
+// packed once per call instead of once per 896 rows. Paired A/B on 1 thread
+// (dev/gemm_notes.md, "Short depth"): +2-5% on those rows, faster in 64-84% of
+// rounds. Not wider: with N = 1024 (two column blocks, M 4096, K 64) or 1 KiB
+// rows (256^3) the in-place strip ran 3-6% slower in most rounds (the packed
+// path's copy of A is amortised over more B micro-panels there, and the
+// in-place micro-kernel addresses 14 rows).
+// set_gemm_short_rows_a(False) turns this off (narrow-C rule alone) for A/B runs.
+constexpr index_t kRowsAShortLdBytes = 512;
+constexpr index_t kRowsAMaxMC = 4096;
 
 static GemmBlocking& blocking_ref(Isa level, char dtype) {
   return g_blocking[static_cast<int>(level)][dtype == 'd' ? 1 : 0];
@@ -261,6 +275,7 @@ constexpr index_t kSharedBBytes = index_t(24) << 20;
 constexpr int kUnitsPerThread = 4;
 static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
 static std::atomic<bool> g_depth_split{true};  // set_gemm_depth_split (run_depth_split): on, see there
+static std::atomic<bool> g_short_rows_a{true};  // set_gemm_short_rows_a: see kRowsAShortLdBytes
 
 static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -401,25 +416,61 @@ static void pack_a_block(const Kernels<T>& ks, T* ap, const GemmArgs<T>& g, cons
   }
 }
 
+// Contiguous byte ranges that the micro-kernel calls of a block prefetch into L2, kc lines per call
+// (Kernels::micro_pf), in order: the next depth pass's source rows, fetched while this pass computes.
+struct L2Ahead {
+  const char* p[2] = {nullptr, nullptr};
+  index_t lines[2] = {0, 0};
+  int cur = 0;
+  void add(const void* base, index_t bytes) {
+    for (int r = 0; r < 2; ++r)
+      if (lines[r] == 0) {
+        p[r] = static_cast<const char*>(base);
+        lines[r] = (bytes + 63) / 64;
+        return;
+      }
+  }
+  // The next at most n lines of one range: (start, count); count 0 when all are taken.
+  const char* take(index_t n, index_t& got) {
+    while (cur < 2 && lines[cur] == 0) ++cur;
+    if (cur >= 2) {
+      got = 0;
+      return nullptr;
+    }
+    got = std::min(n, lines[cur]);
+    const char* q = p[cur];
+    p[cur] += got * 64;
+    lines[cur] -= got;
+    return q;
+  }
+};
+
 // C[i0:i0+mc, jc:jc+nc] (+)= A block (ap, or A in place) @ packed B block bp
 // (kc x nc as NR-column micro-panels), one micro-kernel call per MR x NR tile.
 // The first depth pass (`first`) applies beta and the bias, later ones add.
+// `ahead`: ranges each packed-A call prefetches kc lines of (see L2Ahead).
 template <class T, int MR, int NR>
 static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a, const T* ap, const T* a,
                          index_t i0, index_t mc, index_t pc, index_t kc, bool first, const T* bp, T* c, index_t jc,
-                         index_t nc) {
+                         index_t nc, L2Ahead* ahead = nullptr) {
   const T beta = first ? g.beta : T(1);
+  const bool prefetch = ahead != nullptr && ks.micro_pf != nullptr;
   for (index_t ir = 0; ir < mc; ir += MR) {
     const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
     T* crow = c + (i0 + ir) * g.ldc;
     for (index_t jr = 0; jr < nc; jr += NR) {
       const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
       const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
-      if (rows_a && m == MR)
+      if (rows_a && m == MR) {
         ks.micro_rows(kc, a + (i0 + ir) * g.lda + pc, g.lda, bp + jr * kc, crow + jc + jr, g.ldc, n, g.alpha, beta,
                       bias);
-      else
+      } else if (prefetch) {
+        index_t lines = 0;
+        const char* pf = ahead->take(kc, lines);
+        ks.micro_pf(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias, pf, lines);
+      } else {
         ks.micro(kc, ap + ir * kc, bp + jr * kc, crow + jc + jr, g.ldc, m, n, g.alpha, beta, bias);
+      }
     }
   }
 }
@@ -596,6 +647,12 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
 // plans above (PyTorch 183-213 / 197-224 / 196); 512x128 and 384x384 level.
 // 1 thread: 0-4% behind the plans (the partials' writes and the final sum).
 // See dev/gemm_notes.md, "Weight-gradient shapes".
+// While a pass computes, its micro-kernel calls prefetch the next pass's rows of
+// A and B into L2 (L2Ahead, one line per k step: Kernels::micro_pf, AVX-512),
+// where they are contiguous (A stored (K, M), B (K, N): the dW shapes): the
+// packing of the next pass then reads L2, not L3 with no FMAs to overlap.
+// Paired A/B (1 thread, the five L4 C128 dW shapes): +2-8% median, faster in
+// 71-86% of rounds; 2 threads +3-17% (dev/gemm_notes.md, "Short depth").
 constexpr index_t kDepthChunk = 512;
 constexpr index_t kSplitMaxC = index_t(256) << 10;      // elements of C (1 MiB of float)
 constexpr index_t kSplitMaxParts = index_t(4) << 20;   // elements of all partials (16 MiB of float)
@@ -652,10 +709,16 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
       for (index_t q = 0, pc = p0; q < np; ++q) {
         const index_t kc = ceil_div(p1 - pc, np - q);
         pack_a<T, MR>(ks, ap, g, g.a, 0, M, pc, kc);
+        // The next depth pass's rows of A and B (this chunk's next, or the next chunk's first: on one thread
+        // the data the next pass packs) into L2 while this pass computes, where they are contiguous.
+        L2Ahead ahead;
+        const index_t pn = pc + kc, kn = std::min(kc, K - pn), sz = static_cast<index_t>(sizeof(T));
+        if (kn > 0 && g.trans_a) ahead.add(g.a + pn * g.lda, (kn - 1) * g.lda * sz + M * sz);
+        if (kn > 0 && !g.trans_b) ahead.add(g.b + pn * g.ldb, (kn - 1) * g.ldb * sz + N * sz);
         for (index_t jc = 0; jc < N; jc += NC) {
           const index_t nc = std::min(NC, N - jc);
           pack_b<T, NR>(ks, bp, g, g.b, jc, nc, pc, kc);
-          block_kernel<T, MR, NR>(gp, ks, false, ap, nullptr, 0, M, pc, kc, pc == p0, bp, part, jc, nc);
+          block_kernel<T, MR, NR>(gp, ks, false, ap, nullptr, 0, M, pc, kc, pc == p0, bp, part, jc, nc, &ahead);
         }
         pc += kc;
       }
@@ -693,19 +756,23 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
     return;
   }
   const index_t KC = std::max<index_t>(blk.kc, 1);
-  const index_t MC = std::max<index_t>(round_up(blk.mc, MR), MR);
   const index_t NC = std::max<index_t>(round_up(blk.nc, NR), NR);
-  const Plan pl = plan_units(g.batch, M, N, K, MR, NR, MC);
-
-  // Packing buffer sizes (elements); kc <= KC, the B block is at most NC wide.
-  const index_t kc_max = std::max<index_t>(std::min(K, KC), 1);
   // Narrow C (N up to kRowsAMaxN): a packed A block would serve only a few B
   // micro-panels, so the copy costs more than it saves; read A in place instead.
   // Only for short rows (lda up to 2 KiB): the MR row streams then stay apart in
   // L1 and the prefetchers keep up; with longer rows it measured slower than
-  // packing (K = 768: 114 vs 133 GFLOP/s; K = 4096: 93 vs 124).
-  const bool rows_a = ks.micro_rows != nullptr && !g.trans_a && N <= kRowsAMaxN &&
-                      g.lda * static_cast<index_t>(sizeof(T)) <= 2048;
+  // packing (K = 768: 114 vs 133 GFLOP/s; K = 4096: 93 vs 124). Rows of up to
+  // kRowsAShortLdBytes: in place whatever N (see there).
+  const index_t lda_bytes = g.lda * static_cast<index_t>(sizeof(T));
+  const bool short_rows = g_short_rows_a.load() && lda_bytes <= kRowsAShortLdBytes && N <= NC;
+  const bool rows_a =
+      ks.micro_rows != nullptr && !g.trans_a && ((N <= kRowsAMaxN && lda_bytes <= 2048) || short_rows);
+  index_t MC = std::max<index_t>(round_up(blk.mc, MR), MR);
+  if (rows_a && short_rows) MC = std::max(MC, round_up(std::min(M, kRowsAMaxMC), MR));
+  const Plan pl = plan_units(g.batch, M, N, K, MR, NR, MC);
+
+  // Packing buffer sizes (elements); kc <= KC, the B block is at most NC wide.
+  const index_t kc_max = std::max<index_t>(std::min(K, KC), 1);
   // One matrix (or a few) tall enough to cut by rows among the threads: share
   // one packed B (run_shared_b) rather than pack it once per row block.
   if (use_depth_split(g) && g_depth_split.load()) {
@@ -797,5 +864,7 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
 int set_gemm_shared_b(int units_per_thread) { return gemm_detail::g_shared_b.exchange(units_per_thread); }
 
 bool set_gemm_depth_split(bool on) { return gemm_detail::g_depth_split.exchange(on); }
+
+bool set_gemm_short_rows_a(bool on) { return gemm_detail::g_short_rows_a.exchange(on); }
 
 }  // namespace pe

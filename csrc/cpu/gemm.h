@@ -66,4 +66,9 @@ int set_gemm_shared_b(int units_per_thread);
 // by default) or by the plans above; returns the old value. Not thread-safe.
 bool set_gemm_depth_split(bool on);
 
+// Tuning hook: whether A with short rows (see kRowsAShortLdBytes in gemm.cpp; on
+// by default) is read in place for any N up to one column block, or only for
+// narrow C; returns the old value. Not thread-safe.
+bool set_gemm_short_rows_a(bool on);
+
 }  // namespace pe

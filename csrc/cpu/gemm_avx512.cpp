@@ -29,9 +29,10 @@ using Vec = simd::Vec<T, Isa::avx512>;
 // (MR and NR values per k step) whatever the instance.
 // kRowsA: A is read in place from ROWS rows of the stored matrix (row stride
 // lda, op(A)(i, p) = a[i*lda + p]) instead of from a packed micro-panel.
-template <class T, int ROWS, int NV, bool kRowsA = false>
+template <class T, int ROWS, int NV, bool kRowsA = false, bool kPf = false>
 PE_TARGET_AVX512 void micro_tile(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha,
-                                 T beta, const T* bias, index_t lda = 0) {
+                                 T beta, const T* bias, index_t lda = 0, const char* pf = nullptr,
+                                 index_t pf_lines = 0) {
   using S = Vec<T>;
   using V = typename S::reg;
   constexpr int MR = TileAvx512<T>::MR, NR = TileAvx512<T>::NR, W = S::W;
@@ -57,6 +58,7 @@ PE_TARGET_AVX512 void micro_tile(index_t k, const T* a, const T* b, T* c, index_
 #pragma GCC unroll 2
   for (index_t p = 0; p < k; ++p) {
     V bv[NV];
+    if (kPf && p < pf_lines) _mm_prefetch(pf + p * 64, _MM_HINT_T1);
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
 #pragma GCC unroll 32
@@ -114,6 +116,22 @@ PE_TARGET_AVX512 void micro_avx512(index_t k, const T* a, const T* b, T* c, inde
     if (m > 8) micro_tile<T, MR, 1>(k, a, b, c, ldc, m, n, alpha, beta, bias);
     else if (m > 4) micro_tile<T, 8, 1>(k, a, b, c, ldc, m, n, alpha, beta, bias);
     else micro_tile<T, 4, 1>(k, a, b, c, ldc, m, n, alpha, beta, bias);
+  }
+}
+
+// The same with the L2 prefetch of pf_lines lines from pf (see Kernels::micro_pf).
+template <class T>
+PE_TARGET_AVX512 void micro_pf_avx512(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha,
+                                      T beta, const T* bias, const char* pf, index_t pf_lines) {
+  constexpr int MR = TileAvx512<T>::MR, W = Vec<T>::W, NV = TileAvx512<T>::NR / W;
+  if (n > W) {
+    if (m > 8) micro_tile<T, MR, NV, false, true>(k, a, b, c, ldc, m, n, alpha, beta, bias, 0, pf, pf_lines);
+    else if (m > 4) micro_tile<T, 8, NV, false, true>(k, a, b, c, ldc, m, n, alpha, beta, bias, 0, pf, pf_lines);
+    else micro_tile<T, 4, NV, false, true>(k, a, b, c, ldc, m, n, alpha, beta, bias, 0, pf, pf_lines);
+  } else {
+    if (m > 8) micro_tile<T, MR, 1, false, true>(k, a, b, c, ldc, m, n, alpha, beta, bias, 0, pf, pf_lines);
+    else if (m > 4) micro_tile<T, 8, 1, false, true>(k, a, b, c, ldc, m, n, alpha, beta, bias, 0, pf, pf_lines);
+    else micro_tile<T, 4, 1, false, true>(k, a, b, c, ldc, m, n, alpha, beta, bias, 0, pf, pf_lines);
   }
 }
 
@@ -195,7 +213,8 @@ template <class T>
 Kernels<T> kernels_avx512() {
   constexpr int MR = TileAvx512<T>::MR, NR = TileAvx512<T>::NR;
   return {micro_avx512<T>,         pack_interleave_avx512<T, MR>, pack_copy_avx512<T, MR>, pack_copy_avx512<T, NR>,
-          pack_interleave_avx512<T, NR>, dots_avx512<T>,          axpys_avx512<T>, micro_rows_avx512<T>};
+          pack_interleave_avx512<T, NR>, dots_avx512<T>,          axpys_avx512<T>, micro_rows_avx512<T>,
+          micro_pf_avx512<T>};
 }
 template Kernels<float> kernels_avx512<float>();
 template Kernels<double> kernels_avx512<double>();

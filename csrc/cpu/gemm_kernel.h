@@ -37,6 +37,13 @@ template <class T>
 using MicroKernel = void (*)(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha,
                              T beta, const T* bias);
 
+// The micro-kernel with a software prefetch to L2 of pf_lines 64-byte lines from
+// pf (one per k step), for data a later block will read: the next depth pass's
+// operands while this one computes.
+template <class T>
+using MicroPfKernel = void (*)(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha, T beta,
+                               const T* bias, const char* pf, index_t pf_lines);
+
 // The same product for a full MR-row tile, with A read in place from the rows
 // of the stored (not transposed) A: op(A)(i, p) = a[i*lda + p]. Used when N is
 // small, where packing A would be amortised over only a few B micro-panels.
@@ -68,6 +75,7 @@ struct Kernels {
   GemvFn<T> dots;
   GemvFn<T> axpys;
   MicroRowsKernel<T> micro_rows = nullptr;  // optional (AVX-512 only)
+  MicroPfKernel<T> micro_pf = nullptr;      // optional (AVX-512 only)
 };
 
 // Plain C++ packers, used by the generic and AVX2 paths.

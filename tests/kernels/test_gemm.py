@@ -194,6 +194,44 @@ def test_narrow_c_reads_a_in_place(isa, threads, m, k, n):
         _C.set_num_threads(before)
 
 
+@pytest.mark.parametrize("m, k, n", [(2048, 128, 384), (101, 128, 512), (29, 64, 500), (4103, 9, 141),
+                                     (57, 60, 130), (43, 100, 1100)])
+def test_short_rows_read_a_in_place(isa, m, k, n):
+    """A with short rows (up to 512 bytes) and B one column block (N <= NC) is read in place whatever N (the GPT's
+    forward x W^T: M 2048, K 128, N 384), one row block of up to 4096 rows. Same bits as the packed-A path
+    (set_gemm_short_rows_a(False)) and on 1, 2, 3 threads; A is a column slice of a wider array (lda > K), C a
+    view inside a NaN-filled buffer; linear's bias in the epilogue; vs the reference."""
+    for dtype in DTYPES:
+        rng = np.random.default_rng(m + k * n)
+        wide = rand(rng, (m, k + 5), dtype)
+        a, b, w = wide[:, 2:2 + k], rand(rng, (k, n), dtype), rand(rng, (n, k), dtype)
+        bias = rand(rng, (n,), dtype)
+        c0 = rand(rng, (m, n), dtype)
+
+        def run():
+            buf = np.full((m + 1, n + 3), np.nan, dtype)
+            out = buf[1:, 1:1 + n]
+            out[...] = c0
+            res = cpu.matmul(a, b, alpha=-0.5, beta=2.0, out=out)
+            assert res is out and np.all(np.isnan(buf[0])) and np.all(np.isnan(buf[:, 0]))
+            assert np.all(np.isnan(buf[:, -2:]))
+            return res.copy(), cpu.linear(a, w, bias)
+
+        got = _on_threads(run)
+        prev = _C.set_gemm_short_rows_a(False)
+        try:
+            packed = _on_threads(run, (1, 2))
+        finally:
+            _C.set_gemm_short_rows_a(prev)
+        assert prev is True
+        for r, lin in got[1:] + packed:
+            np.testing.assert_array_equal(r, got[0][0])
+            np.testing.assert_array_equal(lin, got[0][1])
+        check_gemm(got[0][0], a, b, alpha=-0.5, beta=2.0, out0=c0)
+        assert_close(got[0][1], reference.linear(a.astype(np.float64), w, bias),
+                     rtol=10 * np.finfo(dtype).eps * math.sqrt(k), atol=40 * np.finfo(dtype).eps * math.sqrt(k))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch,m,k,n", [(1, 1, 1000, 3), (1, 3, 1000, 1), (1, 1, 77, 1100), (1, 1100, 77, 1),
                                          (3, 1, 70, 40), (3, 40, 70, 1), (2, 1, 0, 5), (2, 5, 0, 1)])
