@@ -499,9 +499,11 @@ void amx_configure() {
 PE_TARGET_AMX
 void amx_release() { _tile_release(); }
 
+// The AMX block, A's two 16-row tiles at step k read at a0 + k ak and a1 + k ak with a row stride of sa
+// elements: A's rows in place (a1 = a0 + 16 sa, ak = 1), or a strip in tile order (block_amx_tiled).
 PE_TARGET_AMX
-void block_amx(const bf16_t* ap, index_t sa_elems, index_t kcp, const bf16_t* bp0, const bf16_t* bp1, float* c,
-               index_t ldc, bool load_c) {
+inline void block_amx_core(const bf16_t* a0, const bf16_t* a1, index_t ak, index_t sa_elems, index_t kcp,
+                           const bf16_t* bp0, const bf16_t* bp1, float* c, index_t ldc, bool load_c) {
   const long sc = static_cast<long>(ldc * sizeof(float)), sa = static_cast<long>(sa_elems * sizeof(bf16_t));
   if (load_c) {
     _tile_loadd(0, c, sc);
@@ -514,16 +516,15 @@ void block_amx(const bf16_t* ap, index_t sa_elems, index_t kcp, const bf16_t* bp
     _tile_zero(2);
     _tile_zero(3);
   }
-  const bf16_t* a1 = ap + 16 * sa_elems;
   // Each load is placed just before the first product that needs it, so it can overlap the products
   // already issued (the tile registers are not renamed).
   for (index_t k = 0; k < kcp; k += 32) {
-    _tile_loadd(4, ap + k, sa);
+    _tile_loadd(4, a0 + k * ak, sa);
     _tile_loadd(6, bp0 + k * 16, 64);
     _tile_dpbf16ps(0, 4, 6);
     _tile_loadd(7, bp1 + k * 16, 64);
     _tile_dpbf16ps(1, 4, 7);
-    _tile_loadd(5, a1 + k, sa);
+    _tile_loadd(5, a1 + k * ak, sa);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
@@ -532,37 +533,19 @@ void block_amx(const bf16_t* ap, index_t sa_elems, index_t kcp, const bf16_t* bp
   _tile_stored(2, c + 16 * ldc, sc);
   _tile_stored(3, c + 16 * ldc + 16, sc);
 }
+
+PE_TARGET_AMX
+void block_amx(const bf16_t* ap, index_t sa, index_t kcp, const bf16_t* bp0, const bf16_t* bp1, float* c, index_t ldc,
+               bool load_c) {
+  block_amx_core(ap, ap + 16 * sa, 1, sa, kcp, bp0, bp1, c, ldc, load_c);
+}
+
 // The same 32 x 32 block with A in tile order (`at`, see tile_a): at step k the two A tiles are the
 // contiguous 1 KiB runs at at + 32 k and at + 32 k + 512 (16 rows of 64 bytes each).
 PE_TARGET_AMX
 void block_amx_tiled(const bf16_t* at, index_t kcp, const bf16_t* bp0, const bf16_t* bp1, float* c, index_t ldc,
                      bool load_c) {
-  const long sc = static_cast<long>(ldc * sizeof(float));
-  if (load_c) {
-    _tile_loadd(0, c, sc);
-    _tile_loadd(1, c + 16, sc);
-    _tile_loadd(2, c + 16 * ldc, sc);
-    _tile_loadd(3, c + 16 * ldc + 16, sc);
-  } else {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-  }
-  for (index_t k = 0; k < kcp; k += 32) {
-    _tile_loadd(4, at + 32 * k, 64);
-    _tile_loadd(6, bp0 + k * 16, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_loadd(7, bp1 + k * 16, 64);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_loadd(5, at + 32 * k + 512, 64);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
-  _tile_stored(0, c, sc);
-  _tile_stored(1, c + 16, sc);
-  _tile_stored(2, c + 16 * ldc, sc);
-  _tile_stored(3, c + 16 * ldc + 16, sc);
+  block_amx_core(at, at + 512, 32, 32, kcp, bp0, bp1, c, ldc, load_c);
 }
 
 // at[(k / 32) * 1024 + r * 32 + (k % 32)] = a[r * sa + k] for 32 rows r, k < kcp (a multiple of 32): a strip of

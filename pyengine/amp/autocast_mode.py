@@ -15,7 +15,9 @@ follow PyTorch's CPU autocast policy (its op lists, checked against torch 2.13's
   with float32 promotes to float32).
 
 The casts are graph nodes: gradients reach float32 parameters in float32 (fp32 master weights; the optimizer
-never sees bfloat16). A float32 leaf that requires grad (a parameter) is cast once per region and grad mode
+never sees bfloat16). ``F.linear`` with a float32 weight is the exception: one node (bf16_ops.LinearAutocastBf16)
+rounds its operands inside, with the same forward bits, and returns the float32 gradients as the GEMM sums them
+(not rounded to bfloat16 and widened back, as a cast node's backward would). A float32 leaf that requires grad (a parameter) is cast once per region and grad mode
 and reused while its version is unchanged (PyTorch's ``cache_enabled``), so a weight used twice is
 converted once. ``is_autocast_enabled("cpu")`` is True inside, ``get_autocast_dtype("cpu")`` the dtype.
 Asking for ``device_type="cuda"`` warns and disables the region, as PyTorch does on a machine without CUDA.
