@@ -230,17 +230,66 @@ def test_autocast_caches_parameter_casts_within_a_region():
     w = pe.randn(6, 6, requires_grad=True)
     x = pe.randn(2, 6)
     with pe.autocast("cpu"):
+        # matmul: the cast is a graph node, one for both uses
+        z1, z2 = pe.matmul(x, w), pe.matmul(x, w)
+        cast1, cast2 = (z.grad_fn.edges[1][0] for z in (z1, z2))
+        assert cast1 is cast2
+        # F.linear: one fused node per call (LinearAutocastBf16), the weight's bfloat16 array made once
         y1, y2 = F.linear(x, w), F.linear(x, w)
-        cast1, cast2 = (y.grad_fn.edges[1][0] for y in (y1, y2))
-        assert cast1 is cast2  # one cast node for both uses
+        assert type(y1.grad_fn.fn).__name__ == "LinearAutocastBf16"
+        assert y1.grad_fn.fn.w16 is y2.grad_fn.fn.w16
         with pe.no_grad():
             w.add_(1.0)  # a new version: cast again
-        y3 = F.linear(x, w)
-        assert y3.grad_fn.edges[1][0] is not cast1
+        y3, z3 = F.linear(x, w), pe.matmul(x, w)
+        assert y3.grad_fn.fn.w16 is not y1.grad_fn.fn.w16 and z3.grad_fn.edges[1][0] is not cast1
         np.testing.assert_allclose(f32(y3), f32(F.linear(x.to(pe.bfloat16), w.detach().to(pe.bfloat16))))
-    (y1.float().sum() + y2.float().sum()).backward()
+    (y1.float().sum() + y2.float().sum() + z1.float().sum()).backward()
     assert w.grad.dtype == pe.float32
-    np.testing.assert_allclose(w.grad.numpy(), 2 * np.broadcast_to(x.numpy().sum(0), (6, 6)), rtol=0.02, atol=0.02)
+    np.testing.assert_allclose(w.grad.numpy(), 2 * np.broadcast_to(x.numpy().sum(0), (6, 6))
+                               + np.broadcast_to(x.numpy().sum(0)[:, None], (6, 6)), rtol=0.02, atol=0.02)
+
+
+@pytest.mark.parametrize("xdtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("shape", [(1, 7), (5, 3, 7), (7,)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_autocast_fused_linear_matches_the_unfused_graph(xdtype, shape, bias):
+    """The fused F.linear of autocast (casts inside one node) gives the forward of the cast-node graph bit for
+    bit, and its gradients are the same float32 sums without the bfloat16 rounding of the unfused graph (a
+    bfloat16 input's gradient: rounded once, the same bits); all of them near torch.autocast's."""
+    rng = np.random.default_rng(5)
+    xv = rng.standard_normal(shape).astype(np.float32)
+    wv, bv = rng.standard_normal((11, 7)).astype(np.float32), rng.standard_normal(11).astype(np.float32)
+    gv = rng.standard_normal(shape[:-1] + (11,)).astype(np.float32)
+
+    def run(fused):
+        x = pe.tensor(xv, requires_grad=True)
+        xin = x if xdtype == "float32" else x.to(pe.bfloat16)
+        w = pe.tensor(wv, requires_grad=True)
+        b = pe.tensor(bv, requires_grad=True) if bias else None
+        if fused:
+            with pe.autocast("cpu", dtype=pe.bfloat16):
+                y = F.linear(xin, w, b)
+            assert type(y.grad_fn.fn).__name__.startswith("LinearAutocastBf16")
+        else:
+            y = F.linear(xin.to(pe.bfloat16), w.to(pe.bfloat16), None if b is None else b.to(pe.bfloat16))
+        y.backward(pe.tensor(gv).to(pe.bfloat16))
+        return y, x, w, b
+    y, x, w, b = run(True)
+    yu, xu, wu, bu = run(False)
+    assert y.dtype == pe.bfloat16 and x.grad.dtype == w.grad.dtype == pe.float32
+    np.testing.assert_array_equal(f32(y), f32(yu))
+    if xdtype == "bfloat16":
+        np.testing.assert_array_equal(x.grad.numpy(), xu.grad.numpy())
+    for p, pu in [(x, xu), (w, wu)] + ([(b, bu)] if bias else []):
+        np.testing.assert_allclose(p.grad.numpy(), pu.grad.numpy(), rtol=2 ** -7, atol=1e-6 * np.abs(pu.grad.numpy()).max())
+    tx = torch.tensor(xv, requires_grad=True)
+    tw, tb = torch.tensor(wv, requires_grad=True), (torch.tensor(bv, requires_grad=True) if bias else None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ty = torch.nn.functional.linear(tx if xdtype == "float32" else tx.bfloat16(), tw, tb)
+    ty.backward(torch.tensor(gv).bfloat16())
+    np.testing.assert_array_equal(f32(y), f32(ty))
+    for p, tp in [(x, tx), (w, tw)] + ([(b, tb)] if bias else []):
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=2 ** -7, atol=1e-6 * np.abs(tp.grad.numpy()).max())
 
 
 def test_autocast_training_steps_reduce_the_loss():

@@ -200,6 +200,10 @@ CALLS = {
     "Linear": lambda: F.linear(_r(2, 3), _r(4, 3), _r(4)),
     "LinearBf16": lambda: F.linear(_r(2, 3, dtype=pe.bfloat16), _r(4, 3, dtype=pe.bfloat16), _r(4, dtype=pe.bfloat16)),
     "MatMulBf16": lambda: _r(2, 2, 3, dtype=pe.bfloat16) @ _r(3, 4, dtype=pe.bfloat16),
+    "LinearAutocastBf16": lambda: _autocast(lambda: F.linear(_r(2, 3, dtype=pe.float32), _r(4, 3, dtype=pe.float32),
+                                                            _r(4, dtype=pe.float32))),
+    "LinearAutocastBf16X": lambda: _autocast(lambda: F.linear(_r(2, 3, dtype=pe.bfloat16), _r(4, 3, dtype=pe.float32),
+                                                             _r(4, dtype=pe.float32))),
     "GeluBf16": lambda: F.gelu(_r(2, 3, dtype=pe.bfloat16), approximate="tanh"),
     "CrossEntropy": lambda: F.cross_entropy(_r(4, 5), pe.tensor([0, 1, 4, 2])),
     "NllLoss": lambda: F.nll_loss(_r(4, 5).log_softmax(1), pe.tensor([0, 1, 4, 2])),
@@ -243,6 +247,11 @@ CALLS = {
     "BatchNorm": lambda: F.batch_norm(_r(3, 2, 4), None, None, _r(2), _r(2), training=True),
     "Im2Col": lambda: F.unfold(_r(1, 2, 4, 4), 2), "Col2Im": lambda: F.fold(_r(1, 8, 9), (4, 4), 2),
 }
+def _autocast(fn):
+    with pe.autocast("cpu", dtype=pe.bfloat16):
+        return fn()
+
+
 SKIP = {  # Functions with a check of their own elsewhere
     "CopySlices": "ops/inplace.py: tested by the cases above", "AsStridedView": "ditto", "IndexPut": "ditto",
     "GRULayer": "keeps the conservative default (saves = None)", "RNNLayer": "ditto", "LSTMLayer": "ditto",

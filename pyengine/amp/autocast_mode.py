@@ -15,7 +15,9 @@ follow PyTorch's CPU autocast policy (its op lists, checked against torch 2.13's
   with float32 promotes to float32).
 
 The casts are graph nodes: gradients reach float32 parameters in float32 (fp32 master weights; the optimizer
-never sees bfloat16). A float32 leaf that requires grad (a parameter) is cast once per region and grad mode
+never sees bfloat16). ``F.linear`` with a float32 weight is the exception: one node (bf16_ops.LinearAutocastBf16)
+rounds its operands inside, with the same forward bits, and returns the float32 gradients as the GEMM sums them
+(not rounded to bfloat16 and widened back, as a cast node's backward would). A float32 leaf that requires grad (a parameter) is cast once per region and grad mode
 and reused while its version is unchanged (PyTorch's ``cache_enabled``), so a weight used twice is
 converted once. ``is_autocast_enabled("cpu")`` is True inside, ``get_autocast_dtype("cpu")`` the dtype.
 Asking for ``device_type="cuda"`` warns and disables the region, as PyTorch does on a machine without CUDA.
@@ -29,6 +31,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype as D
+from ..backend import backend_of
 
 _DEVICE_TYPES = ("cpu", "cuda", "xpu", "mps", "hpu", "mtia", "xla", "ipu", "meta", "privateuseone")
 _DEFAULT_DTYPE = {"cpu": D.bfloat16, "cuda": D.float16}
@@ -72,16 +75,18 @@ def policy(qualname):
 
 def autocast_op(op, kind):
     """``op`` (a public op) under autocast's policy ``kind`` ('lowp' or 'fp32'); itself outside regions."""
+    fused = f"{op.__module__}.{op.__name__}" == "pyengine.nn.functional.linear"
+
     @functools.wraps(op)
     def wrapped(*args, **kwargs):
         if not _open[0]:
             return op(*args, **kwargs)
-        return _run(op, kind, args, kwargs)
+        return _run(op, kind, args, kwargs, fused)
     wrapped.__autocast_policy__ = kind
     return wrapped
 
 
-def _run(op, kind, args, kwargs):
+def _run(op, kind, args, kwargs, fused=False):
     if Tensor is None:
         _bind()
     st = _state
@@ -89,6 +94,10 @@ def _run(op, kind, args, kwargs):
         return op(*args, **kwargs)
     if kind == "lowp":
         target = st.dtype["cpu"].np_dtype
+        if fused and target == D.BF16_NP:  # F.linear with a float32 weight: one node, the casts inside it
+            out = _bf16_ops.linear_autocast(args, kwargs, _weight_bf16)
+            if out is not None:
+                return out
         cast = _to_lowp
     else:
         target = _F32
@@ -113,6 +122,22 @@ def _to_lowp(a, target):
         st.cache[key] = (a, version, out)
         return out
     return _lowp.cast(a, target)
+
+
+def _weight_bf16(w):
+    """The bfloat16 array of float32 weight ``w`` for the fused linear (bf16_ops.linear_autocast): made once per
+    region and version for a parameter (as ``_to_lowp`` caches its casts), afresh for any other tensor."""
+    st = _state
+    if w.requires_grad and w.grad_fn is None and st.cache_on and st.cache_on[-1]:
+        key = (id(w), "array")
+        version = version_of(w)[0]
+        hit = st.cache.get(key)
+        if hit is not None and hit[0] is w and hit[1] == version:
+            return hit[2]
+        out = backend_of(w).f32_to_bf16(w._data)
+        st.cache[key] = (w, version, out)
+        return out
+    return backend_of(w).f32_to_bf16(w._data)
 
 
 def _to_fp32(a, target):
@@ -208,13 +233,14 @@ def custom_bwd(bwd=None, *, device_type="cuda"):
 
 
 _F32 = np.dtype(np.float32)
-_lowp = _grad = version_of = Tensor = None  # bound on the first call in a region (_bind): this module is
-# imported by tensor_op while the ops are being defined, before these exist
+_lowp = _grad = version_of = Tensor = _bf16_ops = None  # bound on the first call in a region (_bind): this
+# module is imported by tensor_op while the ops are being defined, before these exist
 
 
 def _bind():
-    global _lowp, _grad, version_of, Tensor
+    global _lowp, _grad, version_of, Tensor, _bf16_ops
     from .. import _lowp as lp, autograd as ag
     from ..ops.inplace import version_of as vo
     from ..tensor import Tensor as T
-    _lowp, _grad, version_of, Tensor = lp, ag, vo, T
+    from . import bf16_ops
+    _lowp, _grad, version_of, Tensor, _bf16_ops = lp, ag, vo, T, bf16_ops

@@ -16,7 +16,9 @@ spans of the input inside the kernel, rounded once, so its results are those of 
 at a third of the memory traffic.
 
 Under ``autocast("cpu", dtype=bfloat16)`` (autocast_mode.py) float32 operands are cast to bfloat16 first and
-land here too; the casts are graph nodes, so float32 parameters get float32 gradients.
+land here too; the casts are graph nodes, so float32 parameters get float32 gradients. F.linear with a float32
+weight there is one node instead, ``LinearAutocastBf16``: the casts inside it (the weight's cached per region),
+its float32 gradients taken from the GEMM's float32 sums directly (two passes fewer per operand, no rounding).
 """
 import math
 
@@ -122,6 +124,51 @@ class LinearBf16(Function):
         return dx, dw, db
 
 
+class LinearAutocastBf16(Function):
+    """F.linear under autocast(bfloat16) with a float32 weight (a parameter: fp32 master weights): y = x W^T + b
+    as LinearBf16 computes it -- x and W rounded to bfloat16 (nearest even), the bias rounded to bfloat16 and
+    added in float32, one rounding of the result -- with the casts inside this one node instead of a cast node
+    per operand.
+
+    x: (*, IN) float32, or bfloat16 (LinearAutocastBf16X)   W: (OUT, IN) float32   b: (OUT,) float32 or None
+    -> y: (*, OUT) bfloat16.  Backward: dx = g W16, dW = g^T x16, db = sum_N g, each summed in float32 and
+    returned in its input's dtype: a float32 gradient is the float32 sum itself (the unfused graph would round
+    it to bfloat16 and widen it back: two passes, and 8 bits of the sum lost), a bfloat16 one rounded once.
+    ``w16``: W's bfloat16 array (autocast_mode._weight_bf16: cast once per region and weight version).
+    """
+
+    saves = ()  # backward reads its own bfloat16 copies (x16, w16), not the inputs
+    fresh_grads = True
+    lowp_native = True
+
+    def forward(self, x, weight, bias, w16):
+        B = self.backend
+        self.x_shape, self.x_dtype, self.w16 = x.shape, x.dtype, w16
+        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+        self.x16 = x2 if x2.dtype == BF16 else B.f32_to_bf16(self.xp.ascontiguousarray(x2))
+        b32 = None if bias is None else B.bf16_to_f32(B.f32_to_bf16(bias))
+        y = B.matmul_bf16(self.x16, w16, trans_b=True, bf16_out=True, bias=b32)
+        return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    def backward(self, g):
+        B, n, x16 = self.backend, self.needs_input_grad, self.x16
+        if g.dtype != BF16:  # a float32 gradient (mixed use downstream): rounded as its cast would round it
+            g = B.f32_to_bf16(self.xp.ascontiguousarray(g, dtype=np.float32))
+        g2 = g.reshape(x16.shape[0], g.shape[-1])
+        dx = None
+        if n[0]:
+            dx = B.matmul_bf16(g2, self.w16, bf16_out=self.x_dtype == BF16).reshape(self.x_shape)
+        dw = B.matmul_bf16(g2, x16, trans_a=True) if n[1] else None
+        db = B.sum_rows_bf16(g2) if n[2] else None
+        return dx, dw, db, None
+
+
+class LinearAutocastBf16X(LinearAutocastBf16):
+    """LinearAutocastBf16 for a bfloat16 x: its backward reads x's own array (dW = g^T x)."""
+
+    saves = (0,)
+
+
 class GeluBf16(Function):
     """y = GELU(x) for a bfloat16 x ('none': x Phi(x); 'tanh': the tanh form), computed in float32 spans inside
     the kernel and rounded once: the same bits as through float32 (widen, float32 GELU, round), without the two
@@ -157,16 +204,21 @@ def matmul_direct(cls, args):
     return None
 
 
+def _linear_args(args, kwargs):
+    """(input, weight, bias) of a call F.linear(*args, **kwargs); (None, None, None) for other arguments."""
+    names = ("input", "weight", "bias")
+    if len(args) > 3 or any(k not in names for k in kwargs):
+        return None, None, None
+    vals = dict(zip(names, args))
+    vals.update(kwargs)
+    return vals.get("input"), vals.get("weight"), vals.get("bias")
+
+
 def linear_direct(args, kwargs):
     """F.linear(input, weight, bias=None) on bfloat16 tensors, on the bfloat16 kernel; None when it does not
     apply (another dtype among them, or shapes that the op's own checks must refuse with its message)."""
     from ..tensor import Tensor
-    names = ("input", "weight", "bias")
-    if len(args) > 3 or any(k not in names for k in kwargs):
-        return None
-    vals = dict(zip(names, args))
-    vals.update(kwargs)
-    x, w, bias = vals.get("input"), vals.get("weight"), vals.get("bias")
+    x, w, bias = _linear_args(args, kwargs)
     if not _all_bf16([x, w] + ([] if bias is None else [bias])):
         return None
     if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
@@ -174,6 +226,25 @@ def linear_direct(args, kwargs):
     if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (w.shape[0],)):
         return None
     return LinearBf16.apply(x, w, bias)
+
+
+def linear_autocast(args, kwargs, weight_bf16):
+    """F.linear(input, weight, bias=None) inside autocast(bfloat16) as one LinearAutocastBf16 node, when the
+    weight (and bias) are float32 and the input float32 or bfloat16; None otherwise (the op's own path: casts,
+    then LinearBf16 or the checks' errors). ``weight_bf16(w)``: W's bfloat16 array (cached per region)."""
+    from ..tensor import Tensor
+    x, w, bias = _linear_args(args, kwargs)
+    F32 = np.dtype(np.float32)
+    if not (isinstance(x, Tensor) and isinstance(w, Tensor) and x._data.dtype in (F32, BF16)
+            and w._data.dtype == F32):
+        return None
+    if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        return None
+    if bias is not None and (not isinstance(bias, Tensor) or bias._data.dtype != F32
+                             or tuple(bias.shape) != (w.shape[0],)):
+        return None
+    cls = LinearAutocastBf16X if x._data.dtype == BF16 else LinearAutocastBf16
+    return cls.apply(x, w, bias, weight_bf16(w))
 
 
 def gelu_direct(args, kwargs):
