@@ -1,0 +1,178 @@
+// Internal to the conv family (conv.cpp): the weight gradient of a stride-2 convolution (ResNet's 3x3
+// downsampling rows) through the phase planes of the input (conv_phase.h), float on AVX-512.
+//
+// dW[o, c, i, j] = sum over images and output positions p of dy[o, p] x[c, 2 oh + i - ph, 2 ow + j - pw]. Tap
+// t = (i, j) reads, for output (oh, ow), plane position (oh + U_t, ow + V_t) of the phase plane
+// ab_t = ((i - ph) mod 2, (j - pw) mod 2) (U_t, V_t: the tap's shifts, conv_phase.h's geometry). So
+// the GEMM  D (O, T C) = dy (O, depth) @ B (depth, T C), depth = images x output positions, column t C + c,
+// takes B straight from the planes: held channel-blocked, Q[cb][ab][U][V][32 channels], the B micro-panel
+// of tap t and channel block cb at depth p is the 32 floats at Q's position of p shifted by (U_t, V_t): one
+// contiguous copy per depth step, no im2col gather and no transpose of the columns. Q is made per image by
+// splitting it into its phase planes (conv_phase.h's split) and interleaving 32 channels at a time (the GEMM's
+// B packer), so the whole input is transposed once, not once per tap. dy is packed as the A operand (MR-row
+// micro-panels over the depth) once per group of images, shared by the threads.
+//
+// Threads own output tiles (tap x channel block x row panels of O), never a share of the depth: every tile
+// sums its depth in the same fixed blocks in the same order (image groups, then depth blocks of a group,
+// all a rule of the shape), so the bits do not depend on the thread count. D is then written into dW's
+// (O, C, KH, KW) order.
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "cpu/conv_phase.h"
+
+namespace pe {
+namespace cpu {
+namespace phase {
+
+constexpr index_t kWDepth = 1536;           // depth (output positions) of an image group, at least
+constexpr index_t kWPlanes = index_t(1) << 20;  // at most this many floats of Q per group (4 MiB)
+constexpr index_t kWKC = 256;               // depth blocks of a group at most this deep (equal depths)
+constexpr index_t kWCB = 32;                // channels of a Q block (= the B micro-panel's NR)
+constexpr index_t kWPanels = 16;            // B micro-panels of a unit's block, at most
+
+struct WPlan {
+  index_t T, L, m, groups;  // taps, output positions, images per group, groups
+  index_t cbs, qimage;      // channel blocks, Q floats per image
+  index_t depth, nkb, kc;   // a full group's depth, its depth blocks and their depth (the last may be shorter)
+  index_t Opad;             // O rounded up to MR
+};
+
+inline WPlan wplan(const ConvShape& s) {
+  WPlan p;
+  const Geo g = geometry(s);
+  p.T = s.KH * s.KW, p.L = s.Ho * s.Wo;
+  p.cbs = ceil_div(s.C, kWCB);
+  p.qimage = p.cbs * 4 * g.plane * kWCB;
+  p.m = std::max<index_t>(1, std::min<index_t>(s.N, ceil_div(kWDepth, p.L)));
+  while (p.m > 1 && p.m * p.qimage > kWPlanes) --p.m;
+  p.groups = ceil_div(s.N, p.m);
+  p.depth = p.m * p.L;
+  p.nkb = ceil_div(p.depth, kWKC), p.kc = ceil_div(p.depth, p.nkb);
+  p.Opad = round_up(s.O, kMR);
+  return p;
+}
+
+// Whether the weight-gradient path takes the shape (applies(s) checked by the caller): one image's Q stays
+// within a few column tiles.
+inline bool wgrad_fits(const ConvShape& s, index_t tile) { return wplan(s).qimage <= 4 * tile; }
+
+// Floats the path allocates on nt threads: Q and packed dy of a group, D, per thread a plane set and a B block.
+inline index_t wgrad_workspace_floats(const ConvShape& s, int nt) {
+  const WPlan p = wplan(s);
+  return p.m * p.qimage + p.Opad * p.depth + s.O * p.T * s.C +
+         static_cast<index_t>(std::max(nt, 1)) * (geometry(s).image + p.kc * kWPanels * kWCB);
+}
+
+#if PE_X86
+// B micro-panel: depth rows [0, kc) of tap t's channel block cb from Q (depth p at Q + qoff[p]).
+PE_TARGET_AVX512 inline void wpack_b(float* bp, const float* Q, const index_t* qoff, index_t kc, index_t tshift,
+                                     index_t cb, index_t cbstride) {
+  const float* src = Q + cb * cbstride + tshift;
+  for (index_t p = 0; p < kc; ++p) {
+    const float* q = src + qoff[p];
+    _mm512_storeu_ps(bp + p * kWCB, _mm512_loadu_ps(q));
+    _mm512_storeu_ps(bp + p * kWCB + 16, _mm512_loadu_ps(q + 16));
+  }
+}
+
+// dw (O, C, KH, KW) of y = conv(x, w) through the phase planes, on nt threads.
+inline void backward_weight(const float* dy, const float* x, float* dw, const ConvShape& s, int nt) {
+  using namespace gemm_detail;
+  static const Kernels<float> ks = kernels_avx512<float>();
+  const Geo g = geometry(s);
+  const WPlan pl = wplan(s);
+  const index_t L = pl.L, T = pl.T, C = s.C, O = s.O, HW = s.H * s.W;
+  const index_t cbstride = 4 * g.plane * kWCB;  // one channel block of one image in Q
+  const index_t npan = pl.Opad / kMR, ldd = T * C;
+  const int team = std::max(nt, 1);
+  // tap t: its phase plane and shift inside a channel block of Q
+  std::vector<index_t> tshift(static_cast<size_t>(T));
+  for (index_t i = 0; i < s.KH; ++i)
+    for (index_t j = 0; j < s.KW; ++j) {
+      const index_t a = (i - s.ph) & 1, b = (j - s.pw) & 1;
+      const index_t U = floor_div2(i - s.ph) - g.e0, V = floor_div2(j - s.pw) - g.f0;
+      tshift[static_cast<size_t>(i * s.KW + j)] = ((2 * a + b) * g.plane + U * g.Wp + V) * kWCB;
+    }
+  // depth p of a group (image k, output oh, ow): its position in Q (image k's blocks at k cbs cbstride)
+  std::vector<index_t> qoff(static_cast<size_t>(pl.depth));
+  for (index_t p = 0; p < pl.depth; ++p) {
+    const index_t k = p / L, oh = (p % L) / s.Wo, ow = p % s.Wo;
+    qoff[static_cast<size_t>(p)] = k * pl.cbs * cbstride + (oh * g.Wp + ow) * kWCB;
+  }
+  std::unique_ptr<float[]> q(new float[static_cast<size_t>(pl.m * pl.qimage)]);
+  std::unique_ptr<float[]> ap(new float[static_cast<size_t>(pl.Opad * pl.depth)]);
+  std::unique_ptr<float[]> d(new float[static_cast<size_t>(O * ldd)]);
+  // output units: groups of B micro-panels (tap t, channel block cb; panel t cbs + cb) of at most kWPanels,
+  // their count a multiple of the threads where it can be, x groups of A panels when they are fewer than
+  // the threads. Every tile of D is the same sum whoever computes it.
+  const index_t npanels = T * pl.cbs;
+  const index_t pgroups = std::min(npanels, round_up(ceil_div(npanels, kWPanels), team));
+  const index_t rgroups = std::min<index_t>(npan, ceil_div(team, pgroups)), units = pgroups * rgroups;
+  const index_t per_group = ceil_div(npanels, pgroups);
+  const size_t each = static_cast<size_t>(g.image + pl.kc * per_group * kWCB);
+  std::unique_ptr<float[]> tbuf(new float[static_cast<size_t>(team) * each]);
+  auto thread_buf = [&](int tid) { return tbuf.get() + static_cast<size_t>(tid) * each; };
+  for (index_t grp = 0; grp < pl.groups; ++grp) {
+    const index_t n0 = grp * pl.m, cnt = std::min(pl.m, s.N - n0), depth = cnt * L;
+    // Q of the group's images: split into the planes, then 32 channels interleaved per (block, plane)
+    panels::par_for(cnt, team, [&](index_t k, int tid) {
+      float* P = thread_buf(tid);
+      split(x + (n0 + k) * C * HW, P, s, g);
+      float* qk = q.get() + k * pl.qimage;
+      for (index_t cb = 0; cb < pl.cbs; ++cb)
+        for (index_t ab = 0; ab < 4; ++ab)
+          ks.b_interleave(qk + cb * cbstride + ab * g.plane * kWCB, P + (ab * C + cb * kWCB) * g.plane, g.plane,
+                          static_cast<int>(std::min<index_t>(kWCB, C - cb * kWCB)), g.plane);
+    });
+    // dy packed: depth block kb at ap + p0 Opad, its panel r at + r kc' MR (kc' the block's depth)
+    const index_t nkb = ceil_div(depth, pl.kc);
+    panels::par_for(nkb * npan, team, [&](index_t u, int) {
+      const index_t kb = u / npan, r = u % npan, p0 = kb * pl.kc, kc = std::min(pl.kc, depth - p0);
+      const int rows = static_cast<int>(std::min<index_t>(kMR, O - r * kMR));
+      float* dst = ap.get() + p0 * pl.Opad + r * kc * kMR;
+      for (index_t p = p0; p < p0 + kc;) {  // runs of one image
+        const index_t k = p / L, l = p % L, len = std::min(p0 + kc, (k + 1) * L) - p;
+        ks.a_interleave(dst + (p - p0) * kMR, dy + ((n0 + k) * O + r * kMR) * L + l, L, rows, len);
+        p += len;
+      }
+    });
+    panels::par_for(units, team, [&](index_t u, int tid) {
+      const index_t pg = u / rgroups, rg = u % rgroups;
+      const index_t j0 = pg * npanels / pgroups, j1 = (pg + 1) * npanels / pgroups;
+      const index_t r0 = rg * npan / rgroups, r1 = (rg + 1) * npan / rgroups;
+      float* bp = thread_buf(tid) + g.image;
+      for (index_t kb = 0; kb < nkb; ++kb) {
+        const index_t p0 = kb * pl.kc, kc = std::min(pl.kc, depth - p0);
+        for (index_t j = j0; j < j1; ++j)
+          wpack_b(bp + (j - j0) * kc * kWCB, q.get(), qoff.data() + p0, kc, tshift[static_cast<size_t>(j / pl.cbs)],
+                  j % pl.cbs, cbstride);
+        const float* a0 = ap.get() + p0 * pl.Opad;
+        const float beta = grp || kb ? 1.f : 0.f;
+        for (index_t r = r0; r < r1; ++r) {
+          const int mm = static_cast<int>(std::min<index_t>(kMR, O - r * kMR));
+          for (index_t j = j0; j < j1; ++j) {
+            const index_t t = j / pl.cbs, c0 = (j % pl.cbs) * kWCB;
+            ks.micro(kc, a0 + r * kc * kMR, bp + (j - j0) * kc * kWCB, d.get() + r * kMR * ldd + t * C + c0, ldd, mm,
+                     static_cast<int>(std::min<index_t>(kWCB, C - c0)), 1.f, beta, nullptr);
+          }
+        }
+      }
+    });
+  }
+  // D (O, T, C) into dw (O, C, T)
+  panels::par_for(O, team, [&](index_t o, int) {
+    const float* src = d.get() + o * ldd;
+    float* dst = dw + o * ldd;
+    for (index_t t = 0; t < T; ++t)
+      for (index_t c = 0; c < C; ++c) dst[c * T + t] = src[t * C + c];
+  });
+}
+#endif
+
+}  // namespace phase
+}  // namespace cpu
+}  // namespace pe
