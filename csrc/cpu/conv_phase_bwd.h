@@ -7,9 +7,9 @@
 // the GEMM  D (O, T C) = dy (O, depth) @ B (depth, T C), depth = images x output positions, column t C + c,
 // takes B straight from the planes: held channel-blocked, Q[cb][ab][U][V][32 channels], the B micro-panel
 // of tap t and channel block cb at depth p is the 32 floats at Q's position of p shifted by (U_t, V_t): one
-// contiguous copy per depth step, no im2col gather and no transpose of the columns. Q is made per image by
-// splitting it into its phase planes (conv_phase.h's split) and interleaving 32 channels at a time (the GEMM's
-// B packer), so the whole input is transposed once, not once per tap. dy is packed as the A operand (MR-row
+// contiguous copy per depth step, no im2col gather and no transpose of the columns. Q is made per image in
+// one pass over x (build_q: even / odd columns split and 16 x 16 blocks transposed in registers), so the
+// whole input is transposed once, not once per tap. dy is packed as the A operand (MR-row
 // micro-panels over the depth) once per group of images, shared by the threads.
 //
 // Threads own output tiles (tap x channel block x row panels of O), never a share of the depth: every tile
@@ -18,11 +18,13 @@
 // (O, C, KH, KW) order.
 #pragma once
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <vector>
 
 #include "cpu/conv_phase.h"
+#include "cpu/simd.h"
 
 namespace pe {
 namespace cpu {
@@ -64,10 +66,63 @@ inline bool wgrad_fits(const ConvShape& s, index_t tile) { return wplan(s).qimag
 inline index_t wgrad_workspace_floats(const ConvShape& s, int nt) {
   const WPlan p = wplan(s);
   return p.m * p.qimage + p.Opad * p.depth + s.O * p.T * s.C +
-         static_cast<index_t>(std::max(nt, 1)) * (geometry(s).image + p.kc * kWPanels * kWCB);
+         static_cast<index_t>(std::max(nt, 1)) * p.kc * kWPanels * kWCB;
 }
 
 #if PE_X86
+// Q of one image x (C, H, W): Q[cb][ab][U][V][32] (channel 32 cb + lane; lanes past C are zero), straight
+// from x: per plane row, 16 channels x 32 input columns are loaded (masked to the columns inside x),
+// split into their even and odd columns (phases b = 0, 1) and transposed into 16 positions of 16 channels.
+PE_TARGET_AVX512 inline void build_q(const float* x, float* Q, const ConvShape& s, const Geo& g, index_t cbs) {
+  using S = simd::Vec<float, Isa::avx512>;
+  const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+  const index_t HW = s.H * s.W, cbstride = 4 * g.plane * kWCB;
+  auto lanes = [](index_t lo, index_t hi) {  // mask of lanes [lo, hi) of 16, both clamped to [0, 16]
+    lo = std::min<index_t>(std::max<index_t>(lo, 0), 16), hi = std::min<index_t>(std::max<index_t>(hi, lo), 16);
+    return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+  };
+  for (index_t cb = 0; cb < cbs; ++cb)
+    for (index_t a = 0; a < 2; ++a)
+      for (index_t U = 0; U < g.Hp; ++U) {
+        const index_t r = 2 * (U + g.e0) + a;
+        float* q0 = Q + cb * cbstride + ((2 * a) * g.plane + U * g.Wp) * kWCB;  // phase (a, 0), row U
+        float* q1 = q0 + g.plane * kWCB;                                      // phase (a, 1)
+        if (r < 0 || r >= s.H) {
+          std::memset(q0, 0, static_cast<size_t>(g.Wp * kWCB) * sizeof(float));
+          std::memset(q1, 0, static_cast<size_t>(g.Wp * kWCB) * sizeof(float));
+          continue;
+        }
+        for (index_t V0 = 0; V0 < g.Wp; V0 += 16) {
+          const index_t nv = std::min<index_t>(16, g.Wp - V0), col0 = 2 * (V0 + g.f0);
+          // input columns col0 + l, l < 32, inside [0, W); masked lanes are never read
+          const __mmask16 mlo = lanes(-col0, s.W - col0), mhi = lanes(-col0 - 16, s.W - col0 - 16);
+          for (index_t h = 0; h < 2; ++h) {
+            __m512 e[16], o[16];
+            for (index_t ch = 0; ch < 16; ++ch) {
+              const index_t c = cb * kWCB + h * 16 + ch;
+              if (c >= s.C) {
+                e[ch] = o[ch] = _mm512_setzero_ps();
+                continue;
+              }
+              const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(x + c * HW + r * s.W) +
+                                        static_cast<std::uintptr_t>(col0 * static_cast<index_t>(sizeof(float)));
+              const __m512 lo = _mm512_maskz_loadu_ps(mlo, reinterpret_cast<const float*>(at));
+              const __m512 hi = _mm512_maskz_loadu_ps(mhi, reinterpret_cast<const float*>(at) + 16);
+              e[ch] = _mm512_permutex2var_ps(lo, ev, hi);
+              o[ch] = _mm512_permutex2var_ps(lo, od, hi);
+            }
+            S::transpose(e);
+            S::transpose(o);
+            for (index_t v = 0; v < nv; ++v) {
+              _mm512_storeu_ps(q0 + (V0 + v) * kWCB + h * 16, e[v]);
+              _mm512_storeu_ps(q1 + (V0 + v) * kWCB + h * 16, o[v]);
+            }
+          }
+        }
+      }
+}
+
 // B micro-panel: depth rows [0, kc) of tap t's channel block cb from Q (depth p at Q + qoff[p]).
 PE_TARGET_AVX512 inline void wpack_b(float* bp, const float* Q, const index_t* qoff, index_t kc, index_t tshift,
                                      index_t cb, index_t cbstride) {
@@ -113,21 +168,13 @@ inline void backward_weight(const float* dy, const float* x, float* dw, const Co
   const index_t pgroups = std::min(npanels, round_up(ceil_div(npanels, kWPanels), team));
   const index_t rgroups = std::min<index_t>(npan, ceil_div(team, pgroups)), units = pgroups * rgroups;
   const index_t per_group = ceil_div(npanels, pgroups);
-  const size_t each = static_cast<size_t>(g.image + pl.kc * per_group * kWCB);
+  const size_t each = static_cast<size_t>(pl.kc * per_group * kWCB);
   std::unique_ptr<float[]> tbuf(new float[static_cast<size_t>(team) * each]);
   auto thread_buf = [&](int tid) { return tbuf.get() + static_cast<size_t>(tid) * each; };
   for (index_t grp = 0; grp < pl.groups; ++grp) {
     const index_t n0 = grp * pl.m, cnt = std::min(pl.m, s.N - n0), depth = cnt * L;
-    // Q of the group's images: split into the planes, then 32 channels interleaved per (block, plane)
-    panels::par_for(cnt, team, [&](index_t k, int tid) {
-      float* P = thread_buf(tid);
-      split(x + (n0 + k) * C * HW, P, s, g);
-      float* qk = q.get() + k * pl.qimage;
-      for (index_t cb = 0; cb < pl.cbs; ++cb)
-        for (index_t ab = 0; ab < 4; ++ab)
-          ks.b_interleave(qk + cb * cbstride + ab * g.plane * kWCB, P + (ab * C + cb * kWCB) * g.plane, g.plane,
-                          static_cast<int>(std::min<index_t>(kWCB, C - cb * kWCB)), g.plane);
-    });
+    // Q of the group's images
+    panels::par_for(cnt, team, [&](index_t k, int) { build_q(x + (n0 + k) * C * HW, q.get() + k * pl.qimage, s, g, pl.cbs); });
     // dy packed: depth block kb at ap + p0 Opad, its panel r at + r kc' MR (kc' the block's depth)
     const index_t nkb = ceil_div(depth, pl.kc);
     panels::par_for(nkb * npan, team, [&](index_t u, int) {
@@ -144,7 +191,7 @@ inline void backward_weight(const float* dy, const float* x, float* dw, const Co
       const index_t pg = u / rgroups, rg = u % rgroups;
       const index_t j0 = pg * npanels / pgroups, j1 = (pg + 1) * npanels / pgroups;
       const index_t r0 = rg * npan / rgroups, r1 = (rg + 1) * npan / rgroups;
-      float* bp = thread_buf(tid) + g.image;
+      float* bp = thread_buf(tid);
       for (index_t kb = 0; kb < nkb; ++kb) {
         const index_t p0 = kb * pl.kc, kc = std::min(pl.kc, depth - p0);
         for (index_t j = j0; j < j1; ++j)
@@ -163,12 +210,12 @@ inline void backward_weight(const float* dy, const float* x, float* dw, const Co
       }
     });
   }
-  // D (O, T, C) into dw (O, C, T)
+  // D (O, T, C) into dw (O, C, T): dw written in order
   panels::par_for(O, team, [&](index_t o, int) {
     const float* src = d.get() + o * ldd;
     float* dst = dw + o * ldd;
-    for (index_t t = 0; t < T; ++t)
-      for (index_t c = 0; c < C; ++c) dst[c * T + t] = src[t * C + c];
+    for (index_t c = 0; c < C; ++c, dst += T)
+      for (index_t t = 0; t < T; ++t) dst[t] = src[t * C + c];
   });
 }
 #endif
