@@ -18,7 +18,8 @@
 // Stride-2 rows (ResNet's downsampling 3x3 and 1x1) are gathered by im2col and scattered by col2im a vector
 // at a time (float on AVX-512 / AVX2: loads of the row and a permute of its even lanes). The float forward
 // of a stride-2 convolution of kernel 2x2 or larger on AVX-512 skips im2col: the input is split into its
-// four phase planes and the GEMM's B micro-panels are packed straight from them (conv_phase.h).
+// four phase planes and the GEMM's B micro-panels are packed straight from them (conv_phase.h); its weight
+// gradient reads channel-blocked phase planes the same way (conv_phase_bwd.h).
 //
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
