@@ -492,6 +492,25 @@ def test_conv2d_stride2_rows_match_twin(isa, threads, case, dtype):
                  ref.conv2d_backward_weight(dy, x, (KH, KW), *args), **tol)
 
 
+def _same_bits_on_1_2_3_threads(run):
+    """run() (a tuple of float32 arrays) on 1, 2 and 3 threads (no adaptive thread count): asserts the same
+    bits each time and returns the first results."""
+    before, adapt = _C.num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
+    try:
+        runs = []
+        for n in (1, 2, 3):
+            _C.set_num_threads(n)
+            runs.append(run())
+    finally:
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    return runs[0]
+
+
 @pytest.mark.parametrize("shape", [(1, 40, 31, 29, 20), (7, 36, 14, 14, 33), (9, 48, 56, 56, 16)])
 def test_conv2d_phase_forward_bits_do_not_depend_on_threads(shape):
     """The stride-2 forward on phase planes: units of images on the threads, or one unit's column blocks x
@@ -501,19 +520,8 @@ def test_conv2d_phase_forward_bits_do_not_depend_on_threads(shape):
     x, w, b = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, 3, 3), np.float32), rand(rng, (O,), np.float32)
     args = ((2, 2), (1, 1), (1, 1), 1)
     out = (_out(H, 3, 2, 1, 1), _out(W, 3, 2, 1, 1))
-    before, adapt = _C.num_threads(), _C.adapt_threads()
-    _C.set_adapt_threads(False)
-    try:
-        runs = []
-        for n in (1, 2, 3):
-            _C.set_num_threads(n)
-            runs.append(cpu.conv2d_forward(x, w, b, *args, out))
-    finally:
-        _C.set_num_threads(before)
-        _C.set_adapt_threads(adapt)
-    for other in runs[1:]:
-        assert np.array_equal(runs[0].view(np.uint32), other.view(np.uint32))
-    assert_close(runs[0], ref.conv2d_forward(x, w, b, *args, out), rtol=2e-4, atol=2e-4)
+    first = _same_bits_on_1_2_3_threads(lambda: (cpu.conv2d_forward(x, w, b, *args, out),))
+    assert_close(first[0], ref.conv2d_forward(x, w, b, *args, out), rtol=2e-4, atol=2e-4)
 
 
 # The stride-2 gradients at odd sizes (float on AVX-512: the weight gradient on the phase planes,
@@ -552,20 +560,9 @@ def test_conv2d_stride2_gradient_bits_do_not_depend_on_threads(shape):
     x, w = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, 3, 3), np.float32)
     args = ((2, 2), (1, 1), (1, 1), 1)
     dy = rand(rng, (N, O, _out(H, 3, 2, 1, 1), _out(W, 3, 2, 1, 1)), np.float32)
-    before, adapt = _C.num_threads(), _C.adapt_threads()
-    _C.set_adapt_threads(False)
-    try:
-        runs = []
-        for n in (1, 2, 3):
-            _C.set_num_threads(n)
-            runs.append((cpu.conv2d_backward_input(dy, w, (H, W), *args), cpu.conv2d_backward_weight(dy, x, (3, 3), *args)))
-    finally:
-        _C.set_num_threads(before)
-        _C.set_adapt_threads(adapt)
-    for other in runs[1:]:
-        for a, b in zip(runs[0], other):
-            assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
-    assert_close(runs[0][1], ref.conv2d_backward_weight(dy, x, (3, 3), *args), rtol=2e-4, atol=2e-4)
+    first = _same_bits_on_1_2_3_threads(lambda: (cpu.conv2d_backward_input(dy, w, (H, W), *args),
+                                                 cpu.conv2d_backward_weight(dy, x, (3, 3), *args)))
+    assert_close(first[1], ref.conv2d_backward_weight(dy, x, (3, 3), *args), rtol=2e-4, atol=2e-4)
 
 
 def test_conv2d_gemm_path_bits_do_not_depend_on_threads():
