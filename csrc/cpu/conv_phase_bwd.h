@@ -134,6 +134,24 @@ PE_TARGET_AVX512 inline void wpack_b(float* bp, const float* Q, const index_t* q
   }
 }
 
+// dst (C, T) = src (T, C)^T: 16 channels at a time through a 16 x 16 register transpose when T <= 16
+// (rows t < T of the block, zeros below; lane t of row i after it is dst[c0 + i, t]).
+PE_TARGET_AVX512 inline void unshuffle(const float* src, float* dst, index_t T, index_t C) {
+  using S = simd::Vec<float, Isa::avx512>;
+  index_t c0 = 0;
+  if (T <= 16) {
+    const __mmask16 mt = static_cast<__mmask16>((1u << T) - 1);
+    for (; c0 + 16 <= C; c0 += 16) {
+      __m512 v[16];
+      for (index_t t = 0; t < 16; ++t) v[t] = t < T ? _mm512_loadu_ps(src + t * C + c0) : _mm512_setzero_ps();
+      S::transpose(v);
+      for (index_t i = 0; i < 16; ++i) _mm512_mask_storeu_ps(dst + (c0 + i) * T, mt, v[i]);
+    }
+  }
+  for (index_t c = c0; c < C; ++c)
+    for (index_t t = 0; t < T; ++t) dst[c * T + t] = src[t * C + c];
+}
+
 // dw (O, C, KH, KW) of y = conv(x, w) through the phase planes, on nt threads.
 inline void backward_weight(const float* dy, const float* x, float* dw, const ConvShape& s, int nt) {
   using namespace gemm_detail;
@@ -210,13 +228,8 @@ inline void backward_weight(const float* dy, const float* x, float* dw, const Co
       }
     });
   }
-  // D (O, T, C) into dw (O, C, T): dw written in order
-  panels::par_for(O, team, [&](index_t o, int) {
-    const float* src = d.get() + o * ldd;
-    float* dst = dw + o * ldd;
-    for (index_t c = 0; c < C; ++c, dst += T)
-      for (index_t t = 0; t < T; ++t) dst[t] = src[t * C + c];
-  });
+  // D (O, T, C) into dw (O, C, T), dw written in order
+  panels::par_for(O, team, [&](index_t o, int) { unshuffle(d.get() + o * ldd, dw + o * ldd, T, C); });
 }
 #endif
 
