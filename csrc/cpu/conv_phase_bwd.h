@@ -62,7 +62,7 @@ inline WPlan wplan(const ConvShape& s) {
 // within a few column tiles.
 inline bool wgrad_fits(const ConvShape& s, index_t tile) { return wplan(s).qimage <= 4 * tile; }
 
-// Floats the path allocates on nt threads: Q and packed dy of a group, D, per thread a plane set and a B block.
+// Floats the path allocates on nt threads: Q and packed dy of a group, D, and per thread a B block.
 inline index_t wgrad_workspace_floats(const ConvShape& s, int nt) {
   const WPlan p = wplan(s);
   return p.m * p.qimage + p.Opad * p.depth + s.O * p.T * s.C +
@@ -192,7 +192,9 @@ inline void backward_weight(const float* dy, const float* x, float* dw, const Co
   for (index_t grp = 0; grp < pl.groups; ++grp) {
     const index_t n0 = grp * pl.m, cnt = std::min(pl.m, s.N - n0), depth = cnt * L;
     // Q of the group's images
-    panels::par_for(cnt, team, [&](index_t k, int) { build_q(x + (n0 + k) * C * HW, q.get() + k * pl.qimage, s, g, pl.cbs); });
+    panels::par_for(cnt, team, [&](index_t k, int) {
+      build_q(x + (n0 + k) * C * HW, q.get() + k * pl.qimage, s, g, pl.cbs);
+    });
     // dy packed: depth block kb at ap + p0 Opad, its panel r at + r kc' MR (kc' the block's depth)
     const index_t nkb = ceil_div(depth, pl.kc);
     panels::par_for(nkb * npan, team, [&](index_t u, int) {
