@@ -3,6 +3,7 @@
 #include "bind_recurrence.h"
 #include "binding_utils.h"
 #include "bindings.h"
+#include <pybind11/stl.h>
 #include <string>
 #include <vector>
 
@@ -134,15 +135,14 @@ void register_lstm(py::module_& m) {
       "One LSTM layer's recurrence over all packed steps, in place (see csrc/cpu/lstm.h).");
   m.def(
       "lstm_sequence_backward",
-      [](py::array G, py::array w_hh, py::array Cs, py::array dH, py::array dh, py::array dc, py::array dG,
-         py::array batch_sizes) {
+      [](py::array G, py::array w_hh, py::array Cs, std::optional<py::array> dH, py::array dh, py::array dc,
+         py::array dG, py::array batch_sizes) {
         const char* op = "lstm_sequence_backward";
         const SequenceSizes s = sequence_sizes(op, 4, w_hh, G, dh, false, batch_sizes);
         const index_t H = s.H, N = s.N, B = s.B;
         const char kind = check_arrays(op, {{"G", &G, {N, 4 * H}, false},
                                             {"w_hh", &w_hh, {4 * H, H}, false},
                                             {"Cs", &Cs, {B + N, H}, false},
-                                            {"dH", &dH, {N, H}, false},
                                             {"dh", &dh, {B, H}, true},
                                             {"dc", &dc, {B, H}, true},
                                             {"dG", &dG, {N, 4 * H}, true}});
@@ -151,7 +151,7 @@ void register_lstm(py::module_& m) {
           const T* pg = static_cast<const T*>(G.data());
           const T* pw = static_cast<const T*>(w_hh.data());
           const T* pc = static_cast<const T*>(Cs.data());
-          const T* pdH = static_cast<const T*>(dH.data());
+          const T* pdH = output_grad<T>(op, dH, "G", G, N, H);
           T* pdh = static_cast<T*>(dh.mutable_data());
           T* pdc = static_cast<T*>(dc.mutable_data());
           T* pdg = static_cast<T*>(dG.mutable_data());
@@ -162,7 +162,8 @@ void register_lstm(py::module_& m) {
         else run(double{});
       },
       py::arg("G"), py::arg("w_hh"), py::arg("Cs"), py::arg("dH"), py::arg("dh"), py::arg("dc"), py::arg("dG"),
-      py::arg("batch_sizes"), "Backward of lstm_sequence_forward, in place (see csrc/cpu/lstm.h).");
+      py::arg("batch_sizes"),
+      "Backward of lstm_sequence_forward, in place (see csrc/cpu/lstm.h); dH None: no gradient from the output.");
 }
 
 }  // namespace pe

@@ -4,6 +4,7 @@
 #include "binding_utils.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,18 @@ inline SequenceSizes sequence_sizes(const char* op, index_t gates, const py::arr
     throw py::value_error(o + ": batch_sizes must sum to the number of packed rows N = " + std::to_string(s.N) +
                           (sum > s.N ? std::string(", got more") : ", got " + std::to_string(sum)));
   return s;
+}
+
+// A backward's dH, the gradient from the layer's output (N, H), or None when none reached it (a classifier
+// that reads only the final state): the kernels then add nothing (null). Checked as check_arrays checks:
+// the dtype of `like` (an array of the call, already checked), the shape, C-contiguous.
+template <class T>
+const T* output_grad(const char* op, const std::optional<py::array>& dH, const char* like_name, const py::array& like,
+                     index_t N, index_t H) {
+  if (!dH) return nullptr;
+  std::vector<py::ssize_t> shape(like.shape(), like.shape() + like.ndim());
+  check_arrays(op, {{like_name, &like, shape, false}, {"dH", &*dH, {N, H}, false}});
+  return static_cast<const T*>(dH->data());
 }
 
 }  // namespace pe

@@ -4,6 +4,7 @@
 #include "bind_recurrence.h"
 #include "binding_utils.h"
 #include "bindings.h"
+#include <pybind11/stl.h>
 
 #include <string>
 
@@ -55,8 +56,8 @@ void register_rnn(py::module_& m) {
       "One GRU layer's recurrence over all packed steps, in place (see csrc/cpu/rnn.h).");
   m.def(
       "gru_sequence_backward",
-      [](py::array G, py::array Q, py::array w_hh, py::array Hs, py::array dH, py::array dh, py::array dG,
-         py::array dGh, py::array batch_sizes) {
+      [](py::array G, py::array Q, py::array w_hh, py::array Hs, std::optional<py::array> dH, py::array dh,
+         py::array dG, py::array dGh, py::array batch_sizes) {
         const char* op = "gru_sequence_backward";
         const SequenceSizes s = sequence_sizes(op, 3, w_hh, G, dh, false, batch_sizes);
         const index_t H = s.H, N = s.N, B = s.B;
@@ -64,13 +65,13 @@ void register_rnn(py::module_& m) {
                                             {"Q", &Q, {N, H}, false},
                                             {"w_hh", &w_hh, {3 * H, H}, false},
                                             {"Hs", &Hs, {B + N, H}, false},
-                                            {"dH", &dH, {N, H}, false},
                                             {"dh", &dh, {B, H}, true},
                                             {"dG", &dG, {N, 3 * H}, true},
                                             {"dGh", &dGh, {N, 3 * H}, true}});
         auto run = [&](auto tag) {
           using T = decltype(tag);
-          const T *pg = cptr<T>(G), *pq = cptr<T>(Q), *pw = cptr<T>(w_hh), *ph = cptr<T>(Hs), *pdH = cptr<T>(dH);
+          const T *pg = cptr<T>(G), *pq = cptr<T>(Q), *pw = cptr<T>(w_hh), *ph = cptr<T>(Hs);
+          const T* pdH = output_grad<T>(op, dH, "G", G, N, H);
           T *pdh = ptr<T>(dh), *pdg = ptr<T>(dG), *pdgh = ptr<T>(dGh);
           py::gil_scoped_release nogil;
           gru_sequence_backward<T>(pg, pq, pw, ph, pdH, pdh, pdg, pdgh, s.batch_sizes.data(), s.T, B, H);
@@ -79,7 +80,8 @@ void register_rnn(py::module_& m) {
         else run(double{});
       },
       py::arg("G"), py::arg("Q"), py::arg("w_hh"), py::arg("Hs"), py::arg("dH"), py::arg("dh"), py::arg("dG"),
-      py::arg("dGh"), py::arg("batch_sizes"), "Backward of gru_sequence_forward, in place (see csrc/cpu/rnn.h).");
+      py::arg("dGh"), py::arg("batch_sizes"),
+      "Backward of gru_sequence_forward, in place (see csrc/cpu/rnn.h); dH None: no output gradient.");
   m.def(
       "rnn_sequence_forward",
       [](py::array G, py::array w_hh, py::array Hs, py::array batch_sizes, const std::string& nonlinearity) {
@@ -104,20 +106,20 @@ void register_rnn(py::module_& m) {
       "One Elman RNN layer's recurrence over all packed steps, in place (see csrc/cpu/rnn.h).");
   m.def(
       "rnn_sequence_backward",
-      [](py::array w_hh, py::array Hs, py::array dH, py::array dh, py::array dG, py::array batch_sizes,
-         const std::string& nonlinearity) {
+      [](py::array w_hh, py::array Hs, std::optional<py::array> dH, py::array dh, py::array dG,
+         py::array batch_sizes, const std::string& nonlinearity) {
         const char* op = "rnn_sequence_backward";
         const bool relu = is_relu(nonlinearity, op);
         const SequenceSizes s = sequence_sizes(op, 1, w_hh, dG, dh, false, batch_sizes);
         const index_t H = s.H, N = s.N, B = s.B;
         const char kind = check_arrays(op, {{"w_hh", &w_hh, {H, H}, false},
                                             {"Hs", &Hs, {B + N, H}, false},
-                                            {"dH", &dH, {N, H}, false},
                                             {"dh", &dh, {B, H}, true},
                                             {"dG", &dG, {N, H}, true}});
         auto run = [&](auto tag) {
           using T = decltype(tag);
-          const T *pw = cptr<T>(w_hh), *ph = cptr<T>(Hs), *pdH = cptr<T>(dH);
+          const T *pw = cptr<T>(w_hh), *ph = cptr<T>(Hs);
+          const T* pdH = output_grad<T>(op, dH, "w_hh", w_hh, N, H);
           T *pdh = ptr<T>(dh), *pdg = ptr<T>(dG);
           py::gil_scoped_release nogil;
           rnn_sequence_backward<T>(pw, ph, pdH, pdh, pdg, relu, s.batch_sizes.data(), s.T, B, H);
@@ -126,7 +128,8 @@ void register_rnn(py::module_& m) {
         else run(double{});
       },
       py::arg("w_hh"), py::arg("Hs"), py::arg("dH"), py::arg("dh"), py::arg("dG"), py::arg("batch_sizes"),
-      py::arg("nonlinearity") = "tanh", "Backward of rnn_sequence_forward, in place (see csrc/cpu/rnn.h).");
+      py::arg("nonlinearity") = "tanh",
+      "Backward of rnn_sequence_forward, in place (see csrc/cpu/rnn.h); dH None: no output gradient.");
 }
 
 }  // namespace pe

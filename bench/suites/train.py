@@ -275,49 +275,42 @@ def _torch_estimate(model, ids, cfg):
     return float(np.mean(losses))
 
 
-def _recurrent_classifier_step(res, kind, threads, steps, quick, note):
+def recurrent_classifier(lib, kind, batches):
     """Embedding(10000, 256) -> ``kind`` (LSTM or GRU, 128, batch first) -> Linear(128, 1) on the last state,
-    BCE with logits, batch 32, length 100, Adam: seconds per step of pyengine and of PyTorch."""
-    import pyengine.nn as nn
-    from pyengine import optim
-    rng = np.random.default_rng(0)
-    batches = [(rng.integers(0, 10000, (32, 100)), rng.integers(0, 2, (32, 1)).astype(np.float32))
-               for _ in range(4)]
-    steps = 5 if quick else steps
+    BCE with logits, Adam, built in ``lib`` (pyengine or torch, seed 0): step(i) trains on batches[i % 4]."""
+    lib.manual_seed(0)
+    nn = lib.nn
+    emb, rnn, head = nn.Embedding(10000, 256), getattr(nn, kind)(256, 128, batch_first=True), nn.Linear(128, 1)
+    params = list(emb.parameters()) + list(rnn.parameters()) + list(head.parameters())
+    opt, crit = lib.optim.Adam(params, lr=1e-3), nn.BCEWithLogitsLoss()
+    data = [(lib.from_numpy(x), lib.from_numpy(y)) for x, y in batches]
 
     def last_state(out):  # LSTM: (out, (h, c)); GRU: (out, h)
         h = out[1][0] if kind == "LSTM" else out[1]
         return h[-1]
 
+    def step(i):
+        x, y = data[i % len(data)]
+        loss = crit(head(last_state(rnn(emb(x)))), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def classifier_batches():
+    """The four (ids (32, 100), labels (32, 1)) batches of the recurrent classifier rows, the same in every run."""
+    rng = np.random.default_rng(0)
+    return [(rng.integers(0, 10000, (32, 100)), rng.integers(0, 2, (32, 1)).astype(np.float32)) for _ in range(4)]
+
+
+def _recurrent_classifier_step(res, kind, threads, steps, quick, note):
+    """recurrent_classifier, batch 32, length 100: seconds per step of pyengine and of PyTorch."""
+    batches = classifier_batches()
+    steps = 5 if quick else steps
     with Threads(threads):
-        pe.manual_seed(0)
-        emb, rnn, head = nn.Embedding(10000, 256), getattr(nn, kind)(256, 128, batch_first=True), nn.Linear(128, 1)
-        params = list(emb.parameters()) + list(rnn.parameters()) + list(head.parameters())
-        opt, crit = optim.Adam(params, lr=1e-3), nn.BCEWithLogitsLoss()
-        data = [(pe.tensor(x), pe.tensor(y)) for x, y in batches]
-
-        def step(i):
-            x, y = data[i % 4]
-            loss = crit(head(last_state(rnn(emb(x)))), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        tstep = None
-        if torch is not None:
-            torch.manual_seed(0)
-            temb, trnn = torch.nn.Embedding(10000, 256), getattr(torch.nn, kind)(256, 128, batch_first=True)
-            thead = torch.nn.Linear(128, 1)
-            tparams = list(temb.parameters()) + list(trnn.parameters()) + list(thead.parameters())
-            topt, tcrit = torch.optim.Adam(tparams, lr=1e-3), torch.nn.BCEWithLogitsLoss()
-            tdata = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
-
-            def tstep(i):
-                x, y = tdata[i % 4]
-                loss = tcrit(thead(last_state(trnn(temb(x)))), y)
-                topt.zero_grad()
-                loss.backward()
-                topt.step()
+        step = recurrent_classifier(pe, kind, batches)
+        tstep = recurrent_classifier(torch, kind, batches) if torch is not None else None
         t_ours, t_torch = _seconds_per_step(step, tstep, steps, 2)
     extra = f"pyengine {1 / t_ours:.1f} steps/s" + (f" vs PyTorch {1 / t_torch:.1f} steps/s" if t_torch else "")
     res.add("train", f"{kind} classifier step (Emb 10000x256, {kind} 128, B32 T100, Adam)", threads, t_ours, None,

@@ -136,19 +136,20 @@ class Scratch {
   Scratch(const AttnArgs<T>& a, bool backward) {
     constexpr index_t align = 64 / sizeof(T);
     const index_t lds = round_up(a.bc, align), ldo = round_up(std::max<index_t>(a.Dv, 1), align);
-    const index_t sizes[7] = {a.D * lds,                 // kt
-                              backward ? a.Dv * lds : 0,  // vt
-                              a.br * lds,                 // s
-                              backward ? a.br * lds : 0,  // dp
-                              backward ? 0 : a.br * ldo,  // o
-                              a.br, a.br};                // m, l
+    constexpr int nbuf = 8;
+    const index_t sizes[nbuf] = {a.D * lds,                 // kt
+                                 backward ? a.Dv * lds : 0,  // vt
+                                 a.br * lds,                 // s
+                                 backward ? a.br * lds : 0,  // dp
+                                 backward ? 0 : a.br * ldo,  // o
+                                 a.br, a.br, a.br};          // m, l, mb
     index_t total = align;
     for (index_t s : sizes) total += round_up(s, align);
     buf_.assign(static_cast<size_t>(total), T(0));
     T* p = buf_.data();
     while (reinterpret_cast<std::uintptr_t>(p) % 64) ++p;
-    T** dst[7] = {&ws_.kt, &ws_.vt, &ws_.s, &ws_.dp, &ws_.o, &ws_.m, &ws_.l};
-    for (int b = 0; b < 7; ++b) {
+    T** dst[nbuf] = {&ws_.kt, &ws_.vt, &ws_.s, &ws_.dp, &ws_.o, &ws_.m, &ws_.l, &ws_.mb};
+    for (int b = 0; b < nbuf; ++b) {
       *dst[b] = p;
       p += round_up(sizes[b], align);
     }
@@ -244,9 +245,6 @@ void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
 #pragma omp parallel num_threads(nt)
   {
     const Workspace<T>& ws = scratch[thread_id()].ws();
-#pragma omp for schedule(static)
-    for (index_t bh = 0; bh < a.BH; ++bh) K.backward_delta(a, bh, delta.data());
-    // (implicit barrier: every D_i is ready)
     if (per_bh) {
       // Heads in batch-major order: tasks that run at the same time then belong to different batch
       // entries. In a (B, T, H, D) layout (attn::Rows) the rows of heads h and h + 1 of one entry are
@@ -256,6 +254,7 @@ void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
 #pragma omp for schedule(dynamic, 1)
       for (index_t t = 0; t < a.BH; ++t) {
         const index_t bh = (t % nb) * a.H + t / nb;
+        K.backward_delta(a, bh, delta.data());  // this head's D_i (only this task reads them)
         // dq rows of the query blocks before the first one key block 0 visits (backward_key_block)
         // (all of them when there are no keys)
         zero_rows(a.dq + a.at(a.dq_rows, bh, 0), nkb == 0 ? a.Tq : std::min(a.Tq, a.first_query(0) / a.br * a.br),
@@ -263,6 +262,9 @@ void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
         for (index_t kb = 0; kb < nkb; ++kb) K.backward_key_block(a, ws, bh, kb * a.bc, true);
       }
     } else {
+#pragma omp for schedule(static)
+      for (index_t bh = 0; bh < a.BH; ++bh) K.backward_delta(a, bh, delta.data());
+      // (implicit barrier: every D_i is ready)
 #pragma omp for schedule(dynamic, 1)
       for (index_t t = 0; t < a.BH * nkb; ++t) K.backward_key_block(a, ws, t / nkb, (t % nkb) * a.bc, false);
 #pragma omp for schedule(dynamic, 1)

@@ -113,6 +113,7 @@ struct Workspace {
   T* o = nullptr;   // unnormalised output accumulator O_i: Br x Dv (row stride ldo; forward)
   T* m = nullptr;   // running row max: Br (forward)
   T* l = nullptr;   // running row sum: Br (forward)
+  T* mb = nullptr;  // the rows' maxima over one key block: Br (forward)
   index_t lds = 0, ldo = 0;
 };
 

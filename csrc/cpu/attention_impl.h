@@ -274,31 +274,46 @@ PE_ATTN_TARGET T dot_row(const T* x, const T* y, index_t n) {
   return VT::hsum(acc);
 }
 
-// ds[0:n) = scale * p * (dp - delta), in place in dp (dS = P o (dP - D_i), scale folded in), and
-// ds[n:nc) = 0, in one pass of whole-vector stores (see exp_row_padded).
+// The backward's row pass: p[0:n) = exp(scale * p[0:n) - lse) (as exp_row_padded, without the sum), then
+// dS in place in dp: dp[0:n) = ds_scale * p * (dp - delta) (dS = P o (dP - D_i), scale folded in), both
+// rows 0 on [n, nc), in one pass of whole-vector stores (see exp_row_padded). One pass, P kept in
+// registers: the backward had run exp_row_padded and a dS pass that read P back.
 template <class T>
-PE_ATTN_TARGET void ds_row_padded(const T* p, T* dp, index_t n, index_t nc, T delta, T scale) {
+PE_ATTN_TARGET void p_ds_row_padded(T* p, T* dp, index_t n, index_t nc, T scale, T lse, T delta, T ds_scale) {
   using VT = V<T>;
   constexpr int W = VT::W;
-  const auto vd = VT::set1(delta), vs = VT::set1(scale);
+  const auto vm = VT::set1(lse), vs = VT::set1(scale), vd = VT::set1(delta), vds = VT::set1(ds_scale);
   index_t c = 0;
-  for (; c + W <= n; c += W)
-    VT::store(dp + c, VT::mul(VT::mul(VT::load(p + c), VT::sub(VT::load(dp + c), vd)), vs));
-  if (c < n) {
+  for (; c + W <= n; c += W) {
+    const auto e = VT::exp(VT::sub(VT::mul(VT::load(p + c), vs), vm));
+    VT::store(p + c, e);
+    VT::store(dp + c, VT::mul(VT::mul(e, VT::sub(VT::load(dp + c), vd)), vds));
+  }
+  if (c < n) {  // the vector that holds column n
     const auto keep = VT::mask_for(static_cast<int>(n - c));
     if (c + W <= nc) {
-      VT::store(dp + c, VT::keep_part(VT::mul(VT::mul(VT::load(p + c), VT::sub(VT::load(dp + c), vd)), vs), keep,
-                                      VT::zero()));
+      const auto e = VT::keep_part(VT::exp(VT::sub(VT::mul(VT::load(p + c), vs), vm)), keep, VT::zero());
+      VT::store(p + c, e);
+      VT::store(dp + c, VT::keep_part(VT::mul(VT::mul(e, VT::sub(VT::load(dp + c), vd)), vds), keep, VT::zero()));
     } else {
       const auto mk = VT::mask_for(static_cast<int>(nc - c));
+      const auto e = VT::keep_part(VT::exp(VT::sub(VT::mul(VT::load_part(p + c, mk), vs), vm)), keep, VT::zero());
+      VT::store_part(p + c, mk, e);
       VT::store_part(dp + c, mk,
-                     VT::keep_part(VT::mul(VT::mul(VT::load_part(p + c, mk), VT::sub(VT::load_part(dp + c, mk), vd)),
-                                           vs), keep, VT::zero()));
+                     VT::keep_part(VT::mul(VT::mul(e, VT::sub(VT::load_part(dp + c, mk), vd)), vds), keep,
+                                   VT::zero()));
     }
     c += W;
   }
-  for (; c + W <= nc; c += W) VT::store(dp + c, VT::zero());
-  if (c < nc) VT::store_part(dp + c, VT::mask_for(static_cast<int>(nc - c)), VT::zero());
+  for (; c + W <= nc; c += W) {
+    VT::store(p + c, VT::zero());
+    VT::store(dp + c, VT::zero());
+  }
+  if (c < nc) {
+    const auto mk = VT::mask_for(static_cast<int>(nc - c));
+    VT::store_part(p + c, mk, VT::zero());
+    VT::store_part(dp + c, mk, VT::zero());
+  }
 }
 
 // ====================================================================== causal reach
@@ -354,17 +369,22 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
     pack_transposed(k_bh + j0 * ldk, ldk, nc, D, ws.kt, lds);
     gemm<T>(mr, nc, D, q_i, ldq, 1, ws.kt, lds, S, lds, false,
             [&](index_t r, int rows) { return Reach{keys(r, rows), 0, D}; });  // S = Q_i K_j^T
+    // The rows' maxima first, then their exps: a row's max -> exp -> sum is a chain of dependent
+    // horizontal reductions, and in two passes the rows of each pass are independent of each other, so
+    // their chains overlap (one pass per row left the core waiting on each row's reductions).
+    // Keys [j0, j0 + n) of this block are causally visible to row i0 + r.
+    const auto visible = [&](index_t r) { return std::max<index_t>(0, std::min(nc, a.key_end(i0 + r) - j0)); };
+    const T scale = a.mask.kind == AttnMask::none ? a.scale : T(1);  // else the mask pass applies it
     for (index_t r = 0; r < mr; ++r) {
       T* s = S + r * lds;
-      const index_t i = i0 + r;
-      // Keys [j0, j0 + n) of this block are causally visible to row i.
-      const index_t n = std::max<index_t>(0, std::min(nc, a.key_end(i) - j0));
-      T scale = a.scale;  // applied by row_max and exp_row, unless a mask pass applies it first
-      if (a.mask.kind != AttnMask::none) {
-        scale_mask_row(s, n, a.scale, a.mask, a.H, bh, i, j0);
-        scale = T(1);
-      }
-      T m_new = std::max(m[r], row_max(s, n, scale));
+      const index_t n = visible(r);
+      if (a.mask.kind != AttnMask::none) scale_mask_row(s, n, a.scale, a.mask, a.H, bh, i0 + r, j0);
+      ws.mb[r] = row_max(s, n, scale);
+    }
+    for (index_t r = 0; r < mr; ++r) {
+      T* s = S + r * lds;
+      const index_t n = visible(r);
+      T m_new = std::max(m[r], ws.mb[r]);
       if (m_new == ninf) {
         // Nothing visible yet: P = 0, O and l stay 0. Unless the scores hold a NaN that the max let go (a
         // vector max returns its second operand when either is NaN; std::max its first): then the row is
@@ -376,8 +396,8 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
         m_new = std::numeric_limits<T>::quiet_NaN();
       }
       const T rowsum = exp_row_padded(s, n, nc, scale, m_new);  // P = exp(S - m'), 0 past n
-      const T alpha = std::exp(m[r] - m_new);  // e^(m - m'); 0 when m = -inf
-      if (alpha != T(1)) scale_row(O + r * ldo, Dv, alpha);
+      const T alpha = m[r] == ninf ? T(0) : std::exp(m[r] - m_new);  // e^(m - m'); 0 when m = -inf (no libm call)
+      if (alpha != T(1) && m[r] != ninf) scale_row(O + r * ldo, Dv, alpha);  // (m = -inf: O holds 0 * V_j, kept)
       l[r] = alpha * l[r] + rowsum;
       m[r] = m_new;
     }
@@ -441,8 +461,7 @@ PE_ATTN_TARGET void backward_scores(const AttnArgs<T>& a, const Workspace<T>& ws
       scale_mask_row(p, n, a.scale, a.mask, a.H, bh, i, j0);
       scale = T(1);
     }
-    exp_row_padded(p, n, nc, scale, lse);  // (n = 0: only the zeros)
-    ds_row_padded(p, ds, n, nc, a.delta[row0 + r], a.scale);
+    p_ds_row_padded(p, ds, n, nc, scale, lse, a.delta[row0 + r], a.scale);  // (n = 0: only the zeros)
   }
 }
 

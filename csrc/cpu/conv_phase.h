@@ -9,16 +9,23 @@
 // gather per tap and no padding test per run (the planes carry the zeros).
 //
 // The GEMM runs on the micro-kernel without the driver: y (O, L) = W (O, K) @ cols (K, L), K = C KH KW.
-// W is packed once per call into MR-row micro-panels per depth block (shared by the threads); the B
+// W is packed once per call into MR-row micro-panels per depth block, shared by the threads, each panel
+// where it is first needed (PackedW: the pack then feeds its first products from cache); the B
 // micro-panels (NR = 32 output positions, two vectors of 16) are written straight from the phase planes,
 // each half-panel by a few masked loads (one per output row it covers, lanes lined up with the row's
 // columns; the offsets depend on the panel only, not on k), so the im2col matrix is never formed and
 // nothing is packed twice. Images with few output positions go several to a unit (columns side by side,
-// C computed into a buffer and copied out per image); a unit of one image writes y in place.
+// C computed into a buffer and copied out per image, plus the bias); a unit of one image writes y in place,
+// its C rows starting as the bias. The buffers are 64-byte aligned and not zeroed (every value read is
+// written first).
 // Each output is summed over k in depth blocks in a fixed order: the result does not depend on the threads.
 #pragma once
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "cpu/conv.h"
@@ -77,7 +84,8 @@ struct Plan {
   index_t K, Opad;           // depth, O rounded up to MR
   index_t nkb, kc;           // depth blocks, their depth (the last may be shorter)
   index_t cols, ncb, nc;     // columns of a unit (m L), column blocks, their width (multiple of NR)
-  index_t per_thread;        // floats per thread
+  index_t b_at, a_at, c_at;  // a thread's packed B, own A panel and unit C: floats from its planes (multiples of 16)
+  index_t per_thread;        // floats per thread (a multiple of 16: every buffer 64-byte aligned)
 };
 
 inline Plan plan(const ConvShape& s, index_t m) {
@@ -88,7 +96,9 @@ inline Plan plan(const ConvShape& s, index_t m) {
   p.nkb = ceil_div(p.K, kKC), p.kc = ceil_div(p.K, p.nkb);
   p.cols = m * s.Ho * s.Wo;
   p.ncb = ceil_div(p.cols, kNC), p.nc = round_up(ceil_div(p.cols, p.ncb), kNR);
-  p.per_thread = m * g.image + p.kc * p.nc + (m > 1 ? s.O * p.cols : 0);
+  p.b_at = round_up(m * g.image, 16), p.a_at = p.b_at + round_up(p.kc * p.nc, 16);
+  p.c_at = p.a_at + round_up(p.kc * kMR, 16);
+  p.per_thread = p.c_at + (m > 1 ? round_up(s.O * p.cols, 16) : 0);
   return p;
 }
 
@@ -98,19 +108,45 @@ inline index_t workspace_floats(const ConvShape& s, index_t m, int threads) {
 }
 
 #if PE_X86
-// Phase planes of one image x (C, H, W) into P ([a][b][c][Hp][Wp]).
-PE_TARGET_AVX512 inline void split(const float* x, float* P, const ConvShape& s, const Geo& g) {
+// Phase planes of one image x (C, H, W) into P ([a][b][c][Hp][Wp]). Each plane row is written in chunks of
+// 16 columns V0 .. V0 + 15 (both column parities at once): the 32 input columns 2 (V0 + f0) .. + 31 are two
+// masked loads (lanes outside the row are zeros: the padding) and one permute per parity; the masks and
+// offsets depend on the column geometry only, so they are worked out once. Input rows are read in order.
+struct Chunk {
+  index_t off;            // first input column read (may be negative: those lanes are masked off)
+  __mmask16 lo, hi, out;  // valid input lanes 0..15, 16..31; plane columns written
+};
+
+inline std::vector<Chunk> chunks(const ConvShape& s, const Geo& g) {
+  std::vector<Chunk> ch(static_cast<size_t>(ceil_div(g.Wp, 16)));
+  for (index_t q = 0; q < static_cast<index_t>(ch.size()); ++q) {
+    Chunk& k = ch[static_cast<size_t>(q)];
+    k.off = 2 * (16 * q + g.f0);
+    unsigned lo = 0, hi = 0;
+    for (int t = 0; t < 32; ++t) {
+      const index_t col = k.off + t;
+      if (col >= 0 && col < s.W) (t < 16 ? lo : hi) |= 1u << (t & 15);
+    }
+    const index_t n = std::min<index_t>(16, g.Wp - 16 * q);
+    k.lo = static_cast<__mmask16>(lo), k.hi = static_cast<__mmask16>(hi);
+    k.out = static_cast<__mmask16>(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+  }
+  return ch;
+}
+
+PE_TARGET_AVX512 inline void split(const float* x, float* P, const ConvShape& s, const Geo& g,
+                                   const std::vector<Chunk>& ch) {
   const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
-  // columns V whose input columns 2 (V + f0) and 2 (V + f0) + 1 both lie in x: [v0, v1)
-  const index_t v0 = std::min(std::max<index_t>(-g.f0, 0), g.Wp);
-  const index_t v1 = std::max(v0, std::min(g.Wp, floor_div2(s.W - 2) - g.f0 + 1));
+  const index_t nch = static_cast<index_t>(ch.size());
+  constexpr index_t ahead = 12;  // rows: each row read asks for the row this far ahead (the image is contiguous)
+  const index_t rows = s.C * s.H;
   for (index_t c = 0; c < s.C; ++c) {
     const float* xc = x + c * s.H * s.W;
-    for (int a = 0; a < 2; ++a) {
-      float* d0 = P + ((2 * a) * s.C + c) * g.plane;
-      float* d1 = P + ((2 * a + 1) * s.C + c) * g.plane;
-      for (index_t U = 0; U < g.Hp; ++U, d0 += g.Wp, d1 += g.Wp) {
+    for (index_t U = 0; U < g.Hp; ++U)
+      for (int a = 0; a < 2; ++a) {
+        float* d0 = P + ((2 * a) * s.C + c) * g.plane + U * g.Wp;
+        float* d1 = d0 + s.C * g.plane;
         const index_t r = 2 * (U + g.e0) + a;
         if (r < 0 || r >= s.H) {
           std::memset(d0, 0, static_cast<size_t>(g.Wp) * sizeof(float));
@@ -118,31 +154,17 @@ PE_TARGET_AVX512 inline void split(const float* x, float* P, const ConvShape& s,
           continue;
         }
         const float* row = xc + r * s.W;
-        auto edge = [&](index_t V) {
-          const index_t col = 2 * (V + g.f0);
-          d0[V] = col >= 0 && col < s.W ? row[col] : 0.f;
-          d1[V] = col + 1 >= 0 && col + 1 < s.W ? row[col + 1] : 0.f;
-        };
-        for (index_t V = 0; V < v0; ++V) edge(V);
-        index_t V = v0;
-        const float* src = row + 2 * (v0 + g.f0);
-        for (; V + 16 <= v1; V += 16, src += 32) {
-          const __m512 lo = _mm512_loadu_ps(src), hi = _mm512_loadu_ps(src + 16);
-          _mm512_storeu_ps(d0 + V, _mm512_permutex2var_ps(lo, ev, hi));
-          _mm512_storeu_ps(d1 + V, _mm512_permutex2var_ps(lo, od, hi));
+        if (c * s.H + r + ahead < rows)
+          for (index_t l = 0; l < s.W; l += 16)
+            _mm_prefetch(reinterpret_cast<const char*>(row + ahead * s.W + l), _MM_HINT_T0);
+        for (index_t q = 0; q < nch; ++q) {
+          const Chunk& k = ch[static_cast<size_t>(q)];
+          const __m512 lo = _mm512_maskz_loadu_ps(k.lo, row + k.off);
+          const __m512 hi = _mm512_maskz_loadu_ps(k.hi, row + k.off + 16);
+          _mm512_mask_storeu_ps(d0 + 16 * q, k.out, _mm512_permutex2var_ps(lo, ev, hi));
+          _mm512_mask_storeu_ps(d1 + 16 * q, k.out, _mm512_permutex2var_ps(lo, od, hi));
         }
-        if (V < v1) {  // r < 16 columns: 2 r input values, all inside the row
-          const index_t r2 = 2 * (v1 - V);
-          const __mmask16 mlo = static_cast<__mmask16>(r2 >= 16 ? 0xFFFF : (1u << r2) - 1);
-          const __mmask16 mhi = static_cast<__mmask16>(r2 <= 16 ? 0 : (1u << (r2 - 16)) - 1);
-          const __mmask16 mo = static_cast<__mmask16>((1u << (v1 - V)) - 1);
-          const __m512 lo = _mm512_maskz_loadu_ps(mlo, src), hi = _mm512_maskz_loadu_ps(mhi, src + 16);
-          _mm512_mask_storeu_ps(d0 + V, mo, _mm512_permutex2var_ps(lo, ev, hi));
-          _mm512_mask_storeu_ps(d1 + V, mo, _mm512_permutex2var_ps(lo, od, hi));
-        }
-        for (V = v1; V < g.Wp; ++V) edge(V);
       }
-    }
   }
 }
 
@@ -196,12 +218,56 @@ PE_TARGET_AVX512 inline void pack_b(float* bp, const float* P, const index_t* kb
   }
 }
 
+// The packed W, shared by the threads: depth block kb at ap + kb kc Opad, its panel r at + r kc' MR (kc'
+// the block's depth). Each panel is packed where it is first needed, by the first thread to claim it (it
+// then sits in that thread's cache for its first products); a thread that finds it claimed but not yet
+// written packs its own copy into a private panel instead of waiting. Either way the same values.
+class PackedW {
+ public:
+  PackedW(const float* w, float* ap, const ConvShape& s, const Plan& pl)
+      : w_(w), ap_(ap), O_(s.O), K_(pl.K), Opad_(pl.Opad), npan_(pl.Opad / kMR),
+        state_(new std::atomic<int>[static_cast<size_t>(pl.nkb * npan_)]) {
+    for (index_t i = 0; i < pl.nkb * npan_; ++i) state_[static_cast<size_t>(i)].store(0, std::memory_order_relaxed);
+  }
+  // Panel r of depth block kb (depth kc from p0), packed if need be; `own`: kc MR floats of the caller's.
+  template <class Pack>
+  const float* panel(index_t kb, index_t r, index_t p0, index_t kc, float* own, const Pack& pack) {
+    float* dst = ap_ + p0 * Opad_ + r * kc * kMR;
+    std::atomic<int>& st = state_[static_cast<size_t>(kb * npan_ + r)];
+    if (st.load(std::memory_order_acquire) == 2) return dst;
+    int expect = 0;
+    const bool mine = st.compare_exchange_strong(expect, 1, std::memory_order_acq_rel);
+    float* to = mine ? dst : own;
+    pack(to, w_ + r * kMR * K_ + p0, K_, static_cast<int>(std::min<index_t>(kMR, O_ - r * kMR)), kc);
+    if (mine) st.store(2, std::memory_order_release);
+    return to;
+  }
+
+ private:
+  const float* w_;
+  float* ap_;
+  index_t O_, K_, Opad_, npan_;
+  std::unique_ptr<std::atomic<int>[]> state_;
+};
+
+// 64-byte aligned floats, not initialised.
+struct FreeFloats {
+  void operator()(float* p) const { std::free(p); }
+};
+inline std::unique_ptr<float[], FreeFloats> aligned_floats(index_t n) {
+  const size_t bytes = (static_cast<size_t>(std::max<index_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  return std::unique_ptr<float[], FreeFloats>(p);
+}
+
 // y = conv(x, w) + b through the phase planes, in units of m images, on nt threads.
 inline void forward(const float* x, const float* w, const float* b, float* y, const ConvShape& s, index_t m, int nt) {
   using namespace gemm_detail;
   static const Kernels<float> ks = kernels_avx512<float>();
   const Geo g = geometry(s);
   const Plan pl = plan(s, m);
+  const std::vector<Chunk> chunk = chunks(s, g);
   const index_t L = s.Ho * s.Wo, KK = s.KH * s.KW;
   // k = (c, i, j): its run's start in the planes
   std::vector<index_t> kbase(static_cast<size_t>(pl.K));
@@ -211,19 +277,14 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
     kbase[static_cast<size_t>(k)] =
         ((2 * a + bb) * s.C + c) * g.plane + (floor_div2(i - s.ph) - g.e0) * g.Wp + (floor_div2(j - s.pw) - g.f0);
   }
-  // W packed: depth block kb at ap + kb kc Opad, its panel r at + r kc' MR (kc' the block's depth)
-  std::vector<float> ap(static_cast<size_t>(pl.K * pl.Opad));
+  const auto ap = aligned_floats(pl.K * pl.Opad);
+  PackedW pw(w, ap.get(), s, pl);
   const index_t npan = pl.Opad / kMR;
-  panels::par_for(pl.nkb * npan, nt, [&](index_t u, int) {
-    const index_t kb = u / npan, r = u % npan, p0 = kb * pl.kc, kc = std::min(pl.kc, pl.K - p0);
-    ks.a_interleave(ap.data() + p0 * pl.Opad + r * kc * kMR, w + r * kMR * pl.K + p0, pl.K,
-                    static_cast<int>(std::min<index_t>(kMR, s.O - r * kMR)), kc);
-  });
   // Units on threads when there are enough of them; else the units one at a time, each one's column
   // blocks x groups of A panels on the threads (every C tile is the same sum whoever computes it).
   const bool by_units = nt <= 1 || pl.units >= nt;
   const int team = std::max(nt, 1);
-  std::vector<float> buf(static_cast<size_t>(team) * static_cast<size_t>(pl.per_thread));
+  const auto buf = aligned_floats(team * pl.per_thread);
   // the half-panel segments of each column block (the same for every unit of m images, but a last short one)
   const index_t kinds = (s.N % m) ? 2 : 1;
   std::vector<std::vector<Seg>> segs(static_cast<size_t>(kinds * pl.ncb));
@@ -236,7 +297,7 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
                firsts[static_cast<size_t>(kind * pl.ncb + cb)]);
     }
   }
-  auto thread_buf = [&](int tid) { return buf.data() + static_cast<size_t>(tid) * static_cast<size_t>(pl.per_thread); };
+  auto thread_buf = [&](int tid) { return buf.get() + static_cast<size_t>(tid) * static_cast<size_t>(pl.per_thread); };
   struct Unit {
     index_t n0, cnt, cols, kind;
     float* c;
@@ -249,31 +310,33 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
     t.ldc = m > 1 ? t.cols : L;
     return t;
   };
-  // column block cb of unit t, A panels [r0, r1), B packed into bp; with m == 1 the bias is added here
-  auto block = [&](const Unit& t, const float* P, float* bp, index_t cb, index_t r0, index_t r1) {
+  // Column block cb of unit t, A panels [r0, r1) starting at r0 + rot (mod the range: threads that run
+  // the same panels at once start apart, so that each packs different ones), B packed into bp, own: the
+  // thread's private A panel. With m == 1 the C rows start as the bias (added before the sum over k).
+  auto block = [&](const Unit& t, const float* P, float* bp, float* own, index_t cb, index_t r0, index_t r1,
+                   index_t rot) {
     const index_t j0 = cb * pl.nc;
     if (j0 >= t.cols) return;
     const index_t nc = std::min(pl.nc, t.cols - j0), halves = round_up(nc, kNR) / 16;
     const std::vector<Seg>& sg = segs[static_cast<size_t>(t.kind * pl.ncb + cb)];
     const std::vector<index_t>& fs = firsts[static_cast<size_t>(t.kind * pl.ncb + cb)];
+    const bool bias_first = b && m == 1;
     for (index_t kb = 0; kb < pl.nkb; ++kb) {
       const index_t p0 = kb * pl.kc, kc = std::min(pl.kc, pl.K - p0);
       pack_b(bp, P, kbase.data(), p0, kc, sg.data(), fs.data(), halves);
-      const float* a0 = ap.data() + p0 * pl.Opad;
-      for (index_t r = r0; r < r1; ++r) {
+      const float beta = kb || bias_first ? 1.f : 0.f;
+      for (index_t i = 0; i < r1 - r0; ++i) {
+        const index_t r = r0 + (i + rot) % (r1 - r0);
         const int mm = static_cast<int>(std::min<index_t>(kMR, s.O - r * kMR));
         float* crow = t.c + r * kMR * t.ldc + j0;
+        if (kb == 0 && bias_first)
+          for (int o = 0; o < mm; ++o) std::fill(crow + o * t.ldc, crow + o * t.ldc + nc, b[r * kMR + o]);
+        const float* a = pw.panel(kb, r, p0, kc, own, ks.a_interleave);
         for (index_t jr = 0; jr < nc; jr += kNR)
-          ks.micro(kc, a0 + r * kc * kMR, bp + (jr / kNR) * kc * kNR, crow + jr, t.ldc, mm,
-                   static_cast<int>(std::min<index_t>(kNR, nc - jr)), 1.f, kb ? 1.f : 0.f, nullptr);
+          ks.micro(kc, a, bp + (jr / kNR) * kc * kNR, crow + jr, t.ldc, mm,
+                   static_cast<int>(std::min<index_t>(kNR, nc - jr)), 1.f, beta, nullptr);
       }
     }
-    if (b && m == 1)
-      for (index_t o = r0 * kMR; o < std::min(s.O, r1 * kMR); ++o) {
-        float* r = t.c + o * t.ldc + j0;
-        const float bv = b[o];
-        for (index_t q = 0; q < nc; ++q) r[q] += bv;
-      }
   };
   auto copy_out = [&](const Unit& t, index_t o) {  // m > 1: C row o of each image, plus the bias, into y
     for (index_t k = 0; k < t.cnt; ++k) {
@@ -284,12 +347,13 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
     }
   };
   if (by_units) {
-    panels::par_for(pl.units, std::min<index_t>(team, pl.units), [&](index_t u, int tid) {
+    const index_t busy = std::min<index_t>(team, pl.units);
+    panels::par_for(pl.units, static_cast<int>(busy), [&](index_t u, int tid) {
       float* P = thread_buf(tid);
-      float* bp = P + m * g.image;
-      const Unit t = unit(u, bp + pl.kc * pl.nc);
-      for (index_t k = 0; k < t.cnt; ++k) split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g);
-      for (index_t cb = 0; cb < pl.ncb; ++cb) block(t, P, bp, cb, 0, npan);
+      const Unit t = unit(u, P + pl.c_at);
+      for (index_t k = 0; k < t.cnt; ++k) split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
+      for (index_t cb = 0; cb < pl.ncb; ++cb)
+        block(t, P, P + pl.b_at, P + pl.a_at, cb, 0, npan, (u % busy) * npan / busy);
       if (m > 1)
         for (index_t o = 0; o < s.O; ++o) copy_out(t, o);
     });
@@ -298,13 +362,14 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
   float* P = thread_buf(0);
   const index_t rgroups = std::min<index_t>(npan, 2 * team);  // A panel groups per column block
   for (index_t u = 0; u < pl.units; ++u) {
-    const Unit t = unit(u, P + m * g.image + pl.kc * pl.nc);
+    const Unit t = unit(u, P + pl.c_at);
     panels::par_for(t.cnt, team, [&](index_t k, int) {
-      split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g);
+      split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
     });
     panels::par_for(pl.ncb * rgroups, team, [&](index_t i, int tid) {
       const index_t cb = i / rgroups, rg = i % rgroups;
-      block(t, P, thread_buf(tid) + m * g.image, cb, rg * npan / rgroups, (rg + 1) * npan / rgroups);
+      float* tb = thread_buf(tid);
+      block(t, P, tb + pl.b_at, tb + pl.a_at, cb, rg * npan / rgroups, (rg + 1) * npan / rgroups, 0);
     });
     if (m > 1) panels::par_for(s.O, team, [&](index_t o, int) { copy_out(t, o); });
   }

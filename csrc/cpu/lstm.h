@@ -40,7 +40,7 @@ void lstm_sequence_forward(T* G, const T* w_hh, T* Hs, T* Cs, const index_t* bat
                            index_t H);
 
 // Its backward, in place:
-//   G, w_hh, Cs: as left by the forward   dH: (N, H) dL/dh_t from the layer's output (read only)
+//   G, w_hh, Cs: as left by the forward   dH: (N, H) dL/dh_t from the layer's output (read only), or null: none
 //   dh, dc: (B, H) in: dL/dh_n, dL/dc_n (each row's final state); out: dL/dh_0, dL/dc_0
 //   dG: (N, 4H) out: dL/d(pre-activations) of every step's rows
 // for t = T-1 .. 0, rows b < bs[t]:  dh += dH[t];  lstm_cell_backward(G[t], c_{t-1}, c_t, dh, dc) -> dG[t], dc;

@@ -431,7 +431,8 @@ void forward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t ga
 //                                        through W_hh (beta = 1: GRU), or nothing (beta = 0)
 //   barrier (units split)                (the next line reads every unit's columns of da)
 //   dh = da W_hh[:, u0:u1] + beta dh     this thread's part of dL/dh_{t-1}; only it reads it next step
-//   dH: (N, H)   dh: (B, H) in: dL/dh_n; out: dL/dh_0   w_hh: (gates H, H)
+//   dH: (N, H), or null (no gradient from the output: the classifier that reads only h_n)
+//   dh: (B, H) in: dL/dh_n; out: dL/dh_0   w_hh: (gates H, H)
 template <class T, class Cell>
 void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
                     const T* dH, T* dh, T beta, Cell&& cell) {
@@ -450,7 +451,7 @@ void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t g
     for (index_t t = Tn - 1; t >= 0; --t) {
       const index_t m = std::min(st.rows(t), team.r1) - r0;
       if (m <= 0) continue;  // (units split: every thread skips the same steps)
-      add_units<T>(dh + r0 * H, dH + (st.row(t) + r0) * H, m, H, u0, u1);
+      if (dH) add_units<T>(dh + r0 * H, dH + (st.row(t) + r0) * H, m, H, u0, u1);
       const T* da = cell(st, t, r0, m, u0, u1);
       team.barrier();
       gm.rows(m, da + r0 * K, K);

@@ -511,10 +511,13 @@ def _same_bits_on_1_2_3_threads(run):
     return runs[0]
 
 
-@pytest.mark.parametrize("shape", [(1, 40, 31, 29, 20), (7, 36, 14, 14, 33), (9, 48, 56, 56, 16)])
+@pytest.mark.parametrize("shape", [(1, 40, 31, 29, 20), (7, 36, 14, 14, 33), (9, 48, 56, 56, 16),
+                                   (2, 64, 14, 14, 200), (3, 40, 9, 9, 45)])
 def test_conv2d_phase_forward_bits_do_not_depend_on_threads(shape):
     """The stride-2 forward on phase planes: units of images on the threads, or one unit's column blocks x
-    A panels when there are fewer units than threads; the same bits on 1, 2 and 3 threads."""
+    A panels when there are fewer units than threads; the same bits on 1, 2 and 3 threads. The last two
+    shapes give each thread a unit that needs every weight panel: the threads race to pack them (a panel
+    claimed by another thread and not yet written is packed into the caller's own buffer)."""
     N, C, H, W, O = shape
     rng = np.random.default_rng(N)
     x, w, b = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, 3, 3), np.float32), rand(rng, (O,), np.float32)

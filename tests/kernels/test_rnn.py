@@ -94,6 +94,27 @@ def test_packed_matches_reference(isa, kind, dtype, lengths, H):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("lengths,H", [([5, 3, 3, 1], 7), ([4] * 32, 64)])
+def test_no_output_gradient_is_zeros(isa, kind, threads, lengths, H):
+    """dH None (no gradient reached the layer's output): the same as dH zeros, in both backends, on 1 and 2
+    threads (rows split at B = 32)."""
+    bs = batch_sizes_of(lengths)
+    inp = _inputs(kind, 11, len(lengths), H, bs, np.float32)
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        zeros = run(cpu, kind, dict(inp, dH=np.zeros_like(inp["dH"])), bs)
+        none = run(cpu, kind, dict(inp, dH=None), bs)
+    finally:
+        _C.set_num_threads(before)
+    ref = run(reference, kind, dict(inp, dH=None), bs)
+    for name, e in zeros.items():
+        np.testing.assert_array_equal(none[name], e, err_msg=f"{kind} {name} [{isa}]")
+        assert_close(ref[name], e, msg=f"{kind} {name} reference ", **TOL[np.float32])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("lengths,H", [([4] * 32, 64), ([4] * 9, 130), ([6] * 20 + [3] * 12, 96)])
 def test_threads_split_units_the_same(isa, kind, threads, lengths, H):
     """Large enough for 2 threads (units split, one barrier per step): the same result as the twin."""

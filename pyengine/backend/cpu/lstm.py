@@ -7,6 +7,7 @@ only read (weights, output gradients, batch sizes) are made contiguous here.
 import numpy as np
 
 from ._lib import _C
+from .rnn import _opt
 
 __all__ = ["lstm_cell_forward", "lstm_cell_backward", "lstm_sequence_forward", "lstm_sequence_backward"]
 
@@ -33,7 +34,7 @@ def lstm_sequence_forward(G, w_hh, Hs, Cs, batch_sizes):
 
 
 def lstm_sequence_backward(G, w_hh, Cs, dH, dh, dc, dG, batch_sizes):
-    """Backward of lstm_sequence_forward (in place). Returns (dG, dh, dc)."""
-    _C.lstm_sequence_backward(G, np.ascontiguousarray(w_hh), Cs, np.ascontiguousarray(dH), dh, dc, dG,
+    """Backward of lstm_sequence_forward (in place; dH None: no gradient from the output). Returns (dG, dh, dc)."""
+    _C.lstm_sequence_backward(G, np.ascontiguousarray(w_hh), Cs, _opt(dH), dh, dc, dG,
                               np.ascontiguousarray(batch_sizes))
     return dG, dh, dc

@@ -14,6 +14,11 @@ __all__ = ["gru_sequence_forward", "gru_sequence_backward", "rnn_sequence_forwar
 _c = np.ascontiguousarray
 
 
+def _opt(a):
+    """An optional read-only array (a backward's dH): None stays None."""
+    return None if a is None else _c(a)
+
+
 def gru_sequence_forward(G, Q, w_hh, b_hn, Hs, batch_sizes):
     """One GRU layer over all packed steps in one kernel call (in place). Returns (G, Q, Hs)."""
     _C.gru_sequence_forward(G, Q, _c(w_hh), _c(b_hn), Hs, _c(batch_sizes))
@@ -21,8 +26,8 @@ def gru_sequence_forward(G, Q, w_hh, b_hn, Hs, batch_sizes):
 
 
 def gru_sequence_backward(G, Q, w_hh, Hs, dH, dh, dG, dGh, batch_sizes):
-    """Backward of gru_sequence_forward (in place). Returns (dG, dGh, dh)."""
-    _C.gru_sequence_backward(G, Q, _c(w_hh), Hs, _c(dH), dh, dG, dGh, _c(batch_sizes))
+    """Backward of gru_sequence_forward (in place; dH None: no output gradient). Returns (dG, dGh, dh)."""
+    _C.gru_sequence_backward(G, Q, _c(w_hh), Hs, _opt(dH), dh, dG, dGh, _c(batch_sizes))
     return dG, dGh, dh
 
 
@@ -33,6 +38,6 @@ def rnn_sequence_forward(G, w_hh, Hs, batch_sizes, nonlinearity="tanh"):
 
 
 def rnn_sequence_backward(w_hh, Hs, dH, dh, dG, batch_sizes, nonlinearity="tanh"):
-    """Backward of rnn_sequence_forward (in place). Returns (dG, dh)."""
-    _C.rnn_sequence_backward(_c(w_hh), Hs, _c(dH), dh, dG, _c(batch_sizes), nonlinearity)
+    """Backward of rnn_sequence_forward (in place; dH None: no output gradient). Returns (dG, dh)."""
+    _C.rnn_sequence_backward(_c(w_hh), Hs, _opt(dH), dh, dG, _c(batch_sizes), nonlinearity)
     return dG, dh

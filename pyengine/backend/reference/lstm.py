@@ -87,13 +87,14 @@ def lstm_sequence_forward(G, w_hh, Hs, Cs, batch_sizes):
 def lstm_sequence_backward(G, w_hh, Cs, dH, dh, dc, dG, batch_sizes):
     """Backward of lstm_sequence_forward, in place.
 
-    dH: (N, H) dL/dh_t from the layer's output (read only)
+    dH: (N, H) dL/dh_t from the layer's output (read only), or None: the output has no gradient
     dh, dc: (B, H) in: dL/dh_n, dL/dc_n (each row's final state); out: dL/dh_0, dL/dc_0
     dG: (N, 4H) out: dL/d(pre-activations) of every step's rows
     Returns (dG, dh, dc).
     """
     for n, rows, prev, out in reversed(list(packed_steps(batch_sizes, dh.shape[0]))):
-        dh[:n] += dH[rows]  # dL/dh_t: from the output and from step t + 1
+        if dH is not None:
+            dh[:n] += dH[rows]  # dL/dh_t: from the output and from step t + 1
         lstm_cell_backward(G[rows], Cs[prev], Cs[out], dh[:n], dc[:n], dG[rows])
         dh[:n] = dG[rows] @ w_hh
     return dG, dh, dc

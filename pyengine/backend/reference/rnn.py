@@ -71,7 +71,7 @@ def gru_sequence_backward(G, Q, w_hh, Hs, dH, dh, dG, dGh, batch_sizes):
         da_n = d (1 - z) (1 - n^2)     da_r = da_n q r (1 - r)     da_z = d (h_{t-1} - n) z (1 - z)
         dL/dh_{t-1} = d z + [da_r, da_z, r da_n] W_hh
 
-    dH:  (N, H) dL/dh_t from the layer's output (read only)
+    dH:  (N, H) dL/dh_t from the layer's output (read only), or None: the output has no gradient
     dh:  (B, H) in: dL/dh_n (each row's final state); out: dL/dh_0
     dG:  (N, 3H) out: [da_r, da_z, da_n], the gradient of the input side (dW_ih, db_ih, dx)
     dGh: (N, 3H) out: [da_r, da_z, r da_n], the gradient of h W_hh^T + b_hh (dW_hh, db_hh)
@@ -79,7 +79,7 @@ def gru_sequence_backward(G, Q, w_hh, Hs, dH, dh, dG, dGh, batch_sizes):
     """
     H = w_hh.shape[1]
     for n, rows, prev, out in reversed(list(packed_steps(batch_sizes, dh.shape[0]))):
-        d = dh[:n] + dH[rows]
+        d = dh[:n] + dH[rows] if dH is not None else dh[:n].copy()
         g = G[rows]
         r, z, nt = g[:, :H], g[:, H:2 * H], g[:, 2 * H:]
         da_n = d * (1 - z) * (1 - nt * nt)
@@ -115,12 +115,13 @@ def rnn_sequence_backward(w_hh, Hs, dH, dh, dG, batch_sizes, nonlinearity="tanh"
 
         da = d (1 - h_t^2) (tanh), or d where h_t > 0 else 0 (relu);   dL/dh_{t-1} = da W_hh
 
-    dH: (N, H) read only   dh: (B, H) in: dL/dh_n; out: dL/dh_0   dG: (N, H) out: da of every step's rows
+    dH: (N, H) read only, or None (no output gradient)   dh: (B, H) in: dL/dh_n; out: dL/dh_0
+    dG: (N, H) out: da of every step's rows
     Returns (dG, dh).
     """
     _check_nonlinearity("rnn_sequence_backward", nonlinearity)
     for n, rows, prev, out in reversed(list(packed_steps(batch_sizes, dh.shape[0]))):
-        d = dh[:n] + dH[rows]
+        d = dh[:n] + dH[rows] if dH is not None else dh[:n].copy()
         h = Hs[out]
         dG[rows] = d * (1 - h * h) if nonlinearity == "tanh" else np.where(h <= 0, 0, d)
         dh[:n] = dG[rows] @ w_hh

@@ -124,6 +124,13 @@ class _RecurrentLayer(Function):
         K, xp = self.backend, self.xp
         if steps is None:
             steps = Steps.dense_batch(*x.shape[:2])
+        # batch_first input: x (T, B, I) is a view of a C-ordered (B, T, I) array. Its rows are gathered in
+        # step order by the threaded copy kernel (NumPy's reshape copies on one thread), and dx is given x's
+        # layout (backward), so that the transpose back to (B, T, I) is C-ordered again and what produced x
+        # (an embedding, a reshape) gets its gradient without a copy of its own.
+        self.batch_major = x.ndim == 3 and not x.flags.c_contiguous and x.transpose(1, 0, 2).flags.c_contiguous
+        if self.batch_major:
+            x = K.copy_into(xp.empty(x.shape, x.dtype), x)
         x2 = x.reshape(-1, x.shape[-1])
         if reverse:
             x2 = xp.take(x2, steps.rev, axis=0)
@@ -148,10 +155,12 @@ class _RecurrentLayer(Function):
         last = self.steps.last
         return S[last].copy() if isinstance(last, slice) else self.xp.take(S, last, axis=0)
 
-    def _output_grad(self, d_out, H, dtype):
-        """dL/d(out) as (N, H) rows in the order the recurrence ran them (zeros if out got no gradient)."""
+    def _output_grad(self, d_out, H):
+        """dL/d(out) as (N, H) rows in the order the recurrence ran them; None if out got no gradient (a
+        classifier reading only the final state): the kernels then add nothing, where (N, H) zeros cost a
+        fill and a read per step."""
         if d_out is None:
-            return self.xp.zeros((self.steps.N, H), dtype)
+            return None
         d = d_out.reshape(self.steps.N, H)
         return self.xp.take(d, self.steps.rev, axis=0) if self.reverse else d
 
@@ -171,6 +180,9 @@ class _RecurrentLayer(Function):
             if self.reverse:
                 dx = xp.take(dx, self.steps.rev, axis=0)
             dx = dx.reshape(self.x_shape)
+            if self.batch_major:  # x's layout (see _project)
+                T, B, I = self.x_shape
+                dx = K.copy_into(xp.empty((B, T, I), dx.dtype).transpose(1, 0, 2), dx)
         if n_wih:
             dw_ih = K.matmul(dG, self.x2, trans_a=True)  # sum over rows of da^T x
         if n_whh:
@@ -209,7 +221,7 @@ class LSTMLayer(_RecurrentLayer):
         G, H, dt, n = self.G, self.w_hh.shape[1], self.G.dtype, self.needs_input_grad
         dh, dc = self._carried(d_hn, H, dt), self._carried(d_cn, H, dt)
         dG = self.xp.empty_like(G)
-        self.backend.lstm_sequence_backward(G, self.w_hh, self.Cs, self._output_grad(d_out, H, dt), dh, dc, dG,
+        self.backend.lstm_sequence_backward(G, self.w_hh, self.Cs, self._output_grad(d_out, H), dh, dc, dG,
                                             self.steps.batch_sizes)
         dx, dw_ih, dw_hh, db_ih, db_hh = self._input_and_weight_grads(dG, dG, self.Hs, self.w_ih, n[:1] + n[3:7])
         return dx, dh if n[1] else None, dc if n[2] else None, dw_ih, dw_hh, db_ih, db_hh
@@ -244,7 +256,7 @@ class GRULayer(_RecurrentLayer):
         G, H, dt, n = self.G, self.w_hh.shape[1], self.G.dtype, self.needs_input_grad
         dh = self._carried(d_hn, H, dt)
         dG, dGh = self.xp.empty_like(G), self.xp.empty_like(G)
-        self.backend.gru_sequence_backward(G, self.Q, self.w_hh, self.Hs, self._output_grad(d_out, H, dt), dh, dG,
+        self.backend.gru_sequence_backward(G, self.Q, self.w_hh, self.Hs, self._output_grad(d_out, H), dh, dG,
                                            dGh, self.steps.batch_sizes)
         dx, dw_ih, dw_hh, db_ih, db_hh = self._input_and_weight_grads(dG, dGh, self.Hs, self.w_ih, n[:1] + n[2:6])
         return dx, dh if n[1] else None, dw_ih, dw_hh, db_ih, db_hh
@@ -271,7 +283,7 @@ class RNNLayer(_RecurrentLayer):
         H, dt, n = self.w_hh.shape[1], self.Hs.dtype, self.needs_input_grad
         dh = self._carried(d_hn, H, dt)
         dG = self.xp.empty((self.steps.N, H), dt)
-        self.backend.rnn_sequence_backward(self.w_hh, self.Hs, self._output_grad(d_out, H, dt), dh, dG,
+        self.backend.rnn_sequence_backward(self.w_hh, self.Hs, self._output_grad(d_out, H), dh, dG,
                                            self.steps.batch_sizes, self.nonlinearity)
         dx, dw_ih, dw_hh, db_ih, db_hh = self._input_and_weight_grads(dG, dG, self.Hs, self.w_ih, n[:1] + n[2:6])
         return dx, dh if n[1] else None, dw_ih, dw_hh, db_ih, db_hh
