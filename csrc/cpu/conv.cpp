@@ -18,7 +18,8 @@
 // Stride-2 rows (ResNet's downsampling 3x3 and 1x1) are gathered by im2col and scattered by col2im a vector
 // at a time (float on AVX-512 / AVX2: loads of the row and a permute of its even lanes). The float forward
 // of a stride-2 convolution of kernel 2x2 or larger on AVX-512 skips im2col: the input is split into its
-// four phase planes and the GEMM's B micro-panels are packed straight from them (conv_phase.h).
+// four phase planes and the GEMM's B micro-panels are packed straight from them (conv_phase.h); its weight
+// gradient reads channel-blocked phase planes the same way (conv_phase_bwd.h).
 //
 // Threads: forward and dgrad run images (and row tiles) on threads, each GEMM then on one thread,
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
@@ -41,6 +42,7 @@
 #include "cpu/conv_depthwise.h"
 #include "cpu/conv_panels.h"
 #include "cpu/conv_phase.h"
+#include "cpu/conv_phase_bwd.h"
 #include "cpu/conv_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/simd.h"
@@ -566,6 +568,20 @@ bool phase_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s)
   return false;
 }
 
+// The stride-2 weight gradient on the phase planes (conv_phase_bwd.h), when it takes the shape.
+template <class T>
+bool phase_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
+#if PE_X86
+  if constexpr (std::is_same<T, float>::value) {
+    if (!phase::applies(s) || !phase::wgrad_fits(s, g_tile_elems)) return false;
+    phase::backward_weight(dy, x, dw, s, threads_for(s.N * s.O * s.Ho * s.Wo * s.C * s.KH * s.KW, index_t(1) << 20));
+    return true;
+  }
+#endif
+  (void)dy, (void)x, (void)dw, (void)s;
+  return false;
+}
+
 // The weight gradient's image groups are summed in at most this many chunks, each into its own dW (the
 // first into dw), added in chunk order at the end: chunks run on threads, and the chunk rule depends on
 // the shape alone, so the bits do not depend on the thread count.
@@ -736,6 +752,7 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
               dw + g * Og * K, K, n ? T(1) : T(0));
     return;
   }
+  if (phase_backward_weight(dy, x, dw, s)) return;  // stride 2: the phase planes (conv_phase_bwd.h)
   if (L * K <= g_tile_elems) {  // whole images side by side: cols (K, m L), dy (Og, m L)
     const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, g_tile_elems / (L * K)));
     const index_t groups = (s.N + m - 1) / m, chunks = std::min(groups, kWgradChunks), OK = s.O * K;
@@ -798,7 +815,9 @@ index_t conv_workspace_bytes(const ConvShape& s, int itemsize) {
   if (itemsize == 4 && phase::applies(s))  // the stride-2 forward on phase planes, when it takes the shape
     if (const index_t m = phase_images(s, num_threads())) fwd = phase::workspace_floats(s, m, num_threads());
   index_t wgrad = 0;
-  if (!is_pointwise(s)) {
+  if (itemsize == 4 && phase::applies(s) && phase::wgrad_fits(s, g_tile_elems)) {
+    wgrad = phase::wgrad_workspace_floats(s, num_threads());
+  } else if (!is_pointwise(s)) {
     if (L * K <= g_tile_elems) {  // a group's buffers per thread, and the chunks' partial dW
       const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, g_tile_elems / std::max<index_t>(L * K, 1)));
       const index_t chunks = std::min((s.N + m - 1) / m, kWgradChunks);

@@ -492,6 +492,25 @@ def test_conv2d_stride2_rows_match_twin(isa, threads, case, dtype):
                  ref.conv2d_backward_weight(dy, x, (KH, KW), *args), **tol)
 
 
+def _same_bits_on_1_2_3_threads(run):
+    """run() (a tuple of float32 arrays) on 1, 2 and 3 threads (no adaptive thread count): asserts the same
+    bits each time and returns the first results."""
+    before, adapt = _C.num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
+    try:
+        runs = []
+        for n in (1, 2, 3):
+            _C.set_num_threads(n)
+            runs.append(run())
+    finally:
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    return runs[0]
+
+
 @pytest.mark.parametrize("shape", [(1, 40, 31, 29, 20), (7, 36, 14, 14, 33), (9, 48, 56, 56, 16),
                                    (2, 64, 14, 14, 200), (3, 40, 9, 9, 45)])
 def test_conv2d_phase_forward_bits_do_not_depend_on_threads(shape):
@@ -504,19 +523,49 @@ def test_conv2d_phase_forward_bits_do_not_depend_on_threads(shape):
     x, w, b = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, 3, 3), np.float32), rand(rng, (O,), np.float32)
     args = ((2, 2), (1, 1), (1, 1), 1)
     out = (_out(H, 3, 2, 1, 1), _out(W, 3, 2, 1, 1))
-    before, adapt = _C.num_threads(), _C.adapt_threads()
-    _C.set_adapt_threads(False)
-    try:
-        runs = []
-        for n in (1, 2, 3):
-            _C.set_num_threads(n)
-            runs.append(cpu.conv2d_forward(x, w, b, *args, out))
-    finally:
-        _C.set_num_threads(before)
-        _C.set_adapt_threads(adapt)
-    for other in runs[1:]:
-        assert np.array_equal(runs[0].view(np.uint32), other.view(np.uint32))
-    assert_close(runs[0], ref.conv2d_forward(x, w, b, *args, out), rtol=2e-4, atol=2e-4)
+    first = _same_bits_on_1_2_3_threads(lambda: (cpu.conv2d_forward(x, w, b, *args, out),))
+    assert_close(first[0], ref.conv2d_forward(x, w, b, *args, out), rtol=2e-4, atol=2e-4)
+
+
+# The stride-2 gradients at odd sizes (float on AVX-512: the weight gradient on the phase planes,
+# conv_phase_bwd.h): H, W odd and even, C and O not multiples of 16 (C past one and two 32-channel blocks),
+# one image and three, image groups with a short last one (L 961: groups of 2).
+PHASE_BWD = [  # N, C, H, W, O
+    (1, 19, 15, 16, 23),
+    (3, 37, 14, 13, 17),
+    (3, 70, 9, 11, 30),
+    (1, 45, 28, 27, 29),
+    (3, 21, 61, 62, 13),
+]
+
+
+@pytest.mark.parametrize("case", PHASE_BWD)
+def test_conv2d_stride2_gradients_match_twin(isa, threads, case):
+    N, C, H, W, O = case
+    rng = np.random.default_rng(sum(case))
+    x, w = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, 3, 3), np.float32)
+    args = ((2, 2), (1, 1), (1, 1), 1)
+    out = (_out(H, 3, 2, 1, 1), _out(W, 3, 2, 1, 1))
+    dy = rand(rng, (N, O) + out, np.float32)
+    tol = dict(rtol=2e-4, atol=2e-4)
+    assert_close(cpu.conv2d_backward_input(dy, w, (H, W), *args), ref.conv2d_backward_input(dy, w, (H, W), *args),
+                 **tol)
+    assert_close(cpu.conv2d_backward_weight(dy, x, (3, 3), *args), ref.conv2d_backward_weight(dy, x, (3, 3), *args),
+                 **tol)
+
+
+@pytest.mark.parametrize("shape", [(1, 40, 31, 29, 20), (7, 36, 14, 14, 33), (3, 70, 57, 56, 16)])
+def test_conv2d_stride2_gradient_bits_do_not_depend_on_threads(shape):
+    """The stride-2 gradients (the weight gradient on phase planes: output tiles on the threads, each summed
+    over the same depth blocks in the same order): the same bits on 1, 2 and 3 threads."""
+    N, C, H, W, O = shape
+    rng = np.random.default_rng(N + 1)
+    x, w = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, 3, 3), np.float32)
+    args = ((2, 2), (1, 1), (1, 1), 1)
+    dy = rand(rng, (N, O, _out(H, 3, 2, 1, 1), _out(W, 3, 2, 1, 1)), np.float32)
+    first = _same_bits_on_1_2_3_threads(lambda: (cpu.conv2d_backward_input(dy, w, (H, W), *args),
+                                                 cpu.conv2d_backward_weight(dy, x, (3, 3), *args)))
+    assert_close(first[1], ref.conv2d_backward_weight(dy, x, (3, 3), *args), rtol=2e-4, atol=2e-4)
 
 
 def test_conv2d_gemm_path_bits_do_not_depend_on_threads():
