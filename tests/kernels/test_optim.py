@@ -69,6 +69,34 @@ def test_adam_big_group(isa, dtype, decoupled, amsgrad):
     _run_adam(np.random.default_rng(1), [(300_007,), (129, 1000), (5,)], dtype, 2, kw, amsgrad)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta2,step", [(0.999, 1), (0.999, 7), (0.99, 300), (0.9, 2), (0.99999, 3)])
+def test_adam_bias_correction_division_is_exact(isa, dtype, beta2, step):
+    """sqrt(v) / sqrt(1 - beta2^t) is a correctly rounded division in the parameter's dtype at every level
+    (the FMA levels compute it as a multiply by the reciprocal plus one FMA correction): with g = 0, eps = 0
+    and p = 0 the new p is -(step_size m) / (sqrt(v) / b) bit for bit, over second moments of every
+    magnitude (all bit patterns: subnormal, huge, 0, inf, NaN)."""
+    rng = np.random.default_rng(step)
+    n = 100_003
+    if dtype == np.float32:
+        bits = rng.integers(0, 0x7F800000, n, dtype=np.uint32, endpoint=True)
+    else:
+        bits = rng.integers(0, 0x7FF0000000000000, n, dtype=np.uint64, endpoint=True)
+    v = bits.view(dtype).copy()
+    v[:5] = [0.0, np.inf, np.nan, np.finfo(dtype).smallest_subnormal, np.finfo(dtype).max]
+    m = rng.standard_normal(n).astype(dtype)
+    p = np.zeros(n, dtype)
+    lr, beta1 = 1e-2, 0.9
+    m_new, v_new = m * dtype(beta1), v * dtype(beta2)
+    b = dtype(np.sqrt(1.0 - beta2 ** step))
+    with np.errstate(divide="ignore", invalid="ignore"):  # v = 0 and inf, as the kernel meets them
+        want = dtype(0) - dtype(lr / (1.0 - beta1 ** step)) * m_new / (np.sqrt(v_new) / b)
+    O.adam_update([p], [np.zeros(n, dtype)], [m], [v], step, lr, beta1, beta2, 0.0)
+    np.testing.assert_array_equal(v, v_new)
+    np.testing.assert_array_equal(m, m_new)
+    np.testing.assert_array_equal(p.view(bits.dtype), want.view(bits.dtype))
+
+
 def _rmsprop_state(rng, shapes, dtype):
     """square_avgs, momentum_buffers, grad_avgs with v - a^2 >= 0.01 (the running averages keep v >= a^2;
     a margin keeps sqrt(v - a^2), ill-conditioned near 0, off the last bits where an FMA differs)."""
