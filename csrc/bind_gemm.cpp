@@ -341,6 +341,9 @@ void register_gemm(py::module_& m) {
   m.def("set_gemm_short_rows_a", [](bool on) { return set_gemm_short_rows_a(on); }, py::arg("on"),
         "Tuning hook: read A in place when its rows are short (up to 512 bytes) and N fits one column block (the "
         "default), or only for narrow C; returns the previous value. Not thread-safe.");
+  m.def("set_gemm_small", [](bool on) { return set_gemm_small(on); }, py::arg("on"),
+        "Tuning hook: run small one-thread GEMMs in one unpacked pass (the default; csrc/cpu/gemm_small.h), or "
+        "by the packed path; returns the previous value. Not thread-safe.");
 }
 
 }  // namespace pe

@@ -276,6 +276,7 @@ constexpr int kUnitsPerThread = 4;
 static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
 static std::atomic<bool> g_depth_split{true};  // set_gemm_depth_split (run_depth_split): on, see there
 static std::atomic<bool> g_short_rows_a{true};  // set_gemm_short_rows_a: see kRowsAShortLdBytes
+static std::atomic<bool> g_small{true};  // set_gemm_small: see run_small
 
 static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -747,6 +748,42 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
   if (out_of_memory) throw std::bad_alloc();
 }
 
+// ------------------------------------------------------------------ small problems
+
+// One thread, one depth pass (K <= KC) and B small enough to be re-read in place from L1 / L2 for every strip
+// of A: Kernels::small (gemm_small.h) runs each matrix in one call, nothing packed unless B is transposed (then
+// all of B once per matrix), no units, no scratch for A. Same bits as the packed path (one depth pass there
+// too). set_gemm_small(False) turns it off for A/B runs.
+constexpr index_t kSmallMaxBBytes = index_t(64) << 10;
+
+template <class T>
+static bool use_small(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC) {
+  return ks.small != nullptr && g_small.load(std::memory_order_relaxed) && g.K >= 1 && g.K <= KC &&
+         g.K * g.N * static_cast<index_t>(sizeof(T)) <= kSmallMaxBBytes &&
+         threads_for(g.batch * g.M * g.N * g.K, kGrainFma) == 1;
+}
+
+template <class T, int NR>
+static void run_small(const GemmArgs<T>& g, const Kernels<T>& ks) {
+  T* bp = nullptr;
+  if (g.trans_b) {
+    bp = static_cast<T*>(tl_pack_b.get(static_cast<size_t>(round_up(g.N, NR) * g.K) * sizeof(T)));
+    if (!bp) throw std::bad_alloc();
+  }
+  SmallArgs<T> s{g.M, g.N, g.K, nullptr, g.trans_a ? 1 : g.lda, g.trans_a ? g.lda : 1, g.trans_a, nullptr,
+                 g.trans_b ? NR : g.ldb, g.trans_b ? NR * g.K : NR, nullptr, g.ldc, g.alpha, g.beta, g.bias};
+  for (index_t bi = 0; bi < g.batch; ++bi) {
+    s.a = g.a + batch_offset(g, bi, g.stride_a, g.istride_a);
+    s.b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
+    s.c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
+    if (g.trans_b) {
+      if (bi == 0 || g.stride_b != 0 || g.istride_b != 0) pack_b<T, NR>(ks, bp, g, s.b, 0, g.N, 0, g.K);
+      s.b = bp;
+    }
+    ks.small(s);
+  }
+}
+
 template <class T, int MR, int NR>
 static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& blk) {
   const index_t M = g.M, N = g.N, K = g.K;
@@ -756,6 +793,10 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
     return;
   }
   const index_t KC = std::max<index_t>(blk.kc, 1);
+  if (use_small(g, ks, KC)) {
+    run_small<T, NR>(g, ks);
+    return;
+  }
   const index_t NC = std::max<index_t>(round_up(blk.nc, NR), NR);
   // Narrow C (N up to kRowsAMaxN): a packed A block would serve only a few B
   // micro-panels, so the copy costs more than it saves; read A in place instead.
@@ -866,5 +907,7 @@ int set_gemm_shared_b(int units_per_thread) { return gemm_detail::g_shared_b.exc
 bool set_gemm_depth_split(bool on) { return gemm_detail::g_depth_split.exchange(on); }
 
 bool set_gemm_short_rows_a(bool on) { return gemm_detail::g_short_rows_a.exchange(on); }
+
+bool set_gemm_small(bool on) { return gemm_detail::g_small.exchange(on); }
 
 }  // namespace pe

@@ -71,4 +71,8 @@ bool set_gemm_depth_split(bool on);
 // narrow C; returns the old value. Not thread-safe.
 bool set_gemm_short_rows_a(bool on);
 
+// Tuning hook: whether small one-thread problems take the unpacked one-pass path (run_small in gemm.cpp; on by
+// default); returns the old value. Not thread-safe.
+bool set_gemm_small(bool on);
+
 }  // namespace pe

@@ -10,6 +10,7 @@
 // attribute; they are called only when pe::isa() says the CPU has AVX-512.
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_small.h"
 #include "cpu/simd.h"
 
 #if PE_X86
@@ -214,7 +215,7 @@ Kernels<T> kernels_avx512() {
   constexpr int MR = TileAvx512<T>::MR, NR = TileAvx512<T>::NR;
   return {micro_avx512<T>,         pack_interleave_avx512<T, MR>, pack_copy_avx512<T, MR>, pack_copy_avx512<T, NR>,
           pack_interleave_avx512<T, NR>, dots_avx512<T>,          axpys_avx512<T>, micro_rows_avx512<T>,
-          micro_pf_avx512<T>};
+          micro_pf_avx512<T>, small_avx512::run<T>};
 }
 template Kernels<float> kernels_avx512<float>();
 template Kernels<double> kernels_avx512<double>();

@@ -64,6 +64,26 @@ using PackFn = void (*)(T* dst, const T* src, index_t ld, int valid, index_t kc)
 template <class T>
 using GemvFn = void (*)(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y);
 
+// One whole small matrix in one pass (gemm_small.h; run_small in gemm.cpp):
+//   C = alpha * op(A) @ op(B) + bias + beta * C, C (M, N) with row stride ldc,
+//   op(A)(i, p) = a[i*a_rs + p*a_ps] (one of the two strides is 1; cols_a: a_rs == 1),
+//   op(B)(p, j) = b[(j / NR)*b_js + p*b_ps + j % NR] (in place: b_js = NR, b_ps = ldb; packed: NR*K, NR).
+template <class T>
+struct SmallArgs {
+  index_t M, N, K;
+  const T* a;
+  index_t a_rs, a_ps;
+  bool cols_a;
+  const T* b;
+  index_t b_ps, b_js;
+  T* c;
+  index_t ldc;
+  T alpha, beta;
+  const T* bias;
+};
+template <class T>
+using SmallKernel = void (*)(const SmallArgs<T>& s);
+
 // What one ISA provides to the driver in gemm.cpp.
 template <class T>
 struct Kernels {
@@ -76,6 +96,7 @@ struct Kernels {
   GemvFn<T> axpys;
   MicroRowsKernel<T> micro_rows = nullptr;  // optional (AVX-512 only)
   MicroPfKernel<T> micro_pf = nullptr;      // optional (AVX-512 only)
+  SmallKernel<T> small = nullptr;           // optional (AVX-512 only)
 };
 
 // Plain C++ packers, used by the generic and AVX2 paths.
