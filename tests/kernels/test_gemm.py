@@ -496,6 +496,137 @@ def test_small_batched_threads(isa):
     check_gemm(q2, big_a, big_b)
 
 
+# ------------------------------------------------------------------ the small-problem path
+# csrc/cpu/gemm_small.h, run_small in gemm.cpp: one thread, K within one depth pass, B small; A and B read in
+# place (B packed whole when transposed), rows cut into equal strips. Every result is held to the float64
+# reference and, bit for bit, to the packed path (_C.set_gemm_small(False)): both sum each element over p
+# ascending in one FMA chain when K <= KC. Under the generic and AVX2 levels there is no small kernel (the
+# tests then check the packed path alone).
+
+# rows: 2..14 (one strip of that height), 15 (8 + 7), 27-29, 64 (5 x 13/12), 65, 97 (7 strips: 14 x 6 + 13);
+# columns: within one vector, one vector and a part, a full tile, a full tile and a part; depth up to KC (384
+# float / 256 double on AVX-512).
+SMALL_SHAPES = [(2, 1, 2), (3, 7, 5), (5, 2, 17), (7, 13, 31), (8, 64, 16), (9, 3, 33), (13, 17, 32), (14, 9, 15),
+          (15, 31, 47), (27, 64, 64), (28, 5, 65), (29, 97, 63), (64, 64, 64), (65, 65, 65), (67, 67, 67),
+          (97, 97, 97), (48, 256, 7), (33, 384, 40), (200, 16, 97), (6, 250, 130)]
+SMALL_SHAPES_TRANS = [(False, False), (False, True), (True, False), (True, True)]
+
+
+def _small_matmul(a, b, ta, tb, alpha=1.0, beta=0.0, c0=None, small=True):
+    """cpu.matmul of op(a) @ op(b) with the stored operands passed transposed as views; out (when c0 is given:
+    beta != 0) a view inside a NaN frame that must stay NaN."""
+    prev = _C.set_gemm_small(small)
+    try:
+        va = np.swapaxes(a, -1, -2) if ta else a
+        vb = np.swapaxes(b, -1, -2) if tb else b
+        m, n = va.shape[-2], vb.shape[-1]
+        lead = np.broadcast_shapes(va.shape[:-2], vb.shape[:-2])
+        buf = np.full(lead + (m + 2, n + 5), np.nan, a.dtype)
+        out = buf[..., 1:1 + m, 2:2 + n]
+        if c0 is not None:
+            out[...] = c0
+        res = cpu.matmul(va, vb, alpha=alpha, beta=beta, out=out)
+        assert res is out
+        frame = buf.copy()
+        frame[..., 1:1 + m, 2:2 + n] = np.nan
+        assert np.all(np.isnan(frame)), "wrote outside out"
+        return out.copy()
+    finally:
+        _C.set_gemm_small(prev)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta, tb", SMALL_SHAPES_TRANS)
+def test_small_vs_packed_and_reference(isa, ta, tb, dtype):
+    """Every small shape, every transpose, alpha/beta: same bits as the packed path, within the float64
+    reference's bound. The stored operands are column slices of wider arrays (row stride > row length)."""
+    for m, k, n in SMALL_SHAPES:
+        rng = np.random.default_rng(m * 1000 + k * 10 + n)
+        sa, sb = ((k, m) if ta else (m, k)), ((n, k) if tb else (k, n))
+        a = rand(rng, (sa[0], sa[1] + 3), dtype)[:, 1:1 + sa[1]]
+        b = rand(rng, (sb[0], sb[1] + 7), dtype)[:, 5:5 + sb[1]]
+        c0 = rand(rng, (m, n), dtype)
+        opa, opb = (a.T if ta else a), (b.T if tb else b)
+        for alpha, beta, c in ((1.0, 0.0, None), (-0.5, 2.0, c0), (2.0, 1.0, c0)):
+            got = _small_matmul(a, b, ta, tb, alpha, beta, c)
+            ref = _small_matmul(a, b, ta, tb, alpha, beta, c, small=False)
+            np.testing.assert_array_equal(got, ref, err_msg=f"{m}x{k}x{n} alpha {alpha} beta {beta}")
+            check_gemm(got, opa, opb, alpha=alpha, beta=beta, out0=c, msg=f"{m}x{k}x{n}: ")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n", [(5, 7, 3), (14, 33, 32), (29, 64, 65), (64, 64, 64), (97, 40, 17)])
+def test_small_linear_bias(isa, m, k, n, dtype):
+    """linear's bias added in the small tile's epilogue (B = W transposed: packed once), full and masked
+    column tiles; same bits as the packed path."""
+    rng = np.random.default_rng(m + k + n)
+    x, w, bias = rand(rng, (m, k), dtype), rand(rng, (n, k), dtype), rand(rng, (n,), dtype)
+    got = cpu.linear(x, w, bias)
+    prev = _C.set_gemm_small(False)
+    try:
+        ref = cpu.linear(x, w, bias)
+    finally:
+        _C.set_gemm_small(prev)
+    np.testing.assert_array_equal(got, ref)
+    exp = x.astype(np.float64) @ w.T.astype(np.float64) + bias
+    np.testing.assert_allclose(got, exp, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("ta, tb", SMALL_SHAPES_TRANS)
+@pytest.mark.parametrize("bcast", ["none", "a", "b"])
+def test_small_batched(isa, ta, tb, bcast):
+    """Batches of small matrices, one operand broadcast over the batch (batch stride 0: a transposed B is then
+    packed once for all); on 1, 2 and 3 threads (more work than one thread's grain: the packed plans there)
+    the same bits."""
+    for dtype in DTYPES:
+        rng = np.random.default_rng(len(bcast) + 2 * ta + tb)
+        bt, m, k, n = 24, 29, 64, 33
+        sa, sb = ((k, m) if ta else (m, k)), ((n, k) if tb else (k, n))
+        a = rand(rng, ((1,) if bcast == "a" else (bt,)) + sa, dtype)
+        b = rand(rng, ((1,) if bcast == "b" else (bt,)) + sb, dtype)
+        opa, opb = np.swapaxes(a, -1, -2) if ta else a, np.swapaxes(b, -1, -2) if tb else b
+        c0 = rand(rng, (bt, m, n), dtype)
+        got = _on_threads(lambda: _small_matmul(a, b, ta, tb, 0.5, -1.0, c0))
+        for r in got[1:] + [_small_matmul(a, b, ta, tb, 0.5, -1.0, c0, small=False)]:
+            np.testing.assert_array_equal(r, got[0])
+        check_gemm(got[0], np.broadcast_to(opa, (bt, m, k)), np.broadcast_to(opb, (bt, k, n)), alpha=0.5,
+                   beta=-1.0, out0=c0)
+
+
+def test_small_4d_heads(isa):
+    """4-D operands (two batch levels): attention's per-head products of a (B, T, H, D) array, read in place."""
+    rng = np.random.default_rng(3)
+    B, T, H, D = 2, 19, 3, 16
+    q, kk = rand(rng, (B, T, H, D), np.float32), rand(rng, (B, T, H, D), np.float32)
+    qh, kh = q.transpose(0, 2, 1, 3), kk.transpose(0, 2, 3, 1)       # (B, H, T, D) @ (B, H, D, T)
+    got = cpu.matmul(qh, kh)
+    prev = _C.set_gemm_small(False)
+    try:
+        ref = cpu.matmul(qh, kh)
+    finally:
+        _C.set_gemm_small(prev)
+    np.testing.assert_array_equal(got, ref)
+    check_gemm(got, qh, kh)
+
+
+def test_small_beta_zero_ignores_nan_out_and_nan_propagates(isa):
+    """beta 0: out is never read (NaN there stays out of the result); a NaN in A reaches its row only."""
+    rng = np.random.default_rng(5)
+    a, b = rand(rng, (29, 40), np.float32), rand(rng, (40, 45), np.float32)
+    out = np.full((29, 45), np.nan, np.float32)
+    cpu.matmul(a, b, out=out)
+    assert np.isfinite(out).all()
+    a[3, 7] = np.nan
+    r = cpu.matmul(a, b)
+    assert np.isnan(r[3]).all() and np.isfinite(np.delete(r, 3, axis=0)).all()
+
+
+def test_set_gemm_small_returns_previous():
+    assert _C.set_gemm_small(False) is True
+    assert _C.set_gemm_small(True) is False
+
+
 # ------------------------------------------------------------------ layouts: views, 1-D, out, aliasing
 
 def _views(x):
