@@ -40,6 +40,8 @@ def load_base(path):
 CASES = [  # name, m, k, n, trans_a, trans_b, dtype, batch
     *[(f"{s}^3", s, s, s, False, False, np.float32, None) for s in (8, 16, 32, 48, 64, 80, 96, 128, 192, 256)],
     *[(f"{s}^3", s, s, s, False, False, np.float32, None) for s in (65, 67, 97)],
+    ("160^3", 160, 160, 160, False, False, np.float32, None),
+    ("M256 K256 N128", 256, 256, 128, False, False, np.float32, None),
     ("M64 K64 N1024", 64, 64, 1024, False, False, np.float32, None),
     ("M1024 K64 N64", 1024, 64, 64, False, False, np.float32, None),
     ("M64 K1024 N64", 64, 1024, 64, False, False, np.float32, None),
