@@ -342,7 +342,7 @@ void register_gemm(py::module_& m) {
         "Tuning hook: read A in place when its rows are short (up to 512 bytes) and N fits one column block (the "
         "default), or only for narrow C; returns the previous value. Not thread-safe.");
   m.def("set_gemm_small", [](bool on) { return set_gemm_small(on); }, py::arg("on"),
-        "Tuning hook: run small one-thread GEMMs in one unpacked pass (the default; csrc/cpu/gemm_small.h), or "
+        "Tuning hook: run small one-thread GEMMs in one unpacked pass (the default; small_avx512 in csrc/cpu/gemm_avx512.cpp), or "
         "by the packed path; returns the previous value. Not thread-safe.");
 }
 

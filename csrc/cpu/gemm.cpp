@@ -68,7 +68,7 @@
 //    packing all of B, so that a late thread delayed the whole GEMM; see
 //    dev/gemm_notes.md, "Two threads".)
 // Small problems run on one thread (pe::threads_for); on one thread, those with one depth pass and a small B
-// skip packing and planning altogether (run_small, gemm_small.h: same bits). Each C element is summed
+// skip packing and planning altogether (run_small; small_avx512 in gemm_avx512.cpp: same bits). Each C element is summed
 // in the same order whatever the thread count and plan, so results do not
 // depend on them.
 #include "cpu/gemm.h"
@@ -752,8 +752,8 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
 // ------------------------------------------------------------------ small problems
 
 // One thread, one depth pass (K <= KC) and B small enough to be re-read in place from L1 / L2 for every strip
-// of A: Kernels::small (gemm_small.h) runs each matrix in one call, nothing packed unless B is transposed (then
-// all of B once per matrix), no units, no scratch for A. Same bits as the packed path (one depth pass there
+// of A: Kernels::small (small_avx512 in gemm_avx512.cpp) runs each matrix in one call, nothing packed unless B
+// is transposed (then all of B once per matrix), no units, no scratch for A. Same bits as the packed path (one depth pass there
 // too). set_gemm_small(False) turns it off for A/B runs. B up to 128 KiB (128^3 float, 128^3 double, 160^3
 // float, M256 K256 N128 were 3-13% faster than packed, best of 25 alternating rounds, 1 thread; 64^3 float
 // 4.6 -> 4.0 us: dev/gemm_notes.md, "Small problems").

@@ -10,11 +10,13 @@
 // attribute; they are called only when pe::isa() says the CPU has AVX-512.
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
-#include "cpu/gemm_small.h"
 #include "cpu/simd.h"
 
 #if PE_X86
 #include <immintrin.h>
+
+#include <array>
+#include <utility>
 
 namespace pe {
 namespace gemm_detail {
@@ -30,10 +32,16 @@ using Vec = simd::Vec<T, Isa::avx512>;
 // (MR and NR values per k step) whatever the instance.
 // kRowsA: A is read in place from ROWS rows of the stored matrix (row stride
 // lda, op(A)(i, p) = a[i*lda + p]) instead of from a packed micro-panel.
-template <class T, int ROWS, int NV, bool kRowsA = false, bool kPf = false>
+// kSmall (the one-pass small path, small_avx512 below; flags): kSmallB: B read
+// with row stride b_ps (in place, or a whole packed matrix) and m == ROWS;
+// kSmallMask: n < NV*W, the last vector's B loads masked (else every load and
+// store is a plain one: a masked load costs an extra ALU uop on the FMA ports);
+// kSmallColsA: A in place, stored (K, M): op(A)(i, p) = a[i + p*lda].
+enum : int { kSmallB = 1, kSmallMask = 2, kSmallColsA = 4 };
+template <class T, int ROWS, int NV, bool kRowsA = false, bool kPf = false, int kSmall = 0>
 PE_TARGET_AVX512 void micro_tile(index_t k, const T* a, const T* b, T* c, index_t ldc, int m, int n, T alpha,
                                  T beta, const T* bias, index_t lda = 0, const char* pf = nullptr,
-                                 index_t pf_lines = 0) {
+                                 index_t pf_lines = 0, index_t b_ps = 0) {
   using S = Vec<T>;
   using V = typename S::reg;
   constexpr int MR = TileAvx512<T>::MR, NR = TileAvx512<T>::NR, W = S::W;
@@ -55,35 +63,40 @@ PE_TARGET_AVX512 void micro_tile(index_t k, const T* a, const T* b, T* c, index_
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
 
-  // The hot loop: rank-1 update of the register tile per k step.
-#pragma GCC unroll 2
-  for (index_t p = 0; p < k; ++p) {
-    V bv[NV];
-    if (kPf && p < pf_lines) _mm_prefetch(pf + p * 64, _MM_HINT_T1);
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
-#pragma GCC unroll 32
-    for (int i = 0; i < ROWS; ++i) {
-      const V ai = S::set1(kRowsA ? a[i * lda] : a[i]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
-    }
-    a += kRowsA ? 1 : MR;
-    b += NR;
-  }
-
-  // Epilogue: one code path for full and edge tiles; the masks bound the
-  // columns (all-ones on a full tile) and `i < m` the rows.
+  // The masks bound the columns (all-ones on a full tile).
   typename S::mask mask[NV];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) {
     int left = n - v * W;
     mask[v] = S::mask_for(left < 0 ? 0 : left);
   }
+  constexpr bool kColsA = (kSmall & kSmallColsA) != 0, kMaskB = (kSmall & kSmallMask) != 0;
+  constexpr bool kPlain = (kSmall & kSmallB) != 0 && !kMaskB;  // a full small tile: no masked access
+
+  // The hot loop: rank-1 update of the register tile per k step.
+#pragma GCC unroll 2
+  for (index_t p = 0; p < k; ++p) {
+    V bv[NV];
+    if (kPf && p < pf_lines) _mm_prefetch(pf + p * 64, _MM_HINT_T1);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = kMaskB && v == NV - 1 ? S::load_part(b + v * W, mask[v]) : S::load(b + v * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < ROWS; ++i) {
+      const V ai = S::set1(kRowsA ? a[i * lda] : a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = S::fmadd(ai, bv[v], acc[i][v]);
+    }
+    a += kColsA ? lda : kRowsA ? 1 : MR;
+    b += (kSmall & kSmallB) ? b_ps : NR;
+  }
+
+  // Epilogue: one code path for full and edge tiles; the masks bound the
+  // columns and `i < m` the rows.
   const V va = S::set1(alpha), vbeta = S::set1(beta);
   V vbias[NV];
 #pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) vbias[v] = bias ? S::load_part(bias + v * W, mask[v]) : S::zero();
+  for (int v = 0; v < NV; ++v)
+    vbias[v] = !bias ? S::zero() : kPlain ? S::load(bias + v * W) : S::load_part(bias + v * W, mask[v]);
   const bool read_c = beta != T(0), beta_one = beta == T(1);
 #pragma GCC unroll 32
   for (int i = 0; i < ROWS; ++i) {
@@ -93,10 +106,11 @@ PE_TARGET_AVX512 void micro_tile(index_t k, const T* a, const T* b, T* c, index_
       for (int v = 0; v < NV; ++v) {
         V r = S::fmadd(va, acc[i][v], vbias[v]);
         if (read_c) {
-          const V old = S::load_part(ci + v * W, mask[v]);
+          const V old = kPlain ? S::load(ci + v * W) : S::load_part(ci + v * W, mask[v]);
           r = beta_one ? S::add(r, old) : S::fmadd(vbeta, old, r);
         }
-        S::store_part(ci + v * W, mask[v], r);
+        if (kPlain) S::store(ci + v * W, r);
+        else S::store_part(ci + v * W, mask[v], r);
       }
     }
   }
@@ -143,6 +157,59 @@ PE_TARGET_AVX512 void micro_rows_avx512(index_t k, const T* a, index_t lda, cons
   constexpr int MR = TileAvx512<T>::MR, W = Vec<T>::W, NV = TileAvx512<T>::NR / W;
   if (n > W) micro_tile<T, MR, NV, true>(k, a, b, c, ldc, MR, n, alpha, beta, bias, lda);
   else micro_tile<T, MR, 1, true>(k, a, b, c, ldc, MR, n, alpha, beta, bias, lda);
+}
+
+// ------------------------------------------------------------------ small problems
+// Kernels::small (run_small in gemm.cpp: one thread, one depth pass, B small): one whole matrix, nothing
+// packed unless B is transposed. The NR-wide row segments of a B not transposed are contiguous in its rows, so
+// the tiles load them in place (row stride ldb); a transposed B comes packed whole (K x N, row stride NR per
+// panel). A is read in place either way: at depth p a strip's values are MR broadcasts from MR rows (A stored
+// (M, K)) or MR consecutive values of row p (A stored (K, M)). The rows are cut into strips of equal height
+// (64 = 13 + 13 + 13 + 13 + 12, not 4 x 14 + 8), each tile with exactly its strip's rows (in place, a padded
+// row would read past A). All of K in one pass: C written once, alpha, bias and beta in registers; each element
+// summed over p ascending in one FMA chain, as in the packed path's single depth pass (same bits).
+
+namespace {
+
+template <class T>
+using SmallTile = void (*)(index_t, const T*, const T*, T*, index_t, int, int, T, T, const T*, index_t, const char*,
+                           index_t, index_t);
+
+// The tiles for strips of 1..MR rows (index rows - 1).
+template <class T, int NV, int kFlags, size_t... R>
+constexpr std::array<SmallTile<T>, sizeof...(R)> small_tiles(std::index_sequence<R...>) {
+  return {{&micro_tile<T, static_cast<int>(R) + 1, NV, (kFlags & kSmallColsA) == 0, false, kFlags>...}};
+}
+
+}  // namespace
+
+template <class T>
+PE_TARGET_AVX512 void small_avx512(const SmallArgs<T>& s) {
+  constexpr int MR = TileAvx512<T>::MR, NR = TileAvx512<T>::NR, W = Vec<T>::W;
+  static_assert(NR == 2 * W, "two vectors per tile row");
+  using Seq = std::make_index_sequence<MR>;
+  constexpr int B = kSmallB, M = kSmallMask, C = kSmallColsA;
+  // t[cols_a][masked][nv - 1][rows - 1]
+  static constexpr std::array<SmallTile<T>, MR> t[2][2][2] = {
+      {{small_tiles<T, 1, B>(Seq{}), small_tiles<T, 2, B>(Seq{})},
+       {small_tiles<T, 1, B | M>(Seq{}), small_tiles<T, 2, B | M>(Seq{})}},
+      {{small_tiles<T, 1, B | C>(Seq{}), small_tiles<T, 2, B | C>(Seq{})},
+       {small_tiles<T, 1, B | M | C>(Seq{}), small_tiles<T, 2, B | M | C>(Seq{})}}};
+  const index_t a_st = s.cols_a ? s.a_ps : s.a_rs;
+  const index_t strips = (s.M + MR - 1) / MR, base = s.M / strips, extra = s.M % strips;
+  index_t i0 = 0;
+  for (index_t r = 0; r < strips; ++r) {
+    const int rows = static_cast<int>(base + (r < extra ? 1 : 0));
+    const T* a = s.a + i0 * s.a_rs;
+    T* c = s.c + i0 * s.ldc;
+    for (index_t j0 = 0; j0 < s.N; j0 += NR) {
+      const int n = static_cast<int>(std::min<index_t>(NR, s.N - j0));
+      const int nv = n > W ? 2 : 1;
+      t[s.cols_a][n < nv * W][nv - 1][rows - 1](s.K, a, s.b + j0 / NR * s.b_js, c + j0, s.ldc, rows, n, s.alpha,
+                                                 s.beta, s.bias ? s.bias + j0 : nullptr, a_st, nullptr, 0, s.b_ps);
+    }
+    i0 += rows;
+  }
 }
 
 // ------------------------------------------------------------------ packing
@@ -215,7 +282,7 @@ Kernels<T> kernels_avx512() {
   constexpr int MR = TileAvx512<T>::MR, NR = TileAvx512<T>::NR;
   return {micro_avx512<T>,         pack_interleave_avx512<T, MR>, pack_copy_avx512<T, MR>, pack_copy_avx512<T, NR>,
           pack_interleave_avx512<T, NR>, dots_avx512<T>,          axpys_avx512<T>, micro_rows_avx512<T>,
-          micro_pf_avx512<T>, small_avx512::run<T>};
+          micro_pf_avx512<T>, small_avx512<T>};
 }
 template Kernels<float> kernels_avx512<float>();
 template Kernels<double> kernels_avx512<double>();

@@ -64,7 +64,7 @@ using PackFn = void (*)(T* dst, const T* src, index_t ld, int valid, index_t kc)
 template <class T>
 using GemvFn = void (*)(const T* x, index_t ldx, index_t n, const T* v, index_t k, T* y);
 
-// One whole small matrix in one pass (gemm_small.h; run_small in gemm.cpp):
+// One whole small matrix in one pass (small_avx512 in gemm_avx512.cpp; run_small in gemm.cpp):
 //   C = alpha * op(A) @ op(B) + bias + beta * C, C (M, N) with row stride ldc,
 //   op(A)(i, p) = a[i*a_rs + p*a_ps] (one of the two strides is 1; cols_a: a_rs == 1),
 //   op(B)(p, j) = b[(j / NR)*b_js + p*b_ps + j % NR] (in place: b_js = NR, b_ps = ldb; packed: NR*K, NR).

@@ -497,7 +497,7 @@ def test_small_batched_threads(isa):
 
 
 # ------------------------------------------------------------------ the small-problem path
-# csrc/cpu/gemm_small.h, run_small in gemm.cpp: one thread, K within one depth pass, B small; A and B read in
+# small_avx512 in csrc/cpu/gemm_avx512.cpp, run_small in gemm.cpp: one thread, K within one depth pass, B small; A and B read in
 # place (B packed whole when transposed), rows cut into equal strips. Every result is held to the float64
 # reference and, bit for bit, to the packed path (_C.set_gemm_small(False)): both sum each element over p
 # ascending in one FMA chain when K <= KC. Under the generic and AVX2 levels there is no small kernel (the
