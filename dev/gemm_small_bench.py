@@ -107,14 +107,11 @@ def main():
     for name, m, k, n, ta, tb, dt, batch in CASES:
         if args.only and args.only not in name:
             continue
-        sa = (k, m) if ta else (m, k)
-        sb = (n, k) if tb else (k, n)
-        if batch:
-            sa, sb = (batch,) + sa, (batch,) + sb
-        a = rng.standard_normal(sa).astype(dt)
-        b = rng.standard_normal(sb).astype(dt)
-        opa = np.swapaxes(a, -1, -2) if ta else a
-        opb = np.swapaxes(b, -1, -2) if tb else b
+        lead = (batch,) if batch else ()
+        # the stored operands: op(a) = a.T when ta (and b likewise)
+        a = rng.standard_normal(lead + ((k, m) if ta else (m, k))).astype(dt)
+        b = rng.standard_normal(lead + ((n, k) if tb else (k, n))).astype(dt)
+        opa, opb = (np.swapaxes(x, -1, -2) if t else x for x, t in ((a, ta), (b, tb)))
         ref = np.matmul(opa.astype(np.float64), opb.astype(np.float64))
         tol = 1e-3 * np.sqrt(k) if dt == np.float32 else 1e-9 * np.sqrt(k)
         assert np.allclose(_C.matmul(a, b, ta, tb), ref, rtol=1e-3, atol=tol), name
