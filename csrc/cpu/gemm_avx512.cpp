@@ -35,7 +35,8 @@ using Vec = simd::Vec<T, Isa::avx512>;
 // kSmall (the one-pass small path, small_avx512 below; flags): kSmallB: B read
 // with row stride b_ps (in place, or a whole packed matrix) and m == ROWS;
 // kSmallMask: n < NV*W, the last vector's B loads masked (else every load and
-// store is a plain one: a masked load costs an extra ALU uop on the FMA ports);
+// store is a plain one: masked B loads on every tile measured 64^3 4.22 vs
+// 4.04 us, likely an extra ALU uop per masked load on the FMA ports);
 // kSmallColsA: A in place, stored (K, M): op(A)(i, p) = a[i + p*lda].
 enum : int { kSmallB = 1, kSmallMask = 2, kSmallColsA = 4 };
 template <class T, int ROWS, int NV, bool kRowsA = false, bool kPf = false, int kSmall = 0>
