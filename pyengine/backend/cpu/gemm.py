@@ -7,5 +7,11 @@ from ._lib import _C
 
 __all__ = ["matmul", "linear"]
 
-matmul = _C.matmul
 linear = _C.linear
+
+
+def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
+    """_C.matmul (see there), every argument passed on by position: pybind11 matches keyword arguments by name on
+    each call, ~0.5 us (a 64^3 product takes ~4 us; the op's backward passes trans_b= / out=), where Python's
+    own call does it in ~0.05 us."""
+    return _C.matmul(a, b, trans_a, trans_b, alpha, beta, out)
