@@ -277,8 +277,6 @@ static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: o
 static std::atomic<bool> g_depth_split{true};  // set_gemm_depth_split (run_depth_split): on, see there
 static std::atomic<bool> g_short_rows_a{true};  // set_gemm_short_rows_a: see kRowsAShortLdBytes
 
-static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
-static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
 struct Plan {
   index_t mc;       // rows per unit (multiple of MR, <= MC)
@@ -856,9 +854,9 @@ GemmBlocking gemm_blocking(Isa level, char dtype) { return gemm_detail::blocking
 
 void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc) {
   GemmBlocking& b = gemm_detail::blocking_ref(level, dtype);
-  b.mc = std::max<index_t>(gemm_detail::round_up(std::max<index_t>(mc, 1), b.mr), b.mr);
+  b.mc = std::max<index_t>(round_up(std::max<index_t>(mc, 1), b.mr), b.mr);
   b.kc = std::max<index_t>(kc, 1);
-  b.nc = std::max<index_t>(gemm_detail::round_up(std::max<index_t>(nc, 1), b.nr), b.nr);
+  b.nc = std::max<index_t>(round_up(std::max<index_t>(nc, 1), b.nr), b.nr);
 }
 
 int set_gemm_shared_b(int units_per_thread) { return gemm_detail::g_shared_b.exchange(units_per_thread); }

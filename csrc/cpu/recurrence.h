@@ -197,7 +197,6 @@ class StepGemm {
   }
 
  private:
-  static index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
 
   // Row tiles of M: full MR-row tiles, then at most 3 smaller ones. The AVX-512 kernel (MR = 14) computes
   // a tile of m rows as 14, 8 or 4 rows (the narrowest that holds m), so the rest r = M mod 14 is cut
