@@ -181,6 +181,21 @@ RangeFn<T> pick_channels() {
   return &dw_generic::channels<T>;
 }
 
+template <class T>
+using FusedFn = void (*)(const Args<T>&, const Args<T>&, T*, index_t, index_t);
+
+template <class T>
+FusedFn<T> pick_fused() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return &dw_avx512::fused_backward<T>;
+    case Isa::avx2: return &dw_avx2::fused_backward<T>;
+    default: break;
+  }
+#endif
+  return &dw_generic::fused_backward<T>;
+}
+
 inline int lanes_for_isa(int itemsize) {
   switch (isa()) {
     case Isa::avx512: return 64 / itemsize;
@@ -297,6 +312,50 @@ bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& 
   return true;
 }
 
+template <class T>
+bool depthwise_backward(const T* dy, const T* w, const T* x, T* dx, T* dw, T* db, const ConvShape& s) {
+  using namespace dwconv;
+  const index_t KK = s.KH * s.KW;
+  // one channel per unit: enough units (C >= 8, as the weight gradient's unsplit batch) and taps it keeps
+  if (!takes(s) || s.G != s.C || s.O != s.C || s.C < 8 || KK > 25) return false;
+  if (dx)
+    for (index_t t = 0; t < s.C * KK; ++t)
+      if (!std::isfinite(w[t])) return false;  // as depthwise_backward_input
+  const index_t lanes = lanes_for_isa(sizeof(T));
+  Args<T> ad{}, aw{};
+  // dx: as depthwise_backward_input; dw: as depthwise_backward_weight
+  ad.L = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw, s.H, s.W, s.KH,
+                     s.KW, 1, 1, s.dh, s.dw, 4 * lanes);
+  aw.L = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho, s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh, s.dw, lanes);
+  if (ad.L.size() > kMaxBuffer || aw.L.size() > kMaxBuffer) return false;
+  std::vector<T> flipped(dx ? static_cast<size_t>(s.C * KK) : 0);
+  if (dx)
+    for (index_t c = 0; c < s.C; ++c)
+      for (index_t t = 0; t < KK; ++t) flipped[c * KK + t] = w[c * KK + (KK - 1 - t)];
+  ad.src = dy, ad.taps = flipped.data(), ad.out = dx;
+  ad.N = s.N, ad.C = s.C, ad.Ho = s.H, ad.Wo = s.W, ad.KH = s.KH, ad.KW = s.KW;
+  ad.sh = 1, ad.sw = 1, ad.dh = s.dh, ad.dw = s.dw, ad.src_plane = s.Ho * s.Wo;
+  aw.src = x, aw.dy = dy, aw.out = dw;
+  aw.N = s.N, aw.C = s.C, aw.Ho = s.Ho, aw.Wo = s.Wo, aw.KH = s.KH, aw.KW = s.KW;
+  aw.sh = s.sh, aw.sw = s.sw, aw.dh = s.dh, aw.dw = s.dw, aw.src_plane = s.H * s.W;
+  const index_t work = s.N * s.C * (s.H * s.W + s.Ho * s.Wo) * KK;
+  const int nt = std::max(1, static_cast<int>(std::min<index_t>(threads_for(work, kGrain), s.C)));
+  const auto bd = thread_buffers<T>(dx ? nt : 0, ad.L.size());
+  const auto bx = thread_buffers<T>(dw ? nt : 0, aw.L.size());
+  ad.bufs = bd.get(), aw.bufs = bx.get();
+  const auto fn = pick_fused<T>();
+  if (nt <= 1) {
+    fn(ad, aw, db, 0, s.C);
+    return true;
+  }
+  parallel_for(s.C, nt, 1, [&](index_t c) {  // one channel a unit: its sums in one thread, in batch order
+    Args<T> d = ad, e = aw;
+    d.tid = e.tid = vm::thread_id();
+    fn(d, e, db, c, c + 1);
+  });
+  return true;
+}
+
 namespace dwconv {
 
 template <class T>
@@ -403,6 +462,7 @@ index_t direct_workspace_bytes(const ConvShape& s, int itemsize) {
   template bool depthwise_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
   template bool depthwise_backward_input<T>(const T*, const T*, T*, const ConvShape&);   \
   template bool depthwise_backward_weight<T>(const T*, const T*, T*, const ConvShape&); \
+  template bool depthwise_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvShape&); \
   template bool dense_direct_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
   template bool dense_direct_backward_input<T>(const T*, const T*, T*, const ConvShape&);
 PE_DW_INSTANTIATE(float)
