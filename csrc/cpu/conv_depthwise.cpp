@@ -87,36 +87,36 @@ struct Args {
   index_t O = 0, Opad = 0;                       // dense: output channels, rounded up to the o-block
 };
 
-// nt buffers of `each` values, left uninitialised: build() writes every value of the planes it lays out.
+// nt buffers of `each` values, zeroed: every plane a thread builds in its buffer has the same layout, so the
+// padding's zeros are written once here and build() writes the source's values alone (a plane's copy is then
+// its rows' data, without the zero fills that cost as much as the copy on small planes).
 template <class T>
 std::unique_ptr<T[]> thread_buffers(int nt, index_t each) {
-  return std::unique_ptr<T[]>(new T[static_cast<size_t>(nt) * static_cast<size_t>(each)]);
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(nt) * static_cast<size_t>(each)]());
 }
 
+// Writes the source plane's values at their places in B (a buffer from thread_buffers, its other values
+// zero and left alone).
 template <class T>
 inline void build(const T* src, T* buf, const Layout& L) {
   const index_t rs = L.rs();
-  for (index_t r = 0; r < L.rows; ++r) {
-    T* row = buf + r * rs;
+  const index_t r0 = std::max<index_t>(L.pt, 0), r1 = std::min(L.rows, L.pt + (L.Hs - 1) * L.uh + 1);
+  for (index_t r = r0; r < r1; ++r) {
     const index_t sr = r - L.pt;
-    if (sr < 0 || sr % L.uh != 0 || sr / L.uh >= L.Hs) {
-      std::memset(row, 0, static_cast<size_t>(rs) * sizeof(T));
-      continue;
-    }
+    if (sr % L.uh != 0) continue;
+    T* row = buf + r * rs;
     const T* s = src + (sr / L.uh) * L.Ws;
     if (L.sw == 1 && L.uw == 1) {
       const index_t lo = std::min(std::max<index_t>(L.pl, 0), L.pw);
       const index_t hi = std::max(lo, std::min(L.pl + L.Ws, L.pw));
-      std::memset(row, 0, static_cast<size_t>(lo) * sizeof(T));
       if (hi > lo) std::memcpy(row + lo, s + (lo - L.pl), static_cast<size_t>(hi - lo) * sizeof(T));
-      std::memset(row + hi, 0, static_cast<size_t>(L.pw - hi) * sizeof(T));
       continue;
     }
     for (index_t k = 0; k < L.sw; ++k) {
       T* ph = row + k * L.pw;
       for (index_t t = 0; t < L.pw; ++t) {
         const index_t sc = t * L.sw + k - L.pl;
-        ph[t] = (sc >= 0 && sc % L.uw == 0 && sc / L.uw < L.Ws) ? s[sc / L.uw] : T(0);
+        if (sc >= 0 && sc % L.uw == 0 && sc / L.uw < L.Ws) ph[t] = s[sc / L.uw];
       }
     }
   }

@@ -27,8 +27,9 @@ PE_DW_TARGET PE_INLINE void correlate(const T* buf, const T* taps, T bias, T* ou
   for (index_t oh = 0; oh < a.Ho; ++oh) {
     const T* r0 = buf + oh * a.sh * rs;
     T* o = out + oh * a.Wo;
-    index_t ow = 0;
-    for (; ow + 4 * W <= a.Wo; ow += 4 * W) {
+    // four vectors a step (independent FMA chains), the row's last step too: its loads may run past Wo
+    // into the buffer's slack (make_layout leaves 4 W lanes), its stores stop at Wo
+    for (index_t ow = 0; ow < a.Wo; ow += 4 * W) {
       reg c0 = vb, c1 = vb, c2 = vb, c3 = vb;
       if (K3) {
         for (int i = 0; i < 3; ++i) {
@@ -55,24 +56,21 @@ PE_DW_TARGET PE_INLINE void correlate(const T* buf, const T* taps, T bias, T* ou
           }
         }
       }
-      V::store(o + ow, c0);
-      V::store(o + ow + W, c1);
-      V::store(o + ow + 2 * W, c2);
-      V::store(o + ow + 3 * W, c3);
-    }
-    for (; ow < a.Wo; ow += W) {
-      reg c0 = vb;
-      for (index_t i = 0; i < KH; ++i) {
-        const T* ri = r0 + i * a.dh * rs + ow;
-        for (index_t j = 0; j < KW; ++j) {
-          const T* p = ri + coff[j];
-          c0 = V::fmadd(K3 ? wk[i * 3 + j] : V::set1(taps[i * KW + j]), V::load(p), c0);
-        }
-      }
-      if (a.Wo - ow >= W)
+      if (ow + 4 * W <= a.Wo) {
         V::store(o + ow, c0);
-      else
-        V::store_part(o + ow, V::mask_for(static_cast<int>(a.Wo - ow)), c0);
+        V::store(o + ow + W, c1);
+        V::store(o + ow + 2 * W, c2);
+        V::store(o + ow + 3 * W, c3);
+        continue;
+      }
+      const reg cs[4] = {c0, c1, c2, c3};
+      for (int k = 0; k < 4 && ow + k * W < a.Wo; ++k) {
+        const index_t q = ow + k * W;
+        if (a.Wo - q >= W)
+          V::store(o + q, cs[k]);
+        else
+          V::store_part(o + q, V::mask_for(static_cast<int>(a.Wo - q)), cs[k]);
+      }
     }
   }
 }
