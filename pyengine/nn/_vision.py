@@ -74,6 +74,7 @@ class Conv(Function):
     x: (N, C, [H,] W), w: (O, C / groups, [KH,] KW); a 1-D call runs as 2-D with height 1."""
 
     saves = (0, 1)
+    fresh_grads = True  # dx, dw, db: new arrays from the backend (the 1-D case's views are copied as before)
 
     def forward(self, x, w, b, stride, padding, dilation, groups, out_hw):
         self.x, self.w, self.args = x, w, (stride, padding, dilation, groups)
@@ -83,8 +84,10 @@ class Conv(Function):
     def backward(self, g):
         n, B = self.needs_input_grad, self.backend
         dx, dw, db = B.conv2d_backward(_as4(g), _as4(self.x), _as4(self.w), n[:3], *self.args)
-        dx = dx.reshape(self.x.shape) if n[0] else None
-        dw = dw.reshape(self.w.shape) if n[1] else None
+        if n[0] and dx.shape != self.x.shape:
+            dx = dx.reshape(self.x.shape)
+        if n[1] and dw.shape != self.w.shape:
+            dw = dw.reshape(self.w.shape)
         return dx, dw, db, None, None, None, None, None
 
 
