@@ -448,8 +448,9 @@ index_t direct_workspace_bytes(const ConvShape& s, int itemsize) {
   const Layout bwd = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw,
                                  s.H + (s.H & 1), s.W, s.KH, s.KW, 1, 1, s.dh, s.dw, 4 * lanes);
   index_t values = 0;
-  if (s.G == s.C) {  // depthwise (and the weight gradient of one input channel per group): a plane per thread
-    values = nt * std::max(fwd.size(), bwd.size()) + s.O * KK;
+  if (s.G == s.C) {  // depthwise (and the weight gradient of one input channel per group): a plane per thread,
+    // two in the fused backward (dy spread for dx, x for dw)
+    values = nt * (fwd.size() + bwd.size()) + s.O * KK;
     if (s.C < 8) values += std::min<index_t>(s.N, 8) * s.O * KK;  // the batch blocks' partial sums
   } else if (dense_takes(s)) {  // dense of few input channels: an image's planes per thread, weights (c, t, o)
     const index_t ob = 8, Op = (std::max(s.O, s.C) + ob - 1) / ob * ob;
