@@ -113,7 +113,8 @@ template <class T>
 T* conv_opt_out(const py::array& first, const py::object& o, const std::vector<py::ssize_t>& shape, const char* op,
                 const char* name) {
   if (o.is_none()) return nullptr;
-  if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(op) + ": " + name + " must be a NumPy array or None");
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string(op) + ": " + name + " must be a NumPy array or None");
   py::array a = py::reinterpret_borrow<py::array>(o);
   check_shape(a, shape, op, name);
   return conv_out<T>(first, a, op, "dy", name);

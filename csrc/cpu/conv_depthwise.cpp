@@ -154,31 +154,29 @@ namespace pe {
 namespace cpu {
 namespace dwconv {
 
+// The ISA's copy of a per-ISA function template of conv_depthwise_impl.h (the body of the pick_* below).
+#if PE_X86
+#define PE_DW_PICK(fn)                              \
+  switch (isa()) {                                  \
+    case Isa::avx512: return &dw_avx512::fn<T>;     \
+    case Isa::avx2: return &dw_avx2::fn<T>;         \
+    default: return &dw_generic::fn<T>;             \
+  }
+#else
+#define PE_DW_PICK(fn) return &dw_generic::fn<T>;
+#endif
+
 template <class T>
 using RangeFn = void (*)(const Args<T>&, index_t, index_t);
 
 template <class T>
 RangeFn<T> pick_planes() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return &dw_avx512::planes<T>;
-    case Isa::avx2: return &dw_avx2::planes<T>;
-    default: break;
-  }
-#endif
-  return &dw_generic::planes<T>;
+  PE_DW_PICK(planes)
 }
 
 template <class T>
 RangeFn<T> pick_channels() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return &dw_avx512::channels<T>;
-    case Isa::avx2: return &dw_avx2::channels<T>;
-    default: break;
-  }
-#endif
-  return &dw_generic::channels<T>;
+  PE_DW_PICK(channels)
 }
 
 template <class T>
@@ -186,14 +184,7 @@ using FusedFn = void (*)(const Args<T>&, const Args<T>&, T*, index_t, index_t);
 
 template <class T>
 FusedFn<T> pick_fused() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return &dw_avx512::fused_backward<T>;
-    case Isa::avx2: return &dw_avx2::fused_backward<T>;
-    default: break;
-  }
-#endif
-  return &dw_generic::fused_backward<T>;
+  PE_DW_PICK(fused_backward)
 }
 
 inline int lanes_for_isa(int itemsize) {
@@ -360,15 +351,9 @@ namespace dwconv {
 
 template <class T>
 RangeFn<T> pick_dense() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return &dw_avx512::dense_images<T>;
-    case Isa::avx2: return &dw_avx2::dense_images<T>;
-    default: break;
-  }
-#endif
-  return &dw_generic::dense_images<T>;
+  PE_DW_PICK(dense_images)
 }
+#undef PE_DW_PICK
 
 inline int dense_ob() {
   switch (isa()) {
