@@ -164,6 +164,9 @@ void register_lstm(py::module_& m) {
       py::arg("G"), py::arg("w_hh"), py::arg("Cs"), py::arg("dH"), py::arg("dh"), py::arg("dc"), py::arg("dG"),
       py::arg("batch_sizes"),
       "Backward of lstm_sequence_forward, in place (see csrc/cpu/lstm.h); dH None: no gradient from the output.");
+  m.def("set_recurrence_prefetch", [](bool on) { return set_recurrence_prefetch(on); }, py::arg("on"),
+        "Whether the sequence recurrences prefetch the next step's rows (on by default; same bits). Returns the "
+        "previous setting.");
 }
 
 }  // namespace pe

@@ -17,6 +17,9 @@
 // across threads only when a step is large enough to pay for the fork/join.
 #include "cpu/lstm.h"
 
+#include <algorithm>
+#include <atomic>
+
 #include "cpu/recurrence.h"
 #include "cpu/simd.h"
 
@@ -100,7 +103,15 @@ PE_ISA_VARIANTS(backward_rows,
 // too small to split; threads start at a few times that.
 constexpr index_t kGrain = 16384;
 
+std::atomic<bool> g_prefetch{true};
+
 }  // namespace
+
+namespace rec {
+bool recurrence_prefetch() { return g_prefetch.load(std::memory_order_relaxed); }
+}  // namespace rec
+
+bool set_recurrence_prefetch(bool on) { return g_prefetch.exchange(on); }
 
 template <class T>
 void lstm_cell_forward(T* gates, const T* c_prev, T* h, T* c, index_t B, index_t H) {
@@ -154,6 +165,12 @@ void lstm_sequence_forward(T* G, const T* w_hh, T* Hs, T* Cs, const index_t* bat
                             rec::StepGemm<T>& gm) {
                           T* gt = G + st.row(t) * 4 * H;
                           gm.rows(m, Hs + (st.prev(t) + r0) * H, H);  // this thread's part: G[t] += h W^T
+                          if (t + 1 < Tn && u0 == 0 && u1 == H) {     // step t + 1's rows of G (recurrence.h)
+                            rec::Ahead a;
+                            const index_t mn = std::min(st.rows(t + 1) - r0, m);
+                            a.add(G + (st.row(t + 1) + r0) * 4 * H, mn * 4 * H * index_t(sizeof(T)), true);
+                            gm.ahead(a);
+                          }
                           for (index_t g = 0; g < 4; ++g) gm.run(g, gt + r0 * 4 * H + g * H + u0, 4 * H, T(1));
                           cell(gt, Cs + st.prev(t) * H, Hs + st.out(t) * H, Cs + st.out(t) * H, r0, r0 + m, H, u0,
                                u1);
@@ -170,6 +187,13 @@ void lstm_sequence_backward(const T* G, const T* w_hh, const T* Cs, const T* dH,
                            cell(G + st.row(t) * 4 * H, Cs + st.prev(t) * H, Cs + st.out(t) * H, dh, dc, dgt, r0,
                                 r0 + m, H, u0, u1);
                            return static_cast<const T*>(dgt);
+                         },
+                         [&](const rec::Steps& st, index_t t, index_t r0, index_t m, rec::Ahead& a) {
+                           const index_t rb = index_t(sizeof(T)) * H;  // bytes of an (., H) row
+                           a.add(G + (st.row(t) + r0) * 4 * H, m * 4 * rb);
+                           a.add(dG + (st.row(t) + r0) * 4 * H, m * 4 * rb, true);
+                           a.add(Cs + (st.prev(t) + r0) * H, m * rb);
+                           if (dH) a.add(dH + (st.row(t) + r0) * H, m * rb);
                          });
 }
 

@@ -49,4 +49,9 @@ template <class T>
 void lstm_sequence_backward(const T* G, const T* w_hh, const T* Cs, const T* dH, T* dh, T* dc, T* dG,
                             const index_t* batch_sizes, index_t Tn, index_t B, index_t H);
 
+// Whether the whole-sequence recurrences (LSTM, GRU, RNN) prefetch the next step's rows during each step's
+// recurrent GEMM (recurrence.h, Ahead; on by default; the bits are the same either way). Returns the
+// previous setting (an A/B switch for timing).
+bool set_recurrence_prefetch(bool on);
+
 }  // namespace pe

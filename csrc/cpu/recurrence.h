@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <thread>
@@ -109,6 +110,38 @@ Tiles<T> tiles_for_isa() {
   return t;
 }
 
+// What the next step will read (and write), touched a share at a time between this step's micro-kernel
+// calls. A thread's rows of step t's G (and dG, Cs) are one contiguous block, but the blocks of successive
+// steps lie a whole step's rows apart (forward) or go backwards (backward), and the arrays were written long
+// before (G by the input projection, 6.5 MB at B 32, T 100, H 128: out of L2): each step's first touch of
+// a 4 KiB page missed to L3 and the cell waited on it. The lines are spread over the step's micro-kernel
+// calls (a burst of ~600 prefetches would hold up the loads of the GEMM behind it). Loads only: the bits
+// do not change. prefetch_ahead(false) turns it off (an A/B switch; on by default).
+bool recurrence_prefetch();  // lstm.cpp
+
+struct Ahead {
+  static constexpr int kMax = 4;
+  const char* p[kMax] = {};
+  index_t lines[kMax] = {};
+  bool write[kMax] = {};
+  int n = 0;
+  // bytes [a, a + nbytes); write: the step will write them (prefetch for ownership)
+  void add(const void* a, index_t nbytes, bool w = false) {
+    if (n == kMax || nbytes <= 0 || !a) return;
+    const auto addr = reinterpret_cast<std::uintptr_t>(a);
+    const std::uintptr_t first = addr & ~std::uintptr_t(63), end = addr + static_cast<std::uintptr_t>(nbytes);
+    p[n] = reinterpret_cast<const char*>(first);
+    lines[n] = static_cast<index_t>((end - first + 63) / 64);
+    write[n] = w;
+    ++n;
+  }
+  index_t total() const {
+    index_t s = 0;
+    for (int i = 0; i < n; ++i) s += lines[i];
+    return s;
+  }
+};
+
 // One thread's share of a recurrent product, run every step:  C_s (+)= A op(W_s)  for the column
 // segments s it owns (the LSTM forward: one per gate, W_s = rows g H + [u0, u1) of W_hh; backward: one,
 // columns [u0, u1) of W_hh). The weights do not change over the sequence, so each op(W_s) (K x w) is
@@ -158,6 +191,21 @@ class StepGemm {
   }
   index_t segs() const { return nseg_; }
 
+  // The lines to touch during the runs of this step (until the next call): `calls` micro-kernel calls
+  // share them (0: every segment's calls, once each).
+  void ahead(const Ahead& a, index_t calls = 0) {
+    ah_ = a, ah_i_ = 0, ah_j_ = 0;
+    if (!tl_.ks || !recurrence_prefetch() || ah_.n == 0) {
+      ah_.n = 0;
+      return;
+    }
+    if (calls <= 0) {
+      for (index_t s = 0; s < nseg_; ++s) calls += (seg_[s].width + tl_.NR - 1) / tl_.NR;
+      calls *= ntiles();
+    }
+    per_call_ = (ah_.total() + std::max<index_t>(calls, 1) - 1) / std::max<index_t>(calls, 1);
+  }
+
   // The step's A: M x K, row stride lda (plans the row tiles, packs those the kernel cannot read in place).
   void rows(index_t M, const T* a, index_t lda) {
     a_ = a, lda_ = lda;
@@ -192,12 +240,25 @@ class StepGemm {
           tl_.ks->micro_rows(K_, a_ + i0 * lda_, lda_, bp + jr * K_, crow + jr, ldc, n, T(1), beta, nullptr);
         else
           tl_.ks->micro(K_, abuf_ + j * tl_.MR * K_, bp + jr * K_, crow + jr, ldc, m, n, T(1), beta, nullptr);
+        if (ah_.n) touch_ahead();
       }
     }
   }
 
  private:
   static index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
+
+  // The next per_call_ lines of the Ahead list (mutable: run() is const).
+  void touch_ahead() const {
+    for (index_t k = 0; k < per_call_ && ah_i_ < ah_.n; ++k) {
+      const char* q = ah_.p[ah_i_] + ah_j_ * 64;
+      if (ah_.write[ah_i_])
+        __builtin_prefetch(q, 1, 3);
+      else
+        __builtin_prefetch(q, 0, 3);
+      if (++ah_j_ == ah_.lines[ah_i_]) ++ah_i_, ah_j_ = 0;
+    }
+  }
 
   // Row tiles of M: full MR-row tiles, then at most 3 smaller ones. The AVX-512 kernel (MR = 14) computes
   // a tile of m rows as 14, 8 or 4 rows (the narrowest that holds m), so the rest r = M mod 14 is cut
@@ -242,6 +303,10 @@ class StepGemm {
   int tail_[3] = {0, 0, 0};
   int ntail_ = 0;
   const T* a_ = nullptr;
+  Ahead ah_;
+  index_t per_call_ = 0;
+  mutable int ah_i_ = 0;
+  mutable index_t ah_j_ = 0;
 };
 
 // dst[b, j] += src[b, j] for rows b < M, units [u0, u1); both (M, H)
@@ -399,7 +464,8 @@ class ThreadBuffers {
 // GEMM and of the cell: rows [r0, r0 + m) of step t's, units [u0, u1)), then (units split) the threads
 // meet at the barrier. gm: the thread's StepGemm with one segment per gate g < gates, W_g = w_hh rows
 // g H + [u0, u1), depth H (gm.rows(m, h_prev + r0 H, H) then gm.run(g, C + r0 ldc + g H + u0, ldc, beta)
-// computes those rows of C[:, g H + u0 : g H + u1]).
+// computes those rows of C[:, g H + u0 : g H + u1]; gm.ahead between the two prefetches what the next step
+// will read).
 template <class T, class Step>
 void forward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
                    Step&& step) {
@@ -433,9 +499,15 @@ void forward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t ga
 //   dh = da W_hh[:, u0:u1] + beta dh     this thread's part of dL/dh_{t-1}; only it reads it next step
 //   dH: (N, H), or null (no gradient from the output: the classifier that reads only h_n)
 //   dh: (B, H) in: dL/dh_n; out: dL/dh_0   w_hh: (gates H, H)
-template <class T, class Cell>
+// next(st, t - 1, r0, m', a): adds to `a` what step t - 1 (m' rows from r0) will touch, prefetched during
+// step t's GEMM when the thread owns every unit (NoAhead: nothing).
+struct NoAhead {
+  void operator()(const Steps&, index_t, index_t, index_t, Ahead&) const {}
+};
+
+template <class T, class Cell, class Next = NoAhead>
 void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
-                    const T* dH, T* dh, T beta, Cell&& cell) {
+                    const T* dH, T* dh, T beta, Cell&& cell, Next&& next = Next()) {
   const Steps st(batch_sizes, Tn, B);
   const Split sp(batch_sizes, Tn, B, gates, H);
   const Tiles<T> tl = tiles_for_isa<T>();
@@ -455,6 +527,12 @@ void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t g
       const T* da = cell(st, t, r0, m, u0, u1);
       team.barrier();
       gm.rows(m, da + r0 * K, K);
+      const index_t mn = t > 0 ? std::min(st.rows(t - 1), team.r1) - r0 : 0;
+      if (mn > 0 && u0 == 0 && u1 == H) {
+        Ahead a;
+        next(st, t - 1, r0, mn, a);
+        gm.ahead(a);
+      }
       gm.run(0, dh + r0 * H + u0, H, beta);
     }
   });
