@@ -505,13 +505,14 @@ struct NoAhead {
   void operator()(const Steps&, index_t, index_t, index_t, Ahead&) const {}
 };
 
+// lda: the row stride of the cell's da (0: gates H, the packed layout).
 template <class T, class Cell, class Next = NoAhead>
 void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
-                    const T* dH, T* dh, T beta, Cell&& cell, Next&& next = Next()) {
+                    const T* dH, T* dh, T beta, Cell&& cell, Next&& next = Next(), index_t lda = 0) {
   const Steps st(batch_sizes, Tn, B);
   const Split sp(batch_sizes, Tn, B, gates, H);
   const Tiles<T> tl = tiles_for_isa<T>();
-  const index_t K = gates * H;
+  const index_t K = gates * H, ld = lda > 0 ? lda : K;
   const size_t nb = StepGemm<T>::b_elems(tl, 1, sp.units_max(H), K), na = StepGemm<T>::a_elems(tl, sp.rows_max(B), K);
   ThreadBuffers<T> buf(sp.nt, nb + na);
   over_team(sp, B, H, [&](const Team& team, int k) {
@@ -526,7 +527,7 @@ void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t g
       if (dH) add_units<T>(dh + r0 * H, dH + (st.row(t) + r0) * H, m, H, u0, u1);
       const T* da = cell(st, t, r0, m, u0, u1);
       team.barrier();
-      gm.rows(m, da + r0 * K, K);
+      gm.rows(m, da + r0 * ld, ld);
       const index_t mn = t > 0 ? std::min(st.rows(t - 1), team.r1) - r0 : 0;
       if (mn > 0 && u0 == 0 && u1 == H) {
         Ahead a;
