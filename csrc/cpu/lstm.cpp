@@ -209,10 +209,9 @@ void lstm_sequence_backward(const T* G, const T* w_hh, const T* Cs, const T* dH,
       },
       [&](const rec::Steps& st, index_t t, index_t r0, index_t m, rec::Ahead& a) {
         const index_t rb = index_t(sizeof(T)) * H;  // bytes of an (., H) row
-        if (!batch_major) {  // (batch-major rows of G and dG follow each other: the hardware streams them)
-          a.add(G + (st.row(t) + r0) * 4 * H, m * 4 * rb);
-          a.add(dG + (st.row(t) + r0) * 4 * H, m * 4 * rb, true);
-        }
+        const index_t g0 = gr.grow(st, t) + r0 * gr.gstep();  // the thread's first row of step t's G, dG
+        a.add_rows(G + g0 * 4 * H, 4 * rb, m, ldg * index_t(sizeof(T)));
+        a.add_rows(dG + g0 * 4 * H, 4 * rb, m, ldg * index_t(sizeof(T)), true);
         a.add(Cs + (st.prev(t) + r0) * H, m * rb);
         if (dH) a.add(dH + (st.row(t) + r0) * H, m * rb);
       },

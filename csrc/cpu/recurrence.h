@@ -122,23 +122,27 @@ bool recurrence_prefetch();  // lstm.cpp
 
 struct Ahead {
   static constexpr int kMax = 4;
-  const char* p[kMax] = {};
-  index_t lines[kMax] = {};
+  const char* p[kMax] = {};      // first line of the first row
+  index_t lines[kMax] = {};      // lines a row
+  index_t nrows[kMax] = {};
+  index_t stride[kMax] = {};     // bytes from a row to the next
   bool write[kMax] = {};
   int n = 0;
   // bytes [a, a + nbytes); write: the step will write them (prefetch for ownership)
-  void add(const void* a, index_t nbytes, bool w = false) {
-    if (n == kMax || nbytes <= 0 || !a) return;
+  void add(const void* a, index_t nbytes, bool w = false) { add_rows(a, nbytes, 1, 0, w); }
+  // rows rows of row_bytes each, the first at a, one every stride_bytes
+  void add_rows(const void* a, index_t row_bytes, index_t rows, index_t stride_bytes, bool w = false) {
+    if (n == kMax || row_bytes <= 0 || rows <= 0 || !a) return;
     const auto addr = reinterpret_cast<std::uintptr_t>(a);
-    const std::uintptr_t first = addr & ~std::uintptr_t(63), end = addr + static_cast<std::uintptr_t>(nbytes);
+    const std::uintptr_t first = addr & ~std::uintptr_t(63), end = addr + static_cast<std::uintptr_t>(row_bytes);
     p[n] = reinterpret_cast<const char*>(first);
     lines[n] = static_cast<index_t>((end - first + 63) / 64);
-    write[n] = w;
+    nrows[n] = rows, stride[n] = stride_bytes, write[n] = w;
     ++n;
   }
   index_t total() const {
     index_t s = 0;
-    for (int i = 0; i < n; ++i) s += lines[i];
+    for (int i = 0; i < n; ++i) s += lines[i] * nrows[i];
     return s;
   }
 };
@@ -195,7 +199,7 @@ class StepGemm {
   // The lines to touch during the runs of this step (until the next call): `calls` micro-kernel calls
   // share them (0: every segment's calls, once each).
   void ahead(const Ahead& a, index_t calls = 0) {
-    ah_ = a, ah_i_ = 0, ah_j_ = 0;
+    ah_ = a, ah_i_ = 0, ah_r_ = 0, ah_j_ = 0;
     if (!tl_.ks || !recurrence_prefetch() || ah_.n == 0) {
       ah_.n = 0;
       return;
@@ -252,12 +256,15 @@ class StepGemm {
   // The next per_call_ lines of the Ahead list (mutable: run() is const).
   void touch_ahead() const {
     for (index_t k = 0; k < per_call_ && ah_i_ < ah_.n; ++k) {
-      const char* q = ah_.p[ah_i_] + ah_j_ * 64;
+      const char* q = ah_.p[ah_i_] + ah_r_ * ah_.stride[ah_i_] + ah_j_ * 64;
       if (ah_.write[ah_i_])
         __builtin_prefetch(q, 1, 3);
       else
         __builtin_prefetch(q, 0, 3);
-      if (++ah_j_ == ah_.lines[ah_i_]) ++ah_i_, ah_j_ = 0;
+      if (++ah_j_ == ah_.lines[ah_i_]) {
+        ah_j_ = 0;
+        if (++ah_r_ == ah_.nrows[ah_i_]) ++ah_i_, ah_r_ = 0;
+      }
     }
   }
 
@@ -287,9 +294,11 @@ class StepGemm {
   }
   int ntiles() const { return static_cast<int>(nfull_) + ntail_; }
   int tile(int j) const { return j < nfull_ ? tl_.MR : tail_[j - nfull_]; }
-  // A full tile read in place from rows no longer than 2 KiB (gemm.cpp's rule: longer rows stream badly)
+  // A full tile read in place from rows no longer than 2 KiB (gemm.cpp's rule: longer rows stream badly).
+  // The length is the depth K, whatever the stride: a batch-major da (rows T gates H apart) was just
+  // written by the cell, it is in cache either way (the packed and in-place tiles give the same bits).
   bool in_place(int m) const {
-    return tl_.ks->micro_rows && m == tl_.MR && lda_ * static_cast<index_t>(sizeof(T)) <= 2048;
+    return tl_.ks->micro_rows && m == tl_.MR && K_ * static_cast<index_t>(sizeof(T)) <= 2048;
   }
 
   Tiles<T> tl_;
@@ -307,7 +316,7 @@ class StepGemm {
   Ahead ah_;
   index_t per_call_ = 0;
   mutable int ah_i_ = 0;
-  mutable index_t ah_j_ = 0;
+  mutable index_t ah_r_ = 0, ah_j_ = 0;
 };
 
 // dst[b, j] += src[b, j] for rows b < M, units [u0, u1); both (M, H)
