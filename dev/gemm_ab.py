@@ -13,7 +13,6 @@ the paired speed ratio on / off (wall and CPU time) and how many rounds "on" was
 import os
 import statistics
 import sys
-import time
 
 os.environ["PYENGINE_ADAPT_THREADS"] = "0"
 
@@ -24,7 +23,7 @@ from pyengine import _C  # noqa: E402
 from pyengine.backend import get_backend  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gemm_2t_bench import SHAPES  # noqa: E402
+from gemm_2t_bench import SHAPES, operands, timed  # noqa: E402
 
 
 def main():
@@ -37,28 +36,21 @@ def main():
     rng = np.random.default_rng(0)
     default = hook(von)
     for name in names:
-        m, k, n, ta = SHAPES[name]
-        a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
-        b = rng.standard_normal((k, n)).astype(np.float32)
-        opa = a.T if ta else a
-        flops = 2.0 * m * n * k
+        a, b, opa, ta, flops = operands(name, rng)
         inner = max(1, int(2e9 / flops))
         cfg = {"on": lambda: (hook(von), K.matmul(a, b, trans_a=ta)), "off": lambda: (hook(voff), K.matmul(a, b, trans_a=ta)),
                "numpy": lambda: np.matmul(opa, b)}
         wall = {c: [] for c in cfg}
         cpu = {c: [] for c in cfg}
-        ref = None
         with Threads(th):
             for c, f in cfg.items():
                 f()
             for _ in range(rounds):
                 for c, f in cfg.items():
                     f()
-                    c0, t0 = time.process_time(), time.perf_counter()
-                    for _ in range(inner):
-                        f()
-                    wall[c].append((time.perf_counter() - t0) / inner)
-                    cpu[c].append((time.process_time() - c0) / inner)
+                    w, c_ = timed(f, inner)
+                    wall[c].append(w)
+                    cpu[c].append(c_)
             hook(von)
             x = K.matmul(a, b, trans_a=ta)
             hook(voff)
@@ -72,7 +64,6 @@ def main():
         wins = sum(x < y for x, y in zip(wall["on"], wall["off"]))
         print(" | ".join(cells) + f" | on/off paired median: wall {pw:.3f} cpu {pc:.3f}, on faster in {wins}/{rounds}"
               f" | bits same: {same}", flush=True)
-        del ref
     hook(default)
 
 

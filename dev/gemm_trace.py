@@ -26,7 +26,7 @@ from pyengine import _C  # noqa: E402
 from pyengine.backend import get_backend  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gemm_2t_bench import SHAPES  # noqa: E402
+from gemm_2t_bench import SHAPES, operands  # noqa: E402
 
 COLS = ["start", "end", "cpu", "packA", "packB", "kernel", "waitB", "barrier", "sum"]
 
@@ -38,10 +38,7 @@ def main():
     K = get_backend("cpu")
     rng = np.random.default_rng(0)
     for name in names:
-        m, k, n, ta = SHAPES[name]
-        a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
-        b = rng.standard_normal((k, n)).astype(np.float32)
-        flops = 2.0 * m * n * k
+        a, b, _, ta, flops = operands(name, rng)
         for th in ths:
             _C.set_num_threads(th)
             K.matmul(a, b, trans_a=ta)

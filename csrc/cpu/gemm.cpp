@@ -66,7 +66,9 @@
 //    x a column range (unit_grid), about 4 per thread; each B block is packed
 //    by the first unit that needs it. (Before: one unit per thread, each
 //    packing all of B, so that a late thread delayed the whole GEMM; see
-//    dev/gemm_notes.md, "Two threads".)
+//    dev/gemm_notes.md, "Two threads".) Not for A stored transposed with all
+//    of M in one row block (the weight gradients): the first plan is faster
+//    there (see run()).
 // Small problems run on one thread (pe::threads_for). Each C element is summed
 // in the same order whatever the thread count and plan, so results do not
 // depend on them.
@@ -86,6 +88,7 @@
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
 #include "cpu/gemm_trace.h"
+#include "cpu/simd.h"
 
 namespace pe {
 namespace gemm_detail {
@@ -277,15 +280,6 @@ constexpr int kUnitsPerThread = 4;
 static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
 static std::atomic<bool> g_depth_split{true};  // set_gemm_depth_split (run_depth_split): on, see there
 static std::atomic<bool> g_short_rows_a{true};  // set_gemm_short_rows_a: see kRowsAShortLdBytes
-
-// The calling thread's number in its OpenMP team (0 outside one).
-static int vm_thread_id() {
-#if defined(PYENGINE_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -579,7 +573,7 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
 #pragma omp parallel num_threads(nt)
 #endif
   {
-    gemm_trace::Thread* tt = gemm_trace::enter(trace.get(), vm_thread_id());
+    gemm_trace::Thread* tt = gemm_trace::enter(trace.get(), vm::thread_id());
     for (index_t bi = 0; bi < g.batch; ++bi) {
       const T* a = g.a + batch_offset(g, bi, g.stride_a, g.istride_a);
       const T* b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
@@ -720,7 +714,7 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
   {
-    gemm_trace::Thread* tt = gemm_trace::enter(trace.get(), vm_thread_id());
+    gemm_trace::Thread* tt = gemm_trace::enter(trace.get(), vm::thread_id());
 #if defined(PYENGINE_OPENMP)
 #pragma omp for schedule(dynamic, 1) nowait
 #endif
@@ -825,8 +819,14 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
     run_depth_split<T, MR, NR>(g, ks, KC, NC);
     return;
   }
+  // Not when A is stored transposed and all of M fits one row block (pl.mb == 1: the plans above then pack
+  // each B column once anyway, in L2-sized blocks the packing thread reads at once, and A once per thread):
+  // the weight gradients dW = X^T dY with M 384..768, K 2048 ran 1.15-1.3x faster on 2 threads that way
+  // (paired A/B, dev/gemm_notes.md, "Two threads, third pass"); with A not transposed (512^3, 768^3) the
+  // shared B stays ahead.
   const int units_per_thread = g_shared_b.load();
-  if (pl.threads > 1 && K > 0 && g.batch < 2 * pl.threads && M >= 8 * MR && units_per_thread > 0) {
+  const bool one_block_ta = g.trans_a && pl.mb == 1 && g.batch == 1;
+  if (pl.threads > 1 && K > 0 && g.batch < 2 * pl.threads && M >= 8 * MR && units_per_thread > 0 && !one_block_ta) {
     run_shared_b<T, MR, NR>(g, ks, KC, MC, NC, rows_a, pl.threads, units_per_thread);
     return;
   }
@@ -837,7 +837,7 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
   std::unique_ptr<gemm_trace::Call> trace(gemm_trace::path() ? new gemm_trace::Call("units", M, N, K, pl.threads)
                                                               : nullptr);
   auto do_unit = [&](index_t u) {
-    gemm_trace::Thread* tt = trace ? trace->resume(vm_thread_id()) : nullptr;
+    gemm_trace::Thread* tt = trace ? trace->resume(vm::thread_id()) : nullptr;
     if (tt) ++tt->units;
     T* ap = static_cast<T*>(tl_pack_a.get(a_elems * sizeof(T)));
     T* bp = static_cast<T*>(tl_pack_b.get(b_elems * sizeof(T)));

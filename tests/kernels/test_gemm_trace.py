@@ -12,7 +12,9 @@ from pyengine.backend import get_backend
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # (M, K, N, trans_a, plan on 2 threads); the plans' rules are in csrc/cpu/gemm.cpp (run)
-CASES = [(300, 257, 190, False, "shared_b"), (96, 2053, 80, True, "depth_split"), (7, 300, 2000, False, "units")]
+# (210 x 700 x 300, A transposed, one row block: the per-unit plans on 2 threads, not the shared B)
+CASES = [(300, 257, 190, False, "shared_b"), (96, 2053, 80, True, "depth_split"), (7, 300, 2000, False, "units"),
+         (210, 700, 300, True, "units")]
 
 CHILD = """
 import sys, numpy as np
