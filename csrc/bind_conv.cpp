@@ -108,6 +108,32 @@ void conv_wgrad_t(const py::array& dy, const py::array& x, py::array& dw, const 
   cpu::conv2d_backward_weight<T>(pdy, px, pdw, s);
 }
 
+// An optional output: null for None, else checked as conv_out (shape given).
+template <class T>
+T* conv_opt_out(const py::array& first, const py::object& o, const std::vector<py::ssize_t>& shape, const char* op,
+                const char* name) {
+  if (o.is_none()) return nullptr;
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string(op) + ": " + name + " must be a NumPy array or None");
+  py::array a = py::reinterpret_borrow<py::array>(o);
+  check_shape(a, shape, op, name);
+  return conv_out<T>(first, a, op, "dy", name);
+}
+
+template <class T>
+bool conv_bwd_fused_t(const py::array& dy, const py::array& w, const py::array& x, const py::object& dx,
+                      const py::object& dw, const py::object& db, const cpu::ConvShape& s) {
+  const char* op = "conv2d_backward_fused";
+  const T* pdy = in_ptr<T>(dy, op, "dy");
+  const T* pw = conv_in<T>(dy, w, op, "dy", "weight");
+  const T* px = conv_in<T>(dy, x, op, "dy", "x");
+  T* pdx = conv_opt_out<T>(dy, dx, {s.N, s.C, s.H, s.W}, op, "dx");
+  T* pdw = conv_opt_out<T>(dy, dw, {s.O, s.C / s.G, s.KH, s.KW}, op, "dw");
+  T* pdb = conv_opt_out<T>(dy, db, {s.O}, op, "db");
+  py::gil_scoped_release nogil;
+  return cpu::conv2d_backward_fused<T>(pdy, pw, px, pdx, pdw, pdb, s);
+}
+
 cpu::PoolShape pool_shape(const char* op, const py::array& x, const py::array& y, Pair kernel, Pair stride,
                           Pair padding, Pair dilation) {
   check_ndim(x, 4, op, "x");
@@ -229,6 +255,20 @@ void register_conv(py::module_& m) {
       else conv_wgrad_t<double>(dy, x, dw, s);
     }, py::arg("dy"), py::arg("x"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
     py::arg("dw"), "The weight gradient of conv2d_forward: fills dw (O, C / groups, KH, KW).");
+
+  m.def("conv2d_backward_fused", [](const py::array& dy, const py::array& x, const py::array& w, Pair stride,
+                                    Pair padding, Pair dilation, std::int64_t groups, const py::object& dx,
+                                    const py::object& dw, const py::object& db) {
+      const char* op = "conv2d_backward_fused";
+      const char kind = float_kind(dy, op, "dy");
+      const cpu::ConvShape s = conv_shape(op, x, w, dy, stride, padding, dilation, groups);
+      return kind == 'f' ? conv_bwd_fused_t<float>(dy, w, x, dx, dw, db, s)
+                         : conv_bwd_fused_t<double>(dy, w, x, dx, dw, db, s);
+    }, py::arg("dy"), py::arg("x"), py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+    py::arg("groups"), py::arg("dx"), py::arg("dw"), py::arg("db"),
+    "The gradients of conv2d_forward in one sweep over dy where a fused kernel takes the shape (depthwise): fills "
+    "those of dx (N, C, H, W), dw (O, C / groups, KH, KW), db (O,) that are arrays and returns True; returns "
+    "False, filling nothing, elsewhere.");
 
   m.def("conv2d_workspace_bytes", [](std::vector<std::int64_t> v, int itemsize) {
       if (v.size() != 16) throw py::value_error("conv2d_workspace_bytes: expected 16 sizes");

@@ -111,9 +111,10 @@ void register_lstm(py::module_& m) {
       "See pyengine/backend/reference/lstm.py.");
   m.def(
       "lstm_sequence_forward",
-      [](py::array G, py::array w_hh, py::array Hs, py::array Cs, py::array batch_sizes) {
+      [](py::array G, py::array w_hh, py::array Hs, py::array Cs, py::array batch_sizes, bool batch_major) {
         const char* op = "lstm_sequence_forward";
         const SequenceSizes s = sequence_sizes(op, 4, w_hh, G, Hs, true, batch_sizes);
+        if (batch_major) check_dense(op, s);
         const index_t H = s.H, N = s.N, B = s.B;
         const char kind = check_arrays(op, {{"G", &G, {N, 4 * H}, true},
                                             {"w_hh", &w_hh, {4 * H, H}, false},
@@ -126,19 +127,22 @@ void register_lstm(py::module_& m) {
           T* ph = static_cast<T*>(Hs.mutable_data());
           T* pc = static_cast<T*>(Cs.mutable_data());
           py::gil_scoped_release nogil;
-          lstm_sequence_forward<T>(pg, pw, ph, pc, s.batch_sizes.data(), s.T, B, H);
+          lstm_sequence_forward<T>(pg, pw, ph, pc, s.batch_sizes.data(), s.T, B, H, batch_major);
         };
         if (kind == 'f') run(float{});
         else run(double{});
       },
       py::arg("G"), py::arg("w_hh"), py::arg("Hs"), py::arg("Cs"), py::arg("batch_sizes"),
-      "One LSTM layer's recurrence over all packed steps, in place (see csrc/cpu/lstm.h).");
+      py::arg("batch_major") = false,
+      "One LSTM layer's recurrence over all packed steps, in place (see csrc/cpu/lstm.h); batch_major: G's rows "
+      "in (b, t) order, a dense batch only.");
   m.def(
       "lstm_sequence_backward",
       [](py::array G, py::array w_hh, py::array Cs, std::optional<py::array> dH, py::array dh, py::array dc,
-         py::array dG, py::array batch_sizes) {
+         py::array dG, py::array batch_sizes, bool batch_major) {
         const char* op = "lstm_sequence_backward";
         const SequenceSizes s = sequence_sizes(op, 4, w_hh, G, dh, false, batch_sizes);
+        if (batch_major) check_dense(op, s);
         const index_t H = s.H, N = s.N, B = s.B;
         const char kind = check_arrays(op, {{"G", &G, {N, 4 * H}, false},
                                             {"w_hh", &w_hh, {4 * H, H}, false},
@@ -156,14 +160,17 @@ void register_lstm(py::module_& m) {
           T* pdc = static_cast<T*>(dc.mutable_data());
           T* pdg = static_cast<T*>(dG.mutable_data());
           py::gil_scoped_release nogil;
-          lstm_sequence_backward<T>(pg, pw, pc, pdH, pdh, pdc, pdg, s.batch_sizes.data(), s.T, B, H);
+          lstm_sequence_backward<T>(pg, pw, pc, pdH, pdh, pdc, pdg, s.batch_sizes.data(), s.T, B, H, batch_major);
         };
         if (kind == 'f') run(float{});
         else run(double{});
       },
       py::arg("G"), py::arg("w_hh"), py::arg("Cs"), py::arg("dH"), py::arg("dh"), py::arg("dc"), py::arg("dG"),
-      py::arg("batch_sizes"),
+      py::arg("batch_sizes"), py::arg("batch_major") = false,
       "Backward of lstm_sequence_forward, in place (see csrc/cpu/lstm.h); dH None: no gradient from the output.");
+  m.def("set_recurrence_prefetch", [](bool on) { return set_recurrence_prefetch(on); }, py::arg("on"),
+        "Whether the sequence recurrences prefetch the next step's rows (on by default; same bits). Returns the "
+        "previous setting.");
 }
 
 }  // namespace pe

@@ -15,6 +15,15 @@ struct SequenceSizes {
   std::vector<std::int64_t> batch_sizes;  // a private copy (see copy_indices): the kernels read only this
 };
 
+// A batch-major gate layout (row b T + t) needs every row to run every step.
+inline void check_dense(const char* op, const SequenceSizes& s) {
+  for (index_t t = 0; t < s.T; ++t)
+    if (s.batch_sizes[t] != s.B)
+      throw py::value_error(std::string(op) + ": batch_major needs a dense batch (every batch size " +
+                            std::to_string(s.B) + "), got batch_sizes[" + std::to_string(t) + "] = " +
+                            std::to_string(s.batch_sizes[t]));
+}
+
 // H from w_hh (gates H, H); N from the rows of `rows` (N, .); B from the rows of `batch`: (B + N, .) when
 // it is a state array (states_with_n), else (B, .); T and a checked copy of batch_sizes (1-D int64 with
 // B >= bs[0] >= bs[1] >= ... >= 0 summing to N). Shapes beyond these are left to check_arrays.

@@ -14,6 +14,10 @@ namespace pe {
 
 using index_t = std::int64_t;
 
+// Tiling arithmetic (a >= 0, b > 0): ceil(a / b), and a rounded up to a multiple of b.
+constexpr index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+constexpr index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
+
 // ---------------------------------------------------------------- threads
 // One process-wide thread count, used as `num_threads(...)` on every OpenMP
 // region (not omp_set_num_threads, which only sets the calling thread's value).

@@ -451,3 +451,54 @@ def test_packed_sequence_helpers_and_errors():
         prnn.pad_packed_sequence(prnn.pack_padded_sequence(x, [4, 2, 1]), total_length=3)
     with pytest.raises(RuntimeError, match="pad_sequence: every sequence must be"):
         prnn.pad_sequence([pe.zeros(2, 3), pe.zeros(2, 4)])
+
+
+@pytest.mark.parametrize("B,T,out_grad", [(1, 1, True), (5, 7, False), (3, 11, True), (17, 2, False)])
+def test_lstm_batch_first_embedding_classifier_vs_torch(B, T, out_grad, rng):
+    """The bench's text classifier, float32: Embedding -> LSTM(batch_first) -> the last state (and, with out_grad,
+    the output too). A batch_first LSTM projects its input in the input's own (b, t) row order (no transposed
+    copy of x nor of dx): the embedding's, the LSTM's and the head's gradients as PyTorch's; the same values
+    as the transposed-copy path (LSTMLayer.gates_batch_major off)."""
+    torch = pytest.importorskip("torch")
+    V, I, H = 13, 6, 5
+    ids = rng.integers(0, V, (B, T))
+    w = rng.standard_normal((B, T, H)).astype(np.float32)
+
+    def run(lib, emb_w, sd):
+        emb, lstm = lib.nn.Embedding(V, I), lib.nn.LSTM(I, H, batch_first=True)
+        with lib.no_grad():
+            emb.weight.copy_(lib.tensor(emb_w))
+        lstm.load_state_dict(sd)
+        out, (h, c) = lstm(emb(lib.tensor(ids)))
+        loss = (h[-1] * h[-1]).sum() + c[-1].sum()
+        if out_grad:
+            loss = loss + (out * lib.tensor(w)).sum()
+        loss.backward()
+        return [out, h, c, emb.weight.grad] + [p.grad for p in lstm.parameters()]
+
+    torch.manual_seed(0)
+    sd = torch.nn.LSTM(I, H, batch_first=True).state_dict()
+    emb_w = rng.standard_normal((V, I)).astype(np.float32)
+    want = run(torch, emb_w, sd)
+    got = run(pe, emb_w, sd)
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert_close(to_numpy(a.detach()), b.detach().numpy(), rtol=2e-5, atol=2e-6, msg=f"[{i}] ")
+    from pyengine.nn.modules.rnn import LSTMLayer
+    seen = []
+    fwd = LSTMLayer.forward
+
+    def spy(self, *a, **k):
+        r = fwd(self, *a, **k)
+        seen.append(self.gates_bm)
+        return r
+    LSTMLayer.forward = spy
+    try:
+        run(pe, emb_w, sd)
+        LSTMLayer.gates_batch_major = False
+        copied = run(pe, emb_w, sd)
+    finally:
+        LSTMLayer.gates_batch_major = True
+        LSTMLayer.forward = fwd
+    assert seen == [B > 1 and T > 1, False]  # (1, B, I) or (T, 1, I) is C-ordered either way: no copy
+    for i, (a, b) in enumerate(zip(got, copied)):
+        assert_close(to_numpy(a.detach()), to_numpy(b.detach()), rtol=1e-6, atol=1e-7, msg=f"copy path [{i}] ")

@@ -47,6 +47,9 @@ CONV2D = [  # (N, C, H, W), (O, KH, KW), stride, padding, dilation, groups
     ((2, 5, 9, 70), (5, 3, 3), 1, 1, 1, 5),          # depthwise 3x3, rows of several vectors
     ((3, 7, 13, 19), (7, 3, 3), 2, 1, 1, 7),         # depthwise stride 2, odd sizes
     ((2, 4, 12, 10), (4, 5, 3), (2, 1), (2, 1), (1, 2), 4),  # depthwise 5x3, strided and dilated
+    ((2, 11, 9, 13), (11, 3, 3), 1, 1, 1, 11),      # depthwise, C >= 8: the fused backward, prime C
+    ((1, 8, 7, 5), (8, 3, 3), 2, 1, 1, 8),           # the fused backward, N = 1, stride 2
+    ((2, 9, 8, 11), (9, 5, 3), (1, 2), 2, (2, 1), 9),  # the fused backward, 5x3 dilated (per-plane dw sums)
     ((4, 1, 11, 13), (6, 3, 3), 1, 1, 1, 1),         # one input channel: the direct weight gradient
     ((2, 3, 9, 10), (6, 3, 3), 2, 1, 1, 3),          # two outputs per input channel
     ((3, 16, 14, 14), (32, 3, 3), 1, 1, 1, 1),       # few input channels: the direct dense tiles
@@ -64,6 +67,21 @@ def test_conv2d(case, dtype):
     (N, C, H, W), (O, KH, KW), s, p, d, g = case
     x, w, b = _arr((N, C, H, W), dtype, 1, noncontig=True), _arr((O, C // g, KH, KW), dtype, 2), _arr((O,), dtype, 3)
     _compare(lambda x, w, b: F.conv2d(x, w, b, s, p, d, g), lambda x, w, b: TF.conv2d(x, w, b, s, p, d, g), [x, w, b])
+
+
+def test_depthwise_conv2d_grads_accumulate():
+    """The fused depthwise backward's new arrays are adopted as .grad, then added into by a second backward
+    (and a bias-free call fills dx and dw alone)."""
+    x, w, b = _arr((2, 8, 6, 7), np.float32, 1), _arr((8, 1, 3, 3), np.float32, 2), _arr((8,), np.float32, 3)
+    px, pw, pb = (pe.tensor(a, requires_grad=True) for a in (x, w, b))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    for _ in range(2):
+        (F.conv2d(px, pw, pb, 1, 1, 1, 8) ** 2).sum().backward()
+        (TF.conv2d(tx, tw, tb, 1, 1, 1, 8) ** 2).sum().backward()
+    F.conv2d(px, pw, None, 1, 1, 1, 8).sum().backward()
+    TF.conv2d(tx, tw, None, 1, 1, 1, 8).sum().backward()
+    for p, t in ((px, tx), (pw, tw), (pb, tb)):
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

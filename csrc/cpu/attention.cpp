@@ -126,7 +126,6 @@ Kernels<T> kernels() {
 }
 #undef PE_ATTN_KERNELS
 
-constexpr index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
 // One thread's scratch, carved out of a single allocation; every buffer starts
 // on a 64-byte boundary and the Bc- and Dv-wide rows are padded to 64 bytes.

@@ -1186,10 +1186,16 @@ void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
   });
 }
 
+template <class T>
+bool conv2d_backward_fused(const T* dy, const T* w, const T* x, T* dx, T* dw, T* db, const ConvShape& s) {
+  return is_depthwise(s) && depthwise_backward(dy, w, x, dx, dw, db, s);  // conv_depthwise.cpp
+}
+
 #define PE_CONV_INSTANTIATE(T)                                                                                   \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const ConvShape&);                          \
   template void conv2d_backward_input<T>(const T*, const T*, T*, const ConvShape&);                             \
   template void conv2d_backward_weight<T>(const T*, const T*, T*, const ConvShape&);                            \
+  template bool conv2d_backward_fused<T>(const T*, const T*, const T*, T*, T*, T*, const ConvShape&);         \
   template void max_pool2d_forward<T>(const T*, T*, std::int64_t*, const PoolShape&);                           \
   template void max_pool2d_backward<T>(const T*, const std::int64_t*, T*, const PoolShape&);                    \
   template void avg_pool2d_forward<T>(const T*, T*, const PoolShape&, bool, index_t);                           \

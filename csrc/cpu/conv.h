@@ -25,6 +25,10 @@ template <class T>
 void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
 template <class T>
 void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
+// The three gradients in one sweep over dy where a fused kernel takes the shape (depthwise: any of dx, dw,
+// db may be null, db (O)); false, nothing touched, elsewhere (the caller then runs the passes apart).
+template <class T>
+bool conv2d_backward_fused(const T* dy, const T* w, const T* x, T* dx, T* dw, T* db, const ConvShape& s);
 
 // Pooling over planes: P = N * C planes of (H, W) -> (Ho, Wo).
 struct PoolShape {

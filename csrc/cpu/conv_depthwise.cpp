@@ -87,36 +87,36 @@ struct Args {
   index_t O = 0, Opad = 0;                       // dense: output channels, rounded up to the o-block
 };
 
-// nt buffers of `each` values, left uninitialised: build() writes every value of the planes it lays out.
+// nt buffers of `each` values, zeroed: every plane a thread builds in its buffer has the same layout, so the
+// padding's zeros are written once here and build() writes the source's values alone (a plane's copy is then
+// its rows' data, without the zero fills that cost as much as the copy on small planes).
 template <class T>
 std::unique_ptr<T[]> thread_buffers(int nt, index_t each) {
-  return std::unique_ptr<T[]>(new T[static_cast<size_t>(nt) * static_cast<size_t>(each)]);
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(nt) * static_cast<size_t>(each)]());
 }
 
+// Writes the source plane's values at their places in B (a buffer from thread_buffers, its other values
+// zero and left alone).
 template <class T>
 inline void build(const T* src, T* buf, const Layout& L) {
   const index_t rs = L.rs();
-  for (index_t r = 0; r < L.rows; ++r) {
-    T* row = buf + r * rs;
+  const index_t r0 = std::max<index_t>(L.pt, 0), r1 = std::min(L.rows, L.pt + (L.Hs - 1) * L.uh + 1);
+  for (index_t r = r0; r < r1; ++r) {
     const index_t sr = r - L.pt;
-    if (sr < 0 || sr % L.uh != 0 || sr / L.uh >= L.Hs) {
-      std::memset(row, 0, static_cast<size_t>(rs) * sizeof(T));
-      continue;
-    }
+    if (sr % L.uh != 0) continue;
+    T* row = buf + r * rs;
     const T* s = src + (sr / L.uh) * L.Ws;
     if (L.sw == 1 && L.uw == 1) {
       const index_t lo = std::min(std::max<index_t>(L.pl, 0), L.pw);
       const index_t hi = std::max(lo, std::min(L.pl + L.Ws, L.pw));
-      std::memset(row, 0, static_cast<size_t>(lo) * sizeof(T));
       if (hi > lo) std::memcpy(row + lo, s + (lo - L.pl), static_cast<size_t>(hi - lo) * sizeof(T));
-      std::memset(row + hi, 0, static_cast<size_t>(L.pw - hi) * sizeof(T));
       continue;
     }
     for (index_t k = 0; k < L.sw; ++k) {
       T* ph = row + k * L.pw;
       for (index_t t = 0; t < L.pw; ++t) {
         const index_t sc = t * L.sw + k - L.pl;
-        ph[t] = (sc >= 0 && sc % L.uw == 0 && sc / L.uw < L.Ws) ? s[sc / L.uw] : T(0);
+        if (sc >= 0 && sc % L.uw == 0 && sc / L.uw < L.Ws) ph[t] = s[sc / L.uw];
       }
     }
   }
@@ -154,31 +154,37 @@ namespace pe {
 namespace cpu {
 namespace dwconv {
 
+// The ISA's copy of a per-ISA function template of conv_depthwise_impl.h (the body of the pick_* below).
+#if PE_X86
+#define PE_DW_PICK(fn)                              \
+  switch (isa()) {                                  \
+    case Isa::avx512: return &dw_avx512::fn<T>;     \
+    case Isa::avx2: return &dw_avx2::fn<T>;         \
+    default: return &dw_generic::fn<T>;             \
+  }
+#else
+#define PE_DW_PICK(fn) return &dw_generic::fn<T>;
+#endif
+
 template <class T>
 using RangeFn = void (*)(const Args<T>&, index_t, index_t);
 
 template <class T>
 RangeFn<T> pick_planes() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return &dw_avx512::planes<T>;
-    case Isa::avx2: return &dw_avx2::planes<T>;
-    default: break;
-  }
-#endif
-  return &dw_generic::planes<T>;
+  PE_DW_PICK(planes)
 }
 
 template <class T>
 RangeFn<T> pick_channels() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return &dw_avx512::channels<T>;
-    case Isa::avx2: return &dw_avx2::channels<T>;
-    default: break;
-  }
-#endif
-  return &dw_generic::channels<T>;
+  PE_DW_PICK(channels)
+}
+
+template <class T>
+using FusedFn = void (*)(const Args<T>&, const Args<T>&, T*, index_t, index_t);
+
+template <class T>
+FusedFn<T> pick_fused() {
+  PE_DW_PICK(fused_backward)
 }
 
 inline int lanes_for_isa(int itemsize) {
@@ -297,19 +303,57 @@ bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& 
   return true;
 }
 
+template <class T>
+bool depthwise_backward(const T* dy, const T* w, const T* x, T* dx, T* dw, T* db, const ConvShape& s) {
+  using namespace dwconv;
+  const index_t KK = s.KH * s.KW;
+  // one channel per unit: enough units (C >= 8, as the weight gradient's unsplit batch) and taps it keeps
+  if (!takes(s) || s.G != s.C || s.O != s.C || s.C < 8 || KK > 25) return false;
+  if (dx)
+    for (index_t t = 0; t < s.C * KK; ++t)
+      if (!std::isfinite(w[t])) return false;  // as depthwise_backward_input
+  const index_t lanes = lanes_for_isa(sizeof(T));
+  Args<T> ad{}, aw{};
+  // dx: as depthwise_backward_input; dw: as depthwise_backward_weight
+  ad.L = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw, s.H, s.W, s.KH,
+                     s.KW, 1, 1, s.dh, s.dw, 4 * lanes);
+  aw.L = make_layout(s.H, s.W, 1, 1, s.ph, s.pw, s.Ho, s.Wo, s.KH, s.KW, s.sh, s.sw, s.dh, s.dw, lanes);
+  if (ad.L.size() > kMaxBuffer || aw.L.size() > kMaxBuffer) return false;
+  std::vector<T> flipped(dx ? static_cast<size_t>(s.C * KK) : 0);
+  if (dx)
+    for (index_t c = 0; c < s.C; ++c)
+      for (index_t t = 0; t < KK; ++t) flipped[c * KK + t] = w[c * KK + (KK - 1 - t)];
+  ad.src = dy, ad.taps = flipped.data(), ad.out = dx;
+  ad.N = s.N, ad.C = s.C, ad.Ho = s.H, ad.Wo = s.W, ad.KH = s.KH, ad.KW = s.KW;
+  ad.sh = 1, ad.sw = 1, ad.dh = s.dh, ad.dw = s.dw, ad.src_plane = s.Ho * s.Wo;
+  aw.src = x, aw.dy = dy, aw.out = dw;
+  aw.N = s.N, aw.C = s.C, aw.Ho = s.Ho, aw.Wo = s.Wo, aw.KH = s.KH, aw.KW = s.KW;
+  aw.sh = s.sh, aw.sw = s.sw, aw.dh = s.dh, aw.dw = s.dw, aw.src_plane = s.H * s.W;
+  const index_t work = s.N * s.C * (s.H * s.W + s.Ho * s.Wo) * KK;
+  const int nt = std::max(1, static_cast<int>(std::min<index_t>(threads_for(work, kGrain), s.C)));
+  const auto bd = thread_buffers<T>(dx ? nt : 0, ad.L.size());
+  const auto bx = thread_buffers<T>(dw ? nt : 0, aw.L.size());
+  ad.bufs = bd.get(), aw.bufs = bx.get();
+  const auto fn = pick_fused<T>();
+  if (nt <= 1) {
+    fn(ad, aw, db, 0, s.C);
+    return true;
+  }
+  parallel_for(s.C, nt, 1, [&](index_t c) {  // one channel a unit: its sums in one thread, in batch order
+    Args<T> d = ad, e = aw;
+    d.tid = e.tid = vm::thread_id();
+    fn(d, e, db, c, c + 1);
+  });
+  return true;
+}
+
 namespace dwconv {
 
 template <class T>
 RangeFn<T> pick_dense() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return &dw_avx512::dense_images<T>;
-    case Isa::avx2: return &dw_avx2::dense_images<T>;
-    default: break;
-  }
-#endif
-  return &dw_generic::dense_images<T>;
+  PE_DW_PICK(dense_images)
 }
+#undef PE_DW_PICK
 
 inline int dense_ob() {
   switch (isa()) {
@@ -389,8 +433,9 @@ index_t direct_workspace_bytes(const ConvShape& s, int itemsize) {
   const Layout bwd = make_layout(s.Ho, s.Wo, s.sh, s.sw, s.dh * (s.KH - 1) - s.ph, s.dw * (s.KW - 1) - s.pw,
                                  s.H + (s.H & 1), s.W, s.KH, s.KW, 1, 1, s.dh, s.dw, 4 * lanes);
   index_t values = 0;
-  if (s.G == s.C) {  // depthwise (and the weight gradient of one input channel per group): a plane per thread
-    values = nt * std::max(fwd.size(), bwd.size()) + s.O * KK;
+  if (s.G == s.C) {  // depthwise (and the weight gradient of one input channel per group): a plane per thread,
+    // two in the fused backward (dy spread for dx, x for dw)
+    values = nt * (fwd.size() + bwd.size()) + s.O * KK;
     if (s.C < 8) values += std::min<index_t>(s.N, 8) * s.O * KK;  // the batch blocks' partial sums
   } else if (dense_takes(s)) {  // dense of few input channels: an image's planes per thread, weights (c, t, o)
     const index_t ob = 8, Op = (std::max(s.O, s.C) + ob - 1) / ob * ob;
@@ -403,6 +448,7 @@ index_t direct_workspace_bytes(const ConvShape& s, int itemsize) {
   template bool depthwise_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
   template bool depthwise_backward_input<T>(const T*, const T*, T*, const ConvShape&);   \
   template bool depthwise_backward_weight<T>(const T*, const T*, T*, const ConvShape&); \
+  template bool depthwise_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvShape&); \
   template bool dense_direct_forward<T>(const T*, const T*, const T*, T*, const ConvShape&); \
   template bool dense_direct_backward_input<T>(const T*, const T*, T*, const ConvShape&);
 PE_DW_INSTANTIATE(float)

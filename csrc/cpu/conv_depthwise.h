@@ -18,6 +18,12 @@ bool depthwise_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s
 template <class T>
 bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
 
+// The whole backward of a depthwise convolution (C == G == O >= 8, KH KW <= 25) in one sweep over dy: any of
+// dx (as depthwise_backward_input), dw (as depthwise_backward_weight, the same bits) and db (O: dy summed per
+// channel) may be null. Same contract: false (nothing touched) where it does not take the case.
+template <class T>
+bool depthwise_backward(const T* dy, const T* w, const T* x, T* dx, T* dw, T* db, const ConvShape& s);
+
 // Dense (G == 1) convolutions of few input channels (C KH KW <= 288, an image's padded planes in L2): direct
 // register-tiled kernels. Same contract: false (nothing touched) where they do not take the case.
 template <class T>

@@ -27,8 +27,9 @@ PE_DW_TARGET PE_INLINE void correlate(const T* buf, const T* taps, T bias, T* ou
   for (index_t oh = 0; oh < a.Ho; ++oh) {
     const T* r0 = buf + oh * a.sh * rs;
     T* o = out + oh * a.Wo;
-    index_t ow = 0;
-    for (; ow + 4 * W <= a.Wo; ow += 4 * W) {
+    // four vectors a step (independent FMA chains), the row's last step too: its loads may run past Wo
+    // into the buffer's slack (make_layout leaves 4 W lanes), its stores stop at Wo
+    for (index_t ow = 0; ow < a.Wo; ow += 4 * W) {
       reg c0 = vb, c1 = vb, c2 = vb, c3 = vb;
       if (K3) {
         for (int i = 0; i < 3; ++i) {
@@ -55,24 +56,21 @@ PE_DW_TARGET PE_INLINE void correlate(const T* buf, const T* taps, T bias, T* ou
           }
         }
       }
-      V::store(o + ow, c0);
-      V::store(o + ow + W, c1);
-      V::store(o + ow + 2 * W, c2);
-      V::store(o + ow + 3 * W, c3);
-    }
-    for (; ow < a.Wo; ow += W) {
-      reg c0 = vb;
-      for (index_t i = 0; i < KH; ++i) {
-        const T* ri = r0 + i * a.dh * rs + ow;
-        for (index_t j = 0; j < KW; ++j) {
-          const T* p = ri + coff[j];
-          c0 = V::fmadd(K3 ? wk[i * 3 + j] : V::set1(taps[i * KW + j]), V::load(p), c0);
-        }
-      }
-      if (a.Wo - ow >= W)
+      if (ow + 4 * W <= a.Wo) {
         V::store(o + ow, c0);
-      else
-        V::store_part(o + ow, V::mask_for(static_cast<int>(a.Wo - ow)), c0);
+        V::store(o + ow + W, c1);
+        V::store(o + ow + 2 * W, c2);
+        V::store(o + ow + 3 * W, c3);
+        continue;
+      }
+      const reg cs[4] = {c0, c1, c2, c3};
+      for (int k = 0; k < 4 && ow + k * W < a.Wo; ++k) {
+        const index_t q = ow + k * W;
+        if (a.Wo - q >= W)
+          V::store(o + q, cs[k]);
+        else
+          V::store_part(o + q, V::mask_for(static_cast<int>(a.Wo - q)), cs[k]);
+      }
     }
   }
 }
@@ -170,6 +168,63 @@ PE_DW_TARGET void channels(const Args<T>& a, index_t lo, index_t hi) {
         for (index_t t = 0; t < KK; ++t) dst[oo * KK + t] += V::hsum(acc[t]);
       }
     }
+  }
+}
+
+// Channels [lo, hi) of the whole backward of a depthwise convolution in one sweep over dy (any of dx, dw, db
+// may be null): per image n, the spread dy plane is built (ad) and correlated with the reversed taps into dx's
+// plane, then the same dy plane, now in cache, meets B of x's plane for the weight gradient (aw: the
+// accumulators and order of channels()) and is summed for the bias gradient (one vector accumulator over the
+// batch). dy is read from memory once instead of three times.
+template <class T>
+PE_DW_TARGET void fused_backward(const Args<T>& ad, const Args<T>& aw, T* db, index_t lo, index_t hi) {
+  using V = simd::Vec<T, PE_DW_ISA>;
+  using reg = typename V::reg;
+  constexpr index_t W = V::W;
+  T* bufd = ad.out ? ad.bufs + static_cast<index_t>(ad.tid) * ad.L.size() : nullptr;
+  T* bufx = aw.out ? aw.bufs + static_cast<index_t>(aw.tid) * aw.L.size() : nullptr;
+  const index_t KK = aw.KH * aw.KW, plane_out = aw.Ho * aw.Wo, plane_in = ad.Ho * ad.Wo;
+  const bool k3 = aw.KH == 3 && aw.KW == 3;
+  const index_t full = plane_out - plane_out % W;
+  const auto m = V::mask_for(static_cast<int>(plane_out - full));
+  for (index_t c = lo; c < hi; ++c) {
+    reg acc[9];  // 3 x 3: the nine accumulators over the whole batch (registers while a plane runs)
+    for (int t = 0; t < 9; ++t) acc[t] = V::zero();
+    T* dst = aw.out ? aw.out + c * KK : nullptr;
+    if (dst)
+      for (index_t t = 0; t < KK; ++t) dst[t] = T(0);
+    reg bs = V::zero();
+    for (index_t n = 0; n < aw.N; ++n) {
+      const index_t p = n * aw.C + c;
+      const T* g = aw.dy + p * plane_out;
+      if (bufd) {
+        build(g, bufd, ad.L);
+        const T* taps = ad.taps + c * KK;
+        if (k3)
+          correlate<T, true>(bufd, taps, T(0), ad.out + p * plane_in, ad);
+        else
+          correlate<T, false>(bufd, taps, T(0), ad.out + p * plane_in, ad);
+      }
+      if (bufx) {
+        build(aw.src + p * aw.src_plane, bufx, aw.L);
+        if (k3) {
+          wplane<T, true>(bufx, g, aw, acc);
+        } else {  // as channels(): per plane accumulators (KK <= 25), summed into dst
+          reg pa[25];
+          for (index_t t = 0; t < KK; ++t) pa[t] = V::zero();
+          wplane<T, false>(bufx, g, aw, pa);
+          for (index_t t = 0; t < KK; ++t) dst[t] += V::hsum(pa[t]);
+        }
+      }
+      if (db) {
+        index_t i = 0;
+        for (; i < full; i += W) bs = V::add(bs, V::load(g + i));
+        if (full < plane_out) bs = V::add(bs, V::load_part(g + full, m));
+      }
+    }
+    if (dst && k3)
+      for (int t = 0; t < 9; ++t) dst[t] = V::hsum(acc[t]);
+    if (db) db[c] = V::hsum(bs);
   }
 }
 

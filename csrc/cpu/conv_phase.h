@@ -76,8 +76,6 @@ inline bool applies(const ConvShape& s) {
 constexpr index_t kKC = 384, kNC = 512;  // depth and width of a B block (the GEMM driver's float blocking)
 constexpr int kMR = gemm_detail::TileAvx512<float>::MR, kNR = gemm_detail::TileAvx512<float>::NR;
 
-inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
-inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
 struct Plan {
   index_t m, units;          // images per unit, units

@@ -67,10 +67,15 @@ void embedding_backward(const T* dout, const std::int64_t* indices, T* dweight, 
   auto add = add_row_for_isa<T>();
   const size_t row_bytes = static_cast<size_t>(C) * sizeof(T);
   const int nt = threads_for(V * C + N * C);
-  // Chunks of ~2 MiB of output rows: a fresh (V, C) gradient is mostly page faults
+  // Chunks of at most ~2 MiB of output rows: a fresh (V, C) gradient is mostly page faults
   // (the OS zeroes each page on first touch), and with transparent huge pages two
-  // threads writing rows of the same 2 MiB page wait on each other's fault.
-  const int chunk = static_cast<int>(std::max<size_t>(64, (size_t(2) << 20) / std::max<size_t>(row_bytes, 1)));
+  // threads writing rows of the same 2 MiB page wait on each other's fault. Their number
+  // is a multiple of the threads, so that each thread gets as many rows: 10000 rows of
+  // 1 KiB in 2 MiB chunks were 5 chunks, 3 for one thread and 2 for the other (the
+  // scatter then took 3/5 of its work on 2 threads, not 1/2).
+  const index_t most = static_cast<index_t>(std::max<size_t>(64, (size_t(2) << 20) / std::max<size_t>(row_bytes, 1)));
+  const index_t nchunks = ((V + most - 1) / most + nt - 1) / nt * nt;
+  const int chunk = static_cast<int>(std::max<index_t>(1, (V + nchunks - 1) / nchunks));
 #pragma omp parallel for num_threads(nt) schedule(dynamic, chunk) if (nt > 1)
   for (index_t v = 0; v < V; ++v) {
     T* row = dweight + v * C;

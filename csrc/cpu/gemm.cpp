@@ -66,11 +66,12 @@
 //    x a column range (unit_grid), about 4 per thread; each B block is packed
 //    by the first unit that needs it. (Before: one unit per thread, each
 //    packing all of B, so that a late thread delayed the whole GEMM; see
-//    dev/gemm_notes.md, "Two threads".)
+//    dev/gemm_notes.md, "Two threads".) Not for A stored transposed with all
+//    of M in one row block (the weight gradients): the first plan is faster
+//    there (see run()).
 // Small problems run on one thread (pe::threads_for); on one thread, those with one depth pass and a small B
-// skip packing and planning altogether (run_small; small_avx512 in gemm_avx512.cpp: same bits). Each C element is summed
-// in the same order whatever the thread count and plan, so results do not
-// depend on them.
+// skip packing and planning altogether (run_small; small_avx512 in gemm_avx512.cpp: same bits). Each C element is
+// summed in the same order whatever the thread count and plan, so results do not depend on them.
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -86,6 +87,8 @@
 
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_trace.h"
+#include "cpu/simd.h"
 
 namespace pe {
 namespace gemm_detail {
@@ -279,8 +282,6 @@ static std::atomic<bool> g_depth_split{true};  // set_gemm_depth_split (run_dept
 static std::atomic<bool> g_short_rows_a{true};  // set_gemm_short_rows_a: see kRowsAShortLdBytes
 static std::atomic<bool> g_small{true};  // set_gemm_small: see run_small
 
-static index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
-static index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
 struct Plan {
   index_t mc;       // rows per unit (multiple of MR, <= MC)
@@ -564,64 +565,79 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
   const bool one_pass = g.batch == 1 && ns >= N && kgb >= nkb;
   std::atomic<bool> out_of_memory{false};
 
+  // PE_GEMM_TRACE (dev only, gemm_trace.h): per-thread timings of this call; null when off.
+  std::unique_ptr<gemm_trace::Call> trace(gemm_trace::path() ? new gemm_trace::Call("shared_b", M, N, K, nt)
+                                                              : nullptr);
 #if defined(PYENGINE_OPENMP)
 #pragma omp parallel num_threads(nt)
 #endif
-  for (index_t bi = 0; bi < g.batch; ++bi) {
-    const T* a = g.a + batch_offset(g, bi, g.stride_a, g.istride_a);
-    const T* b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
-    T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
-    for (index_t n0 = 0; n0 < N; n0 += ns) {
-      const index_t n1 = std::min(N, n0 + ns), wpad = round_up(n1 - n0, NR);
-      const UnitGrid ug = unit_grid(M, n1 - n0, MR, NR, MC, target);
-      for (index_t kb0 = 0; kb0 < nkb; kb0 += kgb) {
-        const index_t pg = kb0 * KC, pend = std::min(K, (kb0 + kgb) * KC);
-        // Depth block pc of the group sits at bs + (pc - pg) * wpad, its column jc at + (jc - n0) * kc.
-        auto b_block = [&](index_t pc, index_t kc, index_t jc) {
-          const T* blk = bs + (pc - pg) * wpad + (jc - n0) * kc;
-          std::atomic<int>& flag = flags[static_cast<size_t>((bi * nkb + pc / KC) * njb + jc / NC)];
-          int expected = kBlockEmpty;
-          if (flag.load(std::memory_order_acquire) == kBlockReady) return blk;
-          if (flag.compare_exchange_strong(expected, kBlockPacking, std::memory_order_acq_rel)) {
-            pack_b<T, NR>(ks, const_cast<T*>(blk), g, b, jc, std::min(NC, n1 - jc), pc, kc);
-            flag.store(kBlockReady, std::memory_order_release);
-          } else {
-            wait_block_ready(flag);
-          }
-          return blk;
-        };
+  {
+    gemm_trace::Thread* tt = gemm_trace::enter(trace.get(), vm::thread_id());
+    for (index_t bi = 0; bi < g.batch; ++bi) {
+      const T* a = g.a + batch_offset(g, bi, g.stride_a, g.istride_a);
+      const T* b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
+      T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
+      for (index_t n0 = 0; n0 < N; n0 += ns) {
+        const index_t n1 = std::min(N, n0 + ns), wpad = round_up(n1 - n0, NR);
+        const UnitGrid ug = unit_grid(M, n1 - n0, MR, NR, MC, target);
+        for (index_t kb0 = 0; kb0 < nkb; kb0 += kgb) {
+          const index_t pg = kb0 * KC, pend = std::min(K, (kb0 + kgb) * KC);
+          // Depth block pc of the group sits at bs + (pc - pg) * wpad, its column jc at + (jc - n0) * kc.
+          auto b_block = [&](index_t pc, index_t kc, index_t jc) {
+            const T* blk = bs + (pc - pg) * wpad + (jc - n0) * kc;
+            std::atomic<int>& flag = flags[static_cast<size_t>((bi * nkb + pc / KC) * njb + jc / NC)];
+            int expected = kBlockEmpty;
+            if (flag.load(std::memory_order_acquire) == kBlockReady) return blk;
+            if (flag.compare_exchange_strong(expected, kBlockPacking, std::memory_order_acq_rel)) {
+              gemm_trace::Span span(tt, gemm_trace::kPackB);
+              pack_b<T, NR>(ks, const_cast<T*>(blk), g, b, jc, std::min(NC, n1 - jc), pc, kc);
+              flag.store(kBlockReady, std::memory_order_release);
+            } else {
+              gemm_trace::Span span(tt, gemm_trace::kWaitB);
+              wait_block_ready(flag);
+            }
+            return blk;
+          };
 #if defined(PYENGINE_OPENMP)
 #pragma omp for schedule(dynamic, 1) nowait
 #endif
-        for (index_t u = 0; u < ug.mb * ug.nb; ++u) {
-          T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(ug.rows * kc_max) * sizeof(T)));
-          if (!ap) {
-            out_of_memory = true;
-            continue;
-          }
-          const index_t i0 = (u / ug.nb) * ug.rows, mc = std::min(ug.rows, M - i0);
-          const index_t j0 = n0 + (u % ug.nb) * ug.cols, j1 = std::min(j0 + ug.cols, n1);
-          for (index_t pc = pg; pc < pend; pc += KC) {
-            const index_t kc = std::min(KC, K - pc);
-            pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
-            // Column ranges are multiples of NR but not of NC: a range starting inside an NC block uses that
-            // block's micro-panels from its start column on.
-            for (index_t jc = j0; jc < j1;) {
-              const index_t jb0 = jc / NC * NC, jnext = std::min(j1, jb0 + NC);
-              const T* blk = b_block(pc, kc, jb0);
-              block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, pc == 0, blk + (jc - jb0) * kc, c, jc,
-                                      jnext - jc);
-              jc = jnext;
+          for (index_t u = 0; u < ug.mb * ug.nb; ++u) {
+            T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(ug.rows * kc_max) * sizeof(T)));
+            if (!ap) {
+              out_of_memory = true;
+              continue;
+            }
+            const index_t i0 = (u / ug.nb) * ug.rows, mc = std::min(ug.rows, M - i0);
+            const index_t j0 = n0 + (u % ug.nb) * ug.cols, j1 = std::min(j0 + ug.cols, n1);
+            if (tt) ++tt->units;
+            for (index_t pc = pg; pc < pend; pc += KC) {
+              const index_t kc = std::min(KC, K - pc);
+              {
+                gemm_trace::Span span(tt, gemm_trace::kPackA);
+                pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
+              }
+              // Column ranges are multiples of NR but not of NC: a range starting inside an NC block uses that
+              // block's micro-panels from its start column on.
+              for (index_t jc = j0; jc < j1;) {
+                const index_t jb0 = jc / NC * NC, jnext = std::min(j1, jb0 + NC);
+                const T* blk = b_block(pc, kc, jb0);
+                gemm_trace::Span span(tt, gemm_trace::kKernel);
+                block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, pc == 0, blk + (jc - jb0) * kc, c, jc,
+                                        jnext - jc);
+                jc = jnext;
+              }
             }
           }
-        }
-        if (!one_pass) {  // the next slab or group reuses the buffer
+          if (!one_pass) {  // the next slab or group reuses the buffer
+            gemm_trace::Span span(tt, gemm_trace::kBarrier);
 #if defined(PYENGINE_OPENMP)
 #pragma omp barrier
 #endif
+          }
         }
       }
     }
+    gemm_trace::Call::leave(tt, trace ? trace->t0() : 0);
   }
   if (out_of_memory) throw std::bad_alloc();
 }
@@ -691,12 +707,15 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
   gp.bias = nullptr;
   gp.ldc = N;
 
+  std::unique_ptr<gemm_trace::Call> trace(gemm_trace::path() ? new gemm_trace::Call("depth_split", M, N, K, nt)
+                                                              : nullptr);
 #if defined(PYENGINE_OPENMP)
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
   {
+    gemm_trace::Thread* tt = gemm_trace::enter(trace.get(), vm::thread_id());
 #if defined(PYENGINE_OPENMP)
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
 #endif
     for (index_t u = 0; u < nchunks; ++u) {
       T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(round_up(M, MR) * kc_max) * sizeof(T)));
@@ -708,9 +727,13 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
       const index_t p0 = u * kDepthChunk, p1 = std::min(K, p0 + kDepthChunk);
       const index_t np = ceil_div(p1 - p0, kc_max);
       T* part = parts + u * MN;
+      if (tt) ++tt->units;
       for (index_t q = 0, pc = p0; q < np; ++q) {
         const index_t kc = ceil_div(p1 - pc, np - q);
-        pack_a<T, MR>(ks, ap, g, g.a, 0, M, pc, kc);
+        {
+          gemm_trace::Span span(tt, gemm_trace::kPackA);
+          pack_a<T, MR>(ks, ap, g, g.a, 0, M, pc, kc);
+        }
         // The next depth pass's rows of A and B (this chunk's next, or the next chunk's first: on one thread
         // the data the next pass packs) into L2 while this pass computes, where they are contiguous.
         L2Ahead ahead;
@@ -719,32 +742,46 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
         if (kn > 0 && !g.trans_b) ahead.add(g.b + pn * g.ldb, (kn - 1) * g.ldb * sz + N * sz);
         for (index_t jc = 0; jc < N; jc += NC) {
           const index_t nc = std::min(NC, N - jc);
-          pack_b<T, NR>(ks, bp, g, g.b, jc, nc, pc, kc);
+          {
+            gemm_trace::Span span(tt, gemm_trace::kPackB);
+            pack_b<T, NR>(ks, bp, g, g.b, jc, nc, pc, kc);
+          }
+          gemm_trace::Span span(tt, gemm_trace::kKernel);
           block_kernel<T, MR, NR>(gp, ks, false, ap, nullptr, 0, M, pc, kc, pc == p0, bp, part, jc, nc, &ahead);
         }
         pc += kc;
       }
     }
-    // (the omp for above ends with a barrier: every partial is complete)
+    {
+      gemm_trace::Span span(tt, gemm_trace::kBarrier);
+#if defined(PYENGINE_OPENMP)
+#pragma omp barrier
+#endif
+    }
+    // (every partial is complete)
+    {
+      gemm_trace::Span sum_span(tt, gemm_trace::kSum);
 #if defined(PYENGINE_OPENMP)
 #pragma omp for schedule(static)
 #endif
-    for (index_t r = 0; r < sum_units; ++r) {
-      for (index_t i = r * sum_rows; i < std::min(M, (r + 1) * sum_rows); ++i) {
-        T* ci = g.c + i * g.ldc;
-        T* p = parts + i * N;  // the sum gathers in chunk 0's partial: ((p0 + p1) + p2) + ...
-        for (index_t q = 1; q < nchunks; ++q) {
-          const T* pq = p + q * MN;
-          for (index_t j = 0; j < N; ++j) p[j] += pq[j];
-        }
-        for (index_t j = 0; j < N; ++j) {
-          T val = g.alpha * p[j];
-          if (g.bias) val += g.bias[j];
-          if (g.beta != T(0)) val += g.beta * ci[j];
-          ci[j] = val;
+      for (index_t r = 0; r < sum_units; ++r) {
+        for (index_t i = r * sum_rows; i < std::min(M, (r + 1) * sum_rows); ++i) {
+          T* ci = g.c + i * g.ldc;
+          T* p = parts + i * N;  // the sum gathers in chunk 0's partial: ((p0 + p1) + p2) + ...
+          for (index_t q = 1; q < nchunks; ++q) {
+            const T* pq = p + q * MN;
+            for (index_t j = 0; j < N; ++j) p[j] += pq[j];
+          }
+          for (index_t j = 0; j < N; ++j) {
+            T val = g.alpha * p[j];
+            if (g.bias) val += g.bias[j];
+            if (g.beta != T(0)) val += g.beta * ci[j];
+            ci[j] = val;
+          }
         }
       }
     }
+    gemm_trace::Call::leave(tt, trace ? trace->t0() : 0);
   }
   if (out_of_memory) throw std::bad_alloc();
 }
@@ -823,8 +860,14 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
     run_depth_split<T, MR, NR>(g, ks, KC, NC);
     return;
   }
+  // Not when A is stored transposed and all of M fits one row block (pl.mb == 1: the plans above then pack
+  // each B column once anyway, in L2-sized blocks the packing thread reads at once, and A once per thread):
+  // the weight gradients dW = X^T dY with M 384..768, K 2048 ran 1.15-1.3x faster on 2 threads that way
+  // (paired A/B, dev/gemm_notes.md, "Two threads, third pass"); with A not transposed (512^3, 768^3) the
+  // shared B stays ahead.
   const int units_per_thread = g_shared_b.load();
-  if (pl.threads > 1 && K > 0 && g.batch < 2 * pl.threads && M >= 8 * MR && units_per_thread > 0) {
+  const bool one_block_ta = g.trans_a && pl.mb == 1 && g.batch == 1;
+  if (pl.threads > 1 && K > 0 && g.batch < 2 * pl.threads && M >= 8 * MR && units_per_thread > 0 && !one_block_ta) {
     run_shared_b<T, MR, NR>(g, ks, KC, MC, NC, rows_a, pl.threads, units_per_thread);
     return;
   }
@@ -832,7 +875,11 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
   const size_t b_elems = static_cast<size_t>(std::min(NC, round_up(pl.ncols, NR)) * kc_max);
   std::atomic<bool> out_of_memory{false};
 
+  std::unique_ptr<gemm_trace::Call> trace(gemm_trace::path() ? new gemm_trace::Call("units", M, N, K, pl.threads)
+                                                              : nullptr);
   auto do_unit = [&](index_t u) {
+    gemm_trace::Thread* tt = trace ? trace->resume(vm::thread_id()) : nullptr;
+    if (tt) ++tt->units;
     T* ap = static_cast<T*>(tl_pack_a.get(a_elems * sizeof(T)));
     T* bp = static_cast<T*>(tl_pack_b.get(b_elems * sizeof(T)));
     if (!ap || !bp) {
@@ -850,14 +897,22 @@ static void run(const GemmArgs<T>& g, const Kernels<T>& ks, const GemmBlocking& 
     // K == 0 still makes one (empty) pass, which applies beta and the bias.
     for (index_t pc = 0; pc < K || pc == 0; pc += KC) {
       const index_t kc = std::min(KC, K - pc);
-      pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
+      {
+        gemm_trace::Span span(tt, gemm_trace::kPackA);
+        pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
+      }
       for (index_t jc = j0; jc < j1; jc += NC) {
         const index_t nc = std::min(NC, j1 - jc);
-        pack_b<T, NR>(ks, bp, g, b, jc, nc, pc, kc);
+        {
+          gemm_trace::Span span(tt, gemm_trace::kPackB);
+          pack_b<T, NR>(ks, bp, g, b, jc, nc, pc, kc);
+        }
+        gemm_trace::Span span(tt, gemm_trace::kKernel);
         block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, pc == 0, bp, c, jc, nc);
       }
       if (K == 0) break;
     }
+    gemm_trace::Call::leave(tt, trace ? trace->t0() : 0);
   };
 
   for_units(pl.units, pl.threads, do_unit);
@@ -900,9 +955,9 @@ GemmBlocking gemm_blocking(Isa level, char dtype) { return gemm_detail::blocking
 
 void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc) {
   GemmBlocking& b = gemm_detail::blocking_ref(level, dtype);
-  b.mc = std::max<index_t>(gemm_detail::round_up(std::max<index_t>(mc, 1), b.mr), b.mr);
+  b.mc = std::max<index_t>(round_up(std::max<index_t>(mc, 1), b.mr), b.mr);
   b.kc = std::max<index_t>(kc, 1);
-  b.nc = std::max<index_t>(gemm_detail::round_up(std::max<index_t>(nc, 1), b.nr), b.nr);
+  b.nc = std::max<index_t>(round_up(std::max<index_t>(nc, 1), b.nr), b.nr);
 }
 
 int set_gemm_shared_b(int units_per_thread) { return gemm_detail::g_shared_b.exchange(units_per_thread); }

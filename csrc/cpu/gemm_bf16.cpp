@@ -148,7 +148,6 @@ constexpr index_t KC = gemm_bf16_kc_max;  // the buffers' depth (multiple of 32)
 constexpr index_t NC = 512;  // column block (multiple of 32)
 constexpr index_t MC = 256;  // row block (multiple of 32)
 
-inline index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
 void to_bf16_generic(const float* x, bf16_t* y, index_t n);
 #if PE_X86

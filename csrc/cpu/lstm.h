@@ -35,9 +35,11 @@ void lstm_cell_backward(const T* gates, const T* c_prev, const T* c, const T* dh
 //   w_hh: (4H, H)
 //   Hs, Cs: (B + N, H)  in: rows [0, B) = h_0, c_0;  out: the states after every step
 // for t in 0..T-1, rows b < bs[t]:  G[t] += h_{t-1} w_hh^T;  lstm_cell_forward(G[t], c_{t-1}) -> h_t, c_t
+// batch_major (a dense batch only): G's rows (and dG's) are ordered (b, t), row b T + t, as the input
+// projection of a batch_first (B, T, I) input comes without transposing it; Hs, Cs and dH stay as above.
 template <class T>
 void lstm_sequence_forward(T* G, const T* w_hh, T* Hs, T* Cs, const index_t* batch_sizes, index_t Tn, index_t B,
-                           index_t H);
+                           index_t H, bool batch_major = false);
 
 // Its backward, in place:
 //   G, w_hh, Cs: as left by the forward   dH: (N, H) dL/dh_t from the layer's output (read only), or null: none
@@ -47,6 +49,11 @@ void lstm_sequence_forward(T* G, const T* w_hh, T* Hs, T* Cs, const index_t* bat
 //                                    dh = dG[t] w_hh
 template <class T>
 void lstm_sequence_backward(const T* G, const T* w_hh, const T* Cs, const T* dH, T* dh, T* dc, T* dG,
-                            const index_t* batch_sizes, index_t Tn, index_t B, index_t H);
+                            const index_t* batch_sizes, index_t Tn, index_t B, index_t H, bool batch_major = false);
+
+// Whether the whole-sequence recurrences (LSTM, GRU, RNN) prefetch the next step's rows during each step's
+// recurrent GEMM (recurrence.h, Ahead; on by default; the bits are the same either way). Returns the
+// previous setting (an A/B switch for timing).
+bool set_recurrence_prefetch(bool on);
 
 }  // namespace pe

@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <thread>
@@ -109,6 +110,43 @@ Tiles<T> tiles_for_isa() {
   return t;
 }
 
+// What the next step will read (and write), touched a share at a time between this step's micro-kernel
+// calls. A thread's rows of step t's G (and dG, Cs) are one contiguous block, but the blocks of successive
+// steps lie a whole step's rows apart (forward) or go backwards (backward), and the arrays were written long
+// before (G by the input projection, 6.5 MB at B 32, T 100, H 128: out of L2), so the cell's first touches
+// of each step's rows wait on L3 (backward sequence 4-9% less CPU with the prefetch, 1 thread, L2 flushed
+// between calls; forward within noise). The lines are spread over the step's micro-kernel calls (a burst of
+// ~600 prefetches would hold up the GEMM's own loads). Prefetches only: the bits do not change.
+// set_recurrence_prefetch(false) (lstm.h) turns it off, an A/B switch; on by default.
+bool recurrence_prefetch();  // lstm.cpp
+
+struct Ahead {
+  static constexpr int kMax = 4;
+  const char* p[kMax] = {};      // first line of the first row
+  index_t lines[kMax] = {};      // lines a row
+  index_t nrows[kMax] = {};
+  index_t stride[kMax] = {};     // bytes from a row to the next
+  bool write[kMax] = {};
+  int n = 0;
+  // bytes [a, a + nbytes); write: the step will write them (prefetch for ownership)
+  void add(const void* a, index_t nbytes, bool w = false) { add_rows(a, nbytes, 1, 0, w); }
+  // rows rows of row_bytes each, the first at a, one every stride_bytes
+  void add_rows(const void* a, index_t row_bytes, index_t rows, index_t stride_bytes, bool w = false) {
+    if (n == kMax || row_bytes <= 0 || rows <= 0 || !a) return;
+    const auto addr = reinterpret_cast<std::uintptr_t>(a);
+    const std::uintptr_t first = addr & ~std::uintptr_t(63), end = addr + static_cast<std::uintptr_t>(row_bytes);
+    p[n] = reinterpret_cast<const char*>(first);
+    lines[n] = static_cast<index_t>((end - first + 63) / 64);
+    nrows[n] = rows, stride[n] = stride_bytes, write[n] = w;
+    ++n;
+  }
+  index_t total() const {
+    index_t s = 0;
+    for (int i = 0; i < n; ++i) s += lines[i] * nrows[i];
+    return s;
+  }
+};
+
 // One thread's share of a recurrent product, run every step:  C_s (+)= A op(W_s)  for the column
 // segments s it owns (the LSTM forward: one per gate, W_s = rows g H + [u0, u1) of W_hh; backward: one,
 // columns [u0, u1) of W_hh). The weights do not change over the sequence, so each op(W_s) (K x w) is
@@ -158,6 +196,21 @@ class StepGemm {
   }
   index_t segs() const { return nseg_; }
 
+  // The lines to touch during the runs of this step (until the next call): `calls` micro-kernel calls
+  // share them (0: every segment's calls, once each).
+  void ahead(const Ahead& a, index_t calls = 0) {
+    ah_ = a, ah_i_ = 0, ah_r_ = 0, ah_j_ = 0;
+    if (!tl_.ks || !recurrence_prefetch() || ah_.n == 0) {
+      ah_.n = 0;
+      return;
+    }
+    if (calls <= 0) {
+      for (index_t s = 0; s < nseg_; ++s) calls += (seg_[s].width + tl_.NR - 1) / tl_.NR;
+      calls *= ntiles();
+    }
+    per_call_ = (ah_.total() + std::max<index_t>(calls, 1) - 1) / std::max<index_t>(calls, 1);
+  }
+
   // The step's A: M x K, row stride lda (plans the row tiles, packs those the kernel cannot read in place).
   void rows(index_t M, const T* a, index_t lda) {
     a_ = a, lda_ = lda;
@@ -192,12 +245,27 @@ class StepGemm {
           tl_.ks->micro_rows(K_, a_ + i0 * lda_, lda_, bp + jr * K_, crow + jr, ldc, n, T(1), beta, nullptr);
         else
           tl_.ks->micro(K_, abuf_ + j * tl_.MR * K_, bp + jr * K_, crow + jr, ldc, m, n, T(1), beta, nullptr);
+        if (ah_.n) touch_ahead();
       }
     }
   }
 
  private:
-  static index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
+
+  // The next per_call_ lines of the Ahead list (mutable: run() is const).
+  void touch_ahead() const {
+    for (index_t k = 0; k < per_call_ && ah_i_ < ah_.n; ++k) {
+      const char* q = ah_.p[ah_i_] + ah_r_ * ah_.stride[ah_i_] + ah_j_ * 64;
+      if (ah_.write[ah_i_])
+        __builtin_prefetch(q, 1, 3);
+      else
+        __builtin_prefetch(q, 0, 3);
+      if (++ah_j_ == ah_.lines[ah_i_]) {
+        ah_j_ = 0;
+        if (++ah_r_ == ah_.nrows[ah_i_]) ++ah_i_, ah_r_ = 0;
+      }
+    }
+  }
 
   // Row tiles of M: full MR-row tiles, then at most 3 smaller ones. The AVX-512 kernel (MR = 14) computes
   // a tile of m rows as 14, 8 or 4 rows (the narrowest that holds m), so the rest r = M mod 14 is cut
@@ -225,9 +293,11 @@ class StepGemm {
   }
   int ntiles() const { return static_cast<int>(nfull_) + ntail_; }
   int tile(int j) const { return j < nfull_ ? tl_.MR : tail_[j - nfull_]; }
-  // A full tile read in place from rows no longer than 2 KiB (gemm.cpp's rule: longer rows stream badly)
+  // A full tile read in place from rows no longer than 2 KiB (gemm.cpp's rule: longer rows stream badly).
+  // The length is the depth K, whatever the stride: a batch-major da (rows T gates H apart) was just
+  // written by the cell, it is in cache either way (the packed and in-place tiles give the same bits).
   bool in_place(int m) const {
-    return tl_.ks->micro_rows && m == tl_.MR && lda_ * static_cast<index_t>(sizeof(T)) <= 2048;
+    return tl_.ks->micro_rows && m == tl_.MR && K_ * static_cast<index_t>(sizeof(T)) <= 2048;
   }
 
   Tiles<T> tl_;
@@ -242,6 +312,10 @@ class StepGemm {
   int tail_[3] = {0, 0, 0};
   int ntail_ = 0;
   const T* a_ = nullptr;
+  Ahead ah_;
+  index_t per_call_ = 0;
+  mutable int ah_i_ = 0;
+  mutable index_t ah_r_ = 0, ah_j_ = 0;
 };
 
 // dst[b, j] += src[b, j] for rows b < M, units [u0, u1); both (M, H)
@@ -399,7 +473,8 @@ class ThreadBuffers {
 // GEMM and of the cell: rows [r0, r0 + m) of step t's, units [u0, u1)), then (units split) the threads
 // meet at the barrier. gm: the thread's StepGemm with one segment per gate g < gates, W_g = w_hh rows
 // g H + [u0, u1), depth H (gm.rows(m, h_prev + r0 H, H) then gm.run(g, C + r0 ldc + g H + u0, ldc, beta)
-// computes those rows of C[:, g H + u0 : g H + u1]).
+// computes those rows of C[:, g H + u0 : g H + u1]; gm.ahead between the two prefetches what the next step
+// will read).
 template <class T, class Step>
 void forward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
                    Step&& step) {
@@ -433,13 +508,20 @@ void forward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t ga
 //   dh = da W_hh[:, u0:u1] + beta dh     this thread's part of dL/dh_{t-1}; only it reads it next step
 //   dH: (N, H), or null (no gradient from the output: the classifier that reads only h_n)
 //   dh: (B, H) in: dL/dh_n; out: dL/dh_0   w_hh: (gates H, H)
-template <class T, class Cell>
+// next(st, t - 1, r0, m', a): adds to `a` what step t - 1 (m' rows from r0) will touch, prefetched during
+// step t's GEMM when the thread owns every unit (NoAhead: nothing).
+struct NoAhead {
+  void operator()(const Steps&, index_t, index_t, index_t, Ahead&) const {}
+};
+
+// lda: the row stride of the cell's da (0: gates H, the packed layout).
+template <class T, class Cell, class Next = NoAhead>
 void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t gates, index_t H, const T* w_hh,
-                    const T* dH, T* dh, T beta, Cell&& cell) {
+                    const T* dH, T* dh, T beta, Cell&& cell, Next&& next = Next(), index_t lda = 0) {
   const Steps st(batch_sizes, Tn, B);
   const Split sp(batch_sizes, Tn, B, gates, H);
   const Tiles<T> tl = tiles_for_isa<T>();
-  const index_t K = gates * H;
+  const index_t K = gates * H, ld = lda > 0 ? lda : K;
   const size_t nb = StepGemm<T>::b_elems(tl, 1, sp.units_max(H), K), na = StepGemm<T>::a_elems(tl, sp.rows_max(B), K);
   ThreadBuffers<T> buf(sp.nt, nb + na);
   over_team(sp, B, H, [&](const Team& team, int k) {
@@ -454,7 +536,13 @@ void backward_steps(const index_t* batch_sizes, index_t Tn, index_t B, index_t g
       if (dH) add_units<T>(dh + r0 * H, dH + (st.row(t) + r0) * H, m, H, u0, u1);
       const T* da = cell(st, t, r0, m, u0, u1);
       team.barrier();
-      gm.rows(m, da + r0 * K, K);
+      gm.rows(m, da + r0 * ld, ld);
+      const index_t mn = t > 0 ? std::min(st.rows(t - 1), team.r1) - r0 : 0;
+      if (mn > 0 && u0 == 0 && u1 == H) {
+        Ahead a;
+        next(st, t - 1, r0, mn, a);
+        gm.ahead(a);
+      }
       gm.run(0, dh + r0 * H + u0, H, beta);
     }
   });

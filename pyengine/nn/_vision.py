@@ -68,11 +68,13 @@ def _as4(a):
 
 
 class Conv(Function):
-    """y = conv(x, w) + b (backend ``conv2d_forward``); dx = ``conv2d_backward_input``(g, w),
-    dw = ``conv2d_backward_weight``(g, x), db = the sum of g over N and the positions.
+    """y = conv(x, w) + b (backend ``conv2d_forward``); dx, dw, db = ``conv2d_backward``(g, x, w): dx as
+    ``conv2d_backward_input``(g, w), dw as ``conv2d_backward_weight``(g, x), db the sum of g over N and the
+    positions (one sweep over g where the backend fuses them: depthwise).
     x: (N, C, [H,] W), w: (O, C / groups, [KH,] KW); a 1-D call runs as 2-D with height 1."""
 
     saves = (0, 1)
+    fresh_grads = True  # dx, dw, db: new arrays from the backend (the 1-D case's views are copied as before)
 
     def forward(self, x, w, b, stride, padding, dilation, groups, out_hw):
         self.x, self.w, self.args = x, w, (stride, padding, dilation, groups)
@@ -81,10 +83,11 @@ class Conv(Function):
 
     def backward(self, g):
         n, B = self.needs_input_grad, self.backend
-        x4, w4, g4 = _as4(self.x), _as4(self.w), _as4(g)
-        dx = B.conv2d_backward_input(g4, w4, x4.shape[2:], *self.args).reshape(self.x.shape) if n[0] else None
-        dw = B.conv2d_backward_weight(g4, x4, w4.shape[2:], *self.args).reshape(self.w.shape) if n[1] else None
-        db = g4.sum(axis=(0, 2, 3)) if n[2] else None
+        dx, dw, db = B.conv2d_backward(_as4(g), _as4(self.x), _as4(self.w), n[:3], *self.args)
+        if n[0] and dx.shape != self.x.shape:
+            dx = dx.reshape(self.x.shape)
+        if n[1] and dw.shape != self.w.shape:
+            dw = dw.reshape(self.w.shape)
         return dx, dw, db, None, None, None, None, None
 
 

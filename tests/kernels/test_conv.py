@@ -253,11 +253,11 @@ def test_workspace_is_bounded():
 
 def test_direct_kernels_report_their_buffers():
     """Depthwise and few-channel convolutions count the direct kernels' padded planes (a plane or an image's
-    planes per thread, not the batch's)."""
+    planes per thread, two for the fused depthwise backward; not the batch's)."""
     args = ((1, 1), (1, 1), (1, 1))
     for N in (8, 64):
         dw = cpu.conv2d_workspace_bytes((N, 128, 56, 56), (128, 1, 3, 3), (56, 56), *args, 128, 4)
-        assert 0 < dw <= _C.num_threads() * 60 * 200 * 4 + 128 * 9 * 4
+        assert 0 < dw <= _C.num_threads() * 2 * 60 * 200 * 4 + 128 * 9 * 4
         dense = cpu.conv2d_workspace_bytes((N, 16, 14, 14), (32, 16, 3, 3), (14, 14), *args, 1, 4)
         assert _C.num_threads() * 16 * 16 * 16 * 4 <= dense <= _C.num_threads() * (2 << 20) + (1 << 20)
 
@@ -597,3 +597,67 @@ def test_conv2d_gemm_path_bits_do_not_depend_on_threads():
         _C.set_conv_tile(tile)
         _C.set_num_threads(before)
         _C.set_adapt_threads(adapt)
+
+
+FUSED = [  # N, C, H, W, KH, KW, stride, padding, dilation: depthwise (groups = C = O)
+    (2, 8, 9, 13, 3, 3, (1, 1), (1, 1), (1, 1)),     # the fused backward's smallest channel count
+    (1, 11, 7, 37, 3, 3, (1, 1), (1, 1), (1, 1)),    # N = 1, prime C, four vectors a step and a tail
+    (3, 13, 11, 17, 3, 3, (2, 2), (1, 1), (1, 1)),   # stride 2, odd sizes
+    (2, 9, 8, 21, 5, 3, (1, 2), (2, 0), (2, 1)),     # strided, dilated, 5 x 3: per-plane weight sums
+    (2, 10, 6, 9, 3, 3, (3, 2), (5, 0), (2, 1)),     # padding past d (K - 1): dx crops dy
+    (2, 8, 5, 6, 7, 7, (1, 1), (3, 3), (1, 1)),      # 49 taps: not fused, the passes apart
+    (3, 7, 9, 10, 3, 3, (1, 1), (1, 1), (1, 1)),     # C < 8: not fused
+    (2, 1, 5, 7, 3, 3, (1, 1), (1, 1), (1, 1)),      # C = 1
+]
+
+
+@pytest.mark.parametrize("case", FUSED)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_backward_matches_twin(isa, threads, case, dtype):
+    """conv2d_backward (the depthwise passes fused in one sweep over dy) against its twin, every subset of
+    the gradients; dw the same bits as conv2d_backward_weight."""
+    N, C, H, W, KH, KW, s, p, d = case
+    rng = np.random.default_rng(sum(case[:6]))
+    x, w = rand(rng, (N, C, H, W), dtype), rand(rng, (C, 1, KH, KW), dtype)
+    out = (_out(H, KH, s[0], p[0], d[0]), _out(W, KW, s[1], p[1], d[1]))
+    dy = rand(rng, (N, C) + out, dtype)
+    args = (s, p, d, C)
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    want = ref.conv2d_backward(dy, x, w, (True, True, True), *args)
+    for needs in ((True, True, True), (True, False, False), (False, True, False), (False, False, True),
+                  (False, True, True)):
+        got = cpu.conv2d_backward(dy, x, w, needs, *args)
+        for g, r, n in zip(got, want, needs):
+            assert (g is None) == (not n)
+            if n:
+                assert g.shape == r.shape and g.dtype == dtype
+                assert_close(g, r, **tol)
+        if needs[1]:
+            np.testing.assert_array_equal(got[1], cpu.conv2d_backward_weight(dy, x, (KH, KW), *args))
+
+
+def test_conv2d_backward_fused_bits_do_not_depend_on_threads():
+    """The fused depthwise backward: one channel a unit, its weight and bias sums over the batch in order on
+    one thread: the same bits on 1, 2 and 3 threads."""
+    rng = np.random.default_rng(3)
+    N, C, H, W = 3, 37, 23, 19
+    x, w = rand(rng, (N, C, H, W), np.float32), rand(rng, (C, 1, 3, 3), np.float32)
+    dy = rand(rng, (N, C, H, W), np.float32)
+    args = ((1, 1), (1, 1), (1, 1), C)
+    first = _same_bits_on_1_2_3_threads(lambda: cpu.conv2d_backward(dy, x, w, (True, True, True), *args))
+    for g, r in zip(first, ref.conv2d_backward(dy, x, w, (True, True, True), *args)):
+        assert_close(g, r, rtol=2e-4, atol=2e-4)
+
+
+def test_conv2d_backward_fused_checks_its_arguments():
+    x, w = np.zeros((2, 8, 5, 5), np.float32), np.zeros((8, 1, 3, 3), np.float32)
+    dy = np.zeros((2, 8, 5, 5), np.float32)
+    args = ((1, 1), (1, 1), (1, 1), 8)
+    with pytest.raises(ValueError, match="conv2d_backward_fused"):
+        _C.conv2d_backward_fused(dy, x, w, *args, np.zeros((2, 8, 5, 4), np.float32), None, None)
+    with pytest.raises(TypeError, match="conv2d_backward_fused"):
+        _C.conv2d_backward_fused(dy, x, w, *args, None, np.zeros((8, 1, 3, 3), np.float64), None)
+    with pytest.raises(ValueError, match="conv2d_backward_fused"):
+        _C.conv2d_backward_fused(dy, x, w, *args, None, None, np.zeros(7, np.float32))
+    with pytest.raises(TypeError, match="conv2d_backward_fused"):
+        _C.conv2d_backward_fused(dy, x, w, *args, None, None, [0.0] * 8)

@@ -259,3 +259,82 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match=r"lstm_sequence_backward: dc has the wrong shape"):
         _C.lstm_sequence_backward(np.zeros((6, 12), f), np.zeros((12, 3), f), h1, g1, np.zeros((2, 3), f),
                                   np.zeros((3, 3), f), np.zeros((6, 12), f), bs)
+
+
+def _lstm_batch_major(mod, inp, bs, batch_major):
+    """run(mod, "lstm", ...) with G's input and the G, dG outputs in (b, t) row order when batch_major (every
+    other array keeps its layout); G and dG come back in (t, b) order either way, for comparison."""
+    B, H = inp["h0"].shape
+    T = len(bs)
+
+    def bm(a):  # (t, b) rows -> (b, t) rows, a new array
+        return a.reshape(T, B, -1).transpose(1, 0, 2).copy().reshape(T * B, -1)
+
+    def tm(a):  # (b, t) rows -> (t, b) rows
+        return np.ascontiguousarray(a.reshape(B, T, -1).transpose(1, 0, 2)).reshape(T * B, -1)
+    G = bm(inp["G"]) if batch_major else inp["G"].copy()
+    N, dt = T * B, G.dtype
+    Hs, Cs = np.full((B + N, H), np.nan, dt), np.full((B + N, H), np.nan, dt)
+    Hs[:B], Cs[:B] = inp["h0"], inp["c0"]
+    dh, dc, dG = inp["dh"].copy(), inp["dc"].copy(), np.full(G.shape, np.nan, dt)
+    mod.lstm_sequence_forward(G, inp["w_hh"], Hs, Cs, bs, batch_major=batch_major)
+    mod.lstm_sequence_backward(G, inp["w_hh"], Cs, inp["dH"], dh, dc, dG, bs, batch_major=batch_major)
+    if batch_major:
+        G, dG = tm(G), tm(dG)
+    return dict(G=G, Hs=Hs, Cs=Cs, dG=dG, dh=dh, dc=dc)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T,B,H", [(1, 1, 1), (5, 3, 7), (3, 32, 64), (4, 29, 33), (2, 48, 17)])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_lstm_batch_major_gates_same_bits(isa, dtype, T, B, H, threads):
+    """batch_major (G and dG rows in (b, t) order, as a batch_first input projects them): the same bits as the
+    (t, b) layout on 1, 2, 3 threads (rows or units split), and the twin's values; dH with and without."""
+    bs = np.full(T, B, np.int64)
+    inp = _inputs("lstm", T * 7 + B + H, B, H, bs, dtype)
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        for dH in (inp["dH"], None):
+            i2 = dict(inp, dH=dH)
+            want = _lstm_batch_major(cpu, i2, bs, False)
+            got = _lstm_batch_major(cpu, i2, bs, True)
+            ref = _lstm_batch_major(reference, i2, bs, True)
+            for name, e in want.items():
+                np.testing.assert_array_equal(got[name], e, err_msg=f"{name} [{isa}, {threads} threads]")
+                assert_close(ref[name], e, msg=f"{name} reference ", **TOL[dtype])
+    finally:
+        _C.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_prefetch_switch_same_bits(isa, kind, threads):
+    """set_recurrence_prefetch (the next step's rows touched during each step's GEMM) changes no bit."""
+    bs = batch_sizes_of([7] * 20 + [5] * 9 + [2] * 3)
+    inp = _inputs(kind, 5, 32, 48, bs, np.float32)
+    before = _C.num_threads()
+    _C.set_num_threads(threads)
+    try:
+        was = _C.set_recurrence_prefetch(False)
+        off = run(cpu, kind, inp, bs)
+        _C.set_recurrence_prefetch(True)
+        on = run(cpu, kind, inp, bs)
+    finally:
+        _C.set_recurrence_prefetch(was)
+        _C.set_num_threads(before)
+    for name, e in off.items():
+        np.testing.assert_array_equal(on[name], e, err_msg=f"{kind} {name} [{isa}]")
+
+
+def test_batch_major_needs_dense_batch():
+    f = np.float32
+    bs = np.array([2, 1], np.int64)
+    G, w, S = np.zeros((3, 12), f), np.zeros((12, 3), f), np.zeros((5, 3), f)
+    with pytest.raises(ValueError, match=r"lstm_sequence_forward: batch_major needs a dense batch"):
+        _C.lstm_sequence_forward(G, w, S, S.copy(), bs, True)
+    d = np.zeros((2, 3), f)
+    with pytest.raises(ValueError, match=r"lstm_sequence_backward: batch_major needs a dense batch"):
+        _C.lstm_sequence_backward(G, w, S, None, d, d.copy(), G.copy(), bs, True)
+    with pytest.raises(ValueError, match=r"batch_major needs a dense batch"):
+        reference.lstm_sequence_forward(G.copy(), w, S.copy(), S.copy(), bs, batch_major=True)

@@ -7,7 +7,8 @@ import numpy as np
 
 from ._lib import _C
 
-__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d_forward",
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward",
+           "max_pool2d_forward",
            "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward", "batch_norm_forward",
            "batch_norm_backward"]
 
@@ -42,6 +43,24 @@ def conv2d_backward_weight(dy, x, kernel, stride, padding, dilation, groups):
     dw = _empty((dy.shape[1], x.shape[1] // max(int(groups), 1)) + tuple(kernel), dy.dtype)
     _C.conv2d_backward_weight(dy, x, _pair(stride), _pair(padding), _pair(dilation), int(groups), dw)
     return dw
+
+
+def conv2d_backward(dy, x, w, needs, stride, padding, dilation, groups):
+    """(dx, dw, db) of conv2d_forward (None where ``needs`` says so): in one sweep over dy where the kernels
+    have a fused pass (depthwise), else the passes apart."""
+    dy, x, w = _c(dy), _c(x), _c(w)
+    dx = _empty(x.shape, dy.dtype) if needs[0] else None
+    dw = _empty(w.shape, dy.dtype) if needs[1] else None
+    db = _empty(w.shape[:1], dy.dtype) if needs[2] else None
+    if _C.conv2d_backward_fused(dy, x, w, _pair(stride), _pair(padding), _pair(dilation), int(groups), dx, dw, db):
+        return dx, dw, db
+    if needs[0]:
+        _C.conv2d_backward_input(dy, w, _pair(stride), _pair(padding), _pair(dilation), int(groups), dx)
+    if needs[1]:
+        _C.conv2d_backward_weight(dy, x, _pair(stride), _pair(padding), _pair(dilation), int(groups), dw)
+    if needs[2]:
+        db = dy.sum(axis=(0, 2, 3))
+    return dx, dw, db
 
 
 def conv2d_workspace_bytes(x_shape, w_shape, out_hw, stride, padding, dilation, groups, itemsize):

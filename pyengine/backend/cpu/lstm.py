@@ -27,14 +27,17 @@ def lstm_cell_backward(gates, c_prev, c, dh, dc, dgates):
     return dgates, dc
 
 
-def lstm_sequence_forward(G, w_hh, Hs, Cs, batch_sizes):
-    """One layer's recurrence over all packed steps in one kernel call (in place). Returns (G, Hs, Cs)."""
-    _C.lstm_sequence_forward(G, np.ascontiguousarray(w_hh), Hs, Cs, np.ascontiguousarray(batch_sizes))
+def lstm_sequence_forward(G, w_hh, Hs, Cs, batch_sizes, batch_major=False):
+    """One layer's recurrence over all packed steps in one kernel call (in place; batch_major: G's rows in (b, t)
+    order, a dense batch only). Returns (G, Hs, Cs)."""
+    _C.lstm_sequence_forward(G, np.ascontiguousarray(w_hh), Hs, Cs, np.ascontiguousarray(batch_sizes),
+                             bool(batch_major))
     return G, Hs, Cs
 
 
-def lstm_sequence_backward(G, w_hh, Cs, dH, dh, dc, dG, batch_sizes):
-    """Backward of lstm_sequence_forward (in place; dH None: no gradient from the output). Returns (dG, dh, dc)."""
+def lstm_sequence_backward(G, w_hh, Cs, dH, dh, dc, dG, batch_sizes, batch_major=False):
+    """Backward of lstm_sequence_forward (in place; dH None: no gradient from the output; batch_major: G and dG
+    in (b, t) row order). Returns (dG, dh, dc)."""
     _C.lstm_sequence_backward(G, np.ascontiguousarray(w_hh), Cs, _opt(dH), dh, dc, dG,
-                              np.ascontiguousarray(batch_sizes))
+                              np.ascontiguousarray(batch_sizes), bool(batch_major))
     return dG, dh, dc

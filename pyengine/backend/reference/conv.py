@@ -12,7 +12,8 @@ x[c, p s_h - pad_h + i d_h, q s_w - pad_w + j d_w] (zero outside x), and y = W (
 """
 import numpy as np
 
-__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d_forward",
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward",
+           "max_pool2d_forward",
            "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward", "batch_norm_forward",
            "batch_norm_backward"]
 
@@ -97,6 +98,15 @@ def conv2d_backward_weight(dy, x, kernel, stride, padding, dilation, groups):
     d = dy.reshape(N, G, O // G, L)
     dw = np.matmul(d, cols.transpose(0, 1, 3, 2)).sum(0)
     return dw.reshape(O, C // G, kernel[0], kernel[1])
+
+
+def conv2d_backward(dy, x, w, needs, stride, padding, dilation, groups):
+    """(dx, dw, db) of conv2d_forward, each None where ``needs`` (three bools) says so: dx and dw as
+    conv2d_backward_input / conv2d_backward_weight, db (O,) = dy summed over N and the positions."""
+    dx = conv2d_backward_input(dy, w, x.shape[2:], stride, padding, dilation, groups) if needs[0] else None
+    dw = conv2d_backward_weight(dy, x, w.shape[2:], stride, padding, dilation, groups) if needs[1] else None
+    db = dy.sum(axis=(0, 2, 3)) if needs[2] else None
+    return dx, dw, db
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_hw):

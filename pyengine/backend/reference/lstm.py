@@ -70,28 +70,55 @@ def lstm_cell_backward(gates, c_prev, c, dh, dc, dgates):
     return dgates, dc
 
 
-def lstm_sequence_forward(G, w_hh, Hs, Cs, batch_sizes):
+def _time_major(A, batch_sizes, B):
+    """(N, C) rows in (b, t) order (a dense batch) -> a new array in (t, b) order."""
+    if np.any(np.asarray(batch_sizes) != B):
+        raise ValueError(f"batch_major needs a dense batch (every batch size {B}), got {list(batch_sizes)}")
+    T = len(batch_sizes)
+    return A.reshape(B, T, -1).transpose(1, 0, 2).reshape(T * B, -1)
+
+
+def _batch_major_into(dst, src, T, B):
+    """dst (N, C) in (b, t) order = src (N, C) in (t, b) order."""
+    dst.reshape(B, T, -1)[...] = src.reshape(T, B, -1).transpose(1, 0, 2)
+
+
+def lstm_sequence_forward(G, w_hh, Hs, Cs, batch_sizes, batch_major=False):
     """One layer's recurrence over all T packed steps, in place (layout: ``rnn.packed_steps``).
 
     G: (N, 4H) in: the input projections x_t W_ih^T + b of every step's rows; out: the activated gates
     w_hh: (4H, H)   Hs, Cs: (B + N, H) in: rows [0, B) = h_0, c_0; out: the states after every step
     batch_sizes: (T,) int64, B >= bs[0] >= bs[1] >= ... >= 0, summing to N (dense: [B] * T)
+    batch_major: G's rows in (b, t) order (row b T + t; a dense batch only); Hs, Cs as above.
     Returns (G, Hs, Cs).
     """
+    if batch_major:
+        B = Hs.shape[0] - G.shape[0]
+        Gt = _time_major(G, batch_sizes, B)
+        lstm_sequence_forward(Gt, w_hh, Hs, Cs, batch_sizes)
+        _batch_major_into(G, Gt, len(batch_sizes), B)
+        return G, Hs, Cs
     for n, rows, prev, out in packed_steps(batch_sizes, Hs.shape[0] - G.shape[0]):
         G[rows] += Hs[prev] @ w_hh.T
         lstm_cell_forward(G[rows], Cs[prev], Hs[out], Cs[out])
     return G, Hs, Cs
 
 
-def lstm_sequence_backward(G, w_hh, Cs, dH, dh, dc, dG, batch_sizes):
+def lstm_sequence_backward(G, w_hh, Cs, dH, dh, dc, dG, batch_sizes, batch_major=False):
     """Backward of lstm_sequence_forward, in place.
 
     dH: (N, H) dL/dh_t from the layer's output (read only), or None: the output has no gradient
     dh, dc: (B, H) in: dL/dh_n, dL/dc_n (each row's final state); out: dL/dh_0, dL/dc_0
     dG: (N, 4H) out: dL/d(pre-activations) of every step's rows
+    batch_major: G and dG in (b, t) row order (as the forward's); dH stays in (t, b) order.
     Returns (dG, dh, dc).
     """
+    if batch_major:
+        B, T = dh.shape[0], len(batch_sizes)
+        dGt = np.empty_like(dG)
+        lstm_sequence_backward(_time_major(G, batch_sizes, B), w_hh, Cs, dH, dh, dc, dGt, batch_sizes)
+        _batch_major_into(dG, dGt, T, B)
+        return dG, dh, dc
     for n, rows, prev, out in reversed(list(packed_steps(batch_sizes, dh.shape[0]))):
         if dH is not None:
             dh[:n] += dH[rows]  # dL/dh_t: from the output and from step t + 1

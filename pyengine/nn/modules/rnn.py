@@ -118,6 +118,7 @@ class _RecurrentLayer(Function):
     """
 
     fresh_grads = True  # every gradient is a new array (dx may be a view of one, and so gets copied)
+    gates_batch_major = False  # whether the kernels take a batch_first input's gates in (b, t) row order
 
     def _project(self, x, w_ih, bias, steps, reverse):
         """G (N, gates H): x_t W_ih^T + bias for every packed row, in the order the recurrence runs them."""
@@ -129,6 +130,13 @@ class _RecurrentLayer(Function):
         # layout (backward), so that the transpose back to (B, T, I) is C-ordered again and what produced x
         # (an embedding, a reshape) gets its gradient without a copy of its own.
         self.batch_major = x.ndim == 3 and not x.flags.c_contiguous and x.transpose(1, 0, 2).flags.c_contiguous
+        # LSTM: no copy at all; the gates are projected in x's own (b, t) row order and the kernels read them
+        # so (gates_bm); dx then comes in that order too.
+        self.gates_bm = self.batch_major and self.gates_batch_major and not reverse and steps.dense
+        if self.gates_bm:
+            x2 = x.transpose(1, 0, 2).reshape(-1, x.shape[-1])  # a view: rows (b, t)
+            self.x_shape, self.x2, self.steps, self.reverse = x.shape, x2, steps, reverse
+            return K.linear(x2, w_ih, bias) if bias is not None else K.matmul(x2, w_ih, trans_b=True)
         if self.batch_major:
             x = K.copy_into(xp.empty(x.shape, x.dtype), x)
         x2 = x.reshape(-1, x.shape[-1])
@@ -175,7 +183,10 @@ class _RecurrentLayer(Function):
         K, xp = self.backend, self.xp
         n_x, n_wih, n_whh, n_bih, n_bhh = needs
         dx = dw_ih = dw_hh = db_ih = db_hh = None
-        if n_x:
+        if n_x and self.gates_bm:  # rows (b, t): (B, T, I), x's layout already
+            T, B, I = self.x_shape
+            dx = K.matmul(dG, w_ih).reshape(B, T, I).transpose(1, 0, 2)
+        elif n_x:
             dx = K.matmul(dG, w_ih)  # (N, G H) (G H, I)
             if self.reverse:
                 dx = xp.take(dx, self.steps.rev, axis=0)
@@ -188,6 +199,10 @@ class _RecurrentLayer(Function):
         if n_whh:
             prev = self.steps.prev
             h_prev = Hs[prev] if isinstance(prev, slice) else xp.take(Hs, prev, axis=0)
+            if self.gates_bm:  # h_{t-1} in dG's (b, t) row order (half the copy of x that it saves)
+                T, B, H = self.x_shape[0], self.x_shape[1], Hs.shape[1]
+                hb = K.copy_into(xp.empty((B, T, H), Hs.dtype), h_prev.reshape(T, B, H).transpose(1, 0, 2))
+                h_prev = hb.reshape(B * T, H)
             dw_hh = K.matmul(dGh, h_prev, trans_a=True)  # sum over rows of da^T h_{t-1}
         if n_bih or n_bhh:
             db_ih = K.sum_rows(dG)
@@ -203,17 +218,20 @@ class LSTMLayer(_RecurrentLayer):
 
     forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, steps=None, reverse=False) -> (out, h_n, c_n)
         x: (T, B, I) or packed (N, I)   h0, c0: (B, H)   w_ih: (4H, I)   w_hh: (4H, H)   b_ih, b_hh: (4H,) or None
-    Saved for backward: the activated gates G (N, 4H) and the states Hs, Cs (B + N, H).
+    Saved for backward: the activated gates G (N, 4H) and the states Hs, Cs (B + N, H). A batch_first input
+    (one direction, dense) has G and dG in its own (b, t) row order: no transposed copy of x nor of dx.
     Kernels: backend ``linear``/``matmul`` (projections and weight gradients, one GEMM each) and
     ``lstm_sequence_forward/backward`` (the recurrence: every step in one kernel call).
     """
+
+    gates_batch_major = True
 
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, steps=None, reverse=False):
         H = w_hh.shape[1]
         G = self._project(x, w_ih, None if b_ih is None else b_ih + b_hh, steps, reverse)
         Hs, Cs = self._states(h0, H, G.dtype), self._states(c0, H, G.dtype)
         # every step in one kernel call: a_t = x_t W_ih^T + b + h_{t-1} W_hh^T, then the cell
-        self.backend.lstm_sequence_forward(G, w_hh, Hs, Cs, self.steps.batch_sizes)
+        self.backend.lstm_sequence_forward(G, w_hh, Hs, Cs, self.steps.batch_sizes, batch_major=self.gates_bm)
         self.G, self.Hs, self.Cs, self.w_ih, self.w_hh = G, Hs, Cs, w_ih, w_hh
         return self._output(Hs), self._final(Hs), self._final(Cs)
 
@@ -222,7 +240,7 @@ class LSTMLayer(_RecurrentLayer):
         dh, dc = self._carried(d_hn, H, dt), self._carried(d_cn, H, dt)
         dG = self.xp.empty_like(G)
         self.backend.lstm_sequence_backward(G, self.w_hh, self.Cs, self._output_grad(d_out, H), dh, dc, dG,
-                                            self.steps.batch_sizes)
+                                            self.steps.batch_sizes, batch_major=self.gates_bm)
         dx, dw_ih, dw_hh, db_ih, db_hh = self._input_and_weight_grads(dG, dG, self.Hs, self.w_ih, n[:1] + n[3:7])
         return dx, dh if n[1] else None, dc if n[2] else None, dw_ih, dw_hh, db_ih, db_hh
 
