@@ -649,6 +649,24 @@ def test_conv2d_backward_fused_bits_do_not_depend_on_threads():
         assert_close(g, r, rtol=2e-4, atol=2e-4)
 
 
+@pytest.mark.parametrize("case", [(1, 3, 7, 5, 1), (3, 5, 6, 9, 2), (2, 16, 13, 11, 2), (4, 1, 1, 3, 1)])
+def test_conv2d_backward_dense_bias_gradient(case):
+    """The dense (unfused) backward: db from the threaded plane sums then the images' sum, against the
+    float64 twin, the same bits on 1, 2 and 3 threads (N, O, H, W, stride: O = 1, H = W = 1, odd sizes)."""
+    N, O, H, W, s = case
+    rng = np.random.default_rng(sum(case))
+    C = 3
+    x, w = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, 3, 3), np.float32)
+    out = (_out(H, 3, s, 1, 1), _out(W, 3, s, 1, 1))
+    dy = rand(rng, (N, O) + out, np.float32)
+    args = ((s, s), (1, 1), (1, 1), 1)
+    dx, dw, _ = cpu.conv2d_backward(dy, x, w, (False, False, True), *args)
+    assert dx is None and dw is None
+    (db,) = _same_bits_on_1_2_3_threads(lambda: cpu.conv2d_backward(dy, x, w, (False, False, True), *args)[2:])
+    assert db.shape == (O,) and db.dtype == np.float32
+    assert_close(db, dy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-6, atol=1e-6)
+
+
 def test_conv2d_backward_fused_checks_its_arguments():
     x, w = np.zeros((2, 8, 5, 5), np.float32), np.zeros((8, 1, 3, 3), np.float32)
     dy = np.zeros((2, 8, 5, 5), np.float32)

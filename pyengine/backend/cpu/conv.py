@@ -6,6 +6,7 @@ allocated here and filled by the kernels.
 import numpy as np
 
 from ._lib import _C
+from .reduce import sum_dims, sum_rows
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward",
            "max_pool2d_forward",
@@ -59,8 +60,16 @@ def conv2d_backward(dy, x, w, needs, stride, padding, dilation, groups):
     if needs[1]:
         _C.conv2d_backward_weight(dy, x, _pair(stride), _pair(padding), _pair(dilation), int(groups), dw)
     if needs[2]:
-        db = dy.sum(axis=(0, 2, 3))
+        db = _bias_grad(dy)
     return dx, dw, db
+
+
+def _bias_grad(dy):
+    """db[o] = sum over n, h, w of dy[n, o, h, w]: each (n, o) plane's sum, then the images' in a fixed order, on
+    the threaded reduction kernels (NumPy's sum over axes (0, 2, 3) runs on one thread: 0.15-0.6 ms of a
+    ResNet layer's backward)."""
+    N, O = dy.shape[:2]
+    return sum_rows(sum_dims(dy.reshape(N * O, -1), (1,)).reshape(N, O))
 
 
 def conv2d_workspace_bytes(x_shape, w_shape, out_hw, stride, padding, dilation, groups, itemsize):
