@@ -667,6 +667,16 @@ def test_conv2d_backward_dense_bias_gradient(case):
     assert_close(db, dy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-6, atol=1e-6)
 
 
+def test_conv2d_backward_bias_gradient_of_an_empty_batch():
+    """No images (or no output positions): db is zeros of (O,), not a reshape error."""
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    for N, H in ((0, 5), (2, 0)):
+        x, w = np.ones((N, 3, H, 4), np.float32), np.ones((5, 3, 3, 3), np.float32)
+        dy = np.ones((N, 5, H, 4), np.float32)
+        db = cpu.conv2d_backward(dy, x, w, (False, False, True), *args)[2]
+        assert db.shape == (5,) and db.dtype == np.float32 and not db.any()
+
+
 def test_conv2d_backward_fused_checks_its_arguments():
     x, w = np.zeros((2, 8, 5, 5), np.float32), np.zeros((8, 1, 3, 3), np.float32)
     dy = np.zeros((2, 8, 5, 5), np.float32)
