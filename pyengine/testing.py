@@ -52,3 +52,21 @@ def numeric_grad(f, arr, eps=1e-6):
         arr[k] = old
         g[k] = (lp - lm) / (2 * eps)
     return g
+
+
+def results_on_threads(run, counts=(1, 2, 3)):
+    """[run() on each thread count in ``counts``], with the load-adaptive thread count off (on a busy machine
+    it could run every count on one thread and hide a result that depends on the threads); the thread
+    settings are restored afterwards. For tests that a kernel gives the same bits whatever the threads."""
+    from . import _C
+    before, adapt = _C.num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
+    try:
+        results = []
+        for n in counts:
+            _C.set_num_threads(n)
+            results.append(run())
+        return results
+    finally:
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)

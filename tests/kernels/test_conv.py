@@ -5,7 +5,7 @@ import pytest
 from pyengine import _C
 from pyengine.backend import reference as ref
 from pyengine.backend.cpu import conv as cpu
-from pyengine.testing import assert_close
+from pyengine.testing import assert_close, results_on_threads
 
 DTYPES = (np.float32, np.float64)
 
@@ -495,16 +495,7 @@ def test_conv2d_stride2_rows_match_twin(isa, threads, case, dtype):
 def _same_bits_on_1_2_3_threads(run):
     """run() (a tuple of float32 arrays) on 1, 2 and 3 threads (no adaptive thread count): asserts the same
     bits each time and returns the first results."""
-    before, adapt = _C.num_threads(), _C.adapt_threads()
-    _C.set_adapt_threads(False)
-    try:
-        runs = []
-        for n in (1, 2, 3):
-            _C.set_num_threads(n)
-            runs.append(run())
-    finally:
-        _C.set_num_threads(before)
-        _C.set_adapt_threads(adapt)
+    runs = results_on_threads(run)
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             assert np.array_equal(a.view(np.uint32), b.view(np.uint32))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pyengine import _C
 from pyengine.backend import cpu, reference
-from pyengine.testing import ODD_SIZES, assert_close
+from pyengine.testing import ODD_SIZES, assert_close, results_on_threads
 
 DTYPES = (np.float32, np.float64)
 sizes = st.sampled_from(ODD_SIZES)
@@ -217,10 +217,10 @@ def test_short_rows_read_a_in_place(isa, m, k, n):
             assert np.all(np.isnan(buf[:, -2:]))
             return res.copy(), cpu.linear(a, w, bias)
 
-        got = _on_threads(run)
+        got = results_on_threads(run)
         prev = _C.set_gemm_short_rows_a(False)
         try:
-            packed = _on_threads(run, (1, 2))
+            packed = results_on_threads(run, (1, 2))
         finally:
             _C.set_gemm_short_rows_a(prev)
         assert prev is True
@@ -400,18 +400,6 @@ def test_shared_b_slabs(k, n):
     check_gemm(r2, a, b)
 
 
-def _on_threads(fn, counts=(1, 2, 3)):
-    before = _C.num_threads()
-    try:
-        res = []
-        for t in counts:
-            _C.set_num_threads(t)
-            res.append(fn())
-        return res
-    finally:
-        _C.set_num_threads(before)
-
-
 @pytest.fixture
 def depth_split():
     """run_depth_split on (it is off by default) for the test, the previous setting restored after."""
@@ -445,11 +433,11 @@ def test_depth_split(isa, depth_split, m, k, n, ta, tb):
             assert res is out and np.all(np.isnan(buf[:, 0])) and np.all(np.isnan(buf[:, -2:]))
             return res.copy()
 
-        r1, r2, r3 = _on_threads(run)
+        r1, r2, r3 = results_on_threads(run)
         np.testing.assert_array_equal(r1, r2)
         np.testing.assert_array_equal(r1, r3)
         check_gemm(r1, a, b, ta, tb, -0.5, 2.0, c0)
-        z1, z2 = _on_threads(lambda: run(1.0, 0.0), (1, 2))  # beta 0: out (NaN) never read
+        z1, z2 = results_on_threads(lambda: run(1.0, 0.0), (1, 2))  # beta 0: out (NaN) never read
         np.testing.assert_array_equal(z1, z2)
         check_gemm(z1, a, b, ta, tb)
         assert _C.set_gemm_depth_split(False) is True
@@ -460,7 +448,7 @@ def test_depth_split(isa, depth_split, m, k, n, ta, tb):
         if not ta:
             w = b if tb else np.ascontiguousarray(b.T)
             bias = rand(rng, (n,), dtype)
-            l1, l2, l3 = _on_threads(lambda: cpu.linear(a, w, bias))
+            l1, l2, l3 = results_on_threads(lambda: cpu.linear(a, w, bias))
             np.testing.assert_array_equal(l1, l2)
             np.testing.assert_array_equal(l1, l3)
             assert_close(l1, reference.linear(a.astype(np.float64), w, bias),
@@ -472,7 +460,7 @@ def test_depth_split_tiny_blocks(tiny_blocks, depth_split):
     rng = np.random.default_rng(5)
     for dtype in DTYPES:
         a, b = rand(rng, (1030, 41), dtype), rand(rng, (1030, 70), dtype)
-        r1, r2 = _on_threads(lambda: cpu.matmul(a, b, True, False), (1, 2))
+        r1, r2 = results_on_threads(lambda: cpu.matmul(a, b, True, False), (1, 2))
         np.testing.assert_array_equal(r1, r2)
         check_gemm(r1, a, b, True, False)
 
@@ -587,7 +575,7 @@ def test_small_batched(isa, ta, tb, bcast):
         b = rand(rng, ((1,) if bcast == "b" else (bt,)) + sb, dtype)
         opa, opb = np.swapaxes(a, -1, -2) if ta else a, np.swapaxes(b, -1, -2) if tb else b
         c0 = rand(rng, (bt, m, n), dtype)
-        got = _on_threads(lambda: _small_matmul(a, b, ta, tb, 0.5, -1.0, c0))
+        got = results_on_threads(lambda: _small_matmul(a, b, ta, tb, 0.5, -1.0, c0))
         for r in got[1:] + [_small_matmul(a, b, ta, tb, 0.5, -1.0, c0, small=False)]:
             np.testing.assert_array_equal(r, got[0])
         check_gemm(got[0], np.broadcast_to(opa, (bt, m, k)), np.broadcast_to(opb, (bt, k, n)), alpha=0.5,

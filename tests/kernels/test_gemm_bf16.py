@@ -15,6 +15,7 @@ from pyengine import _dtype as D
 from pyengine.backend import cpu, reference
 from pyengine.backend.cpu import gemm_bf16 as kernel
 from pyengine.backend.reference import gemm_bf16 as twin
+from pyengine.testing import results_on_threads
 
 BF16 = D.BF16_NP
 PATHS = ["generic", "avx512bf16", "amx"]
@@ -397,18 +398,10 @@ def test_shared_packed_b_any_thread_count(path, trans_a, trans_b):
     b = bf16(rng, (N, K) if trans_b else (K, N))
     bias = rng.standard_normal(N).astype(np.float32)
     a3 = bf16(rng, (3, 40, K)) if not trans_a else None
-    before, adapt = cpu.get_num_threads(), _C.adapt_threads()
-    _C.set_adapt_threads(False)
-    try:
-        outs = []
-        for t in (1, 2, 3):
-            cpu.set_num_threads(t)
-            outs.append([kernel.matmul_bf16(a, b, trans_a, trans_b),
-                         kernel.matmul_bf16(a, b, trans_a, trans_b, bf16_out=True, bias=bias).view(np.uint16)]
-                        + ([kernel.matmul_bf16(a3, b, False, trans_b)] if a3 is not None else []))
-    finally:
-        cpu.set_num_threads(before)
-        _C.set_adapt_threads(adapt)
+    outs = results_on_threads(lambda: [kernel.matmul_bf16(a, b, trans_a, trans_b),
+                                       kernel.matmul_bf16(a, b, trans_a, trans_b, bf16_out=True,
+                                                          bias=bias).view(np.uint16)]
+                              + ([kernel.matmul_bf16(a3, b, False, trans_b)] if a3 is not None else []))
     check(outs[0][0], a, b, trans_a, trans_b, msg=f"{path}: ")
     if a3 is not None:
         check(outs[0][2], a3, b, False, trans_b, msg=f"{path} batched: ")

@@ -6,8 +6,9 @@ import pytest
 
 from pyengine import _C
 from pyengine.backend import cpu
+from pyengine.testing import results_on_threads
 
-from .test_gemm import DTYPES, _on_threads, check_gemm, rand
+from .test_gemm import DTYPES, check_gemm, rand
 
 # (M, K, N, trans_a, trans_b): M from 8 MR (the smallest that may share B) to one MC block, K short of the
 # depth split's rule or C too large for it, N several column blocks; and a non-transposed control.
@@ -31,14 +32,14 @@ def test_one_row_block_threads(isa, m, k, n, ta, tb):
             assert res is out and np.all(np.isnan(buf[:, 0])) and np.all(np.isnan(buf[:, -1]))
             return res.copy()
 
-        r1, r2, r3 = _on_threads(run)
+        r1, r2, r3 = results_on_threads(run)
         np.testing.assert_array_equal(r1, r2)
         np.testing.assert_array_equal(r1, r3)
         check_gemm(r1, a, b, ta, tb, -0.5, 2.0, c0)
         # the shared-B plan's 0 (per-unit plans) gives the same bits
         prev = _C.set_gemm_shared_b(0)
         try:
-            (r0,) = _on_threads(run, (2,))
+            (r0,) = results_on_threads(run, (2,))
         finally:
             _C.set_gemm_shared_b(prev)
         np.testing.assert_array_equal(r1, r0)

@@ -6,7 +6,7 @@ import pytest
 
 from pyengine import _C
 from pyengine.backend import cpu, reference
-from pyengine.testing import assert_close, numeric_grad
+from pyengine.testing import assert_close, numeric_grad, results_on_threads
 
 KINDS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -131,16 +131,7 @@ def test_thread_count_gives_the_same_bits(isa, kind, lengths, H):
     row tiles); B = 9: they own units (3 threads: 106, 107, 107 of 320, partial micro-panels)."""
     bs = batch_sizes_of(lengths)
     inp = _inputs(kind, 3, len(lengths), H, bs, np.float32)
-    before, adapt = _C.num_threads(), _C.adapt_threads()
-    _C.set_adapt_threads(False)
-    try:
-        results = []
-        for threads in (1, 2, 3):
-            _C.set_num_threads(threads)
-            results.append(run(cpu, kind, inp, bs))
-    finally:
-        _C.set_num_threads(before)
-        _C.set_adapt_threads(adapt)
+    results = results_on_threads(lambda: run(cpu, kind, inp, bs))
     for name, one in results[0].items():
         for threads, res in zip((2, 3), results[1:]):
             assert np.array_equal(res[name], one), f"{kind} {name}: {threads} threads differ from 1 [{isa}]"
