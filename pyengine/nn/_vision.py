@@ -93,7 +93,7 @@ class Conv(Function):
 
 class ConvTranspose(Function):
     """The adjoint of Conv in x: y = ``conv2d_backward_input``(x, w) + b, dx = ``conv2d_forward``(g, w),
-    dw = ``conv2d_backward_weight``(x, g).   x: (N, Cin, [H,] W), w: (Cin, Cout / groups, [KH,] KW)."""
+    dw = ``conv2d_backward_weight``(x, g), db = ``conv2d_bias_grad``(g).   x: (N, Cin, [H,] W), w: (Cin, Cout / groups, [KH,] KW)."""
 
     saves = (0, 1)
 
@@ -109,7 +109,7 @@ class ConvTranspose(Function):
         x4, w4, g4 = _as4(self.x), _as4(self.w), _as4(g)
         dx = B.conv2d_forward(g4, w4, None, *self.args, x4.shape[2:]).reshape(self.x.shape) if n[0] else None
         dw = B.conv2d_backward_weight(x4, g4, w4.shape[2:], *self.args).reshape(self.w.shape) if n[1] else None
-        db = g4.sum(axis=(0, 2, 3)) if n[2] else None
+        db = B.conv2d_bias_grad(g4) if n[2] else None
         return dx, dw, db, None, None, None, None, None
 
 

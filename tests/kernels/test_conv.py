@@ -668,6 +668,22 @@ def test_conv2d_backward_bias_gradient_of_an_empty_batch():
         assert db.shape == (5,) and db.dtype == np.float32 and not db.any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_bias_grad_matches_its_twin(dtype):
+    """conv2d_bias_grad (Conv's dense backward and ConvTranspose's bias): against the float64 twin on odd
+    shapes, a non-contiguous dy (a transposed view), the same bits on 1, 2 and 3 threads."""
+    rng = np.random.default_rng(11)
+    for shape in ((1, 1, 1, 1), (3, 7, 5, 13), (2, 17, 1, 31), (5, 3, 11, 2)):
+        dy = rand(rng, shape, dtype)
+        tol = 1e-6 if dtype == np.float32 else 1e-12
+        want = ref.conv2d_bias_grad(dy.astype(np.float64))
+        (db,) = _same_bits_on_1_2_3_threads(lambda: (cpu.conv2d_bias_grad(dy),))
+        assert db.shape == shape[1:2] and db.dtype == dtype
+        assert_close(db, want, rtol=tol, atol=tol)
+        swapped = dy.transpose(0, 1, 3, 2)  # non-contiguous
+        assert_close(cpu.conv2d_bias_grad(swapped), want, rtol=tol, atol=tol)
+
+
 def test_conv2d_backward_fused_checks_its_arguments():
     x, w = np.zeros((2, 8, 5, 5), np.float32), np.zeros((8, 1, 3, 3), np.float32)
     dy = np.zeros((2, 8, 5, 5), np.float32)

@@ -13,7 +13,7 @@ x[c, p s_h - pad_h + i d_h, q s_w - pad_w + j d_w] (zero outside x), and y = W (
 import numpy as np
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward",
-           "max_pool2d_forward",
+           "conv2d_bias_grad", "max_pool2d_forward",
            "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward", "batch_norm_forward",
            "batch_norm_backward"]
 
@@ -105,8 +105,14 @@ def conv2d_backward(dy, x, w, needs, stride, padding, dilation, groups):
     conv2d_backward_input / conv2d_backward_weight, db (O,) = dy summed over N and the positions."""
     dx = conv2d_backward_input(dy, w, x.shape[2:], stride, padding, dilation, groups) if needs[0] else None
     dw = conv2d_backward_weight(dy, x, w.shape[2:], stride, padding, dilation, groups) if needs[1] else None
-    db = dy.sum(axis=(0, 2, 3)) if needs[2] else None
+    db = conv2d_bias_grad(dy) if needs[2] else None
     return dx, dw, db
+
+
+def conv2d_bias_grad(dy):
+    """db (O,) = sum over n, h, w of dy[n, o, h, w]: the bias gradient of a convolution (and of a transposed
+    one, whose output dy is then).   dy: (N, O, H, W); zeros where there are no images or positions."""
+    return dy.sum(axis=(0, 2, 3))
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_hw):
