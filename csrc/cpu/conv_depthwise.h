@@ -31,6 +31,15 @@ bool dense_direct_forward(const T* x, const T* w, const T* b, T* y, const ConvSh
 template <class T>
 bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
 
+// The dense weight gradient of a 3 x 3, stride-1, undilated, one-group convolution with few channels
+// (min(C, O) <= 32): x copied into padded planes a chunk of images at a time, register tiles of output
+// channels x 9 taps with vectors along the output row. dense_wgrad3_takes says whether it takes the shape
+// (and the CPU: AVX2 or AVX-512); the caller must also check that x and dy are finite (lanes past the row's
+// end add dy 0 x, and the twin never forms those products).
+bool dense_wgrad3_takes(const ConvShape& s, int itemsize);
+template <class T>
+void dense_direct_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
+
 // Bytes the direct kernels above may allocate for this shape (per-thread padded planes, weight copies), at
 // the current thread count; 0 where none of them takes it.
 index_t direct_workspace_bytes(const ConvShape& s, int itemsize);

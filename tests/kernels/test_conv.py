@@ -668,6 +668,47 @@ def test_conv2d_backward_bias_gradient_of_an_empty_batch():
         assert db.shape == (5,) and db.dtype == np.float32 and not db.any()
 
 
+# The direct 3x3 stride-1 weight gradient of few channels (dense_direct_backward_weight): odd O (a register
+# tile of two output channels with one left), O and C of 1, rows shorter, equal to and longer than a vector
+# (7, 16, 17, 33), padding 0, 1, 2 and unequal, chunks of images (N 9 with a large image), a batch of one.
+WGRAD3 = [  # N, C, H, W, O, padding
+    (2, 3, 7, 5, 5, (1, 1)), (3, 16, 14, 14, 7, (1, 1)), (1, 1, 5, 17, 1, (1, 1)), (2, 5, 9, 33, 3, (0, 0)),
+    (2, 4, 6, 16, 2, (2, 2)), (3, 2, 8, 7, 9, (0, 2)), (9, 8, 40, 41, 6, (1, 1)), (1, 32, 3, 3, 13, (1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", WGRAD3)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_backward_weight_direct_3x3(isa, case, dtype):
+    """Against the float64 twin under every ISA, and the same bits on 1, 2 and 3 threads."""
+    N, C, H, W, O, (ph, pw) = case
+    rng = np.random.default_rng(N * 1000 + C * 100 + O)
+    x = rand(rng, (N, C, H, W), dtype)
+    dy = rand(rng, (N, O, H + 2 * ph - 2, W + 2 * pw - 2), dtype)
+    args = ((3, 3), (1, 1), (ph, pw), (1, 1), 1)
+    want = ref.conv2d_backward_weight(dy.astype(np.float64), x.astype(np.float64), *args)
+    runs = results_on_threads(lambda: (cpu.conv2d_backward_weight(dy, x, *args),))
+    got = runs[0][0]
+    for other in runs[1:]:
+        assert np.array_equal(got, other[0])
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    assert_close(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_conv2d_backward_weight_direct_3x3_non_finite():
+    """A NaN or inf in x or dy takes the GEMM path, which forms exactly the twin's products (the direct kernel
+    would add dy * x past the row ends): NaN and inf land where the twin puts them."""
+    rng = np.random.default_rng(5)
+    x, dy = rand(rng, (2, 4, 9, 10), np.float32), rand(rng, (2, 6, 9, 10), np.float32)
+    x[1, 2, 0, 9], dy[0, 3, 8, 0] = np.inf, np.nan
+    args = ((3, 3), (1, 1), (1, 1), (1, 1), 1)
+    want = ref.conv2d_backward_weight(dy.astype(np.float64), x.astype(np.float64), *args)
+    got = cpu.conv2d_backward_weight(dy, x, *args)
+    assert np.array_equal(np.isnan(got), np.isnan(want)) and np.array_equal(np.isinf(got), np.isinf(want))
+    ok = np.isfinite(want)
+    assert_close(got[ok], want[ok], rtol=2e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_bias_grad_matches_its_twin(dtype):
     """conv2d_bias_grad (Conv's dense backward and ConvTranspose's bias): against the float64 twin on odd
