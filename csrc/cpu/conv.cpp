@@ -745,7 +745,7 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
   if (s.G == s.C && depthwise_backward_weight(dy, x, dw, s)) return;  // one input channel per group
   if (use_winograd(s, x, s.N * s.C * HW, dy, s.N * s.O * L))
     return winograd_backward_weight(dy, x, dw, s);
-  if (dense_wgrad3_takes(s, sizeof(T)) && all_finite(dy, s.N * s.O * L) && all_finite(x, s.N * s.C * HW))
+  if (dense_wgrad_takes(s, sizeof(T)) && all_finite(dy, s.N * s.O * L) && all_finite(x, s.N * s.C * HW))
     return dense_direct_backward_weight(dy, x, dw, s);  // few channels: direct (conv_depthwise.cpp)
   if (is_pointwise(s)) {
     for (index_t n = 0; n < s.N; ++n)

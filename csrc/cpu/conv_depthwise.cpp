@@ -48,18 +48,19 @@ constexpr index_t kMaxKW = 32;                    // kernel columns the direct k
 // values of an image's padded planes (so that they stay in L2).
 template <Isa I>
 constexpr int kDenseOB = I == Isa::avx512 ? 8 : 4;
-constexpr index_t kDenseMaxK = 288;  // C <= 32 for 3 x 3: ResNet's layers (C >= 64) stay on the GEMM
+constexpr index_t kDenseMaxK = 400;  // 16 channels of 5 x 5, 44 of 3 x 3: ResNet's layers (C >= 64) stay on the GEMM
 constexpr index_t kDenseMaxBuffer = index_t(1) << 16;
-// The dense 3 x 3 weight gradient (wgrad3_tile): output channels per register tile (OB x 9 accumulators:
-// 18 of AVX-512's 32 registers, 9 of AVX2's 16), the bytes of x and dy per image chunk (a chunk's images
-// stay in L2 while its tiles sweep them), and the most channels (of the smaller side) it takes.
-template <Isa I>
-constexpr int kWgradOB = I == Isa::avx512 ? 2 : 1;
+// The dense K x K weight gradient (wgrad_tile, K = 3 or 5): output channels per register tile (OB x K K
+// accumulators: 18 or 25 of AVX-512's 32 registers, 9 of AVX2's 16, which takes K = 3 only), the bytes of x
+// and dy per image chunk (a chunk's images stay in L2 while its tiles sweep them), and the most channels (of
+// the smaller side) it takes.
+template <Isa I, int K>
+constexpr int kWgradOB = I == Isa::avx512 && K == 3 ? 2 : 1;
 constexpr index_t kWgradChunkBytes = index_t(256) << 10;
 constexpr index_t kDenseWgradMaxChannels = 32;
 
 template <class T>
-struct Wgrad3 {
+struct Wgrad {
   const T* xp;  // the chunk's x planes, padded: (images, C, Hp, Wp)
   const T* dy;
   index_t C, O, Ho, Wo, Hp, Wp;
@@ -195,19 +196,20 @@ RangeFn<T> pick_channels() {
 }
 
 template <class T>
-using Wgrad3Fn = void (*)(const Wgrad3<T>&, index_t, index_t, index_t, index_t, T*);  // cnt, n0, o0, c, dw
+using WgradFn = void (*)(const Wgrad<T>&, index_t, index_t, index_t, index_t, T*);  // cnt, n0, o0, c, dw
 
-// The SIMD copies only: the generic Vec's load_part reads its one lane whatever the mask, and the kernel's
-// masked-off lanes lie outside x.
+// The SIMD copies only (the generic Vec's load_part reads its one lane whatever the mask), for K = 3 (AVX2,
+// AVX-512) and 5 (AVX-512: 25 accumulators); null where there is none.
 template <class T>
-Wgrad3Fn<T> pick_wgrad3() {
+WgradFn<T> pick_wgrad(index_t K) {
 #if PE_X86
   switch (isa()) {
-    case Isa::avx512: return &dw_avx512::wgrad3_tile<T>;
-    case Isa::avx2: return &dw_avx2::wgrad3_tile<T>;
+    case Isa::avx512: return K == 3 ? &dw_avx512::wgrad_tile<T, 3> : K == 5 ? &dw_avx512::wgrad_tile<T, 5> : nullptr;
+    case Isa::avx2: return K == 3 ? &dw_avx2::wgrad_tile<T, 3> : nullptr;
     default: return nullptr;
   }
 #else
+  (void)K;
   return nullptr;
 #endif
 }
@@ -458,55 +460,55 @@ bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape
 
 namespace dwconv {
 
-// The dense 3 x 3 weight gradient's buffers: x's padded planes, rows oh + i for oh < Ho, i < 3, columns
+// The dense K x K weight gradient's buffers: x's padded planes, rows oh + i for oh < Ho, i < K, columns
 // ow + j to a vector past the last output column, in whole 64-byte lines (the j = 0 taps' loads do not split
 // a line); image chunks of as many images as keep x and dy of the chunk within kWgradChunkBytes, a rule of
 // the shape alone (the chunks' partial sums are added in chunk order, so the bits do not depend on the thread
 // count); one buffer of a chunk's planes per thread, each starting on a line.
-struct Wgrad3Plan {
+struct WgradPlan {
   index_t Hp, Wp, plane, per, chunks, each, line;
-  Wgrad3Plan(const ConvShape& s, index_t itemsize) {
+  WgradPlan(const ConvShape& s, index_t itemsize) {
     line = 64 / itemsize;
-    Hp = s.Ho + 2, Wp = round_up(s.Wo + 2, line), plane = Hp * Wp;
+    Hp = s.Ho + s.KH - 1, Wp = round_up(s.Wo + s.KW - 1, line), plane = Hp * Wp;
     const index_t per_image = (s.C * s.H * s.W + s.O * s.Ho * s.Wo) * itemsize;
     per = std::max<index_t>(1, std::min<index_t>(s.N, kWgradChunkBytes / std::max<index_t>(per_image, 1)));
     chunks = (s.N + per - 1) / per;
     each = round_up(per * s.C * plane, line);
   }
   index_t values(const ConvShape& s, index_t nt) const {  // buffers and the partial sums
-    return nt * each + line + (chunks - 1) * s.O * s.C * 9;
+    return nt * each + line + (chunks - 1) * s.O * s.C * s.KH * s.KW;
   }
 };
 
-inline index_t dense_wgrad_ob() {
+inline index_t dense_wgrad_ob(index_t K) {
   switch (isa()) {
-    case Isa::avx512: return kWgradOB<Isa::avx512>;
-    case Isa::avx2: return kWgradOB<Isa::avx2>;
+    case Isa::avx512: return K == 3 ? kWgradOB<Isa::avx512, 3> : kWgradOB<Isa::avx512, 5>;
+    case Isa::avx2: return kWgradOB<Isa::avx2, 3>;
     default: return 1;
   }
 }
 
 }  // namespace dwconv
 
-bool dense_wgrad3_takes(const ConvShape& s, int itemsize) {
+bool dense_wgrad_takes(const ConvShape& s, int itemsize) {
   using namespace dwconv;
-  if (!(takes(s) && s.G == 1 && s.KH == 3 && s.KW == 3 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1))
-    return false;
-  if (s.Ho != s.H + 2 * s.ph - 2 || s.Wo != s.W + 2 * s.pw - 2 || s.ph > 2 || s.pw > 2) return false;
-  return lanes_for_isa(itemsize) > 1 && s.C * Wgrad3Plan(s, itemsize).plane <= kMaxBuffer &&
-         std::min(s.C, s.O) <= kDenseWgradMaxChannels;
+  if (!(takes(s) && s.G == 1 && s.KH == s.KW && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1)) return false;
+  const index_t K = s.KH;
+  if (s.Ho != s.H + 2 * s.ph - (K - 1) || s.Wo != s.W + 2 * s.pw - (K - 1) || s.ph >= K || s.pw >= K) return false;
+  return (itemsize == 4 ? pick_wgrad<float>(K) != nullptr : pick_wgrad<double>(K) != nullptr) &&
+         s.C * WgradPlan(s, itemsize).plane <= kMaxBuffer && std::min(s.C, s.O) <= kDenseWgradMaxChannels;
 }
 
 template <class T>
 void dense_direct_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
   using namespace dwconv;
-  const Wgrad3Fn<T> tile = pick_wgrad3<T>();
-  const index_t OB = dense_wgrad_ob(), OK = s.O * s.C * 9, HW = s.H * s.W;
-  const Wgrad3Plan p(s, sizeof(T));
+  const WgradFn<T> tile = pick_wgrad<T>(s.KH);
+  const index_t OB = dense_wgrad_ob(s.KH), OK = s.O * s.C * s.KH * s.KW, HW = s.H * s.W;
+  const WgradPlan p(s, sizeof(T));
   const index_t per = p.per, plane = p.plane, line = p.line;
   std::vector<T> parts(static_cast<size_t>((p.chunks - 1) * OK));  // chunk k > 0's dw; chunk 0 writes dw
-  const int nt =
-      static_cast<int>(std::min<index_t>(threads_for(s.N * s.O * s.Ho * s.Wo * s.C * 9, kGrain), p.chunks));
+  const int nt = static_cast<int>(
+      std::min<index_t>(threads_for(s.N * s.O * s.Ho * s.Wo * s.C * s.KH * s.KW, kGrain), p.chunks));
   const auto bufs = thread_buffers<T>(1, nt * p.each + line);  // zeros: the padding, written once
   T* base = bufs.get() + (line - reinterpret_cast<std::uintptr_t>(bufs.get()) / sizeof(T) % line) % line;
   parallel_for(p.chunks, nt, 1, [&](index_t k) {
@@ -519,7 +521,7 @@ void dense_direct_backward_weight(const T* dy, const T* x, T* dw, const ConvShap
       for (index_t r = 0; r < s.H; ++r)
         std::memcpy(dst + r * p.Wp, src + r * s.W, static_cast<size_t>(s.W) * sizeof(T));
     }
-    const Wgrad3<T> a{xp, dy, s.C, s.O, s.Ho, s.Wo, p.Hp, p.Wp};
+    const Wgrad<T> a{xp, dy, s.C, s.O, s.Ho, s.Wo, p.Hp, p.Wp};
     T* out = k ? parts.data() + (k - 1) * OK : dw;
     for (index_t o0 = 0; o0 < s.O; o0 += OB)
       for (index_t c = 0; c < s.C; ++c) tile(a, cnt, n0, o0, c, out);
@@ -548,7 +550,7 @@ index_t direct_workspace_bytes(const ConvShape& s, int itemsize) {
     const index_t ob = 8, Op = (std::max(s.O, s.C) + ob - 1) / ob * ob;
     values = nt * std::max(s.C * fwd.size(), s.O * bwd.size()) + std::max(s.C, s.O) * KK * Op;
   }
-  if (dense_wgrad3_takes(s, itemsize)) values = std::max(values, Wgrad3Plan(s, itemsize).values(s, nt));
+  if (dense_wgrad_takes(s, itemsize)) values = std::max(values, WgradPlan(s, itemsize).values(s, nt));
   return values * itemsize;
 }
 

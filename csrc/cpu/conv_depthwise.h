@@ -24,19 +24,19 @@ bool depthwise_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& 
 template <class T>
 bool depthwise_backward(const T* dy, const T* w, const T* x, T* dx, T* dw, T* db, const ConvShape& s);
 
-// Dense (G == 1) convolutions of few input channels (C KH KW <= 288, an image's padded planes in L2): direct
+// Dense (G == 1) convolutions of few input channels (C KH KW <= 400, an image's padded planes in L2): direct
 // register-tiled kernels. Same contract: false (nothing touched) where they do not take the case.
 template <class T>
 bool dense_direct_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s);
 template <class T>
 bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
 
-// The dense weight gradient of a 3 x 3, stride-1, undilated, one-group convolution with few channels
-// (min(C, O) <= 32): x copied into padded planes a chunk of images at a time, register tiles of output
-// channels x 9 taps with vectors along the output row. dense_wgrad3_takes says whether it takes the shape
-// (and the CPU: AVX2 or AVX-512); the caller must also check that x and dy are finite (lanes past the row's
-// end add dy 0 x, and the twin never forms those products).
-bool dense_wgrad3_takes(const ConvShape& s, int itemsize);
+// The dense weight gradient of a 3 x 3 or 5 x 5 (AVX-512), stride-1, undilated, one-group convolution with few
+// channels (min(C, O) <= 32): x copied into padded planes a chunk of images at a time, register tiles of
+// output channels x K K taps with vectors along the output row. dense_wgrad_takes says whether it takes the
+// shape (and the CPU: AVX2 or AVX-512); the caller must also check that x and dy are finite (lanes past the
+// row's end add dy 0 x, and the twin never forms those products).
+bool dense_wgrad_takes(const ConvShape& s, int itemsize);
 template <class T>
 void dense_direct_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
 

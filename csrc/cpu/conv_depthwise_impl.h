@@ -290,58 +290,59 @@ PE_DW_TARGET void dense_images(const Args<T>& a, index_t lo, index_t hi) {
 }
 
 
-// The dense weight gradient of a 3 x 3, stride-1, undilated convolution (dense_direct_backward_weight) for
+// The dense weight gradient of a K x K, stride-1, undilated convolution (dense_direct_backward_weight) for
 // output channels [o0, o0 + on) (on <= OB) and input channel c over the chunk's images:
-//   dw[o, c, 3 i + j] = sum_n sum_(oh, ow) dy[n, o, oh, ow] xp[n, c, oh + i, ow + j]
+//   dw[o, c, K i + j] = sum_n sum_(oh, ow) dy[n, o, oh, ow] xp[n, c, oh + i, ow + j]
 // where xp is x padded by (ph, pw) zeros (built by the caller: a.xp, planes of Hp x Wp, whose columns run
 // a full vector past the last output column). Vectors run along ow; dy's loads are masked to [0, Wo) on the
-// row's last vector, so lanes past Wo add dy 0 x (a finite x: the caller checks). The on x 9 sums stay in
+// row's last vector, so lanes past Wo add dy 0 x (a finite x: the caller checks). The on x K K sums stay in
 // registers, lane by lane, over all the images and rows, then each is summed across its lanes. Each dy
-// vector feeds 9 FMAs, each x vector OB.
-template <class T>
-PE_DW_TARGET void wgrad3_tile(const Wgrad3<T>& a, index_t cnt, index_t n0, index_t o0, index_t c, T* dw) {
+// vector feeds K K FMAs, each x vector OB.
+template <class T, int K>
+PE_DW_TARGET void wgrad_tile(const Wgrad<T>& a, index_t cnt, index_t n0, index_t o0, index_t c, T* dw) {
   using V = simd::Vec<T, PE_DW_ISA>;
   using reg = typename V::reg;
   constexpr index_t W = V::W;
-  constexpr int OB = kWgradOB<PE_DW_ISA>;
-  static_assert(OB == 1 || OB == 2, "wgrad3_tile: one or two output channels per tile");
+  constexpr int OB = kWgradOB<PE_DW_ISA, K>, KK = K * K;
+  static_assert(OB == 1 || OB == 2, "wgrad_tile: one or two output channels per tile");
   const index_t Ho = a.Ho, Wo = a.Wo, L = Ho * Wo, Wp = a.Wp, plane = a.Hp * Wp;
   const bool two = OB == 2 && o0 + 1 < a.O;
   const index_t last = (Wo + W - 1) / W * W - W;  // the row's last vector starts here
   const auto all = V::mask_for(static_cast<int>(W)), tail = V::mask_for(static_cast<int>(Wo - last));
-  // two arrays of 9, not one of OB x 9: GCC keeps arrays up to about this size in registers
-  reg a0[9], a1[9];
-#pragma GCC unroll 9
-  for (int t = 0; t < 9; ++t) a0[t] = a1[t] = V::zero();
+  // two arrays of K K, not one of OB x K K, and every loop over them unrolled: GCC then keeps them in
+  // registers (otherwise the sums go through the stack on every FMA)
+  reg a0[KK], a1[KK];
+#pragma GCC unroll 25
+  for (int t = 0; t < KK; ++t) a0[t] = a1[t] = V::zero();
   for (index_t n = 0; n < cnt; ++n) {
     const T* xc = a.xp + (n * a.C + c) * plane;
     const T* d0r = a.dy + ((n0 + n) * a.O + o0) * L;
     const T* d1r = two ? d0r + L : d0r;  // one channel: a1 sums a copy of a0's, never stored
     for (index_t oh = 0; oh < Ho; ++oh, d0r += Wo, d1r += Wo) {
       const T* x0 = xc + oh * Wp;
-      for (index_t ow = 0; ow < Wo; ow += W) {  // straight-line body: the sums stay in registers
+      for (index_t ow = 0; ow < Wo; ow += W) {  // straight-line body
         const auto m = ow < last ? all : tail;
-        const reg d0 = V::load_part(d0r + ow, m), d1 = V::load_part(d1r + ow, m);
-#pragma GCC unroll 3
-        for (int i = 0; i < 3; ++i)
-#pragma GCC unroll 3
-          for (int j = 0; j < 3; ++j) {
+        const reg d0 = V::load_part(d0r + ow, m), d1 = OB == 2 ? V::load_part(d1r + ow, m) : d0;
+#pragma GCC unroll 5
+        for (int i = 0; i < K; ++i)
+#pragma GCC unroll 5
+          for (int j = 0; j < K; ++j) {
             reg xv = V::load(x0 + i * Wp + ow + j);
 #if defined(__GNUC__)
             if (OB > 1) __asm__("" : "+v"(xv));  // one load feeding OB FMAs (GCC would fold it into each)
 #endif
-            a0[i * 3 + j] = V::fmadd(d0, xv, a0[i * 3 + j]);
-            if (OB == 2) a1[i * 3 + j] = V::fmadd(d1, xv, a1[i * 3 + j]);
+            a0[i * K + j] = V::fmadd(d0, xv, a0[i * K + j]);
+            if (OB == 2) a1[i * K + j] = V::fmadd(d1, xv, a1[i * K + j]);
           }
       }
     }
   }
-  T* out = dw + (o0 * a.C + c) * 9;
-#pragma GCC unroll 9
-  for (int t = 0; t < 9; ++t) out[t] = V::hsum(a0[t]);
+  T* out = dw + (o0 * a.C + c) * KK;
+#pragma GCC unroll 25
+  for (int t = 0; t < KK; ++t) out[t] = V::hsum(a0[t]);
   if (two)
-#pragma GCC unroll 9
-    for (int t = 0; t < 9; ++t) out[a.C * 9 + t] = V::hsum(a1[t]);
+#pragma GCC unroll 25
+    for (int t = 0; t < KK; ++t) out[a.C * KK + t] = V::hsum(a1[t]);
 }
 
 }  // namespace PE_DW_NS

@@ -45,6 +45,8 @@ CONV = [  # N, C, H, W, O, KH, KW, stride, padding, dilation, groups
     (3, 16, 14, 14, 32, 3, 3, (1, 1), (1, 1), (1, 1), 1),  # dense, few input channels: the direct tiles
     (2, 5, 9, 21, 11, 3, 2, (2, 1), (1, 1), (1, 2), 1),    # direct: strided, dilated, O past the o-block
     (2, 3, 13, 37, 6, 5, 5, (2, 2), (2, 2), (1, 1), 1),    # direct 5x5 stride 2 (dx from spread dy)
+    (3, 6, 14, 13, 16, 5, 5, (1, 1), (0, 0), (1, 1), 1),   # LeNet's second: direct (O 16 x 25 taps for dx)
+    (2, 44, 9, 10, 5, 3, 3, (1, 1), (1, 1), (1, 1), 1),    # C KH KW 396: the direct forward's widest
     (5, 4, 5, 6, 8, 1, 1, (1, 1), (0, 0), (1, 1), 1),      # pointwise: x read in place
     (2, 4, 6, 6, 6, 1, 1, (1, 1), (0, 0), (1, 1), 2),      # grouped pointwise
     (2, 4, 9, 9, 8, 1, 1, (2, 2), (0, 0), (1, 1), 1),      # strided 1x1 (ResNet's downsample)
@@ -668,24 +670,25 @@ def test_conv2d_backward_bias_gradient_of_an_empty_batch():
         assert db.shape == (5,) and db.dtype == np.float32 and not db.any()
 
 
-# The direct 3x3 stride-1 weight gradient of few channels (dense_direct_backward_weight): odd O (a register
+# The direct 3x3 / 5x5 stride-1 weight gradient of few channels (dense_direct_backward_weight): odd O (a register
 # tile of two output channels with one left), O and C of 1, rows shorter, equal to and longer than a vector
 # (7, 16, 17, 33), padding 0, 1, 2 and unequal, chunks of images (N 9 with a large image), a batch of one.
-WGRAD3 = [  # N, C, H, W, O, padding
-    (2, 3, 7, 5, 5, (1, 1)), (3, 16, 14, 14, 7, (1, 1)), (1, 1, 5, 17, 1, (1, 1)), (2, 5, 9, 33, 3, (0, 0)),
-    (2, 4, 6, 16, 2, (2, 2)), (3, 2, 8, 7, 9, (0, 2)), (9, 8, 40, 41, 6, (1, 1)), (1, 32, 3, 3, 13, (1, 1)),
+WGRAD_K = [  # N, C, H, W, O, kernel, padding
+    (2, 3, 7, 5, 5, 3, (1, 1)), (3, 16, 14, 14, 7, 3, (1, 1)), (1, 1, 5, 17, 1, 3, (1, 1)), (2, 5, 9, 33, 3, 3, (0, 0)),
+    (2, 4, 6, 16, 2, 3, (2, 2)), (3, 2, 8, 7, 9, 3, (0, 2)), (9, 8, 40, 41, 6, 3, (1, 1)), (1, 32, 3, 3, 13, 3, (1, 1)),
+    (4, 3, 32, 32, 6, 5, (0, 0)), (3, 6, 14, 13, 16, 5, (2, 2)), (2, 1, 5, 21, 3, 5, (4, 1)), (1, 7, 9, 6, 5, 5, (1, 3)),
 ]
 
 
-@pytest.mark.parametrize("case", WGRAD3)
+@pytest.mark.parametrize("case", WGRAD_K)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_conv2d_backward_weight_direct_3x3(isa, case, dtype):
+def test_conv2d_backward_weight_direct_kxk(isa, case, dtype):
     """Against the float64 twin under every ISA, and the same bits on 1, 2 and 3 threads."""
-    N, C, H, W, O, (ph, pw) = case
+    N, C, H, W, O, k, (ph, pw) = case
     rng = np.random.default_rng(N * 1000 + C * 100 + O)
     x = rand(rng, (N, C, H, W), dtype)
-    dy = rand(rng, (N, O, H + 2 * ph - 2, W + 2 * pw - 2), dtype)
-    args = ((3, 3), (1, 1), (ph, pw), (1, 1), 1)
+    dy = rand(rng, (N, O, H + 2 * ph - k + 1, W + 2 * pw - k + 1), dtype)
+    args = ((k, k), (1, 1), (ph, pw), (1, 1), 1)
     want = ref.conv2d_backward_weight(dy.astype(np.float64), x.astype(np.float64), *args)
     runs = results_on_threads(lambda: (cpu.conv2d_backward_weight(dy, x, *args),))
     got = runs[0][0]
@@ -695,7 +698,7 @@ def test_conv2d_backward_weight_direct_3x3(isa, case, dtype):
     assert_close(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
-def test_conv2d_backward_weight_direct_3x3_non_finite():
+def test_conv2d_backward_weight_direct_kxk_non_finite():
     """A NaN or inf in x or dy takes the GEMM path, which forms exactly the twin's products (the direct kernel
     would add dy * x past the row ends): NaN and inf land where the twin puts them."""
     rng = np.random.default_rng(5)
