@@ -1,5 +1,6 @@
 """Convolution: Conv2d forward+backward on ResNet-18's layer shapes at batch 8 (3x3 and 1x1, 56x56x64 down
-to 7x7x512), a depthwise 3x3, and a small CNN's training step; pyengine vs PyTorch (oneDNN) in one process.
+to 7x7x512), a depthwise 3x3, and two small CNNs' training steps (one of them PyTorch's CIFAR-10 tutorial net);
+pyengine vs PyTorch (oneDNN) in one process.
 Extra memory: what pyengine's convolution kernels allocate beside their operands (bounded column tiles;
 a whole-batch im2col is given for scale)."""
 import numpy as np
@@ -62,18 +63,33 @@ def _conv_case(res, N, C, H, O, k, s, g, threads, quick):
             extra=f"extra memory {_mib(ws)} (batch im2col would be {_mib(im2col)})")
 
 
-def _cnn(mod, N=32):
+def _cnn(mod):
     """conv(1->16) bn relu pool, conv(16->32) bn relu pool, linear(32*7*7 -> 10), on (N, 1, 28, 28)."""
     return mod.Sequential(mod.Conv2d(1, 16, 3, padding=1), mod.BatchNorm2d(16), mod.ReLU(), mod.MaxPool2d(2),
                           mod.Conv2d(16, 32, 3, padding=1), mod.BatchNorm2d(32), mod.ReLU(), mod.MaxPool2d(2),
                           mod.Flatten(), mod.Linear(32 * 7 * 7, 10))
 
 
-def _train_case(res, threads, quick, N=32):
+def _lenet(mod):
+    """PyTorch's CIFAR-10 tutorial net on (N, 3, 32, 32): conv(3->6, 5) relu pool, conv(6->16, 5) relu pool,
+    linear 400 -> 120 -> 84 -> 10 with relus."""
+    return mod.Sequential(mod.Conv2d(3, 6, 5), mod.ReLU(), mod.MaxPool2d(2), mod.Conv2d(6, 16, 5), mod.ReLU(),
+                          mod.MaxPool2d(2), mod.Flatten(), mod.Linear(16 * 5 * 5, 120), mod.ReLU(),
+                          mod.Linear(120, 84), mod.ReLU(), mod.Linear(84, 10))
+
+
+# (name, model builder, input shape without the batch, batch)
+TRAIN_CASES = [
+    ("small CNN train step (2 conv+bn+pool, linear) N32 28x28", _cnn, (1, 28, 28), 32),
+    ("LeNet train step (PyTorch's CIFAR-10 tutorial net) N64 32x32", _lenet, (3, 32, 32), 64),
+]
+
+
+def _train_case(res, threads, quick, name, build, shape, N):
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((N, 1, 28, 28)).astype(np.float32)
+    x = rng.standard_normal((N,) + shape).astype(np.float32)
     y = rng.integers(0, 10, N)
-    net = _cnn(nn)
+    net = build(nn)
     opt = pe.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     X, Y = pe.tensor(x), pe.tensor(y)
 
@@ -86,7 +102,7 @@ def _train_case(res, threads, quick, N=32):
     with Threads(threads):
         theirs = None
         if torch is not None:
-            tnet = _cnn(torch.nn)
+            tnet = build(torch.nn)
             topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
             TX, TY = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -95,7 +111,7 @@ def _train_case(res, threads, quick, N=32):
                 torch.nn.functional.cross_entropy(tnet(TX), TY).backward()
                 topt.step()
         t_ours, t_torch = timeit_pair(ours, theirs, repeat=rep)
-    res.add("conv", f"small CNN train step (2 conv+bn+pool, linear) N{N} 28x28", threads, t_ours, None, t_torch)
+    res.add("conv", name, threads, t_ours, None, t_torch)
 
 
 def run(res, quick=False):
@@ -103,4 +119,5 @@ def run(res, quick=False):
     for threads in (1, 2):
         for C, H, O, k, s, g in shapes:
             _conv_case(res, 8, C, H, O, k, s, g, threads, quick)
-        _train_case(res, threads, quick)
+        for case in TRAIN_CASES[:1] if quick else TRAIN_CASES:
+            _train_case(res, threads, quick, *case)
