@@ -384,9 +384,25 @@ bool depthwise_backward(const T* dy, const T* w, const T* x, T* dx, T* dw, T* db
 
 namespace dwconv {
 
+template <class T, int KWc>
+RangeFn<T> pick_dense_kw() {
+#if PE_X86
+  switch (isa()) {
+    case Isa::avx512: return &dw_avx512::dense_images<T, KWc>;
+    case Isa::avx2: return &dw_avx2::dense_images<T, KWc>;
+    default: return &dw_generic::dense_images<T, KWc>;
+  }
+#else
+  return &dw_generic::dense_images<T, KWc>;
+#endif
+}
+
+// dense_images with the tap loop of a 3- or 5-wide kernel at unit column stride and dilation unrolled.
 template <class T>
-RangeFn<T> pick_dense() {
-  PE_DW_PICK(dense_images)
+RangeFn<T> pick_dense(index_t KW, index_t sw, index_t dw) {
+  if (sw == 1 && dw == 1 && KW == 3) return pick_dense_kw<T, 3>();
+  if (sw == 1 && dw == 1 && KW == 5) return pick_dense_kw<T, 5>();
+  return pick_dense_kw<T, 0>();
 }
 #undef PE_DW_PICK
 
@@ -414,7 +430,7 @@ bool dense_run(Args<T> a, index_t O, const T* bias, T* out, const Tap& tap) {
       1, static_cast<int>(std::min<index_t>(threads_for(a.N * O * a.Ho * a.Wo * a.C * KK, kGrain), a.N)));
   const auto bufs = thread_buffers<T>(nt, a.C * a.L.size());
   a.bufs = bufs.get();
-  run_units(pick_dense<T>(), a, a.N, nt);
+  run_units(pick_dense<T>(a.KW, a.sw, a.dw), a, a.N, nt);
   return true;
 }
 

@@ -232,7 +232,9 @@ PE_DW_TARGET void fused_backward(const Args<T>& ad, const Args<T>& aw, T* db, in
 // built once, then each tile of OB output channels x 2 output rows x one vector of columns keeps its 2 OB
 // accumulators in registers over all C KH KW taps: one load of each input row per tap feeds OB FMAs, the
 // weights broadcast from a.taps laid out (c, i, j, o) with Opad (a multiple of OB) columns, zeros past O.
-template <class T>
+// KWc: the kernel's width when it is 3 or 5 with unit column stride and dilation (the tap loop then has a
+// constant trip count and offsets j, and unrolls), 0 for any other.
+template <class T, int KWc>
 PE_DW_TARGET void dense_images(const Args<T>& a, index_t lo, index_t hi) {
   using V = simd::Vec<T, PE_DW_ISA>;
   using reg = typename V::reg;
@@ -259,8 +261,10 @@ PE_DW_TARGET void dense_images(const Args<T>& a, index_t lo, index_t hi) {
               const T* r0 = buf + c * ps + (oh * a.sh + i * a.dh) * rs + ow;
               const T* r1 = r0 + a.sh * rs;
               const T* wp = a.taps + (c * KH + i) * KW * Op + ob;
-              for (index_t j = 0; j < KW; ++j) {
-                const reg x0 = V::load(r0 + coff[j]), x1 = V::load(r1 + coff[j]);
+#pragma GCC unroll 5
+              for (index_t j = 0; j < (KWc ? KWc : KW); ++j) {
+                const index_t cj = KWc ? j : coff[j];
+                const reg x0 = V::load(r0 + cj), x1 = V::load(r1 + cj);
                 for (int o = 0; o < OB; ++o) {
                   const reg wv = V::set1(wp[j * Op + o]);
                   acc0[o] = V::fmadd(wv, x0, acc0[o]);
