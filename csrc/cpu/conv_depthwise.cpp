@@ -50,7 +50,7 @@ template <Isa I>
 constexpr int kDenseOB = I == Isa::avx512 ? 8 : 4;
 constexpr index_t kDenseMaxK = 400;  // 16 channels of 5 x 5, 44 of 3 x 3: ResNet's layers (C >= 64) stay on the GEMM
 constexpr index_t kDenseMaxBuffer = index_t(1) << 16;
-// The dense K x K weight gradient (wgrad_tile, K = 3 or 5): output channels per register tile (OB x K K
+// The dense K x K weight gradient (wgrad_tile, K = 3 or 5, stride 1 or 2): output channels per register tile (OB x K K
 // accumulators: 18 or 25 of AVX-512's 32 registers, 9 of AVX2's 16, which takes K = 3 only), the bytes of x
 // and dy per image chunk (a chunk's images stay in L2 while its tiles sweep them), and the most channels (of
 // the smaller side) it takes.
@@ -61,9 +61,9 @@ constexpr index_t kDenseWgradMaxChannels = 32;
 
 template <class T>
 struct Wgrad {
-  const T* xp;  // the chunk's x planes, padded: (images, C, Hp, Wp)
+  const T* xp;  // the chunk's x planes, padded, columns split by phase: (images, C, Hp, S, Pw)
   const T* dy;
-  index_t C, O, Ho, Wo, Hp, Wp;
+  index_t C, O, Ho, Wo, Hp, Pw;
 };
 
 // The padded plane: padded coordinates (r, c) hold source element ((r - pt) / uh, (c - pl) / uw) where that
@@ -128,11 +128,21 @@ inline void build(const T* src, T* buf, const Layout& L) {
       if (hi > lo) std::memcpy(row + lo, s + (lo - L.pl), static_cast<size_t>(hi - lo) * sizeof(T));
       continue;
     }
-    for (index_t k = 0; k < L.sw; ++k) {
-      T* ph = row + k * L.pw;
-      for (index_t t = 0; t < L.pw; ++t) {
-        const index_t sc = t * L.sw + k - L.pl;
-        if (sc >= 0 && sc % L.uw == 0 && sc / L.uw < L.Ws) ph[t] = s[sc / L.uw];
+    // source column m sits at padded column pc = pl + m uw, which is column pc / sw of phase pc % sw (every
+    // padded column is visited once per source column, with no division in the sw = 1 and 2 cases)
+    const index_t m0 = L.pl >= 0 ? 0 : (-L.pl + L.uw - 1) / L.uw;
+    const index_t m1 = std::min(L.Ws, std::max<index_t>(0, (L.sw * L.pw - L.pl + L.uw - 1) / L.uw));
+    if (L.sw == 1) {
+      for (index_t m = m0; m < m1; ++m) row[L.pl + m * L.uw] = s[m];
+    } else if (L.sw == 2) {
+      for (index_t m = m0; m < m1; ++m) {
+        const index_t pc = L.pl + m * L.uw;
+        row[(pc & 1) * L.pw + (pc >> 1)] = s[m];
+      }
+    } else {
+      for (index_t m = m0; m < m1; ++m) {
+        const index_t pc = L.pl + m * L.uw;
+        row[(pc % L.sw) * L.pw + pc / L.sw] = s[m];
       }
     }
   }
@@ -199,19 +209,25 @@ template <class T>
 using WgradFn = void (*)(const Wgrad<T>&, index_t, index_t, index_t, index_t, T*);  // cnt, n0, o0, c, dw
 
 // The SIMD copies only (the generic Vec's load_part reads its one lane whatever the mask), for K = 3 (AVX2,
-// AVX-512) and 5 (AVX-512: 25 accumulators); null where there is none.
-template <class T>
-WgradFn<T> pick_wgrad(index_t K) {
+// AVX-512) and 5 (AVX-512: 25 accumulators), stride S = 1 or 2; null where there is none.
+template <class T, int S>
+WgradFn<T> pick_wgrad_k(index_t K) {
 #if PE_X86
   switch (isa()) {
-    case Isa::avx512: return K == 3 ? &dw_avx512::wgrad_tile<T, 3> : K == 5 ? &dw_avx512::wgrad_tile<T, 5> : nullptr;
-    case Isa::avx2: return K == 3 ? &dw_avx2::wgrad_tile<T, 3> : nullptr;
+    case Isa::avx512:
+      return K == 3 ? &dw_avx512::wgrad_tile<T, 3, S> : K == 5 ? &dw_avx512::wgrad_tile<T, 5, S> : nullptr;
+    case Isa::avx2: return K == 3 ? &dw_avx2::wgrad_tile<T, 3, S> : nullptr;
     default: return nullptr;
   }
 #else
   (void)K;
   return nullptr;
 #endif
+}
+
+template <class T>
+WgradFn<T> pick_wgrad(index_t K, index_t S) {
+  return S == 1 ? pick_wgrad_k<T, 1>(K) : S == 2 ? pick_wgrad_k<T, 2>(K) : nullptr;
 }
 
 template <class T>
@@ -476,16 +492,18 @@ bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape
 
 namespace dwconv {
 
-// The dense K x K weight gradient's buffers: x's padded planes, rows oh + i for oh < Ho, i < K, columns
-// ow + j to a vector past the last output column, in whole 64-byte lines (the j = 0 taps' loads do not split
-// a line); image chunks of as many images as keep x and dy of the chunk within kWgradChunkBytes, a rule of
-// the shape alone (the chunks' partial sums are added in chunk order, so the bits do not depend on the thread
-// count); one buffer of a chunk's planes per thread, each starting on a line.
+// The dense K x K weight gradient's buffers: x's padded planes, rows S oh + i for oh < Ho, i < K, each
+// row's columns split by phase modulo S (phase rows of Pw values, to a vector past the last output column, in
+// whole 64-byte lines: the taps with j / S = 0 load without splitting a line); image chunks of as many images
+// as keep x and dy of the chunk within kWgradChunkBytes, a rule of the shape alone (the chunks' partial sums
+// are added in chunk order, so the bits do not depend on the thread count); one buffer of a chunk's planes
+// per thread, each starting on a line.
 struct WgradPlan {
-  index_t Hp, Wp, plane, per, chunks, each, line;
+  index_t Hp, Pw, plane, per, chunks, each, line;
   WgradPlan(const ConvShape& s, index_t itemsize) {
     line = 64 / itemsize;
-    Hp = s.Ho + s.KH - 1, Wp = round_up(s.Wo + s.KW - 1, line), plane = Hp * Wp;
+    Hp = (s.Ho - 1) * s.sh + s.KH, Pw = round_up(round_up(s.Wo, line) + (s.KW - 1) / s.sw, line);
+    plane = Hp * s.sw * Pw;
     const index_t per_image = (s.C * s.H * s.W + s.O * s.Ho * s.Wo) * itemsize;
     per = std::max<index_t>(1, std::min<index_t>(s.N, kWgradChunkBytes / std::max<index_t>(per_image, 1)));
     chunks = (s.N + per - 1) / per;
@@ -508,36 +526,51 @@ inline index_t dense_wgrad_ob(index_t K) {
 
 bool dense_wgrad_takes(const ConvShape& s, int itemsize) {
   using namespace dwconv;
-  if (!(takes(s) && s.G == 1 && s.KH == s.KW && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1)) return false;
-  const index_t K = s.KH;
-  if (s.Ho != s.H + 2 * s.ph - (K - 1) || s.Wo != s.W + 2 * s.pw - (K - 1) || s.ph >= K || s.pw >= K) return false;
-  return (itemsize == 4 ? pick_wgrad<float>(K) != nullptr : pick_wgrad<double>(K) != nullptr) &&
+  if (!(takes(s) && s.G == 1 && s.KH == s.KW && s.sh == s.sw && s.dh == 1 && s.dw == 1)) return false;
+  const index_t K = s.KH, S = s.sh;
+  if (s.Ho != (s.H + 2 * s.ph - K) / S + 1 || s.Wo != (s.W + 2 * s.pw - K) / S + 1 || s.ph >= K || s.pw >= K)
+    return false;
+  // vectors along the output row: rows of at least 3/4 of a vector's lanes in use (ResNet-20's 8x8 stage
+  // with 16 lanes wastes half of every FMA; the GEMM paths do better there)
+  const index_t lanes = lanes_for_isa(itemsize);
+  if (4 * s.Wo < 3 * round_up(s.Wo, lanes)) return false;
+  return (itemsize == 4 ? pick_wgrad<float>(K, S) != nullptr : pick_wgrad<double>(K, S) != nullptr) &&
          s.C * WgradPlan(s, itemsize).plane <= kMaxBuffer && std::min(s.C, s.O) <= kDenseWgradMaxChannels;
 }
 
 template <class T>
 void dense_direct_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) {
   using namespace dwconv;
-  const WgradFn<T> tile = pick_wgrad<T>(s.KH);
-  const index_t OB = dense_wgrad_ob(s.KH), OK = s.O * s.C * s.KH * s.KW, HW = s.H * s.W;
+  const WgradFn<T> tile = pick_wgrad<T>(s.KH, s.sh);
+  const index_t OB = dense_wgrad_ob(s.KH), OK = s.O * s.C * s.KH * s.KW, HW = s.H * s.W, S = s.sw;
   const WgradPlan p(s, sizeof(T));
-  const index_t per = p.per, plane = p.plane, line = p.line;
+  const index_t per = p.per, line = p.line, row = S * p.Pw;
   std::vector<T> parts(static_cast<size_t>((p.chunks - 1) * OK));  // chunk k > 0's dw; chunk 0 writes dw
   const int nt = static_cast<int>(
       std::min<index_t>(threads_for(s.N * s.O * s.Ho * s.Wo * s.C * s.KH * s.KW, kGrain), p.chunks));
   const auto bufs = thread_buffers<T>(1, nt * p.each + line);  // zeros: the padding, written once
   T* base = bufs.get() + (line - reinterpret_cast<std::uintptr_t>(bufs.get()) / sizeof(T) % line) % line;
+  // the rows and columns of x the sums read (a stride-2 window may stop short of the last ones)
+  const index_t rows = std::min(s.H, p.Hp - s.ph), cols = std::min(s.W, (s.Wo - 1) * S + s.KW - s.pw);
   parallel_for(p.chunks, nt, 1, [&](index_t k) {
     const index_t n0 = k * per, cnt = std::min(s.N, n0 + per) - n0;
     const int tid = nt > 1 ? vm::thread_id() : 0;  // parallel_for runs one thread inline
     T* xp = base + static_cast<size_t>(tid) * static_cast<size_t>(p.each);
-    for (index_t q = 0; q < cnt * s.C; ++q) {  // x rows into the padded planes (the padding stays zero)
+    for (index_t q = 0; q < cnt * s.C; ++q) {  // x into the padded planes (the padding stays zero)
       const T* src = x + (n0 * s.C + q) * HW;
-      T* dst = xp + q * plane + s.ph * p.Wp + s.pw;
-      for (index_t r = 0; r < s.H; ++r)
-        std::memcpy(dst + r * p.Wp, src + r * s.W, static_cast<size_t>(s.W) * sizeof(T));
+      T* dst = xp + q * p.plane + s.ph * row;
+      for (index_t r = 0; r < rows; ++r) {
+        if (S == 1) {
+          std::memcpy(dst + r * row + s.pw, src + r * s.W, static_cast<size_t>(cols) * sizeof(T));
+          continue;
+        }  // else S == 2 (dense_wgrad_takes)
+        for (index_t cx = 0; cx < cols; ++cx) {  // padded column cx + pw: phase (cx + pw) % 2
+          const index_t pc = cx + s.pw;
+          dst[r * row + (pc & 1) * p.Pw + (pc >> 1)] = src[r * s.W + cx];
+        }
+      }
     }
-    const Wgrad<T> a{xp, dy, s.C, s.O, s.Ho, s.Wo, p.Hp, p.Wp};
+    const Wgrad<T> a{xp, dy, s.C, s.O, s.Ho, s.Wo, p.Hp, p.Pw};
     T* out = k ? parts.data() + (k - 1) * OK : dw;
     for (index_t o0 = 0; o0 < s.O; o0 += OB)
       for (index_t c = 0; c < s.C; ++c) tile(a, cnt, n0, o0, c, out);

@@ -670,13 +670,19 @@ def test_conv2d_backward_bias_gradient_of_an_empty_batch():
         assert db.shape == (5,) and db.dtype == np.float32 and not db.any()
 
 
-# The direct 3x3 / 5x5 stride-1 weight gradient of few channels (dense_direct_backward_weight): odd O (a register
+# The direct 3x3 / 5x5 stride-1 / 2 weight gradient of few channels (dense_direct_backward_weight): odd O (a register
 # tile of two output channels with one left), O and C of 1, rows shorter, equal to and longer than a vector
 # (7, 16, 17, 33), padding 0, 1, 2 and unequal, chunks of images (N 9 with a large image), a batch of one.
-WGRAD_K = [  # N, C, H, W, O, kernel, padding
-    (2, 3, 7, 5, 5, 3, (1, 1)), (3, 16, 14, 14, 7, 3, (1, 1)), (1, 1, 5, 17, 1, 3, (1, 1)), (2, 5, 9, 33, 3, 3, (0, 0)),
-    (2, 4, 6, 16, 2, 3, (2, 2)), (3, 2, 8, 7, 9, 3, (0, 2)), (9, 8, 40, 41, 6, 3, (1, 1)), (1, 32, 3, 3, 13, 3, (1, 1)),
-    (4, 3, 32, 32, 6, 5, (0, 0)), (3, 6, 14, 13, 16, 5, (2, 2)), (2, 1, 5, 21, 3, 5, (4, 1)), (1, 7, 9, 6, 5, 5, (1, 3)),
+WGRAD_K = [  # N, C, H, W, O, kernel, stride, padding (output rows of 13-16, 29-32 or 45-48 columns: the kernel
+    # takes rows that fill >= 3/4 of a vector; narrower ones run the GEMM paths)
+    (2, 3, 7, 15, 5, 3, 1, (1, 1)), (3, 16, 14, 14, 7, 3, 1, (1, 1)), (1, 1, 5, 17, 1, 3, 1, (1, 1)),
+    (2, 5, 9, 33, 3, 3, 1, (0, 0)), (2, 4, 6, 12, 2, 3, 1, (2, 2)), (3, 2, 8, 30, 9, 3, 1, (0, 2)),
+    (9, 8, 40, 47, 6, 3, 1, (1, 1)), (1, 32, 3, 13, 13, 3, 1, (1, 1)), (4, 3, 32, 32, 6, 5, 1, (0, 0)),
+    (3, 6, 14, 13, 16, 5, 1, (2, 2)), (2, 1, 5, 21, 3, 5, 1, (4, 1)), (1, 7, 9, 26, 5, 5, 1, (1, 3)),
+    (2, 3, 7, 5, 5, 3, 1, (1, 1)),  # a row of 5: the GEMM path
+    # stride 2: even and odd sizes (the last row / column of x unread), 5x5
+    (3, 16, 32, 32, 5, 3, 2, (1, 1)), (2, 3, 9, 59, 4, 3, 2, (1, 1)), (2, 5, 8, 25, 3, 3, 2, (0, 2)),
+    (5, 8, 28, 28, 16, 3, 2, (1, 1)), (2, 4, 13, 29, 3, 5, 2, (2, 2)), (1, 2, 6, 53, 7, 5, 2, (0, 4)),
 ]
 
 
@@ -684,11 +690,11 @@ WGRAD_K = [  # N, C, H, W, O, kernel, padding
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv2d_backward_weight_direct_kxk(isa, case, dtype):
     """Against the float64 twin under every ISA, and the same bits on 1, 2 and 3 threads."""
-    N, C, H, W, O, k, (ph, pw) = case
+    N, C, H, W, O, k, st, (ph, pw) = case
     rng = np.random.default_rng(N * 1000 + C * 100 + O)
     x = rand(rng, (N, C, H, W), dtype)
-    dy = rand(rng, (N, O, H + 2 * ph - k + 1, W + 2 * pw - k + 1), dtype)
-    args = ((k, k), (1, 1), (ph, pw), (1, 1), 1)
+    dy = rand(rng, (N, O, _out(H, k, st, ph, 1), _out(W, k, st, pw, 1)), dtype)
+    args = ((k, k), (st, st), (ph, pw), (1, 1), 1)
     want = ref.conv2d_backward_weight(dy.astype(np.float64), x.astype(np.float64), *args)
     runs = results_on_threads(lambda: (cpu.conv2d_backward_weight(dy, x, *args),))
     got = runs[0][0]
