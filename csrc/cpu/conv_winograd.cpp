@@ -32,6 +32,7 @@
 #include "cpu/conv_winograd.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -52,6 +53,8 @@ namespace wino {
 
 constexpr int kAA = 36;                              // transformed positions (6 x 6)
 constexpr index_t kChanBlock = 32;                   // channels per unit of the transform loops
+constexpr index_t kKBlock = 64;                      // by_op plan: input channels per GEMM step (see Plan)
+constexpr index_t kGroup = 4;                        // by_op plan: A panels per unit, at most (see Plan)
 index_t g_min_channels = 32;
 index_t g_min_tiles = 32;
 
@@ -204,13 +207,16 @@ PE_WINO_INLINE void bt6(const T* a, index_t as, T* o, index_t os) {
   }
 }
 
-// Input transform of channels [c0, c1) of the panel at t0: v[(xi C + c) NR + l] = (B^T d B)[xi] of lane l. (B^T: bt6)
+// Input transform of channels [c0, c1) of the panel at t0: v[xi vxs + c NR + l] = (B^T d B)[xi] of lane l
+// (B^T: bt6). Returns whether every value read was finite (each sums 0 d into a lane of chk: NaN once a
+// d is NaN or inf).
 template <class T, int NR>
-PE_WINO_INLINE void input_impl(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {
+PE_WINO_INLINE bool input_impl(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {
   index_t n[NR], oh[NR], ow[NR];
   lanes<NR>(g, t0, n, oh, ow);
   alignas(64) T d[kAA * NR];
   alignas(64) T t[kAA * NR];
+  alignas(64) T chk[NR] = {};
   const index_t HW = g.H * g.W, vs = g.vxs;
   for (index_t c = c0; c < c1; ++c) {
     for (int l = 0; l < NR; ++l) {
@@ -235,11 +241,16 @@ PE_WINO_INLINE void input_impl(const T* x, const Geo& g, index_t t0, index_t c0,
         }
       }
     }
+    for (int k = 0; k < kAA; ++k)
+      for (int l = 0; l < NR; ++l) chk[l] += T(0) * d[k * NR + l];
     // t = B^T d (over the first index), then v = t B (over the second)
     for (int j = 0; j < 6; ++j) bt6<T, NR>(d + j * NR, 6 * NR, t + j * NR, 6 * NR);
     T* vc = v + c * NR;
     for (int i = 0; i < 6; ++i) bt6<T, NR>(t + i * 6 * NR, NR, vc + i * 6 * vs, vs);
   }
+  T sum = T(0);
+  for (int l = 0; l < NR; ++l) sum += chk[l];
+  return sum == sum;
 }
 
 // Output transform of output channels [o0, o1) of the panel at t0: y tile = A^T m A (+ bias), where
@@ -469,18 +480,17 @@ PE_WINO_INLINE void wfilter_impl(const T* u, index_t xst, index_t ldc, int m, in
 }
 
 template <class T>
-using InputFn = void (*)(const T*, const Geo&, index_t, index_t, index_t, T*);
+using InputFn = bool (*)(const T*, const Geo&, index_t, index_t, index_t, T*);
 template <class T>
 using OutputFn = void (*)(const T*, const T*, T*, const Geo&, index_t, index_t, index_t);
 template <class T>
-using FilterFn = void (*)(const T*, index_t, index_t, bool, index_t, index_t, index_t, index_t, index_t, T*,
-                          index_t);
+using FilterFn = bool (*)(const T*, index_t, index_t, bool, index_t, index_t, index_t, T*, index_t);
 
 // The loops above compiled once per ISA (vectorised along the NR tiles / MR rows by the compiler).
 #define PE_WINO_OPS(SUFFIX, ATTR)                                                                             \
   template <class T, int NR>                                                                                  \
-  ATTR void input_##SUFFIX(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {              \
-    input_impl<T, NR>(x, g, t0, c0, c1, v);                                                                   \
+  ATTR bool input_##SUFFIX(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {              \
+    return input_impl<T, NR>(x, g, t0, c0, c1, v);                                                            \
   }                                                                                                           \
   template <class T, int NR>                                                                                  \
   ATTR void output_##SUFFIX(const T* m, const T* b, T* y, const Geo& g, index_t t0, index_t o0, index_t o1) { \
@@ -575,6 +585,7 @@ struct Plan {
   bool by_panel, by_op;
   index_t cp, values;
   index_t uxs, vsz, msz;  // xi stride of U (or of a thread's rows of it); one panel's V and M
+  index_t groups, kb;     // by_op: the units (groups of A panels), input channels per GEMM step
 };
 
 template <class T>
@@ -587,8 +598,12 @@ Plan plan(Geo& g, int MR, int NR, int nt) {
   p.by_op = panels * per <= usz;
   if (p.by_op) {
     p.by_panel = false, p.cp = panels;
-    p.uxs = xstride<T>(g.C * MR);
-    p.values = nt * kAA * p.uxs + panels * per;
+    const bool blocked = panels == 1;
+    p.kb = blocked ? std::min(g.C, kKBlock) : g.C;
+    p.uxs = xstride<T>(p.kb * MR);
+    p.groups = blocked ? std::min(OP, nt * ((OP + nt * kGroup - 1) / (nt * kGroup))) : OP;
+    const index_t gmax = (OP + p.groups - 1) / p.groups;
+    p.values = nt * gmax * kAA * p.uxs + panels * per;
     return p;
   }
   p.uxs = xstride<T>(OP * MR * g.C);
@@ -602,7 +617,7 @@ Plan plan(Geo& g, int MR, int NR, int nt) {
 // y (N, O, Ho, Wo) = the 3x3 correlation of x (N, C, H, W), zero-padded by (ph, pw), with the filter
 // w[o so + c sc + (i, j)] (rotated when flip), + bias.
 template <class T>
-void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bias, T* y, Geo g,
+bool run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bias, T* y, Geo g,
          const char* pass) {
   const Ops<T> k = ops<T>();
   const int MR = k.MR, NR = k.NR;
@@ -617,6 +632,10 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
                                                                   g.N, g.C, g.H, g.W, g.O, nt)
                                                 : nullptr);
   std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
+  std::atomic<bool> finite{true};  // no transform has met a NaN or inf so far
+  auto check = [&](bool ok) {
+    if (!ok) finite.store(false, std::memory_order_relaxed);
+  };
   if (pl.by_op) {
     T* vb = buf.get();  // V, M of every panel, then the threads' rows of U
     T* mb = vb + panels * vsz;
@@ -624,27 +643,38 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
     par_for(panels * cblocks, nt, [&](index_t u, int tid) {
       trace::Span ts(tc.get(), tid, trace::kInput);
       const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
-      k.input(x, g, p * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
+      check(k.input(x, g, p * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz));
     });
-    par_for(OP, nt, [&](index_t op, int tid) {
-      T* u = ub + tid * kAA * uxs;  // u[xi uxs + c MR + i]: rows op MR + i of U[xi]
-      {
-        trace::Span ts(tc.get(), tid, trace::kFilter);
-        k.filter(w + op * MR * so, so, sc, flip, g.O - op * MR, g.C, 0, 0, g.C, u, uxs);
+    if (!finite) return false;
+    const index_t G = pl.groups, gmax = (OP + G - 1) / G;
+    par_for(G, nt, [&](index_t gi, int tid) {
+      // ops [op0, op1); u[(q kAA + xi) uxs + (c - c0) MR + i]: rows (op0 + q) MR + i of U[xi], channels [c0, c1)
+      const index_t op0 = gi * OP / G, op1 = (gi + 1) * OP / G;
+      T* u = ub + tid * gmax * kAA * uxs;
+      for (index_t c0 = 0; c0 < g.C; c0 += pl.kb) {
+        const index_t c1 = std::min(g.C, c0 + pl.kb);
+        {
+          trace::Span ts(tc.get(), tid, trace::kFilter);
+          for (index_t op = op0; op < op1; ++op)
+            check(k.filter(w + op * MR * so, so, sc, flip, g.O - op * MR, c0, c1, u + (op - op0) * kAA * uxs, uxs));
+        }
+        trace::Span ts(tc.get(), tid, trace::kGemm);
+        for (index_t p = 0; p < panels; ++p)
+          for (index_t op = op0; op < op1; ++op) {
+            const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
+            const T* uo = u + (op - op0) * kAA * uxs;
+            for (index_t xi = 0; xi < kAA; ++xi)
+              k.micro(c1 - c0, uo + xi * uxs, vb + p * vsz + xi * g.vxs + c0 * NR,
+                      mb + p * msz + xi * g.mxs + op * MR * NR, NR, m, NR, T(1), c0 ? T(1) : T(0), nullptr);
+          }
       }
-      trace::Span ts(tc.get(), tid, trace::kGemm);
-      const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
-      for (index_t p = 0; p < panels; ++p)
-        for (index_t xi = 0; xi < kAA; ++xi)
-          k.micro(g.C, u + xi * uxs, vb + p * vsz + xi * g.vxs, mb + p * msz + xi * g.mxs + op * MR * NR, NR, m, NR,
-                  T(1), T(0), nullptr);
     });
     par_for(panels * oblocks, nt, [&](index_t u, int tid) {
       trace::Span ts(tc.get(), tid, trace::kOutput);
       const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
       k.output(mb + p * msz, bias, y, g, p * NR, o0, std::min(g.O, o0 + kChanBlock));
     });
-    return;
+    return finite;
   }
   T* ub = buf.get();  // U: OP micro-panels per xi
   T* vb = ub + kAA * uxs;
@@ -652,8 +682,10 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
   par_for(OP * cblocks, nt, [&](index_t u, int tid) {
     trace::Span ts(tc.get(), tid, trace::kFilter);
     const index_t op = u / cblocks, c0 = (u % cblocks) * kChanBlock;
-    k.filter(w, so, sc, flip, g.O, g.C, op, c0, std::min(g.C, c0 + kChanBlock), ub, uxs);
+    check(k.filter(w + op * MR * so, so, sc, flip, g.O - op * MR, c0, std::min(g.C, c0 + kChanBlock),
+             ub + (op * g.C + c0) * MR, uxs));
   });
+  if (!finite) return false;
   auto gemms = [&](const T* v, T* m, index_t xi) {  // M[xi] (O, NR) = U[xi] (O, C) @ V[xi] (C, NR)
     const T* a = ub + xi * uxs;
     const T* b = v + xi * g.vxs;
@@ -668,7 +700,7 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
       T* m = v + vsz;
       {
         trace::Span ts(tc.get(), tid, trace::kInput);
-        k.input(x, g, p * NR, 0, g.C, v);
+        check(k.input(x, g, p * NR, 0, g.C, v));
       }
       {
         trace::Span ts(tc.get(), tid, trace::kGemm);
@@ -677,14 +709,14 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
       trace::Span ts(tc.get(), tid, trace::kOutput);
       k.output(m, bias, y, g, p * NR, 0, g.O);
     });
-    return;
+    return finite;
   }
   for (index_t p0 = 0; p0 < panels; p0 += pl.cp) {
     const index_t np = std::min(pl.cp, panels - p0);
     par_for(np * cblocks, nt, [&](index_t u, int tid) {
       trace::Span ts(tc.get(), tid, trace::kInput);
       const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
-      k.input(x, g, (p0 + p) * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
+      check(k.input(x, g, (p0 + p) * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz));
     });
     par_for(np * kAA, nt, [&](index_t u, int tid) {
       trace::Span ts(tc.get(), tid, trace::kGemm);
@@ -696,6 +728,7 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
       k.output(mb + p * msz, bias, y, g, (p0 + p) * NR, o0, std::min(g.O, o0 + kChanBlock));
     });
   }
+  return finite;
 }
 
 // The weight gradient's chunks: KT tiles of the batch at a time (fixed by the shape, never by the threads,
@@ -781,15 +814,15 @@ bool winograd_applies(const ConvShape& s) {
 }
 
 template <class T>
-void winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
-  wino::run<T>(x, w, s.C * 9, 9, false, b, y, wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), "fwd");
+bool winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  return wino::run<T>(x, w, s.C * 9, 9, false, b, y, wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), "fwd");
 }
 
 template <class T>
-void winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+bool winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
   // dx[n, c] = sum_o corr(dy[n, o] padded by 2 - p, w[o, c] rotated): a convolution O -> C whose
   // filter (c, o) is w[o C 9 + c 9] flipped.
-  wino::run<T>(dy, w, 9, s.C * 9, true, nullptr, dx,
+  return wino::run<T>(dy, w, 9, s.C * 9, true, nullptr, dx,
                wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw), "dgrad");
 }
 
@@ -813,10 +846,10 @@ index_t winograd_workspace_bytes(const ConvShape& s, int itemsize) {
   return std::max({f.values, d.values, w.values}) * itemsize;
 }
 
-template void winograd_forward<float>(const float*, const float*, const float*, float*, const ConvShape&);
-template void winograd_forward<double>(const double*, const double*, const double*, double*, const ConvShape&);
-template void winograd_backward_input<float>(const float*, const float*, float*, const ConvShape&);
-template void winograd_backward_input<double>(const double*, const double*, double*, const ConvShape&);
+template bool winograd_forward<float>(const float*, const float*, const float*, float*, const ConvShape&);
+template bool winograd_forward<double>(const double*, const double*, const double*, double*, const ConvShape&);
+template bool winograd_backward_input<float>(const float*, const float*, float*, const ConvShape&);
+template bool winograd_backward_input<double>(const double*, const double*, double*, const ConvShape&);
 template void winograd_backward_weight<float>(const float*, const float*, float*, const ConvShape&);
 template void winograd_backward_weight<double>(const double*, const double*, double*, const ConvShape&);
 

@@ -3,10 +3,11 @@
 // name); no include guard. (The Vec members are always inlined and carry their level's target attribute,
 // so the function that calls them must carry it too.)
 
-// Filter transform of rows [op MR, op MR + MR) (zero past O) and input channels [c0, c1) into the packed
-// A panels: up[xi xs + (op C + c) MR + i] = (G g G^T)[xi] of row op MR + i, channel c (xs: at least the
-// OP C MR values of all panels, padded so that the 36 xi do not fall on the same cache sets). The filter of
-// (o, c) is w[o so + c sc + (i, j)] (or rotated by 180 degrees when flip).
+// Filter transform of one A panel, rows [0, MR) (zero from `rows` on), input channels [c0, c1):
+// up[xi xs + (c - c0) MR + i] = (G g G^T)[xi] of row i, channel c, where the filter of (row o, channel c)
+// is w[o so + c sc + (i, j)] (or rotated by 180 degrees when flip); xs: the stride between the xi (xstride,
+// so that the 36 do not fall on the same cache sets). Returns whether every filter value was finite (each
+// adds 0 g to the lanes of chk: NaN once a g is NaN or inf).
 //   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
 // Vectorised along the rows (NV vectors of W lanes cover MR). The filters come in blocks of W channels:
 // gk[(j 9 + k) VL + i] = element k of the filter of row i, channel cb + j. Gathering them one value at a time
@@ -16,16 +17,17 @@
 // gradient's (so = 9: a channel's rows are consecutive) each row's 9 values are one masked load and a
 // transpose gives the 9 columns (W >= 9; below, the values one at a time).
 template <class T, int MR>
-PE_WF_TARGET void PE_WF_NAME(const T* w, index_t so, index_t sc, bool flip, index_t O, index_t C, index_t op,
-                        index_t c0, index_t c1, T* up, index_t xs) {
+PE_WF_TARGET bool PE_WF_NAME(const T* w, index_t so, index_t sc, bool flip, index_t rows, index_t c0,
+                        index_t c1, T* up, index_t xs) {
   using VT = simd::Vec<T, PE_WF_ISA>;
   using reg = typename VT::reg;
   constexpr int W = VT::W, NV = (MR + W - 1) / W, VL = NV * W;
   alignas(64) T gk[W * 9 * VL];
-  const int nrow = static_cast<int>(std::min<index_t>(MR, O - op * MR));
-  const T* wr = w + op * MR * so;
+  const int nrow = static_cast<int>(std::min<index_t>(MR, rows));
+  const T* wr = w;
   const reg q4 = VT::set1(T(0.25)), h2 = VT::set1(T(0.5)), s6 = VT::set1(T(1.0 / 6.0)), n6 = VT::set1(T(-1.0 / 6.0));
   reg r[W];
+  reg chk = VT::zero();
   for (index_t cb = c0; cb < c1; cb += W) {
     const int cn = static_cast<int>(std::min<index_t>(W, c1 - cb));
     if (sc == 9 && W > 1) {
@@ -62,12 +64,13 @@ PE_WF_TARGET void PE_WF_NAME(const T* w, index_t so, index_t sc, bool flip, inde
     }
     // per channel: t (6 x 3) = G g, then u (6 x 6) = t G^T; rows 3 and 4 of G are (g0 / 4 +- g1 / 2 + g2) / 6
     for (int j = 0; j < cn; ++j) {
-      T* dst = up + (op * C + cb + j) * MR;
+      T* dst = up + (cb + j - c0) * MR;
       for (int gv = 0; gv < NV; ++gv) {
         const T* g = gk + j * 9 * VL + gv * W;
         reg t[18];
         for (int c3 = 0; c3 < 3; ++c3) {
           const reg a0 = VT::load(g + c3 * VL), a1 = VT::load(g + (3 + c3) * VL), a2 = VT::load(g + (6 + c3) * VL);
+          chk = VT::fmadd(VT::zero(), a0, VT::fmadd(VT::zero(), a1, VT::fmadd(VT::zero(), a2, chk)));
           const reg p = VT::add(a0, a2), q = VT::fmadd(q4, a0, a2), h = VT::mul(h2, a1);
           t[c3] = VT::mul(q4, a0);
           t[3 + c3] = VT::mul(n6, VT::add(p, a1));
@@ -94,6 +97,8 @@ PE_WF_TARGET void PE_WF_NAME(const T* w, index_t so, index_t sc, bool flip, inde
       }
     }
   }
+  const T sum = VT::hsum(chk);
+  return sum == sum;
 }
 
 #undef PE_WF_ISA
