@@ -580,7 +580,13 @@ Geo geometry(index_t N, index_t C, index_t H, index_t W, index_t O, index_t Ho, 
 // of MR output channels) transforms its rows of U into a buffer of its thread (36 C MR values, kept in
 // cache) and runs them against every panel, then the output transform. A U of 36 x 512 x 512 values was
 // written and read once per call (and its fresh pages faulted in): at 7x7 x 512 that took twice the
-// GEMMs. Every plan gives the same bits: each output sums the same products in the same order.
+// GEMMs. With one panel (the 7x7 layers) a unit is a group of up to kGroup A panels and the GEMMs go in K
+// blocks of kKBlock channels: per block the group's rows of U and V's block stay in L2, and V is read from
+// L3 once per group, not once per A panel (37 times 2.4 MB a call at 512 channels, which two threads then
+// shared: dev/conv_winograd_notes.md). The unit count is a multiple of the threads (sizes differ by at
+// most one A panel). A shape's plan gives the same bits on any number of threads: by_op is chosen by the
+// shape alone and sums each output's products in the same order however the A panels are grouped (K
+// blocks of kKBlock with one panel, else all of K); by_panel and chunks run the same GEMMs over all of K.
 struct Plan {
   bool by_panel, by_op;
   index_t cp, values;
