@@ -8,7 +8,7 @@ import pytest
 from pyengine import _C
 from pyengine.backend import reference as ref
 from pyengine.backend.cpu import conv as cpu
-from pyengine.testing import assert_close
+from pyengine.testing import assert_close, results_on_threads
 
 ARGS = ((1, 1), (1, 1), (1, 1), 1)
 
@@ -35,19 +35,6 @@ def _tol(dtype, C):
     return dict(rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-12) * np.sqrt(9.0 * C))
 
 
-def _on_threads(fn):
-    before, adapt, got = _C.num_threads(), _C.adapt_threads(), []
-    _C.set_adapt_threads(False)
-    try:
-        for nt in (1, 2, 3):
-            _C.set_num_threads(nt)
-            got.append(fn())
-    finally:
-        _C.set_num_threads(before)
-        _C.set_adapt_threads(adapt)
-    return got
-
-
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", (np.float32, np.float64))
 def test_winograd_plans_match_twin_same_bits(isa, winograd_all, shape, dtype):
@@ -56,7 +43,7 @@ def test_winograd_plans_match_twin_same_bits(isa, winograd_all, shape, dtype):
     x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C, 3, 3)), rng.standard_normal(O)
     dy = rng.standard_normal((N, O, H, W))
     xs, ws, bs, dys = (a.astype(dtype) for a in (x, w, b, dy))
-    got = _on_threads(lambda: (cpu.conv2d_forward(xs, ws, bs, *ARGS, (H, W)),
+    got = results_on_threads(lambda: (cpu.conv2d_forward(xs, ws, bs, *ARGS, (H, W)),
                                cpu.conv2d_backward_input(dys, ws, (H, W), *ARGS)))
     assert_close(got[0][0], ref.conv2d_forward(x, w, b, *ARGS, (H, W)), **_tol(dtype, C))
     assert_close(got[0][1], ref.conv2d_backward_input(dy, w, (H, W), *ARGS), **_tol(dtype, O))
@@ -93,7 +80,7 @@ def test_winograd_nonfinite_every_plan(isa, winograd_all, shape):
             dy[_where(rng, dy.shape)] = np.nan
             dy[_where(rng, dy.shape)] = -np.inf
         x32, w32, dy32 = (a.astype(np.float32) for a in (x, w, dy))
-        got = _on_threads(lambda: (cpu.conv2d_forward(x32, w32, None, *ARGS, (H, W)),
+        got = results_on_threads(lambda: (cpu.conv2d_forward(x32, w32, None, *ARGS, (H, W)),
                                    cpu.conv2d_backward_input(dy32, w32, (H, W), *ARGS)))
         want = (ref.conv2d_forward(x, w, None, *ARGS, (H, W)), ref.conv2d_backward_input(dy, w, (H, W), *ARGS))
         for g in got:
