@@ -5,7 +5,8 @@ Usage: PYTHONPATH=. python dev/wino_ab.py [--ref PATH_TO_OTHER_C.so ...] [--pass
   SHAPE: C,H,O (batch 8, padding 1; default 512,7,512 256,14,256 128,28,128).
 Every engine runs in alternating rounds (bench.common.alternating_rounds, order reversed every other round);
 prints, per shape and thread count, the median ms of each and the ratios torch / ours and refN / ours (above
-1: this build is faster), plus the min and max of the per-round ratios (--ref may be given several times). Thread adaptation is off
+1: this build is faster), plus the min and max of the per-round ratios (--ref may be given several times), and
+the best (least disturbed) round of each. Thread adaptation is off
 (PYENGINE_ADAPT_THREADS=0) so that "2 threads" means two threads on a busy machine too.
 With PE_WINO_TRACE=<file> in the environment, this build appends its per-thread stage times there
 (conv_winograd.cpp; dev/wino_trace.py runs and summarises them).
@@ -104,6 +105,9 @@ def main():
                 rs = [t / o for t, o in zip(samples[other], samples["ours"])]
                 line += f" | {other}/ours {med[other] / med['ours']:.2f} [{min(rs):.2f}-{max(rs):.2f}]"
             print(line, flush=True)
+            best = {k: min(v) * 1e3 for k, v in samples.items()}  # the least disturbed round of each
+            print("      best: " + " ".join(f"{k} {best[k]:.2f}ms" for k in names) + "".join(
+                f" | {k}/ours {best[k] / best['ours']:.2f}" for k in names[1:]), flush=True)
             if th == 1:  # on one thread the calling thread's CPU time: robust to time the OS gives others
                 cm = {k: statistics.median(v) * 1e3 for k, v in cpus.items()}
                 line = "      cpu: " + " ".join(f"{k} {cm[k]:.2f}ms" for k in names)
