@@ -92,6 +92,8 @@ PE_TARGET_CLONES bool all_finite(const T* x, index_t n) {
 }
 
 // Winograd for this call: the shape qualifies and the two operands it transforms (a[0:na), b[0:nb)) are finite.
+// (The weight gradient's test; the forward and the input gradient check inside their transforms and return
+// false on a NaN or inf: winograd_forward.)
 template <class T>
 bool use_winograd(const ConvShape& s, const T* a, index_t na, const T* b, index_t nb) {
   return winograd_applies(s) && all_finite(b, nb) && all_finite(a, na);
@@ -597,7 +599,7 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s
     if (!depthwise_forward(x, w, b, y, s)) dw_forward(x, w, b, y, s);
     return;
   }
-  if (use_winograd(s, x, s.N * s.C * s.H * s.W, w, weight_size(s))) return winograd_forward(x, w, b, y, s);
+  if (winograd_applies(s) && winograd_forward(x, w, b, y, s)) return;  // (false: a NaN or inf, y left to the rest)
   if (dense_direct_forward(x, w, b, y, s)) return;  // few input channels: direct (conv_depthwise.cpp)
   if (phase_forward(x, w, b, y, s)) return;            // stride 2: the phase planes (conv_phase.h)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW, HW = s.H * s.W;
@@ -672,7 +674,7 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
     if (!depthwise_backward_input(dy, w, dx, s)) dw_backward_input(dy, w, dx, s);
     return;
   }
-  if (use_winograd(s, dy, s.N * s.O * s.Ho * s.Wo, w, weight_size(s))) return winograd_backward_input(dy, w, dx, s);
+  if (winograd_applies(s) && winograd_backward_input(dy, w, dx, s)) return;  // (false: a NaN or inf, as forward)
   if (dense_direct_backward_input(dy, w, dx, s)) return;  // few output channels: direct (conv_depthwise.cpp)
   const index_t Cg = s.C / s.G, Og = s.O / s.G, K = Cg * s.KH * s.KW;
   const bool direct = is_pointwise(s);

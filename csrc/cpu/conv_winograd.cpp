@@ -32,10 +32,20 @@
 #include "cpu/conv_winograd.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
+#if defined(__linux__)
+#include <time.h>
+#endif
 
 #include "cpu/conv_panels.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/simd.h"
 
 namespace pe {
 namespace cpu {
@@ -43,10 +53,106 @@ namespace wino {
 
 constexpr int kAA = 36;                              // transformed positions (6 x 6)
 constexpr index_t kChanBlock = 32;                   // channels per unit of the transform loops
+constexpr index_t kKBlock = 64;                      // by_op plan: input channels per GEMM step (see Plan)
+constexpr index_t kGroup = 4;                        // by_op plan: A panels per unit, at most (see Plan)
 index_t g_min_channels = 32;
 index_t g_min_tiles = 32;
 
 using panels::par_for;
+
+// Dev-only stage timing (dev/conv_winograd_notes.md; dev/wino_trace.py summarises): off unless the
+// environment has PE_WINO_TRACE=<file> when the first Winograd call runs (read once). Then each forward /
+// input-gradient call appends one line per thread that took part:
+//   pass plan N C H W O threads tid total filter input gemm output filter_cpu input_cpu gemm_cpu output_cpu units
+// (microseconds; total: the call's wall time; the stages: the thread's wall time in each, then its CPU time
+// in each (CLOCK_THREAD_CPUTIME_ID); total minus a thread's stages is its wait at the loops' ends plus the
+// allocation). When off, each timed span costs one test of a null pointer.
+namespace trace {
+enum Stage : int { kFilter = 0, kInput, kGemm, kOutput, kStages };
+constexpr int kMaxThreads = 64;
+
+inline const char* path() {
+  static const char* p = [] {
+    const char* e = std::getenv("PE_WINO_TRACE");
+    return e && *e ? e : nullptr;
+  }();
+  return p;
+}
+inline std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+inline std::int64_t cpu_ns() {
+#if defined(__linux__)
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+#else
+  return 0;
+#endif
+}
+
+struct Thread {
+  std::int64_t wall[kStages] = {}, cpu[kStages] = {};
+  int units = 0;
+  bool used = false;
+};
+
+class Call {
+ public:
+  Call(const char* pass, const char* plan, index_t N, index_t C, index_t H, index_t W, index_t O, int nt)
+      : pass_(pass), plan_(plan), dims_{N, C, H, W, O}, nt_(nt), t0_(now_ns()) {}
+  Thread* at(int tid) { return tid >= 0 && tid < kMaxThreads ? &th_[tid] : nullptr; }
+  ~Call() {
+    const std::int64_t total = now_ns() - t0_;
+    static std::mutex mu;
+    std::lock_guard<std::mutex> lock(mu);
+    FILE* f = std::fopen(path(), "a");
+    if (!f) return;
+    for (int i = 0; i < kMaxThreads; ++i) {
+      const Thread& t = th_[i];
+      if (!t.used) continue;
+      std::fprintf(f, "%s %s %lld %lld %lld %lld %lld %d %d %.1f", pass_, plan_, static_cast<long long>(dims_[0]),
+                   static_cast<long long>(dims_[1]), static_cast<long long>(dims_[2]),
+                   static_cast<long long>(dims_[3]), static_cast<long long>(dims_[4]), nt_, i, total / 1e3);
+      for (std::int64_t x : t.wall) std::fprintf(f, " %.1f", x / 1e3);
+      for (std::int64_t x : t.cpu) std::fprintf(f, " %.1f", x / 1e3);
+      std::fprintf(f, " %d\n", t.units);
+    }
+    std::fclose(f);
+  }
+
+ private:
+  const char *pass_, *plan_;
+  index_t dims_[5];
+  int nt_;
+  std::int64_t t0_;
+  Thread th_[kMaxThreads];
+};
+
+// Adds the time from construction to destruction to one stage of thread tid (nothing when call is null).
+class Span {
+ public:
+  Span(Call* call, int tid, Stage s) : t_(call ? call->at(tid) : nullptr), s_(s) {
+    if (!t_) return;
+    t_->used = true;
+    ++t_->units;
+    w0_ = now_ns(), c0_ = cpu_ns();
+  }
+  ~Span() {
+    if (!t_) return;
+    t_->wall[s_] += now_ns() - w0_;
+    t_->cpu[s_] += cpu_ns() - c0_;
+  }
+  Span(const Span&) = delete;
+  Span& operator=(const Span&) = delete;
+
+ private:
+  Thread* t_;
+  Stage s_;
+  std::int64_t w0_ = 0, c0_ = 0;
+};
+}  // namespace trace
 
 #define PE_WINO_INLINE inline __attribute__((always_inline))
 
@@ -54,7 +160,18 @@ using panels::par_for;
 struct Geo {
   index_t N, C, H, W, O, Ho, Wo, ph, pw;
   index_t TH, TW, tiles;  // tiles per column / row of an image, tiles in the batch
+  index_t vxs = 0, mxs = 0;  // forward / input gradient: the xi strides of a panel's V and M (see xstride)
 };
+
+// The stride between the 36 xi of a transformed array whose xi hold n values each: n rounded up to a whole,
+// odd number of 64-byte lines. The transforms write (and read) all 36 xi at once; with n C 4 bytes a
+// multiple of 4 KiB (C a multiple of 32) the 36 streams fell on one L1 set of 12 ways and evicted each
+// other at every step.
+template <class T>
+index_t xstride(index_t n) {
+  constexpr index_t line = 64 / sizeof(T);
+  return ((n + line - 1) / line | 1) * line;
+}
 
 // Lane l of a panel starting at tile t0: image n, top-left output (oh, ow); n < 0 past the last tile.
 template <int NR>
@@ -90,14 +207,17 @@ PE_WINO_INLINE void bt6(const T* a, index_t as, T* o, index_t os) {
   }
 }
 
-// Input transform of channels [c0, c1) of the panel at t0: v[(xi C + c) NR + l] = (B^T d B)[xi] of lane l. (B^T: bt6)
+// Input transform of channels [c0, c1) of the panel at t0: v[xi vxs + c NR + l] = (B^T d B)[xi] of lane l
+// (B^T: bt6). Returns whether every value read was finite (each sums 0 d into a lane of chk: NaN once a
+// d is NaN or inf).
 template <class T, int NR>
-PE_WINO_INLINE void input_impl(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {
+PE_WINO_INLINE bool input_impl(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {
   index_t n[NR], oh[NR], ow[NR];
   lanes<NR>(g, t0, n, oh, ow);
   alignas(64) T d[kAA * NR];
   alignas(64) T t[kAA * NR];
-  const index_t HW = g.H * g.W, vs = g.C * NR;
+  alignas(64) T chk[NR] = {};
+  const index_t HW = g.H * g.W, vs = g.vxs;
   for (index_t c = c0; c < c1; ++c) {
     for (int l = 0; l < NR; ++l) {
       if (n[l] < 0) {
@@ -121,11 +241,16 @@ PE_WINO_INLINE void input_impl(const T* x, const Geo& g, index_t t0, index_t c0,
         }
       }
     }
+    for (int k = 0; k < kAA; ++k)
+      for (int l = 0; l < NR; ++l) chk[l] += T(0) * d[k * NR + l];
     // t = B^T d (over the first index), then v = t B (over the second)
     for (int j = 0; j < 6; ++j) bt6<T, NR>(d + j * NR, 6 * NR, t + j * NR, 6 * NR);
     T* vc = v + c * NR;
     for (int i = 0; i < 6; ++i) bt6<T, NR>(t + i * 6 * NR, NR, vc + i * 6 * vs, vs);
   }
+  T sum = T(0);
+  for (int l = 0; l < NR; ++l) sum += chk[l];
+  return sum == sum;
 }
 
 // Output transform of output channels [o0, o1) of the panel at t0: y tile = A^T m A (+ bias), where
@@ -137,7 +262,7 @@ PE_WINO_INLINE void output_impl(const T* mp, const T* bias, T* y, const Geo& g, 
   lanes<NR>(g, t0, n, oh, ow);
   alignas(64) T t[4 * 6 * NR];
   alignas(64) T r[16 * NR];
-  const index_t ms = g.O * NR, L = g.Ho * g.Wo;
+  const index_t ms = g.mxs, L = g.Ho * g.Wo;
   for (index_t o = o0; o < o1; ++o) {
     const T* m = mp + o * NR;
     for (int j = 0; j < 6; ++j) {  // t (4 x 6) = A^T m
@@ -177,67 +302,21 @@ PE_WINO_INLINE void output_impl(const T* mp, const T* bias, T* y, const Geo& g, 
   }
 }
 
-// Filter transform of rows [op MR, op MR + MR) (zero past O) and input channels [c0, c1) into the packed
-// A panels: up[((xi OP + op) C + c) MR + i] = (G g G^T)[xi] of row op MR + i, channel c. The filter of
-// (o, c) is w[o so + c sc + (i, j)] (or rotated by 180 degrees when flip).
-//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
-template <class T, int MR>
-PE_WINO_INLINE void filter_impl(const T* w, index_t so, index_t sc, bool flip, index_t O, index_t C, index_t OP,
-                                index_t op, index_t c0, index_t c1, T* up) {
-  constexpr int V = (MR + 7) / 8 * 8;  // the MR rows as whole vectors (rows past MR are zero and not stored)
-  alignas(64) T gk[9 * V];
-  alignas(64) T t[18 * V];
-  alignas(64) T u[kAA * V];
-  const index_t xs = OP * C * MR;
-  const T sixth = T(1.0 / 6.0);
-  index_t rows[V];
-  int valid = 0;
-  for (int i = 0; i < V; ++i) {
-    const index_t o = op * MR + i;
-    rows[i] = i < MR && o < O ? o * so : -1;
-    valid += rows[i] >= 0;
-  }
-  std::fill(gk, gk + 9 * V, T(0));
-  for (index_t c = c0; c < c1; ++c) {
-    for (int i = 0; i < valid; ++i) {
-      const T* src = w + rows[i] + c * sc;
-      if (flip) {
-        for (int k = 0; k < 9; ++k) gk[k * V + i] = src[8 - k];
-      } else {
-        for (int k = 0; k < 9; ++k) gk[k * V + i] = src[k];
-      }
-    }
-    // t (6 x 3) = G g, then u (6 x 6) = t G^T; rows 3 and 4 of G are (g0 / 4 +- g1 / 2 + g2) / 6
-    for (int j = 0; j < 3; ++j) {
-      const T *a0 = gk + j * V, *a1 = a0 + 3 * V, *a2 = a1 + 3 * V;
-      for (int i = 0; i < V; ++i) {
-        const T p = a0[i] + a2[i], q = T(0.25) * a0[i] + a2[i], h = T(0.5) * a1[i];
-        t[(0 * 3 + j) * V + i] = T(0.25) * a0[i];
-        t[(1 * 3 + j) * V + i] = -sixth * (p + a1[i]);
-        t[(2 * 3 + j) * V + i] = -sixth * (p - a1[i]);
-        t[(3 * 3 + j) * V + i] = sixth * (q + h);
-        t[(4 * 3 + j) * V + i] = sixth * (q - h);
-        t[(5 * 3 + j) * V + i] = a2[i];
-      }
-    }
-    for (int r6 = 0; r6 < 6; ++r6) {
-      const T *a0 = t + r6 * 3 * V, *a1 = a0 + V, *a2 = a1 + V;
-      T* o = u + r6 * 6 * V;
-      for (int i = 0; i < V; ++i) {
-        const T p = a0[i] + a2[i], q = T(0.25) * a0[i] + a2[i], h = T(0.5) * a1[i];
-        o[i] = T(0.25) * a0[i];
-        o[V + i] = -sixth * (p + a1[i]);
-        o[2 * V + i] = -sixth * (p - a1[i]);
-        o[3 * V + i] = sixth * (q + h);
-        o[4 * V + i] = sixth * (q - h);
-        o[5 * V + i] = a2[i];
-      }
-    }
-    T* dst = up + (op * C + c) * MR;
-    for (int xi = 0; xi < kAA; ++xi)
-      for (int i = 0; i < MR; ++i) dst[xi * xs + i] = u[xi * V + i];
-  }
-}
+// The filter transform (filter_generic / filter_avx2 / filter_avx512): conv_winograd_filter.h, once per level.
+#define PE_WF_ISA Isa::generic
+#define PE_WF_TARGET
+#define PE_WF_NAME filter_generic
+#include "cpu/conv_winograd_filter.h"
+#if PE_X86
+#define PE_WF_ISA Isa::avx2
+#define PE_WF_TARGET PE_TARGET_AVX2
+#define PE_WF_NAME filter_avx2
+#include "cpu/conv_winograd_filter.h"
+#define PE_WF_ISA Isa::avx512
+#define PE_WF_TARGET PE_TARGET_AVX512
+#define PE_WF_NAME filter_avx512
+#include "cpu/conv_winograd_filter.h"
+#endif
 
 // ---- weight gradient. The forward tile is Y = A^T M A with M[xi] = sum_c U[xi](o, c) V[xi](c, tile), so
 // by the chain rule (everything is linear): dM = A dY A^T (the 4x4 output-gradient tile lifted to 6x6;
@@ -401,27 +480,21 @@ PE_WINO_INLINE void wfilter_impl(const T* u, index_t xst, index_t ldc, int m, in
 }
 
 template <class T>
-using InputFn = void (*)(const T*, const Geo&, index_t, index_t, index_t, T*);
+using InputFn = bool (*)(const T*, const Geo&, index_t, index_t, index_t, T*);
 template <class T>
 using OutputFn = void (*)(const T*, const T*, T*, const Geo&, index_t, index_t, index_t);
 template <class T>
-using FilterFn = void (*)(const T*, index_t, index_t, bool, index_t, index_t, index_t, index_t, index_t, index_t,
-                          T*);
+using FilterFn = bool (*)(const T*, index_t, index_t, bool, index_t, index_t, index_t, T*, index_t);
 
 // The loops above compiled once per ISA (vectorised along the NR tiles / MR rows by the compiler).
 #define PE_WINO_OPS(SUFFIX, ATTR)                                                                             \
   template <class T, int NR>                                                                                  \
-  ATTR void input_##SUFFIX(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {              \
-    input_impl<T, NR>(x, g, t0, c0, c1, v);                                                                   \
+  ATTR bool input_##SUFFIX(const T* x, const Geo& g, index_t t0, index_t c0, index_t c1, T* v) {              \
+    return input_impl<T, NR>(x, g, t0, c0, c1, v);                                                            \
   }                                                                                                           \
   template <class T, int NR>                                                                                  \
   ATTR void output_##SUFFIX(const T* m, const T* b, T* y, const Geo& g, index_t t0, index_t o0, index_t o1) { \
     output_impl<T, NR>(m, b, y, g, t0, o0, o1);                                                               \
-  }                                                                                                           \
-  template <class T, int MR>                                                                                  \
-  ATTR void filter_##SUFFIX(const T* w, index_t so, index_t sc, bool flip, index_t O, index_t C, index_t OP,  \
-                            index_t op, index_t c0, index_t c1, T* up) {                                      \
-    filter_impl<T, MR>(w, so, sc, flip, O, C, OP, op, c0, c1, up);                                            \
   }                                                                                                           \
   template <class T, int W>                                                                                   \
   ATTR void winput_##SUFFIX(const T* x, const Geo& g, index_t t0, index_t t1, index_t s0, index_t c0, T* v,   \
@@ -507,77 +580,122 @@ Geo geometry(index_t N, index_t C, index_t H, index_t W, index_t O, index_t Ho, 
 // of MR output channels) transforms its rows of U into a buffer of its thread (36 C MR values, kept in
 // cache) and runs them against every panel, then the output transform. A U of 36 x 512 x 512 values was
 // written and read once per call (and its fresh pages faulted in): at 7x7 x 512 that took twice the
-// GEMMs. Every plan gives the same bits: each output sums the same products in the same order.
+// GEMMs. With one panel (the 7x7 layers) a unit is a group of up to kGroup A panels and the GEMMs go in K
+// blocks of kKBlock channels: per block the group's rows of U and V's block stay in L2, and V is read from
+// L3 once per group, not once per A panel (37 times 2.4 MB a call at 512 channels, which two threads then
+// shared: dev/conv_winograd_notes.md). The unit count is a multiple of the threads (sizes differ by at
+// most one A panel). A shape's plan gives the same bits on any number of threads: by_op is chosen by the
+// shape alone and sums each output's products in the same order however the A panels are grouped (K
+// blocks of kKBlock with one panel, else all of K); by_panel and chunks run the same GEMMs over all of K.
 struct Plan {
   bool by_panel, by_op;
   index_t cp, values;
+  index_t uxs, vsz, msz;  // xi stride of U (or of a thread's rows of it); one panel's V and M
+  index_t groups, kb;     // by_op: the units (groups of A panels), input channels per GEMM step
 };
 
-Plan plan(const Geo& g, int MR, int NR, int nt) {
-  const index_t panels = (g.tiles + NR - 1) / NR, per = kAA * (g.C + g.O) * NR;
-  const index_t usz = kAA * (g.O + MR - 1) / MR * MR * g.C;
+template <class T>
+Plan plan(Geo& g, int MR, int NR, int nt) {
+  const index_t panels = (g.tiles + NR - 1) / NR, OP = (g.O + MR - 1) / MR;
+  g.vxs = xstride<T>(g.C * NR), g.mxs = xstride<T>(g.O * NR);
   Plan p;
+  p.vsz = kAA * g.vxs, p.msz = kAA * g.mxs;
+  const index_t per = p.vsz + p.msz, usz = kAA * xstride<T>(OP * MR * g.C);
   p.by_op = panels * per <= usz;
   if (p.by_op) {
     p.by_panel = false, p.cp = panels;
-    p.values = nt * kAA * g.C * MR + panels * per;
+    const bool blocked = panels == 1;
+    p.kb = blocked ? std::min(g.C, kKBlock) : g.C;
+    p.uxs = xstride<T>(p.kb * MR);
+    p.groups = blocked ? std::min(OP, nt * ((OP + nt * kGroup - 1) / (nt * kGroup))) : OP;
+    const index_t gmax = (OP + p.groups - 1) / p.groups;
+    p.values = nt * gmax * kAA * p.uxs + panels * per;
     return p;
   }
+  p.uxs = xstride<T>(OP * MR * g.C);
   p.by_panel = nt <= 1 || panels >= 2 * nt;
   p.cp = p.by_panel ? nt
                     : std::max<index_t>(1, std::min<index_t>(panels, std::max<index_t>(nt, conv_tile() / per)));
-  p.values = kAA * (g.O + MR - 1) / MR * MR * g.C + p.cp * per;
+  p.values = kAA * p.uxs + p.cp * per;
   return p;
 }
 
 // y (N, O, Ho, Wo) = the 3x3 correlation of x (N, C, H, W), zero-padded by (ph, pw), with the filter
 // w[o so + c sc + (i, j)] (rotated when flip), + bias.
 template <class T>
-void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bias, T* y, const Geo& g) {
+bool run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bias, T* y, Geo g,
+         const char* pass) {
   const Ops<T> k = ops<T>();
   const int MR = k.MR, NR = k.NR;
   const int nt = threads_for(g.N * g.O * g.Ho * g.Wo * g.C * 9, index_t(1) << 20);
   const index_t OP = (g.O + MR - 1) / MR, panels = (g.tiles + NR - 1) / NR;
   const index_t cblocks = (g.C + kChanBlock - 1) / kChanBlock, oblocks = (g.O + kChanBlock - 1) / kChanBlock;
-  const Plan pl = plan(g, MR, NR, nt);
-  const index_t vsz = kAA * g.C * NR, msz = kAA * g.O * NR;
+  const Plan pl = plan<T>(g, MR, NR, nt);
+  const index_t vsz = pl.vsz, msz = pl.msz, uxs = pl.uxs;
   // not zeroed: the filter transform writes every value (zero rows past O), the input transform every lane
   // (zero past the last tile), the GEMMs every row below O of M
+  std::unique_ptr<trace::Call> tc(trace::path() ? new trace::Call(pass, pl.by_op ? "by_op" : pl.by_panel ? "by_panel" : "chunks",
+                                                                  g.N, g.C, g.H, g.W, g.O, nt)
+                                                : nullptr);
   std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
+  std::atomic<bool> finite{true};  // no transform has met a NaN or inf so far
+  auto check = [&](bool ok) {
+    if (!ok) finite.store(false, std::memory_order_relaxed);
+  };
   if (pl.by_op) {
     T* vb = buf.get();  // V, M of every panel, then the threads' rows of U
     T* mb = vb + panels * vsz;
     T* ub = mb + panels * msz;
-    par_for(panels * cblocks, nt, [&](index_t u, int) {
+    par_for(panels * cblocks, nt, [&](index_t u, int tid) {
+      trace::Span ts(tc.get(), tid, trace::kInput);
       const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
-      k.input(x, g, p * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
+      check(k.input(x, g, p * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz));
     });
-    par_for(OP, nt, [&](index_t op, int tid) {
-      T* u = ub + tid * kAA * g.C * MR;  // u[(xi C + c) MR + i]: rows op MR + i of U[xi]
-      k.filter(w + op * MR * so, so, sc, flip, g.O - op * MR, g.C, 1, 0, 0, g.C, u);
-      const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
-      for (index_t p = 0; p < panels; ++p)
-        for (index_t xi = 0; xi < kAA; ++xi)
-          k.micro(g.C, u + xi * g.C * MR, vb + p * vsz + xi * g.C * NR, mb + p * msz + (xi * g.O + op * MR) * NR, NR,
-                  m, NR, T(1), T(0), nullptr);
+    if (!finite) return false;
+    const index_t G = pl.groups, gmax = (OP + G - 1) / G;
+    par_for(G, nt, [&](index_t gi, int tid) {
+      // ops [op0, op1); u[(q kAA + xi) uxs + (c - c0) MR + i]: rows (op0 + q) MR + i of U[xi], channels [c0, c1)
+      const index_t op0 = gi * OP / G, op1 = (gi + 1) * OP / G;
+      T* u = ub + tid * gmax * kAA * uxs;
+      for (index_t c0 = 0; c0 < g.C; c0 += pl.kb) {
+        const index_t c1 = std::min(g.C, c0 + pl.kb);
+        {
+          trace::Span ts(tc.get(), tid, trace::kFilter);
+          for (index_t op = op0; op < op1; ++op)
+            check(k.filter(w + op * MR * so, so, sc, flip, g.O - op * MR, c0, c1, u + (op - op0) * kAA * uxs, uxs));
+        }
+        trace::Span ts(tc.get(), tid, trace::kGemm);
+        for (index_t p = 0; p < panels; ++p)
+          for (index_t op = op0; op < op1; ++op) {
+            const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
+            const T* uo = u + (op - op0) * kAA * uxs;
+            for (index_t xi = 0; xi < kAA; ++xi)
+              k.micro(c1 - c0, uo + xi * uxs, vb + p * vsz + xi * g.vxs + c0 * NR,
+                      mb + p * msz + xi * g.mxs + op * MR * NR, NR, m, NR, T(1), c0 ? T(1) : T(0), nullptr);
+          }
+      }
     });
-    par_for(panels * oblocks, nt, [&](index_t u, int) {
+    par_for(panels * oblocks, nt, [&](index_t u, int tid) {
+      trace::Span ts(tc.get(), tid, trace::kOutput);
       const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
       k.output(mb + p * msz, bias, y, g, p * NR, o0, std::min(g.O, o0 + kChanBlock));
     });
-    return;
+    return finite;
   }
   T* ub = buf.get();  // U: OP micro-panels per xi
-  T* vb = ub + kAA * OP * MR * g.C;
+  T* vb = ub + kAA * uxs;
   T* mb = vb + pl.cp * vsz;
-  par_for(OP * cblocks, nt, [&](index_t u, int) {
+  par_for(OP * cblocks, nt, [&](index_t u, int tid) {
+    trace::Span ts(tc.get(), tid, trace::kFilter);
     const index_t op = u / cblocks, c0 = (u % cblocks) * kChanBlock;
-    k.filter(w, so, sc, flip, g.O, g.C, OP, op, c0, std::min(g.C, c0 + kChanBlock), ub);
+    check(k.filter(w + op * MR * so, so, sc, flip, g.O - op * MR, c0, std::min(g.C, c0 + kChanBlock),
+             ub + (op * g.C + c0) * MR, uxs));
   });
+  if (!finite) return false;
   auto gemms = [&](const T* v, T* m, index_t xi) {  // M[xi] (O, NR) = U[xi] (O, C) @ V[xi] (C, NR)
-    const T* a = ub + xi * OP * MR * g.C;
-    const T* b = v + xi * g.C * NR;
-    T* c = m + xi * g.O * NR;
+    const T* a = ub + xi * uxs;
+    const T* b = v + xi * g.vxs;
+    T* c = m + xi * g.mxs;
     for (index_t op = 0; op < OP; ++op)
       k.micro(g.C, a + op * MR * g.C, b, c + op * MR * NR, NR, static_cast<int>(std::min<index_t>(MR, g.O - op * MR)),
               NR, T(1), T(0), nullptr);
@@ -586,25 +704,37 @@ void run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
     par_for(panels, nt, [&](index_t p, int tid) {
       T* v = vb + tid * (vsz + msz);
       T* m = v + vsz;
-      k.input(x, g, p * NR, 0, g.C, v);
-      for (index_t xi = 0; xi < kAA; ++xi) gemms(v, m, xi);
+      {
+        trace::Span ts(tc.get(), tid, trace::kInput);
+        check(k.input(x, g, p * NR, 0, g.C, v));
+      }
+      {
+        trace::Span ts(tc.get(), tid, trace::kGemm);
+        for (index_t xi = 0; xi < kAA; ++xi) gemms(v, m, xi);
+      }
+      trace::Span ts(tc.get(), tid, trace::kOutput);
       k.output(m, bias, y, g, p * NR, 0, g.O);
     });
-    return;
+    return finite;
   }
   for (index_t p0 = 0; p0 < panels; p0 += pl.cp) {
     const index_t np = std::min(pl.cp, panels - p0);
-    par_for(np * cblocks, nt, [&](index_t u, int) {
+    par_for(np * cblocks, nt, [&](index_t u, int tid) {
+      trace::Span ts(tc.get(), tid, trace::kInput);
       const index_t p = u / cblocks, c0 = (u % cblocks) * kChanBlock;
-      k.input(x, g, (p0 + p) * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz);
+      check(k.input(x, g, (p0 + p) * NR, c0, std::min(g.C, c0 + kChanBlock), vb + p * vsz));
     });
-    par_for(np * kAA, nt,
-            [&](index_t u, int) { gemms(vb + (u / kAA) * vsz, mb + (u / kAA) * msz, u % kAA); });
-    par_for(np * oblocks, nt, [&](index_t u, int) {
+    par_for(np * kAA, nt, [&](index_t u, int tid) {
+      trace::Span ts(tc.get(), tid, trace::kGemm);
+      gemms(vb + (u / kAA) * vsz, mb + (u / kAA) * msz, u % kAA);
+    });
+    par_for(np * oblocks, nt, [&](index_t u, int tid) {
+      trace::Span ts(tc.get(), tid, trace::kOutput);
       const index_t p = u / oblocks, o0 = (u % oblocks) * kChanBlock;
       k.output(mb + p * msz, bias, y, g, (p0 + p) * NR, o0, std::min(g.O, o0 + kChanBlock));
     });
   }
+  return finite;
 }
 
 // The weight gradient's chunks: KT tiles of the batch at a time (fixed by the shape, never by the threads,
@@ -690,16 +820,16 @@ bool winograd_applies(const ConvShape& s) {
 }
 
 template <class T>
-void winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
-  wino::run<T>(x, w, s.C * 9, 9, false, b, y, wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw));
+bool winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s) {
+  return wino::run<T>(x, w, s.C * 9, 9, false, b, y, wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), "fwd");
 }
 
 template <class T>
-void winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
+bool winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s) {
   // dx[n, c] = sum_o corr(dy[n, o] padded by 2 - p, w[o, c] rotated): a convolution O -> C whose
   // filter (c, o) is w[o C 9 + c 9] flipped.
-  wino::run<T>(dy, w, 9, s.C * 9, true, nullptr, dx,
-               wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw));
+  return wino::run<T>(dy, w, 9, s.C * 9, true, nullptr, dx,
+               wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw), "dgrad");
 }
 
 template <class T>
@@ -714,16 +844,18 @@ index_t winograd_workspace_bytes(const ConvShape& s, int itemsize) {
   else if (isa() == Isa::avx2) MR = gemm_detail::TileAvx2<float>::MR, NR = itemsize == 4 ? 16 : 8;
 #endif
   const int nt = num_threads();
-  const wino::Plan f = wino::plan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt);
-  const wino::Plan d = wino::plan(wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw), MR, NR, nt);
+  wino::Geo gf = wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw);
+  wino::Geo gd = wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw);
+  const wino::Plan f = itemsize == 4 ? wino::plan<float>(gf, MR, NR, nt) : wino::plan<double>(gf, MR, NR, nt);
+  const wino::Plan d = itemsize == 4 ? wino::plan<float>(gd, MR, NR, nt) : wino::plan<double>(gd, MR, NR, nt);
   const wino::WPlan w = wino::wplan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt);
   return std::max({f.values, d.values, w.values}) * itemsize;
 }
 
-template void winograd_forward<float>(const float*, const float*, const float*, float*, const ConvShape&);
-template void winograd_forward<double>(const double*, const double*, const double*, double*, const ConvShape&);
-template void winograd_backward_input<float>(const float*, const float*, float*, const ConvShape&);
-template void winograd_backward_input<double>(const double*, const double*, double*, const ConvShape&);
+template bool winograd_forward<float>(const float*, const float*, const float*, float*, const ConvShape&);
+template bool winograd_forward<double>(const double*, const double*, const double*, double*, const ConvShape&);
+template bool winograd_backward_input<float>(const float*, const float*, float*, const ConvShape&);
+template bool winograd_backward_input<double>(const double*, const double*, double*, const ConvShape&);
 template void winograd_backward_weight<float>(const float*, const float*, float*, const ConvShape&);
 template void winograd_backward_weight<double>(const double*, const double*, double*, const ConvShape&);
 

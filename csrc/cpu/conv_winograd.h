@@ -12,12 +12,15 @@ namespace cpu {
 // 4x4 tiles in the batch (the GEMMs run 32 tiles side by side on AVX-512: a panel of fewer tiles costs as
 // much; ResNet's 7x7 layers at batch 8 have 32, padded to 8x8: 3x fewer products than the implicit GEMM).
 bool winograd_applies(const ConvShape& s);
-// y = conv(x, w) + b (b may be null).
+// y = conv(x, w) + b (b may be null). Returns false, with y unspecified, when x or w holds a NaN or inf
+// (the transforms check every value they read, which is every value: no separate pass over the operands):
+// Winograd's transforms would spread it over whole tiles, so the caller then computes y another way.
 template <class T>
-void winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s);
-// dx: the convolution of dy, padded by 2 - p, with the rotated, transposed filter.
+bool winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvShape& s);
+// dx: the convolution of dy, padded by 2 - p, with the rotated, transposed filter. Returns false (dx
+// unspecified) when dy or w holds a NaN or inf, as winograd_forward.
 template <class T>
-void winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
+bool winograd_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
 // dw (O, C, 3, 3): sum over the tiles of the batch of the transformed gradient tiles times the input tiles,
 // 36 GEMMs in chunks of tiles (see conv_winograd.cpp); the same bits on any number of threads.
 template <class T>
