@@ -31,6 +31,7 @@
 #include "cpu/conv.h"
 #include "cpu/conv_panels.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_trace.h"
 
 #if PE_X86
 #include <immintrin.h>
@@ -263,6 +264,13 @@ inline std::unique_ptr<float[], FreeFloats> aligned_floats(index_t n) {
 inline void forward(const float* x, const float* w, const float* b, float* y, const ConvShape& s, index_t m, int nt) {
   using namespace gemm_detail;
   static const Kernels<float> ks = kernels_avx512<float>();
+  // PE_GEMM_TRACE (dev only, gemm_trace.h; dev/conv_s2_trace.py reads it): per-thread timings, the phases
+  // read here as pack A = W panels, pack B = B blocks, kernel = micro-kernels, wait B = phase planes
+  // (split), barrier = bias rows, sum = copy out; null when off.
+  namespace tr = gemm_trace;
+  const std::unique_ptr<tr::Call> trace(
+      tr::path() ? new tr::Call("phase_fwd", s.O, s.N * s.Ho * s.Wo, s.C * s.KH * s.KW, nt) : nullptr);
+  auto resume = [&](int tid) { return trace ? trace->resume(tid) : nullptr; };
   const Geo g = geometry(s);
   const Plan pl = plan(s, m);
   const std::vector<Chunk> chunk = chunks(s, g);
@@ -312,7 +320,7 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
   // the same panels at once start apart, so that each packs different ones), B packed into bp, own: the
   // thread's private A panel. With m == 1 the C rows start as the bias (added before the sum over k).
   auto block = [&](const Unit& t, const float* P, float* bp, float* own, index_t cb, index_t r0, index_t r1,
-                   index_t rot) {
+                   index_t rot, tr::Thread* tt) {
     const index_t j0 = cb * pl.nc;
     if (j0 >= t.cols) return;
     const index_t nc = std::min(pl.nc, t.cols - j0), halves = round_up(nc, kNR) / 16;
@@ -321,15 +329,25 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
     const bool bias_first = b && m == 1;
     for (index_t kb = 0; kb < pl.nkb; ++kb) {
       const index_t p0 = kb * pl.kc, kc = std::min(pl.kc, pl.K - p0);
-      pack_b(bp, P, kbase.data(), p0, kc, sg.data(), fs.data(), halves);
+      {
+        tr::Span span(tt, tr::kPackB);
+        pack_b(bp, P, kbase.data(), p0, kc, sg.data(), fs.data(), halves);
+      }
       const float beta = kb || bias_first ? 1.f : 0.f;
       for (index_t i = 0; i < r1 - r0; ++i) {
         const index_t r = r0 + (i + rot) % (r1 - r0);
         const int mm = static_cast<int>(std::min<index_t>(kMR, s.O - r * kMR));
         float* crow = t.c + r * kMR * t.ldc + j0;
-        if (kb == 0 && bias_first)
+        if (kb == 0 && bias_first) {
+          tr::Span span(tt, tr::kBarrier);
           for (int o = 0; o < mm; ++o) std::fill(crow + o * t.ldc, crow + o * t.ldc + nc, b[r * kMR + o]);
-        const float* a = pw.panel(kb, r, p0, kc, own, ks.a_interleave);
+        }
+        const float* a;
+        {
+          tr::Span span(tt, tr::kPackA);
+          a = pw.panel(kb, r, p0, kc, own, ks.a_interleave);
+        }
+        tr::Span span(tt, tr::kKernel);
         for (index_t jr = 0; jr < nc; jr += kNR)
           ks.micro(kc, a, bp + (jr / kNR) * kc * kNR, crow + jr, t.ldc, mm,
                    static_cast<int>(std::min<index_t>(kNR, nc - jr)), 1.f, beta, nullptr);
@@ -347,13 +365,20 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
   if (by_units) {
     const index_t busy = std::min<index_t>(team, pl.units);
     panels::par_for(pl.units, static_cast<int>(busy), [&](index_t u, int tid) {
+      tr::Thread* tt = resume(tid);
       float* P = thread_buf(tid);
       const Unit t = unit(u, P + pl.c_at);
-      for (index_t k = 0; k < t.cnt; ++k) split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
+      {
+        tr::Span span(tt, tr::kWaitB);
+        for (index_t k = 0; k < t.cnt; ++k) split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
+      }
       for (index_t cb = 0; cb < pl.ncb; ++cb)
-        block(t, P, P + pl.b_at, P + pl.a_at, cb, 0, npan, (u % busy) * npan / busy);
-      if (m > 1)
+        block(t, P, P + pl.b_at, P + pl.a_at, cb, 0, npan, (u % busy) * npan / busy, tt);
+      if (m > 1) {
+        tr::Span span(tt, tr::kSum);
         for (index_t o = 0; o < s.O; ++o) copy_out(t, o);
+      }
+      if (tt) ++tt->units, tr::Call::leave(tt, trace->t0());
     });
     return;
   }
@@ -361,15 +386,30 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
   const index_t rgroups = std::min<index_t>(npan, 2 * team);  // A panel groups per column block
   for (index_t u = 0; u < pl.units; ++u) {
     const Unit t = unit(u, P + pl.c_at);
-    panels::par_for(t.cnt, team, [&](index_t k, int) {
-      split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
+    panels::par_for(t.cnt, team, [&](index_t k, int tid) {
+      tr::Thread* tt = resume(tid);
+      {
+        tr::Span span(tt, tr::kWaitB);
+        split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
+      }
+      if (tt) tr::Call::leave(tt, trace->t0());
     });
     panels::par_for(pl.ncb * rgroups, team, [&](index_t i, int tid) {
+      tr::Thread* tt = resume(tid);
       const index_t cb = i / rgroups, rg = i % rgroups;
       float* tb = thread_buf(tid);
-      block(t, P, tb + pl.b_at, tb + pl.a_at, cb, rg * npan / rgroups, (rg + 1) * npan / rgroups, 0);
+      block(t, P, tb + pl.b_at, tb + pl.a_at, cb, rg * npan / rgroups, (rg + 1) * npan / rgroups, 0, tt);
+      if (tt) ++tt->units, tr::Call::leave(tt, trace->t0());
     });
-    if (m > 1) panels::par_for(s.O, team, [&](index_t o, int) { copy_out(t, o); });
+    if (m > 1)
+      panels::par_for(s.O, team, [&](index_t o, int tid) {
+        tr::Thread* tt = resume(tid);
+        {
+          tr::Span span(tt, tr::kSum);
+          copy_out(t, o);
+        }
+        if (tt) tr::Call::leave(tt, trace->t0());
+      });
   }
 }
 #endif
