@@ -4,7 +4,7 @@ Usage: PYTHONPATH=. python dev/conv_s2_trace.py [THREADS] [CALLS]
   THREADS: comma-separated thread counts (default 1,2); CALLS: traced calls per shape (default 7).
 Runs ResNet-18's three 3x3 stride-2 pad-1 rows at batch 8 with PE_GEMM_TRACE (gemm_trace.h) on and thread
 adaptation off. The phase path reuses the GEMM trace's columns as: packA = W panels, packB = B blocks from
-the phase planes, kernel = micro-kernel, waitB = phase-plane split, barrier = bias rows, sum = copy out.
+the phase planes, kernel = micro-kernel, waitB = phase-plane split, sum = copy out (barrier: unused).
 Per shape and thread count, medians over the calls, in ms of thread CPU time (wall for the call): each
 stage, 'other' (the thread's CPU time outside the stages), and the kernel's GFLOP per CPU-second of its own
 time (useful flops: the tile overhang shows as a lower rate).
@@ -24,7 +24,7 @@ from pyengine import _C  # noqa: E402
 from pyengine.backend import get_backend  # noqa: E402
 
 SHAPES = [(64, 56, 128), (128, 28, 256), (256, 14, 512)]  # C, H, O
-STAGES = ["packA", "packB", "kernel", "split", "bias", "copy"]
+STAGES = ["packA", "packB", "kernel", "split", "-", "copy"]
 
 
 def main():
@@ -60,7 +60,7 @@ def main():
                 v = per_tid[tid]
                 med = [statistics.median(r[i] for r in v) for i in range(16)]
                 print(f"   t{tid}: start {med[0]:.2f} end {med[1]:.2f} cpu {med[2]:.2f} | " +
-                      " ".join(f"{c} {x:.2f}" for c, x in zip(STAGES, med[9:15])) +
+                      " ".join(f"{c} {x:.2f}" for c, x in zip(STAGES, med[9:15]) if c != "-") +
                       f" other {med[2] - sum(med[9:15]):.2f} | units {med[15]:g}", flush=True)
 
 
