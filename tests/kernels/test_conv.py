@@ -506,7 +506,9 @@ def _same_bits_on_1_2_3_threads(run):
                                    (2, 64, 14, 14, 200), (3, 40, 9, 9, 45)])
 def test_conv2d_phase_forward_bits_do_not_depend_on_threads(shape):
     """The stride-2 forward on phase planes: units of images on the threads, or one unit's column blocks x
-    A panels when there are fewer units than threads; the same bits on 1, 2 and 3 threads. The last two
+    A panels when there are fewer units than threads; the same bits on 1, 2 and 3 threads (also where one
+    thread count reads W's full panels in place, at most two column blocks per call, and another packs them:
+    (7, 36, 14, 14, 33) gives units of 7, 4 and 3 images). The last two
     shapes give each thread a unit that needs every weight panel: the threads race to pack them (a panel
     claimed by another thread and not yet written is packed into the caller's own buffer)."""
     N, C, H, W, O = shape
