@@ -15,9 +15,16 @@
 // each half-panel by a few masked loads (one per output row it covers, lanes lined up with the row's
 // columns; the offsets depend on the panel only, not on k), so the im2col matrix is never formed and
 // nothing is packed twice. Images with few output positions go several to a unit (columns side by side,
-// C computed into a buffer and copied out per image, plus the bias); a unit of one image writes y in place,
-// its C rows starting as the bias. The buffers are 64-byte aligned and not zeroed (every value read is
-// written first).
+// C computed into a buffer and copied out per image); a unit of one image writes y in place. The bias is
+// one more depth row of the GEMM (W's column K is b, B's row K ones): no pass over y to start C as the bias
+// (5% of the 64->128 56x56 forward), and the sum is the same whether a unit holds one image or several.
+// The buffers are the calling thread's, kept between calls (Scratch), 64-byte aligned and not zeroed
+// (every value read is written first). While a thread runs the products of one W panel it prefetches the
+// W rows of the panel it packs next, if no thread has yet: a W used by few columns (256->512 14x14 on one
+// thread: 4.7 MB for 392 columns) is read once per call, and its pack then reads L2. When each W panel
+// serves at most two column blocks in the call, the full panels are not packed at all: the micro-kernel
+// reads them in place from W's rows (micro_rows, the same sums as the packed tile; 256->512 14x14 on one
+// thread 7% faster); the partial last panel and the block with the bias column are packed.
 // Each output is summed over k in depth blocks in a fixed order: the result does not depend on the threads.
 #pragma once
 #include <algorithm>
@@ -28,9 +35,14 @@
 #include <new>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "cpu/conv.h"
 #include "cpu/conv_panels.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_trace.h"
 
 #if PE_X86
 #include <immintrin.h>
@@ -79,19 +91,19 @@ constexpr int kMR = gemm_detail::TileAvx512<float>::MR, kNR = gemm_detail::TileA
 
 struct Plan {
   index_t m, units;          // images per unit, units
-  index_t K, Opad;           // depth, O rounded up to MR
+  index_t K, D, Opad;        // depth of x's columns, of the GEMM (K + 1 with the bias row), O rounded up to MR
   index_t nkb, kc;           // depth blocks, their depth (the last may be shorter)
   index_t cols, ncb, nc;     // columns of a unit (m L), column blocks, their width (multiple of NR)
   index_t b_at, a_at, c_at;  // a thread's packed B, own A panel and unit C: floats from its planes (multiples of 16)
   index_t per_thread;        // floats per thread (a multiple of 16: every buffer 64-byte aligned)
 };
 
-inline Plan plan(const ConvShape& s, index_t m) {
+inline Plan plan(const ConvShape& s, index_t m, bool bias) {
   Plan p;
   const Geo g = geometry(s);
   p.m = m, p.units = ceil_div(s.N, m);
-  p.K = s.C * s.KH * s.KW, p.Opad = round_up(s.O, kMR);
-  p.nkb = ceil_div(p.K, kKC), p.kc = ceil_div(p.K, p.nkb);
+  p.K = s.C * s.KH * s.KW, p.D = p.K + (bias ? 1 : 0), p.Opad = round_up(s.O, kMR);
+  p.nkb = ceil_div(p.D, kKC), p.kc = ceil_div(p.D, p.nkb);
   p.cols = m * s.Ho * s.Wo;
   p.ncb = ceil_div(p.cols, kNC), p.nc = round_up(ceil_div(p.cols, p.ncb), kNR);
   p.b_at = round_up(m * g.image, 16), p.a_at = p.b_at + round_up(p.kc * p.nc, 16);
@@ -101,8 +113,8 @@ inline Plan plan(const ConvShape& s, index_t m) {
 }
 
 inline index_t workspace_floats(const ConvShape& s, index_t m, int threads) {
-  const Plan p = plan(s, m);
-  return threads * p.per_thread + p.K * p.Opad;
+  const Plan p = plan(s, m, true);
+  return threads * p.per_thread + p.D * p.Opad;
 }
 
 #if PE_X86
@@ -195,16 +207,28 @@ inline void segments(const ConvShape& s, const Geo& g, index_t j0, index_t nc, i
   first[static_cast<size_t>(halves)] = static_cast<index_t>(seg.size());
 }
 
-// B block: depth rows [p0, p0 + kc) x the block's half-panels, from the planes P (k's base: P + kbase[k]).
+// B block: depth rows [p0, p0 + kc) x the block's half-panels, from the planes P (k's base: P + kbase[k])
+// for the first kx, ones (the bias row) for the rest.
 PE_TARGET_AVX512 inline void pack_b(float* bp, const float* P, const index_t* kbase, index_t p0, index_t kc,
-                                    const Seg* seg, const index_t* first, index_t halves) {
+                                    index_t kx, const Seg* seg, const index_t* first, index_t halves) {
   for (index_t h = 0; h < halves; ++h) {
     float* d = bp + (h / 2) * kc * kNR + (h % 2) * 16;
+    for (index_t p = kx; p < kc; ++p) _mm512_storeu_ps(d + p * kNR, _mm512_set1_ps(1.f));  // the bias row
+    const index_t kc = kx;  // (the rows from the planes)
     const Seg* s0 = seg + first[h];
     const index_t ns = first[h + 1] - first[h];
     if (ns == 1 && s0->mask == 0xFFFF) {  // one output row covers the half-panel
       const index_t off = s0->off;
       for (index_t p = 0; p < kc; ++p) _mm512_storeu_ps(d + p * kNR, _mm512_loadu_ps(P + kbase[p0 + p] + off));
+      continue;
+    }
+    if (ns == 2) {  // two output rows (the common case for widths below 32)
+      const index_t o0 = s0[0].off, o1 = s0[1].off;
+      const __mmask16 m0 = s0[0].mask, m1 = s0[1].mask;
+      for (index_t p = 0; p < kc; ++p) {
+        const float* base = P + kbase[p0 + p];
+        _mm512_storeu_ps(d + p * kNR, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m0, base + o0), m1, base + o1));
+      }
       continue;
     }
     for (index_t p = 0; p < kc; ++p) {
@@ -219,13 +243,18 @@ PE_TARGET_AVX512 inline void pack_b(float* bp, const float* P, const index_t* kb
 // The packed W, shared by the threads: depth block kb at ap + kb kc Opad, its panel r at + r kc' MR (kc'
 // the block's depth). Each panel is packed where it is first needed, by the first thread to claim it (it
 // then sits in that thread's cache for its first products); a thread that finds it claimed but not yet
-// written packs its own copy into a private panel instead of waiting. Either way the same values.
+// written packs its own copy into a private panel instead of waiting. Either way the same values. Depth K
+// (past W's columns) is the bias column.
 class PackedW {
  public:
-  PackedW(const float* w, float* ap, const ConvShape& s, const Plan& pl)
-      : w_(w), ap_(ap), O_(s.O), K_(pl.K), Opad_(pl.Opad), npan_(pl.Opad / kMR),
+  PackedW(const float* w, const float* b, float* ap, const ConvShape& s, const Plan& pl)
+      : w_(w), b_(b), ap_(ap), O_(s.O), K_(pl.K), Opad_(pl.Opad), npan_(pl.Opad / kMR),
         state_(new std::atomic<int>[static_cast<size_t>(pl.nkb * npan_)]) {
     for (index_t i = 0; i < pl.nkb * npan_; ++i) state_[static_cast<size_t>(i)].store(0, std::memory_order_relaxed);
+  }
+  // Whether panel r of depth block kb is packed (or being packed) already.
+  bool claimed(index_t kb, index_t r) const {
+    return state_[static_cast<size_t>(kb * npan_ + r)].load(std::memory_order_relaxed) != 0;
   }
   // Panel r of depth block kb (depth kc from p0), packed if need be; `own`: kc MR floats of the caller's.
   template <class Pack>
@@ -236,13 +265,18 @@ class PackedW {
     int expect = 0;
     const bool mine = st.compare_exchange_strong(expect, 1, std::memory_order_acq_rel);
     float* to = mine ? dst : own;
-    pack(to, w_ + r * kMR * K_ + p0, K_, static_cast<int>(std::min<index_t>(kMR, O_ - r * kMR)), kc);
+    const int rows = static_cast<int>(std::min<index_t>(kMR, O_ - r * kMR));
+    const index_t kx = std::max<index_t>(0, std::min(kc, K_ - p0));  // columns of W, then the bias column
+    pack(to, w_ + r * kMR * K_ + p0, K_, rows, kx);
+    for (index_t p = kx; p < kc; ++p)
+      for (int i = 0; i < kMR; ++i) to[p * kMR + i] = i < rows ? b_[r * kMR + i] : 0.f;
     if (mine) st.store(2, std::memory_order_release);
     return to;
   }
 
  private:
   const float* w_;
+  const float* b_;
   float* ap_;
   index_t O_, K_, Opad_, npan_;
   std::unique_ptr<std::atomic<int>[]> state_;
@@ -259,12 +293,49 @@ inline std::unique_ptr<float[], FreeFloats> aligned_floats(index_t n) {
   return std::unique_ptr<float[], FreeFloats>(p);
 }
 
+// Grow-only, 64-byte aligned buffers of the calling thread, kept between calls (no allocation and no page
+// faults per call once warm); from kHugeMin bytes 2 MiB aligned and asked to be backed by transparent huge
+// pages (as the GEMM's packing buffers: a 4.7 MB packed W is then 3 TLB entries instead of 1150).
+class Scratch {
+ public:
+  ~Scratch() { std::free(p_); }
+  float* get(index_t n) {
+    const size_t bytes = static_cast<size_t>(std::max<index_t>(n, 1)) * sizeof(float);
+    if (bytes > cap_) {
+      std::free(p_);
+      p_ = nullptr, cap_ = 0;
+      const bool huge = bytes >= kHugeMin;
+      const size_t align = huge ? kHugePage : 64, rounded = (bytes + align - 1) / align * align;
+      p_ = static_cast<float*>(std::aligned_alloc(align, rounded));
+      if (!p_) throw std::bad_alloc();
+      cap_ = rounded;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+      if (huge) madvise(p_, rounded, MADV_HUGEPAGE);  // advice only: failure is harmless
+#endif
+    }
+    return p_;
+  }
+
+ private:
+  static constexpr size_t kHugePage = size_t(2) << 20, kHugeMin = size_t(512) << 10;
+  float* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
 // y = conv(x, w) + b through the phase planes, in units of m images, on nt threads.
 inline void forward(const float* x, const float* w, const float* b, float* y, const ConvShape& s, index_t m, int nt) {
   using namespace gemm_detail;
   static const Kernels<float> ks = kernels_avx512<float>();
+  // PE_GEMM_TRACE (dev only, gemm_trace.h; dev/conv_s2_trace.py reads it): per-thread timings, the phases
+  // read here as pack A = W panels, pack B = B blocks, kernel = micro-kernels, wait B = phase planes
+  // (split), sum = copy out; null when off.
+  namespace tr = gemm_trace;
+  const std::unique_ptr<tr::Call> trace(
+      tr::path() ? new tr::Call("phase_fwd", s.O, s.N * s.Ho * s.Wo, s.C * s.KH * s.KW, nt) : nullptr);
+  auto resume = [&](int tid) { return trace ? trace->resume(tid) : nullptr; };
   const Geo g = geometry(s);
-  const Plan pl = plan(s, m);
+  const Plan pl = plan(s, m, b != nullptr);
+  const bool w_in_place = pl.units * pl.ncb <= 2;  // (the kernels give the same bits either way)
   const std::vector<Chunk> chunk = chunks(s, g);
   const index_t L = s.Ho * s.Wo, KK = s.KH * s.KW;
   // k = (c, i, j): its run's start in the planes
@@ -275,14 +346,15 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
     kbase[static_cast<size_t>(k)] =
         ((2 * a + bb) * s.C + c) * g.plane + (floor_div2(i - s.ph) - g.e0) * g.Wp + (floor_div2(j - s.pw) - g.f0);
   }
-  const auto ap = aligned_floats(pl.K * pl.Opad);
-  PackedW pw(w, ap.get(), s, pl);
+  static thread_local Scratch tl_w, tl_buf;  // the packed W; the threads' buffers
+  float* const ap = tl_w.get(pl.D * pl.Opad);
+  PackedW pw(w, b, ap, s, pl);
   const index_t npan = pl.Opad / kMR;
   // Units on threads when there are enough of them; else the units one at a time, each one's column
   // blocks x groups of A panels on the threads (every C tile is the same sum whoever computes it).
   const bool by_units = nt <= 1 || pl.units >= nt;
   const int team = std::max(nt, 1);
-  const auto buf = aligned_floats(team * pl.per_thread);
+  float* const buf = tl_buf.get(team * pl.per_thread);
   // the half-panel segments of each column block (the same for every unit of m images, but a last short one)
   const index_t kinds = (s.N % m) ? 2 : 1;
   std::vector<std::vector<Seg>> segs(static_cast<size_t>(kinds * pl.ncb));
@@ -295,7 +367,7 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
                firsts[static_cast<size_t>(kind * pl.ncb + cb)]);
     }
   }
-  auto thread_buf = [&](int tid) { return buf.get() + static_cast<size_t>(tid) * static_cast<size_t>(pl.per_thread); };
+  auto thread_buf = [&](int tid) { return buf + static_cast<size_t>(tid) * static_cast<size_t>(pl.per_thread); };
   struct Unit {
     index_t n0, cnt, cols, kind;
     float* c;
@@ -312,48 +384,84 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
   // the same panels at once start apart, so that each packs different ones), B packed into bp, own: the
   // thread's private A panel. With m == 1 the C rows start as the bias (added before the sum over k).
   auto block = [&](const Unit& t, const float* P, float* bp, float* own, index_t cb, index_t r0, index_t r1,
-                   index_t rot) {
+                   index_t rot, tr::Thread* tt) {
     const index_t j0 = cb * pl.nc;
     if (j0 >= t.cols) return;
     const index_t nc = std::min(pl.nc, t.cols - j0), halves = round_up(nc, kNR) / 16;
     const std::vector<Seg>& sg = segs[static_cast<size_t>(t.kind * pl.ncb + cb)];
     const std::vector<index_t>& fs = firsts[static_cast<size_t>(t.kind * pl.ncb + cb)];
-    const bool bias_first = b && m == 1;
     for (index_t kb = 0; kb < pl.nkb; ++kb) {
-      const index_t p0 = kb * pl.kc, kc = std::min(pl.kc, pl.K - p0);
-      pack_b(bp, P, kbase.data(), p0, kc, sg.data(), fs.data(), halves);
-      const float beta = kb || bias_first ? 1.f : 0.f;
+      const index_t p0 = kb * pl.kc, kc = std::min(pl.kc, pl.D - p0), kx = std::max<index_t>(0, std::min(kc, pl.K - p0));
+      {
+        tr::Span span(tt, tr::kPackB);
+        pack_b(bp, P, kbase.data(), p0, kc, kx, sg.data(), fs.data(), halves);
+      }
+      const float beta = kb ? 1.f : 0.f;
       for (index_t i = 0; i < r1 - r0; ++i) {
         const index_t r = r0 + (i + rot) % (r1 - r0);
+        // The W rows of the panel this loop packs next (the next depth block's first after the last), when no
+        // thread has claimed it yet: prefetched to L2 over this panel's products, one share per product, so
+        // that its pack reads L2 rather than memory (a W used by few columns is read once per call).
+        const float* pf = nullptr;
+        index_t pf_rows = 0, pf_lines = 0;
+        {
+          const index_t ni = i + 1 < r1 - r0 ? i + 1 : 0, nkb = i + 1 < r1 - r0 ? kb : kb + 1;
+          const index_t nr = r0 + (ni + rot) % (r1 - r0);
+          if (nkb < pl.nkb && !pw.claimed(nkb, nr)) {
+            const index_t np0 = nkb * pl.kc, nkc = std::max<index_t>(0, std::min(pl.kc, pl.K - np0));
+            pf = w + nr * kMR * pl.K + np0;
+            pf_rows = std::min<index_t>(kMR, s.O - nr * kMR);
+            pf_lines = (nkc + 15) / 16 + 1;
+          }
+        }
         const int mm = static_cast<int>(std::min<index_t>(kMR, s.O - r * kMR));
         float* crow = t.c + r * kMR * t.ldc + j0;
-        if (kb == 0 && bias_first)
-          for (int o = 0; o < mm; ++o) std::fill(crow + o * t.ldc, crow + o * t.ldc + nc, b[r * kMR + o]);
-        const float* a = pw.panel(kb, r, p0, kc, own, ks.a_interleave);
-        for (index_t jr = 0; jr < nc; jr += kNR)
-          ks.micro(kc, a, bp + (jr / kNR) * kc * kNR, crow + jr, t.ldc, mm,
-                   static_cast<int>(std::min<index_t>(kNR, nc - jr)), 1.f, beta, nullptr);
+        // A full panel of a block without the bias row is read in place from W's rows when W is used by at
+        // most two column blocks in the call (its pack would be amortised over a few products only).
+        const bool rows_a = w_in_place && mm == kMR && kx == kc;
+        const float* a = w + r * kMR * pl.K + p0;
+        if (!rows_a) {
+          tr::Span span(tt, tr::kPackA);
+          a = pw.panel(kb, r, p0, kc, own, ks.a_interleave);
+        }
+        tr::Span span(tt, tr::kKernel);
+        const index_t calls = ceil_div(nc, kNR);
+        for (index_t jr = 0; jr < nc; jr += kNR) {
+          if (pf)  // rows [q pf_rows / calls, (q + 1) pf_rows / calls) of the next panel's
+            for (index_t q = jr / kNR, row = q * pf_rows / calls; row < (q + 1) * pf_rows / calls; ++row)
+              for (index_t l = 0; l < pf_lines; ++l)
+                _mm_prefetch(reinterpret_cast<const char*>(pf + row * pl.K + 16 * l), _MM_HINT_T1);
+          const int n = static_cast<int>(std::min<index_t>(kNR, nc - jr));
+          if (rows_a) ks.micro_rows(kc, a, pl.K, bp + (jr / kNR) * kc * kNR, crow + jr, t.ldc, n, 1.f, beta, nullptr);
+          else ks.micro(kc, a, bp + (jr / kNR) * kc * kNR, crow + jr, t.ldc, mm, n, 1.f, beta, nullptr);
+        }
       }
     }
   };
-  auto copy_out = [&](const Unit& t, index_t o) {  // m > 1: C row o of each image, plus the bias, into y
+  auto copy_out = [&](const Unit& t, index_t o) {  // m > 1: C row o of each image into y
     for (index_t k = 0; k < t.cnt; ++k) {
       float* dst = y + ((t.n0 + k) * s.O + o) * L;
       const float* src = t.c + o * t.cols + k * L;
-      const float bv = b ? b[o] : 0.f;
-      for (index_t q = 0; q < L; ++q) dst[q] = src[q] + bv;
+      std::memcpy(dst, src, static_cast<size_t>(L) * sizeof(float));
     }
   };
   if (by_units) {
     const index_t busy = std::min<index_t>(team, pl.units);
     panels::par_for(pl.units, static_cast<int>(busy), [&](index_t u, int tid) {
+      tr::Thread* tt = resume(tid);
       float* P = thread_buf(tid);
       const Unit t = unit(u, P + pl.c_at);
-      for (index_t k = 0; k < t.cnt; ++k) split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
+      {
+        tr::Span span(tt, tr::kWaitB);
+        for (index_t k = 0; k < t.cnt; ++k) split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
+      }
       for (index_t cb = 0; cb < pl.ncb; ++cb)
-        block(t, P, P + pl.b_at, P + pl.a_at, cb, 0, npan, (u % busy) * npan / busy);
-      if (m > 1)
+        block(t, P, P + pl.b_at, P + pl.a_at, cb, 0, npan, (u % busy) * npan / busy, tt);
+      if (m > 1) {
+        tr::Span span(tt, tr::kSum);
         for (index_t o = 0; o < s.O; ++o) copy_out(t, o);
+      }
+      if (tt) ++tt->units, tr::Call::leave(tt, trace->t0());
     });
     return;
   }
@@ -361,15 +469,30 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
   const index_t rgroups = std::min<index_t>(npan, 2 * team);  // A panel groups per column block
   for (index_t u = 0; u < pl.units; ++u) {
     const Unit t = unit(u, P + pl.c_at);
-    panels::par_for(t.cnt, team, [&](index_t k, int) {
-      split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
+    panels::par_for(t.cnt, team, [&](index_t k, int tid) {
+      tr::Thread* tt = resume(tid);
+      {
+        tr::Span span(tt, tr::kWaitB);
+        split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
+      }
+      if (tt) tr::Call::leave(tt, trace->t0());
     });
     panels::par_for(pl.ncb * rgroups, team, [&](index_t i, int tid) {
+      tr::Thread* tt = resume(tid);
       const index_t cb = i / rgroups, rg = i % rgroups;
       float* tb = thread_buf(tid);
-      block(t, P, tb + pl.b_at, tb + pl.a_at, cb, rg * npan / rgroups, (rg + 1) * npan / rgroups, 0);
+      block(t, P, tb + pl.b_at, tb + pl.a_at, cb, rg * npan / rgroups, (rg + 1) * npan / rgroups, 0, tt);
+      if (tt) ++tt->units, tr::Call::leave(tt, trace->t0());
     });
-    if (m > 1) panels::par_for(s.O, team, [&](index_t o, int) { copy_out(t, o); });
+    if (m > 1)
+      panels::par_for(s.O, team, [&](index_t o, int tid) {
+        tr::Thread* tt = resume(tid);
+        {
+          tr::Span span(tt, tr::kSum);
+          copy_out(t, o);
+        }
+        if (tt) tr::Call::leave(tt, trace->t0());
+      });
   }
 }
 #endif

@@ -508,7 +508,9 @@ def _same_bits_on_1_2_3_threads(run):
                                    (2, 64, 14, 14, 200), (3, 40, 9, 9, 45)])
 def test_conv2d_phase_forward_bits_do_not_depend_on_threads(shape):
     """The stride-2 forward on phase planes: units of images on the threads, or one unit's column blocks x
-    A panels when there are fewer units than threads; the same bits on 1, 2 and 3 threads. The last two
+    A panels when there are fewer units than threads; the same bits on 1, 2 and 3 threads (also where one
+    thread count reads W's full panels in place, at most two column blocks per call, and another packs them:
+    (7, 36, 14, 14, 33) gives units of 7, 4 and 3 images). The last two
     shapes give each thread a unit that needs every weight panel: the threads race to pack them (a panel
     claimed by another thread and not yet written is packed into the caller's own buffer)."""
     N, C, H, W, O = shape
@@ -518,6 +520,31 @@ def test_conv2d_phase_forward_bits_do_not_depend_on_threads(shape):
     out = (_out(H, 3, 2, 1, 1), _out(W, 3, 2, 1, 1))
     first = _same_bits_on_1_2_3_threads(lambda: (cpu.conv2d_forward(x, w, b, *args, out),))
     assert_close(first[0], ref.conv2d_forward(x, w, b, *args, out), rtol=2e-4, atol=2e-4)
+
+
+PHASE_BIAS = [  # N, C, H, W, O, KH, KW, bias
+    (8, 48, 28, 28, 20, 3, 3, True),   # 14x14 outputs, K 432 (two depth blocks): image groups of 3 on 1-3
+                                       # threads, single images on 8 (main before the bias row: other bits on 8)
+    (3, 96, 9, 12, 17, 2, 2, True),    # K = 384: the bias row opens a second depth block
+    (2, 40, 11, 13, 30, 3, 3, False),  # no bias: no extra row
+]
+
+
+@pytest.mark.parametrize("case", PHASE_BIAS)
+def test_conv2d_phase_forward_bias_row(case):
+    """The stride-2 forward on phase planes adds the bias as one more depth row of its GEMM (ones in the packed
+    columns, the bias as W's last column), so the sum does not depend on how images are grouped: the same bits
+    on 1, 2, 3 and 8 threads (groups of 3 and of 1 images on the first shape), with and without a bias."""
+    N, C, H, W, O, KH, KW, has_bias = case
+    rng = np.random.default_rng(sum(case[:7]))
+    x, w = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, KH, KW), np.float32)
+    b = rand(rng, (O,), np.float32) if has_bias else None
+    args = ((2, 2), (1, 1), (1, 1), 1)
+    out = (_out(H, KH, 2, 1, 1), _out(W, KW, 2, 1, 1))
+    runs = results_on_threads(lambda: cpu.conv2d_forward(x, w, b, *args, out), counts=(1, 2, 3, 8))
+    for other in runs[1:]:
+        assert np.array_equal(runs[0].view(np.uint32), other.view(np.uint32))
+    assert_close(runs[0], ref.conv2d_forward(x, w, b, *args, out), rtol=2e-4, atol=2e-4)
 
 
 # The stride-2 gradients at odd sizes (float on AVX-512: the weight gradient on the phase planes,
