@@ -35,14 +35,11 @@
 #include <new>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "cpu/conv.h"
 #include "cpu/conv_panels.h"
 #include "cpu/gemm_kernel.h"
 #include "cpu/gemm_trace.h"
+#include "cpu/scratch.h"
 
 #if PE_X86
 #include <immintrin.h>
@@ -293,34 +290,6 @@ inline std::unique_ptr<float[], FreeFloats> aligned_floats(index_t n) {
   return std::unique_ptr<float[], FreeFloats>(p);
 }
 
-// Grow-only, 64-byte aligned buffers of the calling thread, kept between calls (no allocation and no page
-// faults per call once warm); from kHugeMin bytes 2 MiB aligned and asked to be backed by transparent huge
-// pages (as the GEMM's packing buffers: a 4.7 MB packed W is then 3 TLB entries instead of 1150).
-class Scratch {
- public:
-  ~Scratch() { std::free(p_); }
-  float* get(index_t n) {
-    const size_t bytes = static_cast<size_t>(std::max<index_t>(n, 1)) * sizeof(float);
-    if (bytes > cap_) {
-      std::free(p_);
-      p_ = nullptr, cap_ = 0;
-      const bool huge = bytes >= kHugeMin;
-      const size_t align = huge ? kHugePage : 64, rounded = (bytes + align - 1) / align * align;
-      p_ = static_cast<float*>(std::aligned_alloc(align, rounded));
-      if (!p_) throw std::bad_alloc();
-      cap_ = rounded;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-      if (huge) madvise(p_, rounded, MADV_HUGEPAGE);  // advice only: failure is harmless
-#endif
-    }
-    return p_;
-  }
-
- private:
-  static constexpr size_t kHugePage = size_t(2) << 20, kHugeMin = size_t(512) << 10;
-  float* p_ = nullptr;
-  size_t cap_ = 0;
-};
 
 // y = conv(x, w) + b through the phase planes, in units of m images, on nt threads.
 inline void forward(const float* x, const float* w, const float* b, float* y, const ConvShape& s, index_t m, int nt) {
@@ -347,14 +316,14 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
         ((2 * a + bb) * s.C + c) * g.plane + (floor_div2(i - s.ph) - g.e0) * g.Wp + (floor_div2(j - s.pw) - g.f0);
   }
   static thread_local Scratch tl_w, tl_buf;  // the packed W; the threads' buffers
-  float* const ap = tl_w.get(pl.D * pl.Opad);
+  float* const ap = tl_w.values<float>(pl.D * pl.Opad);
   PackedW pw(w, b, ap, s, pl);
   const index_t npan = pl.Opad / kMR;
   // Units on threads when there are enough of them; else the units one at a time, each one's column
   // blocks x groups of A panels on the threads (every C tile is the same sum whoever computes it).
   const bool by_units = nt <= 1 || pl.units >= nt;
   const int team = std::max(nt, 1);
-  float* const buf = tl_buf.get(team * pl.per_thread);
+  float* const buf = tl_buf.values<float>(team * pl.per_thread);
   // the half-panel segments of each column block (the same for every unit of m images, but a last short one)
   const index_t kinds = (s.N % m) ? 2 : 1;
   std::vector<std::vector<Seg>> segs(static_cast<size_t>(kinds * pl.ncb));

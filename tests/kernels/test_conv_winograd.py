@@ -5,10 +5,11 @@ path) in every plan. The other Winograd tests are in test_conv.py."""
 import numpy as np
 import pytest
 
-from pyengine import _C
 from pyengine.backend import reference as ref
 from pyengine.backend.cpu import conv as cpu
 from pyengine.testing import assert_close, results_on_threads
+
+from .test_conv import _winograd_tol as _tol, winograd_all  # noqa: F401 (a fixture)
 
 ARGS = ((1, 1), (1, 1), (1, 1), 1)
 
@@ -20,19 +21,6 @@ SHAPES = [
     (3, 96, 12, 12, 29),  # 27 tiles, 29 output channels: partial A panels
     (2, 130, 7, 7, 64),   # by_op with three K blocks (64 + 64 + 2) on 2 and 3 threads: groups split differently
 ]
-
-
-@pytest.fixture
-def winograd_all():
-    before = _C.conv_winograd()
-    _C.set_conv_winograd(1, 1)
-    yield
-    _C.set_conv_winograd(*before)
-
-
-def _tol(dtype, C):
-    # as test_conv.py's _winograd_tol: the transforms' error scales with the size of the sum, sqrt(9 C)
-    return dict(rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-12) * np.sqrt(9.0 * C))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
