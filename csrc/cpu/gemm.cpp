@@ -276,6 +276,7 @@ constexpr index_t kGrainFma = index_t(1) << 20;
 // other waits for a core take over its share; fewer re-read B less often).
 constexpr index_t kSharedBBytes = index_t(24) << 20;
 constexpr int kUnitsPerThread = 4;
+constexpr index_t kTailSplit = 4;  // pieces of each of the last units of a phase (run_shared_b)
 static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
 static std::atomic<bool> g_own_b{false};  // set_gemm_own_b (tests): run_shared_b packs every B block privately
 static std::atomic<bool> g_depth_split{true};  // set_gemm_depth_split (run_depth_split): on, see there
@@ -570,6 +571,15 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
   const bool own_only = g_own_b.load(std::memory_order_relaxed);
   // The unit grid of each slab (its width decides it).
   auto slab_grid = [&](index_t n0) { return unit_grid(M, std::min(N, n0 + ns) - n0, MR, NR, MC, target); };
+  // The last nt units of a phase are claimed as kTailSplit pieces each (row blocks of `rows` / kTailSplit, whole
+  // strips): the thread that finishes last then holds at most a piece, not a unit, when the OS holds it back.
+  // Pieces of a grid: whole units first, then the pieces of the last ones.
+  const index_t ntail = nt;
+  auto grid_pieces = [&](const UnitGrid& ug) {
+    const index_t units = ug.mb * ug.nb, tail = std::min(units, ntail);
+    const index_t sub = round_up(ceil_div(ug.rows, kTailSplit), MR);
+    return units - tail + tail * ceil_div(ug.rows, sub);
+  };
   std::atomic<bool> out_of_memory{false};
 
   // PE_GEMM_TRACE (dev only, gemm_trace.h): per-thread timings of this call; null when off.
@@ -587,7 +597,9 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
       T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
       const index_t n0 = si * ns, n1 = std::min(N, n0 + ns), wpad = round_up(n1 - n0, NR);
       const UnitGrid ug = slab_grid(n0);
-      const index_t nunits = ug.mb * ug.nb;
+      const index_t nunits = ug.mb * ug.nb, nwhole = nunits - std::min(nunits, ntail);
+      const index_t sub_rows = round_up(ceil_div(ug.rows, kTailSplit), MR), nsub = ceil_div(ug.rows, sub_rows);
+      const index_t npieces = grid_pieces(ug);
       const index_t kb0 = gi * kgb, pg = kb0 * KC, pend = std::min(K, (kb0 + kgb) * KC);
       if (gi > 0) {  // a later depth group of the same slab: every tile's earlier passes first
         gemm_trace::Span span(tt, gemm_trace::kBarrier);
@@ -602,8 +614,8 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
       auto buffer_free = [&]() {
         if (!buf_free) {
           const index_t prev = ph - nbuf;
-          const UnitGrid pg_ = slab_grid(prev / ngroups % nslabs * ns);
-          buf_free = counts[2 * prev + 1].load(std::memory_order_acquire) == pg_.mb * pg_.nb;
+          buf_free = counts[2 * prev + 1].load(std::memory_order_acquire) ==
+                     grid_pieces(slab_grid(prev / ngroups % nslabs * ns));
         }
         return buf_free;
       };
@@ -631,10 +643,18 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
       };
       std::atomic<index_t>& next = counts[2 * ph];
       std::atomic<index_t>& done = counts[2 * ph + 1];
-      for (index_t u; (u = next.fetch_add(1, std::memory_order_relaxed)) < nunits;) {
-        T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(ug.rows * kc_max) * sizeof(T)));
-        const index_t i0 = (u / ug.nb) * ug.rows, mc = std::min(ug.rows, M - i0);
+      for (index_t x; (x = next.fetch_add(1, std::memory_order_relaxed)) < npieces;) {
+        // Piece x: unit u whole, or piece `part` (rows [part * sub_rows, +sub_rows) of it) of a tail unit.
+        const index_t u = x < nwhole ? x : nwhole + (x - nwhole) / nsub;
+        const index_t ui0 = (u / ug.nb) * ug.rows, umc = std::min(ug.rows, M - ui0);
+        const index_t i0 = x < nwhole ? ui0 : ui0 + (x - nwhole) % nsub * sub_rows;
+        const index_t mc = x < nwhole ? umc : std::min(sub_rows, ui0 + umc - i0);
         const index_t j0 = n0 + (u % ug.nb) * ug.cols, j1 = std::min(j0 + ug.cols, n1);
+        T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(ug.rows * kc_max) * sizeof(T)));
+        if (mc <= 0) {  // (a piece past the last row of a short unit)
+          done.fetch_add(1, std::memory_order_acq_rel);
+          continue;
+        }
         if (tt) ++tt->units;
         for (index_t pc = pg; ap && pc < pend && !out_of_memory.load(std::memory_order_relaxed); pc += KC) {
           const index_t kc = std::min(KC, K - pc);
