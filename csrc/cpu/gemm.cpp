@@ -66,7 +66,10 @@
 //    x a column range (unit_grid), about 4 per thread; each B block is packed
 //    by the first unit that needs it. (Before: one unit per thread, each
 //    packing all of B, so that a late thread delayed the whole GEMM; see
-//    dev/gemm_notes.md, "Two threads".) Not for A stored transposed with all
+//    dev/gemm_notes.md, "Two threads".) No thread waits for another inside
+//    it: a block a peer is still packing is packed again privately, a thread
+//    done with one slab runs on into the next, the last units are claimed in
+//    pieces (dev/gemm_notes.md, "Two threads: nothing waits on a peer"). Not for A stored transposed with all
 //    of M in one row block (the weight gradients): the first plan is faster
 //    there (see run()).
 // Small problems run on one thread (pe::threads_for); on one thread, those with one depth pass and a small B
@@ -562,7 +565,7 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
   const index_t njb = ceil_div(N, NC);
   const size_t nflags = static_cast<size_t>(g.batch * nkb * njb);
   std::unique_ptr<std::atomic<int>[]> flags(new (std::nothrow) std::atomic<int>[nflags]);
-  // Per phase: units claimed (next) and finished (done).
+  // Per phase: pieces (units, or parts of the last units) claimed (next) and finished (done).
   std::unique_ptr<std::atomic<index_t>[]> counts(new (std::nothrow) std::atomic<index_t>[2 * nphases]);
   if (!flags || !counts) throw std::bad_alloc();
   for (size_t i = 0; i < nflags; ++i) flags[i].store(kBlockEmpty, std::memory_order_relaxed);
