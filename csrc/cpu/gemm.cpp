@@ -69,9 +69,9 @@
 //    dev/gemm_notes.md, "Two threads".) No thread waits for another inside
 //    it: a block a peer is still packing is packed again privately, a thread
 //    done with one slab runs on into the next, the last units are claimed in
-//    pieces (dev/gemm_notes.md, "Two threads: nothing waits on a peer"). Not for A stored transposed with all
-//    of M in one row block (the weight gradients): the first plan is faster
-//    there (see run()).
+//    pieces (dev/gemm_notes.md, "Two threads: nothing waits on a peer").
+//    Not for A stored transposed with all of M in one row block (the weight
+//    gradients): the first plan is faster there (see run()).
 // Small problems run on one thread (pe::threads_for); on one thread, those with one depth pass and a small B
 // skip packing and planning altogether (run_small; small_avx512 in gemm_avx512.cpp: same bits). Each C element is
 // summed in the same order whatever the thread count and plan, so results do not depend on them.
@@ -647,7 +647,7 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
       std::atomic<index_t>& next = counts[2 * ph];
       std::atomic<index_t>& done = counts[2 * ph + 1];
       for (index_t x; (x = next.fetch_add(1, std::memory_order_relaxed)) < npieces;) {
-        // Piece x: unit u whole, or piece `part` (rows [part * sub_rows, +sub_rows) of it) of a tail unit.
+        // Piece x: unit u whole (x < nwhole), or the ((x - nwhole) % nsub)-th sub_rows rows of tail unit u.
         const index_t u = x < nwhole ? x : nwhole + (x - nwhole) / nsub;
         const index_t ui0 = (u / ug.nb) * ug.rows, umc = std::min(ug.rows, M - ui0);
         const index_t i0 = x < nwhole ? ui0 : ui0 + (x - nwhole) % nsub * sub_rows;
@@ -808,9 +808,10 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
     {
       gemm_trace::Span sum_span(tt, gemm_trace::kSum);
 #if defined(PYENGINE_OPENMP)
+      // (dynamic: a thread the OS holds back leaves its rows to the others; each element's sum order is fixed)
 #pragma omp for schedule(dynamic, 1)
 #endif
-      for (index_t r = 0; r < sum_units; ++r) {  // (dynamic: a thread the OS holds back leaves its rows to the others)
+      for (index_t r = 0; r < sum_units; ++r) {
         for (index_t i = r * sum_rows; i < std::min(M, (r + 1) * sum_rows); ++i) {
           T* ci = g.c + i * g.ldc;
           T* p = parts + i * N;  // the sum gathers in chunk 0's partial: ((p0 + p1) + p2) + ...
