@@ -335,6 +335,9 @@ void register_gemm(py::module_& m) {
         py::arg("units_per_thread"),
         "Tuning hook: units per thread when the threads of a tall GEMM share one packed B, or 0 to pack B per "
         "row block; returns the previous value. Not thread-safe.");
+  m.def("set_gemm_own_b", [](bool on) { return set_gemm_own_b(on); }, py::arg("on"),
+        "Test hook: the threads of a tall GEMM that share a packed B pack every B block privately instead (the "
+        "fallback when a peer holds the block); returns the previous value. Not thread-safe.");
   m.def("set_gemm_depth_split", [](bool on) { return set_gemm_depth_split(on); }, py::arg("on"),
         "Tuning hook: run small-C, long-depth GEMMs as fixed depth chunks summed in order (the default), or by "
         "the row/column plans; returns the previous value. Not thread-safe.");

@@ -1,9 +1,14 @@
 """GEMM on 2 threads (and 1), pyengine vs NumPy (OpenBLAS), interleaved in one process (dev/gemm_notes.md,
 "Two threads, third pass").
 
-Usage: PYTHONPATH=. python dev/gemm_2t_bench.py [THREADS] [ROUNDS] [SHAPES]
+Usage: PYTHONPATH=. python dev/gemm_2t_bench.py [THREADS] [ROUNDS] [SHAPES] [GAP]
   THREADS: comma-separated thread counts (default 2,1); ROUNDS: default 5 (4096^3: at most 3);
   SHAPES: comma-separated names from SHAPES (default: the brief's seven, DEFAULT).
+  GAP: seconds slept before each timed batch (default 0.3), so that neither engine's batch starts while the other's
+  idle workers still spin: OpenBLAS's worker polls for ~0.12 s of CPU after each call, which on 2 vCPUs leaves
+  our 2 threads short of a core (2 threads read 0.70-0.86x NumPy with GAP 0 and 0.93-1.67x with 0.3, same build,
+  alternating; dev/gemm_notes.md, "Two threads: nothing waits on a peer"). bench/common.py's alternating_rounds
+  pauses SETTLE_S (0.15 s) for the same reason; this script had no pause before.
 Per shape and thread count: best / median wall GFLOP/s of ours and NumPy, ratio ours/NumPy of the best and of
 the medians, ours as % of the live probe's peak for that thread count (on a busy machine the probe reads low too).
 """
@@ -52,7 +57,8 @@ def timed(f, inner):
 def main():
     ths = [int(t) for t in sys.argv[1].split(",")] if len(sys.argv) > 1 else [2, 1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    names = sys.argv[3].split(",") if len(sys.argv) > 3 else DEFAULT
+    names = sys.argv[3].split(",") if len(sys.argv) > 3 and sys.argv[3] else DEFAULT
+    gap = float(sys.argv[4]) if len(sys.argv) > 4 else 0.3
     K = get_backend("cpu")
     peak = {t: _C.probe_peak_gflops(t) for t in ths}
     print("probe peak now: " + ", ".join(f"{t}t {p:.0f}" for t, p in peak.items()), flush=True)
@@ -69,6 +75,8 @@ def main():
                 ts = [[], []]
                 for _ in range(r):
                     for i, f in enumerate(fs):
+                        if gap:
+                            time.sleep(gap)
                         ts[i].append(timed(f, inner)[0])
             bo, bn = flops / min(ts[0]) / 1e9, flops / min(ts[1]) / 1e9
             mo, mn = flops / statistics.median(ts[0]) / 1e9, flops / statistics.median(ts[1]) / 1e9

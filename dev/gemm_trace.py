@@ -7,7 +7,7 @@ Runs with PE_GEMM_TRACE (csrc/cpu/gemm_trace.h) pointing at a temporary file and
 (PYENGINE_ADAPT_THREADS=0: on a busy machine it would run the "2-thread" calls on one). Per shape, thread
 count and thread, medians over the calls, in ms: start (entry to the region after the call began), end,
 cpu (thread CPU time in the region; end - start - cpu = time the OS held the thread back), and the phases
-(pack A, pack B, kernel, wait for a B block, barrier, final sum) in thread CPU time and in wall time; per
+(pack A, pack B, kernel, B packed privately (ownB), barrier, final sum) in thread CPU time and in wall time; per
 call: GFLOP/s by wall clock and GFLOP per CPU-second of kernel time of all threads (the micro-kernels'
 speed while they run, independent of waits, packing and of the time other processes take the core).
 """
@@ -28,7 +28,7 @@ from pyengine.backend import get_backend  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from gemm_2t_bench import SHAPES, operands  # noqa: E402
 
-COLS = ["start", "end", "cpu", "packA", "packB", "kernel", "waitB", "barrier", "sum"]
+COLS = ["start", "end", "cpu", "packA", "packB", "kernel", "ownB", "barrier", "sum"]
 
 
 def main():

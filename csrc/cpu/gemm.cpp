@@ -66,9 +66,12 @@
 //    x a column range (unit_grid), about 4 per thread; each B block is packed
 //    by the first unit that needs it. (Before: one unit per thread, each
 //    packing all of B, so that a late thread delayed the whole GEMM; see
-//    dev/gemm_notes.md, "Two threads".) Not for A stored transposed with all
-//    of M in one row block (the weight gradients): the first plan is faster
-//    there (see run()).
+//    dev/gemm_notes.md, "Two threads".) No thread waits for another inside
+//    it: a block a peer is still packing is packed again privately, a thread
+//    done with one slab runs on into the next, the last units are claimed in
+//    pieces (dev/gemm_notes.md, "Two threads: nothing waits on a peer").
+//    Not for A stored transposed with all of M in one row block (the weight
+//    gradients): the first plan is faster there (see run()).
 // Small problems run on one thread (pe::threads_for); on one thread, those with one depth pass and a small B
 // skip packing and planning altogether (run_small; small_avx512 in gemm_avx512.cpp: same bits). Each C element is
 // summed in the same order whatever the thread count and plan, so results do not depend on them.
@@ -79,7 +82,6 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
-#include <thread>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -277,7 +279,9 @@ constexpr index_t kGrainFma = index_t(1) << 20;
 // other waits for a core take over its share; fewer re-read B less often).
 constexpr index_t kSharedBBytes = index_t(24) << 20;
 constexpr int kUnitsPerThread = 4;
+constexpr index_t kTailSplit = 4;  // pieces of each of the last units of a phase (run_shared_b)
 static std::atomic<int> g_shared_b{kUnitsPerThread};  // set_gemm_shared_b; 0: off
+static std::atomic<bool> g_own_b{false};  // set_gemm_own_b (tests): run_shared_b packs every B block privately
 static std::atomic<bool> g_depth_split{true};  // set_gemm_depth_split (run_depth_split): on, see there
 static std::atomic<bool> g_short_rows_a{true};  // set_gemm_short_rows_a: see kRowsAShortLdBytes
 static std::atomic<bool> g_small{true};  // set_gemm_small: see run_small
@@ -514,33 +518,30 @@ static UnitGrid unit_grid(index_t M, index_t w, int MR, int NR, index_t MC, inde
 
 // The shared B of run_shared_b is packed lazily, one KC x NC block at a time,
 // by the first unit that needs it; one flag per block says unpacked / being
-// packed / ready. A unit that finds a block being packed waits for it (the
-// packer never waits, so this cannot deadlock; the wait is one block's packing,
-// ~0.1 ms, unless the OS holds the packer back).
+// packed / ready. Nothing waits for a peer: a unit that finds its block claimed
+// but not yet written (the packer is still at it, or the OS holds it back), or
+// whose slab buffer an earlier slab's units still read, packs the columns it
+// needs into a thread-private buffer and computes from that (the forward conv's
+// rule, conv_phase.h). Packing is deterministic, so a private copy holds the
+// same values as the shared one and the bits do not change.
 enum : int { kBlockEmpty = 0, kBlockPacking = 1, kBlockReady = 2 };
-
-static void wait_block_ready(const std::atomic<int>& flag) {
-  for (int spins = 0; flag.load(std::memory_order_acquire) != kBlockReady; ++spins) {
-    if (spins < 4096) {
-#if PE_X86
-      __builtin_ia32_pause();
-#endif
-    } else {
-      std::this_thread::yield();
-    }
-  }
-}
 
 // Several threads on few, tall matrices: one packed copy of B shared by all
 // threads instead of one per row block (see "Threads" in the header comment).
-// Per batch, slab of columns [n0, n1) and group of depth blocks, the units
-// (unit_grid: row block x column range) are claimed one at a time; a unit packs
-// its A block per depth pass and runs block_kernel on the shared B blocks,
-// packing each on first use (wait_block_ready). No barrier when one matrix's B
-// fits in one slab and group (the common case), so a thread that starts late
-// (on the busy development VM the sleeping worker sometimes woke only after a
-// whole 1.3 ms call) or that the OS holds back only finds fewer units left;
-// else one barrier before the buffer is reused.
+// The work is a sequence of phases, (batch, slab of columns [n0, n1), group of
+// depth blocks), each cut into units (unit_grid: row block x column range) that
+// the threads claim one at a time from the phase's counter; a unit packs its A
+// block per depth pass and runs block_kernel on the shared B blocks, packing
+// each on first use. One matrix whose B fits one slab and group (the common
+// case) is one phase. Several phases (B larger than kSharedBBytes: 4096^3, or a
+// few matrices) alternate between two slab buffers, and a thread that has run
+// out of units of one phase goes on to the next instead of waiting at a barrier
+// for a peer that still holds the last unit: the next phase's buffer is free
+// once every unit of the phase two before it is done (a per-phase count), and
+// until then the thread packs its B blocks privately. Only groups of depth
+// blocks (K above ~12k at the narrowest slab) keep a barrier between them: each
+// C tile must see its depth passes in order. Every C tile is computed by one
+// thread, its depth passes in order, so the bits do not depend on who runs what.
 template <class T, int MR, int NR>
 static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC, index_t MC, index_t NC,
                          bool rows_a, int nt, int units_per_thread) {
@@ -552,17 +553,36 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
   const index_t ns = std::min(std::max(kSharedBBytes / per_col / NC * NC, NC), round_up(N, NR));
   const index_t kgb =
       std::max<index_t>(std::min(kSharedBBytes / (KC * ns * static_cast<index_t>(sizeof(T))), nkb), 1);
-  T* bs = static_cast<T*>(tl_shared_b.get(static_cast<size_t>(std::min(kgb * KC, K) * ns) * sizeof(T)));
+  const index_t nslabs = ceil_div(N, ns), ngroups = ceil_div(nkb, kgb);
+  const index_t nphases = g.batch * nslabs * ngroups;
+  // Two slab buffers when there are several phases (see above), one otherwise.
+  const index_t nbuf = std::min<index_t>(nphases, 2);
+  const size_t slot = static_cast<size_t>(std::min(kgb * KC, K) * ns);
+  T* bs = static_cast<T*>(tl_shared_b.get(static_cast<size_t>(nbuf) * slot * sizeof(T)));
   if (!bs) throw std::bad_alloc();
   const index_t kc_max = std::min(K, KC);
   // One flag per (batch, depth block, NC column block of N): slabs are whole NC blocks.
   const index_t njb = ceil_div(N, NC);
   const size_t nflags = static_cast<size_t>(g.batch * nkb * njb);
   std::unique_ptr<std::atomic<int>[]> flags(new (std::nothrow) std::atomic<int>[nflags]);
-  if (!flags) throw std::bad_alloc();
+  // Per phase: pieces (units, or parts of the last units) claimed (next) and finished (done).
+  std::unique_ptr<std::atomic<index_t>[]> counts(new (std::nothrow) std::atomic<index_t>[2 * nphases]);
+  if (!flags || !counts) throw std::bad_alloc();
   for (size_t i = 0; i < nflags; ++i) flags[i].store(kBlockEmpty, std::memory_order_relaxed);
+  for (index_t i = 0; i < 2 * nphases; ++i) counts[i].store(0, std::memory_order_relaxed);
   const index_t target = static_cast<index_t>(units_per_thread) * nt;
-  const bool one_pass = g.batch == 1 && ns >= N && kgb >= nkb;
+  const bool own_only = g_own_b.load(std::memory_order_relaxed);
+  // The unit grid of each slab (its width decides it).
+  auto slab_grid = [&](index_t n0) { return unit_grid(M, std::min(N, n0 + ns) - n0, MR, NR, MC, target); };
+  // The last nt units of a phase are claimed as kTailSplit pieces each (row blocks of `rows` / kTailSplit, whole
+  // strips): the thread that finishes last then holds at most a piece, not a unit, when the OS holds it back.
+  // Pieces of a grid: whole units first, then the pieces of the last ones.
+  const index_t ntail = nt;
+  auto grid_pieces = [&](const UnitGrid& ug) {
+    const index_t units = ug.mb * ug.nb, tail = std::min(units, ntail);
+    const index_t sub = round_up(ceil_div(ug.rows, kTailSplit), MR);
+    return units - tail + tail * ceil_div(ug.rows, sub);
+  };
   std::atomic<bool> out_of_memory{false};
 
   // PE_GEMM_TRACE (dev only, gemm_trace.h): per-thread timings of this call; null when off.
@@ -573,68 +593,94 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
 #endif
   {
     gemm_trace::Thread* tt = gemm_trace::enter(trace.get(), vm::thread_id());
-    for (index_t bi = 0; bi < g.batch; ++bi) {
+    for (index_t ph = 0; ph < nphases; ++ph) {
+      const index_t bi = ph / (nslabs * ngroups), si = ph / ngroups % nslabs, gi = ph % ngroups;
       const T* a = g.a + batch_offset(g, bi, g.stride_a, g.istride_a);
       const T* b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
       T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
-      for (index_t n0 = 0; n0 < N; n0 += ns) {
-        const index_t n1 = std::min(N, n0 + ns), wpad = round_up(n1 - n0, NR);
-        const UnitGrid ug = unit_grid(M, n1 - n0, MR, NR, MC, target);
-        for (index_t kb0 = 0; kb0 < nkb; kb0 += kgb) {
-          const index_t pg = kb0 * KC, pend = std::min(K, (kb0 + kgb) * KC);
-          // Depth block pc of the group sits at bs + (pc - pg) * wpad, its column jc at + (jc - n0) * kc.
-          auto b_block = [&](index_t pc, index_t kc, index_t jc) {
-            const T* blk = bs + (pc - pg) * wpad + (jc - n0) * kc;
-            std::atomic<int>& flag = flags[static_cast<size_t>((bi * nkb + pc / KC) * njb + jc / NC)];
-            int expected = kBlockEmpty;
-            if (flag.load(std::memory_order_acquire) == kBlockReady) return blk;
-            if (flag.compare_exchange_strong(expected, kBlockPacking, std::memory_order_acq_rel)) {
-              gemm_trace::Span span(tt, gemm_trace::kPackB);
-              pack_b<T, NR>(ks, const_cast<T*>(blk), g, b, jc, std::min(NC, n1 - jc), pc, kc);
-              flag.store(kBlockReady, std::memory_order_release);
-            } else {
-              gemm_trace::Span span(tt, gemm_trace::kWaitB);
-              wait_block_ready(flag);
-            }
-            return blk;
-          };
-#if defined(PYENGINE_OPENMP)
-#pragma omp for schedule(dynamic, 1) nowait
-#endif
-          for (index_t u = 0; u < ug.mb * ug.nb; ++u) {
-            T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(ug.rows * kc_max) * sizeof(T)));
-            if (!ap) {
-              out_of_memory = true;
-              continue;
-            }
-            const index_t i0 = (u / ug.nb) * ug.rows, mc = std::min(ug.rows, M - i0);
-            const index_t j0 = n0 + (u % ug.nb) * ug.cols, j1 = std::min(j0 + ug.cols, n1);
-            if (tt) ++tt->units;
-            for (index_t pc = pg; pc < pend; pc += KC) {
-              const index_t kc = std::min(KC, K - pc);
-              {
-                gemm_trace::Span span(tt, gemm_trace::kPackA);
-                pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
-              }
-              // Column ranges are multiples of NR but not of NC: a range starting inside an NC block uses that
-              // block's micro-panels from its start column on.
-              for (index_t jc = j0; jc < j1;) {
-                const index_t jb0 = jc / NC * NC, jnext = std::min(j1, jb0 + NC);
-                const T* blk = b_block(pc, kc, jb0);
-                gemm_trace::Span span(tt, gemm_trace::kKernel);
-                block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, pc == 0, blk + (jc - jb0) * kc, c, jc,
-                                        jnext - jc);
-                jc = jnext;
-              }
-            }
-          }
-          if (!one_pass) {  // the next slab or group reuses the buffer
-            gemm_trace::Span span(tt, gemm_trace::kBarrier);
+      const index_t n0 = si * ns, n1 = std::min(N, n0 + ns), wpad = round_up(n1 - n0, NR);
+      const UnitGrid ug = slab_grid(n0);
+      const index_t nunits = ug.mb * ug.nb, nwhole = nunits - std::min(nunits, ntail);
+      const index_t sub_rows = round_up(ceil_div(ug.rows, kTailSplit), MR), nsub = ceil_div(ug.rows, sub_rows);
+      const index_t npieces = grid_pieces(ug);
+      const index_t kb0 = gi * kgb, pg = kb0 * KC, pend = std::min(K, (kb0 + kgb) * KC);
+      if (gi > 0) {  // a later depth group of the same slab: every tile's earlier passes first
+        gemm_trace::Span span(tt, gemm_trace::kBarrier);
 #if defined(PYENGINE_OPENMP)
 #pragma omp barrier
 #endif
+      }
+      T* buf = bs + static_cast<size_t>(ph % nbuf) * slot;
+      // The buffer is free once every unit of the phase that used it before (ph - nbuf) is done; monotone, so
+      // once seen free it stays free for this phase.
+      bool buf_free = ph < nbuf;
+      auto buffer_free = [&]() {
+        if (!buf_free) {
+          const index_t prev = ph - nbuf;
+          buf_free = counts[2 * prev + 1].load(std::memory_order_acquire) ==
+                     grid_pieces(slab_grid(prev / ngroups % nslabs * ns));
+        }
+        return buf_free;
+      };
+      // Columns [jc, jn) (inside the NC block jb0) of depth block pc: from the shared block (packed here if
+      // nobody has claimed it and the buffer is free), else from a private copy in tl_pack_b.
+      auto b_panels = [&](index_t pc, index_t kc, index_t jb0, index_t jc, index_t jn) -> const T* {
+        T* blk = buf + (pc - pg) * wpad + (jb0 - n0) * kc;
+        std::atomic<int>& flag = flags[static_cast<size_t>((bi * nkb + pc / KC) * njb + jb0 / NC)];
+        int state = flag.load(std::memory_order_acquire);
+        if (state == kBlockReady) return blk + (jc - jb0) * kc;
+        if (state == kBlockEmpty && !own_only && buffer_free() &&
+            flag.compare_exchange_strong(state, kBlockPacking, std::memory_order_acq_rel)) {
+          gemm_trace::Span span(tt, gemm_trace::kPackB);
+          pack_b<T, NR>(ks, blk, g, b, jb0, std::min(NC, n1 - jb0), pc, kc);
+          flag.store(kBlockReady, std::memory_order_release);
+          return blk + (jc - jb0) * kc;
+        }
+        // Claimed but unwritten, or the buffer still in use: a private copy of just these columns (their
+        // micro-panels are the shared block's from column jc on: jc - jb0 is a multiple of NR).
+        T* own = static_cast<T*>(tl_pack_b.get(static_cast<size_t>(NC * kc_max) * sizeof(T)));
+        if (!own) return nullptr;
+        gemm_trace::Span span(tt, gemm_trace::kPackBOwn);
+        pack_b<T, NR>(ks, own, g, b, jc, jn - jc, pc, kc);
+        return own;
+      };
+      std::atomic<index_t>& next = counts[2 * ph];
+      std::atomic<index_t>& done = counts[2 * ph + 1];
+      for (index_t x; (x = next.fetch_add(1, std::memory_order_relaxed)) < npieces;) {
+        // Piece x: unit u whole (x < nwhole), or the ((x - nwhole) % nsub)-th sub_rows rows of tail unit u.
+        const index_t u = x < nwhole ? x : nwhole + (x - nwhole) / nsub;
+        const index_t ui0 = (u / ug.nb) * ug.rows, umc = std::min(ug.rows, M - ui0);
+        const index_t i0 = x < nwhole ? ui0 : ui0 + (x - nwhole) % nsub * sub_rows;
+        const index_t mc = x < nwhole ? umc : std::min(sub_rows, ui0 + umc - i0);
+        const index_t j0 = n0 + (u % ug.nb) * ug.cols, j1 = std::min(j0 + ug.cols, n1);
+        T* ap = static_cast<T*>(tl_pack_a.get(static_cast<size_t>(ug.rows * kc_max) * sizeof(T)));
+        if (mc <= 0) {  // (a piece past the last row of a short unit)
+          done.fetch_add(1, std::memory_order_acq_rel);
+          continue;
+        }
+        if (tt) ++tt->units;
+        for (index_t pc = pg; ap && pc < pend && !out_of_memory.load(std::memory_order_relaxed); pc += KC) {
+          const index_t kc = std::min(KC, K - pc);
+          {
+            gemm_trace::Span span(tt, gemm_trace::kPackA);
+            pack_a_block<T, MR>(ks, ap, g, a, rows_a, i0, mc, pc, kc);
+          }
+          // Column ranges are multiples of NR but not of NC: a range starting inside an NC block uses that
+          // block's micro-panels from its start column on.
+          for (index_t jc = j0; jc < j1;) {
+            const index_t jb0 = jc / NC * NC, jnext = std::min(j1, jb0 + NC);
+            const T* bp = b_panels(pc, kc, jb0, jc, jnext);
+            if (!bp) {
+              out_of_memory = true;
+              break;
+            }
+            gemm_trace::Span span(tt, gemm_trace::kKernel);
+            block_kernel<T, MR, NR>(g, ks, rows_a, ap, a, i0, mc, pc, kc, pc == 0, bp, c, jc, jnext - jc);
+            jc = jnext;
           }
         }
+        if (!ap) out_of_memory = true;
+        done.fetch_add(1, std::memory_order_acq_rel);  // (after this unit's last read of the slab buffer)
       }
     }
     gemm_trace::Call::leave(tt, trace ? trace->t0() : 0);
@@ -762,7 +808,8 @@ static void run_depth_split(const GemmArgs<T>& g, const Kernels<T>& ks, index_t 
     {
       gemm_trace::Span sum_span(tt, gemm_trace::kSum);
 #if defined(PYENGINE_OPENMP)
-#pragma omp for schedule(static)
+      // (dynamic: a thread the OS holds back leaves its rows to the others; each element's sum order is fixed)
+#pragma omp for schedule(dynamic, 1)
 #endif
       for (index_t r = 0; r < sum_units; ++r) {
         for (index_t i = r * sum_rows; i < std::min(M, (r + 1) * sum_rows); ++i) {
@@ -961,6 +1008,8 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
 }
 
 int set_gemm_shared_b(int units_per_thread) { return gemm_detail::g_shared_b.exchange(units_per_thread); }
+
+bool set_gemm_own_b(bool on) { return gemm_detail::g_own_b.exchange(on); }
 
 bool set_gemm_depth_split(bool on) { return gemm_detail::g_depth_split.exchange(on); }
 

@@ -61,6 +61,10 @@ void set_gemm_blocking(Isa level, char dtype, index_t mc, index_t kc, index_t nc
 // old value. For A/B timings in one process; not thread-safe.
 int set_gemm_shared_b(int units_per_thread);
 
+// Test hook: when on, the threads of run_shared_b (gemm.cpp) never use the shared packed B but pack every block
+// they need privately, as they do when a peer holds a block they need (same bits); returns the old value.
+bool set_gemm_own_b(bool on);
+
 // Tuning hook: whether small C with a long depth (the weight gradients' shapes)
 // runs as fixed depth chunks summed in order (run_depth_split in gemm.cpp; on
 // by default) or by the plans above; returns the old value. Not thread-safe.

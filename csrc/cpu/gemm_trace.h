@@ -3,13 +3,15 @@
 //
 // Off unless the environment has PE_GEMM_TRACE=<file> when the first GEMM runs (read once). Then every
 // call of a traced driver appends one line per thread to <file>:
-//   plan M N K threads tid start end cpu pack_a pack_b kernel wait_b barrier sum (the 6 phases' CPU time) units
+//   plan M N K threads tid start end cpu pack_a pack_b kernel own_b barrier sum (the 6 phases' CPU time) units
 // (times in microseconds)
 // start / end: the thread's entry to and exit from the parallel region, from the call's start (a late
 // start is a worker that woke late); cpu: the thread's CPU time in the region (CLOCK_THREAD_CPUTIME_ID:
 // wall minus cpu is time the OS held the thread back); the phases are steady-clock sums, then the same
 // phases' thread CPU time (on a busy machine the CPU time is what tells how fast the code runs); units: work
-// units the thread ran. dev/gemm_trace.py runs shapes with this on and summarises the lines.
+// units the thread ran. own_b: B micro-panels a thread of run_shared_b packed into its own buffer because the
+// shared block was claimed but not yet written by a peer, or its slab buffer was still read by an earlier slab
+// (before: the time it waited for the peer's block). dev/gemm_trace.py runs shapes with this on and summarises the lines.
 // When off, each timed span costs one test of a null pointer.
 #pragma once
 
@@ -29,7 +31,7 @@
 namespace pe {
 namespace gemm_trace {
 
-enum Phase : int { kPackA = 0, kPackB, kKernel, kWaitB, kBarrier, kSum, kPhases };
+enum Phase : int { kPackA = 0, kPackB, kKernel, kPackBOwn, kBarrier, kSum, kPhases };
 constexpr int kMaxThreads = 64;
 
 inline const char* path() {
@@ -100,7 +102,7 @@ class Call {
       std::fprintf(f, "%s %lld %lld %lld %d %d", plan_, static_cast<long long>(M_), static_cast<long long>(N_),
                    static_cast<long long>(K_), threads_, i);
       const std::int64_t v[] = {t.start, t.end, t.cpu, t.phase[kPackA], t.phase[kPackB], t.phase[kKernel],
-                                t.phase[kWaitB], t.phase[kBarrier], t.phase[kSum]};
+                                t.phase[kPackBOwn], t.phase[kBarrier], t.phase[kSum]};
       for (std::int64_t x : v) std::fprintf(f, " %.1f", static_cast<double>(x) / 1e3);
       for (std::int64_t x : t.phase_cpu) std::fprintf(f, " %.1f", static_cast<double>(x) / 1e3);
       std::fprintf(f, " %d\n", t.units);

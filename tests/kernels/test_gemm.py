@@ -400,6 +400,42 @@ def test_shared_b_slabs(k, n):
     check_gemm(r2, a, b)
 
 
+def _check_no_waits(m, k, n, ta, tb, batch, own_b):
+    rng = np.random.default_rng(m + k + n)
+    a = rand(rng, ((batch,) if batch else ()) + ((k, m) if ta else (m, k)), np.float32)
+    b = rand(rng, ((batch,) if batch else ()) + ((n, k) if tb else (k, n)), np.float32)
+    c0 = rand(rng, ((batch,) if batch else ()) + (m, n), np.float32)
+    prev = _C.set_gemm_own_b(own_b)
+    try:
+        r1, r2, r3 = results_on_threads(lambda: cpu.matmul(a, b, ta, tb, alpha=1.5, beta=-1.0, out=c0.copy()))
+    finally:
+        assert _C.set_gemm_own_b(prev) == own_b
+    np.testing.assert_array_equal(r1, r2)
+    np.testing.assert_array_equal(r1, r3)
+    check_gemm(r2, a, b, ta, tb, 1.5, -1.0, c0)
+
+
+@pytest.mark.parametrize("m, k, n, ta, tb, batch", [
+    (500, 33, 300, True, False, 3),       # 3 matrices: 3 phases, the third reuses the first's slab buffer
+    (211, 389, 1031, False, True, None),  # one phase, column ranges straddling column blocks
+    (127, 700, 523, False, False, 2),     # 2 phases of 2 depth blocks
+])
+@pytest.mark.parametrize("own_b", [False, True])
+def test_shared_b_no_waits(isa, m, k, n, ta, tb, batch, own_b):
+    """run_shared_b never waits for a peer: a thread that finds a shared B block claimed but unwritten, or the
+    slab buffer still in use, packs a private copy; one that runs out of units of a phase (a slab, a matrix)
+    goes on into the next (two slab buffers). own_b: every block packed privately (set_gemm_own_b). 1, 2 and 3
+    threads give the same bits, within the float64 reference's bound."""
+    _check_no_waits(m, k, n, ta, tb, batch, own_b)
+
+
+@pytest.mark.parametrize("own_b", [False, True])
+def test_shared_b_no_waits_slabs(own_b):
+    """As test_shared_b_no_waits with B of 48 MiB (113 x 6000 x 2100): 3 column slabs in two buffers, the third
+    slab reusing the first's; native ISA only (the largest case)."""
+    _check_no_waits(113, 6000, 2100, False, False, None, own_b)
+
+
 @pytest.fixture
 def depth_split():
     """run_depth_split on (it is off by default) for the test, the previous setting restored after."""
