@@ -296,7 +296,7 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
   using namespace gemm_detail;
   static const Kernels<float> ks = kernels_avx512<float>();
   // PE_GEMM_TRACE (dev only, gemm_trace.h; dev/conv_s2_trace.py reads it): per-thread timings, the phases
-  // read here as pack A = W panels, pack B = B blocks, kernel = micro-kernels, wait B = phase planes
+  // read here as pack A = W panels, pack B = B blocks, kernel = micro-kernels, own B = phase planes
   // (split), sum = copy out; null when off.
   namespace tr = gemm_trace;
   const std::unique_ptr<tr::Call> trace(
@@ -421,7 +421,7 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
       float* P = thread_buf(tid);
       const Unit t = unit(u, P + pl.c_at);
       {
-        tr::Span span(tt, tr::kWaitB);
+        tr::Span span(tt, tr::kPackBOwn);
         for (index_t k = 0; k < t.cnt; ++k) split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
       }
       for (index_t cb = 0; cb < pl.ncb; ++cb)
@@ -441,7 +441,7 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
     panels::par_for(t.cnt, team, [&](index_t k, int tid) {
       tr::Thread* tt = resume(tid);
       {
-        tr::Span span(tt, tr::kWaitB);
+        tr::Span span(tt, tr::kPackBOwn);
         split(x + (t.n0 + k) * s.C * s.H * s.W, P + k * g.image, s, g, chunk);
       }
       if (tt) tr::Call::leave(tt, trace->t0());

@@ -83,13 +83,11 @@
 #include <memory>
 #include <new>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
 #include "cpu/gemm_trace.h"
+#include "cpu/scratch.h"
 #include "cpu/simd.h"
 
 namespace pe {
@@ -137,40 +135,7 @@ static GemmBlocking& blocking_ref(Isa level, char dtype) {
 
 // ------------------------------------------------------------------ scratch
 
-// Thread-private, 64-byte aligned, grow-only packing buffers: no allocation per
-// call once warm, and OpenMP's worker threads keep theirs between calls.
-// Buffers of kHugeMin bytes or more are 2 MiB aligned and asked to be backed
-// by transparent huge pages (the kernel here has THP in `madvise` mode: plain
-// allocations get 4 KiB pages): a 768 KiB packed B block is then one TLB entry
-// instead of 192, and the 24 MiB B that run_shared_b's threads share 12
-// instead of 6144 (more than the second-level TLB holds). NumPy asks the same
-// for its large arrays. Measured: 2 threads ~+5-10% GFLOP per CPU-second at
-// 2048^3 and M4096 K768 N3072, 1 thread within noise (dev/gemm_notes.md).
-class Scratch {
- public:
-  ~Scratch() { std::free(p_); }
-  // Returns null on allocation failure (the caller is inside an OpenMP region
-  // and must not throw).
-  void* get(size_t bytes) {
-    if (bytes > cap_) {
-      std::free(p_);
-      const bool huge = bytes >= kHugeMin;
-      const size_t align = huge ? kHugePage : 64;
-      const size_t rounded = (bytes + align - 1) / align * align;
-      p_ = std::aligned_alloc(align, rounded);
-      cap_ = p_ ? rounded : 0;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-      if (p_ && huge) madvise(p_, rounded, MADV_HUGEPAGE);  // advice only: failure is harmless
-#endif
-    }
-    return p_;
-  }
-
- private:
-  static constexpr size_t kHugePage = size_t(2) << 20, kHugeMin = size_t(512) << 10;
-  void* p_ = nullptr;
-  size_t cap_ = 0;
-};
+// Thread-private packing buffers (Scratch, cpu/scratch.h: grow-only, 64-byte aligned, huge pages from 512 KiB).
 
 static thread_local Scratch tl_pack_a, tl_pack_b;
 // The B shared by the threads of run_shared_b: the calling thread's.
