@@ -33,18 +33,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
-#if defined(__linux__)
-#include <time.h>
-#endif
 
 #include "cpu/conv_panels.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_trace.h"
 #include "cpu/simd.h"
 
 namespace pe {
@@ -78,19 +75,8 @@ inline const char* path() {
   }();
   return p;
 }
-inline std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-inline std::int64_t cpu_ns() {
-#if defined(__linux__)
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-#else
-  return 0;
-#endif
-}
+using gemm_trace::now_ns;                  // steady clock
+inline std::int64_t cpu_ns() { return gemm_trace::thread_cpu_ns(); }  // this thread's CPU time
 
 struct Thread {
   std::int64_t wall[kStages] = {}, cpu[kStages] = {};
