@@ -69,10 +69,7 @@ enum Stage : int { kFilter = 0, kInput, kGemm, kOutput, kStages };
 constexpr int kMaxThreads = 64;
 
 inline const char* path() {
-  static const char* p = [] {
-    const char* e = std::getenv("PE_WINO_TRACE");
-    return e && *e ? e : nullptr;
-  }();
+  static const char* p = gemm_trace::env_file("PE_WINO_TRACE");  // read once
   return p;
 }
 using gemm_trace::now_ns;                  // steady clock

@@ -34,11 +34,14 @@ namespace gemm_trace {
 enum Phase : int { kPackA = 0, kPackB, kKernel, kPackBOwn, kBarrier, kSum, kPhases };
 constexpr int kMaxThreads = 64;
 
+// The file an environment variable names (dev-only traces), or null when it is unset or empty.
+inline const char* env_file(const char* var) {
+  const char* e = std::getenv(var);
+  return e && *e ? e : nullptr;
+}
+
 inline const char* path() {
-  static const char* p = [] {
-    const char* e = std::getenv("PE_GEMM_TRACE");
-    return e && *e ? e : nullptr;
-  }();
+  static const char* p = env_file("PE_GEMM_TRACE");  // read once
   return p;
 }
 
