@@ -12,6 +12,7 @@
 #include "binding_utils.h"
 #include "bindings.h"
 #include "cpu/conv.h"
+#include "cpu/conv_depthwise.h"
 #include "cpu/conv_winograd.h"
 
 namespace pe {
@@ -287,6 +288,9 @@ void register_conv(py::module_& m) {
         "Tuning and tests: 3x3 stride-1 convolutions with at least min_channels input and output channels "
         "(default 32) and min_tiles 4x4 output tiles in the batch (default 32) run forward, input and weight "
         "gradients as Winograd F(4x4, 3x3); (1, 1) sends every such shape there, a huge value none.");
+  m.def("set_conv_direct_wgrad", [](bool on) { cpu::set_direct_wgrad(on); }, py::arg("on"),
+        "Tuning and A/B: the direct weight gradient of few-channel 3x3 / 5x5 convolutions on (default) or off.");
+  m.def("conv_direct_wgrad", []() { return cpu::direct_wgrad(); }, "Whether the direct weight gradient is on.");
   m.def("conv_winograd", []() { return py::make_tuple(cpu::winograd_min_channels(), cpu::winograd_min_tiles()); },
         "The (min_channels, min_tiles) thresholds of the Winograd convolution path.");
 

@@ -524,8 +524,13 @@ inline index_t dense_wgrad_ob(index_t K) {
 
 }  // namespace dwconv
 
+static bool g_direct_wgrad = true;
+void set_direct_wgrad(bool on) { g_direct_wgrad = on; }
+bool direct_wgrad() { return g_direct_wgrad; }
+
 bool dense_wgrad_takes(const ConvShape& s, int itemsize) {
   using namespace dwconv;
+  if (!g_direct_wgrad) return false;
   if (!(takes(s) && s.G == 1 && s.KH == s.KW && s.sh == s.sw && s.dh == 1 && s.dw == 1)) return false;
   const index_t K = s.KH, S = s.sh;
   if (s.Ho != (s.H + 2 * s.ph - K) / S + 1 || s.Wo != (s.W + 2 * s.pw - K) / S + 1 || s.ph >= K || s.pw >= K)
@@ -534,6 +539,9 @@ bool dense_wgrad_takes(const ConvShape& s, int itemsize) {
   // with 16 lanes wastes half of every FMA; the GEMM paths do better there)
   const index_t lanes = lanes_for_isa(itemsize);
   if (4 * s.Wo < 3 * round_up(s.Wo, lanes)) return false;
+  // stride 2 from 16 input channels: the phase-plane path (conv_phase_bwd.h) is faster (same-process A/B, 1
+  // thread: 16->32 32x32 0.85x of it; 12->24 1.22x, 8->16 1.85x, 3->16 4.6x faster than the GEMM paths)
+  if (S == 2 && s.C >= 16) return false;
   return (itemsize == 4 ? pick_wgrad<float>(K, S) != nullptr : pick_wgrad<double>(K, S) != nullptr) &&
          s.C * WgradPlan(s, itemsize).plane <= kMaxBuffer && std::min(s.C, s.O) <= kDenseWgradMaxChannels;
 }

@@ -37,6 +37,9 @@ bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape
 // shape (and the CPU: AVX2 or AVX-512); the caller must also check that x and dy are finite (lanes past the
 // row's end add dy 0 x, and the twin never forms those products).
 bool dense_wgrad_takes(const ConvShape& s, int itemsize);
+// Tuning and A/B: the direct weight gradient on (default) or off (the GEMM paths take its shapes).
+void set_direct_wgrad(bool on);
+bool direct_wgrad();
 template <class T>
 void dense_direct_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s);
 

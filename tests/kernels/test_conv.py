@@ -708,7 +708,7 @@ WGRAD_K = [  # N, C, H, W, O, kernel, stride, padding (output rows of 13-16, 29-
     (3, 6, 14, 13, 16, 5, 1, (2, 2)), (2, 1, 5, 21, 3, 5, 1, (4, 1)), (1, 7, 9, 26, 5, 5, 1, (1, 3)),
     (2, 3, 7, 5, 5, 3, 1, (1, 1)),  # a row of 5: the GEMM path
     # stride 2: even and odd sizes (the last row / column of x unread), 5x5
-    (3, 16, 32, 32, 5, 3, 2, (1, 1)), (2, 3, 9, 59, 4, 3, 2, (1, 1)), (2, 5, 8, 25, 3, 3, 2, (0, 2)),
+    (3, 12, 32, 32, 5, 3, 2, (1, 1)), (2, 3, 9, 59, 4, 3, 2, (1, 1)), (2, 5, 8, 25, 3, 3, 2, (0, 2)),
     (5, 8, 28, 28, 16, 3, 2, (1, 1)), (2, 4, 13, 29, 3, 5, 2, (2, 2)), (1, 2, 6, 53, 7, 5, 2, (0, 4)),
 ]
 
@@ -729,6 +729,23 @@ def test_conv2d_backward_weight_direct_kxk(isa, case, dtype):
         assert np.array_equal(got, other[0])
     tol = 2e-5 if dtype == np.float32 else 1e-12
     assert_close(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_conv2d_backward_weight_direct_switch():
+    """_C.set_conv_direct_wgrad(False) sends the direct kernel's shapes to the GEMM paths (for A/B runs): the two
+    agree within float32 rounding, and the switch is restored."""
+    rng = np.random.default_rng(8)
+    x, dy = rand(rng, (3, 8, 14, 14), np.float32), rand(rng, (3, 16, 14, 14), np.float32)
+    args = ((3, 3), (1, 1), (1, 1), (1, 1), 1)
+    assert _C.conv_direct_wgrad()
+    direct = cpu.conv2d_backward_weight(dy, x, *args)
+    _C.set_conv_direct_wgrad(False)
+    try:
+        gemm = cpu.conv2d_backward_weight(dy, x, *args)
+    finally:
+        _C.set_conv_direct_wgrad(True)
+    assert not np.array_equal(direct, gemm)  # two different summation orders ran
+    assert_close(direct, gemm, rtol=2e-5, atol=2e-5)
 
 
 def test_conv2d_backward_weight_direct_kxk_non_finite():
