@@ -61,8 +61,8 @@ constexpr index_t kDenseWgradMaxChannels = 32;
 
 template <class T>
 struct Wgrad {
-  const T* xp;  // the chunk's x planes, padded, columns split by phase: (images, C, Hp, S, Pw)
-  const T* dy;
+  const T* xp;   // the chunk's x planes, padded, K copies (one per tap column): (images, C, K, Hp, Pw)
+  const T* dyp;  // the chunk's dy planes, rows of Pw values (zeros past Wo): (images, O, Ho, Pw)
   index_t C, O, Ho, Wo, Hp, Pw;
 };
 
@@ -206,7 +206,7 @@ RangeFn<T> pick_channels() {
 }
 
 template <class T>
-using WgradFn = void (*)(const Wgrad<T>&, index_t, index_t, index_t, index_t, T*);  // cnt, n0, o0, c, dw
+using WgradFn = void (*)(const Wgrad<T>&, index_t, index_t, index_t, T*);  // images, o0, c, dw
 
 // The SIMD copies only (the generic Vec's load_part reads its one lane whatever the mask), for K = 3 (AVX2,
 // AVX-512) and 5 (AVX-512: 25 accumulators), stride S = 1 or 2; null where there is none.
@@ -492,22 +492,21 @@ bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape
 
 namespace dwconv {
 
-// The dense K x K weight gradient's buffers: x's padded planes, rows S oh + i for oh < Ho, i < K, each
-// row's columns split by phase modulo S (phase rows of Pw values, to a vector past the last output column, in
-// whole 64-byte lines: the taps with j / S = 0 load without splitting a line); image chunks of as many images
-// as keep x and dy of the chunk within kWgradChunkBytes, a rule of the shape alone (the chunks' partial sums
-// are added in chunk order, so the bits do not depend on the thread count); one buffer of a chunk's planes
-// per thread, each starting on a line.
+// The dense K x K weight gradient's buffers: x's padded planes as K copies, one per tap column j, copy j's row
+// r holding xp[r, S u + j] at u for the output columns u < Wo (rows S oh + i, oh < Ho, i < K), in rows of whole
+// 64-byte lines, so every tap's vector load is aligned, and dy's rows likewise (zeros past Wo); image chunks of as many images as keep x and dy of the
+// chunk within kWgradChunkBytes, a rule of the shape alone (the chunks' partial sums are added in chunk order,
+// so the bits do not depend on the thread count); one buffer of a chunk's planes per thread.
 struct WgradPlan {
-  index_t Hp, Pw, plane, per, chunks, each, line;
+  index_t Hp, Pw, plane, dplane, per, chunks, each, line;
   WgradPlan(const ConvShape& s, index_t itemsize) {
     line = 64 / itemsize;
-    Hp = (s.Ho - 1) * s.sh + s.KH, Pw = round_up(round_up(s.Wo, line) + (s.KW - 1) / s.sw, line);
-    plane = Hp * s.sw * Pw;
+    Hp = (s.Ho - 1) * s.sh + s.KH, Pw = round_up(s.Wo, line);
+    plane = s.KW * Hp * Pw, dplane = s.Ho * Pw;
     const index_t per_image = (s.C * s.H * s.W + s.O * s.Ho * s.Wo) * itemsize;
     per = std::max<index_t>(1, std::min<index_t>(s.N, kWgradChunkBytes / std::max<index_t>(per_image, 1)));
     chunks = (s.N + per - 1) / per;
-    each = round_up(per * s.C * plane, line);
+    each = round_up(per * (s.C * plane + s.O * dplane), line);
   }
   index_t values(const ConvShape& s, index_t nt) const {  // buffers and the partial sums
     return nt * each + line + (chunks - 1) * s.O * s.C * s.KH * s.KW;
@@ -543,7 +542,8 @@ bool dense_wgrad_takes(const ConvShape& s, int itemsize) {
   // thread: 16->32 32x32 0.85x of it; 12->24 1.22x, 8->16 1.85x, 3->16 4.6x faster than the GEMM paths)
   if (S == 2 && s.C >= 16) return false;
   return (itemsize == 4 ? pick_wgrad<float>(K, S) != nullptr : pick_wgrad<double>(K, S) != nullptr) &&
-         s.C * WgradPlan(s, itemsize).plane <= kMaxBuffer && std::min(s.C, s.O) <= kDenseWgradMaxChannels;
+         s.C * WgradPlan(s, itemsize).plane + s.O * WgradPlan(s, itemsize).dplane <= kMaxBuffer &&
+         std::min(s.C, s.O) <= kDenseWgradMaxChannels;
 }
 
 template <class T>
@@ -552,36 +552,44 @@ void dense_direct_backward_weight(const T* dy, const T* x, T* dw, const ConvShap
   const WgradFn<T> tile = pick_wgrad<T>(s.KH, s.sh);
   const index_t OB = dense_wgrad_ob(s.KH), OK = s.O * s.C * s.KH * s.KW, HW = s.H * s.W, S = s.sw;
   const WgradPlan p(s, sizeof(T));
-  const index_t per = p.per, line = p.line, row = S * p.Pw;
+  const index_t per = p.per, line = p.line;
   std::vector<T> parts(static_cast<size_t>((p.chunks - 1) * OK));  // chunk k > 0's dw; chunk 0 writes dw
   const int nt = static_cast<int>(
       std::min<index_t>(threads_for(s.N * s.O * s.Ho * s.Wo * s.C * s.KH * s.KW, kGrain), p.chunks));
   const auto bufs = thread_buffers<T>(1, nt * p.each + line);  // zeros: the padding, written once
   T* base = bufs.get() + (line - reinterpret_cast<std::uintptr_t>(bufs.get()) / sizeof(T) % line) % line;
-  // the rows and columns of x the sums read (a stride-2 window may stop short of the last ones)
-  const index_t rows = std::min(s.H, p.Hp - s.ph), cols = std::min(s.W, (s.Wo - 1) * S + s.KW - s.pw);
+  // the rows of x the sums read (a stride-2 window may stop short of the last ones)
+  const index_t rows = std::min(s.H, p.Hp - s.ph);
   parallel_for(p.chunks, nt, 1, [&](index_t k) {
     const index_t n0 = k * per, cnt = std::min(s.N, n0 + per) - n0;
     const int tid = nt > 1 ? vm::thread_id() : 0;  // parallel_for runs one thread inline
     T* xp = base + static_cast<size_t>(tid) * static_cast<size_t>(p.each);
-    for (index_t q = 0; q < cnt * s.C; ++q) {  // x into the padded planes (the padding stays zero)
+    for (index_t q = 0; q < cnt * s.C; ++q) {  // x into the K copies (the padding stays zero)
       const T* src = x + (n0 * s.C + q) * HW;
-      T* dst = xp + q * p.plane + s.ph * row;
-      for (index_t r = 0; r < rows; ++r) {
-        if (S == 1) {
-          std::memcpy(dst + r * row + s.pw, src + r * s.W, static_cast<size_t>(cols) * sizeof(T));
-          continue;
-        }  // else S == 2 (dense_wgrad_takes)
-        for (index_t cx = 0; cx < cols; ++cx) {  // padded column cx + pw: phase (cx + pw) % 2
-          const index_t pc = cx + s.pw;
-          dst[r * row + (pc & 1) * p.Pw + (pc >> 1)] = src[r * s.W + cx];
+      for (index_t j = 0; j < s.KW; ++j) {
+        // copy j, row r + ph, column u: x[r, S u + j - pw], for the u where that lies inside x
+        T* dst = xp + q * p.plane + (j * p.Hp + s.ph) * p.Pw;
+        const index_t off = j - s.pw;
+        const index_t u0 = off >= 0 ? 0 : (-off + S - 1) / S;
+        const index_t u1 = std::min(s.Wo, s.W - off > 0 ? (s.W - off + S - 1) / S : 0);
+        for (index_t r = 0; r < rows; ++r) {
+          const T* sr = src + r * s.W + off;
+          T* dr = dst + r * p.Pw;
+          if (S == 1) {
+            if (u1 > u0) std::memcpy(dr + u0, sr + u0, static_cast<size_t>(u1 - u0) * sizeof(T));
+          } else {
+            for (index_t u = u0; u < u1; ++u) dr[u] = sr[2 * u];  // S == 2 (dense_wgrad_takes)
+          }
         }
       }
     }
-    const Wgrad<T> a{xp, dy, s.C, s.O, s.Ho, s.Wo, p.Hp, p.Pw};
+    T* dyp = xp + per * s.C * p.plane;  // dy's rows into lines (the zeros past Wo stay)
+    for (index_t q = 0; q < cnt * s.O * s.Ho; ++q)
+      std::memcpy(dyp + q * p.Pw, dy + n0 * s.O * s.Ho * s.Wo + q * s.Wo, static_cast<size_t>(s.Wo) * sizeof(T));
+    const Wgrad<T> a{xp, dyp, s.C, s.O, s.Ho, s.Wo, p.Hp, p.Pw};
     T* out = k ? parts.data() + (k - 1) * OK : dw;
     for (index_t o0 = 0; o0 < s.O; o0 += OB)
-      for (index_t c = 0; c < s.C; ++c) tile(a, cnt, n0, o0, c, out);
+      for (index_t c = 0; c < s.C; ++c) tile(a, cnt, o0, c, out);
   });
   for (index_t k = 1; k < p.chunks; ++k) {  // in chunk order
     const T* part = parts.data() + (k - 1) * OK;

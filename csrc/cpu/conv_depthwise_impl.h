@@ -297,43 +297,42 @@ PE_DW_TARGET void dense_images(const Args<T>& a, index_t lo, index_t hi) {
 // The dense weight gradient of a K x K, stride-S (1 or 2), undilated convolution (dense_direct_backward_weight)
 // for output channels [o0, o0 + on) (on <= OB) and input channel c over the chunk's images:
 //   dw[o, c, K i + j] = sum_n sum_(oh, ow) dy[n, o, oh, ow] xp[n, c, S oh + i, S ow + j]
-// where xp is x padded by (ph, pw) zeros, built by the caller (a.xp) with each row's columns split by phase
-// modulo S: row r holds S phase rows of a.Pw values, phase q's u-th value is xp[r, S u + q], so tap j of the
-// output columns [ow, ow + W) is the contiguous run at phase j % S from u = ow + j / S. Phase rows run a full
-// vector past the last output column. Vectors run along ow; dy's loads are masked to [0, Wo) on the row's
-// last vector, so lanes past Wo add dy 0 x (a finite x: the caller checks). The on x K K sums stay in
-// registers, lane by lane, over all the images and rows, then each is summed across its lanes. Each dy
-// vector feeds K K FMAs, each x vector OB.
+// where xp is x padded by (ph, pw) zeros, built by the caller (a.xp) as K copies per plane, one per tap
+// column j: copy j's row r holds xp[r, S u + j] at u, in rows of a.Pw values (whole 64-byte lines). So tap
+// (i, j) of the output columns [ow, ow + W) is an aligned vector: copy j, row S oh + i, from u = ow (loads
+// at +1 or +2 values split a cache line: that cost the kernel 40% of its time). dy is copied likewise (a.dyp:
+// rows of a.Pw values, zeros past Wo), so every load is a whole aligned vector and lanes past Wo add 0 x (a
+// finite x: the caller checks). Vectors run along ow. The on x K K sums stay in registers, lane by lane, over
+// all the images and rows, then each is summed across its lanes. Each dy vector feeds K K FMAs, each x
+// vector OB.
 template <class T, int K, int S>
-PE_DW_TARGET void wgrad_tile(const Wgrad<T>& a, index_t cnt, index_t n0, index_t o0, index_t c, T* dw) {
+PE_DW_TARGET void wgrad_tile(const Wgrad<T>& a, index_t cnt, index_t o0, index_t c, T* dw) {
   using V = simd::Vec<T, PE_DW_ISA>;
   using reg = typename V::reg;
   constexpr index_t W = V::W;
   constexpr int OB = kWgradOB<PE_DW_ISA, K>, KK = K * K;
   static_assert(OB == 1 || OB == 2, "wgrad_tile: one or two output channels per tile");
-  const index_t Ho = a.Ho, Wo = a.Wo, L = Ho * Wo, Pw = a.Pw, row = S * Pw, plane = a.Hp * row;
+  const index_t Ho = a.Ho, Wo = a.Wo, Pw = a.Pw, copy = a.Hp * Pw, plane = K * copy;
   const bool two = OB == 2 && o0 + 1 < a.O;
-  const index_t last = (Wo + W - 1) / W * W - W;  // the row's last vector starts here
-  const auto all = V::mask_for(static_cast<int>(W)), tail = V::mask_for(static_cast<int>(Wo - last));
   // two arrays of K K, not one of OB x K K, and every loop over them unrolled: GCC then keeps them in
   // registers (otherwise the sums go through the stack on every FMA)
   reg a0[KK], a1[KK];
 #pragma GCC unroll 25
   for (int t = 0; t < KK; ++t) a0[t] = a1[t] = V::zero();
+  const index_t Lp = Ho * Pw;  // a padded dy plane
   for (index_t n = 0; n < cnt; ++n) {
     const T* xc = a.xp + (n * a.C + c) * plane;
-    const T* d0r = a.dy + ((n0 + n) * a.O + o0) * L;
-    const T* d1r = two ? d0r + L : d0r;  // one channel: a1 sums a copy of a0's, never stored
-    for (index_t oh = 0; oh < Ho; ++oh, d0r += Wo, d1r += Wo) {
-      const T* x0 = xc + S * oh * row;
-      for (index_t ow = 0; ow < Wo; ow += W) {  // straight-line body
-        const auto m = ow < last ? all : tail;
-        const reg d0 = V::load_part(d0r + ow, m), d1 = OB == 2 ? V::load_part(d1r + ow, m) : d0;
+    const T* d0r = a.dyp + (n * a.O + o0) * Lp;
+    const T* d1r = two ? d0r + Lp : d0r;  // one channel: a1 sums a copy of a0's, never stored
+    for (index_t oh = 0; oh < Ho; ++oh, d0r += Pw, d1r += Pw) {
+      const T* x0 = xc + S * oh * Pw;
+      for (index_t ow = 0; ow < Wo; ow += W) {
+        const reg d0 = V::load(d0r + ow), d1 = OB == 2 ? V::load(d1r + ow) : d0;
 #pragma GCC unroll 5
         for (int i = 0; i < K; ++i)
 #pragma GCC unroll 5
           for (int j = 0; j < K; ++j) {
-            reg xv = V::load(x0 + i * row + (j % S) * Pw + j / S + ow);
+            reg xv = V::load(x0 + j * copy + i * Pw + ow);
 #if defined(__GNUC__)
             if (OB > 1) __asm__("" : "+v"(xv));  // one load feeding OB FMAs (GCC would fold it into each)
 #endif
