@@ -31,11 +31,12 @@ bool dense_direct_forward(const T* x, const T* w, const T* b, T* y, const ConvSh
 template <class T>
 bool dense_direct_backward_input(const T* dy, const T* w, T* dx, const ConvShape& s);
 
-// The dense weight gradient of a 3 x 3 or 5 x 5 (AVX-512), stride-1, undilated, one-group convolution with few
-// channels (min(C, O) <= 32): x copied into padded planes a chunk of images at a time, register tiles of
-// output channels x K K taps with vectors along the output row. dense_wgrad_takes says whether it takes the
-// shape (and the CPU: AVX2 or AVX-512); the caller must also check that x and dy are finite (lanes past the
-// row's end add dy 0 x, and the twin never forms those products).
+// The dense weight gradient of a 3 x 3 or 5 x 5 (AVX-512), stride-1 or 2, undilated, one-group convolution with
+// few channels (min(C, O) <= 32; stride 2 below 16 input channels): x copied into K column-shifted padded copies
+// and dy into whole lines a chunk of images at a time, register tiles of output channels x K K taps with vectors
+// along the output row. dense_wgrad_takes says whether it takes the shape (and the CPU: AVX2 or AVX-512); the
+// caller must also check that x and dy are finite (lanes past the row's end add 0 x, and the twin never forms
+// those products).
 bool dense_wgrad_takes(const ConvShape& s, int itemsize);
 // Tuning and A/B: the direct weight gradient on (default) or off (the GEMM paths take its shapes).
 void set_direct_wgrad(bool on);
