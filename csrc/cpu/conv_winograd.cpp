@@ -37,7 +37,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <mutex>
 
 #include "cpu/conv_panels.h"
 #include "cpu/gemm_kernel.h"
@@ -88,21 +87,18 @@ class Call {
   Thread* at(int tid) { return tid >= 0 && tid < kMaxThreads ? &th_[tid] : nullptr; }
   ~Call() {
     const std::int64_t total = now_ns() - t0_;
-    static std::mutex mu;
-    std::lock_guard<std::mutex> lock(mu);
-    FILE* f = std::fopen(path(), "a");
-    if (!f) return;
-    for (int i = 0; i < kMaxThreads; ++i) {
-      const Thread& t = th_[i];
-      if (!t.used) continue;
-      std::fprintf(f, "%s %s %lld %lld %lld %lld %lld %d %d %.1f", pass_, plan_, static_cast<long long>(dims_[0]),
-                   static_cast<long long>(dims_[1]), static_cast<long long>(dims_[2]),
-                   static_cast<long long>(dims_[3]), static_cast<long long>(dims_[4]), nt_, i, total / 1e3);
-      for (std::int64_t x : t.wall) std::fprintf(f, " %.1f", x / 1e3);
-      for (std::int64_t x : t.cpu) std::fprintf(f, " %.1f", x / 1e3);
-      std::fprintf(f, " %d\n", t.units);
-    }
-    std::fclose(f);
+    gemm_trace::append(path(), [&](FILE* f) {
+      for (int i = 0; i < kMaxThreads; ++i) {
+        const Thread& t = th_[i];
+        if (!t.used) continue;
+        std::fprintf(f, "%s %s %lld %lld %lld %lld %lld %d %d %.1f", pass_, plan_, static_cast<long long>(dims_[0]),
+                     static_cast<long long>(dims_[1]), static_cast<long long>(dims_[2]),
+                     static_cast<long long>(dims_[3]), static_cast<long long>(dims_[4]), nt_, i, total / 1e3);
+        for (std::int64_t x : t.wall) std::fprintf(f, " %.1f", x / 1e3);
+        for (std::int64_t x : t.cpu) std::fprintf(f, " %.1f", x / 1e3);
+        std::fprintf(f, " %d\n", t.units);
+      }
+    });
   }
 
  private:

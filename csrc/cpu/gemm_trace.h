@@ -45,6 +45,18 @@ inline const char* path() {
   return p;
 }
 
+// Appends to the trace file at `file` what write(FILE*) prints, one writer at a time (the traced calls may
+// end on several threads).
+template <class Write>
+void append(const char* file, const Write& write) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  FILE* f = std::fopen(file, "a");
+  if (!f) return;
+  write(f);
+  std::fclose(f);
+}
+
 inline std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -95,22 +107,19 @@ class Call {
   }
   std::int64_t t0() const { return t0_; }
   ~Call() {
-    static std::mutex mu;
-    std::lock_guard<std::mutex> lock(mu);
-    FILE* f = std::fopen(path(), "a");
-    if (!f) return;
-    for (int i = 0; i < kMaxThreads; ++i) {
-      const Thread& t = th_[i];
-      if (!t.used) continue;
-      std::fprintf(f, "%s %lld %lld %lld %d %d", plan_, static_cast<long long>(M_), static_cast<long long>(N_),
-                   static_cast<long long>(K_), threads_, i);
-      const std::int64_t v[] = {t.start, t.end, t.cpu, t.phase[kPackA], t.phase[kPackB], t.phase[kKernel],
-                                t.phase[kPackBOwn], t.phase[kBarrier], t.phase[kSum]};
-      for (std::int64_t x : v) std::fprintf(f, " %.1f", static_cast<double>(x) / 1e3);
-      for (std::int64_t x : t.phase_cpu) std::fprintf(f, " %.1f", static_cast<double>(x) / 1e3);
-      std::fprintf(f, " %d\n", t.units);
-    }
-    std::fclose(f);
+    append(path(), [this](FILE* f) {
+      for (int i = 0; i < kMaxThreads; ++i) {
+        const Thread& t = th_[i];
+        if (!t.used) continue;
+        std::fprintf(f, "%s %lld %lld %lld %d %d", plan_, static_cast<long long>(M_), static_cast<long long>(N_),
+                     static_cast<long long>(K_), threads_, i);
+        const std::int64_t v[] = {t.start, t.end, t.cpu, t.phase[kPackA], t.phase[kPackB], t.phase[kKernel],
+                                  t.phase[kPackBOwn], t.phase[kBarrier], t.phase[kSum]};
+        for (std::int64_t x : v) std::fprintf(f, " %.1f", static_cast<double>(x) / 1e3);
+        for (std::int64_t x : t.phase_cpu) std::fprintf(f, " %.1f", static_cast<double>(x) / 1e3);
+        std::fprintf(f, " %d\n", t.units);
+      }
+    });
   }
 
  private:
