@@ -4,13 +4,12 @@ Usage: PYTHONPATH=. python dev/conv_s2_trace.py [THREADS] [CALLS]
   THREADS: comma-separated thread counts (default 1,2); CALLS: traced calls per shape (default 7).
 Runs ResNet-18's three 3x3 stride-2 pad-1 rows at batch 8 with PE_GEMM_TRACE (gemm_trace.h) on and thread
 adaptation off. The phase path reuses the GEMM trace's columns as: packA = W panels, packB = B blocks from
-the phase planes, kernel = micro-kernel, waitB = phase-plane split, sum = copy out (barrier: unused).
+the phase planes, kernel = micro-kernel, ownB = phase-plane split, sum = copy out (barrier: unused).
 Per shape and thread count, medians over the calls, in ms of thread CPU time (wall for the call): each
 stage, 'other' (the thread's CPU time outside the stages), and the kernel's GFLOP per CPU-second of its own
 time (useful flops: the tile overhang shows as a lower rate).
 """
 import os
-import statistics
 import sys
 import tempfile
 
@@ -22,6 +21,9 @@ import numpy as np  # noqa: E402
 
 from pyengine import _C  # noqa: E402
 from pyengine.backend import get_backend  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from trace_lines import call_times, per_thread, thread_medians  # noqa: E402
 
 SHAPES = [(64, 56, 128), (128, 28, 256), (256, 14, 512)]  # C, H, O
 STAGES = ["packA", "packB", "kernel", "split", "-", "copy"]
@@ -48,17 +50,12 @@ def main():
             if not rows:
                 print(f"{C}->{O} {H}x{H} {th}t: the phase path did not run")
                 continue
-            per_tid = {}
-            for r in rows:
-                per_tid.setdefault(int(r[5]), []).append([float(v) / 1e3 for v in r[6:21]] + [int(r[21])])
-            n = min(len(v) for v in per_tid.values())
-            wall = statistics.median(max(per_tid[t][c][1] for t in per_tid) for c in range(n))
-            kern = statistics.median(sum(per_tid[t][c][11] for t in per_tid) for c in range(n))
+            per_tid = per_thread(rows)
+            wall, kern = call_times(per_tid)
             print(f"{C}->{O} {H}x{H} {th}t: call {wall:.2f} ms wall = {flops / wall / 1e6:.0f} GFLOP/s; kernel "
                   f"{flops / kern / 1e6:.0f} GFLOP per kernel CPU-second", flush=True)
             for tid in sorted(per_tid):
-                v = per_tid[tid]
-                med = [statistics.median(r[i] for r in v) for i in range(16)]
+                med = thread_medians(per_tid[tid])
                 print(f"   t{tid}: start {med[0]:.2f} end {med[1]:.2f} cpu {med[2]:.2f} | " +
                       " ".join(f"{c} {x:.2f}" for c, x in zip(STAGES, med[9:15]) if c != "-") +
                       f" other {med[2] - sum(med[9:15]):.2f} | units {med[15]:g}", flush=True)

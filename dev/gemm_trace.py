@@ -12,7 +12,6 @@ call: GFLOP/s by wall clock and GFLOP per CPU-second of kernel time of all threa
 speed while they run, independent of waits, packing and of the time other processes take the core).
 """
 import os
-import statistics
 import sys
 import tempfile
 
@@ -27,6 +26,7 @@ from pyengine.backend import get_backend  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from gemm_2t_bench import SHAPES, operands  # noqa: E402
+from trace_lines import call_times, per_thread, thread_medians  # noqa: E402
 
 COLS = ["start", "end", "cpu", "packA", "packB", "kernel", "ownB", "barrier", "sum"]
 
@@ -49,17 +49,12 @@ def main():
             if not rows:
                 print(f"{name} {th}t: no traced driver ran")
                 continue
-            per_tid = {}
-            for r in rows:  # one line per thread per call, calls in order
-                per_tid.setdefault(int(r[5]), []).append([float(x) / 1e3 for x in r[6:21]] + [int(r[21])])
-            ncalls = min(len(v) for v in per_tid.values())
-            wall = statistics.median(max(per_tid[t][c][1] for t in per_tid) for c in range(ncalls))
-            kern_cpu = statistics.median(sum(per_tid[t][c][11] for t in per_tid) for c in range(ncalls))
+            per_tid = per_thread(rows)
+            wall, kern_cpu = call_times(per_tid)
             print(f"{name} {th}t plan {rows[0][0]}: call {wall:.2f} ms = {flops / wall / 1e6:.0f} GFLOP/s wall; "
                   f"kernel {flops / kern_cpu / 1e6:.0f} GFLOP per kernel CPU-second", flush=True)
             for tid in sorted(per_tid):
-                v = per_tid[tid]
-                med = [statistics.median(r[i] for r in v) for i in range(16)]
+                med = thread_medians(per_tid[tid])
                 print(f"   t{tid}: start {med[0]:.2f} end {med[1]:.2f} cpu {med[2]:.2f} (held {med[1] - med[0] - med[2]:.2f})"
                       f" | cpu: " + " ".join(f"{c} {x:.2f}" for c, x in zip(COLS[3:], med[9:15])) +
                       f" other {med[2] - sum(med[9:15]):.2f} | wall: " +
