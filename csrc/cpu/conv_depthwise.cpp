@@ -180,16 +180,17 @@ namespace pe {
 namespace cpu {
 namespace dwconv {
 
-// The ISA's copy of a per-ISA function template of conv_depthwise_impl.h (the body of the pick_* below).
+// The ISA's copy of a per-ISA function template of conv_depthwise_impl.h (the body of the pick_* below), with
+// the template arguments given after the name.
 #if PE_X86
-#define PE_DW_PICK(fn)                              \
-  switch (isa()) {                                  \
-    case Isa::avx512: return &dw_avx512::fn<T>;     \
-    case Isa::avx2: return &dw_avx2::fn<T>;         \
-    default: return &dw_generic::fn<T>;             \
+#define PE_DW_PICK(fn, ...)                                   \
+  switch (isa()) {                                            \
+    case Isa::avx512: return &dw_avx512::fn<__VA_ARGS__>;     \
+    case Isa::avx2: return &dw_avx2::fn<__VA_ARGS__>;         \
+    default: return &dw_generic::fn<__VA_ARGS__>;             \
   }
 #else
-#define PE_DW_PICK(fn) return &dw_generic::fn<T>;
+#define PE_DW_PICK(fn, ...) return &dw_generic::fn<__VA_ARGS__>;
 #endif
 
 template <class T>
@@ -197,12 +198,12 @@ using RangeFn = void (*)(const Args<T>&, index_t, index_t);
 
 template <class T>
 RangeFn<T> pick_planes() {
-  PE_DW_PICK(planes)
+  PE_DW_PICK(planes, T)
 }
 
 template <class T>
 RangeFn<T> pick_channels() {
-  PE_DW_PICK(channels)
+  PE_DW_PICK(channels, T)
 }
 
 template <class T>
@@ -235,7 +236,7 @@ using FusedFn = void (*)(const Args<T>&, const Args<T>&, T*, index_t, index_t);
 
 template <class T>
 FusedFn<T> pick_fused() {
-  PE_DW_PICK(fused_backward)
+  PE_DW_PICK(fused_backward, T)
 }
 
 inline int lanes_for_isa(int itemsize) {
@@ -402,15 +403,7 @@ namespace dwconv {
 
 template <class T, int KWc>
 RangeFn<T> pick_dense_kw() {
-#if PE_X86
-  switch (isa()) {
-    case Isa::avx512: return &dw_avx512::dense_images<T, KWc>;
-    case Isa::avx2: return &dw_avx2::dense_images<T, KWc>;
-    default: return &dw_generic::dense_images<T, KWc>;
-  }
-#else
-  return &dw_generic::dense_images<T, KWc>;
-#endif
+  PE_DW_PICK(dense_images, T, KWc)
 }
 
 // dense_images with the tap loop of a 3- or 5-wide kernel at unit column stride and dilation unrolled.
@@ -541,9 +534,9 @@ bool dense_wgrad_takes(const ConvShape& s, int itemsize) {
   // stride 2 from 16 input channels: the phase-plane path (conv_phase_bwd.h) is faster (same-process A/B, 1
   // thread: 16->32 32x32 0.85x of it; 12->24 1.22x, 8->16 1.85x, 3->16 4.6x faster than the GEMM paths)
   if (S == 2 && s.C >= 16) return false;
+  const WgradPlan p(s, itemsize);
   return (itemsize == 4 ? pick_wgrad<float>(K, S) != nullptr : pick_wgrad<double>(K, S) != nullptr) &&
-         s.C * WgradPlan(s, itemsize).plane + s.O * WgradPlan(s, itemsize).dplane <= kMaxBuffer &&
-         std::min(s.C, s.O) <= kDenseWgradMaxChannels;
+         s.C * p.plane + s.O * p.dplane <= kMaxBuffer && std::min(s.C, s.O) <= kDenseWgradMaxChannels;
 }
 
 template <class T>
