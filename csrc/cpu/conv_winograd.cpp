@@ -721,18 +721,47 @@ bool run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
 // values: at most about one column tile, or twice dU (the 36 O C accumulators) where dU is larger, and at
 // least 32 tiles so that the GEMMs are deep enough. With one chunk (ResNet's 7x7 and 14x14 layers at batch
 // 8) dU is never formed: a unit's 36 blocks go to a buffer of its thread (36 MR NR) and straight to dw.
+//
+// With several chunks and a dU of at most 1 MiB the tiles are split into `parts` (at most kWgradParts, a rule
+// of the shape alone, even for 2 and 4 threads):
+// each part is one thread's from start to end (its chunks' transforms, GEMMs and its own dU), and the parts'
+// dU are added in part order before the filter transform. A thread then reads only what it wrote itself:
+// sharing the transformed panels and dU between threads (each chunk's transforms and GEMMs split into units
+// over all threads) made 2 threads slower than 1 on a VM whose two vCPUs sat on different dies of an AMD
+// EPYC, now and then for a run of calls (64->64 56x56 at batch 8: 1 thread 10-13 ms, 2 threads 6-8 ms or
+// 16-18 ms; at batch 32, 2 threads 25-27 ms in parts, 26.6 or 55-64 ms shared), and in parts 2 threads took
+// 4.9-5.5 ms where the shared chunks took 5.9-7.0 (dev/conv_winograd_notes.md).
+constexpr index_t kWgradParts = 4;
+
 struct WPlan {
   index_t KT, CP, OP, values;
-  bool one;  // a single chunk
+  index_t parts, vxs, mxs, chunk;  // parts > 1: each thread's panels (chunk values), xi strides in them
+  bool one;                        // a single chunk
 };
 
-WPlan wplan(const Geo& g, int MR, int NR, int nt) {
+WPlan wplan(const Geo& g, int MR, int NR, int nt, int itemsize) {
   WPlan p;
   p.CP = (g.C + NR - 1) / NR, p.OP = (g.O + MR - 1) / MR;
-  const index_t per = kAA * (p.CP * NR + p.OP * MR);
-  p.KT = std::min(g.tiles, std::max<index_t>(32, std::min<index_t>(1024, std::max(conv_tile(), 2 * kAA * g.O * g.C) / per)));
+  const index_t per = kAA * (p.CP * NR + p.OP * MR), OC = g.O * g.C;
+  p.KT = std::min(g.tiles, std::max<index_t>(32, std::min<index_t>(1024, std::max(conv_tile(), 2 * kAA * OC) / per)));
   p.one = p.KT >= g.tiles;
-  p.values = (p.one ? nt * kAA * MR * NR : kAA * g.O * g.C) + p.KT * per;
+  const index_t chunks = (g.tiles + p.KT - 1) / p.KT;
+  // parts where a dU stays in a core's L2 (64 channels: 590 KB of float); at 128 channels (2.4 MB) the
+  // parts' dU streamed from L3 and cost more than the sharing (8x128x28x28, 2 threads: 5.3-6.0 ms, 4.5 ms
+  // shared); a part at least one chunk deep
+  p.parts = p.one || kAA * OC * itemsize > (index_t(1) << 20) ? 1 : std::min<index_t>(kWgradParts, chunks);
+  if (p.parts > 1) {
+    const index_t pt = (g.tiles + p.parts - 1) / p.parts;          // tiles in the largest part
+    p.KT = (pt + (pt + p.KT - 1) / p.KT - 1) / ((pt + p.KT - 1) / p.KT);  // its chunks of even depth
+    const index_t line = 64 / itemsize;
+    p.vxs = ((p.CP * p.KT * NR + line - 1) / line | 1) * line;     // off the 4 KiB alias (see xstride)
+    p.mxs = ((p.OP * p.KT * MR + line - 1) / line | 1) * line;
+    p.chunk = kAA * (p.vxs + p.mxs);
+    p.values = p.parts * kAA * OC + std::min<index_t>(nt, p.parts) * p.chunk;
+    return p;
+  }
+  p.parts = 1, p.vxs = p.CP * p.KT * NR, p.mxs = p.OP * p.KT * MR, p.chunk = p.KT * per;
+  p.values = (p.one ? nt * kAA * MR * NR : kAA * OC) + p.chunk;
   return p;
 }
 
@@ -742,44 +771,77 @@ WPlan wplan(const Geo& g, int MR, int NR, int nt) {
 // on the micro-kernel, a unit being one A panel (MR output channels) x one B panel (NR input channels) for
 // the 36 xi (the first chunk writes dU, the others add to it: every value of dU is summed by one thread,
 // chunk after chunk, the same whatever the split into units); after its last chunk's GEMMs a unit
-// transforms its block, dw = G^T dU G, while it is in cache.
+// transforms its block, dw = G^T dU G, while it is in cache. With parts (wplan) a part runs the same steps
+// on one thread into its own dU; then per unit the parts' blocks are summed in order and transformed.
 template <class T>
 void run_wgrad(const T* dy, const T* x, T* dw, const Geo& g) {
   const Ops<T> k = ops<T>();
   const int MR = k.MR, NR = k.NR;
   const int nt = threads_for(g.N * g.O * g.Ho * g.Wo * g.C * 9, index_t(1) << 20);
-  const WPlan pl = wplan(g, MR, NR, nt);
-  const index_t KT = pl.KT, CP = pl.CP, OP = pl.OP, OC = g.O * g.C;
+  const WPlan pl = wplan(g, MR, NR, nt, sizeof(T));
+  const index_t KT = pl.KT, CP = pl.CP, OP = pl.OP, OC = g.O * g.C, vxs = pl.vxs, mxs = pl.mxs;
   std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
-  T* ub = buf.get();                                   // dU[xi](o, c) = ub[xi OC + o C + c], or per thread
-  T* vb = ub + (pl.one ? nt * kAA * MR * NR : kAA * OC);  // V: vb[((xi CP + cp) KT + slot) NR + l]
-  T* mb = vb + kAA * CP * KT * NR;                     // dM: mb[((xi OP + op) KT + slot) MR + l]
-  const index_t vxs = CP * KT * NR, mxs = OP * KT * MR;
   constexpr index_t kTileGroup = 16;
-  for (index_t t0 = 0; t0 < g.tiles; t0 += KT) {
-    const index_t cnt = std::min(KT, g.tiles - t0), groups = (cnt + kTileGroup - 1) / kTileGroup;
-    const bool last = t0 + cnt >= g.tiles;
-    par_for(groups * (CP + OP), nt, [&](index_t u, int) {
-      const index_t s0 = (u / (CP + OP)) * kTileGroup, b = u % (CP + OP);
+  // The transforms and GEMMs of tiles [t0, t0 + cnt) (a chunk) into panels vb / mb and dU at u (xi stride
+  // OC, row stride C), on one thread (units == nullptr) or the threads' units.
+  const auto chunk = [&](index_t t0, index_t cnt, T* vb, T* mb, T* u, T beta, bool threaded, bool last) {
+    const index_t groups = (cnt + kTileGroup - 1) / kTileGroup;
+    const auto transform = [&](index_t i, int) {
+      const index_t s0 = (i / (CP + OP)) * kTileGroup, b = i % (CP + OP);
       const index_t a0 = t0 + s0, a1 = t0 + std::min(cnt, s0 + kTileGroup);
       if (b < CP)
         k.winput(x, g, a0, a1, s0, b * NR, vb + b * KT * NR, vxs);
       else
         k.wgrad(dy, g, a0, a1, s0, (b - CP) * MR, mb + (b - CP) * KT * MR, mxs);
-    });
-    const T beta = t0 ? T(1) : T(0);
-    par_for(OP * CP, nt, [&](index_t u, int tid) {
-      const index_t op = u / CP, cp = u % CP;
+    };
+    const auto gemms = [&](index_t i, int tid) {
+      const index_t op = i / CP, cp = i % CP;
       const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
       const int n = static_cast<int>(std::min<index_t>(NR, g.C - cp * NR));
-      T* c = pl.one ? ub + tid * kAA * MR * NR : ub + op * MR * g.C + cp * NR;
+      T* c = pl.one ? u + tid * kAA * MR * NR : u + op * MR * g.C + cp * NR;
       const index_t xst = pl.one ? MR * NR : OC, ldc = pl.one ? NR : g.C;
       for (index_t xi = 0; xi < kAA; ++xi)
         k.micro(cnt, mb + xi * mxs + op * KT * MR, vb + xi * vxs + cp * KT * NR, c + xi * xst, ldc, m, n, T(1),
                 beta, nullptr);
       if (last) k.wfilter(c, xst, ldc, m, n, op * MR, cp * NR, g.C, dw);
-    });
+    };
+    if (threaded) {
+      par_for(groups * (CP + OP), nt, transform);
+      par_for(OP * CP, nt, gemms);
+    } else {
+      for (index_t i = 0; i < groups * (CP + OP); ++i) transform(i, 0);
+      for (index_t i = 0; i < OP * CP; ++i) gemms(i, 0);
+    }
+  };
+  if (pl.parts == 1) {
+    T* ub = buf.get();  // dU[xi](o, c) = ub[xi OC + o C + c], or per thread
+    T* vb = ub + (pl.one ? nt * kAA * MR * NR : kAA * OC);  // V: vb[((xi CP + cp) KT + slot) NR + l]
+    for (index_t t0 = 0; t0 < g.tiles; t0 += KT)
+      chunk(t0, std::min(KT, g.tiles - t0), vb, vb + kAA * vxs, ub, t0 ? T(1) : T(0), true, t0 + KT >= g.tiles);
+    return;
   }
+  const index_t P = pl.parts;
+  T* ub = buf.get();  // part q's dU: ub + q 36 OC
+  par_for(P, static_cast<int>(std::min<index_t>(nt, P)), [&](index_t q, int tid) {
+    T* vb = ub + P * kAA * OC + tid * pl.chunk;
+    const index_t a0 = q * g.tiles / P, a1 = (q + 1) * g.tiles / P;
+    for (index_t t0 = a0; t0 < a1; t0 += KT)
+      chunk(t0, std::min(KT, a1 - t0), vb, vb + kAA * vxs, ub + q * kAA * OC, t0 > a0 ? T(1) : T(0), false, false);
+  });
+  par_for(OP * CP, nt, [&](index_t i, int) {  // dU = part 0 + part 1 + ..., then dw = G^T dU G, per block
+    const index_t op = i / CP, cp = i % CP;
+    const int m = static_cast<int>(std::min<index_t>(MR, g.O - op * MR));
+    const int n = static_cast<int>(std::min<index_t>(NR, g.C - cp * NR));
+    T* c = ub + op * MR * g.C + cp * NR;
+    for (index_t q = 1; q < P; ++q)
+      for (index_t xi = 0; xi < kAA; ++xi)
+        for (int r = 0; r < m; ++r) {
+          T* to = c + xi * OC + r * g.C;
+          const T* from = to + q * kAA * OC;
+          for (int j = 0; j < n; ++j) to[j] += from[j];
+        }
+    k.wfilter(c, OC, g.C, m, n, op * MR, cp * NR, g.C, dw);
+  });
 }
 
 }  // namespace wino
@@ -827,7 +889,7 @@ index_t winograd_workspace_bytes(const ConvShape& s, int itemsize) {
   wino::Geo gd = wino::geometry(s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, 2 - s.ph, 2 - s.pw);
   const wino::Plan f = itemsize == 4 ? wino::plan<float>(gf, MR, NR, nt) : wino::plan<double>(gf, MR, NR, nt);
   const wino::Plan d = itemsize == 4 ? wino::plan<float>(gd, MR, NR, nt) : wino::plan<double>(gd, MR, NR, nt);
-  const wino::WPlan w = wino::wplan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt);
+  const wino::WPlan w = wino::wplan(wino::geometry(s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.ph, s.pw), MR, NR, nt, itemsize);
   return std::max({f.values, d.values, w.values}) * itemsize;
 }
 

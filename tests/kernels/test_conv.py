@@ -246,11 +246,14 @@ def test_batch_norm_bindings_check_their_arguments():
 
 
 def test_workspace_is_bounded():
-    """The column tiles do not grow with the batch: 8 or 64 images of ResNet's first 3x3 layer take the
-    same extra memory, far below one image's im2col per image."""
-    a = cpu.conv2d_workspace_bytes((8, 64, 56, 56), (64, 64, 3, 3), (56, 56), (1, 1), (1, 1), (1, 1), 1, 4)
-    b = cpu.conv2d_workspace_bytes((64, 64, 56, 56), (64, 64, 3, 3), (56, 56), (1, 1), (1, 1), (1, 1), 1, 4)
-    assert a == b <= _C.num_threads() * (2 << 20) + 64 * 9 * 56 * 4 * _C.num_threads()
+    """The column tiles do not grow with the batch: 8 to 256 images of ResNet's first 3x3 layer take at most
+    a column tile and a row of im2col per thread, plus the Winograd weight gradient's parts (at most four dU
+    of at most 1 MiB each), far below one image's im2col per image."""
+    nt = _C.num_threads()
+    got = [cpu.conv2d_workspace_bytes((n, 64, 56, 56), (64, 64, 3, 3), (56, 56), (1, 1), (1, 1), (1, 1), 1, 4)
+           for n in (8, 64, 256)]
+    assert max(got) <= nt * (2 << 20) + 64 * 9 * 56 * 4 * nt + 4 * (1 << 20), got
+    assert max(got) < 64 * 64 * 9 * 56 * 56 * 4
 
 
 def test_direct_kernels_report_their_buffers():
@@ -352,11 +355,16 @@ def test_conv2d_winograd_few_tiles_thread_bits(isa, winograd_all, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_conv2d_winograd_wgrad_chunks_thread_bits(isa, winograd_all, dtype):
-    """The weight gradient in several chunks of tiles (the column tile shrunk: 32 tiles a chunk, 3 chunks, the
-    last partial) against the twin, with the same bits on 1, 2 and 3 threads."""
+@pytest.mark.parametrize("N, C, O", [
+    (7, 19, 23),   # 7 x 4 x 3 tiles, 32 a chunk (the column tile shrunk): 3 chunks, 3 parts of one chunk
+    (20, 19, 23),  # 240 tiles: 4 parts of 2 chunks (30 tiles each)
+    (4, 88, 89),   # dU over 1 MiB: no parts, 2 chunks on all threads (48 tiles: 32 + 16)
+])
+def test_conv2d_winograd_wgrad_chunks_thread_bits(isa, winograd_all, dtype, N, C, O):
+    """The weight gradient in several chunks of tiles, in parts (each on one thread, summed in part order) or
+    shared by the threads, against the twin, with the same bits on 1, 2 and 3 threads."""
     rng = np.random.default_rng(3)
-    x, dy = rand(rng, (7, 19, 13, 10), np.float64), rand(rng, (7, 23, 13, 10), np.float64)  # 7 x 4 x 3 tiles
+    x, dy = rand(rng, (N, C, 13, 10), np.float64), rand(rng, (N, O, 13, 10), np.float64)
     args = ((1, 1), (1, 1), (1, 1), 1)
     want = ref.conv2d_backward_weight(dy, x, (3, 3), *args)
     xs, dys = x.astype(dtype), dy.astype(dtype)
@@ -372,7 +380,7 @@ def test_conv2d_winograd_wgrad_chunks_thread_bits(isa, winograd_all, dtype):
         _C.set_conv_tile(tile)
         _C.set_num_threads(before)
         _C.set_adapt_threads(adapt)
-    assert_close(got[0], want, **_winograd_wgrad_tol(dtype, 7, 130))
+    assert_close(got[0], want, **_winograd_wgrad_tol(dtype, N, 130))
     for g in got[1:]:
         np.testing.assert_array_equal(g, got[0])
 
