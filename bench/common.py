@@ -49,6 +49,9 @@ def _cpuinfo(path="/proc/cpuinfo"):
 # only "Intel(R) Xeon(R) Processor". Source: Intel's CPUID model numbers (SDM vol. 4, table 2-1).
 _INTEL_CODENAMES = {(6, 85): "Skylake-SP/Cascade Lake", (6, 106): "Ice Lake-SP", (6, 143): "Sapphire Rapids",
                     (6, 207): "Emerald Rapids", (6, 173): "Granite Rapids", (6, 175): "Sierra Forest"}
+# AMD's EPYC server parts by (family, model): Zen 3 Milan, Zen 4 Genoa / Bergamo, Zen 5 Turin.
+_AMD_CODENAMES = {(25, 1): "Zen 3, Milan", (25, 17): "Zen 4, Genoa", (25, 160): "Zen 4c, Bergamo",
+                  (26, 2): "Zen 5, Turin", (26, 17): "Zen 5, Turin"}
 # The ISA extensions that decide which kernels can run (the kernels dispatch on them at run time).
 _ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
               "amx_int8")
@@ -62,7 +65,9 @@ def cpu_model(info=None):
         key = (int(info.get("cpu family", "")), int(info.get("model", "")))
     except ValueError:
         return name
-    codename = _INTEL_CODENAMES.get(key) if "Intel" in info.get("vendor_id", "") + name else None
+    vendor = info.get("vendor_id", "") + name
+    codename = (_INTEL_CODENAMES.get(key) if "Intel" in vendor else
+                _AMD_CODENAMES.get(key) if "AMD" in vendor else None)
     return f"{name} (family {key[0]} model {key[1]}{', ' + codename if codename else ''})"
 
 
@@ -191,13 +196,15 @@ class Machine:
         self.isa_flags = cpu_isa_flags()
         self.peak_gflops = {t: _C.probe_peak_gflops(t) for t in (1, 2)}
         self.bandwidth_gbs = {t: _C.probe_bandwidth_gbs(t) for t in (1, 2)}
+        # a cache line between two cores: ~60 ns on one die, 300+ across dies (a VM's vCPUs move between them)
+        self.roundtrip_ns = sorted(_C.probe_roundtrip_ns(100000) for _ in range(3))[1]
 
     def describe(self):
         return (f"{self.cpu}, {os.cpu_count()} logical CPUs; kernels use SIMD {self.isa}; CPU reports "
                 f"{' '.join(self.isa_flags) or 'none of ' + '/'.join(_ISA_FLAGS)}; measured peak "
                 f"{self.peak_gflops[1]:.0f} GFLOP/s (1 thread) / {self.peak_gflops[2]:.0f} (2 threads) float32 FMA; "
                 f"memory {self.bandwidth_gbs[1]:.1f} GB/s (1 thread) / {self.bandwidth_gbs[2]:.1f} (2) STREAM triad; "
-                f"OpenMP wait policy {self.omp_policy()}")
+                f"core-to-core round trip {self.roundtrip_ns:.0f} ns at the start; OpenMP wait policy {self.omp_policy()}")
 
     @staticmethod
     def omp_policy():

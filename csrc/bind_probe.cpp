@@ -20,5 +20,11 @@ void register_probe(py::module_& m) {
       py::gil_scoped_release release;
       return probe_bandwidth_gbs(threads, n);
     }, py::arg("threads"), py::arg("n") = 1 << 24, "STREAM-triad memory bandwidth in GB/s.");
+  m.def("probe_roundtrip_ns", [](std::int64_t rounds) {
+      if (rounds < 1) throw py::value_error("probe_roundtrip_ns: rounds must be >= 1");
+      py::gil_scoped_release release;
+      return probe_roundtrip_ns(rounds);
+    }, py::arg("rounds") = 100000,
+    "ns per round trip of a cache line between two threads (two cores); 0.0 on a machine with one CPU.");
 }
 }  // namespace pe

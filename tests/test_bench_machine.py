@@ -27,3 +27,23 @@ def test_machine_line_without_cpuinfo(tmp_path):
     assert info == {}
     assert cpu_isa_flags(info) == []
     assert cpu_model(info)  # falls back to the platform module's name
+
+
+def test_machine_line_names_amd_parts(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text("vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+                    "flags\t\t: avx2 fma avx512f avx512_bf16\n")
+    assert cpu_model(_cpuinfo(str(path))) == "AMD EPYC (family 25 model 17, Zen 4, Genoa)"
+
+
+def test_roundtrip_probe():
+    """The core-to-core probe: a positive time per round trip where two CPUs exist, 0 on one; bad rounds refused."""
+    import os
+
+    import pytest
+
+    from pyengine import _C
+    ns = _C.probe_roundtrip_ns(2000)
+    assert (ns > 0) if (os.cpu_count() or 1) > 1 else ns == 0
+    with pytest.raises(ValueError, match="probe_roundtrip_ns: rounds"):
+        _C.probe_roundtrip_ns(0)

@@ -2,7 +2,10 @@
 // Every benchmark case reports its fraction of one of these ceilings.
 #include "probe.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <vector>
 
 #if PE_X86
@@ -93,6 +96,38 @@ double probe_bandwidth_gbs(int threads, std::int64_t n) {
     if (gbs > best) best = gbs;
   }
   return best + 0.0 * a[n / 2];
+}
+
+// Core-to-core latency: two threads hand a cache line back and forth (one writes 1, the other answers 0);
+// the time per round trip is two transfers of the line between the cores they run on. On one die of a
+// recent x86 part that is 50-80 ns; across dies or sockets several hundred, and every cache line one
+// thread writes and another reads then costs that much (a VM's vCPUs can move between the two cases).
+double probe_roundtrip_ns(std::int64_t rounds) {
+  if (std::thread::hardware_concurrency() < 2 || rounds < 1) return 0.0;
+  alignas(64) std::atomic<int> flag{0};
+  std::atomic<bool> ready{false}, stop{false};
+  std::thread peer([&] {
+    ready.store(true, std::memory_order_release);
+    while (!stop.load(std::memory_order_relaxed)) {
+      if (flag.load(std::memory_order_acquire) == 1) flag.store(0, std::memory_order_release);
+    }
+  });
+  while (!ready.load(std::memory_order_acquire)) {
+  }
+  // at most 0.2 s: where both threads share one CPU (an affinity mask, a busy machine) a round trip waits for
+  // the scheduler, and the time per round says so
+  const auto t0 = std::chrono::steady_clock::now(), limit = t0 + std::chrono::milliseconds(200);
+  std::int64_t done = 0;
+  for (; done < rounds; ++done) {
+    flag.store(1, std::memory_order_release);
+    while (flag.load(std::memory_order_acquire) != 0) {
+    }
+    if ((done & 63) == 63 && std::chrono::steady_clock::now() > limit) break;
+  }
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stop.store(true, std::memory_order_relaxed);
+  peer.join();
+  return sec * 1e9 / static_cast<double>(std::min(done + 1, rounds));
 }
 
 }  // namespace pe
