@@ -25,7 +25,7 @@
 // when there are at least as many units as threads; else one unit at a time on the threaded GEMM and
 // packers. Image groups are made smaller where their count would not share evenly between the threads
 // (balance_groups: the GEMM's sums do not depend on its width). wgrad of small images (a group of whole
-// images per GEMM) splits the batch's groups into at most kWgradChunks chunks, a rule of the shape alone:
+// images per GEMM) splits the batch into kWgradChunks chunks where it has that many images (shape alone):
 // chunks run on threads, each summing into its own dW (the first into dw), and the partial dWs are added
 // in chunk order, so the bits do not depend on the thread count; wgrad of large images (row tiles)
 // accumulates into dW, so it runs the tiles in order on the threaded GEMM. Pooling and batch norm run
@@ -758,7 +758,11 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
   }
   if (phase_backward_weight(dy, x, dw, s)) return;  // stride 2: the phase planes (conv_phase_bwd.h)
   if (L * K <= g_tile_elems) {  // whole images side by side: cols (K, m L), dy (Og, m L)
-    const index_t m = std::max<index_t>(1, std::min<index_t>(s.N, g_tile_elems / (L * K)));
+    // groups of at most a column tile, and at least kWgradChunks of them where the batch allows: one group
+    // of the whole batch was one GEMM on the threaded driver, whose second thread gained nothing (ResNet's
+    // 1x1 stride-2 layers at batch 8: 2.5 ms on 1 and on 2 threads)
+    const index_t m = std::max<index_t>(1, std::min<index_t>({s.N, g_tile_elems / (L * K),
+                                                              (s.N + kWgradChunks - 1) / kWgradChunks}));
     const index_t groups = (s.N + m - 1) / m, chunks = std::min(groups, kWgradChunks), OK = s.O * K;
     const int team = static_cast<int>(std::min<index_t>(
         chunks, threads_for(s.N * s.O * L * std::max<index_t>(K, 1), index_t(1) << 20)));

@@ -599,8 +599,8 @@ def test_conv2d_stride2_gradient_bits_do_not_depend_on_threads(shape):
 def test_conv2d_gemm_path_bits_do_not_depend_on_threads():
     """The GEMM path's thread schedules: image groups re-balanced for the thread count (forward and input
     gradient: 3 groups of 3 images on 1 or 3 threads, 4 of 2 on 2) and the weight gradient's chunks of
-    images, each summed into its own dW and added in chunk order (2 chunks with the default column tile,
-    4 with a small one). Same bits on 1, 2 and 3 threads, and the twin's values."""
+    images, each summed into its own dW and added in chunk order (4 chunks of 2 images: at least 4 where the
+    batch allows). Same bits on 1, 2 and 3 threads, and the twin's values."""
     rng = np.random.default_rng(5)
     N, C, H, O = 8, 40, 27, 24
     x, w = rand(rng, (N, C, H, H), np.float32), rand(rng, (O, C, 3, 3), np.float32)
@@ -626,6 +626,30 @@ def test_conv2d_gemm_path_bits_do_not_depend_on_threads():
         _C.set_num_threads(before)
         _C.set_adapt_threads(adapt)
 
+
+
+@pytest.mark.parametrize("N", [8, 5, 1])
+def test_conv2d_pointwise_s2_wgrad_chunks_thread_bits(N):
+    """1x1 stride-2 weight gradient (ResNet's downsampling shortcut): whole images side by side, in 4 chunks
+    of ceil(N / 4) images where the batch has 4 (8: 4 x 2; 5: 3 x 2 - 1; 1: one), each on one thread, added
+    in chunk order: the same bits on 1, 2 and 3 threads, and the twin's values."""
+    rng = np.random.default_rng(N)
+    x, dy = rand(rng, (N, 24, 15, 15), np.float32), rand(rng, (N, 20, 8, 8), np.float32)
+    args = ((2, 2), (0, 0), (1, 1), 1)
+    before, adapt = _C.num_threads(), _C.adapt_threads()
+    _C.set_adapt_threads(False)
+    try:
+        runs = []
+        for n in (1, 2, 3):
+            _C.set_num_threads(n)
+            runs.append(cpu.conv2d_backward_weight(dy, x, (1, 1), *args))
+    finally:
+        _C.set_num_threads(before)
+        _C.set_adapt_threads(adapt)
+    for other in runs[1:]:
+        assert np.array_equal(runs[0].view(np.uint32), other.view(np.uint32))
+    assert_close(runs[0], ref.conv2d_backward_weight(dy.astype(np.float64), x.astype(np.float64), (1, 1), *args),
+                 rtol=1e-5, atol=1e-5)
 
 FUSED = [  # N, C, H, W, KH, KW, stride, padding, dilation: depthwise (groups = C = O)
     (2, 8, 9, 13, 3, 3, (1, 1), (1, 1), (1, 1)),     # the fused backward's smallest channel count
