@@ -14,8 +14,9 @@
 //
 // Threads own output tiles (tap x channel block x row panels of O), never a share of the depth: every tile
 // sums its depth in the same fixed blocks in the same order (image groups, then depth blocks of a group,
-// all a rule of the shape), so the bits do not depend on the thread count. D is then written into dW's
-// (O, C, KH, KW) order.
+// all a rule of the shape), so the bits do not depend on the thread count. With several image groups and a
+// small D the groups are split into parts instead (wplan), each part on one thread from its Q to its own D,
+// and the parts' D added in part order. D is then written into dW's (O, C, KH, KW) order.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -35,12 +36,15 @@ constexpr index_t kWPlanes = index_t(1) << 20;  // at most this many floats of Q
 constexpr index_t kWKC = 256;               // depth blocks of a group at most this deep (equal depths)
 constexpr index_t kWCB = 32;                // channels of a Q block (= the B micro-panel's NR)
 constexpr index_t kWPanels = 16;            // B micro-panels of a unit's block, at most
+constexpr index_t kWParts = 4;              // parts of the image groups, at most (each on one thread)
+constexpr index_t kWPartD = index_t(1) << 18;  // floats of D (O T C) a part may hold (1 MiB)
 
 struct WPlan {
   index_t T, L, m, groups;  // taps, output positions, images per group, groups
   index_t cbs, qimage;      // channel blocks, Q floats per image
   index_t depth, nkb, kc;   // a full group's depth, its depth blocks and their depth (the last may be shorter)
   index_t Opad;             // O rounded up to MR
+  index_t parts;            // parts of the groups, each on one thread into its own D (1: groups in turn)
 };
 
 inline WPlan wplan(const ConvShape& s) {
@@ -55,6 +59,12 @@ inline WPlan wplan(const ConvShape& s) {
   p.depth = p.m * p.L;
   p.nkb = ceil_div(p.depth, kWKC), p.kc = ceil_div(p.depth, p.nkb);
   p.Opad = round_up(s.O, kMR);
+  // Several groups: at most kWParts parts (a rule of the shape alone), each on one thread with its own Q,
+  // packed dy and D, the parts' D added in part order at the end; where D is small enough to stay in L2.
+  // Shared (every group's Q, dy and products split over all threads) the threads read what the other wrote
+  // and add into D tiles the other held a group before: 64->128 56x56 at batch 8 on 2 threads of an EPYC VM
+  // whose vCPUs sat on two dies took 9.2 ms, where 1 thread took 10.9 (dev/conv_s2_notes.md).
+  p.parts = s.O * p.T * s.C <= kWPartD ? std::min(p.groups, kWParts) : 1;
   return p;
 }
 
@@ -62,10 +72,12 @@ inline WPlan wplan(const ConvShape& s) {
 // within a few column tiles.
 inline bool wgrad_fits(const ConvShape& s, index_t tile) { return wplan(s).qimage <= 4 * tile; }
 
-// Floats the path allocates on nt threads: Q and packed dy of a group, D, and per thread a B block.
+// Floats the path allocates on nt threads: Q and packed dy of a group (per worker in parts), D (per part),
+// and per thread a B block.
 inline index_t wgrad_workspace_floats(const ConvShape& s, int nt) {
   const WPlan p = wplan(s);
-  return p.m * p.qimage + p.Opad * p.depth + s.O * p.T * s.C +
+  const index_t workers = p.parts > 1 ? std::min<index_t>(std::max(nt, 1), p.parts) : 1;
+  return workers * (p.m * p.qimage + p.Opad * p.depth) + p.parts * s.O * p.T * s.C +
          static_cast<index_t>(std::max(nt, 1)) * p.kc * kWPanels * kWCB;
 }
 
@@ -176,62 +188,82 @@ inline void backward_weight(const float* dy, const float* x, float* dw, const Co
     const index_t k = p / L, oh = (p % L) / s.Wo, ow = p % s.Wo;
     qoff[static_cast<size_t>(p)] = k * pl.cbs * cbstride + (oh * g.Wp + ow) * kWCB;
   }
-  std::unique_ptr<float[]> q(new float[static_cast<size_t>(pl.m * pl.qimage)]);
-  std::unique_ptr<float[]> ap(new float[static_cast<size_t>(pl.Opad * pl.depth)]);
-  std::unique_ptr<float[]> d(new float[static_cast<size_t>(O * ldd)]);
   // output units: groups of B micro-panels (tap t, channel block cb; panel t cbs + cb) of at most kWPanels,
   // their count a multiple of the threads where it can be, x groups of A panels when they are fewer than
   // the threads. Every tile of D is the same sum whoever computes it.
   const index_t npanels = T * pl.cbs;
-  const index_t pgroups = std::min(npanels, round_up(ceil_div(npanels, kWPanels), team));
-  const index_t rgroups = std::min<index_t>(npan, ceil_div(team, pgroups)), units = pgroups * rgroups;
+  const int uteam = pl.parts > 1 ? 1 : team;  // in parts each part's units run on its thread
+  const index_t pgroups = std::min(npanels, round_up(ceil_div(npanels, kWPanels), uteam));
+  const index_t rgroups = std::min<index_t>(npan, ceil_div(uteam, pgroups)), units = pgroups * rgroups;
   const index_t per_group = ceil_div(npanels, pgroups);
   const size_t each = static_cast<size_t>(pl.kc * per_group * kWCB);
-  std::unique_ptr<float[]> tbuf(new float[static_cast<size_t>(team) * each]);
-  auto thread_buf = [&](int tid) { return tbuf.get() + static_cast<size_t>(tid) * each; };
-  for (index_t grp = 0; grp < pl.groups; ++grp) {
+  // per worker: Q of a group, its packed dy and a B block (in parts; else Q and dy once, a B block per thread)
+  const size_t qsz = static_cast<size_t>(pl.m * pl.qimage), apsz = static_cast<size_t>(pl.Opad * pl.depth);
+  const int workers = pl.parts > 1 ? static_cast<int>(std::min<index_t>(team, pl.parts)) : 1;
+  std::unique_ptr<float[]> wbuf(new float[static_cast<size_t>(workers) * (qsz + apsz) + static_cast<size_t>(team) * each]);
+  std::unique_ptr<float[]> d(new float[static_cast<size_t>(pl.parts * O * ldd)]);  // part k's D at + k O ldd
+  // group grp's Q, packed dy and products into D (its first group's products written, the later ones added),
+  // on nt threads (1: all on the calling thread, whose buffers are worker w's and B block thread w's)
+  auto run_group = [&](index_t grp, bool first, int nt, int w, float* dd) {
+    float* q = wbuf.get() + static_cast<size_t>(w) * (qsz + apsz);
+    float* ap = q + qsz;
     const index_t n0 = grp * pl.m, cnt = std::min(pl.m, s.N - n0), depth = cnt * L;
-    // Q of the group's images
-    panels::par_for(cnt, team, [&](index_t k, int) {
-      build_q(x + (n0 + k) * C * HW, q.get() + k * pl.qimage, s, g, pl.cbs);
+    panels::par_for(cnt, nt, [&](index_t k, int) {  // Q of the group's images
+      build_q(x + (n0 + k) * C * HW, q + k * pl.qimage, s, g, pl.cbs);
     });
     // dy packed: depth block kb at ap + p0 Opad, its panel r at + r kc' MR (kc' the block's depth)
     const index_t nkb = ceil_div(depth, pl.kc);
-    panels::par_for(nkb * npan, team, [&](index_t u, int) {
+    panels::par_for(nkb * npan, nt, [&](index_t u, int) {
       const index_t kb = u / npan, r = u % npan, p0 = kb * pl.kc, kc = std::min(pl.kc, depth - p0);
       const int rows = static_cast<int>(std::min<index_t>(kMR, O - r * kMR));
-      float* dst = ap.get() + p0 * pl.Opad + r * kc * kMR;
+      float* dst = ap + p0 * pl.Opad + r * kc * kMR;
       for (index_t p = p0; p < p0 + kc;) {  // runs of one image
         const index_t k = p / L, l = p % L, len = std::min(p0 + kc, (k + 1) * L) - p;
         ks.a_interleave(dst + (p - p0) * kMR, dy + ((n0 + k) * O + r * kMR) * L + l, L, rows, len);
         p += len;
       }
     });
-    panels::par_for(units, team, [&](index_t u, int tid) {
+    float* bufs = wbuf.get() + static_cast<size_t>(workers) * (qsz + apsz);
+    panels::par_for(units, nt, [&](index_t u, int tid) {
       const index_t pg = u / rgroups, rg = u % rgroups;
       const index_t j0 = pg * npanels / pgroups, j1 = (pg + 1) * npanels / pgroups;
       const index_t r0 = rg * npan / rgroups, r1 = (rg + 1) * npan / rgroups;
-      float* bp = thread_buf(tid);
+      float* bp = bufs + static_cast<size_t>(nt > 1 ? tid : w) * each;
       for (index_t kb = 0; kb < nkb; ++kb) {
         const index_t p0 = kb * pl.kc, kc = std::min(pl.kc, depth - p0);
         for (index_t j = j0; j < j1; ++j)
-          wpack_b(bp + (j - j0) * kc * kWCB, q.get(), qoff.data() + p0, kc, tshift[static_cast<size_t>(j / pl.cbs)],
+          wpack_b(bp + (j - j0) * kc * kWCB, q, qoff.data() + p0, kc, tshift[static_cast<size_t>(j / pl.cbs)],
                   j % pl.cbs, cbstride);
-        const float* a0 = ap.get() + p0 * pl.Opad;
-        const float beta = grp || kb ? 1.f : 0.f;
+        const float* a0 = ap + p0 * pl.Opad;
+        const float beta = !first || kb ? 1.f : 0.f;
         for (index_t r = r0; r < r1; ++r) {
           const int mm = static_cast<int>(std::min<index_t>(kMR, O - r * kMR));
           for (index_t j = j0; j < j1; ++j) {
             const index_t t = j / pl.cbs, c0 = (j % pl.cbs) * kWCB;
-            ks.micro(kc, a0 + r * kc * kMR, bp + (j - j0) * kc * kWCB, d.get() + r * kMR * ldd + t * C + c0, ldd, mm,
+            ks.micro(kc, a0 + r * kc * kMR, bp + (j - j0) * kc * kWCB, dd + r * kMR * ldd + t * C + c0, ldd, mm,
                      static_cast<int>(std::min<index_t>(kWCB, C - c0)), 1.f, beta, nullptr);
           }
         }
       }
     });
+  };
+  if (pl.parts == 1) {
+    for (index_t grp = 0; grp < pl.groups; ++grp) run_group(grp, grp == 0, team, 0, d.get());
+  } else {  // part k: groups [k groups / parts, (k + 1) groups / parts) on one thread, into its own D
+    panels::par_for(pl.parts, workers, [&](index_t k, int w) {
+      const index_t g0 = k * pl.groups / pl.parts, g1 = (k + 1) * pl.groups / pl.parts;
+      for (index_t grp = g0; grp < g1; ++grp) run_group(grp, grp == g0, 1, w, d.get() + k * O * ldd);
+    });
   }
-  // D (O, T, C) into dw (O, C, T), dw written in order
-  panels::par_for(O, team, [&](index_t o, int) { unshuffle(d.get() + o * ldd, dw + o * ldd, T, C); });
+  // D (O, T, C) (the parts' D summed in part order) into dw (O, C, T), dw written in order
+  panels::par_for(O, team, [&](index_t o, int) {
+    float* row = d.get() + o * ldd;
+    for (index_t k = 1; k < pl.parts; ++k) {
+      const float* add = row + k * O * ldd;
+      for (index_t i = 0; i < ldd; ++i) row[i] += add[i];
+    }
+    unshuffle(row, dw + o * ldd, T, C);
+  });
 }
 #endif
 

@@ -582,10 +582,13 @@ def test_conv2d_stride2_gradients_match_twin(isa, threads, case):
                  **tol)
 
 
-@pytest.mark.parametrize("shape", [(1, 40, 31, 29, 20), (7, 36, 14, 14, 33), (3, 70, 57, 56, 16)])
+@pytest.mark.parametrize("shape", [(1, 40, 31, 29, 20), (7, 36, 14, 14, 33), (3, 70, 57, 56, 16),
+                                   (9, 40, 56, 56, 24)])
 def test_conv2d_stride2_gradient_bits_do_not_depend_on_threads(shape):
     """The stride-2 gradients (the weight gradient on phase planes: output tiles on the threads, each summed
-    over the same depth blocks in the same order): the same bits on 1, 2 and 3 threads."""
+    over the same depth blocks in the same order; with several image groups, parts of the groups each on one
+    thread, summed in part order: (3, 70, 57, 56, 16) two parts of one group, (9, 40, 56, 56, 24) groups of 2
+    images in 4 parts, the last of two groups): the same bits on 1, 2 and 3 threads."""
     N, C, H, W, O = shape
     rng = np.random.default_rng(N + 1)
     x, w = rand(rng, (N, C, H, W), np.float32), rand(rng, (O, C, 3, 3), np.float32)
