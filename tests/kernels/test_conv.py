@@ -639,20 +639,10 @@ def test_conv2d_pointwise_s2_wgrad_chunks_thread_bits(N):
     rng = np.random.default_rng(N)
     x, dy = rand(rng, (N, 24, 15, 15), np.float32), rand(rng, (N, 20, 8, 8), np.float32)
     args = ((2, 2), (0, 0), (1, 1), 1)
-    before, adapt = _C.num_threads(), _C.adapt_threads()
-    _C.set_adapt_threads(False)
-    try:
-        runs = []
-        for n in (1, 2, 3):
-            _C.set_num_threads(n)
-            runs.append(cpu.conv2d_backward_weight(dy, x, (1, 1), *args))
-    finally:
-        _C.set_num_threads(before)
-        _C.set_adapt_threads(adapt)
-    for other in runs[1:]:
-        assert np.array_equal(runs[0].view(np.uint32), other.view(np.uint32))
-    assert_close(runs[0], ref.conv2d_backward_weight(dy.astype(np.float64), x.astype(np.float64), (1, 1), *args),
+    first = _same_bits_on_1_2_3_threads(lambda: (cpu.conv2d_backward_weight(dy, x, (1, 1), *args),))
+    assert_close(first[0], ref.conv2d_backward_weight(dy.astype(np.float64), x.astype(np.float64), (1, 1), *args),
                  rtol=1e-5, atol=1e-5)
+
 
 FUSED = [  # N, C, H, W, KH, KW, stride, padding, dilation: depthwise (groups = C = O)
     (2, 8, 9, 13, 3, 3, (1, 1), (1, 1), (1, 1)),     # the fused backward's smallest channel count
