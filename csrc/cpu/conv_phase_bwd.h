@@ -62,8 +62,8 @@ inline WPlan wplan(const ConvShape& s) {
   // Several groups: at most kWParts parts (a rule of the shape alone), each on one thread with its own Q,
   // packed dy and D, the parts' D added in part order at the end; where D is small enough to stay in L2.
   // Shared (every group's Q, dy and products split over all threads) the threads read what the other wrote
-  // and add into D tiles the other held a group before: 64->128 56x56 at batch 8 on 2 threads of an EPYC VM
-  // whose vCPUs sat on two dies took 9.2 ms, where 1 thread took 10.9 (dev/conv_s2_notes.md).
+  // and add into D tiles the other held a group before: 64->128 56x56 at batch 8 on 2 threads of a 2-vCPU
+  // AMD EPYC VM took 5.8-9.9 ms, in parts 5.1-6.0 (1 thread: 10-11.5) (dev/conv_s2_notes.md).
   p.parts = s.O * p.T * s.C <= kWPartD ? std::min(p.groups, kWParts) : 1;
   return p;
 }

@@ -727,10 +727,10 @@ bool run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
 // each part is one thread's from start to end (its chunks' transforms, GEMMs and its own dU), and the parts'
 // dU are added in part order before the filter transform. A thread then reads only what it wrote itself:
 // sharing the transformed panels and dU between threads (each chunk's transforms and GEMMs split into units
-// over all threads) made 2 threads slower than 1 on a VM whose two vCPUs sat on different dies of an AMD
-// EPYC, now and then for a run of calls (64->64 56x56 at batch 8: 1 thread 10-13 ms, 2 threads 6-8 ms or
-// 16-18 ms; at batch 32, 2 threads 25-27 ms in parts, 26.6 or 55-64 ms shared), and in parts 2 threads took
-// 4.9-5.5 ms where the shared chunks took 5.9-7.0 (dev/conv_winograd_notes.md).
+// over all threads, a unit on whichever thread came first) took 2 threads 5.9-7.0 ms where the parts took
+// 4.9-5.5 (64->64 56x56 at batch 8, a 2-vCPU AMD EPYC VM), and for runs of calls it made 2 threads slower than
+// 1 (16-18 ms; at batch 32 55-64 ms shared where the parts took 24.7-26.6 in the same rounds)
+// (dev/conv_winograd_notes.md).
 constexpr index_t kWgradParts = 4;
 
 struct WPlan {
