@@ -723,9 +723,9 @@ bool run(const T* x, const T* w, index_t so, index_t sc, bool flip, const T* bia
 // 8) dU is never formed: a unit's 36 blocks go to a buffer of its thread (36 MR NR) and straight to dw.
 //
 // With several chunks and a dU of at most 1 MiB the tiles are split into `parts` (at most kWgradParts, a rule
-// of the shape alone, even for 2 and 4 threads):
-// each part is one thread's from start to end (its chunks' transforms, GEMMs and its own dU), and the parts'
-// dU are added in part order before the filter transform. A thread then reads only what it wrote itself:
+// of the shape alone; 4 shares evenly on 2 and 4 threads): each part is one thread's from start to end (its
+// chunks' transforms, GEMMs and its own dU), and the parts' dU are added in part order before the filter
+// transform. A thread then reads only what it wrote itself:
 // sharing the transformed panels and dU between threads (each chunk's transforms and GEMMs split into units
 // over all threads, a unit on whichever thread came first) took 2 threads 5.9-7.0 ms where the parts took
 // 4.9-5.5 (64->64 56x56 at batch 8, a 2-vCPU AMD EPYC VM), and for runs of calls it made 2 threads slower than
@@ -783,7 +783,7 @@ void run_wgrad(const T* dy, const T* x, T* dw, const Geo& g) {
   std::unique_ptr<T[]> buf(new T[static_cast<size_t>(pl.values)]);
   constexpr index_t kTileGroup = 16;
   // The transforms and GEMMs of tiles [t0, t0 + cnt) (a chunk) into panels vb / mb and dU at u (xi stride
-  // OC, row stride C), on one thread (units == nullptr) or the threads' units.
+  // OC, row stride C; with one chunk, per thread), as units over the threads (threaded) or on this thread.
   const auto chunk = [&](index_t t0, index_t cnt, T* vb, T* mb, T* u, T beta, bool threaded, bool last) {
     const index_t groups = (cnt + kTileGroup - 1) / kTileGroup;
     const auto transform = [&](index_t i, int) {
