@@ -198,13 +198,19 @@ class Machine:
         self.bandwidth_gbs = {t: _C.probe_bandwidth_gbs(t) for t in (1, 2)}
         # a cache line between two cores: ~60 ns on one die, 300+ across dies (a VM's vCPUs move between them)
         self.roundtrip_ns = sorted(_C.probe_roundtrip_ns(100000) for _ in range(3))[1]
+        self.roundtrip_end_ns = None  # read again when the results are written: the host may have moved them
+
+    def reprobe_roundtrip(self):
+        from pyengine import _C
+        self.roundtrip_end_ns = sorted(_C.probe_roundtrip_ns(100000) for _ in range(3))[1]
 
     def describe(self):
         return (f"{self.cpu}, {os.cpu_count()} logical CPUs; kernels use SIMD {self.isa}; CPU reports "
                 f"{' '.join(self.isa_flags) or 'none of ' + '/'.join(_ISA_FLAGS)}; measured peak "
                 f"{self.peak_gflops[1]:.0f} GFLOP/s (1 thread) / {self.peak_gflops[2]:.0f} (2 threads) float32 FMA; "
                 f"memory {self.bandwidth_gbs[1]:.1f} GB/s (1 thread) / {self.bandwidth_gbs[2]:.1f} (2) STREAM triad; "
-                f"core-to-core round trip {self.roundtrip_ns:.0f} ns at the start; OpenMP wait policy {self.omp_policy()}")
+                f"core-to-core round trip {self.roundtrip_ns:.0f} ns at the start"
+                f"{'' if self.roundtrip_end_ns is None else f', {self.roundtrip_end_ns:.0f} ns at the end'}; OpenMP wait policy {self.omp_policy()}")
 
     @staticmethod
     def omp_policy():
@@ -256,6 +262,7 @@ class Results:
 
     def write(self, directory, suites):
         import pyengine
+        self.machine.reprobe_roundtrip()
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         versions = f"pyengine {pyengine.__version__}, NumPy {np.__version__}" + (
             f", PyTorch {torch.__version__}" if torch is not None else ", PyTorch not installed")
