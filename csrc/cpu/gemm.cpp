@@ -82,7 +82,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
-
+#include <vector>
 
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
@@ -537,17 +537,20 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
   for (index_t i = 0; i < 2 * nphases; ++i) counts[i].store(0, std::memory_order_relaxed);
   const index_t target = static_cast<index_t>(units_per_thread) * nt;
   const bool own_only = g_own_b.load(std::memory_order_relaxed);
-  // The unit grid of each slab (its width decides it).
-  auto slab_grid = [&](index_t n0) { return unit_grid(M, std::min(N, n0 + ns) - n0, MR, NR, MC, target); };
   // The last nt units of a phase are claimed as kTailSplit pieces each (row blocks of `rows` / kTailSplit, whole
   // strips): the thread that finishes last then holds at most a piece, not a unit, when the OS holds it back.
-  // Pieces of a grid: whole units first, then the pieces of the last ones.
+  // Per slab (its width decides them), computed once: the unit grid and its pieces, whole units first, then
+  // the pieces of the last ones.
   const index_t ntail = nt;
-  auto grid_pieces = [&](const UnitGrid& ug) {
+  std::vector<UnitGrid> slab_grid(static_cast<size_t>(nslabs));
+  std::vector<index_t> slab_pieces(static_cast<size_t>(nslabs));
+  for (index_t si = 0; si < nslabs; ++si) {
+    const UnitGrid ug = unit_grid(M, std::min(N, (si + 1) * ns) - si * ns, MR, NR, MC, target);
     const index_t units = ug.mb * ug.nb, tail = std::min(units, ntail);
     const index_t sub = round_up(ceil_div(ug.rows, kTailSplit), MR);
-    return units - tail + tail * ceil_div(ug.rows, sub);
-  };
+    slab_grid[static_cast<size_t>(si)] = ug;
+    slab_pieces[static_cast<size_t>(si)] = units - tail + tail * ceil_div(ug.rows, sub);
+  }
   std::atomic<bool> out_of_memory{false};
 
   // PE_GEMM_TRACE (dev only, gemm_trace.h): per-thread timings of this call; null when off.
@@ -564,10 +567,10 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
       const T* b = g.b + batch_offset(g, bi, g.stride_b, g.istride_b);
       T* c = g.c + batch_offset(g, bi, g.stride_c, g.istride_c);
       const index_t n0 = si * ns, n1 = std::min(N, n0 + ns), wpad = round_up(n1 - n0, NR);
-      const UnitGrid ug = slab_grid(n0);
+      const UnitGrid ug = slab_grid[static_cast<size_t>(si)];
       const index_t nunits = ug.mb * ug.nb, nwhole = nunits - std::min(nunits, ntail);
       const index_t sub_rows = round_up(ceil_div(ug.rows, kTailSplit), MR), nsub = ceil_div(ug.rows, sub_rows);
-      const index_t npieces = grid_pieces(ug);
+      const index_t npieces = slab_pieces[static_cast<size_t>(si)];
       const index_t kb0 = gi * kgb, pg = kb0 * KC, pend = std::min(K, (kb0 + kgb) * KC);
       if (gi > 0) {  // a later depth group of the same slab: every tile's earlier passes first
         gemm_trace::Span span(tt, gemm_trace::kBarrier);
@@ -583,7 +586,7 @@ static void run_shared_b(const GemmArgs<T>& g, const Kernels<T>& ks, index_t KC,
         if (!buf_free) {
           const index_t prev = ph - nbuf;
           buf_free = counts[2 * prev + 1].load(std::memory_order_acquire) ==
-                     grid_pieces(slab_grid(prev / ngroups % nslabs * ns));
+                     slab_pieces[static_cast<size_t>(prev / ngroups % nslabs)];
         }
         return buf_free;
       };
