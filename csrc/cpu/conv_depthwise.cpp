@@ -487,9 +487,10 @@ namespace dwconv {
 
 // The dense K x K weight gradient's buffers: x's padded planes as K copies, one per tap column j, copy j's row
 // r holding xp[r, S u + j] at u for the output columns u < Wo (rows S oh + i, oh < Ho, i < K), in rows of whole
-// 64-byte lines, so every tap's vector load is aligned, and dy's rows likewise (zeros past Wo); image chunks of as many images as keep x and dy of the
-// chunk within kWgradChunkBytes, a rule of the shape alone (the chunks' partial sums are added in chunk order,
-// so the bits do not depend on the thread count); one buffer of a chunk's planes per thread.
+// 64-byte lines, so every tap's vector load is aligned, and dy's rows likewise (zeros past Wo); image chunks
+// of as many images as keep x and dy of the chunk within kWgradChunkBytes, a rule of the shape alone (the
+// chunks' partial sums are added in chunk order, so the bits do not depend on the thread count); one buffer
+// of a chunk's planes per thread.
 struct WgradPlan {
   index_t Hp, Pw, plane, dplane, per, chunks, each, line;
   WgradPlan(const ConvShape& s, index_t itemsize) {

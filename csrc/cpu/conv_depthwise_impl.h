@@ -293,7 +293,6 @@ PE_DW_TARGET void dense_images(const Args<T>& a, index_t lo, index_t hi) {
   }
 }
 
-
 // The dense weight gradient of a K x K, stride-S (1 or 2), undilated convolution (dense_direct_backward_weight)
 // for output channels [o0, o0 + on) (on <= OB) and input channel c over the chunk's images:
 //   dw[o, c, K i + j] = sum_n sum_(oh, ow) dy[n, o, oh, ow] xp[n, c, S oh + i, S ow + j]

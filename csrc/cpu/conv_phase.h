@@ -29,7 +29,6 @@
 #pragma once
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -279,18 +278,6 @@ class PackedW {
   std::unique_ptr<std::atomic<int>[]> state_;
 };
 
-// 64-byte aligned floats, not initialised.
-struct FreeFloats {
-  void operator()(float* p) const { std::free(p); }
-};
-inline std::unique_ptr<float[], FreeFloats> aligned_floats(index_t n) {
-  const size_t bytes = (static_cast<size_t>(std::max<index_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!p) throw std::bad_alloc();
-  return std::unique_ptr<float[], FreeFloats>(p);
-}
-
-
 // y = conv(x, w) + b through the phase planes, in units of m images, on nt threads.
 inline void forward(const float* x, const float* w, const float* b, float* y, const ConvShape& s, index_t m, int nt) {
   using namespace gemm_detail;
@@ -351,7 +338,7 @@ inline void forward(const float* x, const float* w, const float* b, float* y, co
   };
   // Column block cb of unit t, A panels [r0, r1) starting at r0 + rot (mod the range: threads that run
   // the same panels at once start apart, so that each packs different ones), B packed into bp, own: the
-  // thread's private A panel. With m == 1 the C rows start as the bias (added before the sum over k).
+  // thread's private A panel. The bias (if any) is the last depth row (pack_b's ones, PackedW's bias column).
   auto block = [&](const Unit& t, const float* P, float* bp, float* own, index_t cb, index_t r0, index_t r1,
                    index_t rot, tr::Thread* tt) {
     const index_t j0 = cb * pl.nc;

@@ -111,7 +111,7 @@ def conv2d_backward(dy, x, w, needs, stride, padding, dilation, groups):
 
 def conv2d_bias_grad(dy):
     """db (O,) = sum over n, h, w of dy[n, o, h, w]: the bias gradient of a convolution (and of a transposed
-    one, whose output dy is then).   dy: (N, O, H, W); zeros where there are no images or positions."""
+    one, dy then being its output's gradient).   dy: (N, O, H, W); zeros where there are no images or positions."""
     return dy.sum(axis=(0, 2, 3))
 
 
