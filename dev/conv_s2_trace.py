@@ -23,7 +23,7 @@ from pyengine import _C  # noqa: E402
 from pyengine.backend import get_backend  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from trace_lines import call_times, per_thread, thread_medians  # noqa: E402
+from trace_lines import summary, traced_rows  # noqa: E402
 
 SHAPES = [(64, 56, 128), (128, 28, 256), (256, 14, 512)]  # C, H, O
 STAGES = ["packA", "packB", "kernel", "split", "-", "copy"]
@@ -42,20 +42,15 @@ def main():
         flops = 2.0 * 8 * O * Ho * Ho * C * 9
         for th in ths:
             _C.set_num_threads(th)
-            K.conv2d_forward(x, w, b, (2, 2), (1, 1), (1, 1), 1, (Ho, Ho))
-            open(path, "w").close()
-            for _ in range(calls):
-                K.conv2d_forward(x, w, b, (2, 2), (1, 1), (1, 1), 1, (Ho, Ho))
-            rows = [line.split() for line in open(path) if line.startswith("phase_fwd")]
+            rows = traced_rows(path, lambda: K.conv2d_forward(x, w, b, (2, 2), (1, 1), (1, 1), 1, (Ho, Ho)), calls,
+                               "phase_fwd")
             if not rows:
                 print(f"{C}->{O} {H}x{H} {th}t: the phase path did not run")
                 continue
-            per_tid = per_thread(rows)
-            wall, kern = call_times(per_tid)
-            print(f"{C}->{O} {H}x{H} {th}t: call {wall:.2f} ms wall = {flops / wall / 1e6:.0f} GFLOP/s; kernel "
-                  f"{flops / kern / 1e6:.0f} GFLOP per kernel CPU-second", flush=True)
-            for tid in sorted(per_tid):
-                med = thread_medians(per_tid[tid])
+            wall, gflops, kernel, meds = summary(rows, flops)
+            print(f"{C}->{O} {H}x{H} {th}t: call {wall:.2f} ms wall = {gflops:.0f} GFLOP/s; kernel "
+                  f"{kernel:.0f} GFLOP per kernel CPU-second", flush=True)
+            for tid, med in meds.items():
                 print(f"   t{tid}: start {med[0]:.2f} end {med[1]:.2f} cpu {med[2]:.2f} | " +
                       " ".join(f"{c} {x:.2f}" for c, x in zip(STAGES, med[9:15]) if c != "-") +
                       f" other {med[2] - sum(med[9:15]):.2f} | units {med[15]:g}", flush=True)

@@ -26,7 +26,7 @@ from pyengine.backend import get_backend  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from gemm_2t_bench import SHAPES, operands  # noqa: E402
-from trace_lines import call_times, per_thread, thread_medians  # noqa: E402
+from trace_lines import summary, traced_rows  # noqa: E402
 
 COLS = ["start", "end", "cpu", "packA", "packB", "kernel", "ownB", "barrier", "sum"]
 
@@ -41,20 +41,14 @@ def main():
         a, b, _, ta, flops = operands(name, rng)
         for th in ths:
             _C.set_num_threads(th)
-            K.matmul(a, b, trans_a=ta)
-            open(path, "w").close()
-            for _ in range(calls):
-                K.matmul(a, b, trans_a=ta)
-            rows = [line.split() for line in open(path)]
+            rows = traced_rows(path, lambda: K.matmul(a, b, trans_a=ta), calls)
             if not rows:
                 print(f"{name} {th}t: no traced driver ran")
                 continue
-            per_tid = per_thread(rows)
-            wall, kern_cpu = call_times(per_tid)
-            print(f"{name} {th}t plan {rows[0][0]}: call {wall:.2f} ms = {flops / wall / 1e6:.0f} GFLOP/s wall; "
-                  f"kernel {flops / kern_cpu / 1e6:.0f} GFLOP per kernel CPU-second", flush=True)
-            for tid in sorted(per_tid):
-                med = thread_medians(per_tid[tid])
+            wall, gflops, kernel, meds = summary(rows, flops)
+            print(f"{name} {th}t plan {rows[0][0]}: call {wall:.2f} ms = {gflops:.0f} GFLOP/s wall; "
+                  f"kernel {kernel:.0f} GFLOP per kernel CPU-second", flush=True)
+            for tid, med in meds.items():
                 print(f"   t{tid}: start {med[0]:.2f} end {med[1]:.2f} cpu {med[2]:.2f} (held {med[1] - med[0] - med[2]:.2f})"
                       f" | cpu: " + " ".join(f"{c} {x:.2f}" for c, x in zip(COLS[3:], med[9:15])) +
                       f" other {med[2] - sum(med[9:15]):.2f} | wall: " +

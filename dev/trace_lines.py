@@ -3,6 +3,16 @@ Used by dev/gemm_trace.py and dev/conv_s2_trace.py."""
 import statistics
 
 
+def traced_rows(path, run, calls, plan=None):
+    """run() once (warm-up, its lines discarded), then `calls` times with the trace file at `path` emptied
+    first: the lines written, split into fields (only those of `plan` when given)."""
+    run()
+    open(path, "w").close()
+    for _ in range(calls):
+        run()
+    return [line.split() for line in open(path) if plan is None or line.startswith(plan)]
+
+
 def per_thread(rows):
     """rows: the file's lines split into fields. Returns {tid: [one list per call: start, end, cpu (ms), the
     six phases' wall time, their CPU time (ms), units]}."""
@@ -24,3 +34,12 @@ def call_times(per_tid):
 def thread_medians(calls):
     """One thread's 16 fields, each the median over its calls."""
     return [statistics.median(r[i] for r in calls) for i in range(16)]
+
+
+def summary(rows, flops):
+    """The traced calls' medians: wall ms, GFLOP/s by wall clock, GFLOP per CPU-second of the micro-kernels
+    (all threads' kernel time), and each thread's 16 fields (thread_medians), by thread id."""
+    per_tid = per_thread(rows)
+    wall, kernel = call_times(per_tid)
+    return wall, flops / wall / 1e6, flops / kernel / 1e6, {t: thread_medians(per_tid[t]) for t in sorted(per_tid)}
+
