@@ -197,12 +197,17 @@ class Machine:
         self.peak_gflops = {t: _C.probe_peak_gflops(t) for t in (1, 2)}
         self.bandwidth_gbs = {t: _C.probe_bandwidth_gbs(t) for t in (1, 2)}
         # a cache line between two cores: ~60 ns on one die, 300+ across dies (a VM's vCPUs move between them)
-        self.roundtrip_ns = sorted(_C.probe_roundtrip_ns(100000) for _ in range(3))[1]
+        self.roundtrip_ns = self.roundtrip()
         self.roundtrip_end_ns = None  # read again when the results are written: the host may have moved them
 
-    def reprobe_roundtrip(self):
+    @staticmethod
+    def roundtrip():
+        """The core-to-core round trip now, ns: the median of 3 probes."""
         from pyengine import _C
-        self.roundtrip_end_ns = sorted(_C.probe_roundtrip_ns(100000) for _ in range(3))[1]
+        return sorted(_C.probe_roundtrip_ns(100000) for _ in range(3))[1]
+
+    def reprobe_roundtrip(self):
+        self.roundtrip_end_ns = self.roundtrip()
 
     def describe(self):
         return (f"{self.cpu}, {os.cpu_count()} logical CPUs; kernels use SIMD {self.isa}; CPU reports "
@@ -210,7 +215,8 @@ class Machine:
                 f"{self.peak_gflops[1]:.0f} GFLOP/s (1 thread) / {self.peak_gflops[2]:.0f} (2 threads) float32 FMA; "
                 f"memory {self.bandwidth_gbs[1]:.1f} GB/s (1 thread) / {self.bandwidth_gbs[2]:.1f} (2) STREAM triad; "
                 f"core-to-core round trip {self.roundtrip_ns:.0f} ns at the start"
-                f"{'' if self.roundtrip_end_ns is None else f', {self.roundtrip_end_ns:.0f} ns at the end'}; OpenMP wait policy {self.omp_policy()}")
+                f"{'' if self.roundtrip_end_ns is None else f', {self.roundtrip_end_ns:.0f} ns at the end'}; "
+                f"OpenMP wait policy {self.omp_policy()}")
 
     @staticmethod
     def omp_policy():
