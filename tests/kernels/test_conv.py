@@ -368,18 +368,12 @@ def test_conv2d_winograd_wgrad_chunks_thread_bits(isa, winograd_all, dtype, N, C
     args = ((1, 1), (1, 1), (1, 1), 1)
     want = ref.conv2d_backward_weight(dy, x, (3, 3), *args)
     xs, dys = x.astype(dtype), dy.astype(dtype)
-    tile, before, adapt = _C.conv_tile(), _C.num_threads(), _C.adapt_threads()
-    _C.set_adapt_threads(False)
+    tile = _C.conv_tile()
+    _C.set_conv_tile(1)
     try:
-        _C.set_conv_tile(1)
-        got = []
-        for nt in (1, 2, 3):
-            _C.set_num_threads(nt)
-            got.append(cpu.conv2d_backward_weight(dys, xs, (3, 3), *args))
+        got = results_on_threads(lambda: cpu.conv2d_backward_weight(dys, xs, (3, 3), *args))
     finally:
         _C.set_conv_tile(tile)
-        _C.set_num_threads(before)
-        _C.set_adapt_threads(adapt)
     assert_close(got[0], want, **_winograd_wgrad_tol(dtype, N, 130))
     for g in got[1:]:
         np.testing.assert_array_equal(g, got[0])
