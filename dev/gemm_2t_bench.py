@@ -34,6 +34,7 @@ SHAPES = {
     "M2048 K512 N128": (2048, 512, 128, False), "512^3": (512, 512, 512, False),
     "M768 K768 N768": (768, 768, 768, False), "M512 K2048 N2048": (512, 2048, 2048, False),
     "dW M768 N3072 K2048 TN": (768, 2048, 3072, True),
+    "M2048 K1536 N384": (2048, 1536, 384, False),  # the large GPT step's dx of mlp c_proj
 }
 DEFAULT = list(SHAPES)[:7]
 

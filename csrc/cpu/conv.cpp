@@ -91,17 +91,6 @@ PE_TARGET_CLONES bool all_finite(const T* x, index_t n) {
   return total == total;
 }
 
-// Winograd for this call: the shape qualifies and the two operands it transforms (a[0:na), b[0:nb)) are finite.
-// (The weight gradient's test; the forward and the input gradient check inside their transforms and return
-// false on a NaN or inf: winograd_forward.)
-template <class T>
-bool use_winograd(const ConvShape& s, const T* a, index_t na, const T* b, index_t nb) {
-  return winograd_applies(s) && all_finite(b, nb) && all_finite(a, na);
-}
-
-// The weights' element count (for use_winograd).
-index_t weight_size(const ConvShape& s) { return s.O * (s.C / s.G) * s.KH * s.KW; }
-
 index_t tile_rows(const ConvShape& s, index_t K) {
   const index_t per_row = std::max<index_t>(K * s.Wo, 1);
   return std::max<index_t>(1, std::min<index_t>(s.Ho, g_tile_elems / per_row));
@@ -799,9 +788,16 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dw, const ConvShape& s) 
     return;
   }
   if (s.G == s.C && depthwise_backward_weight(dy, x, dw, s)) return;  // one input channel per group
-  if (use_winograd(s, x, s.N * s.C * HW, dy, s.N * s.O * L))
-    return winograd_backward_weight(dy, x, dw, s);
-  if (dense_wgrad_takes(s, sizeof(T)) && all_finite(dy, s.N * s.O * L) && all_finite(x, s.N * s.C * HW))
+  // Winograd and the direct kernel both need finite x and dy (the forward and the input gradient check inside
+  // their transforms instead; winograd_forward): a NaN or inf goes to the GEMM paths, which keep the twin's
+  // NaN and inf placement. The operands are scanned at most once, when a shape qualifies for both.
+  int finite = -1;  // -1: not scanned yet
+  const auto operands_finite = [&] {
+    if (finite < 0) finite = all_finite(dy, s.N * s.O * L) && all_finite(x, s.N * s.C * HW);
+    return finite == 1;
+  };
+  if (winograd_applies(s) && operands_finite()) return winograd_backward_weight(dy, x, dw, s);
+  if (dense_wgrad_takes(s, sizeof(T)) && operands_finite())
     return dense_direct_backward_weight(dy, x, dw, s);  // few channels: direct (conv_depthwise.cpp)
   if (is_pointwise(s)) {
     for (index_t n = 0; n < s.N; ++n)
