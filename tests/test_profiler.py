@@ -255,6 +255,19 @@ def test_flops_of_matmul_linear_attention():
     assert top.key == "cpu::attention_forward" and table.splitlines()[3].startswith(top.key)
 
 
+
+def test_percent_of_peak_over_100_is_explained(monkeypatch):
+    """FLOPs follow PyTorch's counter (causal attention's hidden scores included), so a row can pass 100% of the
+    probe's peak; the table says why under it, and only then."""
+    from pyengine.profiler import _events
+    x = _t(64, 64)
+    with profile(with_flops=True) as prof:
+        x @ x
+    for peak, shown in ((1e-9, True), (1e9, False)):
+        monkeypatch.setattr(_events, "peak_gflops", lambda threads=None, peak=peak: peak)
+        table = prof.key_averages().table(sort_by="flops", row_limit=3)
+        assert ("Over 100%" in table) == shown, table
+
 def test_pointwise_ops_count_numel_and_memory():
     x = _t(6, 5)
     with profile(with_flops=True, profile_memory=True) as prof:

@@ -326,4 +326,8 @@ def _table(events, sort_by, row_limit, name_width, shapes_width, header, top_lev
     if peak:
         lines.append(f"% peak: of this machine's measured float32 FMA peak, {peak:.1f} GFLOP/s on "
                      f"{events._threads or 'the current number of'} thread(s) (pyengine's probe)")
+        if with_flops and any(r[headers.index("% peak")].endswith("%") and float(r[headers.index("% peak")][:-1]) > 100
+                              for r in body):
+            lines.append("Over 100%: FLOPs are counted as PyTorch counts them, causal and masked attention's hidden "
+                         "scores included (the kernels skip them); see pyengine/profiler/_flops.py")
     return "\n".join(lines) + "\n"
