@@ -268,6 +268,22 @@ def test_percent_of_peak_over_100_is_explained(monkeypatch):
         table = prof.key_averages().table(sort_by="flops", row_limit=3)
         assert ("Over 100%" in table) == shown, table
 
+
+@pytest.mark.parametrize("cls, kind, gates", [(nn.LSTM, "lstm", 4), (nn.GRU, "gru", 3), (nn.RNN, "rnn", 1)])
+def test_recurrent_sequence_kernels_count_their_gemms(cls, kind, gates):
+    """A sequence kernel counts its recurrent GEMMs: 2 * (T B rows) * w_hh's (gates H, H) elements, forward
+    (h_{t-1} W_hh^T) and backward (dG_t W_hh) alike; the input projection is a GEMM kernel of its own."""
+    T, B, I, H = 5, 3, 4, 7
+    pe.manual_seed(0)
+    m = cls(I, H)
+    x = pe.tensor(np.random.default_rng(0).standard_normal((T, B, I)).astype(np.float32), requires_grad=True)
+    with profile(with_flops=True) as prof:
+        m(x)[0].sum().backward()
+    ev = {e.name: e for e in prof.events() if "_sequence_" in e.name}
+    assert set(ev) == {f"cpu::{kind}_sequence_forward", f"cpu::{kind}_sequence_backward"}
+    for e in ev.values():
+        assert e.flops == 2 * T * B * gates * H * H, (e.name, e.flops)
+
 def test_pointwise_ops_count_numel_and_memory():
     x = _t(6, 5)
     with profile(with_flops=True, profile_memory=True) as prof:

@@ -5,8 +5,11 @@ Conventions (those of PyTorch's flop counter where it has one): a multiply-add i
 2*Tq*Tk*(D + Dv) per batch-head (masked or causal entries counted too, as PyTorch does); attention backward
 recomputes the scores and makes four GEMMs: 2*Tq*Tk*(3*D + 2*Dv). Pointwise kernels and ops, losses, norms,
 softmax and reductions count one FLOP per element of their main input ("elementwise = numel"): a lower
-bound that ranks them, not an instruction count. Embedding, optimizer updates and the recurrent sequence
-kernels have no count (None); their bytes still show what they move.
+bound that ranks them, not an instruction count. The recurrent sequence kernels (LSTM, GRU, Elman RNN, one
+layer over all steps) count their recurrent GEMMs, 2 * rows * G * H with rows the packed steps' rows and w_hh
+(G, H) (G = 4H, 3H, H): the forward's h_{t-1} W_hh^T and the backward's dG_t W_hh (the gates' pointwise
+work is not counted, like a GEMM's bias). Embedding and optimizer updates have no count (None); their bytes
+still show what they move.
 
 Bytes: the nbytes of every array a kernel receives (lists of arrays included) plus those it returns that it
 did not receive, i.e. each operand read or written once: the traffic an ideal cache would allow.
@@ -35,6 +38,18 @@ def _matmul(args, kwargs, out):
 
 def _linear(args, kwargs, out):
     return 2 * _first_array(out).size * args[0].shape[-1]
+
+
+def _recurrence(w_pos, rows_pos, rows_name="G"):
+    """A sequence kernel's recurrent GEMMs: 2 * rows * w_hh.size, w_hh at args[w_pos] and the gate rows' array
+    (rows = its first dimension, every packed step's rows) at args[rows_pos]."""
+    def count(args, kwargs, out):
+        w = _arg(args, kwargs, w_pos, "w_hh")
+        g = _arg(args, kwargs, rows_pos, rows_name)
+        if not (isinstance(w, np.ndarray) and isinstance(g, np.ndarray)) or g.ndim < 1:
+            return None
+        return 2 * g.shape[0] * w.size
+    return count
 
 
 def _attention_dims(args):
@@ -66,6 +81,12 @@ KERNEL_FLOPS = {
     "linear": _linear,
     "attention_forward": _attention_forward,
     "attention_backward": _attention_backward,
+    "lstm_sequence_forward": _recurrence(1, 0),  # (G, w_hh, ...)
+    "lstm_sequence_backward": _recurrence(1, 0),
+    "gru_sequence_forward": _recurrence(2, 0),  # (G, Q, w_hh, ...)
+    "gru_sequence_backward": _recurrence(2, 0),
+    "rnn_sequence_forward": _recurrence(1, 0),  # (G, w_hh, ...)
+    "rnn_sequence_backward": _recurrence(0, 4, "dG"),  # (w_hh, Hs, dH, dh, dG, ...)
 }
 for _name in ("relu_forward", "relu_backward", "gelu_forward", "gelu_backward", "softmax_forward",
               "softmax_backward", "cross_entropy_forward", "cross_entropy_backward", "mse_forward", "mse_backward",
