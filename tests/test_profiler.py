@@ -266,7 +266,7 @@ def test_percent_of_peak_over_100_is_explained(monkeypatch):
     for peak, shown in ((1e-9, True), (1e9, False)):
         monkeypatch.setattr(_events, "peak_gflops", lambda threads=None, peak=peak: peak)
         table = prof.key_averages().table(sort_by="flops", row_limit=3)
-        assert ("Over 100%" in table) == shown, table
+        assert ("Over 100% (cpu::matmul)" in table) == shown, table
 
 
 @pytest.mark.parametrize("cls, kind, gates", [(nn.LSTM, "lstm", 4), (nn.GRU, "gru", 3), (nn.RNN, "rnn", 1)])

@@ -300,9 +300,14 @@ def _table(events, sort_by, row_limit, name_width, shapes_width, header, top_lev
         if with_flops:
             rate = e.gflops_per_s if isinstance(e, FunctionEventAvg) else (
                 e.flops / (e.self_cpu_time_total * 1e3) if e.flops and e.self_cpu_time_total > 0 else None)
+            pct = None if rate is None or not peak else 100 * rate / peak
+            if pct is not None and pct > 100:
+                over_peak.append(e.key)
             c += [human(e.flops) if e.flops else "", "" if rate is None else f"{rate:.2f}",
-                  "" if rate is None or not peak else f"{100 * rate / peak:.1f}%", _fmt_bytes(e.bytes)]
+                  "" if pct is None else f"{pct:.1f}%", _fmt_bytes(e.bytes)]
         return c
+
+    over_peak = []  # rows above the probe's peak: the table says why under it
 
     body = [cells(e) for e in rows]
     widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(headers)]
@@ -326,8 +331,8 @@ def _table(events, sort_by, row_limit, name_width, shapes_width, header, top_lev
     if peak:
         lines.append(f"% peak: of this machine's measured float32 FMA peak, {peak:.1f} GFLOP/s on "
                      f"{events._threads or 'the current number of'} thread(s) (pyengine's probe)")
-        if with_flops and any(r[headers.index("% peak")].endswith("%") and float(r[headers.index("% peak")][:-1]) > 100
-                              for r in body):
-            lines.append("Over 100%: FLOPs are counted as PyTorch counts them, causal and masked attention's hidden "
-                         "scores included (the kernels skip them); see pyengine/profiler/_flops.py")
+        if over_peak:
+            lines.append(f"Over 100% ({', '.join(over_peak)}): FLOPs are counted as PyTorch counts them, causal and "
+                         "masked attention's hidden scores included (the kernels skip them; pyengine/profiler/_flops.py), "
+                         "or the peak was probed while other work held the cores")
     return "\n".join(lines) + "\n"
