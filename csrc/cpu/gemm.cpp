@@ -79,6 +79,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <new>
@@ -417,6 +418,31 @@ struct L2Ahead {
   }
 };
 
+// The cache lines of `rows` rows of `row_bytes` bytes, `stride` bytes apart, prefetched into L2 in shares:
+// take(n) issues the lines up to the n-th (in row order) that are not issued yet. A row is counted as one line
+// more than its bytes need, as it need not start on a line. No division per line: a share is a few dozen
+// prefetches between micro-kernel calls.
+// (Addresses are integers: the extra line may lie past the array, which a prefetch may touch but a pointer may
+// not point to.)
+struct RowLinesAhead {
+  std::uintptr_t row_start = 0;
+  index_t stride = 0, per_row = 0, total = 0, issued = 0, line = 0;
+  RowLinesAhead() = default;
+  RowLinesAhead(const void* base, index_t stride_bytes, index_t row_bytes, index_t rows)
+      : row_start(reinterpret_cast<std::uintptr_t>(base)), stride(stride_bytes), per_row((row_bytes + 63) / 64 + 1),
+        total(rows > 0 ? rows * per_row : 0) {}
+  void take(index_t n) {
+    for (; issued < std::min(n, total); ++issued) {
+      __builtin_prefetch(reinterpret_cast<const void*>(row_start + static_cast<std::uintptr_t>(line) * 64), 0,
+                         2);  // read, into L2 (prefetcht1)
+      if (++line == per_row) {
+        line = 0;
+        row_start += static_cast<std::uintptr_t>(stride);
+      }
+    }
+  }
+};
+
 // C[i0:i0+mc, jc:jc+nc] (+)= A block (ap, or A in place) @ packed B block bp
 // (kc x nc as NR-column micro-panels), one micro-kernel call per MR x NR tile.
 // The first depth pass (`first`) applies beta and the bias, later ones add.
@@ -427,12 +453,27 @@ static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a
                          index_t nc, L2Ahead* ahead = nullptr) {
   const T beta = first ? g.beta : T(1);
   const bool prefetch = ahead != nullptr && ks.micro_pf != nullptr;
+  // Outside the depth split (which prefetches its next pass instead, L2Ahead), each call of a row tile
+  // prefetches its share of the next tile's C rows and, when A is read in place, of its A rows. In a training
+  // step both come from L3 or memory (C: a fresh output; A: written by another op) and nothing streamed them
+  // in: a tile's first calls waited on them. 1 thread, each call after a 64 MiB sweep, GFLOP/s (AMD EPYC,
+  // peak 116): forward x W^T M2048 K128 N384 93-94 -> 103-105, N512 96 -> 106-107; dx = g W M2048 K384 N128
+  // 97-98 -> 106-107, K128 N512 96-97 -> 102-105; within 1% with the operands in cache (dev/gemm_notes.md,
+  // "Cold operands").
+  const index_t panels = ceil_div(nc, NR), sz = static_cast<index_t>(sizeof(T));
   for (index_t ir = 0; ir < mc; ir += MR) {
     const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
     T* crow = c + (i0 + ir) * g.ldc;
+    const index_t next_rows = std::min<index_t>(MR, mc - ir - MR);  // <= 0 on the block's last tile
+    RowLinesAhead c_ahead, a_ahead;
+    if (!prefetch && next_rows > 0) c_ahead = RowLinesAhead(crow + MR * g.ldc + jc, g.ldc * sz, nc * sz, next_rows);
+    if (rows_a && next_rows > 0) a_ahead = RowLinesAhead(a + (i0 + ir + MR) * g.lda + pc, g.lda * sz, kc * sz, next_rows);
     for (index_t jr = 0; jr < nc; jr += NR) {
       const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
       const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
+      const index_t call = jr / NR + 1;
+      c_ahead.take(c_ahead.total * call / panels);
+      a_ahead.take(a_ahead.total * call / panels);
       if (rows_a && m == MR) {
         ks.micro_rows(kc, a + (i0 + ir) * g.lda + pc, g.lda, bp + jr * kc, crow + jc + jr, g.ldc, n, g.alpha, beta,
                       bias);
