@@ -458,8 +458,10 @@ static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a
   // step both come from L3 or memory (C: a fresh output; A: written by another op) and nothing streamed them
   // in: a tile's first calls waited on them. 1 thread, each call after a 64 MiB sweep, GFLOP/s (AMD EPYC,
   // peak 116): forward x W^T M2048 K128 N384 93-94 -> 103-105, N512 96 -> 106-107; dx = g W M2048 K384 N128
-  // 97-98 -> 106-107, K128 N512 96-97 -> 102-105; within 1% with the operands in cache (dev/gemm_notes.md,
-  // "Cold operands").
+  // 97-98 -> 106-107, K128 N512 96-97 -> 102-105; within 1% with the operands in cache. On 2 threads a C line
+  // the other core wrote last (a recycled output) costs a cross-core transfer, and those shapes ran at one
+  // thread's speed: 96-122 -> 180-203 GFLOP/s, 0.55-0.90x -> 0.95-1.10x OpenBLAS (dev/gemm_notes.md, "Cold
+  // operands").
   const index_t panels = ceil_div(nc, NR), sz = static_cast<index_t>(sizeof(T));
   for (index_t ir = 0; ir < mc; ir += MR) {
     const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
@@ -467,7 +469,8 @@ static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a
     const index_t next_rows = std::min<index_t>(MR, mc - ir - MR);  // <= 0 on the block's last tile
     RowLinesAhead c_ahead, a_ahead;
     if (!prefetch && next_rows > 0) c_ahead = RowLinesAhead(crow + MR * g.ldc + jc, g.ldc * sz, nc * sz, next_rows);
-    if (rows_a && next_rows > 0) a_ahead = RowLinesAhead(a + (i0 + ir + MR) * g.lda + pc, g.lda * sz, kc * sz, next_rows);
+    if (rows_a && next_rows > 0)
+      a_ahead = RowLinesAhead(a + (i0 + ir + MR) * g.lda + pc, g.lda * sz, kc * sz, next_rows);
     for (index_t jr = 0; jr < nc; jr += NR) {
       const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
       const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
