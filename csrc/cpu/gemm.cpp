@@ -79,7 +79,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <new>
@@ -88,6 +87,7 @@
 #include "cpu/gemm_gemv.h"
 #include "cpu/gemm_kernel.h"
 #include "cpu/gemm_trace.h"
+#include "cpu/prefetch_ahead.h"
 #include "cpu/scratch.h"
 #include "cpu/simd.h"
 
@@ -418,31 +418,6 @@ struct L2Ahead {
   }
 };
 
-// The cache lines of `rows` rows of `row_bytes` bytes, `stride` bytes apart, prefetched into L2 in shares:
-// take(n) issues the lines up to the n-th (in row order) that are not issued yet. A row is counted as one line
-// more than its bytes need, as it need not start on a line. No division per line: a share is a few dozen
-// prefetches between micro-kernel calls.
-// (Addresses are integers: the extra line may lie past the array, which a prefetch may touch but a pointer may
-// not point to.)
-struct RowLinesAhead {
-  std::uintptr_t row_start = 0;
-  index_t stride = 0, per_row = 0, total = 0, issued = 0, line = 0;
-  RowLinesAhead() = default;
-  RowLinesAhead(const void* base, index_t stride_bytes, index_t row_bytes, index_t rows)
-      : row_start(reinterpret_cast<std::uintptr_t>(base)), stride(stride_bytes), per_row((row_bytes + 63) / 64 + 1),
-        total(rows > 0 ? rows * per_row : 0) {}
-  void take(index_t n) {
-    for (; issued < std::min(n, total); ++issued) {
-      __builtin_prefetch(reinterpret_cast<const void*>(row_start + static_cast<std::uintptr_t>(line) * 64), 0,
-                         2);  // read, into L2 (prefetcht1)
-      if (++line == per_row) {
-        line = 0;
-        row_start += static_cast<std::uintptr_t>(stride);
-      }
-    }
-  }
-};
-
 // C[i0:i0+mc, jc:jc+nc] (+)= A block (ap, or A in place) @ packed B block bp
 // (kc x nc as NR-column micro-panels), one micro-kernel call per MR x NR tile.
 // The first depth pass (`first`) applies beta and the bias, later ones add.
@@ -467,16 +442,17 @@ static void block_kernel(const GemmArgs<T>& g, const Kernels<T>& ks, bool rows_a
     const int m = static_cast<int>(std::min<index_t>(MR, mc - ir));
     T* crow = c + (i0 + ir) * g.ldc;
     const index_t next_rows = std::min<index_t>(MR, mc - ir - MR);  // <= 0 on the block's last tile
-    RowLinesAhead c_ahead, a_ahead;
-    if (!prefetch && next_rows > 0) c_ahead = RowLinesAhead(crow + MR * g.ldc + jc, g.ldc * sz, nc * sz, next_rows);
-    if (rows_a && next_rows > 0)
-      a_ahead = RowLinesAhead(a + (i0 + ir + MR) * g.lda + pc, g.lda * sz, kc * sz, next_rows);
+    Ahead next;  // (prefetch_ahead.h)
+    next.l2 = true;
+    if (next_rows > 0) {  // A first: the next tile's first call reads all its A rows, its C a panel at a time
+      if (rows_a) next.add_rows(a + (i0 + ir + MR) * g.lda + pc, kc * sz, next_rows, g.lda * sz);
+      if (!prefetch) next.add_rows(crow + MR * g.ldc + jc, nc * sz, next_rows, g.ldc * sz);
+    }
+    const index_t per_call = ceil_div(next.total(), panels);
     for (index_t jr = 0; jr < nc; jr += NR) {
       const int n = static_cast<int>(std::min<index_t>(NR, nc - jr));
       const T* bias = first && g.bias ? g.bias + jc + jr : nullptr;
-      const index_t call = jr / NR + 1;
-      c_ahead.take(c_ahead.total * call / panels);
-      a_ahead.take(a_ahead.total * call / panels);
+      next.touch(per_call);
       if (rows_a && m == MR) {
         ks.micro_rows(kc, a + (i0 + ir) * g.lda + pc, g.lda, bp + jr * kc, crow + jc + jr, g.ldc, n, g.alpha, beta,
                       bias);

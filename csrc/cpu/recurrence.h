@@ -38,6 +38,7 @@
 
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/prefetch_ahead.h"
 #include "cpu/simd.h"
 
 namespace pe {
@@ -120,32 +121,7 @@ Tiles<T> tiles_for_isa() {
 // set_recurrence_prefetch(false) (lstm.h) turns it off, an A/B switch; on by default.
 bool recurrence_prefetch();  // lstm.cpp
 
-struct Ahead {
-  static constexpr int kMax = 4;
-  const char* p[kMax] = {};      // first line of the first row
-  index_t lines[kMax] = {};      // lines a row
-  index_t nrows[kMax] = {};
-  index_t stride[kMax] = {};     // bytes from a row to the next
-  bool write[kMax] = {};
-  int n = 0;
-  // bytes [a, a + nbytes); write: the step will write them (prefetch for ownership)
-  void add(const void* a, index_t nbytes, bool w = false) { add_rows(a, nbytes, 1, 0, w); }
-  // rows rows of row_bytes each, the first at a, one every stride_bytes
-  void add_rows(const void* a, index_t row_bytes, index_t rows, index_t stride_bytes, bool w = false) {
-    if (n == kMax || row_bytes <= 0 || rows <= 0 || !a) return;
-    const auto addr = reinterpret_cast<std::uintptr_t>(a);
-    const std::uintptr_t first = addr & ~std::uintptr_t(63), end = addr + static_cast<std::uintptr_t>(row_bytes);
-    p[n] = reinterpret_cast<const char*>(first);
-    lines[n] = static_cast<index_t>((end - first + 63) / 64);
-    nrows[n] = rows, stride[n] = stride_bytes, write[n] = w;
-    ++n;
-  }
-  index_t total() const {
-    index_t s = 0;
-    for (int i = 0; i < n; ++i) s += lines[i] * nrows[i];
-    return s;
-  }
-};
+using pe::Ahead;  // (prefetch_ahead.h)
 
 // One thread's share of a recurrent product, run every step:  C_s (+)= A op(W_s)  for the column
 // segments s it owns (the LSTM forward: one per gate, W_s = rows g H + [u0, u1) of W_hh; backward: one,
@@ -199,7 +175,8 @@ class StepGemm {
   // The lines to touch during the runs of this step (until the next call): `calls` micro-kernel calls
   // share them (0: every segment's calls, once each).
   void ahead(const Ahead& a, index_t calls = 0) {
-    ah_ = a, ah_i_ = 0, ah_r_ = 0, ah_j_ = 0;
+    ah_ = a;
+    ah_.rewind();
     if (!tl_.ks || !recurrence_prefetch() || ah_.n == 0) {
       ah_.n = 0;
       return;
@@ -245,27 +222,12 @@ class StepGemm {
           tl_.ks->micro_rows(K_, a_ + i0 * lda_, lda_, bp + jr * K_, crow + jr, ldc, n, T(1), beta, nullptr);
         else
           tl_.ks->micro(K_, abuf_ + j * tl_.MR * K_, bp + jr * K_, crow + jr, ldc, m, n, T(1), beta, nullptr);
-        if (ah_.n) touch_ahead();
+        if (ah_.n) ah_.touch(per_call_);
       }
     }
   }
 
  private:
-
-  // The next per_call_ lines of the Ahead list (mutable: run() is const).
-  void touch_ahead() const {
-    for (index_t k = 0; k < per_call_ && ah_i_ < ah_.n; ++k) {
-      const char* q = ah_.p[ah_i_] + ah_r_ * ah_.stride[ah_i_] + ah_j_ * 64;
-      if (ah_.write[ah_i_])
-        __builtin_prefetch(q, 1, 3);
-      else
-        __builtin_prefetch(q, 0, 3);
-      if (++ah_j_ == ah_.lines[ah_i_]) {
-        ah_j_ = 0;
-        if (++ah_r_ == ah_.nrows[ah_i_]) ++ah_i_, ah_r_ = 0;
-      }
-    }
-  }
 
   // Row tiles of M: full MR-row tiles, then at most 3 smaller ones. The AVX-512 kernel (MR = 14) computes
   // a tile of m rows as 14, 8 or 4 rows (the narrowest that holds m), so the rest r = M mod 14 is cut
@@ -312,10 +274,8 @@ class StepGemm {
   int tail_[3] = {0, 0, 0};
   int ntail_ = 0;
   const T* a_ = nullptr;
-  Ahead ah_;
+  mutable Ahead ah_;  // (walked by run(), which is const)
   index_t per_call_ = 0;
-  mutable int ah_i_ = 0;
-  mutable index_t ah_r_ = 0, ah_j_ = 0;
 };
 
 // dst[b, j] += src[b, j] for rows b < M, units [u0, u1); both (M, H)
