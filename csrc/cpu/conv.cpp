@@ -222,20 +222,11 @@ PE_TARGET_AVX2 void scatter2_avx2f(float* __restrict dst, const float* __restric
 #endif
 
 // One kernel row's taps into one row of dx, stride 2, dilation 1: d[2 q + j - pw] += src[j ld + q] for the
-// taps j < KW in order, q in the tap's valid range (valid_cols). The plain loop is the reference; AVX-512
-// holds 32 positions of d as their even and odd lanes, adds each tap to the lanes it reaches (one masked
-// load of the tap), then interleaves and stores them once: per position the taps' sums in the same order as
-// KW scatter2 calls, with one pass over d instead of KW (ResNet's 14x14 -> 7x7 input gradient spent 14%
-// of its time in scatter2 calls of 7 values).
-template <class T>
-void scatter2_row_plain(T* __restrict d, index_t W, const T* __restrict src, index_t ld, index_t KW, index_t pw,
-                        index_t Wo) {
-  for (index_t j = 0; j < KW; ++j) {
-    index_t lo, hi;
-    valid_cols(j - pw, 2, W, Wo, lo, hi);
-    for (index_t q = lo; q < hi; ++q) d[2 * q + j - pw] += src[j * ld + q];
-  }
-}
+// taps j < KW in order, q in the tap's valid range (valid_cols), i.e. unpack_add's KW scatter2 calls of that
+// row (its loop, which other ISAs run). AVX-512 holds 32 positions of d as their even and odd lanes, adds
+// each tap to the lanes it reaches (one masked load of the tap), then interleaves and stores them once: per
+// position the taps' sums in the same order as the KW calls, with one pass over d instead of KW (ResNet's
+// 14x14 -> 7x7 input gradient spent 14% of its time in scatter2 calls of 7 values).
 #if PE_X86
 PE_TARGET_AVX512 void scatter2_row_avx512f(float* __restrict d, index_t W, const float* __restrict src, index_t ld,
                                            index_t KW, index_t pw, index_t Wo) {
@@ -268,19 +259,19 @@ template <class T>
 struct Stride2 {
   void (*gather)(T*, const T*, index_t);
   void (*scatter)(T*, const T*, index_t);
-  void (*scatter_row)(T*, index_t, const T*, index_t, index_t, index_t, index_t);
+  void (*scatter_row)(T*, index_t, const T*, index_t, index_t, index_t, index_t);  // null: per tap, scatter
 };
 template <class T>
 Stride2<T> stride2_ops() {
-  return {gather2_plain<T>, scatter2_plain<T>, scatter2_row_plain<T>};
+  return {gather2_plain<T>, scatter2_plain<T>, nullptr};
 }
 #if PE_X86
 template <>
 Stride2<float> stride2_ops<float>() {
   switch (isa()) {
     case Isa::avx512: return {gather2_avx512f, scatter2_avx512f, scatter2_row_avx512f};
-    case Isa::avx2: return {gather2_avx2f, scatter2_avx2f, scatter2_row_plain<float>};
-    default: return {gather2_plain<float>, scatter2_plain<float>, scatter2_row_plain<float>};
+    case Isa::avx2: return {gather2_avx2f, scatter2_avx2f, nullptr};
+    default: return {gather2_plain<float>, scatter2_plain<float>, nullptr};
   }
 }
 #endif
@@ -325,7 +316,7 @@ void unpack_add(const T* cols, index_t ld, T* dxg, const ConvShape& s, index_t C
   const Stride2<T> s2 = stride2_ops<T>();
   par_for(Cg, max_threads(Cg * KK * (oh1 - oh0) * s.Wo), [&](index_t c, int) {
     T* dc = dxg + c * s.H * s.W;
-    if (s.sw == 2 && s.dw == 1 && s2.scatter_row != scatter2_row_plain<T>) {  // a kernel row's taps at once
+    if (s.sw == 2 && s.dw == 1 && s2.scatter_row) {  // a kernel row's taps at once
       for (index_t i = 0; i < s.KH; ++i) {
         const T* src = cols + (c * KK + i * s.KW) * ld;
         for (index_t oh = oh0; oh < oh1; ++oh, src += s.Wo) {
