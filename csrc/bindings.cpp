@@ -2,6 +2,7 @@
 #include "bindings.h"
 
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include "common.h"
 
@@ -52,6 +53,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("workers_spin", &pe::workers_spin, "Whether the adaptation takes idle OpenMP workers to spin.");
   m.def("busy_threads", &pe::busy_threads,
         "Runnable threads of other processes, as the thread-count adaptation sees them (samples when stale).");
+  m.def("window_busy", [](const std::vector<int>& samples) {
+      return pe::window_busy(samples.data(), static_cast<int>(samples.size()));
+    }, py::arg("samples"),
+        "The adaptation's rule on a window of load samples: the largest count seen in at least two of them.");
   m.def("isa", [] { return std::string(pe::isa_name(pe::isa())); }, "SIMD level in use: generic|avx2|avx512.");
   m.def("isa_supported", [] { return std::string(pe::isa_name(pe::isa_supported())); },
         "Best SIMD level this CPU supports.");

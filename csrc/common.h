@@ -30,8 +30,9 @@ void set_num_threads(int n);
 // another process (a slice, ~1-3 ms, for a kernel of ~50 us). The runnable
 // threads of other processes are sampled from /proc (loadavg's count minus this
 // process's own running threads) at most every ~50 ms, by whichever call finds
-// the sample stale; a core counts as taken if it was in any of the last 4 samples
-// (quick to go down, late to go back up). Rules in common.cpp (usable_threads).
+// the sample stale; a core counts as taken if it was in 2 of the last 4 samples
+// (a momentary reading, e.g. a kernel thread, does not count). Rules in common.cpp
+// (sample_load, usable_threads).
 // `grains`: the kernel's work in units of its grain (threads_for); while other
 // processes take every core, a kernel of fewer than busy_min_grains() grains runs
 // on the calling thread: a short kernel's join would wait longer for a peer
@@ -47,6 +48,9 @@ bool adapt_threads();
 void set_workers_spin(bool on);
 bool workers_spin();
 int busy_threads();  // runnable threads of other processes, as the adaptation sees them (samples when stale)
+// The adaptation's verdict on its last n load samples (runnable threads of other processes each): the
+// largest count seen in at least two of them, so that one momentary reading does not take a core.
+int window_busy(const int* samples, int n);
 
 // Threads worth using for `work` units of roughly `grain` each: small problems
 // run on one thread, where fork/join costs more than it saves (~2-5 us).

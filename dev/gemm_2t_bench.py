@@ -35,6 +35,9 @@ SHAPES = {
     "M768 K768 N768": (768, 768, 768, False), "M512 K2048 N2048": (512, 2048, 2048, False),
     "dW M768 N3072 K2048 TN": (768, 2048, 3072, True),
     "M2048 K1536 N384": (2048, 1536, 384, False),  # the large GPT step's dx of mlp c_proj
+    # the LSTM classifier step's (B 32, T 100, I 256, H 128): input projection, dx, dW_ih, dW_hh
+    "M3200 K256 N512": (3200, 256, 512, False), "M3200 K512 N256": (3200, 512, 256, False),
+    "dW M512 N256 K3200 TN": (512, 3200, 256, True), "dW M512 N128 K3200 TN": (512, 3200, 128, True),
 }
 DEFAULT = list(SHAPES)[:7]
 

@@ -38,6 +38,20 @@ def test_usable_threads_bounds(threads):
     _C.set_busy_min_grains(before)
 
 
+def test_one_reading_does_not_take_a_core():
+    """The window's rule (csrc/common.cpp window_busy): a count of other processes' runnable threads takes
+    cores only when at least two samples of the window saw it (a kernel thread runnable for a moment, or one
+    of our own workers read in mid-change, did not); the result is the largest such count."""
+    assert _C.window_busy([]) == 0
+    assert _C.window_busy([1]) == 0
+    assert _C.window_busy([0, 1, 0, 0]) == 0
+    assert _C.window_busy([3, 0, 0, 0]) == 0
+    assert _C.window_busy([1, 0, 1, 0]) == 1
+    assert _C.window_busy([2, 1, 0, 0]) == 1
+    assert _C.window_busy([2, 0, 2, 5]) == 2
+    assert _C.window_busy([4, 4, 4, 4]) == 4
+
+
 def test_busy_loops_take_the_cores(threads):
     """One busy loop per core takes every core: a spinning team drops to one thread, a sleeping one keeps
     its threads (they time-share with the loops either way); results are those of one thread."""
