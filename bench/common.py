@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 # The OpenMP wait policy of this process: libgomp reads it once, when the first library that needs it loads.
-# PyTorch loads first here, so pyengine's own default (OMP_WAIT_POLICY=PASSIVE, set when pyengine loads
-# first, as in `pyengine train`) does not apply; both engines share one libgomp and one policy.
+# PyTorch loads first here, so pyengine's own default (GOMP_SPINCOUNT=3000, a brief spin, set when pyengine
+# loads first, as in `pyengine train`) does not apply; both engines share one libgomp and one policy.
 OMP_POLICY = os.environ.get("OMP_WAIT_POLICY") or (
     f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in os.environ else None)
 
@@ -223,10 +223,11 @@ class Machine:
         if OMP_POLICY is not None:
             return OMP_POLICY + " (from the environment)"
         if torch is not None:
-            return "libgomp's default, spin then sleep (PyTorch loaded first; pyengine alone defaults to PASSIVE)"
+            return ("libgomp's default, spin then sleep (PyTorch loaded first; pyengine alone defaults to a brief "
+                    "spin, GOMP_SPINCOUNT=3000)")
         if os.environ.get("PYENGINE_OMP_DEFAULTS") == "0":
             return "libgomp's default, spin then sleep (PYENGINE_OMP_DEFAULTS=0)"
-        return "PASSIVE (pyengine's default)"
+        return "GOMP_SPINCOUNT=3000, a brief spin (pyengine's default)"
 
 
 class Results:

@@ -61,11 +61,29 @@ bool env_adapt() {
   return !(env && !std::strcmp(env, "0"));
 }
 
-// libgomp's idle workers spin unless OMP_WAIT_POLICY=PASSIVE or GOMP_SPINCOUNT=0 (what this process's
-// environment says when _C loads; pyengine/backend/cpu/_lib.py corrects it when another library loaded
-// libgomp first).
+// Whether libgomp's idle workers spin for long, as this process's environment says when _C loads
+// (pyengine/backend/cpu/_lib.py corrects it when another library loaded libgomp first). libgomp spins
+// 300000 rounds by default (~15 ms on the EPYC VM, ~50 ns a round), "infinite" with OMP_WAIT_POLICY=ACTIVE,
+// not at all with PASSIVE, and GOMP_SPINCOUNT rounds when that is set (a number, optionally k / M / G / T,
+// or "infinite"). A spin of at most kBriefSpin rounds (pyengine's default is 3000, ~0.15 ms) keeps a worker
+// awake across the Python between two kernels and then sleeps: the adaptation treats it as sleeping.
+constexpr long long kBriefSpin = 10000;
+
+long long gomp_spincount(const char* c) {
+  if (!strncasecmp(c, "inf", 3)) return LLONG_MAX;
+  char* end = nullptr;
+  long long n = std::strtoll(c, &end, 10);
+  switch (end ? *end : 0) {
+    case 'k': case 'K': return n * 1000LL;
+    case 'm': case 'M': return n * 1000000LL;
+    case 'g': case 'G': return n * 1000000000LL;
+    case 't': case 'T': return n > 0 ? LLONG_MAX : 0;
+    default: return n;
+  }
+}
+
 bool env_spin() {
-  if (const char* c = std::getenv("GOMP_SPINCOUNT")) return std::strtoll(c, nullptr, 10) != 0;
+  if (const char* c = std::getenv("GOMP_SPINCOUNT")) return gomp_spincount(c) > kBriefSpin;
   if (const char* w = std::getenv("OMP_WAIT_POLICY")) return strcasecmp(w, "passive") != 0;
   return true;
 }

@@ -43,8 +43,9 @@ void set_busy_min_grains(index_t g);
 index_t busy_min_grains();
 void set_adapt_threads(bool on);
 bool adapt_threads();
-// Whether idle OpenMP workers spin (libgomp's default, OMP_WAIT_POLICY=ACTIVE, GOMP_SPINCOUNT > 0) or
-// sleep (PASSIVE): spinning teams back off further on a loaded machine.
+// Whether idle OpenMP workers spin for long (libgomp's default, OMP_WAIT_POLICY=ACTIVE, GOMP_SPINCOUNT
+// above 10000) or sleep (PASSIVE, or after a brief spin: pyengine's default GOMP_SPINCOUNT=3000):
+// spinning teams back off further on a loaded machine.
 void set_workers_spin(bool on);
 bool workers_spin();
 int busy_threads();  // runnable threads of other processes, as the adaptation sees them (samples when stale)

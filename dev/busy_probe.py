@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-import pyengine as pe  # first: pyengine's OpenMP defaults (PASSIVE), as in `pyengine train`
+import pyengine as pe  # first: pyengine's OpenMP defaults (a brief spin), as in `pyengine train`
 from pyengine import _C, lm
 from pyengine.models.gpt import GPT, GPTConfig
 

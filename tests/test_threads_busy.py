@@ -82,8 +82,9 @@ def test_busy_loops_take_the_cores(threads):
 
 
 def test_defaults_from_the_environment():
-    """PYENGINE_ADAPT_THREADS=0 turns the adaptation off; pyengine's own PASSIVE default means sleeping
-    workers; a libgomp that PyTorch loaded first kept its default, spinning."""
+    """PYENGINE_ADAPT_THREADS=0 turns the adaptation off; pyengine's own default (a brief spin, then sleep)
+    counts as sleeping workers, as PASSIVE does; libgomp's long default spin, or one that PyTorch's libgomp
+    (loaded first) kept, counts as spinning."""
     show = "from pyengine import _C; print(_C.adapt_threads(), _C.workers_spin())"
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env = dict(clean, PYENGINE_ADAPT_THREADS="0")
@@ -93,3 +94,12 @@ def test_defaults_from_the_environment():
     out = subprocess.run([sys.executable, "-c", "import torch; import pyengine; " + show], env=clean,
                          capture_output=True, text=True, timeout=300)
     assert out.stdout.split() == ["True", "True"], out.stderr
+    for setting, spins in (({"OMP_WAIT_POLICY": "PASSIVE"}, "False"), ({"GOMP_SPINCOUNT": "10k"}, "False"),
+                           ({"GOMP_SPINCOUNT": "20000"}, "True"), ({"GOMP_SPINCOUNT": "infinite"}, "True"),
+                           ({"OMP_WAIT_POLICY": "ACTIVE"}, "True"), ({"PYENGINE_OMP_DEFAULTS": "0"}, "True")):
+        out = subprocess.run([sys.executable, "-c", "import pyengine; " + show], env=dict(clean, **setting),
+                             capture_output=True, text=True, timeout=300)
+        assert out.stdout.split() == ["True", spins], (setting, out.stderr)
+    out = subprocess.run([sys.executable, "-c", "import os, pyengine; print(os.environ.get('GOMP_SPINCOUNT'))"],
+                         env=clean, capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["3000"], out.stderr
