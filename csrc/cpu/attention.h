@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common.h"
+#include "prefetch_ahead.h"
 
 namespace pe {
 namespace attn {
@@ -102,6 +103,16 @@ inline void zero_rows(T* p, index_t rows, index_t n, index_t ld) {
   for (index_t r = 0; r < rows; ++r) std::fill_n(p + r * ld, n, T(0));
 }
 
+// The rows the thread's next task will read, prefetched into L2 a share at a time while the current task
+// runs its score rows (attention.cpp plans it, the kernels walk it; prefetches only, so the bits do not
+// change). The task's first reads of q, k, v, out and dout come from L3 or memory otherwise: in a training
+// step the projection that wrote them, or the ops between, have moved on.
+struct NextRows {
+  Ahead walk;
+  index_t per_row = 0;  // lines issued per score row of the current task
+  void touch() { walk.touch(per_row); }
+};
+
 // One thread's scratch (attention.cpp allocates it; the kernels only use it).
 // lds / ldo: row strides of the Bc-wide and Dv-wide buffers.
 template <class T>
@@ -114,6 +125,7 @@ struct Workspace {
   T* m = nullptr;   // running row max: Br (forward)
   T* l = nullptr;   // running row sum: Br (forward)
   T* mb = nullptr;  // the rows' maxima over one key block: Br (forward)
+  NextRows* next = nullptr;  // the next task's rows, or null (no prefetch)
   index_t lds = 0, ldo = 0;
 };
 

@@ -401,6 +401,7 @@ PE_ATTN_TARGET void forward_block(const AttnArgs<T>& a, const Workspace<T>& ws, 
         }
         m_new = std::numeric_limits<T>::quiet_NaN();
       }
+      if (ws.next) ws.next->touch();
       const T rowsum = exp_row_padded(s, n, nc, scale, m_new);  // P = exp(S - m'), 0 past n
       const T alpha = m[r] == ninf ? T(0) : std::exp(m[r] - m_new);  // e^(m - m'); 0 when m = -inf (no libm call)
       if (alpha != T(1) && m[r] != ninf) scale_row(O + r * ldo, Dv, alpha);  // (m = -inf: O holds 0 * V_j, kept)
@@ -469,6 +470,7 @@ PE_ATTN_TARGET void backward_scores(const AttnArgs<T>& a, const Workspace<T>& ws
       scale_mask_row(p, n, a.scale, a.mask, a.H, bh, i, j0);
       scale = T(1);
     }
+    if (ws.next) ws.next->touch();
     p_ds_row_padded(p, ds, n, nc, scale, lse, a.delta[row0 + r], a.scale);  // (n = 0: only the zeros)
   }
 }

@@ -4,8 +4,9 @@
 // row_bytes, stride_bytes apart; a contiguous range is one row), and between its micro-kernel calls issues
 // the next lines in order, a few dozen at a time: a burst of hundreds of prefetches before a call held up the
 // call's own loads (dev/gemm_notes.md). Prefetches only, so the bits of any result are the same with or
-// without them. Users: the GEMM's row tiles (gemm.cpp, block_kernel: the next tile's C and A rows) and the
-// recurrences' steps (recurrence.h, StepGemm::ahead: the next step's G, dG and state rows).
+// without them. Users: the GEMM's row tiles (gemm.cpp, block_kernel: the next tile's C and A rows), the
+// recurrences' steps (recurrence.h, StepGemm::ahead: the next step's G, dG and state rows) and attention's
+// tasks (attention.cpp: the next head's or query block's q, k, v, out and dout rows).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -15,7 +16,7 @@
 namespace pe {
 
 struct Ahead {
-  static constexpr int kMax = 4;
+  static constexpr int kMax = 6;
   std::uintptr_t first[kMax] = {};  // first line of the first row (addresses as integers: a line may start
                                     // before or end past the array, which a prefetch may touch)
   index_t lines[kMax] = {};         // lines a row
