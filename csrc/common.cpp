@@ -72,14 +72,17 @@ constexpr long long kBriefSpin = 10000;
 long long gomp_spincount(const char* c) {
   if (!strncasecmp(c, "inf", 3)) return LLONG_MAX;
   char* end = nullptr;
-  long long n = std::strtoll(c, &end, 10);
+  const long long n = std::strtoll(c, &end, 10);
+  if (n <= 0) return 0;
+  long long unit = 1;
   switch (end ? *end : 0) {
-    case 'k': case 'K': return n * 1000LL;
-    case 'm': case 'M': return n * 1000000LL;
-    case 'g': case 'G': return n * 1000000000LL;
-    case 't': case 'T': return n > 0 ? LLONG_MAX : 0;
-    default: return n;
+    case 'k': case 'K': unit = 1000LL; break;
+    case 'm': case 'M': unit = 1000000LL; break;
+    case 'g': case 'G': unit = 1000000000LL; break;
+    case 't': case 'T': unit = 1000000000000LL; break;
+    default: break;
   }
+  return n > LLONG_MAX / unit ? LLONG_MAX : n * unit;
 }
 
 bool env_spin() {

@@ -96,6 +96,7 @@ def test_defaults_from_the_environment():
     assert out.stdout.split() == ["True", "True"], out.stderr
     for setting, spins in (({"OMP_WAIT_POLICY": "PASSIVE"}, "False"), ({"GOMP_SPINCOUNT": "10k"}, "False"),
                            ({"GOMP_SPINCOUNT": "20000"}, "True"), ({"GOMP_SPINCOUNT": "infinite"}, "True"),
+                           ({"GOMP_SPINCOUNT": "1M"}, "True"), ({"GOMP_SPINCOUNT": "0"}, "False"),
                            ({"OMP_WAIT_POLICY": "ACTIVE"}, "True"), ({"PYENGINE_OMP_DEFAULTS": "0"}, "True")):
         out = subprocess.run([sys.executable, "-c", "import pyengine; " + show], env=dict(clean, **setting),
                              capture_output=True, text=True, timeout=300)

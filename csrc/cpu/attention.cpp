@@ -176,7 +176,8 @@ class Scratch {
 template <class T>
 void plan_rows(NextRows& nx, const T* base, const Rows& rows, const AttnArgs<T>& a, index_t bh, index_t t0,
                index_t n, index_t width) {
-  if (n > 0) nx.walk.add_rows(base + a.at(rows, bh, t0), width * index_t(sizeof(T)), n, rows.st * index_t(sizeof(T)));
+  constexpr index_t item = sizeof(T);
+  if (n > 0) nx.walk.add_rows(base + a.at(rows, bh, t0), width * item, n, rows.st * item);
 }
 
 // Query block i0 of head bh in the forward: its q rows and the k, v rows it sees; spread over the current

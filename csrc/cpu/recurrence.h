@@ -20,9 +20,9 @@
 // until the region ends. With fewer rows, thread k owns hidden units [u0, u1) and hence the gate
 // columns g*H + u of those units; each step it runs its slice of the recurrent GEMM and of the cell,
 // then the threads meet at one barrier (step t + 1 reads all of h_t), a spinning one (SpinBarrier:
-// OpenMP's sleeps once its brief spin is over, or at once under OMP_WAIT_POLICY=PASSIVE). Either way the step's GEMM runs on the
-// calling thread as micro-kernel calls on weights packed once per sequence (StepGemm); on one thread
-// the region saves the Python loop.
+// OpenMP's sleeps once its brief spin is over, or at once under OMP_WAIT_POLICY=PASSIVE). Either way
+// the step's GEMM runs on the calling thread as micro-kernel calls on weights packed once per sequence
+// (StepGemm); on one thread the region saves the Python loop.
 // Backward keeps the gradient of each row's state in a carried (B, H) array dh (as dc for the LSTM's
 // cell state): in: dL/dh_n, out: dL/dh_0; a row that has not started (going backwards) keeps its
 // dL/dh_n until its last step is reached.
@@ -299,13 +299,13 @@ inline int sequence_threads(index_t B, index_t gates, index_t H) {
 }
 
 // The barrier the threads meet at after every step. OpenMP's barrier sleeps in the kernel under
-// OMP_WAIT_POLICY=PASSIVE (pyengine's default until 2026-12-07; now a brief spin first, _lib.py), so each
-// of the T barriers was a futex wait and
-// wake-up, as long as a step's arithmetic (~10 us at B = 32, H = 128 on 2 threads). This one spins
-// (pause) for about as long as a few steps, then yields the core at every check, so a peer the OS holds
-// back (a busy machine) is not kept from running. Sense by generation: a thread reads the generation
-// before it arrives; the last to arrive resets the count and publishes the next generation (release),
-// the others wait to see it (acquire), so every write before the barrier is visible after it.
+// OMP_WAIT_POLICY=PASSIVE (pyengine's default until 2026-12-07, now a brief spin first: _lib.py), so each
+// of the T barriers was a futex wait and wake-up, as long as a step's arithmetic (~10 us at B = 32,
+// H = 128 on 2 threads). This one spins (pause) for about as long as a few steps, then yields the core
+// at every check, so a peer the OS holds back (a busy machine) is not kept from running. Sense by
+// generation: a thread reads the generation before it arrives; the last to arrive resets the count and
+// publishes the next generation (release), the others wait to see it (acquire), so every write before
+// the barrier is visible after it.
 class SpinBarrier {
  public:
   explicit SpinBarrier(int n) : n_(n) {}
