@@ -4,13 +4,13 @@ on 2 threads, alone and beside competing processes (pure busy loops at normal pr
 one by default: ``--busy-procs N``), for pyengine (its thread count adapted to the free cores, and with the
 adaptation off) and for its PyTorch twin (bench/torch_gpt.py).
 
-Each engine runs in its own worker process, started once, warmed up, then driven round by round from here
-(``run N`` on its stdin, seconds per step back), so each keeps its own defaults: pyengine is imported first in
-its worker (its default GOMP_SPINCOUNT=3000, a brief spin, as in ``pyengine train``), PyTorch runs with its own libgomp's default
-policy. Only one worker runs at a time; the others wait on a read. Rounds alternate the conditions (alone,
-busy) and the engines' order, and the competitors are started and killed in every round, so that a drifting
-machine moves both sides of each ratio alike. Reported: the median step of each engine and condition, the
-slowdown (busy / alone, of the medians) and the range of the per-round slowdowns.
+Each engine runs in its own worker process, started once, warmed up, then driven round by round from here (``run N``
+on its stdin, seconds per step back), so each keeps its own defaults: pyengine is imported first in its worker (its
+default GOMP_SPINCOUNT=3000, a brief spin, as in ``pyengine train``), PyTorch runs with its own libgomp's default
+policy. Only one worker runs at a time; the others wait on a read. Rounds alternate the conditions (alone, busy) and
+the engines' order, and the competitors are started and killed in every round, so that a drifting machine moves both
+sides of each ratio alike. Reported: the median step of each engine and condition, the slowdown (busy / alone, of
+the medians) and the range of the per-round slowdowns.
 """
 import json
 import os
@@ -263,9 +263,10 @@ def run(res, quick=False, busy_procs=None, threads=2):
                 extra=extra)
     res.notes.append(
         f"busy: {rounds} rounds x {steps} steps per case and condition, alternating the conditions and the order; "
-        "each engine in its own worker process with its own OpenMP defaults (pyengine a brief spin, GOMP_SPINCOUNT=3000; 'spinning "
-        "workers': libgomp's default, as after `import torch; import pyengine`; PyTorch: its libgomp's default). "
-        "'alone' is this machine as it is, other users' load included; slowdown = busy / alone.")
+        "each engine in its own worker process with its own OpenMP defaults (pyengine a brief spin, "
+        "GOMP_SPINCOUNT=3000; 'spinning workers': libgomp's default, as after `import torch; import pyengine`; "
+        "PyTorch: its libgomp's default). 'alone' is this machine as it is, other users' load included; "
+        "slowdown = busy / alone.")
 
 
 def _main(argv):

@@ -103,8 +103,8 @@ def gpt_step(res, threads=2, steps=20, quick=False, shape=GPT_SHAPES["small"]):
 
 def gpt_step_alone(res, threads=2, rounds=5, steps=None, quick=False, shape=GPT_SHAPES["small"]):
     """The same step measured the other way issue 16 asks for: each engine alone in a process of its own,
-    with its own default OpenMP policy (pyengine imported first: a brief spin, GOMP_SPINCOUNT=3000; PyTorch: its libgomp's default),
-    rounds alternating the engines (bench/suites/busy.py's workers, with no competitors)."""
+    with its own default OpenMP policy (pyengine imported first: a brief spin, GOMP_SPINCOUNT=3000; PyTorch:
+    its libgomp's default), rounds alternating the engines (bench/suites/busy.py's workers, with no competitors)."""
     import dataclasses
     import statistics
     import tempfile
