@@ -255,7 +255,6 @@ def test_flops_of_matmul_linear_attention():
     assert top.key == "cpu::attention_forward" and table.splitlines()[3].startswith(top.key)
 
 
-
 def test_percent_of_peak_over_100_is_explained(monkeypatch):
     """FLOPs follow PyTorch's counter (causal attention's hidden scores included), so a row can pass 100% of the
     probe's peak; the table says why under it, and only then."""
@@ -283,6 +282,7 @@ def test_recurrent_sequence_kernels_count_their_gemms(cls, kind, gates):
     assert set(ev) == {f"cpu::{kind}_sequence_forward", f"cpu::{kind}_sequence_backward"}
     for e in ev.values():
         assert e.flops == 2 * T * B * gates * H * H, (e.name, e.flops)
+
 
 def test_pointwise_ops_count_numel_and_memory():
     x = _t(6, 5)

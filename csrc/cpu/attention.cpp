@@ -184,21 +184,19 @@ void plan_rows(NextRows& nx, const T* base, const Rows& rows, const AttnArgs<T>&
 // task's `rows` score rows.
 template <class T>
 void plan_forward(NextRows& nx, const AttnArgs<T>& a, index_t bh, index_t i0, index_t rows) {
-  nx.walk = Ahead{};
-  nx.walk.l2 = true;
+  nx.clear();
   const index_t mr = std::min(a.br, a.Tq - i0), kend = a.key_end(i0 + mr - 1);
   plan_rows(nx, a.q, a.q_rows, a, bh, i0, mr, a.D);
   plan_rows(nx, a.k, a.k_rows, a, bh, 0, kend, a.D);
   plan_rows(nx, a.v, a.v_rows, a, bh, 0, kend, a.Dv);
-  nx.per_row = (nx.walk.total() + rows - 1) / std::max<index_t>(rows, 1);
+  nx.spread(rows);
 }
 
 // Head bh in the per-head backward: its q, k, v, out and dout rows; spread over the score rows one head's
 // task runs (every query block that sees each key block).
 template <class T>
 void plan_backward(NextRows& nx, const AttnArgs<T>& a, index_t bh) {
-  nx.walk = Ahead{};
-  nx.walk.l2 = true;
+  nx.clear();
   plan_rows(nx, a.q, a.q_rows, a, bh, 0, a.Tq, a.D);
   plan_rows(nx, a.k, a.k_rows, a, bh, 0, a.Tk, a.D);
   plan_rows(nx, a.v, a.v_rows, a, bh, 0, a.Tk, a.Dv);
@@ -206,7 +204,7 @@ void plan_backward(NextRows& nx, const AttnArgs<T>& a, index_t bh) {
   plan_rows(nx, a.dout, a.dout_rows, a, bh, 0, a.Tq, a.Dv);
   index_t rows = 0;
   for (index_t j0 = 0; j0 < a.Tk; j0 += a.bc) rows += a.Tq - std::min(a.Tq, a.first_query(j0) / a.br * a.br);
-  nx.per_row = (nx.walk.total() + rows - 1) / std::max<index_t>(rows, 1);
+  nx.spread(rows);
 }
 
 // Block sizes default when unset; the causal offset is clamped to [-(Tq+1), Tk]
@@ -253,7 +251,7 @@ void attention_forward(const AttnArgs<T>& args) {
       const index_t mr = std::min(a.br, a.Tq - i0), kend = a.key_end(i0 + mr - 1);
       plan_forward(s.next(), a, (t + nt) / nqb, query_block(t + nt), mr * ((kend + a.bc - 1) / a.bc));
     } else {
-      s.next().walk = Ahead{};
+      s.next().clear();
     }
     K.forward_block(a, s.ws(), bh, i0);
   }
@@ -312,7 +310,7 @@ void attention_backward(const AttnArgs<T>& args, BwdStrategy strategy) {
         const index_t bh = head(t);
         NextRows& next = scratch[thread_id()].next();
         if (t + nt < a.BH) plan_backward(next, a, head(t + nt));  // the head nt on
-        else next.walk = Ahead{};
+        else next.clear();
         K.backward_delta(a, bh, delta.data());  // this head's D_i (only this task reads them)
         // dq rows of the query blocks before the first one key block 0 visits (backward_key_block)
         // (all of them when there are no keys)

@@ -110,6 +110,14 @@ inline void zero_rows(T* p, index_t rows, index_t n, index_t ld) {
 struct NextRows {
   Ahead walk;
   index_t per_row = 0;  // lines issued per score row of the current task
+  // Empties the list (nothing to prefetch until ranges are added and spread).
+  void clear() {
+    walk = Ahead{};
+    walk.l2 = true;
+    per_row = 0;
+  }
+  // Spreads the listed lines over the current task's `rows` score rows.
+  void spread(index_t rows) { per_row = (walk.total() + rows - 1) / std::max<index_t>(rows, 1); }
   void touch() { walk.touch(per_row); }
 };
 
